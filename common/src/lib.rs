@@ -1,0 +1,4 @@
+//! Code shared by every iked process.
+
+pub mod crypto;
+pub mod wire;
