@@ -1,1 +1,45 @@
-fn main() {}
+//! iked: the parent process, and the entry point of every child (each child
+//! is this same binary, exec'ed with a hidden role argument).
+
+mod cli;
+mod control;
+mod daemon;
+mod spawn;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use iked_common::ipc::{Role, Verbosity};
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    if let Some(name) = &cli.child_role {
+        let status = match Role::from_name(name) {
+            Some(Role::Ikev2) => iked_ikev2::process::run(cli.foreground),
+            Some(Role::Pfkey) => iked_pfkey::process::run(cli.foreground),
+            Some(Role::Ca) => iked_ca::process::run(cli.foreground),
+            _ => {
+                eprintln!("iked: unknown child role {name:?}");
+                2
+            }
+        };
+        return ExitCode::from(status as u8);
+    }
+    if cli.version {
+        println!("iked {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    let verbosity = match cli.verbose {
+        0 => Verbosity::Brief,
+        1 => Verbosity::Verbose,
+        _ => Verbosity::Debug,
+    };
+    match daemon::run(&cli, verbosity) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("iked: {message}");
+            log::error!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}

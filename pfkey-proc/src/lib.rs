@@ -1,1 +1,28 @@
-//! iked-pfkey
+//! pfkey-proc: the only process that talks to the kernel's SA and policy
+//! databases. It keeps CAP_NET_ADMIN and nothing else, and installs only what
+//! falls inside the configured flows.
+
+pub mod backend;
+pub mod bytes;
+pub mod flows;
+pub mod process;
+pub mod service;
+pub mod socket;
+pub mod xfrm;
+pub mod xfrm_codec;
+
+/// Removes `entries` from the kernel through a fresh socket: used by the
+/// parent (root) when pfkey-proc died and cannot flush them itself.
+pub fn remove_entries(
+    kind: iked_common::kernel::KernelSocketKind,
+    entries: &[iked_common::kernel::KernelEntry],
+) -> Result<(), String> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "cannot remove {} {} entries: no backend yet",
+        entries.len(),
+        kind.name()
+    ))
+}

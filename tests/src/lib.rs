@@ -1,1 +1,340 @@
-//! Integration tests live in tests/tests/.
+//! Helpers for the integration tests in `tests/tests/`: finding the built
+//! binaries, running a daemon in a network namespace of its own, reading what
+//! /proc says about its processes. Every wait here is bounded.
+
+use std::collections::HashMap;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// Fails the test, with the reason, unless we are root: tests that need root
+/// never skip silently.
+pub fn require_root(what: &str) {
+    assert!(
+        nix::unistd::Uid::effective().is_root(),
+        "{what} needs root (network namespaces, privilege drop): run it as root, as .ci/run does"
+    );
+}
+
+/// A binary of this workspace, built by `cargo build --workspace --bins`.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first",
+        path.display()
+    );
+    path
+}
+
+/// A scratch directory removed at drop.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(tag: &str) -> Scratch {
+        let path = std::env::temp_dir().join(format!(
+            "iked-test-{tag}-{}-{}",
+            std::process::id(),
+            Instant::now().elapsed().as_nanos()
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("scratch dir");
+        Scratch(path)
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// An iked started with `-d` in a network namespace of its own.
+pub struct Daemon {
+    pub child: Child,
+    pub config: PathBuf,
+    pub socket: PathBuf,
+    pub log: PathBuf,
+    pub scratch: Scratch,
+    exited: Option<ExitStatus>,
+}
+
+impl Daemon {
+    /// Starts iked with `config_text` and waits until it reports that its
+    /// children are up.
+    pub fn start(tag: &str, config_text: &str) -> Daemon {
+        let scratch = Scratch::new(tag);
+        let config = scratch.file("iked.conf");
+        std::fs::write(&config, config_text).expect("write config");
+        let socket = scratch.file("iked.sock");
+        let log = scratch.file("iked.log");
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let mut command = Command::new(binary("iked"));
+        command
+            .arg("-d")
+            .arg("-v")
+            .arg("-f")
+            .arg(&config)
+            .arg("-s")
+            .arg(&socket)
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("dup"))
+            .stderr(log_file);
+        // SAFETY: unshare(2) is async-signal-safe.
+        unsafe {
+            command.pre_exec(|| {
+                nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        let child = command.spawn().expect("spawn iked");
+        let mut daemon = Daemon {
+            child,
+            config,
+            socket,
+            log,
+            scratch,
+            exited: None,
+        };
+        if let Err(e) = daemon.wait_for_log("started:", Duration::from_secs(10)) {
+            panic!("iked did not start: {e}\n--- log ---\n{}", daemon.log_text());
+        }
+        daemon
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log contains `needle`.
+    pub fn wait_for_log(&mut self, needle: &str, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.log_text().contains(needle) {
+                return Ok(());
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                self.exited = Some(status);
+                return Err(format!("iked exited ({status}) before logging {needle:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Err(format!("no {needle:?} in the log within {timeout:?}"))
+    }
+
+    /// Waits for the daemon to exit; None if it is still running at timeout.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        if self.exited.is_some() {
+            return self.exited;
+        }
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                self.exited = Some(status);
+                return self.exited;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.exited.is_none() && matches!(self.child.try_wait(), Ok(None))
+    }
+
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), signal).expect("kill");
+    }
+
+    /// The daemon's children by role name (ikev2, pfkey, ca).
+    pub fn children(&self) -> HashMap<String, i32> {
+        let mut children = HashMap::new();
+        for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            if parent_pid(pid) != Some(self.pid()) {
+                continue;
+            }
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let args: Vec<String> = cmdline
+                .split(|&b| b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            if let Some(i) = args.iter().position(|a| a == "--privsep-child") {
+                if let Some(role) = args.get(i + 1) {
+                    children.insert(role.clone(), pid);
+                }
+            }
+        }
+        children
+    }
+
+    /// Runs ikectl against this daemon's socket.
+    pub fn ikectl(&self, args: &[&str]) -> std::process::Output {
+        Command::new(binary("ikectl"))
+            .arg("-s")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("run ikectl")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.is_running() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+pub fn parent_pid(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields start after
+    // the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// A field of /proc/PID/status ("Uid", "CapEff", ...).
+pub fn status_field(pid: i32, field: &str) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+/// Inodes of the sockets a process holds.
+pub fn socket_inodes(pid: i32) -> Vec<u64> {
+    let mut inodes = Vec::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fd")).expect("fd dir").flatten() {
+        if let Ok(target) = std::fs::read_link(entry.path()) {
+            let target = target.to_string_lossy().into_owned();
+            if let Some(inode) = target.strip_prefix("socket:[").and_then(|t| t.strip_suffix(']')) {
+                inodes.extend(inode.parse::<u64>().ok());
+            }
+        }
+    }
+    inodes
+}
+
+/// Socket inodes listed in /proc/PID/net/FILE whose `select` column
+/// matches, with `inode_column` giving the inode (0-based, whitespace split).
+pub fn net_table_inodes(pid: i32, file: &str, inode_column: usize, select: impl Fn(&[&str]) -> bool) -> Vec<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/net/{file}")).unwrap_or_default();
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let columns: Vec<&str> = line.split_whitespace().collect();
+            if !select(&columns) {
+                return None;
+            }
+            columns.get(inode_column)?.parse().ok()
+        })
+        .collect()
+}
+
+/// What one socket of a process is, read from a copy of its descriptor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketInfo {
+    pub fd: i32,
+    pub domain: i32,
+    pub socket_type: i32,
+    pub protocol: i32,
+    /// Local port of an IPv4/IPv6 socket.
+    pub port: Option<u16>,
+}
+
+impl SocketInfo {
+    /// A kernel key socket: NETLINK_XFRM or PF_KEY.
+    pub fn is_kernel_key_socket(&self) -> bool {
+        (self.domain == nix::libc::AF_NETLINK && self.protocol == nix::libc::NETLINK_XFRM)
+            || self.domain == nix::libc::PF_KEY
+    }
+
+    pub fn is_udp(&self) -> bool {
+        matches!(self.domain, nix::libc::AF_INET | nix::libc::AF_INET6)
+            && self.socket_type == nix::libc::SOCK_DGRAM
+    }
+}
+
+fn getsockopt_int(fd: i32, option: i32) -> i32 {
+    let mut value: nix::libc::c_int = -1;
+    let mut len = std::mem::size_of::<nix::libc::c_int>() as nix::libc::socklen_t;
+    // SAFETY: value and len are valid for the duration of the call.
+    unsafe {
+        nix::libc::getsockopt(
+            fd,
+            nix::libc::SOL_SOCKET,
+            option,
+            (&mut value as *mut nix::libc::c_int).cast(),
+            &mut len,
+        );
+    }
+    value
+}
+
+/// Every socket process `pid` holds, examined through pidfd_getfd(2) (root
+/// may take a copy of another process's descriptor). Unlike /proc/net, this
+/// also sees sockets that were never bound.
+pub fn sockets_of(pid: i32) -> Vec<SocketInfo> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: plain system calls with integer arguments; the returned
+    // descriptors are owned here and closed at drop.
+    let pidfd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid, 0) };
+    assert!(pidfd >= 0, "pidfd_open({pid}): {}", std::io::Error::last_os_error());
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as i32) };
+    let mut sockets = Vec::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fd")).expect("fd dir").flatten() {
+        let Ok(target) = std::fs::read_link(entry.path()) else {
+            continue;
+        };
+        if !target.to_string_lossy().starts_with("socket:") {
+            continue;
+        }
+        let Ok(fd) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let copy = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
+        assert!(copy >= 0, "pidfd_getfd({pid}, {fd}): {}", std::io::Error::last_os_error());
+        let copy = unsafe { OwnedFd::from_raw_fd(copy as i32) };
+        let raw = copy.as_raw_fd();
+        let domain = getsockopt_int(raw, nix::libc::SO_DOMAIN);
+        let port = match domain {
+            nix::libc::AF_INET | nix::libc::AF_INET6 => {
+                nix::sys::socket::getsockname::<nix::sys::socket::SockaddrStorage>(raw)
+                    .ok()
+                    .and_then(|a| {
+                        a.as_sockaddr_in()
+                            .map(|s| s.port())
+                            .or_else(|| a.as_sockaddr_in6().map(|s| s.port()))
+                    })
+            }
+            _ => None,
+        };
+        sockets.push(SocketInfo {
+            fd,
+            domain,
+            socket_type: getsockopt_int(raw, nix::libc::SO_TYPE),
+            protocol: getsockopt_int(raw, nix::libc::SO_PROTOCOL),
+            port,
+        });
+    }
+    sockets
+}

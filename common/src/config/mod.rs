@@ -1,0 +1,101 @@
+//! iked.conf(5): the configuration language, modelled on OpenBSD's.
+//!
+//! The whole file is parsed before anything is applied; an error names
+//! `file:line:col` and the old configuration stays in force.
+
+mod lexer;
+mod parser;
+
+use std::fmt;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ipc::InitiationMode;
+use crate::kernel::KernelSocketKind;
+
+pub use parser::{parse_file, parse_str};
+
+/// Largest configuration file read, so a runaway include cannot eat memory.
+pub const MAX_FILE_SIZE: u64 = 4 << 20;
+/// Deepest `include` nesting.
+pub const MAX_INCLUDE_DEPTH: usize = 8;
+
+/// A parsed configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    /// `set active|passive`: whether active policies initiate on their own.
+    pub mode: InitiationMode,
+    /// `set kernel xfrm|pfkey`; `None` means XFRM with a PF_KEY fallback.
+    pub kernel: Option<KernelSocketKind>,
+    /// `set dpd_check_interval N` (seconds; 0 disables DPD).
+    pub dpd_check_interval: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            mode: InitiationMode::Active,
+            kernel: None,
+            dpd_check_interval: 60,
+        }
+    }
+}
+
+/// Where in which file something is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub file: String,
+    pub line: u32,
+    pub col: u32,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.col)
+    }
+}
+
+/// A configuration error, located.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub location: Location,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.location, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A `-D name=value` definition from the command line.
+pub fn parse_macro_definition(definition: &str) -> Result<(String, String), String> {
+    match definition.split_once('=') {
+        Some((name, value)) if lexer::is_macro_name(name) => {
+            Ok((name.to_string(), value.to_string()))
+        }
+        _ => Err(format!(
+            "invalid macro definition {definition:?}: expected name=value"
+        )),
+    }
+}
+
+/// Reads a file with the size cap, naming the file in the error.
+fn read_capped(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    let mut text = String::new();
+    file.take(MAX_FILE_SIZE + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if text.len() as u64 > MAX_FILE_SIZE {
+        return Err(format!("larger than {MAX_FILE_SIZE} bytes"));
+    }
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests;

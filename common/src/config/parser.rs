@@ -1,0 +1,173 @@
+//! Statements of iked.conf.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use super::lexer::{is_macro_name, tokenize, Token, TokenKind};
+use super::{read_capped, Config, ConfigError, Location, MAX_INCLUDE_DEPTH};
+use crate::ipc::InitiationMode;
+use crate::kernel::KernelSocketKind;
+
+struct Parser {
+    config: Config,
+    macros: HashMap<String, String>,
+}
+
+/// Parses the file at `path` with `-D` macros already defined.
+pub fn parse_file(path: &Path, macros: &[(String, String)]) -> Result<Config, ConfigError> {
+    let mut parser = Parser::new(macros);
+    parser.file(path, 0, None)?;
+    Ok(parser.config)
+}
+
+/// Parses `text` as if read from a file called `name` (includes are resolved
+/// relative to the current directory).
+pub fn parse_str(name: &str, text: &str, macros: &[(String, String)]) -> Result<Config, ConfigError> {
+    let mut parser = Parser::new(macros);
+    parser.text(name, text, Path::new("."), 0)?;
+    Ok(parser.config)
+}
+
+fn error(location: &Location, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        location: location.clone(),
+        message: message.into(),
+    }
+}
+
+impl Parser {
+    fn new(macros: &[(String, String)]) -> Parser {
+        Parser {
+            config: Config::default(),
+            macros: macros.iter().cloned().collect(),
+        }
+    }
+
+    fn file(&mut self, path: &Path, depth: usize, from: Option<&Location>) -> Result<(), ConfigError> {
+        let name = path.display().to_string();
+        let text = read_capped(path).map_err(|message| ConfigError {
+            location: from.cloned().unwrap_or(Location {
+                file: name.clone(),
+                line: 0,
+                col: 0,
+            }),
+            message: format!("{name}: {message}"),
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+        self.text(&name, &text, &base, depth)
+    }
+
+    fn text(&mut self, name: &str, text: &str, base: &Path, depth: usize) -> Result<(), ConfigError> {
+        let tokens = tokenize(name, text).map_err(|(location, message)| ConfigError { location, message })?;
+        for statement in tokens.split(|t| t.kind == TokenKind::Newline) {
+            if statement.is_empty() {
+                continue;
+            }
+            self.statement(statement, base, depth)?;
+        }
+        Ok(())
+    }
+
+    /// Replaces `$name` words by the macro's value.
+    fn expand(&self, token: &Token) -> Result<TokenKind, ConfigError> {
+        match &token.kind {
+            TokenKind::Word(w) if w.starts_with('$') => {
+                let name = &w[1..];
+                match self.macros.get(name) {
+                    Some(value) => Ok(TokenKind::Word(value.clone())),
+                    None => Err(error(&token.location, format!("macro '{name}' is not defined"))),
+                }
+            }
+            other => Ok(other.clone()),
+        }
+    }
+
+    fn statement(&mut self, tokens: &[Token], base: &Path, depth: usize) -> Result<(), ConfigError> {
+        let first = &tokens[0];
+        // Macro definition: name = value
+        if let (TokenKind::Word(name), Some(Token { kind: TokenKind::Equals, .. })) = (&first.kind, tokens.get(1)) {
+            if !is_macro_name(name) {
+                return Err(error(&first.location, format!("invalid macro name '{name}'")));
+            }
+            let value = match tokens.get(2) {
+                Some(t) => match self.expand(t)? {
+                    TokenKind::Word(v) | TokenKind::Quoted(v) => v,
+                    _ => return Err(error(&t.location, "macro value expected")),
+                },
+                None => return Err(error(&tokens[1].location, "macro value expected after '='")),
+            };
+            if let Some(extra) = tokens.get(3) {
+                return Err(error(&extra.location, "unexpected text after macro value"));
+            }
+            self.macros.insert(name.clone(), value);
+            return Ok(());
+        }
+        let words: Vec<(TokenKind, &Location)> = tokens
+            .iter()
+            .map(|t| Ok((self.expand(t)?, &t.location)))
+            .collect::<Result<_, ConfigError>>()?;
+        let Some((TokenKind::Word(keyword), location)) = words.first() else {
+            return Err(error(&first.location, "statement must start with a keyword"));
+        };
+        match keyword.as_str() {
+            "set" => self.set(&words[1..], location),
+            "include" => {
+                let Some((TokenKind::Quoted(target) | TokenKind::Word(target), at)) = words.get(1) else {
+                    return Err(error(location, "include needs a file name"));
+                };
+                if let Some((_, extra)) = words.get(2) {
+                    return Err(error(extra, "unexpected text after include file"));
+                }
+                if depth + 1 > MAX_INCLUDE_DEPTH {
+                    return Err(error(at, format!("includes nested deeper than {MAX_INCLUDE_DEPTH}")));
+                }
+                let path = base.join(target);
+                self.file(&path, depth + 1, Some(at))
+            }
+            other => Err(error(location, format!("syntax error: unknown keyword '{other}'"))),
+        }
+    }
+
+    fn set(&mut self, words: &[(TokenKind, &Location)], set_at: &Location) -> Result<(), ConfigError> {
+        let Some((TokenKind::Word(option), at)) = words.first() else {
+            return Err(error(set_at, "set needs an option"));
+        };
+        let argument = words.get(1);
+        let argument_count = match option.as_str() {
+            "active" => {
+                self.config.mode = InitiationMode::Active;
+                0
+            }
+            "passive" => {
+                self.config.mode = InitiationMode::Passive;
+                0
+            }
+            "dpd_check_interval" => {
+                let Some((TokenKind::Word(value), value_at)) = argument else {
+                    return Err(error(at, "dpd_check_interval needs a number of seconds"));
+                };
+                self.config.dpd_check_interval = value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|&n| n <= 86_400)
+                    .ok_or_else(|| error(value_at, format!("invalid dpd_check_interval '{value}': expected 0..86400 seconds")))?;
+                1
+            }
+            "kernel" => {
+                let kind = match argument {
+                    Some((TokenKind::Word(v), _)) if v == "xfrm" => KernelSocketKind::Xfrm,
+                    Some((TokenKind::Word(v), _)) if v == "pfkey" => KernelSocketKind::Pfkey,
+                    Some((_, value_at)) => return Err(error(value_at, "expected 'xfrm' or 'pfkey'")),
+                    None => return Err(error(at, "set kernel needs 'xfrm' or 'pfkey'")),
+                };
+                self.config.kernel = Some(kind);
+                1
+            }
+            other => return Err(error(at, format!("syntax error: unknown option 'set {other}'"))),
+        };
+        if let Some((_, extra)) = words.get(1 + argument_count) {
+            return Err(error(extra, format!("unexpected text after 'set {option}'")));
+        }
+        Ok(())
+    }
+}

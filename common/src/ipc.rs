@@ -1,0 +1,426 @@
+//! Every message that crosses a process boundary, in one place.
+//!
+//! One enum per direction and channel, so the whole set of things a process
+//! can be asked fits on one screen. Messages are postcard-encoded, one per
+//! SOCK_SEQPACKET datagram, at most [`MAX_MESSAGE`] bytes; file descriptors
+//! travel beside them as SCM_RIGHTS. A datagram that does not decode is a bug
+//! or a compromised peer: the receiver logs it and exits (see [`IpcError`]).
+
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::kernel::{
+    Flow, IpsecProtocol, KernelEntry, KernelEvent, KernelFailure, KernelSocketKind, PolicyDirection,
+    PolicyParams, SaId, SaParams, Selector,
+};
+use std::net::IpAddr;
+
+/// Bumped whenever any message below changes shape; checked in the startup
+/// handshake so a parent never talks to a child from another build.
+pub const IPC_VERSION: u32 = 1;
+
+/// Largest datagram a process accepts. Big enough for a configuration of some
+/// thousand policies; anything larger is refused, never truncated.
+pub const MAX_MESSAGE: usize = 1 << 20;
+
+/// At most this many descriptors ride on one message.
+pub const MAX_FDS_PER_MESSAGE: usize = 4;
+
+/// The four processes of the daemon.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    Parent,
+    Ikev2,
+    Pfkey,
+    Ca,
+}
+
+impl Role {
+    /// The name used in logs ("lost child ikev2") and process titles.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Parent => "parent",
+            Role::Ikev2 => "ikev2",
+            Role::Pfkey => "pfkey",
+            Role::Ca => "ca",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Role> {
+        [Role::Parent, Role::Ikev2, Role::Pfkey, Role::Ca]
+            .into_iter()
+            .find(|r| r.name() == name)
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How much the daemon logs: `ikectl log brief|verbose`, `iked -v`.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    /// Notices, warnings and errors.
+    Brief,
+    /// Also each exchange and state change (`-v`, `ikectl log verbose`).
+    Verbose,
+    /// Also per-message detail (`-vv`).
+    Debug,
+}
+
+/// Whether policies start negotiating on their own (`set active|passive`).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitiationMode {
+    Active,
+    Passive,
+}
+
+/// What a descriptor sent with [`ParentToChild::Descriptor`] is for.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DescriptorPurpose {
+    /// A bound UDP socket for IKE (port 500) or NAT-T (port 4500), to ikev2.
+    IkeUdp { port: u16, ipv6: bool },
+    /// The kernel key socket for requests, to pfkey.
+    KernelRequests(KernelSocketKind),
+    /// A second kernel socket subscribed to events (ACQUIRE, EXPIRE), to pfkey.
+    KernelEvents(KernelSocketKind),
+    /// This child's end of a channel to a sibling process.
+    Sibling(Role),
+}
+
+/// The part of the configuration each child is given: never more than it needs.
+/// Secrets go to ca only; flows go to pfkey only.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub enum ChildConfig {
+    Ikev2 {
+        generation: u64,
+        mode: InitiationMode,
+    },
+    Pfkey {
+        generation: u64,
+        /// Everything pfkey may install; requests outside are refused.
+        flows: Vec<Flow>,
+    },
+    Ca {
+        generation: u64,
+    },
+}
+
+impl ChildConfig {
+    pub fn generation(&self) -> u64 {
+        match self {
+            ChildConfig::Ikev2 { generation, .. }
+            | ChildConfig::Pfkey { generation, .. }
+            | ChildConfig::Ca { generation } => *generation,
+        }
+    }
+}
+
+/// Parent → any child.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub enum ParentToChild {
+    /// First message on the channel. The child answers with
+    /// [`ChildToParent::Hello`] or exits on a version mismatch.
+    Hello {
+        version: u32,
+        verbosity: Verbosity,
+        /// Where to chroot; resolved by the parent, which can read /etc.
+        chroot_dir: String,
+        /// The unprivileged user's ids, resolved by the parent.
+        uid: u32,
+        gid: u32,
+    },
+    /// Exactly one descriptor rides along.
+    Descriptor(DescriptorPurpose),
+    /// All descriptors were sent: drop privileges now and answer `Ready`.
+    DropPrivileges,
+    /// A new configuration generation.
+    Config(ChildConfig),
+    SetVerbosity(Verbosity),
+    /// Orderly shutdown: finish (pfkey: flush what we installed), answer
+    /// [`ChildToParent::ShutdownComplete`], exit 0.
+    Shutdown,
+}
+
+/// Any child → parent.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub enum ChildToParent {
+    Hello {
+        version: u32,
+        role: Role,
+    },
+    /// Privileges are dropped; the child serves from now on.
+    Ready,
+    ConfigApplied {
+        generation: u64,
+    },
+    /// pfkey: an entry now exists in the kernel because of us. The parent keeps
+    /// the list so it can flush our entries even if pfkey dies (fail closed).
+    KernelEntryAdded(KernelEntry),
+    /// pfkey: that entry is gone again.
+    KernelEntryRemoved(KernelEntry),
+    ShutdownComplete,
+}
+
+/// ikev2 → pfkey. Every request carries an id echoed in the reply, so
+/// ikev2 never blocks waiting.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub enum Ikev2ToPfkey {
+    /// Liveness check used by the startup self-test.
+    Ping { id: u64 },
+    /// Reserve an inbound SPI in `min..=max` for an SA from `src` (the peer)
+    /// to `dst` (us). Answered by [`PfkeyToIkev2::SpiAllocated`].
+    AllocateSpi {
+        id: u64,
+        src: IpAddr,
+        dst: IpAddr,
+        protocol: IpsecProtocol,
+        reqid: u32,
+        min: u32,
+        max: u32,
+    },
+    /// Install an SA (or complete one whose SPI was allocated).
+    AddSa { id: u64, sa: SaParams },
+    /// Replace an existing SA of ours (same destination, protocol, SPI).
+    UpdateSa { id: u64, sa: SaParams },
+    /// Remove an SA we installed.
+    DeleteSa { id: u64, sa: SaId },
+    AddPolicy { id: u64, policy: PolicyParams },
+    /// Remove a policy we installed.
+    DeletePolicy {
+        id: u64,
+        selector: Selector,
+        direction: PolicyDirection,
+    },
+}
+
+/// pfkey → ikev2.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub enum PfkeyToIkev2 {
+    Pong { id: u64 },
+    SpiAllocated { id: u64, spi: u32 },
+    /// The request with this id was carried out.
+    Done { id: u64 },
+    /// Refused by pfkey (outside the flows) or failed in the kernel.
+    Failed { id: u64, failure: KernelFailure },
+    /// Something the kernel reported on its own (ACQUIRE, EXPIRE).
+    Event(KernelEvent),
+}
+
+/// ikev2 → ca.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub enum Ikev2ToCa {
+    Ping { id: u64 },
+}
+
+/// ca → ikev2.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub enum CaToIkev2 {
+    Pong { id: u64 },
+}
+
+/// ikectl → parent, over the control socket.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub enum ControlRequest {
+    Hello { version: u32 },
+    SetVerbosity(Verbosity),
+    Reload,
+}
+
+/// parent → ikectl.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub enum ControlReply {
+    Hello { version: u32 },
+    Done(String),
+    Failed(String),
+}
+
+/// Why a message could not be sent or received.
+#[derive(Debug, thiserror::Error)]
+pub enum IpcError {
+    #[error("peer closed the channel")]
+    Closed,
+    #[error("message of {0} bytes exceeds the {MAX_MESSAGE}-byte cap")]
+    Oversized(usize),
+    #[error("malformed message ({len} bytes): {reason}")]
+    Malformed { len: usize, reason: String },
+    #[error("{0} descriptors attached, at most {MAX_FDS_PER_MESSAGE} allowed")]
+    TooManyDescriptors(usize),
+    #[error("descriptor control data truncated")]
+    ControlTruncated,
+    #[error("expected {expected} attached descriptor(s), got {got}")]
+    DescriptorCount { expected: usize, got: usize },
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl From<nix::Error> for IpcError {
+    fn from(e: nix::Error) -> Self {
+        IpcError::Io(std::io::Error::from(e))
+    }
+}
+
+/// A decoded message and the descriptors that came with it.
+#[derive(Debug)]
+pub struct Received<T> {
+    pub message: T,
+    pub descriptors: Vec<OwnedFd>,
+}
+
+impl<T> Received<T> {
+    /// The message, insisting that it carried exactly `n` descriptors.
+    pub fn expect_descriptors(self, n: usize) -> Result<(T, Vec<OwnedFd>), IpcError> {
+        if self.descriptors.len() != n {
+            return Err(IpcError::DescriptorCount {
+                expected: n,
+                got: self.descriptors.len(),
+            });
+        }
+        Ok((self.message, self.descriptors))
+    }
+}
+
+/// Encodes a message, refusing anything over the cap.
+pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, IpcError> {
+    let bytes = postcard::to_stdvec(message).map_err(|e| IpcError::Malformed {
+        len: 0,
+        reason: e.to_string(),
+    })?;
+    if bytes.len() > MAX_MESSAGE {
+        return Err(IpcError::Oversized(bytes.len()));
+    }
+    Ok(bytes)
+}
+
+/// Decodes one datagram. Trailing bytes are an error: a datagram is exactly
+/// one message.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, IpcError> {
+    if bytes.len() > MAX_MESSAGE {
+        return Err(IpcError::Oversized(bytes.len()));
+    }
+    let (message, rest) =
+        postcard::take_from_bytes::<T>(bytes).map_err(|e| IpcError::Malformed {
+            len: bytes.len(),
+            reason: e.to_string(),
+        })?;
+    if !rest.is_empty() {
+        return Err(IpcError::Malformed {
+            len: bytes.len(),
+            reason: format!("{} trailing bytes", rest.len()),
+        });
+    }
+    Ok(message)
+}
+
+/// Sends one message, with `descriptors` attached as SCM_RIGHTS.
+pub fn send<T: Serialize>(
+    socket: BorrowedFd<'_>,
+    message: &T,
+    descriptors: &[BorrowedFd<'_>],
+) -> Result<(), IpcError> {
+    if descriptors.len() > MAX_FDS_PER_MESSAGE {
+        return Err(IpcError::TooManyDescriptors(descriptors.len()));
+    }
+    let bytes = encode(message)?;
+    let raw: Vec<RawFd> = descriptors.iter().map(|fd| fd.as_raw_fd()).collect();
+    let iov = [IoSlice::new(&bytes)];
+    let rights = [ControlMessage::ScmRights(&raw)];
+    let cmsgs: &[ControlMessage] = if raw.is_empty() { &[] } else { &rights };
+    loop {
+        match sendmsg::<()>(socket.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
+            Ok(n) if n == bytes.len() => return Ok(()),
+            // SOCK_SEQPACKET sends whole records or fails; a short count would
+            // mean the socket is of the wrong type.
+            Ok(n) => {
+                return Err(IpcError::Io(std::io::Error::other(format!(
+                    "short send: {n} of {} bytes",
+                    bytes.len()
+                ))))
+            }
+            Err(nix::Error::EINTR) => continue,
+            Err(nix::Error::EPIPE) | Err(nix::Error::ECONNRESET) => return Err(IpcError::Closed),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Receives one message and any descriptors (close-on-exec set). A datagram
+/// over the cap, cut control data, or bytes that do not decode as `T` are
+/// errors; received descriptors are closed when the error is dropped.
+pub fn recv<T: DeserializeOwned>(socket: BorrowedFd<'_>) -> Result<Received<T>, IpcError> {
+    let (bytes, descriptors) = recv_raw(socket)?;
+    let message = decode(&bytes)?;
+    Ok(Received {
+        message,
+        descriptors,
+    })
+}
+
+/// Receives one datagram's bytes and descriptors without decoding.
+pub fn recv_raw(socket: BorrowedFd<'_>) -> Result<(Vec<u8>, Vec<OwnedFd>), IpcError> {
+    // One byte more than the cap, so an oversized datagram is seen as such
+    // (MSG_TRUNC) rather than silently cut to size.
+    let mut buf = vec![0u8; MAX_MESSAGE + 1];
+    let mut cmsg_space = nix::cmsg_space!([RawFd; MAX_FDS_PER_MESSAGE]);
+    loop {
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let result = recvmsg::<()>(
+            socket.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg_space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        );
+        let msg = match result {
+            Ok(msg) => msg,
+            Err(nix::Error::EINTR) => continue,
+            Err(nix::Error::ECONNRESET) => return Err(IpcError::Closed),
+            Err(e) => return Err(e.into()),
+        };
+        let mut descriptors = Vec::new();
+        for cmsg in msg.cmsgs()? {
+            if let ControlMessageOwned::ScmRights(fds) = cmsg {
+                for fd in fds {
+                    // SAFETY: the kernel just installed this descriptor in our
+                    // table for us; nothing else owns it.
+                    descriptors.push(unsafe { OwnedFd::from_raw_fd(fd) });
+                }
+            }
+        }
+        let len = msg.bytes;
+        let flags = msg.flags;
+        if flags.contains(MsgFlags::MSG_CTRUNC) {
+            return Err(IpcError::ControlTruncated);
+        }
+        if flags.contains(MsgFlags::MSG_TRUNC) || len > MAX_MESSAGE {
+            return Err(IpcError::Oversized(len));
+        }
+        if len == 0 && descriptors.is_empty() {
+            // A zero-length read on SOCK_SEQPACKET is end of file; no message
+            // of ours encodes to zero bytes.
+            return Err(IpcError::Closed);
+        }
+        buf.truncate(len);
+        return Ok((buf, descriptors));
+    }
+}
+
+/// A connected pair of SOCK_SEQPACKET sockets, close-on-exec.
+pub fn seqpacket_pair() -> Result<(OwnedFd, OwnedFd), IpcError> {
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    let (a, b) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )?;
+    Ok((a, b))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,123 @@
+use std::os::fd::AsFd;
+
+use super::*;
+
+fn hello() -> ParentToChild {
+    ParentToChild::Hello {
+        version: IPC_VERSION,
+        verbosity: Verbosity::Verbose,
+        chroot_dir: "/var/empty".into(),
+        uid: 1000,
+        gid: 1000,
+    }
+}
+
+#[test]
+fn every_message_round_trips_through_postcard() {
+    let messages = vec![
+        hello(),
+        ParentToChild::Descriptor(DescriptorPurpose::IkeUdp { port: 4500, ipv6: true }),
+        ParentToChild::Descriptor(DescriptorPurpose::KernelEvents(KernelSocketKind::Xfrm)),
+        ParentToChild::DropPrivileges,
+        ParentToChild::Config(ChildConfig::Ikev2 { generation: 7, mode: InitiationMode::Passive }),
+        ParentToChild::SetVerbosity(Verbosity::Brief),
+        ParentToChild::Shutdown,
+    ];
+    for m in messages {
+        assert_eq!(decode::<ParentToChild>(&encode(&m).unwrap()).unwrap(), m);
+    }
+    let reply = ChildToParent::KernelEntryAdded(KernelEntry::Sa(crate::kernel::SaId {
+        src: "198.18.0.1".parse().unwrap(),
+        dst: "198.18.0.2".parse().unwrap(),
+        protocol: crate::kernel::IpsecProtocol::Esp,
+        spi: 0xc0ffee,
+    }));
+    assert_eq!(decode::<ChildToParent>(&encode(&reply).unwrap()).unwrap(), reply);
+}
+
+#[test]
+fn malformed_bytes_are_errors_not_panics() {
+    // Variant index far past the end of the enum.
+    assert!(matches!(decode::<ParentToChild>(&[0x7f]), Err(IpcError::Malformed { .. })));
+    // Empty input.
+    assert!(matches!(decode::<ChildToParent>(&[]), Err(IpcError::Malformed { .. })));
+    // A valid message cut short.
+    let bytes = encode(&hello()).unwrap();
+    for cut in 1..bytes.len() {
+        assert!(decode::<ParentToChild>(&bytes[..cut]).is_err(), "cut at {cut}");
+    }
+    // A string length claiming far more bytes than there are.
+    let mut lying = vec![0u8]; // Hello
+    lying.push(1); // version
+    lying.push(0); // verbosity
+    lying.extend_from_slice(&[0xff, 0xff, 0xff, 0x0f]); // chroot_dir length ~ 4 GiB
+    assert!(decode::<ParentToChild>(&lying).is_err());
+}
+
+#[test]
+fn trailing_bytes_make_a_datagram_malformed() {
+    let mut bytes = encode(&ParentToChild::Shutdown).unwrap();
+    bytes.push(0);
+    let e = decode::<ParentToChild>(&bytes).unwrap_err();
+    assert!(e.to_string().contains("trailing"), "{e}");
+}
+
+#[test]
+fn oversized_messages_are_refused_on_encode_and_decode() {
+    let huge = ControlReply::Done("x".repeat(MAX_MESSAGE + 10));
+    assert!(matches!(encode(&huge), Err(IpcError::Oversized(_))));
+    let bytes = vec![0u8; MAX_MESSAGE + 1];
+    assert!(matches!(decode::<ControlReply>(&bytes), Err(IpcError::Oversized(_))));
+}
+
+#[test]
+fn messages_and_descriptors_cross_a_socketpair() {
+    let (a, b) = seqpacket_pair().unwrap();
+    let (extra, _keep) = seqpacket_pair().unwrap();
+    send(a.as_fd(), &ParentToChild::Descriptor(DescriptorPurpose::Sibling(Role::Ca)), &[extra.as_fd()]).unwrap();
+    send(a.as_fd(), &hello(), &[]).unwrap();
+    let got = recv::<ParentToChild>(b.as_fd()).unwrap();
+    let (message, fds) = got.expect_descriptors(1).unwrap();
+    assert_eq!(message, ParentToChild::Descriptor(DescriptorPurpose::Sibling(Role::Ca)));
+    // The received descriptor is a live socket distinct from the one sent.
+    assert_ne!(fds[0].as_raw_fd(), extra.as_raw_fd());
+    send(fds[0].as_fd(), &ParentToChild::Shutdown, &[]).unwrap();
+    assert_eq!(recv::<ParentToChild>(_keep.as_fd()).unwrap().message, ParentToChild::Shutdown);
+    // Messages keep their boundaries: the second one arrives whole.
+    let second = recv::<ParentToChild>(b.as_fd()).unwrap();
+    assert_eq!(second.message, hello());
+    assert!(second.expect_descriptors(1).is_err());
+}
+
+#[test]
+fn an_oversized_datagram_on_the_wire_is_reported_as_such() {
+    let (a, b) = seqpacket_pair().unwrap();
+    // Raise the send buffer so the kernel takes the datagram at all.
+    nix::sys::socket::setsockopt(&a, nix::sys::socket::sockopt::SndBuf, &(4 * MAX_MESSAGE)).unwrap();
+    let raw = vec![0u8; MAX_MESSAGE + 100];
+    match nix::sys::socket::send(a.as_raw_fd(), &raw, MsgFlags::empty()) {
+        Ok(_) => {
+            let e = recv::<ParentToChild>(b.as_fd()).unwrap_err();
+            assert!(matches!(e, IpcError::Oversized(_)), "{e}");
+        }
+        // If the kernel refuses such a datagram outright, the cap holds too.
+        Err(e) => assert_eq!(e, nix::Error::EMSGSIZE),
+    }
+}
+
+#[test]
+fn garbage_datagram_is_malformed_and_closed_peer_is_closed() {
+    let (a, b) = seqpacket_pair().unwrap();
+    nix::sys::socket::send(a.as_raw_fd(), &[0xff, 0xff, 0xff], MsgFlags::empty()).unwrap();
+    assert!(matches!(recv::<ChildToParent>(b.as_fd()), Err(IpcError::Malformed { .. })));
+    drop(a);
+    assert!(matches!(recv::<ChildToParent>(b.as_fd()), Err(IpcError::Closed)));
+}
+
+#[test]
+fn role_names_round_trip() {
+    for role in [Role::Parent, Role::Ikev2, Role::Pfkey, Role::Ca] {
+        assert_eq!(Role::from_name(role.name()), Some(role));
+    }
+    assert_eq!(Role::from_name("root"), None);
+}

@@ -1,0 +1,166 @@
+//! What each process may do, declared in one place, and the code that takes
+//! everything else away.
+//!
+//! | process | runs as   | chroot     | capabilities  | holds                                   |
+//! |---------|-----------|------------|---------------|-----------------------------------------|
+//! | parent  | root      | no         | all (root)    | config file, control socket             |
+//! | ikev2   | `_iked`   | /var/empty | none          | UDP 500/4500 sockets, IKE SA state      |
+//! | pfkey   | `_iked`   | /var/empty | CAP_NET_ADMIN | kernel key sockets (XFRM or PF_KEY)     |
+//! | ca      | `_iked`   | /var/empty | none          | PSKs, private keys, CA certs, CRLs      |
+//!
+//! Every child also sets PR_SET_NO_NEW_PRIVS and has no supplementary groups.
+//! The table below is what the code enforces; the one above is for people.
+
+use caps::{CapSet, Capability, CapsHashSet};
+
+use crate::ipc::Role;
+
+/// Default unprivileged user (as in OpenBSD iked).
+pub const DEFAULT_USER: &str = "_iked";
+/// Default chroot directory: empty, root-owned, 0755.
+pub const DEFAULT_CHROOT: &str = "/var/empty";
+
+/// The privileges one process keeps.
+#[derive(Debug)]
+pub struct Privileges {
+    pub role: Role,
+    /// Chrooted and running as the unprivileged user.
+    pub confined: bool,
+    /// Capabilities kept after the drop; every other one is removed from all
+    /// sets, the bounding set included.
+    pub capabilities: &'static [Capability],
+    /// What the process is given, for documentation and audits.
+    pub holds: &'static str,
+}
+
+pub const PROCESS_PRIVILEGES: [Privileges; 4] = [
+    Privileges {
+        role: Role::Parent,
+        confined: false,
+        capabilities: &[],
+        holds: "root; reads the config, binds sockets, spawns and watches the children",
+    },
+    Privileges {
+        role: Role::Ikev2,
+        confined: true,
+        capabilities: &[],
+        holds: "the UDP sockets for IKE (500) and NAT-T (4500); IKE SA state",
+    },
+    Privileges {
+        role: Role::Pfkey,
+        confined: true,
+        capabilities: &[Capability::CAP_NET_ADMIN],
+        holds: "the kernel key sockets (XFRM netlink or PF_KEY)",
+    },
+    Privileges {
+        role: Role::Ca,
+        confined: true,
+        capabilities: &[],
+        holds: "long-term secrets: PSKs, private keys, CA certificates, CRLs",
+    },
+];
+
+pub fn privileges_of(role: Role) -> &'static Privileges {
+    // The table lists every role, in declaration order.
+    match role {
+        Role::Parent => &PROCESS_PRIVILEGES[0],
+        Role::Ikev2 => &PROCESS_PRIVILEGES[1],
+        Role::Pfkey => &PROCESS_PRIVILEGES[2],
+        Role::Ca => &PROCESS_PRIVILEGES[3],
+    }
+}
+
+fn fail(step: &str, e: impl std::fmt::Display) -> String {
+    format!("dropping privileges: {step}: {e}")
+}
+
+/// Confines the calling process as its table entry says: chroot, no groups,
+/// unprivileged uid/gid, only the listed capabilities, no new privileges.
+/// Checks the result afterwards and fails rather than run half-confined.
+pub fn drop_privileges(role: Role, chroot_dir: &str, uid: u32, gid: u32) -> Result<(), String> {
+    use nix::sys::prctl;
+    use nix::unistd::{chdir, chroot, setgroups, setresgid, setresuid, Gid, Uid};
+
+    let entry = privileges_of(role);
+    if !entry.confined {
+        return Ok(());
+    }
+    if uid == 0 || gid == 0 {
+        return Err(fail("user", "the unprivileged user must not have uid or gid 0"));
+    }
+    let keep: CapsHashSet = entry.capabilities.iter().copied().collect();
+
+    // While still root (CAP_SETPCAP): shrink the bounding set for good.
+    for cap in caps::all() {
+        if !keep.contains(&cap) && caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(false) {
+            caps::drop(None, CapSet::Bounding, cap).map_err(|e| fail("bounding set", e))?;
+        }
+    }
+    // Keep the permitted set across the uid change only if something is kept.
+    prctl::set_keepcaps(!keep.is_empty()).map_err(|e| fail("PR_SET_KEEPCAPS", e))?;
+
+    chroot(chroot_dir).map_err(|e| fail(&format!("chroot {chroot_dir}"), e))?;
+    chdir("/").map_err(|e| fail("chdir /", e))?;
+    setgroups(&[]).map_err(|e| fail("setgroups", e))?;
+    let (gid, uid) = (Gid::from_raw(gid), Uid::from_raw(uid));
+    setresgid(gid, gid, gid).map_err(|e| fail("setresgid", e))?;
+    setresuid(uid, uid, uid).map_err(|e| fail("setresuid", e))?;
+
+    caps::set(None, CapSet::Permitted, &keep).map_err(|e| fail("permitted set", e))?;
+    caps::set(None, CapSet::Effective, &keep).map_err(|e| fail("effective set", e))?;
+    caps::clear(None, CapSet::Inheritable).map_err(|e| fail("inheritable set", e))?;
+    caps::clear(None, CapSet::Ambient).map_err(|e| fail("ambient set", e))?;
+    prctl::set_keepcaps(false).map_err(|e| fail("PR_SET_KEEPCAPS", e))?;
+    prctl::set_no_new_privs().map_err(|e| fail("PR_SET_NO_NEW_PRIVS", e))?;
+
+    verify(&keep, uid, gid)
+}
+
+/// Reads back what the kernel now says about us.
+fn verify(keep: &CapsHashSet, uid: nix::unistd::Uid, gid: nix::unistd::Gid) -> Result<(), String> {
+    let ids = nix::unistd::getresuid().map_err(|e| fail("getresuid", e))?;
+    let gids = nix::unistd::getresgid().map_err(|e| fail("getresgid", e))?;
+    if [ids.real, ids.effective, ids.saved] != [uid; 3]
+        || [gids.real, gids.effective, gids.saved] != [gid; 3]
+    {
+        return Err(fail("verify", "uid/gid did not change"));
+    }
+    if !nix::unistd::getgroups().map_err(|e| fail("getgroups", e))?.is_empty() {
+        return Err(fail("verify", "supplementary groups remain"));
+    }
+    for set in [CapSet::Effective, CapSet::Permitted] {
+        let have = caps::read(None, set).map_err(|e| fail("read capabilities", e))?;
+        if &have != keep {
+            return Err(fail("verify", format!("{set:?} capabilities are {have:?}")));
+        }
+    }
+    if !nix::sys::prctl::get_no_new_privs().unwrap_or(false) {
+        return Err(fail("verify", "no_new_privs is not set"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_role_has_its_own_entry() {
+        for role in [Role::Parent, Role::Ikev2, Role::Pfkey, Role::Ca] {
+            assert_eq!(privileges_of(role).role, role);
+        }
+    }
+
+    #[test]
+    fn only_pfkey_keeps_a_capability_and_it_is_net_admin() {
+        for entry in &PROCESS_PRIVILEGES {
+            let expected: &[Capability] = if entry.role == Role::Pfkey {
+                &[Capability::CAP_NET_ADMIN]
+            } else {
+                &[]
+            };
+            assert_eq!(entry.capabilities, expected, "{}", entry.role);
+            assert_eq!(entry.confined, entry.role != Role::Parent);
+        }
+    }
+}

@@ -1,0 +1,598 @@
+//! The parent process: configuration, sockets, children, signals, control.
+//! It never parses an IKE packet.
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use iked_common::config::{self, Config};
+use iked_common::event::Poller;
+use iked_common::ipc::{
+    self, ChildConfig, ChildToParent, ControlReply, ControlRequest, DescriptorPurpose, InitiationMode,
+    ParentToChild, Role, Verbosity, IPC_VERSION,
+};
+use iked_common::kernel::{KernelEntry, KernelSocketKind};
+use iked_common::logging;
+use iked_common::privileges::{DEFAULT_CHROOT, DEFAULT_USER};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+
+use crate::cli::Cli;
+use crate::control::ControlServer;
+use crate::spawn::{describe_exit, spawn, Child};
+
+/// How long a child may take to start, and to stop when told.
+const CHILD_START_TIMEOUT: Duration = Duration::from_secs(5);
+const CHILD_STOP_TIMEOUT: Duration = Duration::from_secs(2);
+/// After a child is lost, how long to collect siblings that die with it.
+const LOSS_GRACE: Duration = Duration::from_millis(150);
+
+const IKE_PORT: u16 = 500;
+
+// Event loop tokens.
+const SIGNAL_HUP: u64 = 1;
+const SIGNAL_TERM: u64 = 2;
+const SIGNAL_CHLD: u64 = 3;
+const CONTROL_LISTENER: u64 = 4;
+const CHILD_BASE: u64 = 10;
+const CONTROL_CLIENT_BASE: u64 = 1 << 32;
+
+fn load_config(cli: &Cli, macros: &[(String, String)]) -> Result<Config, config::ConfigError> {
+    let mut config = config::parse_file(&cli.config, macros)?;
+    if cli.passive {
+        config.mode = InitiationMode::Passive;
+    }
+    Ok(config)
+}
+
+pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
+    let macros = cli
+        .macros
+        .iter()
+        .map(|d| config::parse_macro_definition(d))
+        .collect::<Result<Vec<_>, _>>()?;
+    let loaded = load_config(cli, &macros);
+    if cli.check_only {
+        return match loaded {
+            Ok(_) => {
+                eprintln!("configuration OK");
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => Err(e.to_string()),
+        };
+    }
+    if !nix::unistd::Uid::effective().is_root() {
+        return Err("need root privileges".into());
+    }
+    let config = loaded.map_err(|e| e.to_string())?;
+    if cli.no_natt && cli.natt_only {
+        return Err("-T and -t exclude each other".into());
+    }
+    let user = nix::unistd::User::from_name(DEFAULT_USER)
+        .map_err(|e| format!("cannot look up user {DEFAULT_USER}: {e}"))?
+        .ok_or_else(|| {
+            format!(
+                "user {DEFAULT_USER} does not exist; create it with: \
+                 useradd --system --home-dir {DEFAULT_CHROOT} --shell /usr/sbin/nologin {DEFAULT_USER}"
+            )
+        })?;
+    prepare_chroot(DEFAULT_CHROOT)?;
+
+    if !cli.foreground {
+        nix::unistd::daemon(false, false).map_err(|e| format!("daemon: {e}"))?;
+    }
+    let destination = if cli.foreground {
+        logging::Destination::Stderr
+    } else {
+        logging::Destination::Syslog
+    };
+    logging::init(Role::Parent, destination, verbosity)?;
+
+    let mut ports = Vec::new();
+    if !cli.natt_only {
+        ports.push(IKE_PORT);
+    }
+    if !cli.no_natt {
+        ports.push(cli.natt_port);
+    }
+    let udp = bind_udp(&ports)?;
+    let kernel = iked_pfkey::socket::open_kernel_sockets(config.kernel)?;
+    log::info!("kernel interface: {}", kernel.kind.name());
+    let control = ControlServer::bind(&cli.socket)?;
+
+    let mut daemon = Daemon {
+        config_path: cli.config.clone(),
+        passive_override: cli.passive,
+        macros,
+        config,
+        generation: 1,
+        kernel_kind: kernel.kind,
+        children: Vec::new(),
+        control,
+        installed: HashSet::new(),
+        verbosity,
+        lost: Vec::new(),
+    };
+    let started = daemon.start_children(
+        cli.foreground,
+        udp,
+        kernel,
+        user.uid.as_raw(),
+        user.gid.as_raw(),
+    );
+    if let Err(e) = started {
+        log::error!("{e}");
+        return Ok(daemon.fail_stop());
+    }
+    daemon.run()
+}
+
+/// Creates the chroot directory if missing, and refuses one that others
+/// could write into.
+fn prepare_chroot(dir: &str) -> Result<(), String> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    if std::fs::metadata(dir).is_err() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(dir)
+            .map_err(|e| format!("cannot create chroot directory {dir}: {e}"))?;
+    }
+    let meta = std::fs::metadata(dir).map_err(|e| format!("chroot directory {dir}: {e}"))?;
+    if !meta.is_dir() || meta.uid() != 0 || meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "chroot directory {dir} must be a directory owned by root and writable by root only"
+        ));
+    }
+    Ok(())
+}
+
+/// Binds the IKE UDP sockets on all addresses, IPv4 and IPv6.
+fn bind_udp(ports: &[u16]) -> Result<Vec<(DescriptorPurpose, OwnedFd)>, String> {
+    use nix::sys::socket::{bind, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn, SockaddrIn6};
+    let mut sockets = Vec::new();
+    for &port in ports {
+        for ipv6 in [false, true] {
+            let family = if ipv6 { AddressFamily::Inet6 } else { AddressFamily::Inet };
+            let fd = match socket(family, SockType::Datagram, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, None) {
+                Ok(fd) => fd,
+                Err(nix::Error::EAFNOSUPPORT) if ipv6 => {
+                    log::warn!("IPv6 is not available: listening on IPv4 only");
+                    continue;
+                }
+                Err(e) => return Err(format!("UDP socket: {}", e.desc())),
+            };
+            let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+            let result = if ipv6 {
+                setsockopt(&fd, sockopt::Ipv6V6Only, &true)
+                    .and_then(|_| bind(raw, &SockaddrIn6::from(std::net::SocketAddrV6::new(std::net::Ipv6Addr::UNSPECIFIED, port, 0, 0))))
+            } else {
+                bind(raw, &SockaddrIn::new(0, 0, 0, 0, port))
+            };
+            match result {
+                Ok(()) => sockets.push((DescriptorPurpose::IkeUdp { port, ipv6 }, fd)),
+                Err(nix::Error::EADDRINUSE) => {
+                    return Err(format!(
+                        "UDP port {port} ({}) is in use: is another IKE daemon running?",
+                        if ipv6 { "IPv6" } else { "IPv4" }
+                    ))
+                }
+                Err(nix::Error::EADDRNOTAVAIL) if ipv6 => {
+                    log::warn!("IPv6 is disabled: listening on IPv4 only");
+                }
+                Err(e) => return Err(format!("bind UDP port {port}: {}", e.desc())),
+            }
+        }
+    }
+    Ok(sockets)
+}
+
+struct Daemon {
+    config_path: std::path::PathBuf,
+    passive_override: bool,
+    macros: Vec<(String, String)>,
+    config: Config,
+    generation: u64,
+    kernel_kind: KernelSocketKind,
+    children: Vec<Child>,
+    control: ControlServer,
+    /// Kernel entries pfkey reported as ours: flushed by us if pfkey dies.
+    installed: HashSet<KernelEntry>,
+    verbosity: Verbosity,
+    /// Children reaped but not yet reported.
+    lost: Vec<(Role, WaitStatus)>,
+}
+
+/// Receives one message from a child, waiting at most `timeout`.
+fn recv_within(fd: BorrowedFd<'_>, timeout: Duration) -> Result<ipc::Received<ChildToParent>, String> {
+    let mut poller = Poller::new().map_err(|e| format!("epoll: {e}"))?;
+    poller.add(fd, 0).map_err(|e| format!("epoll: {e}"))?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!("no answer within {} s", timeout.as_secs()));
+        }
+        if !poller.wait(Some(left)).map_err(|e| format!("epoll: {e}"))?.is_empty() {
+            return ipc::recv::<ChildToParent>(fd).map_err(|e| e.to_string());
+        }
+    }
+}
+
+fn signal_pipe(signals: &[i32]) -> Result<UnixStream, String> {
+    let (read, write) = UnixStream::pair().map_err(|e| format!("signal pipe: {e}"))?;
+    read.set_nonblocking(true).map_err(|e| format!("signal pipe: {e}"))?;
+    write.set_nonblocking(true).map_err(|e| format!("signal pipe: {e}"))?;
+    for &signal in signals {
+        let write = write.try_clone().map_err(|e| format!("signal pipe: {e}"))?;
+        signal_hook::low_level::pipe::register(signal, write).map_err(|e| format!("signal {signal}: {e}"))?;
+    }
+    Ok(read)
+}
+
+fn drain(pipe: &mut UnixStream) {
+    let mut buf = [0u8; 64];
+    while matches!(pipe.read(&mut buf), Ok(n) if n > 0) {}
+}
+
+impl Daemon {
+    fn child_config(&self, role: Role) -> ChildConfig {
+        let generation = self.generation;
+        match role {
+            Role::Ikev2 => ChildConfig::Ikev2 {
+                generation,
+                mode: self.config.mode,
+            },
+            // Flows come from the policies; none are configured yet.
+            Role::Pfkey => ChildConfig::Pfkey {
+                generation,
+                flows: Vec::new(),
+            },
+            _ => ChildConfig::Ca { generation },
+        }
+    }
+
+    fn start_children(
+        &mut self,
+        log_to_stderr: bool,
+        udp: Vec<(DescriptorPurpose, OwnedFd)>,
+        kernel: iked_pfkey::socket::KernelSockets,
+        uid: u32,
+        gid: u32,
+    ) -> Result<(), String> {
+        let pair = || ipc::seqpacket_pair().map_err(|e| format!("socketpair: {e}"));
+        let (ikev2_pfkey_a, ikev2_pfkey_b) = pair()?;
+        let (ikev2_ca_a, ikev2_ca_b) = pair()?;
+        let mut gifts: Vec<(Role, Vec<(DescriptorPurpose, OwnedFd)>)> = vec![
+            (Role::Ca, vec![(DescriptorPurpose::Sibling(Role::Ikev2), ikev2_ca_b)]),
+            (
+                Role::Pfkey,
+                vec![
+                    (DescriptorPurpose::Sibling(Role::Ikev2), ikev2_pfkey_b),
+                    (DescriptorPurpose::KernelRequests(kernel.kind), kernel.requests),
+                    (DescriptorPurpose::KernelEvents(kernel.kind), kernel.events),
+                ],
+            ),
+            (Role::Ikev2, {
+                let mut v = vec![
+                    (DescriptorPurpose::Sibling(Role::Pfkey), ikev2_pfkey_a),
+                    (DescriptorPurpose::Sibling(Role::Ca), ikev2_ca_a),
+                ];
+                v.extend(udp);
+                v
+            }),
+        ];
+        for (role, descriptors) in gifts.drain(..) {
+            let (parent_end, child_end) = pair()?;
+            let child = spawn(role, parent_end, child_end, log_to_stderr)?;
+            self.children.push(child);
+            let child = self.children.last().ok_or("no child")?;
+            let channel = child.channel.as_fd();
+            let fail = |e: String| format!("starting the {role} process: {e}");
+            let send = |m: &ParentToChild, fds: &[BorrowedFd<'_>]| ipc::send(channel, m, fds).map_err(|e| fail(e.to_string()));
+            send(
+                &ParentToChild::Hello {
+                    version: IPC_VERSION,
+                    verbosity: self.verbosity,
+                    chroot_dir: DEFAULT_CHROOT.into(),
+                    uid,
+                    gid,
+                },
+                &[],
+            )?;
+            match recv_within(channel, CHILD_START_TIMEOUT).map_err(fail)?.message {
+                ChildToParent::Hello { version, role: r } if version == IPC_VERSION && r == role => {}
+                other => return Err(fail(format!("bad handshake {other:?}"))),
+            }
+            for (purpose, fd) in &descriptors {
+                send(&ParentToChild::Descriptor(*purpose), &[fd.as_fd()])?;
+            }
+            // Our copies close here: from now on only the child holds them.
+            drop(descriptors);
+            send(&ParentToChild::DropPrivileges, &[])?;
+            match recv_within(channel, CHILD_START_TIMEOUT).map_err(fail)?.message {
+                ChildToParent::Ready => {}
+                other => return Err(fail(format!("expected Ready, got {other:?}"))),
+            }
+            log::debug!("{role} process {} ready", child.pid);
+        }
+        for index in 0..self.children.len() {
+            let role = self.children[index].role;
+            let config = self.child_config(role);
+            ipc::send(self.children[index].channel.as_fd(), &ParentToChild::Config(config), &[])
+                .map_err(|e| format!("{role}: {e}"))?;
+        }
+        log::info!(
+            "started: ikev2, pfkey and ca processes running, {} mode",
+            if self.config.mode == InitiationMode::Active { "active" } else { "passive" }
+        );
+        Ok(())
+    }
+
+    fn run(&mut self) -> Result<ExitCode, String> {
+        let mut hup = signal_pipe(&[signal_hook::consts::SIGHUP])?;
+        let mut term = signal_pipe(&[signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])?;
+        let mut chld = signal_pipe(&[signal_hook::consts::SIGCHLD])?;
+        let mut poller = Poller::new().map_err(|e| format!("epoll: {e}"))?;
+        let add = |poller: &Poller, fd: BorrowedFd<'_>, token| poller.add(fd, token).map_err(|e| format!("epoll: {e}"));
+        add(&poller, hup.as_fd(), SIGNAL_HUP)?;
+        add(&poller, term.as_fd(), SIGNAL_TERM)?;
+        add(&poller, chld.as_fd(), SIGNAL_CHLD)?;
+        add(&poller, self.control.listener.as_fd(), CONTROL_LISTENER)?;
+        for (index, child) in self.children.iter().enumerate() {
+            add(&poller, child.channel.as_fd(), CHILD_BASE + index as u64)?;
+        }
+        // A child may have died before the handler was in place.
+        if let Some(code) = self.reap() {
+            return Ok(code);
+        }
+        loop {
+            for token in poller.wait(None).map_err(|e| format!("epoll: {e}"))? {
+                match token {
+                    SIGNAL_HUP => {
+                        drain(&mut hup);
+                        log::info!("SIGHUP: reloading {}", self.config_path.display());
+                        let _ = self.reload();
+                    }
+                    SIGNAL_TERM => {
+                        drain(&mut term);
+                        log::info!("shutting down");
+                        return Ok(self.shutdown());
+                    }
+                    SIGNAL_CHLD => {
+                        drain(&mut chld);
+                        if let Some(code) = self.reap() {
+                            return Ok(code);
+                        }
+                    }
+                    CONTROL_LISTENER => {
+                        while let Some((id, fd)) = self.control.accept() {
+                            add(&poller, fd.as_fd(), CONTROL_CLIENT_BASE + id)?;
+                        }
+                    }
+                    t if t >= CONTROL_CLIENT_BASE => self.on_control(t - CONTROL_CLIENT_BASE),
+                    t => {
+                        let index = (t - CHILD_BASE) as usize;
+                        if let Err(e) = self.on_child(index) {
+                            let role = self.children.get(index).map(|c| c.role).unwrap_or(Role::Parent);
+                            match e {
+                                ipc::IpcError::Closed => self.report_lost_children(),
+                                // A child that sends nonsense is broken or
+                                // compromised: never guess, stop.
+                                e => log::error!("{role} channel: {e}"),
+                            }
+                            return Ok(self.fail_stop());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// One message from child `index`.
+    fn on_child(&mut self, index: usize) -> Result<(), ipc::IpcError> {
+        let Some(child) = self.children.get(index) else {
+            return Ok(());
+        };
+        let role = child.role;
+        let (message, _) =
+            ipc::recv::<ChildToParent>(child.channel.as_fd()).and_then(|r| r.expect_descriptors(0))?;
+        match message {
+            ChildToParent::ConfigApplied { generation } => log::debug!("{role} applied configuration {generation}"),
+            ChildToParent::KernelEntryAdded(entry) if role == Role::Pfkey => {
+                self.installed.insert(entry);
+            }
+            ChildToParent::KernelEntryRemoved(entry) if role == Role::Pfkey => {
+                self.installed.remove(&entry);
+            }
+            other => {
+                return Err(ipc::IpcError::Malformed {
+                    len: 0,
+                    reason: format!("unexpected message {other:?}"),
+                })
+            }
+        }
+        Ok(())
+    }
+
+    /// Reaps exited children; any unexpected exit takes the daemon down.
+    fn reap(&mut self) -> Option<ExitCode> {
+        let reaped = self.reap_exited();
+        if reaped.is_empty() {
+            return None;
+        }
+        self.lost.extend(reaped);
+        self.report_lost_children();
+        Some(self.fail_stop())
+    }
+
+    /// Reaps the children that have exited, without waiting.
+    fn reap_exited(&mut self) -> Vec<(Role, WaitStatus)> {
+        let mut reaped = Vec::new();
+        for child in self.children.iter_mut().filter(|c| !c.exited) {
+            match waitpid(child.pid, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) => {}
+                Ok(status) => {
+                    child.exited = true;
+                    reaped.push((child.role, status));
+                }
+                Err(_) => child.exited = true,
+            }
+        }
+        reaped
+    }
+
+    /// Logs every child that is gone. One death often makes a sibling exit
+    /// too (its channel closed), so collect for a moment and name them all,
+    /// those killed by a signal first.
+    fn report_lost_children(&mut self) {
+        let mut lost: Vec<(Role, WaitStatus)> = self.lost.drain(..).collect();
+        let deadline = Instant::now() + LOSS_GRACE;
+        loop {
+            lost.extend(self.reap_exited());
+            if Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        lost.sort_by_key(|(_, status)| !matches!(status, WaitStatus::Signaled(..)));
+        for (role, status) in &lost {
+            log::error!("lost child {role}: {}", describe_exit(*status));
+        }
+        if lost.is_empty() {
+            log::error!("lost a child: a channel closed");
+        }
+    }
+
+    /// Fail closed: stop every child, flush what we installed, exit non-zero.
+    fn fail_stop(&mut self) -> ExitCode {
+        for child in self.children.iter().filter(|c| !c.exited) {
+            let _ = kill(child.pid, Signal::SIGTERM);
+        }
+        self.wait_all(CHILD_STOP_TIMEOUT);
+        self.flush_installed();
+        self.control.remove_socket_file();
+        log::error!("terminating after losing a child process");
+        ExitCode::FAILURE
+    }
+
+    /// Orderly stop: children told, our kernel entries flushed, exit 0.
+    fn shutdown(&mut self) -> ExitCode {
+        for child in self.children.iter().filter(|c| !c.exited) {
+            let _ = ipc::send(child.channel.as_fd(), &ParentToChild::Shutdown, &[]);
+        }
+        // pfkey reports each entry it flushed before it exits.
+        let deadline = Instant::now() + CHILD_STOP_TIMEOUT;
+        if let Some(index) = self.children.iter().position(|c| c.role == Role::Pfkey && !c.exited) {
+            while let Ok(received) = recv_within(
+                self.children[index].channel.as_fd(),
+                deadline.saturating_duration_since(Instant::now()),
+            ) {
+                match received.message {
+                    ChildToParent::KernelEntryRemoved(entry) => {
+                        self.installed.remove(&entry);
+                    }
+                    ChildToParent::ShutdownComplete => break,
+                    _ => {}
+                }
+            }
+        }
+        self.wait_all(deadline.saturating_duration_since(Instant::now()));
+        self.flush_installed();
+        self.control.remove_socket_file();
+        log::info!("stopped");
+        ExitCode::SUCCESS
+    }
+
+    /// Reaps children until all exited or `timeout` passed; kills the rest.
+    fn wait_all(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.children.iter().any(|c| !c.exited) && Instant::now() < deadline {
+            for child in self.children.iter_mut().filter(|c| !c.exited) {
+                if !matches!(waitpid(child.pid, Some(WaitPidFlag::WNOHANG)), Ok(WaitStatus::StillAlive)) {
+                    child.exited = true;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for child in self.children.iter_mut().filter(|c| !c.exited) {
+            log::warn!("{} process {} did not stop: killing it", child.role, child.pid);
+            let _ = kill(child.pid, Signal::SIGKILL);
+            let _ = waitpid(child.pid, None);
+            child.exited = true;
+        }
+    }
+
+    /// Removes from the kernel what pfkey reported as installed and did not
+    /// remove itself.
+    fn flush_installed(&mut self) {
+        if self.installed.is_empty() {
+            return;
+        }
+        let entries: Vec<KernelEntry> = self.installed.drain().collect();
+        log::warn!("flushing {} kernel entries left by pfkey", entries.len());
+        if let Err(e) = iked_pfkey::remove_entries(self.kernel_kind, &entries) {
+            log::error!("flushing kernel entries: {e}");
+        }
+    }
+
+    /// Parses the whole file; only if that succeeds is the new configuration
+    /// sent. On error the old one stays in force.
+    fn reload(&mut self) -> Result<String, String> {
+        let mut config = match config::parse_file(&self.config_path, &self.macros) {
+            Ok(config) => config,
+            Err(e) => {
+                let message = format!("reload failed, keeping the current configuration: {e}");
+                log::error!("{message}");
+                return Err(message);
+            }
+        };
+        if self.passive_override {
+            config.mode = InitiationMode::Passive;
+        }
+        if config.kernel.is_some() && config.kernel != Some(self.kernel_kind) {
+            log::warn!("a change of 'set kernel' takes effect only at restart");
+        }
+        self.config = config;
+        self.generation += 1;
+        for index in 0..self.children.len() {
+            let role = self.children[index].role;
+            let message = ParentToChild::Config(self.child_config(role));
+            if let Err(e) = ipc::send(self.children[index].channel.as_fd(), &message, &[]) {
+                log::error!("sending configuration to {role}: {e}");
+            }
+        }
+        let message = format!("configuration {} loaded from {}", self.generation, self.config_path.display());
+        log::info!("{message}");
+        Ok(message)
+    }
+
+    fn on_control(&mut self, id: u64) {
+        let Some(request) = self.control.read(id) else {
+            return;
+        };
+        let reply = match request {
+            ControlRequest::Hello { version } if version == IPC_VERSION => ControlReply::Hello { version: IPC_VERSION },
+            ControlRequest::Hello { version } => {
+                ControlReply::Failed(format!("ikectl speaks control version {version}, iked {IPC_VERSION}"))
+            }
+            ControlRequest::SetVerbosity(verbosity) => {
+                self.verbosity = verbosity;
+                logging::set_verbosity(verbosity);
+                for child in &self.children {
+                    let _ = ipc::send(child.channel.as_fd(), &ParentToChild::SetVerbosity(verbosity), &[]);
+                }
+                log::info!("log level set to {}", if verbosity == Verbosity::Brief { "brief" } else { "verbose" });
+                ControlReply::Done(format!("logging {verbosity:?}").to_lowercase())
+            }
+            ControlRequest::Reload => match self.reload() {
+                Ok(message) => ControlReply::Done(message),
+                Err(message) => ControlReply::Failed(message),
+            },
+        };
+        self.control.reply(id, &reply);
+    }
+}
