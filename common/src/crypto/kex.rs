@@ -342,6 +342,8 @@ impl KeyExchange {
                 let p = method.modp_prime()?;
                 let y = BigNum::from_slice(peer)?;
                 // RFC 6989 section 2.1: 1 < y < p-1 for safe-prime groups.
+                // OpenSSL recognises the RFC 3526 primes, knows q = (p-1)/2,
+                // and in set_peer below also checks y^q = 1 (section 2.2).
                 let mut p_minus_1 = BigNum::new()?;
                 p_minus_1.checked_sub(&p, BigNum::from_u32(1)?.as_ref())?;
                 if y <= BigNum::from_u32(1)? || y >= p_minus_1 {
