@@ -105,24 +105,26 @@ pub fn encrypted_message_prefix(
     first_inner: PayloadType,
     encrypted_len: usize,
 ) -> Result<Vec<u8>, EncodeError> {
+    let (sk_type, fields_len) = match kind {
+        EncryptedKind::Whole => (PayloadType::Encrypted, 0),
+        EncryptedKind::Fragment { .. } => (PayloadType::EncryptedFragment, FRAGMENT_FIELDS_LEN),
+    };
+    // Encoded one by one so that each Next Payload field can be set to the
+    // following payload, the last one to SK/SKF.
     let mut clear = Vec::new();
-    let mut last_start = None;
-    for payload in unencrypted {
+    for (index, payload) in unencrypted.iter().enumerate() {
         if matches!(
             payload,
             Payload::Encrypted(_) | Payload::EncryptedFragment(_)
         ) {
             return Err(EncodeError::EncryptedNotLast(payload.payload_type()));
         }
-        last_start = Some(clear.len());
+        let start = clear.len();
         encode_chain(std::slice::from_ref(payload), &mut clear)?;
-    }
-    let (sk_type, fields_len) = match kind {
-        EncryptedKind::Whole => (PayloadType::Encrypted, 0),
-        EncryptedKind::Fragment { .. } => (PayloadType::EncryptedFragment, FRAGMENT_FIELDS_LEN),
-    };
-    if let Some(start) = last_start {
-        clear[start] = sk_type.value();
+        clear[start] = unencrypted
+            .get(index + 1)
+            .map_or(sk_type, Payload::payload_type)
+            .value();
     }
     let sk_len = GENERIC_HEADER_LEN + fields_len + encrypted_len;
     let sk_len_u16 = u16::try_from(sk_len).map_err(|_| EncodeError::TooLong {
