@@ -1,0 +1,498 @@
+//! Kernel-facing vocabulary shared by the parent, ikev2 and pfkey: which key
+//! socket is in use, the flows pfkey may install, the SAs and policies ikev2
+//! asks for, the events the kernel reports, and what entries we put in the
+//! kernel.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+/// The kernel key interface (`set kernel pfkey|xfrm`).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelSocketKind {
+    /// Linux XFRM netlink (NETLINK_XFRM).
+    Xfrm,
+    /// PF_KEY v2 (RFC 2367) with the KAME/Linux extensions.
+    Pfkey,
+}
+
+impl KernelSocketKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelSocketKind::Xfrm => "xfrm",
+            KernelSocketKind::Pfkey => "pfkey",
+        }
+    }
+}
+
+/// Direction of a security policy.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PolicyDirection {
+    In,
+    Out,
+    Fwd,
+}
+
+/// The IPsec protocol of an SA. Only ESP: AH protects nothing ESP with
+/// integrity cannot, and RFC 8221 §4 keeps it for legacy use only.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IpsecProtocol {
+    Esp,
+}
+
+impl IpsecProtocol {
+    /// The IP protocol number (IANA): ESP is 50.
+    pub fn number(self) -> u8 {
+        match self {
+            IpsecProtocol::Esp => 50,
+        }
+    }
+
+    pub fn from_number(number: u8) -> Option<IpsecProtocol> {
+        (number == 50).then_some(IpsecProtocol::Esp)
+    }
+}
+
+/// Tunnel or transport mode (RFC 4301 §4.1).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IpsecMode {
+    Transport,
+    Tunnel,
+}
+
+/// A traffic selector as the kernel sees it: two prefixes, an IP protocol and
+/// ports. Zero protocol or port means any.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Selector {
+    pub src: IpAddr,
+    pub src_prefix: u8,
+    pub dst: IpAddr,
+    pub dst_prefix: u8,
+    /// IP protocol, 0 for any.
+    pub protocol: u8,
+    /// Source port, 0 for any.
+    pub src_port: u16,
+    /// Destination port, 0 for any.
+    pub dst_port: u16,
+}
+
+/// Largest prefix length for an address of this family.
+pub fn max_prefix(addr: IpAddr) -> u8 {
+    match addr {
+        IpAddr::V4(_) => 32,
+        IpAddr::V6(_) => 128,
+    }
+}
+
+/// Whether `addr` lies in `net`/`prefix` (same family required).
+fn in_prefix(net: IpAddr, prefix: u8, addr: IpAddr) -> bool {
+    match (net, addr) {
+        (IpAddr::V4(n), IpAddr::V4(a)) if prefix <= 32 => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+            u32::from(n) & mask == u32::from(a) & mask
+        }
+        (IpAddr::V6(n), IpAddr::V6(a)) if prefix <= 128 => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+            u128::from(n) & mask == u128::from(a) & mask
+        }
+        _ => false,
+    }
+}
+
+impl Selector {
+    /// A selector for exactly one pair of hosts, any protocol.
+    pub fn hosts(src: IpAddr, dst: IpAddr) -> Selector {
+        Selector {
+            src,
+            src_prefix: max_prefix(src),
+            dst,
+            dst_prefix: max_prefix(dst),
+            protocol: 0,
+            src_port: 0,
+            dst_port: 0,
+        }
+    }
+
+    /// The same traffic seen from the other side.
+    pub fn reversed(&self) -> Selector {
+        Selector {
+            src: self.dst,
+            src_prefix: self.dst_prefix,
+            dst: self.src,
+            dst_prefix: self.src_prefix,
+            protocol: self.protocol,
+            src_port: self.dst_port,
+            dst_port: self.src_port,
+        }
+    }
+
+    /// Both addresses of one family and prefixes no longer than the address.
+    pub fn is_well_formed(&self) -> bool {
+        self.src.is_ipv4() == self.dst.is_ipv4()
+            && self.src_prefix <= max_prefix(self.src)
+            && self.dst_prefix <= max_prefix(self.dst)
+    }
+
+    /// Whether every packet `inner` matches also matches `self`.
+    pub fn contains(&self, inner: &Selector) -> bool {
+        self.is_well_formed()
+            && inner.is_well_formed()
+            && inner.src_prefix >= self.src_prefix
+            && inner.dst_prefix >= self.dst_prefix
+            && in_prefix(self.src, self.src_prefix, inner.src)
+            && in_prefix(self.dst, self.dst_prefix, inner.dst)
+            && (self.protocol == 0 || self.protocol == inner.protocol)
+            && (self.src_port == 0 || self.src_port == inner.src_port)
+            && (self.dst_port == 0 || self.dst_port == inner.dst_port)
+    }
+}
+
+impl std::fmt::Display for Selector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.src, self.src_prefix)?;
+        if self.src_port != 0 {
+            write!(f, " port {}", self.src_port)?;
+        }
+        write!(f, " -> {}/{}", self.dst, self.dst_prefix)?;
+        if self.dst_port != 0 {
+            write!(f, " port {}", self.dst_port)?;
+        }
+        if self.protocol != 0 {
+            write!(f, " proto {}", self.protocol)?;
+        }
+        Ok(())
+    }
+}
+
+/// ESP encryption transforms pfkey can install.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Encryption {
+    /// AES-CBC (RFC 3602); needs an integrity transform.
+    AesCbc,
+    /// AES-GCM with a 16-octet ICV (RFC 4106).
+    AesGcm16,
+    /// ChaCha20-Poly1305 (RFC 7634).
+    ChaCha20Poly1305,
+}
+
+impl Encryption {
+    /// Combined-mode ciphers carry their own integrity.
+    pub fn is_aead(self) -> bool {
+        !matches!(self, Encryption::AesCbc)
+    }
+
+    /// Valid key lengths in octets, salt included for AEAD (RFC 4106 §8.1,
+    /// RFC 7634 §2: four salt octets follow the key).
+    pub fn key_lengths(self) -> &'static [usize] {
+        match self {
+            Encryption::AesCbc => &[16, 24, 32],
+            Encryption::AesGcm16 => &[20, 28, 36],
+            Encryption::ChaCha20Poly1305 => &[36],
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Encryption::AesCbc => "aes-cbc",
+            Encryption::AesGcm16 => "aes-gcm-16",
+            Encryption::ChaCha20Poly1305 => "chacha20-poly1305",
+        }
+    }
+}
+
+/// ESP integrity transforms (RFC 4868 for the SHA-2 ones).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Integrity {
+    HmacSha1_96,
+    HmacSha256_128,
+    HmacSha384_192,
+    HmacSha512_256,
+}
+
+impl Integrity {
+    pub fn key_length(self) -> usize {
+        match self {
+            Integrity::HmacSha1_96 => 20,
+            Integrity::HmacSha256_128 => 32,
+            Integrity::HmacSha384_192 => 48,
+            Integrity::HmacSha512_256 => 64,
+        }
+    }
+
+    /// Length of the truncated ICV in bits.
+    pub fn truncated_bits(self) -> u32 {
+        match self {
+            Integrity::HmacSha1_96 => 96,
+            Integrity::HmacSha256_128 => 128,
+            Integrity::HmacSha384_192 => 192,
+            Integrity::HmacSha512_256 => 256,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Integrity::HmacSha1_96 => "hmac-sha1-96",
+            Integrity::HmacSha256_128 => "hmac-sha256-128",
+            Integrity::HmacSha384_192 => "hmac-sha384-192",
+            Integrity::HmacSha512_256 => "hmac-sha512-256",
+        }
+    }
+}
+
+/// Key material: zeroed when dropped, never printed.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
+pub struct SecretBytes(Vec<u8>);
+
+impl SecretBytes {
+    pub fn new(bytes: Vec<u8>) -> SecretBytes {
+        SecretBytes(bytes)
+    }
+
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for SecretBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SecretBytes({} octets)", self.0.len())
+    }
+}
+
+/// What a flow (one configured policy) allows pfkey to install: traffic
+/// between two networks, protected between two gateways, with these
+/// transforms. The selector is seen from our side (local → remote).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Flow {
+    /// The configured policy's name, for logs.
+    pub name: String,
+    pub selector: Selector,
+    /// Our gateway address (outer source of outbound ESP).
+    pub local: IpAddr,
+    /// The peer's gateway address.
+    pub peer: IpAddr,
+    pub mode: IpsecMode,
+    pub encryption: Vec<Encryption>,
+    pub integrity: Vec<Integrity>,
+}
+
+/// Soft and hard limits of an SA; 0 is no limit. The kernel reports a soft
+/// EXPIRE (rekey) then a hard one (SA deleted).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Lifetime {
+    pub soft_bytes: u64,
+    pub hard_bytes: u64,
+    pub soft_seconds: u64,
+    pub hard_seconds: u64,
+}
+
+/// UDP encapsulation of ESP for NAT traversal (RFC 3948).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UdpEncap {
+    pub src_port: u16,
+    pub dst_port: u16,
+}
+
+/// Identifies an SA in the kernel (RFC 4301 §4.1: destination, protocol,
+/// SPI; the source helps PF_KEY find it).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SaId {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub protocol: IpsecProtocol,
+    pub spi: u32,
+}
+
+impl std::fmt::Display for SaId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SA {} -> {} spi 0x{:08x}", self.src, self.dst, self.spi)
+    }
+}
+
+/// Everything needed to install one SA.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct SaParams {
+    pub id: SaId,
+    pub mode: IpsecMode,
+    /// Ties the SA to the policies whose template names the same reqid.
+    pub reqid: u32,
+    /// The inner traffic this SA may carry, as it flows through the SA.
+    pub selector: Selector,
+    pub encryption: Encryption,
+    /// Key octets, followed by the salt for AEAD transforms.
+    pub encryption_key: SecretBytes,
+    /// None for AEAD transforms.
+    pub integrity: Option<Integrity>,
+    pub integrity_key: SecretBytes,
+    pub lifetime: Lifetime,
+    /// Anti-replay window in packets; 0 disables replay protection.
+    pub replay_window: u32,
+    /// 64-bit extended sequence numbers (RFC 4303 §2.2.1).
+    pub esn: bool,
+    pub encap: Option<UdpEncap>,
+}
+
+/// The SA a policy asks for: template of RFC 4301 §4.4.1.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SaTemplate {
+    /// Tunnel endpoints (ignored by the kernel in transport mode).
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub protocol: IpsecProtocol,
+    pub mode: IpsecMode,
+    pub reqid: u32,
+}
+
+/// One security policy: traffic matching `selector` in `direction` must use
+/// an SA like `template`.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PolicyParams {
+    pub selector: Selector,
+    pub direction: PolicyDirection,
+    /// Lower is preferred (Linux XFRM); kept the same for both backends.
+    pub priority: u32,
+    pub template: SaTemplate,
+}
+
+/// What the kernel tells us on its own.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum KernelEvent {
+    /// Outbound traffic hit a policy with no SA: negotiate one.
+    Acquire {
+        /// The packet's selector (full-length prefixes).
+        selector: Selector,
+        /// The template's endpoints.
+        src: IpAddr,
+        dst: IpAddr,
+        reqid: u32,
+        /// Kernel sequence number to echo in the SA that answers it.
+        seq: u32,
+    },
+    /// An SA reached a soft (rekey) or hard (deleted) limit.
+    Expire { sa: SaId, reqid: u32, hard: bool },
+    /// A policy reached a lifetime limit.
+    PolicyExpire {
+        selector: Selector,
+        direction: PolicyDirection,
+        hard: bool,
+    },
+}
+
+/// One entry we installed, precise enough to delete it again.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Hash)]
+pub enum KernelEntry {
+    /// An SA (RFC 4301 §4.1: destination, protocol, SPI; plus source).
+    Sa(SaId),
+    /// A policy, identified by its selector and direction.
+    Policy {
+        selector: Selector,
+        direction: PolicyDirection,
+    },
+}
+
+impl std::fmt::Display for KernelEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KernelEntry::Sa(id) => id.fmt(f),
+            KernelEntry::Policy {
+                selector,
+                direction,
+            } => write!(f, "policy {selector} dir {direction:?}"),
+        }
+    }
+}
+
+/// Why the kernel refused a request: a class the caller can act on, the
+/// errno, and a sentence for the log.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct KernelFailure {
+    pub kind: FailureKind,
+    /// The errno the kernel returned, 0 when the failure is ours.
+    pub errno: i32,
+    pub message: String,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Outside every configured flow: pfkey refused it before the kernel saw it.
+    NotPermitted,
+    /// Malformed request (key length, selector families, SPI range).
+    Invalid,
+    /// The kernel lacks ESP, an algorithm, or the interface.
+    Unsupported,
+    AlreadyExists,
+    NotFound,
+    /// Any other kernel error.
+    Kernel,
+}
+
+impl std::fmt::Display for KernelFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sel(src: &str, sp: u8, dst: &str, dp: u8) -> Selector {
+        Selector {
+            src: src.parse().unwrap(),
+            src_prefix: sp,
+            dst: dst.parse().unwrap(),
+            dst_prefix: dp,
+            protocol: 0,
+            src_port: 0,
+            dst_port: 0,
+        }
+    }
+
+    #[test]
+    fn selector_containment_follows_prefixes_protocol_and_ports() {
+        let flow = sel("10.1.0.0", 16, "10.2.0.0", 24);
+        assert!(flow.contains(&sel("10.1.5.0", 24, "10.2.0.7", 32)));
+        assert!(flow.contains(&flow));
+        assert!(!flow.contains(&sel("10.1.0.0", 8, "10.2.0.0", 24)));
+        assert!(!flow.contains(&sel("10.3.0.0", 16, "10.2.0.0", 24)));
+        assert!(!flow.contains(&sel("10.1.0.0", 16, "10.2.1.0", 24)));
+        assert!(!flow.contains(&flow.reversed()));
+        assert!(!flow.contains(&sel("::", 0, "::", 0)));
+        let mut tcp = flow;
+        tcp.protocol = 6;
+        tcp.dst_port = 443;
+        assert!(flow.contains(&tcp));
+        assert!(!tcp.contains(&flow));
+        let mut udp = tcp;
+        udp.protocol = 17;
+        assert!(!tcp.contains(&udp));
+        let v6 = sel("2001:db8::", 32, "2001:db8:1::", 48);
+        assert!(v6.contains(&sel("2001:db8:5::", 48, "2001:db8:1::1", 128)));
+        assert!(!v6.contains(&sel("2001:db9::", 48, "2001:db8:1::1", 128)));
+    }
+
+    #[test]
+    fn malformed_selectors_contain_nothing() {
+        let mixed = sel("10.0.0.0", 8, "2001:db8::", 32);
+        assert!(!mixed.is_well_formed());
+        assert!(!sel("0.0.0.0", 0, "0.0.0.0", 0).contains(&mixed));
+        let long = sel("10.0.0.0", 33, "10.0.0.0", 8);
+        assert!(!long.is_well_formed());
+        assert!(!long.contains(&sel("10.0.0.0", 33, "10.0.0.0", 8)));
+    }
+
+    #[test]
+    fn secret_bytes_are_never_printed() {
+        let key = SecretBytes::new(vec![0xde, 0xad, 0xbe, 0xef]);
+        assert_eq!(format!("{key:?}"), "SecretBytes(4 octets)");
+    }
+}

@@ -1,0 +1,178 @@
+//! The kernel key interface behind pfkey-proc, whichever socket carries it.
+
+use std::net::IpAddr;
+use std::os::fd::{BorrowedFd, OwnedFd};
+
+use iked_common::kernel::{
+    Encryption, FailureKind, Integrity, IpsecMode, IpsecProtocol, KernelEvent, KernelFailure,
+    KernelSocketKind, PolicyDirection, PolicyParams, SaId, SaParams, Selector,
+};
+
+/// The transforms the kernel says it can do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SupportedAlgorithms {
+    pub encryption: Vec<Encryption>,
+    pub integrity: Vec<Integrity>,
+    /// False when the interface has no way to ask (XFRM): the kernel then
+    /// checks each algorithm when an SA is added.
+    pub reported_by_kernel: bool,
+}
+
+/// One kernel key interface: PF_KEY v2 or XFRM netlink. Requests block for
+/// the kernel's answer (it answers synchronously, bounded by a receive
+/// timeout); events are read without blocking when the event socket is ready.
+pub trait KernelBackend: Send {
+    fn kind(&self) -> KernelSocketKind;
+
+    /// Starts receiving ACQUIRE and EXPIRE on the event socket and learns
+    /// the supported algorithms.
+    fn register(&mut self) -> Result<SupportedAlgorithms, KernelFailure>;
+
+    /// Reserves an SPI in `min..=max` for an SA from `src` to `dst`.
+    #[allow(clippy::too_many_arguments)]
+    fn allocate_spi(
+        &mut self,
+        src: IpAddr,
+        dst: IpAddr,
+        protocol: IpsecProtocol,
+        mode: IpsecMode,
+        reqid: u32,
+        min: u32,
+        max: u32,
+    ) -> Result<u32, KernelFailure>;
+
+    /// Adds an SA, or with `update` replaces one (including the larval SA an
+    /// SPI allocation left behind).
+    fn add_sa(&mut self, sa: &SaParams, update: bool) -> Result<(), KernelFailure>;
+
+    fn delete_sa(&mut self, id: &SaId) -> Result<(), KernelFailure>;
+
+    fn add_policy(&mut self, policy: &PolicyParams) -> Result<(), KernelFailure>;
+
+    fn delete_policy(
+        &mut self,
+        selector: &Selector,
+        direction: PolicyDirection,
+    ) -> Result<(), KernelFailure>;
+
+    /// Every SA in the kernel (ours and others').
+    fn dump_sas(&mut self) -> Result<Vec<SaId>, KernelFailure>;
+
+    /// Every policy in the kernel, as (selector, direction, template reqid).
+    fn dump_policies(&mut self) -> Result<Vec<DumpedPolicy>, KernelFailure>;
+
+    /// The descriptor that becomes readable when the kernel has events.
+    fn event_fd(&self) -> BorrowedFd<'_>;
+
+    /// Reads the pending events without blocking.
+    fn read_events(&mut self) -> Result<Vec<KernelEvent>, KernelFailure>;
+}
+
+/// A policy found in a dump.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DumpedPolicy {
+    pub selector: Selector,
+    pub direction: PolicyDirection,
+    pub priority: u32,
+    pub template: Option<iked_common::kernel::SaTemplate>,
+}
+
+/// Builds the backend for sockets the parent opened.
+pub fn open_backend(
+    kind: KernelSocketKind,
+    requests: OwnedFd,
+    events: OwnedFd,
+) -> Result<Box<dyn KernelBackend>, String> {
+    match kind {
+        KernelSocketKind::Xfrm => Ok(Box::new(crate::xfrm::XfrmBackend::new(requests, events)?)),
+        KernelSocketKind::Pfkey => {
+            drop((requests, events));
+            Err("the PF_KEY backend is not implemented yet; use `set kernel xfrm`".to_string())
+        }
+    }
+}
+
+/// A kernel errno turned into a failure a person can act on.
+pub fn kernel_failure(operation: &str, errno: i32, kernel_text: Option<&str>) -> KernelFailure {
+    use nix::errno::Errno;
+    let (kind, what) = match Errno::from_raw(errno) {
+        Errno::EPROTONOSUPPORT => (
+            FailureKind::Unsupported,
+            "kernel has no ESP support (esp4/esp6 not loaded)".to_string(),
+        ),
+        Errno::ENOSYS => (
+            FailureKind::Unsupported,
+            "kernel lacks the requested algorithm (crypto module not loaded)".to_string(),
+        ),
+        Errno::EAFNOSUPPORT => (
+            FailureKind::Unsupported,
+            "kernel does not support this address family for IPsec".to_string(),
+        ),
+        Errno::EEXIST => (
+            FailureKind::AlreadyExists,
+            "entry already exists".to_string(),
+        ),
+        Errno::ESRCH | Errno::ENOENT => (FailureKind::NotFound, "no such entry".to_string()),
+        Errno::EPERM | Errno::EACCES => (
+            FailureKind::Kernel,
+            "not permitted (pfkey needs CAP_NET_ADMIN)".to_string(),
+        ),
+        Errno::EINVAL => (
+            FailureKind::Kernel,
+            "kernel rejected the parameters as invalid".to_string(),
+        ),
+        other => (FailureKind::Kernel, other.desc().to_string()),
+    };
+    let name = Errno::from_raw(errno);
+    let message = match kernel_text {
+        Some(text) if !text.is_empty() => {
+            format!("{operation}: {what} ({name:?}: kernel says \"{text}\")")
+        }
+        _ => format!("{operation}: {what} ({name:?})"),
+    };
+    KernelFailure {
+        kind,
+        errno,
+        message,
+    }
+}
+
+/// A failure that is ours, not the kernel's (malformed reply, timeout).
+pub fn local_failure(kind: FailureKind, message: String) -> KernelFailure {
+    KernelFailure {
+        kind,
+        errno: 0,
+        message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_esp_becomes_a_clear_unsupported_failure() {
+        let f = kernel_failure("add SA", 93, Some("Requested type not found"));
+        assert_eq!(f.kind, FailureKind::Unsupported);
+        assert_eq!(f.errno, 93);
+        assert_eq!(
+            f.message,
+            "add SA: kernel has no ESP support (esp4/esp6 not loaded) (EPROTONOSUPPORT: kernel says \"Requested type not found\")"
+        );
+    }
+
+    #[test]
+    fn common_errnos_map_to_kinds() {
+        assert_eq!(
+            kernel_failure("x", 17, None).kind,
+            FailureKind::AlreadyExists
+        );
+        assert_eq!(kernel_failure("x", 3, None).kind, FailureKind::NotFound);
+        assert_eq!(kernel_failure("x", 2, None).kind, FailureKind::NotFound);
+        assert_eq!(kernel_failure("x", 38, None).kind, FailureKind::Unsupported);
+        let other = kernel_failure("del", 105, None);
+        assert_eq!(other.kind, FailureKind::Kernel);
+        assert!(other.message.starts_with("del: "), "{}", other.message);
+        assert!(other.message.ends_with("(ENOBUFS)"), "{}", other.message);
+    }
+}

@@ -1,0 +1,212 @@
+//! Helpers shared by pfkey-proc's kernel tests (network namespaces, flows,
+//! static keys). Everything here runs only as root, in namespaces the test
+//! creates, so the host's own IPsec state is never touched.
+
+#![allow(dead_code)]
+
+use std::net::IpAddr;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use iked_common::ipc::{ChildConfig, Ikev2ToPfkey, PfkeyToIkev2};
+use iked_common::kernel::{
+    Encryption, Flow, Integrity, IpsecMode, IpsecProtocol, KernelEvent, KernelSocketKind, Lifetime,
+    PolicyDirection, PolicyParams, SaId, SaParams, SaTemplate, SecretBytes, Selector,
+};
+use iked_pfkey::service::PfkeyService;
+
+/// Fails (never skips) when not root: these tests are run by .ci/run as root.
+pub fn require_root() {
+    assert!(
+        nix::unistd::Uid::effective().is_root(),
+        "this test needs root (network namespaces, XFRM): run it through .ci/run as root"
+    );
+}
+
+/// Runs `f` on a fresh thread moved into a fresh network namespace; sockets
+/// and child processes it creates live in that namespace.
+pub fn in_new_netns<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::spawn(move || {
+        // SAFETY: unshare(2) with a valid flag; affects this thread only.
+        let rc = unsafe { nix::libc::unshare(nix::libc::CLONE_NEWNET) };
+        assert_eq!(
+            rc,
+            0,
+            "unshare(CLONE_NEWNET): {}",
+            std::io::Error::last_os_error()
+        );
+        f()
+    })
+    .join()
+    .unwrap_or_else(|e| std::panic::resume_unwind(e))
+}
+
+/// Runs a shell command (in the calling thread's namespace) and returns its
+/// stdout, failing the test if it fails.
+pub fn sh(command: &str) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .output()
+        .expect("spawn sh");
+    assert!(
+        out.status.success(),
+        "`{command}` failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+pub fn net(src: &str, src_prefix: u8, dst: &str, dst_prefix: u8) -> Selector {
+    Selector {
+        src: ip(src),
+        src_prefix,
+        dst: ip(dst),
+        dst_prefix,
+        protocol: 0,
+        src_port: 0,
+        dst_port: 0,
+    }
+}
+
+pub fn flow(name: &str, selector: Selector, local: &str, peer: &str, mode: IpsecMode) -> Flow {
+    Flow {
+        name: name.into(),
+        selector,
+        local: ip(local),
+        peer: ip(peer),
+        mode,
+        encryption: vec![
+            Encryption::AesCbc,
+            Encryption::AesGcm16,
+            Encryption::ChaCha20Poly1305,
+        ],
+        integrity: vec![Integrity::HmacSha256_128],
+    }
+}
+
+pub fn config(flows: Vec<Flow>) -> ChildConfig {
+    ChildConfig::Pfkey {
+        generation: 1,
+        flows,
+    }
+}
+
+pub fn open_service(kind: KernelSocketKind) -> PfkeyService {
+    let sockets = iked_pfkey::socket::open_kernel_sockets(Some(kind)).expect("open kernel sockets");
+    PfkeyService::new(sockets.kind, sockets.requests, sockets.events).expect("start service")
+}
+
+/// Sends one request and returns the single reply to ikev2.
+pub fn request(service: &mut PfkeyService, request: Ikev2ToPfkey) -> PfkeyToIkev2 {
+    let outcome = service.handle_request(request);
+    assert_eq!(
+        outcome.to_ikev2.len(),
+        1,
+        "one reply per request: {outcome:?}"
+    );
+    outcome.to_ikev2.into_iter().next().unwrap()
+}
+
+pub fn assert_done(reply: PfkeyToIkev2, id: u64) {
+    assert_eq!(reply, PfkeyToIkev2::Done { id }, "request {id}");
+}
+
+/// A policy for traffic `selector` in `direction`, tunnelled between `src`
+/// and `dst` (the SA's endpoints for that direction).
+pub fn policy(
+    selector: Selector,
+    direction: PolicyDirection,
+    src: &str,
+    dst: &str,
+    mode: IpsecMode,
+    reqid: u32,
+) -> PolicyParams {
+    PolicyParams {
+        selector,
+        direction,
+        priority: 2000,
+        template: SaTemplate {
+            src: ip(src),
+            dst: ip(dst),
+            protocol: IpsecProtocol::Esp,
+            mode,
+            reqid,
+        },
+    }
+}
+
+/// An SA with static keys (test only): the key octets are derived from the
+/// SPI so each direction differs and both namespaces agree.
+#[allow(clippy::too_many_arguments)]
+pub fn static_sa(
+    src: &str,
+    dst: &str,
+    spi: u32,
+    selector: Selector,
+    mode: IpsecMode,
+    reqid: u32,
+    encryption: Encryption,
+    lifetime: Lifetime,
+) -> SaParams {
+    let seed = spi.to_be_bytes();
+    let key = |n: usize, salt: u8| -> SecretBytes {
+        SecretBytes::new(
+            (0..n)
+                .map(|i| seed[i % 4] ^ (i as u8).wrapping_mul(salt))
+                .collect(),
+        )
+    };
+    let (encryption_key, integrity, integrity_key) = match encryption {
+        Encryption::AesCbc => (key(16, 7), Some(Integrity::HmacSha256_128), key(32, 13)),
+        Encryption::AesGcm16 => (key(20, 7), None, SecretBytes::new(vec![])),
+        Encryption::ChaCha20Poly1305 => (key(36, 7), None, SecretBytes::new(vec![])),
+    };
+    SaParams {
+        id: SaId {
+            src: ip(src),
+            dst: ip(dst),
+            protocol: IpsecProtocol::Esp,
+            spi,
+        },
+        mode,
+        reqid,
+        selector,
+        encryption,
+        encryption_key,
+        integrity,
+        integrity_key,
+        lifetime,
+        replay_window: 64,
+        esn: false,
+        encap: None,
+    }
+}
+
+/// Polls the service's event socket until `want` matches an event forwarded
+/// to ikev2, or `limit` passes. Returns every event seen.
+pub fn wait_for_event(
+    service: &mut PfkeyService,
+    limit: Duration,
+    want: impl Fn(&KernelEvent) -> bool,
+) -> (Option<KernelEvent>, Vec<KernelEvent>) {
+    let deadline = Instant::now() + limit;
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        for message in service.on_kernel_event().to_ikev2 {
+            if let PfkeyToIkev2::Event(event) = message {
+                if want(&event) {
+                    return (Some(event), seen);
+                }
+                seen.push(event);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (None, seen)
+}
