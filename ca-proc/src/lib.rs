@@ -2,4 +2,5 @@
 //! certificates, CRLs). It answers narrow questions from ikev2 (make or check
 //! an AUTH payload) and never gives a secret out.
 
+pub mod auth;
 pub mod process;

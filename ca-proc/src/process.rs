@@ -5,8 +5,10 @@ use std::os::fd::{AsFd, OwnedFd};
 use iked_common::child::{self, StartedChild};
 use iked_common::event::Poller;
 use iked_common::ipc::{
-    self, CaToIkev2, ChildConfig, ChildToParent, DescriptorPurpose, Ikev2ToCa, ParentToChild, Role,
+    self, ChildConfig, ChildToParent, DescriptorPurpose, Ikev2ToCa, ParentToChild, Role,
 };
+
+use crate::auth::AuthService;
 use iked_common::logging;
 
 const PARENT: u64 = 0;
@@ -31,6 +33,7 @@ fn serve(log_to_stderr: bool) -> Result<(), String> {
     if let Some((purpose, _)) = started.descriptors.first() {
         return Err(format!("unexpected descriptor {purpose:?}"));
     }
+    let mut auth = AuthService::default();
     let mut poller = Poller::new().map_err(|e| format!("epoll: {e}"))?;
     poller.add(started.parent(), PARENT).map_err(|e| format!("epoll: {e}"))?;
     poller.add(ikev2.as_fd(), IKEV2).map_err(|e| format!("epoll: {e}"))?;
@@ -38,18 +41,18 @@ fn serve(log_to_stderr: bool) -> Result<(), String> {
         for token in poller.wait(None).map_err(|e| format!("epoll: {e}"))? {
             match token {
                 PARENT => {
-                    if !on_parent(&started)? {
+                    if !on_parent(&started, &mut auth)? {
                         return Ok(());
                     }
                 }
-                _ => on_ikev2(&ikev2)?,
+                _ => on_ikev2(&ikev2, &auth)?,
             }
         }
     }
 }
 
 /// Handles one parent message; false means shut down.
-fn on_parent(started: &StartedChild) -> Result<bool, String> {
+fn on_parent(started: &StartedChild, auth: &mut AuthService) -> Result<bool, String> {
     let message = match ipc::recv::<ParentToChild>(started.parent()) {
         Ok(r) => r.expect_descriptors(0).map_err(|e| format!("parent: {e}"))?.0,
         Err(ipc::IpcError::Closed) => {
@@ -59,7 +62,9 @@ fn on_parent(started: &StartedChild) -> Result<bool, String> {
         Err(e) => return Err(format!("parent: {e}")),
     };
     match message {
-        ParentToChild::Config(ChildConfig::Ca { generation }) => {
+        ParentToChild::Config(ChildConfig::Ca { generation, psks }) => {
+            auth.set_keys(psks);
+            log::debug!("{} pre-shared keys loaded", auth.key_count());
             started.tell_parent(&ChildToParent::ConfigApplied { generation })?;
         }
         ParentToChild::SetVerbosity(v) => logging::set_verbosity(v),
@@ -72,13 +77,11 @@ fn on_parent(started: &StartedChild) -> Result<bool, String> {
     Ok(true)
 }
 
-fn on_ikev2(ikev2: &OwnedFd) -> Result<(), String> {
+fn on_ikev2(ikev2: &OwnedFd, auth: &AuthService) -> Result<(), String> {
     let request = ipc::recv::<Ikev2ToCa>(ikev2.as_fd())
         .and_then(|r| r.expect_descriptors(0))
         .map_err(|e| format!("ikev2: {e}"))?
         .0;
-    let reply = match request {
-        Ikev2ToCa::Ping { id } => CaToIkev2::Pong { id },
-    };
+    let reply = auth.handle(request);
     ipc::send(ikev2.as_fd(), &reply, &[]).map_err(|e| format!("ikev2: {e}"))
 }

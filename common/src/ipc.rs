@@ -13,6 +13,7 @@ use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, Ms
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::config::{Policy, PreSharedKey};
 use crate::kernel::{
     Flow, IpsecProtocol, KernelEntry, KernelEvent, KernelFailure, KernelSocketKind, PolicyDirection,
     PolicyParams, SaId, SaParams, Selector,
@@ -101,6 +102,10 @@ pub enum ChildConfig {
     Ikev2 {
         generation: u64,
         mode: InitiationMode,
+        /// The policies, without secrets.
+        policies: Vec<Policy>,
+        /// `set dpd_check_interval` in seconds; 0 disables DPD.
+        dpd_check_interval: u32,
     },
     Pfkey {
         generation: u64,
@@ -109,6 +114,8 @@ pub enum ChildConfig {
     },
     Ca {
         generation: u64,
+        /// Pre-shared keys by policy name.
+        psks: Vec<(String, PreSharedKey)>,
     },
 }
 
@@ -117,7 +124,7 @@ impl ChildConfig {
         match self {
             ChildConfig::Ikev2 { generation, .. }
             | ChildConfig::Pfkey { generation, .. }
-            | ChildConfig::Ca { generation } => *generation,
+            | ChildConfig::Ca { generation, .. } => *generation,
         }
     }
 }
@@ -146,6 +153,9 @@ pub enum ParentToChild {
     /// Orderly shutdown: finish (pfkey: flush what we installed), answer
     /// [`ChildToParent::ShutdownComplete`], exit 0.
     Shutdown,
+    /// ikev2: an operator's command from ikectl; answered by
+    /// [`ChildToParent::ControlResult`] with the same id.
+    Control { id: u64, command: ControlCommand },
 }
 
 /// Any child → parent.
@@ -166,6 +176,69 @@ pub enum ChildToParent {
     /// pfkey: that entry is gone again.
     KernelEntryRemoved(KernelEntry),
     ShutdownComplete,
+    /// ikev2: the answer to [`ParentToChild::Control`].
+    ControlResult { id: u64, reply: ControlReply },
+}
+
+/// What the parent forwards from ikectl to ikev2.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub enum ControlCommand {
+    /// `ikectl show sa`
+    ShowSa,
+    /// `ikectl initiate NAME`: start the IKE SA of policy NAME now.
+    Initiate { policy: String },
+    /// `ikectl terminate NAME`: delete every IKE SA of policy NAME (with
+    /// INFORMATIONAL DELETE to the peer) and its Child SAs.
+    Terminate { policy: String },
+}
+
+/// One IKE SA as `ikectl show sa` prints it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct IkeSaInfo {
+    pub policy: String,
+    /// "SA_INIT sent", "AUTH sent", "established", "rekeying", "deleting", ...
+    pub state: String,
+    pub initiator: bool,
+    pub local: std::net::SocketAddr,
+    pub peer: std::net::SocketAddr,
+    pub local_id: String,
+    pub peer_id: String,
+    /// IKE SPIs as 16 hex digits each.
+    pub spi_i: String,
+    pub spi_r: String,
+    pub encryption: String,
+    pub integrity: Option<String>,
+    pub prf: String,
+    pub dh_group: String,
+    pub nat_t: bool,
+    /// Seconds since established; None while negotiating.
+    pub established_secs: Option<u64>,
+    /// Seconds until the IKE SA rekeys; None if not scheduled.
+    pub rekey_in_secs: Option<u64>,
+    pub children: Vec<ChildSaInfo>,
+}
+
+/// One Child SA pair as `ikectl show sa` prints it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct ChildSaInfo {
+    /// "established", "rekeying", "deleting", "install failed", ...
+    pub state: String,
+    /// ESP SPIs as 8 hex digits.
+    pub spi_in: String,
+    pub spi_out: String,
+    pub local_ts: Vec<String>,
+    pub remote_ts: Vec<String>,
+    /// "tunnel" or "transport".
+    pub mode: String,
+    pub encryption: String,
+    pub integrity: Option<String>,
+    pub pfs_group: Option<String>,
+    /// Whether the kernel holds the SAs (false when the install failed).
+    pub installed: bool,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub established_secs: u64,
+    pub rekey_in_secs: Option<u64>,
 }
 
 /// ikev2 → pfkey. Every request carries an id echoed in the reply, so
@@ -217,12 +290,41 @@ pub enum PfkeyToIkev2 {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub enum Ikev2ToCa {
     Ping { id: u64 },
+    /// Our AUTH payload data for `policy` over `signed_octets` (RFC 7296
+    /// §2.15; ikev2 builds the octets, including prf(SK_p, ID')). `prf` is
+    /// the IKE SA's PRF transform ID. Answered by [`CaToIkev2::Auth`].
+    SignAuth {
+        id: u64,
+        policy: String,
+        prf: u16,
+        signed_octets: Vec<u8>,
+    },
+    /// Is the peer's AUTH payload right for `policy`? Answered by
+    /// [`CaToIkev2::Verified`].
+    VerifyAuth {
+        id: u64,
+        policy: String,
+        prf: u16,
+        auth_method: u8,
+        signed_octets: Vec<u8>,
+        auth_data: Vec<u8>,
+    },
 }
 
 /// ca → ikev2.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub enum CaToIkev2 {
     Pong { id: u64 },
+    /// AUTH payload contents: the method (2 = Shared Key MIC) and data.
+    Auth {
+        id: u64,
+        auth_method: u8,
+        auth_data: Vec<u8>,
+    },
+    /// The peer's AUTH was checked: `ok` false means AUTHENTICATION_FAILED.
+    Verified { id: u64, ok: bool },
+    /// The request could not be served (no key for the policy, bad PRF).
+    Failed { id: u64, reason: String },
 }
 
 /// ikectl → parent, over the control socket.
@@ -231,6 +333,8 @@ pub enum ControlRequest {
     Hello { version: u32 },
     SetVerbosity(Verbosity),
     Reload,
+    /// Forwarded to ikev2.
+    Ikev2(ControlCommand),
 }
 
 /// parent → ikectl.
@@ -239,6 +343,7 @@ pub enum ControlReply {
     Hello { version: u32 },
     Done(String),
     Failed(String),
+    SaList(Vec<IkeSaInfo>),
 }
 
 /// Why a message could not be sent or received.

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use iked_common::ipc::{self, ControlReply, ControlRequest, Verbosity, IPC_VERSION};
+use iked_common::ipc::{
+    self, ControlCommand, ControlReply, ControlRequest, IkeSaInfo, Verbosity, IPC_VERSION,
+};
 use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
 
 #[derive(Parser, Debug)]
@@ -32,6 +34,21 @@ enum Command {
     },
     /// Reload the configuration file; on an error the current one stays.
     Reload,
+    /// Show state.
+    Show {
+        #[command(subcommand)]
+        what: Show,
+    },
+    /// Start negotiating the IKE SA of a policy now.
+    Initiate { policy: String },
+    /// Delete the IKE SAs of a policy (and their Child SAs), telling the peer.
+    Terminate { policy: String },
+}
+
+#[derive(Subcommand, Debug)]
+enum Show {
+    /// IKE SAs with their Child SAs.
+    Sa,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -62,8 +79,20 @@ fn exchange(fd: &OwnedFd, request: &ControlRequest) -> Result<ControlReply, Stri
         .map_err(|e| format!("reading reply: {e}"))
 }
 
-fn run(cli: &Cli) -> Result<String, String> {
+/// How long to wait for the daemon's answer.
+const REPLY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// What the daemon answered, ready to print.
+enum Answer {
+    Message(String),
+    Sas(Vec<IkeSaInfo>),
+}
+
+fn run(cli: &Cli) -> Result<Answer, String> {
     let fd = connect_to(&cli.socket)?;
+    let timeout = nix::sys::time::TimeVal::new(REPLY_TIMEOUT.as_secs() as i64, 0);
+    nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::ReceiveTimeout, &timeout)
+        .map_err(|e| format!("socket timeout: {e}"))?;
     match exchange(&fd, &ControlRequest::Hello { version: IPC_VERSION })? {
         ControlReply::Hello { .. } => {}
         ControlReply::Failed(message) => return Err(message),
@@ -73,12 +102,73 @@ fn run(cli: &Cli) -> Result<String, String> {
         Command::Log { level: LogLevel::Brief } => ControlRequest::SetVerbosity(Verbosity::Brief),
         Command::Log { level: LogLevel::Verbose } => ControlRequest::SetVerbosity(Verbosity::Verbose),
         Command::Reload => ControlRequest::Reload,
+        Command::Show { what: Show::Sa } => ControlRequest::Ikev2(ControlCommand::ShowSa),
+        Command::Initiate { ref policy } => ControlRequest::Ikev2(ControlCommand::Initiate {
+            policy: policy.clone(),
+        }),
+        Command::Terminate { ref policy } => ControlRequest::Ikev2(ControlCommand::Terminate {
+            policy: policy.clone(),
+        }),
     };
     match exchange(&fd, &request)? {
-        ControlReply::Done(message) => Ok(message),
+        ControlReply::Done(message) => Ok(Answer::Message(message)),
+        ControlReply::SaList(sas) => Ok(Answer::Sas(sas)),
         ControlReply::Failed(message) => Err(message),
         other => Err(format!("unexpected reply {other:?}")),
     }
+}
+
+fn age(seconds: u64) -> String {
+    match seconds {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s => format!("{}h{}m", s / 3600, s / 60 % 60),
+    }
+}
+
+/// `ikectl show sa` as text: one block per IKE SA, one line per Child SA.
+fn render_sas(sas: &[IkeSaInfo]) -> String {
+    if sas.is_empty() {
+        return "no IKE SAs".into();
+    }
+    let mut out = String::new();
+    for sa in sas {
+        let role = if sa.initiator { "initiator" } else { "responder" };
+        let when = match sa.established_secs {
+            Some(s) => format!("established {} ago", age(s)),
+            None => sa.state.clone(),
+        };
+        let rekey = sa.rekey_in_secs.map(|s| format!(", rekey in {}", age(s))).unwrap_or_default();
+        out += &format!("{}: {} ({role}), {when}{rekey}\n", sa.policy, sa.state);
+        out += &format!(
+            "  {} {} <=> {} {}{}\n",
+            sa.local,
+            sa.local_id,
+            sa.peer,
+            sa.peer_id,
+            if sa.nat_t { " NAT-T" } else { "" }
+        );
+        out += &format!("  spi i {} r {}\n", sa.spi_i, sa.spi_r);
+        let integrity = sa.integrity.as_deref().map(|i| format!(" auth {i}")).unwrap_or_default();
+        out += &format!("  ike enc {}{integrity} prf {} group {}\n", sa.encryption, sa.prf, sa.dh_group);
+        for child in &sa.children {
+            let integrity = child.integrity.as_deref().map(|i| format!(" auth {i}")).unwrap_or_default();
+            let pfs = child.pfs_group.as_deref().map(|g| format!(" group {g}")).unwrap_or_default();
+            out += &format!(
+                "  child {}{}: spi in {} out {}, {} enc {}{integrity}{pfs}, bytes in {} out {}\n",
+                child.state,
+                if child.installed { "" } else { " (not in kernel)" },
+                child.spi_in,
+                child.spi_out,
+                child.mode,
+                child.encryption,
+                child.bytes_in,
+                child.bytes_out,
+            );
+            out += &format!("    {} === {}\n", child.local_ts.join(", "), child.remote_ts.join(", "));
+        }
+    }
+    out.trim_end().to_string()
 }
 
 fn main() -> ExitCode {
@@ -86,13 +176,15 @@ fn main() -> ExitCode {
     let result = run(&cli);
     if cli.json {
         let value = match &result {
-            Ok(message) => serde_json::json!({ "ok": true, "message": message }),
+            Ok(Answer::Message(message)) => serde_json::json!({ "ok": true, "message": message }),
+            Ok(Answer::Sas(sas)) => serde_json::json!({ "ok": true, "sas": sas }),
             Err(message) => serde_json::json!({ "ok": false, "error": message }),
         };
         println!("{value}");
     } else {
         match &result {
-            Ok(message) => println!("{message}"),
+            Ok(Answer::Message(message)) => println!("{message}"),
+            Ok(Answer::Sas(sas)) => println!("{}", render_sas(sas)),
             Err(message) => eprintln!("ikectl: {message}"),
         }
     }

@@ -1,7 +1,7 @@
 //! The parent process: configuration, sockets, children, signals, control.
 //! It never parses an IKE packet.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -115,6 +115,8 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
         installed: HashSet::new(),
         verbosity,
         lost: Vec::new(),
+        pending_control: HashMap::new(),
+        next_control_id: 0,
     };
     let started = daemon.start_children(
         cli.foreground,
@@ -204,6 +206,9 @@ struct Daemon {
     verbosity: Verbosity,
     /// Children reaped but not yet reported.
     lost: Vec<(Role, WaitStatus)>,
+    /// Control requests forwarded to ikev2: request id → control connection.
+    pending_control: HashMap<u64, u64>,
+    next_control_id: u64,
 }
 
 /// Receives one message from a child, waiting at most `timeout`.
@@ -239,19 +244,25 @@ fn drain(pipe: &mut UnixStream) {
 }
 
 impl Daemon {
+    /// The share of the configuration `role` gets: policies without
+    /// secrets to ikev2, keys to ca, flows to pfkey.
     fn child_config(&self, role: Role) -> ChildConfig {
         let generation = self.generation;
         match role {
             Role::Ikev2 => ChildConfig::Ikev2 {
                 generation,
                 mode: self.config.mode,
+                policies: self.config.policies.clone(),
+                dpd_check_interval: self.config.dpd_check_interval,
             },
-            // Flows come from the policies; none are configured yet.
             Role::Pfkey => ChildConfig::Pfkey {
                 generation,
-                flows: Vec::new(),
+                flows: crate::flows::flows_of(&self.config.policies),
             },
-            _ => ChildConfig::Ca { generation },
+            _ => ChildConfig::Ca {
+                generation,
+                psks: self.config.psks.clone(),
+            },
         }
     }
 
@@ -407,6 +418,12 @@ impl Daemon {
             }
             ChildToParent::KernelEntryRemoved(entry) if role == Role::Pfkey => {
                 self.installed.remove(&entry);
+            }
+            ChildToParent::ControlResult { id, reply } if role == Role::Ikev2 => {
+                // An answer for a connection that has gone away is dropped.
+                if let Some(client) = self.pending_control.remove(&id) {
+                    self.control.reply(client, &reply);
+                }
             }
             other => {
                 return Err(ipc::IpcError::Malformed {
@@ -592,6 +609,23 @@ impl Daemon {
                 Ok(message) => ControlReply::Done(message),
                 Err(message) => ControlReply::Failed(message),
             },
+            ControlRequest::Ikev2(command) => {
+                // ikev2 answers later with a ControlResult carrying this id.
+                self.next_control_id += 1;
+                let request_id = self.next_control_id;
+                let sent = self
+                    .children
+                    .iter()
+                    .find(|c| c.role == Role::Ikev2)
+                    .map(|c| ipc::send(c.channel.as_fd(), &ParentToChild::Control { id: request_id, command }, &[]));
+                match sent {
+                    Some(Ok(())) => {
+                        self.pending_control.insert(request_id, id);
+                        return;
+                    }
+                    _ => ControlReply::Failed("the ikev2 process is not available".into()),
+                }
+            }
         };
         self.control.reply(id, &reply);
     }

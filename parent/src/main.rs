@@ -4,6 +4,7 @@
 mod cli;
 mod control;
 mod daemon;
+mod flows;
 mod spawn;
 
 use std::process::ExitCode;

@@ -5,6 +5,8 @@
 
 mod lexer;
 mod parser;
+mod policy;
+mod policy_parser;
 
 use std::fmt;
 use std::path::Path;
@@ -15,6 +17,12 @@ use crate::ipc::InitiationMode;
 use crate::kernel::KernelSocketKind;
 
 pub use parser::{parse_file, parse_str};
+pub use policy_parser::{DEFAULT_CHILD_LIFETIME, DEFAULT_IKE_LIFETIME};
+pub use policy::{
+    AuthSpec, Encapsulation, IdentitySpec, Policy, PolicyInitiation, PreSharedKey, Prefix,
+    ProposalSpec, TransformSpec, TRANSFORM_ENCR, TRANSFORM_ESN, TRANSFORM_INTEG, TRANSFORM_KE,
+    TRANSFORM_PRF,
+};
 
 /// Largest configuration file read, so a runaway include cannot eat memory.
 pub const MAX_FILE_SIZE: u64 = 4 << 20;
@@ -30,6 +38,10 @@ pub struct Config {
     pub kernel: Option<KernelSocketKind>,
     /// `set dpd_check_interval N` (seconds; 0 disables DPD).
     pub dpd_check_interval: u32,
+    /// The `ikev2` policies, in file order.
+    pub policies: Vec<Policy>,
+    /// Pre-shared keys by policy name: for ca-proc only.
+    pub psks: Vec<(String, PreSharedKey)>,
 }
 
 impl Default for Config {
@@ -38,12 +50,14 @@ impl Default for Config {
             mode: InitiationMode::Active,
             kernel: None,
             dpd_check_interval: 60,
+            policies: Vec::new(),
+            psks: Vec::new(),
         }
     }
 }
 
 /// Where in which file something is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Location {
     pub file: String,
     pub line: u32,

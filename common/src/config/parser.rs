@@ -124,6 +124,18 @@ impl Parser {
                 let path = base.join(target);
                 self.file(&path, depth + 1, Some(at))
             }
+            "ikev2" => {
+                let index = self.config.policies.len();
+                let (policy, secret) = super::policy_parser::parse_policy(&words[1..], location, index)?;
+                if self.config.policies.iter().any(|p| p.name == policy.name) {
+                    return Err(error(location, format!("duplicate policy name '{}'", policy.name)));
+                }
+                if let Some(secret) = secret {
+                    self.config.psks.push((policy.name.clone(), super::PreSharedKey::new(secret)));
+                }
+                self.config.policies.push(policy);
+                Ok(())
+            }
             other => Err(error(location, format!("syntax error: unknown keyword '{other}'"))),
         }
     }

@@ -19,7 +19,26 @@ fn every_message_round_trips_through_postcard() {
         ParentToChild::Descriptor(DescriptorPurpose::IkeUdp { port: 4500, ipv6: true }),
         ParentToChild::Descriptor(DescriptorPurpose::KernelEvents(KernelSocketKind::Xfrm)),
         ParentToChild::DropPrivileges,
-        ParentToChild::Config(ChildConfig::Ikev2 { generation: 7, mode: InitiationMode::Passive }),
+        ParentToChild::Config(ChildConfig::Ikev2 {
+            generation: 7,
+            mode: InitiationMode::Passive,
+            policies: crate::config::parse_str(
+                "t",
+                "ikev2 \"p\" from 10.1.0.0/24 to 10.2.0.0/24 peer 192.0.2.2 psk \"k\"",
+                &[],
+            )
+            .unwrap()
+            .policies,
+            dpd_check_interval: 30,
+        }),
+        ParentToChild::Config(ChildConfig::Ca {
+            generation: 7,
+            psks: vec![("p".into(), crate::config::PreSharedKey::new(b"k".to_vec()))],
+        }),
+        ParentToChild::Control {
+            id: 3,
+            command: ControlCommand::Terminate { policy: "p".into() },
+        },
         ParentToChild::SetVerbosity(Verbosity::Brief),
         ParentToChild::Shutdown,
     ];

@@ -1,0 +1,175 @@
+//! AUTH payloads for pre-shared keys (RFC 7296 §2.15), computed and checked
+//! here because only this process holds the keys. ikev2 sends the signed
+//! octets; the key never leaves.
+
+use std::collections::HashMap;
+
+use iked_common::config::PreSharedKey;
+use iked_common::crypto::auth::{psk_auth, verify_psk_auth};
+use iked_common::crypto::PrfAlg;
+use iked_common::ipc::{CaToIkev2, Ikev2ToCa};
+
+/// Shared Key Message Integrity Code (RFC 7296 §3.8).
+pub const AUTH_METHOD_SHARED_KEY: u8 = 2;
+
+/// Signed octets are an IKE_SA_INIT message, a nonce and a PRF output: far
+/// below this. Larger requests are refused, not computed.
+const MAX_SIGNED_OCTETS: usize = 64 * 1024;
+/// The longest PRF output (HMAC-SHA2-512).
+const MAX_AUTH_DATA: usize = 64;
+
+#[derive(Default)]
+pub struct AuthService {
+    psks: HashMap<String, PreSharedKey>,
+}
+
+impl AuthService {
+    /// Replaces the keys with a new configuration's.
+    pub fn set_keys(&mut self, psks: Vec<(String, PreSharedKey)>) {
+        self.psks = psks.into_iter().collect();
+    }
+
+    pub fn key_count(&self) -> usize {
+        self.psks.len()
+    }
+
+    pub fn handle(&self, request: Ikev2ToCa) -> CaToIkev2 {
+        match request {
+            Ikev2ToCa::Ping { id } => CaToIkev2::Pong { id },
+            Ikev2ToCa::SignAuth {
+                id,
+                policy,
+                prf,
+                signed_octets,
+            } => match self.sign(&policy, prf, &signed_octets) {
+                Ok(auth_data) => CaToIkev2::Auth {
+                    id,
+                    auth_method: AUTH_METHOD_SHARED_KEY,
+                    auth_data,
+                },
+                Err(reason) => {
+                    log::warn!("AUTH for policy {policy}: {reason}");
+                    CaToIkev2::Failed { id, reason }
+                }
+            },
+            Ikev2ToCa::VerifyAuth {
+                id,
+                policy,
+                prf,
+                auth_method,
+                signed_octets,
+                auth_data,
+            } => match self.verify(&policy, prf, auth_method, &signed_octets, &auth_data) {
+                Ok(ok) => {
+                    if !ok {
+                        log::info!("policy {policy}: the peer's AUTH does not match our pre-shared key");
+                    }
+                    CaToIkev2::Verified { id, ok }
+                }
+                Err(reason) => {
+                    log::warn!("checking AUTH for policy {policy}: {reason}");
+                    CaToIkev2::Failed { id, reason }
+                }
+            },
+        }
+    }
+
+    fn key_and_prf(&self, policy: &str, prf: u16, signed_octets: &[u8]) -> Result<(&PreSharedKey, PrfAlg), String> {
+        let key = self
+            .psks
+            .get(policy)
+            .ok_or_else(|| format!("no pre-shared key for policy {policy}"))?;
+        let prf = PrfAlg::from_iana(prf).ok_or_else(|| format!("unsupported PRF {prf}"))?;
+        if signed_octets.len() > MAX_SIGNED_OCTETS {
+            return Err(format!("{} signed octets exceed the {MAX_SIGNED_OCTETS} cap", signed_octets.len()));
+        }
+        Ok((key, prf))
+    }
+
+    fn sign(&self, policy: &str, prf: u16, signed_octets: &[u8]) -> Result<Vec<u8>, String> {
+        let (key, prf) = self.key_and_prf(policy, prf, signed_octets)?;
+        psk_auth(prf, key.expose(), signed_octets).map_err(|e| e.to_string())
+    }
+
+    fn verify(
+        &self,
+        policy: &str,
+        prf: u16,
+        auth_method: u8,
+        signed_octets: &[u8],
+        auth_data: &[u8],
+    ) -> Result<bool, String> {
+        let (key, prf) = self.key_and_prf(policy, prf, signed_octets)?;
+        if auth_method != AUTH_METHOD_SHARED_KEY {
+            // The policy says PSK: any other method is a failed authentication.
+            return Ok(false);
+        }
+        if auth_data.len() > MAX_AUTH_DATA {
+            return Ok(false);
+        }
+        verify_psk_auth(prf, key.expose(), signed_octets, auth_data).map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service() -> AuthService {
+        let mut s = AuthService::default();
+        s.set_keys(vec![("p".into(), PreSharedKey::new(b"interop-lab-psk-0123456789".to_vec()))]);
+        s
+    }
+
+    #[test]
+    fn sign_then_verify_round_trips_and_a_wrong_auth_fails() {
+        let s = service();
+        let octets = b"real message | nonce | prf(SK_p, ID')".to_vec();
+        let CaToIkev2::Auth { auth_data, auth_method, id } = s.handle(Ikev2ToCa::SignAuth {
+            id: 7,
+            policy: "p".into(),
+            prf: 5,
+            signed_octets: octets.clone(),
+        }) else {
+            panic!("no AUTH");
+        };
+        assert_eq!((id, auth_method, auth_data.len()), (7, 2, 32));
+        // Independent computation: prf(prf(K, "Key Pad for IKEv2"), octets).
+        let pad = PrfAlg::HmacSha256.prf(b"interop-lab-psk-0123456789", b"Key Pad for IKEv2").unwrap();
+        let expected = PrfAlg::HmacSha256.prf(pad.expose(), &octets).unwrap();
+        assert_eq!(auth_data, expected.expose());
+
+        let verify = |data: Vec<u8>, method: u8| {
+            s.handle(Ikev2ToCa::VerifyAuth {
+                id: 8,
+                policy: "p".into(),
+                prf: 5,
+                auth_method: method,
+                signed_octets: octets.clone(),
+                auth_data: data,
+            })
+        };
+        assert_eq!(verify(auth_data.clone(), 2), CaToIkev2::Verified { id: 8, ok: true });
+        let mut flipped = auth_data.clone();
+        flipped[0] ^= 1;
+        assert_eq!(verify(flipped, 2), CaToIkev2::Verified { id: 8, ok: false });
+        assert_eq!(verify(auth_data.clone(), 1), CaToIkev2::Verified { id: 8, ok: false });
+        assert_eq!(verify(vec![0; 4096], 2), CaToIkev2::Verified { id: 8, ok: false });
+    }
+
+    #[test]
+    fn unknown_policy_prf_and_oversized_input_are_refused() {
+        let s = service();
+        let sign = |policy: &str, prf: u16, len: usize| {
+            s.handle(Ikev2ToCa::SignAuth {
+                id: 1,
+                policy: policy.into(),
+                prf,
+                signed_octets: vec![0; len],
+            })
+        };
+        assert!(matches!(sign("nope", 5, 10), CaToIkev2::Failed { ref reason, .. } if reason.contains("no pre-shared key")));
+        assert!(matches!(sign("p", 99, 10), CaToIkev2::Failed { ref reason, .. } if reason.contains("PRF")));
+        assert!(matches!(sign("p", 5, MAX_SIGNED_OCTETS + 1), CaToIkev2::Failed { .. }));
+    }
+}

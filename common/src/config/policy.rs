@@ -1,0 +1,176 @@
+//! The policies of iked.conf: what to negotiate with whom, for which traffic.
+//! This is the form the parser produces and the parent hands out: ikev2 gets
+//! the policies (never a secret), ca gets the pre-shared keys by policy name,
+//! pfkey gets the flows.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::kernel::Selector;
+
+/// Transform types of RFC 7296 §3.3.2.
+pub const TRANSFORM_ENCR: u8 = 1;
+pub const TRANSFORM_PRF: u8 = 2;
+pub const TRANSFORM_INTEG: u8 = 3;
+pub const TRANSFORM_KE: u8 = 4;
+pub const TRANSFORM_ESN: u8 = 5;
+
+/// One transform as proposed: IANA type and ID, and the key length in bits
+/// for ciphers with variable keys (RFC 7296 §3.3.5).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TransformSpec {
+    pub transform_type: u8,
+    pub id: u16,
+    pub key_length: Option<u16>,
+}
+
+/// One proposal: alternatives per transform type, in order of preference.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProposalSpec {
+    pub transforms: Vec<TransformSpec>,
+}
+
+impl ProposalSpec {
+    /// The transforms of one type, in order of preference.
+    pub fn of_type(&self, transform_type: u8) -> impl Iterator<Item = &TransformSpec> {
+        self.transforms
+            .iter()
+            .filter(move |t| t.transform_type == transform_type)
+    }
+}
+
+/// Whether a policy starts negotiating by itself.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyInitiation {
+    /// Initiate at start (unless `set passive`), and on kernel ACQUIRE.
+    Active,
+    /// Only answer; never initiate.
+    Passive,
+}
+
+/// IPsec mode of the Child SAs.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encapsulation {
+    Tunnel,
+    Transport,
+}
+
+/// An identity as configured (`srcid`, `dstid`), typed as in RFC 7296 §3.5.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Hash)]
+pub enum IdentitySpec {
+    Fqdn(String),
+    /// user@domain (ID_RFC822_ADDR).
+    UserFqdn(String),
+    Address(IpAddr),
+    /// A distinguished name in its textual form (ID_DER_ASN1_DN).
+    Asn1Dn(String),
+    KeyId(Vec<u8>),
+}
+
+impl std::fmt::Display for IdentitySpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IdentitySpec::Fqdn(s) | IdentitySpec::UserFqdn(s) | IdentitySpec::Asn1Dn(s) => {
+                f.write_str(s)
+            }
+            IdentitySpec::Address(a) => write!(f, "{a}"),
+            IdentitySpec::KeyId(k) => {
+                f.write_str("0x")?;
+                k.iter().try_for_each(|b| write!(f, "{b:02x}"))
+            }
+        }
+    }
+}
+
+/// An address with a prefix length (`10.1.0.0/24`, `peer 198.18.0.0/16`).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Prefix {
+    pub addr: IpAddr,
+    pub len: u8,
+}
+
+impl Prefix {
+    /// Whether `addr` lies inside this prefix (same family only).
+    pub fn contains(&self, addr: IpAddr) -> bool {
+        let (net, addr, bits) = match (self.addr, addr) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => (u32::from(n) as u128, u32::from(a) as u128, 32),
+            (IpAddr::V6(n), IpAddr::V6(a)) => (u128::from(n), u128::from(a), 128),
+            _ => return false,
+        };
+        let len = u32::from(self.len).min(bits);
+        if len == 0 {
+            return true;
+        }
+        let shift = bits - len;
+        (net >> shift) == (addr >> shift)
+    }
+
+    /// A single host.
+    pub fn is_host(&self) -> bool {
+        self.len == crate::kernel::max_prefix(self.addr)
+    }
+}
+
+impl std::fmt::Display for Prefix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
+/// How peers of a policy authenticate.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthSpec {
+    /// A pre-shared key (RFC 7296 §2.15); the key itself lives in ca-proc only.
+    Psk,
+}
+
+/// One `ikev2` policy of iked.conf.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub name: String,
+    pub initiation: PolicyInitiation,
+    pub encapsulation: Encapsulation,
+    /// `natt`: always encapsulate ESP in UDP, NAT or not.
+    pub force_natt: bool,
+    /// `from ... to ...`: traffic selectors, from our side to the peer's.
+    pub flows: Vec<Selector>,
+    /// `local`: our address; None = any.
+    pub local: Option<Prefix>,
+    /// `peer`: the peer's address or range; None = any.
+    pub peer: Option<Prefix>,
+    /// `ikesa ...`: IKE SA proposals in order of preference.
+    pub ike_proposals: Vec<ProposalSpec>,
+    /// `childsa ...`: Child SA (ESP) proposals in order of preference. A KE
+    /// transform here means PFS for rekeys and additional Child SAs.
+    pub child_proposals: Vec<ProposalSpec>,
+    pub srcid: Option<IdentitySpec>,
+    pub dstid: Option<IdentitySpec>,
+    /// `ikelifetime`: seconds until the IKE SA is rekeyed.
+    pub ike_lifetime_secs: u64,
+    /// `lifetime`: seconds until a Child SA is rekeyed.
+    pub child_lifetime_secs: u64,
+    /// `lifetime ... bytes`: bytes until a Child SA is rekeyed; 0 = no limit.
+    pub child_lifetime_bytes: u64,
+    pub auth: AuthSpec,
+}
+
+/// A pre-shared key, for ca-proc only. Zeroed when dropped; never printed.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
+pub struct PreSharedKey(Vec<u8>);
+
+impl PreSharedKey {
+    pub fn new(bytes: Vec<u8>) -> PreSharedKey {
+        PreSharedKey(bytes)
+    }
+
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for PreSharedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PreSharedKey({} bytes)", self.0.len())
+    }
+}

@@ -1,0 +1,110 @@
+//! The flows pfkey may install, derived from the policies: each `from/to`
+//! pair of a policy with a fixed local and peer address, with the ESP
+//! algorithms its Child SA proposals allow. pfkey refuses anything else.
+
+use iked_common::config::{Encapsulation, Policy, TRANSFORM_ENCR, TRANSFORM_INTEG};
+use iked_common::kernel::{Encryption, Flow, Integrity, IpsecMode, Selector};
+
+/// ESP cipher for an IKE ENCR transform ID, if the kernel side supports it.
+fn encryption(id: u16) -> Option<Encryption> {
+    match id {
+        12 => Some(Encryption::AesCbc),
+        20 => Some(Encryption::AesGcm16),
+        28 => Some(Encryption::ChaCha20Poly1305),
+        _ => None,
+    }
+}
+
+fn integrity(id: u16) -> Option<Integrity> {
+    match id {
+        2 => Some(Integrity::HmacSha1_96),
+        12 => Some(Integrity::HmacSha256_128),
+        13 => Some(Integrity::HmacSha384_192),
+        14 => Some(Integrity::HmacSha512_256),
+        _ => None,
+    }
+}
+
+fn push_unique<T: PartialEq>(list: &mut Vec<T>, item: T) {
+    if !list.contains(&item) {
+        list.push(item);
+    }
+}
+
+/// Flows of every policy whose local and peer are single addresses. A
+/// policy without `from/to` protects the traffic between the two gateways.
+pub fn flows_of(policies: &[Policy]) -> Vec<Flow> {
+    let mut flows = Vec::new();
+    for policy in policies {
+        let (Some(local), Some(peer)) = (policy.local, policy.peer) else {
+            log::debug!("policy {}: no fixed local and peer address, so no kernel flow", policy.name);
+            continue;
+        };
+        if !local.is_host() || !peer.is_host() {
+            continue;
+        }
+        let mut ciphers = Vec::new();
+        let mut integrities = Vec::new();
+        for proposal in &policy.child_proposals {
+            proposal
+                .of_type(TRANSFORM_ENCR)
+                .filter_map(|t| encryption(t.id))
+                .for_each(|e| push_unique(&mut ciphers, e));
+            proposal
+                .of_type(TRANSFORM_INTEG)
+                .filter_map(|t| integrity(t.id))
+                .for_each(|i| push_unique(&mut integrities, i));
+        }
+        let selectors = if policy.flows.is_empty() {
+            vec![Selector::hosts(local.addr, peer.addr)]
+        } else {
+            policy.flows.clone()
+        };
+        for selector in selectors {
+            flows.push(Flow {
+                name: policy.name.clone(),
+                selector,
+                local: local.addr,
+                peer: peer.addr,
+                mode: match policy.encapsulation {
+                    Encapsulation::Tunnel => IpsecMode::Tunnel,
+                    Encapsulation::Transport => IpsecMode::Transport,
+                },
+                encryption: ciphers.clone(),
+                integrity: integrities.clone(),
+            });
+        }
+    }
+    flows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iked_common::config::parse_str;
+
+    #[test]
+    fn flows_follow_the_policies() {
+        let config = parse_str(
+            "t",
+            "ikev2 \"gcm\" active esp from 10.1.1.0/24 to 10.2.1.0/24 \
+             local 198.18.0.1 peer 198.18.0.2 childsa enc aes-128-gcm psk \"k\"\n\
+             ikev2 \"any\" passive esp from 10.1.2.0/24 to 10.2.2.0/24 peer any psk \"k\"\n\
+             ikev2 \"hosts\" transport local 198.18.0.1 peer 198.18.0.3 \
+             childsa enc aes-256 auth hmac-sha2-256 psk \"k\"\n",
+            &[],
+        )
+        .unwrap();
+        let flows = flows_of(&config.policies);
+        assert_eq!(flows.len(), 2, "the policy with peer any yields none");
+        assert_eq!(flows[0].name, "gcm");
+        assert_eq!(flows[0].selector.to_string(), "10.1.1.0/24 -> 10.2.1.0/24");
+        assert_eq!(flows[0].encryption, vec![Encryption::AesGcm16]);
+        assert!(flows[0].integrity.is_empty());
+        assert_eq!(flows[0].mode, IpsecMode::Tunnel);
+        assert_eq!(flows[1].selector, Selector::hosts("198.18.0.1".parse().unwrap(), "198.18.0.3".parse().unwrap()));
+        assert_eq!(flows[1].mode, IpsecMode::Transport);
+        assert_eq!(flows[1].encryption, vec![Encryption::AesCbc]);
+        assert_eq!(flows[1].integrity, vec![Integrity::HmacSha256_128]);
+    }
+}
