@@ -316,3 +316,42 @@ fn decrypted_contents_decode_reencode_and_render_like_strongswan() {
     }
     assert_eq!(decrypted_count, 32);
 }
+
+/// The builder helpers produce what strongSwan sent: rebuild the first
+/// IKE_SA_INIT response from its parts, with the header derived from the request.
+#[test]
+fn response_built_from_parts_matches_capture() {
+    let vectors = vectors();
+    let request = Message::decode(&vectors[0].bytes).unwrap();
+    let response = Message::decode(&vectors[1].bytes).unwrap();
+    let mut header = request.header.response();
+    header.responder_spi = response.header.responder_spi;
+    let rebuilt = Message::new(header, response.payloads.clone());
+    assert_eq!(rebuilt.encode().unwrap(), vectors[1].bytes);
+    assert_eq!(
+        request.header,
+        iked_common::wire::Header::request(
+            request.header.initiator_spi,
+            0,
+            ExchangeType::IkeSaInit,
+            0,
+            true
+        )
+    );
+    assert_eq!(response.nonce().map(|nonce| nonce.0.len()), Some(32));
+    assert_eq!(
+        response.key_exchange().map(|ke| ke.data.len()),
+        Some(256),
+        "MODP 2048"
+    );
+    assert_eq!(
+        response.security_association().map(|sa| sa.proposals.len()),
+        Some(1)
+    );
+    let natd: Payload = iked_common::wire::Notify::new(
+        iked_common::wire::NotifyType::NatDetectionSourceIp,
+        vec![0; 20],
+    )
+    .into();
+    assert_eq!(natd.to_string(), "N(NATD_S_IP)");
+}

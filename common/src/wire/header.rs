@@ -113,6 +113,43 @@ impl Header {
         out.extend_from_slice(&length.to_be_bytes());
     }
 
+    /// Header of a request. `from_original_initiator` sets the I flag
+    /// (RFC 7296 §3.1: set by the original initiator of the IKE SA, whichever
+    /// side sends the request).
+    pub const fn request(
+        initiator_spi: u64,
+        responder_spi: u64,
+        exchange: ExchangeType,
+        message_id: u32,
+        from_original_initiator: bool,
+    ) -> Self {
+        Header {
+            initiator_spi,
+            responder_spi,
+            exchange,
+            flags: Flags {
+                initiator: from_original_initiator,
+                version: false,
+                response: false,
+            },
+            message_id,
+        }
+    }
+
+    /// Header of the response to `self` (a request we received): same SPIs,
+    /// exchange and message ID, R set, I set if we are the original initiator
+    /// (that is, if the request did not have it).
+    pub const fn response(&self) -> Self {
+        Header {
+            flags: Flags {
+                initiator: !self.flags.initiator,
+                version: false,
+                response: true,
+            },
+            ..*self
+        }
+    }
+
     /// Whether this header belongs to a request (R flag clear).
     pub const fn is_request(&self) -> bool {
         !self.flags.response

@@ -123,6 +123,35 @@ impl Message {
             .find(|notify| notify.notify_type == notify_type)
     }
 
+    /// A message with the given header and payloads.
+    pub fn new(header: Header, payloads: Vec<Payload>) -> Self {
+        Message { header, payloads }
+    }
+
+    /// The SA payload, if any (the first one).
+    pub fn security_association(&self) -> Option<&SecurityAssociation> {
+        self.payloads.iter().find_map(|payload| match payload {
+            Payload::SecurityAssociation(sa) => Some(sa),
+            _ => None,
+        })
+    }
+
+    /// The KE payload, if any.
+    pub fn key_exchange(&self) -> Option<&KeyExchange> {
+        self.payloads.iter().find_map(|payload| match payload {
+            Payload::KeyExchange(ke) => Some(ke),
+            _ => None,
+        })
+    }
+
+    /// The Nonce payload, if any.
+    pub fn nonce(&self) -> Option<&Nonce> {
+        self.payloads.iter().find_map(|payload| match payload {
+            Payload::Nonce(nonce) => Some(nonce),
+            _ => None,
+        })
+    }
+
     /// The Encrypted payload, if any.
     pub fn encrypted(&self) -> Option<&Encrypted> {
         self.payloads.iter().find_map(|payload| match payload {

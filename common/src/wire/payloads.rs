@@ -54,7 +54,8 @@ pub enum Payload {
     Unknown(UnknownPayload),
 }
 
-/// A payload of a type we do not implement.
+/// A payload of a type we do not implement. `payload_type` must not be one
+/// this module implements (it would decode as that type).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnknownPayload {
     pub payload_type: u8,
@@ -215,6 +216,36 @@ impl Payload {
         Ok(payload)
     }
 }
+
+macro_rules! payload_from {
+    ($($variant:ident($ty:ty)),* $(,)?) => {
+        $(
+            impl From<$ty> for Payload {
+                fn from(value: $ty) -> Self {
+                    Payload::$variant(value)
+                }
+            }
+        )*
+    };
+}
+
+// IDi/IDr and TSi/TSr share a type, so they have no From: name the variant.
+payload_from!(
+    SecurityAssociation(SecurityAssociation),
+    KeyExchange(KeyExchange),
+    Certificate(Certificate),
+    CertificateRequest(CertificateRequest),
+    Authentication(Authentication),
+    Nonce(Nonce),
+    Notify(Notify),
+    Delete(Delete),
+    VendorId(VendorId),
+    Encrypted(Encrypted),
+    Configuration(Configuration),
+    Eap(Eap),
+    EncryptedFragment(EncryptedFragment),
+    Unknown(UnknownPayload),
+);
 
 /// What a chain decoder needs to know about the message it is in.
 #[derive(Debug, Clone, Copy)]

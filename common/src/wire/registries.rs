@@ -121,7 +121,7 @@ registry! {
         Encrypted = 46, "Encrypted and Authenticated", "SK";
         Configuration = 47, "Configuration", "CP";
         Eap = 48, "Extensible Authentication", "EAP";
-        GroupSaPolicy = 49, "Generic Secure Password Method", "GSPM";
+        GenericSecurePasswordMethod = 49, "Generic Secure Password Method", "GSPM";
         GroupId = 50, "Group Identification", "IDg";
         GroupSa = 51, "Group Security Association", "GSA";
         KeyDownload = 52, "Key Download", "KD";
