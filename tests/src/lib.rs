@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod lab;
+
 /// Fails the test, with the reason, unless we are root: tests that need root
 /// never skip silently.
 pub fn require_root(what: &str) {
@@ -71,6 +73,12 @@ impl Daemon {
     /// Starts iked with `config_text` and waits until it reports that its
     /// children are up.
     pub fn start(tag: &str, config_text: &str) -> Daemon {
+        Daemon::start_in(None, tag, config_text)
+    }
+
+    /// Starts iked inside the named network namespace (`ip netns`), or in a
+    /// fresh anonymous one when `netns` is None.
+    pub fn start_in(netns: Option<&str>, tag: &str, config_text: &str) -> Daemon {
         let scratch = Scratch::new(tag);
         let config = scratch.file("iked.conf");
         std::fs::write(&config, config_text).expect("write config");
@@ -88,12 +96,28 @@ impl Daemon {
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("dup"))
             .stderr(log_file);
-        // SAFETY: unshare(2) is async-signal-safe.
-        unsafe {
-            command.pre_exec(|| {
-                nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
-                    .map_err(std::io::Error::from)
-            });
+        match netns {
+            None => {
+                // SAFETY: unshare(2) is async-signal-safe.
+                unsafe {
+                    command.pre_exec(|| {
+                        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+                            .map_err(std::io::Error::from)
+                    });
+                }
+            }
+            Some(name) => {
+                let ns = std::fs::File::open(format!("/run/netns/{name}"))
+                    .unwrap_or_else(|e| panic!("network namespace {name}: {e}"));
+                // SAFETY: setns(2) is async-signal-safe; the file stays open
+                // until after the fork.
+                unsafe {
+                    command.pre_exec(move || {
+                        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
+                            .map_err(std::io::Error::from)
+                    });
+                }
+            }
         }
         let child = command.spawn().expect("spawn iked");
         let mut daemon = Daemon {

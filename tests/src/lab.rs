@@ -1,0 +1,492 @@
+//! A two-gateway network in namespaces, and strongSwan as an independent
+//! peer in it. Everything this creates is removed at drop.
+//!
+//! ```text
+//!  netns A  veth-a 198.18.0.1/24 fd00:18::1/64  <-->  veth-b 198.18.0.2/24 fd00:18::2/64  netns B
+//!  inner (on lo): 10.1.{0,1,2}.1  fd01:a::1            10.2.{0,1,2}.1  fd01:b::1
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::Scratch;
+
+/// The pre-shared key of the lab's connections.
+pub const LAB_PSK: &str = "interop-lab-psk-0123456789";
+
+fn run(args: &[&str]) -> Output {
+    let output = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", args.join(" ")));
+    assert!(
+        output.status.success(),
+        "{} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// One side of the lab.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    A,
+    B,
+}
+
+impl Side {
+    pub fn other(self) -> Side {
+        match self {
+            Side::A => Side::B,
+            Side::B => Side::A,
+        }
+    }
+
+    pub fn outer_v4(self) -> &'static str {
+        match self {
+            Side::A => "198.18.0.1",
+            Side::B => "198.18.0.2",
+        }
+    }
+
+    pub fn outer_v6(self) -> &'static str {
+        match self {
+            Side::A => "fd00:18::1",
+            Side::B => "fd00:18::2",
+        }
+    }
+
+    /// Second octet of the side's inner networks (10.1.x.0/24 or 10.2.x.0/24).
+    pub fn inner_net(self) -> u8 {
+        match self {
+            Side::A => 1,
+            Side::B => 2,
+        }
+    }
+
+    pub fn inner_v6(self) -> &'static str {
+        match self {
+            Side::A => "fd01:a::",
+            Side::B => "fd01:b::",
+        }
+    }
+
+    pub fn id(self) -> &'static str {
+        match self {
+            Side::A => "a.ike.test",
+            Side::B => "b.ike.test",
+        }
+    }
+}
+
+/// Two namespaces joined by a veth pair.
+pub struct Lab {
+    pub a: String,
+    pub b: String,
+}
+
+impl Lab {
+    pub fn new(tag: &str) -> Lab {
+        crate::require_root("the namespace lab");
+        let lab = Lab {
+            a: format!("iked-{tag}-a"),
+            b: format!("iked-{tag}-b"),
+        };
+        for ns in [&lab.a, &lab.b] {
+            // A namespace left by an interrupted run is replaced.
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+            run(&["ip", "netns", "add", ns]);
+        }
+        run(&["ip", "link", "add", "veth-a", "netns", &lab.a, "type", "veth", "peer", "name", "veth-b", "netns", &lab.b]);
+        for side in [Side::A, Side::B] {
+            let ns = lab.ns(side);
+            let dev = if side == Side::A { "veth-a" } else { "veth-b" };
+            run(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+            run(&["ip", "-n", ns, "addr", "add", &format!("{}/24", side.outer_v4()), "dev", dev]);
+            run(&["ip", "-n", ns, "addr", "add", &format!("{}/64", side.outer_v6()), "dev", dev, "nodad"]);
+            run(&["ip", "-n", ns, "link", "set", dev, "up"]);
+            for n in 0..3 {
+                run(&["ip", "-n", ns, "addr", "add", &format!("10.{}.{n}.1/32", side.inner_net()), "dev", "lo"]);
+            }
+            run(&["ip", "-n", ns, "addr", "add", &format!("{}1/128", side.inner_v6()), "dev", "lo"]);
+        }
+        lab
+    }
+
+    pub fn ns(&self, side: Side) -> &str {
+        match side {
+            Side::A => &self.a,
+            Side::B => &self.b,
+        }
+    }
+
+    /// Runs a command inside a side's namespace.
+    pub fn exec(&self, side: Side, args: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", self.ns(side)])
+            .args(args)
+            .output()
+            .expect("ip netns exec")
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for ns in [&self.a, &self.b] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+    }
+}
+
+/// How strongSwan installs Child SAs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SwanKernel {
+    /// Userspace ESP over a TUN device: works on kernels without ESP, and
+    /// forces UDP encapsulation (strongSwan fakes its NAT-D hashes).
+    Libipsec,
+    /// Kernel XFRM: needs a kernel with ESP (the kernel lab).
+    Netlink,
+}
+
+/// A connection both strongSwan and iked configure the same way.
+#[derive(Debug, Clone, Copy)]
+pub struct Connection {
+    pub name: &'static str,
+    pub ike_proposal: &'static str,
+    pub esp_proposals: &'static str,
+    pub v6: bool,
+    /// Third octet of the inner networks (10.x.N.0/24).
+    pub inner: u8,
+}
+
+pub const PSK_CBC: Connection = Connection {
+    name: "psk-cbc",
+    ike_proposal: "aes256-sha256-modp2048",
+    esp_proposals: "aes256-sha256-modp2048,aes256-sha256",
+    v6: false,
+    inner: 0,
+};
+pub const PSK_GCM: Connection = Connection {
+    name: "psk-gcm",
+    ike_proposal: "aes128gcm16-prfsha256-x25519",
+    esp_proposals: "aes128gcm16-x25519,aes128gcm16",
+    v6: false,
+    inner: 1,
+};
+pub const PSK_V6: Connection = Connection {
+    name: "psk-v6",
+    ike_proposal: "aes256-sha256-modp2048",
+    esp_proposals: "aes256-sha256",
+    v6: true,
+    inner: 0,
+};
+
+impl Connection {
+    pub fn local_ts(&self, side: Side) -> String {
+        if self.v6 {
+            format!("{}/64", side.inner_v6())
+        } else {
+            format!("10.{}.{}.0/24", side.inner_net(), self.inner)
+        }
+    }
+
+    pub fn address(&self, side: Side) -> &'static str {
+        if self.v6 {
+            side.outer_v6()
+        } else {
+            side.outer_v4()
+        }
+    }
+
+    /// The matching iked.conf policy for `side`.
+    pub fn iked_policy(&self, side: Side, active: bool) -> String {
+        let (ikesa, childsa) = match self.name {
+            "psk-gcm" => (
+                "ikesa enc aes-128-gcm prf hmac-sha2-256 group curve25519",
+                "childsa enc aes-128-gcm group curve25519",
+            ),
+            "psk-cbc" => (
+                "ikesa enc aes-256 auth hmac-sha2-256 prf hmac-sha2-256 group modp2048",
+                "childsa enc aes-256 auth hmac-sha2-256 group modp2048",
+            ),
+            _ => (
+                "ikesa enc aes-256 auth hmac-sha2-256 prf hmac-sha2-256 group modp2048",
+                "childsa enc aes-256 auth hmac-sha2-256",
+            ),
+        };
+        format!(
+            "ikev2 \"{name}\" {mode} esp tunnel from {src} to {dst} local {local} peer {peer} \\\n  {ikesa} \\\n  {childsa} \\\n  srcid {srcid} dstid {dstid} psk \"{LAB_PSK}\"\n",
+            name = self.name,
+            mode = if active { "active" } else { "passive" },
+            src = self.local_ts(side),
+            dst = self.local_ts(side.other()),
+            local = self.address(side),
+            peer = self.address(side.other()),
+            srcid = side.id(),
+            dstid = side.other().id(),
+        )
+    }
+
+    fn swanctl_section(&self, side: Side) -> String {
+        format!(
+            r#"    {name} {{
+        version = 2
+        local_addrs = {local}
+        remote_addrs = {remote}
+        proposals = {ike}
+        unique = never
+        dpd_delay = 0
+        rekey_time = 0
+        local {{
+            auth = psk
+            id = {lid}
+        }}
+        remote {{
+            auth = psk
+            id = {rid}
+        }}
+        children {{
+            {name} {{
+                local_ts = {lts}
+                remote_ts = {rts}
+                esp_proposals = {esp}
+                mode = tunnel
+                start_action = none
+                rekey_time = 0
+            }}
+        }}
+    }}
+"#,
+            name = self.name,
+            local = self.address(side),
+            remote = self.address(side.other()),
+            ike = self.ike_proposal,
+            lid = side.id(),
+            rid = side.other().id(),
+            lts = self.local_ts(side),
+            rts = self.local_ts(side.other()),
+            esp = self.esp_proposals,
+        )
+    }
+}
+
+/// A strongSwan charon running in one side's namespace, with its own
+/// configuration, vici socket and key-dumping log in a scratch directory.
+pub struct Strongswan {
+    pub child: Child,
+    pub dir: PathBuf,
+    pub log: PathBuf,
+    ns: String,
+    _scratch: Scratch,
+}
+
+impl Strongswan {
+    pub fn start(lab: &Lab, side: Side, kernel: SwanKernel, connections: &[Connection]) -> Strongswan {
+        let scratch = Scratch::new(&format!("swan-{}", lab.ns(side)));
+        let dir = scratch.0.clone();
+        let log = dir.join("charon.log");
+        let vici = dir.join("charon.vici");
+        let plugins = match kernel {
+            // kernel-libipsec must precede kernel-netlink: the first provider wins.
+            SwanKernel::Libipsec => "kernel-libipsec kernel-netlink",
+            SwanKernel::Netlink => "kernel-netlink",
+        };
+        std::fs::write(
+            dir.join("strongswan.conf"),
+            format!(
+                r#"charon-systemd {{
+    journal {{
+        default = -1
+    }}
+}}
+charon {{
+    load_modular = no
+    load = random nonce openssl aes sha1 sha2 hmac gcm kdf curve25519 {plugins} socket-default vici
+    install_routes = yes
+    retransmit_tries = 3
+    retransmit_timeout = 2.0
+    plugins {{
+        vici {{
+            socket = unix://{vici}
+        }}
+    }}
+    filelog {{
+        lab {{
+            path = {log}
+            time_format = %H:%M:%S
+            ike_name = yes
+            append = no
+            flush_line = yes
+            default = 1
+            ike = 4
+            chd = 4
+            knl = 2
+            net = 2
+            cfg = 2
+        }}
+    }}
+}}
+swanctl {{
+    load = random nonce openssl aes sha1 sha2 hmac pem pkcs1 pkcs8 x509 pubkey
+}}
+"#,
+                vici = vici.display(),
+                log = log.display(),
+            ),
+        )
+        .expect("strongswan.conf");
+        let swanctl = dir.join("swanctl");
+        for sub in ["conf.d", "x509", "x509ca", "private"] {
+            std::fs::create_dir_all(swanctl.join(sub)).expect("swanctl dir");
+        }
+        let mut conf = String::from("connections {\n");
+        for c in connections {
+            conf += &c.swanctl_section(side);
+        }
+        conf += &format!(
+            "}}\nsecrets {{\n    ike-lab {{\n        id-a = a.ike.test\n        id-b = b.ike.test\n        secret = \"{LAB_PSK}\"\n    }}\n}}\n"
+        );
+        std::fs::write(swanctl.join("swanctl.conf"), conf).expect("swanctl.conf");
+
+        let child = Command::new("ip")
+            .args(["netns", "exec", lab.ns(side), "/usr/sbin/charon-systemd"])
+            .env("STRONGSWAN_CONF", dir.join("strongswan.conf"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("charon.stderr")).expect("stderr file"))
+            .spawn()
+            .expect("start charon-systemd (apt-get install charon-systemd strongswan-swanctl libcharon-extra-plugins)");
+        let mut swan = Strongswan {
+            child,
+            dir,
+            log,
+            ns: lab.ns(side).to_string(),
+            _scratch: scratch,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !vici.exists() {
+            if let Ok(Some(status)) = swan.child.try_wait() {
+                panic!(
+                    "charon exited ({status}): {}",
+                    std::fs::read_to_string(swan.dir.join("charon.stderr")).unwrap_or_default()
+                );
+            }
+            assert!(Instant::now() < deadline, "strongSwan's vici socket did not appear");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let loaded = swan.swanctl(&["--load-all", "--noprompt"]);
+        assert!(loaded.status.success(), "swanctl --load-all: {}", String::from_utf8_lossy(&loaded.stderr));
+        swan
+    }
+
+    /// Runs swanctl against this instance (bounded by its own --timeout
+    /// where the command takes one).
+    pub fn swanctl(&self, args: &[&str]) -> Output {
+        Command::new("timeout")
+            .arg("60")
+            .arg("swanctl")
+            .args(args)
+            .arg("--uri")
+            .arg(format!("unix://{}", self.dir.join("charon.vici").display()))
+            .env("STRONGSWAN_CONF", self.dir.join("strongswan.conf"))
+            .env("SWANCTL_DIR", self.dir.join("swanctl"))
+            .output()
+            .expect("swanctl")
+    }
+
+    pub fn list_sas(&self) -> String {
+        String::from_utf8_lossy(&self.swanctl(&["--list-sas"]).stdout).into_owned()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.ns
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for Strongswan {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Keys strongSwan logged at `ike = 4`/`chd = 4`, by label, in log order
+/// ("Sk_ei secret", "encryption initiator key", ...), as lowercase hex. A
+/// key line reads `... LABEL => N bytes @ 0x...`; N bytes follow as hex
+/// dump lines `...>    0: 50 64 9C ...  ascii`.
+pub fn strongswan_keys(log: &str) -> Vec<(String, String)> {
+    let mut keys = Vec::new();
+    let mut lines = log.lines();
+    while let Some(line) = lines.next() {
+        let Some((label, len)) = key_header(line) else {
+            continue;
+        };
+        let mut hex = String::new();
+        while hex.len() < 2 * len {
+            let Some(dump) = lines.next() else { break };
+            let Some((_, rest)) = dump.split_once("> ") else { break };
+            let Some((_offset, bytes)) = rest.trim_start().split_once(": ") else { break };
+            for token in bytes.split(' ').take_while(|t| !t.is_empty()) {
+                if hex.len() < 2 * len {
+                    hex += &token.to_lowercase();
+                }
+            }
+        }
+        keys.push((label, hex));
+    }
+    keys
+}
+
+fn key_header(line: &str) -> Option<(String, usize)> {
+    const LABELS: &[&str] = &[
+        "Sk_d secret",
+        "Sk_ai secret",
+        "Sk_ar secret",
+        "Sk_ei secret",
+        "Sk_er secret",
+        "Sk_pi secret",
+        "Sk_pr secret",
+        "SKEYSEED",
+        "encryption initiator key",
+        "encryption responder key",
+        "integrity initiator key",
+        "integrity responder key",
+    ];
+    let label = LABELS.iter().find(|l| line.contains(&format!("> {} =>", l)))?;
+    let len = line.split("=> ").nth(1)?.split(' ').next()?.parse().ok()?;
+    Some((label.to_string(), len))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn keys_are_read_from_a_strongswan_log() {
+        let log = "15:14:03.844 13[IKE4] <psk-cbc|1> Sk_ei secret => 20 bytes @ 0x7f940c039460\n\
+15:14:03.844 13[IKE4] <psk-cbc|1>    0: 9E 44 32 47 B9 EA D9 AC 7E A9 04 2C 0E 2F 43 79  .D2G....~..,./Cy\n\
+15:14:03.844 13[IKE4] <psk-cbc|1>   16: 41 42 43 44                                      ABCD\n\
+15:14:03.844 13[IKE4] <psk-cbc|1> natd_hash => 20 bytes @ 0x7f940c039120\n";
+        let keys = super::strongswan_keys(log);
+        assert_eq!(
+            keys,
+            vec![("Sk_ei secret".to_string(), "9e443247b9ead9ac7ea9042c0e2f437941424344".to_string())]
+        );
+    }
+}
