@@ -297,25 +297,29 @@ pub(crate) fn decode_chain(
         if payloads.len() >= MAX_PAYLOADS {
             return Err(DecodeError::TooManyPayloads);
         }
-        let Some((header, after_header)) = rest.split_at_checked(GENERIC_HEADER_LEN) else {
+        let Some(([next, flags, length_high, length_low], after_header)) = rest
+            .split_first_chunk::<GENERIC_HEADER_LEN>()
+            .map(|(header, after)| (*header, after))
+        else {
             return Err(DecodeError::Truncated {
                 what: "generic payload header",
                 needed: GENERIC_HEADER_LEN,
                 available: rest.len(),
             });
         };
-        let next = PayloadType::from_value(header[0]);
-        let critical = header[1] & CRITICAL != 0;
-        let length = u16::from_be_bytes([header[2], header[3]]);
-        let body_len = usize::from(length)
+        let next = PayloadType::from_value(next);
+        let critical = flags & CRITICAL != 0;
+        let length = u16::from_be_bytes([length_high, length_low]);
+        let Some((body, after)) = usize::from(length)
             .checked_sub(GENERIC_HEADER_LEN)
-            .filter(|len| *len <= after_header.len())
-            .ok_or(DecodeError::InvalidPayloadLength {
+            .and_then(|body_len| after_header.split_at_checked(body_len))
+        else {
+            return Err(DecodeError::InvalidPayloadLength {
                 payload: current,
                 length,
                 available: rest.len(),
-            })?;
-        let (body, after) = after_header.split_at(body_len);
+            });
+        };
         let payload = if is_implemented(current) {
             if !context.allow_encrypted
                 && matches!(

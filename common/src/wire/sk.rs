@@ -138,11 +138,7 @@ pub fn encrypted_message_prefix(
             length: total,
         });
     }
-    let first = if unencrypted.is_empty() {
-        sk_type
-    } else {
-        unencrypted[0].payload_type()
-    };
+    let first = unencrypted.first().map_or(sk_type, Payload::payload_type);
     let mut out = Vec::with_capacity(HEADER_LEN + clear.len() + GENERIC_HEADER_LEN + fields_len);
     header.encode_into(first, total as u32, &mut out);
     out.extend_from_slice(&clear);
@@ -183,15 +179,17 @@ pub fn encrypted_span(datagram: &[u8]) -> Result<usize, DecodeError> {
                 reason: "message has no encrypted payload",
             });
         }
-        let header =
-            datagram
-                .get(offset..offset + GENERIC_HEADER_LEN)
-                .ok_or(DecodeError::Truncated {
-                    what: "generic payload header",
-                    needed: GENERIC_HEADER_LEN,
-                    available: datagram.len().saturating_sub(offset),
-                })?;
-        let length = u16::from_be_bytes([header[2], header[3]]);
+        let Some(&[next, _flags, length_high, length_low]) = datagram
+            .get(offset..)
+            .and_then(|rest| rest.first_chunk::<GENERIC_HEADER_LEN>())
+        else {
+            return Err(DecodeError::Truncated {
+                what: "generic payload header",
+                needed: GENERIC_HEADER_LEN,
+                available: datagram.len().saturating_sub(offset),
+            });
+        };
+        let length = u16::from_be_bytes([length_high, length_low]);
         match current {
             PayloadType::Encrypted => return Ok(offset + GENERIC_HEADER_LEN),
             PayloadType::EncryptedFragment => {
@@ -212,10 +210,10 @@ pub fn encrypted_span(datagram: &[u8]) -> Result<usize, DecodeError> {
             return Err(DecodeError::InvalidPayloadLength {
                 payload: current,
                 length,
-                available: datagram.len() - offset,
+                available: datagram.len().saturating_sub(offset),
             });
         }
         offset += usize::from(length);
-        current = PayloadType::from_value(header[0]);
+        current = PayloadType::from_value(next);
     }
 }
