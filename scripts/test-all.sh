@@ -14,7 +14,7 @@ command -v cargo >/dev/null || die "cargo not found: install a Rust toolchain (h
 
 step "packages"
 need=""
-for p in pkg-config libssl-dev iproute2 iputils-ping tcpdump psmisc \
+for p in pkg-config libssl-dev iproute2 iputils-ping tcpdump psmisc mandoc \
          charon-systemd strongswan-swanctl libcharon-extra-plugins; do
     dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"
 done
