@@ -59,29 +59,39 @@ impl AuthService {
                 auth_method,
                 signed_octets,
                 auth_data,
-            } => match self.verify(&policy, prf, auth_method, &signed_octets, &auth_data) {
-                Ok(ok) => {
-                    if !ok {
-                        log::info!("policy {policy}: the peer's AUTH does not match our pre-shared key");
+            } => {
+                match self.verify(&policy, prf, auth_method, &signed_octets, &auth_data) {
+                    Ok(ok) => {
+                        if !ok {
+                            log::info!("policy {policy}: the peer's AUTH does not match our pre-shared key");
+                        }
+                        CaToIkev2::Verified { id, ok }
                     }
-                    CaToIkev2::Verified { id, ok }
+                    Err(reason) => {
+                        log::warn!("checking AUTH for policy {policy}: {reason}");
+                        CaToIkev2::Failed { id, reason }
+                    }
                 }
-                Err(reason) => {
-                    log::warn!("checking AUTH for policy {policy}: {reason}");
-                    CaToIkev2::Failed { id, reason }
-                }
-            },
+            }
         }
     }
 
-    fn key_and_prf(&self, policy: &str, prf: u16, signed_octets: &[u8]) -> Result<(&PreSharedKey, PrfAlg), String> {
+    fn key_and_prf(
+        &self,
+        policy: &str,
+        prf: u16,
+        signed_octets: &[u8],
+    ) -> Result<(&PreSharedKey, PrfAlg), String> {
         let key = self
             .psks
             .get(policy)
             .ok_or_else(|| format!("no pre-shared key for policy {policy}"))?;
         let prf = PrfAlg::from_iana(prf).ok_or_else(|| format!("unsupported PRF {prf}"))?;
         if signed_octets.len() > MAX_SIGNED_OCTETS {
-            return Err(format!("{} signed octets exceed the {MAX_SIGNED_OCTETS} cap", signed_octets.len()));
+            return Err(format!(
+                "{} signed octets exceed the {MAX_SIGNED_OCTETS} cap",
+                signed_octets.len()
+            ));
         }
         Ok((key, prf))
     }
@@ -117,7 +127,10 @@ mod tests {
 
     fn service() -> AuthService {
         let mut s = AuthService::default();
-        s.set_keys(vec![("p".into(), PreSharedKey::new(b"interop-lab-psk-0123456789".to_vec()))]);
+        s.set_keys(vec![(
+            "p".into(),
+            PreSharedKey::new(b"interop-lab-psk-0123456789".to_vec()),
+        )]);
         s
     }
 
@@ -125,17 +138,24 @@ mod tests {
     fn sign_then_verify_round_trips_and_a_wrong_auth_fails() {
         let s = service();
         let octets = b"real message | nonce | prf(SK_p, ID')".to_vec();
-        let CaToIkev2::Auth { auth_data, auth_method, id } = s.handle(Ikev2ToCa::SignAuth {
+        let CaToIkev2::Auth {
+            auth_data,
+            auth_method,
+            id,
+        } = s.handle(Ikev2ToCa::SignAuth {
             id: 7,
             policy: "p".into(),
             prf: 5,
             signed_octets: octets.clone(),
-        }) else {
+        })
+        else {
             panic!("no AUTH");
         };
         assert_eq!((id, auth_method, auth_data.len()), (7, 2, 32));
         // Independent computation: prf(prf(K, "Key Pad for IKEv2"), octets).
-        let pad = PrfAlg::HmacSha256.prf(b"interop-lab-psk-0123456789", b"Key Pad for IKEv2").unwrap();
+        let pad = PrfAlg::HmacSha256
+            .prf(b"interop-lab-psk-0123456789", b"Key Pad for IKEv2")
+            .unwrap();
         let expected = PrfAlg::HmacSha256.prf(pad.expose(), &octets).unwrap();
         assert_eq!(auth_data, expected.expose());
 
@@ -149,12 +169,21 @@ mod tests {
                 auth_data: data,
             })
         };
-        assert_eq!(verify(auth_data.clone(), 2), CaToIkev2::Verified { id: 8, ok: true });
+        assert_eq!(
+            verify(auth_data.clone(), 2),
+            CaToIkev2::Verified { id: 8, ok: true }
+        );
         let mut flipped = auth_data.clone();
         flipped[0] ^= 1;
         assert_eq!(verify(flipped, 2), CaToIkev2::Verified { id: 8, ok: false });
-        assert_eq!(verify(auth_data.clone(), 1), CaToIkev2::Verified { id: 8, ok: false });
-        assert_eq!(verify(vec![0; 4096], 2), CaToIkev2::Verified { id: 8, ok: false });
+        assert_eq!(
+            verify(auth_data.clone(), 1),
+            CaToIkev2::Verified { id: 8, ok: false }
+        );
+        assert_eq!(
+            verify(vec![0; 4096], 2),
+            CaToIkev2::Verified { id: 8, ok: false }
+        );
     }
 
     #[test]
@@ -168,8 +197,15 @@ mod tests {
                 signed_octets: vec![0; len],
             })
         };
-        assert!(matches!(sign("nope", 5, 10), CaToIkev2::Failed { ref reason, .. } if reason.contains("no pre-shared key")));
-        assert!(matches!(sign("p", 99, 10), CaToIkev2::Failed { ref reason, .. } if reason.contains("PRF")));
-        assert!(matches!(sign("p", 5, MAX_SIGNED_OCTETS + 1), CaToIkev2::Failed { .. }));
+        assert!(
+            matches!(sign("nope", 5, 10), CaToIkev2::Failed { ref reason, .. } if reason.contains("no pre-shared key"))
+        );
+        assert!(
+            matches!(sign("p", 99, 10), CaToIkev2::Failed { ref reason, .. } if reason.contains("PRF"))
+        );
+        assert!(matches!(
+            sign("p", 5, MAX_SIGNED_OCTETS + 1),
+            CaToIkev2::Failed { .. }
+        ));
     }
 }

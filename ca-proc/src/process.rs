@@ -35,8 +35,12 @@ fn serve(log_to_stderr: bool) -> Result<(), String> {
     }
     let mut auth = AuthService::default();
     let mut poller = Poller::new().map_err(|e| format!("epoll: {e}"))?;
-    poller.add(started.parent(), PARENT).map_err(|e| format!("epoll: {e}"))?;
-    poller.add(ikev2.as_fd(), IKEV2).map_err(|e| format!("epoll: {e}"))?;
+    poller
+        .add(started.parent(), PARENT)
+        .map_err(|e| format!("epoll: {e}"))?;
+    poller
+        .add(ikev2.as_fd(), IKEV2)
+        .map_err(|e| format!("epoll: {e}"))?;
     loop {
         for token in poller.wait(None).map_err(|e| format!("epoll: {e}"))? {
             match token {
@@ -54,7 +58,11 @@ fn serve(log_to_stderr: bool) -> Result<(), String> {
 /// Handles one parent message; false means shut down.
 fn on_parent(started: &StartedChild, auth: &mut AuthService) -> Result<bool, String> {
     let message = match ipc::recv::<ParentToChild>(started.parent()) {
-        Ok(r) => r.expect_descriptors(0).map_err(|e| format!("parent: {e}"))?.0,
+        Ok(r) => {
+            r.expect_descriptors(0)
+                .map_err(|e| format!("parent: {e}"))?
+                .0
+        }
         Err(ipc::IpcError::Closed) => {
             log::info!("parent went away, exiting");
             return Ok(false);

@@ -4,7 +4,9 @@
 
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 
-use crate::ipc::{self, ChildToParent, DescriptorPurpose, ParentToChild, Role, Verbosity, IPC_VERSION};
+use crate::ipc::{
+    self, ChildToParent, DescriptorPurpose, ParentToChild, Role, Verbosity, IPC_VERSION,
+};
 use crate::logging;
 use crate::privileges::drop_privileges;
 
@@ -84,7 +86,8 @@ pub fn start(role: Role, log_to_stderr: bool) -> Result<StartedChild, String> {
 
     let mut descriptors = Vec::new();
     loop {
-        let received = ipc::recv::<ParentToChild>(parent.as_fd()).map_err(|e| format!("startup: {e}"))?;
+        let received =
+            ipc::recv::<ParentToChild>(parent.as_fd()).map_err(|e| format!("startup: {e}"))?;
         match received.message {
             ParentToChild::Descriptor(purpose) => {
                 let (_, mut fds) = ipc::Received {

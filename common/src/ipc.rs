@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Policy, PreSharedKey};
 use crate::kernel::{
-    Flow, IpsecProtocol, KernelEntry, KernelEvent, KernelFailure, KernelSocketKind, PolicyDirection,
-    PolicyParams, SaId, SaParams, Selector,
+    Flow, IpsecProtocol, KernelEntry, KernelEvent, KernelFailure, KernelSocketKind,
+    PolicyDirection, PolicyParams, SaId, SaParams, Selector,
 };
 use std::net::IpAddr;
 
@@ -155,7 +155,10 @@ pub enum ParentToChild {
     Shutdown,
     /// ikev2: an operator's command from ikectl; answered by
     /// [`ChildToParent::ControlResult`] with the same id.
-    Control { id: u64, command: ControlCommand },
+    Control {
+        id: u64,
+        command: ControlCommand,
+    },
 }
 
 /// Any child → parent.
@@ -177,7 +180,10 @@ pub enum ChildToParent {
     KernelEntryRemoved(KernelEntry),
     ShutdownComplete,
     /// ikev2: the answer to [`ParentToChild::Control`].
-    ControlResult { id: u64, reply: ControlReply },
+    ControlResult {
+        id: u64,
+        reply: ControlReply,
+    },
 }
 
 /// What the parent forwards from ikectl to ikev2.
@@ -246,7 +252,9 @@ pub struct ChildSaInfo {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub enum Ikev2ToPfkey {
     /// Liveness check used by the startup self-test.
-    Ping { id: u64 },
+    Ping {
+        id: u64,
+    },
     /// Reserve an inbound SPI in `min..=max` for an SA from `src` (the peer)
     /// to `dst` (us). Answered by [`PfkeyToIkev2::SpiAllocated`].
     AllocateSpi {
@@ -259,12 +267,24 @@ pub enum Ikev2ToPfkey {
         max: u32,
     },
     /// Install an SA (or complete one whose SPI was allocated).
-    AddSa { id: u64, sa: SaParams },
+    AddSa {
+        id: u64,
+        sa: SaParams,
+    },
     /// Replace an existing SA of ours (same destination, protocol, SPI).
-    UpdateSa { id: u64, sa: SaParams },
+    UpdateSa {
+        id: u64,
+        sa: SaParams,
+    },
     /// Remove an SA we installed.
-    DeleteSa { id: u64, sa: SaId },
-    AddPolicy { id: u64, policy: PolicyParams },
+    DeleteSa {
+        id: u64,
+        sa: SaId,
+    },
+    AddPolicy {
+        id: u64,
+        policy: PolicyParams,
+    },
     /// Remove a policy we installed.
     DeletePolicy {
         id: u64,
@@ -276,12 +296,22 @@ pub enum Ikev2ToPfkey {
 /// pfkey → ikev2.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub enum PfkeyToIkev2 {
-    Pong { id: u64 },
-    SpiAllocated { id: u64, spi: u32 },
+    Pong {
+        id: u64,
+    },
+    SpiAllocated {
+        id: u64,
+        spi: u32,
+    },
     /// The request with this id was carried out.
-    Done { id: u64 },
+    Done {
+        id: u64,
+    },
     /// Refused by pfkey (outside the flows) or failed in the kernel.
-    Failed { id: u64, failure: KernelFailure },
+    Failed {
+        id: u64,
+        failure: KernelFailure,
+    },
     /// Something the kernel reported on its own (ACQUIRE, EXPIRE).
     Event(KernelEvent),
 }
@@ -289,7 +319,9 @@ pub enum PfkeyToIkev2 {
 /// ikev2 → ca.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub enum Ikev2ToCa {
-    Ping { id: u64 },
+    Ping {
+        id: u64,
+    },
     /// Our AUTH payload data for `policy` over `signed_octets` (RFC 7296
     /// §2.15; ikev2 builds the octets, including prf(SK_p, ID')). `prf` is
     /// the IKE SA's PRF transform ID. Answered by [`CaToIkev2::Auth`].
@@ -314,7 +346,9 @@ pub enum Ikev2ToCa {
 /// ca → ikev2.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub enum CaToIkev2 {
-    Pong { id: u64 },
+    Pong {
+        id: u64,
+    },
     /// AUTH payload contents: the method (2 = Shared Key MIC) and data.
     Auth {
         id: u64,
@@ -322,15 +356,23 @@ pub enum CaToIkev2 {
         auth_data: Vec<u8>,
     },
     /// The peer's AUTH was checked: `ok` false means AUTHENTICATION_FAILED.
-    Verified { id: u64, ok: bool },
+    Verified {
+        id: u64,
+        ok: bool,
+    },
     /// The request could not be served (no key for the policy, bad PRF).
-    Failed { id: u64, reason: String },
+    Failed {
+        id: u64,
+        reason: String,
+    },
 }
 
 /// ikectl → parent, over the control socket.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub enum ControlRequest {
-    Hello { version: u32 },
+    Hello {
+        version: u32,
+    },
     SetVerbosity(Verbosity),
     Reload,
     /// Forwarded to ikev2.
@@ -438,7 +480,13 @@ pub fn send<T: Serialize>(
     let rights = [ControlMessage::ScmRights(&raw)];
     let cmsgs: &[ControlMessage] = if raw.is_empty() { &[] } else { &rights };
     loop {
-        match sendmsg::<()>(socket.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
+        match sendmsg::<()>(
+            socket.as_raw_fd(),
+            &iov,
+            cmsgs,
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        ) {
             Ok(n) if n == bytes.len() => return Ok(()),
             // SOCK_SEQPACKET sends whole records or fails; a short count would
             // mean the socket is of the wrong type.

@@ -86,7 +86,10 @@ pub fn drop_privileges(role: Role, chroot_dir: &str, uid: u32, gid: u32) -> Resu
         return Ok(());
     }
     if uid == 0 || gid == 0 {
-        return Err(fail("user", "the unprivileged user must not have uid or gid 0"));
+        return Err(fail(
+            "user",
+            "the unprivileged user must not have uid or gid 0",
+        ));
     }
     let keep: CapsHashSet = entry.capabilities.iter().copied().collect();
 
@@ -125,7 +128,10 @@ fn verify(keep: &CapsHashSet, uid: nix::unistd::Uid, gid: nix::unistd::Gid) -> R
     {
         return Err(fail("verify", "uid/gid did not change"));
     }
-    if !nix::unistd::getgroups().map_err(|e| fail("getgroups", e))?.is_empty() {
+    if !nix::unistd::getgroups()
+        .map_err(|e| fail("getgroups", e))?
+        .is_empty()
+    {
         return Err(fail("verify", "supplementary groups remain"));
     }
     for set in [CapSet::Effective, CapSet::Permitted] {

@@ -14,7 +14,11 @@ use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixA
 #[command(name = "ikectl", version, about = "Control the iked IKEv2 daemon")]
 struct Cli {
     /// Control socket of the daemon.
-    #[arg(short = 's', value_name = "socket", default_value = "/var/run/iked.sock")]
+    #[arg(
+        short = 's',
+        value_name = "socket",
+        default_value = "/var/run/iked.sock"
+    )]
     socket: PathBuf,
 
     /// Print the answer as JSON.
@@ -58,8 +62,13 @@ enum LogLevel {
 }
 
 fn connect_to(path: &PathBuf) -> Result<OwnedFd, String> {
-    let fd = socket(AddressFamily::Unix, SockType::SeqPacket, SockFlag::SOCK_CLOEXEC, None)
-        .map_err(|e| format!("socket: {}", e.desc()))?;
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| format!("socket: {}", e.desc()))?;
     let address = UnixAddr::new(path).map_err(|e| format!("{}: {}", path.display(), e.desc()))?;
     connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &address).map_err(|e| {
         format!(
@@ -93,14 +102,23 @@ fn run(cli: &Cli) -> Result<Answer, String> {
     let timeout = nix::sys::time::TimeVal::new(REPLY_TIMEOUT.as_secs() as i64, 0);
     nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::ReceiveTimeout, &timeout)
         .map_err(|e| format!("socket timeout: {e}"))?;
-    match exchange(&fd, &ControlRequest::Hello { version: IPC_VERSION })? {
+    match exchange(
+        &fd,
+        &ControlRequest::Hello {
+            version: IPC_VERSION,
+        },
+    )? {
         ControlReply::Hello { .. } => {}
         ControlReply::Failed(message) => return Err(message),
         other => return Err(format!("unexpected reply {other:?}")),
     }
     let request = match cli.command {
-        Command::Log { level: LogLevel::Brief } => ControlRequest::SetVerbosity(Verbosity::Brief),
-        Command::Log { level: LogLevel::Verbose } => ControlRequest::SetVerbosity(Verbosity::Verbose),
+        Command::Log {
+            level: LogLevel::Brief,
+        } => ControlRequest::SetVerbosity(Verbosity::Brief),
+        Command::Log {
+            level: LogLevel::Verbose,
+        } => ControlRequest::SetVerbosity(Verbosity::Verbose),
         Command::Reload => ControlRequest::Reload,
         Command::Show { what: Show::Sa } => ControlRequest::Ikev2(ControlCommand::ShowSa),
         Command::Initiate { ref policy } => ControlRequest::Ikev2(ControlCommand::Initiate {
@@ -133,12 +151,19 @@ fn render_sas(sas: &[IkeSaInfo]) -> String {
     }
     let mut out = String::new();
     for sa in sas {
-        let role = if sa.initiator { "initiator" } else { "responder" };
+        let role = if sa.initiator {
+            "initiator"
+        } else {
+            "responder"
+        };
         let when = match sa.established_secs {
             Some(s) => format!("established {} ago", age(s)),
             None => sa.state.clone(),
         };
-        let rekey = sa.rekey_in_secs.map(|s| format!(", rekey in {}", age(s))).unwrap_or_default();
+        let rekey = sa
+            .rekey_in_secs
+            .map(|s| format!(", rekey in {}", age(s)))
+            .unwrap_or_default();
         out += &format!("{}: {} ({role}), {when}{rekey}\n", sa.policy, sa.state);
         out += &format!(
             "  {} {} <=> {} {}{}\n",
@@ -149,12 +174,28 @@ fn render_sas(sas: &[IkeSaInfo]) -> String {
             if sa.nat_t { " NAT-T" } else { "" }
         );
         out += &format!("  spi i {} r {}\n", sa.spi_i, sa.spi_r);
-        let integrity = sa.integrity.as_deref().map(|i| format!(" auth {i}")).unwrap_or_default();
-        out += &format!("  ike enc {}{integrity} prf {} group {}\n", sa.encryption, sa.prf, sa.dh_group);
+        let integrity = sa
+            .integrity
+            .as_deref()
+            .map(|i| format!(" auth {i}"))
+            .unwrap_or_default();
+        out += &format!(
+            "  ike enc {}{integrity} prf {} group {}\n",
+            sa.encryption, sa.prf, sa.dh_group
+        );
         for child in &sa.children {
-            let integrity = child.integrity.as_deref().map(|i| format!(" auth {i}")).unwrap_or_default();
-            let pfs = child.pfs_group.as_deref().map(|g| format!(" group {g}")).unwrap_or_default();
-            out += &format!(
+            let integrity = child
+                .integrity
+                .as_deref()
+                .map(|i| format!(" auth {i}"))
+                .unwrap_or_default();
+            let pfs = child
+                .pfs_group
+                .as_deref()
+                .map(|g| format!(" group {g}"))
+                .unwrap_or_default();
+            out +=
+                &format!(
                 "  child {}{}: spi in {} out {}, {} enc {}{integrity}{pfs}, bytes in {} out {}\n",
                 child.state,
                 if child.installed { "" } else { " (not in kernel)" },
@@ -165,7 +206,11 @@ fn render_sas(sas: &[IkeSaInfo]) -> String {
                 child.bytes_in,
                 child.bytes_out,
             );
-            out += &format!("    {} === {}\n", child.local_ts.join(", "), child.remote_ts.join(", "));
+            out += &format!(
+                "    {} === {}\n",
+                child.local_ts.join(", "),
+                child.remote_ts.join(", ")
+            );
         }
     }
     out.trim_end().to_string()

@@ -5,7 +5,12 @@ use std::path::PathBuf;
 use clap::Parser;
 
 #[derive(Parser, Debug)]
-#[command(name = "iked", version, about = "IKEv2 daemon (privilege-separated)", disable_version_flag = true)]
+#[command(
+    name = "iked",
+    version,
+    about = "IKEv2 daemon (privilege-separated)",
+    disable_version_flag = true
+)]
 pub struct Cli {
     /// Do not daemonize; log to stderr.
     #[arg(short = 'd')]
@@ -48,7 +53,11 @@ pub struct Cli {
     pub natt_port: u16,
 
     /// Control socket.
-    #[arg(short = 's', value_name = "socket", default_value = "/var/run/iked.sock")]
+    #[arg(
+        short = 's',
+        value_name = "socket",
+        default_value = "/var/run/iked.sock"
+    )]
     pub socket: PathBuf,
 
     /// Internal: run as this privilege-separated child process.

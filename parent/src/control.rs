@@ -8,7 +8,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use iked_common::ipc::{self, ControlReply, ControlRequest};
-use nix::sys::socket::{accept4, bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
+use nix::sys::socket::{
+    accept4, bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr,
+};
 
 pub struct ControlServer {
     pub path: PathBuf,
@@ -19,7 +21,9 @@ pub struct ControlServer {
 
 impl ControlServer {
     pub fn bind(path: &Path) -> Result<ControlServer, String> {
-        let fail = |what: &str, e: nix::Error| format!("control socket {}: {what}: {}", path.display(), e.desc());
+        let fail = |what: &str, e: nix::Error| {
+            format!("control socket {}: {what}: {}", path.display(), e.desc())
+        };
         let listener = socket(
             AddressFamily::Unix,
             SockType::SeqPacket,
@@ -32,7 +36,10 @@ impl ControlServer {
         if let Ok(meta) = std::fs::symlink_metadata(path) {
             use std::os::unix::fs::FileTypeExt;
             if !meta.file_type().is_socket() {
-                return Err(format!("control socket {}: exists and is not a socket", path.display()));
+                return Err(format!(
+                    "control socket {}: exists and is not a socket",
+                    path.display()
+                ));
             }
             let _ = std::fs::remove_file(path);
         }
@@ -44,7 +51,8 @@ impl ControlServer {
         bound.map_err(|e| fail("bind", e))?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
             .map_err(|e| format!("control socket {}: chmod: {e}", path.display()))?;
-        listen(&listener, Backlog::new(16).unwrap_or(Backlog::MAXCONN)).map_err(|e| fail("listen", e))?;
+        listen(&listener, Backlog::new(16).unwrap_or(Backlog::MAXCONN))
+            .map_err(|e| fail("listen", e))?;
         Ok(ControlServer {
             path: path.to_path_buf(),
             listener,

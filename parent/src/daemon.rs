@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use iked_common::config::{self, Config};
 use iked_common::event::Poller;
 use iked_common::ipc::{
-    self, ChildConfig, ChildToParent, ControlReply, ControlRequest, DescriptorPurpose, InitiationMode,
-    ParentToChild, Role, Verbosity, IPC_VERSION,
+    self, ChildConfig, ChildToParent, ControlReply, ControlRequest, DescriptorPurpose,
+    InitiationMode, ParentToChild, Role, Verbosity, IPC_VERSION,
 };
 use iked_common::kernel::{KernelEntry, KernelSocketKind};
 use iked_common::logging;
@@ -154,12 +154,24 @@ fn prepare_chroot(dir: &str) -> Result<(), String> {
 
 /// Binds the IKE UDP sockets on all addresses, IPv4 and IPv6.
 fn bind_udp(ports: &[u16]) -> Result<Vec<(DescriptorPurpose, OwnedFd)>, String> {
-    use nix::sys::socket::{bind, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn, SockaddrIn6};
+    use nix::sys::socket::{
+        bind, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn,
+        SockaddrIn6,
+    };
     let mut sockets = Vec::new();
     for &port in ports {
         for ipv6 in [false, true] {
-            let family = if ipv6 { AddressFamily::Inet6 } else { AddressFamily::Inet };
-            let fd = match socket(family, SockType::Datagram, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, None) {
+            let family = if ipv6 {
+                AddressFamily::Inet6
+            } else {
+                AddressFamily::Inet
+            };
+            let fd = match socket(
+                family,
+                SockType::Datagram,
+                SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+                None,
+            ) {
                 Ok(fd) => fd,
                 Err(nix::Error::EAFNOSUPPORT) if ipv6 => {
                     log::warn!("IPv6 is not available: listening on IPv4 only");
@@ -169,8 +181,17 @@ fn bind_udp(ports: &[u16]) -> Result<Vec<(DescriptorPurpose, OwnedFd)>, String> 
             };
             let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
             let result = if ipv6 {
-                setsockopt(&fd, sockopt::Ipv6V6Only, &true)
-                    .and_then(|_| bind(raw, &SockaddrIn6::from(std::net::SocketAddrV6::new(std::net::Ipv6Addr::UNSPECIFIED, port, 0, 0))))
+                setsockopt(&fd, sockopt::Ipv6V6Only, &true).and_then(|_| {
+                    bind(
+                        raw,
+                        &SockaddrIn6::from(std::net::SocketAddrV6::new(
+                            std::net::Ipv6Addr::UNSPECIFIED,
+                            port,
+                            0,
+                            0,
+                        )),
+                    )
+                })
             } else {
                 bind(raw, &SockaddrIn::new(0, 0, 0, 0, port))
             };
@@ -212,7 +233,10 @@ struct Daemon {
 }
 
 /// Receives one message from a child, waiting at most `timeout`.
-fn recv_within(fd: BorrowedFd<'_>, timeout: Duration) -> Result<ipc::Received<ChildToParent>, String> {
+fn recv_within(
+    fd: BorrowedFd<'_>,
+    timeout: Duration,
+) -> Result<ipc::Received<ChildToParent>, String> {
     let mut poller = Poller::new().map_err(|e| format!("epoll: {e}"))?;
     poller.add(fd, 0).map_err(|e| format!("epoll: {e}"))?;
     let deadline = Instant::now() + timeout;
@@ -221,7 +245,11 @@ fn recv_within(fd: BorrowedFd<'_>, timeout: Duration) -> Result<ipc::Received<Ch
         if left.is_zero() {
             return Err(format!("no answer within {} s", timeout.as_secs()));
         }
-        if !poller.wait(Some(left)).map_err(|e| format!("epoll: {e}"))?.is_empty() {
+        if !poller
+            .wait(Some(left))
+            .map_err(|e| format!("epoll: {e}"))?
+            .is_empty()
+        {
             return ipc::recv::<ChildToParent>(fd).map_err(|e| e.to_string());
         }
     }
@@ -229,11 +257,15 @@ fn recv_within(fd: BorrowedFd<'_>, timeout: Duration) -> Result<ipc::Received<Ch
 
 fn signal_pipe(signals: &[i32]) -> Result<UnixStream, String> {
     let (read, write) = UnixStream::pair().map_err(|e| format!("signal pipe: {e}"))?;
-    read.set_nonblocking(true).map_err(|e| format!("signal pipe: {e}"))?;
-    write.set_nonblocking(true).map_err(|e| format!("signal pipe: {e}"))?;
+    read.set_nonblocking(true)
+        .map_err(|e| format!("signal pipe: {e}"))?;
+    write
+        .set_nonblocking(true)
+        .map_err(|e| format!("signal pipe: {e}"))?;
     for &signal in signals {
         let write = write.try_clone().map_err(|e| format!("signal pipe: {e}"))?;
-        signal_hook::low_level::pipe::register(signal, write).map_err(|e| format!("signal {signal}: {e}"))?;
+        signal_hook::low_level::pipe::register(signal, write)
+            .map_err(|e| format!("signal {signal}: {e}"))?;
     }
     Ok(read)
 }
@@ -278,12 +310,18 @@ impl Daemon {
         let (ikev2_pfkey_a, ikev2_pfkey_b) = pair()?;
         let (ikev2_ca_a, ikev2_ca_b) = pair()?;
         let mut gifts: Vec<(Role, Vec<(DescriptorPurpose, OwnedFd)>)> = vec![
-            (Role::Ca, vec![(DescriptorPurpose::Sibling(Role::Ikev2), ikev2_ca_b)]),
+            (
+                Role::Ca,
+                vec![(DescriptorPurpose::Sibling(Role::Ikev2), ikev2_ca_b)],
+            ),
             (
                 Role::Pfkey,
                 vec![
                     (DescriptorPurpose::Sibling(Role::Ikev2), ikev2_pfkey_b),
-                    (DescriptorPurpose::KernelRequests(kernel.kind), kernel.requests),
+                    (
+                        DescriptorPurpose::KernelRequests(kernel.kind),
+                        kernel.requests,
+                    ),
                     (DescriptorPurpose::KernelEvents(kernel.kind), kernel.events),
                 ],
             ),
@@ -303,7 +341,9 @@ impl Daemon {
             let child = self.children.last().ok_or("no child")?;
             let channel = child.channel.as_fd();
             let fail = |e: String| format!("starting the {role} process: {e}");
-            let send = |m: &ParentToChild, fds: &[BorrowedFd<'_>]| ipc::send(channel, m, fds).map_err(|e| fail(e.to_string()));
+            let send = |m: &ParentToChild, fds: &[BorrowedFd<'_>]| {
+                ipc::send(channel, m, fds).map_err(|e| fail(e.to_string()))
+            };
             send(
                 &ParentToChild::Hello {
                     version: IPC_VERSION,
@@ -314,8 +354,12 @@ impl Daemon {
                 },
                 &[],
             )?;
-            match recv_within(channel, CHILD_START_TIMEOUT).map_err(fail)?.message {
-                ChildToParent::Hello { version, role: r } if version == IPC_VERSION && r == role => {}
+            match recv_within(channel, CHILD_START_TIMEOUT)
+                .map_err(fail)?
+                .message
+            {
+                ChildToParent::Hello { version, role: r }
+                    if version == IPC_VERSION && r == role => {}
                 other => return Err(fail(format!("bad handshake {other:?}"))),
             }
             for (purpose, fd) in &descriptors {
@@ -324,7 +368,10 @@ impl Daemon {
             // Our copies close here: from now on only the child holds them.
             drop(descriptors);
             send(&ParentToChild::DropPrivileges, &[])?;
-            match recv_within(channel, CHILD_START_TIMEOUT).map_err(fail)?.message {
+            match recv_within(channel, CHILD_START_TIMEOUT)
+                .map_err(fail)?
+                .message
+            {
                 ChildToParent::Ready => {}
                 other => return Err(fail(format!("expected Ready, got {other:?}"))),
             }
@@ -333,12 +380,20 @@ impl Daemon {
         for index in 0..self.children.len() {
             let role = self.children[index].role;
             let config = self.child_config(role);
-            ipc::send(self.children[index].channel.as_fd(), &ParentToChild::Config(config), &[])
-                .map_err(|e| format!("{role}: {e}"))?;
+            ipc::send(
+                self.children[index].channel.as_fd(),
+                &ParentToChild::Config(config),
+                &[],
+            )
+            .map_err(|e| format!("{role}: {e}"))?;
         }
         log::info!(
             "started: ikev2, pfkey and ca processes running, {} mode",
-            if self.config.mode == InitiationMode::Active { "active" } else { "passive" }
+            if self.config.mode == InitiationMode::Active {
+                "active"
+            } else {
+                "passive"
+            }
         );
         Ok(())
     }
@@ -348,7 +403,9 @@ impl Daemon {
         let mut term = signal_pipe(&[signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])?;
         let mut chld = signal_pipe(&[signal_hook::consts::SIGCHLD])?;
         let mut poller = Poller::new().map_err(|e| format!("epoll: {e}"))?;
-        let add = |poller: &Poller, fd: BorrowedFd<'_>, token| poller.add(fd, token).map_err(|e| format!("epoll: {e}"));
+        let add = |poller: &Poller, fd: BorrowedFd<'_>, token| {
+            poller.add(fd, token).map_err(|e| format!("epoll: {e}"))
+        };
         add(&poller, hup.as_fd(), SIGNAL_HUP)?;
         add(&poller, term.as_fd(), SIGNAL_TERM)?;
         add(&poller, chld.as_fd(), SIGNAL_CHLD)?;
@@ -388,7 +445,11 @@ impl Daemon {
                     t => {
                         let index = (t - CHILD_BASE) as usize;
                         if let Err(e) = self.on_child(index) {
-                            let role = self.children.get(index).map(|c| c.role).unwrap_or(Role::Parent);
+                            let role = self
+                                .children
+                                .get(index)
+                                .map(|c| c.role)
+                                .unwrap_or(Role::Parent);
                             match e {
                                 ipc::IpcError::Closed => self.report_lost_children(),
                                 // A child that sends nonsense is broken or
@@ -409,10 +470,12 @@ impl Daemon {
             return Ok(());
         };
         let role = child.role;
-        let (message, _) =
-            ipc::recv::<ChildToParent>(child.channel.as_fd()).and_then(|r| r.expect_descriptors(0))?;
+        let (message, _) = ipc::recv::<ChildToParent>(child.channel.as_fd())
+            .and_then(|r| r.expect_descriptors(0))?;
         match message {
-            ChildToParent::ConfigApplied { generation } => log::debug!("{role} applied configuration {generation}"),
+            ChildToParent::ConfigApplied { generation } => {
+                log::debug!("{role} applied configuration {generation}")
+            }
             ChildToParent::KernelEntryAdded(entry) if role == Role::Pfkey => {
                 self.installed.insert(entry);
             }
@@ -503,7 +566,11 @@ impl Daemon {
         }
         // pfkey reports each entry it flushed before it exits.
         let deadline = Instant::now() + CHILD_STOP_TIMEOUT;
-        if let Some(index) = self.children.iter().position(|c| c.role == Role::Pfkey && !c.exited) {
+        if let Some(index) = self
+            .children
+            .iter()
+            .position(|c| c.role == Role::Pfkey && !c.exited)
+        {
             while let Ok(received) = recv_within(
                 self.children[index].channel.as_fd(),
                 deadline.saturating_duration_since(Instant::now()),
@@ -529,14 +596,21 @@ impl Daemon {
         let deadline = Instant::now() + timeout;
         while self.children.iter().any(|c| !c.exited) && Instant::now() < deadline {
             for child in self.children.iter_mut().filter(|c| !c.exited) {
-                if !matches!(waitpid(child.pid, Some(WaitPidFlag::WNOHANG)), Ok(WaitStatus::StillAlive)) {
+                if !matches!(
+                    waitpid(child.pid, Some(WaitPidFlag::WNOHANG)),
+                    Ok(WaitStatus::StillAlive)
+                ) {
                     child.exited = true;
                 }
             }
             std::thread::sleep(Duration::from_millis(10));
         }
         for child in self.children.iter_mut().filter(|c| !c.exited) {
-            log::warn!("{} process {} did not stop: killing it", child.role, child.pid);
+            log::warn!(
+                "{} process {} did not stop: killing it",
+                child.role,
+                child.pid
+            );
             let _ = kill(child.pid, Signal::SIGKILL);
             let _ = waitpid(child.pid, None);
             child.exited = true;
@@ -582,7 +656,11 @@ impl Daemon {
                 log::error!("sending configuration to {role}: {e}");
             }
         }
-        let message = format!("configuration {} loaded from {}", self.generation, self.config_path.display());
+        let message = format!(
+            "configuration {} loaded from {}",
+            self.generation,
+            self.config_path.display()
+        );
         log::info!("{message}");
         Ok(message)
     }
@@ -592,17 +670,30 @@ impl Daemon {
             return;
         };
         let reply = match request {
-            ControlRequest::Hello { version } if version == IPC_VERSION => ControlReply::Hello { version: IPC_VERSION },
-            ControlRequest::Hello { version } => {
-                ControlReply::Failed(format!("ikectl speaks control version {version}, iked {IPC_VERSION}"))
-            }
+            ControlRequest::Hello { version } if version == IPC_VERSION => ControlReply::Hello {
+                version: IPC_VERSION,
+            },
+            ControlRequest::Hello { version } => ControlReply::Failed(format!(
+                "ikectl speaks control version {version}, iked {IPC_VERSION}"
+            )),
             ControlRequest::SetVerbosity(verbosity) => {
                 self.verbosity = verbosity;
                 logging::set_verbosity(verbosity);
                 for child in &self.children {
-                    let _ = ipc::send(child.channel.as_fd(), &ParentToChild::SetVerbosity(verbosity), &[]);
+                    let _ = ipc::send(
+                        child.channel.as_fd(),
+                        &ParentToChild::SetVerbosity(verbosity),
+                        &[],
+                    );
                 }
-                log::info!("log level set to {}", if verbosity == Verbosity::Brief { "brief" } else { "verbose" });
+                log::info!(
+                    "log level set to {}",
+                    if verbosity == Verbosity::Brief {
+                        "brief"
+                    } else {
+                        "verbose"
+                    }
+                );
                 ControlReply::Done(format!("logging {verbosity:?}").to_lowercase())
             }
             ControlRequest::Reload => match self.reload() {
@@ -617,7 +708,16 @@ impl Daemon {
                     .children
                     .iter()
                     .find(|c| c.role == Role::Ikev2)
-                    .map(|c| ipc::send(c.channel.as_fd(), &ParentToChild::Control { id: request_id, command }, &[]));
+                    .map(|c| {
+                        ipc::send(
+                            c.channel.as_fd(),
+                            &ParentToChild::Control {
+                                id: request_id,
+                                command,
+                            },
+                            &[],
+                        )
+                    });
                 match sent {
                     Some(Ok(())) => {
                         self.pending_control.insert(request_id, id);

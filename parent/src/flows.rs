@@ -37,7 +37,10 @@ pub fn flows_of(policies: &[Policy]) -> Vec<Flow> {
     let mut flows = Vec::new();
     for policy in policies {
         let (Some(local), Some(peer)) = (policy.local, policy.peer) else {
-            log::debug!("policy {}: no fixed local and peer address, so no kernel flow", policy.name);
+            log::debug!(
+                "policy {}: no fixed local and peer address, so no kernel flow",
+                policy.name
+            );
             continue;
         };
         if !local.is_host() || !peer.is_host() {
@@ -102,7 +105,10 @@ mod tests {
         assert_eq!(flows[0].encryption, vec![Encryption::AesGcm16]);
         assert!(flows[0].integrity.is_empty());
         assert_eq!(flows[0].mode, IpsecMode::Tunnel);
-        assert_eq!(flows[1].selector, Selector::hosts("198.18.0.1".parse().unwrap(), "198.18.0.3".parse().unwrap()));
+        assert_eq!(
+            flows[1].selector,
+            Selector::hosts("198.18.0.1".parse().unwrap(), "198.18.0.3".parse().unwrap())
+        );
         assert_eq!(flows[1].mode, IpsecMode::Transport);
         assert_eq!(flows[1].encryption, vec![Encryption::AesCbc]);
         assert_eq!(flows[1].integrity, vec![Integrity::HmacSha256_128]);

@@ -21,7 +21,12 @@ pub struct Child {
 /// Starts `role` with `child_end` as its channel. Every other descriptor of
 /// ours is close-on-exec (Rust opens them so), so the child starts with
 /// stdio and its channel only; the rest it is sent over the channel.
-pub fn spawn(role: Role, parent_end: OwnedFd, child_end: OwnedFd, log_to_stderr: bool) -> Result<Child, String> {
+pub fn spawn(
+    role: Role,
+    parent_end: OwnedFd,
+    child_end: OwnedFd,
+    log_to_stderr: bool,
+) -> Result<Child, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find our own binary: {e}"))?;
     let mut command = Command::new(exe);
     command.arg("--privsep-child").arg(role.name());
@@ -44,7 +49,13 @@ pub fn spawn(role: Role, parent_end: OwnedFd, child_end: OwnedFd, log_to_stderr:
             }
             // Whatever we inherited without close-on-exec stays with us:
             // the child gets stdio and its channel, nothing else.
-            if nix::libc::syscall(nix::libc::SYS_close_range, PARENT_CHANNEL_FD + 1, u32::MAX, 0) < 0 {
+            if nix::libc::syscall(
+                nix::libc::SYS_close_range,
+                PARENT_CHANNEL_FD + 1,
+                u32::MAX,
+                0,
+            ) < 0
+            {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())

@@ -46,7 +46,8 @@ fn serve(log_to_stderr: bool) -> Result<(), String> {
         .take(DescriptorPurpose::Sibling(Role::Ikev2))
         .ok_or("no channel to ikev2 was given")?;
     let (kind, requests) = take_kernel(&mut started, false).ok_or("no kernel socket was given")?;
-    let (event_kind, events) = take_kernel(&mut started, true).ok_or("no kernel event socket was given")?;
+    let (event_kind, events) =
+        take_kernel(&mut started, true).ok_or("no kernel event socket was given")?;
     if event_kind != kind {
         return Err("kernel request and event sockets are of different kinds".into());
     }
@@ -57,8 +58,12 @@ fn serve(log_to_stderr: bool) -> Result<(), String> {
     log::info!("kernel interface: {}", kind.name());
 
     let mut poller = Poller::new().map_err(|e| format!("epoll: {e}"))?;
-    poller.add(started.parent(), PARENT).map_err(|e| format!("epoll: {e}"))?;
-    poller.add(ikev2.as_fd(), IKEV2).map_err(|e| format!("epoll: {e}"))?;
+    poller
+        .add(started.parent(), PARENT)
+        .map_err(|e| format!("epoll: {e}"))?;
+    poller
+        .add(ikev2.as_fd(), IKEV2)
+        .map_err(|e| format!("epoll: {e}"))?;
     poller
         .add(service.event_fd(), KERNEL_EVENTS)
         .map_err(|e| format!("epoll: {e}"))?;
@@ -94,9 +99,16 @@ fn deliver(started: &StartedChild, ikev2: &OwnedFd, outcome: Outcome) -> Result<
 }
 
 /// Handles one parent message; None means shut down (after flushing).
-fn on_parent(started: &StartedChild, service: &mut PfkeyService) -> Result<Option<Outcome>, String> {
+fn on_parent(
+    started: &StartedChild,
+    service: &mut PfkeyService,
+) -> Result<Option<Outcome>, String> {
     let message = match ipc::recv::<ParentToChild>(started.parent()) {
-        Ok(r) => r.expect_descriptors(0).map_err(|e| format!("parent: {e}"))?.0,
+        Ok(r) => {
+            r.expect_descriptors(0)
+                .map_err(|e| format!("parent: {e}"))?
+                .0
+        }
         Err(ipc::IpcError::Closed) => {
             // Without the parent nobody manages our entries: fail closed.
             log::info!("parent went away: flushing our kernel entries and exiting");

@@ -99,18 +99,58 @@ impl Lab {
             let _ = Command::new("ip").args(["netns", "del", ns]).output();
             run(&["ip", "netns", "add", ns]);
         }
-        run(&["ip", "link", "add", "veth-a", "netns", &lab.a, "type", "veth", "peer", "name", "veth-b", "netns", &lab.b]);
+        run(&[
+            "ip", "link", "add", "veth-a", "netns", &lab.a, "type", "veth", "peer", "name",
+            "veth-b", "netns", &lab.b,
+        ]);
         for side in [Side::A, Side::B] {
             let ns = lab.ns(side);
             let dev = if side == Side::A { "veth-a" } else { "veth-b" };
             run(&["ip", "-n", ns, "link", "set", "lo", "up"]);
-            run(&["ip", "-n", ns, "addr", "add", &format!("{}/24", side.outer_v4()), "dev", dev]);
-            run(&["ip", "-n", ns, "addr", "add", &format!("{}/64", side.outer_v6()), "dev", dev, "nodad"]);
+            run(&[
+                "ip",
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{}/24", side.outer_v4()),
+                "dev",
+                dev,
+            ]);
+            run(&[
+                "ip",
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{}/64", side.outer_v6()),
+                "dev",
+                dev,
+                "nodad",
+            ]);
             run(&["ip", "-n", ns, "link", "set", dev, "up"]);
             for n in 0..3 {
-                run(&["ip", "-n", ns, "addr", "add", &format!("10.{}.{n}.1/32", side.inner_net()), "dev", "lo"]);
+                run(&[
+                    "ip",
+                    "-n",
+                    ns,
+                    "addr",
+                    "add",
+                    &format!("10.{}.{n}.1/32", side.inner_net()),
+                    "dev",
+                    "lo",
+                ]);
             }
-            run(&["ip", "-n", ns, "addr", "add", &format!("{}1/128", side.inner_v6()), "dev", "lo"]);
+            run(&[
+                "ip",
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{}1/128", side.inner_v6()),
+                "dev",
+                "lo",
+            ]);
         }
         lab
     }
@@ -283,7 +323,12 @@ pub struct Strongswan {
 }
 
 impl Strongswan {
-    pub fn start(lab: &Lab, side: Side, kernel: SwanKernel, connections: &[Connection]) -> Strongswan {
+    pub fn start(
+        lab: &Lab,
+        side: Side,
+        kernel: SwanKernel,
+        connections: &[Connection],
+    ) -> Strongswan {
         let scratch = Scratch::new(&format!("swan-{}", lab.ns(side)));
         let dir = scratch.0.clone();
         let log = dir.join("charon.log");
@@ -373,11 +418,18 @@ swanctl {{
                     std::fs::read_to_string(swan.dir.join("charon.stderr")).unwrap_or_default()
                 );
             }
-            assert!(Instant::now() < deadline, "strongSwan's vici socket did not appear");
+            assert!(
+                Instant::now() < deadline,
+                "strongSwan's vici socket did not appear"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         let loaded = swan.swanctl(&["--load-all", "--noprompt"]);
-        assert!(loaded.status.success(), "swanctl --load-all: {}", String::from_utf8_lossy(&loaded.stderr));
+        assert!(
+            loaded.status.success(),
+            "swanctl --load-all: {}",
+            String::from_utf8_lossy(&loaded.stderr)
+        );
         swan
     }
 
@@ -415,7 +467,10 @@ swanctl {{
 
 impl Drop for Strongswan {
     fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -442,8 +497,12 @@ pub fn strongswan_keys(log: &str) -> Vec<(String, String)> {
         let mut hex = String::new();
         while hex.len() < 2 * len {
             let Some(dump) = lines.next() else { break };
-            let Some((_, rest)) = dump.split_once("> ") else { break };
-            let Some((_offset, bytes)) = rest.trim_start().split_once(": ") else { break };
+            let Some((_, rest)) = dump.split_once("> ") else {
+                break;
+            };
+            let Some((_offset, bytes)) = rest.trim_start().split_once(": ") else {
+                break;
+            };
             for token in bytes.split(' ').take_while(|t| !t.is_empty()) {
                 if hex.len() < 2 * len {
                     hex += &token.to_lowercase();
@@ -470,7 +529,9 @@ fn key_header(line: &str) -> Option<(String, usize)> {
         "integrity initiator key",
         "integrity responder key",
     ];
-    let label = LABELS.iter().find(|l| line.contains(&format!("> {} =>", l)))?;
+    let label = LABELS
+        .iter()
+        .find(|l| line.contains(&format!("> {} =>", l)))?;
     let len = line.split("=> ").nth(1)?.split(' ').next()?.parse().ok()?;
     Some((label.to_string(), len))
 }
@@ -486,7 +547,10 @@ mod tests {
         let keys = super::strongswan_keys(log);
         assert_eq!(
             keys,
-            vec![("Sk_ei secret".to_string(), "9e443247b9ead9ac7ea9042c0e2f437941424344".to_string())]
+            vec![(
+                "Sk_ei secret".to_string(),
+                "9e443247b9ead9ac7ea9042c0e2f437941424344".to_string()
+            )]
         );
     }
 }

@@ -129,7 +129,10 @@ impl Daemon {
             exited: None,
         };
         if let Err(e) = daemon.wait_for_log("started:", Duration::from_secs(10)) {
-            panic!("iked did not start: {e}\n--- log ---\n{}", daemon.log_text());
+            panic!(
+                "iked did not start: {e}\n--- log ---\n{}",
+                daemon.log_text()
+            );
         }
         daemon
     }
@@ -247,10 +250,16 @@ pub fn status_field(pid: i32, field: &str) -> String {
 /// Inodes of the sockets a process holds.
 pub fn socket_inodes(pid: i32) -> Vec<u64> {
     let mut inodes = Vec::new();
-    for entry in std::fs::read_dir(format!("/proc/{pid}/fd")).expect("fd dir").flatten() {
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("fd dir")
+        .flatten()
+    {
         if let Ok(target) = std::fs::read_link(entry.path()) {
             let target = target.to_string_lossy().into_owned();
-            if let Some(inode) = target.strip_prefix("socket:[").and_then(|t| t.strip_suffix(']')) {
+            if let Some(inode) = target
+                .strip_prefix("socket:[")
+                .and_then(|t| t.strip_suffix(']'))
+            {
                 inodes.extend(inode.parse::<u64>().ok());
             }
         }
@@ -260,7 +269,12 @@ pub fn socket_inodes(pid: i32) -> Vec<u64> {
 
 /// Socket inodes listed in /proc/PID/net/FILE whose `select` column
 /// matches, with `inode_column` giving the inode (0-based, whitespace split).
-pub fn net_table_inodes(pid: i32, file: &str, inode_column: usize, select: impl Fn(&[&str]) -> bool) -> Vec<u64> {
+pub fn net_table_inodes(
+    pid: i32,
+    file: &str,
+    inode_column: usize,
+    select: impl Fn(&[&str]) -> bool,
+) -> Vec<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/net/{file}")).unwrap_or_default();
     text.lines()
         .skip(1)
@@ -322,10 +336,17 @@ pub fn sockets_of(pid: i32) -> Vec<SocketInfo> {
     // SAFETY: plain system calls with integer arguments; the returned
     // descriptors are owned here and closed at drop.
     let pidfd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid, 0) };
-    assert!(pidfd >= 0, "pidfd_open({pid}): {}", std::io::Error::last_os_error());
+    assert!(
+        pidfd >= 0,
+        "pidfd_open({pid}): {}",
+        std::io::Error::last_os_error()
+    );
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as i32) };
     let mut sockets = Vec::new();
-    for entry in std::fs::read_dir(format!("/proc/{pid}/fd")).expect("fd dir").flatten() {
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("fd dir")
+        .flatten()
+    {
         let Ok(target) = std::fs::read_link(entry.path()) else {
             continue;
         };
@@ -335,8 +356,13 @@ pub fn sockets_of(pid: i32) -> Vec<SocketInfo> {
         let Ok(fd) = entry.file_name().to_string_lossy().parse::<i32>() else {
             continue;
         };
-        let copy = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
-        assert!(copy >= 0, "pidfd_getfd({pid}, {fd}): {}", std::io::Error::last_os_error());
+        let copy =
+            unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
+        assert!(
+            copy >= 0,
+            "pidfd_getfd({pid}, {fd}): {}",
+            std::io::Error::last_os_error()
+        );
         let copy = unsafe { OwnedFd::from_raw_fd(copy as i32) };
         let raw = copy.as_raw_fd();
         let domain = getsockopt_int(raw, nix::libc::SO_DOMAIN);

@@ -6,7 +6,10 @@ use std::collections::HashSet;
 use std::process::Command;
 use std::time::Duration;
 
-use iked_tests::{binary, net_table_inodes, require_root, socket_inodes, sockets_of, status_field, Daemon, Scratch};
+use iked_tests::{
+    binary, net_table_inodes, require_root, socket_inodes, sockets_of, status_field, Daemon,
+    Scratch,
+};
 use nix::sys::signal::Signal;
 
 const NETLINK_XFRM: &str = "6";
@@ -29,7 +32,11 @@ fn each_child_is_confined_as_the_privilege_table_says() {
     let children = daemon.children();
     let mut roles: Vec<&str> = children.keys().map(String::as_str).collect();
     roles.sort();
-    assert_eq!(roles, ["ca", "ikev2", "pfkey"], "four processes: the parent and three children");
+    assert_eq!(
+        roles,
+        ["ca", "ikev2", "pfkey"],
+        "four processes: the parent and three children"
+    );
 
     for (role, &pid) in &children {
         let ids = |field| -> Vec<u32> {
@@ -38,18 +45,54 @@ fn each_child_is_confined_as_the_privilege_table_says() {
                 .map(|v| v.parse().expect("id"))
                 .collect()
         };
-        assert_eq!(ids("Uid"), [uid; 4], "{role}: real, effective, saved, fs uid");
-        assert_eq!(ids("Gid"), [gid; 4], "{role}: real, effective, saved, fs gid");
-        assert_eq!(status_field(pid, "Groups"), "", "{role}: no supplementary groups");
+        assert_eq!(
+            ids("Uid"),
+            [uid; 4],
+            "{role}: real, effective, saved, fs uid"
+        );
+        assert_eq!(
+            ids("Gid"),
+            [gid; 4],
+            "{role}: real, effective, saved, fs gid"
+        );
+        assert_eq!(
+            status_field(pid, "Groups"),
+            "",
+            "{role}: no supplementary groups"
+        );
         assert_eq!(status_field(pid, "NoNewPrivs"), "1", "{role}: no_new_privs");
         let root = std::fs::read_link(format!("/proc/{pid}/root")).expect("root link");
         assert_eq!(root.to_str(), Some("/var/empty"), "{role}: chroot");
-        let expected_caps = if role == "pfkey" { CAP_NET_ADMIN_MASK } else { "0000000000000000" };
-        assert_eq!(status_field(pid, "CapEff"), expected_caps, "{role}: effective capabilities");
-        assert_eq!(status_field(pid, "CapPrm"), expected_caps, "{role}: permitted capabilities");
-        assert_eq!(status_field(pid, "CapInh"), "0000000000000000", "{role}: inheritable");
-        assert_eq!(status_field(pid, "CapAmb"), "0000000000000000", "{role}: ambient");
-        assert_eq!(status_field(pid, "CapBnd"), expected_caps, "{role}: bounding set");
+        let expected_caps = if role == "pfkey" {
+            CAP_NET_ADMIN_MASK
+        } else {
+            "0000000000000000"
+        };
+        assert_eq!(
+            status_field(pid, "CapEff"),
+            expected_caps,
+            "{role}: effective capabilities"
+        );
+        assert_eq!(
+            status_field(pid, "CapPrm"),
+            expected_caps,
+            "{role}: permitted capabilities"
+        );
+        assert_eq!(
+            status_field(pid, "CapInh"),
+            "0000000000000000",
+            "{role}: inheritable"
+        );
+        assert_eq!(
+            status_field(pid, "CapAmb"),
+            "0000000000000000",
+            "{role}: ambient"
+        );
+        assert_eq!(
+            status_field(pid, "CapBnd"),
+            expected_caps,
+            "{role}: bounding set"
+        );
     }
 
     // Each process's sockets, examined through copies of its descriptors.
@@ -63,19 +106,32 @@ fn each_child_is_confined_as_the_privilege_table_says() {
         let kernel = sockets.iter().filter(|s| s.is_kernel_key_socket()).count();
         let udp: Vec<_> = sockets.iter().filter(|s| s.is_udp()).collect();
         if role == "pfkey" {
-            assert!(kernel >= 1, "pfkey holds the kernel key socket: {sockets:?}");
+            assert!(
+                kernel >= 1,
+                "pfkey holds the kernel key socket: {sockets:?}"
+            );
         } else {
-            assert_eq!(kernel, 0, "{role} must not hold a kernel key socket: {sockets:?}");
+            assert_eq!(
+                kernel, 0,
+                "{role} must not hold a kernel key socket: {sockets:?}"
+            );
         }
         if role == "ikev2" {
-            assert!(udp.iter().all(|s| s.port.is_some_and(|p| ike_ports.contains(&p))), "{udp:?}");
+            assert!(
+                udp.iter()
+                    .all(|s| s.port.is_some_and(|p| ike_ports.contains(&p))),
+                "{udp:?}"
+            );
             ports_seen.extend(udp.iter().filter_map(|s| s.port));
         } else {
             assert!(udp.is_empty(), "{role} must not hold a UDP socket: {udp:?}");
         }
         // Besides stdio, a child holds only sockets and its epoll instance.
         if role != "parent" {
-            for entry in std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().flatten() {
+            for entry in std::fs::read_dir(format!("/proc/{pid}/fd"))
+                .unwrap()
+                .flatten()
+            {
                 let fd: i32 = entry.file_name().to_string_lossy().parse().unwrap();
                 let target = std::fs::read_link(entry.path()).unwrap();
                 let target = target.to_string_lossy();
@@ -93,17 +149,29 @@ fn each_child_is_confined_as_the_privilege_table_says() {
     // /proc/net agrees: every XFRM netlink or PF_KEY socket of the daemon's
     // namespace that is bound belongs to pfkey; every IKE UDP socket to ikev2.
     let inodes_of = |pid| socket_inodes(pid).into_iter().collect::<HashSet<u64>>();
-    let mut kernel_listed: HashSet<u64> =
-        net_table_inodes(parent, "netlink", 9, |c| c.get(1) == Some(&NETLINK_XFRM) && c.get(2) != Some(&"0"))
-            .into_iter()
-            .collect();
+    let mut kernel_listed: HashSet<u64> = net_table_inodes(parent, "netlink", 9, |c| {
+        c.get(1) == Some(&NETLINK_XFRM) && c.get(2) != Some(&"0")
+    })
+    .into_iter()
+    .collect();
     kernel_listed.extend(net_table_inodes(parent, "pfkey", 5, |_| true));
-    let ike_port = |c: &[&str]| c.get(1).is_some_and(|a| a.ends_with(":01F4") || a.ends_with(":1194"));
-    let mut udp_listed: HashSet<u64> = net_table_inodes(parent, "udp", 9, ike_port).into_iter().collect();
+    let ike_port = |c: &[&str]| {
+        c.get(1)
+            .is_some_and(|a| a.ends_with(":01F4") || a.ends_with(":1194"))
+    };
+    let mut udp_listed: HashSet<u64> = net_table_inodes(parent, "udp", 9, ike_port)
+        .into_iter()
+        .collect();
     udp_listed.extend(net_table_inodes(parent, "udp6", 9, ike_port));
     assert!(!udp_listed.is_empty(), "/proc/net/udp lists the IKE ports");
-    assert!(udp_listed.is_subset(&inodes_of(children["ikev2"])), "IKE UDP sockets belong to ikev2");
-    assert!(kernel_listed.is_subset(&inodes_of(children["pfkey"])), "bound kernel key sockets belong to pfkey");
+    assert!(
+        udp_listed.is_subset(&inodes_of(children["ikev2"])),
+        "IKE UDP sockets belong to ikev2"
+    );
+    assert!(
+        kernel_listed.is_subset(&inodes_of(children["pfkey"])),
+        "bound kernel key sockets belong to pfkey"
+    );
 }
 
 #[test]
@@ -114,11 +182,15 @@ fn losing_any_child_stops_the_daemon_and_names_the_child() {
         let mut daemon = Daemon::start(&format!("lose-{role}"), "set passive\n");
         let children = daemon.children();
         let pid = children[role];
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL).expect("kill child");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL)
+            .expect("kill child");
         let status = daemon
             .wait_exit(Duration::from_secs(3))
             .unwrap_or_else(|| panic!("iked still running 3 s after {role} was killed"));
-        assert!(!status.success(), "exit must be non-zero after losing {role}: {status}");
+        assert!(
+            !status.success(),
+            "exit must be non-zero after losing {role}: {status}"
+        );
         let log = daemon.log_text();
         assert!(
             log.contains(&format!("lost child {role}: killed by signal 9")),
@@ -140,10 +212,19 @@ fn losing_any_child_stops_the_daemon_and_names_the_child() {
 fn sigterm_stops_everything_with_status_zero() {
     require_root("sigterm_stops_everything_with_status_zero");
     let mut daemon = Daemon::start("term", "set passive\n");
-    assert!(daemon.socket.exists(), "control socket exists while running");
+    assert!(
+        daemon.socket.exists(),
+        "control socket exists while running"
+    );
     daemon.signal(Signal::SIGTERM);
-    let status = daemon.wait_exit(Duration::from_secs(3)).expect("iked still running 3 s after SIGTERM");
-    assert!(status.success(), "SIGTERM exit status: {status}\n{}", daemon.log_text());
+    let status = daemon
+        .wait_exit(Duration::from_secs(3))
+        .expect("iked still running 3 s after SIGTERM");
+    assert!(
+        status.success(),
+        "SIGTERM exit status: {status}\n{}",
+        daemon.log_text()
+    );
     assert!(!daemon.socket.exists(), "control socket removed at exit");
 }
 
@@ -153,18 +234,28 @@ fn a_broken_config_on_sighup_keeps_the_daemon_and_the_old_config() {
     require_root("a_broken_config_on_sighup_keeps_the_daemon_and_the_old_config");
     let mut daemon = Daemon::start("hup", "set passive\n");
     std::fs::write(&daemon.config, "set passive\n# fine so far\nset sideways\n").unwrap();
-    let expected = format!("{}:3:5: syntax error: unknown option 'set sideways'", daemon.config.display());
+    let expected = format!(
+        "{}:3:5: syntax error: unknown option 'set sideways'",
+        daemon.config.display()
+    );
     daemon.signal(Signal::SIGHUP);
     daemon
         .wait_for_log(&expected, Duration::from_secs(3))
         .unwrap_or_else(|e| panic!("{e}\n{}", daemon.log_text()));
-    assert!(daemon.log_text().contains("keeping the current configuration"));
+    assert!(daemon
+        .log_text()
+        .contains("keeping the current configuration"));
     std::thread::sleep(Duration::from_millis(200));
     assert!(daemon.is_running(), "iked must survive a bad reload");
     assert_eq!(daemon.children().len(), 3, "children survive a bad reload");
 
     // iked -n prints the same error and exits 1.
-    let check = Command::new(binary("iked")).arg("-n").arg("-f").arg(&daemon.config).output().unwrap();
+    let check = Command::new(binary("iked"))
+        .arg("-n")
+        .arg("-f")
+        .arg(&daemon.config)
+        .output()
+        .unwrap();
     assert_eq!(check.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&check.stderr);
     assert!(stderr.contains(&expected), "iked -n said: {stderr}");
@@ -175,7 +266,11 @@ fn a_broken_config_on_sighup_keeps_the_daemon_and_the_old_config() {
     assert!(String::from_utf8_lossy(&reload.stderr).contains(&expected));
     std::fs::write(&daemon.config, "set active\n").unwrap();
     let reload = daemon.ikectl(&["reload"]);
-    assert!(reload.status.success(), "{}", String::from_utf8_lossy(&reload.stderr));
+    assert!(
+        reload.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reload.stderr)
+    );
     daemon
         .wait_for_log("initiation mode: active", Duration::from_secs(3))
         .unwrap_or_else(|e| panic!("{e}\n{}", daemon.log_text()));
@@ -187,21 +282,33 @@ fn ikectl_log_level_reaches_every_process() {
     require_root("ikectl_log_level_reaches_every_process");
     let mut daemon = Daemon::start("loglevel", "set passive\n");
     let out = daemon.ikectl(&["log", "brief"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    daemon.wait_for_log("log level set to brief", Duration::from_secs(2)).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    daemon
+        .wait_for_log("log level set to brief", Duration::from_secs(2))
+        .unwrap();
     // At brief level, a debug line of a child must not appear; after
     // `log verbose` it must. A reload makes each child log at debug level.
     let before = daemon.log_text().len();
     assert!(daemon.ikectl(&["reload"]).status.success());
     std::thread::sleep(Duration::from_millis(300));
-    assert!(!daemon.log_text()[before..].contains("applied configuration"), "brief hides debug lines");
+    assert!(
+        !daemon.log_text()[before..].contains("applied configuration"),
+        "brief hides debug lines"
+    );
     let out = daemon.ikectl(&["--json", "log", "verbose"]);
     let reply: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json reply");
     assert_eq!(reply["ok"], true);
     assert!(daemon.ikectl(&["reload"]).status.success());
     for role in ["ikev2", "pfkey", "ca"] {
         daemon
-            .wait_for_log(&format!("parent: {role} applied configuration 3"), Duration::from_secs(2))
+            .wait_for_log(
+                &format!("parent: {role} applied configuration 3"),
+                Duration::from_secs(2),
+            )
             .unwrap_or_else(|e| panic!("{e}\n{}", daemon.log_text()));
     }
     daemon
@@ -214,18 +321,35 @@ fn check_mode_accepts_a_good_file_and_locates_errors() {
     let scratch = Scratch::new("check");
     let good = scratch.file("good.conf");
     std::fs::write(&good, "# only this\nset passive\n").unwrap();
-    let out = Command::new(binary("iked")).arg("-n").arg("-f").arg(&good).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(binary("iked"))
+        .arg("-n")
+        .arg("-f")
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("configuration OK"));
 
     let bad = scratch.file("bad.conf");
     std::fs::write(&bad, "set passive\n  frobnicate\n").unwrap();
-    let out = Command::new(binary("iked")).arg("-n").arg("-f").arg(&bad).output().unwrap();
+    let out = Command::new(binary("iked"))
+        .arg("-n")
+        .arg("-f")
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         stderr.trim(),
-        format!("iked: {}:2:3: syntax error: unknown keyword 'frobnicate'", bad.display())
+        format!(
+            "iked: {}:2:3: syntax error: unknown keyword 'frobnicate'",
+            bad.display()
+        )
     );
 }
 
@@ -246,7 +370,6 @@ fn without_root_the_daemon_refuses_in_one_line() {
     assert_eq!(stderr.trim(), "iked: need root privileges", "{stderr}");
 }
 
-
 /// Sends raw bytes on a copy of descriptor `fd` of process `pid`.
 fn send_garbage_from(pid: i32, fd: i32, bytes: &[u8]) {
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -257,7 +380,8 @@ fn send_garbage_from(pid: i32, fd: i32, bytes: &[u8]) {
     let copy = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
     assert!(copy >= 0, "pidfd_getfd");
     let copy = unsafe { OwnedFd::from_raw_fd(copy as i32) };
-    nix::sys::socket::send(copy.as_raw_fd(), bytes, nix::sys::socket::MsgFlags::empty()).expect("send");
+    nix::sys::socket::send(copy.as_raw_fd(), bytes, nix::sys::socket::MsgFlags::empty())
+        .expect("send");
 }
 
 #[test]
@@ -269,10 +393,15 @@ fn a_malformed_ipc_message_stops_the_receiver_and_the_daemon() {
     let mut daemon = Daemon::start("garbage-parent", "set passive\n");
     let ca = daemon.children()["ca"];
     send_garbage_from(ca, 3, &[0xff, 0xfe, 0xfd]);
-    let status = daemon.wait_exit(Duration::from_secs(3)).expect("iked still running");
+    let status = daemon
+        .wait_exit(Duration::from_secs(3))
+        .expect("iked still running");
     assert!(!status.success());
     let log = daemon.log_text();
-    assert!(log.contains("parent: ca channel: malformed message"), "{log}");
+    assert!(
+        log.contains("parent: ca channel: malformed message"),
+        "{log}"
+    );
 
     // ca's other socket is its channel to ikev2: garbage there reaches ikev2,
     // which logs it and exits non-zero, and the daemon follows.
@@ -283,9 +412,14 @@ fn a_malformed_ipc_message_stops_the_receiver_and_the_daemon() {
         .find(|s| s.fd != 3 && s.domain == nix::libc::AF_UNIX)
         .expect("ca's channel to ikev2");
     send_garbage_from(ca, sibling.fd, &[0x7f; 5]);
-    let status = daemon.wait_exit(Duration::from_secs(3)).expect("iked still running");
+    let status = daemon
+        .wait_exit(Duration::from_secs(3))
+        .expect("iked still running");
     assert!(!status.success());
     let log = daemon.log_text();
     assert!(log.contains("ikev2: ca: malformed message"), "{log}");
-    assert!(log.contains("lost child ikev2: exited with status 1"), "{log}");
+    assert!(
+        log.contains("lost child ikev2: exited with status 1"),
+        "{log}"
+    );
 }

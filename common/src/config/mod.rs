@@ -17,12 +17,12 @@ use crate::ipc::InitiationMode;
 use crate::kernel::KernelSocketKind;
 
 pub use parser::{parse_file, parse_str};
-pub use policy_parser::{DEFAULT_CHILD_LIFETIME, DEFAULT_IKE_LIFETIME};
 pub use policy::{
     AuthSpec, Encapsulation, IdentitySpec, Policy, PolicyInitiation, PreSharedKey, Prefix,
     ProposalSpec, TransformSpec, TRANSFORM_ENCR, TRANSFORM_ESN, TRANSFORM_INTEG, TRANSFORM_KE,
     TRANSFORM_PRF,
 };
+pub use policy_parser::{DEFAULT_CHILD_LIFETIME, DEFAULT_IKE_LIFETIME};
 
 /// Largest configuration file read, so a runaway include cannot eat memory.
 pub const MAX_FILE_SIZE: u64 = 4 << 20;

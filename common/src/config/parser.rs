@@ -22,7 +22,11 @@ pub fn parse_file(path: &Path, macros: &[(String, String)]) -> Result<Config, Co
 
 /// Parses `text` as if read from a file called `name` (includes are resolved
 /// relative to the current directory).
-pub fn parse_str(name: &str, text: &str, macros: &[(String, String)]) -> Result<Config, ConfigError> {
+pub fn parse_str(
+    name: &str,
+    text: &str,
+    macros: &[(String, String)],
+) -> Result<Config, ConfigError> {
     let mut parser = Parser::new(macros);
     parser.text(name, text, Path::new("."), 0)?;
     Ok(parser.config)
@@ -43,7 +47,12 @@ impl Parser {
         }
     }
 
-    fn file(&mut self, path: &Path, depth: usize, from: Option<&Location>) -> Result<(), ConfigError> {
+    fn file(
+        &mut self,
+        path: &Path,
+        depth: usize,
+        from: Option<&Location>,
+    ) -> Result<(), ConfigError> {
         let name = path.display().to_string();
         let text = read_capped(path).map_err(|message| ConfigError {
             location: from.cloned().unwrap_or(Location {
@@ -53,12 +62,22 @@ impl Parser {
             }),
             message: format!("{name}: {message}"),
         })?;
-        let base = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+        let base = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
         self.text(&name, &text, &base, depth)
     }
 
-    fn text(&mut self, name: &str, text: &str, base: &Path, depth: usize) -> Result<(), ConfigError> {
-        let tokens = tokenize(name, text).map_err(|(location, message)| ConfigError { location, message })?;
+    fn text(
+        &mut self,
+        name: &str,
+        text: &str,
+        base: &Path,
+        depth: usize,
+    ) -> Result<(), ConfigError> {
+        let tokens = tokenize(name, text)
+            .map_err(|(location, message)| ConfigError { location, message })?;
         for statement in tokens.split(|t| t.kind == TokenKind::Newline) {
             if statement.is_empty() {
                 continue;
@@ -75,19 +94,37 @@ impl Parser {
                 let name = &w[1..];
                 match self.macros.get(name) {
                     Some(value) => Ok(TokenKind::Word(value.clone())),
-                    None => Err(error(&token.location, format!("macro '{name}' is not defined"))),
+                    None => Err(error(
+                        &token.location,
+                        format!("macro '{name}' is not defined"),
+                    )),
                 }
             }
             other => Ok(other.clone()),
         }
     }
 
-    fn statement(&mut self, tokens: &[Token], base: &Path, depth: usize) -> Result<(), ConfigError> {
+    fn statement(
+        &mut self,
+        tokens: &[Token],
+        base: &Path,
+        depth: usize,
+    ) -> Result<(), ConfigError> {
         let first = &tokens[0];
         // Macro definition: name = value
-        if let (TokenKind::Word(name), Some(Token { kind: TokenKind::Equals, .. })) = (&first.kind, tokens.get(1)) {
+        if let (
+            TokenKind::Word(name),
+            Some(Token {
+                kind: TokenKind::Equals,
+                ..
+            }),
+        ) = (&first.kind, tokens.get(1))
+        {
             if !is_macro_name(name) {
-                return Err(error(&first.location, format!("invalid macro name '{name}'")));
+                return Err(error(
+                    &first.location,
+                    format!("invalid macro name '{name}'"),
+                ));
             }
             let value = match tokens.get(2) {
                 Some(t) => match self.expand(t)? {
@@ -107,40 +144,60 @@ impl Parser {
             .map(|t| Ok((self.expand(t)?, &t.location)))
             .collect::<Result<_, ConfigError>>()?;
         let Some((TokenKind::Word(keyword), location)) = words.first() else {
-            return Err(error(&first.location, "statement must start with a keyword"));
+            return Err(error(
+                &first.location,
+                "statement must start with a keyword",
+            ));
         };
         match keyword.as_str() {
             "set" => self.set(&words[1..], location),
             "include" => {
-                let Some((TokenKind::Quoted(target) | TokenKind::Word(target), at)) = words.get(1) else {
+                let Some((TokenKind::Quoted(target) | TokenKind::Word(target), at)) = words.get(1)
+                else {
                     return Err(error(location, "include needs a file name"));
                 };
                 if let Some((_, extra)) = words.get(2) {
                     return Err(error(extra, "unexpected text after include file"));
                 }
                 if depth + 1 > MAX_INCLUDE_DEPTH {
-                    return Err(error(at, format!("includes nested deeper than {MAX_INCLUDE_DEPTH}")));
+                    return Err(error(
+                        at,
+                        format!("includes nested deeper than {MAX_INCLUDE_DEPTH}"),
+                    ));
                 }
                 let path = base.join(target);
                 self.file(&path, depth + 1, Some(at))
             }
             "ikev2" => {
                 let index = self.config.policies.len();
-                let (policy, secret) = super::policy_parser::parse_policy(&words[1..], location, index)?;
+                let (policy, secret) =
+                    super::policy_parser::parse_policy(&words[1..], location, index)?;
                 if self.config.policies.iter().any(|p| p.name == policy.name) {
-                    return Err(error(location, format!("duplicate policy name '{}'", policy.name)));
+                    return Err(error(
+                        location,
+                        format!("duplicate policy name '{}'", policy.name),
+                    ));
                 }
                 if let Some(secret) = secret {
-                    self.config.psks.push((policy.name.clone(), super::PreSharedKey::new(secret)));
+                    self.config
+                        .psks
+                        .push((policy.name.clone(), super::PreSharedKey::new(secret)));
                 }
                 self.config.policies.push(policy);
                 Ok(())
             }
-            other => Err(error(location, format!("syntax error: unknown keyword '{other}'"))),
+            other => Err(error(
+                location,
+                format!("syntax error: unknown keyword '{other}'"),
+            )),
         }
     }
 
-    fn set(&mut self, words: &[(TokenKind, &Location)], set_at: &Location) -> Result<(), ConfigError> {
+    fn set(
+        &mut self,
+        words: &[(TokenKind, &Location)],
+        set_at: &Location,
+    ) -> Result<(), ConfigError> {
         let Some((TokenKind::Word(option), at)) = words.first() else {
             return Err(error(set_at, "set needs an option"));
         };
@@ -162,23 +219,40 @@ impl Parser {
                     .parse::<u32>()
                     .ok()
                     .filter(|&n| n <= 86_400)
-                    .ok_or_else(|| error(value_at, format!("invalid dpd_check_interval '{value}': expected 0..86400 seconds")))?;
+                    .ok_or_else(|| {
+                        error(
+                            value_at,
+                            format!(
+                                "invalid dpd_check_interval '{value}': expected 0..86400 seconds"
+                            ),
+                        )
+                    })?;
                 1
             }
             "kernel" => {
                 let kind = match argument {
                     Some((TokenKind::Word(v), _)) if v == "xfrm" => KernelSocketKind::Xfrm,
                     Some((TokenKind::Word(v), _)) if v == "pfkey" => KernelSocketKind::Pfkey,
-                    Some((_, value_at)) => return Err(error(value_at, "expected 'xfrm' or 'pfkey'")),
+                    Some((_, value_at)) => {
+                        return Err(error(value_at, "expected 'xfrm' or 'pfkey'"))
+                    }
                     None => return Err(error(at, "set kernel needs 'xfrm' or 'pfkey'")),
                 };
                 self.config.kernel = Some(kind);
                 1
             }
-            other => return Err(error(at, format!("syntax error: unknown option 'set {other}'"))),
+            other => {
+                return Err(error(
+                    at,
+                    format!("syntax error: unknown option 'set {other}'"),
+                ))
+            }
         };
         if let Some((_, extra)) = words.get(1 + argument_count) {
-            return Err(error(extra, format!("unexpected text after 'set {option}'")));
+            return Err(error(
+                extra,
+                format!("unexpected text after 'set {option}'"),
+            ));
         }
         Ok(())
     }

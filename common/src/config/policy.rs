@@ -156,7 +156,9 @@ pub struct Policy {
 }
 
 /// A pre-shared key, for ca-proc only. Zeroed when dropped; never printed.
-#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
+#[derive(
+    Serialize, Deserialize, Clone, PartialEq, Eq, zeroize::Zeroize, zeroize::ZeroizeOnDrop,
+)]
 pub struct PreSharedKey(Vec<u8>);
 
 impl PreSharedKey {

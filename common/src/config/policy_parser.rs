@@ -107,7 +107,10 @@ fn spec(transform_type: u8, id: u16, key_length: Option<u16>) -> TransformSpec {
 
 fn is_aead(t: &TransformSpec) -> bool {
     t.transform_type == TRANSFORM_ENCR
-        && matches!(t.id, ENCR_AES_GCM_8 | ENCR_AES_GCM_12 | ENCR_AES_GCM_16 | ENCR_CHACHA20_POLY1305)
+        && matches!(
+            t.id,
+            ENCR_AES_GCM_8 | ENCR_AES_GCM_12 | ENCR_AES_GCM_16 | ENCR_CHACHA20_POLY1305
+        )
 }
 
 /// One `ikesa`/`childsa` block as written, before defaults and splitting.
@@ -124,15 +127,24 @@ struct Block {
 }
 
 fn default_prfs() -> Vec<TransformSpec> {
-    [5, 6, 7].iter().map(|&id| spec(TRANSFORM_PRF, id, None)).collect()
+    [5, 6, 7]
+        .iter()
+        .map(|&id| spec(TRANSFORM_PRF, id, None))
+        .collect()
 }
 
 fn default_integrity() -> Vec<TransformSpec> {
-    [12, 13, 14].iter().map(|&id| spec(TRANSFORM_INTEG, id, None)).collect()
+    [12, 13, 14]
+        .iter()
+        .map(|&id| spec(TRANSFORM_INTEG, id, None))
+        .collect()
 }
 
 fn default_ike_groups() -> Vec<TransformSpec> {
-    [31, 19, 14].iter().map(|&id| spec(TRANSFORM_KE, id, None)).collect()
+    [31, 19, 14]
+        .iter()
+        .map(|&id| spec(TRANSFORM_KE, id, None))
+        .collect()
 }
 
 fn default_ciphers(aead: bool) -> Vec<TransformSpec> {
@@ -172,7 +184,11 @@ fn proposals(blocks: &[Block], ike: bool) -> Result<Vec<ProposalSpec>, ConfigErr
                 "'auth' has no use with only combined-mode (AEAD) ciphers",
             ));
         }
-        let prf = if block.prf.is_empty() { default_prfs() } else { block.prf.clone() };
+        let prf = if block.prf.is_empty() {
+            default_prfs()
+        } else {
+            block.prf.clone()
+        };
         let groups = if block.no_group {
             Vec::new()
         } else if block.groups.is_empty() && ike {
@@ -212,7 +228,11 @@ fn prefix(word: &str, at: &Location, any_family: Option<bool>) -> Result<Prefix,
     if word == "any" {
         let v6 = any_family.unwrap_or(false);
         return Ok(Prefix {
-            addr: if v6 { IpAddr::V6(Ipv6Addr::UNSPECIFIED) } else { IpAddr::V4(Ipv4Addr::UNSPECIFIED) },
+            addr: if v6 {
+                IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+            } else {
+                IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+            },
             len: 0,
         });
     }
@@ -221,16 +241,20 @@ fn prefix(word: &str, at: &Location, any_family: Option<bool>) -> Result<Prefix,
         None => (word, None),
     };
     let addr: IpAddr = addr.parse().map_err(|_| {
-        error(at, format!("'{word}' is not an address (hostnames are not supported: use an IP address)"))
+        error(
+            at,
+            format!("'{word}' is not an address (hostnames are not supported: use an IP address)"),
+        )
     })?;
     let max = crate::kernel::max_prefix(addr);
     let len = match len {
         None => max,
-        Some(l) => l
-            .parse::<u8>()
-            .ok()
-            .filter(|&l| l <= max)
-            .ok_or_else(|| error(at, format!("invalid prefix length in '{word}': expected 0..{max}")))?,
+        Some(l) => l.parse::<u8>().ok().filter(|&l| l <= max).ok_or_else(|| {
+            error(
+                at,
+                format!("invalid prefix length in '{word}': expected 0..{max}"),
+            )
+        })?,
     };
     Ok(Prefix { addr, len })
 }
@@ -267,9 +291,17 @@ fn duration(word: &str, at: &Location) -> Result<u64, ConfigError> {
         .ok()
         .and_then(|n| n.checked_mul(multiplier))
         .filter(|&n| n > 0)
-        .ok_or_else(|| error(at, format!("invalid time '{word}': expected a number with s, m, h or d")))?;
+        .ok_or_else(|| {
+            error(
+                at,
+                format!("invalid time '{word}': expected a number with s, m, h or d"),
+            )
+        })?;
     if seconds < MIN_LIFETIME {
-        return Err(error(at, format!("lifetime '{word}' is too short: at least {MIN_LIFETIME} s")));
+        return Err(error(
+            at,
+            format!("lifetime '{word}' is too short: at least {MIN_LIFETIME} s"),
+        ));
     }
     Ok(seconds)
 }
@@ -287,7 +319,12 @@ fn byte_count(word: &str, at: &Location) -> Result<u64, ConfigError> {
         .ok()
         .and_then(|n| n.checked_mul(multiplier))
         .filter(|&n| n > 0)
-        .ok_or_else(|| error(at, format!("invalid byte count '{word}': expected a number with K, M or G")))
+        .ok_or_else(|| {
+            error(
+                at,
+                format!("invalid byte count '{word}': expected a number with K, M or G"),
+            )
+        })
 }
 
 fn protocol(word: &str, at: &Location) -> Result<u8, ConfigError> {
@@ -298,9 +335,12 @@ fn protocol(word: &str, at: &Location) -> Result<u8, ConfigError> {
         "ipv6-icmp" | "icmp6" => Ok(58),
         "sctp" => Ok(132),
         "gre" => Ok(47),
-        n => n
-            .parse::<u8>()
-            .map_err(|_| error(at, format!("unknown protocol '{word}': use tcp, udp, icmp, icmp6 or a number"))),
+        n => n.parse::<u8>().map_err(|_| {
+            error(
+                at,
+                format!("unknown protocol '{word}': use tcp, udp, icmp, icmp6 or a number"),
+            )
+        }),
     }
 }
 
@@ -316,7 +356,10 @@ fn psk(kind: &TokenKind, at: &Location) -> Result<Vec<u8>, ConfigError> {
         TokenKind::Word(w) if w.starts_with("0x") => {
             let hex = &w[2..];
             if hex.is_empty() || hex.len() % 2 != 0 {
-                return Err(error(at, "hexadecimal psk needs an even, non-zero number of digits"));
+                return Err(error(
+                    at,
+                    "hexadecimal psk needs an even, non-zero number of digits",
+                ));
             }
             (0..hex.len())
                 .step_by(2)
@@ -356,7 +399,11 @@ impl<'a> Words<'a> {
 
     /// The next word as a bare word (or quoted string), or an error saying
     /// what `after` needs.
-    fn value(&mut self, after: &str, at: &Location) -> Result<(&'a str, &'a Location), ConfigError> {
+    fn value(
+        &mut self,
+        after: &str,
+        at: &Location,
+    ) -> Result<(&'a str, &'a Location), ConfigError> {
         match self.take() {
             Some((TokenKind::Word(w) | TokenKind::Quoted(w), l)) => Ok((w.as_str(), l)),
             Some((_, l)) => Err(error(l, format!("'{after}' needs a value"))),
@@ -378,7 +425,11 @@ pub fn parse_policy(
     start: &Location,
     index: usize,
 ) -> Result<(Policy, Option<Vec<u8>>), ConfigError> {
-    let mut w = Words { words, next: 0, start };
+    let mut w = Words {
+        words,
+        next: 0,
+        start,
+    };
     let name = match w.peek() {
         Some((TokenKind::Quoted(n), _)) => {
             w.take();
@@ -406,7 +457,10 @@ pub fn parse_policy(
 
     while let Some((kind, at)) = w.take() {
         let TokenKind::Word(keyword) = kind else {
-            return Err(error(at, "unexpected quoted string: a keyword was expected"));
+            return Err(error(
+                at,
+                "unexpected quoted string: a keyword was expected",
+            ));
         };
         let once = |seen: &mut Vec<&str>, key: &'static str| {
             if seen.contains(&key) {
@@ -419,13 +473,21 @@ pub fn parse_policy(
         match keyword.as_str() {
             "active" | "passive" => {
                 once(&mut seen, "active/passive")?;
-                initiation = if keyword == "active" { PolicyInitiation::Active } else { PolicyInitiation::Passive };
+                initiation = if keyword == "active" {
+                    PolicyInitiation::Active
+                } else {
+                    PolicyInitiation::Passive
+                };
             }
             "esp" => once(&mut seen, "esp")?,
             "ah" => return Err(error(at, "AH is not supported: use esp")),
             "tunnel" | "transport" => {
                 once(&mut seen, "tunnel/transport")?;
-                encapsulation = if keyword == "tunnel" { Encapsulation::Tunnel } else { Encapsulation::Transport };
+                encapsulation = if keyword == "tunnel" {
+                    Encapsulation::Tunnel
+                } else {
+                    Encapsulation::Transport
+                };
             }
             "natt" => {
                 once(&mut seen, "natt")?;
@@ -444,7 +506,10 @@ pub fn parse_policy(
                 let (src_word, src_at) = w.value("from", at)?;
                 let mut src_port = 0;
                 if w.peek_word() == Some("port") {
-                    let (_, pat) = w.take().map(|(k, l)| (k, *l)).ok_or_else(|| error(at, "port"))?;
+                    let (_, pat) = w
+                        .take()
+                        .map(|(k, l)| (k, *l))
+                        .ok_or_else(|| error(at, "port"))?;
                     let (value, vat) = w.value("port", pat)?;
                     src_port = port(value, vat)?;
                 }
@@ -456,23 +521,39 @@ pub fn parse_policy(
                 let (dst_word, dst_at) = w.value("to", src_at)?;
                 let mut dst_port = 0;
                 if w.peek_word() == Some("port") {
-                    let (_, pat) = w.take().map(|(k, l)| (k, *l)).ok_or_else(|| error(at, "port"))?;
+                    let (_, pat) = w
+                        .take()
+                        .map(|(k, l)| (k, *l))
+                        .ok_or_else(|| error(at, "port"))?;
                     let (value, vat) = w.value("port", pat)?;
                     dst_port = port(value, vat)?;
                 }
                 // `any` takes the family of the other side when that is known.
-                let hint = |other: &str| other.parse::<IpAddr>().ok().or_else(|| other.split('/').next()?.parse().ok()).map(|a: IpAddr| a.is_ipv6());
+                let hint = |other: &str| {
+                    other
+                        .parse::<IpAddr>()
+                        .ok()
+                        .or_else(|| other.split('/').next()?.parse().ok())
+                        .map(|a: IpAddr| a.is_ipv6())
+                };
                 let src = prefix(src_word, src_at, family.or_else(|| hint(dst_word)))?;
                 let dst = prefix(dst_word, dst_at, family.or_else(|| hint(src_word)))?;
                 if src.addr.is_ipv4() != dst.addr.is_ipv4() {
-                    return Err(error(dst_at, format!("'{src_word}' and '{dst_word}' are of different address families")));
+                    return Err(error(
+                        dst_at,
+                        format!("'{src_word}' and '{dst_word}' are of different address families"),
+                    ));
                 }
                 raw_flows.push((src, src_port, dst, dst_port, at));
             }
             "local" | "peer" => {
                 once(&mut seen, if keyword == "local" { "local" } else { "peer" })?;
                 let (value, vat) = w.value(keyword, at)?;
-                let p = if value == "any" { None } else { Some(prefix(value, vat, family)?) };
+                let p = if value == "any" {
+                    None
+                } else {
+                    Some(prefix(value, vat, family)?)
+                };
                 if keyword == "local" {
                     if let Some(p) = p {
                         if !p.is_host() {
@@ -492,16 +573,26 @@ pub fn parse_policy(
                 };
                 let mut any = false;
                 while let Some(sub) = w.peek_word() {
-                    let table_value = |w: &mut Words<'_>| -> Result<(String, Location), ConfigError> {
-                        let (_, sat) = w.take().map(|(k, l)| (k, *l)).ok_or_else(|| error(at, sub))?;
-                        let (v, vat) = w.value(sub, sat)?;
-                        Ok((v.to_string(), vat.clone()))
-                    };
+                    let table_value =
+                        |w: &mut Words<'_>| -> Result<(String, Location), ConfigError> {
+                            let (_, sat) = w
+                                .take()
+                                .map(|(k, l)| (k, *l))
+                                .ok_or_else(|| error(at, sub))?;
+                            let (v, vat) = w.value(sub, sat)?;
+                            Ok((v.to_string(), vat.clone()))
+                        };
                     match sub {
                         "enc" => {
                             let (v, vat) = table_value(&mut w)?;
                             let c = CIPHERS.iter().find(|c| c.0 == v).ok_or_else(|| {
-                                error(&vat, format!("unknown cipher '{v}': expected one of {}", cipher_names()))
+                                error(
+                                    &vat,
+                                    format!(
+                                        "unknown cipher '{v}': expected one of {}",
+                                        cipher_names()
+                                    ),
+                                )
                             })?;
                             if !ike && c.1 == ENCR_CAMELLIA_CBC {
                                 return Err(error(&vat, "camellia is for IKE SAs only here"));
@@ -510,16 +601,33 @@ pub fn parse_policy(
                         }
                         "auth" => {
                             let (v, vat) = table_value(&mut w)?;
-                            let id = INTEGRITY.iter().find(|c| c.0 == v).map(|c| c.1).ok_or_else(|| {
-                                error(&vat, format!("unknown auth '{v}': expected one of {}", names(INTEGRITY)))
-                            })?;
+                            let id = INTEGRITY
+                                .iter()
+                                .find(|c| c.0 == v)
+                                .map(|c| c.1)
+                                .ok_or_else(|| {
+                                    error(
+                                        &vat,
+                                        format!(
+                                            "unknown auth '{v}': expected one of {}",
+                                            names(INTEGRITY)
+                                        ),
+                                    )
+                                })?;
                             block.integrity.push(spec(TRANSFORM_INTEG, id, None));
                         }
                         "prf" if ike => {
                             let (v, vat) = table_value(&mut w)?;
-                            let id = PRFS.iter().find(|c| c.0 == v).map(|c| c.1).ok_or_else(|| {
-                                error(&vat, format!("unknown prf '{v}': expected one of {}", names(PRFS)))
-                            })?;
+                            let id =
+                                PRFS.iter().find(|c| c.0 == v).map(|c| c.1).ok_or_else(|| {
+                                    error(
+                                        &vat,
+                                        format!(
+                                            "unknown prf '{v}': expected one of {}",
+                                            names(PRFS)
+                                        ),
+                                    )
+                                })?;
                             block.prf.push(spec(TRANSFORM_PRF, id, None));
                         }
                         "group" => {
@@ -527,9 +635,17 @@ pub fn parse_policy(
                             if v == "none" && !ike {
                                 block.no_group = true;
                             } else {
-                                let id = GROUPS.iter().find(|c| c.0 == v).map(|c| c.1).ok_or_else(|| {
-                                    error(&vat, format!("unknown group '{v}': expected one of {}", names(GROUPS)))
-                                })?;
+                                let id = GROUPS.iter().find(|c| c.0 == v).map(|c| c.1).ok_or_else(
+                                    || {
+                                        error(
+                                            &vat,
+                                            format!(
+                                                "unknown group '{v}': expected one of {}",
+                                                names(GROUPS)
+                                            ),
+                                        )
+                                    },
+                                )?;
                                 block.groups.push(spec(TRANSFORM_KE, id, None));
                             }
                         }
@@ -542,15 +658,32 @@ pub fn parse_policy(
                     any = true;
                 }
                 if !any {
-                    return Err(error(at, format!("'{keyword}' needs at least one of enc, auth, {}group", if ike { "prf, " } else { "" })));
+                    return Err(error(
+                        at,
+                        format!(
+                            "'{keyword}' needs at least one of enc, auth, {}group",
+                            if ike { "prf, " } else { "" }
+                        ),
+                    ));
                 }
-                if ike { ike_blocks.push(block) } else { child_blocks.push(block) }
+                if ike {
+                    ike_blocks.push(block)
+                } else {
+                    child_blocks.push(block)
+                }
             }
             "srcid" | "dstid" => {
-                once(&mut seen, if keyword == "srcid" { "srcid" } else { "dstid" })?;
+                once(
+                    &mut seen,
+                    if keyword == "srcid" { "srcid" } else { "dstid" },
+                )?;
                 let (value, _) = w.value(keyword, at)?;
                 let id = Some(identity(value));
-                if keyword == "srcid" { srcid = id } else { dstid = id }
+                if keyword == "srcid" {
+                    srcid = id
+                } else {
+                    dstid = id
+                }
             }
             "ikelifetime" => {
                 once(&mut seen, "ikelifetime")?;
@@ -562,7 +695,10 @@ pub fn parse_policy(
                 let (value, vat) = w.value("lifetime", at)?;
                 child_lifetime = duration(value, vat)?;
                 if w.peek_word() == Some("bytes") {
-                    let (_, bat) = w.take().map(|(k, l)| (k, *l)).ok_or_else(|| error(at, "bytes"))?;
+                    let (_, bat) = w
+                        .take()
+                        .map(|(k, l)| (k, *l))
+                        .ok_or_else(|| error(at, "bytes"))?;
                     let (value, vat) = w.value("bytes", bat)?;
                     child_bytes = byte_count(value, vat)?;
                 }
@@ -574,7 +710,12 @@ pub fn parse_policy(
                     None => return Err(error(at, "psk needs a quoted string or 0xHEX")),
                 }
             }
-            other => return Err(error(at, format!("syntax error: unknown keyword '{other}' in ikev2 policy"))),
+            other => {
+                return Err(error(
+                    at,
+                    format!("syntax error: unknown keyword '{other}' in ikev2 policy"),
+                ))
+            }
         }
     }
 
@@ -586,7 +727,10 @@ pub fn parse_policy(
     }
     if let (Some(l), Some(p)) = (local, peer) {
         if l.addr.is_ipv4() != p.addr.is_ipv4() {
-            return Err(error(w.start, format!("policy '{name}': local and peer are of different address families")));
+            return Err(error(
+                w.start,
+                format!("policy '{name}': local and peer are of different address families"),
+            ));
         }
     }
     let flows = raw_flows

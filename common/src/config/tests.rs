@@ -13,13 +13,22 @@ fn error_at(text: &str) -> (u32, u32, String) {
 #[test]
 fn empty_and_comment_only_files_are_valid() {
     assert_eq!(parse("").unwrap(), Config::default());
-    assert_eq!(parse("# nothing\n\n   # here\n").unwrap(), Config::default());
+    assert_eq!(
+        parse("# nothing\n\n   # here\n").unwrap(),
+        Config::default()
+    );
 }
 
 #[test]
 fn set_passive_and_active() {
-    assert_eq!(parse("set passive\n").unwrap().mode, InitiationMode::Passive);
-    assert_eq!(parse("set passive\nset active # back\n").unwrap().mode, InitiationMode::Active);
+    assert_eq!(
+        parse("set passive\n").unwrap().mode,
+        InitiationMode::Passive
+    );
+    assert_eq!(
+        parse("set passive\nset active # back\n").unwrap().mode,
+        InitiationMode::Active
+    );
 }
 
 #[test]
@@ -27,7 +36,10 @@ fn set_kernel_and_dpd() {
     let c = parse("set kernel pfkey\nset dpd_check_interval 30").unwrap();
     assert_eq!(c.kernel, Some(KernelSocketKind::Pfkey));
     assert_eq!(c.dpd_check_interval, 30);
-    assert_eq!(parse("set kernel xfrm").unwrap().kernel, Some(KernelSocketKind::Xfrm));
+    assert_eq!(
+        parse("set kernel xfrm").unwrap().kernel,
+        Some(KernelSocketKind::Xfrm)
+    );
 }
 
 #[test]
@@ -67,12 +79,18 @@ fn macros_expand_and_undefined_ones_are_errors() {
 
 #[test]
 fn line_continuation_joins_statements() {
-    assert_eq!(parse("set \\\n passive\n").unwrap().mode, InitiationMode::Passive);
+    assert_eq!(
+        parse("set \\\n passive\n").unwrap().mode,
+        InitiationMode::Passive
+    );
 }
 
 #[test]
 fn macro_definitions_from_the_command_line() {
-    assert_eq!(parse_macro_definition("a=b").unwrap(), ("a".into(), "b".into()));
+    assert_eq!(
+        parse_macro_definition("a=b").unwrap(),
+        ("a".into(), "b".into())
+    );
     assert!(parse_macro_definition("1a=b").is_err());
     assert!(parse_macro_definition("novalue").is_err());
 }
@@ -83,7 +101,10 @@ fn includes_are_followed_and_errors_name_the_included_file() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("main.conf"), "include \"sub.conf\"\n").unwrap();
     std::fs::write(dir.join("sub.conf"), "set passive\n").unwrap();
-    assert_eq!(parse_file(&dir.join("main.conf"), &[]).unwrap().mode, InitiationMode::Passive);
+    assert_eq!(
+        parse_file(&dir.join("main.conf"), &[]).unwrap().mode,
+        InitiationMode::Passive
+    );
 
     std::fs::write(dir.join("sub.conf"), "\nset what\n").unwrap();
     let e = parse_file(&dir.join("main.conf"), &[]).unwrap_err();
@@ -99,7 +120,8 @@ fn includes_are_followed_and_errors_name_the_included_file() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-const GCM: &str = "ikev2 \"gcm\" active esp from 10.1.1.0/24 to 10.2.1.0/24 local 198.18.0.1 peer 198.18.0.2 \
+const GCM: &str =
+    "ikev2 \"gcm\" active esp from 10.1.1.0/24 to 10.2.1.0/24 local 198.18.0.1 peer 198.18.0.2 \
 ikesa enc aes-128-gcm prf hmac-sha2-256 group curve25519 childsa enc aes-128-gcm group curve25519 \
 srcid a.ike.test dstid b.ike.test psk \"interop-lab-psk-0123456789\"\n";
 
@@ -115,17 +137,29 @@ fn the_issue_example_policy_parses_exactly() {
     assert_eq!(p.flows[0].to_string(), "10.1.1.0/24 -> 10.2.1.0/24");
     assert_eq!(p.local.unwrap().to_string(), "198.18.0.1/32");
     assert_eq!(p.peer.unwrap().to_string(), "198.18.0.2/32");
-    let t = |transform_type, id, key_length| TransformSpec { transform_type, id, key_length };
+    let t = |transform_type, id, key_length| TransformSpec {
+        transform_type,
+        id,
+        key_length,
+    };
     assert_eq!(
         p.ike_proposals,
         vec![ProposalSpec {
-            transforms: vec![t(TRANSFORM_ENCR, 20, Some(128)), t(TRANSFORM_PRF, 5, None), t(TRANSFORM_KE, 31, None)]
+            transforms: vec![
+                t(TRANSFORM_ENCR, 20, Some(128)),
+                t(TRANSFORM_PRF, 5, None),
+                t(TRANSFORM_KE, 31, None)
+            ]
         }]
     );
     assert_eq!(
         p.child_proposals,
         vec![ProposalSpec {
-            transforms: vec![t(TRANSFORM_ENCR, 20, Some(128)), t(TRANSFORM_KE, 31, None), t(TRANSFORM_ESN, 0, None)]
+            transforms: vec![
+                t(TRANSFORM_ENCR, 20, Some(128)),
+                t(TRANSFORM_KE, 31, None),
+                t(TRANSFORM_ESN, 0, None)
+            ]
         }]
     );
     assert_eq!(p.srcid, Some(IdentitySpec::Fqdn("a.ike.test".into())));
@@ -135,7 +169,10 @@ fn the_issue_example_policy_parses_exactly() {
     assert_eq!(c.psks.len(), 1);
     assert_eq!(c.psks[0].0, "gcm");
     assert_eq!(c.psks[0].1.expose(), b"interop-lab-psk-0123456789");
-    assert!(!format!("{c:?}").contains("interop-lab-psk"), "Debug must not print the key");
+    assert!(
+        !format!("{c:?}").contains("interop-lab-psk"),
+        "Debug must not print the key"
+    );
 }
 
 #[test]
@@ -150,7 +187,11 @@ fn cbc_policy_with_integrity_lifetimes_macros_and_hex_psk() {
     let p = &c.policies[0];
     assert_eq!(p.initiation, PolicyInitiation::Passive);
     assert_eq!(p.peer.unwrap().addr.to_string(), "198.18.0.2");
-    let ids: Vec<(u8, u16)> = p.ike_proposals[0].transforms.iter().map(|t| (t.transform_type, t.id)).collect();
+    let ids: Vec<(u8, u16)> = p.ike_proposals[0]
+        .transforms
+        .iter()
+        .map(|t| (t.transform_type, t.id))
+        .collect();
     assert_eq!(ids, vec![(1, 12), (3, 12), (2, 5), (4, 14)]);
     assert_eq!(p.ike_lifetime_secs, 3600);
     assert_eq!(p.child_lifetime_secs, 20);
@@ -163,10 +204,19 @@ fn defaults_split_aead_and_cbc_proposals_and_v6_flows_parse() {
     let c = parse("ikev2 \"v6\" esp from fd01:a::/64 to fd01:b::/64 local fd00:18::1 peer fd00:18::2 psk \"k\"\n").unwrap();
     let p = &c.policies[0];
     assert_eq!(p.flows[0].to_string(), "fd01:a::/64 -> fd01:b::/64");
-    assert_eq!(p.ike_proposals.len(), 2, "AEAD and non-AEAD default proposals");
+    assert_eq!(
+        p.ike_proposals.len(),
+        2,
+        "AEAD and non-AEAD default proposals"
+    );
     assert!(p.ike_proposals[0].of_type(TRANSFORM_INTEG).next().is_none());
     assert!(p.ike_proposals[1].of_type(TRANSFORM_INTEG).next().is_some());
-    assert!(p.child_proposals.iter().all(|pr| pr.of_type(TRANSFORM_KE).next().is_none()), "no PFS by default");
+    assert!(
+        p.child_proposals
+            .iter()
+            .all(|pr| pr.of_type(TRANSFORM_KE).next().is_none()),
+        "no PFS by default"
+    );
     // Transport mode and unnamed policies.
     let c = parse("ikev2 transport local 192.0.2.1 peer 192.0.2.2 psk \"k\"\n").unwrap();
     assert_eq!(c.policies[0].name, "policy1");
@@ -176,23 +226,71 @@ fn defaults_split_aead_and_cbc_proposals_and_v6_flows_parse() {
 #[test]
 fn policy_errors_are_located_and_say_what_is_wrong() {
     let cases: &[(&str, (u32, u32), &str)] = &[
-        ("ikev2 \"x\" ikesa enc aes-999 psk \"k\"", (1, 21), "unknown cipher 'aes-999'"),
-        ("ikev2 \"x\" from 10.0.0.0/24 to fd00::/64 psk \"k\"", (1, 31), "different address families"),
-        ("ikev2 \"x\" from 10.0.0.0/33 to 10.1.0.0/24 psk \"k\"", (1, 16), "invalid prefix length"),
-        ("ikev2 \"x\" from gw.example to 10.1.0.0/24 psk \"k\"", (1, 16), "hostnames are not supported"),
-        ("ikev2 \"x\" local 192.0.2.1", (1, 1), "has no authentication"),
+        (
+            "ikev2 \"x\" ikesa enc aes-999 psk \"k\"",
+            (1, 21),
+            "unknown cipher 'aes-999'",
+        ),
+        (
+            "ikev2 \"x\" from 10.0.0.0/24 to fd00::/64 psk \"k\"",
+            (1, 31),
+            "different address families",
+        ),
+        (
+            "ikev2 \"x\" from 10.0.0.0/33 to 10.1.0.0/24 psk \"k\"",
+            (1, 16),
+            "invalid prefix length",
+        ),
+        (
+            "ikev2 \"x\" from gw.example to 10.1.0.0/24 psk \"k\"",
+            (1, 16),
+            "hostnames are not supported",
+        ),
+        (
+            "ikev2 \"x\" local 192.0.2.1",
+            (1, 1),
+            "has no authentication",
+        ),
         ("ikev2 \"x\" lifetime 5s psk \"k\"", (1, 20), "too short"),
-        ("ikev2 \"x\" ikesa enc aes-128-gcm auth hmac-sha2-256 psk \"k\"", (1, 11), "'auth' has no use"),
-        ("ikev2 \"x\" frobnicate psk \"k\"", (1, 11), "unknown keyword 'frobnicate'"),
+        (
+            "ikev2 \"x\" ikesa enc aes-128-gcm auth hmac-sha2-256 psk \"k\"",
+            (1, 11),
+            "'auth' has no use",
+        ),
+        (
+            "ikev2 \"x\" frobnicate psk \"k\"",
+            (1, 11),
+            "unknown keyword 'frobnicate'",
+        ),
         ("ikev2 \"x\" psk 0xabc", (1, 15), "even"),
-        ("ikev2 \"x\" active passive psk \"k\"", (1, 18), "given twice"),
-        ("ikev2 \"x\" psk \"a\"\nikev2 \"x\" psk \"b\"", (2, 1), "duplicate policy name 'x'"),
-        ("ikev2 \"x\" from 10.0.0.0/24 10.1.0.0/24 psk \"k\"", (1, 28), "expected 'to'"),
-        ("ikev2 \"x\" childsa group bogus psk \"k\"", (1, 25), "unknown group 'bogus'"),
+        (
+            "ikev2 \"x\" active passive psk \"k\"",
+            (1, 18),
+            "given twice",
+        ),
+        (
+            "ikev2 \"x\" psk \"a\"\nikev2 \"x\" psk \"b\"",
+            (2, 1),
+            "duplicate policy name 'x'",
+        ),
+        (
+            "ikev2 \"x\" from 10.0.0.0/24 10.1.0.0/24 psk \"k\"",
+            (1, 28),
+            "expected 'to'",
+        ),
+        (
+            "ikev2 \"x\" childsa group bogus psk \"k\"",
+            (1, 25),
+            "unknown group 'bogus'",
+        ),
     ];
     for (text, (line, col), needle) in cases {
         let e = parse(text).expect_err(text);
-        assert_eq!((e.location.line, e.location.col), (*line, *col), "{text}: {e}");
+        assert_eq!(
+            (e.location.line, e.location.col),
+            (*line, *col),
+            "{text}: {e}"
+        );
         assert!(e.message.contains(needle), "{text}: {e}");
     }
 }

@@ -16,7 +16,10 @@ fn hello() -> ParentToChild {
 fn every_message_round_trips_through_postcard() {
     let messages = vec![
         hello(),
-        ParentToChild::Descriptor(DescriptorPurpose::IkeUdp { port: 4500, ipv6: true }),
+        ParentToChild::Descriptor(DescriptorPurpose::IkeUdp {
+            port: 4500,
+            ipv6: true,
+        }),
         ParentToChild::Descriptor(DescriptorPurpose::KernelEvents(KernelSocketKind::Xfrm)),
         ParentToChild::DropPrivileges,
         ParentToChild::Config(ChildConfig::Ikev2 {
@@ -51,19 +54,31 @@ fn every_message_round_trips_through_postcard() {
         protocol: crate::kernel::IpsecProtocol::Esp,
         spi: 0xc0ffee,
     }));
-    assert_eq!(decode::<ChildToParent>(&encode(&reply).unwrap()).unwrap(), reply);
+    assert_eq!(
+        decode::<ChildToParent>(&encode(&reply).unwrap()).unwrap(),
+        reply
+    );
 }
 
 #[test]
 fn malformed_bytes_are_errors_not_panics() {
     // Variant index far past the end of the enum.
-    assert!(matches!(decode::<ParentToChild>(&[0x7f]), Err(IpcError::Malformed { .. })));
+    assert!(matches!(
+        decode::<ParentToChild>(&[0x7f]),
+        Err(IpcError::Malformed { .. })
+    ));
     // Empty input.
-    assert!(matches!(decode::<ChildToParent>(&[]), Err(IpcError::Malformed { .. })));
+    assert!(matches!(
+        decode::<ChildToParent>(&[]),
+        Err(IpcError::Malformed { .. })
+    ));
     // A valid message cut short.
     let bytes = encode(&hello()).unwrap();
     for cut in 1..bytes.len() {
-        assert!(decode::<ParentToChild>(&bytes[..cut]).is_err(), "cut at {cut}");
+        assert!(
+            decode::<ParentToChild>(&bytes[..cut]).is_err(),
+            "cut at {cut}"
+        );
     }
     // A string length claiming far more bytes than there are.
     let mut lying = vec![0u8]; // Hello
@@ -86,22 +101,36 @@ fn oversized_messages_are_refused_on_encode_and_decode() {
     let huge = ControlReply::Done("x".repeat(MAX_MESSAGE + 10));
     assert!(matches!(encode(&huge), Err(IpcError::Oversized(_))));
     let bytes = vec![0u8; MAX_MESSAGE + 1];
-    assert!(matches!(decode::<ControlReply>(&bytes), Err(IpcError::Oversized(_))));
+    assert!(matches!(
+        decode::<ControlReply>(&bytes),
+        Err(IpcError::Oversized(_))
+    ));
 }
 
 #[test]
 fn messages_and_descriptors_cross_a_socketpair() {
     let (a, b) = seqpacket_pair().unwrap();
     let (extra, _keep) = seqpacket_pair().unwrap();
-    send(a.as_fd(), &ParentToChild::Descriptor(DescriptorPurpose::Sibling(Role::Ca)), &[extra.as_fd()]).unwrap();
+    send(
+        a.as_fd(),
+        &ParentToChild::Descriptor(DescriptorPurpose::Sibling(Role::Ca)),
+        &[extra.as_fd()],
+    )
+    .unwrap();
     send(a.as_fd(), &hello(), &[]).unwrap();
     let got = recv::<ParentToChild>(b.as_fd()).unwrap();
     let (message, fds) = got.expect_descriptors(1).unwrap();
-    assert_eq!(message, ParentToChild::Descriptor(DescriptorPurpose::Sibling(Role::Ca)));
+    assert_eq!(
+        message,
+        ParentToChild::Descriptor(DescriptorPurpose::Sibling(Role::Ca))
+    );
     // The received descriptor is a live socket distinct from the one sent.
     assert_ne!(fds[0].as_raw_fd(), extra.as_raw_fd());
     send(fds[0].as_fd(), &ParentToChild::Shutdown, &[]).unwrap();
-    assert_eq!(recv::<ParentToChild>(_keep.as_fd()).unwrap().message, ParentToChild::Shutdown);
+    assert_eq!(
+        recv::<ParentToChild>(_keep.as_fd()).unwrap().message,
+        ParentToChild::Shutdown
+    );
     // Messages keep their boundaries: the second one arrives whole.
     let second = recv::<ParentToChild>(b.as_fd()).unwrap();
     assert_eq!(second.message, hello());
@@ -112,7 +141,8 @@ fn messages_and_descriptors_cross_a_socketpair() {
 fn an_oversized_datagram_on_the_wire_is_reported_as_such() {
     let (a, b) = seqpacket_pair().unwrap();
     // Raise the send buffer so the kernel takes the datagram at all.
-    nix::sys::socket::setsockopt(&a, nix::sys::socket::sockopt::SndBuf, &(4 * MAX_MESSAGE)).unwrap();
+    nix::sys::socket::setsockopt(&a, nix::sys::socket::sockopt::SndBuf, &(4 * MAX_MESSAGE))
+        .unwrap();
     let raw = vec![0u8; MAX_MESSAGE + 100];
     match nix::sys::socket::send(a.as_raw_fd(), &raw, MsgFlags::empty()) {
         Ok(_) => {
@@ -128,9 +158,15 @@ fn an_oversized_datagram_on_the_wire_is_reported_as_such() {
 fn garbage_datagram_is_malformed_and_closed_peer_is_closed() {
     let (a, b) = seqpacket_pair().unwrap();
     nix::sys::socket::send(a.as_raw_fd(), &[0xff, 0xff, 0xff], MsgFlags::empty()).unwrap();
-    assert!(matches!(recv::<ChildToParent>(b.as_fd()), Err(IpcError::Malformed { .. })));
+    assert!(matches!(
+        recv::<ChildToParent>(b.as_fd()),
+        Err(IpcError::Malformed { .. })
+    ));
     drop(a);
-    assert!(matches!(recv::<ChildToParent>(b.as_fd()), Err(IpcError::Closed)));
+    assert!(matches!(
+        recv::<ChildToParent>(b.as_fd()),
+        Err(IpcError::Closed)
+    ));
 }
 
 #[test]
