@@ -93,7 +93,7 @@ fn truncated_header_is_refused() {
     for len in 0..28 {
         let error = Message::decode(&full[..len]).unwrap_err();
         assert!(
-            matches!(error, DecodeError::Truncated { needed, available, .. } if available < needed),
+            matches!(error, DecodeError::Truncated { needed: 28, available } if available == len),
             "{len}: {error:?}"
         );
         assert_eq!(error.notify(), None);
@@ -190,13 +190,16 @@ fn payload_lengths_below_the_generic_header_cannot_loop() {
 fn next_payload_without_bytes_and_trailing_bytes_are_refused() {
     // Nonce says "a Vendor ID follows" but the message ends.
     let chain = payload(VENDOR, &nonce_body());
-    assert!(matches!(
-        Message::decode(&message(NONCE, &chain)).unwrap_err(),
-        DecodeError::Truncated {
-            what: "generic payload header",
-            ..
+    let error = Message::decode(&message(NONCE, &chain)).unwrap_err();
+    assert_eq!(
+        error,
+        DecodeError::PayloadTruncated {
+            payload: PayloadType::VendorId,
+            needed: 4,
+            available: 0
         }
-    ));
+    );
+    assert_eq!(error.notify(), Some(NotifyType::InvalidSyntax));
     // Nonce says it is the last payload but bytes follow.
     let mut chain = payload(0, &nonce_body());
     chain.extend_from_slice(&[0, 0, 0, 4]);
@@ -278,7 +281,11 @@ fn key_exchange_data_must_fit_its_group() {
     // Shorter than the fixed KE fields.
     assert!(matches!(
         Message::decode(&message(KE, &payload(0, &[0, 14, 0]))).unwrap_err(),
-        DecodeError::Truncated { .. }
+        DecodeError::PayloadTruncated {
+            payload: PayloadType::KeyExchange,
+            needed: 2,
+            available: 1
+        }
     ));
 }
 
@@ -394,7 +401,10 @@ fn substructure_flags_and_counts_must_agree_with_lengths() {
         "number of transforms disagrees (2)",
     );
     // Empty SA payload.
-    assert_refused(decode_sa(&[], false), "truncated SA");
+    assert_refused(
+        decode_sa(&[], false),
+        "truncated Security Association payload",
+    );
     // Proposal length past the payload.
     let mut body = sa_body(&[(1, 0)]);
     body[3] += 4;
@@ -435,7 +445,7 @@ fn transform_attributes_are_bounded_by_their_transform() {
     assert!(
         matches!(
             error,
-            DecodeError::Truncated {
+            DecodeError::PayloadTruncated {
                 needed: 10,
                 available: 2,
                 ..
@@ -446,7 +456,7 @@ fn transform_attributes_are_bounded_by_their_transform() {
     // Half an attribute header.
     assert_refused(
         decode_sa(&sa_with_attribute(&[0x80]), false),
-        "truncated SA: need 2 bytes, have 1",
+        "truncated Security Association payload: need 2 bytes, have 1",
     );
     // Key Length in TLV form, and twice.
     assert_refused(
@@ -505,7 +515,7 @@ fn traffic_selector_ranges_must_be_ordered() {
     ];
     assert_refused(
         Message::decode(&message(TSI, &payload(0, &body))),
-        "truncated TSi: need 1 bytes, have 0",
+        "truncated Traffic Selector - Initiator payload: need 1 bytes, have 0",
     );
     body[0] = 0;
     assert_refused(
@@ -655,7 +665,7 @@ fn delete_and_notify_formats_are_checked() {
     );
     assert_refused(
         notify(16393, 4, &[1, 2]),
-        "truncated N: need 4 bytes, have 2",
+        "truncated Notify payload: need 4 bytes, have 2",
     );
     assert_refused(notify(16393, 3, &[1, 2, 3]), "notify SPI size (3)");
     assert!(

@@ -10,10 +10,13 @@ use super::registries::{NotifyType, PayloadType};
 /// with anything that could be abused).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
-    /// Fewer bytes than the structure needs.
-    #[error("truncated {what}: need {needed} bytes, have {available}")]
-    Truncated {
-        what: &'static str,
+    /// Fewer bytes than the IKE header needs.
+    #[error("truncated IKE header: need {needed} bytes, have {available}")]
+    Truncated { needed: usize, available: usize },
+    /// A payload (or its generic header) ends before a field it declares.
+    #[error("truncated {payload} payload: need {needed} bytes, have {available}")]
+    PayloadTruncated {
+        payload: PayloadType,
         needed: usize,
         available: usize,
     },
@@ -73,7 +76,8 @@ impl DecodeError {
             DecodeError::Truncated { .. }
             | DecodeError::LengthMismatch { .. }
             | DecodeError::MessageTooLong(_) => None,
-            DecodeError::InvalidPayloadLength { .. }
+            DecodeError::PayloadTruncated { .. }
+            | DecodeError::InvalidPayloadLength { .. }
             | DecodeError::TooManyPayloads
             | DecodeError::TrailingBytes(_)
             | DecodeError::EncryptedNotLast(_)

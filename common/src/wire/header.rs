@@ -73,6 +73,12 @@ impl Header {
     /// longer). Checks the major version; the length field is returned, not
     /// checked against `bytes` (see [`super::Message::decode`]).
     pub fn decode(bytes: &[u8]) -> Result<DecodedHeader, DecodeError> {
+        if bytes.len() < HEADER_LEN {
+            return Err(DecodeError::Truncated {
+                needed: HEADER_LEN,
+                available: bytes.len(),
+            });
+        }
         let mut reader = Reader::new(bytes, PayloadType::NoNextPayload);
         let initiator_spi = u64::from_be_bytes(reader.array()?);
         let responder_spi = u64::from_be_bytes(reader.array()?);

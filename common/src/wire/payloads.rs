@@ -301,8 +301,8 @@ pub(crate) fn decode_chain(
             .split_first_chunk::<GENERIC_HEADER_LEN>()
             .map(|(header, after)| (*header, after))
         else {
-            return Err(DecodeError::Truncated {
-                what: "generic payload header",
+            return Err(DecodeError::PayloadTruncated {
+                payload: current,
                 needed: GENERIC_HEADER_LEN,
                 available: rest.len(),
             });

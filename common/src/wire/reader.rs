@@ -7,7 +7,7 @@ use super::registries::PayloadType;
 
 pub(crate) struct Reader<'a> {
     bytes: &'a [u8],
-    /// Payload the bytes belong to, for error messages.
+    /// Payload the bytes belong to, for error messages (NoNextPayload: the IKE header).
     payload: PayloadType,
 }
 
@@ -30,8 +30,12 @@ impl<'a> Reader<'a> {
                 self.bytes = tail;
                 Ok(head)
             }
-            None => Err(DecodeError::Truncated {
-                what: payload_what(self.payload),
+            None if self.payload == PayloadType::NoNextPayload => Err(DecodeError::Truncated {
+                needed: count,
+                available: self.bytes.len(),
+            }),
+            None => Err(DecodeError::PayloadTruncated {
+                payload: self.payload,
                 needed: count,
                 available: self.bytes.len(),
             }),
@@ -81,13 +85,6 @@ impl<'a> Reader<'a> {
             reason,
             value: value.into(),
         }
-    }
-}
-
-fn payload_what(payload: PayloadType) -> &'static str {
-    match payload {
-        PayloadType::NoNextPayload => "IKE header",
-        other => other.short_name().unwrap_or("payload"),
     }
 }
 

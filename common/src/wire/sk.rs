@@ -183,8 +183,8 @@ pub fn encrypted_span(datagram: &[u8]) -> Result<usize, DecodeError> {
             .get(offset..)
             .and_then(|rest| rest.first_chunk::<GENERIC_HEADER_LEN>())
         else {
-            return Err(DecodeError::Truncated {
-                what: "generic payload header",
+            return Err(DecodeError::PayloadTruncated {
+                payload: current,
                 needed: GENERIC_HEADER_LEN,
                 available: datagram.len().saturating_sub(offset),
             });
@@ -197,8 +197,8 @@ pub fn encrypted_span(datagram: &[u8]) -> Result<usize, DecodeError> {
                 return if end <= datagram.len() {
                     Ok(end)
                 } else {
-                    Err(DecodeError::Truncated {
-                        what: "SKF",
+                    Err(DecodeError::PayloadTruncated {
+                        payload: current,
                         needed: end,
                         available: datagram.len(),
                     })
