@@ -15,6 +15,7 @@
 //! - [`random`]: the injectable randomness source for IVs.
 
 pub mod auth;
+mod hmac;
 pub mod kex;
 pub mod keys;
 pub mod prf;
@@ -71,6 +72,9 @@ pub enum CryptoError {
     /// The random source failed.
     #[error("random source failed")]
     Random,
+    /// A misuse of an internal interface (a bug in this module).
+    #[error("internal error: {0}")]
+    Internal(&'static str),
     /// OpenSSL reported an error (not for peer-controlled failures, which map to the variants above).
     #[error("openssl: {0}")]
     Openssl(#[from] openssl::error::ErrorStack),

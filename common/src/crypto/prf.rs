@@ -1,9 +1,6 @@
 //! Pseudorandom functions and prf+ (RFC 7296 sections 2.13 and 3.3.2).
 
-use openssl::hash::MessageDigest;
-use openssl::pkey::PKey;
-use openssl::sign::Signer;
-
+use super::hmac::{HmacDigest, HmacKey};
 use super::{CryptoError, Result, SecretBytes};
 
 /// The PRF transforms we implement (IANA "Transform Type 2" IDs).
@@ -55,12 +52,12 @@ impl PrfAlg {
         self.output_len()
     }
 
-    pub(crate) fn digest(self) -> MessageDigest {
+    pub(crate) const fn digest(self) -> HmacDigest {
         match self {
-            PrfAlg::HmacSha1 => MessageDigest::sha1(),
-            PrfAlg::HmacSha256 => MessageDigest::sha256(),
-            PrfAlg::HmacSha384 => MessageDigest::sha384(),
-            PrfAlg::HmacSha512 => MessageDigest::sha512(),
+            PrfAlg::HmacSha1 => HmacDigest::Sha1,
+            PrfAlg::HmacSha256 => HmacDigest::Sha256,
+            PrfAlg::HmacSha384 => HmacDigest::Sha384,
+            PrfAlg::HmacSha512 => HmacDigest::Sha512,
         }
     }
 
@@ -71,9 +68,8 @@ impl PrfAlg {
 
     /// prf(key, part1 | part2 | ...), without concatenating the parts first.
     pub fn prf_parts(self, key: &[u8], parts: &[&[u8]]) -> Result<SecretBytes> {
-        let pkey = PKey::hmac(key)?;
         let mut out = SecretBytes::zeroed(self.output_len());
-        hmac_into(self.digest(), &pkey, parts, out.expose_mut())?;
+        HmacKey::new(self.digest(), key)?.mac_into(parts, out.expose_mut())?;
         Ok(out)
     }
 
@@ -91,39 +87,21 @@ impl PrfAlg {
         if blocks > 255 {
             return Err(CryptoError::PrfPlusTooLong(len));
         }
-        let pkey = PKey::hmac(key)?;
+        let hmac = HmacKey::new(self.digest(), key)?;
         let mut out = SecretBytes::zeroed(blocks * block);
         let buf = out.expose_mut();
         for index in 0..blocks {
+            let counter = [(index + 1) as u8];
             let (done, rest) = buf.split_at_mut(index * block);
-            let mut signer = Signer::new(self.digest(), &pkey)?;
-            if index > 0 {
-                // Tn-1: the block just written.
-                signer.update(&done[(index - 1) * block..])?;
-            }
-            for part in seed {
-                signer.update(part)?;
-            }
-            signer.update(&[(index + 1) as u8])?;
-            signer.sign(&mut rest[..block])?;
+            // Tn-1 (the block just written; nothing for T1), S, the counter octet.
+            let previous = &done[done.len().saturating_sub(block)..];
+            let mut parts: Vec<&[u8]> = Vec::with_capacity(seed.len() + 2);
+            parts.push(previous);
+            parts.extend_from_slice(seed);
+            parts.push(&counter);
+            hmac.mac_into(&parts, &mut rest[..block])?;
         }
         out.truncate(len);
         Ok(out)
     }
-}
-
-/// HMAC over `parts`, written to `out` (which must be the digest length).
-pub(crate) fn hmac_into(
-    digest: MessageDigest,
-    key: &PKey<openssl::pkey::Private>,
-    parts: &[&[u8]],
-    out: &mut [u8],
-) -> Result<()> {
-    let mut signer = Signer::new(digest, key)?;
-    for part in parts {
-        signer.update(part)?;
-    }
-    let written = signer.sign(out)?;
-    debug_assert_eq!(written, out.len());
-    Ok(())
 }

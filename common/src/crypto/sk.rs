@@ -11,10 +11,9 @@
 //!
 //! SK payload body layout: IV | ciphertext of (payloads | padding | pad length) | ICV.
 
-use openssl::pkey::{PKey, Private};
 use openssl::symm::{Cipher, Crypter, Mode};
 
-use super::prf::hmac_into;
+use super::hmac::HmacKey;
 use super::random::RandomSource;
 use super::{CryptoError, Result, SecretBytes};
 
@@ -226,13 +225,12 @@ impl IntegAlg {
 
     /// The ICV (truncated HMAC) of `data` under `key`.
     pub fn compute_icv(self, key: &[u8], data: &[u8]) -> Result<Vec<u8>> {
-        let pkey = PKey::hmac(key)?;
-        self.icv_parts(&pkey, &[data])
+        self.icv_parts(&HmacKey::new(self.prf().digest(), key)?, &[data])
     }
 
-    fn icv_parts(self, key: &PKey<Private>, parts: &[&[u8]]) -> Result<Vec<u8>> {
+    fn icv_parts(self, key: &HmacKey, parts: &[&[u8]]) -> Result<Vec<u8>> {
         let mut full = SecretBytes::zeroed(self.key_len());
-        hmac_into(self.prf().digest(), key, parts, full.expose_mut())?;
+        key.mac_into(parts, full.expose_mut())?;
         Ok(full.expose()[..self.icv_len()].to_vec())
     }
 }
@@ -357,7 +355,7 @@ pub struct SkCipher {
     cipher: Cipher,
     /// Cipher key followed by the salt for AEAD transforms.
     encr_keymat: SecretBytes,
-    integ_key: Option<PKey<Private>>,
+    integ_key: Option<HmacKey>,
     /// Next AEAD IV. RFC 5282 section 3.1 and RFC 7634 section 2 require a
     /// unique IV per key; a counter guarantees it where random 64-bit values
     /// only make collisions unlikely.
@@ -390,7 +388,7 @@ impl SkCipher {
             });
         }
         let integ_key = match transform.integ {
-            Some(_) => Some(PKey::hmac(integ_key)?),
+            Some(integ) => Some(HmacKey::new(integ.prf().digest(), integ_key)?),
             None => None,
         };
         Ok(Self {
@@ -525,7 +523,7 @@ impl SkCipher {
         Ok(plaintext.expose().to_vec())
     }
 
-    fn integ(&self) -> Result<(IntegAlg, &PKey<Private>)> {
+    fn integ(&self) -> Result<(IntegAlg, &HmacKey)> {
         match (self.transform.integ, &self.integ_key) {
             (Some(integ), Some(key)) => Ok((integ, key)),
             _ => Err(CryptoError::UnsupportedTransform(
