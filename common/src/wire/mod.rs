@@ -10,6 +10,27 @@
 //!
 //! The Encrypted payload stays opaque: see [`sk`] for how the crypto layer
 //! seals and opens it, and [`decode_payloads`] for the decrypted contents.
+//!
+//! ```
+//! use iked_common::wire::*;
+//!
+//! let header = Header::request(0x7a62_7fa4_faa2_bdd6, 0, ExchangeType::IkeSaInit, 0, true);
+//! let message = Message::new(
+//!     header,
+//!     vec![
+//!         Nonce(vec![0x4e; 32]).into(),
+//!         Notify::new(NotifyType::NatDetectionSourceIp, vec![0; 20]).into(),
+//!     ],
+//! );
+//! let bytes = message.encode().unwrap();
+//! let decoded = Message::decode(&bytes).unwrap();
+//! assert_eq!(decoded, message);
+//! assert_eq!(decoded.to_string(), "IKE_SA_INIT request 0 [ No N(NATD_S_IP) ]");
+//! assert_eq!(
+//!     Message::decode(&bytes[..20]).unwrap_err(),
+//!     DecodeError::Truncated { needed: 28, available: 20 }
+//! );
+//! ```
 
 mod cp;
 mod error;
