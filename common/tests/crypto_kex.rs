@@ -268,3 +268,42 @@ fn debug_output_shows_no_key_material() {
         .unwrap();
     assert_eq!(format!("{secret:?}"), "SecretBytes(32 bytes)");
 }
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Arbitrary peer values of arbitrary length: a result or an error,
+        /// never a panic; a wrong length is always an error.
+        #[test]
+        fn complete_with_arbitrary_bytes(
+            peer in proptest::collection::vec(any::<u8>(), 0..140),
+            pick in any::<proptest::sample::Index>(),
+        ) {
+            // MODP 2048 and up are slow to generate; the fast methods cover
+            // every code path but the MODP range check, tested above.
+            let methods = [KeMethod::Ecp256, KeMethod::Ecp384, KeMethod::Ecp521, KeMethod::Curve25519, KeMethod::Curve448];
+            let method = methods[pick.index(methods.len())];
+            let kex = KeyExchange::generate(method).unwrap();
+            let result = kex.complete(&peer);
+            if peer.len() != method.public_value_len() {
+                prop_assert!(result.is_err());
+            }
+            if let Ok(secret) = result {
+                prop_assert_eq!(secret.len(), method.shared_secret_len());
+            }
+        }
+
+        #[test]
+        fn modp_complete_with_arbitrary_bytes(peer in proptest::collection::vec(any::<u8>(), 250..260)) {
+            let kex = KeyExchange::from_private_key(KeMethod::Modp2048, &[0x5a; 40]).unwrap();
+            let result = kex.complete(&peer);
+            if peer.len() != 256 {
+                prop_assert!(result.is_err());
+            }
+        }
+    }
+}

@@ -250,7 +250,8 @@ fn seal_open_round_trip_every_transform() {
 }
 
 /// CBC IVs come from the injected source, so sealing is reproducible; AEAD
-/// IVs are a per-key counter, so two seals never share an IV.
+/// IVs are a counter with a start drawn from that source, so one cipher
+/// never repeats an IV.
 #[test]
 fn ivs_injected_for_cbc_and_unique_for_aead() {
     let cbc = SkTransform::new(
@@ -286,11 +287,22 @@ fn ivs_injected_for_cbc_and_unique_for_aead() {
         let (mut sender, receiver) = cipher_pair(transform, 2);
         let aad = prefix(transform.sealed_len(5));
         let mut ivs = std::collections::HashSet::new();
-        for _ in 0..100 {
+        // The same fresh source every time: only the first seal draws from it
+        // (the counter's start, 0x0001020304050607), later IVs count up.
+        for n in 0..100u64 {
             let body = sender.seal(&aad, b"hello", &mut counter_rng()).unwrap();
+            assert_eq!(
+                body[..8],
+                (0x0001020304050607 + n).to_be_bytes(),
+                "{transform:?}"
+            );
             assert!(ivs.insert(body[..8].to_vec()), "IV reused");
             assert_eq!(receiver.open(&aad, &body).unwrap(), b"hello");
         }
+        // A second cipher made from the same keys starts elsewhere.
+        let (mut again, _) = cipher_pair(transform, 2);
+        let body = again.seal(&aad, b"hello", &mut OpensslRandom).unwrap();
+        assert!(!ivs.contains(&body[..8]), "restarted IV sequence");
     }
 }
 
@@ -453,4 +465,42 @@ fn oversized_plaintext_is_refused() {
         None,
         "no room for the pad length octet"
     );
+}
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// Arbitrary bytes as an SK body (any length) under every transform:
+        /// always the one opaque error, never a panic.
+        #[test]
+        fn open_of_garbage_is_an_integrity_failure(
+            body in proptest::collection::vec(any::<u8>(), 0..200),
+            aad in proptest::collection::vec(any::<u8>(), 0..40),
+            pick in any::<proptest::sample::Index>(),
+        ) {
+            let all = transforms();
+            let transform = all[pick.index(all.len())];
+            let (_, receiver) = cipher_pair(transform, 3);
+            prop_assert!(matches!(receiver.open(&aad, &body), Err(CryptoError::IntegrityCheckFailed)));
+        }
+
+        /// Round trip for arbitrary payload bytes and prefixes.
+        #[test]
+        fn seal_then_open_round_trips(
+            payloads in proptest::collection::vec(any::<u8>(), 0..300),
+            aad in proptest::collection::vec(any::<u8>(), 0..40),
+            pick in any::<proptest::sample::Index>(),
+        ) {
+            let all = transforms();
+            let transform = all[pick.index(all.len())];
+            let (mut sender, receiver) = cipher_pair(transform, 4);
+            let body = sender.seal(&aad, &payloads, &mut counter_rng()).unwrap();
+            prop_assert_eq!(body.len(), transform.sealed_len(payloads.len()));
+            prop_assert_eq!(receiver.open(&aad, &body).unwrap(), payloads);
+        }
+    }
 }

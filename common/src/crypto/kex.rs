@@ -215,16 +215,14 @@ impl KeyExchange {
     pub fn generate(method: KeMethod) -> Result<Self> {
         match method.kind() {
             Kind::Modp => {
-                let bits = method.modp_exponent_bits();
-                let mut raw = SecretBytes::zeroed(bits / 8);
-                // A zero or one exponent is useless; the chance is 2^-319, but
-                // the loop keeps the result in range whatever the generator did.
+                let mut exponent = SecretBytes::zeroed(method.modp_exponent_bits().div_ceil(8));
+                // A random exponent below 2 has probability 2^-319; retrying
+                // keeps the result in range whatever the generator did.
                 for _ in 0..8 {
-                    openssl::rand::rand_priv_bytes(raw.expose_mut())?;
-                    if raw.expose().iter().rev().skip(1).any(|&b| b != 0)
-                        || raw.expose().last().copied().unwrap_or(0) > 1
-                    {
-                        return Self::modp_from_exponent(method, raw.expose());
+                    openssl::rand::rand_priv_bytes(exponent.expose_mut())?;
+                    match Self::modp_from_exponent(method, exponent.expose()) {
+                        Err(CryptoError::InvalidPrivateKey(_)) => continue,
+                        result => return result,
                     }
                 }
                 Err(CryptoError::Random)
@@ -258,11 +256,14 @@ impl KeyExchange {
             Kind::Modp => Self::modp_from_exponent(method, private),
             Kind::Ecp => {
                 let group = method.ec_group()?;
-                let scalar = BigNum::from_slice(private)?;
+                let mut scalar = BigNum::from_slice(private)?;
                 let mut ctx = BigNumContext::new()?;
                 let mut point = EcPoint::new(&group)?;
                 point.mul_generator2(&group, &scalar, &mut ctx)?;
-                let ec = EcKey::from_private_components(&group, &scalar, &point)?;
+                let ec = EcKey::from_private_components(&group, &scalar, &point);
+                // The key holds its own copy; BigNum's Drop does not clear.
+                scalar.clear();
+                let ec = ec?;
                 ec.check_key()
                     .map_err(|_| CryptoError::InvalidPrivateKey(method))?;
                 Self::from_ec_key(method, &group, ec)
@@ -284,10 +285,11 @@ impl KeyExchange {
 
     fn modp_from_exponent(method: KeMethod, exponent: &[u8]) -> Result<Self> {
         let p = method.modp_prime()?;
-        let x = BigNum::from_slice(exponent)?;
+        let mut x = BigNum::from_slice(exponent)?;
         let mut p_minus_1 = BigNum::new()?;
         p_minus_1.checked_sub(&p, BigNum::from_u32(1)?.as_ref())?;
         if x <= BigNum::from_u32(1)? || x >= p_minus_1 {
+            x.clear();
             return Err(CryptoError::InvalidPrivateKey(method));
         }
         let dh = Dh::from_pqg(p, None, BigNum::from_u32(2)?)?.set_private_key(x)?;

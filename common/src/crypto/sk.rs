@@ -356,10 +356,18 @@ pub struct SkCipher {
     /// Cipher key followed by the salt for AEAD transforms.
     encr_keymat: SecretBytes,
     integ_key: Option<HmacKey>,
-    /// Next AEAD IV. RFC 5282 section 3.1 and RFC 7634 section 2 require a
-    /// unique IV per key; a counter guarantees it where random 64-bit values
-    /// only make collisions unlikely.
-    next_aead_iv: u64,
+    /// AEAD IVs. RFC 5282 section 3.1 and RFC 7634 section 2 require a
+    /// unique IV per key: a counter guarantees it within this cipher, and
+    /// its random start (drawn from the injected source at the first seal)
+    /// keeps a second cipher made from the same keys by mistake from
+    /// replaying the same sequence.
+    aead_iv: Option<AeadIvCounter>,
+}
+
+#[derive(Clone, Copy)]
+struct AeadIvCounter {
+    start: u64,
+    used: u64,
 }
 
 impl std::fmt::Debug for SkCipher {
@@ -396,7 +404,7 @@ impl SkCipher {
             cipher: transform.cipher()?,
             encr_keymat: SecretBytes::from_slice(encr_keymat),
             integ_key,
-            next_aead_iv: 0,
+            aead_iv: None,
         })
     }
 
@@ -408,7 +416,8 @@ impl SkCipher {
     /// the SK payload body: IV | ciphertext | ICV, of length
     /// `transform().sealed_len(payloads.len())`. `aad_prefix` is the message
     /// from the IKE header through the SK (or SKF) payload header, already
-    /// carrying the final lengths. `rng` supplies CBC IVs.
+    /// carrying the final lengths. `rng` supplies CBC IVs and the starting
+    /// point of the AEAD IV counter.
     pub fn seal(
         &mut self,
         aad_prefix: &[u8],
@@ -431,11 +440,23 @@ impl SkCipher {
 
         let mut out = Vec::with_capacity(total);
         if transform.encr.is_aead() {
-            if self.next_aead_iv == u64::MAX {
+            let mut counter = match self.aead_iv {
+                Some(counter) => counter,
+                None => {
+                    let mut start = [0u8; 8];
+                    rng.fill(&mut start)?;
+                    AeadIvCounter {
+                        start: u64::from_be_bytes(start),
+                        used: 0,
+                    }
+                }
+            };
+            if counter.used == u64::MAX {
                 return Err(CryptoError::IvExhausted);
             }
-            let iv = self.next_aead_iv.to_be_bytes();
-            self.next_aead_iv += 1;
+            let iv = counter.start.wrapping_add(counter.used).to_be_bytes();
+            counter.used += 1;
+            self.aead_iv = Some(counter);
             let mut tag = vec![0; icv_len];
             let ciphertext = aead_encrypt(
                 self.cipher,
