@@ -18,7 +18,7 @@ use openssl::pkey::{Id, PKey, Private};
 use super::{CryptoError, Result, SecretBytes};
 
 /// Key exchange methods (IANA "Transform Type 4" IDs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum KeMethod {
     /// Group 14, 2048-bit MODP (RFC 3526 section 3).
     Modp2048,

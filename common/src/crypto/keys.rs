@@ -134,7 +134,8 @@ impl IkeSaKeys {
 /// Child SA keys. `_i` keys protect traffic from the initiator to the
 /// responder, `_r` keys the reverse. AEAD transforms have empty integrity
 /// keys; AEAD encryption keys end with the salt.
-#[derive(Debug, Clone)]
+/// Serializable so the engine can hand them to pfkey-proc over IPC.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ChildSaKeys {
     pub encr_i: SecretBytes,
     pub integ_i: SecretBytes,

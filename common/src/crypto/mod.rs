@@ -13,6 +13,44 @@
 //! - [`auth`]: AUTH signed octets and shared-key AUTH (section 2.15).
 //! - [`secret`]: the zeroizing byte buffer every key lives in.
 //! - [`random`]: the injectable randomness source for IVs.
+//!
+//! The initiator's side of IKE_SA_INIT and IKE_AUTH, as the engine uses it
+//! (the responder calls [`kex::respond`] instead of generate/complete):
+//!
+//! ```
+//! use iked_common::crypto::{kex, psk_auth, signed_octets, ChildSaKeys, EncrAlg, IkeSaKeys,
+//!     KeMethod, KeyExchange, OpensslRandom, PrfAlg, SkTransform};
+//!
+//! let (prf, method) = (PrfAlg::HmacSha256, KeMethod::Curve25519);
+//! let transform = SkTransform::new(EncrAlg::AesGcm { key_bits: 128, icv_len: 16 }, None)?;
+//! let ours = KeyExchange::generate(method)?;                // KEi: ours.public_value()
+//! let (ni, spi_i) = ([1u8; 32], [2u8; 8]);
+//! # let (their_public, _) = kex::respond(method, ours.public_value())?;
+//! # let (nr, spi_r) = ([3u8; 32], [4u8; 8]);
+//! // IKE_SA_INIT response: KEr = their_public, Nr, SPIr.
+//! let shared = ours.complete(&their_public)?;
+//! let keys = IkeSaKeys::from_ike_sa_init(prf, shared.expose(), &ni, &nr, &spi_i, &spi_r, transform)?;
+//! let (mut outbound, _inbound) = keys.sk_ciphers(transform, true)?;
+//!
+//! // AUTH over our IKE_SA_INIT request (ca-proc computes the PSK part).
+//! # let (ike_sa_init_request, id_body) = (vec![0u8; 240], b"\x02\0\0\0a.ike.test".to_vec());
+//! let octets = signed_octets(prf, &ike_sa_init_request, &nr, keys.sk_pi.expose(), &id_body)?;
+//! let auth = psk_auth(prf, b"the pre-shared key", &octets)?;
+//!
+//! // IKE_AUTH: the header carries final lengths before sealing.
+//! # let inner_payloads = [&id_body[..], &auth[..]].concat();
+//! let body_len = transform.sealed_len(inner_payloads.len());
+//! # let header_and_sk_header = vec![0u8; 32];
+//! // ... write the IKE header and SK header with body_len, then:
+//! let sk_body = outbound.seal(&header_and_sk_header, &inner_payloads, &mut OpensslRandom)?;
+//! assert_eq!(sk_body.len(), body_len);
+//!
+//! // First Child SA: no PFS.
+//! let child = ChildSaKeys::derive(prf, keys.sk_d.expose(), &[], &ni, &nr,
+//!     EncrAlg::AesGcm { key_bits: 128, icv_len: 16 }, None)?;
+//! assert_eq!(child.encr_i.len(), 20); // key and 4-byte salt
+//! # Ok::<(), iked_common::crypto::CryptoError>(())
+//! ```
 
 pub mod auth;
 mod hmac;

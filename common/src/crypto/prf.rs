@@ -4,7 +4,7 @@ use super::hmac::{HmacDigest, HmacKey};
 use super::{CryptoError, Result, SecretBytes};
 
 /// The PRF transforms we implement (IANA "Transform Type 2" IDs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum PrfAlg {
     /// PRF_HMAC_SHA1 (RFC 2104); allowed for interoperability, not preferred (RFC 8247).
     HmacSha1,
