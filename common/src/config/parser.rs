@@ -11,6 +11,8 @@ use crate::kernel::KernelSocketKind;
 struct Parser {
     config: Config,
     macros: HashMap<String, String>,
+    /// Names defined with `-D`: as in OpenBSD, they win over the file's.
+    command_line: std::collections::HashSet<String>,
 }
 
 /// Parses the file at `path` with `-D` macros already defined.
@@ -44,6 +46,7 @@ impl Parser {
         Parser {
             config: Config::default(),
             macros: macros.iter().cloned().collect(),
+            command_line: macros.iter().map(|(name, _)| name.clone()).collect(),
         }
     }
 
@@ -136,7 +139,9 @@ impl Parser {
             if let Some(extra) = tokens.get(3) {
                 return Err(error(&extra.location, "unexpected text after macro value"));
             }
-            self.macros.insert(name.clone(), value);
+            if !self.command_line.contains(name) {
+                self.macros.insert(name.clone(), value);
+            }
             return Ok(());
         }
         let words: Vec<(TokenKind, &Location)> = tokens

@@ -72,6 +72,9 @@ fn macros_expand_and_undefined_ones_are_errors() {
     assert_eq!(c.mode, InitiationMode::Passive);
     let c = parse_str("t", "set $m", &[("m".into(), "passive".into())]).unwrap();
     assert_eq!(c.mode, InitiationMode::Passive);
+    // -D wins over a definition in the file, as in OpenBSD.
+    let c = parse_str("t", "m = active\nset $m", &[("m".into(), "passive".into())]).unwrap();
+    assert_eq!(c.mode, InitiationMode::Passive);
     let e = parse("set $nope").unwrap_err();
     assert_eq!((e.location.line, e.location.col), (1, 5));
     assert!(e.message.contains("'nope' is not defined"));
