@@ -85,10 +85,7 @@ pub fn open_backend(
 ) -> Result<Box<dyn KernelBackend>, String> {
     match kind {
         KernelSocketKind::Xfrm => Ok(Box::new(crate::xfrm::XfrmBackend::new(requests, events)?)),
-        KernelSocketKind::Pfkey => {
-            drop((requests, events));
-            Err("the PF_KEY backend is not implemented yet; use `set kernel xfrm`".to_string())
-        }
+        KernelSocketKind::Pfkey => Ok(Box::new(crate::pfkey::PfkeyBackend::new(requests, events)?)),
     }
 }
 

@@ -5,6 +5,8 @@
 pub mod backend;
 pub mod bytes;
 pub mod flows;
+pub mod pfkey;
+pub mod pfkey_codec;
 pub mod process;
 pub mod service;
 pub mod socket;

@@ -9,6 +9,7 @@ use iked_common::kernel::{
     PolicyDirection, PolicyParams, SaId, SaParams, Selector,
 };
 use nix::sys::socket::{recv, send, MsgFlags};
+use zeroize::Zeroizing;
 
 use crate::backend::{
     kernel_failure, local_failure, DumpedPolicy, KernelBackend, SupportedAlgorithms,
@@ -143,7 +144,7 @@ impl XfrmBackend {
         self.seq
     }
 
-    fn receive(&mut self, fd_is_events: bool, flags: MsgFlags) -> nix::Result<Vec<u8>> {
+    fn receive(&mut self, fd_is_events: bool, flags: MsgFlags) -> nix::Result<Zeroizing<Vec<u8>>> {
         let mut buf = vec![0u8; codec::MAX_DATAGRAM];
         let fd = if fd_is_events {
             self.events.as_raw_fd()
@@ -164,7 +165,8 @@ impl XfrmBackend {
         if let Some(capture) = self.capture.as_mut() {
             capture.push(buf.clone());
         }
-        Ok(buf)
+        // Dumps and PF_KEY's change notices carry keys: zeroed when dropped.
+        Ok(Zeroizing::new(buf))
     }
 
     /// Sends one request and collects the reply messages up to the

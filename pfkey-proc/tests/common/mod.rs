@@ -86,8 +86,25 @@ pub fn flow(name: &str, selector: Selector, local: &str, peer: &str, mode: Ipsec
             Encryption::AesGcm16,
             Encryption::ChaCha20Poly1305,
         ],
-        integrity: vec![Integrity::HmacSha256_128],
+        integrity: vec![
+            Integrity::HmacSha1_96,
+            Integrity::HmacSha256_128,
+            Integrity::HmacSha384_192,
+            Integrity::HmacSha512_256,
+        ],
     }
+}
+
+/// The same SA with another integrity transform (static key, test only).
+pub fn with_integrity(mut sa: SaParams, integrity: Integrity) -> SaParams {
+    let seed = sa.id.spi.to_le_bytes();
+    sa.integrity = Some(integrity);
+    sa.integrity_key = SecretBytes::new(
+        (0..integrity.key_length())
+            .map(|i| seed[i % 4] ^ (i as u8).wrapping_mul(29))
+            .collect(),
+    );
+    sa
 }
 
 pub fn config(flows: Vec<Flow>) -> ChildConfig {

@@ -1,0 +1,482 @@
+//! The PF_KEY v2 backend. Replies are matched by type, sequence number and
+//! our pid (RFC 2367 §2.1: the kernel echoes them); PF_KEY also copies
+//! every SA and policy change to all sockets, so anything else on the
+//! request socket is skipped. The event socket is the one registered for
+//! ESP, which is where the kernel sends ACQUIRE and EXPIRE.
+
+use std::net::IpAddr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+
+use iked_common::kernel::{
+    Encryption, FailureKind, Integrity, IpsecMode, IpsecProtocol, KernelEvent, KernelFailure,
+    KernelSocketKind, PolicyDirection, PolicyParams, SaId, SaParams, Selector,
+};
+use nix::sys::socket::{recv, send, MsgFlags};
+use zeroize::Zeroizing;
+
+use crate::backend::{
+    kernel_failure, local_failure, DumpedPolicy, KernelBackend, SupportedAlgorithms,
+};
+use crate::bytes::Writer;
+use crate::pfkey_codec as codec;
+use crate::xfrm::{set_receive_timeout, REPLY_TIMEOUT_SECS};
+
+/// Largest datagram read; PF_KEY messages here are far smaller.
+const RECEIVE_BUFFER: usize = 64 * 1024;
+/// Messages skipped while waiting for one reply before giving up.
+const MAX_SKIPPED: usize = 10_000;
+const MAX_DUMP_ENTRIES: usize = 100_000;
+const MAX_EVENT_DATAGRAMS: usize = 64;
+
+pub struct PfkeyBackend {
+    requests: OwnedFd,
+    events: OwnedFd,
+    seq: u32,
+    pid: u32,
+    /// Algorithm identifiers from SADB_REGISTER: (auth, encrypt).
+    supported: Option<(Vec<u8>, Vec<u8>)>,
+    capture: Option<Vec<Vec<u8>>>,
+}
+
+impl PfkeyBackend {
+    pub fn new(requests: OwnedFd, events: OwnedFd) -> Result<PfkeyBackend, String> {
+        for fd in [&requests, &events] {
+            set_receive_timeout(fd.as_fd(), REPLY_TIMEOUT_SECS)
+                .map_err(|e| format!("pfkey: SO_RCVTIMEO: {}", e.desc()))?;
+        }
+        Ok(PfkeyBackend {
+            requests,
+            events,
+            seq: 0,
+            pid: std::process::id(),
+            supported: None,
+            capture: None,
+        })
+    }
+
+    /// Keeps a copy of every received datagram (for capture in tests).
+    pub fn set_capture(&mut self, on: bool) {
+        self.capture = on.then(Vec::new);
+    }
+
+    pub fn take_captured(&mut self) -> Vec<Vec<u8>> {
+        self.capture
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1).max(1);
+        self.seq
+    }
+
+    fn receive(&mut self, from_events: bool, flags: MsgFlags) -> nix::Result<Zeroizing<Vec<u8>>> {
+        let fd = if from_events {
+            self.events.as_raw_fd()
+        } else {
+            self.requests.as_raw_fd()
+        };
+        let mut buf = vec![0u8; RECEIVE_BUFFER];
+        let n = loop {
+            match recv(fd, &mut buf, flags | MsgFlags::MSG_TRUNC) {
+                Err(nix::Error::EINTR) => continue,
+                other => break other?,
+            }
+        };
+        if n > buf.len() {
+            return Err(nix::Error::EMSGSIZE);
+        }
+        buf.truncate(n);
+        if let Some(capture) = self.capture.as_mut() {
+            capture.push(buf.clone());
+        }
+        // Dumps and PF_KEY's change notices carry keys: zeroed when dropped.
+        Ok(Zeroizing::new(buf))
+    }
+
+    fn send(operation: &str, fd: std::os::fd::RawFd, message: Writer) -> Result<(), KernelFailure> {
+        loop {
+            match send(fd, &message.bytes, MsgFlags::empty()) {
+                Err(nix::Error::EINTR) => continue,
+                // PF_KEY reports a refused request on send as well as in
+                // the reply; the errno is the same either way.
+                Err(e) => return Err(kernel_failure(operation, e as i32, None)),
+                Ok(_) => return Ok(()),
+            }
+        }
+    }
+
+    /// Sends a request and waits for the reply of `reply_type` carrying our
+    /// sequence number and pid; returns the reply datagram.
+    fn transact(
+        &mut self,
+        operation: &str,
+        message: Writer,
+        seq: u32,
+        reply_type: u8,
+        on_events_socket: bool,
+    ) -> Result<Zeroizing<Vec<u8>>, KernelFailure> {
+        let fd = if on_events_socket {
+            self.events.as_raw_fd()
+        } else {
+            self.requests.as_raw_fd()
+        };
+        Self::send(operation, fd, message)?;
+        for _ in 0..MAX_SKIPPED {
+            let datagram = match self.receive(on_events_socket, MsgFlags::empty()) {
+                Ok(d) => d,
+                Err(nix::Error::EAGAIN) => {
+                    return Err(local_failure(
+                        FailureKind::Kernel,
+                        format!("{operation}: kernel did not answer within {REPLY_TIMEOUT_SECS} s"),
+                    ))
+                }
+                Err(e) => return Err(kernel_failure(operation, e as i32, None)),
+            };
+            let m = match codec::decode(&datagram) {
+                Ok(m) => m,
+                Err(e) => {
+                    log::warn!("pfkey: malformed message skipped: {e}");
+                    continue;
+                }
+            };
+            if m.pid != self.pid || m.seq != seq || m.message_type != reply_type {
+                continue;
+            }
+            if m.errno != 0 {
+                return Err(kernel_failure(operation, i32::from(m.errno), None));
+            }
+            return Ok(datagram);
+        }
+        Err(local_failure(
+            FailureKind::Kernel,
+            format!("{operation}: no reply among {MAX_SKIPPED} messages"),
+        ))
+    }
+
+    /// Sends a dump request and collects the entries (the last has seq 0).
+    fn dump(
+        &mut self,
+        operation: &str,
+        message_type: u8,
+        satype: u8,
+    ) -> Result<Vec<Zeroizing<Vec<u8>>>, KernelFailure> {
+        let seq = self.next_seq();
+        let request = codec::encode_bare(message_type, satype, seq, self.pid);
+        match send(self.requests.as_raw_fd(), &request.bytes, MsgFlags::empty()) {
+            Ok(_) => {}
+            // An empty database answers ENOENT.
+            Err(nix::Error::ENOENT) => return Ok(Vec::new()),
+            Err(e) => return Err(kernel_failure(operation, e as i32, None)),
+        }
+        let mut entries = Vec::new();
+        let mut skipped = 0;
+        loop {
+            let datagram = match self.receive(false, MsgFlags::empty()) {
+                Ok(d) => d,
+                Err(nix::Error::EAGAIN) => {
+                    return Err(local_failure(
+                        FailureKind::Kernel,
+                        format!("{operation}: dump did not finish within {REPLY_TIMEOUT_SECS} s"),
+                    ))
+                }
+                Err(e) => return Err(kernel_failure(operation, e as i32, None)),
+            };
+            let (is_ours, errno, last) = match codec::decode(&datagram) {
+                Ok(m) => (
+                    m.pid == self.pid && m.message_type == message_type,
+                    m.errno,
+                    m.seq == 0,
+                ),
+                Err(e) => {
+                    log::warn!("pfkey: malformed message skipped: {e}");
+                    (false, 0, false)
+                }
+            };
+            if !is_ours {
+                skipped += 1;
+                if skipped > MAX_SKIPPED {
+                    return Err(local_failure(
+                        FailureKind::Kernel,
+                        format!("{operation}: dump drowned in other messages"),
+                    ));
+                }
+                continue;
+            }
+            if errno == nix::libc::ENOENT as u8 {
+                return Ok(entries);
+            }
+            if errno != 0 {
+                return Err(kernel_failure(operation, i32::from(errno), None));
+            }
+            if entries.len() >= MAX_DUMP_ENTRIES {
+                return Err(local_failure(
+                    FailureKind::Kernel,
+                    format!("{operation}: more than {MAX_DUMP_ENTRIES} entries"),
+                ));
+            }
+            entries.push(datagram);
+            if last {
+                return Ok(entries);
+            }
+        }
+    }
+
+    fn malformed(operation: &str, e: impl std::fmt::Display) -> KernelFailure {
+        local_failure(
+            FailureKind::Kernel,
+            format!("{operation}: malformed kernel reply: {e}"),
+        )
+    }
+
+    /// Refuses transforms the kernel did not list at registration.
+    fn check_supported(&self, sa: &SaParams) -> Result<(), KernelFailure> {
+        let Some((auth, encrypt)) = &self.supported else {
+            return Ok(());
+        };
+        let missing = |what: &str, hint: &str| {
+            local_failure(
+                FailureKind::Unsupported,
+                format!("add SA: the kernel's PF_KEY does not offer {what} ({hint})"),
+            )
+        };
+        if let Some(id) = codec::encryption_id(sa.encryption) {
+            if !encrypt.contains(&id) {
+                let hint = if sa.encryption.is_aead() {
+                    "Linux PF_KEY installs no combined-mode ciphers; use `set kernel xfrm`"
+                } else {
+                    "crypto module not loaded?"
+                };
+                return Err(missing(sa.encryption.name(), hint));
+            }
+        }
+        if let Some(integrity) = sa.integrity {
+            if !auth.contains(&codec::integrity_id(integrity)) {
+                return Err(missing(integrity.name(), "crypto module not loaded?"));
+            }
+        }
+        Ok(())
+    }
+
+    fn resolve_acquire(&mut self, info: codec::AcquireInfo) -> Result<KernelEvent, KernelFailure> {
+        const OP: &str = "look up the policy of an ACQUIRE";
+        let seq = self.next_seq();
+        let request = codec::encode_get_policy(info.policy_id, info.direction, seq, self.pid);
+        let reply = self.transact(OP, request, seq, codec::SADB_X_SPDGET, false)?;
+        let m = codec::decode(&reply).map_err(|e| Self::malformed(OP, e))?;
+        let policy = codec::decode_policy(&m).map_err(|e| Self::malformed(OP, e))?;
+        let reqid = policy.templates.first().map(|t| t.reqid).unwrap_or(0);
+        // PF_KEY names the policy, not the packet: its selector stands in.
+        Ok(KernelEvent::Acquire {
+            selector: policy.selector,
+            src: info.src,
+            dst: info.dst,
+            reqid,
+            seq: info.seq,
+        })
+    }
+}
+
+fn unexpressible(operation: &str, e: codec::Unexpressible) -> KernelFailure {
+    local_failure(FailureKind::Unsupported, format!("{operation}: {e}"))
+}
+
+impl KernelBackend for PfkeyBackend {
+    fn kind(&self) -> KernelSocketKind {
+        KernelSocketKind::Pfkey
+    }
+
+    fn register(&mut self) -> Result<SupportedAlgorithms, KernelFailure> {
+        const OP: &str = "register for ESP";
+        let seq = self.next_seq();
+        let request =
+            codec::encode_bare(codec::SADB_REGISTER, codec::SADB_SATYPE_ESP, seq, self.pid);
+        let reply = self.transact(OP, request, seq, codec::SADB_REGISTER, true)?;
+        let m = codec::decode(&reply).map_err(|e| Self::malformed(OP, e))?;
+        let (auth, encrypt) = codec::decode_supported(&m).map_err(|e| Self::malformed(OP, e))?;
+        let encryption = [Encryption::AesCbc, Encryption::AesGcm16]
+            .into_iter()
+            .filter(|e| codec::encryption_id(*e).is_some_and(|id| encrypt.contains(&id)))
+            .collect();
+        // HMAC-SHA-256 is left out: Linux PF_KEY truncates it to 96 bits.
+        let integrity = [
+            Integrity::HmacSha1_96,
+            Integrity::HmacSha384_192,
+            Integrity::HmacSha512_256,
+        ]
+        .into_iter()
+        .filter(|i| auth.contains(&codec::integrity_id(*i)))
+        .collect();
+        self.supported = Some((auth, encrypt));
+        Ok(SupportedAlgorithms {
+            encryption,
+            integrity,
+            reported_by_kernel: true,
+        })
+    }
+
+    fn allocate_spi(
+        &mut self,
+        src: IpAddr,
+        dst: IpAddr,
+        protocol: IpsecProtocol,
+        mode: IpsecMode,
+        reqid: u32,
+        min: u32,
+        max: u32,
+    ) -> Result<u32, KernelFailure> {
+        const OP: &str = "allocate SPI";
+        let _ = protocol; // ESP, the only SA type we ask for.
+        if reqid > codec::IPSEC_MANUAL_REQID_MAX {
+            return Err(local_failure(
+                FailureKind::Unsupported,
+                format!("{OP}: reqid {reqid} above what PF_KEY keeps"),
+            ));
+        }
+        let seq = self.next_seq();
+        let request = codec::encode_getspi(src, dst, mode, reqid, min, max, seq, self.pid);
+        let reply = self.transact(OP, request, seq, codec::SADB_GETSPI, false)?;
+        let m = codec::decode(&reply).map_err(|e| Self::malformed(OP, e))?;
+        let info = codec::decode_sa(&m).map_err(|e| Self::malformed(OP, e))?;
+        if info.id.spi < min || info.id.spi > max || info.id.dst != dst {
+            return Err(Self::malformed(
+                OP,
+                format!("kernel allocated {} outside the request", info.id),
+            ));
+        }
+        Ok(info.id.spi)
+    }
+
+    fn add_sa(&mut self, sa: &SaParams, update: bool) -> Result<(), KernelFailure> {
+        let operation = if update { "update SA" } else { "add SA" };
+        self.check_supported(sa)?;
+        let seq = self.next_seq();
+        let request = codec::encode_add_sa(sa, update, seq, self.pid)
+            .map_err(|e| unexpressible(operation, e))?;
+        if sa.replay_window > codec::PFKEY_MAX_REPLAY_WINDOW {
+            log::info!(
+                "pfkey: {}: replay window {} reduced to {} (PF_KEY limit)",
+                sa.id,
+                sa.replay_window,
+                codec::PFKEY_MAX_REPLAY_WINDOW
+            );
+        }
+        let reply_type = if update {
+            codec::SADB_UPDATE
+        } else {
+            codec::SADB_ADD
+        };
+        self.transact(operation, request, seq, reply_type, false)
+            .map(drop)
+    }
+
+    fn delete_sa(&mut self, id: &SaId) -> Result<(), KernelFailure> {
+        let seq = self.next_seq();
+        let request = codec::encode_delete_sa(id, seq, self.pid);
+        self.transact("delete SA", request, seq, codec::SADB_DELETE, false)
+            .map(drop)
+    }
+
+    fn add_policy(&mut self, policy: &PolicyParams) -> Result<(), KernelFailure> {
+        const OP: &str = "add policy";
+        let seq = self.next_seq();
+        let request =
+            codec::encode_add_policy(policy, seq, self.pid).map_err(|e| unexpressible(OP, e))?;
+        self.transact(OP, request, seq, codec::SADB_X_SPDADD, false)
+            .map(drop)
+    }
+
+    fn delete_policy(
+        &mut self,
+        selector: &Selector,
+        direction: PolicyDirection,
+    ) -> Result<(), KernelFailure> {
+        let seq = self.next_seq();
+        let request = codec::encode_delete_policy(selector, direction, seq, self.pid);
+        self.transact(
+            "delete policy",
+            request,
+            seq,
+            codec::SADB_X_SPDDELETE,
+            false,
+        )
+        .map(drop)
+    }
+
+    fn dump_sas(&mut self) -> Result<Vec<SaId>, KernelFailure> {
+        const OP: &str = "dump SAs";
+        let entries = self.dump(OP, codec::SADB_DUMP, codec::SADB_SATYPE_ESP)?;
+        entries
+            .iter()
+            .map(|d| {
+                codec::decode(d)
+                    .and_then(|m| codec::decode_sa(&m))
+                    .map(|info| info.id)
+                    .map_err(|e| Self::malformed(OP, e))
+            })
+            .collect()
+    }
+
+    fn dump_policies(&mut self) -> Result<Vec<DumpedPolicy>, KernelFailure> {
+        const OP: &str = "dump policies";
+        let entries = self.dump(OP, codec::SADB_X_SPDDUMP, codec::SADB_SATYPE_UNSPEC)?;
+        let mut out = Vec::new();
+        for d in &entries {
+            match codec::decode(d).and_then(|m| codec::decode_policy(&m)) {
+                Ok(p) => out.push(DumpedPolicy {
+                    selector: p.selector,
+                    direction: p.direction,
+                    priority: p.priority,
+                    template: p.templates.first().copied(),
+                }),
+                Err(e) => log::debug!("pfkey: policy dump entry skipped: {e}"),
+            }
+        }
+        Ok(out)
+    }
+
+    fn event_fd(&self) -> BorrowedFd<'_> {
+        self.events.as_fd()
+    }
+
+    fn read_events(&mut self) -> Result<Vec<KernelEvent>, KernelFailure> {
+        let mut events = Vec::new();
+        for _ in 0..MAX_EVENT_DATAGRAMS {
+            let datagram = match self.receive(true, MsgFlags::MSG_DONTWAIT) {
+                Ok(d) => d,
+                Err(nix::Error::EAGAIN) => break,
+                Err(nix::Error::ENOBUFS) => {
+                    log::warn!("pfkey: kernel event queue overflowed, events were lost");
+                    continue;
+                }
+                Err(e) => return Err(kernel_failure("read kernel events", e as i32, None)),
+            };
+            let m = match codec::decode(&datagram) {
+                Ok(m) => m,
+                Err(e) => {
+                    log::warn!("pfkey: malformed event ignored: {e}");
+                    continue;
+                }
+            };
+            let event = match m.message_type {
+                codec::SADB_ACQUIRE if m.satype == codec::SADB_SATYPE_ESP => {
+                    match codec::decode_acquire(&m) {
+                        Ok(info) => self.resolve_acquire(info).map_err(|f| f.message),
+                        Err(e) => Err(format!("malformed ACQUIRE: {e}")),
+                    }
+                }
+                codec::SADB_EXPIRE => {
+                    codec::decode_expire(&m).map_err(|e| format!("malformed EXPIRE: {e}"))
+                }
+                // Copies of SA/policy changes broadcast to every socket.
+                _ => continue,
+            };
+            match event {
+                Ok(event) => events.push(event),
+                Err(message) => log::warn!("pfkey: {message}"),
+            }
+        }
+        Ok(events)
+    }
+}
