@@ -106,51 +106,26 @@ impl Lab {
         for side in [Side::A, Side::B] {
             let ns = lab.ns(side);
             let dev = if side == Side::A { "veth-a" } else { "veth-b" };
-            run(&["ip", "-n", ns, "link", "set", "lo", "up"]);
-            run(&[
-                "ip",
-                "-n",
-                ns,
-                "addr",
-                "add",
-                &format!("{}/24", side.outer_v4()),
-                "dev",
-                dev,
-            ]);
-            run(&[
-                "ip",
-                "-n",
-                ns,
-                "addr",
-                "add",
-                &format!("{}/64", side.outer_v6()),
-                "dev",
-                dev,
-                "nodad",
-            ]);
-            run(&["ip", "-n", ns, "link", "set", dev, "up"]);
+            let other = side.other();
+            let mut commands = vec![
+                "link set lo up".to_string(),
+                format!("addr add {}/24 dev {dev}", side.outer_v4()),
+                format!("addr add {}/64 dev {dev} nodad", side.outer_v6()),
+                format!("link set {dev} up"),
+                format!("addr add {}1/128 dev lo", side.inner_v6()),
+                // The other side's inner networks are reached over the veth;
+                // the IPsec policies then decide that they travel in ESP.
+                format!("route add 10.{}.0.0/16 dev {dev}", other.inner_net()),
+                format!("route add {}/64 dev {dev}", other.inner_v6()),
+            ];
             for n in 0..3 {
-                run(&[
-                    "ip",
-                    "-n",
-                    ns,
-                    "addr",
-                    "add",
-                    &format!("10.{}.{n}.1/32", side.inner_net()),
-                    "dev",
-                    "lo",
-                ]);
+                commands.push(format!("addr add 10.{}.{n}.1/32 dev lo", side.inner_net()));
             }
-            run(&[
-                "ip",
-                "-n",
-                ns,
-                "addr",
-                "add",
-                &format!("{}1/128", side.inner_v6()),
-                "dev",
-                "lo",
-            ]);
+            for command in commands {
+                let mut args = vec!["ip", "-n", ns];
+                args.extend(command.split_whitespace());
+                run(&args);
+            }
         }
         lab
     }

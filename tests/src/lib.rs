@@ -88,7 +88,7 @@ impl Daemon {
         let mut command = Command::new(binary("iked"));
         command
             .arg("-d")
-            .arg("-v")
+            .arg("-vv")
             .arg("-f")
             .arg(&config)
             .arg("-s")
@@ -387,4 +387,48 @@ pub fn sockets_of(pid: i32) -> Vec<SocketInfo> {
         });
     }
     sockets
+}
+
+/// Whether this process runs inside the kernel-lab VM.
+pub fn in_kernel_lab() -> bool {
+    std::env::var_os("IKED_KERNEL_LAB").is_some()
+}
+
+/// Serialises the VM boots of one test binary: two emulated machines on a
+/// two-core host would starve each other's timers.
+static KERNEL_LAB: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Boots the project's kernel lab (tests/lab/kernel-lab.sh: Debian's stock
+/// kernel under qemu, with ESP) and runs `test_name` of the current test
+/// binary inside it. Fails with the reason when it cannot.
+pub fn run_in_kernel_lab(test_name: &str, timeout_secs: u32) {
+    require_root(test_name);
+    let _serial = KERNEL_LAB.lock().unwrap_or_else(|e| e.into_inner());
+    let harness = Path::new(env!("CARGO_MANIFEST_DIR")).join("lab/kernel-lab.sh");
+    let status = Command::new(&harness)
+        .arg("setup")
+        .status()
+        .expect("kernel-lab.sh setup");
+    assert!(status.success(), "kernel-lab.sh setup failed: {status}");
+    let me = std::env::current_exe().expect("current exe");
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace");
+    let status = Command::new(&harness)
+        .current_dir(workspace)
+        .args(["run", "--timeout", &timeout_secs.to_string(), "--"])
+        .arg(me)
+        .args([
+            "--exact",
+            test_name,
+            "--include-ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .status()
+        .expect("kernel-lab.sh run");
+    assert!(
+        status.success(),
+        "{test_name} failed inside the kernel lab: {status}"
+    );
 }
