@@ -2,4 +2,5 @@
 //! the process an attacker reaches first, so it runs chrooted, as the
 //! unprivileged user, with no capabilities, and holds no long-term secret.
 
+pub mod engine;
 pub mod process;

@@ -104,7 +104,11 @@ impl Ikev2Process {
     fn on_parent(&mut self) -> Result<bool, String> {
         let received = ipc::recv::<ParentToChild>(self.started.parent());
         let message = match received {
-            Ok(r) => r.expect_descriptors(0).map_err(|e| format!("parent: {e}"))?.0,
+            Ok(r) => {
+                r.expect_descriptors(0)
+                    .map_err(|e| format!("parent: {e}"))?
+                    .0
+            }
             Err(ipc::IpcError::Closed) => {
                 log::info!("parent went away, exiting");
                 return Ok(false);
@@ -112,13 +116,23 @@ impl Ikev2Process {
             Err(e) => return Err(format!("parent: {e}")),
         };
         match message {
-            ParentToChild::Config(ChildConfig::Ikev2 { generation, mode }) => {
+            ParentToChild::Config(ChildConfig::Ikev2 {
+                generation, mode, ..
+            }) => {
                 if self.mode != Some(mode) {
-                    log::info!("initiation mode: {}", if mode == InitiationMode::Active { "active" } else { "passive" });
+                    log::info!(
+                        "initiation mode: {}",
+                        if mode == InitiationMode::Active {
+                            "active"
+                        } else {
+                            "passive"
+                        }
+                    );
                 }
                 self.mode = Some(mode);
                 self.generation = generation;
-                self.started.tell_parent(&ChildToParent::ConfigApplied { generation })?;
+                self.started
+                    .tell_parent(&ChildToParent::ConfigApplied { generation })?;
             }
             ParentToChild::SetVerbosity(v) => logging::set_verbosity(v),
             ParentToChild::Shutdown => {
@@ -150,6 +164,7 @@ impl Ikev2Process {
             .0;
         match message {
             CaToIkev2::Pong { id } => log::debug!("ca channel up (pong {id})"),
+            other => log::warn!("ca: unsolicited {other:?}"),
         }
         Ok(())
     }
@@ -165,7 +180,9 @@ impl Ikev2Process {
         ) {
             Ok((len, from)) => {
                 let from = from.map(|a| a.to_string()).unwrap_or_else(|| "?".into());
-                log::debug!("port {port}: {len} bytes from {from} ignored: no IKE policy is configured");
+                log::debug!(
+                    "port {port}: {len} bytes from {from} ignored: no IKE policy is configured"
+                );
             }
             Err(e) => log::warn!("port {port}: receive failed: {e}"),
         }

@@ -1,0 +1,815 @@
+//! The IKEv2 protocol engine (RFC 7296), sans-I/O.
+//!
+//! The engine is a state machine fed events (a datagram, a timer, a kernel
+//! event, an IPC reply, an operator command) with the current time, and it
+//! answers with [`Action`]s (send a datagram, ask pfkey or ca, answer the
+//! operator) and its next deadline. It does no I/O, reads no clock and draws
+//! randomness only from the injected [`RandomSource`], so two engines can talk
+//! to each other in a unit test, deterministically, in microseconds.
+//!
+//! State is kept for scale: IKE SAs in a hash map by our own SPI (the SPI we
+//! chose is unique among our SAs and is in every message the peer sends us),
+//! half-open responder SAs also by (initiator SPI, peer address), Child SAs
+//! by inbound SPI, timers in a heap. No per-packet scan over all SAs.
+
+mod exchanges;
+pub mod proposals;
+pub mod selectors;
+#[cfg(test)]
+mod tests;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use iked_common::config::{IdentitySpec, Policy, PolicyInitiation};
+use iked_common::crypto::keys::{ChildSaKeys, IkeSaKeys};
+use iked_common::crypto::{KeMethod, KeyExchange, RandomSource, SkCipher};
+use iked_common::ipc::{ControlCommand, ControlReply, Ikev2ToCa, Ikev2ToPfkey, InitiationMode};
+use iked_common::kernel::Selector;
+use iked_common::wire::{Identity, SecurityAssociation};
+
+use proposals::{ChildSuite, IkeSuite};
+
+/// Tunable constants of the protocol machinery.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The IKE port (500) and the NAT-T port (4500, RFC 3948 / RFC 7296 §2.23).
+    pub ike_port: u16,
+    pub natt_port: u16,
+    /// First retransmission after this long, doubling each time (RFC 7296 §2.1).
+    pub retransmit_base: Duration,
+    /// Transmissions of a request before the peer is declared dead.
+    pub retransmit_tries: u32,
+    /// A responder's half-open IKE SA is dropped after this long.
+    pub half_open_timeout: Duration,
+    /// Above this many half-open SAs, IKE_SA_INIT needs a COOKIE (RFC 7296 §2.6).
+    pub cookie_threshold: usize,
+    /// Above this many, new IKE_SA_INIT requests are dropped.
+    pub half_open_cap: usize,
+    /// An SA replaced by a rekey is deleted locally if the peer has not
+    /// deleted it after this long.
+    pub rekeyed_grace: Duration,
+    /// Retry delay after a rekey refused with TEMPORARY_FAILURE.
+    pub rekey_retry: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            ike_port: 500,
+            natt_port: 4500,
+            retransmit_base: Duration::from_secs(2),
+            retransmit_tries: 5,
+            half_open_timeout: Duration::from_secs(30),
+            cookie_threshold: 500,
+            half_open_cap: 20_000,
+            rekeyed_grace: Duration::from_secs(30),
+            rekey_retry: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What the engine asks the process shell to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Send an IKE message from `local` to `remote`. The shell adds the
+    /// four-octet non-ESP marker when `local` is on the NAT-T port
+    /// (RFC 3948 §2.2) and picks the socket of that port and family.
+    Send {
+        local: SocketAddr,
+        remote: SocketAddr,
+        datagram: Vec<u8>,
+    },
+    Pfkey(Ikev2ToPfkey),
+    Ca(Ikev2ToCa),
+    /// The answer to an operator's command.
+    Control {
+        id: u64,
+        reply: ControlReply,
+    },
+}
+
+/// Chooses the local address to initiate from when the policy names none
+/// (the shell does a route lookup); None leaves it to the kernel.
+pub type LocalAddressResolver = Box<dyn FnMut(IpAddr) -> Option<IpAddr>>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IkeState {
+    /// Initiator: IKE_SA_INIT sent.
+    InitSent,
+    /// Responder: IKE_SA_INIT answered, waiting for IKE_AUTH.
+    InitDone,
+    /// Initiator: preparing IKE_AUTH (SPI from pfkey, AUTH from ca).
+    AuthPreparing,
+    /// Initiator: IKE_AUTH sent, or its answer being checked.
+    AuthSent,
+    /// Responder: checking an IKE_AUTH request.
+    AuthResponding,
+    Established,
+    /// Replaced by a rekeyed IKE SA; waiting for the DELETE.
+    Rekeyed,
+    /// DELETE sent.
+    Deleting,
+}
+
+impl IkeState {
+    fn text(self) -> &'static str {
+        match self {
+            IkeState::InitSent => "SA_INIT sent",
+            IkeState::InitDone => "SA_INIT answered",
+            IkeState::AuthPreparing => "AUTH preparing",
+            IkeState::AuthSent => "AUTH sent",
+            IkeState::AuthResponding => "AUTH checking",
+            IkeState::Established => "established",
+            IkeState::Rekeyed => "rekeyed",
+            IkeState::Deleting => "deleting",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ChildState {
+    Established,
+    Rekeying,
+    /// Replaced by a rekeyed Child SA; waiting for the DELETE exchange.
+    Rekeyed,
+    Deleting,
+}
+
+/// A Child SA being negotiated by us (we send the request).
+pub(crate) struct ChildDraft {
+    pub spi_in: u32,
+    pub reqid: u32,
+    pub flow: Selector,
+    pub flow_index: usize,
+    pub transport: bool,
+    pub nonce: Vec<u8>,
+    pub kex: Option<KeyExchange>,
+    pub offered: SecurityAssociation,
+    pub rekey_of: Option<u32>,
+}
+
+/// Work an IKE SA has to do as the requester, one at a time (window 1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Task {
+    CreateChild { flow_index: usize },
+    RekeyChild { spi_in: u32 },
+    RekeyIke,
+    DeleteChildren { spis: Vec<u32> },
+    DeleteIke,
+    Dpd,
+}
+
+/// What our outstanding request was, to process its response.
+pub(crate) enum RequestCtx {
+    SaInit,
+    Auth {
+        child: Option<ChildDraft>,
+    },
+    CreateChild {
+        child: ChildDraft,
+    },
+    RekeyIke {
+        new_spi: u64,
+        nonce: Vec<u8>,
+        kex: KeyExchange,
+        offered: SecurityAssociation,
+    },
+    DeleteChildren {
+        spis: Vec<u32>,
+    },
+    DeleteIke,
+    Dpd,
+}
+
+pub(crate) struct Outstanding {
+    pub message_id: u32,
+    pub datagram: Vec<u8>,
+    pub transmissions: u32,
+    pub deadline: Instant,
+    pub ctx: RequestCtx,
+}
+
+/// A request of ours being prepared (waiting for pfkey or ca).
+pub(crate) enum Prep {
+    /// Initiator's IKE_AUTH: SPI then AUTH.
+    Auth {
+        child: Option<ChildDraft>,
+        id_body: Vec<u8>,
+    },
+    CreateChild {
+        task: Task,
+        flow_index: usize,
+        rekey_of: Option<u32>,
+    },
+}
+
+/// A peer's request being answered (waiting for pfkey or ca).
+pub(crate) struct Answer {
+    pub message_id: u32,
+    pub kind: AnswerKind,
+}
+
+pub(crate) enum AnswerKind {
+    /// Responder's IKE_AUTH.
+    Auth(Box<AuthAnswer>),
+    /// CREATE_CHILD_SA for a new or rekeyed Child SA.
+    Child(Box<ChildAnswer>),
+}
+
+pub(crate) struct AuthAnswer {
+    pub peer_id: Identity,
+    pub initial_contact: bool,
+    pub transport: bool,
+    /// The negotiated child: (accepted proposal, suite, narrowed flow, flow index), or the error.
+    pub child: Result<
+        (iked_common::wire::Proposal, ChildSuite, Selector, usize),
+        iked_common::wire::NotifyType,
+    >,
+    pub spi_in: Option<u32>,
+    pub reqid: u32,
+    pub id_body: Vec<u8>,
+}
+
+pub(crate) struct ChildAnswer {
+    pub proposal: iked_common::wire::Proposal,
+    pub suite: ChildSuite,
+    pub flow: Selector,
+    pub flow_index: usize,
+    pub transport: bool,
+    pub peer_nonce: Vec<u8>,
+    pub peer_ke: Option<Vec<u8>>,
+    pub rekey_of: Option<u32>,
+    pub reqid: u32,
+}
+
+/// Initiator state awaiting ca's verdict on the responder's AUTH.
+pub(crate) struct AuthCheck {
+    pub message: Vec<iked_common::wire::Payload>,
+    pub child: Option<ChildDraft>,
+}
+
+/// One IKE SA.
+pub(crate) struct IkeSa {
+    pub spi_i: u64,
+    pub spi_r: u64,
+    pub initiator: bool,
+    pub policy: String,
+    pub local: SocketAddr,
+    pub peer: SocketAddr,
+    pub state: IkeState,
+    pub suite: Option<IkeSuite>,
+    pub ni: Vec<u8>,
+    pub nr: Vec<u8>,
+    pub kex: Option<KeyExchange>,
+    pub ke_method: Option<KeMethod>,
+    pub offered: Option<SecurityAssociation>,
+    pub cookie: Option<Vec<u8>>,
+    pub init_request: Vec<u8>,
+    pub init_response: Vec<u8>,
+    pub keys: Option<IkeSaKeys>,
+    pub out_cipher: Option<SkCipher>,
+    pub in_cipher: Option<SkCipher>,
+    pub local_id: Identity,
+    pub peer_id: Option<Identity>,
+    /// NAT-T in use: IKE on the NAT-T port, ESP in UDP (RFC 7296 §2.23).
+    pub natt: bool,
+    pub nat_detected: bool,
+    pub next_message_id: u32,
+    pub expected_message_id: u32,
+    pub outstanding: Option<Outstanding>,
+    pub prep: Option<Prep>,
+    pub queue: VecDeque<Task>,
+    /// Last response sent: (message ID, datagram), for retransmitted requests.
+    pub cached_response: Option<(u32, Vec<u8>)>,
+    pub answering: Option<Answer>,
+    pub auth_check: Option<AuthCheck>,
+    pub children: Vec<u32>,
+    pub created: Instant,
+    pub established: Option<Instant>,
+    pub rekey_at: Option<Instant>,
+    pub delete_at: Option<Instant>,
+    pub last_heard: Instant,
+    pub scheduled: Option<Instant>,
+    /// Flow of the first Child SA (ACQUIRE or the policy's first flow).
+    pub first_flow: usize,
+    /// Collision bookkeeping for IKE SA rekeys (RFC 7296 §2.8.1):
+    /// the SA the peer created by rekeying this one while ours was pending.
+    pub peer_rekey: Option<(u64, Vec<u8>)>,
+    /// Whether we were told to delete this SA's replacement as redundant.
+    pub half_open_key: Option<(u64, SocketAddr)>,
+}
+
+/// One Child SA (a pair of ESP SAs).
+pub(crate) struct ChildSa {
+    pub ike: u64,
+    pub spi_in: u32,
+    pub spi_out: u32,
+    pub reqid: u32,
+    pub flow: Selector,
+    pub flow_index: usize,
+    pub transport: bool,
+    pub suite: ChildSuite,
+    pub keys: ChildSaKeys,
+    /// We were the initiator of the exchange that created it (§2.17 key order).
+    pub we_initiated: bool,
+    pub state: ChildState,
+    /// Both ESP SAs are in the kernel.
+    pub installed: bool,
+    pub install_failed: bool,
+    pub pending_sa_installs: u8,
+    /// This Child SA holds the flow's kernel policies (passed on at rekey).
+    pub owns_policies: bool,
+    pub policies_installed: bool,
+    pub established: Instant,
+    pub rekey_at: Option<Instant>,
+    /// The lowest nonce of the exchange that created it (§2.8.1 collisions).
+    pub min_nonce: Vec<u8>,
+    /// Set on the old SA when the peer rekeyed it while our rekey was pending.
+    pub peer_rekey: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Wait {
+    /// Inbound SPI for the child of the request we prepare.
+    RequestSpi,
+    /// Our AUTH for IKE_AUTH (initiator).
+    RequestSign,
+    /// Check of the responder's AUTH (initiator).
+    VerifyResponder,
+    /// Check of the initiator's AUTH (responder).
+    VerifyInitiator,
+    /// Inbound SPI for the child of the answer we prepare.
+    AnswerSpi,
+    /// Our AUTH for the IKE_AUTH response.
+    AnswerSign,
+    /// An SA install for a Child SA (by inbound SPI).
+    InstallSa { child: u32 },
+    /// A policy install, a delete: only the outcome is logged.
+    Other,
+}
+
+/// The IKEv2 engine.
+pub struct Engine {
+    settings: Settings,
+    rng: Box<dyn RandomSource>,
+    now: Instant,
+    policies: Vec<Policy>,
+    mode: InitiationMode,
+    dpd_interval: Option<Duration>,
+    ikes: HashMap<u64, IkeSa>,
+    half_open: HashMap<(u64, SocketAddr), u64>,
+    by_policy: HashMap<String, HashSet<u64>>,
+    children: HashMap<u32, ChildSa>,
+    waits: HashMap<u64, (u64, Wait)>,
+    next_ipc_id: u64,
+    next_reqid: u32,
+    timers: BinaryHeap<Reverse<(Instant, u64)>>,
+    actions: VecDeque<Action>,
+    cookie_secret: [u8; 32],
+    resolver: Option<LocalAddressResolver>,
+}
+
+impl Engine {
+    pub fn new(settings: Settings, mut rng: Box<dyn RandomSource>, now: Instant) -> Engine {
+        let mut cookie_secret = [0u8; 32];
+        if rng.fill(&mut cookie_secret).is_err() {
+            log::error!("random source failed; cookies use a fixed secret");
+        }
+        Engine {
+            settings,
+            rng,
+            now,
+            policies: Vec::new(),
+            mode: InitiationMode::Passive,
+            dpd_interval: None,
+            ikes: HashMap::new(),
+            half_open: HashMap::new(),
+            by_policy: HashMap::new(),
+            children: HashMap::new(),
+            waits: HashMap::new(),
+            next_ipc_id: 1,
+            next_reqid: 1,
+            timers: BinaryHeap::new(),
+            actions: VecDeque::new(),
+            cookie_secret,
+            resolver: None,
+        }
+    }
+
+    /// Sets the route lookup used when a policy names no local address.
+    pub fn set_local_address_resolver(&mut self, resolver: LocalAddressResolver) {
+        self.resolver = Some(resolver);
+    }
+
+    /// The next action for the shell, if any.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// All pending actions.
+    pub fn drain_actions(&mut self) -> Vec<Action> {
+        self.actions.drain(..).collect()
+    }
+
+    /// When [`Engine::handle_timeout`] should next be called.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// Number of IKE SAs (any state).
+    pub fn ike_sa_count(&self) -> usize {
+        self.ikes.len()
+    }
+
+    /// Number of Child SAs.
+    pub fn child_sa_count(&self) -> usize {
+        self.children.len()
+    }
+
+    /// A new configuration (RFC-independent: `iked.conf` reload). SAs of
+    /// policies that are unchanged stay up; SAs of removed or changed
+    /// policies are deleted; active policies without an SA are started.
+    pub fn set_config(
+        &mut self,
+        now: Instant,
+        policies: Vec<Policy>,
+        mode: InitiationMode,
+        dpd_check_interval: u32,
+    ) {
+        self.now = now;
+        let old: HashMap<String, Policy> = self
+            .policies
+            .drain(..)
+            .map(|p| (p.name.clone(), p))
+            .collect();
+        for (name, old_policy) in &old {
+            let unchanged = policies.iter().any(|p| p == old_policy);
+            if !unchanged {
+                let spis: Vec<u64> = self
+                    .by_policy
+                    .get(name)
+                    .map(|s| s.iter().copied().collect())
+                    .unwrap_or_default();
+                if !spis.is_empty() {
+                    log::info!(
+                        "policy {name} changed or removed: deleting its {} IKE SA(s)",
+                        spis.len()
+                    );
+                }
+                for spi in spis {
+                    self.request_delete_ike(spi);
+                }
+            }
+        }
+        self.policies = policies;
+        self.mode = mode;
+        self.dpd_interval =
+            (dpd_check_interval > 0).then(|| Duration::from_secs(u64::from(dpd_check_interval)));
+        if mode == InitiationMode::Active {
+            let names: Vec<String> = self
+                .policies
+                .iter()
+                .filter(|p| p.initiation == PolicyInitiation::Active)
+                .map(|p| p.name.clone())
+                .collect();
+            for name in names {
+                let has_sa = self.by_policy.get(&name).is_some_and(|s| !s.is_empty());
+                if !has_sa {
+                    if let Err(e) = self.initiate(&name, None, 0) {
+                        log::warn!("policy {name}: cannot initiate: {e}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// An operator's command (`ikectl show sa|initiate|terminate`).
+    pub fn handle_control(&mut self, now: Instant, id: u64, command: ControlCommand) {
+        self.now = now;
+        let reply = match command {
+            ControlCommand::ShowSa => ControlReply::SaList(self.show_sa()),
+            ControlCommand::Initiate { policy } => {
+                if !self.policies.iter().any(|p| p.name == policy) {
+                    ControlReply::Failed(format!("no policy named {policy}"))
+                } else if self.by_policy.get(&policy).is_some_and(|s| {
+                    s.iter().any(|spi| {
+                        self.ikes.get(spi).is_some_and(|sa| {
+                            !matches!(sa.state, IkeState::Rekeyed | IkeState::Deleting)
+                        })
+                    })
+                }) {
+                    ControlReply::Done(format!("policy {policy} already has an IKE SA"))
+                } else {
+                    match self.initiate(&policy, None, 0) {
+                        Ok(()) => ControlReply::Done(format!("initiating policy {policy}")),
+                        Err(e) => ControlReply::Failed(e),
+                    }
+                }
+            }
+            ControlCommand::Terminate { policy } => {
+                let spis: Vec<u64> = self
+                    .by_policy
+                    .get(&policy)
+                    .map(|s| s.iter().copied().collect())
+                    .unwrap_or_default();
+                if spis.is_empty() {
+                    ControlReply::Failed(format!("policy {policy} has no IKE SA"))
+                } else {
+                    for spi in &spis {
+                        self.request_delete_ike(*spi);
+                    }
+                    ControlReply::Done(format!(
+                        "terminating {} IKE SA(s) of policy {policy}",
+                        spis.len()
+                    ))
+                }
+            }
+        };
+        self.actions.push_back(Action::Control { id, reply });
+    }
+
+    /// Runs the timers that are due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
+        // Take what is due first, then serve each SA once: whatever the
+        // service schedules anew waits for the next call, so a deadline
+        // that stays in the past cannot spin here.
+        let mut due = Vec::new();
+        let mut seen = HashSet::new();
+        while let Some(Reverse((at, spi))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            if let Some(sa) = self.ikes.get_mut(&spi) {
+                if sa.scheduled == Some(at) {
+                    sa.scheduled = None;
+                }
+                if seen.insert(spi) {
+                    due.push(spi);
+                }
+            }
+        }
+        for spi in due {
+            self.service(spi);
+        }
+    }
+
+    fn ipc_id(&mut self) -> u64 {
+        let id = self.next_ipc_id;
+        self.next_ipc_id = self.next_ipc_id.wrapping_add(1).max(1);
+        id
+    }
+
+    fn to_pfkey(&mut self, ike: u64, wait: Wait, build: impl FnOnce(u64) -> Ikev2ToPfkey) {
+        let id = self.ipc_id();
+        self.waits.insert(id, (ike, wait));
+        self.actions.push_back(Action::Pfkey(build(id)));
+    }
+
+    fn to_ca(&mut self, ike: u64, wait: Wait, build: impl FnOnce(u64) -> Ikev2ToCa) {
+        let id = self.ipc_id();
+        self.waits.insert(id, (ike, wait));
+        self.actions.push_back(Action::Ca(build(id)));
+    }
+
+    fn random_bytes(&mut self, len: usize) -> Vec<u8> {
+        let mut bytes = vec![0u8; len];
+        if self.rng.fill(&mut bytes).is_err() {
+            log::error!("random source failed");
+        }
+        bytes
+    }
+
+    fn random_u64(&mut self) -> u64 {
+        let bytes = self.random_bytes(8);
+        u64::from_be_bytes(bytes.try_into().unwrap_or([1; 8]))
+    }
+
+    /// A fresh SPI of ours, never zero and not in use.
+    fn new_ike_spi(&mut self) -> u64 {
+        loop {
+            let spi = self.random_u64();
+            if spi != 0 && !self.ikes.contains_key(&spi) {
+                return spi;
+            }
+        }
+    }
+
+    fn new_reqid(&mut self) -> u32 {
+        let reqid = self.next_reqid;
+        self.next_reqid = self.next_reqid.wrapping_add(1).max(1);
+        reqid
+    }
+
+    /// A rekey time: 90% of the lifetime minus up to 5% jitter from the RNG,
+    /// so that both peers rarely rekey at the same moment.
+    fn rekey_time(&mut self, lifetime_secs: u64) -> Option<Instant> {
+        if lifetime_secs == 0 {
+            return None;
+        }
+        let lifetime = Duration::from_secs(lifetime_secs);
+        let base = lifetime.mul_f64(0.9);
+        let span = lifetime.mul_f64(0.05).as_millis() as u64;
+        let jitter = if span == 0 {
+            0
+        } else {
+            self.random_u64() % span
+        };
+        Some(self.now + base.saturating_sub(Duration::from_millis(jitter)))
+    }
+
+    fn policy(&self, name: &str) -> Option<&Policy> {
+        self.policies.iter().find(|p| p.name == name)
+    }
+
+    /// Pushes the SA's earliest deadline to the timer heap if it changed.
+    fn schedule(&mut self, spi: u64) {
+        let dpd = self.dpd_interval;
+        let Some(sa) = self.ikes.get_mut(&spi) else {
+            return;
+        };
+        let mut earliest: Option<Instant> = None;
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                earliest = Some(earliest.map_or(t, |e: Instant| e.min(t)));
+            }
+        };
+        consider(sa.outstanding.as_ref().map(|o| o.deadline));
+        consider(sa.delete_at);
+        if sa.state == IkeState::Established {
+            consider(sa.rekey_at);
+            // DPD only when idle; while a request is in flight its own
+            // retransmission timer decides liveness.
+            if let Some(interval) = dpd {
+                if sa.outstanding.is_none() && sa.prep.is_none() && sa.queue.is_empty() {
+                    consider(Some(sa.last_heard + interval));
+                }
+            }
+        }
+        for child_spi in &sa.children {
+            if let Some(child) = self.children.get(child_spi) {
+                if child.state == ChildState::Established {
+                    consider(child.rekey_at);
+                }
+            }
+        }
+        if let Some(at) = earliest {
+            if sa.scheduled.is_none_or(|s| s != at) {
+                sa.scheduled = Some(at);
+                self.timers.push(Reverse((at, spi)));
+            }
+        }
+    }
+
+    /// Identity payload for our side.
+    fn local_identity(policy: Option<&Policy>, local: IpAddr) -> Identity {
+        match policy.and_then(|p| p.srcid.as_ref()) {
+            Some(spec) => identity_of(spec),
+            None => address_identity(local),
+        }
+    }
+
+    fn show_sa(&self) -> Vec<iked_common::ipc::IkeSaInfo> {
+        let mut list: Vec<iked_common::ipc::IkeSaInfo> =
+            self.ikes.values().map(|sa| self.ike_info(sa)).collect();
+        list.sort_by(|a, b| (&a.policy, &a.spi_i).cmp(&(&b.policy, &b.spi_i)));
+        list
+    }
+
+    fn ike_info(&self, sa: &IkeSa) -> iked_common::ipc::IkeSaInfo {
+        use proposals::{encr_name, integ_name, ke_name, prf_name};
+        let children = sa
+            .children
+            .iter()
+            .filter_map(|spi| self.children.get(spi))
+            .map(|c| iked_common::ipc::ChildSaInfo {
+                state: match (c.state, c.install_failed) {
+                    (_, true) => "install failed".into(),
+                    (ChildState::Established, false) if !c.installed => "installing".into(),
+                    (ChildState::Established, false) => "established".into(),
+                    (ChildState::Rekeying, _) => "rekeying".into(),
+                    (ChildState::Rekeyed, _) => "rekeyed".into(),
+                    (ChildState::Deleting, _) => "deleting".into(),
+                },
+                spi_in: format!("{:08x}", c.spi_in),
+                spi_out: format!("{:08x}", c.spi_out),
+                local_ts: vec![selectors::side_text(
+                    c.flow.src,
+                    c.flow.src_prefix,
+                    c.flow.src_port,
+                    c.flow.protocol,
+                )],
+                remote_ts: vec![selectors::side_text(
+                    c.flow.dst,
+                    c.flow.dst_prefix,
+                    c.flow.dst_port,
+                    c.flow.protocol,
+                )],
+                mode: if c.transport { "transport" } else { "tunnel" }.into(),
+                encryption: encr_name(c.suite.encr),
+                integrity: c.suite.integ.map(integ_name),
+                pfs_group: c.suite.ke.map(ke_name),
+                installed: c.installed,
+                bytes_in: 0,
+                bytes_out: 0,
+                established_secs: self.now.saturating_duration_since(c.established).as_secs(),
+                rekey_in_secs: c
+                    .rekey_at
+                    .map(|t| t.saturating_duration_since(self.now).as_secs()),
+            })
+            .collect();
+        iked_common::ipc::IkeSaInfo {
+            policy: sa.policy.clone(),
+            state: sa.state.text().into(),
+            initiator: sa.initiator,
+            local: sa.local,
+            peer: sa.peer,
+            local_id: identity_text(&sa.local_id),
+            peer_id: sa.peer_id.as_ref().map(identity_text).unwrap_or_default(),
+            spi_i: format!("{:016x}", sa.spi_i),
+            spi_r: format!("{:016x}", sa.spi_r),
+            encryption: sa.suite.map(|s| encr_name(s.encr)).unwrap_or_default(),
+            integrity: sa.suite.and_then(|s| s.integ.map(integ_name)),
+            prf: sa.suite.map(|s| prf_name(s.prf)).unwrap_or_default(),
+            dh_group: sa
+                .suite
+                .map(|s| ke_name(s.ke))
+                .or(sa.ke_method.map(ke_name))
+                .unwrap_or_default(),
+            nat_t: sa.natt,
+            established_secs: sa
+                .established
+                .map(|t| self.now.saturating_duration_since(t).as_secs()),
+            rekey_in_secs: sa
+                .rekey_at
+                .map(|t| t.saturating_duration_since(self.now).as_secs()),
+            children,
+        }
+    }
+}
+
+/// The wire form of a configured identity (RFC 7296 §3.5).
+pub(crate) fn identity_of(spec: &IdentitySpec) -> Identity {
+    match spec {
+        IdentitySpec::Fqdn(name) => Identity::Fqdn(name.clone()),
+        IdentitySpec::UserFqdn(name) => Identity::Rfc822(name.clone()),
+        IdentitySpec::Address(addr) => address_identity(*addr),
+        // A textual DN would need DER encoding; certificates are not supported yet.
+        IdentitySpec::Asn1Dn(dn) => Identity::DerAsn1Dn(dn.as_bytes().to_vec()),
+        IdentitySpec::KeyId(key) => Identity::KeyId(key.clone()),
+    }
+}
+
+pub(crate) fn address_identity(addr: IpAddr) -> Identity {
+    match addr {
+        IpAddr::V4(a) => Identity::Ipv4(a),
+        IpAddr::V6(a) => Identity::Ipv6(a),
+    }
+}
+
+pub(crate) fn identity_text(id: &Identity) -> String {
+    match id {
+        Identity::Ipv4(a) => a.to_string(),
+        Identity::Ipv6(a) => a.to_string(),
+        Identity::Fqdn(s) | Identity::Rfc822(s) => s.clone(),
+        Identity::KeyId(k) => format!(
+            "keyid:{}",
+            k.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        ),
+        Identity::Null => "(null)".into(),
+        other => format!("{:?}", other.id_type()),
+    }
+}
+
+/// Test-only views of an engine's state (keys included): never compiled
+/// into the daemon.
+#[cfg(test)]
+impl Engine {
+    pub(crate) fn ike_spis(&self) -> Vec<u64> {
+        let mut v: Vec<u64> = self.ikes.keys().copied().collect();
+        v.sort_unstable();
+        v
+    }
+
+    pub(crate) fn ike(&self, spi: u64) -> Option<&IkeSa> {
+        self.ikes.get(&spi)
+    }
+
+    pub(crate) fn child(&self, spi: u32) -> Option<&ChildSa> {
+        self.children.get(&spi)
+    }
+
+    pub(crate) fn child_spis(&self) -> Vec<u32> {
+        let mut v: Vec<u32> = self.children.keys().copied().collect();
+        v.sort_unstable();
+        v
+    }
+
+    pub(crate) fn half_open_count(&self) -> usize {
+        self.half_open.len()
+    }
+}

@@ -1,0 +1,1333 @@
+//! Two engines against each other in memory: injected clock, seeded RNG,
+//! a tiny in-test ca (real PSK AUTH from crypto::auth) and pfkey (SPIs from
+//! a counter, installs recorded).
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use iked_common::config::{
+    AuthSpec, Encapsulation, Policy, PolicyInitiation, Prefix, ProposalSpec, TransformSpec,
+    TRANSFORM_ENCR, TRANSFORM_ESN, TRANSFORM_INTEG, TRANSFORM_KE, TRANSFORM_PRF,
+};
+use iked_common::crypto::{psk_auth, verify_psk_auth, PrfAlg};
+use iked_common::ipc::{
+    CaToIkev2, ControlCommand, ControlReply, Ikev2ToCa, Ikev2ToPfkey, InitiationMode, PfkeyToIkev2,
+};
+use iked_common::kernel::{
+    FailureKind, KernelEvent, KernelFailure, PolicyParams, SaId, SaParams, Selector,
+};
+use iked_common::wire::{ExchangeType, Header};
+
+use super::{Action, Engine, IkeState, Settings};
+
+/// Deterministic xorshift64* RNG.
+fn seeded(seed: u64) -> Box<dyn iked_common::crypto::RandomSource> {
+    let mut state = seed.max(1);
+    Box::new(move |buf: &mut [u8]| {
+        for byte in buf.iter_mut() {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            *byte = (state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8;
+        }
+    })
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn host(s: &str) -> Prefix {
+    let addr = ip(s);
+    Prefix {
+        addr,
+        len: iked_common::kernel::max_prefix(addr),
+    }
+}
+
+fn t(ty: u8, id: u16, key_length: Option<u16>) -> TransformSpec {
+    TransformSpec {
+        transform_type: ty,
+        id,
+        key_length,
+    }
+}
+
+fn ike_proposal(groups: &[u16]) -> ProposalSpec {
+    let mut transforms = vec![t(TRANSFORM_ENCR, 20, Some(256)), t(TRANSFORM_PRF, 5, None)];
+    transforms.extend(groups.iter().map(|g| t(TRANSFORM_KE, *g, None)));
+    ProposalSpec { transforms }
+}
+
+fn child_proposal(pfs: Option<u16>) -> ProposalSpec {
+    let mut transforms = vec![
+        t(TRANSFORM_ENCR, 12, Some(128)),
+        t(TRANSFORM_INTEG, 12, None),
+        t(TRANSFORM_ESN, 0, None),
+    ];
+    if let Some(g) = pfs {
+        transforms.push(t(TRANSFORM_KE, g, None));
+    }
+    ProposalSpec { transforms }
+}
+
+fn selector(src: &str, sp: u8, dst: &str, dp: u8) -> Selector {
+    Selector {
+        src: ip(src),
+        src_prefix: sp,
+        dst: ip(dst),
+        dst_prefix: dp,
+        protocol: 0,
+        src_port: 0,
+        dst_port: 0,
+    }
+}
+
+fn policy(
+    name: &str,
+    local: &str,
+    peer: Option<&str>,
+    flows: Vec<Selector>,
+    active: bool,
+) -> Policy {
+    Policy {
+        name: name.into(),
+        initiation: if active {
+            PolicyInitiation::Active
+        } else {
+            PolicyInitiation::Passive
+        },
+        encapsulation: Encapsulation::Tunnel,
+        force_natt: false,
+        flows,
+        local: Some(host(local)),
+        peer: peer.map(host),
+        ike_proposals: vec![ike_proposal(&[19, 31])],
+        child_proposals: vec![child_proposal(None)],
+        srcid: None,
+        dstid: None,
+        ike_lifetime_secs: 3600,
+        child_lifetime_secs: 1200,
+        child_lifetime_bytes: 0,
+        auth: AuthSpec::Psk,
+    }
+}
+
+/// One daemon's ikev2 engine plus its fake ca and pfkey.
+struct Node {
+    engine: Engine,
+    addr: IpAddr,
+    psk: Vec<u8>,
+    next_spi: u32,
+    /// SAs in the "kernel", by SPI.
+    sas: HashMap<u32, SaParams>,
+    policies: Vec<PolicyParams>,
+    deleted_sas: Vec<SaId>,
+    /// Simulate this machine's kernel: no ESP.
+    no_esp: bool,
+    control_replies: Vec<(u64, ControlReply)>,
+    sent: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
+}
+
+struct Packet {
+    from: SocketAddr,
+    to: SocketAddr,
+    data: Vec<u8>,
+}
+
+struct World {
+    now: Instant,
+    a: Node,
+    b: Node,
+    net: VecDeque<Packet>,
+    /// Decides whether a packet is delivered (false drops it).
+    filter: Box<dyn FnMut(&Packet) -> bool>,
+    /// NAT in front of A: A's private address and the public one.
+    nat: Option<(IpAddr, IpAddr)>,
+    delivered: usize,
+}
+
+const A: &str = "192.0.2.1";
+const B: &str = "192.0.2.2";
+
+fn a_policy() -> Policy {
+    policy(
+        "ab",
+        A,
+        Some(B),
+        vec![selector("10.1.0.0", 16, "10.2.0.0", 16)],
+        true,
+    )
+}
+
+fn b_policy() -> Policy {
+    policy(
+        "ba",
+        B,
+        Some(A),
+        vec![selector("10.2.0.0", 16, "10.1.0.0", 16)],
+        false,
+    )
+}
+
+fn settings() -> Settings {
+    Settings::default()
+}
+
+impl Node {
+    fn new(addr: &str, seed: u64, spi_base: u32, settings: Settings, now: Instant) -> Node {
+        Node {
+            engine: Engine::new(settings, seeded(seed), now),
+            addr: ip(addr),
+            psk: b"correct horse battery staple".to_vec(),
+            next_spi: spi_base,
+            sas: HashMap::new(),
+            policies: Vec::new(),
+            deleted_sas: Vec::new(),
+            no_esp: false,
+            control_replies: Vec::new(),
+            sent: Vec::new(),
+        }
+    }
+
+    /// Runs one round of actions; returns datagrams to send and whether anything happened.
+    fn step(&mut self, now: Instant) -> (Vec<Packet>, bool) {
+        let mut out = Vec::new();
+        let mut busy = false;
+        while let Some(action) = self.engine.poll_action() {
+            busy = true;
+            match action {
+                Action::Send {
+                    local,
+                    remote,
+                    datagram,
+                } => {
+                    self.sent.push((local, remote, datagram.clone()));
+                    out.push(Packet {
+                        from: local,
+                        to: remote,
+                        data: datagram,
+                    });
+                }
+                Action::Ca(request) => {
+                    let reply = self.ca(request);
+                    self.engine.handle_ca(now, reply);
+                }
+                Action::Pfkey(request) => {
+                    if let Some(reply) = self.pfkey(request) {
+                        self.engine.handle_pfkey(now, reply);
+                    }
+                }
+                Action::Control { id, reply } => self.control_replies.push((id, reply)),
+            }
+        }
+        (out, busy)
+    }
+
+    fn ca(&mut self, request: Ikev2ToCa) -> CaToIkev2 {
+        match request {
+            Ikev2ToCa::Ping { id } => CaToIkev2::Pong { id },
+            Ikev2ToCa::SignAuth {
+                id,
+                prf,
+                signed_octets,
+                ..
+            } => {
+                let prf = PrfAlg::from_iana(prf).unwrap();
+                CaToIkev2::Auth {
+                    id,
+                    auth_method: 2,
+                    auth_data: psk_auth(prf, &self.psk, &signed_octets).unwrap(),
+                }
+            }
+            Ikev2ToCa::VerifyAuth {
+                id,
+                prf,
+                auth_method,
+                signed_octets,
+                auth_data,
+                ..
+            } => {
+                let prf = PrfAlg::from_iana(prf).unwrap();
+                let ok = auth_method == 2
+                    && verify_psk_auth(prf, &self.psk, &signed_octets, &auth_data).unwrap();
+                CaToIkev2::Verified { id, ok }
+            }
+        }
+    }
+
+    fn pfkey(&mut self, request: Ikev2ToPfkey) -> Option<PfkeyToIkev2> {
+        Some(match request {
+            Ikev2ToPfkey::Ping { id } => PfkeyToIkev2::Pong { id },
+            Ikev2ToPfkey::AllocateSpi { id, .. } => {
+                self.next_spi += 1;
+                PfkeyToIkev2::SpiAllocated {
+                    id,
+                    spi: self.next_spi,
+                }
+            }
+            Ikev2ToPfkey::AddSa { id, sa } | Ikev2ToPfkey::UpdateSa { id, sa } => {
+                if self.no_esp {
+                    PfkeyToIkev2::Failed {
+                        id,
+                        failure: KernelFailure {
+                            kind: FailureKind::Unsupported,
+                            errno: 93,
+                            message: "Requested type not found".into(),
+                        },
+                    }
+                } else {
+                    self.sas.insert(sa.id.spi, sa);
+                    PfkeyToIkev2::Done { id }
+                }
+            }
+            Ikev2ToPfkey::DeleteSa { id, sa } => {
+                self.sas.remove(&sa.spi);
+                self.deleted_sas.push(sa);
+                PfkeyToIkev2::Done { id }
+            }
+            Ikev2ToPfkey::AddPolicy { id, policy } => {
+                self.policies.push(policy);
+                PfkeyToIkev2::Done { id }
+            }
+            Ikev2ToPfkey::DeletePolicy {
+                id,
+                selector,
+                direction,
+            } => {
+                self.policies
+                    .retain(|p| !(p.selector == selector && p.direction == direction));
+                PfkeyToIkev2::Done { id }
+            }
+        })
+    }
+
+    fn established(&self) -> Vec<u64> {
+        self.engine
+            .ike_spis()
+            .into_iter()
+            .filter(|s| {
+                self.engine
+                    .ike(*s)
+                    .is_some_and(|sa| sa.state == IkeState::Established)
+            })
+            .collect()
+    }
+}
+
+impl World {
+    fn new() -> World {
+        World::with(settings(), settings())
+    }
+
+    fn with(sa: Settings, sb: Settings) -> World {
+        let now = Instant::now();
+        World {
+            now,
+            a: Node::new(A, 0x1111, 0x1000_0000, sa, now),
+            b: Node::new(B, 0x2222, 0x2000_0000, sb, now),
+            net: VecDeque::new(),
+            filter: Box::new(|_| true),
+            nat: None,
+            delivered: 0,
+        }
+    }
+
+    fn configure(&mut self, pa: Vec<Policy>, pb: Vec<Policy>) {
+        self.b
+            .engine
+            .set_config(self.now, pb, InitiationMode::Passive, 0);
+        self.a
+            .engine
+            .set_config(self.now, pa, InitiationMode::Active, 0);
+    }
+
+    fn configure_dpd(&mut self, pa: Vec<Policy>, pb: Vec<Policy>, dpd: u32) {
+        self.b
+            .engine
+            .set_config(self.now, pb, InitiationMode::Passive, dpd);
+        self.a
+            .engine
+            .set_config(self.now, pa, InitiationMode::Active, dpd);
+    }
+
+    /// Applies the NAT in front of A, if any.
+    fn translate(&self, mut packet: Packet) -> Packet {
+        if let Some((private, public)) = self.nat {
+            if packet.from.ip() == private {
+                let port = packet.from.port() + 10_000;
+                packet.from = SocketAddr::new(public, port);
+            }
+            if packet.to.ip() == public {
+                packet.to = SocketAddr::new(private, packet.to.port() - 10_000);
+            }
+        }
+        packet
+    }
+
+    /// Delivers and processes until nothing moves (bounded).
+    fn settle(&mut self) {
+        for _ in 0..10_000 {
+            let (pa, busy_a) = self.a.step(self.now);
+            let (pb, busy_b) = self.b.step(self.now);
+            for p in pa.into_iter().chain(pb) {
+                let p = self.translate(p);
+                if (self.filter)(&p) {
+                    self.net.push_back(p);
+                }
+            }
+            let Some(packet) = self.net.pop_front() else {
+                if !busy_a && !busy_b {
+                    return;
+                }
+                continue;
+            };
+            self.deliver(packet);
+        }
+        panic!("the engines did not settle");
+    }
+
+    fn deliver(&mut self, packet: Packet) {
+        self.delivered += 1;
+        let node = if packet.to.ip() == self.a.addr {
+            &mut self.a
+        } else if packet.to.ip() == self.b.addr {
+            &mut self.b
+        } else {
+            return;
+        };
+        node.engine
+            .handle_datagram(self.now, packet.to, packet.from, &packet.data);
+    }
+
+    /// Advances the clock to the next deadline of either engine (bounded).
+    fn advance(&mut self) -> bool {
+        let next = [self.a.engine.next_deadline(), self.b.engine.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min();
+        let Some(next) = next else {
+            return false;
+        };
+        if next > self.now {
+            self.now = next;
+        }
+        self.a.engine.handle_timeout(self.now);
+        self.b.engine.handle_timeout(self.now);
+        self.settle();
+        true
+    }
+
+    fn advance_by(&mut self, duration: Duration) {
+        let end = self.now + duration;
+        for _ in 0..10_000 {
+            let next = [self.a.engine.next_deadline(), self.b.engine.next_deadline()]
+                .into_iter()
+                .flatten()
+                .min();
+            match next {
+                Some(next) if next <= end => {
+                    self.now = self.now.max(next);
+                    self.a.engine.handle_timeout(self.now);
+                    self.b.engine.handle_timeout(self.now);
+                    self.settle();
+                }
+                _ => {
+                    self.now = end;
+                    self.a.engine.handle_timeout(self.now);
+                    self.b.engine.handle_timeout(self.now);
+                    self.settle();
+                    return;
+                }
+            }
+        }
+        panic!("too many timer events");
+    }
+
+    fn handshake(&mut self) {
+        self.configure(vec![a_policy()], vec![b_policy()]);
+        self.settle();
+    }
+}
+
+/// The one Child SA pair both sides hold, checked to match.
+fn assert_one_matching_child(w: &World) -> (u32, u32) {
+    let a_children = w.a.engine.child_spis();
+    let b_children = w.b.engine.child_spis();
+    assert_eq!(a_children.len(), 1, "A children: {a_children:x?}");
+    assert_eq!(b_children.len(), 1, "B children: {b_children:x?}");
+    let ca = w.a.engine.child(a_children[0]).unwrap();
+    let cb = w.b.engine.child(b_children[0]).unwrap();
+    assert_eq!(ca.spi_in, cb.spi_out);
+    assert_eq!(ca.spi_out, cb.spi_in);
+    assert_eq!(ca.keys.encr_i.expose(), cb.keys.encr_i.expose());
+    assert_eq!(ca.keys.encr_r.expose(), cb.keys.encr_r.expose());
+    assert_eq!(ca.keys.integ_i.expose(), cb.keys.integ_i.expose());
+    assert_eq!(ca.keys.integ_r.expose(), cb.keys.integ_r.expose());
+    (ca.spi_in, cb.spi_in)
+}
+
+fn assert_one_matching_ike(w: &World) -> u64 {
+    let a = w.a.established();
+    let b = w.b.established();
+    assert_eq!(a.len(), 1, "A IKE SAs: {:x?}", w.a.engine.ike_spis());
+    assert_eq!(b.len(), 1, "B IKE SAs: {:x?}", w.b.engine.ike_spis());
+    let sa = w.a.engine.ike(a[0]).unwrap();
+    let sb = w.b.engine.ike(b[0]).unwrap();
+    assert_eq!((sa.spi_i, sa.spi_r), (sb.spi_i, sb.spi_r));
+    assert_ne!(sa.initiator, sb.initiator);
+    let (ka, kb) = (sa.keys.as_ref().unwrap(), sb.keys.as_ref().unwrap());
+    for (x, y) in [
+        (&ka.sk_d, &kb.sk_d),
+        (&ka.sk_ai, &kb.sk_ai),
+        (&ka.sk_ar, &kb.sk_ar),
+        (&ka.sk_ei, &kb.sk_ei),
+        (&ka.sk_er, &kb.sk_er),
+        (&ka.sk_pi, &kb.sk_pi),
+        (&ka.sk_pr, &kb.sk_pr),
+    ] {
+        assert_eq!(x.expose(), y.expose());
+    }
+    assert!(!ka.sk_d.expose().is_empty());
+    a[0]
+}
+
+fn exchanges_sent(node: &Node, exchange: ExchangeType, response: bool) -> usize {
+    node.sent
+        .iter()
+        .filter(|(_, _, d)| {
+            Header::decode(d)
+                .is_ok_and(|h| h.header.exchange == exchange && h.header.flags.response == response)
+        })
+        .count()
+}
+
+#[test]
+fn handshake_derives_identical_keys_and_installs_both_sides() {
+    let mut w = World::new();
+    w.handshake();
+    assert_one_matching_ike(&w);
+    let (a_in, b_in) = assert_one_matching_child(&w);
+    // Each kernel holds its inbound and outbound SA, and the keys agree
+    // across the wire: A's outbound SA is B's inbound SA.
+    assert_eq!(w.a.sas.len(), 2);
+    assert_eq!(w.b.sas.len(), 2);
+    let a_out = &w.a.sas[&b_in];
+    let b_in_sa = &w.b.sas[&b_in];
+    assert_eq!(
+        a_out.encryption_key.expose(),
+        b_in_sa.encryption_key.expose()
+    );
+    assert_eq!(a_out.integrity_key.expose(), b_in_sa.integrity_key.expose());
+    assert_eq!(
+        w.a.sas[&a_in].encryption_key.expose(),
+        w.b.sas[&a_in].encryption_key.expose()
+    );
+    assert_ne!(
+        a_out.encryption_key.expose(),
+        w.a.sas[&a_in].encryption_key.expose()
+    );
+    assert_eq!(a_out.id.src, ip(A));
+    assert_eq!(a_out.id.dst, ip(B));
+    assert!(a_out.encap.is_none());
+    // Tunnel mode: out, in and fwd policies on both sides, mirrored.
+    assert_eq!(w.a.policies.len(), 3);
+    assert_eq!(w.b.policies.len(), 3);
+    assert_eq!(
+        w.a.policies[0].selector,
+        selector("10.1.0.0", 16, "10.2.0.0", 16)
+    );
+    assert_eq!(
+        w.b.policies[0].selector,
+        selector("10.2.0.0", 16, "10.1.0.0", 16)
+    );
+    // Exactly one IKE_SA_INIT and one IKE_AUTH each way.
+    assert_eq!(exchanges_sent(&w.a, ExchangeType::IkeSaInit, false), 1);
+    assert_eq!(exchanges_sent(&w.a, ExchangeType::IkeAuth, false), 1);
+    assert_eq!(exchanges_sent(&w.b, ExchangeType::IkeAuth, true), 1);
+    // show sa reflects it.
+    w.a.engine.handle_control(w.now, 7, ControlCommand::ShowSa);
+    w.settle();
+    let (id, reply) = w.a.control_replies.pop().unwrap();
+    assert_eq!(id, 7);
+    let ControlReply::SaList(list) = reply else {
+        panic!("unexpected reply");
+    };
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].state, "established");
+    assert_eq!(list[0].children.len(), 1);
+    assert!(list[0].children[0].installed);
+    assert_eq!(list[0].peer_id, B);
+}
+
+#[test]
+fn wrong_psk_fails_authentication_and_installs_nothing() {
+    let mut w = World::new();
+    w.b.psk = b"another key".to_vec();
+    w.handshake();
+    assert!(w.a.engine.ike_spis().is_empty());
+    assert!(w.b.engine.ike_spis().is_empty());
+    assert!(w.a.sas.is_empty() && w.b.sas.is_empty());
+    assert!(w.a.policies.is_empty() && w.b.policies.is_empty());
+    // B answered IKE_AUTH with AUTHENTICATION_FAILED, decrypted by A.
+    assert_eq!(exchanges_sent(&w.b, ExchangeType::IkeAuth, true), 1);
+}
+
+#[test]
+fn kernel_without_esp_keeps_the_negotiated_sas() {
+    let mut w = World::new();
+    w.a.no_esp = true;
+    w.b.no_esp = true;
+    w.handshake();
+    assert_one_matching_ike(&w);
+    assert_one_matching_child(&w);
+    assert!(w.a.policies.is_empty(), "no policy without SAs");
+    w.a.engine.handle_control(w.now, 1, ControlCommand::ShowSa);
+    w.settle();
+    let Some((_, ControlReply::SaList(list))) = w.a.control_replies.pop() else {
+        panic!("no list");
+    };
+    assert!(!list[0].children[0].installed);
+    assert_eq!(list[0].children[0].state, "install failed");
+}
+
+#[test]
+fn lost_auth_request_is_retransmitted() {
+    let mut w = World::new();
+    let mut dropped = 0;
+    w.filter = Box::new(move |p| {
+        let is_auth = Header::decode(&p.data)
+            .is_ok_and(|h| h.header.exchange == ExchangeType::IkeAuth && !h.header.flags.response);
+        if is_auth && dropped < 2 {
+            dropped += 1;
+            return false;
+        }
+        true
+    });
+    w.handshake();
+    assert!(w.a.established().is_empty());
+    w.advance(); // 2 s
+    w.advance(); // 4 s more
+    assert_one_matching_ike(&w);
+    assert_one_matching_child(&w);
+    assert_eq!(exchanges_sent(&w.a, ExchangeType::IkeAuth, false), 3);
+}
+
+#[test]
+fn lost_response_is_answered_from_the_cache() {
+    let mut w = World::new();
+    let mut dropped = false;
+    w.filter = Box::new(move |p| {
+        let is_auth_resp = Header::decode(&p.data)
+            .is_ok_and(|h| h.header.exchange == ExchangeType::IkeAuth && h.header.flags.response);
+        if is_auth_resp && !dropped {
+            dropped = true;
+            return false;
+        }
+        true
+    });
+    w.handshake();
+    // B is established, A is not; A retransmits, B answers from its cache
+    // without processing the request again (one Child SA, one AUTH check).
+    assert_eq!(w.b.established().len(), 1);
+    w.advance();
+    assert_one_matching_ike(&w);
+    assert_one_matching_child(&w);
+    let responses =
+        w.b.sent
+            .iter()
+            .filter(|(_, _, d)| {
+                Header::decode(d).is_ok_and(|h| h.header.exchange == ExchangeType::IkeAuth)
+            })
+            .collect::<Vec<_>>();
+    assert_eq!(responses.len(), 2);
+    assert_eq!(
+        responses[0].2, responses[1].2,
+        "the cached response is resent byte for byte"
+    );
+}
+
+#[test]
+fn duplicated_and_reordered_datagrams_do_not_disturb() {
+    let mut w = World::new();
+    w.configure(vec![a_policy()], vec![b_policy()]);
+    // Deliver every datagram twice, and swap pairs in flight.
+    for _ in 0..200 {
+        let (pa, _) = w.a.step(w.now);
+        let (pb, _) = w.b.step(w.now);
+        let mut batch: Vec<Packet> = pa.into_iter().chain(pb).collect();
+        batch.reverse();
+        for p in batch {
+            w.net.push_back(Packet {
+                from: p.from,
+                to: p.to,
+                data: p.data.clone(),
+            });
+            w.net.push_back(p);
+        }
+        if w.net.is_empty() {
+            break;
+        }
+        let mut items: Vec<Packet> = w.net.drain(..).collect();
+        if items.len() >= 2 {
+            items.swap(0, 1);
+        }
+        for p in items {
+            w.deliver(p);
+        }
+    }
+    w.settle();
+    assert_one_matching_ike(&w);
+    assert_one_matching_child(&w);
+    assert_eq!(w.b.sas.len(), 2);
+}
+
+#[test]
+fn unanswered_initiation_gives_up_after_the_configured_tries() {
+    let mut w = World::new();
+    w.filter = Box::new(|p| p.to.ip() != ip(B));
+    w.handshake();
+    assert_eq!(w.a.engine.ike_sa_count(), 1);
+    let start = w.now;
+    while w.advance() {}
+    assert_eq!(w.a.engine.ike_sa_count(), 0);
+    assert_eq!(exchanges_sent(&w.a, ExchangeType::IkeSaInit, false), 5);
+    // 2 + 4 + 8 + 16 + 32 seconds of backoff.
+    assert_eq!(w.now - start, Duration::from_secs(62));
+}
+
+#[test]
+fn delete_of_child_and_ike_sa_cleans_both_sides() {
+    let mut w = World::new();
+    w.handshake();
+    let (a_in, _) = assert_one_matching_child(&w);
+    let ike = w.a.established()[0];
+    // Child delete from A.
+    w.a.engine
+        .ikes
+        .get_mut(&ike)
+        .unwrap()
+        .queue
+        .push_back(super::Task::DeleteChildren { spis: vec![a_in] });
+    w.a.engine.pump(ike);
+    w.settle();
+    assert!(w.a.engine.child_spis().is_empty());
+    assert!(w.b.engine.child_spis().is_empty());
+    assert!(w.a.sas.is_empty() && w.b.sas.is_empty());
+    assert!(w.a.policies.is_empty() && w.b.policies.is_empty());
+    assert_one_matching_ike(&w);
+    // IKE SA delete from B (the responder) via terminate.
+    w.b.engine.handle_control(
+        w.now,
+        3,
+        ControlCommand::Terminate {
+            policy: "ba".into(),
+        },
+    );
+    w.settle();
+    assert!(matches!(
+        w.b.control_replies.last(),
+        Some((3, ControlReply::Done(_)))
+    ));
+    assert_eq!(w.a.engine.ike_sa_count(), 0);
+    assert_eq!(w.b.engine.ike_sa_count(), 0);
+}
+
+#[test]
+fn terminate_removes_ike_and_child_sas_on_both_sides() {
+    let mut w = World::new();
+    w.handshake();
+    assert_one_matching_child(&w);
+    w.a.engine.handle_control(
+        w.now,
+        9,
+        ControlCommand::Terminate {
+            policy: "ab".into(),
+        },
+    );
+    w.settle();
+    assert_eq!(w.a.engine.ike_sa_count(), 0);
+    assert_eq!(w.b.engine.ike_sa_count(), 0);
+    assert_eq!(w.a.engine.child_sa_count(), 0);
+    assert_eq!(w.b.engine.child_sa_count(), 0);
+    assert!(w.a.sas.is_empty() && w.b.sas.is_empty());
+    assert_eq!(w.a.deleted_sas.len(), 2);
+    assert!(w.a.policies.is_empty() && w.b.policies.is_empty());
+    // And initiate brings it back.
+    w.a.engine.handle_control(
+        w.now,
+        10,
+        ControlCommand::Initiate {
+            policy: "ab".into(),
+        },
+    );
+    w.settle();
+    assert!(matches!(
+        w.a.control_replies.last(),
+        Some((10, ControlReply::Done(_)))
+    ));
+    assert_one_matching_ike(&w);
+    assert_one_matching_child(&w);
+}
+
+#[test]
+fn dead_peer_is_detected_and_its_sa_deleted() {
+    let mut w = World::new();
+    w.configure_dpd(vec![a_policy()], vec![b_policy()], 10);
+    w.settle();
+    assert_one_matching_ike(&w);
+    // Idle traffic: DPD checks succeed.
+    w.advance_by(Duration::from_secs(25));
+    assert_one_matching_ike(&w);
+    assert!(exchanges_sent(&w.a, ExchangeType::Informational, false) >= 2);
+    // B goes silent.
+    w.filter = Box::new(|p| p.from.ip() != ip(B));
+    w.advance_by(Duration::from_secs(200));
+    assert_eq!(w.a.engine.ike_sa_count(), 0);
+    assert!(w.a.sas.is_empty());
+}
+
+#[test]
+fn invalid_ke_payload_makes_the_initiator_retry_with_the_wanted_group() {
+    let mut w = World::new();
+    let pa = a_policy(); // offers ecp256 (KE sent) and curve25519
+    let mut pb = b_policy();
+    pb.ike_proposals = vec![ike_proposal(&[31])];
+    w.configure(vec![pa], vec![pb]);
+    w.settle();
+    let ike = assert_one_matching_ike(&w);
+    assert_eq!(exchanges_sent(&w.a, ExchangeType::IkeSaInit, false), 2);
+    let sa = w.a.engine.ike(ike).unwrap();
+    assert_eq!(
+        sa.suite.unwrap().ke,
+        iked_common::crypto::KeMethod::Curve25519
+    );
+    assert_one_matching_child(&w);
+}
+
+#[test]
+fn cookie_challenge_is_answered() {
+    let mut sb = settings();
+    sb.cookie_threshold = 0;
+    let mut w = World::with(settings(), sb);
+    w.handshake();
+    assert_one_matching_ike(&w);
+    assert_one_matching_child(&w);
+    assert_eq!(exchanges_sent(&w.a, ExchangeType::IkeSaInit, false), 2);
+    // B kept no state for the cookie-less request.
+    assert_eq!(w.b.engine.ike_sa_count(), 1);
+}
+
+#[test]
+fn half_open_cap_refuses_new_initiations() {
+    let mut sb = settings();
+    sb.half_open_cap = 0;
+    let mut w = World::with(settings(), sb);
+    w.handshake();
+    assert_eq!(w.b.engine.ike_sa_count(), 0);
+    assert!(w.a.established().is_empty());
+}
+
+#[test]
+fn nat_is_detected_and_both_sides_float_to_4500() {
+    let mut w = World::new();
+    let private = "10.99.0.1";
+    let public = "198.51.100.7";
+    w.a.addr = ip(private);
+    w.nat = Some((ip(private), ip(public)));
+    let pa = policy(
+        "ab",
+        private,
+        Some(B),
+        vec![selector("10.1.0.0", 16, "10.2.0.0", 16)],
+        true,
+    );
+    let pb = policy(
+        "ba",
+        B,
+        None,
+        vec![selector("10.2.0.0", 16, "10.1.0.0", 16)],
+        false,
+    );
+    w.configure(vec![pa], vec![pb]);
+    w.settle();
+    let ike = assert_one_matching_ike(&w);
+    assert_one_matching_child(&w);
+    let sa_a = w.a.engine.ike(ike).unwrap();
+    assert!(sa_a.natt && sa_a.nat_detected);
+    assert_eq!(sa_a.local.port(), 4500);
+    let b_ike = w.b.established()[0];
+    let sa_b = w.b.engine.ike(b_ike).unwrap();
+    assert!(sa_b.natt);
+    assert_eq!(sa_b.peer, SocketAddr::new(ip(public), 14500));
+    // IKE_AUTH went from and to port 4500.
+    let auth =
+        w.a.sent
+            .iter()
+            .find(|(_, _, d)| {
+                Header::decode(d).is_ok_and(|h| h.header.exchange == ExchangeType::IkeAuth)
+            })
+            .unwrap();
+    assert_eq!((auth.0.port(), auth.1.port()), (4500, 4500));
+    // ESP is UDP-encapsulated on both sides, towards the NAT's mapping.
+    for sa in w.b.sas.values() {
+        let encap = sa.encap.expect("encapsulated");
+        assert!(encap.src_port == 14500 || encap.dst_port == 14500);
+    }
+    for sa in w.a.sas.values() {
+        assert!(sa.encap.is_some());
+    }
+}
+
+#[test]
+fn forced_natt_floats_without_a_nat() {
+    let mut w = World::new();
+    let mut pa = a_policy();
+    pa.force_natt = true;
+    w.configure(vec![pa], vec![b_policy()]);
+    w.settle();
+    let ike = assert_one_matching_ike(&w);
+    let sa = w.a.engine.ike(ike).unwrap();
+    assert!(sa.natt && !sa.nat_detected);
+    assert!(w.b.sas.values().all(|s| s.encap.is_some()));
+}
+
+#[test]
+fn child_rekey_replaces_the_child_sa() {
+    let mut w = World::new();
+    w.handshake();
+    let (old_a, old_b) = assert_one_matching_child(&w);
+    let expire = KernelEvent::Expire {
+        sa: SaId {
+            src: ip(B),
+            dst: ip(A),
+            protocol: iked_common::kernel::IpsecProtocol::Esp,
+            spi: old_a,
+        },
+        reqid: 0,
+        hard: false,
+    };
+    w.a.engine.handle_pfkey(w.now, PfkeyToIkev2::Event(expire));
+    w.settle();
+    let (new_a, new_b) = assert_one_matching_child(&w);
+    assert_ne!(new_a, old_a);
+    assert_ne!(new_b, old_b);
+    assert_eq!(w.a.sas.len(), 2);
+    assert_eq!(w.b.sas.len(), 2);
+    // The policies were not removed: the new SA took them over.
+    assert_eq!(w.a.policies.len(), 3);
+    assert_eq!(w.b.policies.len(), 3);
+}
+
+#[test]
+fn child_rekey_with_pfs_uses_a_new_key_exchange() {
+    let mut w = World::new();
+    let mut pa = a_policy();
+    pa.child_proposals = vec![child_proposal(Some(31))];
+    let mut pb = b_policy();
+    pb.child_proposals = vec![child_proposal(Some(31))];
+    w.configure(vec![pa], vec![pb]);
+    w.settle();
+    let (old_a, _) = assert_one_matching_child(&w);
+    assert_eq!(
+        w.a.engine.child(old_a).unwrap().suite.ke,
+        None,
+        "IKE_AUTH carries no KE"
+    );
+    let ike = w.a.established()[0];
+    w.a.engine
+        .ikes
+        .get_mut(&ike)
+        .unwrap()
+        .queue
+        .push_back(super::Task::RekeyChild { spi_in: old_a });
+    w.a.engine.pump(ike);
+    w.settle();
+    let (new_a, _) = assert_one_matching_child(&w);
+    assert_ne!(new_a, old_a);
+    assert_eq!(
+        w.a.engine.child(new_a).unwrap().suite.ke,
+        Some(iked_common::crypto::KeMethod::Curve25519)
+    );
+}
+
+#[test]
+fn simultaneous_child_rekeys_leave_exactly_one_child_sa() {
+    for seed in 0..4u64 {
+        let mut w = World::new();
+        w.a.engine = Engine::new(settings(), seeded(0x1111 + seed * 7), w.now);
+        w.b.engine = Engine::new(settings(), seeded(0x2222 + seed * 13), w.now);
+        w.handshake();
+        let (old_a, old_b) = assert_one_matching_child(&w);
+        let ia = w.a.established()[0];
+        let ib = w.b.established()[0];
+        w.a.engine
+            .ikes
+            .get_mut(&ia)
+            .unwrap()
+            .queue
+            .push_back(super::Task::RekeyChild { spi_in: old_a });
+        w.b.engine
+            .ikes
+            .get_mut(&ib)
+            .unwrap()
+            .queue
+            .push_back(super::Task::RekeyChild { spi_in: old_b });
+        w.a.engine.pump(ia);
+        w.b.engine.pump(ib);
+        w.settle();
+        let (new_a, _) = assert_one_matching_child(&w);
+        assert_ne!(new_a, old_a);
+        assert_eq!(w.a.sas.len(), 2, "seed {seed}");
+        assert_eq!(w.b.sas.len(), 2, "seed {seed}");
+        assert_eq!(w.a.policies.len(), 3, "seed {seed}");
+        assert_eq!(w.b.policies.len(), 3, "seed {seed}");
+    }
+}
+
+#[test]
+fn ike_rekey_moves_children_to_the_new_sa() {
+    let mut w = World::new();
+    w.handshake();
+    let old = assert_one_matching_ike(&w);
+    let (child, _) = assert_one_matching_child(&w);
+    let old_keys =
+        w.a.engine
+            .ike(old)
+            .unwrap()
+            .keys
+            .as_ref()
+            .unwrap()
+            .sk_d
+            .expose()
+            .to_vec();
+    w.a.engine
+        .ikes
+        .get_mut(&old)
+        .unwrap()
+        .queue
+        .push_back(super::Task::RekeyIke);
+    w.a.engine.pump(old);
+    w.settle();
+    let new = assert_one_matching_ike(&w);
+    assert_ne!(new, old);
+    assert_eq!(w.a.engine.ike_sa_count(), 1);
+    assert_eq!(w.b.engine.ike_sa_count(), 1);
+    assert_ne!(
+        w.a.engine
+            .ike(new)
+            .unwrap()
+            .keys
+            .as_ref()
+            .unwrap()
+            .sk_d
+            .expose(),
+        old_keys.as_slice()
+    );
+    assert_eq!(w.a.engine.child(child).unwrap().ike, new);
+    assert_one_matching_child(&w);
+    // The new SA works: a child rekey over it succeeds.
+    w.a.engine
+        .ikes
+        .get_mut(&new)
+        .unwrap()
+        .queue
+        .push_back(super::Task::RekeyChild { spi_in: child });
+    w.a.engine.pump(new);
+    w.settle();
+    let (after, _) = assert_one_matching_child(&w);
+    assert_ne!(after, child);
+}
+
+#[test]
+fn simultaneous_ike_rekeys_leave_exactly_one_ike_sa() {
+    for seed in 0..4u64 {
+        let mut w = World::new();
+        w.a.engine = Engine::new(settings(), seeded(0x3333 + seed * 7), w.now);
+        w.b.engine = Engine::new(settings(), seeded(0x4444 + seed * 13), w.now);
+        w.handshake();
+        let ia = assert_one_matching_ike(&w);
+        let ib = w.b.established()[0];
+        w.a.engine
+            .ikes
+            .get_mut(&ia)
+            .unwrap()
+            .queue
+            .push_back(super::Task::RekeyIke);
+        w.b.engine
+            .ikes
+            .get_mut(&ib)
+            .unwrap()
+            .queue
+            .push_back(super::Task::RekeyIke);
+        w.a.engine.pump(ia);
+        w.b.engine.pump(ib);
+        w.settle();
+        let new = assert_one_matching_ike(&w);
+        assert_ne!(new, ia);
+        assert_eq!(
+            w.a.engine.ike_sa_count(),
+            1,
+            "seed {seed}: {:x?}",
+            w.a.engine.ike_spis()
+        );
+        assert_eq!(
+            w.b.engine.ike_sa_count(),
+            1,
+            "seed {seed}: {:x?}",
+            w.b.engine.ike_spis()
+        );
+        let (child, _) = assert_one_matching_child(&w);
+        assert_eq!(w.a.engine.child(child).unwrap().ike, new);
+    }
+}
+
+#[test]
+fn scheduled_rekeys_happen_from_policy_lifetimes() {
+    let mut w = World::new();
+    let mut pa = a_policy();
+    pa.child_lifetime_secs = 100;
+    pa.ike_lifetime_secs = 300;
+    let mut pb = b_policy();
+    pb.child_lifetime_secs = 100;
+    pb.ike_lifetime_secs = 300;
+    w.configure(vec![pa], vec![pb]);
+    w.settle();
+    let ike0 = assert_one_matching_ike(&w);
+    let (c0, _) = assert_one_matching_child(&w);
+    w.advance_by(Duration::from_secs(95));
+    let (c1, _) = assert_one_matching_child(&w);
+    assert_ne!(c0, c1);
+    w.advance_by(Duration::from_secs(250));
+    let ike1 = assert_one_matching_ike(&w);
+    assert_ne!(ike0, ike1);
+    assert_one_matching_child(&w);
+    assert_eq!(w.a.engine.ike_sa_count() + w.b.engine.ike_sa_count(), 2);
+}
+
+#[test]
+fn hard_expire_deletes_the_child() {
+    let mut w = World::new();
+    w.handshake();
+    let (a_in, _) = assert_one_matching_child(&w);
+    let expire = KernelEvent::Expire {
+        sa: SaId {
+            src: ip(B),
+            dst: ip(A),
+            protocol: iked_common::kernel::IpsecProtocol::Esp,
+            spi: a_in,
+        },
+        reqid: 0,
+        hard: true,
+    };
+    w.a.engine.handle_pfkey(w.now, PfkeyToIkev2::Event(expire));
+    w.settle();
+    assert_eq!(w.a.engine.child_sa_count(), 0);
+    assert_eq!(w.b.engine.child_sa_count(), 0);
+    assert_one_matching_ike(&w);
+}
+
+#[test]
+fn second_flow_gets_an_additional_child_sa() {
+    let mut w = World::new();
+    let mut pa = a_policy();
+    pa.flows.push(selector("10.1.0.0", 16, "10.3.0.0", 16));
+    let mut pb = b_policy();
+    pb.flows.push(selector("10.3.0.0", 16, "10.1.0.0", 16));
+    w.configure(vec![pa], vec![pb]);
+    w.settle();
+    assert_one_matching_ike(&w);
+    assert_eq!(w.a.engine.child_sa_count(), 2);
+    assert_eq!(w.b.engine.child_sa_count(), 2);
+    assert_eq!(w.a.sas.len(), 4);
+    assert_eq!(w.a.policies.len(), 6);
+}
+
+#[test]
+fn acquire_starts_the_covering_policy() {
+    let mut w = World::new();
+    let mut pa = a_policy();
+    pa.initiation = PolicyInitiation::Active;
+    w.a.engine
+        .set_config(w.now, vec![pa], InitiationMode::Passive, 0);
+    w.b.engine
+        .set_config(w.now, vec![b_policy()], InitiationMode::Passive, 0);
+    w.settle();
+    assert_eq!(
+        w.a.engine.ike_sa_count(),
+        0,
+        "set passive: nothing starts at load"
+    );
+    let acquire = KernelEvent::Acquire {
+        selector: selector("10.1.0.5", 32, "10.2.3.4", 32),
+        src: ip(A),
+        dst: ip(B),
+        reqid: 0,
+        seq: 1,
+    };
+    w.a.engine
+        .handle_pfkey(w.now, PfkeyToIkev2::Event(acquire.clone()));
+    w.settle();
+    assert_one_matching_ike(&w);
+    assert_one_matching_child(&w);
+    // A second ACQUIRE for the same flow starts nothing new.
+    w.a.engine.handle_pfkey(w.now, PfkeyToIkev2::Event(acquire));
+    w.settle();
+    assert_one_matching_child(&w);
+    // Outside every flow: nothing.
+    let stray = KernelEvent::Acquire {
+        selector: selector("10.9.0.5", 32, "10.2.3.4", 32),
+        src: ip(A),
+        dst: ip(B),
+        reqid: 0,
+        seq: 2,
+    };
+    w.a.engine.handle_pfkey(w.now, PfkeyToIkev2::Event(stray));
+    w.settle();
+    assert_eq!(w.a.engine.ike_sa_count(), 1);
+}
+
+#[test]
+fn transport_mode_is_negotiated_with_use_transport_mode() {
+    let mut w = World::new();
+    let mut pa = policy("ab", A, Some(B), vec![selector(A, 32, B, 32)], true);
+    pa.encapsulation = Encapsulation::Transport;
+    let mut pb = policy("ba", B, Some(A), vec![selector(B, 32, A, 32)], false);
+    pb.encapsulation = Encapsulation::Transport;
+    w.configure(vec![pa], vec![pb]);
+    w.settle();
+    assert_one_matching_child(&w);
+    assert!(w
+        .a
+        .sas
+        .values()
+        .all(|s| s.mode == iked_common::kernel::IpsecMode::Transport));
+    assert_eq!(w.a.policies.len(), 2, "no fwd policy in transport mode");
+}
+
+#[test]
+fn responder_narrows_to_its_policy() {
+    let mut w = World::new();
+    // A asks for 10.0.0.0/8 <-> 10.2.0.0/16; B only allows 10.1.0.0/16 on A's side.
+    let pa = policy(
+        "ab",
+        A,
+        Some(B),
+        vec![selector("10.0.0.0", 8, "10.2.0.0", 16)],
+        true,
+    );
+    w.configure(vec![pa], vec![b_policy()]);
+    w.settle();
+    assert_one_matching_child(&w);
+    let child = w.a.engine.child(w.a.engine.child_spis()[0]).unwrap();
+    assert_eq!(child.flow, selector("10.1.0.0", 16, "10.2.0.0", 16));
+}
+
+#[test]
+fn responder_picks_the_policy_by_identity() {
+    let mut w = World::new();
+    let mut pa = a_policy();
+    pa.srcid = Some(iked_common::config::IdentitySpec::Fqdn("a.example".into()));
+    let mut other = b_policy();
+    other.name = "other".into();
+    other.dstid = Some(iked_common::config::IdentitySpec::Fqdn("x.example".into()));
+    other.flows = vec![selector("10.7.0.0", 16, "10.8.0.0", 16)];
+    let mut pb = b_policy();
+    pb.dstid = Some(iked_common::config::IdentitySpec::Fqdn("a.example".into()));
+    w.configure(vec![pa], vec![other, pb]);
+    w.settle();
+    assert_one_matching_ike(&w);
+    let ib = w.b.established()[0];
+    assert_eq!(w.b.engine.ike(ib).unwrap().policy, "ba");
+    assert_one_matching_child(&w);
+}
+
+#[test]
+fn initial_contact_drops_stale_sas_of_the_same_peer() {
+    let mut w = World::new();
+    w.handshake();
+    assert_one_matching_ike(&w);
+    // A restarts (loses its state) and connects again.
+    w.a.engine = Engine::new(settings(), seeded(99), w.now);
+    w.a.sas.clear();
+    w.a.policies.clear();
+    w.a.engine
+        .set_config(w.now, vec![a_policy()], InitiationMode::Active, 0);
+    w.settle();
+    assert_one_matching_ike(&w);
+    assert_eq!(w.b.engine.ike_sa_count(), 1, "the stale IKE SA is gone");
+    assert_eq!(w.b.engine.child_sa_count(), 1);
+}
+
+#[test]
+fn reload_keeps_unchanged_policies_and_drops_removed_ones() {
+    let mut w = World::new();
+    w.handshake();
+    let ike = assert_one_matching_ike(&w);
+    // Same policies again: nothing changes.
+    w.a.engine
+        .set_config(w.now, vec![a_policy()], InitiationMode::Active, 0);
+    w.settle();
+    assert_eq!(assert_one_matching_ike(&w), ike);
+    // Policy removed: its SA is deleted with the peer.
+    w.a.engine
+        .set_config(w.now, vec![], InitiationMode::Active, 0);
+    w.settle();
+    assert_eq!(w.a.engine.ike_sa_count(), 0);
+    assert_eq!(w.b.engine.ike_sa_count(), 0);
+}
+
+#[test]
+fn garbage_flood_leaves_the_engine_serving() {
+    let mut w = World::new();
+    w.b.engine
+        .set_config(w.now, vec![b_policy()], InitiationMode::Passive, 0);
+    // Real messages to cut up: a handshake between a throwaway pair.
+    let mut donor = World::new();
+    donor.handshake();
+    let samples: Vec<Vec<u8>> = donor
+        .a
+        .sent
+        .iter()
+        .chain(donor.b.sent.iter())
+        .map(|s| s.2.clone())
+        .collect();
+    let mut rng = seeded(0xdead);
+    let from = SocketAddr::new(ip(A), 500);
+    let to = SocketAddr::new(ip(B), 500);
+    for i in 0..1000usize {
+        let mut len_bytes = [0u8; 2];
+        rng.fill(&mut len_bytes).unwrap();
+        let data = if i % 2 == 0 {
+            let len = usize::from(u16::from_be_bytes(len_bytes)) % 600;
+            let mut d = vec![0u8; len];
+            rng.fill(&mut d).unwrap();
+            if i % 4 == 0 && d.len() >= 28 {
+                // Plausible header: version 2, IKE_SA_INIT, right length.
+                d[17] = 0x20;
+                d[18] = 34;
+                let l = (d.len() as u32).to_be_bytes();
+                d[24..28].copy_from_slice(&l);
+            }
+            d
+        } else {
+            let sample = &samples[i % samples.len()];
+            let cut = usize::from(u16::from_be_bytes(len_bytes)) % sample.len().max(1);
+            let mut d = sample[..cut].to_vec();
+            if i % 3 == 0 && !d.is_empty() {
+                let at = cut / 2;
+                d[at] ^= 0x5a;
+            }
+            d
+        };
+        w.b.engine.handle_datagram(w.now, to, from, &data);
+    }
+    // Whatever the flood created is half-open at most; then a real peer.
+    w.a.engine
+        .set_config(w.now, vec![a_policy()], InitiationMode::Active, 0);
+    w.settle();
+    assert_eq!(w.a.established().len(), 1);
+    assert_one_matching_child(&w);
+    assert!(w.b.engine.half_open_count() <= 1000);
+}
