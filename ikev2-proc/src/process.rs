@@ -1,15 +1,33 @@
 //! The process shell of ikev2-proc: startup, the event loop, and dispatch of
-//! datagrams and IPC messages.
+//! datagrams and IPC messages to and from the sans-I/O engine.
+//!
+//! The loop waits on the UDP sockets, the pfkey and ca channels and the
+//! parent channel, with the engine's next deadline as the epoll timeout.
+//! The shell adds and strips the non-ESP marker on the NAT-T port
+//! (RFC 3948 §2.2) and learns the local address of each datagram with
+//! IP_PKTINFO / IPV6_RECVPKTINFO (the sockets are bound to the wildcard),
+//! so that answers leave from the address the request reached.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::io::{IoSlice, IoSliceMut};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::Instant;
+
+use nix::sys::socket::{
+    recvmsg, sendmsg, setsockopt, sockopt, ControlMessage, ControlMessageOwned, MsgFlags,
+    SockaddrStorage,
+};
 
 use iked_common::child::{self, StartedChild};
+use iked_common::crypto::OpensslRandom;
 use iked_common::event::Poller;
 use iked_common::ipc::{
     self, CaToIkev2, ChildConfig, ChildToParent, DescriptorPurpose, Ikev2ToCa, Ikev2ToPfkey,
     InitiationMode, ParentToChild, PfkeyToIkev2, Role,
 };
 use iked_common::logging;
+
+use crate::engine::{Action, Engine, Settings};
 
 const PARENT: u64 = 0;
 const PFKEY: u64 = 1;
@@ -19,14 +37,28 @@ const UDP_BASE: u64 = 16;
 
 /// Largest IKE datagram read (RFC 7296 §2 allows up to 64 KiB over UDP).
 const MAX_DATAGRAM: usize = 65_535;
+/// The non-ESP marker: four zero octets before IKE on the NAT-T port.
+const NON_ESP_MARKER: [u8; 4] = [0; 4];
+/// Datagrams drained per socket per wakeup, so one busy socket cannot
+/// starve the others.
+const DATAGRAMS_PER_WAKEUP: usize = 64;
+
+struct UdpEndpoint {
+    port: u16,
+    ipv6: bool,
+    fd: OwnedFd,
+}
 
 struct Ikev2Process {
     started: StartedChild,
     pfkey: OwnedFd,
     ca: OwnedFd,
-    udp: Vec<(u16, bool, OwnedFd)>,
+    udp: Vec<UdpEndpoint>,
     mode: Option<InitiationMode>,
     generation: u64,
+    engine: Engine,
+    natt_port: u16,
+    buffer: Vec<u8>,
 }
 
 /// Entry point after exec; returns the exit status.
@@ -51,13 +83,26 @@ fn serve(log_to_stderr: bool) -> Result<(), String> {
     let mut udp = Vec::new();
     for (purpose, fd) in std::mem::take(&mut started.descriptors) {
         match purpose {
-            DescriptorPurpose::IkeUdp { port, ipv6 } => udp.push((port, ipv6, fd)),
+            DescriptorPurpose::IkeUdp { port, ipv6 } => {
+                // Learn each datagram's destination address (wildcard bind).
+                let result = if ipv6 {
+                    setsockopt(&fd, sockopt::Ipv6RecvPacketInfo, &true)
+                } else {
+                    setsockopt(&fd, sockopt::Ipv4PacketInfo, &true)
+                };
+                result.map_err(|e| format!("port {port}: cannot enable packet info: {e}"))?;
+                udp.push(UdpEndpoint { port, ipv6, fd })
+            }
             other => return Err(format!("unexpected descriptor {other:?}")),
         }
     }
     if udp.is_empty() {
         return Err("no UDP socket was given".into());
     }
+    let settings = Settings::default();
+    let natt_port = settings.natt_port;
+    let mut engine = Engine::new(settings, Box::new(OpensslRandom), Instant::now());
+    engine.set_local_address_resolver(Box::new(route_source));
     let mut process = Ikev2Process {
         started,
         pfkey,
@@ -65,8 +110,23 @@ fn serve(log_to_stderr: bool) -> Result<(), String> {
         udp,
         mode: None,
         generation: 0,
+        engine,
+        natt_port,
+        buffer: vec![0u8; MAX_DATAGRAM + 1],
     };
     process.run()
+}
+
+/// The source address the kernel would pick towards `peer`: a connected
+/// UDP socket sends nothing but answers getsockname.
+fn route_source(peer: IpAddr) -> Option<IpAddr> {
+    let bind = match peer {
+        IpAddr::V4(_) => "0.0.0.0:0",
+        IpAddr::V6(_) => "[::]:0",
+    };
+    let socket = UdpSocket::bind(bind).ok()?;
+    socket.connect(SocketAddr::new(peer, 500)).ok()?;
+    socket.local_addr().ok().map(|a| a.ip())
 }
 
 impl Ikev2Process {
@@ -76,8 +136,8 @@ impl Ikev2Process {
         add(self.started.parent(), PARENT)?;
         add(self.pfkey.as_fd(), PFKEY)?;
         add(self.ca.as_fd(), CA)?;
-        for (index, (_, _, fd)) in self.udp.iter().enumerate() {
-            add(fd.as_fd(), UDP_BASE + index as u64)?;
+        for (index, endpoint) in self.udp.iter().enumerate() {
+            add(endpoint.fd.as_fd(), UDP_BASE + index as u64)?;
         }
         // Prove both sibling channels work before serving.
         ipc::send(self.pfkey.as_fd(), &Ikev2ToPfkey::Ping { id: 1 }, &[])
@@ -85,7 +145,12 @@ impl Ikev2Process {
         ipc::send(self.ca.as_fd(), &Ikev2ToCa::Ping { id: 1 }, &[])
             .map_err(|e| format!("ca channel: {e}"))?;
         loop {
-            for token in poller.wait(None).map_err(|e| format!("epoll: {e}"))? {
+            let timeout = self
+                .engine
+                .next_deadline()
+                .map(|d| d.saturating_duration_since(Instant::now()));
+            let tokens = poller.wait(timeout).map_err(|e| format!("epoll: {e}"))?;
+            for token in tokens {
                 match token {
                     PARENT => {
                         if !self.on_parent()? {
@@ -94,10 +159,40 @@ impl Ikev2Process {
                     }
                     PFKEY => self.on_pfkey()?,
                     CA => self.on_ca()?,
-                    t => self.on_datagram((t - UDP_BASE) as usize),
+                    t => self.on_datagrams(t.saturating_sub(UDP_BASE) as usize),
                 }
+                self.perform()?;
+            }
+            if self
+                .engine
+                .next_deadline()
+                .is_some_and(|d| d <= Instant::now())
+            {
+                self.engine.handle_timeout(Instant::now());
+            }
+            self.perform()?;
+        }
+    }
+
+    /// Carries out what the engine asked for.
+    fn perform(&mut self) -> Result<(), String> {
+        while let Some(action) = self.engine.poll_action() {
+            match action {
+                Action::Send {
+                    local,
+                    remote,
+                    datagram,
+                } => self.send_datagram(local, remote, &datagram),
+                Action::Pfkey(message) => ipc::send(self.pfkey.as_fd(), &message, &[])
+                    .map_err(|e| format!("pfkey channel: {e}"))?,
+                Action::Ca(message) => ipc::send(self.ca.as_fd(), &message, &[])
+                    .map_err(|e| format!("ca channel: {e}"))?,
+                Action::Control { id, reply } => self
+                    .started
+                    .tell_parent(&ChildToParent::ControlResult { id, reply })?,
             }
         }
+        Ok(())
     }
 
     /// Handles one parent message; false means shut down.
@@ -117,7 +212,10 @@ impl Ikev2Process {
         };
         match message {
             ParentToChild::Config(ChildConfig::Ikev2 {
-                generation, mode, ..
+                generation,
+                mode,
+                policies,
+                dpd_check_interval,
             }) => {
                 if self.mode != Some(mode) {
                     log::info!(
@@ -129,10 +227,24 @@ impl Ikev2Process {
                         }
                     );
                 }
+                log::info!(
+                    "configuration {generation}: {} policies, DPD {}",
+                    policies.len(),
+                    if dpd_check_interval == 0 {
+                        "off".to_string()
+                    } else {
+                        format!("every {dpd_check_interval} s")
+                    }
+                );
                 self.mode = Some(mode);
                 self.generation = generation;
+                self.engine
+                    .set_config(Instant::now(), policies, mode, dpd_check_interval);
                 self.started
                     .tell_parent(&ChildToParent::ConfigApplied { generation })?;
+            }
+            ParentToChild::Control { id, command } => {
+                self.engine.handle_control(Instant::now(), id, command);
             }
             ParentToChild::SetVerbosity(v) => logging::set_verbosity(v),
             ParentToChild::Shutdown => {
@@ -149,12 +261,9 @@ impl Ikev2Process {
             .and_then(|r| r.expect_descriptors(0))
             .map_err(|e| format!("pfkey: {e}"))?
             .0;
-        match message {
-            PfkeyToIkev2::Pong { id } => log::debug!("pfkey channel up (pong {id})"),
-            // Nothing else is requested until the protocol engine runs here.
-            other => log::warn!("pfkey: unsolicited {other:?}"),
-        }
-        Ok(())
+        self.engine
+            .handle_pfkey(Instant::now(), message)
+            .map_err(|e| format!("pfkey: {e}"))
     }
 
     fn on_ca(&mut self) -> Result<(), String> {
@@ -162,29 +271,161 @@ impl Ikev2Process {
             .and_then(|r| r.expect_descriptors(0))
             .map_err(|e| format!("ca: {e}"))?
             .0;
-        match message {
-            CaToIkev2::Pong { id } => log::debug!("ca channel up (pong {id})"),
-            other => log::warn!("ca: unsolicited {other:?}"),
-        }
-        Ok(())
+        self.engine
+            .handle_ca(Instant::now(), message)
+            .map_err(|e| format!("ca: {e}"))
     }
 
-    fn on_datagram(&mut self, index: usize) {
-        let Some((port, _, fd)) = self.udp.get(index) else {
-            return;
-        };
-        let mut buf = vec![0u8; MAX_DATAGRAM];
-        match nix::sys::socket::recvfrom::<nix::sys::socket::SockaddrStorage>(
-            std::os::fd::AsRawFd::as_raw_fd(fd),
-            &mut buf,
-        ) {
-            Ok((len, from)) => {
-                let from = from.map(|a| a.to_string()).unwrap_or_else(|| "?".into());
-                log::debug!(
-                    "port {port}: {len} bytes from {from} ignored: no IKE policy is configured"
-                );
-            }
-            Err(e) => log::warn!("port {port}: receive failed: {e}"),
+    /// Reads what is queued on one UDP socket (non-blocking, bounded).
+    fn on_datagrams(&mut self, index: usize) {
+        for _ in 0..DATAGRAMS_PER_WAKEUP {
+            let Some(endpoint) = self.udp.get(index) else {
+                return;
+            };
+            let port = endpoint.port;
+            let received = receive(endpoint, &mut self.buffer);
+            let (len, from, to) = match received {
+                Ok(Some(r)) => r,
+                Ok(None) => return,
+                Err(e) => {
+                    log::warn!("port {port}: receive failed: {e}");
+                    return;
+                }
+            };
+            let Some(data) = self.buffer.get(..len) else {
+                return;
+            };
+            let payload = if port == self.natt_port {
+                // RFC 3948 §2.2: IKE carries four zero octets; a single 0xff
+                // is a NAT-keepalive; anything else would be ESP.
+                match data.split_at_checked(NON_ESP_MARKER.len()) {
+                    Some((marker, rest)) if marker == NON_ESP_MARKER => rest,
+                    _ => continue,
+                }
+            } else {
+                data
+            };
+            let local = SocketAddr::new(to, port);
+            self.engine
+                .handle_datagram(Instant::now(), local, from, payload);
         }
     }
+
+    fn send_datagram(&self, local: SocketAddr, remote: SocketAddr, datagram: &[u8]) {
+        let ipv6 = remote.is_ipv6();
+        let Some(endpoint) = self
+            .udp
+            .iter()
+            .find(|e| e.port == local.port() && e.ipv6 == ipv6)
+        else {
+            log::warn!(
+                "no socket for port {} ({}) to send to {remote}",
+                local.port(),
+                if ipv6 { "IPv6" } else { "IPv4" }
+            );
+            return;
+        };
+        let marker: &[u8] = if local.port() == self.natt_port {
+            &NON_ESP_MARKER
+        } else {
+            &[]
+        };
+        let iov = [IoSlice::new(marker), IoSlice::new(datagram)];
+        let destination = SockaddrStorage::from(remote);
+        let v4_info;
+        let v6_info;
+        let mut cmsgs = Vec::new();
+        // Leave from the address the peer talks to (wildcard-bound sockets).
+        match local.ip() {
+            IpAddr::V4(addr) if !addr.is_unspecified() && !ipv6 => {
+                v4_info = nix::libc::in_pktinfo {
+                    ipi_ifindex: 0,
+                    ipi_spec_dst: nix::libc::in_addr {
+                        s_addr: u32::from(addr).to_be(),
+                    },
+                    ipi_addr: nix::libc::in_addr { s_addr: 0 },
+                };
+                cmsgs.push(ControlMessage::Ipv4PacketInfo(&v4_info));
+            }
+            IpAddr::V6(addr) if !addr.is_unspecified() && ipv6 => {
+                v6_info = nix::libc::in6_pktinfo {
+                    ipi6_addr: nix::libc::in6_addr {
+                        s6_addr: addr.octets(),
+                    },
+                    ipi6_ifindex: 0,
+                };
+                cmsgs.push(ControlMessage::Ipv6PacketInfo(&v6_info));
+            }
+            _ => {}
+        }
+        if let Err(e) = sendmsg(
+            endpoint.fd.as_raw_fd(),
+            &iov,
+            &cmsgs,
+            MsgFlags::MSG_DONTWAIT,
+            Some(&destination),
+        ) {
+            log::warn!("send to {remote} from {local} failed: {e}");
+        }
+    }
+}
+
+/// One datagram: its length in `buffer`, its source, and the local address
+/// it was sent to. None when nothing is queued.
+fn receive(
+    endpoint: &UdpEndpoint,
+    buffer: &mut [u8],
+) -> Result<Option<(usize, SocketAddr, IpAddr)>, nix::Error> {
+    let mut cmsg_space = nix::cmsg_space!(nix::libc::in6_pktinfo);
+    let mut iov = [IoSliceMut::new(buffer)];
+    let msg = match recvmsg::<SockaddrStorage>(
+        endpoint.fd.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg_space),
+        MsgFlags::MSG_DONTWAIT,
+    ) {
+        Ok(m) => m,
+        Err(nix::Error::EAGAIN) => return Ok(None),
+        Err(nix::Error::EINTR) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if msg.flags.contains(MsgFlags::MSG_TRUNC) {
+        log::debug!("oversized datagram dropped");
+        return Ok(None);
+    }
+    let len = msg.bytes;
+    let from = msg.address.and_then(|a| {
+        if let Some(v4) = a.as_sockaddr_in() {
+            Some(SocketAddr::from((v4.ip(), v4.port())))
+        } else {
+            a.as_sockaddr_in6()
+                .map(|v6| SocketAddr::from((v6.ip(), v6.port())))
+        }
+    });
+    let mut to: Option<IpAddr> = None;
+    if let Ok(cmsgs) = msg.cmsgs() {
+        for cmsg in cmsgs {
+            match cmsg {
+                ControlMessageOwned::Ipv4PacketInfo(info) => {
+                    to = Some(IpAddr::V4(std::net::Ipv4Addr::from(u32::from_be(
+                        info.ipi_addr.s_addr,
+                    ))));
+                }
+                ControlMessageOwned::Ipv6PacketInfo(info) => {
+                    to = Some(IpAddr::V6(std::net::Ipv6Addr::from(info.ipi6_addr.s6_addr)));
+                }
+                _ => {}
+            }
+        }
+    }
+    let Some(from) = from else {
+        return Ok(None);
+    };
+    // Without packet info (should not happen), fall back to the wildcard.
+    let to = to.unwrap_or(if endpoint.ipv6 {
+        IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+    });
+    Ok(Some((len, from, to)))
 }

@@ -17,7 +17,7 @@ use iked_common::wire::{
     decode_payloads, encode_payloads, encrypted_message_prefix, encrypted_span, AuthMethod,
     Authentication, Delete, DhId, EncryptedKind, ExchangeType, Flags, Header, Identity,
     KeyExchange as KePayload, Message, Nonce, Notify, NotifyType, Payload, ProtocolId,
-    SecurityAssociation, TrafficSelectors, HEADER_LEN,
+    SecurityAssociation, TrafficSelectors,
 };
 
 use super::proposals::{self, ChildSuite};
@@ -35,8 +35,6 @@ const SPI_MIN: u32 = 0x100;
 const SPI_MAX: u32 = 0xffff_ffff;
 /// Anti-replay window of the ESP SAs we install.
 const REPLAY_WINDOW: u32 = 64;
-/// Non-ESP marker length, for sizing only (the shell strips/adds it).
-pub const NON_ESP_MARKER_LEN: usize = 4;
 
 /// SHA-1(SPIi | SPIr | IP | port) of NAT_DETECTION_*_IP (RFC 7296 §2.23).
 fn nat_hash(spi_i: u64, spi_r: u64, addr: SocketAddr) -> Vec<u8> {
@@ -211,8 +209,22 @@ impl Engine {
     }
 
     /// A message from pfkey-proc.
-    pub fn handle_pfkey(&mut self, now: std::time::Instant, message: PfkeyToIkev2) {
+    /// A message from pfkey-proc. A reply to a request we never made is a
+    /// protocol error (the shell exits on it).
+    pub fn handle_pfkey(
+        &mut self,
+        now: std::time::Instant,
+        message: PfkeyToIkev2,
+    ) -> Result<(), String> {
         self.now = now;
+        if let PfkeyToIkev2::SpiAllocated { id, .. }
+        | PfkeyToIkev2::Done { id }
+        | PfkeyToIkev2::Failed { id, .. } = &message
+        {
+            if !self.waits.contains_key(id) {
+                return Err(format!("reply to request {id}, which was never made"));
+            }
+        }
         let ike = match &message {
             PfkeyToIkev2::SpiAllocated { id, .. }
             | PfkeyToIkev2::Done { id }
@@ -224,6 +236,7 @@ impl Engine {
             self.pump(ike);
             self.schedule(ike);
         }
+        Ok(())
     }
 
     fn dispatch_pfkey(&mut self, message: PfkeyToIkev2) {
@@ -255,8 +268,17 @@ impl Engine {
     }
 
     /// A message from ca-proc.
-    pub fn handle_ca(&mut self, now: std::time::Instant, message: CaToIkev2) {
+    /// A message from ca-proc; as for pfkey, unknown request ids are errors.
+    pub fn handle_ca(&mut self, now: std::time::Instant, message: CaToIkev2) -> Result<(), String> {
         self.now = now;
+        if let CaToIkev2::Auth { id, .. }
+        | CaToIkev2::Verified { id, .. }
+        | CaToIkev2::Failed { id, .. } = &message
+        {
+            if !self.waits.contains_key(id) {
+                return Err(format!("reply to request {id}, which was never made"));
+            }
+        }
         let ike = match &message {
             CaToIkev2::Auth { id, .. }
             | CaToIkev2::Verified { id, .. }
@@ -268,6 +290,7 @@ impl Engine {
             self.pump(ike);
             self.schedule(ike);
         }
+        Ok(())
     }
 
     fn dispatch_ca(&mut self, message: CaToIkev2) {
@@ -373,7 +396,6 @@ impl Engine {
             answering: None,
             auth_check: None,
             children: Vec::new(),
-            created: self.now,
             established: None,
             rekey_at: None,
             delete_at: None,
@@ -758,7 +780,6 @@ impl Engine {
             answering: None,
             auth_check: None,
             children: Vec::new(),
-            created: self.now,
             established: None,
             rekey_at: None,
             delete_at: Some(self.now + self.settings.half_open_timeout),
@@ -971,7 +992,7 @@ impl Engine {
                 id_body,
             });
             let reqid = self.new_reqid();
-            self.to_pfkey(spi, Wait::RequestSpi, |id| Ikev2ToPfkey::AllocateSpi {
+            self.ask_pfkey(spi, Wait::RequestSpi, |id| Ikev2ToPfkey::AllocateSpi {
                 id,
                 src: peer,
                 dst: local,
@@ -1318,7 +1339,7 @@ impl Engine {
             return;
         };
         let policy = sa.policy.clone();
-        self.to_ca(spi, Wait::RequestSign, |id| Ikev2ToCa::SignAuth {
+        self.ask_ca(spi, Wait::RequestSign, |id| Ikev2ToCa::SignAuth {
             id,
             policy,
             prf: suite.prf.iana_id(),
@@ -1452,7 +1473,7 @@ impl Engine {
                 child,
             });
         }
-        self.to_ca(spi, Wait::VerifyResponder, |id| Ikev2ToCa::VerifyAuth {
+        self.ask_ca(spi, Wait::VerifyResponder, |id| Ikev2ToCa::VerifyAuth {
             id,
             policy,
             prf,
@@ -1623,7 +1644,7 @@ impl Engine {
                 id_body: id_body_ours,
             })),
         });
-        self.to_ca(spi, Wait::VerifyInitiator, |id| Ikev2ToCa::VerifyAuth {
+        self.ask_ca(spi, Wait::VerifyInitiator, |id| Ikev2ToCa::VerifyAuth {
             id,
             policy: policy_name,
             prf,
@@ -1660,7 +1681,7 @@ impl Engine {
         let reqid = answer.reqid;
         let (peer, local) = (sa.peer.ip(), sa.local.ip());
         if child_ok {
-            self.to_pfkey(spi, Wait::AnswerSpi, |id| Ikev2ToPfkey::AllocateSpi {
+            self.ask_pfkey(spi, Wait::AnswerSpi, |id| Ikev2ToPfkey::AllocateSpi {
                 id,
                 src: peer,
                 dst: local,
@@ -1730,7 +1751,7 @@ impl Engine {
             return;
         };
         let policy = sa.policy.clone();
-        self.to_ca(spi, Wait::AnswerSign, |id| Ikev2ToCa::SignAuth {
+        self.ask_ca(spi, Wait::AnswerSign, |id| Ikev2ToCa::SignAuth {
             id,
             policy,
             prf: suite.prf.iana_id(),
@@ -2129,10 +2150,10 @@ impl Engine {
         if let Some(child) = self.children.get_mut(&spi_in) {
             child.pending_sa_installs = 2;
         }
-        self.to_pfkey(ike, Wait::InstallSa { child: spi_in }, |id| {
+        self.ask_pfkey(ike, Wait::InstallSa { child: spi_in }, |id| {
             Ikev2ToPfkey::AddSa { id, sa: inbound }
         });
-        self.to_pfkey(ike, Wait::InstallSa { child: spi_in }, |id| {
+        self.ask_pfkey(ike, Wait::InstallSa { child: spi_in }, |id| {
             Ikev2ToPfkey::AddSa { id, sa: outbound }
         });
     }
@@ -2180,7 +2201,7 @@ impl Engine {
             let child = &self.children[&spi_in];
             let policies = policy_entries(sa, child);
             for policy in policies {
-                self.to_pfkey(ike, Wait::Other, |id| Ikev2ToPfkey::AddPolicy {
+                self.ask_pfkey(ike, Wait::Other, |id| Ikev2ToPfkey::AddPolicy {
                     id,
                     policy,
                 });
@@ -2228,14 +2249,14 @@ impl Engine {
                 },
             ];
             for sa_id in ids {
-                self.to_pfkey(ike, Wait::Other, |id| Ikev2ToPfkey::DeleteSa {
+                self.ask_pfkey(ike, Wait::Other, |id| Ikev2ToPfkey::DeleteSa {
                     id,
                     sa: sa_id,
                 });
             }
         }
         for policy in policies {
-            self.to_pfkey(ike, Wait::Other, |id| Ikev2ToPfkey::DeletePolicy {
+            self.ask_pfkey(ike, Wait::Other, |id| Ikev2ToPfkey::DeletePolicy {
                 id,
                 selector: policy.selector,
                 direction: policy.direction,
@@ -2647,7 +2668,7 @@ impl Engine {
                 })),
             });
         }
-        self.to_pfkey(spi, Wait::AnswerSpi, |id| Ikev2ToPfkey::AllocateSpi {
+        self.ask_pfkey(spi, Wait::AnswerSpi, |id| Ikev2ToPfkey::AllocateSpi {
             id,
             src: peer,
             dst: local,
@@ -2887,7 +2908,6 @@ impl Engine {
             answering: None,
             auth_check: None,
             children: Vec::new(),
-            created: self.now,
             established: Some(self.now),
             rekey_at,
             delete_at: None,
@@ -3240,7 +3260,12 @@ impl Engine {
                 self.by_policy.remove(&sa.policy);
             }
         }
-        self.waits.retain(|_, (ike, _)| *ike != spi);
+        // Replies to its pending requests will still come: consume them quietly.
+        for (ike, wait) in self.waits.values_mut() {
+            if *ike == spi {
+                *wait = Wait::Other;
+            }
+        }
         log::info!(
             "policy {}: IKE SA {:016x}/{:016x} with {} removed: {reason}",
             sa.policy,
@@ -3437,7 +3462,7 @@ impl Engine {
                 }
                 Task::RekeyIke => self.send_rekey_ike(spi),
                 Task::CreateChild { flow_index } => {
-                    self.prepare_child(spi, task.clone(), flow_index, None);
+                    self.prepare_child(spi, flow_index, None);
                 }
                 Task::RekeyChild { spi_in } => {
                     let Some(child) = self.children.get(&spi_in) else {
@@ -3447,19 +3472,18 @@ impl Engine {
                         continue;
                     }
                     let flow_index = child.flow_index;
-                    self.prepare_child(spi, task.clone(), flow_index, Some(spi_in));
+                    self.prepare_child(spi, flow_index, Some(spi_in));
                 }
             }
             return;
         }
     }
 
-    fn prepare_child(&mut self, spi: u64, task: Task, flow_index: usize, rekey_of: Option<u32>) {
+    fn prepare_child(&mut self, spi: u64, flow_index: usize, rekey_of: Option<u32>) {
         let Some(sa) = self.ikes.get_mut(&spi) else {
             return;
         };
         sa.prep = Some(Prep::CreateChild {
-            task,
             flow_index,
             rekey_of,
         });
@@ -3467,7 +3491,7 @@ impl Engine {
         let reqid = rekey_of
             .and_then(|c| self.children.get(&c))
             .map_or(0, |c| c.reqid);
-        self.to_pfkey(spi, Wait::RequestSpi, |id| Ikev2ToPfkey::AllocateSpi {
+        self.ask_pfkey(spi, Wait::RequestSpi, |id| Ikev2ToPfkey::AllocateSpi {
             id,
             src: peer,
             dst: local,
@@ -3634,6 +3658,3 @@ fn policy_entries(sa: &IkeSa, child: &ChildSa) -> Vec<PolicyParams> {
     }
     list
 }
-
-#[allow(dead_code)]
-const _: usize = HEADER_LEN;

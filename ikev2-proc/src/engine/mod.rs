@@ -200,7 +200,6 @@ pub(crate) enum Prep {
         id_body: Vec<u8>,
     },
     CreateChild {
-        task: Task,
         flow_index: usize,
         rekey_of: Option<u32>,
     },
@@ -287,7 +286,6 @@ pub(crate) struct IkeSa {
     pub answering: Option<Answer>,
     pub auth_check: Option<AuthCheck>,
     pub children: Vec<u32>,
-    pub created: Instant,
     pub established: Option<Instant>,
     pub rekey_at: Option<Instant>,
     pub delete_at: Option<Instant>,
@@ -564,13 +562,13 @@ impl Engine {
         id
     }
 
-    fn to_pfkey(&mut self, ike: u64, wait: Wait, build: impl FnOnce(u64) -> Ikev2ToPfkey) {
+    fn ask_pfkey(&mut self, ike: u64, wait: Wait, build: impl FnOnce(u64) -> Ikev2ToPfkey) {
         let id = self.ipc_id();
         self.waits.insert(id, (ike, wait));
         self.actions.push_back(Action::Pfkey(build(id)));
     }
 
-    fn to_ca(&mut self, ike: u64, wait: Wait, build: impl FnOnce(u64) -> Ikev2ToCa) {
+    fn ask_ca(&mut self, ike: u64, wait: Wait, build: impl FnOnce(u64) -> Ikev2ToCa) {
         let id = self.ipc_id();
         self.waits.insert(id, (ike, wait));
         self.actions.push_back(Action::Ca(build(id)));

@@ -212,11 +212,11 @@ impl Node {
                 }
                 Action::Ca(request) => {
                     let reply = self.ca(request);
-                    self.engine.handle_ca(now, reply);
+                    self.engine.handle_ca(now, reply).unwrap();
                 }
                 Action::Pfkey(request) => {
                     if let Some(reply) = self.pfkey(request) {
-                        self.engine.handle_pfkey(now, reply);
+                        self.engine.handle_pfkey(now, reply).unwrap();
                     }
                 }
                 Action::Control { id, reply } => self.control_replies.push((id, reply)),
@@ -908,7 +908,9 @@ fn child_rekey_replaces_the_child_sa() {
         reqid: 0,
         hard: false,
     };
-    w.a.engine.handle_pfkey(w.now, PfkeyToIkev2::Event(expire));
+    w.a.engine
+        .handle_pfkey(w.now, PfkeyToIkev2::Event(expire))
+        .unwrap();
     w.settle();
     let (new_a, new_b) = assert_one_matching_child(&w);
     assert_ne!(new_a, old_a);
@@ -1121,7 +1123,9 @@ fn hard_expire_deletes_the_child() {
         reqid: 0,
         hard: true,
     };
-    w.a.engine.handle_pfkey(w.now, PfkeyToIkev2::Event(expire));
+    w.a.engine
+        .handle_pfkey(w.now, PfkeyToIkev2::Event(expire))
+        .unwrap();
     w.settle();
     assert_eq!(w.a.engine.child_sa_count(), 0);
     assert_eq!(w.b.engine.child_sa_count(), 0);
@@ -1167,12 +1171,15 @@ fn acquire_starts_the_covering_policy() {
         seq: 1,
     };
     w.a.engine
-        .handle_pfkey(w.now, PfkeyToIkev2::Event(acquire.clone()));
+        .handle_pfkey(w.now, PfkeyToIkev2::Event(acquire.clone()))
+        .unwrap();
     w.settle();
     assert_one_matching_ike(&w);
     assert_one_matching_child(&w);
     // A second ACQUIRE for the same flow starts nothing new.
-    w.a.engine.handle_pfkey(w.now, PfkeyToIkev2::Event(acquire));
+    w.a.engine
+        .handle_pfkey(w.now, PfkeyToIkev2::Event(acquire))
+        .unwrap();
     w.settle();
     assert_one_matching_child(&w);
     // Outside every flow: nothing.
@@ -1183,7 +1190,9 @@ fn acquire_starts_the_covering_policy() {
         reqid: 0,
         seq: 2,
     };
-    w.a.engine.handle_pfkey(w.now, PfkeyToIkev2::Event(stray));
+    w.a.engine
+        .handle_pfkey(w.now, PfkeyToIkev2::Event(stray))
+        .unwrap();
     w.settle();
     assert_eq!(w.a.engine.ike_sa_count(), 1);
 }
