@@ -139,6 +139,46 @@ fn child_keys(
     .ok()
 }
 
+/// Logs a key at trace level only (`-vv`), in the labels strongSwan uses,
+/// so interop tests can compare derived keys byte for byte.
+fn trace_key(label: &str, key: &[u8]) {
+    if log::log_enabled!(log::Level::Trace) {
+        let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        log::trace!("key {label} {hex}");
+    }
+}
+
+fn trace_ike_keys(keys: &IkeSaKeys) {
+    for (label, key) in [
+        ("Sk_d secret", &keys.sk_d),
+        ("Sk_ai secret", &keys.sk_ai),
+        ("Sk_ar secret", &keys.sk_ar),
+        ("Sk_ei secret", &keys.sk_ei),
+        ("Sk_er secret", &keys.sk_er),
+        ("Sk_pi secret", &keys.sk_pi),
+        ("Sk_pr secret", &keys.sk_pr),
+    ] {
+        trace_key(label, key.expose());
+    }
+}
+
+/// SKEYSEED and SK_* of IKE_SA_INIT (RFC 7296 §2.14).
+fn ike_sa_keys(
+    prf: iked_common::crypto::PrfAlg,
+    shared: &[u8],
+    ni: &[u8],
+    nr: &[u8],
+    spi_i: &[u8],
+    spi_r: &[u8],
+    transform: iked_common::crypto::SkTransform,
+) -> iked_common::crypto::Result<IkeSaKeys> {
+    let seed = iked_common::crypto::keys::skeyseed(prf, ni, nr, shared)?;
+    trace_key("SKEYSEED", seed.expose());
+    let keys = IkeSaKeys::derive(prf, seed.expose(), ni, nr, spi_i, spi_r, transform)?;
+    trace_ike_keys(&keys);
+    Ok(keys)
+}
+
 impl Engine {
     // ------------------------------------------------------------------
     // Entry points
@@ -671,7 +711,7 @@ impl Engine {
         };
         let spi_r = self.new_ike_spi();
         let nr = self.random_bytes(NONCE_LEN);
-        let keys = match IkeSaKeys::from_ike_sa_init(
+        let keys = match ike_sa_keys(
             suite.prf,
             shared.expose(),
             ni,
@@ -914,7 +954,7 @@ impl Engine {
         let Some(transform) = suite.sk_transform() else {
             return;
         };
-        let Ok(keys) = IkeSaKeys::from_ike_sa_init(
+        let Ok(keys) = ike_sa_keys(
             suite.prf,
             shared.expose(),
             &sa.ni,
@@ -2034,6 +2074,12 @@ impl Engine {
                 }
                 None => (true, false),
             };
+        trace_key("encryption initiator key", keys.encr_i.expose());
+        trace_key("encryption responder key", keys.encr_r.expose());
+        if !keys.integ_i.is_empty() {
+            trace_key("integrity initiator key", keys.integ_i.expose());
+            trace_key("integrity responder key", keys.integ_r.expose());
+        }
         let child = ChildSa {
             ike,
             spi_in,
@@ -2859,6 +2905,7 @@ impl Engine {
         };
         // §2.18: SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr), with the old PRF.
         let seed = rekey_skeyseed(old_suite.prf, &sk_d, &[shared], ni, nr).ok()?;
+        trace_key("SKEYSEED", seed.expose());
         let keys = IkeSaKeys::derive(
             suite.prf,
             seed.expose(),
@@ -2869,6 +2916,7 @@ impl Engine {
             transform,
         )
         .ok()?;
+        trace_ike_keys(&keys);
         let (out_cipher, in_cipher) = keys.sk_ciphers(transform, we_initiate).ok()?;
         let lifetime = self
             .policy(&old_sa.policy)
