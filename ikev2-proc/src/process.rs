@@ -248,6 +248,8 @@ impl Ikev2Process {
             }
             ParentToChild::SetVerbosity(v) => logging::set_verbosity(v),
             ParentToChild::Shutdown => {
+                self.engine.shutdown(Instant::now());
+                self.perform()?;
                 self.started.tell_parent(&ChildToParent::ShutdownComplete)?;
                 return Ok(false);
             }

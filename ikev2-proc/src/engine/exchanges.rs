@@ -296,6 +296,11 @@ impl Engine {
                 Some((ike, Wait::InstallSa { child })) => {
                     self.sa_install_done(ike, child, Some(failure))
                 }
+                Some((ike, Wait::AnswerSpi)) if self.answering_auth(ike) => {
+                    // The IKE SA can still come up, without its Child SA.
+                    log::warn!("cannot allocate an SPI: {failure}");
+                    self.auth_answer_without_child(ike);
+                }
                 Some((ike, Wait::RequestSpi)) | Some((ike, Wait::AnswerSpi)) => {
                     log::warn!("cannot allocate an SPI: {failure}");
                     self.abort_negotiation(ike, "no inbound SPI");
@@ -885,7 +890,11 @@ impl Engine {
         if let Some(group) =
             notify_in(payloads, NotifyType::InvalidKePayload).and_then(|n| n.invalid_ke_group())
         {
-            let policy = self.policy(&self.ikes[&spi].policy).cloned();
+            let policy = self
+                .ikes
+                .get(&spi)
+                .and_then(|sa| self.policy(&sa.policy))
+                .cloned();
             let Some(sa) = self.ikes.get_mut(&spi) else {
                 return;
             };
@@ -1735,6 +1744,31 @@ impl Engine {
         }
     }
 
+    fn answering_auth(&self, spi: u64) -> bool {
+        self.ikes.get(&spi).is_some_and(|sa| {
+            matches!(
+                sa.answering,
+                Some(Answer {
+                    kind: AnswerKind::Auth(_),
+                    ..
+                })
+            )
+        })
+    }
+
+    fn auth_answer_without_child(&mut self, spi: u64) {
+        if let Some(sa) = self.ikes.get_mut(&spi) {
+            if let Some(Answer {
+                kind: AnswerKind::Auth(answer),
+                ..
+            }) = sa.answering.as_mut()
+            {
+                answer.child = Err(NotifyType::NoProposalChosen);
+            }
+        }
+        self.answer_auth_signature(spi);
+    }
+
     fn answer_auth_failed(&mut self, spi: u64) {
         let Some(sa) = self.ikes.get_mut(&spi) else {
             return;
@@ -2244,7 +2278,9 @@ impl Engine {
             let Some(sa) = self.ikes.get(&ike) else {
                 return;
             };
-            let child = &self.children[&spi_in];
+            let Some(child) = self.children.get(&spi_in) else {
+                return;
+            };
             let policies = policy_entries(sa, child);
             for policy in policies {
                 self.ask_pfkey(ike, Wait::Other, |id| Ikev2ToPfkey::AddPolicy {
@@ -2896,7 +2932,7 @@ impl Engine {
     ) -> Option<u64> {
         let old_sa = self.ikes.get(&old)?;
         let old_suite = old_sa.suite?;
-        let sk_d = old_sa.keys.as_ref()?.sk_d.expose().to_vec();
+        let sk_d = old_sa.keys.as_ref()?.sk_d.clone();
         let transform = suite.sk_transform()?;
         let (spi_i, spi_r) = if we_initiate {
             (our_spi, peer_spi)
@@ -2904,7 +2940,7 @@ impl Engine {
             (peer_spi, our_spi)
         };
         // §2.18: SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr), with the old PRF.
-        let seed = rekey_skeyseed(old_suite.prf, &sk_d, &[shared], ni, nr).ok()?;
+        let seed = rekey_skeyseed(old_suite.prf, sk_d.expose(), &[shared], ni, nr).ok()?;
         trace_key("SKEYSEED", seed.expose());
         let keys = IkeSaKeys::derive(
             suite.prf,
@@ -3287,6 +3323,33 @@ impl Engine {
         self.schedule(spi);
     }
 
+    /// Daemon shutdown: one INFORMATIONAL DELETE per established IKE SA,
+    /// sent once without waiting for answers (RFC 7296 §1.4.1), so peers do
+    /// not wait for DPD. Kernel entries are flushed by pfkey-proc.
+    pub fn shutdown(&mut self, now: std::time::Instant) {
+        self.now = now;
+        let spis: Vec<u64> = self
+            .ikes
+            .iter()
+            .filter(|(_, sa)| matches!(sa.state, IkeState::Established | IkeState::Rekeyed))
+            .map(|(spi, _)| *spi)
+            .collect();
+        for spi in spis {
+            // The window may be busy: the DELETE then uses the next ID,
+            // which a peer with window 1 may ignore; it is a courtesy.
+            self.send_request(
+                spi,
+                ExchangeType::Informational,
+                vec![Payload::Delete(Delete {
+                    protocol: ProtocolId::Ike,
+                    spis: Vec::new(),
+                })],
+                RequestCtx::DeleteIke,
+            );
+        }
+        self.actions.retain(|a| matches!(a, Action::Send { .. }));
+    }
+
     /// Forgets an IKE SA and its Child SAs (kernel entries removed).
     pub(crate) fn delete_ike_local(&mut self, spi: u64, reason: &str) {
         let Some(sa) = self.ikes.get(&spi) else {
@@ -3558,15 +3621,15 @@ impl Engine {
         match event {
             KernelEvent::Acquire { selector, dst, .. } => self.on_acquire(selector, dst),
             KernelEvent::Expire { sa, hard, .. } => {
-                // Our inbound SAs are keyed by SPI; an outbound one is found
-                // through its IKE SA... the kernel reports either.
-                let child = if self.children.contains_key(&sa.spi) {
-                    Some(sa.spi)
-                } else {
-                    None
-                };
+                // Children are keyed by inbound SPI: only the inbound SA's
+                // EXPIRE (destination: our side of its IKE SA) is acted on;
+                // the outbound SA expires at the same moment.
+                let child = self.children.get(&sa.spi).and_then(|c| {
+                    let ike = self.ikes.get(&c.ike)?;
+                    (ike.local.ip() == sa.dst || ike.local.ip().is_unspecified()).then_some(sa.spi)
+                });
                 let Some(child) = child else {
-                    log::debug!("EXPIRE for an SA we do not know: {sa}");
+                    log::debug!("EXPIRE for an SA we do not track by inbound SPI: {sa}");
                     return;
                 };
                 let Some(c) = self.children.get(&child) else {

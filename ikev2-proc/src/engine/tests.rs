@@ -1340,3 +1340,69 @@ fn garbage_flood_leaves_the_engine_serving() {
     assert_one_matching_child(&w);
     assert!(w.b.engine.half_open_count() <= 1000);
 }
+
+#[test]
+fn shutdown_tells_the_peer() {
+    let mut w = World::new();
+    w.handshake();
+    assert_one_matching_ike(&w);
+    w.a.engine.shutdown(w.now);
+    let actions = w.a.engine.drain_actions();
+    assert_eq!(actions.len(), 1);
+    let Action::Send { datagram, .. } = &actions[0] else {
+        panic!("expected a datagram");
+    };
+    // B accepts the DELETE and removes the IKE SA and its Child SA.
+    w.b.engine.handle_datagram(
+        w.now,
+        SocketAddr::new(ip(B), 500),
+        SocketAddr::new(ip(A), 500),
+        datagram,
+    );
+    w.settle();
+    assert_eq!(w.b.engine.ike_sa_count(), 0);
+    assert!(w.b.sas.is_empty());
+}
+
+#[test]
+fn expire_of_an_unknown_or_outbound_spi_is_ignored() {
+    let mut w = World::new();
+    w.handshake();
+    let (_, b_in) = assert_one_matching_child(&w);
+    // A's outbound SPI is B's inbound one: not A's to rekey by that number.
+    let expire = KernelEvent::Expire {
+        sa: SaId {
+            src: ip(A),
+            dst: ip(B),
+            protocol: iked_common::kernel::IpsecProtocol::Esp,
+            spi: b_in,
+        },
+        reqid: 0,
+        hard: true,
+    };
+    w.a.engine
+        .handle_pfkey(w.now, PfkeyToIkev2::Event(expire))
+        .unwrap();
+    w.settle();
+    assert_one_matching_child(&w);
+}
+
+#[test]
+fn replies_to_requests_never_made_are_errors() {
+    let mut w = World::new();
+    assert!(w
+        .a
+        .engine
+        .handle_pfkey(w.now, PfkeyToIkev2::Done { id: 4242 })
+        .is_err());
+    assert!(w
+        .a
+        .engine
+        .handle_ca(w.now, CaToIkev2::Verified { id: 4242, ok: true })
+        .is_err());
+    assert!(w
+        .a
+        .engine
+        .handle_pfkey(w.now, PfkeyToIkev2::Pong { id: 1 })
+        .is_ok());
+}
