@@ -3,6 +3,7 @@
 //! falls inside the configured flows.
 
 pub mod backend;
+pub mod bypass;
 pub mod bytes;
 pub mod flows;
 pub mod pfkey;

@@ -99,6 +99,155 @@ fn flows_a_b() -> (iked_common::kernel::Flow, iked_common::kernel::Flow) {
     )
 }
 
+/// Transport mode between the two gateways themselves.
+fn host_flows() -> (iked_common::kernel::Flow, iked_common::kernel::Flow) {
+    let hosts = Selector::hosts(ip(A_OUTER), ip(B_OUTER));
+    (
+        flow("hosts", hosts, A_OUTER, B_OUTER, IpsecMode::Transport),
+        flow(
+            "hosts",
+            hosts.reversed(),
+            B_OUTER,
+            A_OUTER,
+            IpsecMode::Transport,
+        ),
+    )
+}
+
+/// A UDP socket on port 4500 of namespace `ns` as the parent prepares it
+/// for ikev2: exempt from IPsec policies and decapsulating ESP-in-UDP
+/// (RFC 3948), through pfkey-proc's helpers.
+fn encap_socket_in(ns: &str, kind: KernelSocketKind) -> std::net::UdpSocket {
+    let path = format!("/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let netns = File::open(&path).expect("open netns");
+        // SAFETY: setns(2) on a namespace descriptor we own; this thread only.
+        let rc = unsafe { nix::libc::setns(netns.as_raw_fd(), nix::libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+        let socket = std::net::UdpSocket::bind("0.0.0.0:4500").expect("bind 4500");
+        let fd = std::os::fd::AsFd::as_fd(&socket);
+        iked_pfkey::bypass::bypass_ipsec(fd, false, kind).unwrap();
+        iked_pfkey::bypass::enable_esp_in_udp(fd).unwrap();
+        socket
+    })
+    .join()
+    .unwrap()
+}
+
+/// Transport-mode SAs with UDP encapsulation (NAT-T) between the gateways:
+/// ping passes and tcpdump sees our SPIs inside UDP port 4500.
+fn transport_with_nat_traversal(
+    kind: KernelSocketKind,
+    a: &mut PfkeyService,
+    b: &mut PfkeyService,
+) {
+    let hosts = Selector::hosts(ip(A_OUTER), ip(B_OUTER));
+    let out_a = policy(
+        hosts,
+        PolicyDirection::Out,
+        A_OUTER,
+        B_OUTER,
+        IpsecMode::Transport,
+        2,
+    );
+    let in_a = policy(
+        hosts.reversed(),
+        PolicyDirection::In,
+        B_OUTER,
+        A_OUTER,
+        IpsecMode::Transport,
+        2,
+    );
+    let out_b = policy(
+        hosts.reversed(),
+        PolicyDirection::Out,
+        B_OUTER,
+        A_OUTER,
+        IpsecMode::Transport,
+        2,
+    );
+    let in_b = policy(
+        hosts,
+        PolicyDirection::In,
+        A_OUTER,
+        B_OUTER,
+        IpsecMode::Transport,
+        2,
+    );
+    for (service, policies) in [(&mut *a, [out_a, in_a]), (&mut *b, [out_b, in_b])] {
+        for (n, p) in policies.into_iter().enumerate() {
+            let id = 600 + n as u64;
+            assert_done(
+                request(service, Ikev2ToPfkey::AddPolicy { id, policy: p }),
+                id,
+            );
+        }
+    }
+    let _encap_a = encap_socket_in("a", kind);
+    let _encap_b = encap_socket_in("b", kind);
+    let natt = |mut sa: SaParams| {
+        sa.mode = IpsecMode::Transport;
+        sa.reqid = 2;
+        sa.encap = Some(iked_common::kernel::UdpEncap {
+            src_port: 4500,
+            dst_port: 4500,
+        });
+        sa
+    };
+    let ab = natt(lab_sa(
+        kind,
+        A_OUTER,
+        B_OUTER,
+        0x0a0b_0011,
+        hosts,
+        Lifetime::default(),
+    ));
+    let ba = natt(lab_sa(
+        kind,
+        B_OUTER,
+        A_OUTER,
+        0x0b0a_0011,
+        hosts.reversed(),
+        Lifetime::default(),
+    ));
+    for (n, sa) in [&ab, &ba].into_iter().enumerate() {
+        add_sa(a, 610 + n as u64, sa.clone());
+        add_sa(b, 620 + n as u64, sa.clone());
+    }
+    let state = sh("ip -n a xfrm state list");
+    assert!(state.contains("mode transport"), "{state}");
+    assert!(
+        state.contains("encap type espinudp sport 4500 dport 4500"),
+        "{state}"
+    );
+    let capture = ping_and_capture_with(A_OUTER, B_OUTER, "udp port 4500");
+    for spi in [0x0a0b_0011u32, 0x0b0a_0011] {
+        let seen = capture.lines().any(|line| {
+            line.contains(".4500 > ") && line.contains(&format!("ESP(spi=0x{spi:08x}"))
+        });
+        assert!(seen, "ESP-in-UDP with SPI 0x{spi:08x} not seen:\n{capture}");
+    }
+    println!(
+        "lab[{}]: transport mode with NAT-T encapsulation: ping ok, tcpdump saw ESP-in-UDP/4500 spi 0x0a0b0011 and 0x0b0a0011",
+        kind.name()
+    );
+    delete_pair(a, b, &[ab, ba]);
+    for (service, policies) in [(&mut *a, [out_a, in_a]), (&mut *b, [out_b, in_b])] {
+        for (n, p) in policies.into_iter().enumerate() {
+            let id = 630 + n as u64;
+            let reply = request(
+                service,
+                Ikev2ToPfkey::DeletePolicy {
+                    id,
+                    selector: p.selector,
+                    direction: p.direction,
+                },
+            );
+            assert_done(reply, id);
+        }
+    }
+}
+
 fn install_policies(service: &mut PfkeyService, local_view: Selector, local: &str, peer: &str) {
     let out = policy(
         local_view,
@@ -237,19 +386,24 @@ fn delete_pair(a: &mut PfkeyService, b: &mut PfkeyService, sas: &[SaParams]) {
 /// Pings b's inner address from a's while tcpdump watches the veth; returns
 /// tcpdump's decoded lines.
 fn ping_and_capture() -> String {
+    ping_and_capture_with("10.1.0.1", "10.2.0.1", "esp")
+}
+
+/// Pings `to` from `from` in namespace a, tcpdump on va with `filter`.
+fn ping_and_capture_with(from: &str, to: &str, filter: &str) -> String {
     let pcap = "/tmp/esp.pcap";
     let mut dump = Command::new("ip")
         .args([
-            "netns", "exec", "a", "tcpdump", "-n", "-i", "va", "-U", "-w", pcap, "esp",
+            "netns", "exec", "a", "tcpdump", "-n", "-i", "va", "-U", "-w", pcap,
         ])
+        .args(filter.split(' '))
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("tcpdump");
     std::thread::sleep(Duration::from_secs(2));
     let ping = Command::new("ip")
         .args([
-            "netns", "exec", "a", "ping", "-c", "3", "-i", "0.3", "-W", "3", "-I", "10.1.0.1",
-            "10.2.0.1",
+            "netns", "exec", "a", "ping", "-c", "3", "-i", "0.3", "-W", "3", "-I", from, to,
         ])
         .output()
         .expect("ping");
@@ -261,12 +415,16 @@ fn ping_and_capture() -> String {
     )
     .unwrap();
     dump.wait().unwrap();
-    assert!(
-        ping.status.success(),
-        "ping through the tunnel failed: {}{}",
-        String::from_utf8_lossy(&ping.stdout),
-        String::from_utf8_lossy(&ping.stderr)
-    );
+    if !ping.status.success() {
+        // The kernel's own counters say where packets died.
+        let diagnostics = sh("for n in a b; do echo \"== $n\"; ip -n $n -s xfrm state; ip -n $n xfrm policy; \
+             ip netns exec $n grep -v ' 0$' /proc/net/xfrm_stat; ip netns exec $n ss -uan; done; tcpdump -n -r /tmp/esp.pcap 2>&1");
+        panic!(
+            "ping {from} -> {to} failed: {}{}\n{diagnostics}",
+            String::from_utf8_lossy(&ping.stdout),
+            String::from_utf8_lossy(&ping.stderr)
+        );
+    }
     sh(&format!("tcpdump -n -r {pcap} 2>/dev/null"))
 }
 
@@ -284,8 +442,9 @@ fn lab_scenario(kind: KernelSocketKind) {
     let mut b = service_in("b", kind);
     assert_eq!(a.kind(), kind);
     let (flow_a, flow_b) = flows_a_b();
-    a.apply_config(&config(vec![flow_a.clone()]));
-    b.apply_config(&config(vec![flow_b.clone()]));
+    let (hosts_a, hosts_b) = host_flows();
+    a.apply_config(&config(vec![flow_a.clone(), hosts_a]));
+    b.apply_config(&config(vec![flow_b.clone(), hosts_b]));
     let a_view = flow_a.selector;
     install_policies(&mut a, a_view, A_OUTER, B_OUTER);
     install_policies(&mut b, a_view.reversed(), B_OUTER, A_OUTER);
@@ -439,6 +598,8 @@ fn lab_scenario(kind: KernelSocketKind) {
         kind.name()
     );
     delete_pair(&mut a, &mut b, &[inbound, back]);
+
+    transport_with_nat_traversal(kind, &mut a, &mut b);
 
     // Lifetimes: soft EXPIRE at 5 s, hard at 8 s; the kernel then deletes it.
     let short = Lifetime {

@@ -30,6 +30,11 @@ kernel_package() {
 
 cmd_setup() {
     [ "$(id -u)" = 0 ] || fail "setup needs root (it installs packages)"
+    # Tests may call setup concurrently: one at a time, the others then
+    # find the cache complete.
+    mkdir -p "$(dirname "$LAB_CACHE")"
+    exec 9> "$LAB_CACHE.lock"
+    flock 9
     local want=() p
     for p in $LAB_PACKAGES; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || want+=("$p"); done
     if [ ${#want[@]} -gt 0 ]; then
