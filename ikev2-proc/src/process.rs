@@ -297,15 +297,8 @@ impl Ikev2Process {
             let Some(data) = self.buffer.get(..len) else {
                 return;
             };
-            let payload = if port == self.natt_port {
-                // RFC 3948 §2.2: IKE carries four zero octets; a single 0xff
-                // is a NAT-keepalive; anything else would be ESP.
-                match data.split_at_checked(NON_ESP_MARKER.len()) {
-                    Some((marker, rest)) if marker == NON_ESP_MARKER => rest,
-                    _ => continue,
-                }
-            } else {
-                data
+            let Some(payload) = ike_message(data, port == self.natt_port) else {
+                continue;
             };
             let local = SocketAddr::new(to, port);
             self.engine
@@ -327,48 +320,77 @@ impl Ikev2Process {
             );
             return;
         };
-        let marker: &[u8] = if local.port() == self.natt_port {
-            &NON_ESP_MARKER
-        } else {
-            &[]
-        };
-        let iov = [IoSlice::new(marker), IoSlice::new(datagram)];
-        let destination = SockaddrStorage::from(remote);
-        let v4_info;
-        let v6_info;
-        let mut cmsgs = Vec::new();
-        // Leave from the address the peer talks to (wildcard-bound sockets).
-        match local.ip() {
-            IpAddr::V4(addr) if !addr.is_unspecified() && !ipv6 => {
-                v4_info = nix::libc::in_pktinfo {
-                    ipi_ifindex: 0,
-                    ipi_spec_dst: nix::libc::in_addr {
-                        s_addr: u32::from(addr).to_be(),
-                    },
-                    ipi_addr: nix::libc::in_addr { s_addr: 0 },
-                };
-                cmsgs.push(ControlMessage::Ipv4PacketInfo(&v4_info));
-            }
-            IpAddr::V6(addr) if !addr.is_unspecified() && ipv6 => {
-                v6_info = nix::libc::in6_pktinfo {
-                    ipi6_addr: nix::libc::in6_addr {
-                        s6_addr: addr.octets(),
-                    },
-                    ipi6_ifindex: 0,
-                };
-                cmsgs.push(ControlMessage::Ipv6PacketInfo(&v6_info));
-            }
-            _ => {}
-        }
-        if let Err(e) = sendmsg(
-            endpoint.fd.as_raw_fd(),
-            &iov,
-            &cmsgs,
-            MsgFlags::MSG_DONTWAIT,
-            Some(&destination),
+        if let Err(e) = transmit(
+            endpoint,
+            local.port() == self.natt_port,
+            local,
+            remote,
+            datagram,
         ) {
             log::warn!("send to {remote} from {local} failed: {e}");
         }
+    }
+}
+
+/// Sends one IKE message on `endpoint`, from `local`'s address when it is
+/// not the wildcard, with the non-ESP marker first when `natt`.
+fn transmit(
+    endpoint: &UdpEndpoint,
+    natt: bool,
+    local: SocketAddr,
+    remote: SocketAddr,
+    datagram: &[u8],
+) -> Result<(), nix::Error> {
+    let ipv6 = remote.is_ipv6();
+    let marker: &[u8] = if natt { &NON_ESP_MARKER } else { &[] };
+    let iov = [IoSlice::new(marker), IoSlice::new(datagram)];
+    let destination = SockaddrStorage::from(remote);
+    let v4_info;
+    let v6_info;
+    let mut cmsgs = Vec::new();
+    // Leave from the address the peer talks to (wildcard-bound sockets).
+    match local.ip() {
+        IpAddr::V4(addr) if !addr.is_unspecified() && !ipv6 => {
+            v4_info = nix::libc::in_pktinfo {
+                ipi_ifindex: 0,
+                ipi_spec_dst: nix::libc::in_addr {
+                    s_addr: u32::from(addr).to_be(),
+                },
+                ipi_addr: nix::libc::in_addr { s_addr: 0 },
+            };
+            cmsgs.push(ControlMessage::Ipv4PacketInfo(&v4_info));
+        }
+        IpAddr::V6(addr) if !addr.is_unspecified() && ipv6 => {
+            v6_info = nix::libc::in6_pktinfo {
+                ipi6_addr: nix::libc::in6_addr {
+                    s6_addr: addr.octets(),
+                },
+                ipi6_ifindex: 0,
+            };
+            cmsgs.push(ControlMessage::Ipv6PacketInfo(&v6_info));
+        }
+        _ => {}
+    }
+    sendmsg(
+        endpoint.fd.as_raw_fd(),
+        &iov,
+        &cmsgs,
+        MsgFlags::MSG_DONTWAIT,
+        Some(&destination),
+    )?;
+    Ok(())
+}
+
+/// The IKE message in a datagram received on a port: on the NAT-T port it
+/// must start with the non-ESP marker (RFC 3948 §2.2), which is removed; a
+/// NAT-keepalive (one 0xff octet) or anything else yields None.
+fn ike_message(data: &[u8], natt: bool) -> Option<&[u8]> {
+    if !natt {
+        return Some(data);
+    }
+    match data.split_at_checked(NON_ESP_MARKER.len()) {
+        Some((marker, rest)) if marker == NON_ESP_MARKER => Some(rest),
+        _ => None,
     }
 }
 
@@ -430,4 +452,60 @@ fn receive(
         IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
     });
     Ok(Some((len, from, to)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::UdpSocket;
+
+    fn endpoint(port_hint: &str) -> (UdpEndpoint, SocketAddr) {
+        let socket = UdpSocket::bind(port_hint).unwrap();
+        let addr = socket.local_addr().unwrap();
+        let fd = OwnedFd::from(socket);
+        setsockopt(&fd, sockopt::Ipv4PacketInfo, &true).unwrap();
+        (
+            UdpEndpoint {
+                port: addr.port(),
+                ipv6: false,
+                fd,
+            },
+            addr,
+        )
+    }
+
+    #[test]
+    fn datagrams_carry_the_marker_on_natt_and_report_the_local_address() {
+        // Wildcard-bound receiver, as the parent binds them.
+        let (receiver, receiver_addr) = endpoint("0.0.0.0:0");
+        let (sender, _) = endpoint("0.0.0.0:0");
+        let to = SocketAddr::from(([127, 0, 0, 1], receiver_addr.port()));
+        let from_local = SocketAddr::from(([127, 0, 0, 1], sender.port));
+        transmit(&sender, true, from_local, to, b"ike message").unwrap();
+        transmit(&sender, false, from_local, to, b"plain").unwrap();
+        let mut buffer = vec![0u8; MAX_DATAGRAM + 1];
+        let mut got = Vec::new();
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        while got.len() < 2 && Instant::now() < deadline {
+            if let Some((len, from, local)) = receive(&receiver, &mut buffer).unwrap() {
+                got.push((buffer[..len].to_vec(), from, local));
+            }
+        }
+        assert_eq!(got.len(), 2);
+        let (first, from, local) = &got[0];
+        assert_eq!(&first[..4], &NON_ESP_MARKER);
+        assert_eq!(ike_message(first, true), Some(&b"ike message"[..]));
+        assert_eq!(*from, from_local);
+        assert_eq!(*local, IpAddr::from([127, 0, 0, 1]));
+        assert_eq!(got[1].0, b"plain");
+        assert_eq!(ike_message(&got[1].0, false), Some(&b"plain"[..]));
+    }
+
+    #[test]
+    fn keepalives_and_esp_on_the_natt_port_are_not_ike() {
+        assert_eq!(ike_message(&[0xff], true), None);
+        assert_eq!(ike_message(&[0, 0, 0, 1, 9, 9], true), None);
+        assert_eq!(ike_message(&[0, 0], true), None);
+        assert_eq!(ike_message(&[0, 0, 0, 0], true), Some(&[][..]));
+    }
 }

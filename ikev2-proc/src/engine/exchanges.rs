@@ -449,6 +449,7 @@ impl Engine {
             first_flow: flow_index.min(policy.flows.len().saturating_sub(1)),
             peer_rekey: None,
             half_open_key: None,
+            child_ke_hint: None,
         };
         self.ikes.insert(spi, sa);
         self.by_policy
@@ -833,6 +834,7 @@ impl Engine {
             first_flow: 0,
             peer_rekey: None,
             half_open_key: Some((header.initiator_spi, remote)),
+            child_ke_hint: None,
         };
         self.ikes.insert(spi_r, sa);
         self.half_open.insert((header.initiator_spi, remote), spi_r);
@@ -855,7 +857,7 @@ impl Engine {
 
     fn on_sa_init_response(
         &mut self,
-        _local: SocketAddr,
+        local: SocketAddr,
         remote: SocketAddr,
         datagram: &[u8],
         message: &Message,
@@ -1023,6 +1025,11 @@ impl Engine {
             );
         }
         sa.state = IkeState::AuthPreparing;
+        // Bounded wait for pfkey and ca; cleared once IKE_AUTH is sent.
+        sa.delete_at = Some(self.now + self.settings.half_open_timeout);
+        if sa.local.ip().is_unspecified() && !local.ip().is_unspecified() {
+            sa.local.set_ip(local.ip());
+        }
         // IKE_AUTH's first Child SA needs its inbound SPI first.
         let Some(policy) = self.policies.iter().find(|p| p.name == sa.policy).cloned() else {
             return;
@@ -1445,6 +1452,7 @@ impl Engine {
             }));
         }
         sa.state = IkeState::AuthSent;
+        sa.delete_at = None;
         self.send_request(
             spi,
             ExchangeType::IkeAuth,
@@ -2372,8 +2380,11 @@ impl Engine {
                 None => return,
             },
         };
+        let hint = sa
+            .child_ke_hint
+            .filter(|m| proposals::offers_ke(&policy.child_proposals, *m));
         let reqid = if reqid == 0 { self.new_reqid() } else { reqid };
-        let pfs = proposals::preferred_ke(&policy.child_proposals);
+        let pfs = hint.or_else(|| proposals::preferred_ke(&policy.child_proposals));
         let kex = match pfs {
             Some(method) => match KeyExchange::generate(method) {
                 Ok(k) => Some(k),
@@ -2448,6 +2459,41 @@ impl Engine {
 
     fn on_create_child_response(&mut self, spi: u64, inner: Vec<Payload>, draft: ChildDraft) {
         let rekey_of = draft.rekey_of;
+        // RFC 7296 §1.3: INVALID_KE_PAYLOAD names the PFS group wanted;
+        // retry once with it if our proposals allow it.
+        let wanted = notify_in(&inner, NotifyType::InvalidKePayload)
+            .and_then(|n| n.invalid_ke_group())
+            .and_then(|g| iked_common::crypto::KeMethod::from_iana(g.value()));
+        if let Some(method) = wanted {
+            let offered = self
+                .ikes
+                .get(&spi)
+                .and_then(|sa| self.policy(&sa.policy))
+                .is_some_and(|p| proposals::offers_ke(&p.child_proposals, method));
+            let already = draft.kex.as_ref().map(|k| k.method()) == Some(method);
+            if offered && !already {
+                log::info!(
+                    "IKE SA {spi:016x}: peer wants PFS group {}, retrying",
+                    method.iana_id()
+                );
+                let task = match rekey_of {
+                    Some(old) => {
+                        if let Some(child) = self.children.get_mut(&old) {
+                            child.state = ChildState::Established;
+                        }
+                        Task::RekeyChild { spi_in: old }
+                    }
+                    None => Task::CreateChild {
+                        flow_index: draft.flow_index,
+                    },
+                };
+                if let Some(sa) = self.ikes.get_mut(&spi) {
+                    sa.child_ke_hint = Some(method);
+                    sa.queue.push_front(task);
+                }
+                return;
+            }
+        }
         if let Some(error) = error_notify(&inner) {
             let policy = self
                 .ikes
@@ -3000,6 +3046,7 @@ impl Engine {
             first_flow: old_sa.first_flow,
             peer_rekey: None,
             half_open_key: None,
+            child_ke_hint: None,
         };
         let policy = sa.policy.clone();
         self.ikes.insert(our_spi, sa);
@@ -3274,6 +3321,11 @@ impl Engine {
         }
         if delete_ike {
             self.send_response(spi, ExchangeType::Informational, message_id, Vec::new());
+            // The peer rekeyed this SA while our own rekey was pending and
+            // now deletes it: its new SA won (§2.8.1), the children go there.
+            if let Some((successor, _)) = self.ikes.get_mut(&spi).and_then(|sa| sa.peer_rekey.take()) {
+                self.move_children(spi, successor);
+            }
             if let Some(sa) = self.ikes.get(&spi) {
                 log::info!(
                     "policy {}: peer {} deleted IKE SA {spi:016x}",

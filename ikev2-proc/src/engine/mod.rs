@@ -296,8 +296,10 @@ pub(crate) struct IkeSa {
     /// Collision bookkeeping for IKE SA rekeys (RFC 7296 §2.8.1):
     /// the SA the peer created by rekeying this one while ours was pending.
     pub peer_rekey: Option<(u64, Vec<u8>)>,
-    /// Whether we were told to delete this SA's replacement as redundant.
+    /// The responder's key in the half-open index, while half-open.
     pub half_open_key: Option<(u64, SocketAddr)>,
+    /// PFS group a peer asked for with INVALID_KE_PAYLOAD (RFC 7296 §1.3).
+    pub child_ke_hint: Option<KeMethod>,
 }
 
 /// One Child SA (a pair of ESP SAs).
@@ -474,7 +476,14 @@ impl Engine {
                 .map(|p| p.name.clone())
                 .collect();
             for name in names {
-                let has_sa = self.by_policy.get(&name).is_some_and(|s| !s.is_empty());
+                // SAs being deleted (changed policy) do not count.
+                let has_sa = self.by_policy.get(&name).is_some_and(|s| {
+                    s.iter().any(|spi| {
+                        self.ikes
+                            .get(spi)
+                            .is_some_and(|sa| sa.state != IkeState::Deleting)
+                    })
+                });
                 if !has_sa {
                     if let Err(e) = self.initiate(&name, None, 0) {
                         log::warn!("policy {name}: cannot initiate: {e}");

@@ -1406,3 +1406,167 @@ fn replies_to_requests_never_made_are_errors() {
         .handle_pfkey(w.now, PfkeyToIkev2::Pong { id: 1 })
         .is_ok());
 }
+
+#[test]
+fn pfs_group_is_renegotiated_after_invalid_ke_payload() {
+    let mut w = World::new();
+    let mut pa = a_policy();
+    // A prefers ecp256 for PFS but also allows curve25519; B wants curve25519.
+    pa.child_proposals = vec![{
+        let mut p = child_proposal(Some(19));
+        p.transforms.push(t(TRANSFORM_KE, 31, None));
+        p
+    }];
+    let mut pb = b_policy();
+    pb.child_proposals = vec![child_proposal(Some(31))];
+    w.configure(vec![pa], vec![pb]);
+    w.settle();
+    let (old, _) = assert_one_matching_child(&w);
+    let ike = w.a.established()[0];
+    w.a.engine
+        .ikes
+        .get_mut(&ike)
+        .unwrap()
+        .queue
+        .push_back(super::Task::RekeyChild { spi_in: old });
+    w.a.engine.pump(ike);
+    w.settle();
+    let (new, _) = assert_one_matching_child(&w);
+    assert_ne!(new, old);
+    assert_eq!(
+        w.a.engine.child(new).unwrap().suite.ke,
+        Some(iked_common::crypto::KeMethod::Curve25519)
+    );
+    assert_eq!(exchanges_sent(&w.a, ExchangeType::CreateChildSa, false), 2);
+}
+
+#[test]
+fn reload_replaces_the_sas_of_a_changed_policy() {
+    let mut w = World::new();
+    w.handshake();
+    let old = assert_one_matching_ike(&w);
+    let mut changed = a_policy();
+    changed.child_lifetime_secs = 600;
+    w.a.engine
+        .set_config(w.now, vec![changed], InitiationMode::Active, 0);
+    w.settle();
+    let new = assert_one_matching_ike(&w);
+    assert_ne!(new, old);
+    assert_eq!(w.a.engine.ike_sa_count(), 1);
+    assert_eq!(w.b.engine.ike_sa_count(), 1);
+    assert_one_matching_child(&w);
+}
+
+type PacketFilter = Box<dyn FnMut(&Packet) -> bool>;
+type HeldPackets = std::rc::Rc<std::cell::RefCell<Vec<Packet>>>;
+
+/// Holds the first datagram matching `pick` until released.
+fn hold_first(pick: impl Fn(&Packet) -> bool + 'static) -> (PacketFilter, HeldPackets) {
+    let held = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let store = held.clone();
+    let mut done = false;
+    (
+        Box::new(move |p: &Packet| {
+            if !done && pick(p) {
+                done = true;
+                store.borrow_mut().push(Packet {
+                    from: p.from,
+                    to: p.to,
+                    data: p.data.clone(),
+                });
+                return false;
+            }
+            true
+        }),
+        held,
+    )
+}
+
+fn is_request_from(p: &Packet, from: IpAddr, exchange: ExchangeType) -> bool {
+    p.from.ip() == from
+        && Header::decode(&p.data)
+            .is_ok_and(|h| h.header.exchange == exchange && !h.header.flags.response)
+}
+
+#[test]
+fn child_rekey_collision_with_a_late_request_still_ends_with_one_child() {
+    for late_side in [B, A] {
+        let mut w = World::new();
+        w.handshake();
+        let (old_a, old_b) = assert_one_matching_child(&w);
+        // B's rekey request is held back until A's rekey has completed.
+        let (filter, held) =
+            hold_first(move |p| is_request_from(p, ip(late_side), ExchangeType::CreateChildSa));
+        w.filter = filter;
+        let ia = w.a.established()[0];
+        let ib = w.b.established()[0];
+        w.a.engine
+            .ikes
+            .get_mut(&ia)
+            .unwrap()
+            .queue
+            .push_back(super::Task::RekeyChild { spi_in: old_a });
+        w.b.engine
+            .ikes
+            .get_mut(&ib)
+            .unwrap()
+            .queue
+            .push_back(super::Task::RekeyChild { spi_in: old_b });
+        w.a.engine.pump(ia);
+        w.b.engine.pump(ib);
+        w.settle();
+        let late: Vec<Packet> = held.borrow_mut().drain(..).collect();
+        assert_eq!(late.len(), 1);
+        for p in late {
+            w.deliver(p);
+        }
+        w.settle();
+        w.advance_by(Duration::from_secs(60));
+        let (new_a, _) = assert_one_matching_child(&w);
+        assert_ne!(new_a, old_a);
+        assert_eq!(w.a.sas.len(), 2);
+        assert_eq!(w.b.sas.len(), 2);
+        assert_eq!(w.a.policies.len(), 3);
+        assert_eq!(w.b.policies.len(), 3);
+    }
+}
+
+#[test]
+fn ike_rekey_collision_with_a_late_request_still_ends_with_one_ike_sa() {
+    for late_side in [B, A] {
+        let mut w = World::new();
+        w.handshake();
+        let ia = assert_one_matching_ike(&w);
+        let ib = w.b.established()[0];
+        let (filter, held) =
+            hold_first(move |p| is_request_from(p, ip(late_side), ExchangeType::CreateChildSa));
+        w.filter = filter;
+        w.a.engine
+            .ikes
+            .get_mut(&ia)
+            .unwrap()
+            .queue
+            .push_back(super::Task::RekeyIke);
+        w.b.engine
+            .ikes
+            .get_mut(&ib)
+            .unwrap()
+            .queue
+            .push_back(super::Task::RekeyIke);
+        w.a.engine.pump(ia);
+        w.b.engine.pump(ib);
+        w.settle();
+        let late: Vec<Packet> = held.borrow_mut().drain(..).collect();
+        for p in late {
+            w.deliver(p);
+        }
+        w.settle();
+        w.advance_by(Duration::from_secs(60));
+        let new = assert_one_matching_ike(&w);
+        assert_ne!(new, ia);
+        assert_eq!(w.a.engine.ike_sa_count(), 1, "{:x?}", w.a.engine.ike_spis());
+        assert_eq!(w.b.engine.ike_sa_count(), 1, "{:x?}", w.b.engine.ike_spis());
+        let (child, _) = assert_one_matching_child(&w);
+        assert_eq!(w.a.engine.child(child).unwrap().ike, new);
+    }
+}
