@@ -49,11 +49,10 @@ impl<'a> Reader<'a> {
         self.take(n, what).map(|_| ())
     }
 
-    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], DecodeError> {
+    /// The next N octets as an array.
+    pub fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], DecodeError> {
         let slice = self.take(N, what)?;
-        let mut out = [0u8; N];
-        out.copy_from_slice(slice);
-        Ok(out)
+        <[u8; N]>::try_from(slice).map_err(|_| decode_error(format!("{what}: short read")))
     }
 
     pub fn u8(&mut self, what: &str) -> Result<u8, DecodeError> {

@@ -602,17 +602,15 @@ fn read_sockaddr(r: &mut Reader) -> Result<(IpAddr, u16), DecodeError> {
     let port = r.u16_be("port")?;
     match family {
         AF_INET => {
-            let o = r.take(4, "sin_addr")?;
+            let octets = r.array::<4>("sin_addr")?;
             r.skip(8, "sin_zero")?;
-            Ok((IpAddr::from([o[0], o[1], o[2], o[3]]), port))
+            Ok((IpAddr::from(octets), port))
         }
         AF_INET6 => {
             r.skip(4, "sin6_flowinfo")?;
-            let raw = r.take(16, "sin6_addr")?;
+            let octets = r.array::<16>("sin6_addr")?;
             r.skip(4, "sin6_scope_id")?;
-            let mut o = [0u8; 16];
-            o.copy_from_slice(raw);
-            Ok((IpAddr::from(o), port))
+            Ok((IpAddr::from(octets), port))
         }
         other => Err(decode_error(format!("sockaddr family {other}"))),
     }

@@ -208,8 +208,8 @@ fn put_selector(w: &mut Writer, s: &Selector) {
 }
 
 fn read_selector(r: &mut Reader) -> Result<Selector, DecodeError> {
-    let dst = r.take(16, "selector daddr")?;
-    let src = r.take(16, "selector saddr")?;
+    let dst = r.array::<16>("selector daddr")?;
+    let src = r.array::<16>("selector saddr")?;
     let dst_port = r.u16_be("selector dport")?;
     let _dport_mask = r.u16_be("selector dport_mask")?;
     let src_port = r.u16_be("selector sport")?;
@@ -223,9 +223,9 @@ fn read_selector(r: &mut Reader) -> Result<Selector, DecodeError> {
     // zero then and IPv4 is as good a reading as any.
     let family = if family == 0 { AF_INET } else { family };
     let selector = Selector {
-        src: crate::bytes::address_from_16(to16(src), family, "selector saddr")?,
+        src: crate::bytes::address_from_16(src, family, "selector saddr")?,
         src_prefix,
-        dst: crate::bytes::address_from_16(to16(dst), family, "selector daddr")?,
+        dst: crate::bytes::address_from_16(dst, family, "selector daddr")?,
         dst_prefix,
         protocol,
         src_port,
@@ -239,11 +239,6 @@ fn read_selector(r: &mut Reader) -> Result<Selector, DecodeError> {
     Ok(selector)
 }
 
-fn to16(slice: &[u8]) -> [u8; 16] {
-    let mut out = [0u8; 16];
-    out.copy_from_slice(&slice[..16.min(slice.len())]);
-    out
-}
 
 /// `struct xfrm_lifetime_cfg` (64 octets).
 fn put_lifetime(w: &mut Writer, l: &Lifetime) {
@@ -323,11 +318,11 @@ pub struct SaInfo {
 
 fn read_usersa_info(r: &mut Reader) -> Result<SaInfo, DecodeError> {
     let selector = read_selector(r)?;
-    let daddr = to16(r.take(16, "id daddr")?);
+    let daddr = r.array::<16>("id daddr")?;
     let spi = r.u32_be("id spi")?;
     let proto = r.u8("id proto")?;
     r.skip(3, "id pad")?;
-    let saddr = to16(r.take(16, "saddr")?);
+    let saddr = r.array::<16>("saddr")?;
     let lifetime = read_lifetime(r)?;
     r.skip(LIFETIME_CUR_LEN + 12, "curlft/stats")?;
     let _seq = r.u32_ne("seq")?;
@@ -584,13 +579,13 @@ fn put_template(w: &mut Writer, t: &SaTemplate) {
 }
 
 fn read_template(r: &mut Reader) -> Result<(SaTemplate, u16), DecodeError> {
-    let daddr = to16(r.take(16, "tmpl daddr")?);
+    let daddr = r.array::<16>("tmpl daddr")?;
     let _spi = r.u32_be("tmpl spi")?;
     let proto = r.u8("tmpl proto")?;
     r.skip(3, "tmpl pad")?;
     let family = r.u16_ne("tmpl family")?;
     r.skip(2, "tmpl pad")?;
-    let saddr = to16(r.take(16, "tmpl saddr")?);
+    let saddr = r.array::<16>("tmpl saddr")?;
     let reqid = r.u32_ne("tmpl reqid")?;
     let mode = mode_from_number(r.u8("tmpl mode")?)?;
     r.skip(3 + 12, "tmpl share/optional/algos")?;

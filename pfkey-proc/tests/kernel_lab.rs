@@ -397,10 +397,26 @@ fn ping_and_capture_with(from: &str, to: &str, filter: &str) -> String {
             "netns", "exec", "a", "tcpdump", "-n", "-i", "va", "-U", "-w", pcap,
         ])
         .args(filter.split(' '))
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("tcpdump");
-    std::thread::sleep(Duration::from_secs(2));
+    // Ping only once tcpdump says it is capturing (bounded wait).
+    let stderr = dump.stderr.take().expect("tcpdump stderr");
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("listening on") {
+                let _ = ready_tx.send(());
+            }
+        }
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("tcpdump did not start capturing within 20 s");
     let ping = Command::new("ip")
         .args([
             "netns", "exec", "a", "ping", "-c", "3", "-i", "0.3", "-W", "3", "-I", from, to,
