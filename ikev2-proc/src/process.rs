@@ -183,6 +183,17 @@ impl Ikev2Process {
                     remote,
                     datagram,
                 } => self.send_datagram(local, remote, &datagram),
+                Action::NatKeepalive { local, remote } => {
+                    if let Some(endpoint) = self
+                        .udp
+                        .iter()
+                        .find(|e| e.port == local.port() && e.ipv6 == remote.is_ipv6())
+                    {
+                        if let Err(e) = transmit(endpoint, false, local, remote, &[0xff]) {
+                            log::debug!("NAT-keepalive to {remote} failed: {e}");
+                        }
+                    }
+                }
                 Action::Pfkey(message) => ipc::send(self.pfkey.as_fd(), &message, &[])
                     .map_err(|e| format!("pfkey channel: {e}"))?,
                 Action::Ca(message) => ipc::send(self.ca.as_fd(), &message, &[])

@@ -432,6 +432,7 @@ impl Engine {
             peer_id: None,
             natt: false,
             nat_detected: false,
+            behind_nat: false,
             next_message_id: 0,
             expected_message_id: 0,
             outstanding: None,
@@ -445,6 +446,7 @@ impl Engine {
             rekey_at: None,
             delete_at: None,
             last_heard: self.now,
+            last_sent: self.now,
             scheduled: None,
             first_flow: flow_index.min(policy.flows.len().saturating_sub(1)),
             peer_rekey: None,
@@ -817,6 +819,7 @@ impl Engine {
             peer_id: None,
             natt,
             nat_detected: peer_behind_nat || we_behind_nat,
+            behind_nat: we_behind_nat,
             next_message_id: 0,
             expected_message_id: 1,
             outstanding: None,
@@ -830,6 +833,7 @@ impl Engine {
             rekey_at: None,
             delete_at: Some(self.now + self.settings.half_open_timeout),
             last_heard: self.now,
+            last_sent: self.now,
             scheduled: None,
             first_flow: 0,
             peer_rekey: None,
@@ -991,6 +995,7 @@ impl Engine {
         });
         let nat_supported = message.notify(NotifyType::NatDetectionSourceIp).is_some();
         sa.nat_detected = nat_supported && (!peer_hash_ok || !our_hash_ok);
+        sa.behind_nat = nat_supported && !our_hash_ok;
         let force = self
             .policies
             .iter()
@@ -1154,6 +1159,7 @@ impl Engine {
             return;
         };
         sa.next_message_id = sa.next_message_id.wrapping_add(1);
+        sa.last_sent = self.now;
         sa.outstanding = Some(Outstanding {
             message_id,
             datagram: datagram.clone(),
@@ -1189,6 +1195,7 @@ impl Engine {
             return;
         };
         sa.cached_response = Some((message_id, datagram.clone()));
+        sa.last_sent = self.now;
         sa.expected_message_id = message_id.wrapping_add(1);
         sa.answering = None;
         self.actions.push_back(Action::Send {
@@ -1432,6 +1439,16 @@ impl Engine {
                 Vec::new(),
             )));
         }
+        // IDr tells a responder with several identities which one we expect.
+        let wanted_idr = self
+            .policies
+            .iter()
+            .find(|p| p.name == sa.policy)
+            .and_then(|p| p.dstid.as_ref())
+            .map(super::identity_of);
+        if let Some(idr) = wanted_idr {
+            inner.push(Payload::IdResponder(idr));
+        }
         inner.push(Payload::Authentication(Authentication {
             method: AuthMethod::from_value(auth_method),
             data: auth_data,
@@ -1553,8 +1570,17 @@ impl Engine {
                 sa.policy,
                 sa.peer
             );
-            // RFC 7296 §2.21.2: tell the peer in a separate INFORMATIONAL; we
-            // simply delete the IKE SA.
+            // RFC 7296 §2.21.2: tell the peer in a separate INFORMATIONAL
+            // (sent once, unanswered), then forget the IKE SA.
+            self.send_request(
+                spi,
+                ExchangeType::Informational,
+                vec![Payload::Notify(Notify::new(
+                    NotifyType::AuthenticationFailed,
+                    Vec::new(),
+                ))],
+                RequestCtx::DeleteIke,
+            );
             self.delete_ike_local(spi, "responder AUTH wrong");
             return;
         }
@@ -3029,6 +3055,7 @@ impl Engine {
             peer_id: old_sa.peer_id.clone(),
             natt: old_sa.natt,
             nat_detected: old_sa.nat_detected,
+            behind_nat: old_sa.behind_nat,
             next_message_id: 0,
             expected_message_id: 0,
             outstanding: None,
@@ -3042,6 +3069,7 @@ impl Engine {
             rekey_at,
             delete_at: None,
             last_heard: self.now,
+            last_sent: self.now,
             scheduled: None,
             first_flow: old_sa.first_flow,
             peer_rekey: None,
@@ -3323,7 +3351,9 @@ impl Engine {
             self.send_response(spi, ExchangeType::Informational, message_id, Vec::new());
             // The peer rekeyed this SA while our own rekey was pending and
             // now deletes it: its new SA won (§2.8.1), the children go there.
-            if let Some((successor, _)) = self.ikes.get_mut(&spi).and_then(|sa| sa.peer_rekey.take()) {
+            if let Some((successor, _)) =
+                self.ikes.get_mut(&spi).and_then(|sa| sa.peer_rekey.take())
+            {
                 self.move_children(spi, successor);
             }
             if let Some(sa) = self.ikes.get(&spi) {
@@ -3468,6 +3498,7 @@ impl Engine {
         let dpd = self.dpd_interval;
         let tries = self.settings.retransmit_tries;
         let base = self.settings.retransmit_base;
+        let keepalive = self.settings.nat_keepalive;
         let Some(sa) = self.ikes.get_mut(&spi) else {
             return;
         };
@@ -3512,6 +3543,14 @@ impl Engine {
                     datagram: out.datagram.clone(),
                 });
             }
+        }
+        if sa.behind_nat && sa.natt && sa.last_sent + keepalive <= now {
+            // RFC 3948 §2.3: keep our NAT mapping alive.
+            sa.last_sent = now;
+            self.actions.push_back(Action::NatKeepalive {
+                local: sa.local,
+                remote: sa.peer,
+            });
         }
         if sa.state == IkeState::Established {
             if sa.rekey_at.is_some_and(|t| t <= now) {

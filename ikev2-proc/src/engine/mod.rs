@@ -53,6 +53,8 @@ pub struct Settings {
     pub rekeyed_grace: Duration,
     /// Retry delay after a rekey refused with TEMPORARY_FAILURE.
     pub rekey_retry: Duration,
+    /// NAT-keepalive interval behind a NAT (RFC 3948 §4: 20 s suggested).
+    pub nat_keepalive: Duration,
 }
 
 impl Default for Settings {
@@ -67,6 +69,7 @@ impl Default for Settings {
             half_open_cap: 20_000,
             rekeyed_grace: Duration::from_secs(30),
             rekey_retry: Duration::from_secs(10),
+            nat_keepalive: Duration::from_secs(20),
         }
     }
 }
@@ -81,6 +84,12 @@ pub enum Action {
         local: SocketAddr,
         remote: SocketAddr,
         datagram: Vec<u8>,
+    },
+    /// Send a NAT-keepalive (one 0xff octet, no marker, RFC 3948 §2.3)
+    /// from `local` (the NAT-T port) to `remote`.
+    NatKeepalive {
+        local: SocketAddr,
+        remote: SocketAddr,
     },
     Pfkey(Ikev2ToPfkey),
     Ca(Ikev2ToCa),
@@ -276,6 +285,8 @@ pub(crate) struct IkeSa {
     /// NAT-T in use: IKE on the NAT-T port, ESP in UDP (RFC 7296 §2.23).
     pub natt: bool,
     pub nat_detected: bool,
+    /// Our own side is behind a NAT: we send NAT-keepalives.
+    pub behind_nat: bool,
     pub next_message_id: u32,
     pub expected_message_id: u32,
     pub outstanding: Option<Outstanding>,
@@ -290,6 +301,7 @@ pub(crate) struct IkeSa {
     pub rekey_at: Option<Instant>,
     pub delete_at: Option<Instant>,
     pub last_heard: Instant,
+    pub last_sent: Instant,
     pub scheduled: Option<Instant>,
     /// Flow of the first Child SA (ACQUIRE or the policy's first flow).
     pub first_flow: usize,
@@ -636,6 +648,7 @@ impl Engine {
     /// Pushes the SA's earliest deadline to the timer heap if it changed.
     fn schedule(&mut self, spi: u64) {
         let dpd = self.dpd_interval;
+        let keepalive = self.settings.nat_keepalive;
         let Some(sa) = self.ikes.get_mut(&spi) else {
             return;
         };
@@ -647,6 +660,9 @@ impl Engine {
         };
         consider(sa.outstanding.as_ref().map(|o| o.deadline));
         consider(sa.delete_at);
+        if sa.behind_nat && sa.natt {
+            consider(Some(sa.last_sent + keepalive));
+        }
         if sa.state == IkeState::Established {
             consider(sa.rekey_at);
             // DPD only when idle; while a request is in flight its own

@@ -128,6 +128,7 @@ struct Node {
     no_esp: bool,
     control_replies: Vec<(u64, ControlReply)>,
     sent: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
+    keepalives: Vec<(SocketAddr, SocketAddr)>,
 }
 
 struct Packet {
@@ -188,6 +189,7 @@ impl Node {
             no_esp: false,
             control_replies: Vec::new(),
             sent: Vec::new(),
+            keepalives: Vec::new(),
         }
     }
 
@@ -220,6 +222,7 @@ impl Node {
                     }
                 }
                 Action::Control { id, reply } => self.control_replies.push((id, reply)),
+                Action::NatKeepalive { local, remote } => self.keepalives.push((local, remote)),
             }
         }
         (out, busy)
@@ -878,6 +881,12 @@ fn nat_is_detected_and_both_sides_float_to_4500() {
     for sa in w.a.sas.values() {
         assert!(sa.encap.is_some());
     }
+    // Only A is behind the NAT: A keeps its mapping alive, B does not.
+    assert!(sa_a.behind_nat && !sa_b.behind_nat);
+    w.advance_by(Duration::from_secs(61));
+    assert_eq!(w.a.keepalives.len(), 3, "{:?}", w.a.keepalives);
+    assert!(w.b.keepalives.is_empty());
+    assert_eq!(w.a.keepalives[0].0.port(), 4500);
 }
 
 #[test]
