@@ -390,3 +390,406 @@ pub fn remove_entries(kind: KernelSocketKind, entries: &[KernelEntry]) -> Result
         Err(failures.join("; "))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The service's bookkeeping against a recording backend: what reaches
+    //! the kernel, in which order, and what the parent and ikev2 are told.
+
+    use super::*;
+    use crate::backend::{DumpedPolicy, SupportedAlgorithms};
+    use iked_common::kernel::{
+        Encryption, Integrity, IpsecMode, IpsecProtocol, Lifetime, PolicyDirection, PolicyParams,
+        SaParams, SaTemplate, SecretBytes, Selector,
+    };
+    use std::net::IpAddr;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Debug, Clone, PartialEq)]
+    enum Call {
+        AllocateSpi(IpAddr, IpAddr),
+        AddSa(u32, bool),
+        DeleteSa(u32),
+        AddPolicy(PolicyDirection),
+        DeletePolicy(PolicyDirection),
+    }
+
+    struct Recording {
+        calls: Arc<Mutex<Vec<Call>>>,
+        events: Arc<Mutex<Vec<KernelEvent>>>,
+        fail_next: Arc<Mutex<Option<KernelFailure>>>,
+        events_fd: OwnedFd,
+    }
+
+    impl Recording {
+        fn record(&self, call: Call) -> Result<(), KernelFailure> {
+            self.calls.lock().unwrap().push(call);
+            match self.fail_next.lock().unwrap().take() {
+                Some(f) => Err(f),
+                None => Ok(()),
+            }
+        }
+    }
+
+    impl KernelBackend for Recording {
+        fn kind(&self) -> KernelSocketKind {
+            KernelSocketKind::Xfrm
+        }
+        fn register(&mut self) -> Result<SupportedAlgorithms, KernelFailure> {
+            Ok(SupportedAlgorithms {
+                encryption: vec![],
+                integrity: vec![],
+                reported_by_kernel: false,
+            })
+        }
+        fn allocate_spi(
+            &mut self,
+            src: IpAddr,
+            dst: IpAddr,
+            _: IpsecProtocol,
+            _: IpsecMode,
+            _: u32,
+            min: u32,
+            _: u32,
+        ) -> Result<u32, KernelFailure> {
+            self.record(Call::AllocateSpi(src, dst)).map(|()| min)
+        }
+        fn add_sa(&mut self, sa: &SaParams, update: bool) -> Result<(), KernelFailure> {
+            self.record(Call::AddSa(sa.id.spi, update))
+        }
+        fn delete_sa(&mut self, id: &SaId) -> Result<(), KernelFailure> {
+            self.record(Call::DeleteSa(id.spi))
+        }
+        fn add_policy(&mut self, p: &PolicyParams) -> Result<(), KernelFailure> {
+            self.record(Call::AddPolicy(p.direction))
+        }
+        fn delete_policy(&mut self, _: &Selector, d: PolicyDirection) -> Result<(), KernelFailure> {
+            self.record(Call::DeletePolicy(d))
+        }
+        fn dump_sas(&mut self) -> Result<Vec<SaId>, KernelFailure> {
+            Ok(vec![])
+        }
+        fn dump_policies(&mut self) -> Result<Vec<DumpedPolicy>, KernelFailure> {
+            Ok(vec![])
+        }
+        fn event_fd(&self) -> BorrowedFd<'_> {
+            std::os::fd::AsFd::as_fd(&self.events_fd)
+        }
+        fn read_events(&mut self) -> Result<Vec<KernelEvent>, KernelFailure> {
+            Ok(std::mem::take(&mut *self.events.lock().unwrap()))
+        }
+    }
+
+    struct Harness {
+        service: PfkeyService,
+        calls: Arc<Mutex<Vec<Call>>>,
+        events: Arc<Mutex<Vec<KernelEvent>>>,
+        fail_next: Arc<Mutex<Option<KernelFailure>>>,
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn site() -> Selector {
+        Selector {
+            src: ip("10.1.0.0"),
+            src_prefix: 16,
+            dst: ip("10.2.0.0"),
+            dst_prefix: 16,
+            protocol: 0,
+            src_port: 0,
+            dst_port: 0,
+        }
+    }
+
+    fn flow() -> Flow {
+        Flow {
+            name: "site".into(),
+            selector: site(),
+            local: ip("192.0.2.1"),
+            peer: ip("192.0.2.2"),
+            mode: IpsecMode::Tunnel,
+            encryption: vec![Encryption::AesGcm16],
+            integrity: vec![Integrity::HmacSha256_128],
+        }
+    }
+
+    fn harness() -> Harness {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let fail_next = Arc::new(Mutex::new(None));
+        let (events_fd, _) = iked_common::ipc::seqpacket_pair().unwrap();
+        let backend = Recording {
+            calls: calls.clone(),
+            events: events.clone(),
+            fail_next: fail_next.clone(),
+            events_fd,
+        };
+        let mut service = PfkeyService::with_backend(Box::new(backend)).unwrap();
+        service.apply_config(&ChildConfig::Pfkey {
+            generation: 1,
+            flows: vec![flow()],
+        });
+        Harness {
+            service,
+            calls,
+            events,
+            fail_next,
+        }
+    }
+
+    fn sa(src: &str, dst: &str, spi: u32, selector: Selector) -> SaParams {
+        SaParams {
+            id: SaId {
+                src: ip(src),
+                dst: ip(dst),
+                protocol: IpsecProtocol::Esp,
+                spi,
+            },
+            mode: IpsecMode::Tunnel,
+            reqid: 1,
+            selector,
+            encryption: Encryption::AesGcm16,
+            encryption_key: SecretBytes::new(vec![3; 20]),
+            integrity: None,
+            integrity_key: SecretBytes::new(vec![]),
+            lifetime: Lifetime::default(),
+            replay_window: 32,
+            esn: false,
+            encap: None,
+        }
+    }
+
+    fn out_policy() -> PolicyParams {
+        PolicyParams {
+            selector: site(),
+            direction: PolicyDirection::Out,
+            priority: 100,
+            template: SaTemplate {
+                src: ip("192.0.2.1"),
+                dst: ip("192.0.2.2"),
+                protocol: IpsecProtocol::Esp,
+                mode: IpsecMode::Tunnel,
+                reqid: 1,
+            },
+        }
+    }
+
+    #[test]
+    fn an_allocated_spi_is_completed_by_update_and_tracked_once() {
+        let mut h = harness();
+        let o = h.service.handle_request(Ikev2ToPfkey::AllocateSpi {
+            id: 1,
+            src: ip("192.0.2.2"),
+            dst: ip("192.0.2.1"),
+            protocol: IpsecProtocol::Esp,
+            reqid: 1,
+            min: 0x1000,
+            max: 0x1fff,
+        });
+        assert_eq!(
+            o.to_ikev2,
+            vec![PfkeyToIkev2::SpiAllocated { id: 1, spi: 0x1000 }]
+        );
+        assert_eq!(o.to_parent.len(), 1, "the larval SA is ours too");
+        let inbound = sa("192.0.2.2", "192.0.2.1", 0x1000, site().reversed());
+        let o = h
+            .service
+            .handle_request(Ikev2ToPfkey::AddSa { id: 2, sa: inbound });
+        assert_eq!(o.to_ikev2, vec![PfkeyToIkev2::Done { id: 2 }]);
+        assert!(o.to_parent.is_empty(), "already reported at allocation");
+        let outbound = sa("192.0.2.1", "192.0.2.2", 0x2000, site());
+        h.service.handle_request(Ikev2ToPfkey::AddSa {
+            id: 3,
+            sa: outbound,
+        });
+        assert_eq!(
+            *h.calls.lock().unwrap(),
+            vec![
+                Call::AllocateSpi(ip("192.0.2.2"), ip("192.0.2.1")),
+                Call::AddSa(0x1000, true),
+                Call::AddSa(0x2000, false),
+            ]
+        );
+    }
+
+    #[test]
+    fn refused_and_failed_requests_leave_nothing_tracked() {
+        let mut h = harness();
+        let stranger = sa("192.0.2.1", "198.51.100.7", 0x3000, site());
+        let o = h.service.handle_request(Ikev2ToPfkey::AddSa {
+            id: 1,
+            sa: stranger,
+        });
+        assert!(
+            matches!(&o.to_ikev2[..], [PfkeyToIkev2::Failed { id: 1, failure }] if failure.kind == FailureKind::NotPermitted)
+        );
+        *h.fail_next.lock().unwrap() = Some(crate::backend::kernel_failure("add SA", 93, None));
+        let o = h.service.handle_request(Ikev2ToPfkey::AddSa {
+            id: 2,
+            sa: sa("192.0.2.1", "192.0.2.2", 0x3001, site()),
+        });
+        assert!(
+            matches!(&o.to_ikev2[..], [PfkeyToIkev2::Failed { id: 2, failure }] if failure.kind == FailureKind::Unsupported)
+        );
+        assert!(o.to_parent.is_empty());
+        assert_eq!(h.service.installed().count(), 0);
+        assert_eq!(
+            *h.calls.lock().unwrap(),
+            vec![Call::AddSa(0x3001, false)],
+            "the refused one never reached the kernel"
+        );
+    }
+
+    #[test]
+    fn flush_removes_sas_before_policies_and_reports_each() {
+        let mut h = harness();
+        h.service.handle_request(Ikev2ToPfkey::AddPolicy {
+            id: 1,
+            policy: out_policy(),
+        });
+        h.service.handle_request(Ikev2ToPfkey::AddSa {
+            id: 2,
+            sa: sa("192.0.2.1", "192.0.2.2", 0x4000, site()),
+        });
+        h.calls.lock().unwrap().clear();
+        let o = h.service.flush_ours();
+        // SAs first: traffic is dropped, never sent in clear, while the
+        // policy still stands.
+        assert_eq!(
+            *h.calls.lock().unwrap(),
+            vec![
+                Call::DeleteSa(0x4000),
+                Call::DeletePolicy(PolicyDirection::Out)
+            ]
+        );
+        assert_eq!(o.to_parent.len(), 2);
+        assert!(o
+            .to_parent
+            .iter()
+            .all(|m| matches!(m, ChildToParent::KernelEntryRemoved(_))));
+        assert_eq!(h.service.installed().count(), 0);
+    }
+
+    #[test]
+    fn a_failed_removal_stays_tracked_for_the_parent() {
+        let mut h = harness();
+        h.service.handle_request(Ikev2ToPfkey::AddPolicy {
+            id: 1,
+            policy: out_policy(),
+        });
+        *h.fail_next.lock().unwrap() =
+            Some(crate::backend::kernel_failure("delete policy", 1, None));
+        let o = h.service.flush_ours();
+        assert!(
+            o.to_parent.is_empty(),
+            "not removed, so not reported removed"
+        );
+        assert_eq!(h.service.installed().count(), 1);
+        // Already gone in the kernel counts as removed.
+        *h.fail_next.lock().unwrap() =
+            Some(crate::backend::kernel_failure("delete policy", 2, None));
+        let o = h.service.flush_ours();
+        assert_eq!(o.to_parent.len(), 1);
+    }
+
+    #[test]
+    fn only_events_about_our_flows_and_sas_are_forwarded() {
+        let mut h = harness();
+        h.service.handle_request(Ikev2ToPfkey::AddSa {
+            id: 1,
+            sa: sa("192.0.2.1", "192.0.2.2", 0x5000, site()),
+        });
+        let ours = SaId {
+            src: ip("192.0.2.1"),
+            dst: ip("192.0.2.2"),
+            protocol: IpsecProtocol::Esp,
+            spi: 0x5000,
+        };
+        let foreign = SaId {
+            spi: 0x9999,
+            ..ours
+        };
+        let acquire_ours = KernelEvent::Acquire {
+            selector: Selector::hosts(ip("10.1.0.5"), ip("10.2.0.9")),
+            src: ip("192.0.2.1"),
+            dst: ip("192.0.2.2"),
+            reqid: 1,
+            seq: 7,
+        };
+        let acquire_foreign = KernelEvent::Acquire {
+            selector: Selector::hosts(ip("172.16.0.1"), ip("172.17.0.1")),
+            src: ip("192.0.2.1"),
+            dst: ip("198.51.100.1"),
+            reqid: 99,
+            seq: 8,
+        };
+        h.events.lock().unwrap().extend([
+            acquire_ours.clone(),
+            acquire_foreign,
+            KernelEvent::Expire {
+                sa: foreign,
+                reqid: 99,
+                hard: false,
+            },
+            KernelEvent::Expire {
+                sa: ours,
+                reqid: 1,
+                hard: false,
+            },
+            KernelEvent::Expire {
+                sa: ours,
+                reqid: 1,
+                hard: true,
+            },
+        ]);
+        let o = h.service.on_kernel_event();
+        assert_eq!(
+            o.to_ikev2,
+            vec![
+                PfkeyToIkev2::Event(acquire_ours),
+                PfkeyToIkev2::Event(KernelEvent::Expire {
+                    sa: ours,
+                    reqid: 1,
+                    hard: false
+                }),
+                PfkeyToIkev2::Event(KernelEvent::Expire {
+                    sa: ours,
+                    reqid: 1,
+                    hard: true
+                }),
+            ]
+        );
+        assert_eq!(
+            o.to_parent,
+            vec![ChildToParent::KernelEntryRemoved(KernelEntry::Sa(ours))],
+            "the kernel deleted it at the hard limit"
+        );
+        assert_eq!(h.service.installed().count(), 0);
+    }
+
+    #[test]
+    fn only_our_entries_may_be_deleted_or_updated_in_place() {
+        let mut h = harness();
+        let foreign = SaId {
+            src: ip("192.0.2.1"),
+            dst: ip("192.0.2.2"),
+            protocol: IpsecProtocol::Esp,
+            spi: 0x7777,
+        };
+        let o = h
+            .service
+            .handle_request(Ikev2ToPfkey::DeleteSa { id: 1, sa: foreign });
+        assert!(
+            matches!(&o.to_ikev2[..], [PfkeyToIkev2::Failed { failure, .. }] if failure.kind == FailureKind::NotPermitted)
+        );
+        // UpdateSa of an SA we do not own is sent as a plain add: the kernel
+        // refuses it (EEXIST) rather than letting us overwrite someone's SA.
+        h.service.handle_request(Ikev2ToPfkey::UpdateSa {
+            id: 2,
+            sa: sa("192.0.2.1", "192.0.2.2", 0x7777, site()),
+        });
+        assert_eq!(*h.calls.lock().unwrap(), vec![Call::AddSa(0x7777, false)]);
+    }
+}
