@@ -451,6 +451,7 @@ impl Engine {
             first_flow: flow_index.min(policy.flows.len().saturating_sub(1)),
             peer_rekey: None,
             half_open_key: None,
+            half_open: false,
             child_ke_hint: None,
         };
         self.ikes.insert(spi, sa);
@@ -608,7 +609,7 @@ impl Engine {
             return;
         }
         // A retransmission: answer from the cache (RFC 7296 §2.1).
-        if let Some(&spi) = self.half_open.get(&(header.initiator_spi, remote)) {
+        if let Some(&spi) = self.by_init.get(&(header.initiator_spi, remote)) {
             if let Some(sa) = self.ikes.get(&spi) {
                 if datagram == sa.init_request.as_slice() {
                     if let Some((0, response)) = &sa.cached_response {
@@ -622,10 +623,10 @@ impl Engine {
             }
             return;
         }
-        if self.half_open.len() >= self.settings.half_open_cap {
+        if self.half_open >= self.settings.half_open_cap {
             log::debug!(
                 "{remote}: IKE_SA_INIT dropped: {} half-open SAs",
-                self.half_open.len()
+                self.half_open
             );
             return;
         }
@@ -638,7 +639,7 @@ impl Engine {
             log::debug!("{remote}: IKE_SA_INIT without SA, KE or Nonce");
             return;
         };
-        if self.half_open.len() >= self.settings.cookie_threshold {
+        if self.half_open >= self.settings.cookie_threshold {
             let expected = self.cookie_for(ni, remote, header.initiator_spi);
             let cookie_ok = message.payloads.first().is_some_and(|p| {
                 matches!(p, Payload::Notify(n) if n.notify_type == NotifyType::Cookie
@@ -649,7 +650,7 @@ impl Engine {
             if !cookie_ok {
                 log::debug!(
                     "{remote}: asking for a cookie ({} half-open SAs)",
-                    self.half_open.len()
+                    self.half_open
                 );
                 self.send_clear_notify(
                     local,
@@ -838,10 +839,12 @@ impl Engine {
             first_flow: 0,
             peer_rekey: None,
             half_open_key: Some((header.initiator_spi, remote)),
+            half_open: true,
             child_ke_hint: None,
         };
         self.ikes.insert(spi_r, sa);
-        self.half_open.insert((header.initiator_spi, remote), spi_r);
+        self.by_init.insert((header.initiator_spi, remote), spi_r);
+        self.half_open += 1;
         self.by_policy
             .entry(policy_name.clone())
             .or_default()
@@ -2008,8 +2011,8 @@ impl Engine {
         sa.established = Some(self.now);
         sa.delete_at = None;
         sa.rekey_at = rekey_at;
-        if let Some(key) = sa.half_open_key.take() {
-            self.half_open.remove(&key);
+        if std::mem::take(&mut sa.half_open) {
+            self.half_open = self.half_open.saturating_sub(1);
         }
         log::info!(
             "policy {}: IKE SA {:016x}/{:016x} established with {} ({}){}",
@@ -3074,6 +3077,7 @@ impl Engine {
             first_flow: old_sa.first_flow,
             peer_rekey: None,
             half_open_key: None,
+            half_open: false,
             child_ke_hint: None,
         };
         let policy = sa.policy.clone();
@@ -3445,7 +3449,10 @@ impl Engine {
             return;
         };
         if let Some(key) = sa.half_open_key {
-            self.half_open.remove(&key);
+            self.by_init.remove(&key);
+        }
+        if sa.half_open {
+            self.half_open = self.half_open.saturating_sub(1);
         }
         if let Some(set) = self.by_policy.get_mut(&sa.policy) {
             set.remove(&spi);

@@ -308,8 +308,10 @@ pub(crate) struct IkeSa {
     /// Collision bookkeeping for IKE SA rekeys (RFC 7296 §2.8.1):
     /// the SA the peer created by rekeying this one while ours was pending.
     pub peer_rekey: Option<(u64, Vec<u8>)>,
-    /// The responder's key in the half-open index, while half-open.
+    /// The responder's key in `by_init`.
     pub half_open_key: Option<(u64, SocketAddr)>,
+    /// Counted in the half-open total (responder, not yet established).
+    pub half_open: bool,
     /// PFS group a peer asked for with INVALID_KE_PAYLOAD (RFC 7296 §1.3).
     pub child_ke_hint: Option<KeMethod>,
 }
@@ -372,7 +374,11 @@ pub struct Engine {
     mode: InitiationMode,
     dpd_interval: Option<Duration>,
     ikes: HashMap<u64, IkeSa>,
-    half_open: HashMap<(u64, SocketAddr), u64>,
+    /// Responder SAs by (initiator SPI, peer address of IKE_SA_INIT), for
+    /// the life of the SA: retransmitted IKE_SA_INIT requests find them.
+    by_init: HashMap<(u64, SocketAddr), u64>,
+    /// Responder SAs not yet authenticated (cookie threshold, cap).
+    half_open: usize,
     by_policy: HashMap<String, HashSet<u64>>,
     children: HashMap<u32, ChildSa>,
     waits: HashMap<u64, (u64, Wait)>,
@@ -398,7 +404,8 @@ impl Engine {
             mode: InitiationMode::Passive,
             dpd_interval: None,
             ikes: HashMap::new(),
-            half_open: HashMap::new(),
+            by_init: HashMap::new(),
+            half_open: 0,
             by_policy: HashMap::new(),
             children: HashMap::new(),
             waits: HashMap::new(),
@@ -630,7 +637,9 @@ impl Engine {
         if lifetime_secs == 0 {
             return None;
         }
-        let lifetime = Duration::from_secs(lifetime_secs);
+        // Longer than ten years means "never" in practice; capping keeps
+        // the time arithmetic below from overflowing.
+        let lifetime = Duration::from_secs(lifetime_secs.min(10 * 365 * 86_400));
         let base = lifetime.mul_f64(0.9);
         let span = lifetime.mul_f64(0.05).as_millis() as u64;
         let jitter = if span == 0 {
@@ -638,7 +647,8 @@ impl Engine {
         } else {
             self.random_u64() % span
         };
-        Some(self.now + base.saturating_sub(Duration::from_millis(jitter)))
+        self.now
+            .checked_add(base.saturating_sub(Duration::from_millis(jitter)))
     }
 
     fn policy(&self, name: &str) -> Option<&Policy> {
@@ -833,6 +843,6 @@ impl Engine {
     }
 
     pub(crate) fn half_open_count(&self) -> usize {
-        self.half_open.len()
+        self.half_open
     }
 }

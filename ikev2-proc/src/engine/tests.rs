@@ -1579,3 +1579,61 @@ fn ike_rekey_collision_with_a_late_request_still_ends_with_one_ike_sa() {
         assert_eq!(w.a.engine.child(child).unwrap().ike, new);
     }
 }
+
+#[test]
+fn absurd_lifetimes_do_not_overflow_the_clock() {
+    let mut w = World::new();
+    let mut pa = a_policy();
+    pa.ike_lifetime_secs = u64::MAX;
+    pa.child_lifetime_secs = u64::MAX;
+    pa.child_lifetime_bytes = u64::MAX;
+    let mut pb = b_policy();
+    pb.ike_lifetime_secs = u64::MAX;
+    pb.child_lifetime_secs = u64::MAX;
+    w.configure(vec![pa], vec![pb]);
+    w.settle();
+    assert_one_matching_ike(&w);
+    assert_one_matching_child(&w);
+}
+
+#[test]
+fn tampered_messages_on_an_established_sa_are_dropped() {
+    let mut w = World::new();
+    w.handshake();
+    let (old, _) = assert_one_matching_child(&w);
+    let ike = assert_one_matching_ike(&w);
+    let samples: Vec<(SocketAddr, SocketAddr, Vec<u8>)> = w.a.sent.clone();
+    let mut rng = seeded(0xbeef);
+    for i in 0..1000usize {
+        let (from, to, sample) = &samples[i % samples.len()];
+        let mut data = sample.clone();
+        let mut pick = [0u8; 4];
+        rng.fill(&mut pick).unwrap();
+        let at = 28
+            + usize::from(u16::from_be_bytes([pick[0], pick[1]]))
+                % data.len().saturating_sub(28).max(1);
+        if let Some(byte) = data.get_mut(at) {
+            *byte ^= pick[2] | 1;
+        }
+        w.b.engine.handle_datagram(w.now, *to, *from, &data);
+        // Replays of old requests get at most a cached answer.
+        w.b.engine.handle_datagram(w.now, *to, *from, sample);
+    }
+    w.b.engine.drain_actions();
+    w.settle();
+    assert_eq!(assert_one_matching_ike(&w), ike);
+    // The replayed IKE_SA_INIT request found the established SA: no new state.
+    assert_eq!(w.b.engine.ike_sa_count(), 1);
+    assert_eq!(w.b.engine.half_open_count(), 0);
+    // The SA still works: a rekey goes through.
+    w.a.engine
+        .ikes
+        .get_mut(&ike)
+        .unwrap()
+        .queue
+        .push_back(super::Task::RekeyChild { spi_in: old });
+    w.a.engine.pump(ike);
+    w.settle();
+    let (new, _) = assert_one_matching_child(&w);
+    assert_ne!(new, old);
+}
