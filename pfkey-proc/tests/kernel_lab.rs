@@ -73,7 +73,7 @@ fn service_in(ns: &str, kind: KernelSocketKind) -> PfkeyService {
 }
 
 fn setup_namespaces() {
-    sh("modprobe -a esp4 xfrm_user af_key veth aes gcm chacha20poly1305 sha256 2>&1 || true");
+    sh("modprobe -a esp4 esp6 xfrm_user af_key veth aes gcm chacha20poly1305 sha256 2>&1 || true");
     sh("ip netns add a && ip netns add b \
         && ip link add va netns a type veth peer name vb netns b \
         && ip -n a addr add 198.18.0.1/24 dev va && ip -n b addr add 198.18.0.2/24 dev vb \
@@ -82,6 +82,73 @@ fn setup_namespaces() {
         && ip -n a addr add 10.1.0.1/32 dev lo && ip -n b addr add 10.2.0.1/32 dev lo \
         && ip -n a route add 10.2.0.0/16 dev va src 10.1.0.1 \
         && ip -n b route add 10.1.0.0/16 dev vb src 10.2.0.1");
+    sh(
+        "ip -n a addr add fd00::1/64 dev va nodad && ip -n b addr add fd00::2/64 dev vb nodad \
+        && ip -n a addr add 2001:db8:1::1/128 dev lo && ip -n b addr add 2001:db8:2::1/128 dev lo \
+        && ip -n a -6 route add 2001:db8:2::/48 dev va src 2001:db8:1::1 \
+        && ip -n b -6 route add 2001:db8:1::/48 dev vb src 2001:db8:2::1",
+    );
+}
+
+const A_OUTER6: &str = "fd00::1";
+const B_OUTER6: &str = "fd00::2";
+
+/// An IPv6 tunnel: 2001:db8:1::/48 behind fd00::1, 2001:db8:2::/48 behind fd00::2.
+fn v6_flows() -> (iked_common::kernel::Flow, iked_common::kernel::Flow) {
+    let a_view = net("2001:db8:1::", 48, "2001:db8:2::", 48);
+    (
+        flow("v6", a_view, A_OUTER6, B_OUTER6, IpsecMode::Tunnel),
+        flow(
+            "v6",
+            a_view.reversed(),
+            B_OUTER6,
+            A_OUTER6,
+            IpsecMode::Tunnel,
+        ),
+    )
+}
+
+/// IPv6 tunnel mode: policies and SAs in both namespaces, ping6 through
+/// it, tcpdump sees our SPIs over IPv6.
+fn ipv6_tunnel(kind: KernelSocketKind, a: &mut PfkeyService, b: &mut PfkeyService) {
+    let a_view = net("2001:db8:1::", 48, "2001:db8:2::", 48);
+    install_policies(a, a_view, A_OUTER6, B_OUTER6);
+    install_policies(b, a_view.reversed(), B_OUTER6, A_OUTER6);
+    let ab = lab_sa(
+        kind,
+        A_OUTER6,
+        B_OUTER6,
+        0x0a0b_0066,
+        a_view,
+        Lifetime::default(),
+    );
+    let ba = lab_sa(
+        kind,
+        B_OUTER6,
+        A_OUTER6,
+        0x0b0a_0066,
+        a_view.reversed(),
+        Lifetime::default(),
+    );
+    for (n, sa) in [&ab, &ba].into_iter().enumerate() {
+        add_sa(a, 700 + n as u64, sa.clone());
+        add_sa(b, 710 + n as u64, sa.clone());
+    }
+    let capture = ping_and_capture_with("2001:db8:1::1", "2001:db8:2::1", "esp");
+    for spi in [0x0a0b_0066u32, 0x0b0a_0066] {
+        let seen = capture.lines().any(|line| {
+            line.contains("IP6 fd00::") && line.contains(&format!("ESP(spi=0x{spi:08x}"))
+        });
+        assert!(
+            seen,
+            "ESP over IPv6 with SPI 0x{spi:08x} not seen:\n{capture}"
+        );
+    }
+    println!(
+        "lab[{}]: IPv6 tunnel: ping ok, tcpdump saw ESP over IPv6 spi 0x0a0b0066 and 0x0b0a0066",
+        kind.name()
+    );
+    delete_pair(a, b, &[ab, ba]);
 }
 
 /// Flow of namespace a (10.1/16 behind 198.18.0.1) and its mirror in b.
@@ -459,8 +526,9 @@ fn lab_scenario(kind: KernelSocketKind) {
     assert_eq!(a.kind(), kind);
     let (flow_a, flow_b) = flows_a_b();
     let (hosts_a, hosts_b) = host_flows();
-    a.apply_config(&config(vec![flow_a.clone(), hosts_a]));
-    b.apply_config(&config(vec![flow_b.clone(), hosts_b]));
+    let (v6_a, v6_b) = v6_flows();
+    a.apply_config(&config(vec![flow_a.clone(), hosts_a, v6_a]));
+    b.apply_config(&config(vec![flow_b.clone(), hosts_b, v6_b]));
     let a_view = flow_a.selector;
     install_policies(&mut a, a_view, A_OUTER, B_OUTER);
     install_policies(&mut b, a_view.reversed(), B_OUTER, A_OUTER);
@@ -616,6 +684,7 @@ fn lab_scenario(kind: KernelSocketKind) {
     delete_pair(&mut a, &mut b, &[inbound, back]);
 
     transport_with_nat_traversal(kind, &mut a, &mut b);
+    ipv6_tunnel(kind, &mut a, &mut b);
 
     // Lifetimes: soft EXPIRE at 5 s, hard at 8 s; the kernel then deletes it.
     let short = Lifetime {
