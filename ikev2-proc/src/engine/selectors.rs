@@ -214,20 +214,23 @@ fn to_selector(local: &Side, remote: &Side) -> Option<Selector> {
     selector.is_well_formed().then_some(selector)
 }
 
-/// Responder narrowing (RFC 7296 §2.9): the first pair (peer's order) of
-/// `local_list` (TSr, our side) and `remote_list` (TSi, the peer's side)
-/// whose intersection with one of our flows is a selector the kernel can
-/// hold. Returns the narrowed flow (local → remote) and the index of the
-/// policy flow it falls in.
+/// Responder narrowing (RFC 7296 §2.9): of all pairs of `remote_list`
+/// (TSi, the peer's side) and `local_list` (TSr, our side) intersected with
+/// one of our flows, the widest one the kernel can hold. A peer that puts
+/// the packet's own addresses first (after an ACQUIRE) then still gets the
+/// whole configured flow, which contains them. Returns the narrowed flow
+/// (local → remote) and the index of the policy flow it falls in.
 pub fn narrow(
     flows: &[Selector],
     remote_list: &[TrafficSelector],
     local_list: &[TrafficSelector],
 ) -> Option<(Selector, usize)> {
+    let mut best: Option<(u128, Selector, usize)> = None;
     for (index, flow) in flows.iter().enumerate() {
         let ours_local = Side::from_prefix(flow.src, flow.src_prefix, flow.protocol, flow.src_port);
         let ours_remote =
             Side::from_prefix(flow.dst, flow.dst_prefix, flow.protocol, flow.dst_port);
+        // Bounded: at most 255 selectors each (one octet count on the wire).
         for remote in remote_list.iter().filter_map(Side::from_wire) {
             for local in local_list.iter().filter_map(Side::from_wire) {
                 let (Some(l), Some(r)) =
@@ -235,13 +238,17 @@ pub fn narrow(
                 else {
                     continue;
                 };
-                if let Some(selector) = to_selector(&l, &r) {
-                    return Some((selector, index));
+                let Some(selector) = to_selector(&l, &r) else {
+                    continue;
+                };
+                let width = (l.end - l.start).saturating_add(r.end - r.start);
+                if best.as_ref().is_none_or(|(w, _, _)| width > *w) {
+                    best = Some((width, selector, index));
                 }
             }
         }
     }
-    None
+    best.map(|(_, selector, index)| (selector, index))
 }
 
 /// Initiator's check of the responder's narrowed selectors: exactly one
@@ -321,6 +328,20 @@ mod tests {
         assert_eq!(narrowed.dst, "10.1.3.4".parse::<IpAddr>().unwrap());
         assert_eq!(narrowed.dst_prefix, 32);
         assert_eq!(narrowed.src_prefix, 16);
+    }
+
+    #[test]
+    fn a_leading_host_selector_does_not_shrink_the_child_sa() {
+        let flows = [sel("10.2.0.0", 16, "10.1.0.0", 16)];
+        let tsi = [
+            local_ts(&sel("10.1.3.4", 32, "0.0.0.0", 0)),
+            local_ts(&sel("10.1.0.0", 16, "0.0.0.0", 0)),
+        ];
+        let tsr = [
+            local_ts(&sel("10.2.9.9", 32, "0.0.0.0", 0)),
+            local_ts(&sel("10.2.0.0", 16, "0.0.0.0", 0)),
+        ];
+        assert_eq!(narrow(&flows, &tsi, &tsr).unwrap().0, flows[0]);
     }
 
     #[test]

@@ -1637,3 +1637,84 @@ fn tampered_messages_on_an_established_sa_are_dropped() {
     let (new, _) = assert_one_matching_child(&w);
     assert_ne!(new, old);
 }
+
+#[test]
+fn one_responder_serves_many_peers() {
+    const PEERS: usize = 200;
+    let now = Instant::now();
+    let mut responder = Node::new(B, 0x5151, 0x5000_0000, settings(), now);
+    let road = policy(
+        "road",
+        B,
+        None,
+        vec![selector("10.2.0.0", 16, "10.128.0.0", 9)],
+        false,
+    );
+    responder
+        .engine
+        .set_config(now, vec![road], InitiationMode::Passive, 0);
+    let mut peers: Vec<Node> = (0..PEERS)
+        .map(|i| {
+            let addr = format!("198.18.{}.{}", i / 250, i % 250 + 1);
+            let mut node = Node::new(
+                &addr,
+                0x6000 + i as u64,
+                0x6000_0000 + (i as u32) * 0x100,
+                settings(),
+                now,
+            );
+            let inner = format!("10.{}.{}.0", 128 + i / 250, i % 250);
+            let p = policy(
+                "gw",
+                &addr,
+                Some(B),
+                vec![selector(&inner, 24, "10.2.0.0", 16)],
+                true,
+            );
+            node.engine
+                .set_config(now, vec![p], InitiationMode::Active, 0);
+            node
+        })
+        .collect();
+    let index: HashMap<IpAddr, usize> =
+        peers.iter().enumerate().map(|(i, n)| (n.addr, i)).collect();
+    for _ in 0..100 {
+        let mut moved = false;
+        let mut to_responder = Vec::new();
+        for peer in peers.iter_mut() {
+            let (packets, busy) = peer.step(now);
+            moved |= busy;
+            to_responder.extend(packets);
+        }
+        for p in to_responder {
+            responder.engine.handle_datagram(now, p.to, p.from, &p.data);
+        }
+        let (back, busy) = responder.step(now);
+        moved |= busy;
+        for p in back {
+            let i = index[&p.to.ip()];
+            peers[i].engine.handle_datagram(now, p.to, p.from, &p.data);
+        }
+        if !moved {
+            break;
+        }
+    }
+    assert_eq!(responder.established().len(), PEERS);
+    assert_eq!(responder.engine.child_sa_count(), PEERS);
+    assert_eq!(responder.sas.len(), 2 * PEERS);
+    for peer in &peers {
+        assert_eq!(peer.established().len(), 1);
+        assert_eq!(peer.engine.child_sa_count(), 1);
+    }
+    // Each child is narrowed to that peer's own /24.
+    let mut remotes: Vec<Selector> = responder
+        .engine
+        .child_spis()
+        .into_iter()
+        .map(|s| responder.engine.child(s).unwrap().flow)
+        .collect();
+    remotes.sort_by_key(|f| f.dst);
+    remotes.dedup();
+    assert_eq!(remotes.len(), PEERS);
+    assert!(remotes.iter().all(|f| f.dst_prefix == 24));
+}
