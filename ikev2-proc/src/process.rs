@@ -227,6 +227,7 @@ impl Ikev2Process {
                 mode,
                 policies,
                 dpd_check_interval,
+                ..
             }) => {
                 if self.mode != Some(mode) {
                     log::info!(
