@@ -108,6 +108,59 @@ fn v6_flows() -> (iked_common::kernel::Flow, iked_common::kernel::Flow) {
     )
 }
 
+/// Byte lifetimes (and, on XFRM, extended sequence numbers): a soft limit
+/// of 150 octets is passed by three pings and the kernel reports it.
+fn byte_lifetime_and_esn(kind: KernelSocketKind, a: &mut PfkeyService, b: &mut PfkeyService) {
+    let a_view = net("10.1.0.0", 16, "10.2.0.0", 16);
+    let bytes = Lifetime {
+        soft_bytes: 150,
+        hard_bytes: 1_000_000,
+        soft_seconds: 0,
+        hard_seconds: 0,
+    };
+    let esn = kind == KernelSocketKind::Xfrm;
+    let mut ab = lab_sa(kind, A_OUTER, B_OUTER, 0x0a0b_0077, a_view, bytes);
+    let mut ba = lab_sa(
+        kind,
+        B_OUTER,
+        A_OUTER,
+        0x0b0a_0077,
+        a_view.reversed(),
+        Lifetime::default(),
+    );
+    ab.esn = esn;
+    ba.esn = esn;
+    for (n, sa) in [&ab, &ba].into_iter().enumerate() {
+        add_sa(a, 800 + n as u64, sa.clone());
+        add_sa(b, 810 + n as u64, sa.clone());
+    }
+    if esn {
+        let state = sh("ip -n a xfrm state list");
+        assert!(state.contains("flag esn"), "ESN not set:\n{state}");
+    }
+    let capture = ping_and_capture();
+    assert!(capture.contains("ESP(spi=0x0a0b0077"), "{capture}");
+    let (soft, seen) = wait_for_event(
+        a,
+        Duration::from_secs(10),
+        |e| matches!(e, KernelEvent::Expire { sa, hard: false, .. } if *sa == ab.id),
+    );
+    assert!(
+        soft.is_some(),
+        "no soft EXPIRE for the byte limit; saw {seen:?}"
+    );
+    println!(
+        "lab[{}]: byte lifetime: soft EXPIRE after 150 octets{}",
+        kind.name(),
+        if esn {
+            ", on ESN SAs that carried the ping"
+        } else {
+            ""
+        }
+    );
+    delete_pair(a, b, &[ab, ba]);
+}
+
 /// IPv6 tunnel mode: policies and SAs in both namespaces, ping6 through
 /// it, tcpdump sees our SPIs over IPv6.
 fn ipv6_tunnel(kind: KernelSocketKind, a: &mut PfkeyService, b: &mut PfkeyService) {
@@ -685,6 +738,7 @@ fn lab_scenario(kind: KernelSocketKind) {
 
     transport_with_nat_traversal(kind, &mut a, &mut b);
     ipv6_tunnel(kind, &mut a, &mut b);
+    byte_lifetime_and_esn(kind, &mut a, &mut b);
 
     // Lifetimes: soft EXPIRE at 5 s, hard at 8 s; the kernel then deletes it.
     let short = Lifetime {
