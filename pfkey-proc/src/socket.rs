@@ -54,11 +54,20 @@ pub fn open_kernel_sockets(preference: Option<KernelSocketKind>) -> Result<Kerne
     for &kind in candidates {
         match open_one(kind).and_then(|requests| Ok((requests, open_one(kind)?))) {
             Ok((requests, events)) => {
+                if failures.is_empty() {
+                    log::info!("kernel key interface: {}", kind.name());
+                } else {
+                    log::warn!(
+                        "kernel key interface: {} ({} unavailable)",
+                        kind.name(),
+                        failures.join("; ")
+                    );
+                }
                 return Ok(KernelSockets {
                     kind,
                     requests,
                     events,
-                })
+                });
             }
             Err(e) => failures.push(format!("{}: {}", kind.name(), e.desc())),
         }
