@@ -452,6 +452,7 @@ impl Engine {
             peer_rekey: None,
             half_open_key: None,
             half_open: false,
+            successor: None,
             child_ke_hint: None,
         };
         self.ikes.insert(spi, sa);
@@ -840,6 +841,7 @@ impl Engine {
             peer_rekey: None,
             half_open_key: Some((header.initiator_spi, remote)),
             half_open: true,
+            successor: None,
             child_ke_hint: None,
         };
         self.ikes.insert(spi_r, sa);
@@ -2151,6 +2153,7 @@ impl Engine {
             trace_key("integrity initiator key", keys.integ_i.expose());
             trace_key("integrity responder key", keys.integ_r.expose());
         }
+        let ike = self.current_ike(ike);
         let child = ChildSa {
             ike,
             spi_in,
@@ -3078,6 +3081,7 @@ impl Engine {
             peer_rekey: None,
             half_open_key: None,
             half_open: false,
+            successor: None,
             child_ke_hint: None,
         };
         let policy = sa.policy.clone();
@@ -3090,11 +3094,92 @@ impl Engine {
         Some(our_spi)
     }
 
+    /// An IKE SA replaced by a rekey goes away with Child SA work still
+    /// pending on it (a DELETE or rekey of children that moved on): that
+    /// work continues on the successor, where the children are now.
+    fn hand_over_child_work(&mut self, spi: u64) {
+        let successor = self.current_ike(spi);
+        let Some(sa) = self.ikes.get_mut(&spi) else {
+            return;
+        };
+        let mut tasks: Vec<Task> = sa
+            .queue
+            .drain(..)
+            .filter(|t| {
+                matches!(
+                    t,
+                    Task::DeleteChildren { .. }
+                        | Task::RekeyChild { .. }
+                        | Task::CreateChild { .. }
+                )
+            })
+            .collect();
+        let mut reset = Vec::new();
+        match sa.outstanding.take().map(|o| o.ctx) {
+            Some(RequestCtx::DeleteChildren { spis }) => {
+                tasks.insert(0, Task::DeleteChildren { spis })
+            }
+            Some(RequestCtx::CreateChild { child }) => match child.rekey_of {
+                Some(old) => {
+                    reset.push(old);
+                    tasks.push(Task::RekeyChild { spi_in: old });
+                }
+                None => tasks.push(Task::CreateChild {
+                    flow_index: child.flow_index,
+                }),
+            },
+            _ => {}
+        }
+        if successor == spi {
+            // Nowhere to go: the children it still holds are removed with it.
+            return;
+        }
+        for old in reset {
+            if let Some(child) = self.children.get_mut(&old) {
+                if child.state == ChildState::Rekeying {
+                    child.state = ChildState::Established;
+                }
+            }
+        }
+        if let Some(next) = self.ikes.get_mut(&successor) {
+            for task in tasks {
+                if !next.queue.contains(&task) {
+                    next.queue.push_back(task);
+                }
+            }
+        }
+        self.pump(successor);
+        self.schedule(successor);
+    }
+
+    /// The IKE SA and the ones that replaced it by rekeying (bounded chain).
+    fn ike_family(&self, spi: u64) -> Vec<u64> {
+        let mut family = vec![spi];
+        let mut current = spi;
+        for _ in 0..4 {
+            match self.ikes.get(&current).and_then(|sa| sa.successor) {
+                Some(next) if self.ikes.contains_key(&next) && !family.contains(&next) => {
+                    family.push(next);
+                    current = next;
+                }
+                _ => break,
+            }
+        }
+        family
+    }
+
+    /// Where a Child SA negotiated on `spi` belongs: the newest IKE SA that
+    /// replaced it, if it was rekeyed meanwhile (§2.8: children follow).
+    fn current_ike(&self, spi: u64) -> u64 {
+        self.ike_family(spi).last().copied().unwrap_or(spi)
+    }
+
     fn move_children(&mut self, from: u64, to: u64) {
         let Some(old) = self.ikes.get_mut(&from) else {
             return;
         };
         let moved = std::mem::take(&mut old.children);
+        old.successor = Some(to);
         for spi in &moved {
             if let Some(child) = self.children.get_mut(spi) {
                 child.ike = to;
@@ -3334,16 +3419,19 @@ impl Engine {
             match protocol {
                 ProtocolId::Ike => delete_ike = true,
                 ProtocolId::Esp => {
-                    let Some(sa) = self.ikes.get(&spi) else {
+                    if !self.ikes.contains_key(&spi) {
                         return;
-                    };
+                    }
                     // The peer names its inbound SPIs: our outbound ones.
+                    // Children may have moved on to a rekeyed IKE SA.
+                    let family = self.ike_family(spi);
                     for peer_spi in spis.iter().take(256) {
-                        if let Some(found) =
-                            sa.children.iter().copied().find(|c| {
-                                self.children.get(c).is_some_and(|c| c.spi_out == *peer_spi)
-                            })
-                        {
+                        let found = family
+                            .iter()
+                            .filter_map(|ike| self.ikes.get(ike))
+                            .flat_map(|ike| ike.children.iter().copied())
+                            .find(|c| self.children.get(c).is_some_and(|c| c.spi_out == *peer_spi));
+                        if let Some(found) = found {
                             ours_deleted.push(found);
                         }
                     }
@@ -3438,6 +3526,7 @@ impl Engine {
 
     /// Forgets an IKE SA and its Child SAs (kernel entries removed).
     pub(crate) fn delete_ike_local(&mut self, spi: u64, reason: &str) {
+        self.hand_over_child_work(spi);
         let Some(sa) = self.ikes.get(&spi) else {
             return;
         };

@@ -312,6 +312,8 @@ pub(crate) struct IkeSa {
     pub half_open_key: Option<(u64, SocketAddr)>,
     /// Counted in the half-open total (responder, not yet established).
     pub half_open: bool,
+    /// The IKE SA that replaced this one by rekeying.
+    pub successor: Option<u64>,
     /// PFS group a peer asked for with INVALID_KE_PAYLOAD (RFC 7296 §1.3).
     pub child_ke_hint: Option<KeMethod>,
 }

@@ -1718,3 +1718,57 @@ fn one_responder_serves_many_peers() {
     assert_eq!(remotes.len(), PEERS);
     assert!(remotes.iter().all(|f| f.dst_prefix == 24));
 }
+
+#[test]
+fn child_rekey_crossing_an_ike_rekey_ends_on_the_new_ike_sa() {
+    for (child_side_is_a, seed) in [(true, 1u64), (false, 2), (true, 3), (false, 4)] {
+        let mut w = World::new();
+        w.a.engine = Engine::new(settings(), seeded(0x7777 + seed), w.now);
+        w.b.engine = Engine::new(settings(), seeded(0x8888 + seed), w.now);
+        w.handshake();
+        let (old_a, old_b) = assert_one_matching_child(&w);
+        let ia = w.a.established()[0];
+        let ib = w.b.established()[0];
+        if child_side_is_a {
+            w.a.engine
+                .ikes
+                .get_mut(&ia)
+                .unwrap()
+                .queue
+                .push_back(super::Task::RekeyChild { spi_in: old_a });
+            w.b.engine
+                .ikes
+                .get_mut(&ib)
+                .unwrap()
+                .queue
+                .push_back(super::Task::RekeyIke);
+        } else {
+            w.a.engine
+                .ikes
+                .get_mut(&ia)
+                .unwrap()
+                .queue
+                .push_back(super::Task::RekeyIke);
+            w.b.engine
+                .ikes
+                .get_mut(&ib)
+                .unwrap()
+                .queue
+                .push_back(super::Task::RekeyChild { spi_in: old_b });
+        }
+        w.a.engine.pump(ia);
+        w.b.engine.pump(ib);
+        w.settle();
+        w.advance_by(Duration::from_secs(60));
+        let new_ike = assert_one_matching_ike(&w);
+        assert_ne!(new_ike, ia);
+        let (child, _) = assert_one_matching_child(&w);
+        assert_ne!(child, old_a);
+        assert_eq!(w.a.engine.child(child).unwrap().ike, new_ike);
+        assert_eq!(w.a.engine.ike_sa_count(), 1);
+        assert_eq!(w.b.engine.ike_sa_count(), 1);
+        assert_eq!(w.a.sas.len(), 2);
+        assert_eq!(w.b.sas.len(), 2);
+        assert_eq!(w.a.policies.len(), 3);
+    }
+}
