@@ -305,7 +305,10 @@ impl Engine {
                     log::warn!("cannot allocate an SPI: {failure}");
                     self.abort_negotiation(ike, "no inbound SPI");
                 }
-                Some(_) => log::debug!("pfkey request {id} failed: {failure}"),
+                Some(_) if failure.kind == FailureKind::NotFound => {
+                    log::debug!("pfkey request {id}: already gone: {failure}")
+                }
+                Some(_) => log::warn!("kernel request failed: {failure}"),
                 None => log::warn!("pfkey: failure for unknown request {id}: {failure}"),
             },
             PfkeyToIkev2::Event(event) => self.on_kernel_event(event),
@@ -2306,7 +2309,16 @@ impl Engine {
                     child.spi_out
                 );
             }
+            let refused = !child.install_failed && failure.kind == FailureKind::NotPermitted;
             child.install_failed = true;
+            if refused {
+                // pfkey refused it as outside every configured flow: the
+                // peer must not think it is in use (architecture step 6).
+                if let Some(sa) = self.ikes.get_mut(&ike) {
+                    sa.queue
+                        .push_back(Task::DeleteChildren { spis: vec![spi_in] });
+                }
+            }
             return;
         }
         if child.pending_sa_installs > 0 || child.install_failed {

@@ -126,6 +126,8 @@ struct Node {
     deleted_sas: Vec<SaId>,
     /// Simulate this machine's kernel: no ESP.
     no_esp: bool,
+    /// Simulate pfkey refusing every SA as outside its flows.
+    refuse: bool,
     control_replies: Vec<(u64, ControlReply)>,
     sent: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
     keepalives: Vec<(SocketAddr, SocketAddr)>,
@@ -187,6 +189,7 @@ impl Node {
             policies: Vec::new(),
             deleted_sas: Vec::new(),
             no_esp: false,
+            refuse: false,
             control_replies: Vec::new(),
             sent: Vec::new(),
             keepalives: Vec::new(),
@@ -271,7 +274,16 @@ impl Node {
                 }
             }
             Ikev2ToPfkey::AddSa { id, sa } | Ikev2ToPfkey::UpdateSa { id, sa } => {
-                if self.no_esp {
+                if self.refuse {
+                    PfkeyToIkev2::Failed {
+                        id,
+                        failure: KernelFailure {
+                            kind: FailureKind::NotPermitted,
+                            errno: 0,
+                            message: "outside every configured flow".into(),
+                        },
+                    }
+                } else if self.no_esp {
                     PfkeyToIkev2::Failed {
                         id,
                         failure: KernelFailure {
@@ -1771,4 +1783,15 @@ fn child_rekey_crossing_an_ike_rekey_ends_on_the_new_ike_sa() {
         assert_eq!(w.b.sas.len(), 2);
         assert_eq!(w.a.policies.len(), 3);
     }
+}
+
+#[test]
+fn child_sa_refused_by_pfkey_is_deleted_with_the_peer() {
+    let mut w = World::new();
+    w.a.refuse = true;
+    w.handshake();
+    assert_one_matching_ike(&w);
+    assert_eq!(w.a.engine.child_sa_count(), 0);
+    assert_eq!(w.b.engine.child_sa_count(), 0);
+    assert!(w.b.sas.is_empty(), "B removed its installed half too");
 }
