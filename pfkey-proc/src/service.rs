@@ -14,6 +14,11 @@ use iked_common::kernel::{
 use crate::backend::{local_failure, open_backend, KernelBackend};
 use crate::flows;
 
+/// Most kernel entries pfkey keeps at once for ikev2: a compromised or
+/// confused ikev2 cannot fill the kernel with SAs (each SPI allocation
+/// leaves a larval SA for the kernel's acquire timeout).
+pub const MAX_INSTALLED: usize = 65_536;
+
 /// What handling one input produced.
 #[derive(Debug, Default)]
 pub struct Outcome {
@@ -197,6 +202,21 @@ impl PfkeyService {
 
     pub fn handle_request(&mut self, request: Ikev2ToPfkey) -> Outcome {
         let mut outcome = Outcome::default();
+        let adds = match &request {
+            Ikev2ToPfkey::AllocateSpi { id, .. } | Ikev2ToPfkey::AddPolicy { id, .. } => Some(*id),
+            Ikev2ToPfkey::AddSa { id, sa } | Ikev2ToPfkey::UpdateSa { id, sa } => {
+                (!self.installed.contains(&KernelEntry::Sa(sa.id))).then_some(*id)
+            }
+            _ => None,
+        };
+        if let Some(id) = adds.filter(|_| self.installed.len() >= MAX_INSTALLED) {
+            let failure = local_failure(
+                FailureKind::NotPermitted,
+                format!("refused: already {MAX_INSTALLED} kernel entries installed"),
+            );
+            outcome.to_ikev2.push(self.reply(id, Err(failure)));
+            return outcome;
+        }
         let (id, result) = match request {
             Ikev2ToPfkey::Ping { id } => (id, Ok(PfkeyToIkev2::Pong { id })),
             Ikev2ToPfkey::AllocateSpi {
@@ -791,5 +811,32 @@ mod tests {
             sa: sa("192.0.2.1", "192.0.2.2", 0x7777, site()),
         });
         assert_eq!(*h.calls.lock().unwrap(), vec![Call::AddSa(0x7777, false)]);
+    }
+
+    #[test]
+    fn the_number_of_entries_is_capped() {
+        let mut h = harness();
+        for n in 0..MAX_INSTALLED as u32 {
+            h.service.installed.insert(KernelEntry::Sa(SaId {
+                src: ip("192.0.2.1"),
+                dst: ip("192.0.2.2"),
+                protocol: IpsecProtocol::Esp,
+                spi: 0x1_0000 + n,
+            }));
+        }
+        let o = h.service.handle_request(Ikev2ToPfkey::AddPolicy {
+            id: 9,
+            policy: out_policy(),
+        });
+        assert!(
+            matches!(&o.to_ikev2[..], [PfkeyToIkev2::Failed { id: 9, failure }] if failure.message.contains("65536"))
+        );
+        assert!(h.calls.lock().unwrap().is_empty());
+        // Replacing one of ours is still allowed.
+        let o = h.service.handle_request(Ikev2ToPfkey::UpdateSa {
+            id: 10,
+            sa: sa("192.0.2.1", "192.0.2.2", 0x1_0000, site()),
+        });
+        assert_eq!(o.to_ikev2, vec![PfkeyToIkev2::Done { id: 10 }]);
     }
 }
