@@ -854,7 +854,7 @@ impl Engine {
             .entry(policy_name.clone())
             .or_default()
             .insert(spi_r);
-        log::info!(
+        log::debug!(
             "policy {policy_name}: IKE_SA_INIT from {remote} answered, IKE SA {:016x}/{spi_r:016x}{}",
             header.initiator_spi,
             if peer_behind_nat || we_behind_nat { " (NAT detected)" } else { "" }
@@ -3723,6 +3723,19 @@ impl Engine {
                 && task != Task::DeleteIke
                 && !matches!(task, Task::DeleteChildren { .. })
             {
+                // Child work belongs to the IKE SA that replaced this one.
+                let successor = sa.successor;
+                if let (Some(next), Task::RekeyChild { .. } | Task::CreateChild { .. }) =
+                    (successor, &task)
+                {
+                    if let Some(next_sa) = self.ikes.get_mut(&next) {
+                        if !next_sa.queue.contains(&task) {
+                            next_sa.queue.push_back(task);
+                        }
+                    }
+                    self.pump(next);
+                    self.schedule(next);
+                }
                 continue;
             }
             match task {
