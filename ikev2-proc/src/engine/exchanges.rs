@@ -480,6 +480,10 @@ impl Engine {
         let policy = self.policy(&sa.policy).ok_or("policy vanished")?.clone();
         let ke = sa.ke_method.ok_or("no KE group")?;
         let kex = KeyExchange::generate(ke).map_err(|e| format!("key exchange: {e}"))?;
+        // `natt` forces UDP encapsulation: a source hash that cannot match
+        // makes the peer see a NAT too, so both sides encapsulate (the
+        // usual way to force it, e.g. strongSwan's encap=yes).
+        let fake_source = policy.force_natt.then(|| self.random_bytes(20));
         let sa = self.ikes.get_mut(&spi).ok_or("IKE SA vanished")?;
         let offered = proposals::offer(&policy.ike_proposals, ProtocolId::Ike, &[], Some(ke), true);
         let mut payloads = Vec::new();
@@ -498,7 +502,7 @@ impl Engine {
         payloads.push(Payload::Nonce(Nonce(sa.ni.clone())));
         payloads.push(Payload::Notify(Notify::new(
             NotifyType::NatDetectionSourceIp,
-            nat_hash(sa.spi_i, 0, sa.local),
+            fake_source.unwrap_or_else(|| nat_hash(sa.spi_i, 0, sa.local)),
         )));
         payloads.push(Payload::Notify(Notify::new(
             NotifyType::NatDetectionDestinationIp,
@@ -799,7 +803,11 @@ impl Engine {
             return;
         };
         let local_id = Engine::local_identity(self.policy(&policy_name), local.ip());
-        let natt = local.port() == self.settings.natt_port;
+        // ESP goes in UDP when a NAT is on the path (RFC 7296 §2.23) or
+        // the policy says `natt`.
+        let natt = peer_behind_nat
+            || we_behind_nat
+            || self.policy(&policy_name).is_some_and(|p| p.force_natt);
         let sa = IkeSa {
             spi_i: header.initiator_spi,
             spi_r,
@@ -1263,7 +1271,6 @@ impl Engine {
             log::debug!("IKE SA {spi:016x}: request failed integrity check, dropped");
             return;
         };
-        let natt_port = self.settings.natt_port;
         let Some(sa) = self.ikes.get_mut(&spi) else {
             return;
         };
@@ -1280,9 +1287,9 @@ impl Engine {
             sa.peer = remote;
             sa.local = local;
         }
-        if local.port() == natt_port {
-            sa.natt = true;
-        }
+        // IKE on port 4500 alone does not mean ESP in UDP: a MOBIKE peer
+        // floats without a NAT (RFC 4555 §3). Encapsulation follows NAT
+        // detection (RFC 7296 §2.23) or `natt`, decided at IKE_SA_INIT.
         match header.exchange {
             ExchangeType::IkeAuth => self.on_auth_request(spi, header.message_id, inner),
             ExchangeType::CreateChildSa => {

@@ -1795,3 +1795,44 @@ fn child_sa_refused_by_pfkey_is_deleted_with_the_peer() {
     assert_eq!(w.b.engine.child_sa_count(), 0);
     assert!(w.b.sas.is_empty(), "B removed its installed half too");
 }
+
+#[test]
+fn ike_on_port_4500_without_a_nat_keeps_plain_esp() {
+    // A MOBIKE-style initiator floats to 4500 with no NAT on the path:
+    // the responder answers there but must not UDP-encapsulate ESP.
+    let mut w = World::new();
+    w.configure(vec![a_policy()], vec![b_policy()]);
+    // Rewrite A's IKE_AUTH to come from and go to port 4500.
+    w.filter = Box::new(|_| true);
+    let (packets, _) = w.a.step(w.now);
+    for p in packets {
+        w.deliver(p);
+    }
+    let (packets, _) = w.b.step(w.now);
+    for p in packets {
+        w.deliver(p);
+    }
+    let (packets, _) = w.a.step(w.now);
+    for mut p in packets {
+        p.from.set_port(4500);
+        p.to.set_port(4500);
+        w.deliver(p);
+    }
+    let (packets, _) = w.b.step(w.now);
+    let mut saw_4500 = false;
+    for mut p in packets {
+        saw_4500 |= p.from.port() == 4500 && p.to.port() == 4500;
+        p.to.set_port(500);
+        w.deliver(p);
+    }
+    w.settle();
+    assert!(
+        saw_4500,
+        "the responder answers where the request came from"
+    );
+    assert_one_matching_ike(&w);
+    assert_one_matching_child(&w);
+    assert!(w.b.sas.values().all(|s| s.encap.is_none()));
+    let ib = w.b.established()[0];
+    assert!(!w.b.engine.ike(ib).unwrap().natt);
+}
