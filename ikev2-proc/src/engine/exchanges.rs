@@ -2,7 +2,7 @@
 //! (RFC 7296 §1), retransmission (§2.1), message IDs (§2.2, §2.3), NAT
 //! traversal (§2.23), cookies (§2.6), rekeying (§2.8, §2.18) and deletes.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 
 use iked_common::config::Encapsulation;
@@ -1064,11 +1064,12 @@ impl Engine {
             self.request_auth_signature(spi);
         } else {
             let (peer, local) = (sa.peer.ip(), sa.local.ip());
+            let first_flow = sa.first_flow;
             sa.prep = Some(Prep::Auth {
                 child: None,
                 id_body,
             });
-            let reqid = self.new_reqid();
+            let reqid = self.reqid_for(&policy.name, first_flow);
             self.ask_pfkey(spi, Wait::RequestSpi, |id| Ikev2ToPfkey::AllocateSpi {
                 id,
                 src: peer,
@@ -1713,7 +1714,10 @@ impl Engine {
         let initial_contact = notify_in(&inner, NotifyType::InitialContact).is_some();
         let peer_id = idi.clone();
         let old_policy = sa.policy.clone();
-        let reqid = self.new_reqid();
+        let reqid = match &child {
+            Ok((_, _, _, index)) => self.reqid_for(&policy_name, *index),
+            Err(_) => 0,
+        };
         if old_policy != policy_name {
             if let Some(set) = self.by_policy.get_mut(&old_policy) {
                 set.remove(&spi);
@@ -2164,8 +2168,14 @@ impl Engine {
             trace_key("integrity responder key", keys.integ_r.expose());
         }
         let ike = self.current_ike(ike);
+        let trap_out = self
+            .ikes
+            .get(&ike)
+            .and_then(|sa| self.traps.get(&(sa.policy.clone(), flow_index)))
+            .is_some_and(|trap| trap.reqid == reqid && trap.policy.selector == flow);
         let child = ChildSa {
             ike,
+            trap_out,
             spi_in,
             spi_out,
             reqid,
@@ -2434,7 +2444,11 @@ impl Engine {
         let hint = sa
             .child_ke_hint
             .filter(|m| proposals::offers_ke(&policy.child_proposals, *m));
-        let reqid = if reqid == 0 { self.new_reqid() } else { reqid };
+        let reqid = if reqid == 0 {
+            self.reqid_for(&policy.name, flow_index)
+        } else {
+            reqid
+        };
         let pfs = hint.or_else(|| proposals::preferred_ke(&policy.child_proposals));
         let kex = match pfs {
             Some(method) => match KeyExchange::generate(method) {
@@ -2821,15 +2835,11 @@ impl Engine {
             );
             return;
         };
+        let (peer, local) = (sa.peer.ip(), sa.local.ip());
         let reqid = match rekey_of.and_then(|old| self.children.get(&old)) {
             Some(old) => old.reqid,
-            None => {
-                let reqid = self.next_reqid;
-                self.next_reqid = self.next_reqid.wrapping_add(1).max(1);
-                reqid
-            }
+            None => self.reqid_for(&policy.name, flow_index),
         };
-        let (peer, local) = (sa.peer.ip(), sa.local.ip());
         let peer_ke = suite.ke.and(peer_ke.map(|k| k.data.clone()));
         if let Some(sa) = self.ikes.get_mut(&spi) {
             sa.answering = Some(Answer {
@@ -3169,6 +3179,104 @@ impl Engine {
         }
         self.pump(successor);
         self.schedule(successor);
+    }
+
+    /// The reqid for a Child SA of a policy's flow: the trap's, so the
+    /// trap policy finds its SAs, or a fresh one.
+    fn reqid_for(&mut self, policy: &str, flow_index: usize) -> u32 {
+        match self.traps.get(&(policy.to_string(), flow_index)) {
+            Some(trap) => trap.reqid,
+            None => self.new_reqid(),
+        }
+    }
+
+    /// Installs the outbound trap policies of active policies and removes
+    /// those of policies gone or changed (config load and reload). A trap
+    /// needs both gateway addresses for its template; policies with a
+    /// range for a peer are started by `set active` or ikectl only.
+    pub(crate) fn sync_traps(&mut self) {
+        let mut wanted: HashMap<(String, usize), PolicyParams> = HashMap::new();
+        for policy in &self.policies {
+            if policy.initiation != iked_common::config::PolicyInitiation::Active {
+                continue;
+            }
+            let (Some(local), Some(peer)) = (policy.local, policy.peer) else {
+                continue;
+            };
+            if !local.is_host() || !peer.is_host() {
+                continue;
+            }
+            let mode = if policy.encapsulation == Encapsulation::Transport {
+                IpsecMode::Transport
+            } else {
+                IpsecMode::Tunnel
+            };
+            for (index, flow) in policy.flows.iter().enumerate() {
+                let specificity = u32::from(flow.src_prefix) + u32::from(flow.dst_prefix);
+                wanted.insert(
+                    (policy.name.clone(), index),
+                    PolicyParams {
+                        selector: *flow,
+                        direction: PolicyDirection::Out,
+                        priority: 2000u32.saturating_sub(specificity),
+                        template: SaTemplate {
+                            src: local.addr,
+                            dst: peer.addr,
+                            protocol: IpsecProtocol::Esp,
+                            mode,
+                            reqid: 0,
+                        },
+                    },
+                );
+            }
+        }
+        let stale: Vec<(String, usize)> = self
+            .traps
+            .iter()
+            .filter(|(key, trap)| {
+                wanted.get(*key).is_none_or(|w| {
+                    w.selector != trap.policy.selector
+                        || w.template.src != trap.policy.template.src
+                        || w.template.dst != trap.policy.template.dst
+                        || w.template.mode != trap.policy.template.mode
+                })
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in stale {
+            if let Some(trap) = self.traps.remove(&key) {
+                let (selector, direction) = (trap.policy.selector, trap.policy.direction);
+                self.ask_pfkey(0, Wait::Other, |id| Ikev2ToPfkey::DeletePolicy {
+                    id,
+                    selector,
+                    direction,
+                });
+            }
+        }
+        let mut keys: Vec<(String, usize)> = wanted.keys().cloned().collect();
+        keys.sort();
+        for key in keys {
+            if self.traps.contains_key(&key) {
+                continue;
+            }
+            let Some(mut policy) = wanted.remove(&key) else {
+                continue;
+            };
+            policy.template.reqid = self.new_reqid();
+            log::debug!("policy {}: trap for {}", key.0, policy.selector);
+            let install = policy;
+            self.ask_pfkey(0, Wait::Other, |id| Ikev2ToPfkey::AddPolicy {
+                id,
+                policy: install,
+            });
+            self.traps.insert(
+                key,
+                super::Trap {
+                    reqid: policy.template.reqid,
+                    policy,
+                },
+            );
+        }
     }
 
     /// The IKE SA and the ones that replaced it by rekeying (bounded chain).
@@ -3969,15 +4077,16 @@ fn policy_entries(sa: &IkeSa, child: &ChildSa) -> Vec<PolicyParams> {
         mode,
         reqid: child.reqid,
     };
-    let mut list = vec![
-        out,
-        PolicyParams {
-            selector: child.flow.reversed(),
-            direction: PolicyDirection::In,
-            priority,
-            template: inbound_template,
-        },
-    ];
+    let mut list = Vec::new();
+    if !child.trap_out {
+        list.push(out);
+    }
+    list.extend([PolicyParams {
+        selector: child.flow.reversed(),
+        direction: PolicyDirection::In,
+        priority,
+        template: inbound_template,
+    }]);
     if !child.transport {
         list.push(PolicyParams {
             selector: child.flow.reversed(),

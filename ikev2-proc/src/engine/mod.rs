@@ -339,6 +339,9 @@ pub(crate) struct ChildSa {
     /// This Child SA holds the flow's kernel policies (passed on at rekey).
     pub owns_policies: bool,
     pub policies_installed: bool,
+    /// The flow's outbound policy is a trap installed at config time: the
+    /// Child SA adds and removes only its inbound policies.
+    pub trap_out: bool,
     pub established: Instant,
     pub rekey_at: Option<Instant>,
     /// The lowest nonce of the exchange that created it (§2.8.1 collisions).
@@ -390,6 +393,15 @@ pub struct Engine {
     actions: VecDeque<Action>,
     cookie_secret: [u8; 32],
     resolver: Option<LocalAddressResolver>,
+    /// Outbound "trap" policies of active policies, by (policy, flow
+    /// index): traffic hitting one without an SA makes the kernel send an
+    /// ACQUIRE. Child SAs of that flow use the trap's reqid.
+    traps: HashMap<(String, usize), Trap>,
+}
+
+pub(crate) struct Trap {
+    pub reqid: u32,
+    pub policy: iked_common::kernel::PolicyParams,
 }
 
 impl Engine {
@@ -417,6 +429,7 @@ impl Engine {
             actions: VecDeque::new(),
             cookie_secret,
             resolver: None,
+            traps: HashMap::new(),
         }
     }
 
@@ -487,6 +500,7 @@ impl Engine {
         }
         self.policies = policies;
         self.mode = mode;
+        self.sync_traps();
         self.dpd_interval =
             (dpd_check_interval > 0).then(|| Duration::from_secs(u64::from(dpd_check_interval)));
         if mode == InitiationMode::Active {

@@ -508,6 +508,16 @@ fn assert_one_matching_ike(w: &World) -> u64 {
     a[0]
 }
 
+/// A's active policy keeps its outbound trap policy (for ACQUIRE) when no
+/// Child SA is up; nothing else stays.
+fn assert_only_trap(node: &Node) {
+    assert_eq!(node.policies.len(), 1, "{:?}", node.policies);
+    assert_eq!(
+        node.policies[0].direction,
+        iked_common::kernel::PolicyDirection::Out
+    );
+}
+
 fn exchanges_sent(node: &Node, exchange: ExchangeType, response: bool) -> usize {
     node.sent
         .iter()
@@ -584,7 +594,8 @@ fn wrong_psk_fails_authentication_and_installs_nothing() {
     assert!(w.a.engine.ike_spis().is_empty());
     assert!(w.b.engine.ike_spis().is_empty());
     assert!(w.a.sas.is_empty() && w.b.sas.is_empty());
-    assert!(w.a.policies.is_empty() && w.b.policies.is_empty());
+    assert_only_trap(&w.a);
+    assert!(w.b.policies.is_empty());
     // B answered IKE_AUTH with AUTHENTICATION_FAILED, decrypted by A.
     assert_eq!(exchanges_sent(&w.b, ExchangeType::IkeAuth, true), 1);
 }
@@ -597,7 +608,8 @@ fn kernel_without_esp_keeps_the_negotiated_sas() {
     w.handshake();
     assert_one_matching_ike(&w);
     assert_one_matching_child(&w);
-    assert!(w.a.policies.is_empty(), "no policy without SAs");
+    assert_only_trap(&w.a);
+    assert!(w.b.policies.is_empty(), "no policy without SAs");
     w.a.engine.handle_control(w.now, 1, ControlCommand::ShowSa);
     w.settle();
     let Some((_, ControlReply::SaList(list))) = w.a.control_replies.pop() else {
@@ -730,7 +742,8 @@ fn delete_of_child_and_ike_sa_cleans_both_sides() {
     assert!(w.a.engine.child_spis().is_empty());
     assert!(w.b.engine.child_spis().is_empty());
     assert!(w.a.sas.is_empty() && w.b.sas.is_empty());
-    assert!(w.a.policies.is_empty() && w.b.policies.is_empty());
+    assert_only_trap(&w.a);
+    assert!(w.b.policies.is_empty());
     assert_one_matching_ike(&w);
     // IKE SA delete from B (the responder) via terminate.
     w.b.engine.handle_control(
@@ -768,7 +781,8 @@ fn terminate_removes_ike_and_child_sas_on_both_sides() {
     assert_eq!(w.b.engine.child_sa_count(), 0);
     assert!(w.a.sas.is_empty() && w.b.sas.is_empty());
     assert_eq!(w.a.deleted_sas.len(), 2);
-    assert!(w.a.policies.is_empty() && w.b.policies.is_empty());
+    assert_only_trap(&w.a);
+    assert!(w.b.policies.is_empty());
     // And initiate brings it back.
     w.a.engine.handle_control(
         w.now,
@@ -1184,6 +1198,11 @@ fn acquire_starts_the_covering_policy() {
         0,
         "set passive: nothing starts at load"
     );
+    // The active policy's flow is trapped, so traffic makes an ACQUIRE.
+    assert_only_trap(&w.a);
+    let trap = w.a.policies[0];
+    assert_eq!(trap.selector, selector("10.1.0.0", 16, "10.2.0.0", 16));
+    assert_eq!((trap.template.src, trap.template.dst), (ip(A), ip(B)));
     let acquire = KernelEvent::Acquire {
         selector: selector("10.1.0.5", 32, "10.2.3.4", 32),
         src: ip(A),
@@ -1197,6 +1216,16 @@ fn acquire_starts_the_covering_policy() {
     w.settle();
     assert_one_matching_ike(&w);
     assert_one_matching_child(&w);
+    // The Child SA's SAs carry the trap's reqid; it adds only in and fwd.
+    assert!(w.a.sas.values().all(|sa| sa.reqid == trap.template.reqid));
+    assert_eq!(w.a.policies.len(), 3);
+    assert_eq!(
+        w.a.policies
+            .iter()
+            .filter(|p| p.direction == iked_common::kernel::PolicyDirection::Out)
+            .count(),
+        1
+    );
     // A second ACQUIRE for the same flow starts nothing new.
     w.a.engine
         .handle_pfkey(w.now, PfkeyToIkev2::Event(acquire))
@@ -1835,4 +1864,21 @@ fn ike_on_port_4500_without_a_nat_keeps_plain_esp() {
     assert!(w.b.sas.values().all(|s| s.encap.is_none()));
     let ib = w.b.established()[0];
     assert!(!w.b.engine.ike(ib).unwrap().natt);
+}
+
+#[test]
+fn reload_removes_the_traps_of_removed_policies() {
+    let mut w = World::new();
+    w.a.engine
+        .set_config(w.now, vec![a_policy()], InitiationMode::Passive, 0);
+    w.settle();
+    assert_only_trap(&w.a);
+    w.a.engine
+        .set_config(w.now, vec![a_policy()], InitiationMode::Passive, 0);
+    w.settle();
+    assert_only_trap(&w.a);
+    w.a.engine
+        .set_config(w.now, vec![], InitiationMode::Passive, 0);
+    w.settle();
+    assert!(w.a.policies.is_empty());
 }
