@@ -1882,3 +1882,36 @@ fn reload_removes_the_traps_of_removed_policies() {
     w.settle();
     assert!(w.a.policies.is_empty());
 }
+
+#[test]
+fn ipv6_gateways_and_selectors_work() {
+    let mut w = World::new();
+    let (a6, b6) = ("2001:db8::1", "2001:db8::2");
+    w.a.addr = ip(a6);
+    w.b.addr = ip(b6);
+    let pa = policy(
+        "ab",
+        a6,
+        Some(b6),
+        vec![selector("fd01:a::", 64, "fd01:b::", 64)],
+        true,
+    );
+    let pb = policy(
+        "ba",
+        b6,
+        Some(a6),
+        vec![selector("fd01:b::", 64, "fd01:a::", 64)],
+        false,
+    );
+    w.configure(vec![pa], vec![pb]);
+    w.settle();
+    assert_one_matching_ike(&w);
+    let (a_in, _) = assert_one_matching_child(&w);
+    let child = w.a.engine.child(a_in).unwrap();
+    assert_eq!(child.flow, selector("fd01:a::", 64, "fd01:b::", 64));
+    assert!(w
+        .a
+        .sas
+        .values()
+        .all(|s| s.id.src.is_ipv6() && s.encap.is_none()));
+}
