@@ -98,9 +98,9 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
     if !cli.no_natt {
         ports.push(cli.natt_port);
     }
-    let udp = bind_udp(&ports)?;
     let kernel = iked_pfkey::socket::open_kernel_sockets(config.kernel)?;
     log::info!("kernel interface: {}", kernel.kind.name());
+    let udp = bind_udp(&ports, cli.natt_port, kernel.kind)?;
     let control = ControlServer::bind(&cli.socket)?;
 
     let mut daemon = Daemon {
@@ -153,7 +153,14 @@ fn prepare_chroot(dir: &str) -> Result<(), String> {
 }
 
 /// Binds the IKE UDP sockets on all addresses, IPv4 and IPv6.
-fn bind_udp(ports: &[u16]) -> Result<Vec<(DescriptorPurpose, OwnedFd)>, String> {
+/// Each socket is exempt from IPsec policies (IKE must never travel inside
+/// the tunnels it negotiates), and the NAT-T one hands ESP-in-UDP to the
+/// kernel (RFC 3948); both need privileges ikev2 does not have.
+fn bind_udp(
+    ports: &[u16],
+    natt_port: u16,
+    kernel: KernelSocketKind,
+) -> Result<Vec<(DescriptorPurpose, OwnedFd)>, String> {
     use nix::sys::socket::{
         bind, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn,
         SockaddrIn6,
@@ -196,7 +203,15 @@ fn bind_udp(ports: &[u16]) -> Result<Vec<(DescriptorPurpose, OwnedFd)>, String> 
                 bind(raw, &SockaddrIn::new(0, 0, 0, 0, port))
             };
             match result {
-                Ok(()) => sockets.push((DescriptorPurpose::IkeUdp { port, ipv6 }, fd)),
+                Ok(()) => {
+                    iked_pfkey::bypass::bypass_ipsec(fd.as_fd(), ipv6, kernel)?;
+                    if port == natt_port {
+                        if let Err(e) = iked_pfkey::bypass::enable_esp_in_udp(fd.as_fd()) {
+                            log::warn!("{e}: UDP-encapsulated ESP will not work");
+                        }
+                    }
+                    sockets.push((DescriptorPurpose::IkeUdp { port, ipv6 }, fd))
+                }
                 Err(nix::Error::EADDRINUSE) => {
                     return Err(format!(
                         "UDP port {port} ({}) is in use: is another IKE daemon running?",

@@ -16,16 +16,4 @@ pub mod xfrm_codec;
 
 /// Removes `entries` from the kernel through a fresh socket: used by the
 /// parent (root) when pfkey-proc died and cannot flush them itself.
-pub fn remove_entries(
-    kind: iked_common::kernel::KernelSocketKind,
-    entries: &[iked_common::kernel::KernelEntry],
-) -> Result<(), String> {
-    if entries.is_empty() {
-        return Ok(());
-    }
-    Err(format!(
-        "cannot remove {} {} entries: no backend yet",
-        entries.len(),
-        kind.name()
-    ))
-}
+pub use service::remove_entries;

@@ -207,7 +207,19 @@ fn put_selector(w: &mut Writer, s: &Selector) {
         .u32_ne(0); // user: unused
 }
 
-fn read_selector(r: &mut Reader) -> Result<Selector, DecodeError> {
+/// A selector as read, before its address family is settled.
+struct RawSelector {
+    dst: [u8; 16],
+    src: [u8; 16],
+    dst_port: u16,
+    src_port: u16,
+    family: u16,
+    dst_prefix: u8,
+    src_prefix: u8,
+    protocol: u8,
+}
+
+fn read_raw_selector(r: &mut Reader) -> Result<RawSelector, DecodeError> {
     let dst = r.array::<16>("selector daddr")?;
     let src = r.array::<16>("selector saddr")?;
     let dst_port = r.u16_be("selector dport")?;
@@ -219,26 +231,51 @@ fn read_selector(r: &mut Reader) -> Result<Selector, DecodeError> {
     let src_prefix = r.u8("selector prefixlen_s")?;
     let protocol = r.u8("selector proto")?;
     r.skip(3 + 4 + 4, "selector ifindex/user")?;
-    // A wildcard selector may carry family 0 (AF_UNSPEC): all addresses are
-    // zero then and IPv4 is as good a reading as any.
-    let family = if family == 0 { AF_INET } else { family };
-    let selector = Selector {
-        src: crate::bytes::address_from_16(src, family, "selector saddr")?,
-        src_prefix,
-        dst: crate::bytes::address_from_16(dst, family, "selector daddr")?,
-        dst_prefix,
-        protocol,
-        src_port,
+    Ok(RawSelector {
+        dst,
+        src,
         dst_port,
-    };
-    if !selector.is_well_formed() {
-        return Err(decode_error(format!(
-            "selector prefix too long: {selector}"
-        )));
-    }
-    Ok(selector)
+        src_port,
+        family,
+        dst_prefix,
+        src_prefix,
+        protocol,
+    })
 }
 
+impl RawSelector {
+    /// The selector, reading addresses in the selector's own family or, when
+    /// the kernel left that 0 (AF_UNSPEC: an SA from ALLOCSPI, a wildcard),
+    /// in `fallback`'s.
+    fn resolve(self, fallback: u16) -> Result<Selector, DecodeError> {
+        let family = if self.family == 0 {
+            fallback
+        } else {
+            self.family
+        };
+        let selector = Selector {
+            src: crate::bytes::address_from_16(self.src, family, "selector saddr")?,
+            src_prefix: self.src_prefix,
+            dst: crate::bytes::address_from_16(self.dst, family, "selector daddr")?,
+            dst_prefix: self.dst_prefix,
+            protocol: self.protocol,
+            src_port: self.src_port,
+            dst_port: self.dst_port,
+        };
+        if !selector.is_well_formed() {
+            return Err(decode_error(format!(
+                "selector prefix too long: {selector}"
+            )));
+        }
+        Ok(selector)
+    }
+}
+
+fn read_selector(r: &mut Reader) -> Result<Selector, DecodeError> {
+    // With no family of its own, a wildcard selector's zero addresses read
+    // as IPv4 as well as anything.
+    read_raw_selector(r)?.resolve(AF_INET)
+}
 
 /// `struct xfrm_lifetime_cfg` (64 octets).
 fn put_lifetime(w: &mut Writer, l: &Lifetime) {
@@ -317,7 +354,7 @@ pub struct SaInfo {
 }
 
 fn read_usersa_info(r: &mut Reader) -> Result<SaInfo, DecodeError> {
-    let selector = read_selector(r)?;
+    let raw_selector = read_raw_selector(r)?;
     let daddr = r.array::<16>("id daddr")?;
     let spi = r.u32_be("id spi")?;
     let proto = r.u8("id proto")?;
@@ -334,6 +371,7 @@ fn read_usersa_info(r: &mut Reader) -> Result<SaInfo, DecodeError> {
     r.skip(7, "usersa_info pad")?;
     let protocol = IpsecProtocol::from_number(proto)
         .ok_or_else(|| decode_error(format!("SA of protocol {proto}, not ESP")))?;
+    let selector = raw_selector.resolve(family)?;
     Ok(SaInfo {
         id: SaId {
             src: crate::bytes::address_from_16(saddr, family, "SA saddr")?,

@@ -452,6 +452,41 @@ mod captured {
         assert_eq!(sa.lifetime.hard_seconds, 30);
     }
 
+    /// The same reply for an IPv6 SA, as the kernel sends it: the selector's
+    /// own family left 0 (AF_UNSPEC) with /128 prefixes, the SA's family 10.
+    /// The selector must be read as IPv6, not as a too-long IPv4 prefix.
+    #[test]
+    fn allocspi_reply_for_ipv6_reads_the_selector_in_the_sa_family() {
+        let mut raw = hex::decode(ALLOCSPI_REPLY).unwrap();
+        let local: std::net::Ipv6Addr = "fd00:18::1".parse().unwrap();
+        let peer: std::net::Ipv6Addr = "fd00:18::2".parse().unwrap();
+        // Offsets inside the message: 16-octet netlink header, then
+        // xfrm_usersa_info (selector, id, saddr, lifetimes, ..., family).
+        raw[16..32].copy_from_slice(&local.octets()); // sel.daddr
+        raw[32..48].copy_from_slice(&peer.octets()); // sel.saddr
+        assert_eq!(
+            &raw[56..58],
+            &[0, 0],
+            "captured selector family is AF_UNSPEC"
+        );
+        raw[58] = 128; // prefixlen_d
+        raw[59] = 128; // prefixlen_s
+        raw[72..88].copy_from_slice(&local.octets()); // id.daddr
+        raw[96..112].copy_from_slice(&peer.octets()); // saddr
+        assert_eq!(
+            &raw[228..230],
+            &2u16.to_ne_bytes(),
+            "captured SA family is AF_INET"
+        );
+        raw[228..230].copy_from_slice(&10u16.to_ne_bytes());
+        let m = split_messages(&raw).unwrap()[0];
+        let sa = decode_sa(&m).unwrap();
+        assert_eq!(sa.id.dst, std::net::IpAddr::V6(local));
+        assert_eq!(sa.id.src, std::net::IpAddr::V6(peer));
+        assert_eq!(sa.selector.dst, std::net::IpAddr::V6(local));
+        assert_eq!((sa.selector.src_prefix, sa.selector.dst_prefix), (128, 128));
+    }
+
     #[test]
     fn acquire() {
         let raw = hex::decode(ACQUIRE).unwrap();
