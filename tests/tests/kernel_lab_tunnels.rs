@@ -74,7 +74,7 @@ impl Capture {
                 std::fs::read_to_string(file.with_extension("err"))
                     .is_ok_and(|t| t.contains("listening on"))
             },
-            || String::new(),
+            String::new,
         );
         Capture { child, file }
     }
