@@ -65,7 +65,7 @@ if [ "$INSIDE_LAB" = 0 ]; then
         say "this kernel cannot carry ESP (no esp4): running the demo inside the kernel-lab VM"
         command -v qemu-system-x86_64 >/dev/null || say "installing qemu for the kernel lab"
         tests/lab/kernel-lab.sh setup || die "kernel-lab setup failed"
-        exec tests/lab/kernel-lab.sh run --timeout 600 -- "$ROOT/scripts/demo.sh" --inside-lab --peer "$PEER"
+        exec tests/lab/kernel-lab.sh run --timeout 600 -- env DEMO_VERBOSE="${DEMO_VERBOSE:-}" "$ROOT/scripts/demo.sh" --inside-lab --peer "$PEER"
     fi
     ip netns del $probe
 fi
@@ -102,6 +102,10 @@ ip -n demo-b addr add 10.2.1.1/24 dev lan; ip -n demo-b link set lan up
 ip -n demo-hb addr add 10.2.1.10/24 dev eth0; ip -n demo-hb link set eth0 up
 ip -n demo-hb route add default via 10.2.1.1
 for gw in demo-a demo-b; do ip netns exec $gw sysctl -qw net.ipv4.ip_forward=1; done
+# Each gateway routes the far subnet towards the other gateway; the IPsec
+# policies then make that traffic travel inside ESP.
+ip -n demo-a route add 10.2.1.0/24 via 198.18.0.2 dev wan
+ip -n demo-b route add 10.1.1.0/24 via 198.18.0.1 dev wan
 ip netns exec demo-a ping -c1 -W2 198.18.0.2 >/dev/null || die "the gateways cannot reach each other"
 say "network: host-a 10.1.1.10 -- gw-a 198.18.0.1 <-> 198.18.0.2 gw-b -- host-b 10.2.1.10"
 
@@ -136,6 +140,7 @@ charon {
                      default = 1
                      ike = 2 } }
 }
+swanctl { load = random nonce openssl aes sha1 sha2 hmac pem pkcs1 pkcs8 x509 pubkey }
 EOF
     cat > "$RUN/swan/swanctl/swanctl.conf" <<EOF
 connections {
@@ -175,13 +180,14 @@ if [ "$PEER" = strongswan ]; then start_strongswan_b; say "gateway B: strongSwan
 start_iked a
 say "gateway A: iked (initiator)"
 
-START=$(date +%s%N)
+START=$(date +%s%N); [ -n "${DEMO_VERBOSE:-}" ] && date +%T.%N
 ikectl_a() { "$BIN/ikectl" -s "$RUN/a.sock" "$@"; }
 up=0
-for i in $(seq 1 60); do
-    json=$(ikectl_a --json show sa 2>/dev/null)
+while [ $(( ($(date +%s%N) - START) / 1000000000 )) -lt 30 ]; do
+    json=$(ikectl_a --json show sa 2>&1)
+    [ -n "${DEMO_VERBOSE:-}" ] && echo "$(date +%T.%N) $json" | cut -c1-200
     if echo "$json" | grep -q '"installed":true'; then up=1; break; fi
-    printf '\rdemo: waiting for the tunnel ... %2ds' "$((i / 2))"
+    printf '\rdemo: waiting for the tunnel ... %2ds' $(( ($(date +%s%N) - START) / 1000000000 ))
     sleep 0.5
 done
 echo
@@ -189,6 +195,7 @@ ms=$(( ($(date +%s%N) - START) / 1000000 ))
 ELAPSED=$(printf '%d.%d' $((ms / 1000)) $((ms % 1000 / 100)))
 [ "$up" = 1 ] || { tail -20 "$RUN/a.log"; die "no tunnel within 30 s (log above)"; }
 say "tunnel up after ${ELAPSED}s"
+[ -n "${DEMO_VERBOSE:-}" ] && grep -v ' key ' "$RUN/a.log"; date +%T.%N
 
 echo "--- ikectl show sa (gateway A) ---"
 ikectl_a show sa
