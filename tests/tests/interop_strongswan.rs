@@ -128,6 +128,7 @@ fn bring_up(tag: &str, conn: Connection, iked_initiates: bool, extra_policy: &st
 fn assert_keys_match(pair: &Pair) {
     let theirs = strongswan_keys(&pair.swan.log_text());
     let ours = iked_keys(&pair.iked.log_text());
+    let mut compared = 0;
     for label in [
         "SKEYSEED",
         "Sk_d secret",
@@ -139,6 +140,8 @@ fn assert_keys_match(pair: &Pair) {
         "Sk_pr secret",
         "encryption initiator key",
         "encryption responder key",
+        "integrity initiator key",
+        "integrity responder key",
     ] {
         let first = |keys: &[(String, String)]| {
             keys.iter()
@@ -146,16 +149,26 @@ fn assert_keys_match(pair: &Pair) {
                 .map(|(_, v)| v.clone())
         };
         let theirs = first(&theirs);
-        // strongSwan logs no integrity keys for AEAD; SK_a* are empty then.
-        if theirs.is_none() && label.starts_with("Sk_a") {
+        // With AEAD there are no integrity keys: SK_a* are empty and
+        // strongSwan logs no Child integrity keys. Ours must be absent too.
+        if theirs.is_none() && (label.starts_with("Sk_a") || label.starts_with("integrity")) {
+            let ours = first(&ours);
+            assert!(
+                ours.is_none() || ours.as_deref() == Some(""),
+                "iked has {label} {ours:?} where strongSwan has none"
+            );
             continue;
         }
         let theirs =
             theirs.unwrap_or_else(|| panic!("strongSwan logged no {label}\n{}", pair.context()));
         let ours =
             first(&ours).unwrap_or_else(|| panic!("iked logged no {label}\n{}", pair.context()));
+        assert!(!ours.is_empty(), "{label} is empty");
         assert_eq!(ours, theirs, "{label} differs");
+        compared += 1;
     }
+    // SKEYSEED, SK_d, SK_e*, SK_p* and the Child encryption keys at least.
+    assert!(compared >= 8, "only {compared} keys compared");
 }
 
 fn assert_install_failure_is_clear_and_ike_sa_kept(pair: &Pair, conn: Connection) {
@@ -359,4 +372,87 @@ fn a_wrong_psk_is_refused_and_nothing_is_installed() {
         !log.contains("installing"),
         "nothing may be installed:\n{log}"
     );
+}
+
+/// 1,000 random and truncated datagrams at iked's IKE and NAT-T ports, then
+/// a legitimate peer: it must still be served.
+#[test]
+#[ignore = "needs root, namespaces and strongSwan: run by .ci/run"]
+fn a_garbage_flood_leaves_iked_serving_a_legitimate_peer() {
+    iked_tests::require_root("a_garbage_flood_leaves_iked_serving_a_legitimate_peer");
+    let conn = PSK_GCM;
+    let lab = Lab::new("flood");
+    let swan = Strongswan::start(&lab, Side::B, SwanKernel::Libipsec, &[conn]);
+    let mut iked = Daemon::start_in(
+        Some(&lab.a),
+        "flood",
+        &format!("set passive\n{}", conn.iked_policy(Side::A, false)),
+    );
+
+    // A real IKE_SA_INIT header to cut short and corrupt, from the capture.
+    let header: Vec<u8> = (0..28)
+        .map(|i| [0x5e, 0x53, 0x6a, 0xd6, 0, 0, 0, 0][i % 8])
+        .collect();
+    let ns = lab.ns(Side::B).to_string();
+    let sent = std::thread::spawn(move || {
+        use std::os::fd::AsRawFd;
+        let netns = std::fs::File::open(format!("/run/netns/{ns}")).expect("netns");
+        // SAFETY: setns(2) on a descriptor we own, for this thread only.
+        assert_eq!(
+            unsafe { nix::libc::setns(netns.as_raw_fd(), nix::libc::CLONE_NEWNET) },
+            0
+        );
+        let socket = std::net::UdpSocket::bind("198.18.0.2:0").expect("bind");
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            // xorshift64: reproducible noise without a dependency.
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut sent = 0;
+        for i in 0..1000u32 {
+            let len = (next() % 700) as usize;
+            let mut datagram: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            if i % 3 == 0 {
+                // A plausible IKE header (version 2.0, IKE_SA_INIT) over noise or cut short.
+                let mut h = header.clone();
+                h[17] = 0x20;
+                h[18] = 34;
+                h.truncate((next() % 28) as usize + 1);
+                h.extend_from_slice(&datagram);
+                datagram = h;
+            }
+            let port = if i % 2 == 0 { 500 } else { 4500 };
+            if socket.send_to(&datagram, ("198.18.0.1", port)).is_ok() {
+                sent += 1;
+            }
+        }
+        sent
+    })
+    .join()
+    .expect("flood thread");
+    assert_eq!(sent, 1000);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        iked.is_running(),
+        "iked died under garbage:\n{}",
+        iked.log_text()
+    );
+
+    let out = swan.swanctl(&["--initiate", "--child", conn.name, "--timeout", "30"]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        iked.log_text()
+    );
+    wait_until(
+        "the legitimate peer's SA",
+        Duration::from_secs(20),
+        || established_with_child(&show_sa(&iked), conn.name),
+        || iked.log_text(),
+    );
+    assert!(iked.is_running());
 }
