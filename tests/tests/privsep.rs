@@ -423,3 +423,88 @@ fn a_malformed_ipc_message_stops_the_receiver_and_the_daemon() {
         "{log}"
     );
 }
+
+fn xfrm_policies(ns: &str) -> String {
+    let out = Command::new("ip")
+        .args(["-n", ns, "xfrm", "policy", "list"])
+        .output()
+        .expect("ip xfrm");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// What iked put in the kernel goes when it stops, orderly or not; what
+/// others put there stays. Losing pfkey must not leave policies behind that
+/// nobody manages: the parent flushes them itself.
+#[test]
+#[ignore = "needs root and network namespaces: run by .ci/run"]
+fn our_kernel_entries_are_flushed_on_stop_and_when_pfkey_is_lost() {
+    require_root("our_kernel_entries_are_flushed_on_stop_and_when_pfkey_is_lost");
+    for how in ["sigterm", "lose-pfkey"] {
+        let ns = format!("iked-flush-{how}");
+        let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+        assert!(Command::new("ip")
+            .args(["netns", "add", &ns])
+            .status()
+            .unwrap()
+            .success());
+        // Another program's policy, which must survive us.
+        let foreign = Command::new("ip")
+            .args([
+                "-n",
+                &ns,
+                "xfrm",
+                "policy",
+                "add",
+                "src",
+                "192.0.2.0/24",
+                "dst",
+                "198.51.100.0/24",
+                "dir",
+                "out",
+            ])
+            .status()
+            .unwrap();
+        assert!(foreign.success());
+        // An active policy gets its outbound trap policy at start.
+        let config = "set passive\nikev2 \"t\" active esp from 10.1.0.0/24 to 10.2.0.0/24 \
+                      local 198.18.0.1 peer 198.18.0.2 psk \"k\"\n";
+        let mut daemon = Daemon::start_in(Some(&ns), &format!("flush-{how}"), config);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !xfrm_policies(&ns).contains("src 10.1.0.0/24 dst 10.2.0.0/24") {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no trap policy:\n{}\n{}",
+                xfrm_policies(&ns),
+                daemon.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if how == "sigterm" {
+            daemon.signal(Signal::SIGTERM);
+            let status = daemon.wait_exit(Duration::from_secs(3)).expect("stopped");
+            assert!(status.success());
+        } else {
+            let pfkey = daemon.children()["pfkey"];
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pfkey), Signal::SIGKILL).unwrap();
+            let status = daemon.wait_exit(Duration::from_secs(3)).expect("stopped");
+            assert!(!status.success());
+            assert!(
+                daemon
+                    .log_text()
+                    .contains("flushing 1 kernel entries left by pfkey"),
+                "{}",
+                daemon.log_text()
+            );
+        }
+        let left = xfrm_policies(&ns);
+        assert!(
+            !left.contains("10.1.0.0/24"),
+            "{how}: our policy is still in the kernel:\n{left}"
+        );
+        assert!(
+            left.contains("src 192.0.2.0/24 dst 198.51.100.0/24"),
+            "{how}: the foreign policy went:\n{left}"
+        );
+        let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+    }
+}
