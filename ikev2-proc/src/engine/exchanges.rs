@@ -456,6 +456,7 @@ impl Engine {
             half_open_key: None,
             half_open: false,
             successor: None,
+            no_restart: false,
             child_ke_hint: None,
         };
         self.ikes.insert(spi, sa);
@@ -853,6 +854,7 @@ impl Engine {
             half_open_key: Some((header.initiator_spi, remote)),
             half_open: true,
             successor: None,
+            no_restart: false,
             child_ke_hint: None,
         };
         self.ikes.insert(spi_r, sa);
@@ -3111,6 +3113,7 @@ impl Engine {
             half_open_key: None,
             half_open: false,
             successor: None,
+            no_restart: false,
             child_ke_hint: None,
         };
         let policy = sa.policy.clone();
@@ -3689,6 +3692,9 @@ impl Engine {
             sa.spi_r,
             sa.peer
         );
+        if !sa.no_restart {
+            self.plan_restart(&sa.policy);
+        }
     }
 
     fn abort_negotiation(&mut self, spi: u64, reason: &str) {

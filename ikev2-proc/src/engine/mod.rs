@@ -55,6 +55,9 @@ pub struct Settings {
     pub rekey_retry: Duration,
     /// NAT-keepalive interval behind a NAT (RFC 3948 §4: 20 s suggested).
     pub nat_keepalive: Duration,
+    /// An active policy whose IKE SA was lost (dead peer, failure, the
+    /// peer's DELETE) is started again after this long.
+    pub restart_delay: Duration,
 }
 
 impl Default for Settings {
@@ -70,6 +73,7 @@ impl Default for Settings {
             rekeyed_grace: Duration::from_secs(30),
             rekey_retry: Duration::from_secs(10),
             nat_keepalive: Duration::from_secs(20),
+            restart_delay: Duration::from_secs(30),
         }
     }
 }
@@ -314,6 +318,8 @@ pub(crate) struct IkeSa {
     pub half_open: bool,
     /// The IKE SA that replaced this one by rekeying.
     pub successor: Option<u64>,
+    /// Deleted on purpose (operator, reload): do not start the policy again.
+    pub no_restart: bool,
     /// PFS group a peer asked for with INVALID_KE_PAYLOAD (RFC 7296 §1.3).
     pub child_ke_hint: Option<KeMethod>,
 }
@@ -397,6 +403,8 @@ pub struct Engine {
     /// index): traffic hitting one without an SA makes the kernel send an
     /// ACQUIRE. Child SAs of that flow use the trap's reqid.
     traps: HashMap<(String, usize), Trap>,
+    /// Active policies to start again: (when, policy name).
+    restarts: Vec<(Instant, String)>,
 }
 
 pub(crate) struct Trap {
@@ -430,6 +438,7 @@ impl Engine {
             cookie_secret,
             resolver: None,
             traps: HashMap::new(),
+            restarts: Vec::new(),
         }
     }
 
@@ -450,7 +459,63 @@ impl Engine {
 
     /// When [`Engine::handle_timeout`] should next be called.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.timers.peek().map(|Reverse((at, _))| *at)
+        let timer = self.timers.peek().map(|Reverse((at, _))| *at);
+        let restart = self.restarts.iter().map(|(at, _)| *at).min();
+        match (timer, restart) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Whether a policy has an IKE SA that is not going away.
+    fn has_live_sa(&self, policy: &str) -> bool {
+        self.by_policy.get(policy).is_some_and(|set| {
+            set.iter().any(|spi| {
+                self.ikes
+                    .get(spi)
+                    .is_some_and(|sa| !matches!(sa.state, IkeState::Deleting | IkeState::Rekeyed))
+            })
+        })
+    }
+
+    /// Starts again the active policies whose restart is due.
+    fn run_restarts(&mut self) {
+        let now = self.now;
+        let due: Vec<String> = self
+            .restarts
+            .iter()
+            .filter(|(at, _)| *at <= now)
+            .map(|(_, name)| name.clone())
+            .collect();
+        self.restarts.retain(|(at, _)| *at > now);
+        for name in due {
+            let still_active = self.mode == InitiationMode::Active
+                && self
+                    .policy(&name)
+                    .is_some_and(|p| p.initiation == PolicyInitiation::Active);
+            if still_active && !self.has_live_sa(&name) {
+                log::info!("policy {name}: starting again");
+                if let Err(e) = self.initiate(&name, None, 0) {
+                    log::warn!("policy {name}: cannot initiate: {e}");
+                }
+            }
+        }
+    }
+
+    /// After an IKE SA of `policy` went away: start the policy again later
+    /// if it is active and has no IKE SA left.
+    pub(crate) fn plan_restart(&mut self, policy: &str) {
+        let active = self.mode == InitiationMode::Active
+            && self
+                .policy(policy)
+                .is_some_and(|p| p.initiation == PolicyInitiation::Active);
+        if active
+            && !self.has_live_sa(policy)
+            && !self.restarts.iter().any(|(_, name)| name == policy)
+        {
+            let at = self.now + self.settings.restart_delay;
+            self.restarts.push((at, policy.to_string()));
+        }
     }
 
     /// Number of IKE SAs (any state).
@@ -494,6 +559,10 @@ impl Engine {
                     );
                 }
                 for spi in spis {
+                    // A changed policy is started afresh below, not later.
+                    if let Some(sa) = self.ikes.get_mut(&spi) {
+                        sa.no_restart = true;
+                    }
                     self.request_delete_ike(spi);
                 }
             }
@@ -561,8 +630,12 @@ impl Engine {
                     ControlReply::Failed(format!("policy {policy} has no IKE SA"))
                 } else {
                     for spi in &spis {
+                        if let Some(sa) = self.ikes.get_mut(spi) {
+                            sa.no_restart = true;
+                        }
                         self.request_delete_ike(*spi);
                     }
+                    self.restarts.retain(|(_, name)| *name != policy);
                     ControlReply::Done(format!(
                         "terminating {} IKE SA(s) of policy {policy}",
                         spis.len()
@@ -598,6 +671,7 @@ impl Engine {
         for spi in due {
             self.service(spi);
         }
+        self.run_restarts();
     }
 
     fn ipc_id(&mut self) -> u64 {

@@ -717,11 +717,51 @@ fn unanswered_initiation_gives_up_after_the_configured_tries() {
     w.handshake();
     assert_eq!(w.a.engine.ike_sa_count(), 1);
     let start = w.now;
-    while w.advance() {}
+    for _ in 0..5 {
+        w.advance();
+    }
     assert_eq!(w.a.engine.ike_sa_count(), 0);
     assert_eq!(exchanges_sent(&w.a, ExchangeType::IkeSaInit, false), 5);
     // 2 + 4 + 8 + 16 + 32 seconds of backoff.
     assert_eq!(w.now - start, Duration::from_secs(62));
+    // The active policy is started again after the restart delay.
+    w.advance();
+    assert_eq!(w.now - start, Duration::from_secs(92));
+    assert_eq!(w.a.engine.ike_sa_count(), 1);
+    assert_eq!(exchanges_sent(&w.a, ExchangeType::IkeSaInit, false), 6);
+}
+
+#[test]
+fn a_policy_deleted_by_the_peer_comes_back_but_terminate_stays_down() {
+    let mut w = World::new();
+    w.handshake();
+    let first = assert_one_matching_ike(&w);
+    // The responder deletes: the active side starts again after the delay.
+    w.b.engine.handle_control(
+        w.now,
+        1,
+        ControlCommand::Terminate {
+            policy: "ba".into(),
+        },
+    );
+    w.settle();
+    assert_eq!(w.a.engine.ike_sa_count(), 0);
+    w.advance_by(Duration::from_secs(31));
+    let second = assert_one_matching_ike(&w);
+    assert_ne!(first, second);
+    assert_one_matching_child(&w);
+    // The operator terminates on the active side: it stays down.
+    w.a.engine.handle_control(
+        w.now,
+        2,
+        ControlCommand::Terminate {
+            policy: "ab".into(),
+        },
+    );
+    w.settle();
+    w.advance_by(Duration::from_secs(120));
+    assert_eq!(w.a.engine.ike_sa_count(), 0);
+    assert_eq!(w.b.engine.ike_sa_count(), 0);
 }
 
 #[test]
@@ -812,9 +852,15 @@ fn dead_peer_is_detected_and_its_sa_deleted() {
     assert!(exchanges_sent(&w.a, ExchangeType::Informational, false) >= 2);
     // B goes silent.
     w.filter = Box::new(|p| p.from.ip() != ip(B));
-    w.advance_by(Duration::from_secs(200));
+    w.advance_by(Duration::from_secs(90));
+    // 10 s idle, then 2+4+8+16+32 s of unanswered checks: dead.
     assert_eq!(w.a.engine.ike_sa_count(), 0);
     assert!(w.a.sas.is_empty());
+    assert!(w.b.established().is_empty(), "B found A dead too");
+    // The active policy keeps trying, without success.
+    w.advance_by(Duration::from_secs(60));
+    assert!(w.a.established().is_empty());
+    assert!(exchanges_sent(&w.a, ExchangeType::IkeSaInit, false) >= 2);
 }
 
 #[test]
