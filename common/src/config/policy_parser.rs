@@ -93,6 +93,25 @@ fn names(table: &[(&str, u16)]) -> String {
     table.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
 }
 
+/// The transform ID `value` names in `table`, or an error listing the names.
+fn lookup(
+    table: &[(&str, u16)],
+    what: &str,
+    value: &str,
+    at: &Location,
+) -> Result<u16, ConfigError> {
+    table
+        .iter()
+        .find(|(name, _)| *name == value)
+        .map(|(_, id)| *id)
+        .ok_or_else(|| {
+            error(
+                at,
+                format!("unknown {what} '{value}': expected one of {}", names(table)),
+            )
+        })
+}
+
 fn cipher_names() -> String {
     CIPHERS.iter().map(|c| c.0).collect::<Vec<_>>().join(", ")
 }
@@ -411,6 +430,18 @@ impl<'a> Words<'a> {
         }
     }
 
+    /// `port N` if it comes next, else 0 (any port).
+    fn optional_port(&mut self) -> Result<u16, ConfigError> {
+        if self.peek_word() != Some("port") {
+            return Ok(0);
+        }
+        let Some((_, at)) = self.take() else {
+            return Ok(0);
+        };
+        let (value, value_at) = self.value("port", at)?;
+        port(value, value_at)
+    }
+
     fn peek_word(&self) -> Option<&'a str> {
         match self.peek() {
             Some((TokenKind::Word(w), _)) => Some(w.as_str()),
@@ -504,30 +535,14 @@ pub fn parse_policy(
             }
             "from" => {
                 let (src_word, src_at) = w.value("from", at)?;
-                let mut src_port = 0;
-                if w.peek_word() == Some("port") {
-                    let (_, pat) = w
-                        .take()
-                        .map(|(k, l)| (k, *l))
-                        .ok_or_else(|| error(at, "port"))?;
-                    let (value, vat) = w.value("port", pat)?;
-                    src_port = port(value, vat)?;
-                }
+                let src_port = w.optional_port()?;
                 match w.take() {
                     Some((TokenKind::Word(to), _)) if to == "to" => {}
                     Some((_, l)) => return Err(error(l, "expected 'to' after 'from ...'")),
                     None => return Err(error(src_at, "expected 'to' after 'from ...'")),
                 }
                 let (dst_word, dst_at) = w.value("to", src_at)?;
-                let mut dst_port = 0;
-                if w.peek_word() == Some("port") {
-                    let (_, pat) = w
-                        .take()
-                        .map(|(k, l)| (k, *l))
-                        .ok_or_else(|| error(at, "port"))?;
-                    let (value, vat) = w.value("port", pat)?;
-                    dst_port = port(value, vat)?;
-                }
+                let dst_port = w.optional_port()?;
                 // `any` takes the family of the other side when that is known.
                 let hint = |other: &str| {
                     other
@@ -601,33 +616,12 @@ pub fn parse_policy(
                         }
                         "auth" => {
                             let (v, vat) = table_value(&mut w)?;
-                            let id = INTEGRITY
-                                .iter()
-                                .find(|c| c.0 == v)
-                                .map(|c| c.1)
-                                .ok_or_else(|| {
-                                    error(
-                                        &vat,
-                                        format!(
-                                            "unknown auth '{v}': expected one of {}",
-                                            names(INTEGRITY)
-                                        ),
-                                    )
-                                })?;
+                            let id = lookup(INTEGRITY, "auth", &v, &vat)?;
                             block.integrity.push(spec(TRANSFORM_INTEG, id, None));
                         }
                         "prf" if ike => {
                             let (v, vat) = table_value(&mut w)?;
-                            let id =
-                                PRFS.iter().find(|c| c.0 == v).map(|c| c.1).ok_or_else(|| {
-                                    error(
-                                        &vat,
-                                        format!(
-                                            "unknown prf '{v}': expected one of {}",
-                                            names(PRFS)
-                                        ),
-                                    )
-                                })?;
+                            let id = lookup(PRFS, "prf", &v, &vat)?;
                             block.prf.push(spec(TRANSFORM_PRF, id, None));
                         }
                         "group" => {
@@ -635,17 +629,7 @@ pub fn parse_policy(
                             if v == "none" && !ike {
                                 block.no_group = true;
                             } else {
-                                let id = GROUPS.iter().find(|c| c.0 == v).map(|c| c.1).ok_or_else(
-                                    || {
-                                        error(
-                                            &vat,
-                                            format!(
-                                                "unknown group '{v}': expected one of {}",
-                                                names(GROUPS)
-                                            ),
-                                        )
-                                    },
-                                )?;
+                                let id = lookup(GROUPS, "group", &v, &vat)?;
                                 block.groups.push(spec(TRANSFORM_KE, id, None));
                             }
                         }
