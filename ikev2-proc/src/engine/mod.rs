@@ -601,7 +601,7 @@ impl Engine {
     pub fn handle_control(&mut self, now: Instant, id: u64, command: ControlCommand) {
         self.now = now;
         let reply = match command {
-            ControlCommand::ShowSa => ControlReply::SaList(self.show_sa()),
+            ControlCommand::ShowSa => ControlReply::SaList(self.show_sa_capped()),
             ControlCommand::Initiate { policy } => {
                 if !self.policies.iter().any(|p| p.name == policy) {
                     ControlReply::Failed(format!("no policy named {policy}"))
@@ -794,6 +794,28 @@ impl Engine {
             Some(spec) => identity_of(spec),
             None => address_identity(local),
         }
+    }
+
+    /// The SA list, cut to what one IPC message can carry (a gateway with
+    /// many thousand SAs must not make `ikectl show sa` kill the process).
+    fn show_sa_capped(&self) -> Vec<iked_common::ipc::IkeSaInfo> {
+        let mut list = self.show_sa();
+        let total = list.len();
+        // Leave room for the envelope around the list.
+        let limit = iked_common::ipc::MAX_MESSAGE - 4096;
+        while !list.is_empty()
+            && iked_common::ipc::encode(&ControlReply::SaList(list.clone()))
+                .map_or(true, |bytes| bytes.len() > limit)
+        {
+            list.truncate(list.len() / 2);
+        }
+        if list.len() < total {
+            log::warn!(
+                "show sa: listing {} of {total} IKE SAs (message size limit)",
+                list.len()
+            );
+        }
+        list
     }
 
     fn show_sa(&self) -> Vec<iked_common::ipc::IkeSaInfo> {

@@ -1800,6 +1800,20 @@ fn one_responder_serves_many_peers() {
         .into_iter()
         .map(|s| responder.engine.child(s).unwrap().flow)
         .collect();
+    responder
+        .engine
+        .handle_control(now, 5, ControlCommand::ShowSa);
+    let Some(Action::Control {
+        reply: ControlReply::SaList(list),
+        ..
+    }) = responder.engine.poll_action()
+    else {
+        panic!("no SA list");
+    };
+    assert_eq!(list.len(), PEERS);
+    assert!(list
+        .iter()
+        .all(|sa| sa.state == "established" && sa.children.len() == 1));
     remotes.sort_by_key(|f| f.dst);
     remotes.dedup();
     assert_eq!(remotes.len(), PEERS);
