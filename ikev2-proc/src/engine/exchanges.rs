@@ -458,6 +458,7 @@ impl Engine {
             successor: None,
             no_restart: false,
             child_ke_hint: None,
+            rekey_ke_hint: None,
         };
         self.ikes.insert(spi, sa);
         self.by_policy
@@ -856,6 +857,7 @@ impl Engine {
             successor: None,
             no_restart: false,
             child_ke_hint: None,
+            rekey_ke_hint: None,
         };
         self.ikes.insert(spi_r, sa);
         self.by_init.insert((header.initiator_spi, remote), spi_r);
@@ -2979,9 +2981,11 @@ impl Engine {
         let Some(policy) = self.policy(&sa.policy).cloned() else {
             return;
         };
-        let Some(method) = sa
-            .suite
-            .map(|s| s.ke)
+        let hint = sa
+            .rekey_ke_hint
+            .filter(|m| proposals::offers_ke(&policy.ike_proposals, *m));
+        let Some(method) = hint
+            .or(sa.suite.map(|s| s.ke))
             .or_else(|| proposals::preferred_ke(&policy.ike_proposals))
         else {
             return;
@@ -3115,6 +3119,7 @@ impl Engine {
             successor: None,
             no_restart: false,
             child_ke_hint: None,
+            rekey_ke_hint: None,
         };
         let policy = sa.policy.clone();
         self.ikes.insert(our_spi, sa);
@@ -3452,6 +3457,32 @@ impl Engine {
         kex: KeyExchange,
         offered: SecurityAssociation,
     ) {
+        // RFC 7296 §1.3: the responder may want another group; retry once.
+        let wanted = notify_in(&inner, NotifyType::InvalidKePayload)
+            .and_then(|n| n.invalid_ke_group())
+            .and_then(|g| iked_common::crypto::KeMethod::from_iana(g.value()));
+        if let Some(method) = wanted {
+            let allowed = self
+                .ikes
+                .get(&spi)
+                .and_then(|sa| self.policy(&sa.policy))
+                .is_some_and(|p| proposals::offers_ke(&p.ike_proposals, method));
+            let peer_rekeyed = self
+                .ikes
+                .get(&spi)
+                .is_some_and(|sa| sa.peer_rekey.is_some());
+            if allowed && method != kex.method() && !peer_rekeyed {
+                log::info!(
+                    "IKE SA {spi:016x}: peer wants KE group {} for the rekey, retrying",
+                    method.iana_id()
+                );
+                if let Some(sa) = self.ikes.get_mut(&spi) {
+                    sa.rekey_ke_hint = Some(method);
+                    sa.queue.push_front(Task::RekeyIke);
+                }
+                return;
+            }
+        }
         let peer_rekey = self.ikes.get_mut(&spi).and_then(|sa| sa.peer_rekey.take());
         let ours = (|| {
             if error_notify(&inner).is_some() {

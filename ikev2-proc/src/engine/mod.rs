@@ -322,6 +322,8 @@ pub(crate) struct IkeSa {
     pub no_restart: bool,
     /// PFS group a peer asked for with INVALID_KE_PAYLOAD (RFC 7296 §1.3).
     pub child_ke_hint: Option<KeMethod>,
+    /// KE group a peer asked for when we rekeyed this IKE SA.
+    pub rekey_ke_hint: Option<KeMethod>,
 }
 
 /// One Child SA (a pair of ESP SAs).

@@ -1975,3 +1975,31 @@ fn ipv6_gateways_and_selectors_work() {
         .values()
         .all(|s| s.id.src.is_ipv6() && s.encap.is_none()));
 }
+
+#[test]
+fn ike_rekey_retries_with_the_group_the_peer_wants() {
+    let mut w = World::new();
+    w.handshake();
+    let old = assert_one_matching_ike(&w);
+    assert_eq!(
+        w.a.engine.ike(old).unwrap().suite.unwrap().ke,
+        iked_common::crypto::KeMethod::Ecp256
+    );
+    // B now only takes curve25519 (as after a reload that kept the SA).
+    w.b.engine.policies[0].ike_proposals = vec![ike_proposal(&[31])];
+    w.a.engine
+        .ikes
+        .get_mut(&old)
+        .unwrap()
+        .queue
+        .push_back(super::Task::RekeyIke);
+    w.a.engine.pump(old);
+    w.settle();
+    let new = assert_one_matching_ike(&w);
+    assert_ne!(new, old);
+    assert_eq!(
+        w.a.engine.ike(new).unwrap().suite.unwrap().ke,
+        iked_common::crypto::KeMethod::Curve25519
+    );
+    assert_one_matching_child(&w);
+}
