@@ -1977,25 +1977,29 @@ impl Engine {
         let Some(sa) = self.ikes.get(&spi) else {
             return;
         };
-        let peer_id = sa.peer_id.clone();
+        let Some(peer_id) = sa.peer_id.clone() else {
+            return;
+        };
         let stale: Vec<u64> = self
-            .by_policy
-            .get(&sa.policy)
-            .map(|set| {
-                set.iter()
-                    .copied()
-                    .filter(|other| *other != spi)
-                    .filter(|other| {
-                        self.ikes
-                            .get(other)
-                            .is_some_and(|o| o.peer_id == peer_id && o.established.is_some())
-                    })
-                    .collect()
-            })
+            .by_identity
+            .get(&(sa.policy.clone(), peer_id))
+            .map(|set| set.iter().copied().filter(|other| *other != spi).collect())
             .unwrap_or_default();
         for other in stale {
             log::info!("IKE SA {other:016x}: peer sent INITIAL_CONTACT, dropping the stale SA");
             self.delete_ike_local(other, "INITIAL_CONTACT");
+        }
+    }
+
+    /// Records an established IKE SA under its peer's identity.
+    fn index_identity(&mut self, spi: u64) {
+        if let Some(sa) = self.ikes.get(&spi) {
+            if let Some(id) = &sa.peer_id {
+                self.by_identity
+                    .entry((sa.policy.clone(), id.clone()))
+                    .or_default()
+                    .insert(spi);
+            }
         }
     }
 
@@ -2046,6 +2050,7 @@ impl Engine {
                 .unwrap_or_default(),
             if sa.natt { ", NAT-T" } else { "" }
         );
+        self.index_identity(spi);
     }
 
     fn queue_additional_children(&mut self, spi: u64) {
@@ -3123,6 +3128,7 @@ impl Engine {
         };
         let policy = sa.policy.clone();
         self.ikes.insert(our_spi, sa);
+        self.index_identity(our_spi);
         self.by_policy
             .entry(policy.clone())
             .or_default()
@@ -3700,6 +3706,15 @@ impl Engine {
         };
         if let Some(key) = sa.half_open_key {
             self.by_init.remove(&key);
+        }
+        if let Some(id) = &sa.peer_id {
+            let key = (sa.policy.clone(), id.clone());
+            if let Some(set) = self.by_identity.get_mut(&key) {
+                set.remove(&spi);
+                if set.is_empty() {
+                    self.by_identity.remove(&key);
+                }
+            }
         }
         if sa.half_open {
             self.half_open = self.half_open.saturating_sub(1);

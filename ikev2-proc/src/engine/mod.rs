@@ -393,6 +393,8 @@ pub struct Engine {
     /// Responder SAs not yet authenticated (cookie threshold, cap).
     half_open: usize,
     by_policy: HashMap<String, HashSet<u64>>,
+    /// Established IKE SAs by (policy, peer identity), for INITIAL_CONTACT.
+    by_identity: HashMap<(String, Identity), HashSet<u64>>,
     children: HashMap<u32, ChildSa>,
     waits: HashMap<u64, (u64, Wait)>,
     next_ipc_id: u64,
@@ -431,6 +433,7 @@ impl Engine {
             by_init: HashMap::new(),
             half_open: 0,
             by_policy: HashMap::new(),
+            by_identity: HashMap::new(),
             children: HashMap::new(),
             waits: HashMap::new(),
             next_ipc_id: 1,
