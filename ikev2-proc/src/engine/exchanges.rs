@@ -2034,6 +2034,12 @@ impl Engine {
         sa.state = IkeState::Established;
         sa.established = Some(self.now);
         sa.delete_at = None;
+        // Only IKE_AUTH needed these (signed octets): free them, they are
+        // most of an SA's memory.
+        sa.init_request = Vec::new();
+        sa.init_response = Vec::new();
+        sa.offered = None;
+        sa.cookie = None;
         sa.rekey_at = rekey_at;
         if std::mem::take(&mut sa.half_open) {
             self.half_open = self.half_open.saturating_sub(1);
