@@ -185,7 +185,7 @@ fn main() {
     let mut small_cost = None;
     for i in 0..peers {
         let addr = IpAddr::V4(Ipv4Addr::from(0xc612_0000u32 + i as u32 + 1));
-        let inner = IpAddr::V4(Ipv4Addr::from(0x6400_0000u32 + (i as u32) * 256));
+        let inner = IpAddr::V4(Ipv4Addr::from(0x6400_0000u32 + (i as u32) * 4));
         let mut engine = Engine::new(Settings::default(), seeded(100 + i as u64), now);
         engine.set_config(
             now,
@@ -193,7 +193,7 @@ fn main() {
                 "gw",
                 addr,
                 Some(gateway),
-                selector(inner, 24, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 0)), 16),
+                selector(inner, 30, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 0)), 16),
                 true,
             )],
             InitiationMode::Active,
@@ -238,6 +238,13 @@ fn main() {
         responder.ike_sa_count(),
         responder.child_sa_count()
     );
+    if let Some(rss) = resident_kib() {
+        println!(
+            "resident memory {} MiB (including the replay copies), about {} bytes per IKE+Child SA",
+            rss / 1024,
+            rss * 1024 / peers.max(1) as u64
+        );
+    }
     // A retransmitted IKE_AUTH is looked up, authenticated and answered
     // from the cache: the per-datagram path, at 1000 SAs and at N.
     let large_cost = replay_cost(&mut responder, now, &replays[..replays.len().min(1000)]);
@@ -265,4 +272,11 @@ fn replay_cost(
         "every replay is answered from the cache"
     );
     started.elapsed() / replays.len().max(1) as u32
+}
+
+/// VmRSS of this process in KiB (Linux).
+fn resident_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
