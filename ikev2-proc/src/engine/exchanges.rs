@@ -427,6 +427,7 @@ impl Engine {
             offered: None,
             cookie: None,
             init_request: Vec::new(),
+            accepted_ike: None,
             init_response: Vec::new(),
             keys: None,
             out_cipher: None,
@@ -767,7 +768,7 @@ impl Engine {
         let nat_supported = message.notify(NotifyType::NatDetectionSourceIp).is_some();
         let response_payloads = vec![
             Payload::SecurityAssociation(SecurityAssociation {
-                proposals: vec![proposal],
+                proposals: vec![proposal.clone()],
             }),
             Payload::KeyExchange(KePayload {
                 group: DhId::from_value(suite.ke.iana_id()),
@@ -826,6 +827,7 @@ impl Engine {
             offered: None,
             cookie: None,
             init_request: datagram.to_vec(),
+            accepted_ike: Some(proposal),
             init_response: response_bytes.clone(),
             keys: Some(keys),
             out_cipher: Some(out_cipher),
@@ -1653,7 +1655,28 @@ impl Engine {
         };
         // Policy by peer address, local address and IDi: an exact dstid
         // match wins over a policy without dstid.
-        let candidates = self.policy_candidates(sa.local.ip(), sa.peer.ip());
+        // Only policies that accept the IKE SA's negotiated transforms: a
+        // peer must not negotiate under one policy's proposals and then
+        // authenticate into another's (§2.7 selection happened before the
+        // identity was known).
+        let accepted = sa.accepted_ike.clone();
+        let candidates: Vec<String> = self
+            .policy_candidates(sa.local.ip(), sa.peer.ip())
+            .into_iter()
+            .filter(|name| {
+                self.policy(name).is_some_and(|p| {
+                    accepted.as_ref().is_none_or(|a| {
+                        proposals::select_ike(
+                            &p.ike_proposals,
+                            &SecurityAssociation {
+                                proposals: vec![a.clone()],
+                            },
+                        )
+                        .is_some()
+                    })
+                })
+            })
+            .collect();
         let by_id = candidates.iter().find(|name| {
             self.policy(name)
                 .and_then(|p| p.dstid.as_ref())
@@ -1765,13 +1788,12 @@ impl Engine {
             return;
         };
         let Some(Answer {
-            message_id,
             kind: AnswerKind::Auth(answer),
+            ..
         }) = sa.answering.as_ref()
         else {
             return;
         };
-        let message_id = *message_id;
         if !ok {
             log::warn!(
                 "policy {}: AUTHENTICATION_FAILED for {} from {}",
@@ -1780,7 +1802,6 @@ impl Engine {
                 sa.peer
             );
             self.answer_auth_failed(spi);
-            let _ = message_id;
             return;
         }
         let child_ok = answer.child.is_ok();
@@ -3099,6 +3120,7 @@ impl Engine {
             offered: None,
             cookie: None,
             init_request: Vec::new(),
+            accepted_ike: None,
             init_response: Vec::new(),
             keys: Some(keys),
             out_cipher: Some(out_cipher),

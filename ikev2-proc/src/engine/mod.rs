@@ -278,6 +278,8 @@ pub(crate) struct IkeSa {
     pub kex: Option<KeyExchange>,
     pub ke_method: Option<KeMethod>,
     pub offered: Option<SecurityAssociation>,
+    /// Responder: the IKE proposal accepted in IKE_SA_INIT.
+    pub accepted_ike: Option<iked_common::wire::Proposal>,
     pub cookie: Option<Vec<u8>>,
     pub init_request: Vec<u8>,
     pub init_response: Vec<u8>,

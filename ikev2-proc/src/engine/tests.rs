@@ -2003,3 +2003,25 @@ fn ike_rekey_retries_with_the_group_the_peer_wants() {
     );
     assert_one_matching_child(&w);
 }
+
+#[test]
+fn identity_cannot_pull_an_sa_into_a_policy_with_stronger_proposals() {
+    let mut w = World::new();
+    let mut pa = a_policy();
+    pa.srcid = Some(iked_common::config::IdentitySpec::Fqdn("a.example".into()));
+    pa.ike_proposals = vec![ike_proposal(&[19])];
+    // "weak" accepts ecp256 for anyone; "strong" is for a.example with
+    // curve25519 only. The SA negotiated under "weak" must stay there.
+    let mut weak = b_policy();
+    weak.name = "weak".into();
+    weak.ike_proposals = vec![ike_proposal(&[19])];
+    let mut strong = b_policy();
+    strong.name = "strong".into();
+    strong.dstid = Some(iked_common::config::IdentitySpec::Fqdn("a.example".into()));
+    strong.ike_proposals = vec![ike_proposal(&[31])];
+    w.configure(vec![pa], vec![weak, strong]);
+    w.settle();
+    assert_one_matching_ike(&w);
+    let ib = w.b.established()[0];
+    assert_eq!(w.b.engine.ike(ib).unwrap().policy, "weak");
+}
