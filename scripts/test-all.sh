@@ -44,4 +44,4 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "tests (unit, property, in-process, and root tests)"
 # IKED_FUZZ_SECONDS bounds the stable fuzz run of the message decoder.
 IKED_FUZZ_SECONDS=${IKED_FUZZ_SECONDS:-60} \
-    cargo test --workspace -- --include-ignored
+    cargo test --workspace --no-fail-fast -- --include-ignored

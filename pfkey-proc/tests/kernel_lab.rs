@@ -40,8 +40,14 @@ fn run_in_lab(test_name: &str) {
         .expect("run kernel-lab.sh setup");
     assert!(status.success(), "kernel-lab.sh setup failed: {status}");
     let me = std::env::current_exe().unwrap();
+    // The whole workspace is shared with the VM: the test binary lives in
+    // its target/, which may sit below /tmp, the VM's own tmpfs.
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let status = Command::new(&harness)
-        .args(["run", "--timeout", "400", "--"])
+        .arg("run")
+        .arg("--share")
+        .arg(&workspace)
+        .args(["--timeout", "400", "--"])
         .arg(me)
         .args([
             "--exact",
