@@ -2649,6 +2649,8 @@ impl Engine {
                 // The peer's rekey of the same SA succeeded: it survives, and
                 // the peer deletes the old one (§2.8.1).
                 child.state = ChildState::Rekeyed;
+                // Deleted by the peer; if that never comes, by us (grace).
+                child.rekey_at = Some(self.now + self.settings.rekeyed_grace);
             } else {
                 child.state = ChildState::Established;
                 child.rekey_at = Some(retry);
@@ -2666,6 +2668,8 @@ impl Engine {
             return;
         };
         old_child.state = ChildState::Rekeyed;
+        // Deleted by the peer; if that never comes, by us (grace).
+        old_child.rekey_at = Some(self.now + self.settings.rekeyed_grace);
         let peer_new = old_child.peer_rekey;
         let ours_nonce = self.children.get(&new).map(|c| c.min_nonce.clone());
         let theirs_nonce = peer_new
@@ -2696,6 +2700,8 @@ impl Engine {
                 c.policies_installed = false;
                 if to_delete == new {
                     c.state = ChildState::Rekeyed;
+                    // Deleted by the peer; if that never comes, by us (grace).
+                    c.rekey_at = Some(self.now + self.settings.rekeyed_grace);
                 }
                 if handed.0 {
                     if let Some(s) = self.children.get_mut(&survivor) {
@@ -2997,6 +3003,8 @@ impl Engine {
                 } else {
                     // The peer rekeyed it and will delete the old SA.
                     old_child.state = ChildState::Rekeyed;
+                    // Deleted by the peer; if that never comes, by us (grace).
+                    old_child.rekey_at = Some(self.now + self.settings.rekeyed_grace);
                 }
             }
         }
@@ -3883,6 +3891,27 @@ impl Engine {
                     })
                 })
                 .collect();
+            // Replaced Child SAs the peer should have deleted by now.
+            let stale: Vec<u32> = sa
+                .children
+                .iter()
+                .copied()
+                .filter(|c| {
+                    self.children.get(c).is_some_and(|c| {
+                        c.state == ChildState::Rekeyed && c.rekey_at.is_some_and(|t| t <= now)
+                    })
+                })
+                .collect();
+            if !stale.is_empty() {
+                for child in &stale {
+                    if let Some(c) = self.children.get_mut(child) {
+                        c.rekey_at = None;
+                    }
+                }
+                if let Some(sa) = self.ikes.get_mut(&spi) {
+                    sa.queue.push_back(Task::DeleteChildren { spis: stale });
+                }
+            }
             for child in due {
                 if let Some(c) = self.children.get_mut(&child) {
                     c.rekey_at = None;

@@ -782,7 +782,7 @@ impl Engine {
         }
         for child_spi in &sa.children {
             if let Some(child) = self.children.get(child_spi) {
-                if child.state == ChildState::Established {
+                if matches!(child.state, ChildState::Established | ChildState::Rekeyed) {
                     consider(child.rekey_at);
                 }
             }

@@ -2025,3 +2025,24 @@ fn identity_cannot_pull_an_sa_into_a_policy_with_stronger_proposals() {
     let ib = w.b.established()[0];
     assert_eq!(w.b.engine.ike(ib).unwrap().policy, "weak");
 }
+
+#[test]
+fn a_replaced_child_sa_the_peer_never_deletes_is_deleted_after_the_grace_time() {
+    let mut w = World::new();
+    w.handshake();
+    let (a_in, _) = assert_one_matching_child(&w);
+    let ike = w.a.established()[0];
+    // As if the peer had rekeyed it and then never sent its DELETE.
+    {
+        let child = w.a.engine.children.get_mut(&a_in).unwrap();
+        child.state = super::ChildState::Rekeyed;
+        child.rekey_at = Some(w.now + Duration::from_secs(30));
+    }
+    w.a.engine.schedule(ike);
+    w.advance_by(Duration::from_secs(29));
+    assert_eq!(w.a.engine.child_sa_count(), 1);
+    w.advance_by(Duration::from_secs(2));
+    assert_eq!(w.a.engine.child_sa_count(), 0);
+    assert_eq!(w.b.engine.child_sa_count(), 0);
+    assert_one_matching_ike(&w);
+}
