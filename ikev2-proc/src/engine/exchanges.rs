@@ -2602,8 +2602,11 @@ impl Engine {
                 .map(|sa| sa.policy.clone())
                 .unwrap_or_default();
             log::warn!("policy {policy}: CREATE_CHILD_SA refused: {error}");
-            if let Some(old) = rekey_of {
-                self.rekey_failed(spi, old);
+            match (rekey_of, error) {
+                // The peer does not know the SA: it is gone there, so here too.
+                (Some(old), NotifyType::ChildSaNotFound) => self.remove_child(old),
+                (Some(old), _) => self.rekey_failed(spi, old),
+                (None, _) => {}
             }
             return;
         }
@@ -2779,6 +2782,27 @@ impl Engine {
                     .find(|c| self.children.get(c).is_some_and(|c| c.spi_out == peer_spi));
                 match found {
                     Some(old) => {
+                        // The peer asks again to rekey an SA it already
+                        // rekeyed with us: it never saw our answer (the
+                        // exchange died with its IKE SA), so the SA we made
+                        // then is unknown to it. Drop that one, start over.
+                        let orphan = self
+                            .children
+                            .get(&old)
+                            .filter(|c| c.state == ChildState::Rekeyed)
+                            .and_then(|c| c.peer_rekey)
+                            .filter(|y| self.children.get(y).is_some_and(|y| !y.we_initiated));
+                        if let Some(orphan) = orphan {
+                            log::info!(
+                                "Child SA {old:08x}: peer rekeys it again; dropping {orphan:08x}, which it never learned of"
+                            );
+                            self.remove_child(orphan);
+                            if let Some(c) = self.children.get_mut(&old) {
+                                c.state = ChildState::Established;
+                                c.peer_rekey = None;
+                                c.rekey_at = None;
+                            }
+                        }
                         let state = self.children.get(&old).map(|c| c.state);
                         if matches!(
                             state,
@@ -2875,6 +2899,9 @@ impl Engine {
                 message_id,
                 NotifyType::TsUnacceptable,
             );
+            return;
+        };
+        let Some(sa) = self.ikes.get(&spi) else {
             return;
         };
         let (peer, local) = (sa.peer.ip(), sa.local.ip());
@@ -3003,6 +3030,7 @@ impl Engine {
                 } else {
                     // The peer rekeyed it and will delete the old SA.
                     old_child.state = ChildState::Rekeyed;
+                    old_child.peer_rekey = Some(spi_in);
                     // Deleted by the peer; if that never comes, by us (grace).
                     old_child.rekey_at = Some(self.now + self.settings.rekeyed_grace);
                 }

@@ -2046,3 +2046,87 @@ fn a_replaced_child_sa_the_peer_never_deletes_is_deleted_after_the_grace_time() 
     assert_eq!(w.b.engine.child_sa_count(), 0);
     assert_one_matching_ike(&w);
 }
+
+/// A lossy network: drops about `loss_percent` of datagrams, decided by a
+/// seeded generator so every run is the same.
+fn lossy(seed: u64, loss_percent: u8) -> PacketFilter {
+    let mut rng = seeded(seed);
+    Box::new(move |_p: &Packet| {
+        let mut byte = [0u8; 1];
+        rng.fill(&mut byte).unwrap();
+        u16::from(byte[0]) * 100 / 256 >= u16::from(loss_percent)
+    })
+}
+
+#[test]
+fn lossy_networks_always_converge_to_one_ike_and_one_child_sa() {
+    enable_test_log();
+    for seed in 1..=40u64 {
+        let mut w = World::new();
+        w.a.engine = Engine::new(settings(), seeded(0xa000 + seed), w.now);
+        w.b.engine = Engine::new(settings(), seeded(0xb000 + seed), w.now);
+        w.filter = lossy(seed, 30);
+        w.configure_dpd(vec![a_policy()], vec![b_policy()], 20);
+        w.advance_by(Duration::from_secs(120));
+        // Rekeys from both sides while packets are still being lost.
+        for (ia, ib) in w.a.established().into_iter().zip(w.b.established()) {
+            w.a.engine
+                .ikes
+                .get_mut(&ia)
+                .unwrap()
+                .queue
+                .push_back(super::Task::RekeyIke);
+            w.a.engine.pump(ia);
+            let child = w.b.engine.ikes[&ib].children.first().copied();
+            if let Some(child) = child {
+                w.b.engine
+                    .ikes
+                    .get_mut(&ib)
+                    .unwrap()
+                    .queue
+                    .push_back(super::Task::RekeyChild { spi_in: child });
+                w.b.engine.pump(ib);
+            }
+        }
+        w.advance_by(Duration::from_secs(300));
+        // The network heals: everything settles to one pair of SAs.
+        w.filter = Box::new(|_| true);
+        w.advance_by(Duration::from_secs(600));
+        assert_one_matching_ike(&w);
+        assert_one_matching_child(&w);
+        assert_eq!(
+            w.a.engine.ike_sa_count(),
+            1,
+            "seed {seed}: {:x?}",
+            w.a.engine.ike_spis()
+        );
+        assert_eq!(
+            w.b.engine.ike_sa_count(),
+            1,
+            "seed {seed}: {:x?}",
+            w.b.engine.ike_spis()
+        );
+        assert_eq!(w.a.sas.len(), 2, "seed {seed}");
+        assert_eq!(w.b.sas.len(), 2, "seed {seed}");
+    }
+}
+
+struct StderrLog;
+impl log::Log for StderrLog {
+    fn enabled(&self, _: &log::Metadata) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record) {
+        if std::env::var_os("IKED_TEST_LOG").is_some() {
+            eprintln!("{} {}", record.level(), record.args());
+        }
+    }
+    fn flush(&self) {}
+}
+static STDERR_LOG: StderrLog = StderrLog;
+
+#[allow(dead_code)]
+fn enable_test_log() {
+    let _ = log::set_logger(&STDERR_LOG);
+    log::set_max_level(log::LevelFilter::Debug);
+}
