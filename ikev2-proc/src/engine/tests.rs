@@ -2130,3 +2130,54 @@ fn enable_test_log() {
     let _ = log::set_logger(&STDERR_LOG);
     log::set_max_level(log::LevelFilter::Debug);
 }
+
+#[test]
+fn both_sides_active_end_consistent() {
+    // Today each side keeps the IKE SA it initiated (two pairs, duplicate
+    // Child SAs for the flow); what must hold is that both sides agree.
+    let mut w = World::new();
+    let mut pb = b_policy();
+    pb.initiation = PolicyInitiation::Active;
+    w.b.engine
+        .set_config(w.now, vec![pb], InitiationMode::Active, 30);
+    w.a.engine
+        .set_config(w.now, vec![a_policy()], InitiationMode::Active, 30);
+    w.settle();
+    w.advance_by(Duration::from_secs(300));
+    let mut a: Vec<(u64, u64)> =
+        w.a.established()
+            .into_iter()
+            .map(|s| {
+                let sa = w.a.engine.ike(s).unwrap();
+                (sa.spi_i, sa.spi_r)
+            })
+            .collect();
+    let mut b: Vec<(u64, u64)> =
+        w.b.established()
+            .into_iter()
+            .map(|s| {
+                let sa = w.b.engine.ike(s).unwrap();
+                (sa.spi_i, sa.spi_r)
+            })
+            .collect();
+    a.sort_unstable();
+    b.sort_unstable();
+    assert!(!a.is_empty());
+    assert_eq!(a, b, "both sides hold the same IKE SAs");
+    assert_eq!(w.a.engine.ike_sa_count(), a.len());
+    let mut ca: Vec<(u32, u32)> =
+        w.a.engine
+            .child_spis()
+            .into_iter()
+            .map(|s| (s, w.a.engine.child(s).unwrap().spi_out))
+            .collect();
+    let mut cb: Vec<(u32, u32)> =
+        w.b.engine
+            .child_spis()
+            .into_iter()
+            .map(|s| (w.b.engine.child(s).unwrap().spi_out, s))
+            .collect();
+    ca.sort_unstable();
+    cb.sort_unstable();
+    assert_eq!(ca, cb, "both sides hold the same Child SAs");
+}
