@@ -1986,7 +1986,6 @@ impl Engine {
                     keys,
                     false,
                     lower_nonce(&ni, &nr).to_vec(),
-                    None,
                 );
             }
         }
@@ -2159,7 +2158,6 @@ impl Engine {
             keys,
             true,
             lower_nonce(ni, nr).to_vec(),
-            draft.rekey_of,
         );
         Some(draft.spi_in)
     }
@@ -2178,7 +2176,6 @@ impl Engine {
         keys: ChildSaKeys,
         we_initiated: bool,
         min_nonce: Vec<u8>,
-        rekey_of: Option<u32>,
     ) {
         let lifetime = self
             .ikes
@@ -2186,17 +2183,6 @@ impl Engine {
             .and_then(|sa| self.policy(&sa.policy))
             .map_or(0, |p| p.child_lifetime_secs);
         let rekey_at = self.rekey_time(lifetime);
-        // A rekeyed Child SA takes over the flow's kernel policies.
-        let (owns_policies, policies_installed) =
-            match rekey_of.and_then(|old| self.children.get_mut(&old)) {
-                Some(old) => {
-                    let inherited = (old.owns_policies, old.policies_installed);
-                    old.owns_policies = false;
-                    old.policies_installed = false;
-                    inherited
-                }
-                None => (true, false),
-            };
         trace_key("encryption initiator key", keys.encr_i.expose());
         trace_key("encryption responder key", keys.encr_r.expose());
         if !keys.integ_i.is_empty() {
@@ -2225,8 +2211,6 @@ impl Engine {
             installed: false,
             install_failed: false,
             pending_sa_installs: 0,
-            owns_policies,
-            policies_installed,
             established: self.now,
             rekey_at,
             min_nonce,
@@ -2242,6 +2226,7 @@ impl Engine {
                 if sa.natt { " (UDP encapsulated)" } else { "" },
             );
         }
+        self.flow_children.entry(flow).or_default().insert(spi_in);
         self.children.insert(spi_in, child);
         self.install_child(spi_in);
     }
@@ -2378,21 +2363,29 @@ impl Engine {
             return;
         }
         child.installed = true;
-        if child.owns_policies && !child.policies_installed {
-            child.policies_installed = true;
-            let Some(sa) = self.ikes.get(&ike) else {
-                return;
-            };
-            let Some(child) = self.children.get(&spi_in) else {
-                return;
-            };
-            let policies = policy_entries(sa, child);
-            for policy in policies {
-                self.ask_pfkey(ike, Wait::Other, |id| Ikev2ToPfkey::AddPolicy {
-                    id,
-                    policy,
-                });
-            }
+        let Some(sa) = self.ikes.get(&ike) else {
+            return;
+        };
+        let Some(child) = self.children.get(&spi_in) else {
+            return;
+        };
+        // A policy already held by a live Child SA of the same flow (the SA
+        // this one replaces, or a duplicate) stays as it is.
+        let policies: Vec<PolicyParams> = policy_entries(sa, child)
+            .into_iter()
+            .filter(|p| {
+                self.policy_owner
+                    .get(&(p.selector, p.direction))
+                    .is_none_or(|owner| !self.children.contains_key(owner))
+            })
+            .collect();
+        for policy in policies {
+            self.policy_owner
+                .insert((policy.selector, policy.direction), spi_in);
+            self.ask_pfkey(ike, Wait::Other, |id| Ikev2ToPfkey::AddPolicy {
+                id,
+                policy,
+            });
         }
     }
 
@@ -2415,11 +2408,35 @@ impl Engine {
             return;
         };
         let (local, peer) = (sa.local.ip(), sa.peer.ip());
-        let policies = if child.policies_installed {
-            policy_entries(sa, &child)
-        } else {
-            Vec::new()
-        };
+        // Policies this child holds go to another live Child SA of the same
+        // flow if there is one (rekey, duplicates), else out of the kernel.
+        let mut policies = Vec::new();
+        for policy in policy_entries(sa, &child) {
+            let key = (policy.selector, policy.direction);
+            if self.policy_owner.get(&key) != Some(&spi_in) {
+                continue;
+            }
+            let heir = self.flow_children.get(&child.flow).and_then(|set| {
+                set.iter()
+                    .copied()
+                    .find(|c| *c != spi_in && self.children.contains_key(c))
+            });
+            match heir {
+                Some(heir) => {
+                    self.policy_owner.insert(key, heir);
+                }
+                None => {
+                    self.policy_owner.remove(&key);
+                    policies.push(policy);
+                }
+            }
+        }
+        if let Some(set) = self.flow_children.get_mut(&child.flow) {
+            set.remove(&spi_in);
+            if set.is_empty() {
+                self.flow_children.remove(&child.flow);
+            }
+        }
         if child.installed || child.pending_sa_installs > 0 {
             let ids = [
                 SaId {
@@ -2689,28 +2706,14 @@ impl Engine {
             }
             _ => old,
         };
-        if let Some(peer_new) = peer_new {
-            // Of the two new SAs, the redundant one goes; the flow's kernel
-            // policies must end with the survivor whichever took them.
-            let (survivor, redundant) = if to_delete == new {
-                (peer_new, new)
-            } else {
-                (new, peer_new)
-            };
-            if let Some(c) = self.children.get_mut(&redundant) {
-                let handed = (c.owns_policies, c.policies_installed);
-                c.owns_policies = false;
-                c.policies_installed = false;
-                if to_delete == new {
+        if peer_new.is_some() {
+            // Ours is the redundant one: the peer deletes the old SA. (The
+            // flow's kernel policies pass to the survivor on removal.)
+            if to_delete == new {
+                if let Some(c) = self.children.get_mut(&new) {
                     c.state = ChildState::Rekeyed;
-                    // Deleted by the peer; if that never comes, by us (grace).
+                    // Deleted by us right away (queued below).
                     c.rekey_at = Some(self.now + self.settings.rekeyed_grace);
-                }
-                if handed.0 {
-                    if let Some(s) = self.children.get_mut(&survivor) {
-                        s.owns_policies = true;
-                        s.policies_installed = handed.1;
-                    }
                 }
             }
         }
@@ -3020,7 +3023,6 @@ impl Engine {
             keys,
             false,
             lower_nonce(&answer.peer_nonce, &nonce).to_vec(),
-            answer.rekey_of,
         );
         if let Some(old) = answer.rekey_of {
             if let Some(old_child) = self.children.get_mut(&old) {

@@ -347,8 +347,6 @@ pub(crate) struct ChildSa {
     pub install_failed: bool,
     pub pending_sa_installs: u8,
     /// This Child SA holds the flow's kernel policies (passed on at rekey).
-    pub owns_policies: bool,
-    pub policies_installed: bool,
     /// The flow's outbound policy is a trap installed at config time: the
     /// Child SA adds and removes only its inbound policies.
     pub trap_out: bool,
@@ -411,6 +409,11 @@ pub struct Engine {
     traps: HashMap<(String, usize), Trap>,
     /// Active policies to start again: (when, policy name).
     restarts: Vec<(Instant, String)>,
+    /// Which Child SA holds each kernel policy we installed; when it goes,
+    /// another Child SA of the same flow inherits the policy.
+    policy_owner: HashMap<(Selector, iked_common::kernel::PolicyDirection), u32>,
+    /// Child SAs by flow (narrowed selector), for that inheritance.
+    flow_children: HashMap<Selector, HashSet<u32>>,
 }
 
 pub(crate) struct Trap {
@@ -446,6 +449,8 @@ impl Engine {
             resolver: None,
             traps: HashMap::new(),
             restarts: Vec::new(),
+            policy_owner: HashMap::new(),
+            flow_children: HashMap::new(),
         }
     }
 

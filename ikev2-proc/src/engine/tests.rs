@@ -2181,3 +2181,32 @@ fn both_sides_active_end_consistent() {
     cb.sort_unstable();
     assert_eq!(ca, cb, "both sides hold the same Child SAs");
 }
+
+#[test]
+fn removing_one_of_two_child_sas_of_a_flow_keeps_the_kernel_policies() {
+    // Two active gateways: each flow has two Child SAs (one per IKE SA).
+    let mut w = World::new();
+    let mut pb = b_policy();
+    pb.initiation = PolicyInitiation::Active;
+    w.b.engine
+        .set_config(w.now, vec![pb], InitiationMode::Active, 0);
+    w.a.engine
+        .set_config(w.now, vec![a_policy()], InitiationMode::Active, 0);
+    w.settle();
+    assert_eq!(w.a.engine.child_sa_count(), 2);
+    // A: trap out + in + fwd once, not twice.
+    assert_eq!(w.a.policies.len(), 3, "{:?}", w.a.policies);
+    // Delete one IKE SA (and its Child SA) from A.
+    let first = w.a.established()[0];
+    w.a.engine.ikes.get_mut(&first).unwrap().no_restart = true;
+    w.a.engine.request_delete_ike(first);
+    w.settle();
+    assert_eq!(w.a.engine.child_sa_count(), 1);
+    assert_eq!(w.b.engine.child_sa_count(), 1);
+    assert_eq!(
+        w.a.policies.len(),
+        3,
+        "the remaining Child SA keeps the flow's policies"
+    );
+    assert_eq!(w.b.policies.len(), 3);
+}
