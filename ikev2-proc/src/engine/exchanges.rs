@@ -451,6 +451,7 @@ impl Engine {
             delete_at: None,
             last_heard: self.now,
             last_sent: self.now,
+            created: self.now,
             scheduled: None,
             first_flow: flow_index.min(policy.flows.len().saturating_sub(1)),
             peer_rekey: None,
@@ -851,6 +852,7 @@ impl Engine {
             delete_at: Some(self.now + self.settings.half_open_timeout),
             last_heard: self.now,
             last_sent: self.now,
+            created: self.now,
             scheduled: None,
             first_flow: 0,
             peer_rekey: None,
@@ -2003,11 +2005,70 @@ impl Engine {
         let stale: Vec<u64> = self
             .by_identity
             .get(&(sa.policy.clone(), peer_id))
-            .map(|set| set.iter().copied().filter(|other| *other != spi).collect())
+            .map(|set| {
+                set.iter()
+                    .copied()
+                    .filter(|other| *other != spi)
+                    // Only SAs that existed before this one began: one
+                    // established meanwhile (both sides initiating at once)
+                    // is not stale, and the peer holds it too.
+                    .filter(|other| {
+                        self.ikes
+                            .get(other)
+                            .and_then(|o| o.established)
+                            .is_some_and(|t| t < sa.created)
+                    })
+                    .collect()
+            })
             .unwrap_or_default();
         for other in stale {
             log::info!("IKE SA {other:016x}: peer sent INITIAL_CONTACT, dropping the stale SA");
             self.delete_ike_local(other, "INITIAL_CONTACT");
+        }
+    }
+
+    /// Both gateways initiated at once and now hold two IKE SAs with each
+    /// other, one in each role. Both sides see the same two SPI pairs, so
+    /// both keep the one with the lower (SPIi, SPIr); whoever initiated the
+    /// other deletes it (its Child SAs go with it; the flow's kernel
+    /// policies pass to the survivor's).
+    fn resolve_duplicate(&mut self, spi: u64) {
+        let Some(sa) = self.ikes.get(&spi) else {
+            return;
+        };
+        let Some(peer_id) = sa.peer_id.clone() else {
+            return;
+        };
+        let mine = (sa.spi_i, sa.spi_r);
+        let role = sa.initiator;
+        let twins: Vec<(u64, (u64, u64), bool)> = self
+            .by_identity
+            .get(&(sa.policy.clone(), peer_id))
+            .map(|set| {
+                set.iter()
+                    .filter(|other| **other != spi)
+                    .filter_map(|other| self.ikes.get(other).map(|o| (*other, o)))
+                    .filter(|(_, o)| o.state == IkeState::Established && o.initiator != role)
+                    .map(|(other, o)| (other, (o.spi_i, o.spi_r), o.initiator))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (other, theirs, other_is_ours) in twins {
+            let (loser, loser_is_ours) = if mine < theirs {
+                (other, other_is_ours)
+            } else {
+                (spi, role)
+            };
+            log::info!("IKE SA {loser:016x} duplicates another with the same peer (both sides initiated): {}", if loser_is_ours { "deleting it" } else { "the peer deletes it" });
+            if loser_is_ours {
+                if let Some(l) = self.ikes.get_mut(&loser) {
+                    l.no_restart = true;
+                }
+                self.request_delete_ike(loser);
+            }
+            if loser == spi {
+                return;
+            }
         }
     }
 
@@ -2077,6 +2138,7 @@ impl Engine {
             if sa.natt { ", NAT-T" } else { "" }
         );
         self.index_identity(spi);
+        self.resolve_duplicate(spi);
     }
 
     fn queue_additional_children(&mut self, spi: u64) {
@@ -3182,6 +3244,7 @@ impl Engine {
             delete_at: None,
             last_heard: self.now,
             last_sent: self.now,
+            created: self.now,
             scheduled: None,
             first_flow: old_sa.first_flow,
             peer_rekey: None,

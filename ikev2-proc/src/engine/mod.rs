@@ -308,6 +308,8 @@ pub(crate) struct IkeSa {
     pub delete_at: Option<Instant>,
     pub last_heard: Instant,
     pub last_sent: Instant,
+    /// When this SA's first exchange began (INITIAL_CONTACT staleness).
+    pub created: Instant,
     pub scheduled: Option<Instant>,
     /// Flow of the first Child SA (ACQUIRE or the policy's first flow).
     pub first_flow: usize,

@@ -1353,7 +1353,8 @@ fn initial_contact_drops_stale_sas_of_the_same_peer() {
     let mut w = World::new();
     w.handshake();
     assert_one_matching_ike(&w);
-    // A restarts (loses its state) and connects again.
+    // A restarts (loses its state) and connects again, a moment later.
+    w.now += Duration::from_secs(5);
     w.a.engine = Engine::new(settings(), seeded(99), w.now);
     w.a.sas.clear();
     w.a.policies.clear();
@@ -2066,7 +2067,15 @@ fn lossy_networks_always_converge_to_one_ike_and_one_child_sa() {
         w.a.engine = Engine::new(settings(), seeded(0xa000 + seed), w.now);
         w.b.engine = Engine::new(settings(), seeded(0xb000 + seed), w.now);
         w.filter = lossy(seed, 30);
-        w.configure_dpd(vec![a_policy()], vec![b_policy()], 20);
+        // Odd seeds: B is active too (simultaneous initiations).
+        let mut pb = b_policy();
+        if seed % 2 == 1 {
+            pb.initiation = PolicyInitiation::Active;
+        }
+        w.b.engine
+            .set_config(w.now, vec![pb], InitiationMode::Active, 20);
+        w.a.engine
+            .set_config(w.now, vec![a_policy()], InitiationMode::Active, 20);
         w.advance_by(Duration::from_secs(120));
         // Rekeys from both sides while packets are still being lost.
         for (ia, ib) in w.a.established().into_iter().zip(w.b.established()) {
@@ -2132,9 +2141,9 @@ fn enable_test_log() {
 }
 
 #[test]
-fn both_sides_active_end_consistent() {
-    // Today each side keeps the IKE SA it initiated (two pairs, duplicate
-    // Child SAs for the flow); what must hold is that both sides agree.
+fn both_sides_active_end_with_one_ike_sa_and_one_child_sa() {
+    // Both gateways initiate at the same moment: each first holds two IKE
+    // SAs (one per role); both pick the same one to keep.
     let mut w = World::new();
     let mut pb = b_policy();
     pb.initiation = PolicyInitiation::Active;
@@ -2144,69 +2153,12 @@ fn both_sides_active_end_consistent() {
         .set_config(w.now, vec![a_policy()], InitiationMode::Active, 30);
     w.settle();
     w.advance_by(Duration::from_secs(300));
-    let mut a: Vec<(u64, u64)> =
-        w.a.established()
-            .into_iter()
-            .map(|s| {
-                let sa = w.a.engine.ike(s).unwrap();
-                (sa.spi_i, sa.spi_r)
-            })
-            .collect();
-    let mut b: Vec<(u64, u64)> =
-        w.b.established()
-            .into_iter()
-            .map(|s| {
-                let sa = w.b.engine.ike(s).unwrap();
-                (sa.spi_i, sa.spi_r)
-            })
-            .collect();
-    a.sort_unstable();
-    b.sort_unstable();
-    assert!(!a.is_empty());
-    assert_eq!(a, b, "both sides hold the same IKE SAs");
-    assert_eq!(w.a.engine.ike_sa_count(), a.len());
-    let mut ca: Vec<(u32, u32)> =
-        w.a.engine
-            .child_spis()
-            .into_iter()
-            .map(|s| (s, w.a.engine.child(s).unwrap().spi_out))
-            .collect();
-    let mut cb: Vec<(u32, u32)> =
-        w.b.engine
-            .child_spis()
-            .into_iter()
-            .map(|s| (w.b.engine.child(s).unwrap().spi_out, s))
-            .collect();
-    ca.sort_unstable();
-    cb.sort_unstable();
-    assert_eq!(ca, cb, "both sides hold the same Child SAs");
-}
-
-#[test]
-fn removing_one_of_two_child_sas_of_a_flow_keeps_the_kernel_policies() {
-    // Two active gateways: each flow has two Child SAs (one per IKE SA).
-    let mut w = World::new();
-    let mut pb = b_policy();
-    pb.initiation = PolicyInitiation::Active;
-    w.b.engine
-        .set_config(w.now, vec![pb], InitiationMode::Active, 0);
-    w.a.engine
-        .set_config(w.now, vec![a_policy()], InitiationMode::Active, 0);
-    w.settle();
-    assert_eq!(w.a.engine.child_sa_count(), 2);
-    // A: trap out + in + fwd once, not twice.
+    assert_one_matching_ike(&w);
+    assert_one_matching_child(&w);
+    assert_eq!(w.a.engine.ike_sa_count(), 1);
+    assert_eq!(w.b.engine.ike_sa_count(), 1);
+    // The loser's Child SA went without taking the flow's policies along.
+    assert_eq!(w.a.sas.len(), 2);
     assert_eq!(w.a.policies.len(), 3, "{:?}", w.a.policies);
-    // Delete one IKE SA (and its Child SA) from A.
-    let first = w.a.established()[0];
-    w.a.engine.ikes.get_mut(&first).unwrap().no_restart = true;
-    w.a.engine.request_delete_ike(first);
-    w.settle();
-    assert_eq!(w.a.engine.child_sa_count(), 1);
-    assert_eq!(w.b.engine.child_sa_count(), 1);
-    assert_eq!(
-        w.a.policies.len(),
-        3,
-        "the remaining Child SA keeps the flow's policies"
-    );
-    assert_eq!(w.b.policies.len(), 3);
+    assert_eq!(w.b.policies.len(), 3, "{:?}", w.b.policies);
 }
