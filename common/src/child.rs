@@ -107,8 +107,11 @@ pub fn start(role: Role, log_to_stderr: bool) -> Result<StartedChild, String> {
     }
     drop_privileges(role, &chroot_dir, uid, gid)?;
     // Credentials changed, which cleared any parent-death signal: set it now
-    // as a second line behind the closed channel.
-    let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM);
+    // as a second line behind the closed channel. Not for pfkey: it must
+    // live to flush our kernel entries when it sees the channel close.
+    if role != Role::Pfkey {
+        let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM);
+    }
     let started = StartedChild {
         parent,
         verbosity,

@@ -508,3 +508,56 @@ fn our_kernel_entries_are_flushed_on_stop_and_when_pfkey_is_lost() {
         let _ = Command::new("ip").args(["netns", "del", &ns]).status();
     }
 }
+
+/// Children exit when the parent's channel closes, and pfkey removes what
+/// it installed on its way out: nothing is left running or in the kernel.
+#[test]
+#[ignore = "needs root and network namespaces: run by .ci/run"]
+fn children_exit_and_flush_when_the_parent_is_killed() {
+    require_root("children_exit_and_flush_when_the_parent_is_killed");
+    let ns = "iked-orphans";
+    let _ = Command::new("ip").args(["netns", "del", ns]).status();
+    assert!(Command::new("ip")
+        .args(["netns", "add", ns])
+        .status()
+        .unwrap()
+        .success());
+    let config = "set passive\nikev2 \"t\" active esp from 10.1.0.0/24 to 10.2.0.0/24 \
+                  local 198.18.0.1 peer 198.18.0.2 psk \"k\"\n";
+    let mut daemon = Daemon::start_in(Some(ns), "orphans", config);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !xfrm_policies(ns).contains("src 10.1.0.0/24 dst 10.2.0.0/24") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no trap policy:\n{}",
+            daemon.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let children = daemon.children();
+    daemon.signal(Signal::SIGKILL);
+    assert!(daemon.wait_exit(Duration::from_secs(3)).is_some());
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    for (role, pid) in &children {
+        while std::path::Path::new(&format!("/proc/{pid}")).exists()
+            && status_field(*pid, "State").starts_with(|c| c != 'Z')
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{role} outlived its parent by 3 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let left = xfrm_policies(ns);
+    assert!(
+        !left.contains("10.1.0.0/24"),
+        "pfkey left our policy behind:\n{left}"
+    );
+    assert!(
+        daemon.log_text().contains("pfkey: parent went away"),
+        "{}",
+        daemon.log_text()
+    );
+    let _ = Command::new("ip").args(["netns", "del", ns]).status();
+}
