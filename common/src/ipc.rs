@@ -241,8 +241,10 @@ pub struct ChildSaInfo {
     pub pfs_group: Option<String>,
     /// Whether the kernel holds the SAs (false when the install failed).
     pub installed: bool,
-    pub bytes_in: u64,
-    pub bytes_out: u64,
+    /// Traffic counters from the kernel; None while pfkey does not read
+    /// them (shown as such, never as a made-up zero).
+    pub bytes_in: Option<u64>,
+    pub bytes_out: Option<u64>,
     pub established_secs: u64,
     pub rekey_in_secs: Option<u64>,
 }

@@ -194,17 +194,22 @@ fn render_sas(sas: &[IkeSaInfo]) -> String {
                 .as_deref()
                 .map(|g| format!(" group {g}"))
                 .unwrap_or_default();
-            out +=
-                &format!(
-                "  child {}{}: spi in {} out {}, {} enc {}{integrity}{pfs}, bytes in {} out {}\n",
+            let bytes = match (child.bytes_in, child.bytes_out) {
+                (Some(i), Some(o)) => format!(", bytes in {i} out {o}"),
+                _ => String::new(),
+            };
+            out += &format!(
+                "  child {}{}: spi in {} out {}, {} enc {}{integrity}{pfs}{bytes}\n",
                 child.state,
-                if child.installed { "" } else { " (not in kernel)" },
+                if child.installed {
+                    ""
+                } else {
+                    " (not in kernel)"
+                },
                 child.spi_in,
                 child.spi_out,
                 child.mode,
                 child.encryption,
-                child.bytes_in,
-                child.bytes_out,
             );
             out += &format!(
                 "    {} === {}\n",

@@ -873,8 +873,9 @@ impl Engine {
                 integrity: c.suite.integ.map(integ_name),
                 pfs_group: c.suite.ke.map(ke_name),
                 installed: c.installed,
-                bytes_in: 0,
-                bytes_out: 0,
+                // pfkey does not read the kernel's counters yet.
+                bytes_in: None,
+                bytes_out: None,
                 established_secs: self.now.saturating_duration_since(c.established).as_secs(),
                 rekey_in_secs: c
                     .rekey_at
