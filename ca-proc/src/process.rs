@@ -57,17 +57,9 @@ fn serve(log_to_stderr: bool) -> Result<(), String> {
 
 /// Handles one parent message; false means shut down.
 fn on_parent(started: &StartedChild, auth: &mut AuthService) -> Result<bool, String> {
-    let message = match ipc::recv::<ParentToChild>(started.parent()) {
-        Ok(r) => {
-            r.expect_descriptors(0)
-                .map_err(|e| format!("parent: {e}"))?
-                .0
-        }
-        Err(ipc::IpcError::Closed) => {
-            log::info!("parent went away, exiting");
-            return Ok(false);
-        }
-        Err(e) => return Err(format!("parent: {e}")),
+    let Some(message) = started.next_from_parent()? else {
+        log::info!("parent went away, exiting");
+        return Ok(false);
     };
     match message {
         ParentToChild::Config(ChildConfig::Ca { generation, psks }) => {

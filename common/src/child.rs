@@ -34,6 +34,21 @@ impl StartedChild {
         self.parent.as_fd()
     }
 
+    /// The parent's next message; None once the parent is gone (its
+    /// channel closed). Anything malformed is an error: exit, never guess.
+    pub fn next_from_parent(&self) -> Result<Option<ParentToChild>, String> {
+        match ipc::recv::<ParentToChild>(self.parent.as_fd()) {
+            Ok(received) => Ok(Some(
+                received
+                    .expect_descriptors(0)
+                    .map_err(|e| format!("parent: {e}"))?
+                    .0,
+            )),
+            Err(ipc::IpcError::Closed) => Ok(None),
+            Err(e) => Err(format!("parent: {e}")),
+        }
+    }
+
     /// Tells the parent something; failure means the parent is gone.
     pub fn tell_parent(&self, message: &ChildToParent) -> Result<(), String> {
         ipc::send(self.parent.as_fd(), message, &[]).map_err(|e| format!("parent channel: {e}"))

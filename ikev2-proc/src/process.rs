@@ -208,18 +208,9 @@ impl Ikev2Process {
 
     /// Handles one parent message; false means shut down.
     fn on_parent(&mut self) -> Result<bool, String> {
-        let received = ipc::recv::<ParentToChild>(self.started.parent());
-        let message = match received {
-            Ok(r) => {
-                r.expect_descriptors(0)
-                    .map_err(|e| format!("parent: {e}"))?
-                    .0
-            }
-            Err(ipc::IpcError::Closed) => {
-                log::info!("parent went away, exiting");
-                return Ok(false);
-            }
-            Err(e) => return Err(format!("parent: {e}")),
+        let Some(message) = self.started.next_from_parent()? else {
+            log::info!("parent went away, exiting");
+            return Ok(false);
         };
         match message {
             ParentToChild::Config(ChildConfig::Ikev2 {

@@ -103,19 +103,11 @@ fn on_parent(
     started: &StartedChild,
     service: &mut PfkeyService,
 ) -> Result<Option<Outcome>, String> {
-    let message = match ipc::recv::<ParentToChild>(started.parent()) {
-        Ok(r) => {
-            r.expect_descriptors(0)
-                .map_err(|e| format!("parent: {e}"))?
-                .0
-        }
-        Err(ipc::IpcError::Closed) => {
-            // Without the parent nobody manages our entries: fail closed.
-            log::info!("parent went away: flushing our kernel entries and exiting");
-            service.flush_ours();
-            return Ok(None);
-        }
-        Err(e) => return Err(format!("parent: {e}")),
+    let Some(message) = started.next_from_parent()? else {
+        // Without the parent nobody manages our entries: fail closed.
+        log::info!("parent went away: flushing our kernel entries and exiting");
+        service.flush_ours();
+        return Ok(None);
     };
     match message {
         ParentToChild::Config(config @ ipc::ChildConfig::Pfkey { .. }) => {
