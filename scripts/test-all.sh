@@ -41,7 +41,11 @@ step "format and lints"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 
-step "tests (unit, property, in-process, and root tests)"
-# IKED_FUZZ_SECONDS bounds the stable fuzz run of the message decoder.
+step "fuzz: mutations of real IKE messages through the decoder (bounded in time)"
+# Prints the executions per second and the total executed.
 IKED_FUZZ_SECONDS=${IKED_FUZZ_SECONDS:-60} \
-    cargo test --workspace --no-fail-fast -- --include-ignored
+    cargo test -p iked-common --test wire_fuzz -- --nocapture
+
+step "tests (unit, property, in-process, root, strongSwan, kernel lab, demo)"
+# The fuzz test runs again here, briefly (its default of a few seconds).
+cargo test --workspace --no-fail-fast -- --include-ignored
