@@ -16,13 +16,13 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Policy, PreSharedKey};
 use crate::kernel::{
     Flow, IpsecProtocol, KernelEntry, KernelEvent, KernelFailure, KernelSocketKind,
-    PolicyDirection, PolicyParams, SaId, SaParams, Selector,
+    PolicyDirection, PolicyParams, SaCounters, SaId, SaParams, Selector,
 };
 use std::net::IpAddr;
 
 /// Bumped whenever any message below changes shape; checked in the startup
 /// handshake so a parent never talks to a child from another build.
-pub const IPC_VERSION: u32 = 1;
+pub const IPC_VERSION: u32 = 2;
 
 /// Largest datagram a process accepts. Big enough for a configuration of some
 /// thousand policies; anything larger is refused, never truncated.
@@ -241,8 +241,9 @@ pub struct ChildSaInfo {
     pub pfs_group: Option<String>,
     /// Whether the kernel holds the SAs (false when the install failed).
     pub installed: bool,
-    /// Traffic counters from the kernel; None while pfkey does not read
-    /// them (shown as such, never as a made-up zero).
+    /// Octets through the inbound and the outbound SA, as the kernel
+    /// counts them; None when the kernel was not asked or did not answer
+    /// (shown as such, never as a made-up zero).
     pub bytes_in: Option<u64>,
     pub bytes_out: Option<u64>,
     pub established_secs: u64,
@@ -293,7 +294,17 @@ pub enum Ikev2ToPfkey {
         selector: Selector,
         direction: PolicyDirection,
     },
+    /// Read the kernel's traffic counters of SAs we installed (at most
+    /// [`MAX_COUNTER_REQUEST`]). Answered by [`PfkeyToIkev2::Counters`].
+    GetCounters {
+        id: u64,
+        sas: Vec<SaId>,
+    },
 }
+
+/// At most this many SAs in one [`Ikev2ToPfkey::GetCounters`]; pfkey
+/// refuses a longer list.
+pub const MAX_COUNTER_REQUEST: usize = 4096;
 
 /// pfkey → ikev2.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -313,6 +324,13 @@ pub enum PfkeyToIkev2 {
     Failed {
         id: u64,
         failure: KernelFailure,
+    },
+    /// The answer to [`Ikev2ToPfkey::GetCounters`]: each SA asked for, in
+    /// the same order, with None where pfkey did not install it or the
+    /// kernel could not say.
+    Counters {
+        id: u64,
+        counters: Vec<(SaId, Option<SaCounters>)>,
     },
     /// Something the kernel reported on its own (ACQUIRE, EXPIRE).
     Event(KernelEvent),

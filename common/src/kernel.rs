@@ -318,6 +318,15 @@ impl std::fmt::Display for SaId {
     }
 }
 
+/// What the kernel has counted on one SA since it was added (its current
+/// lifetime: XFRM `curlft`, PF_KEY SADB_EXT_LIFETIME_CURRENT).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SaCounters {
+    /// Octets of IP payload the SA protected or unprotected.
+    pub bytes: u64,
+    pub packets: u64,
+}
+
 /// Everything needed to install one SA.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct SaParams {

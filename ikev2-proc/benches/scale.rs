@@ -132,6 +132,10 @@ fn drive(
                     | Ikev2ToPfkey::AddPolicy { id, .. }
                     | Ikev2ToPfkey::DeletePolicy { id, .. } => PfkeyToIkev2::Done { id },
                     Ikev2ToPfkey::Ping { id } => PfkeyToIkev2::Pong { id },
+                    Ikev2ToPfkey::GetCounters { id, sas } => PfkeyToIkev2::Counters {
+                        id,
+                        counters: sas.into_iter().map(|sa| (sa, None)).collect(),
+                    },
                 };
                 engine.handle_pfkey(now, reply).expect("pfkey");
             }

@@ -5,7 +5,7 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 
 use iked_common::kernel::{
     Encryption, FailureKind, Integrity, IpsecMode, IpsecProtocol, KernelEvent, KernelFailure,
-    KernelSocketKind, PolicyDirection, PolicyParams, SaId, SaParams, Selector,
+    KernelSocketKind, PolicyDirection, PolicyParams, SaCounters, SaId, SaParams, Selector,
 };
 
 /// The transforms the kernel says it can do.
@@ -46,6 +46,9 @@ pub trait KernelBackend: Send {
     fn add_sa(&mut self, sa: &SaParams, update: bool) -> Result<(), KernelFailure>;
 
     fn delete_sa(&mut self, id: &SaId) -> Result<(), KernelFailure>;
+
+    /// What the kernel has counted on one SA (its current lifetime).
+    fn sa_counters(&mut self, id: &SaId) -> Result<SaCounters, KernelFailure>;
 
     fn add_policy(&mut self, policy: &PolicyParams) -> Result<(), KernelFailure>;
 

@@ -9,7 +9,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use iked_common::kernel::{
     Encryption, FailureKind, Integrity, IpsecMode, IpsecProtocol, KernelEvent, KernelFailure,
-    KernelSocketKind, PolicyDirection, PolicyParams, SaId, SaParams, Selector,
+    KernelSocketKind, PolicyDirection, PolicyParams, SaCounters, SaId, SaParams, Selector,
 };
 use nix::sys::socket::{recv, send, MsgFlags};
 use zeroize::Zeroizing;
@@ -376,6 +376,28 @@ impl KernelBackend for PfkeyBackend {
         let request = codec::encode_delete_sa(id, seq, self.pid);
         self.transact("delete SA", request, seq, codec::SADB_DELETE, false)
             .map(drop)
+    }
+
+    fn sa_counters(&mut self, id: &SaId) -> Result<SaCounters, KernelFailure> {
+        const OP: &str = "read SA counters";
+        let seq = self.next_seq();
+        let request = codec::encode_get_sa(id, seq, self.pid);
+        let reply = self.transact(OP, request, seq, codec::SADB_GET, false)?;
+        let m = codec::decode(&reply).map_err(|e| Self::malformed(OP, e))?;
+        let info = codec::decode_sa(&m).map_err(|e| Self::malformed(OP, e))?;
+        if info.id.dst != id.dst || info.id.spi != id.spi {
+            return Err(Self::malformed(
+                OP,
+                format!("kernel answered for {} instead of {id}", info.id),
+            ));
+        }
+        let current = info
+            .current
+            .ok_or_else(|| Self::malformed(OP, "no current lifetime in the reply"))?;
+        Ok(SaCounters {
+            bytes: current.bytes,
+            packets: u64::from(current.packets),
+        })
     }
 
     fn add_policy(&mut self, policy: &PolicyParams) -> Result<(), KernelFailure> {

@@ -24,6 +24,7 @@ pub const SADB_GETSPI: u8 = 1;
 pub const SADB_UPDATE: u8 = 2;
 pub const SADB_ADD: u8 = 3;
 pub const SADB_DELETE: u8 = 4;
+pub const SADB_GET: u8 = 5;
 pub const SADB_ACQUIRE: u8 = 6;
 pub const SADB_REGISTER: u8 = 7;
 pub const SADB_EXPIRE: u8 = 8;
@@ -376,7 +377,18 @@ pub fn encode_getspi(
 
 /// SADB_DELETE by SPI and both addresses.
 pub fn encode_delete_sa(id: &SaId, seq: u32, pid: u32) -> Writer {
-    let mut m = MessageBuilder::new(SADB_DELETE, SADB_SATYPE_ESP, seq, pid);
+    encode_sa_by_id(SADB_DELETE, id, seq, pid)
+}
+
+/// SADB_GET by SPI and both addresses (RFC 2367 §3.1.5); the reply carries
+/// the SA with its SADB_EXT_LIFETIME_CURRENT.
+pub fn encode_get_sa(id: &SaId, seq: u32, pid: u32) -> Writer {
+    encode_sa_by_id(SADB_GET, id, seq, pid)
+}
+
+/// The SA and address extensions DELETE and GET share.
+fn encode_sa_by_id(message_type: u8, id: &SaId, seq: u32, pid: u32) -> Writer {
+    let mut m = MessageBuilder::new(message_type, SADB_SATYPE_ESP, seq, pid);
     m.extension(SADB_EXT_SA, |w| {
         w.u32_be(id.spi).u8(0).u8(0).u8(0).u8(0).u32_ne(0);
     });
@@ -683,6 +695,30 @@ pub struct SaInfo {
     pub replay_window: u8,
     pub lifetime: Lifetime,
     pub encap: Option<UdpEncap>,
+    /// SADB_EXT_LIFETIME_CURRENT, when the message has one (GET, DUMP).
+    pub current: Option<CurrentLifetime>,
+}
+
+/// SADB_EXT_LIFETIME_CURRENT (RFC 2367 §2.3.3). Linux puts the SA's packet
+/// count in `sadb_lifetime_allocations`, which RFC 2367 leaves to
+/// allocations for the current lifetime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CurrentLifetime {
+    pub packets: u32,
+    pub bytes: u64,
+    pub add_time: u64,
+    pub use_time: u64,
+}
+
+fn read_current_lifetime(ext: &[u8]) -> Result<CurrentLifetime, DecodeError> {
+    let mut r = Reader::new(ext);
+    r.skip(4, "sadb_lifetime header")?;
+    Ok(CurrentLifetime {
+        packets: r.u32_ne("sadb_lifetime_allocations")?,
+        bytes: r.u64_ne("sadb_lifetime_bytes")?,
+        add_time: r.u64_ne("sadb_lifetime_addtime")?,
+        use_time: r.u64_ne("sadb_lifetime_usetime")?,
+    })
 }
 
 fn read_lifetime(ext: Option<&[u8]>) -> Result<(u64, u64), DecodeError> {
@@ -725,6 +761,10 @@ pub fn decode_sa(m: &Message) -> Result<SaInfo, DecodeError> {
         (Some(_), Some(src_port), Some(dst_port)) => Some(UdpEncap { src_port, dst_port }),
         _ => None,
     };
+    let current = m
+        .extension(SADB_EXT_LIFETIME_CURRENT)
+        .map(read_current_lifetime)
+        .transpose()?;
     Ok(SaInfo {
         id,
         reqid,
@@ -739,6 +779,7 @@ pub fn decode_sa(m: &Message) -> Result<SaInfo, DecodeError> {
             hard_seconds,
         },
         encap,
+        current,
     })
 }
 

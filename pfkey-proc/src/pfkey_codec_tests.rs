@@ -290,6 +290,16 @@ fn spddelete_getspi_delete_register_and_spdget_are_byte_exact() {
              0300 0600 00 20 0000 0200 0000 c0000202 z8"
         ))
     );
+    // SADB_GET addresses the SA exactly as SADB_DELETE does.
+    assert_eq!(
+        hex::encode(&encode_get_sa(&id, 9, PID).bytes),
+        hex::encode(bytes(
+            "02 05 00 03 0a00 0000 09000000 e8030000 \
+             0200 0100 12345678 00 00 00 00 00000000 \
+             0300 0500 00 20 0000 0200 0000 c0000201 z8 \
+             0300 0600 00 20 0000 0200 0000 c0000202 z8"
+        ))
+    );
     assert_eq!(
         encode_bare(SADB_REGISTER, SADB_SATYPE_ESP, 1, PID).bytes,
         bytes("02 07 00 03 0200 0000 01000000 e8030000")
@@ -472,6 +482,47 @@ mod captured {
                 "larval SAs live for the acquire timeout"
             );
         }
+    }
+
+    #[test]
+    fn the_current_lifetime_carries_the_counters() {
+        let data = raw(DUMP_LAST);
+        let sa = decode_sa(&decode(&data).unwrap()).unwrap();
+        assert_eq!(
+            sa.current,
+            Some(CurrentLifetime {
+                packets: 0,
+                bytes: 0,
+                add_time: 0x6b03_0b58,
+                use_time: 0
+            }),
+            "a larval SA: nothing counted, added at the capture's time"
+        );
+        // The same SA as a SADB_GET reply after traffic: the kernel answers
+        // GET with the message type and sequence of the request. The
+        // current lifetime follows the header (16), SA (16) and the hard
+        // and soft lifetimes (32 each).
+        let mut reply = data.clone();
+        reply[1] = SADB_GET;
+        reply[8..12].copy_from_slice(&9u32.to_ne_bytes());
+        let current = 16 + 16 + 32 + 32;
+        assert_eq!(&reply[current..current + 4], &bytes("0400 0200")[..]);
+        reply[current + 4..current + 8].copy_from_slice(&5u32.to_ne_bytes());
+        reply[current + 8..current + 16].copy_from_slice(&840u64.to_ne_bytes());
+        reply[current + 24..current + 32].copy_from_slice(&0x6b03_0b60u64.to_ne_bytes());
+        let m = decode(&reply).unwrap();
+        assert_eq!((m.message_type, m.seq, m.errno), (SADB_GET, 9, 0));
+        let sa = decode_sa(&m).unwrap();
+        assert_eq!(sa.id.spi, 0x1000);
+        assert_eq!(
+            sa.current,
+            Some(CurrentLifetime {
+                packets: 5,
+                bytes: 840,
+                add_time: 0x6b03_0b58,
+                use_time: 0x6b03_0b60
+            })
+        );
     }
 
     #[test]

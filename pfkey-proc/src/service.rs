@@ -6,7 +6,9 @@
 use std::collections::HashSet;
 use std::os::fd::{BorrowedFd, OwnedFd};
 
-use iked_common::ipc::{ChildConfig, ChildToParent, Ikev2ToPfkey, PfkeyToIkev2};
+use iked_common::ipc::{
+    ChildConfig, ChildToParent, Ikev2ToPfkey, PfkeyToIkev2, MAX_COUNTER_REQUEST,
+};
 use iked_common::kernel::{
     FailureKind, Flow, KernelEntry, KernelEvent, KernelFailure, KernelSocketKind, SaId,
 };
@@ -291,10 +293,44 @@ impl PfkeyService {
                 };
                 (id, self.delete_ours(id, entry, &mut outcome))
             }
+            Ikev2ToPfkey::GetCounters { id, sas } => (id, self.counters(id, sas)),
         };
         let reply = self.reply(id, result);
         outcome.to_ikev2.push(reply);
         outcome
+    }
+
+    /// The kernel's counters of the SAs we installed; None for any other
+    /// SA (larval ones included: nothing has crossed them) and for one the
+    /// kernel could not read.
+    fn counters(&mut self, id: u64, sas: Vec<SaId>) -> Result<PfkeyToIkev2, KernelFailure> {
+        if sas.len() > MAX_COUNTER_REQUEST {
+            return Err(local_failure(
+                FailureKind::NotPermitted,
+                format!(
+                    "refused: counters of {} SAs asked at once (at most {MAX_COUNTER_REQUEST})",
+                    sas.len()
+                ),
+            ));
+        }
+        let counters = sas
+            .into_iter()
+            .map(|sa| {
+                let ours =
+                    self.installed.contains(&KernelEntry::Sa(sa)) && !self.allocated.contains(&sa);
+                if !ours {
+                    return (sa, None);
+                }
+                match self.backend.sa_counters(&sa) {
+                    Ok(c) => (sa, Some(c)),
+                    Err(f) => {
+                        log::debug!("pfkey: {sa}: {}", f.message);
+                        (sa, None)
+                    }
+                }
+            })
+            .collect();
+        Ok(PfkeyToIkev2::Counters { id, counters })
     }
 
     fn delete_ours(
@@ -420,7 +456,7 @@ mod tests {
     use crate::backend::{DumpedPolicy, SupportedAlgorithms};
     use iked_common::kernel::{
         Encryption, Integrity, IpsecMode, IpsecProtocol, Lifetime, PolicyDirection, PolicyParams,
-        SaParams, SaTemplate, SecretBytes, Selector,
+        SaCounters, SaParams, SaTemplate, SecretBytes, Selector,
     };
     use std::net::IpAddr;
     use std::sync::{Arc, Mutex};
@@ -430,6 +466,7 @@ mod tests {
         AllocateSpi(IpAddr, IpAddr),
         AddSa(u32, bool),
         DeleteSa(u32),
+        Counters(u32),
         AddPolicy(PolicyDirection),
         DeletePolicy(PolicyDirection),
     }
@@ -479,6 +516,13 @@ mod tests {
         }
         fn delete_sa(&mut self, id: &SaId) -> Result<(), KernelFailure> {
             self.record(Call::DeleteSa(id.spi))
+        }
+        fn sa_counters(&mut self, id: &SaId) -> Result<SaCounters, KernelFailure> {
+            // Distinct per SA, so a test sees which SA each answer is for.
+            self.record(Call::Counters(id.spi)).map(|()| SaCounters {
+                bytes: u64::from(id.spi) * 100,
+                packets: u64::from(id.spi),
+            })
         }
         fn add_policy(&mut self, p: &PolicyParams) -> Result<(), KernelFailure> {
             self.record(Call::AddPolicy(p.direction))
@@ -631,6 +675,89 @@ mod tests {
                 Call::AddSa(0x1000, true),
                 Call::AddSa(0x2000, false),
             ]
+        );
+    }
+
+    #[test]
+    fn counters_are_read_only_for_our_complete_sas() {
+        let mut h = harness();
+        let ours = sa("192.0.2.1", "192.0.2.2", 0x2000, site());
+        h.service.handle_request(Ikev2ToPfkey::AddSa {
+            id: 1,
+            sa: ours.clone(),
+        });
+        let larval = h.service.handle_request(Ikev2ToPfkey::AllocateSpi {
+            id: 2,
+            src: ip("192.0.2.2"),
+            dst: ip("192.0.2.1"),
+            protocol: IpsecProtocol::Esp,
+            reqid: 1,
+            min: 0x1000,
+            max: 0x1fff,
+        });
+        assert_eq!(
+            larval.to_ikev2,
+            vec![PfkeyToIkev2::SpiAllocated { id: 2, spi: 0x1000 }]
+        );
+        let larval_id = SaId {
+            src: ip("192.0.2.2"),
+            dst: ip("192.0.2.1"),
+            protocol: IpsecProtocol::Esp,
+            spi: 0x1000,
+        };
+        let stranger = SaId {
+            spi: 0x9999,
+            ..ours.id
+        };
+        h.calls.lock().unwrap().clear();
+        let o = h.service.handle_request(Ikev2ToPfkey::GetCounters {
+            id: 3,
+            sas: vec![stranger, ours.id, larval_id],
+        });
+        assert_eq!(
+            o.to_ikev2,
+            vec![PfkeyToIkev2::Counters {
+                id: 3,
+                counters: vec![
+                    (stranger, None),
+                    (
+                        ours.id,
+                        Some(SaCounters {
+                            bytes: 0x2000 * 100,
+                            packets: 0x2000
+                        })
+                    ),
+                    (larval_id, None),
+                ],
+            }]
+        );
+        assert_eq!(*h.calls.lock().unwrap(), vec![Call::Counters(0x2000)]);
+
+        // A kernel failure is an unknown counter, not a failed request.
+        *h.fail_next.lock().unwrap() = Some(crate::backend::kernel_failure("get SA", 3, None));
+        let o = h.service.handle_request(Ikev2ToPfkey::GetCounters {
+            id: 4,
+            sas: vec![ours.id],
+        });
+        assert_eq!(
+            o.to_ikev2,
+            vec![PfkeyToIkev2::Counters {
+                id: 4,
+                counters: vec![(ours.id, None)],
+            }]
+        );
+
+        let o = h.service.handle_request(Ikev2ToPfkey::GetCounters {
+            id: 5,
+            sas: vec![ours.id; MAX_COUNTER_REQUEST + 1],
+        });
+        assert!(
+            matches!(&o.to_ikev2[..], [PfkeyToIkev2::Failed { id: 5, failure }] if failure.kind == FailureKind::NotPermitted)
+        );
+        assert_eq!(
+            h.calls.lock().unwrap().len(),
+            2,
+            "no kernel read when refused"
         );
     }
 

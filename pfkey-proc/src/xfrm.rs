@@ -6,7 +6,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use iked_common::kernel::{
     FailureKind, IpsecMode, IpsecProtocol, KernelEvent, KernelFailure, KernelSocketKind,
-    PolicyDirection, PolicyParams, SaId, SaParams, Selector,
+    PolicyDirection, PolicyParams, SaCounters, SaId, SaParams, Selector,
 };
 use nix::sys::socket::{recv, send, MsgFlags};
 use zeroize::Zeroizing;
@@ -343,6 +343,26 @@ impl KernelBackend for XfrmBackend {
         let seq = self.next_seq();
         let message = codec::encode_delete_sa(id, seq);
         self.transact("delete SA", message, seq, false).map(drop)
+    }
+
+    fn sa_counters(&mut self, id: &SaId) -> Result<SaCounters, KernelFailure> {
+        const OP: &str = "read SA counters";
+        let seq = self.next_seq();
+        let replies = self.transact(OP, codec::encode_get_sa(id, seq), seq, false)?;
+        let reply = replies
+            .first()
+            .ok_or_else(|| Self::malformed(OP, "no SA in the reply"))?;
+        let info = codec::decode_sa(&reply.borrow()).map_err(|e| Self::malformed(OP, e))?;
+        if info.id.dst != id.dst || info.id.spi != id.spi {
+            return Err(Self::malformed(
+                OP,
+                format!("kernel answered for {} instead of {id}", info.id),
+            ));
+        }
+        Ok(SaCounters {
+            bytes: info.current.bytes,
+            packets: info.current.packets,
+        })
     }
 
     fn add_policy(&mut self, policy: &PolicyParams) -> Result<(), KernelFailure> {

@@ -351,6 +351,27 @@ pub struct SaInfo {
     pub encap: Option<UdpEncap>,
     /// Replay window from XFRMA_REPLAY_ESN_VAL, if present.
     pub esn_replay_window: Option<u32>,
+    /// What the kernel has counted so far (`curlft`).
+    pub current: CurrentLifetime,
+}
+
+/// `struct xfrm_lifetime_cur` (32 octets): the kernel's counters of an SA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CurrentLifetime {
+    pub bytes: u64,
+    pub packets: u64,
+    /// Seconds since the epoch when the SA was added, and first used (0: not yet).
+    pub add_time: u64,
+    pub use_time: u64,
+}
+
+fn read_current_lifetime(r: &mut Reader) -> Result<CurrentLifetime, DecodeError> {
+    Ok(CurrentLifetime {
+        bytes: r.u64_ne("curlft bytes")?,
+        packets: r.u64_ne("curlft packets")?,
+        add_time: r.u64_ne("curlft add_time")?,
+        use_time: r.u64_ne("curlft use_time")?,
+    })
 }
 
 fn read_usersa_info(r: &mut Reader) -> Result<SaInfo, DecodeError> {
@@ -361,7 +382,8 @@ fn read_usersa_info(r: &mut Reader) -> Result<SaInfo, DecodeError> {
     r.skip(3, "id pad")?;
     let saddr = r.array::<16>("saddr")?;
     let lifetime = read_lifetime(r)?;
-    r.skip(LIFETIME_CUR_LEN + 12, "curlft/stats")?;
+    let current = read_current_lifetime(r)?;
+    r.skip(12, "stats")?;
     let _seq = r.u32_ne("seq")?;
     let reqid = r.u32_ne("reqid")?;
     let family = r.u16_ne("family")?;
@@ -388,6 +410,7 @@ fn read_usersa_info(r: &mut Reader) -> Result<SaInfo, DecodeError> {
         algorithms: Vec::new(),
         encap: None,
         esn_replay_window: None,
+        current,
     })
 }
 
@@ -584,7 +607,18 @@ pub fn encode_alloc_spi(
 
 /// XFRM_MSG_DELSA for (dst, SPI, protocol), with the source as XFRMA_SRCADDR.
 pub fn encode_delete_sa(id: &SaId, seq: u32) -> Writer {
-    let mut m = MessageBuilder::new(XFRM_MSG_DELSA, NLM_F_REQUEST | NLM_F_ACK, seq);
+    encode_sa_by_id(XFRM_MSG_DELSA, id, seq)
+}
+
+/// XFRM_MSG_GETSA for one SA, addressed as for DELSA. The kernel answers
+/// with XFRM_MSG_NEWSA (whose `curlft` carries the counters), then the ack.
+pub fn encode_get_sa(id: &SaId, seq: u32) -> Writer {
+    encode_sa_by_id(XFRM_MSG_GETSA, id, seq)
+}
+
+/// `struct xfrm_usersa_id` and XFRMA_SRCADDR, the body DELSA and GETSA share.
+fn encode_sa_by_id(message_type: u16, id: &SaId, seq: u32) -> Writer {
+    let mut m = MessageBuilder::new(message_type, NLM_F_REQUEST | NLM_F_ACK, seq);
     m.body()
         .address16(id.dst)
         .u32_be(id.spi)

@@ -257,6 +257,9 @@ impl Engine {
         message: PfkeyToIkev2,
     ) -> Result<(), String> {
         self.now = now;
+        let Some(message) = self.take_counter_reply(message)? else {
+            return Ok(());
+        };
         if let PfkeyToIkev2::SpiAllocated { id, .. }
         | PfkeyToIkev2::Done { id }
         | PfkeyToIkev2::Failed { id, .. } = &message
@@ -312,6 +315,8 @@ impl Engine {
                 None => log::warn!("pfkey: failure for unknown request {id}: {failure}"),
             },
             PfkeyToIkev2::Event(event) => self.on_kernel_event(event),
+            // Taken by take_counter_reply before dispatch.
+            PfkeyToIkev2::Counters { id, .. } => log::debug!("pfkey: counters {id} ignored"),
         }
     }
 

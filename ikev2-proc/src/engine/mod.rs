@@ -26,8 +26,11 @@ use std::time::{Duration, Instant};
 use iked_common::config::{IdentitySpec, Policy, PolicyInitiation};
 use iked_common::crypto::keys::{ChildSaKeys, IkeSaKeys};
 use iked_common::crypto::{KeMethod, KeyExchange, RandomSource, SkCipher};
-use iked_common::ipc::{ControlCommand, ControlReply, Ikev2ToCa, Ikev2ToPfkey, InitiationMode};
-use iked_common::kernel::Selector;
+use iked_common::ipc::{
+    ControlCommand, ControlReply, IkeSaInfo, Ikev2ToCa, Ikev2ToPfkey, InitiationMode, PfkeyToIkev2,
+    MAX_COUNTER_REQUEST,
+};
+use iked_common::kernel::{IpsecProtocol, SaCounters, SaId, Selector};
 use iked_common::wire::{Identity, SecurityAssociation};
 
 use proposals::{ChildSuite, IkeSuite};
@@ -416,6 +419,32 @@ pub struct Engine {
     policy_owner: HashMap<(Selector, iked_common::kernel::PolicyDirection), u32>,
     /// Child SAs by flow (narrowed selector), for that inheritance.
     flow_children: HashMap<Selector, HashSet<u32>>,
+    /// `show sa` requests waiting for counters, by the pfkey request id.
+    counter_queries: HashMap<u64, CounterQuery>,
+    expired_counter_ids: VecDeque<u64>,
+}
+
+/// How long `show sa` waits for pfkey's counters before answering without.
+pub(crate) const COUNTERS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Counter reads that timed out, remembered so their late answers are not
+/// taken for replies to requests never made.
+const EXPIRED_COUNTER_IDS: usize = 64;
+
+/// At most this many `show sa` wait for counters at once (each holds its
+/// list); more are answered at once without counters.
+const MAX_COUNTER_QUERIES: usize = 16;
+
+/// A `show sa` waiting for the kernel's counters.
+pub(crate) struct CounterQuery {
+    /// The control request to answer.
+    control_id: u64,
+    deadline: Instant,
+    /// The SA list as it was when asked, filled in when the counters come.
+    list: Vec<IkeSaInfo>,
+    /// Each listed Child SA's kernel SAs, by its inbound SPI text:
+    /// (inbound, outbound).
+    sas: HashMap<String, (SaId, SaId)>,
 }
 
 pub(crate) struct Trap {
@@ -453,6 +482,8 @@ impl Engine {
             restarts: Vec::new(),
             policy_owner: HashMap::new(),
             flow_children: HashMap::new(),
+            counter_queries: HashMap::new(),
+            expired_counter_ids: VecDeque::new(),
         }
     }
 
@@ -475,10 +506,8 @@ impl Engine {
     pub fn next_deadline(&self) -> Option<Instant> {
         let timer = self.timers.peek().map(|Reverse((at, _))| *at);
         let restart = self.restarts.iter().map(|(at, _)| *at).min();
-        match (timer, restart) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let counters = self.counter_queries.values().map(|q| q.deadline).min();
+        [timer, restart, counters].into_iter().flatten().min()
     }
 
     /// Whether a policy has an IKE SA that is not going away.
@@ -615,7 +644,13 @@ impl Engine {
     pub fn handle_control(&mut self, now: Instant, id: u64, command: ControlCommand) {
         self.now = now;
         let reply = match command {
-            ControlCommand::ShowSa => ControlReply::SaList(self.show_sa_capped()),
+            ControlCommand::ShowSa => {
+                let list = self.show_sa_capped();
+                match self.ask_counters(id, list) {
+                    Ok(()) => return,
+                    Err(list) => ControlReply::SaList(list),
+                }
+            }
             ControlCommand::Initiate { policy } => {
                 if !self.policies.iter().any(|p| p.name == policy) {
                     ControlReply::Failed(format!("no policy named {policy}"))
@@ -686,6 +721,144 @@ impl Engine {
             self.service(spi);
         }
         self.run_restarts();
+        self.expire_counter_queries();
+    }
+
+    /// Asks pfkey for the counters of the installed Child SAs in `list`;
+    /// the control request is answered when they come. Gives the list back
+    /// when there is nothing to ask.
+    fn ask_counters(
+        &mut self,
+        control_id: u64,
+        list: Vec<IkeSaInfo>,
+    ) -> Result<(), Vec<IkeSaInfo>> {
+        if self.counter_queries.len() >= MAX_COUNTER_QUERIES {
+            log::warn!(
+                "show sa: {MAX_COUNTER_QUERIES} lists already wait for counters; listed without"
+            );
+            return Err(list);
+        }
+        let mut sas = HashMap::new();
+        let mut ids = Vec::new();
+        for info in &list {
+            for child in info.children.iter().filter(|c| c.installed) {
+                if ids.len() + 2 > MAX_COUNTER_REQUEST {
+                    break;
+                }
+                let Some(pair) = u32::from_str_radix(&child.spi_in, 16)
+                    .ok()
+                    .and_then(|spi| self.child_sa_ids(spi))
+                else {
+                    continue;
+                };
+                if sas.insert(child.spi_in.clone(), pair).is_none() {
+                    ids.extend([pair.0, pair.1]);
+                }
+            }
+        }
+        if ids.is_empty() {
+            return Err(list);
+        }
+        let id = self.ipc_id();
+        self.counter_queries.insert(
+            id,
+            CounterQuery {
+                control_id,
+                deadline: self.now + COUNTERS_TIMEOUT,
+                list,
+                sas,
+            },
+        );
+        self.actions
+            .push_back(Action::Pfkey(Ikev2ToPfkey::GetCounters { id, sas: ids }));
+        Ok(())
+    }
+
+    /// The kernel SAs of a Child SA: (inbound, outbound), addressed as
+    /// they were installed.
+    fn child_sa_ids(&self, spi_in: u32) -> Option<(SaId, SaId)> {
+        let child = self.children.get(&spi_in)?;
+        let ike = self.ikes.get(&child.ike)?;
+        let (local, peer) = (ike.local.ip(), ike.peer.ip());
+        let sa = |src, dst, spi| SaId {
+            src,
+            dst,
+            protocol: IpsecProtocol::Esp,
+            spi,
+        };
+        Some((
+            sa(peer, local, child.spi_in),
+            sa(local, peer, child.spi_out),
+        ))
+    }
+
+    /// Answers a waiting `show sa` with whatever counters came (None each
+    /// when pfkey failed or was too slow).
+    fn answer_counter_query(
+        &mut self,
+        query: CounterQuery,
+        counters: &[(SaId, Option<SaCounters>)],
+    ) {
+        let by_sa: HashMap<SaId, SaCounters> = counters
+            .iter()
+            .filter_map(|(sa, c)| c.map(|c| (*sa, c)))
+            .collect();
+        let mut list = query.list;
+        for child in list.iter_mut().flat_map(|info| info.children.iter_mut()) {
+            if let Some((inbound, outbound)) = query.sas.get(&child.spi_in) {
+                child.bytes_in = by_sa.get(inbound).map(|c| c.bytes);
+                child.bytes_out = by_sa.get(outbound).map(|c| c.bytes);
+            }
+        }
+        self.actions.push_back(Action::Control {
+            id: query.control_id,
+            reply: ControlReply::SaList(list),
+        });
+    }
+
+    fn expire_counter_queries(&mut self) {
+        let now = self.now;
+        let due: Vec<u64> = self
+            .counter_queries
+            .iter()
+            .filter(|(_, q)| q.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            if let Some(query) = self.counter_queries.remove(&id) {
+                log::warn!("show sa: pfkey did not send the counters in time; listed without");
+                if self.expired_counter_ids.len() >= EXPIRED_COUNTER_IDS {
+                    self.expired_counter_ids.pop_front();
+                }
+                self.expired_counter_ids.push_back(id);
+                self.answer_counter_query(query, &[]);
+            }
+        }
+    }
+
+    /// Takes pfkey's answers to counter reads; gives back any other
+    /// message. An answer to a read never made is an error, as for every
+    /// pfkey reply.
+    pub(crate) fn take_counter_reply(
+        &mut self,
+        message: PfkeyToIkev2,
+    ) -> Result<Option<PfkeyToIkev2>, String> {
+        let (id, counters) = match message {
+            PfkeyToIkev2::Counters { id, counters } => (id, counters),
+            PfkeyToIkev2::Failed { id, failure } if self.counter_queries.contains_key(&id) => {
+                log::warn!("show sa: cannot read counters: {failure}");
+                (id, Vec::new())
+            }
+            other => return Ok(Some(other)),
+        };
+        match self.counter_queries.remove(&id) {
+            Some(query) => self.answer_counter_query(query, &counters),
+            None if self.expired_counter_ids.contains(&id) => {
+                log::debug!("show sa: counters {id} came after the list was sent")
+            }
+            None => return Err(format!("counters for request {id}, which was never made")),
+        }
+        Ok(None)
     }
 
     fn ipc_id(&mut self) -> u64 {
@@ -873,7 +1046,7 @@ impl Engine {
                 integrity: c.suite.integ.map(integ_name),
                 pfs_group: c.suite.ke.map(ke_name),
                 installed: c.installed,
-                // pfkey does not read the kernel's counters yet.
+                // Filled in from pfkey's answer (ask_counters).
                 bytes_in: None,
                 bytes_out: None,
                 established_secs: self.now.saturating_duration_since(c.established).as_secs(),

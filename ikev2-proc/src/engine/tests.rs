@@ -15,7 +15,8 @@ use iked_common::ipc::{
     CaToIkev2, ControlCommand, ControlReply, Ikev2ToCa, Ikev2ToPfkey, InitiationMode, PfkeyToIkev2,
 };
 use iked_common::kernel::{
-    FailureKind, KernelEvent, KernelFailure, PolicyParams, SaId, SaParams, Selector,
+    FailureKind, IpsecProtocol, KernelEvent, KernelFailure, PolicyParams, SaCounters, SaId,
+    SaParams, Selector,
 };
 use iked_common::wire::{ExchangeType, Header};
 
@@ -128,6 +129,13 @@ struct Node {
     no_esp: bool,
     /// Simulate pfkey refusing every SA as outside its flows.
     refuse: bool,
+    /// What the "kernel" counted on each installed SA, by SPI (zero when
+    /// absent, as for a fresh SA).
+    traffic: HashMap<u32, SaCounters>,
+    /// Simulate a pfkey that never answers counter reads.
+    counters_unanswered: bool,
+    /// Counter reads asked for: (request id, SAs).
+    counter_requests: Vec<(u64, Vec<SaId>)>,
     control_replies: Vec<(u64, ControlReply)>,
     sent: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
     keepalives: Vec<(SocketAddr, SocketAddr)>,
@@ -190,6 +198,9 @@ impl Node {
             deleted_sas: Vec::new(),
             no_esp: false,
             refuse: false,
+            traffic: HashMap::new(),
+            counters_unanswered: false,
+            counter_requests: Vec::new(),
             control_replies: Vec::new(),
             sent: Vec::new(),
             keepalives: Vec::new(),
@@ -314,6 +325,22 @@ impl Node {
                 self.policies
                     .retain(|p| !(p.selector == selector && p.direction == direction));
                 PfkeyToIkev2::Done { id }
+            }
+            Ikev2ToPfkey::GetCounters { id, sas } => {
+                self.counter_requests.push((id, sas.clone()));
+                if self.counters_unanswered {
+                    return None;
+                }
+                // As pfkey does: counters only for SAs it installed.
+                let counters = sas
+                    .into_iter()
+                    .map(|sa| {
+                        let installed = self.sas.get(&sa.spi).is_some_and(|p| p.id == sa);
+                        let counted = self.traffic.get(&sa.spi).copied().unwrap_or_default();
+                        (sa, installed.then_some(counted))
+                    })
+                    .collect();
+                PfkeyToIkev2::Counters { id, counters }
             }
         })
     }
@@ -584,6 +611,97 @@ fn handshake_derives_identical_keys_and_installs_both_sides() {
     assert_eq!(list[0].children.len(), 1);
     assert!(list[0].children[0].installed);
     assert_eq!(list[0].peer_id, B);
+}
+
+#[test]
+fn show_sa_carries_the_kernel_counters_of_both_directions() {
+    let mut w = World::new();
+    w.handshake();
+    let (spi_a_in, spi_a_out) = assert_one_matching_child(&w);
+    w.a.traffic.insert(
+        spi_a_in,
+        SaCounters {
+            bytes: 1234,
+            packets: 3,
+        },
+    );
+    w.a.traffic.insert(
+        spi_a_out,
+        SaCounters {
+            bytes: 5678,
+            packets: 4,
+        },
+    );
+    w.a.engine.handle_control(w.now, 9, ControlCommand::ShowSa);
+    w.settle();
+    // One read, for the inbound SA (B to A) and the outbound one (A to B).
+    let esp = |src: &str, dst: &str, spi| SaId {
+        src: ip(src),
+        dst: ip(dst),
+        protocol: IpsecProtocol::Esp,
+        spi,
+    };
+    assert_eq!(w.a.counter_requests.len(), 1);
+    assert_eq!(
+        w.a.counter_requests[0].1,
+        vec![esp(B, A, spi_a_in), esp(A, B, spi_a_out)]
+    );
+    let Some((9, ControlReply::SaList(list))) = w.a.control_replies.pop() else {
+        panic!("no list for request 9");
+    };
+    let child = &list[0].children[0];
+    assert_eq!(child.spi_in, format!("{spi_a_in:08x}"));
+    assert_eq!((child.bytes_in, child.bytes_out), (Some(1234), Some(5678)));
+
+    // Nothing installed: the list comes at once, without a read.
+    let mut w = World::new();
+    w.a.no_esp = true;
+    w.b.no_esp = true;
+    w.handshake();
+    w.a.engine.handle_control(w.now, 3, ControlCommand::ShowSa);
+    w.settle();
+    assert!(w.a.counter_requests.is_empty());
+    let Some((3, ControlReply::SaList(list))) = w.a.control_replies.pop() else {
+        panic!("no list for request 3");
+    };
+    assert_eq!(list[0].children[0].bytes_in, None);
+}
+
+#[test]
+fn show_sa_answers_without_counters_when_pfkey_is_silent() {
+    let mut w = World::new();
+    w.handshake();
+    w.a.counters_unanswered = true;
+    w.a.engine.handle_control(w.now, 4, ControlCommand::ShowSa);
+    w.settle();
+    assert!(w.a.control_replies.is_empty(), "waits for the counters");
+    w.advance_by(super::COUNTERS_TIMEOUT - Duration::from_millis(1));
+    assert!(w.a.control_replies.is_empty(), "waits up to the bound");
+    w.advance_by(Duration::from_millis(1));
+    let Some((4, ControlReply::SaList(list))) = w.a.control_replies.pop() else {
+        panic!("no list for request 4 after the bound");
+    };
+    let child = &list[0].children[0];
+    assert!(child.installed);
+    assert_eq!((child.bytes_in, child.bytes_out), (None, None));
+    // The late answer is not an error; an answer to a read never made is.
+    let (late, sas) = w.a.counter_requests[0].clone();
+    let counters = sas.iter().map(|sa| (*sa, None)).collect();
+    w.a.engine
+        .handle_pfkey(w.now, PfkeyToIkev2::Counters { id: late, counters })
+        .unwrap();
+    assert!(w.a.engine.drain_actions().is_empty(), "answered only once");
+    assert!(w
+        .a
+        .engine
+        .handle_pfkey(
+            w.now,
+            PfkeyToIkev2::Counters {
+                id: late + 1000,
+                counters: vec![]
+            }
+        )
+        .is_err());
 }
 
 #[test]
@@ -1804,11 +1922,8 @@ fn one_responder_serves_many_peers() {
     responder
         .engine
         .handle_control(now, 5, ControlCommand::ShowSa);
-    let Some(Action::Control {
-        reply: ControlReply::SaList(list),
-        ..
-    }) = responder.engine.poll_action()
-    else {
+    responder.step(now);
+    let Some((5, ControlReply::SaList(list))) = responder.control_replies.pop() else {
         panic!("no SA list");
     };
     assert_eq!(list.len(), PEERS);
