@@ -119,8 +119,14 @@ fn ping(lab: &Lab, conn: Connection, count: u32, interval: &str) -> (u32, String
     (received, text)
 }
 
-/// Pings through the tunnel and checks the wire carries only ESP (and IKE).
-fn assert_ping_goes_through_esp(lab: &Lab, conn: Connection, context: &dyn Fn() -> String) {
+/// Pings through the tunnel, checks the wire carries only ESP (and IKE) and
+/// that side A's `show sa` counts the traffic on its Child SA.
+fn assert_ping_goes_through_esp(
+    lab: &Lab,
+    a: &Daemon,
+    conn: Connection,
+    context: &dyn Fn() -> String,
+) {
     let captures = [Capture::start(lab, Side::A), Capture::start(lab, Side::B)];
     let (received, text) = ping(lab, conn, 5, "0.2");
     assert_eq!(
@@ -148,6 +154,16 @@ fn assert_ping_goes_through_esp(lab: &Lab, conn: Connection, context: &dyn Fn() 
             "side {side:?} sent more than ESP and IKE:\n{clear:?}\nall:\n{wire}"
         );
     }
+    // The kernel counted the echo requests out and the replies in.
+    let children = installed_children(a, conn.name);
+    let counted = |c: &Value, key: &str| c[key].as_u64().is_some_and(|n| n > 0);
+    assert!(
+        children
+            .iter()
+            .any(|c| counted(c, "bytes_in") && counted(c, "bytes_out")),
+        "no Child SA of side A shows bytes in and out after the pings: {children:#?}\n{}",
+        context()
+    );
 }
 
 fn iked_policy(conn: Connection, side: Side, active: bool, extra: &str) -> String {
@@ -207,7 +223,7 @@ fn iked_to_iked(initiator: Side) {
         },
         context,
     );
-    assert_ping_goes_through_esp(&lab, conn, &context);
+    assert_ping_goes_through_esp(&lab, &a, conn, &context);
 }
 
 fn iked_to_strongswan(iked_initiates: bool) {
@@ -249,7 +265,7 @@ fn iked_to_strongswan(iked_initiates: bool) {
         || !installed_children(&a, conn.name).is_empty() && swan.list_sas().contains("INSTALLED"),
         context,
     );
-    assert_ping_goes_through_esp(&lab, conn, &context);
+    assert_ping_goes_through_esp(&lab, &a, conn, &context);
 }
 
 #[test]
