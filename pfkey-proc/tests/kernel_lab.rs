@@ -691,6 +691,29 @@ fn lab_scenario(kind: KernelSocketKind) {
                 encryption.name()
             );
         }
+        // The kernel counted the pings on both SAs, and pfkey reads it.
+        let ids = vec![sas[0].id, sas[1].id];
+        match request(
+            &mut a,
+            Ikev2ToPfkey::GetCounters {
+                id: 90 + u64::from(n),
+                sas: ids.clone(),
+            },
+        ) {
+            PfkeyToIkev2::Counters { counters, .. } => {
+                assert_eq!(counters.iter().map(|(id, _)| *id).collect::<Vec<_>>(), ids);
+                for (id, counted) in &counters {
+                    let counted =
+                        counted.unwrap_or_else(|| panic!("{}: no counters for {id}", kind.name()));
+                    assert!(
+                        counted.bytes > 0 && counted.packets > 0,
+                        "{}: {id}: {counted:?}",
+                        kind.name()
+                    );
+                }
+            }
+            other => panic!("{}: counters: {other:?}", kind.name()),
+        }
         println!(
             "lab[{}]: ping through {}{} ok, tcpdump saw ESP spi 0x{spi_ab:08x} and 0x{spi_ba:08x}",
             kind.name(),
