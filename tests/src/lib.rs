@@ -432,3 +432,29 @@ pub fn run_in_kernel_lab(test_name: &str, timeout_secs: u32) {
         "{test_name} failed inside the kernel lab: {status}"
     );
 }
+
+/// `ikectl --json show sa` of `daemon`: its list of IKE SAs (empty when the
+/// daemon gives no answer).
+pub fn show_sa(daemon: &Daemon) -> Vec<serde_json::Value> {
+    let out = daemon.ikectl(&["--json", "show", "sa"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    v["sas"].as_array().cloned().unwrap_or_default()
+}
+
+/// Polls `check` until it holds; panics with `what` and `context()` after
+/// `timeout`.
+pub fn wait_until(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> bool,
+    context: impl Fn() -> String,
+) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("timed out waiting for {what}\n{}", context());
+}

@@ -4,12 +4,12 @@
 //! Child SA install fails here (no ESP in this kernel): iked must say so and
 //! keep the IKE SA. Traffic through real ESP is proven in the kernel lab.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use iked_tests::lab::{
     strongswan_keys, Connection, Lab, Side, Strongswan, SwanKernel, PSK_CBC, PSK_GCM, PSK_V6,
 };
-use iked_tests::Daemon;
+use iked_tests::{show_sa, wait_until, Daemon};
 use serde_json::Value;
 
 /// Keys iked logs at trace level (`-vv`): `key LABEL HEX`, with labels in
@@ -22,29 +22,6 @@ fn iked_keys(log: &str) -> Vec<(String, String)> {
             Some((label.to_string(), hex.to_string()))
         })
         .collect()
-}
-
-fn show_sa(daemon: &Daemon) -> Vec<Value> {
-    let out = daemon.ikectl(&["--json", "show", "sa"]);
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    v["sas"].as_array().cloned().unwrap_or_default()
-}
-
-/// Waits until `check` holds, polling; panics with `what` and `context()`.
-fn wait_until(
-    what: &str,
-    timeout: Duration,
-    mut check: impl FnMut() -> bool,
-    context: impl Fn() -> String,
-) {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if check() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("timed out waiting for {what}\n{}", context());
 }
 
 fn established_with_child(sas: &[Value], name: &str) -> bool {

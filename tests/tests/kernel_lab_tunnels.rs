@@ -7,17 +7,11 @@
 //! where IKED_KERNEL_LAB is set.
 
 use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use iked_tests::lab::{Connection, Lab, Side, Strongswan, SwanKernel, PSK_GCM};
-use iked_tests::{in_kernel_lab, run_in_kernel_lab, Daemon};
+use iked_tests::{in_kernel_lab, run_in_kernel_lab, show_sa, wait_until, Daemon};
 use serde_json::Value;
-
-fn show_sa(daemon: &Daemon) -> Vec<Value> {
-    let out = daemon.ikectl(&["--json", "show", "sa"]);
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    v["sas"].as_array().cloned().unwrap_or_default()
-}
 
 fn installed_children(daemon: &Daemon, name: &str) -> Vec<Value> {
     show_sa(daemon)
@@ -26,22 +20,6 @@ fn installed_children(daemon: &Daemon, name: &str) -> Vec<Value> {
         .flat_map(|sa| sa["children"].as_array().cloned().unwrap_or_default())
         .filter(|c| c["installed"] == true)
         .collect()
-}
-
-fn wait_until(
-    what: &str,
-    timeout: Duration,
-    mut check: impl FnMut() -> bool,
-    context: impl Fn() -> String,
-) {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if check() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("timed out waiting for {what}\n{}", context());
 }
 
 /// tcpdump of what one side sends on its veth (`-Q out`: Linux also shows
