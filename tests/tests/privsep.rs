@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use iked_tests::{
     binary, net_table_inodes, require_root, socket_inodes, sockets_of, status_field, Daemon,
-    Scratch,
 };
 use nix::sys::signal::Signal;
 
@@ -314,60 +313,6 @@ fn ikectl_log_level_reaches_every_process() {
     daemon
         .wait_for_log("ikev2: initiation mode", Duration::from_secs(1))
         .unwrap_or_else(|e| panic!("each line names its process: {e}\n{}", daemon.log_text()));
-}
-
-#[test]
-fn check_mode_accepts_a_good_file_and_locates_errors() {
-    let scratch = Scratch::new("check");
-    let good = scratch.file("good.conf");
-    std::fs::write(&good, "# only this\nset passive\n").unwrap();
-    let out = Command::new(binary("iked"))
-        .arg("-n")
-        .arg("-f")
-        .arg(&good)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("configuration OK"));
-
-    let bad = scratch.file("bad.conf");
-    std::fs::write(&bad, "set passive\n  frobnicate\n").unwrap();
-    let out = Command::new(binary("iked"))
-        .arg("-n")
-        .arg("-f")
-        .arg(&bad)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        stderr.trim(),
-        format!(
-            "iked: {}:2:3: syntax error: unknown keyword 'frobnicate'",
-            bad.display()
-        )
-    );
-}
-
-#[test]
-fn without_root_the_daemon_refuses_in_one_line() {
-    let scratch = Scratch::new("noroot");
-    let conf = scratch.file("iked.conf");
-    std::fs::write(&conf, "set passive\n").unwrap();
-    let mut command = Command::new(binary("iked"));
-    command.arg("-d").arg("-f").arg(&conf);
-    if nix::unistd::Uid::effective().is_root() {
-        use std::os::unix::process::CommandExt;
-        command.uid(65534).gid(65534);
-    }
-    let out = command.output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(stderr.trim(), "iked: need root privileges", "{stderr}");
 }
 
 /// Sends raw bytes on a copy of descriptor `fd` of process `pid`.

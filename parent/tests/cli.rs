@@ -1,0 +1,84 @@
+//! The iked command line without root: checking a configuration (`-n`) and
+//! the refusal to run the daemon unprivileged. Here, in the binary's own
+//! package, cargo builds `iked` for the test; the tests needing root live in
+//! tests/tests/.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+const IKED: &str = env!("CARGO_BIN_EXE_iked");
+
+/// A scratch directory removed at drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("iked-cli-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        Scratch(dir)
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).expect("write config");
+        path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn check_mode_accepts_a_good_file_and_locates_errors() {
+    let scratch = Scratch::new("check");
+    let good = scratch.write("good.conf", "# only this\nset passive\n");
+    let out = Command::new(IKED)
+        .arg("-n")
+        .arg("-f")
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("configuration OK"));
+
+    let bad = scratch.write("bad.conf", "set passive\n  frobnicate\n");
+    let out = Command::new(IKED)
+        .arg("-n")
+        .arg("-f")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.trim(),
+        format!(
+            "iked: {}:2:3: syntax error: unknown keyword 'frobnicate'",
+            bad.display()
+        )
+    );
+}
+
+#[test]
+fn without_root_the_daemon_refuses_in_one_line() {
+    let scratch = Scratch::new("noroot");
+    let conf = scratch.write("iked.conf", "set passive\n");
+    let mut command = Command::new(IKED);
+    command.arg("-d").arg("-f").arg(&conf);
+    if nix::unistd::Uid::effective().is_root() {
+        use std::os::unix::process::CommandExt;
+        command.uid(65534).gid(65534);
+    }
+    let out = command.output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim(), "iked: need root privileges", "{stderr}");
+}
