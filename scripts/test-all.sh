@@ -7,7 +7,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 die() { echo "test-all: $*" >&2; exit 1; }
-step() { echo; echo "=== $* ==="; }
+# Each step prints its start and, with the next step (or the end), how long
+# it took, so a slow step is visible in CI's log.
+started=$SECONDS
+step_name=""
+step_started=$SECONDS
+step_done() {
+    [ -n "$step_name" ] && echo "--- $step_name: $((SECONDS - step_started)) s (total $((SECONDS - started)) s)"
+    return 0
+}
+step() { step_done; step_name="$*"; step_started=$SECONDS; echo; echo "=== $* ==="; }
+trap 'status=$?; step_done; echo "test-all: exit $status after $((SECONDS - started)) s"' EXIT
 
 [ "$(id -u)" = 0 ] || die "run as root (tests use network namespaces and drop privileges): sudo $0"
 command -v cargo >/dev/null || die "cargo not found: install a Rust toolchain (https://rustup.rs), then rerun"
