@@ -62,8 +62,18 @@ const ACCEPTS_PER_WAKEUP: usize = 32;
 const EVENTS_PER_WAKEUP: usize = 64;
 /// Connections waiting to be accepted.
 const BACKLOG: i32 = 64;
-/// Repeated log lines about refused or dropped clients: at most one a second.
+/// Repeated log lines about refused or dropped clients: at most
+/// [`LOG_BURST`] per [`LOG_INTERVAL`].
 const LOG_INTERVAL: Duration = Duration::from_secs(1);
+const LOG_BURST: u32 = 5;
+/// Connections told why they are closed, kept a moment so that the message
+/// is read: closing a UNIX socket with a request of the client unread would
+/// reset the connection, and the client would see ECONNRESET instead.
+const MAX_CLOSING: usize = 16;
+/// How long such a connection is kept at most.
+const CLOSING_GRACE: Duration = Duration::from_millis(500);
+/// Datagrams discarded per wakeup from a connection being closed.
+const DISCARDS_PER_WAKEUP: usize = 16;
 
 /// Token of the listening socket in the control epoll; clients count from 1.
 const LISTENER: u64 = 0;
@@ -135,25 +145,31 @@ pub fn authorize(
     ))
 }
 
-/// At most one log line per [`LOG_INTERVAL`] for a recurring event; the
-/// next line that gets out counts the ones held back.
+/// At most [`LOG_BURST`] log lines per [`LOG_INTERVAL`] for a recurring
+/// event; the first line of the next interval counts the ones held back.
 #[derive(Debug, Default)]
 struct RateLimit {
-    last: Option<Instant>,
+    window: Option<Instant>,
+    lines: u32,
     held_back: u64,
 }
 
 impl RateLimit {
-    /// Some(lines held back since the last one) when a line may go out now.
+    /// Some(lines held back before this one) when a line may go out now.
     fn allow(&mut self, now: Instant) -> Option<u64> {
-        if self
-            .last
-            .is_some_and(|last| now.duration_since(last) < LOG_INTERVAL)
-        {
-            self.held_back += 1;
-            return None;
+        match self.window {
+            Some(start) if now.duration_since(start) < LOG_INTERVAL => {
+                if self.lines >= LOG_BURST {
+                    self.held_back += 1;
+                    return None;
+                }
+                self.lines += 1;
+            }
+            _ => {
+                self.window = Some(now);
+                self.lines = 1;
+            }
         }
-        self.last = Some(now);
         Some(std::mem::take(&mut self.held_back))
     }
 }
@@ -215,6 +231,9 @@ pub struct ControlServer {
     /// descriptor in the daemon's loop, readable while any of them is ready.
     epoll: OwnedFd,
     clients: HashMap<u64, Client>,
+    /// Connections being closed (see [`MAX_CLOSING`]), ids from the same
+    /// counter as clients.
+    closing: HashMap<u64, Closing>,
     next_client: u64,
     /// Requests forwarded to ikev2: request id → client.
     forwarded: HashMap<u64, u64>,
@@ -288,6 +307,7 @@ impl ControlServer {
             listener,
             epoll,
             clients: HashMap::new(),
+            closing: HashMap::new(),
             next_client: LISTENER + 1,
             forwarded: HashMap::new(),
             next_request: 0,
@@ -375,16 +395,64 @@ impl ControlServer {
                 return Vec::new();
             }
         }
+        let now = Instant::now();
+        self.closing
+            .retain(|_, c| now.duration_since(c.since) < CLOSING_GRACE);
         let mut requests = Vec::new();
         for event in &events {
             let (token, flags) = (event.data.u64(), event.flags);
             if token == LISTENER {
                 self.accept_some();
+            } else if let Some(closing) = self.closing.get(&token) {
+                if flags.intersects(epoll::EventFlags::HUP | epoll::EventFlags::ERR)
+                    || discard_input(closing.fd.as_fd(), &mut self.buffer)
+                {
+                    self.closing.remove(&token);
+                }
             } else {
                 self.on_client(token, flags, &mut requests);
             }
         }
         requests
+    }
+
+    /// Tells the other end of `fd` why it is closed, shuts our side so it
+    /// sees the end after the message, and keeps the descriptor a moment,
+    /// discarding what the client still sends, until it closes too.
+    fn close_telling(&mut self, fd: OwnedFd, message: &str) {
+        refuse(fd.as_fd(), message);
+        let _ = nix::sys::socket::shutdown(fd.as_raw_fd(), nix::sys::socket::Shutdown::Write);
+        if discard_input(fd.as_fd(), &mut self.buffer) {
+            return;
+        }
+        if self.closing.len() >= MAX_CLOSING {
+            if let Some(oldest) = self
+                .closing
+                .iter()
+                .min_by_key(|(_, c)| c.since)
+                .map(|(&id, _)| id)
+            {
+                self.closing.remove(&oldest);
+            }
+        }
+        let id = self.next_client;
+        self.next_client += 1;
+        if epoll::add(
+            &self.epoll,
+            &fd,
+            epoll::EventData::new_u64(id),
+            epoll::EventFlags::IN,
+        )
+        .is_ok()
+        {
+            self.closing.insert(
+                id,
+                Closing {
+                    fd,
+                    since: Instant::now(),
+                },
+            );
+        }
     }
 
     fn accept_some(&mut self) {
@@ -444,7 +512,7 @@ impl ControlServer {
                     "control socket: no peer credentials ({}): closing",
                     e.desc()
                 );
-                refuse(fd.as_fd(), "permission denied: no peer credentials");
+                self.close_telling(fd, "permission denied: no peer credentials");
                 return;
             }
         };
@@ -462,7 +530,7 @@ impl ControlServer {
                     held_back(n)
                 );
             }
-            refuse(fd.as_fd(), &format!("permission denied: {reason}"));
+            self.close_telling(fd, &format!("permission denied: {reason}"));
             return;
         }
         if self.clients.len() >= MAX_CLIENTS && !self.evict_idle(now) {
@@ -474,8 +542,8 @@ impl ControlServer {
                     held_back(n)
                 );
             }
-            refuse(
-                fd.as_fd(),
+            self.close_telling(
+                fd,
                 &format!("too many control clients ({MAX_CLIENTS}, all busy): try again"),
             );
             return;
@@ -748,15 +816,39 @@ impl ControlServer {
 
     /// Tells the client why, if its socket has room, and closes it.
     fn close_with(&mut self, id: u64, message: &str) {
-        if let Some(client) = self.clients.get(&id) {
-            refuse(client.fd.as_fd(), message);
+        if let Some(client) = self.clients.remove(&id) {
+            if client.forwarded > 0 {
+                self.forwarded.retain(|_, c| *c != id);
+            }
+            // Out of the epoll before it goes back in under a new id.
+            let _ = epoll::delete(&self.epoll, &client.fd);
+            self.close_telling(client.fd, message);
         }
-        self.close(id);
     }
 
     pub fn remove_socket_file(&self) {
         let _ = std::fs::remove_file(&self.path);
     }
+}
+
+/// A connection told why it is closed, kept until it closes or
+/// [`CLOSING_GRACE`] passes.
+struct Closing {
+    fd: OwnedFd,
+    since: Instant,
+}
+
+/// Reads and drops what the client sent; true when it has closed.
+fn discard_input(fd: BorrowedFd<'_>, buffer: &mut [u8]) -> bool {
+    for _ in 0..DISCARDS_PER_WAKEUP {
+        match nix::sys::socket::recv(fd.as_raw_fd(), buffer, MsgFlags::MSG_DONTWAIT) {
+            Ok(0) => return true,
+            Ok(_) | Err(nix::Error::EINTR) => {}
+            Err(nix::Error::EAGAIN) => return false,
+            Err(_) => return true,
+        }
+    }
+    false
 }
 
 /// Why a request was not read.

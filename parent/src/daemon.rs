@@ -80,6 +80,8 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
             )
         })?;
     prepare_chroot(DEFAULT_CHROOT)?;
+    // Resolved before going to the background, so a bad name is seen.
+    let control_group = ControlGroup::resolve(config.control_group.as_deref())?;
 
     if !cli.foreground {
         nix::unistd::daemon(false, false).map_err(|e| format!("daemon: {e}"))?;
@@ -101,7 +103,6 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
     let kernel = iked_pfkey::socket::open_kernel_sockets(config.kernel)?;
     log::info!("kernel interface: {}", kernel.kind.name());
     let udp = bind_udp(&ports, cli.natt_port, kernel.kind)?;
-    let control_group = ControlGroup::resolve(config.control_group.as_deref())?;
     let control = ControlServer::bind(&cli.socket, control_group)?;
 
     let mut daemon = Daemon {

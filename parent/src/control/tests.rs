@@ -320,13 +320,20 @@ fn root_and_members_of_the_control_group_are_allowed_and_no_one_else() {
 }
 
 #[test]
-fn rate_limit_lets_one_line_a_second_through_and_counts_the_rest() {
+fn rate_limit_lets_a_burst_a_second_through_and_counts_the_rest() {
     let mut limit = RateLimit::default();
     let t0 = Instant::now();
-    assert_eq!(limit.allow(t0), Some(0));
-    assert_eq!(limit.allow(t0 + Duration::from_millis(10)), None);
-    assert_eq!(limit.allow(t0 + Duration::from_millis(999)), None);
-    assert_eq!(limit.allow(t0 + Duration::from_millis(1000)), Some(2));
-    assert_eq!(limit.allow(t0 + Duration::from_millis(1500)), None);
-    assert_eq!(limit.allow(t0 + Duration::from_millis(2500)), Some(1));
+    let at = |ms| t0 + Duration::from_millis(ms);
+    for _ in 0..LOG_BURST {
+        assert_eq!(limit.allow(at(0)), Some(0));
+    }
+    assert_eq!(limit.allow(at(10)), None);
+    assert_eq!(limit.allow(at(999)), None);
+    assert_eq!(limit.allow(at(1000)), Some(2), "the held back are counted");
+    assert_eq!(limit.allow(at(1001)), Some(0));
+    for _ in 2..LOG_BURST {
+        assert_eq!(limit.allow(at(1500)), Some(0));
+    }
+    assert_eq!(limit.allow(at(1999)), None);
+    assert_eq!(limit.allow(at(2000)), Some(1));
 }
