@@ -6,7 +6,7 @@
 //! - Access: the socket file is root:root 0600, or root:GROUP 0660 with
 //!   `set control_group`; each connection is checked again at accept with
 //!   SO_PEERCRED (and SO_PEERGROUPS for supplementary groups), so a loose
-//!   file mode or a descriptor passed on does not let anyone else in.
+//!   file mode alone does not let anyone else in.
 //! - Every client socket is non-blocking. A reply the kernel will not take is
 //!   queued; a client whose queue passes [`MAX_QUEUED_REPLIES`] is not
 //!   reading and is dropped. A client with [`MAX_UNANSWERED`] requests still

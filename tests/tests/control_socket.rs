@@ -8,6 +8,7 @@
 //! a newcomer beyond that closes the longest idle one; a client with more
 //! than 8 replies unread is dropped, logged once.
 
+use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
@@ -476,6 +477,56 @@ fn ikectl_as(daemon: &Daemon, gid: u32, groups: &[u32], args: &[&str]) -> (u32, 
     (pid, child.wait_with_output().expect("ikectl output"))
 }
 
+/// A process running as nobody, a member of `gid` by a supplementary
+/// group, connected to the control socket: it says Hello, writes one byte
+/// on the pipe returned once answered, then waits and writes there what
+/// the daemon sends next, and exits.
+fn connected_member(path: &Path, gid: u32) -> (Pid, std::fs::File) {
+    let hello = ipc::encode(&ControlRequest::Hello {
+        version: IPC_VERSION,
+    })
+    .unwrap();
+    let address = UnixAddr::new(path).unwrap();
+    let groups = [Gid::from_raw(gid)];
+    let (read, write) = nix::unistd::pipe().expect("pipe");
+    // SAFETY: the child makes system calls only, on memory prepared before
+    // the fork, and leaves with _exit.
+    match unsafe { nix::unistd::fork() }.expect("fork") {
+        nix::unistd::ForkResult::Child => {
+            let run = || -> Result<(), nix::Error> {
+                let (uid, gid) = (Uid::from_raw(NOBODY), Gid::from_raw(NOGROUP));
+                nix::unistd::setgroups(&groups)?;
+                nix::unistd::setresgid(gid, gid, gid)?;
+                nix::unistd::setresuid(uid, uid, uid)?;
+                let fd = socket(
+                    AddressFamily::Unix,
+                    SockType::SeqPacket,
+                    SockFlag::SOCK_CLOEXEC,
+                    None,
+                )?;
+                let timeout = nix::sys::time::TimeVal::new(10, 0);
+                setsockopt(&fd, sockopt::ReceiveTimeout, &timeout)?;
+                connect(fd.as_raw_fd(), &address)?;
+                send(fd.as_raw_fd(), &hello, MsgFlags::empty())?;
+                let mut buf = [0u8; 1024];
+                recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty())?;
+                nix::unistd::write(&write, &[1])?;
+                let n = recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty())?;
+                nix::unistd::write(&write, &buf[..n])?;
+                Ok(())
+            };
+            let code = if run().is_ok() { 0 } else { 1 };
+            // SAFETY: leaves the child without running the parent's
+            // destructors or atexit handlers.
+            unsafe { nix::libc::_exit(code) }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(write);
+            (child, std::fs::File::from(read))
+        }
+    }
+}
+
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -585,8 +636,23 @@ fn only_root_and_the_control_group_may_use_the_control_socket() {
     let (_, out) = ikectl_as(&daemon, NOGROUP, &[gid], &show);
     assert!(out.status.success(), "{}", stderr(&out));
 
-    // Back to root only.
+    // Back to root only: a member still connected is closed, told why.
+    let (member, mut news) = connected_member(&daemon.socket, gid);
+    let mut admitted = [0u8; 1];
+    news.read_exact(&mut admitted)
+        .expect("a member's connection is admitted");
     reload(&mut daemon, "set passive\n", 3);
+    let mut told = Vec::new();
+    news.read_to_end(&mut told).expect("pipe");
+    let status = nix::sys::wait::waitpid(member, None).expect("waitpid");
+    assert_eq!(status, nix::sys::wait::WaitStatus::Exited(member, 0));
+    match ipc::decode::<ControlReply>(&told) {
+        Ok(ControlReply::Failed(m)) => assert!(
+            m.contains(&format!("permission denied: uid {NOBODY} is not root")),
+            "{m}"
+        ),
+        other => panic!("a member connected across the reload got {other:?}"),
+    }
     assert_eq!(access(&daemon.socket), (0, 0, 0o600));
     let (_, out) = ikectl_as(&daemon, NOGROUP, &[gid], &show);
     assert!(
