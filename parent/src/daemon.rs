@@ -57,7 +57,9 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
     let loaded = load_config(cli, &macros);
     if cli.check_only {
         return match loaded {
-            Ok(_) => {
+            Ok(config) => {
+                // A group that does not exist would stop the start: say so now.
+                ControlGroup::resolve(config.control_group.as_deref())?;
                 eprintln!("configuration OK");
                 Ok(ExitCode::SUCCESS)
             }

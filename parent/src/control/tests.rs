@@ -337,3 +337,24 @@ fn rate_limit_lets_a_burst_a_second_through_and_counts_the_rest() {
     assert_eq!(limit.allow(at(1999)), None);
     assert_eq!(limit.allow(at(2000)), Some(1));
 }
+
+#[test]
+#[ignore = "needs root (SO_SNDBUFFORCE): run by .ci/run"]
+fn a_reply_larger_than_the_default_socket_buffer_goes_out_whole() {
+    assert!(
+        nix::unistd::Uid::effective().is_root(),
+        "raising a socket buffer past net.core.wmem_max needs root (SO_SNDBUFFORCE): \
+         run as root, as .ci/run does"
+    );
+    let scratch = Scratch::new("big");
+    let mut server = server(&scratch);
+    let client = connect_to(&server);
+    send(client.as_raw_fd(), &hello(), MsgFlags::empty()).unwrap();
+    let taken = run_until(&mut server, None, |_, served| served == 1);
+    assert_eq!(taken, 1);
+    // Well past the default 208 KiB send buffer, below the IPC cap.
+    let big = ControlReply::Done("x".repeat(900_000));
+    server.reply(LISTENER + 1, &big);
+    assert_eq!(check(&client), Inbox::Reply(big));
+    assert_eq!(server.client_count(), 1);
+}
