@@ -373,6 +373,11 @@ impl ControlServer {
         self.epoll.as_fd()
     }
 
+    /// Who client `id` is, while it is connected.
+    pub fn peer(&self, id: u64) -> Option<Peer> {
+        self.clients.get(&id).map(|c| c.peer)
+    }
+
     /// Clients connected now.
     #[cfg(test)]
     pub fn client_count(&self) -> usize {

@@ -698,6 +698,13 @@ impl Daemon {
             ControlRequest::Hello { version } => ControlReply::Failed(format!(
                 "ikectl speaks control version {version}, iked {IPC_VERSION}"
             )),
+            // Debug detail can include key material (-vv): members of
+            // control_group get at most verbose; root gets all.
+            ControlRequest::SetVerbosity(Verbosity::Debug)
+                if self.control.peer(id).is_none_or(|peer| peer.uid != 0) =>
+            {
+                ControlReply::Failed("debug logging is for root only".into())
+            }
             ControlRequest::SetVerbosity(verbosity) => {
                 self.verbosity = verbosity;
                 logging::set_verbosity(verbosity);

@@ -18,7 +18,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use iked_common::ipc::{self, ControlCommand, ControlReply, ControlRequest, IPC_VERSION};
+use iked_common::ipc::{
+    self, ControlCommand, ControlReply, ControlRequest, Verbosity, IPC_VERSION,
+};
 use iked_tests::{binary, require_root, Daemon};
 use nix::sys::signal::Signal;
 use nix::sys::socket::{
@@ -477,23 +479,32 @@ fn ikectl_as(daemon: &Daemon, gid: u32, groups: &[u32], args: &[&str]) -> (u32, 
     (pid, child.wait_with_output().expect("ikectl output"))
 }
 
-/// A process running as nobody, a member of `gid` by a supplementary
-/// group, connected to the control socket: it says Hello, writes one byte
-/// on the pipe returned once answered, then waits and writes there what
-/// the daemon sends next, and exits.
-fn connected_member(path: &Path, gid: u32) -> (Pid, std::fs::File) {
-    let hello = ipc::encode(&ControlRequest::Hello {
-        version: IPC_VERSION,
-    })
-    .unwrap();
+/// A process running as nobody (primary group nogroup, supplementary
+/// `groups`) with a raw connection to the control socket: it sends each of
+/// `requests` and writes each reply on the pipe returned, as a 4-byte length
+/// and the datagram; with `linger`, it then waits for one more datagram
+/// from the daemon and writes that too. It exits when done or on an error.
+fn nobody_client(
+    path: &Path,
+    groups: &[u32],
+    requests: &[ControlRequest],
+    linger: bool,
+) -> (Pid, std::fs::File) {
+    let requests: Vec<Vec<u8>> = requests.iter().map(|r| ipc::encode(r).unwrap()).collect();
     let address = UnixAddr::new(path).unwrap();
-    let groups = [Gid::from_raw(gid)];
+    let groups: Vec<Gid> = groups.iter().map(|&g| Gid::from_raw(g)).collect();
     let (read, write) = nix::unistd::pipe().expect("pipe");
     // SAFETY: the child makes system calls only, on memory prepared before
     // the fork, and leaves with _exit.
     match unsafe { nix::unistd::fork() }.expect("fork") {
         nix::unistd::ForkResult::Child => {
-            let run = || -> Result<(), nix::Error> {
+            let mut buf = [0u8; 4096];
+            let pass_on = |n: usize, buf: &[u8]| -> Result<(), nix::Error> {
+                nix::unistd::write(&write, &(n as u32).to_le_bytes())?;
+                nix::unistd::write(&write, &buf[..n])?;
+                Ok(())
+            };
+            let mut run = || -> Result<(), nix::Error> {
                 let (uid, gid) = (Uid::from_raw(NOBODY), Gid::from_raw(NOGROUP));
                 nix::unistd::setgroups(&groups)?;
                 nix::unistd::setresgid(gid, gid, gid)?;
@@ -507,12 +518,15 @@ fn connected_member(path: &Path, gid: u32) -> (Pid, std::fs::File) {
                 let timeout = nix::sys::time::TimeVal::new(10, 0);
                 setsockopt(&fd, sockopt::ReceiveTimeout, &timeout)?;
                 connect(fd.as_raw_fd(), &address)?;
-                send(fd.as_raw_fd(), &hello, MsgFlags::empty())?;
-                let mut buf = [0u8; 1024];
-                recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty())?;
-                nix::unistd::write(&write, &[1])?;
-                let n = recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty())?;
-                nix::unistd::write(&write, &buf[..n])?;
+                for request in &requests {
+                    send(fd.as_raw_fd(), request, MsgFlags::empty())?;
+                    let n = recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty())?;
+                    pass_on(n, &buf)?;
+                }
+                if linger {
+                    let n = recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty())?;
+                    pass_on(n, &buf)?;
+                }
                 Ok(())
             };
             let code = if run().is_ok() { 0 } else { 1 };
@@ -524,6 +538,21 @@ fn connected_member(path: &Path, gid: u32) -> (Pid, std::fs::File) {
             drop(write);
             (child, std::fs::File::from(read))
         }
+    }
+}
+
+/// The next reply a [`nobody_client`] passed on; None at its end.
+fn next_reply(pipe: &mut std::fs::File) -> Option<ControlReply> {
+    let mut len = [0u8; 4];
+    pipe.read_exact(&mut len).ok()?;
+    let mut bytes = vec![0u8; u32::from_le_bytes(len) as usize];
+    pipe.read_exact(&mut bytes).ok()?;
+    Some(ipc::decode(&bytes).expect("a reply of the daemon decodes"))
+}
+
+fn hello() -> ControlRequest {
+    ControlRequest::Hello {
+        version: IPC_VERSION,
     }
 }
 
@@ -636,23 +665,57 @@ fn only_root_and_the_control_group_may_use_the_control_socket() {
     let (_, out) = ikectl_as(&daemon, NOGROUP, &[gid], &show);
     assert!(out.status.success(), "{}", stderr(&out));
 
+    // A member may change the log level, but not to debug, which may log
+    // keys: that is root's.
+    let (member, mut replies) = nobody_client(
+        &daemon.socket,
+        &[gid],
+        &[
+            hello(),
+            ControlRequest::SetVerbosity(Verbosity::Debug),
+            ControlRequest::SetVerbosity(Verbosity::Verbose),
+        ],
+        false,
+    );
+    assert_eq!(
+        next_reply(&mut replies),
+        Some(ControlReply::Hello {
+            version: IPC_VERSION
+        })
+    );
+    assert_eq!(
+        next_reply(&mut replies),
+        Some(ControlReply::Failed(
+            "debug logging is for root only".into()
+        ))
+    );
+    assert_eq!(
+        next_reply(&mut replies),
+        Some(ControlReply::Done("logging verbose".into()))
+    );
+    assert_eq!(
+        nix::sys::wait::waitpid(member, None).expect("waitpid"),
+        nix::sys::wait::WaitStatus::Exited(member, 0)
+    );
+
     // Back to root only: a member still connected is closed, told why.
-    let (member, mut news) = connected_member(&daemon.socket, gid);
-    let mut admitted = [0u8; 1];
-    news.read_exact(&mut admitted)
-        .expect("a member's connection is admitted");
+    let (member, mut replies) = nobody_client(&daemon.socket, &[gid], &[hello()], true);
+    assert!(
+        matches!(next_reply(&mut replies), Some(ControlReply::Hello { .. })),
+        "a member is admitted"
+    );
     reload(&mut daemon, "set passive\n", 3);
-    let mut told = Vec::new();
-    news.read_to_end(&mut told).expect("pipe");
-    let status = nix::sys::wait::waitpid(member, None).expect("waitpid");
-    assert_eq!(status, nix::sys::wait::WaitStatus::Exited(member, 0));
-    match ipc::decode::<ControlReply>(&told) {
-        Ok(ControlReply::Failed(m)) => assert!(
+    match next_reply(&mut replies) {
+        Some(ControlReply::Failed(m)) => assert!(
             m.contains(&format!("permission denied: uid {NOBODY} is not root")),
             "{m}"
         ),
         other => panic!("a member connected across the reload got {other:?}"),
     }
+    assert_eq!(
+        nix::sys::wait::waitpid(member, None).expect("waitpid"),
+        nix::sys::wait::WaitStatus::Exited(member, 0)
+    );
     assert_eq!(access(&daemon.socket), (0, 0, 0o600));
     let (_, out) = ikectl_as(&daemon, NOGROUP, &[gid], &show);
     assert!(
