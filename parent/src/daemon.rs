@@ -1,7 +1,7 @@
 //! The parent process: configuration, sockets, children, signals, control.
 //! It never parses an IKE packet.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::io::Read;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -21,7 +21,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 
 use crate::cli::Cli;
-use crate::control::ControlServer;
+use crate::control::{ControlGroup, ControlServer};
 use crate::spawn::{describe_exit, spawn, Child};
 
 /// How long a child may take to start, and to stop when told.
@@ -36,9 +36,9 @@ const IKE_PORT: u16 = 500;
 const SIGNAL_HUP: u64 = 1;
 const SIGNAL_TERM: u64 = 2;
 const SIGNAL_CHLD: u64 = 3;
-const CONTROL_LISTENER: u64 = 4;
+/// The control socket's own epoll: its listener and every client.
+const CONTROL: u64 = 4;
 const CHILD_BASE: u64 = 10;
-const CONTROL_CLIENT_BASE: u64 = 1 << 32;
 
 fn load_config(cli: &Cli, macros: &[(String, String)]) -> Result<Config, config::ConfigError> {
     let mut config = config::parse_file(&cli.config, macros)?;
@@ -57,7 +57,9 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
     let loaded = load_config(cli, &macros);
     if cli.check_only {
         return match loaded {
-            Ok(_) => {
+            Ok(config) => {
+                // A group that does not exist would stop the start: say so now.
+                ControlGroup::resolve(config.control_group.as_deref())?;
                 eprintln!("configuration OK");
                 Ok(ExitCode::SUCCESS)
             }
@@ -80,6 +82,8 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
             )
         })?;
     prepare_chroot(DEFAULT_CHROOT)?;
+    // Resolved before going to the background, so a bad name is seen.
+    let control_group = ControlGroup::resolve(config.control_group.as_deref())?;
 
     if !cli.foreground {
         nix::unistd::daemon(false, false).map_err(|e| format!("daemon: {e}"))?;
@@ -101,7 +105,7 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
     let kernel = iked_pfkey::socket::open_kernel_sockets(config.kernel)?;
     log::info!("kernel interface: {}", kernel.kind.name());
     let udp = bind_udp(&ports, cli.natt_port, kernel.kind)?;
-    let control = ControlServer::bind(&cli.socket)?;
+    let control = ControlServer::bind(&cli.socket, control_group)?;
 
     let mut daemon = Daemon {
         config_path: cli.config.clone(),
@@ -115,8 +119,6 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
         installed: HashSet::new(),
         verbosity,
         lost: Vec::new(),
-        pending_control: HashMap::new(),
-        next_control_id: 0,
     };
     let started = daemon.start_children(
         cli.foreground,
@@ -242,9 +244,6 @@ struct Daemon {
     verbosity: Verbosity,
     /// Children reaped but not yet reported.
     lost: Vec<(Role, WaitStatus)>,
-    /// Control requests forwarded to ikev2: request id → control connection.
-    pending_control: HashMap<u64, u64>,
-    next_control_id: u64,
 }
 
 /// Receives one message from a child, waiting at most `timeout`.
@@ -424,7 +423,7 @@ impl Daemon {
         add(&poller, hup.as_fd(), SIGNAL_HUP)?;
         add(&poller, term.as_fd(), SIGNAL_TERM)?;
         add(&poller, chld.as_fd(), SIGNAL_CHLD)?;
-        add(&poller, self.control.listener.as_fd(), CONTROL_LISTENER)?;
+        add(&poller, self.control.as_fd(), CONTROL)?;
         for (index, child) in self.children.iter().enumerate() {
             add(&poller, child.channel.as_fd(), CHILD_BASE + index as u64)?;
         }
@@ -451,12 +450,13 @@ impl Daemon {
                             return Ok(code);
                         }
                     }
-                    CONTROL_LISTENER => {
-                        while let Some((id, fd)) = self.control.accept() {
-                            add(&poller, fd.as_fd(), CONTROL_CLIENT_BASE + id)?;
+                    CONTROL => {
+                        // A bounded round; what is left waits for the next
+                        // wakeup, after signals and children.
+                        for (client, request) in self.control.service() {
+                            self.on_control(client, request);
                         }
                     }
-                    t if t >= CONTROL_CLIENT_BASE => self.on_control(t - CONTROL_CLIENT_BASE),
                     t => {
                         let index = (t - CHILD_BASE) as usize;
                         if let Err(e) = self.on_child(index) {
@@ -499,9 +499,7 @@ impl Daemon {
             }
             ChildToParent::ControlResult { id, reply } if role == Role::Ikev2 => {
                 // An answer for a connection that has gone away is dropped.
-                if let Some(client) = self.pending_control.remove(&id) {
-                    self.control.reply(client, &reply);
-                }
+                self.control.answer(id, &reply);
             }
             other => {
                 return Err(ipc::IpcError::Malformed {
@@ -662,6 +660,17 @@ impl Daemon {
         if config.kernel.is_some() && config.kernel != Some(self.kernel_kind) {
             log::warn!("a change of 'set kernel' takes effect only at restart");
         }
+        let control_group = match ControlGroup::resolve(config.control_group.as_deref()) {
+            Ok(group) => group,
+            Err(e) => {
+                let message = format!("reload failed, keeping the current configuration: {e}");
+                log::error!("{message}");
+                return Err(message);
+            }
+        };
+        if let Err(e) = self.control.set_group(control_group) {
+            log::error!("{e}");
+        }
         self.config = config;
         self.generation += 1;
         for index in 0..self.children.len() {
@@ -680,10 +689,8 @@ impl Daemon {
         Ok(message)
     }
 
-    fn on_control(&mut self, id: u64) {
-        let Some(request) = self.control.read(id) else {
-            return;
-        };
+    /// One request from control client `id`; every request gets one reply.
+    fn on_control(&mut self, id: u64, request: ControlRequest) {
         let reply = match request {
             ControlRequest::Hello { version } if version == IPC_VERSION => ControlReply::Hello {
                 version: IPC_VERSION,
@@ -691,6 +698,13 @@ impl Daemon {
             ControlRequest::Hello { version } => ControlReply::Failed(format!(
                 "ikectl speaks control version {version}, iked {IPC_VERSION}"
             )),
+            // Debug detail can include key material (-vv): members of
+            // control_group get at most verbose; root gets all.
+            ControlRequest::SetVerbosity(Verbosity::Debug)
+                if self.control.peer(id).is_none_or(|peer| peer.uid != 0) =>
+            {
+                ControlReply::Failed("debug logging is for root only".into())
+            }
             ControlRequest::SetVerbosity(verbosity) => {
                 self.verbosity = verbosity;
                 logging::set_verbosity(verbosity);
@@ -717,8 +731,7 @@ impl Daemon {
             },
             ControlRequest::Ikev2(command) => {
                 // ikev2 answers later with a ControlResult carrying this id.
-                self.next_control_id += 1;
-                let request_id = self.next_control_id;
+                let request_id = self.control.forwarding(id);
                 let sent = self
                     .children
                     .iter()
@@ -734,11 +747,11 @@ impl Daemon {
                         )
                     });
                 match sent {
-                    Some(Ok(())) => {
-                        self.pending_control.insert(request_id, id);
-                        return;
+                    Some(Ok(())) => return,
+                    _ => {
+                        self.control.forget(request_id);
+                        ControlReply::Failed("the ikev2 process is not available".into())
                     }
-                    _ => ControlReply::Failed("the ikev2 process is not available".into()),
                 }
             }
         };

@@ -68,6 +68,32 @@ fn check_mode_accepts_a_good_file_and_locates_errors() {
 }
 
 #[test]
+fn check_mode_looks_up_the_control_group() {
+    let scratch = Scratch::new("check-group");
+    let check = |text: &str| {
+        let conf = scratch.write("iked.conf", text);
+        Command::new(IKED)
+            .arg("-n")
+            .arg("-f")
+            .arg(&conf)
+            .output()
+            .unwrap()
+    };
+    let out = check("set control_group \"root\"\n");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = check("set control_group \"no-such-group-here\"\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "iked: control_group \"no-such-group-here\": no such group"
+    );
+}
+
+#[test]
 fn without_root_the_daemon_refuses_in_one_line() {
     let scratch = Scratch::new("noroot");
     let conf = scratch.write("iked.conf", "set passive\n");

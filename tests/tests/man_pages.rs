@@ -280,6 +280,52 @@ fn every_algorithm_name_of_the_parser_is_documented() {
     }
 }
 
+/// The options of `set` the parser knows: the strings its `fn set(`
+/// matches on (`"name" => ...` arms).
+fn set_options(source: &str) -> Vec<String> {
+    braced_body(source, "fn set(")
+        .lines()
+        .filter_map(|line| {
+            let (name, after) = line.trim().strip_prefix('"')?.split_once('"')?;
+            after
+                .trim_start()
+                .starts_with("=>")
+                .then(|| name.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn every_set_option_of_the_parser_is_documented() {
+    let options = set_options(&read("common/src/config/parser.rs"));
+    for expected in [
+        "active",
+        "passive",
+        "dpd_check_interval",
+        "kernel",
+        "control_group",
+    ] {
+        assert!(
+            options.iter().any(|o| o == expected),
+            "'set {expected}' not found in the parser: {options:?}"
+        );
+    }
+    let page = read("man/iked.conf.5");
+    let missing: Vec<&String> = options
+        .iter()
+        .filter(|option| {
+            !page.lines().any(|line| {
+                let words: Vec<&str> = line.split_whitespace().collect();
+                words.get(..4) == Some(&[".It", "Ic", "set", option.as_str()][..])
+            })
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "iked.conf.5 lacks '.It Ic set OPTION' for {missing:?}"
+    );
+}
+
 #[test]
 fn every_policy_keyword_of_the_parser_is_documented() {
     let keywords = policy_keywords(&read("common/src/config/policy_parser.rs"));
@@ -365,5 +411,7 @@ fn source_parsers_of_this_test_work_on_known_text() {
     assert!(has_macro_argument(".It Cm aes-128 , Cm x", "Cm", "aes-128"));
     assert!(!has_macro_argument(".It Cm aes-128-gcm", "Cm", "aes-128"));
     assert!(has_item(".It Fl s Ar socket", "Fl", "s"));
+    let parser = "fn set(&mut self) -> R {\n    match x {\n        \"a\" => 1,\n        \"b_c\" => {\n            if v == \"no\" { 2 }\n        }\n    }\n}\n";
+    assert_eq!(set_options(parser), ["a", "b_c"]);
     assert!(!has_item(".Op Fl s Ar socket", "Fl", "s"));
 }

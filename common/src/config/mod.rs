@@ -28,6 +28,22 @@ pub use policy_parser::{DEFAULT_CHILD_LIFETIME, DEFAULT_IKE_LIFETIME};
 pub const MAX_FILE_SIZE: u64 = 4 << 20;
 /// Deepest `include` nesting.
 pub const MAX_INCLUDE_DEPTH: usize = 8;
+/// Longest group name `set control_group` takes (the limit of
+/// shadow-utils' groupadd on Linux).
+pub const MAX_GROUP_NAME: usize = 32;
+
+/// Whether `name` can be a system group name: letters, digits, `_`, `-`
+/// and `.`, not starting with `-`, an optional trailing `$` (Samba's
+/// machine accounts), at most [`MAX_GROUP_NAME`] characters.
+pub fn is_group_name(name: &str) -> bool {
+    let body = name.strip_suffix('$').unwrap_or(name);
+    !body.is_empty()
+        && name.len() <= MAX_GROUP_NAME
+        && !body.starts_with('-')
+        && body
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
 
 /// A parsed configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,6 +54,9 @@ pub struct Config {
     pub kernel: Option<KernelSocketKind>,
     /// `set dpd_check_interval N` (seconds; 0 disables DPD).
     pub dpd_check_interval: u32,
+    /// `set control_group NAME`: besides root, members of this group may
+    /// use the control socket. `None` leaves it to root alone.
+    pub control_group: Option<String>,
     /// The `ikev2` policies, in file order.
     pub policies: Vec<Policy>,
     /// Pre-shared keys by policy name: for ca-proc only.
@@ -50,6 +69,7 @@ impl Default for Config {
             mode: InitiationMode::Active,
             kernel: None,
             dpd_check_interval: 60,
+            control_group: None,
             policies: Vec::new(),
             psks: Vec::new(),
         }

@@ -234,6 +234,29 @@ impl Parser {
                     })?;
                 1
             }
+            "control_group" => {
+                let (name, value_at) = match argument {
+                    Some((TokenKind::Word(name) | TokenKind::Quoted(name), value_at)) => {
+                        (name, value_at)
+                    }
+                    Some((_, value_at)) => {
+                        return Err(error(value_at, "set control_group needs a group name"))
+                    }
+                    None => return Err(error(at, "set control_group needs a group name")),
+                };
+                if !super::is_group_name(name) {
+                    return Err(error(
+                        value_at,
+                        format!(
+                            "invalid group name {name:?}: expected at most {} letters, \
+                             digits, '_', '-' or '.'",
+                            super::MAX_GROUP_NAME
+                        ),
+                    ));
+                }
+                self.config.control_group = Some(name.clone());
+                1
+            }
             "kernel" => {
                 let kind = match argument {
                     Some((TokenKind::Word(v), _)) if v == "xfrm" => KernelSocketKind::Xfrm,

@@ -43,6 +43,36 @@ fn set_kernel_and_dpd() {
 }
 
 #[test]
+fn set_control_group_takes_a_quoted_or_bare_group_name() {
+    assert_eq!(parse("").unwrap().control_group, None);
+    assert_eq!(
+        parse("set control_group \"ikeadm\"\n")
+            .unwrap()
+            .control_group
+            .as_deref(),
+        Some("ikeadm")
+    );
+    assert_eq!(
+        parse("g = \"vpn-ops\"\nset control_group $g\n")
+            .unwrap()
+            .control_group
+            .as_deref(),
+        Some("vpn-ops")
+    );
+    let (line, col, message) = error_at("set control_group\n");
+    assert_eq!((line, col), (1, 5));
+    assert!(message.contains("needs a group name"), "{message}");
+    for bad in ["\"\"", "\"-x\"", "\"a b\"", "\"wheel:0\"", &"g".repeat(33)] {
+        let (line, col, message) = error_at(&format!("set control_group {bad}\n"));
+        assert_eq!((line, col), (1, 19), "{bad}");
+        assert!(message.contains("invalid group name"), "{bad}: {message}");
+    }
+    let (_, col, message) = error_at("set control_group wheel staff\n");
+    assert_eq!(col, 25);
+    assert!(message.contains("unexpected text"), "{message}");
+}
+
+#[test]
 fn unknown_syntax_names_line_and_column() {
     assert_eq!(
         error_at("set passive\n\n  bogus statement\n"),
