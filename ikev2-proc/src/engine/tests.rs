@@ -189,7 +189,7 @@ fn settings() -> Settings {
 impl Node {
     fn new(addr: &str, seed: u64, spi_base: u32, settings: Settings, now: Instant) -> Node {
         Node {
-            engine: Engine::new(settings, seeded(seed), now),
+            engine: Engine::new(settings, seeded(seed), now).unwrap(),
             addr: ip(addr),
             psk: b"correct horse battery staple".to_vec(),
             next_spi: spi_base,
@@ -1157,8 +1157,8 @@ fn child_rekey_with_pfs_uses_a_new_key_exchange() {
 fn simultaneous_child_rekeys_leave_exactly_one_child_sa() {
     for seed in 0..4u64 {
         let mut w = World::new();
-        w.a.engine = Engine::new(settings(), seeded(0x1111 + seed * 7), w.now);
-        w.b.engine = Engine::new(settings(), seeded(0x2222 + seed * 13), w.now);
+        w.a.engine = Engine::new(settings(), seeded(0x1111 + seed * 7), w.now).unwrap();
+        w.b.engine = Engine::new(settings(), seeded(0x2222 + seed * 13), w.now).unwrap();
         w.handshake();
         let (old_a, old_b) = assert_one_matching_child(&w);
         let ia = w.a.established()[0];
@@ -1245,8 +1245,8 @@ fn ike_rekey_moves_children_to_the_new_sa() {
 fn simultaneous_ike_rekeys_leave_exactly_one_ike_sa() {
     for seed in 0..4u64 {
         let mut w = World::new();
-        w.a.engine = Engine::new(settings(), seeded(0x3333 + seed * 7), w.now);
-        w.b.engine = Engine::new(settings(), seeded(0x4444 + seed * 13), w.now);
+        w.a.engine = Engine::new(settings(), seeded(0x3333 + seed * 7), w.now).unwrap();
+        w.b.engine = Engine::new(settings(), seeded(0x4444 + seed * 13), w.now).unwrap();
         w.handshake();
         let ia = assert_one_matching_ike(&w);
         let ib = w.b.established()[0];
@@ -1473,7 +1473,7 @@ fn initial_contact_drops_stale_sas_of_the_same_peer() {
     assert_one_matching_ike(&w);
     // A restarts (loses its state) and connects again, a moment later.
     w.now += Duration::from_secs(5);
-    w.a.engine = Engine::new(settings(), seeded(99), w.now);
+    w.a.engine = Engine::new(settings(), seeded(99), w.now).unwrap();
     w.a.sas.clear();
     w.a.policies.clear();
     w.a.engine
@@ -1940,8 +1940,8 @@ fn one_responder_serves_many_peers() {
 fn child_rekey_crossing_an_ike_rekey_ends_on_the_new_ike_sa() {
     for (child_side_is_a, seed) in [(true, 1u64), (false, 2), (true, 3), (false, 4)] {
         let mut w = World::new();
-        w.a.engine = Engine::new(settings(), seeded(0x7777 + seed), w.now);
-        w.b.engine = Engine::new(settings(), seeded(0x8888 + seed), w.now);
+        w.a.engine = Engine::new(settings(), seeded(0x7777 + seed), w.now).unwrap();
+        w.b.engine = Engine::new(settings(), seeded(0x8888 + seed), w.now).unwrap();
         w.handshake();
         let (old_a, old_b) = assert_one_matching_child(&w);
         let ia = w.a.established()[0];
@@ -2179,8 +2179,8 @@ fn lossy_networks_always_converge_to_one_ike_and_one_child_sa() {
     enable_test_log();
     for seed in 1..=40u64 {
         let mut w = World::new();
-        w.a.engine = Engine::new(settings(), seeded(0xa000 + seed), w.now);
-        w.b.engine = Engine::new(settings(), seeded(0xb000 + seed), w.now);
+        w.a.engine = Engine::new(settings(), seeded(0xa000 + seed), w.now).unwrap();
+        w.b.engine = Engine::new(settings(), seeded(0xb000 + seed), w.now).unwrap();
         w.filter = lossy(seed, 30);
         // Odd seeds: B is active too (simultaneous initiations).
         let mut pb = b_policy();
