@@ -164,7 +164,13 @@ fn main() {
         .unwrap_or(5000);
     let now = Instant::now();
     let gateway = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
-    let mut responder = Engine::new(Settings::default(), seeded(1), now).expect("engine");
+    // One road-warrior policy for all peers: its Child SA cap (a policy
+    // limit, not a scale one) is lifted so that every peer gets its child.
+    let responder_settings = Settings {
+        max_child_sas_per_policy: usize::MAX,
+        ..Settings::default()
+    };
+    let mut responder = Engine::new(responder_settings, seeded(1), now).expect("engine");
     responder.set_config(
         now,
         vec![policy(
