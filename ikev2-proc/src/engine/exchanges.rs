@@ -2271,6 +2271,8 @@ impl Engine {
         sa.init_response = Vec::new();
         sa.offered = None;
         sa.cookie = None;
+        // Used to choose the policy in IKE_AUTH; no longer.
+        sa.accepted_ike = None;
         sa.rekey_at = rekey_at;
         let record = super::HalfOpenRecord::take(sa);
         log::info!(

@@ -9,8 +9,9 @@
 //!
 //! State is kept for scale: IKE SAs in a hash map by our own SPI (the SPI we
 //! chose is unique among our SAs and is in every message the peer sends us),
-//! half-open responder SAs also by (initiator SPI, peer address), Child SAs
-//! by inbound SPI, timers in a heap. No per-packet scan over all SAs.
+//! half-open responder SAs also by (initiator SPI, peer address) and
+//! counted by source address, Child SAs by inbound SPI and counted by
+//! policy, timers in a heap. No per-packet scan over all SAs.
 
 mod exchanges;
 pub mod proposals;
