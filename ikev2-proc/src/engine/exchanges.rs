@@ -595,7 +595,13 @@ impl Engine {
     /// the first payload) that we made for this initiator, under the
     /// current or the previous secret. Any length is handled: the
     /// comparison checks lengths first and runs in constant time.
-    fn cookie_valid(&self, message: &Message, ni: &[u8], peer: SocketAddr, spi_i: u64) -> bool {
+    pub(super) fn cookie_valid(
+        &self,
+        message: &Message,
+        ni: &[u8],
+        peer: SocketAddr,
+        spi_i: u64,
+    ) -> bool {
         let Some(Payload::Notify(notify)) = message.payloads.first() else {
             return false;
         };

@@ -2414,6 +2414,22 @@ fn cookies_of_any_length_get_a_fresh_cookie_demand_and_no_sa() {
         assert!(b_answers(&mut w, from, &datagram).is_empty(), "{len}");
         assert_eq!(w.b.engine.ike_sa_count(), 0, "{len}-octet cookie");
     }
+    // The engine's own check takes any length too, should a decoder ever
+    // let one through.
+    let Some(ni) = base.nonce() else {
+        panic!("no nonce in {base:?}");
+    };
+    for len in [0, 1, 32, 34, 64, 65_000] {
+        let mut message = base.clone();
+        message.payloads.insert(
+            0,
+            Payload::Notify(Notify::new(NotifyType::Cookie, vec![fresh[0]; len])),
+        );
+        assert!(
+            !w.b.engine.cookie_valid(&message, &ni.0, from, spi),
+            "{len}"
+        );
+    }
     // The right cookie is taken: A gets its demand and retries with it.
     w.deliver(request);
     w.settle();
