@@ -703,7 +703,11 @@ impl Engine {
         // RFC 7296 §2.6: above the threshold every initiator must prove it
         // receives at its address; so must one address holding its share.
         let from_source = self.half_open_of(remote.ip());
-        let per_source = self.settings.half_open_per_source;
+        // Zero: no per-source limit.
+        let per_source = match self.settings.half_open_per_source {
+            0 => usize::MAX,
+            n => n,
+        };
         let cookie_required =
             self.half_open >= self.settings.cookie_threshold || from_source.total >= per_source;
         let mut with_cookie = false;

@@ -56,7 +56,7 @@ pub struct Settings {
     /// must answer a cookie, and again as many made with a valid cookie;
     /// past that its IKE_SA_INIT requests are dropped. Counted after the
     /// cookie check: a spoofed flood cannot fill the cookie-proven share,
-    /// so it cannot lock a real address out.
+    /// so it cannot lock a real address out. Zero: no such limit.
     pub half_open_per_source: usize,
     /// IKE_SA_INIT requests larger than this are refused (RFC 7296 §2: an
     /// implementation MUST accept 1280 octets and SHOULD accept 3000). A
@@ -99,10 +99,10 @@ impl Default for Settings {
             // strongSwan's per-IP default (charon.block_threshold); a real
             // initiator holds one half-open SA for one round trip.
             half_open_per_source: 5,
-            // Eight times the largest IKE_SA_INIT seen in practice (a
-            // 1568-octet ML-KEM-1024 or 1024-octet MODP-8192 KE, long
-            // proposal lists, vendor IDs): about 2 KiB. At the 20,000 cap
-            // that is at most 160 MiB of requests, not 1.3 GiB at 64 KiB.
+            // Four times the largest IKE_SA_INIT seen in practice, about
+            // 2 KiB (a 1568-octet ML-KEM-1024 or 1024-octet MODP-8192 KE,
+            // long proposal lists, vendor IDs). At the 20,000 cap that is
+            // at most 160 MiB of requests, not 1.3 GiB at 64 KiB.
             max_sa_init_request: 8 * 1024,
             // Covers an initiator's whole retransmission schedule of a
             // cookie'd request (2+4+8+16+32 s) without a new cookie; a
