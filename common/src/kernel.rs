@@ -241,8 +241,15 @@ impl Integrity {
 }
 
 /// Key material: zeroed when dropped, never printed.
-#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
+#[derive(Serialize, Deserialize, Clone, Eq, Zeroize, ZeroizeOnDrop)]
 pub struct SecretBytes(Vec<u8>);
+
+/// Keys compare in constant time, like every secret (`ct_eq`).
+impl PartialEq for SecretBytes {
+    fn eq(&self, other: &Self) -> bool {
+        crate::crypto::secret::ct_eq(&self.0, &other.0)
+    }
+}
 
 impl SecretBytes {
     pub fn new(bytes: Vec<u8>) -> SecretBytes {

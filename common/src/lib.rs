@@ -6,6 +6,7 @@ pub mod crypto;
 pub mod event;
 pub mod ipc;
 pub mod kernel;
+pub mod limits;
 pub mod logging;
 pub mod privileges;
 pub mod wire;

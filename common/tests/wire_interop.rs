@@ -237,7 +237,7 @@ fn open_sk(datagram: &[u8], keys: &IkeKeys, from_initiator: bool) -> Option<Vec<
             openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &key).unwrap();
         signer.update(checked).unwrap();
         let mac = signer.sign_to_vec().unwrap();
-        if !openssl::memcmp::eq(&mac[..ICV_LEN], icv) {
+        if !iked_common::crypto::secret::ct_eq(&mac[..ICV_LEN], icv) {
             return None;
         }
         let (iv, rest) = data.split_at(16);

@@ -164,7 +164,13 @@ fn main() {
         .unwrap_or(5000);
     let now = Instant::now();
     let gateway = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
-    let mut responder = Engine::new(Settings::default(), seeded(1), now);
+    // One road-warrior policy for all peers: its Child SA cap (a policy
+    // limit, not a scale one) is lifted so that every peer gets its child.
+    let responder_settings = Settings {
+        max_child_sas_per_policy: usize::MAX,
+        ..Settings::default()
+    };
+    let mut responder = Engine::new(responder_settings, seeded(1), now).expect("engine");
     responder.set_config(
         now,
         vec![policy(
@@ -190,7 +196,8 @@ fn main() {
     for i in 0..peers {
         let addr = IpAddr::V4(Ipv4Addr::from(0xc612_0000u32 + i as u32 + 1));
         let inner = IpAddr::V4(Ipv4Addr::from(0x6400_0000u32 + (i as u32) * 4));
-        let mut engine = Engine::new(Settings::default(), seeded(100 + i as u64), now);
+        let mut engine =
+            Engine::new(Settings::default(), seeded(100 + i as u64), now).expect("engine");
         engine.set_config(
             now,
             vec![policy(

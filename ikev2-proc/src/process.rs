@@ -101,7 +101,9 @@ fn serve(log_to_stderr: bool) -> Result<(), String> {
     }
     let settings = Settings::default();
     let natt_port = settings.natt_port;
-    let mut engine = Engine::new(settings, Box::new(OpensslRandom), Instant::now());
+    // No randomness, no cookie secret, SPIs or nonces: refuse to run.
+    let mut engine = Engine::new(settings, Box::new(OpensslRandom), Instant::now())
+        .map_err(|e| format!("cannot start the IKEv2 engine: {e}"))?;
     engine.set_local_address_resolver(Box::new(route_source));
     let mut process = Ikev2Process {
         started,

@@ -3,7 +3,7 @@
 //! kernel's events forwarded. Every entry we install is tracked (and
 //! reported to the parent) so that stopping removes ours and nothing else.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::os::fd::{BorrowedFd, OwnedFd};
 
 use iked_common::ipc::{
@@ -21,6 +21,13 @@ use crate::flows;
 /// leaves a larval SA for the kernel's acquire timeout).
 pub const MAX_INSTALLED: usize = 65_536;
 
+/// Most SAs pfkey keeps installed for one policy (the flow's policy name),
+/// besides [`MAX_INSTALLED`] for all: the peers of one policy cannot take
+/// the whole table from the others. ikev2 keeps to a quarter of it (two
+/// SAs per Child SA, twice that while rekeys overlap); this is the check
+/// that holds should ikev2 be compromised or wrong.
+pub const MAX_SAS_PER_POLICY: usize = iked_common::limits::MAX_KERNEL_SAS_PER_POLICY;
+
 /// What handling one input produced.
 #[derive(Debug, Default)]
 pub struct Outcome {
@@ -36,6 +43,10 @@ pub struct PfkeyService {
     installed: HashSet<KernelEntry>,
     /// SPIs allocated but not yet filled in: their SA is added by update.
     allocated: HashSet<SaId>,
+    /// The policy each installed (not larval) SA was admitted under, and
+    /// how many each policy has, for [`MAX_SAS_PER_POLICY`].
+    sa_policy: HashMap<SaId, String>,
+    sas_by_policy: HashMap<String, usize>,
 }
 
 impl PfkeyService {
@@ -78,6 +89,8 @@ impl PfkeyService {
             generation: 0,
             installed: HashSet::new(),
             allocated: HashSet::new(),
+            sa_policy: HashMap::new(),
+            sas_by_policy: HashMap::new(),
         })
     }
 
@@ -151,6 +164,14 @@ impl PfkeyService {
     fn forget(&mut self, entry: &KernelEntry, outcome: &mut Outcome) {
         if let KernelEntry::Sa(id) = entry {
             self.allocated.remove(id);
+            if let Some(policy) = self.sa_policy.remove(id) {
+                if let Some(count) = self.sas_by_policy.get_mut(&policy) {
+                    *count = count.saturating_sub(1);
+                    if *count == 0 {
+                        self.sas_by_policy.remove(&policy);
+                    }
+                }
+            }
         }
         if self.installed.remove(entry) {
             outcome
@@ -256,10 +277,15 @@ impl PfkeyService {
                 // collide with it).
                 let update = self.allocated.contains(&sa.id) || self.installed.contains(&entry);
                 let result = flows::check_sa(&self.flows, &sa)
-                    .and_then(|_| self.backend.add_sa(&sa, update))
-                    .map(|()| {
+                    .map(|flow| flow.name.clone())
+                    .and_then(|policy| self.check_policy_room(&policy, &sa.id).map(|()| policy))
+                    .and_then(|policy| self.backend.add_sa(&sa, update).map(|()| policy))
+                    .map(|policy| {
                         self.allocated.remove(&sa.id);
                         self.added(entry, &mut outcome);
+                        if self.sa_policy.insert(sa.id, policy.clone()).is_none() {
+                            *self.sas_by_policy.entry(policy).or_default() += 1;
+                        }
                         PfkeyToIkev2::Done { id }
                     });
                 (id, result)
@@ -298,6 +324,21 @@ impl PfkeyService {
         let reply = self.reply(id, result);
         outcome.to_ikev2.push(reply);
         outcome
+    }
+
+    /// Whether `policy` may have one more SA: an SA already counted
+    /// (replaced in place) always may.
+    fn check_policy_room(&self, policy: &str, sa: &SaId) -> Result<(), KernelFailure> {
+        let count = self.sas_by_policy.get(policy).copied().unwrap_or(0);
+        if count >= MAX_SAS_PER_POLICY && !self.sa_policy.contains_key(sa) {
+            return Err(local_failure(
+                FailureKind::NotPermitted,
+                format!(
+                    "refused: {sa}: policy {policy} already has {count} SAs installed (at most {MAX_SAS_PER_POLICY})"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// The kernel's counters of the SAs we installed; None for any other
@@ -938,6 +979,88 @@ mod tests {
             sa: sa("192.0.2.1", "192.0.2.2", 0x7777, site()),
         });
         assert_eq!(*h.calls.lock().unwrap(), vec![Call::AddSa(0x7777, false)]);
+    }
+
+    #[test]
+    fn a_policy_past_its_sa_cap_is_refused_while_another_still_installs() {
+        let mut h = harness();
+        let other = Flow {
+            name: "other".into(),
+            selector: Selector {
+                src: ip("10.3.0.0"),
+                dst: ip("10.4.0.0"),
+                ..site()
+            },
+            peer: ip("192.0.2.3"),
+            ..flow()
+        };
+        h.service.apply_config(&ChildConfig::Pfkey {
+            generation: 2,
+            flows: vec![flow(), other.clone()],
+        });
+        let site_sa = |spi| sa("192.0.2.1", "192.0.2.2", spi, site());
+        for n in 0..MAX_SAS_PER_POLICY as u32 {
+            let o = h.service.handle_request(Ikev2ToPfkey::AddSa {
+                id: u64::from(n),
+                sa: site_sa(0x1_0000 + n),
+            });
+            assert_eq!(o.to_ikev2, vec![PfkeyToIkev2::Done { id: u64::from(n) }]);
+        }
+        h.calls.lock().unwrap().clear();
+        let o = h.service.handle_request(Ikev2ToPfkey::AddSa {
+            id: 1_000_000,
+            sa: site_sa(0x9_0000),
+        });
+        let [PfkeyToIkev2::Failed {
+            id: 1_000_000,
+            failure,
+        }] = &o.to_ikev2[..]
+        else {
+            panic!("not refused: {:?}", o.to_ikev2);
+        };
+        assert_eq!(failure.kind, FailureKind::NotPermitted);
+        assert!(
+            failure.message.contains("policy site")
+                && failure.message.contains(&MAX_SAS_PER_POLICY.to_string()),
+            "{}",
+            failure.message
+        );
+        assert!(o.to_parent.is_empty());
+        assert!(
+            h.calls.lock().unwrap().is_empty(),
+            "never reached the kernel"
+        );
+        // Another policy still installs.
+        let o = h.service.handle_request(Ikev2ToPfkey::AddSa {
+            id: 1_000_001,
+            sa: sa("192.0.2.1", "192.0.2.3", 0x9_0001, other.selector),
+        });
+        assert_eq!(o.to_ikev2, vec![PfkeyToIkev2::Done { id: 1_000_001 }]);
+        // Replacing one of the full policy's SAs in place is no new SA.
+        let o = h.service.handle_request(Ikev2ToPfkey::UpdateSa {
+            id: 1_000_002,
+            sa: site_sa(0x1_0000),
+        });
+        assert_eq!(o.to_ikev2, vec![PfkeyToIkev2::Done { id: 1_000_002 }]);
+        // One gone, there is room for one again.
+        let gone = site_sa(0x1_0001).id;
+        let o = h.service.handle_request(Ikev2ToPfkey::DeleteSa {
+            id: 1_000_003,
+            sa: gone,
+        });
+        assert_eq!(o.to_ikev2, vec![PfkeyToIkev2::Done { id: 1_000_003 }]);
+        let o = h.service.handle_request(Ikev2ToPfkey::AddSa {
+            id: 1_000_004,
+            sa: site_sa(0x9_0000),
+        });
+        assert_eq!(o.to_ikev2, vec![PfkeyToIkev2::Done { id: 1_000_004 }]);
+        let o = h.service.handle_request(Ikev2ToPfkey::AddSa {
+            id: 1_000_005,
+            sa: site_sa(0x9_0002),
+        });
+        assert!(
+            matches!(&o.to_ikev2[..], [PfkeyToIkev2::Failed { failure, .. }] if failure.kind == FailureKind::NotPermitted)
+        );
     }
 
     #[test]

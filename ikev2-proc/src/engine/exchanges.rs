@@ -23,8 +23,8 @@ use iked_common::wire::{
 use super::proposals::{self, ChildSuite};
 use super::selectors;
 use super::{
-    Action, Answer, AnswerKind, AuthAnswer, AuthCheck, ChildAnswer, ChildDraft, ChildSa,
-    ChildState, Engine, IkeSa, IkeState, Outstanding, Prep, RequestCtx, Task, Wait,
+    Action, Answer, AnswerKind, AuthAnswer, AuthCheck, ChildAnswer, ChildDraft, ChildOffer,
+    ChildSa, ChildState, Engine, IkeSa, IkeState, Outstanding, Prep, RequestCtx, Task, Wait,
 };
 
 /// Nonce length we send: 32 octets, at least half the PRF key size of
@@ -413,8 +413,8 @@ impl Engine {
                 }),
         };
         let ke = proposals::preferred_ke(&policy.ike_proposals).ok_or("no usable KE group")?;
-        let spi = self.new_ike_spi();
-        let ni = self.random_bytes(NONCE_LEN);
+        let spi = self.new_ike_spi().map_err(|e| e.to_string())?;
+        let ni = self.random_bytes(NONCE_LEN).map_err(|e| e.to_string())?;
         let local_id = Engine::local_identity(Some(&policy), local_ip);
         let sa = IkeSa {
             spi_i: spi,
@@ -462,6 +462,7 @@ impl Engine {
             peer_rekey: None,
             half_open_key: None,
             half_open: false,
+            half_open_cookie: false,
             successor: None,
             no_restart: false,
             child_ke_hint: None,
@@ -492,7 +493,10 @@ impl Engine {
         // `natt` forces UDP encapsulation: a source hash that cannot match
         // makes the peer see a NAT too, so both sides encapsulate (the
         // usual way to force it, e.g. strongSwan's encap=yes).
-        let fake_source = policy.force_natt.then(|| self.random_bytes(20));
+        let fake_source = match policy.force_natt {
+            true => Some(self.random_bytes(20).map_err(|e| e.to_string())?),
+            false => None,
+        };
         let sa = self.ikes.get_mut(&spi).ok_or("IKE SA vanished")?;
         let offered = proposals::offer(&policy.ike_proposals, ProtocolId::Ike, &[], Some(ke), true);
         let mut payloads = Vec::new();
@@ -568,19 +572,47 @@ impl Engine {
             .collect()
     }
 
-    fn cookie_for(&self, ni: &[u8], peer: SocketAddr, spi_i: u64) -> Vec<u8> {
-        // RFC 7296 §2.6: Cookie = <VersionIDofSecret> | Hash(Ni | IPi | SPIi | <secret>).
-        let mut data = Vec::new();
-        data.extend_from_slice(ni);
+    /// The cookie for an initiator under secret `version`, if that secret
+    /// is live. RFC 7296 §2.6:
+    /// Cookie = <VersionIDofSecret> | Hash(Ni | IPi | SPIi | <secret>).
+    fn cookie_for(&self, version: u8, ni: &[u8], peer: SocketAddr, spi_i: u64) -> Option<Vec<u8>> {
+        let secret = self.cookie_secret_of(version)?;
+        let mut hash = openssl::sha::Sha256::new();
+        hash.update(ni);
         match peer.ip() {
-            IpAddr::V4(a) => data.extend_from_slice(&a.octets()),
-            IpAddr::V6(a) => data.extend_from_slice(&a.octets()),
+            IpAddr::V4(a) => hash.update(&a.octets()),
+            IpAddr::V6(a) => hash.update(&a.octets()),
         }
-        data.extend_from_slice(&spi_i.to_be_bytes());
-        data.extend_from_slice(&self.cookie_secret);
-        let mut cookie = vec![1u8];
-        cookie.extend_from_slice(&openssl::sha::sha256(&data));
-        cookie
+        hash.update(&spi_i.to_be_bytes());
+        hash.update(secret.as_ref());
+        let mut cookie = Vec::with_capacity(33);
+        cookie.push(version);
+        cookie.extend_from_slice(&hash.finish());
+        Some(cookie)
+    }
+
+    /// Whether the request opens with a COOKIE notify (§2.6: it must be
+    /// the first payload) that we made for this initiator, under the
+    /// current or the previous secret. Any length is handled: the
+    /// comparison checks lengths first and runs in constant time.
+    pub(super) fn cookie_valid(
+        &self,
+        message: &Message,
+        ni: &[u8],
+        peer: SocketAddr,
+        spi_i: u64,
+    ) -> bool {
+        let Some(Payload::Notify(notify)) = message.payloads.first() else {
+            return false;
+        };
+        if notify.notify_type != NotifyType::Cookie {
+            return false;
+        }
+        let Some(&version) = notify.data.first() else {
+            return false;
+        };
+        self.cookie_for(version, ni, peer, spi_i)
+            .is_some_and(|expected| iked_common::crypto::secret::ct_eq(&expected, &notify.data))
     }
 
     fn send_clear_notify(
@@ -625,17 +657,29 @@ impl Engine {
             log::debug!("{remote}: malformed IKE_SA_INIT request header");
             return;
         }
-        // A retransmission: answer from the cache (RFC 7296 §2.1).
+        // What we keep of a half-open SA is mostly this request (signed in
+        // IKE_AUTH, RFC 7296 §2.15): refuse large ones before any work.
+        if datagram.len() > self.settings.max_sa_init_request {
+            log::debug!(
+                "{remote}: IKE_SA_INIT of {} octets refused (at most {})",
+                datagram.len(),
+                self.settings.max_sa_init_request
+            );
+            return;
+        }
+        // A retransmission: answer from the cache (RFC 7296 §2.1). The
+        // response is the one kept for IKE_AUTH, while it is kept.
         if let Some(&spi) = self.by_init.get(&(header.initiator_spi, remote)) {
             if let Some(sa) = self.ikes.get(&spi) {
-                if datagram == sa.init_request.as_slice() {
-                    if let Some((0, response)) = &sa.cached_response {
-                        self.actions.push_back(Action::Send {
-                            local: sa.local,
-                            remote,
-                            datagram: response.clone(),
-                        });
-                    }
+                if !sa.initiator
+                    && !sa.init_response.is_empty()
+                    && datagram == sa.init_request.as_slice()
+                {
+                    self.actions.push_back(Action::Send {
+                        local: sa.local,
+                        remote,
+                        datagram: sa.init_response.clone(),
+                    });
                 }
             }
             return;
@@ -656,24 +700,43 @@ impl Engine {
             log::debug!("{remote}: IKE_SA_INIT without SA, KE or Nonce");
             return;
         };
-        if self.half_open >= self.settings.cookie_threshold {
-            let expected = self.cookie_for(ni, remote, header.initiator_spi);
-            let cookie_ok = message.payloads.first().is_some_and(|p| {
-                matches!(p, Payload::Notify(n) if n.notify_type == NotifyType::Cookie
-                    && openssl::memcmp::eq(&n.data, &expected))
-            }) && message
-                .notify(NotifyType::Cookie)
-                .is_some_and(|n| n.data.len() == expected.len());
-            if !cookie_ok {
+        // RFC 7296 §2.6: above the threshold every initiator must prove it
+        // receives at its address; so must one address holding its share.
+        let from_source = self.half_open_of(remote.ip());
+        // Zero: no per-source limit.
+        let per_source = match self.settings.half_open_per_source {
+            0 => usize::MAX,
+            n => n,
+        };
+        let cookie_required =
+            self.half_open >= self.settings.cookie_threshold || from_source.total >= per_source;
+        let mut with_cookie = false;
+        if cookie_required {
+            self.rotate_cookie_secrets();
+            if !self.cookie_valid(message, ni, remote, header.initiator_spi) {
                 log::debug!(
-                    "{remote}: asking for a cookie ({} half-open SAs)",
-                    self.half_open
+                    "{remote}: asking for a cookie ({} half-open SAs, {} from this source)",
+                    self.half_open,
+                    from_source.total
                 );
-                self.send_clear_notify(
-                    local,
-                    remote,
-                    &header,
-                    Notify::new(NotifyType::Cookie, expected),
+                let version = self.cookie_secrets.version;
+                if let Some(cookie) = self.cookie_for(version, ni, remote, header.initiator_spi) {
+                    self.send_clear_notify(
+                        local,
+                        remote,
+                        &header,
+                        Notify::new(NotifyType::Cookie, cookie),
+                    );
+                }
+                return;
+            }
+            with_cookie = true;
+            // Checked after the cookie: only requests that proved their
+            // address count here, so a spoofed flood cannot lock it out.
+            if from_source.with_cookie >= per_source {
+                log::debug!(
+                    "{remote}: IKE_SA_INIT dropped: {} half-open SAs from this source",
+                    from_source.total
                 );
                 return;
             }
@@ -735,8 +798,10 @@ impl Engine {
         let Some(transform) = suite.sk_transform() else {
             return;
         };
-        let spi_r = self.new_ike_spi();
-        let nr = self.random_bytes(NONCE_LEN);
+        let (Ok(spi_r), Ok(nr)) = (self.new_ike_spi(), self.random_bytes(NONCE_LEN)) else {
+            log::warn!("{remote}: IKE_SA_INIT not answered: no randomness");
+            return;
+        };
         let keys = match ike_sa_keys(
             suite.prf,
             shared.expose(),
@@ -834,6 +899,8 @@ impl Engine {
             cookie: None,
             init_request: datagram.to_vec(),
             accepted_ike: Some(proposal),
+            // Kept for IKE_AUTH (§2.15) and answers retransmissions too:
+            // the one copy of the response.
             init_response: response_bytes.clone(),
             keys: Some(keys),
             out_cipher: Some(out_cipher),
@@ -848,7 +915,7 @@ impl Engine {
             outstanding: None,
             prep: None,
             queue: VecDeque::new(),
-            cached_response: Some((0, response_bytes.clone())),
+            cached_response: None,
             answering: None,
             auth_check: None,
             children: Vec::new(),
@@ -863,6 +930,7 @@ impl Engine {
             peer_rekey: None,
             half_open_key: Some((header.initiator_spi, remote)),
             half_open: true,
+            half_open_cookie: with_cookie,
             successor: None,
             no_restart: false,
             child_ke_hint: None,
@@ -870,7 +938,7 @@ impl Engine {
         };
         self.ikes.insert(spi_r, sa);
         self.by_init.insert((header.initiator_spi, remote), spi_r);
-        self.half_open += 1;
+        self.count_half_open(remote.ip(), with_cookie);
         self.by_policy
             .entry(policy_name.clone())
             .or_default()
@@ -1069,7 +1137,19 @@ impl Engine {
             return;
         };
         let id_body = id_body(&sa.local_id);
-        if policy.flows.is_empty() {
+        // A policy at its Child SA cap gets its IKE SA, not another child.
+        let policy_full = self
+            .children_by_policy
+            .get(&policy.name)
+            .is_some_and(|n| *n >= self.settings.max_child_sas_per_policy);
+        if policy_full {
+            log::warn!(
+                "policy {}: IKE_AUTH without a Child SA: the policy holds its maximum of {}",
+                policy.name,
+                self.settings.max_child_sas_per_policy
+            );
+        }
+        if policy.flows.is_empty() || policy_full {
             sa.prep = Some(Prep::Auth {
                 child: None,
                 id_body,
@@ -1252,6 +1332,20 @@ impl Engine {
             return;
         };
         if sa.in_cipher.is_none() {
+            return;
+        }
+        // RFC 7296 §1.2: IKE_AUTH completes before any other exchange. On
+        // an SA whose peer is not authenticated yet nothing else is even
+        // decrypted (security review L4: no INFORMATIONAL on half-open SAs).
+        let authenticated = matches!(
+            sa.state,
+            IkeState::Established | IkeState::Rekeyed | IkeState::Deleting
+        );
+        if !authenticated && header.exchange != ExchangeType::IkeAuth {
+            log::debug!(
+                "IKE SA {spi:016x}: {} request before IKE_AUTH completed, dropped",
+                header.exchange
+            );
             return;
         }
         // RFC 7296 §2.2: the previous request again gets the cached response.
@@ -1722,23 +1816,17 @@ impl Engine {
         };
         let transport_requested = notify_in(&inner, NotifyType::UseTransportMode).is_some();
         let transport = policy.encapsulation == Encapsulation::Transport;
-        let child = match (sa_payload(&inner), ts_payloads(&inner)) {
-            (Some(offer), Some((tsi, tsr))) => {
-                match proposals::select_child(&policy.child_proposals, offer, false) {
-                    None => Err(NotifyType::NoProposalChosen),
-                    Some((proposal, suite)) => {
-                        if transport != transport_requested {
-                            Err(NotifyType::NoProposalChosen)
-                        } else {
-                            match selectors::narrow(&policy.flows, &tsi.selectors, &tsr.selectors) {
-                                Some((flow, index)) => Ok((proposal, suite, flow, index)),
-                                None => Err(NotifyType::TsUnacceptable),
-                            }
-                        }
-                    }
-                }
-            }
-            _ => Err(NotifyType::NoProposalChosen),
+        // The Child SA is chosen and narrowed once ca has verified the
+        // AUTH: nothing is done for an unauthenticated peer beyond what
+        // checking it needs (security review L4).
+        let child_offer = match (sa_payload(&inner), ts_payloads(&inner)) {
+            (Some(offer), Some((tsi, tsr))) => Some(ChildOffer {
+                sa: offer.clone(),
+                tsi: tsi.selectors.clone(),
+                tsr: tsr.selectors.clone(),
+                transport_requested,
+            }),
+            _ => None,
         };
         let our_id = Engine::local_identity(Some(&policy), sa.local.ip());
         let id_body_ours = id_body(&our_id);
@@ -1748,10 +1836,6 @@ impl Engine {
         let initial_contact = notify_in(&inner, NotifyType::InitialContact).is_some();
         let peer_id = idi.clone();
         let old_policy = sa.policy.clone();
-        let reqid = match &child {
-            Ok((_, _, _, index)) => self.reqid_for(&policy_name, *index),
-            Err(_) => 0,
-        };
         if old_policy != policy_name {
             if let Some(set) = self.by_policy.get_mut(&old_policy) {
                 set.remove(&spi);
@@ -1774,9 +1858,10 @@ impl Engine {
                 peer_id,
                 initial_contact,
                 transport,
-                child,
+                child_offer,
+                child: None,
                 spi_in: None,
-                reqid,
+                reqid: 0,
                 id_body: id_body_ours,
             })),
         });
@@ -1811,9 +1896,34 @@ impl Engine {
             self.answer_auth_failed(spi);
             return;
         }
-        let child_ok = answer.child.is_ok();
-        let reqid = answer.reqid;
+        // Authenticated: now the Child SA it asked for.
+        let policy_name = sa.policy.clone();
+        let transport = answer.transport;
         let (peer, local) = (sa.peer.ip(), sa.local.ip());
+        let offer = self
+            .ikes
+            .get_mut(&spi)
+            .and_then(|sa| match sa.answering.as_mut() {
+                Some(Answer {
+                    kind: AnswerKind::Auth(answer),
+                    ..
+                }) => answer.child_offer.take(),
+                _ => None,
+            });
+        let child = self.choose_auth_child(spi, &policy_name, offer, transport);
+        let reqid = match &child {
+            Ok((_, _, _, index)) => self.reqid_for(&policy_name, *index),
+            Err(_) => 0,
+        };
+        let child_ok = child.is_ok();
+        if let Some(Answer {
+            kind: AnswerKind::Auth(answer),
+            ..
+        }) = self.ikes.get_mut(&spi).and_then(|sa| sa.answering.as_mut())
+        {
+            answer.child = Some(child);
+            answer.reqid = reqid;
+        }
         if child_ok {
             self.ask_pfkey(spi, Wait::AnswerSpi, |id| Ikev2ToPfkey::AllocateSpi {
                 id,
@@ -1827,6 +1937,36 @@ impl Engine {
         } else {
             self.answer_auth_signature(spi);
         }
+    }
+
+    /// The Child SA of an IKE_AUTH request, chosen after its AUTH was
+    /// verified: the proposal, the flow narrowed to the policy, or the
+    /// error notify for the response (RFC 7296 §1.2, §2.9).
+    fn choose_auth_child(
+        &self,
+        spi: u64,
+        policy_name: &str,
+        offer: Option<ChildOffer>,
+        transport: bool,
+    ) -> Result<(iked_common::wire::Proposal, ChildSuite, Selector, usize), NotifyType> {
+        let Some(offer) = offer else {
+            return Err(NotifyType::NoProposalChosen);
+        };
+        if let Some(why) = self.child_cap_reached(spi, false) {
+            log::warn!("policy {policy_name}: no Child SA in IKE_AUTH: {why}");
+            return Err(NotifyType::NoAdditionalSas);
+        }
+        let policy = self
+            .policy(policy_name)
+            .ok_or(NotifyType::NoProposalChosen)?;
+        let (proposal, suite) = proposals::select_child(&policy.child_proposals, &offer.sa, false)
+            .ok_or(NotifyType::NoProposalChosen)?;
+        if transport != offer.transport_requested {
+            return Err(NotifyType::NoProposalChosen);
+        }
+        let (flow, index) = selectors::narrow(&policy.flows, &offer.tsi, &offer.tsr)
+            .ok_or(NotifyType::TsUnacceptable)?;
+        Ok((proposal, suite, flow, index))
     }
 
     fn answering_auth(&self, spi: u64) -> bool {
@@ -1848,7 +1988,7 @@ impl Engine {
                 ..
             }) = sa.answering.as_mut()
             {
-                answer.child = Err(NotifyType::NoProposalChosen);
+                answer.child = Some(Err(NotifyType::NoProposalChosen));
             }
         }
         self.answer_auth_signature(spi);
@@ -1919,6 +2059,9 @@ impl Engine {
     }
 
     fn send_auth_answer(&mut self, spi: u64, auth_method: u8, auth_data: Vec<u8>) {
+        // Checked again: other IKE SAs of the policy may have filled it
+        // while this one waited for its SPI.
+        let cap_reached = self.child_cap_reached(spi, false);
         let Some(sa) = self.ikes.get_mut(&spi) else {
             return;
         };
@@ -1938,8 +2081,17 @@ impl Engine {
         ];
         let (ni, nr) = (sa.ni.clone(), sa.nr.clone());
         let mut new_child = None;
-        match (&answer.child, answer.spi_in) {
-            (Ok((proposal, suite, flow, index)), Some(spi_in)) => {
+        let mut unused_spi = None;
+        match (&answer.child, answer.spi_in, cap_reached) {
+            (Some(Ok(_)), Some(spi_in), Some(why)) => {
+                log::warn!("policy {}: IKE SA up without Child SA: {why}", sa.policy);
+                inner.push(Payload::Notify(Notify::new(
+                    NotifyType::NoAdditionalSas,
+                    Vec::new(),
+                )));
+                unused_spi = Some(spi_in);
+            }
+            (Some(Ok((proposal, suite, flow, index))), Some(spi_in), None) => {
                 let mut proposal = proposal.clone();
                 proposal.spi = spi_in.to_be_bytes().to_vec();
                 if answer.transport {
@@ -1964,7 +2116,7 @@ impl Engine {
                     new_child = Some((spi_in, peer_spi, *suite, *flow, *index));
                 }
             }
-            (Err(error), _) => {
+            (Some(Err(error)), ..) => {
                 log::warn!("policy {}: IKE SA up without Child SA: {error}", sa.policy);
                 inner.push(Payload::Notify(Notify::new(*error, Vec::new())));
             }
@@ -1972,6 +2124,9 @@ impl Engine {
         }
         let initial_contact = answer.initial_contact;
         self.send_response(spi, ExchangeType::IkeAuth, message_id, inner);
+        if let Some(spi_in) = unused_spi {
+            self.release_spi(spi, spi_in);
+        }
         self.establish(spi);
         if initial_contact {
             self.drop_stale_sas(spi);
@@ -2126,10 +2281,10 @@ impl Engine {
         sa.init_response = Vec::new();
         sa.offered = None;
         sa.cookie = None;
+        // Used to choose the policy in IKE_AUTH; no longer.
+        sa.accepted_ike = None;
         sa.rekey_at = rekey_at;
-        if std::mem::take(&mut sa.half_open) {
-            self.half_open = self.half_open.saturating_sub(1);
-        }
+        let record = super::HalfOpenRecord::take(sa);
         log::info!(
             "policy {}: IKE SA {:016x}/{:016x} established with {} ({}){}",
             sa.policy,
@@ -2142,6 +2297,7 @@ impl Engine {
                 .unwrap_or_default(),
             if sa.natt { ", NAT-T" } else { "" }
         );
+        self.uncount_half_open(record);
         self.index_identity(spi);
         self.resolve_duplicate(spi);
     }
@@ -2262,8 +2418,15 @@ impl Engine {
             .get(&ike)
             .and_then(|sa| self.traps.get(&(sa.policy.clone(), flow_index)))
             .is_some_and(|trap| trap.reqid == reqid && trap.policy.selector == flow);
+        let policy = self
+            .ikes
+            .get(&ike)
+            .map(|sa| sa.policy.clone())
+            .unwrap_or_default();
+        *self.children_by_policy.entry(policy.clone()).or_default() += 1;
         let child = ChildSa {
             ike,
+            policy,
             trap_out,
             spi_in,
             spi_out,
@@ -2456,11 +2619,36 @@ impl Engine {
         }
     }
 
+    /// Gives back an inbound SPI allocated for a Child SA that was then
+    /// refused: its larval SA would otherwise wait in the kernel (and in
+    /// pfkey's count) until the kernel's acquire timeout.
+    fn release_spi(&mut self, ike: u64, spi_in: u32) {
+        let Some(sa) = self.ikes.get(&ike) else {
+            return;
+        };
+        let larval = SaId {
+            src: sa.peer.ip(),
+            dst: sa.local.ip(),
+            protocol: IpsecProtocol::Esp,
+            spi: spi_in,
+        };
+        self.ask_pfkey(ike, Wait::Other, |id| Ikev2ToPfkey::DeleteSa {
+            id,
+            sa: larval,
+        });
+    }
+
     /// Removes a Child SA and its kernel entries.
     pub(crate) fn remove_child(&mut self, spi_in: u32) {
         let Some(child) = self.children.remove(&spi_in) else {
             return;
         };
+        if let Some(count) = self.children_by_policy.get_mut(&child.policy) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.children_by_policy.remove(&child.policy);
+            }
+        }
         let ike = child.ike;
         if let Some(sa) = self.ikes.get_mut(&ike) {
             sa.children.retain(|c| *c != spi_in);
@@ -2580,7 +2768,9 @@ impl Engine {
             },
             None => None,
         };
-        let nonce = self.random_bytes(NONCE_LEN);
+        let Ok(nonce) = self.random_bytes(NONCE_LEN) else {
+            return;
+        };
         let offered = proposals::offer(
             &policy.child_proposals,
             ProtocolId::Esp,
@@ -2686,9 +2876,24 @@ impl Engine {
                 .map(|sa| sa.policy.clone())
                 .unwrap_or_default();
             log::warn!("policy {policy}: CREATE_CHILD_SA refused: {error}");
+            let peer_rekeyed = rekey_of
+                .and_then(|old| self.children.get(&old))
+                .is_some_and(|c| c.peer_rekey.is_some());
             match (rekey_of, error) {
                 // The peer does not know the SA: it is gone there, so here too.
                 (Some(old), NotifyType::ChildSaNotFound) => self.remove_child(old),
+                // RFC 7296 §4: a rekey refused with NO_ADDITIONAL_SAS is
+                // done as a delete of the old SA, then a new one.
+                (Some(old), NotifyType::NoAdditionalSas) if !peer_rekeyed => {
+                    let flow_index = self.children.get_mut(&old).map(|c| {
+                        c.state = ChildState::Established;
+                        c.flow_index
+                    });
+                    if let (Some(flow_index), Some(sa)) = (flow_index, self.ikes.get_mut(&spi)) {
+                        sa.queue.push_back(Task::DeleteChildren { spis: vec![old] });
+                        sa.queue.push_back(Task::CreateChild { flow_index });
+                    }
+                }
                 (Some(old), _) => self.rekey_failed(spi, old),
                 (None, _) => {}
             }
@@ -2908,6 +3113,18 @@ impl Engine {
             }
             None => None,
         };
+        // RFC 7296 §1.3, §3.10.1: past the cap the peer gets
+        // NO_ADDITIONAL_SAS; the IKE SA stays as it is.
+        if let Some(why) = self.child_cap_reached(spi, rekey_of.is_some()) {
+            log::warn!("IKE SA {spi:016x}: CREATE_CHILD_SA refused: {why}");
+            self.answer_error(
+                spi,
+                ExchangeType::CreateChildSa,
+                message_id,
+                NotifyType::NoAdditionalSas,
+            );
+            return;
+        }
         let Some((tsi, tsr)) = ts_payloads(&inner) else {
             self.answer_error(
                 spi,
@@ -3008,6 +3225,16 @@ impl Engine {
     }
 
     fn send_create_child_answer(&mut self, spi: u64, spi_in: u32) {
+        let rekey = matches!(
+            self.ikes.get(&spi).and_then(|sa| sa.answering.as_ref()),
+            Some(Answer {
+                kind: AnswerKind::Child(answer),
+                ..
+            }) if answer.rekey_of.is_some()
+        );
+        // Checked again: Child SAs may have come meanwhile (ours on this
+        // IKE SA, or the policy's on others) while the SPI was allocated.
+        let cap_reached = self.child_cap_reached(spi, rekey);
         let Some(sa) = self.ikes.get_mut(&spi) else {
             return;
         };
@@ -3018,6 +3245,17 @@ impl Engine {
         else {
             return;
         };
+        if let Some(why) = cap_reached {
+            log::warn!("IKE SA {spi:016x}: CREATE_CHILD_SA refused: {why}");
+            self.answer_error(
+                spi,
+                ExchangeType::CreateChildSa,
+                message_id,
+                NotifyType::NoAdditionalSas,
+            );
+            self.release_spi(spi, spi_in);
+            return;
+        }
         let Some(spi_out) = <[u8; 4]>::try_from(answer.proposal.spi.as_slice())
             .ok()
             .map(u32::from_be_bytes)
@@ -3039,7 +3277,15 @@ impl Engine {
             },
             _ => (None, None),
         };
-        let nonce = self.random_bytes(NONCE_LEN);
+        let Ok(nonce) = self.random_bytes(NONCE_LEN) else {
+            self.answer_error(
+                spi,
+                ExchangeType::CreateChildSa,
+                message_id,
+                NotifyType::TemporaryFailure,
+            );
+            return;
+        };
         let mut proposal = answer.proposal.clone();
         proposal.spi = spi_in.to_be_bytes().to_vec();
         let mut inner = Vec::new();
@@ -3130,9 +3376,13 @@ impl Engine {
         let Ok(kex) = KeyExchange::generate(method) else {
             return;
         };
-        let new_spi = self.new_ike_spi();
-        // Reserve the SPI so nothing else takes it meanwhile.
-        let nonce = self.random_bytes(NONCE_LEN);
+        let (Ok(new_spi), Ok(nonce)) = (self.new_ike_spi(), self.random_bytes(NONCE_LEN)) else {
+            let retry = self.now + self.settings.rekey_retry;
+            if let Some(sa) = self.ikes.get_mut(&spi) {
+                sa.rekey_at = Some(retry);
+            }
+            return;
+        };
         let offered = proposals::offer(
             &policy.ike_proposals,
             ProtocolId::Ike,
@@ -3255,6 +3505,7 @@ impl Engine {
             peer_rekey: None,
             half_open_key: None,
             half_open: false,
+            half_open_cookie: false,
             successor: None,
             no_restart: false,
             child_ke_hint: None,
@@ -3537,8 +3788,15 @@ impl Engine {
             );
             return;
         };
-        let our_spi = self.new_ike_spi();
-        let nr = self.random_bytes(NONCE_LEN);
+        let (Ok(our_spi), Ok(nr)) = (self.new_ike_spi(), self.random_bytes(NONCE_LEN)) else {
+            self.answer_error(
+                spi,
+                ExchangeType::CreateChildSa,
+                message_id,
+                NotifyType::TemporaryFailure,
+            );
+            return;
+        };
         let ni = ni.clone();
         let mut answer = proposal.clone();
         answer.spi = our_spi.to_be_bytes().to_vec();
@@ -3850,9 +4108,8 @@ impl Engine {
                 }
             }
         }
-        if sa.half_open {
-            self.half_open = self.half_open.saturating_sub(1);
-        }
+        let mut sa = sa;
+        self.uncount_half_open(super::HalfOpenRecord::take(&mut sa));
         if let Some(set) = self.by_policy.get_mut(&sa.policy) {
             set.remove(&spi);
             if set.is_empty() {
@@ -4107,6 +4364,11 @@ impl Engine {
                 }
                 Task::RekeyIke => self.send_rekey_ike(spi),
                 Task::CreateChild { flow_index } => {
+                    // Our own new Child SAs keep to the caps we impose.
+                    if let Some(why) = self.child_cap_reached(spi, false) {
+                        log::warn!("IKE SA {spi:016x}: not creating a Child SA for flow {flow_index}: {why}");
+                        continue;
+                    }
                     self.prepare_child(spi, flow_index, None);
                 }
                 Task::RekeyChild { spi_in } => {
@@ -4248,7 +4510,7 @@ impl Engine {
 }
 
 fn answer_peer_spi(answer: &AuthAnswer) -> Option<u32> {
-    let (proposal, ..) = answer.child.as_ref().ok()?;
+    let (proposal, ..) = answer.child.as_ref()?.as_ref().ok()?;
     <[u8; 4]>::try_from(proposal.spi.as_slice())
         .ok()
         .map(u32::from_be_bytes)

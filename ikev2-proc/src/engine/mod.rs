@@ -9,8 +9,9 @@
 //!
 //! State is kept for scale: IKE SAs in a hash map by our own SPI (the SPI we
 //! chose is unique among our SAs and is in every message the peer sends us),
-//! half-open responder SAs also by (initiator SPI, peer address), Child SAs
-//! by inbound SPI, timers in a heap. No per-packet scan over all SAs.
+//! half-open responder SAs also by (initiator SPI, peer address) and
+//! counted by source address, Child SAs by inbound SPI and counted by
+//! policy, timers in a heap. No per-packet scan over all SAs.
 
 mod exchanges;
 pub mod proposals;
@@ -51,6 +52,28 @@ pub struct Settings {
     pub cookie_threshold: usize,
     /// Above this many, new IKE_SA_INIT requests are dropped.
     pub half_open_cap: usize,
+    /// Half-open SAs one source address (an IPv6 /64) may hold before it
+    /// must answer a cookie, and again as many made with a valid cookie;
+    /// past that its IKE_SA_INIT requests are dropped. Counted after the
+    /// cookie check: a spoofed flood cannot fill the cookie-proven share,
+    /// so it cannot lock a real address out. Zero: no such limit.
+    pub half_open_per_source: usize,
+    /// IKE_SA_INIT requests larger than this are refused (RFC 7296 §2: an
+    /// implementation MUST accept 1280 octets and SHOULD accept 3000). A
+    /// half-open SA keeps its request until IKE_AUTH (it is signed, §2.15),
+    /// so this bounds what an unauthenticated sender makes us hold.
+    pub max_sa_init_request: usize,
+    /// The cookie secret is replaced after this long; cookies of the
+    /// previous secret are still accepted (RFC 7296 §2.6), so a cookie
+    /// lives one to two of these.
+    pub cookie_secret_lifetime: Duration,
+    /// Child SAs one IKE SA may hold (raised to the policy's number of
+    /// flows if that is larger); a CREATE_CHILD_SA past it gets
+    /// NO_ADDITIONAL_SAS (RFC 7296 §1.3). Rekeys may exceed it up to
+    /// `REKEY_OVERLAP_FACTOR` times.
+    pub max_child_sas_per_ike: usize,
+    /// Child SAs all IKE SAs of one policy may hold together.
+    pub max_child_sas_per_policy: usize,
     /// An SA replaced by a rekey is deleted locally if the peer has not
     /// deleted it after this long.
     pub rekeyed_grace: Duration,
@@ -73,6 +96,20 @@ impl Default for Settings {
             half_open_timeout: Duration::from_secs(30),
             cookie_threshold: 500,
             half_open_cap: 20_000,
+            // strongSwan's per-IP default (charon.block_threshold); a real
+            // initiator holds one half-open SA for one round trip.
+            half_open_per_source: 5,
+            // Four times the largest IKE_SA_INIT seen in practice, about
+            // 2 KiB (a 1568-octet ML-KEM-1024 or 1024-octet MODP-8192 KE,
+            // long proposal lists, vendor IDs). At the 20,000 cap that is
+            // at most 160 MiB of requests, not 1.3 GiB at 64 KiB.
+            max_sa_init_request: 8 * 1024,
+            // Covers an initiator's whole retransmission schedule of a
+            // cookie'd request (2+4+8+16+32 s) without a new cookie; a
+            // harvested cookie is dead within four minutes.
+            cookie_secret_lifetime: Duration::from_secs(120),
+            max_child_sas_per_ike: iked_common::limits::MAX_CHILD_SAS_PER_IKE_SA,
+            max_child_sas_per_policy: iked_common::limits::MAX_CHILD_SAS_PER_POLICY,
             rekeyed_grace: Duration::from_secs(30),
             rekey_retry: Duration::from_secs(10),
             nat_keepalive: Duration::from_secs(20),
@@ -238,14 +275,29 @@ pub(crate) struct AuthAnswer {
     pub peer_id: Identity,
     pub initial_contact: bool,
     pub transport: bool,
-    /// The negotiated child: (accepted proposal, suite, narrowed flow, flow index), or the error.
-    pub child: Result<
-        (iked_common::wire::Proposal, ChildSuite, Selector, usize),
-        iked_common::wire::NotifyType,
+    /// What the peer offered for the Child SA, looked at only once its
+    /// AUTH is verified (then taken).
+    pub child_offer: Option<ChildOffer>,
+    /// The negotiated child: (accepted proposal, suite, narrowed flow, flow
+    /// index), or the error; None until the peer's AUTH is verified.
+    #[allow(clippy::type_complexity)]
+    pub child: Option<
+        Result<
+            (iked_common::wire::Proposal, ChildSuite, Selector, usize),
+            iked_common::wire::NotifyType,
+        >,
     >,
     pub spi_in: Option<u32>,
     pub reqid: u32,
     pub id_body: Vec<u8>,
+}
+
+/// A peer's Child SA offer in IKE_AUTH: SA, TSi, TSr (RFC 7296 §1.2).
+pub(crate) struct ChildOffer {
+    pub sa: SecurityAssociation,
+    pub tsi: Vec<iked_common::wire::TrafficSelector>,
+    pub tsr: Vec<iked_common::wire::TrafficSelector>,
+    pub transport_requested: bool,
 }
 
 pub(crate) struct ChildAnswer {
@@ -323,6 +375,9 @@ pub(crate) struct IkeSa {
     pub half_open_key: Option<(u64, SocketAddr)>,
     /// Counted in the half-open total (responder, not yet established).
     pub half_open: bool,
+    /// Its IKE_SA_INIT carried a valid cookie: counted in the
+    /// cookie-proven share of its source address.
+    pub half_open_cookie: bool,
     /// The IKE SA that replaced this one by rekeying.
     pub successor: Option<u64>,
     /// Deleted on purpose (operator, reload): do not start the policy again.
@@ -336,6 +391,8 @@ pub(crate) struct IkeSa {
 /// One Child SA (a pair of ESP SAs).
 pub(crate) struct ChildSa {
     pub ike: u64,
+    /// Its IKE SA's policy, under which it is counted (`children_by_policy`).
+    pub policy: String,
     pub spi_in: u32,
     pub spi_out: u32,
     pub reqid: u32,
@@ -397,16 +454,20 @@ pub struct Engine {
     by_init: HashMap<(u64, SocketAddr), u64>,
     /// Responder SAs not yet authenticated (cookie threshold, cap).
     half_open: usize,
+    /// The same by source address (IPv6: by /64), for the per-source limit.
+    half_open_by_source: HashMap<IpAddr, SourceCount>,
     by_policy: HashMap<String, HashSet<u64>>,
     /// Established IKE SAs by (policy, peer identity), for INITIAL_CONTACT.
     by_identity: HashMap<(String, Identity), HashSet<u64>>,
     children: HashMap<u32, ChildSa>,
+    /// Child SAs (any state) of each policy, for its cap.
+    children_by_policy: HashMap<String, usize>,
     waits: HashMap<u64, (u64, Wait)>,
     next_ipc_id: u64,
     next_reqid: u32,
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
     actions: VecDeque<Action>,
-    cookie_secret: [u8; 32],
+    cookie_secrets: CookieSecrets,
     resolver: Option<LocalAddressResolver>,
     /// Outbound "trap" policies of active policies, by (policy, flow
     /// index): traffic hitting one without an SA makes the kernel send an
@@ -452,13 +513,47 @@ pub(crate) struct Trap {
     pub policy: iked_common::kernel::PolicyParams,
 }
 
+/// Half-open SAs of one source address.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct SourceCount {
+    /// All of them.
+    pub total: usize,
+    /// Those whose IKE_SA_INIT carried a valid cookie.
+    pub with_cookie: usize,
+}
+
+/// A cookie secret (RFC 7296 §2.6), zeroed when dropped.
+pub(crate) type CookieSecret = zeroize::Zeroizing<[u8; 32]>;
+
+/// The cookie secrets: the current one, which makes new cookies, and the
+/// one before it, still accepted so that a cookie made just before a
+/// rotation works. The first octet of a cookie is its secret's version.
+pub(crate) struct CookieSecrets {
+    pub version: u8,
+    pub current: CookieSecret,
+    pub previous: Option<CookieSecret>,
+    /// When `current` is to be replaced.
+    pub rotate_at: Instant,
+}
+
 impl Engine {
-    pub fn new(settings: Settings, mut rng: Box<dyn RandomSource>, now: Instant) -> Engine {
-        let mut cookie_secret = [0u8; 32];
-        if rng.fill(&mut cookie_secret).is_err() {
-            log::error!("random source failed; cookies use a fixed secret");
-        }
-        Engine {
+    /// A new engine. Fails only if the random source fails: without
+    /// randomness there is no safe cookie secret, SPI or nonce, so the
+    /// daemon must not run.
+    pub fn new(
+        settings: Settings,
+        mut rng: Box<dyn RandomSource>,
+        now: Instant,
+    ) -> Result<Engine, iked_common::crypto::CryptoError> {
+        let mut current = CookieSecret::new([0u8; 32]);
+        rng.fill(current.as_mut())?;
+        let cookie_secrets = CookieSecrets {
+            version: 1,
+            current,
+            previous: None,
+            rotate_at: now + settings.cookie_secret_lifetime,
+        };
+        Ok(Engine {
             settings,
             rng,
             now,
@@ -468,15 +563,17 @@ impl Engine {
             ikes: HashMap::new(),
             by_init: HashMap::new(),
             half_open: 0,
+            half_open_by_source: HashMap::new(),
             by_policy: HashMap::new(),
             by_identity: HashMap::new(),
             children: HashMap::new(),
+            children_by_policy: HashMap::new(),
             waits: HashMap::new(),
             next_ipc_id: 1,
             next_reqid: 1,
             timers: BinaryHeap::new(),
             actions: VecDeque::new(),
-            cookie_secret,
+            cookie_secrets,
             resolver: None,
             traps: HashMap::new(),
             restarts: Vec::new(),
@@ -484,7 +581,7 @@ impl Engine {
             flow_children: HashMap::new(),
             counter_queries: HashMap::new(),
             expired_counter_ids: VecDeque::new(),
-        }
+        })
     }
 
     /// Sets the route lookup used when a policy names no local address.
@@ -879,27 +976,171 @@ impl Engine {
         self.actions.push_back(Action::Ca(build(id)));
     }
 
-    fn random_bytes(&mut self, len: usize) -> Vec<u8> {
+    /// Random bytes, or the random source's failure: never zeros in
+    /// their place (a nonce or SPI nobody drew is worse than no exchange).
+    fn random_bytes(&mut self, len: usize) -> Result<Vec<u8>, iked_common::crypto::CryptoError> {
         let mut bytes = vec![0u8; len];
-        if self.rng.fill(&mut bytes).is_err() {
-            log::error!("random source failed");
-        }
-        bytes
+        self.rng.fill(&mut bytes).inspect_err(|e| {
+            log::error!("cannot draw {len} random octets: {e}");
+        })?;
+        Ok(bytes)
     }
 
-    fn random_u64(&mut self) -> u64 {
-        let bytes = self.random_bytes(8);
-        u64::from_be_bytes(bytes.try_into().unwrap_or([1; 8]))
+    fn random_u64(&mut self) -> Result<u64, iked_common::crypto::CryptoError> {
+        let mut bytes = [0u8; 8];
+        self.rng.fill(&mut bytes).inspect_err(|e| {
+            log::error!("cannot draw a random number: {e}");
+        })?;
+        Ok(u64::from_be_bytes(bytes))
     }
 
-    /// A fresh SPI of ours, never zero and not in use.
-    fn new_ike_spi(&mut self) -> u64 {
-        loop {
-            let spi = self.random_u64();
+    /// A fresh SPI of ours, never zero and not in use. A collision among
+    /// 64-bit random SPIs is rare; several in a row mean the random source
+    /// repeats itself, which is a failure too (never a loop forever).
+    fn new_ike_spi(&mut self) -> Result<u64, iked_common::crypto::CryptoError> {
+        for _ in 0..8 {
+            let spi = self.random_u64()?;
             if spi != 0 && !self.ikes.contains_key(&spi) {
-                return spi;
+                return Ok(spi);
             }
         }
+        log::error!("random source failed: it keeps drawing SPIs in use");
+        Err(iked_common::crypto::CryptoError::Random)
+    }
+
+    /// Counts a new half-open responder SA from `source`.
+    fn count_half_open(&mut self, source: IpAddr, with_cookie: bool) {
+        self.half_open += 1;
+        let count = self
+            .half_open_by_source
+            .entry(source_key(source))
+            .or_default();
+        count.total += 1;
+        if with_cookie {
+            count.with_cookie += 1;
+        }
+    }
+
+    /// Takes an SA out of the half-open counts (it was authenticated or is
+    /// gone); does nothing if it was not counted.
+    fn uncount_half_open(&mut self, record: HalfOpenRecord) {
+        let HalfOpenRecord {
+            counted,
+            source,
+            with_cookie,
+        } = record;
+        if !counted {
+            return;
+        }
+        self.half_open = self.half_open.saturating_sub(1);
+        let Some(source) = source else {
+            return;
+        };
+        let key = source_key(source);
+        if let Some(count) = self.half_open_by_source.get_mut(&key) {
+            count.total = count.total.saturating_sub(1);
+            if with_cookie {
+                count.with_cookie = count.with_cookie.saturating_sub(1);
+            }
+            if count.total == 0 {
+                self.half_open_by_source.remove(&key);
+            }
+        }
+    }
+
+    /// The half-open SAs of a source address.
+    fn half_open_of(&self, source: IpAddr) -> SourceCount {
+        self.half_open_by_source
+            .get(&source_key(source))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// The cookie secrets as of now: replaced when their time is up. After
+    /// two lifetimes without use both are stale and both are replaced, so
+    /// a cookie is never accepted much past two lifetimes.
+    fn rotate_cookie_secrets(&mut self) {
+        let now = self.now;
+        let lifetime = self.settings.cookie_secret_lifetime;
+        if now < self.cookie_secrets.rotate_at {
+            return;
+        }
+        let mut fresh = CookieSecret::new([0u8; 32]);
+        if let Err(e) = self.rng.fill(fresh.as_mut()) {
+            // Keep the (random) secrets we have; try again next time.
+            log::error!("cannot replace the cookie secret: {e}");
+            return;
+        }
+        let secrets = &mut self.cookie_secrets;
+        // Rotations keep to their schedule however late they are applied:
+        // a secret is current for one lifetime, then previous for one.
+        let stale = now.saturating_duration_since(secrets.rotate_at) >= lifetime;
+        let old = std::mem::replace(&mut secrets.current, fresh);
+        secrets.previous = (!stale).then_some(old);
+        // Versions 0..=255 wrap; only two are live at once.
+        secrets.version = secrets.version.wrapping_add(1);
+        secrets.rotate_at = if stale {
+            now + lifetime
+        } else {
+            secrets.rotate_at + lifetime
+        };
+        log::debug!("cookie secret replaced (version {})", secrets.version);
+    }
+
+    /// The secret of a cookie version, if it is the current or previous one.
+    fn cookie_secret_of(&self, version: u8) -> Option<&CookieSecret> {
+        let secrets = &self.cookie_secrets;
+        if version == secrets.version {
+            Some(&secrets.current)
+        } else if version == secrets.version.wrapping_sub(1) {
+            secrets.previous.as_ref()
+        } else {
+            None
+        }
+    }
+
+    /// How many Child SAs an IKE SA of `policy` may hold: the setting, or
+    /// the policy's number of flows if larger (each flow gets its own).
+    fn child_cap_per_ike(&self, policy: &str) -> usize {
+        let flows = self.policy(policy).map_or(0, |p| p.flows.len());
+        self.settings.max_child_sas_per_ike.max(flows)
+    }
+
+    /// Whether IKE SA `spi` may get one more Child SA: None if so, else why
+    /// not. A rekey replaces an SA, so it may go past the caps, but only
+    /// up to `REKEY_OVERLAP_FACTOR` times them.
+    fn child_cap_reached(&self, spi: u64, rekey: bool) -> Option<String> {
+        let sa = self.ikes.get(&spi)?;
+        let factor = if rekey {
+            iked_common::limits::REKEY_OVERLAP_FACTOR
+        } else {
+            1
+        };
+        let per_ike = self.child_cap_per_ike(&sa.policy).saturating_mul(factor);
+        // Children of an SA that replaced this one by rekeying are counted
+        // where they live; `sa.children` holds every state.
+        if sa.children.len() >= per_ike {
+            return Some(format!(
+                "IKE SA {spi:016x} holds {} Child SAs (at most {per_ike})",
+                sa.children.len()
+            ));
+        }
+        let per_policy = self
+            .settings
+            .max_child_sas_per_policy
+            .saturating_mul(factor);
+        let of_policy = self
+            .children_by_policy
+            .get(&sa.policy)
+            .copied()
+            .unwrap_or(0);
+        if of_policy >= per_policy {
+            return Some(format!(
+                "policy {} holds {of_policy} Child SAs (at most {per_policy})",
+                sa.policy
+            ));
+        }
+        None
     }
 
     fn new_reqid(&mut self) -> u32 {
@@ -919,10 +1160,11 @@ impl Engine {
         let lifetime = Duration::from_secs(lifetime_secs.min(10 * 365 * 86_400));
         let base = lifetime.mul_f64(0.9);
         let span = lifetime.mul_f64(0.05).as_millis() as u64;
+        // Without randomness (logged) the rekey simply has no jitter.
         let jitter = if span == 0 {
             0
         } else {
-            self.random_u64() % span
+            self.random_u64().map_or(0, |r| r % span)
         };
         self.now
             .checked_add(base.saturating_sub(Duration::from_millis(jitter)))
@@ -1081,6 +1323,37 @@ impl Engine {
                 .rekey_at
                 .map(|t| t.saturating_duration_since(self.now).as_secs()),
             children,
+        }
+    }
+}
+
+/// What the half-open counts need to know of an SA leaving them.
+pub(crate) struct HalfOpenRecord {
+    pub counted: bool,
+    pub source: Option<IpAddr>,
+    pub with_cookie: bool,
+}
+
+impl HalfOpenRecord {
+    /// Takes the SA out of the half-open state (its flag cleared).
+    pub(crate) fn take(sa: &mut IkeSa) -> HalfOpenRecord {
+        HalfOpenRecord {
+            counted: std::mem::take(&mut sa.half_open),
+            source: sa.half_open_key.map(|(_, addr)| addr.ip()),
+            with_cookie: sa.half_open_cookie,
+        }
+    }
+}
+
+/// The key of a source address in the per-source half-open counts: the
+/// address itself, or for IPv6 its /64, the smallest block a site or
+/// subscriber is usually given (one host can use a whole /64 at will).
+pub(crate) fn source_key(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V4(_) => addr,
+        IpAddr::V6(a) => {
+            let prefix = u128::from(a) & !(u128::from(u64::MAX));
+            IpAddr::V6(std::net::Ipv6Addr::from(prefix))
         }
     }
 }

@@ -139,6 +139,9 @@ struct Node {
     control_replies: Vec<(u64, ControlReply)>,
     sent: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
     keepalives: Vec<(SocketAddr, SocketAddr)>,
+    /// Keep ca's requests unanswered (in `held_ca`) until the test lets go.
+    hold_ca: bool,
+    held_ca: Vec<Ikev2ToCa>,
 }
 
 struct Packet {
@@ -189,7 +192,7 @@ fn settings() -> Settings {
 impl Node {
     fn new(addr: &str, seed: u64, spi_base: u32, settings: Settings, now: Instant) -> Node {
         Node {
-            engine: Engine::new(settings, seeded(seed), now),
+            engine: Engine::new(settings, seeded(seed), now).unwrap(),
             addr: ip(addr),
             psk: b"correct horse battery staple".to_vec(),
             next_spi: spi_base,
@@ -204,6 +207,8 @@ impl Node {
             control_replies: Vec::new(),
             sent: Vec::new(),
             keepalives: Vec::new(),
+            hold_ca: false,
+            held_ca: Vec::new(),
         }
     }
 
@@ -226,6 +231,7 @@ impl Node {
                         data: datagram,
                     });
                 }
+                Action::Ca(request) if self.hold_ca => self.held_ca.push(request),
                 Action::Ca(request) => {
                     let reply = self.ca(request);
                     self.engine.handle_ca(now, reply).unwrap();
@@ -1157,8 +1163,8 @@ fn child_rekey_with_pfs_uses_a_new_key_exchange() {
 fn simultaneous_child_rekeys_leave_exactly_one_child_sa() {
     for seed in 0..4u64 {
         let mut w = World::new();
-        w.a.engine = Engine::new(settings(), seeded(0x1111 + seed * 7), w.now);
-        w.b.engine = Engine::new(settings(), seeded(0x2222 + seed * 13), w.now);
+        w.a.engine = Engine::new(settings(), seeded(0x1111 + seed * 7), w.now).unwrap();
+        w.b.engine = Engine::new(settings(), seeded(0x2222 + seed * 13), w.now).unwrap();
         w.handshake();
         let (old_a, old_b) = assert_one_matching_child(&w);
         let ia = w.a.established()[0];
@@ -1245,8 +1251,8 @@ fn ike_rekey_moves_children_to_the_new_sa() {
 fn simultaneous_ike_rekeys_leave_exactly_one_ike_sa() {
     for seed in 0..4u64 {
         let mut w = World::new();
-        w.a.engine = Engine::new(settings(), seeded(0x3333 + seed * 7), w.now);
-        w.b.engine = Engine::new(settings(), seeded(0x4444 + seed * 13), w.now);
+        w.a.engine = Engine::new(settings(), seeded(0x3333 + seed * 7), w.now).unwrap();
+        w.b.engine = Engine::new(settings(), seeded(0x4444 + seed * 13), w.now).unwrap();
         w.handshake();
         let ia = assert_one_matching_ike(&w);
         let ib = w.b.established()[0];
@@ -1473,7 +1479,7 @@ fn initial_contact_drops_stale_sas_of_the_same_peer() {
     assert_one_matching_ike(&w);
     // A restarts (loses its state) and connects again, a moment later.
     w.now += Duration::from_secs(5);
-    w.a.engine = Engine::new(settings(), seeded(99), w.now);
+    w.a.engine = Engine::new(settings(), seeded(99), w.now).unwrap();
     w.a.sas.clear();
     w.a.policies.clear();
     w.a.engine
@@ -1940,8 +1946,8 @@ fn one_responder_serves_many_peers() {
 fn child_rekey_crossing_an_ike_rekey_ends_on_the_new_ike_sa() {
     for (child_side_is_a, seed) in [(true, 1u64), (false, 2), (true, 3), (false, 4)] {
         let mut w = World::new();
-        w.a.engine = Engine::new(settings(), seeded(0x7777 + seed), w.now);
-        w.b.engine = Engine::new(settings(), seeded(0x8888 + seed), w.now);
+        w.a.engine = Engine::new(settings(), seeded(0x7777 + seed), w.now).unwrap();
+        w.b.engine = Engine::new(settings(), seeded(0x8888 + seed), w.now).unwrap();
         w.handshake();
         let (old_a, old_b) = assert_one_matching_child(&w);
         let ia = w.a.established()[0];
@@ -2179,8 +2185,8 @@ fn lossy_networks_always_converge_to_one_ike_and_one_child_sa() {
     enable_test_log();
     for seed in 1..=40u64 {
         let mut w = World::new();
-        w.a.engine = Engine::new(settings(), seeded(0xa000 + seed), w.now);
-        w.b.engine = Engine::new(settings(), seeded(0xb000 + seed), w.now);
+        w.a.engine = Engine::new(settings(), seeded(0xa000 + seed), w.now).unwrap();
+        w.b.engine = Engine::new(settings(), seeded(0xb000 + seed), w.now).unwrap();
         w.filter = lossy(seed, 30);
         // Odd seeds: B is active too (simultaneous initiations).
         let mut pb = b_policy();
@@ -2276,4 +2282,622 @@ fn both_sides_active_end_with_one_ike_sa_and_one_child_sa() {
     assert_eq!(w.a.sas.len(), 2);
     assert_eq!(w.a.policies.len(), 3, "{:?}", w.a.policies);
     assert_eq!(w.b.policies.len(), 3, "{:?}", w.b.policies);
+}
+
+// ----------------------------------------------------------------------
+// Hostile input (issue 10): cookies, half-open economics, Child SA caps,
+// nothing done for unauthenticated peers.
+// ----------------------------------------------------------------------
+
+use iked_common::wire::{Message, Notify, NotifyType, Payload, VendorId};
+
+/// B configured; A's first IKE_SA_INIT request to B, taken off the wire
+/// undelivered, and decoded.
+fn first_sa_init(w: &mut World) -> (Packet, Message) {
+    w.b.engine
+        .set_config(w.now, vec![b_policy()], InitiationMode::Passive, 0);
+    w.a.engine
+        .set_config(w.now, vec![a_policy()], InitiationMode::Active, 0);
+    let (packets, _) = w.a.step(w.now);
+    let request = packets
+        .into_iter()
+        .find(|p| {
+            Header::decode(&p.data).is_ok_and(|h| h.header.exchange == ExchangeType::IkeSaInit)
+        })
+        .expect("A sends IKE_SA_INIT");
+    let message = Message::decode(&request.data).unwrap();
+    (request, message)
+}
+
+/// `base` under initiator SPI `spi_i`, opening with a COOKIE carrying
+/// `cookie` if given (RFC 7296 §2.6: the first payload).
+fn sa_init_with(base: &Message, spi_i: u64, cookie: Option<Vec<u8>>) -> Vec<u8> {
+    let mut message = base.clone();
+    message.header.initiator_spi = spi_i;
+    message
+        .payloads
+        .retain(|p| !matches!(p, Payload::Notify(n) if n.notify_type == NotifyType::Cookie));
+    if let Some(cookie) = cookie {
+        message
+            .payloads
+            .insert(0, Payload::Notify(Notify::new(NotifyType::Cookie, cookie)));
+    }
+    message.encode().unwrap()
+}
+
+/// Hands `datagram` from `from` to B; what B sent back, decoded.
+fn b_answers(w: &mut World, from: SocketAddr, datagram: &[u8]) -> Vec<Message> {
+    let to = SocketAddr::new(w.b.addr, 500);
+    w.b.engine.handle_datagram(w.now, to, from, datagram);
+    let (packets, _) = w.b.step(w.now);
+    packets
+        .iter()
+        .map(|p| Message::decode(&p.data).unwrap())
+        .collect()
+}
+
+/// The cookie, if `answers` is exactly one stateless COOKIE demand.
+fn cookie_demand(answers: &[Message]) -> Option<Vec<u8>> {
+    let [answer] = answers else {
+        return None;
+    };
+    match &answer.payloads[..] {
+        [Payload::Notify(n)]
+            if n.notify_type == NotifyType::Cookie
+                && answer.header.flags.response
+                && answer.header.responder_spi == 0 =>
+        {
+            Some(n.data.clone())
+        }
+        _ => None,
+    }
+}
+
+/// Whether `answers` is one IKE_SA_INIT response that made an SA.
+fn sa_made(answers: &[Message]) -> bool {
+    matches!(answers, [m] if m.header.responder_spi != 0 && m.security_association().is_some())
+}
+
+/// The payloads of an encrypted message to `node`, opened with the keys of
+/// its IKE SA `spi`.
+fn open_with(node: &Node, spi: u64, datagram: &[u8]) -> Option<Vec<Payload>> {
+    let sa = node.engine.ike(spi)?;
+    let message = Message::decode(datagram).ok()?;
+    let sk = message.encrypted()?;
+    let span = iked_common::wire::encrypted_span(datagram).ok()?;
+    let (aad, body) = datagram.split_at_checked(span)?;
+    let plaintext = sa.in_cipher.as_ref()?.open(aad, body).ok()?;
+    iked_common::wire::decode_payloads(sk.first_inner, &plaintext, &message.header).ok()
+}
+
+#[test]
+fn cookies_of_any_length_get_a_fresh_cookie_demand_and_no_sa() {
+    // Security review C1: with cookies required, a COOKIE of a length
+    // other than 33 reached openssl::memcmp::eq, which panics.
+    let mut sb = settings();
+    sb.cookie_threshold = 0;
+    let mut w = World::with(settings(), sb);
+    let (request, base) = first_sa_init(&mut w);
+    let from = request.from;
+    let spi = base.header.initiator_spi;
+    let fresh = cookie_demand(&b_answers(&mut w, from, &request.data)).expect("a cookie demand");
+    assert_eq!(fresh.len(), 33, "version octet and SHA-256");
+    let mut wrong = fresh.clone();
+    wrong[20] ^= 0x40;
+    let other_version: Vec<u8> = [vec![fresh[0].wrapping_add(7)], fresh[1..].to_vec()].concat();
+    for cookie in [
+        vec![fresh[0]],
+        vec![fresh[0]; 32],
+        wrong,
+        other_version,
+        [fresh.clone(), vec![0]].concat(),
+        vec![fresh[0]; 64],
+    ] {
+        let len = cookie.len();
+        let answers = b_answers(&mut w, from, &sa_init_with(&base, spi, Some(cookie)));
+        assert_eq!(
+            cookie_demand(&answers),
+            Some(fresh.clone()),
+            "a {len}-octet cookie is answered with a fresh demand: {answers:?}"
+        );
+        assert_eq!(w.b.engine.ike_sa_count(), 0, "{len}-octet cookie");
+    }
+    // Outside the 1 to 64 octets of RFC 7296 §3.10.1 the request is
+    // malformed: dropped unanswered by the decoder. The largest one is as
+    // large as a UDP datagram over IPv4 can be.
+    let datagram_max = 65_507;
+    let base_len = sa_init_with(&base, spi, Some(Vec::new())).len();
+    for cookie in [Vec::new(), vec![fresh[0]; datagram_max - base_len]] {
+        let len = cookie.len();
+        let datagram = sa_init_with(&base, spi, Some(cookie));
+        assert!(datagram.len() <= datagram_max);
+        assert!(b_answers(&mut w, from, &datagram).is_empty(), "{len}");
+        assert_eq!(w.b.engine.ike_sa_count(), 0, "{len}-octet cookie");
+    }
+    // The engine's own check takes any length too, should a decoder ever
+    // let one through.
+    let Some(ni) = base.nonce() else {
+        panic!("no nonce in {base:?}");
+    };
+    for len in [0, 1, 32, 34, 64, 65_000] {
+        let mut message = base.clone();
+        message.payloads.insert(
+            0,
+            Payload::Notify(Notify::new(NotifyType::Cookie, vec![fresh[0]; len])),
+        );
+        assert!(
+            !w.b.engine.cookie_valid(&message, &ni.0, from, spi),
+            "{len}"
+        );
+    }
+    // The right cookie is taken: A gets its demand and retries with it.
+    w.deliver(request);
+    w.settle();
+    assert_one_matching_ike(&w);
+    assert_one_matching_child(&w);
+}
+
+#[test]
+fn cookies_outlive_one_secret_rotation_but_not_two() {
+    let mut sb = settings();
+    sb.cookie_threshold = 0;
+    let lifetime = sb.cookie_secret_lifetime.as_secs();
+    assert_eq!(lifetime, 120, "the times below assume the default");
+    let mut w = World::with(settings(), sb);
+    let (request, base) = first_sa_init(&mut w);
+    let from = request.from;
+    let start = w.now;
+    let mut next_spi = 0x5eed_0000_0000_0000u64;
+    // A cookie demanded at `at` seconds, for a fresh initiator SPI.
+    let mut demand = |w: &mut World, at: u64| {
+        next_spi += 1;
+        w.now = start + Duration::from_secs(at);
+        let cookie = cookie_demand(&b_answers(w, from, &sa_init_with(&base, next_spi, None)))
+            .expect("a cookie demand");
+        (next_spi, cookie)
+    };
+    // Whether B takes `cookie` at `at` seconds: an SA, or a new demand.
+    let offer = |w: &mut World, at: u64, (spi, cookie): (u64, Vec<u8>)| {
+        w.now = start + Duration::from_secs(at);
+        let before = w.b.engine.ike_sa_count();
+        let answers = b_answers(w, from, &sa_init_with(&base, spi, Some(cookie)));
+        let taken = w.b.engine.ike_sa_count() == before + 1;
+        assert_eq!(taken, sa_made(&answers));
+        assert_eq!(!taken, cookie_demand(&answers).is_some(), "{answers:?}");
+        taken
+    };
+    let first = demand(&mut w, 10);
+    let version = first.1[0];
+    assert!(offer(&mut w, 20, first), "current secret");
+    // Made just before the rotation due at 120 s: still taken after it.
+    let before_rotation = demand(&mut w, 110);
+    assert_eq!(before_rotation.1[0], version);
+    assert!(offer(&mut w, 130, before_rotation), "previous secret");
+    // Made at 230 s, before the rotation due at 240 s (done at 250 s),
+    // offered after the one due at 360 s: two rotations old.
+    let two_old = demand(&mut w, 230);
+    let one_old = demand(&mut w, 250);
+    assert_eq!(two_old.1[0], version.wrapping_add(1));
+    assert_eq!(one_old.1[0], version.wrapping_add(2), "the version octet");
+    assert!(!offer(&mut w, 370, two_old), "two rotations old");
+    assert!(offer(&mut w, 375, one_old), "one rotation old");
+    // Unused for more than two lifetimes, both secrets are replaced.
+    let stale = demand(&mut w, 400);
+    assert!(!offer(&mut w, 400 + 2 * lifetime + 1, stale), "stale");
+}
+
+#[test]
+fn one_source_gets_its_share_of_half_open_sas_and_spoofing_cannot_take_it() {
+    let mut w = World::new();
+    let (request, base) = first_sa_init(&mut w);
+    let mut roads = b_policy();
+    roads.peer = None;
+    w.b.engine
+        .set_config(w.now, vec![roads], InitiationMode::Passive, 0);
+    let from = request.from;
+    let per_source = settings().half_open_per_source;
+    assert!(per_source > 0 && per_source < settings().cookie_threshold);
+    let mut spi = 0x0100_0000_0000_0000u64;
+    // Requests with A's address, as a spoofer would send them: below the
+    // global cookie threshold the first ones make half-open SAs.
+    for _ in 0..per_source {
+        spi += 1;
+        assert!(sa_made(&b_answers(
+            &mut w,
+            from,
+            &sa_init_with(&base, spi, None)
+        )));
+    }
+    assert_eq!(w.b.engine.half_open_count(), per_source);
+    // Past its share the address must show it receives there.
+    spi += 1;
+    let cookie = cookie_demand(&b_answers(&mut w, from, &sa_init_with(&base, spi, None)))
+        .expect("a cookie demand");
+    assert_eq!(w.b.engine.ike_sa_count(), per_source);
+    // Another address is not affected.
+    let other = SocketAddr::new(ip("192.0.2.77"), 500);
+    assert!(sa_made(&b_answers(
+        &mut w,
+        other,
+        &sa_init_with(&base, spi + 1000, None)
+    )));
+    // The real owner of the address answers the cookie and is served: the
+    // spoofed requests did not lock it out. As many again are allowed so.
+    assert!(sa_made(&b_answers(
+        &mut w,
+        from,
+        &sa_init_with(&base, spi, Some(cookie))
+    )));
+    for _ in 1..per_source {
+        spi += 1;
+        let cookie = cookie_demand(&b_answers(&mut w, from, &sa_init_with(&base, spi, None)))
+            .expect("a cookie demand");
+        assert!(sa_made(&b_answers(
+            &mut w,
+            from,
+            &sa_init_with(&base, spi, Some(cookie))
+        )));
+    }
+    // Then even proven requests from that address are dropped unanswered.
+    spi += 1;
+    let cookie = cookie_demand(&b_answers(&mut w, from, &sa_init_with(&base, spi, None)))
+        .expect("a cookie demand");
+    assert!(b_answers(&mut w, from, &sa_init_with(&base, spi, Some(cookie))).is_empty());
+    assert_eq!(w.b.engine.half_open_count(), 2 * per_source + 1);
+    // All time out; the counts are back to nothing, and the address makes
+    // SAs without a cookie again.
+    w.now += settings().half_open_timeout + Duration::from_secs(1);
+    w.b.engine.handle_timeout(w.now);
+    w.b.step(w.now);
+    assert_eq!(w.b.engine.half_open_count(), 0);
+    assert!(w.b.engine.half_open_by_source.is_empty());
+    assert!(sa_made(&b_answers(
+        &mut w,
+        from,
+        &sa_init_with(&base, spi + 1, None)
+    )));
+}
+
+#[test]
+fn ipv6_sources_share_their_half_open_share_by_slash_64() {
+    let key = |s: &str| super::source_key(ip(s));
+    assert_eq!(key("2001:db8:1:2::1"), key("2001:db8:1:2:ffff::7"));
+    assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+    assert_eq!(key("192.0.2.1"), ip("192.0.2.1"));
+}
+
+#[test]
+fn sa_init_requests_over_the_size_cap_are_refused_and_only_one_response_is_kept() {
+    let mut w = World::new();
+    let (request, base) = first_sa_init(&mut w);
+    let from = request.from;
+    let cap = settings().max_sa_init_request;
+    // RFC 7296 §2: 3000 octets SHOULD be accepted; the cap is above.
+    assert!(cap >= 3000);
+    let sized = |spi: u64, total: usize| {
+        let mut message = base.clone();
+        message.header.initiator_spi = spi;
+        let bare = message.encode().unwrap().len();
+        message
+            .payloads
+            .push(Payload::VendorId(VendorId(vec![0x5a; total - bare - 4])));
+        let datagram = message.encode().unwrap();
+        assert_eq!(datagram.len(), total);
+        datagram
+    };
+    let largest = sized(1, cap);
+    assert!(sa_made(&b_answers(&mut w, from, &largest)));
+    assert!(b_answers(&mut w, from, &sized(2, cap + 1)).is_empty());
+    assert_eq!(w.b.engine.ike_sa_count(), 1);
+    // Of the exchange the SA keeps the request (signed in IKE_AUTH) and
+    // one copy of the response, which also answers retransmissions.
+    let sa = w.b.engine.ike(w.b.engine.ike_spis()[0]).unwrap();
+    assert_eq!(sa.init_request.len(), cap);
+    assert!(sa.cached_response.is_none());
+    let kept = sa.init_response.clone();
+    let again = b_answers(&mut w, from, &largest);
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].encode().unwrap(), kept);
+    assert_eq!(w.b.engine.ike_sa_count(), 1);
+}
+
+#[test]
+fn a_half_open_responder_sa_takes_nothing_but_ike_auth() {
+    let mut w = World::new();
+    // B never gets IKE_AUTH: its SA stays half-open.
+    w.filter = Box::new(|p| {
+        Header::decode(&p.data).is_ok_and(|h| h.header.exchange != ExchangeType::IkeAuth)
+    });
+    w.handshake();
+    assert_eq!(w.b.engine.half_open_count(), 1);
+    let a_spi = w.a.engine.ike_spis()[0];
+    let b_spi = w.b.engine.ike_spis()[0];
+    // A holds the SA's keys and sends, as message 1, what only an
+    // authenticated peer may: a DELETE of the IKE SA, a DPD check and an
+    // IKE SA rekey (CREATE_CHILD_SA). B must not act on or answer any.
+    for task in [
+        super::Task::DeleteIke,
+        super::Task::Dpd,
+        super::Task::RekeyIke,
+    ] {
+        let sa = w.a.engine.ikes.get_mut(&a_spi).unwrap();
+        sa.outstanding = None;
+        sa.prep = None;
+        sa.state = IkeState::Established;
+        sa.next_message_id = 1;
+        sa.queue.clear();
+        sa.queue.push_back(task.clone());
+        let sent_before = w.b.sent.len();
+        w.a.engine.pump(a_spi);
+        w.settle();
+        assert_eq!(w.b.sent.len(), sent_before, "B answered {task:?}");
+        let sa =
+            w.b.engine
+                .ike(b_spi)
+                .expect("the half-open SA is still there");
+        assert_eq!(sa.state, IkeState::InitDone);
+        assert_eq!(sa.expected_message_id, 1, "{task:?} took no message ID");
+    }
+    assert_eq!(w.b.engine.ike_sa_count(), 1);
+    assert_eq!(w.b.engine.half_open_count(), 1);
+    // Only its timeout removes it.
+    w.advance_by(settings().half_open_timeout + Duration::from_secs(1));
+    assert_eq!(w.b.engine.ike_sa_count(), 0);
+    assert_eq!(w.b.engine.half_open_count(), 0);
+}
+
+#[test]
+fn traffic_selectors_are_narrowed_only_after_the_peer_is_authenticated() {
+    for right_psk in [false, true] {
+        let mut w = World::new();
+        w.b.hold_ca = true;
+        w.handshake();
+        // B holds A's IKE_AUTH while ca checks its AUTH.
+        assert!(
+            matches!(&w.b.held_ca[..], [Ikev2ToCa::VerifyAuth { .. }]),
+            "{:?}",
+            w.b.held_ca
+        );
+        let spi = w.b.engine.ike_spis()[0];
+        let sa = w.b.engine.ike(spi).unwrap();
+        assert_eq!(sa.state, IkeState::AuthResponding);
+        let Some(super::Answer {
+            kind: super::AnswerKind::Auth(answer),
+            ..
+        }) = &sa.answering
+        else {
+            panic!("B is not answering IKE_AUTH");
+        };
+        assert!(answer.child.is_none(), "no Child SA chosen before AUTH");
+        assert!(answer.child_offer.is_some(), "the offer is kept for later");
+        assert_eq!(w.b.engine.next_reqid, 1, "no reqid taken before AUTH");
+        if !right_psk {
+            w.b.psk = b"not the key A has".to_vec();
+        }
+        w.b.hold_ca = false;
+        for request in std::mem::take(&mut w.b.held_ca) {
+            let reply = w.b.ca(request);
+            w.b.engine.handle_ca(w.now, reply).unwrap();
+        }
+        w.settle();
+        if right_psk {
+            assert_one_matching_ike(&w);
+            assert_one_matching_child(&w);
+            let child = w.b.engine.child(w.b.engine.child_spis()[0]).unwrap();
+            assert_eq!(child.flow, b_policy().flows[0]);
+        } else {
+            assert_eq!(w.b.engine.ike_sa_count(), 0);
+            assert_eq!(
+                w.b.engine.next_reqid, 1,
+                "nothing narrowed for a failed peer"
+            );
+            assert!(w.b.sas.is_empty());
+        }
+    }
+}
+
+/// A with two flows that B's one flow covers: B's cap of one Child SA per
+/// IKE SA is not raised by its own flow count.
+fn two_flows_against_one() -> (Policy, Policy) {
+    let mut pa = a_policy();
+    pa.flows = vec![
+        selector("10.1.1.0", 24, "10.2.0.0", 16),
+        selector("10.1.2.0", 24, "10.2.0.0", 16),
+    ];
+    (pa, b_policy())
+}
+
+/// The notifies in B's CREATE_CHILD_SA responses, as A reads them.
+fn create_child_notifies_from_b(w: &World, a_spi: u64) -> Vec<NotifyType> {
+    w.b.sent
+        .iter()
+        .filter(|(_, _, d)| {
+            Header::decode(d).is_ok_and(|h| {
+                h.header.exchange == ExchangeType::CreateChildSa && h.header.flags.response
+            })
+        })
+        .filter_map(|(_, _, d)| open_with(&w.a, a_spi, d))
+        .flatten()
+        .filter_map(|p| match p {
+            Payload::Notify(n) => Some(n.notify_type),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_peer_past_its_child_sa_cap_gets_no_additional_sas_and_keeps_its_ike_sa() {
+    for per_policy in [false, true] {
+        let mut sb = settings();
+        if per_policy {
+            sb.max_child_sas_per_policy = 1;
+        } else {
+            sb.max_child_sas_per_ike = 1;
+        }
+        let mut w = World::with(settings(), sb);
+        let (pa, pb) = two_flows_against_one();
+        w.configure(vec![pa], vec![pb]);
+        w.settle();
+        let a_spi = assert_one_matching_ike(&w);
+        let (old, _) = assert_one_matching_child(&w);
+        // A asked for its second flow's Child SA once and was refused.
+        assert_eq!(exchanges_sent(&w.a, ExchangeType::CreateChildSa, false), 1);
+        assert_eq!(
+            create_child_notifies_from_b(&w, a_spi),
+            vec![NotifyType::NoAdditionalSas],
+            "per policy: {per_policy}"
+        );
+        // The IKE SA stays up and in use: a rekey at the cap replaces the
+        // Child SA, and a DPD check is answered.
+        w.a.engine
+            .ikes
+            .get_mut(&a_spi)
+            .unwrap()
+            .queue
+            .push_back(super::Task::RekeyChild { spi_in: old });
+        w.a.engine.pump(a_spi);
+        w.settle();
+        let (new, _) = assert_one_matching_child(&w);
+        assert_ne!(new, old);
+        assert_eq!(w.b.engine.children_by_policy.get("ba"), Some(&1));
+        let answered = exchanges_sent(&w.b, ExchangeType::Informational, true);
+        w.a.engine
+            .ikes
+            .get_mut(&a_spi)
+            .unwrap()
+            .queue
+            .push_back(super::Task::Dpd);
+        w.a.engine.pump(a_spi);
+        w.settle();
+        assert_eq!(
+            exchanges_sent(&w.b, ExchangeType::Informational, true),
+            answered + 1
+        );
+        assert_eq!(assert_one_matching_ike(&w), a_spi);
+    }
+}
+
+#[test]
+fn rekeys_may_pass_the_cap_only_up_to_twice_it() {
+    // B caps one Child SA per IKE SA. A rekeys but its DELETEs of the old
+    // SAs never reach B: B keeps each replaced SA for its grace time. The
+    // rekeys B takes stop at twice the cap.
+    let mut sb = settings();
+    sb.max_child_sas_per_ike = 1;
+    let mut w = World::with(settings(), sb);
+    w.handshake();
+    let a_spi = assert_one_matching_ike(&w);
+    w.filter = Box::new(|p| {
+        Header::decode(&p.data).is_ok_and(|h| {
+            h.header.exchange != ExchangeType::Informational || h.header.flags.response
+        })
+    });
+    for _ in 0..4 {
+        let Some(current) =
+            w.a.engine
+                .child_spis()
+                .into_iter()
+                .find(|c| w.a.engine.child(*c).unwrap().state == super::ChildState::Established)
+        else {
+            break;
+        };
+        // A's DELETE is lost and its window blocked: reuse its ID.
+        let sa = w.a.engine.ikes.get_mut(&a_spi).unwrap();
+        if let Some(lost) = sa.outstanding.take() {
+            sa.next_message_id = lost.message_id;
+        }
+        sa.queue.clear();
+        sa.queue
+            .push_back(super::Task::RekeyChild { spi_in: current });
+        w.a.engine.pump(a_spi);
+        w.settle();
+        assert!(
+            w.b.engine.child_sa_count() <= 2,
+            "{}",
+            w.b.engine.child_sa_count()
+        );
+    }
+    assert_eq!(w.b.engine.child_sa_count(), 2);
+    assert!(create_child_notifies_from_b(&w, a_spi).contains(&NotifyType::NoAdditionalSas));
+    assert_eq!(w.b.established().len(), 1);
+}
+
+#[test]
+fn our_own_child_sas_past_the_cap_are_not_requested() {
+    let mut sa = settings();
+    sa.max_child_sas_per_policy = 1;
+    let mut w = World::with(sa, settings());
+    let (pa, pb) = two_flows_against_one();
+    w.configure(vec![pa], vec![pb]);
+    w.settle();
+    assert_one_matching_ike(&w);
+    assert_one_matching_child(&w);
+    assert_eq!(exchanges_sent(&w.a, ExchangeType::CreateChildSa, false), 0);
+}
+
+#[test]
+fn a_failing_random_source_stops_the_engine_from_starting() {
+    struct Broken;
+    impl iked_common::crypto::RandomSource for Broken {
+        fn fill(&mut self, _: &mut [u8]) -> iked_common::crypto::Result<()> {
+            Err(iked_common::crypto::CryptoError::Random)
+        }
+    }
+    assert!(Engine::new(settings(), Box::new(Broken), Instant::now()).is_err());
+}
+
+#[test]
+fn randomness_failing_later_fails_the_exchange_not_the_engine() {
+    /// Works until `broken` is set.
+    struct Switchable(Box<dyn iked_common::crypto::RandomSource>, Rc<Cell<bool>>);
+    impl iked_common::crypto::RandomSource for Switchable {
+        fn fill(&mut self, buf: &mut [u8]) -> iked_common::crypto::Result<()> {
+            if self.1.get() {
+                return Err(iked_common::crypto::CryptoError::Random);
+            }
+            self.0.fill(buf)
+        }
+    }
+    use std::{cell::Cell, rc::Rc};
+    let broken = Rc::new(Cell::new(false));
+    let mut w = World::new();
+    let rng = Switchable(seeded(7), broken.clone());
+    w.a.engine = Engine::new(settings(), Box::new(rng), w.now).unwrap();
+    broken.set(true);
+    w.handshake();
+    assert_eq!(
+        w.a.engine.ike_sa_count(),
+        0,
+        "no SA without an SPI and a nonce"
+    );
+    assert_eq!(w.b.engine.ike_sa_count(), 0);
+    // Randomness back: the policy can be started as usual.
+    broken.set(false);
+    w.a.engine.handle_control(
+        w.now,
+        1,
+        ControlCommand::Initiate {
+            policy: "ab".into(),
+        },
+    );
+    w.settle();
+    assert_one_matching_ike(&w);
+    assert_one_matching_child(&w);
+}
+
+#[test]
+fn an_spi_source_that_repeats_itself_is_an_error_not_a_hang() {
+    // Always the same octets: the first SPI is fine, the second collides
+    // with it forever.
+    let mut w = World::new();
+    w.a.engine = Engine::new(settings(), Box::new(|buf: &mut [u8]| buf.fill(0x42)), w.now).unwrap();
+    let first = w.a.engine.new_ike_spi().unwrap();
+    w.a.engine.ikes.insert(first, {
+        // Any SA under that SPI will do: take one from a handshake.
+        let mut donor = World::new();
+        donor.handshake();
+        let spi = donor.a.established()[0];
+        donor.a.engine.ikes.remove(&spi).unwrap()
+    });
+    assert!(w.a.engine.new_ike_spi().is_err());
 }
