@@ -94,7 +94,17 @@ const REPLY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// What the daemon answered, ready to print.
 enum Answer {
     Message(String),
-    Sas(Vec<IkeSaInfo>),
+    /// The IKE SAs listed, and how many there are: the daemon cuts the
+    /// list to its reply size limit.
+    Sas {
+        sas: Vec<IkeSaInfo>,
+        total: u64,
+    },
+}
+
+/// Said when the daemon listed fewer IKE SAs than it has.
+fn cut_note(shown: usize, total: u64) -> Option<String> {
+    (total > shown as u64).then(|| format!("showing {shown} of {total} IKE SAs (reply size limit)"))
 }
 
 fn run(cli: &Cli) -> Result<Answer, String> {
@@ -130,7 +140,7 @@ fn run(cli: &Cli) -> Result<Answer, String> {
     };
     match exchange(&fd, &request)? {
         ControlReply::Done(message) => Ok(Answer::Message(message)),
-        ControlReply::SaList(sas) => Ok(Answer::Sas(sas)),
+        ControlReply::SaList { sas, total } => Ok(Answer::Sas { sas, total }),
         ControlReply::Failed(message) => Err(message),
         other => Err(format!("unexpected reply {other:?}")),
     }
@@ -227,14 +237,30 @@ fn main() -> ExitCode {
     if cli.json {
         let value = match &result {
             Ok(Answer::Message(message)) => serde_json::json!({ "ok": true, "message": message }),
-            Ok(Answer::Sas(sas)) => serde_json::json!({ "ok": true, "sas": sas }),
+            Ok(Answer::Sas { sas, total }) => {
+                let mut value = serde_json::json!({
+                    "ok": true,
+                    "sas": sas,
+                    "total": total,
+                    "truncated": *total > sas.len() as u64,
+                });
+                if let Some(note) = cut_note(sas.len(), *total) {
+                    value["note"] = note.into();
+                }
+                value
+            }
             Err(message) => serde_json::json!({ "ok": false, "error": message }),
         };
         println!("{value}");
     } else {
         match &result {
             Ok(Answer::Message(message)) => println!("{message}"),
-            Ok(Answer::Sas(sas)) => println!("{}", render_sas(sas)),
+            Ok(Answer::Sas { sas, total }) => {
+                println!("{}", render_sas(sas));
+                if let Some(note) = cut_note(sas.len(), *total) {
+                    println!("{note}");
+                }
+            }
             Err(message) => eprintln!("ikectl: {message}"),
         }
     }

@@ -1,11 +1,13 @@
 //! The process shell of pfkey-proc: startup, the event loop, and dispatch
 //! between ikev2's requests, the kernel's events and the parent.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
-use iked_common::child::{self, StartedChild};
+use iked_common::child::{self, FromParent, StartedChild};
 use iked_common::event::Poller;
-use iked_common::ipc::{self, ChildToParent, DescriptorPurpose, Ikev2ToPfkey, ParentToChild, Role};
+use iked_common::ipc::{
+    self, Channel, ChildToParent, DescriptorPurpose, Ikev2ToPfkey, ParentToChild, Role,
+};
 use iked_common::kernel::KernelSocketKind;
 use iked_common::logging;
 
@@ -14,6 +16,9 @@ use crate::service::{Outcome, PfkeyService};
 const PARENT: u64 = 0;
 const IKEV2: u64 = 1;
 const KERNEL_EVENTS: u64 = 2;
+/// Requests read from one channel per wakeup, so kernel events and the
+/// parent are served between bursts of ikev2 requests.
+const MESSAGES_PER_WAKEUP: usize = 64;
 
 /// Entry point after exec; returns the exit status.
 pub fn run(log_to_stderr: bool) -> i32 {
@@ -42,9 +47,11 @@ fn take_kernel(started: &mut StartedChild, events: bool) -> Option<(KernelSocket
 
 fn serve(log_to_stderr: bool) -> Result<(), String> {
     let mut started = child::start(Role::Pfkey, log_to_stderr)?;
-    let ikev2 = started
-        .take(DescriptorPurpose::Sibling(Role::Ikev2))
-        .ok_or("no channel to ikev2 was given")?;
+    let mut ikev2 = Channel::new(
+        started
+            .take(DescriptorPurpose::Sibling(Role::Ikev2))
+            .ok_or("no channel to ikev2 was given")?,
+    );
     let (kind, requests) = take_kernel(&mut started, false).ok_or("no kernel socket was given")?;
     let (event_kind, events) =
         take_kernel(&mut started, true).ok_or("no kernel event socket was given")?;
@@ -58,77 +65,118 @@ fn serve(log_to_stderr: bool) -> Result<(), String> {
     log::info!("kernel interface: {}", kind.name());
 
     let mut poller = Poller::new().map_err(|e| format!("epoll: {e}"))?;
-    poller
-        .add(started.parent(), PARENT)
-        .map_err(|e| format!("epoll: {e}"))?;
-    poller
-        .add(ikev2.as_fd(), IKEV2)
+    started.register_parent(&poller, PARENT)?;
+    ikev2
+        .register(&poller, IKEV2)
         .map_err(|e| format!("epoll: {e}"))?;
     poller
         .add(service.event_fd(), KERNEL_EVENTS)
         .map_err(|e| format!("epoll: {e}"))?;
     loop {
         for token in poller.wait(None).map_err(|e| format!("epoll: {e}"))? {
-            let outcome = match token {
-                PARENT => match on_parent(&started, &mut service)? {
-                    Some(outcome) => outcome,
-                    None => return Ok(()),
-                },
-                IKEV2 => {
-                    let request = ipc::recv::<Ikev2ToPfkey>(ikev2.as_fd())
-                        .and_then(|r| r.expect_descriptors(0))
-                        .map_err(|e| format!("ikev2: {e}"))?
-                        .0;
-                    service.handle_request(request)
+            match token {
+                PARENT => {
+                    if !on_parent(&mut started, &mut ikev2, &mut service)? {
+                        return Ok(());
+                    }
                 }
-                _ => service.on_kernel_event(),
-            };
-            deliver(&started, &ikev2, outcome)?;
+                IKEV2 => {
+                    for _ in 0..MESSAGES_PER_WAKEUP {
+                        let Some(received) = ikev2
+                            .try_recv::<Ikev2ToPfkey>()
+                            .map_err(|e| format!("ikev2: {e}"))?
+                        else {
+                            break;
+                        };
+                        let request = received
+                            .expect_descriptors(0)
+                            .map_err(|e| format!("ikev2: {e}"))?
+                            .0;
+                        let outcome = service.handle_request(request);
+                        deliver(&mut started, &mut ikev2, outcome)?;
+                    }
+                }
+                _ => {
+                    let outcome = service.on_kernel_event();
+                    deliver(&mut started, &mut ikev2, outcome)?;
+                }
+            }
         }
+        // Sends never wait: what the sockets did not take goes out when
+        // they are writable again, while we keep reading.
+        match started.parent.flush() {
+            Err(ipc::IpcError::Closed) => {
+                log::info!("parent went away: flushing our kernel entries and exiting");
+                service.flush_ours();
+                return Ok(());
+            }
+            Err(e) => return Err(format!("parent channel: {e}")),
+            Ok(()) => {}
+        }
+        started
+            .parent
+            .update_interest(&poller)
+            .map_err(|e| format!("epoll: {e}"))?;
+        ikev2.flush().map_err(|e| format!("ikev2: {e}"))?;
+        ikev2
+            .update_interest(&poller)
+            .map_err(|e| format!("epoll: {e}"))?;
     }
 }
 
-fn deliver(started: &StartedChild, ikev2: &OwnedFd, outcome: Outcome) -> Result<(), String> {
+/// Queues an outcome's messages. The parent's come first: it must know of
+/// an entry before ikev2 can act on it (fail closed if we die now).
+fn deliver(
+    started: &mut StartedChild,
+    ikev2: &mut Channel,
+    outcome: Outcome,
+) -> Result<(), String> {
     for message in &outcome.to_parent {
         started.tell_parent(message)?;
     }
     for message in &outcome.to_ikev2 {
-        ipc::send(ikev2.as_fd(), message, &[]).map_err(|e| format!("ikev2: {e}"))?;
+        ikev2.send(message).map_err(|e| format!("ikev2: {e}"))?;
     }
     Ok(())
 }
 
-/// Handles one parent message; None means shut down (after flushing).
+/// Handles what the parent sent; false means shut down (after flushing).
 fn on_parent(
-    started: &StartedChild,
+    started: &mut StartedChild,
+    ikev2: &mut Channel,
     service: &mut PfkeyService,
-) -> Result<Option<Outcome>, String> {
-    let Some(message) = started.next_from_parent()? else {
-        // Without the parent nobody manages our entries: fail closed.
-        log::info!("parent went away: flushing our kernel entries and exiting");
-        service.flush_ours();
-        return Ok(None);
-    };
-    match message {
-        ParentToChild::Config(config @ ipc::ChildConfig::Pfkey { .. }) => {
-            let mut outcome = service.apply_config(&config);
-            outcome.to_parent.push(ChildToParent::ConfigApplied {
-                generation: config.generation(),
-            });
-            Ok(Some(outcome))
-        }
-        ParentToChild::SetVerbosity(v) => {
-            logging::set_verbosity(v);
-            Ok(Some(Outcome::default()))
-        }
-        ParentToChild::Shutdown => {
-            let outcome = service.flush_ours();
-            for message in &outcome.to_parent {
-                started.tell_parent(message)?;
+) -> Result<bool, String> {
+    for _ in 0..MESSAGES_PER_WAKEUP {
+        let message = match started.next_from_parent()? {
+            FromParent::Message(message) => message,
+            FromParent::Nothing => break,
+            FromParent::Gone => {
+                // Without the parent nobody manages our entries: fail closed.
+                log::info!("parent went away: flushing our kernel entries and exiting");
+                service.flush_ours();
+                return Ok(false);
             }
-            started.tell_parent(&ChildToParent::ShutdownComplete)?;
-            Ok(None)
+        };
+        match message {
+            ParentToChild::Config(config @ ipc::ChildConfig::Pfkey { .. }) => {
+                let mut outcome = service.apply_config(&config);
+                outcome.to_parent.push(ChildToParent::ConfigApplied {
+                    generation: config.generation(),
+                });
+                deliver(started, ikev2, outcome)?;
+            }
+            ParentToChild::SetVerbosity(v) => logging::set_verbosity(v),
+            ParentToChild::Shutdown => {
+                let outcome = service.flush_ours();
+                for message in &outcome.to_parent {
+                    started.tell_parent(message)?;
+                }
+                started.tell_parent(&ChildToParent::ShutdownComplete)?;
+                started.flush_parent_before_exit()?;
+                return Ok(false);
+            }
+            other => return Err(format!("parent: unexpected {other:?}")),
         }
-        other => Err(format!("parent: unexpected {other:?}")),
     }
+    Ok(true)
 }
