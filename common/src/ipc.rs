@@ -29,11 +29,20 @@ pub use channel::{Channel, FRAME_SIZE, MAX_QUEUED_BYTES};
 /// Version 3: framed messages (see [`channel`]); `SaList` carries the total.
 pub const IPC_VERSION: u32 = 3;
 
-/// Largest message a process accepts, reassembled from its frames. Big
-/// enough for a configuration of some thousand policies; anything larger
-/// is refused, never truncated. Memory for it is taken only as its frames
-/// arrive.
-pub const MAX_MESSAGE: usize = 1 << 20;
+/// Largest message a process accepts, reassembled from its frames;
+/// anything larger is refused, never truncated. A policy takes about 170
+/// bytes in the configuration ikev2 gets, so 16 MiB holds some 90,000
+/// policies (1 MiB, the cap before messages were framed, held only about
+/// 6,000: a limit large hub gateways reach). Framing makes the cap cheap:
+/// nothing is allocated for it up front, a message's memory is taken only as
+/// its frames arrive, and the socket buffers stay at their defaults.
+pub const MAX_MESSAGE: usize = 16 << 20;
+
+/// Largest `show sa` reply ([`ControlReply::SaList`]); a longer list is cut
+/// and says so. It crosses the control socket to ikectl, where the parent
+/// writes it while the client waits: kept at what a person or a script
+/// reads at once (several thousand IKE SAs) until the list is paged.
+pub const MAX_SA_LIST_REPLY: usize = 1 << 20;
 
 /// At most this many descriptors ride on one message.
 pub const MAX_FDS_PER_MESSAGE: usize = 4;

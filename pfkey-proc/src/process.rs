@@ -2,6 +2,7 @@
 //! between ikev2's requests, the kernel's events and the parent.
 
 use std::os::fd::OwnedFd;
+use std::time::{Duration, Instant};
 
 use iked_common::child::{self, FromParent, StartedChild};
 use iked_common::event::Poller;
@@ -72,11 +73,51 @@ fn serve(log_to_stderr: bool) -> Result<(), String> {
     poller
         .add(service.event_fd(), KERNEL_EVENTS)
         .map_err(|e| format!("epoll: {e}"))?;
+    let result = serve_loop(&mut started, &mut ikev2, &mut service, &mut poller);
+    if result.is_err() && parent_is_gone(&mut started) {
+        // Typically ikev2 died of the parent's death before we read the
+        // parent's end of file: nobody else can remove our entries now.
+        log::info!("parent went away: flushing our kernel entries and exiting");
+        service.flush_ours();
+    }
+    result
+}
+
+/// How long pfkey, failing for another reason, waits to learn whether the
+/// parent is gone too: a dead process's sockets may be released a moment
+/// after its children see their siblings die. A live parent stops us with
+/// SIGTERM within that time (and flushes our entries itself).
+const PARENT_END_WAIT: Duration = Duration::from_secs(1);
+
+/// Whether the parent's channel reaches its end within [`PARENT_END_WAIT`]
+/// (messages still queued before it are skipped: we are exiting anyway).
+fn parent_is_gone(started: &mut StartedChild) -> bool {
+    let deadline = Instant::now() + PARENT_END_WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        match started.parent.recv_within::<ParentToChild>(left) {
+            Ok(_) => continue,
+            Err(ipc::IpcError::Closed) => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// The event loop; Ok(()) after an orderly shutdown or the parent's end.
+fn serve_loop(
+    started: &mut StartedChild,
+    ikev2: &mut Channel,
+    service: &mut PfkeyService,
+    poller: &mut Poller,
+) -> Result<(), String> {
     loop {
         for token in poller.wait(None).map_err(|e| format!("epoll: {e}"))? {
             match token {
                 PARENT => {
-                    if !on_parent(&mut started, &mut ikev2, &mut service)? {
+                    if !on_parent(started, ikev2, service)? {
                         return Ok(());
                     }
                 }
@@ -93,12 +134,12 @@ fn serve(log_to_stderr: bool) -> Result<(), String> {
                             .map_err(|e| format!("ikev2: {e}"))?
                             .0;
                         let outcome = service.handle_request(request);
-                        deliver(&mut started, &mut ikev2, outcome)?;
+                        deliver(started, ikev2, outcome)?;
                     }
                 }
                 _ => {
                     let outcome = service.on_kernel_event();
-                    deliver(&mut started, &mut ikev2, outcome)?;
+                    deliver(started, ikev2, outcome)?;
                 }
             }
         }
@@ -115,11 +156,11 @@ fn serve(log_to_stderr: bool) -> Result<(), String> {
         }
         started
             .parent
-            .update_interest(&poller)
+            .update_interest(poller)
             .map_err(|e| format!("epoll: {e}"))?;
         ikev2.flush().map_err(|e| format!("ikev2: {e}"))?;
         ikev2
-            .update_interest(&poller)
+            .update_interest(poller)
             .map_err(|e| format!("epoll: {e}"))?;
     }
 }

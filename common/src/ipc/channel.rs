@@ -22,13 +22,13 @@
 //!
 //! The queue is bounded ([`MAX_QUEUED_BYTES`]). Hitting the bound is an error
 //! the process dies of (see [`IpcError::QueueFull`]): a peer that has not
-//! read 64 MiB of ours is stuck or broken. Blocking would wedge us with it
-//! (the deadlock this module removes); dropping messages would silently
-//! desynchronise state the daemon relies on to fail closed (which kernel
-//! entries exist, which request is answered); growing without bound would
-//! trade the stall for memory exhaustion. Exiting makes the parent see a
-//! lost child and fail closed, as for any other lost child, which an
-//! operator notices and a supervisor restarts.
+//! read 64 MiB of ours (four maximal messages) is stuck or broken. Blocking
+//! would wedge us with it (the deadlock this module removes); dropping
+//! messages would silently desynchronise state the daemon relies on to fail
+//! closed (which kernel entries exist, which request is answered); growing
+//! without bound would trade the stall for memory exhaustion. Exiting makes
+//! the parent see a lost child and fail closed, as for any other lost
+//! child, which an operator notices and a supervisor restarts.
 
 use std::collections::VecDeque;
 use std::io::{IoSlice, IoSliceMut};
@@ -54,10 +54,11 @@ pub const FIRST: u8 = 0x01;
 /// This frame ends a message.
 pub const LAST: u8 = 0x02;
 
-/// Bytes a channel may hold unsent before the peer counts as stuck. The
-/// largest legitimate backlog is a few maximal messages (a configuration, a
-/// `show sa` reply) plus thousands of small kernel requests at a reload.
-pub const MAX_QUEUED_BYTES: usize = 64 << 20;
+/// Bytes a channel may hold unsent before the peer counts as stuck: four
+/// maximal messages. The largest legitimate backlog is a configuration and
+/// a `show sa` reply plus thousands of small kernel requests at a reload
+/// (5,000 trap policies are about 1 MiB).
+pub const MAX_QUEUED_BYTES: usize = 4 * MAX_MESSAGE;
 
 /// One record to send, with the descriptors that ride on it.
 struct Frame {

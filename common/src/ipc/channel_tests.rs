@@ -28,6 +28,15 @@ fn send_raw(fd: BorrowedFd<'_>, bytes: &[u8], descriptors: &[RawFd]) {
     sendmsg::<()>(fd.as_raw_fd(), &iov, cmsgs, MsgFlags::empty(), None).unwrap();
 }
 
+/// The string length at which `ControlReply::Done` encodes to exactly
+/// MAX_MESSAGE bytes: one byte of variant, the length as a varint, the text.
+fn string_filling_the_cap() -> usize {
+    (1..=5)
+        .map(|varint| MAX_MESSAGE - 1 - varint)
+        .find(|&n| encode(&ControlReply::Done("x".repeat(n))).is_ok_and(|b| b.len() == MAX_MESSAGE))
+        .expect("a length that fills the cap")
+}
+
 fn header(flags: u8, total: u32) -> Vec<u8> {
     let mut h = vec![flags];
     h.extend_from_slice(&total.to_be_bytes());
@@ -98,8 +107,8 @@ fn both_ends_send_five_thousand_before_reading_and_all_arrive_in_order() {
 
 #[test]
 fn a_message_of_exactly_the_cap_crosses_and_one_byte_more_is_refused() {
-    // Done is variant 1 (one byte), then the string's length (3 bytes).
-    let largest = ControlReply::Done("x".repeat(MAX_MESSAGE - 4));
+    let length = string_filling_the_cap();
+    let largest = ControlReply::Done("x".repeat(length));
     assert_eq!(encode(&largest).unwrap().len(), MAX_MESSAGE);
     let (mut a, mut b) = pair();
     a.send(&largest).unwrap();
@@ -119,7 +128,7 @@ fn a_message_of_exactly_the_cap_crosses_and_one_byte_more_is_refused() {
 
     // Over the cap: refused when sending, and when announced by a sender
     // that does not frame with us.
-    let over = ControlReply::Done("x".repeat(MAX_MESSAGE - 3));
+    let over = ControlReply::Done("x".repeat(length + 1));
     assert!(matches!(a.send(&over), Err(IpcError::Oversized(n)) if n == MAX_MESSAGE + 1));
     let mut frame = header(FIRST, (MAX_MESSAGE + 1) as u32);
     frame.extend_from_slice(&[0; 100]);
@@ -304,7 +313,7 @@ fn a_closed_peer_is_closed_for_sending_and_receiving() {
 fn blocking_helpers_carry_a_large_message_between_threads() {
     // ikectl and the handshake use these: a 1 MiB reply at default buffers.
     let (a, b) = seqpacket_pair().unwrap();
-    let largest = ControlReply::Done("y".repeat(MAX_MESSAGE - 4));
+    let largest = ControlReply::Done("y".repeat(string_filling_the_cap()));
     let expected = largest.clone();
     let reader = std::thread::spawn(move || recv_blocking::<ControlReply>(b.as_fd()).unwrap());
     send_blocking(a.as_fd(), &largest, &[]).unwrap();

@@ -171,3 +171,26 @@ fn role_names_round_trip() {
     }
     assert_eq!(Role::from_name("root"), None);
 }
+
+#[test]
+fn a_configuration_of_ten_thousand_policies_fits_one_message() {
+    let mut text = String::new();
+    for i in 0..10_000 {
+        let (hi, lo) = (i / 256, i % 256);
+        text += &format!(
+            "ikev2 \"gateway-{i}\" active esp from 10.{hi}.{lo}.0/24 to 172.16.{lo}.0/24 \
+             local 198.18.0.1 peer 198.19.{hi}.{lo} psk \"secret-{i}\"\n"
+        );
+    }
+    let config = crate::config::parse_str("iked.conf", &text, &[]).unwrap();
+    let message = ParentToChild::Config(ChildConfig::Ikev2 {
+        generation: 1,
+        mode: InitiationMode::Active,
+        policies: config.policies,
+        dpd_check_interval: 0,
+    });
+    let size = encode(&message).unwrap().len();
+    println!("10,000 policies: {size} bytes");
+    assert!(size > 1 << 20, "larger than the former 1 MiB cap");
+    assert!(size < MAX_MESSAGE);
+}

@@ -990,14 +990,14 @@ impl Engine {
         }
     }
 
-    /// The SA list, cut to what one IPC message can carry (a gateway with
-    /// many thousand SAs must not make `ikectl show sa` kill the process),
+    /// The SA list, cut to the reply size limit (a gateway with many
+    /// thousand SAs must not make `ikectl show sa` kill the process),
     /// and how many IKE SAs there are: ikectl says when the list is cut.
     fn show_sa_capped(&self) -> (Vec<iked_common::ipc::IkeSaInfo>, u64) {
         let mut list = self.show_sa();
         let total = list.len();
         // Leave room for the envelope around the list.
-        let limit = iked_common::ipc::MAX_MESSAGE - 4096;
+        let limit = iked_common::ipc::MAX_SA_LIST_REPLY - 4096;
         // The longest prefix that fits, each entry measured once. The
         // kernel's byte counters are filled in later: room for two u64
         // varints per Child SA.
