@@ -300,6 +300,29 @@ fn recv_frame(
     }
 }
 
+/// `message` as the records to send, in order (no descriptors): for a
+/// server that keeps its own per-client queue of datagrams (the control
+/// socket) instead of a [`Channel`].
+pub fn encode_frames<T: Serialize>(message: &T) -> Result<Vec<Vec<u8>>, IpcError> {
+    Ok(frame_message(message, Vec::new())?
+        .into_iter()
+        .map(|frame| frame.bytes)
+        .collect())
+}
+
+/// Decodes a message that must arrive in one record (a small request, such
+/// as a control request read with its own size cap); a message announced
+/// in several frames, or any bad framing, is an error.
+pub fn decode_single_frame<T: DeserializeOwned>(record: &[u8]) -> Result<T, IpcError> {
+    match Reassembler::default().push(record, Vec::new())? {
+        Some((bytes, _)) => decode(&bytes),
+        None => Err(malformed(
+            record.len(),
+            "a message that must fit one frame announces more",
+        )),
+    }
+}
+
 /// Sends one message, waiting for the socket as long as it takes. Only for
 /// where waiting is bounded by design: the startup handshake, and clients
 /// such as ikectl that talk to one peer at a time.

@@ -334,3 +334,36 @@ fn recv_within_waits_for_the_answer_and_times_out() {
         .unwrap();
     assert_eq!(got.message, ControlReply::Done("hi".into()));
 }
+
+#[test]
+fn frames_for_a_server_with_its_own_queue_match_the_channel() {
+    // The control socket keeps datagrams in its own queue: the records it
+    // gets are what a Channel or the blocking receiver reassembles.
+    let (a, b) = seqpacket_pair().unwrap();
+    let reply = ControlReply::Done("r".repeat(100_000));
+    let frames = encode_frames(&reply).unwrap();
+    assert_eq!(
+        frames.len(),
+        100_000usize.div_ceil(FRAME_SIZE - FRAME_HEADER)
+    );
+    let reader = std::thread::spawn(move || recv_blocking::<ControlReply>(b.as_fd()).unwrap());
+    for frame in &frames {
+        send_raw(a.as_fd(), frame, &[]);
+    }
+    assert_eq!(reader.join().unwrap().message, reply);
+
+    let request = ParentToChild::Shutdown;
+    let single = encode_frames(&request).unwrap();
+    assert_eq!(single.len(), 1);
+    assert_eq!(
+        decode_single_frame::<ParentToChild>(&single[0]).unwrap(),
+        request
+    );
+    // The first of several frames is not a whole message; garbage is not
+    // either: errors, never a panic.
+    assert!(matches!(
+        decode_single_frame::<ControlReply>(&frames[0]),
+        Err(IpcError::Malformed { .. })
+    ));
+    assert!(decode_single_frame::<ParentToChild>(&[0xff, 0, 0]).is_err());
+}
