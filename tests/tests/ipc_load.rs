@@ -432,3 +432,72 @@ fn thousands_of_policies_queued_kernel_requests_and_a_huge_show_sa_never_stall_i
     assert_eq!(trap_policies(), 0, "{}", daemon.log_text());
     let _ = Command::new("ip").args(["netns", "del", NS]).status();
 }
+
+/// A child that stops reading (SIGSTOP) while the parent keeps sending to
+/// it: the parent's queue for it grows to its bound, and then the parent
+/// fails closed as for a lost child, naming the reason, instead of blocking
+/// or queueing without end. Each reload queues a configuration of 1,500
+/// policies with long identities, about 1.7 MB (over the former 1 MiB
+/// message cap), for ikev2: parsing, not sending, is what takes time here.
+#[test]
+#[ignore = "needs root and network namespaces: run by .ci/run"]
+fn a_child_that_stops_reading_makes_the_parent_fail_closed_at_the_queue_bound() {
+    require_root("a_child_that_stops_reading_makes_the_parent_fail_closed_at_the_queue_bound");
+    let mut text = String::from("set passive\n");
+    let long = "x".repeat(600);
+    for i in 0..1_500 {
+        let (hi, lo) = (i / 256, i % 256);
+        text += &format!(
+            "ikev2 \"gateway-{i}\" passive esp from 10.{hi}.{lo}.0/24 to 172.16.{lo}.0/24 \
+             local 198.18.0.1 peer 198.19.{hi}.{lo} srcid \"a-{i}.{long}.example\" \
+             dstid \"b-{i}.{long}.example\" psk \"secret-{i}\"\n"
+        );
+    }
+    let mut daemon = Daemon::start("ipc-stuck", &text);
+    let ikev2 = daemon.children()["ikev2"];
+    daemon
+        .wait_for_log(
+            "parent: ikev2 applied configuration 1",
+            Duration::from_secs(30),
+        )
+        .unwrap_or_else(|e| panic!("{e}\n{}", daemon.log_text()));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(ikev2), Signal::SIGSTOP).expect("SIGSTOP");
+    let started = Instant::now();
+    let mut reloads = 0;
+    while daemon.is_running() {
+        assert!(
+            reloads < 200 && started.elapsed() < Duration::from_secs(120),
+            "still running after {reloads} reloads queued for a stopped ikev2\n{}",
+            daemon.log_text()
+        );
+        let _ = daemon.ikectl(&["reload"]);
+        reloads += 1;
+    }
+    let status = daemon
+        .wait_exit(Duration::from_secs(10))
+        .expect("iked stopped");
+    println!(
+        "parent failed closed after {reloads} reloads ({:.2} s) queued for a stopped ikev2",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(!status.success(), "{status}");
+    let log = daemon.log_text();
+    assert!(
+        log.contains("parent: ikev2 channel: peer not reading:")
+            && log.contains(&format!("limit {}", ipc::MAX_QUEUED_BYTES)),
+        "{log}"
+    );
+    assert!(
+        log.contains("terminating after losing a child process"),
+        "{log}"
+    );
+    if let Some(line) = log.lines().find(|l| l.contains("peer not reading")) {
+        println!("{line}");
+    }
+    // The stopped child did not outlive the daemon.
+    assert!(
+        !std::path::Path::new(&format!("/proc/{ikev2}")).exists()
+            || iked_tests::status_field(ikev2, "State").starts_with('Z'),
+        "ikev2 still exists"
+    );
+}
