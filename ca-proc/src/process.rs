@@ -1,11 +1,9 @@
 //! The process shell of ca-proc: startup and the event loop.
 
-use std::os::fd::{AsFd, OwnedFd};
-
-use iked_common::child::{self, StartedChild};
+use iked_common::child::{self, FromParent, StartedChild};
 use iked_common::event::Poller;
 use iked_common::ipc::{
-    self, ChildConfig, ChildToParent, DescriptorPurpose, Ikev2ToCa, ParentToChild, Role,
+    Channel, ChildConfig, ChildToParent, DescriptorPurpose, Ikev2ToCa, ParentToChild, Role,
 };
 
 use crate::auth::AuthService;
@@ -13,6 +11,8 @@ use iked_common::logging;
 
 const PARENT: u64 = 0;
 const IKEV2: u64 = 1;
+/// Messages read from one channel per wakeup, so neither starves the other.
+const MESSAGES_PER_WAKEUP: usize = 64;
 
 /// Entry point after exec; returns the exit status.
 pub fn run(log_to_stderr: bool) -> i32 {
@@ -27,61 +27,85 @@ pub fn run(log_to_stderr: bool) -> i32 {
 
 fn serve(log_to_stderr: bool) -> Result<(), String> {
     let mut started = child::start(Role::Ca, log_to_stderr)?;
-    let ikev2 = started
-        .take(DescriptorPurpose::Sibling(Role::Ikev2))
-        .ok_or("no channel to ikev2 was given")?;
+    let mut ikev2 = Channel::new(
+        started
+            .take(DescriptorPurpose::Sibling(Role::Ikev2))
+            .ok_or("no channel to ikev2 was given")?,
+    );
     if let Some((purpose, _)) = started.descriptors.first() {
         return Err(format!("unexpected descriptor {purpose:?}"));
     }
     let mut auth = AuthService::default();
     let mut poller = Poller::new().map_err(|e| format!("epoll: {e}"))?;
-    poller
-        .add(started.parent(), PARENT)
-        .map_err(|e| format!("epoll: {e}"))?;
-    poller
-        .add(ikev2.as_fd(), IKEV2)
+    started.register_parent(&poller, PARENT)?;
+    ikev2
+        .register(&poller, IKEV2)
         .map_err(|e| format!("epoll: {e}"))?;
     loop {
         for token in poller.wait(None).map_err(|e| format!("epoll: {e}"))? {
             match token {
                 PARENT => {
-                    if !on_parent(&started, &mut auth)? {
+                    if !on_parent(&mut started, &mut auth)? {
                         return Ok(());
                     }
                 }
-                _ => on_ikev2(&ikev2, &auth)?,
+                _ => on_ikev2(&mut ikev2, &auth)?,
             }
         }
+        // Sends never wait: what the sockets did not take goes out when
+        // they are writable again, while we keep reading.
+        started.flush_parent(&poller)?;
+        ikev2.flush().map_err(|e| format!("ikev2: {e}"))?;
+        ikev2
+            .update_interest(&poller)
+            .map_err(|e| format!("epoll: {e}"))?;
     }
 }
 
-/// Handles one parent message; false means shut down.
-fn on_parent(started: &StartedChild, auth: &mut AuthService) -> Result<bool, String> {
-    let Some(message) = started.next_from_parent()? else {
-        log::info!("parent went away, exiting");
-        return Ok(false);
-    };
-    match message {
-        ParentToChild::Config(ChildConfig::Ca { generation, psks }) => {
-            auth.set_keys(psks);
-            log::debug!("{} pre-shared keys loaded", auth.key_count());
-            started.tell_parent(&ChildToParent::ConfigApplied { generation })?;
+/// Handles what the parent sent; false means shut down.
+fn on_parent(started: &mut StartedChild, auth: &mut AuthService) -> Result<bool, String> {
+    for _ in 0..MESSAGES_PER_WAKEUP {
+        let message = match started.next_from_parent()? {
+            FromParent::Message(message) => message,
+            FromParent::Nothing => break,
+            FromParent::Gone => {
+                log::info!("parent went away, exiting");
+                return Ok(false);
+            }
+        };
+        match message {
+            ParentToChild::Config(ChildConfig::Ca { generation, psks }) => {
+                auth.set_keys(psks);
+                log::debug!("{} pre-shared keys loaded", auth.key_count());
+                started.tell_parent(&ChildToParent::ConfigApplied { generation })?;
+            }
+            ParentToChild::SetVerbosity(v) => logging::set_verbosity(v),
+            ParentToChild::Shutdown => {
+                started.tell_parent(&ChildToParent::ShutdownComplete)?;
+                started.flush_parent_before_exit()?;
+                return Ok(false);
+            }
+            other => return Err(format!("parent: unexpected {other:?}")),
         }
-        ParentToChild::SetVerbosity(v) => logging::set_verbosity(v),
-        ParentToChild::Shutdown => {
-            started.tell_parent(&ChildToParent::ShutdownComplete)?;
-            return Ok(false);
-        }
-        other => return Err(format!("parent: unexpected {other:?}")),
     }
     Ok(true)
 }
 
-fn on_ikev2(ikev2: &OwnedFd, auth: &AuthService) -> Result<(), String> {
-    let request = ipc::recv::<Ikev2ToCa>(ikev2.as_fd())
-        .and_then(|r| r.expect_descriptors(0))
-        .map_err(|e| format!("ikev2: {e}"))?
-        .0;
-    let reply = auth.handle(request);
-    ipc::send(ikev2.as_fd(), &reply, &[]).map_err(|e| format!("ikev2: {e}"))
+/// Answers ikev2's requests; replies queue when ikev2 is not reading.
+fn on_ikev2(ikev2: &mut Channel, auth: &AuthService) -> Result<(), String> {
+    for _ in 0..MESSAGES_PER_WAKEUP {
+        let Some(received) = ikev2
+            .try_recv::<Ikev2ToCa>()
+            .map_err(|e| format!("ikev2: {e}"))?
+        else {
+            break;
+        };
+        let request = received
+            .expect_descriptors(0)
+            .map_err(|e| format!("ikev2: {e}"))?
+            .0;
+        let reply = auth.handle(request);
+        ikev2.send(&reply).map_err(|e| format!("ikev2: {e}"))?;
+    }
+    Ok(())
 }

@@ -2,10 +2,12 @@
 //! descriptors it hands over, and the privilege drop. After this a child
 //! holds exactly what the privilege table allows.
 
-use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::time::Duration;
 
+use crate::event::Poller;
 use crate::ipc::{
-    self, ChildToParent, DescriptorPurpose, ParentToChild, Role, Verbosity, IPC_VERSION,
+    self, Channel, ChildToParent, DescriptorPurpose, ParentToChild, Role, Verbosity, IPC_VERSION,
 };
 use crate::logging;
 use crate::privileges::drop_privileges;
@@ -16,9 +18,24 @@ pub const PARENT_CHANNEL_FD: i32 = 3;
 /// Most descriptors a child accepts before the privilege drop.
 const MAX_DESCRIPTORS: usize = 16;
 
+/// How long a child exiting in order waits for the parent to take what it
+/// still has queued (ShutdownComplete, the entries pfkey flushed).
+pub const EXIT_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the parent channel has for us now.
+#[derive(Debug)]
+pub enum FromParent {
+    Message(ParentToChild),
+    /// No whole message yet.
+    Nothing,
+    /// The channel closed: the parent is gone.
+    Gone,
+}
+
 /// A child after its start: confined, connected, holding its descriptors.
 pub struct StartedChild {
-    pub parent: OwnedFd,
+    /// Non-blocking from here on: see [`Channel`].
+    pub parent: Channel,
     pub verbosity: Verbosity,
     pub descriptors: Vec<(DescriptorPurpose, OwnedFd)>,
 }
@@ -30,28 +47,53 @@ impl StartedChild {
         Some(self.descriptors.swap_remove(index).1)
     }
 
-    pub fn parent(&self) -> BorrowedFd<'_> {
-        self.parent.as_fd()
+    /// Watches the parent channel on `poller` as `token`.
+    pub fn register_parent(&mut self, poller: &Poller, token: u64) -> Result<(), String> {
+        self.parent
+            .register(poller, token)
+            .map_err(|e| format!("epoll: {e}"))
     }
 
-    /// The parent's next message; None once the parent is gone (its
-    /// channel closed). Anything malformed is an error: exit, never guess.
-    pub fn next_from_parent(&self) -> Result<Option<ParentToChild>, String> {
-        match ipc::recv::<ParentToChild>(self.parent.as_fd()) {
-            Ok(received) => Ok(Some(
+    /// The parent's next message, if one has arrived whole. Anything
+    /// malformed is an error: exit, never guess.
+    pub fn next_from_parent(&mut self) -> Result<FromParent, String> {
+        match self.parent.try_recv::<ParentToChild>() {
+            Ok(Some(received)) => Ok(FromParent::Message(
                 received
                     .expect_descriptors(0)
                     .map_err(|e| format!("parent: {e}"))?
                     .0,
             )),
-            Err(ipc::IpcError::Closed) => Ok(None),
+            Ok(None) => Ok(FromParent::Nothing),
+            Err(ipc::IpcError::Closed) => Ok(FromParent::Gone),
             Err(e) => Err(format!("parent: {e}")),
         }
     }
 
-    /// Tells the parent something; failure means the parent is gone.
-    pub fn tell_parent(&self, message: &ChildToParent) -> Result<(), String> {
-        ipc::send(self.parent.as_fd(), message, &[]).map_err(|e| format!("parent channel: {e}"))
+    /// Tells the parent something, without waiting; failure means the
+    /// parent is gone or has stopped reading.
+    pub fn tell_parent(&mut self, message: &ChildToParent) -> Result<(), String> {
+        self.parent
+            .send(message)
+            .map_err(|e| format!("parent channel: {e}"))
+    }
+
+    /// Writes what the parent channel has queued; call on each wakeup.
+    pub fn flush_parent(&mut self, poller: &Poller) -> Result<(), String> {
+        self.parent
+            .flush()
+            .map_err(|e| format!("parent channel: {e}"))?;
+        self.parent
+            .update_interest(poller)
+            .map_err(|e| format!("epoll: {e}"))
+    }
+
+    /// Before an orderly exit: gives the parent a bounded time to take
+    /// what is still queued.
+    pub fn flush_parent_before_exit(&mut self) -> Result<(), String> {
+        self.parent
+            .flush_within(EXIT_FLUSH_TIMEOUT)
+            .map_err(|e| format!("parent channel: {e}"))
     }
 }
 
@@ -127,8 +169,9 @@ pub fn start(role: Role, log_to_stderr: bool) -> Result<StartedChild, String> {
     if role != Role::Pfkey {
         let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM);
     }
-    let started = StartedChild {
-        parent,
+    // The handshake is over: from here on nothing waits on the parent.
+    let mut started = StartedChild {
+        parent: Channel::new(parent),
         verbosity,
         descriptors,
     };

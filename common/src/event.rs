@@ -37,13 +37,26 @@ impl Poller {
         Ok(())
     }
 
+    /// Also reports `fd` when it is writable (`write`), or stops doing so.
+    /// Channels ask for it only while they hold unsent frames: level-
+    /// triggered write readiness on an idle socket would spin the loop.
+    pub fn set_write_interest(&self, fd: impl AsFd, token: u64, write: bool) -> io::Result<()> {
+        let mut flags = epoll::EventFlags::IN;
+        if write {
+            flags |= epoll::EventFlags::OUT;
+        }
+        epoll::modify(&self.epoll, fd, epoll::EventData::new_u64(token), flags)?;
+        Ok(())
+    }
+
     pub fn remove(&self, fd: impl AsFd) -> io::Result<()> {
         epoll::delete(&self.epoll, fd)?;
         Ok(())
     }
 
-    /// Waits until something is readable or `timeout` passes; returns the
-    /// tokens of the ready descriptors (empty on timeout or EINTR).
+    /// Waits until something is readable (or writable, where asked for) or
+    /// `timeout` passes; returns the tokens of the ready descriptors (empty
+    /// on timeout or EINTR).
     pub fn wait(&mut self, timeout: Option<Duration>) -> io::Result<Vec<u64>> {
         self.events.clear();
         let timespec = timeout.map(|t| Timespec {

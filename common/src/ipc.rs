@@ -1,15 +1,16 @@
 //! Every message that crosses a process boundary, in one place.
 //!
 //! One enum per direction and channel, so the whole set of things a process
-//! can be asked fits on one screen. Messages are postcard-encoded, one per
-//! SOCK_SEQPACKET datagram, at most [`MAX_MESSAGE`] bytes; file descriptors
-//! travel beside them as SCM_RIGHTS. A datagram that does not decode is a bug
-//! or a compromised peer: the receiver logs it and exits (see [`IpcError`]).
+//! can be asked fits on one screen. Messages are postcard-encoded, at most
+//! [`MAX_MESSAGE`] bytes, and travel over SOCK_SEQPACKET sockets in frames
+//! of at most [`FRAME_SIZE`] bytes ([`channel`] has the framing and the
+//! non-blocking [`Channel`] every event loop uses); file descriptors ride on
+//! a message's first frame as SCM_RIGHTS. A message that does not decode, or
+//! bad framing, is a bug or a compromised peer: the receiver logs it and
+//! exits (see [`IpcError`]).
 
-use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 
-use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -20,13 +21,28 @@ use crate::kernel::{
 };
 use std::net::IpAddr;
 
+pub mod channel;
+pub use channel::{Channel, FRAME_SIZE, MAX_QUEUED_BYTES};
+
 /// Bumped whenever any message below changes shape; checked in the startup
 /// handshake so a parent never talks to a child from another build.
-pub const IPC_VERSION: u32 = 2;
+/// Version 3: framed messages (see [`channel`]); `SaList` carries the total.
+pub const IPC_VERSION: u32 = 3;
 
-/// Largest datagram a process accepts. Big enough for a configuration of some
-/// thousand policies; anything larger is refused, never truncated.
-pub const MAX_MESSAGE: usize = 1 << 20;
+/// Largest message a process accepts, reassembled from its frames;
+/// anything larger is refused, never truncated. A policy takes about 170
+/// bytes in the configuration ikev2 gets, so 16 MiB holds some 90,000
+/// policies (1 MiB, the cap before messages were framed, held only about
+/// 6,000: a limit large hub gateways reach). Framing makes the cap cheap:
+/// nothing is allocated for it up front, a message's memory is taken only as
+/// its frames arrive, and the socket buffers stay at their defaults.
+pub const MAX_MESSAGE: usize = 16 << 20;
+
+/// Largest `show sa` reply ([`ControlReply::SaList`]); a longer list is cut
+/// and says so. It crosses the control socket to ikectl, where the parent
+/// writes it while the client waits: kept at what a person or a script
+/// reads at once (several thousand IKE SAs) until the list is paged.
+pub const MAX_SA_LIST_REPLY: usize = 1 << 20;
 
 /// At most this many descriptors ride on one message.
 pub const MAX_FDS_PER_MESSAGE: usize = 4;
@@ -402,10 +418,18 @@ pub enum ControlRequest {
 /// parent → ikectl.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub enum ControlReply {
-    Hello { version: u32 },
+    Hello {
+        version: u32,
+    },
     Done(String),
     Failed(String),
-    SaList(Vec<IkeSaInfo>),
+    /// `show sa`: the IKE SAs that fit into one message, of `total`. When
+    /// `sas.len() < total` the list was cut to the message size limit
+    /// (ikectl says so); it is never an error.
+    SaList {
+        sas: Vec<IkeSaInfo>,
+        total: u64,
+    },
 }
 
 /// Why a message could not be sent or received.
@@ -423,6 +447,11 @@ pub enum IpcError {
     ControlTruncated,
     #[error("expected {expected} attached descriptor(s), got {got}")]
     DescriptorCount { expected: usize, got: usize },
+    /// The peer has left this many bytes of ours unread: it is stuck or
+    /// broken, and we stop rather than block or drop messages (see
+    /// [`channel`]).
+    #[error("peer not reading: {queued} bytes queued, limit {limit}")]
+    QueueFull { queued: usize, limit: usize },
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -485,102 +514,24 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, IpcError> {
     Ok(message)
 }
 
-/// Sends one message, with `descriptors` attached as SCM_RIGHTS.
+/// Sends one message, with `descriptors` attached as SCM_RIGHTS, waiting
+/// for the socket as long as it takes: only for the startup handshake and
+/// one-peer clients such as ikectl. Event loops use [`Channel`], whose
+/// sends never block.
 pub fn send<T: Serialize>(
     socket: BorrowedFd<'_>,
     message: &T,
     descriptors: &[BorrowedFd<'_>],
 ) -> Result<(), IpcError> {
-    if descriptors.len() > MAX_FDS_PER_MESSAGE {
-        return Err(IpcError::TooManyDescriptors(descriptors.len()));
-    }
-    let bytes = encode(message)?;
-    let raw: Vec<RawFd> = descriptors.iter().map(|fd| fd.as_raw_fd()).collect();
-    let iov = [IoSlice::new(&bytes)];
-    let rights = [ControlMessage::ScmRights(&raw)];
-    let cmsgs: &[ControlMessage] = if raw.is_empty() { &[] } else { &rights };
-    loop {
-        match sendmsg::<()>(
-            socket.as_raw_fd(),
-            &iov,
-            cmsgs,
-            MsgFlags::MSG_NOSIGNAL,
-            None,
-        ) {
-            Ok(n) if n == bytes.len() => return Ok(()),
-            // SOCK_SEQPACKET sends whole records or fails; a short count would
-            // mean the socket is of the wrong type.
-            Ok(n) => {
-                return Err(IpcError::Io(std::io::Error::other(format!(
-                    "short send: {n} of {} bytes",
-                    bytes.len()
-                ))))
-            }
-            Err(nix::Error::EINTR) => continue,
-            Err(nix::Error::EPIPE) | Err(nix::Error::ECONNRESET) => return Err(IpcError::Closed),
-            Err(e) => return Err(e.into()),
-        }
-    }
+    channel::send_blocking(socket, message, descriptors)
 }
 
-/// Receives one message and any descriptors (close-on-exec set). A datagram
-/// over the cap, cut control data, or bytes that do not decode as `T` are
-/// errors; received descriptors are closed when the error is dropped.
+/// Receives one message and any descriptors (close-on-exec set), waiting
+/// for all its frames. A message over the cap, bad framing, cut control
+/// data, or bytes that do not decode as `T` are errors; received
+/// descriptors are closed when the error is dropped.
 pub fn recv<T: DeserializeOwned>(socket: BorrowedFd<'_>) -> Result<Received<T>, IpcError> {
-    let (bytes, descriptors) = recv_raw(socket)?;
-    let message = decode(&bytes)?;
-    Ok(Received {
-        message,
-        descriptors,
-    })
-}
-
-/// Receives one datagram's bytes and descriptors without decoding.
-pub fn recv_raw(socket: BorrowedFd<'_>) -> Result<(Vec<u8>, Vec<OwnedFd>), IpcError> {
-    // One byte more than the cap, so an oversized datagram is seen as such
-    // (MSG_TRUNC) rather than silently cut to size.
-    let mut buf = vec![0u8; MAX_MESSAGE + 1];
-    let mut cmsg_space = nix::cmsg_space!([RawFd; MAX_FDS_PER_MESSAGE]);
-    loop {
-        let mut iov = [IoSliceMut::new(&mut buf)];
-        let result = recvmsg::<()>(
-            socket.as_raw_fd(),
-            &mut iov,
-            Some(&mut cmsg_space),
-            MsgFlags::MSG_CMSG_CLOEXEC,
-        );
-        let msg = match result {
-            Ok(msg) => msg,
-            Err(nix::Error::EINTR) => continue,
-            Err(nix::Error::ECONNRESET) => return Err(IpcError::Closed),
-            Err(e) => return Err(e.into()),
-        };
-        let mut descriptors = Vec::new();
-        for cmsg in msg.cmsgs()? {
-            if let ControlMessageOwned::ScmRights(fds) = cmsg {
-                for fd in fds {
-                    // SAFETY: the kernel just installed this descriptor in our
-                    // table for us; nothing else owns it.
-                    descriptors.push(unsafe { OwnedFd::from_raw_fd(fd) });
-                }
-            }
-        }
-        let len = msg.bytes;
-        let flags = msg.flags;
-        if flags.contains(MsgFlags::MSG_CTRUNC) {
-            return Err(IpcError::ControlTruncated);
-        }
-        if flags.contains(MsgFlags::MSG_TRUNC) || len > MAX_MESSAGE {
-            return Err(IpcError::Oversized(len));
-        }
-        if len == 0 && descriptors.is_empty() {
-            // A zero-length read on SOCK_SEQPACKET is end of file; no message
-            // of ours encodes to zero bytes.
-            return Err(IpcError::Closed);
-        }
-        buf.truncate(len);
-        return Ok((buf, descriptors));
-    }
+    channel::recv_blocking(socket)
 }
 
 /// A connected pair of SOCK_SEQPACKET sockets, close-on-exec.

@@ -94,7 +94,17 @@ const REPLY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// What the daemon answered, ready to print.
 enum Answer {
     Message(String),
-    Sas(Vec<IkeSaInfo>),
+    /// The IKE SAs listed, and how many there are: the daemon cuts the
+    /// list to its reply size limit.
+    Sas {
+        sas: Vec<IkeSaInfo>,
+        total: u64,
+    },
+}
+
+/// Said when the daemon listed fewer IKE SAs than it has.
+fn cut_note(shown: usize, total: u64) -> Option<String> {
+    (total > shown as u64).then(|| format!("showing {shown} of {total} IKE SAs (reply size limit)"))
 }
 
 fn run(cli: &Cli) -> Result<Answer, String> {
@@ -130,7 +140,7 @@ fn run(cli: &Cli) -> Result<Answer, String> {
     };
     match exchange(&fd, &request)? {
         ControlReply::Done(message) => Ok(Answer::Message(message)),
-        ControlReply::SaList(sas) => Ok(Answer::Sas(sas)),
+        ControlReply::SaList { sas, total } => Ok(Answer::Sas { sas, total }),
         ControlReply::Failed(message) => Err(message),
         other => Err(format!("unexpected reply {other:?}")),
     }
@@ -221,20 +231,42 @@ fn render_sas(sas: &[IkeSaInfo]) -> String {
     out.trim_end().to_string()
 }
 
+/// The `--json` form of an answer. `sas` stays the list it always was;
+/// `total`, `truncated` and (when cut) `note` tell a cut list from a whole.
+fn json_answer(result: &Result<Answer, String>) -> serde_json::Value {
+    match result {
+        Ok(Answer::Message(message)) => serde_json::json!({ "ok": true, "message": message }),
+        Ok(Answer::Sas { sas, total }) => {
+            let mut value = serde_json::json!({
+                "ok": true,
+                "sas": sas,
+                "total": total,
+                "truncated": *total > sas.len() as u64,
+            });
+            if let Some(note) = cut_note(sas.len(), *total) {
+                value["note"] = note.into();
+            }
+            value
+        }
+        Err(message) => serde_json::json!({ "ok": false, "error": message }),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = run(&cli);
     if cli.json {
-        let value = match &result {
-            Ok(Answer::Message(message)) => serde_json::json!({ "ok": true, "message": message }),
-            Ok(Answer::Sas(sas)) => serde_json::json!({ "ok": true, "sas": sas }),
-            Err(message) => serde_json::json!({ "ok": false, "error": message }),
-        };
+        let value = json_answer(&result);
         println!("{value}");
     } else {
         match &result {
             Ok(Answer::Message(message)) => println!("{message}"),
-            Ok(Answer::Sas(sas)) => println!("{}", render_sas(sas)),
+            Ok(Answer::Sas { sas, total }) => {
+                println!("{}", render_sas(sas));
+                if let Some(note) = cut_note(sas.len(), *total) {
+                    println!("{note}");
+                }
+            }
             Err(message) => eprintln!("ikectl: {message}"),
         }
     }
@@ -242,5 +274,60 @@ fn main() -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sa(n: u64) -> IkeSaInfo {
+        IkeSaInfo {
+            policy: format!("p{n}"),
+            state: "SA_INIT received".into(),
+            initiator: false,
+            local: "198.18.0.1:500".parse().unwrap(),
+            peer: "198.18.0.2:500".parse().unwrap(),
+            local_id: String::new(),
+            peer_id: String::new(),
+            spi_i: format!("{n:016x}"),
+            spi_r: format!("{:016x}", n + 1),
+            encryption: "aes-256-gcm".into(),
+            integrity: None,
+            prf: "hmac-sha2-256".into(),
+            dh_group: "curve25519".into(),
+            nat_t: false,
+            established_secs: None,
+            rekey_in_secs: None,
+            children: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_cut_list_says_so_in_text_and_json_and_a_whole_one_does_not() {
+        let whole = Ok(Answer::Sas {
+            sas: vec![sa(1), sa(2)],
+            total: 2,
+        });
+        let value = json_answer(&whole);
+        assert_eq!(value["sas"].as_array().unwrap().len(), 2);
+        assert_eq!(value["sas"][0]["policy"], "p1");
+        assert_eq!(value["truncated"], false);
+        assert!(value.get("note").is_none());
+        assert_eq!(cut_note(2, 2), None);
+
+        let cut = Ok(Answer::Sas {
+            sas: vec![sa(1)],
+            total: 20_000,
+        });
+        let value = json_answer(&cut);
+        assert_eq!(value["ok"], true);
+        assert_eq!(value["sas"].as_array().unwrap().len(), 1);
+        assert_eq!(value["total"], 20_000);
+        assert_eq!(value["truncated"], true);
+        assert_eq!(
+            value["note"],
+            "showing 1 of 20000 IKE SAs (reply size limit)"
+        );
     }
 }

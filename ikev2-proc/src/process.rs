@@ -18,11 +18,11 @@ use nix::sys::socket::{
     SockaddrStorage,
 };
 
-use iked_common::child::{self, StartedChild};
+use iked_common::child::{self, FromParent, StartedChild, EXIT_FLUSH_TIMEOUT};
 use iked_common::crypto::OpensslRandom;
 use iked_common::event::Poller;
 use iked_common::ipc::{
-    self, CaToIkev2, ChildConfig, ChildToParent, DescriptorPurpose, Ikev2ToCa, Ikev2ToPfkey,
+    CaToIkev2, Channel, ChildConfig, ChildToParent, DescriptorPurpose, Ikev2ToCa, Ikev2ToPfkey,
     InitiationMode, ParentToChild, PfkeyToIkev2, Role,
 };
 use iked_common::logging;
@@ -42,6 +42,8 @@ const NON_ESP_MARKER: [u8; 4] = [0; 4];
 /// Datagrams drained per socket per wakeup, so one busy socket cannot
 /// starve the others.
 const DATAGRAMS_PER_WAKEUP: usize = 64;
+/// IPC messages read per channel per wakeup, for the same reason.
+const MESSAGES_PER_WAKEUP: usize = 64;
 
 struct UdpEndpoint {
     port: u16,
@@ -51,8 +53,10 @@ struct UdpEndpoint {
 
 struct Ikev2Process {
     started: StartedChild,
-    pfkey: OwnedFd,
-    ca: OwnedFd,
+    /// Sibling channels: sends queue and never wait, so ikev2 and pfkey
+    /// (or ca) can never block on each other.
+    pfkey: Channel,
+    ca: Channel,
     udp: Vec<UdpEndpoint>,
     mode: Option<InitiationMode>,
     generation: u64,
@@ -107,8 +111,8 @@ fn serve(log_to_stderr: bool) -> Result<(), String> {
     engine.set_local_address_resolver(Box::new(route_source));
     let mut process = Ikev2Process {
         started,
-        pfkey,
-        ca,
+        pfkey: Channel::new(pfkey),
+        ca: Channel::new(ca),
         udp,
         mode: None,
         generation: 0,
@@ -134,17 +138,21 @@ fn route_source(peer: IpAddr) -> Option<IpAddr> {
 impl Ikev2Process {
     fn run(&mut self) -> Result<(), String> {
         let mut poller = Poller::new().map_err(|e| format!("epoll: {e}"))?;
-        let add = |fd, token| poller.add(fd, token).map_err(|e| format!("epoll: {e}"));
-        add(self.started.parent(), PARENT)?;
-        add(self.pfkey.as_fd(), PFKEY)?;
-        add(self.ca.as_fd(), CA)?;
+        let epoll = |e: std::io::Error| format!("epoll: {e}");
+        self.started.register_parent(&poller, PARENT)?;
+        self.pfkey.register(&poller, PFKEY).map_err(epoll)?;
+        self.ca.register(&poller, CA).map_err(epoll)?;
         for (index, endpoint) in self.udp.iter().enumerate() {
-            add(endpoint.fd.as_fd(), UDP_BASE + index as u64)?;
+            poller
+                .add(endpoint.fd.as_fd(), UDP_BASE + index as u64)
+                .map_err(epoll)?;
         }
         // Prove both sibling channels work before serving.
-        ipc::send(self.pfkey.as_fd(), &Ikev2ToPfkey::Ping { id: 1 }, &[])
+        self.pfkey
+            .send(&Ikev2ToPfkey::Ping { id: 1 })
             .map_err(|e| format!("pfkey channel: {e}"))?;
-        ipc::send(self.ca.as_fd(), &Ikev2ToCa::Ping { id: 1 }, &[])
+        self.ca
+            .send(&Ikev2ToCa::Ping { id: 1 })
             .map_err(|e| format!("ca channel: {e}"))?;
         loop {
             let timeout = self
@@ -173,7 +181,23 @@ impl Ikev2Process {
                 self.engine.handle_timeout(Instant::now());
             }
             self.perform()?;
+            self.flush_channels(&poller)?;
         }
+    }
+
+    /// Writes what the channels have queued and asks the poller to wake us
+    /// when a full one can take more; we keep reading meanwhile.
+    fn flush_channels(&mut self, poller: &Poller) -> Result<(), String> {
+        self.started.flush_parent(poller)?;
+        for (name, channel) in [("pfkey", &mut self.pfkey), ("ca", &mut self.ca)] {
+            channel
+                .flush()
+                .map_err(|e| format!("{name} channel: {e}"))?;
+            channel
+                .update_interest(poller)
+                .map_err(|e| format!("epoll: {e}"))?;
+        }
+        Ok(())
     }
 
     /// Carries out what the engine asked for.
@@ -196,9 +220,13 @@ impl Ikev2Process {
                         }
                     }
                 }
-                Action::Pfkey(message) => ipc::send(self.pfkey.as_fd(), &message, &[])
+                Action::Pfkey(message) => self
+                    .pfkey
+                    .send(&message)
                     .map_err(|e| format!("pfkey channel: {e}"))?,
-                Action::Ca(message) => ipc::send(self.ca.as_fd(), &message, &[])
+                Action::Ca(message) => self
+                    .ca
+                    .send(&message)
                     .map_err(|e| format!("ca channel: {e}"))?,
                 Action::Control { id, reply } => self
                     .started
@@ -208,12 +236,26 @@ impl Ikev2Process {
         Ok(())
     }
 
-    /// Handles one parent message; false means shut down.
+    /// Handles what the parent sent; false means shut down.
     fn on_parent(&mut self) -> Result<bool, String> {
-        let Some(message) = self.started.next_from_parent()? else {
-            log::info!("parent went away, exiting");
-            return Ok(false);
-        };
+        for _ in 0..MESSAGES_PER_WAKEUP {
+            let message = match self.started.next_from_parent()? {
+                FromParent::Message(message) => message,
+                FromParent::Nothing => break,
+                FromParent::Gone => {
+                    log::info!("parent went away, exiting");
+                    return Ok(false);
+                }
+            };
+            if !self.on_parent_message(message)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Handles one parent message; false means shut down.
+    fn on_parent_message(&mut self, message: ParentToChild) -> Result<bool, String> {
         match message {
             ParentToChild::Config(ChildConfig::Ikev2 {
                 generation,
@@ -255,7 +297,12 @@ impl Ikev2Process {
             ParentToChild::Shutdown => {
                 self.engine.shutdown(Instant::now());
                 self.perform()?;
+                // Bounded: pfkey is being stopped too and flushes ours.
+                if let Err(e) = self.pfkey.flush_within(EXIT_FLUSH_TIMEOUT) {
+                    log::debug!("pfkey channel at exit: {e}");
+                }
                 self.started.tell_parent(&ChildToParent::ShutdownComplete)?;
+                self.started.flush_parent_before_exit()?;
                 return Ok(false);
             }
             other => return Err(format!("parent: unexpected {other:?}")),
@@ -264,23 +311,45 @@ impl Ikev2Process {
     }
 
     fn on_pfkey(&mut self) -> Result<(), String> {
-        let message = ipc::recv::<PfkeyToIkev2>(self.pfkey.as_fd())
-            .and_then(|r| r.expect_descriptors(0))
-            .map_err(|e| format!("pfkey: {e}"))?
-            .0;
-        self.engine
-            .handle_pfkey(Instant::now(), message)
-            .map_err(|e| format!("pfkey: {e}"))
+        for _ in 0..MESSAGES_PER_WAKEUP {
+            let Some(received) = self
+                .pfkey
+                .try_recv::<PfkeyToIkev2>()
+                .map_err(|e| format!("pfkey: {e}"))?
+            else {
+                break;
+            };
+            let message = received
+                .expect_descriptors(0)
+                .map_err(|e| format!("pfkey: {e}"))?
+                .0;
+            self.engine
+                .handle_pfkey(Instant::now(), message)
+                .map_err(|e| format!("pfkey: {e}"))?;
+            self.perform()?;
+        }
+        Ok(())
     }
 
     fn on_ca(&mut self) -> Result<(), String> {
-        let message = ipc::recv::<CaToIkev2>(self.ca.as_fd())
-            .and_then(|r| r.expect_descriptors(0))
-            .map_err(|e| format!("ca: {e}"))?
-            .0;
-        self.engine
-            .handle_ca(Instant::now(), message)
-            .map_err(|e| format!("ca: {e}"))
+        for _ in 0..MESSAGES_PER_WAKEUP {
+            let Some(received) = self
+                .ca
+                .try_recv::<CaToIkev2>()
+                .map_err(|e| format!("ca: {e}"))?
+            else {
+                break;
+            };
+            let message = received
+                .expect_descriptors(0)
+                .map_err(|e| format!("ca: {e}"))?
+                .0;
+            self.engine
+                .handle_ca(Instant::now(), message)
+                .map_err(|e| format!("ca: {e}"))?;
+            self.perform()?;
+        }
+        Ok(())
     }
 
     /// Reads what is queued on one UDP socket (non-blocking, bounded).

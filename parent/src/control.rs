@@ -31,10 +31,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use iked_common::ipc::{self, ControlReply, ControlRequest};
+use iked_common::ipc::channel::{decode_single_frame, encode_frames};
+use iked_common::ipc::{ControlReply, ControlRequest};
 use nix::sys::socket::{
-    accept4, bind, getsockopt, listen, recvmsg, send, setsockopt, socket, sockopt, AddressFamily,
-    Backlog, MsgFlags, SockFlag, SockType, UnixAddr,
+    accept4, bind, getsockopt, listen, recvmsg, send, socket, sockopt, AddressFamily, Backlog,
+    MsgFlags, SockFlag, SockType, UnixAddr,
 };
 use nix::unistd::Gid;
 use rustix::buffer::spare_capacity;
@@ -51,8 +52,9 @@ pub const MAX_UNANSWERED: usize = 4;
 /// client is taken as not reading, and dropped.
 pub const MAX_QUEUED_REPLIES: usize = 8;
 /// Bytes queued for one client; the first reply is always queued, whatever
-/// its size (at most [`ipc::MAX_MESSAGE`]).
-pub const MAX_QUEUED_BYTES: usize = ipc::MAX_MESSAGE;
+/// its size (an SA list is cut to 1 MiB by ikev2). 128 clients at this
+/// bound hold at most 256 MiB in the root parent.
+pub const MAX_QUEUED_BYTES: usize = 2 << 20;
 /// Requests read from one client per wakeup.
 const READS_PER_WAKEUP: usize = 4;
 /// Connections accepted per wakeup.
@@ -185,8 +187,9 @@ fn held_back(n: u64) -> String {
 struct Client {
     fd: OwnedFd,
     peer: Peer,
-    /// Encoded replies the kernel did not take yet, oldest first.
-    outbound: VecDeque<Vec<u8>>,
+    /// Replies the kernel did not take yet, oldest first, each as the
+    /// frames still to send (IPC framing, at most 32 KiB a record).
+    outbound: VecDeque<VecDeque<Vec<u8>>>,
     queued_bytes: usize,
     /// Requests handed to the daemon and not yet replied to.
     unanswered: usize,
@@ -677,14 +680,15 @@ impl ControlServer {
     /// Sends `reply` to `client`, now or when its socket has room; a client
     /// that has let too many replies pile up is dropped.
     pub fn reply(&mut self, id: u64, reply: &ControlReply) {
-        let bytes = match ipc::encode(reply) {
-            Ok(bytes) => bytes,
+        let mut frames: VecDeque<Vec<u8>> = match encode_frames(reply) {
+            Ok(frames) => frames.into(),
             Err(e) => {
                 log::error!("control client {id}: reply not sent: {e}");
-                ipc::encode(&ControlReply::Failed(format!(
+                encode_frames(&ControlReply::Failed(format!(
                     "the reply could not be sent: {e}"
                 )))
                 .unwrap_or_default()
+                .into()
             }
         };
         let Some(client) = self.clients.get_mut(&id) else {
@@ -695,21 +699,26 @@ impl ControlServer {
         self.clock += 1;
         client.last_active = self.clock;
         if client.outbound.is_empty() {
-            match send_datagram(client.fd.as_fd(), &bytes) {
-                Sent::Done => {
-                    self.update_interest(id);
-                    return;
-                }
-                Sent::Later => {}
-                Sent::Failed(e) => {
-                    log::debug!("control client {id}: {e}; closing it");
-                    self.close(id);
-                    return;
+            while let Some(frame) = frames.front() {
+                match send_datagram(client.fd.as_fd(), frame) {
+                    Sent::Done => {
+                        frames.pop_front();
+                    }
+                    Sent::Later => break,
+                    Sent::Failed(e) => {
+                        log::debug!("control client {id}: {e}; closing it");
+                        self.close(id);
+                        return;
+                    }
                 }
             }
+            if frames.is_empty() {
+                self.update_interest(id);
+                return;
+            }
         }
-        client.queued_bytes += bytes.len();
-        client.outbound.push_back(bytes);
+        client.queued_bytes += frames.iter().map(Vec::len).sum::<usize>();
+        client.outbound.push_back(frames);
         if client.outbound.len() > MAX_QUEUED_REPLIES
             || (client.outbound.len() > 1 && client.queued_bytes > MAX_QUEUED_BYTES)
         {
@@ -733,11 +742,18 @@ impl ControlServer {
         let Some(client) = self.clients.get_mut(&id) else {
             return;
         };
-        while let Some(bytes) = client.outbound.front() {
-            match send_datagram(client.fd.as_fd(), bytes) {
+        while let Some(frames) = client.outbound.front_mut() {
+            let Some(frame) = frames.front() else {
+                client.outbound.pop_front();
+                continue;
+            };
+            match send_datagram(client.fd.as_fd(), frame) {
                 Sent::Done => {
-                    client.queued_bytes -= bytes.len();
-                    client.outbound.pop_front();
+                    client.queued_bytes -= frame.len();
+                    frames.pop_front();
+                    if frames.is_empty() {
+                        client.outbound.pop_front();
+                    }
                 }
                 Sent::Later => break,
                 Sent::Failed(e) => {
@@ -902,17 +918,16 @@ fn read_request(
             // End of file: no request encodes to zero bytes.
             return Err(ReadError::Closed);
         }
-        return ipc::decode::<ControlRequest>(&buffer[..len])
+        // A request is small: it must come in one frame.
+        return decode_single_frame::<ControlRequest>(&buffer[..len])
             .map(Some)
             .map_err(|e| ReadError::Refused(format!("bad request: {e}")));
     }
 }
 
-/// One datagram, without blocking. A reply bigger than the socket's send
-/// buffer (about 208 KiB by default) would fail with EMSGSIZE: the buffer
-/// of that one socket is raised to fit it, up to the IPC cap.
+/// One frame, without blocking. Frames are far smaller than any socket's
+/// send buffer, so a large reply never meets EMSGSIZE.
 fn send_datagram(fd: BorrowedFd<'_>, bytes: &[u8]) -> Sent {
-    let mut raised = false;
     loop {
         match send(
             fd.as_raw_fd(),
@@ -922,13 +937,6 @@ fn send_datagram(fd: BorrowedFd<'_>, bytes: &[u8]) -> Sent {
             Ok(_) => return Sent::Done,
             Err(nix::Error::EINTR) => continue,
             Err(nix::Error::EAGAIN) => return Sent::Later,
-            Err(nix::Error::EMSGSIZE) if !raised && bytes.len() <= ipc::MAX_MESSAGE => {
-                raised = true;
-                // The kernel doubles the value for its bookkeeping.
-                if let Err(e) = setsockopt(&fd, sockopt::SndBufForce, &(bytes.len() + 4096)) {
-                    return Sent::Failed(format!("reply of {} bytes: {}", bytes.len(), e.desc()));
-                }
-            }
             Err(e) => return Sent::Failed(e.desc().to_string()),
         }
     }
@@ -936,8 +944,12 @@ fn send_datagram(fd: BorrowedFd<'_>, bytes: &[u8]) -> Sent {
 
 /// Best effort: tells a client why it is closed. Never waits.
 fn refuse(fd: BorrowedFd<'_>, message: &str) {
-    if let Ok(bytes) = ipc::encode(&ControlReply::Failed(message.to_string())) {
-        let _ = send_datagram(fd, &bytes);
+    if let Ok(frames) = encode_frames(&ControlReply::Failed(message.to_string())) {
+        for frame in frames {
+            if !matches!(send_datagram(fd, &frame), Sent::Done) {
+                break;
+            }
+        }
     }
 }
 

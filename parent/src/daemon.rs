@@ -29,6 +29,8 @@ const CHILD_START_TIMEOUT: Duration = Duration::from_secs(5);
 const CHILD_STOP_TIMEOUT: Duration = Duration::from_secs(2);
 /// After a child is lost, how long to collect siblings that die with it.
 const LOSS_GRACE: Duration = Duration::from_millis(150);
+/// Messages read from one child per wakeup, so none starves the others.
+const CHILD_MESSAGES_PER_WAKEUP: usize = 64;
 
 const IKE_PORT: u16 = 500;
 
@@ -119,6 +121,7 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
         installed: HashSet::new(),
         verbosity,
         lost: Vec::new(),
+        child_send_failure: None,
     };
     let started = daemon.start_children(
         cli.foreground,
@@ -244,6 +247,9 @@ struct Daemon {
     verbosity: Verbosity,
     /// Children reaped but not yet reported.
     lost: Vec<(Role, WaitStatus)>,
+    /// A send to a child failed (it is gone, or stuck past its queue
+    /// bound): the loop fails closed at its next turn.
+    child_send_failure: Option<(Role, ipc::IpcError)>,
 }
 
 /// Receives one message from a child, waiting at most `timeout`.
@@ -353,7 +359,9 @@ impl Daemon {
             let child = spawn(role, parent_end, child_end, log_to_stderr)?;
             self.children.push(child);
             let child = self.children.last().ok_or("no child")?;
-            let channel = child.channel.as_fd();
+            // The handshake is a bounded blocking exchange, before the
+            // channel's queue is used.
+            let channel = child.channel.fd();
             let fail = |e: String| format!("starting the {role} process: {e}");
             let send = |m: &ParentToChild, fds: &[BorrowedFd<'_>]| {
                 ipc::send(channel, m, fds).map_err(|e| fail(e.to_string()))
@@ -394,12 +402,12 @@ impl Daemon {
         for index in 0..self.children.len() {
             let role = self.children[index].role;
             let config = self.child_config(role);
-            ipc::send(
-                self.children[index].channel.as_fd(),
-                &ParentToChild::Config(config),
-                &[],
-            )
-            .map_err(|e| format!("{role}: {e}"))?;
+            // Queued: what the socket does not take now goes out from the
+            // event loop (a large configuration is many frames).
+            self.children[index]
+                .channel
+                .send(&ParentToChild::Config(config))
+                .map_err(|e| format!("{role}: {e}"))?;
         }
         log::info!(
             "started: ikev2, pfkey and ca processes running, {} mode",
@@ -424,8 +432,11 @@ impl Daemon {
         add(&poller, term.as_fd(), SIGNAL_TERM)?;
         add(&poller, chld.as_fd(), SIGNAL_CHLD)?;
         add(&poller, self.control.as_fd(), CONTROL)?;
-        for (index, child) in self.children.iter().enumerate() {
-            add(&poller, child.channel.as_fd(), CHILD_BASE + index as u64)?;
+        for (index, child) in self.children.iter_mut().enumerate() {
+            child
+                .channel
+                .register(&poller, CHILD_BASE + index as u64)
+                .map_err(|e| format!("epoll: {e}"))?;
         }
         // A child may have died before the handler was in place.
         if let Some(code) = self.reap() {
@@ -476,17 +487,74 @@ impl Daemon {
                     }
                 }
             }
+            // Sends to children never wait: what their sockets did not take
+            // goes out when they are writable again, while we keep reading.
+            if let Err((role, e)) = self.flush_children(&poller) {
+                match e {
+                    ipc::IpcError::Closed => self.report_lost_children(),
+                    e => log::error!("{role} channel: {e}"),
+                }
+                return Ok(self.fail_stop());
+            }
         }
     }
 
-    /// One message from child `index`.
-    fn on_child(&mut self, index: usize) -> Result<(), ipc::IpcError> {
-        let Some(child) = self.children.get(index) else {
-            return Ok(());
+    /// Writes what the child channels have queued; the first failure of a
+    /// send (here or earlier) is returned: the daemon then fails closed.
+    fn flush_children(&mut self, poller: &Poller) -> Result<(), (Role, ipc::IpcError)> {
+        if let Some(failure) = self.child_send_failure.take() {
+            return Err(failure);
+        }
+        for child in self.children.iter_mut().filter(|c| !c.exited) {
+            child.channel.flush().map_err(|e| (child.role, e))?;
+            child
+                .channel
+                .update_interest(poller)
+                .map_err(|e| (child.role, ipc::IpcError::Io(e)))?;
+        }
+        Ok(())
+    }
+
+    /// Queues `message` for child `index`, never waiting. A failure is kept
+    /// for the event loop, which fails closed on it.
+    fn send_to_child(&mut self, index: usize, message: &ParentToChild) -> Result<(), String> {
+        let Some(child) = self.children.get_mut(index) else {
+            return Err("no such child".into());
         };
-        let role = child.role;
-        let (message, _) = ipc::recv::<ChildToParent>(child.channel.as_fd())
-            .and_then(|r| r.expect_descriptors(0))?;
+        match child.channel.send(message) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let text = format!("{} channel: {e}", child.role);
+                if self.child_send_failure.is_none() {
+                    self.child_send_failure = Some((child.role, e));
+                }
+                Err(text)
+            }
+        }
+    }
+
+    /// What child `index` sent (a bounded number of messages per wakeup).
+    fn on_child(&mut self, index: usize) -> Result<(), ipc::IpcError> {
+        for _ in 0..CHILD_MESSAGES_PER_WAKEUP {
+            let Some(child) = self.children.get_mut(index) else {
+                return Ok(());
+            };
+            let role = child.role;
+            let Some(received) = child.channel.try_recv::<ChildToParent>()? else {
+                return Ok(());
+            };
+            let (message, _) = received.expect_descriptors(0)?;
+            self.on_child_message(role, message)?;
+        }
+        Ok(())
+    }
+
+    /// One message from the child of `role`.
+    fn on_child_message(
+        &mut self,
+        role: Role,
+        message: ChildToParent,
+    ) -> Result<(), ipc::IpcError> {
         match message {
             ChildToParent::ConfigApplied { generation } => {
                 log::debug!("{role} applied configuration {generation}")
@@ -574,20 +642,25 @@ impl Daemon {
 
     /// Orderly stop: children told, our kernel entries flushed, exit 0.
     fn shutdown(&mut self) -> ExitCode {
-        for child in self.children.iter().filter(|c| !c.exited) {
-            let _ = ipc::send(child.channel.as_fd(), &ParentToChild::Shutdown, &[]);
+        let deadline = Instant::now() + CHILD_STOP_TIMEOUT;
+        for child in self.children.iter_mut().filter(|c| !c.exited) {
+            let _ = child.channel.send(&ParentToChild::Shutdown);
+        }
+        for child in self.children.iter_mut().filter(|c| !c.exited) {
+            let _ = child
+                .channel
+                .flush_within(deadline.saturating_duration_since(Instant::now()));
         }
         // pfkey reports each entry it flushed before it exits.
-        let deadline = Instant::now() + CHILD_STOP_TIMEOUT;
         if let Some(index) = self
             .children
             .iter()
             .position(|c| c.role == Role::Pfkey && !c.exited)
         {
-            while let Ok(received) = recv_within(
-                self.children[index].channel.as_fd(),
-                deadline.saturating_duration_since(Instant::now()),
-            ) {
+            while let Ok(received) = self.children[index]
+                .channel
+                .recv_within::<ChildToParent>(deadline.saturating_duration_since(Instant::now()))
+            {
                 match received.message {
                     ChildToParent::KernelEntryRemoved(entry) => {
                         self.installed.remove(&entry);
@@ -676,7 +749,7 @@ impl Daemon {
         for index in 0..self.children.len() {
             let role = self.children[index].role;
             let message = ParentToChild::Config(self.child_config(role));
-            if let Err(e) = ipc::send(self.children[index].channel.as_fd(), &message, &[]) {
+            if let Err(e) = self.send_to_child(index, &message) {
                 log::error!("sending configuration to {role}: {e}");
             }
         }
@@ -708,12 +781,8 @@ impl Daemon {
             ControlRequest::SetVerbosity(verbosity) => {
                 self.verbosity = verbosity;
                 logging::set_verbosity(verbosity);
-                for child in &self.children {
-                    let _ = ipc::send(
-                        child.channel.as_fd(),
-                        &ParentToChild::SetVerbosity(verbosity),
-                        &[],
-                    );
+                for index in 0..self.children.len() {
+                    let _ = self.send_to_child(index, &ParentToChild::SetVerbosity(verbosity));
                 }
                 log::info!(
                     "log level set to {}",
@@ -735,15 +804,14 @@ impl Daemon {
                 let sent = self
                     .children
                     .iter()
-                    .find(|c| c.role == Role::Ikev2)
-                    .map(|c| {
-                        ipc::send(
-                            c.channel.as_fd(),
+                    .position(|c| c.role == Role::Ikev2)
+                    .map(|index| {
+                        self.send_to_child(
+                            index,
                             &ParentToChild::Control {
                                 id: request_id,
                                 command,
                             },
-                            &[],
                         )
                     });
                 match sent {

@@ -6,14 +6,16 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
 use iked_common::child::PARENT_CHANNEL_FD;
-use iked_common::ipc::Role;
+use iked_common::ipc::{Channel, Role};
 use nix::unistd::Pid;
 
 /// A running child as the parent sees it.
 pub struct Child {
     pub role: Role,
     pub pid: Pid,
-    pub channel: OwnedFd,
+    /// Blocking exchanges only during the startup handshake; after it,
+    /// everything goes through the channel's queue and never waits.
+    pub channel: Channel,
     /// Set once the child has been reaped.
     pub exited: bool,
 }
@@ -68,7 +70,7 @@ pub fn spawn(
     Ok(Child {
         role,
         pid: Pid::from_raw(process.id() as i32),
-        channel: parent_end,
+        channel: Channel::new(parent_end),
         exited: false,
     })
 }

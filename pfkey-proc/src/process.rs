@@ -1,11 +1,14 @@
 //! The process shell of pfkey-proc: startup, the event loop, and dispatch
 //! between ikev2's requests, the kernel's events and the parent.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
+use std::time::{Duration, Instant};
 
-use iked_common::child::{self, StartedChild};
+use iked_common::child::{self, FromParent, StartedChild};
 use iked_common::event::Poller;
-use iked_common::ipc::{self, ChildToParent, DescriptorPurpose, Ikev2ToPfkey, ParentToChild, Role};
+use iked_common::ipc::{
+    self, Channel, ChildToParent, DescriptorPurpose, Ikev2ToPfkey, ParentToChild, Role,
+};
 use iked_common::kernel::KernelSocketKind;
 use iked_common::logging;
 
@@ -14,6 +17,9 @@ use crate::service::{Outcome, PfkeyService};
 const PARENT: u64 = 0;
 const IKEV2: u64 = 1;
 const KERNEL_EVENTS: u64 = 2;
+/// Requests read from one channel per wakeup, so kernel events and the
+/// parent are served between bursts of ikev2 requests.
+const MESSAGES_PER_WAKEUP: usize = 64;
 
 /// Entry point after exec; returns the exit status.
 pub fn run(log_to_stderr: bool) -> i32 {
@@ -42,9 +48,11 @@ fn take_kernel(started: &mut StartedChild, events: bool) -> Option<(KernelSocket
 
 fn serve(log_to_stderr: bool) -> Result<(), String> {
     let mut started = child::start(Role::Pfkey, log_to_stderr)?;
-    let ikev2 = started
-        .take(DescriptorPurpose::Sibling(Role::Ikev2))
-        .ok_or("no channel to ikev2 was given")?;
+    let mut ikev2 = Channel::new(
+        started
+            .take(DescriptorPurpose::Sibling(Role::Ikev2))
+            .ok_or("no channel to ikev2 was given")?,
+    );
     let (kind, requests) = take_kernel(&mut started, false).ok_or("no kernel socket was given")?;
     let (event_kind, events) =
         take_kernel(&mut started, true).ok_or("no kernel event socket was given")?;
@@ -58,77 +66,158 @@ fn serve(log_to_stderr: bool) -> Result<(), String> {
     log::info!("kernel interface: {}", kind.name());
 
     let mut poller = Poller::new().map_err(|e| format!("epoll: {e}"))?;
-    poller
-        .add(started.parent(), PARENT)
-        .map_err(|e| format!("epoll: {e}"))?;
-    poller
-        .add(ikev2.as_fd(), IKEV2)
+    started.register_parent(&poller, PARENT)?;
+    ikev2
+        .register(&poller, IKEV2)
         .map_err(|e| format!("epoll: {e}"))?;
     poller
         .add(service.event_fd(), KERNEL_EVENTS)
         .map_err(|e| format!("epoll: {e}"))?;
+    let result = serve_loop(&mut started, &mut ikev2, &mut service, &mut poller);
+    if result.is_err() && parent_is_gone(&mut started) {
+        // Typically ikev2 died of the parent's death before we read the
+        // parent's end of file: nobody else can remove our entries now.
+        log::info!("parent went away: flushing our kernel entries and exiting");
+        service.flush_ours();
+    }
+    result
+}
+
+/// How long pfkey, failing for another reason, waits to learn whether the
+/// parent is gone too: a dead process's sockets may be released a moment
+/// after its children see their siblings die. A live parent stops us with
+/// SIGTERM within that time (and flushes our entries itself).
+const PARENT_END_WAIT: Duration = Duration::from_secs(1);
+
+/// Whether the parent's channel reaches its end within [`PARENT_END_WAIT`]
+/// (messages still queued before it are skipped: we are exiting anyway).
+fn parent_is_gone(started: &mut StartedChild) -> bool {
+    let deadline = Instant::now() + PARENT_END_WAIT;
     loop {
-        for token in poller.wait(None).map_err(|e| format!("epoll: {e}"))? {
-            let outcome = match token {
-                PARENT => match on_parent(&started, &mut service)? {
-                    Some(outcome) => outcome,
-                    None => return Ok(()),
-                },
-                IKEV2 => {
-                    let request = ipc::recv::<Ikev2ToPfkey>(ikev2.as_fd())
-                        .and_then(|r| r.expect_descriptors(0))
-                        .map_err(|e| format!("ikev2: {e}"))?
-                        .0;
-                    service.handle_request(request)
-                }
-                _ => service.on_kernel_event(),
-            };
-            deliver(&started, &ikev2, outcome)?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        match started.parent.recv_within::<ParentToChild>(left) {
+            Ok(_) => continue,
+            Err(ipc::IpcError::Closed) => return true,
+            Err(_) => return false,
         }
     }
 }
 
-fn deliver(started: &StartedChild, ikev2: &OwnedFd, outcome: Outcome) -> Result<(), String> {
+/// The event loop; Ok(()) after an orderly shutdown or the parent's end.
+fn serve_loop(
+    started: &mut StartedChild,
+    ikev2: &mut Channel,
+    service: &mut PfkeyService,
+    poller: &mut Poller,
+) -> Result<(), String> {
+    loop {
+        for token in poller.wait(None).map_err(|e| format!("epoll: {e}"))? {
+            match token {
+                PARENT => {
+                    if !on_parent(started, ikev2, service)? {
+                        return Ok(());
+                    }
+                }
+                IKEV2 => {
+                    for _ in 0..MESSAGES_PER_WAKEUP {
+                        let Some(received) = ikev2
+                            .try_recv::<Ikev2ToPfkey>()
+                            .map_err(|e| format!("ikev2: {e}"))?
+                        else {
+                            break;
+                        };
+                        let request = received
+                            .expect_descriptors(0)
+                            .map_err(|e| format!("ikev2: {e}"))?
+                            .0;
+                        let outcome = service.handle_request(request);
+                        deliver(started, ikev2, outcome)?;
+                    }
+                }
+                _ => {
+                    let outcome = service.on_kernel_event();
+                    deliver(started, ikev2, outcome)?;
+                }
+            }
+        }
+        // Sends never wait: what the sockets did not take goes out when
+        // they are writable again, while we keep reading.
+        match started.parent.flush() {
+            Err(ipc::IpcError::Closed) => {
+                log::info!("parent went away: flushing our kernel entries and exiting");
+                service.flush_ours();
+                return Ok(());
+            }
+            Err(e) => return Err(format!("parent channel: {e}")),
+            Ok(()) => {}
+        }
+        started
+            .parent
+            .update_interest(poller)
+            .map_err(|e| format!("epoll: {e}"))?;
+        ikev2.flush().map_err(|e| format!("ikev2: {e}"))?;
+        ikev2
+            .update_interest(poller)
+            .map_err(|e| format!("epoll: {e}"))?;
+    }
+}
+
+/// Queues an outcome's messages. The parent's come first: it must know of
+/// an entry before ikev2 can act on it (fail closed if we die now).
+fn deliver(
+    started: &mut StartedChild,
+    ikev2: &mut Channel,
+    outcome: Outcome,
+) -> Result<(), String> {
     for message in &outcome.to_parent {
         started.tell_parent(message)?;
     }
     for message in &outcome.to_ikev2 {
-        ipc::send(ikev2.as_fd(), message, &[]).map_err(|e| format!("ikev2: {e}"))?;
+        ikev2.send(message).map_err(|e| format!("ikev2: {e}"))?;
     }
     Ok(())
 }
 
-/// Handles one parent message; None means shut down (after flushing).
+/// Handles what the parent sent; false means shut down (after flushing).
 fn on_parent(
-    started: &StartedChild,
+    started: &mut StartedChild,
+    ikev2: &mut Channel,
     service: &mut PfkeyService,
-) -> Result<Option<Outcome>, String> {
-    let Some(message) = started.next_from_parent()? else {
-        // Without the parent nobody manages our entries: fail closed.
-        log::info!("parent went away: flushing our kernel entries and exiting");
-        service.flush_ours();
-        return Ok(None);
-    };
-    match message {
-        ParentToChild::Config(config @ ipc::ChildConfig::Pfkey { .. }) => {
-            let mut outcome = service.apply_config(&config);
-            outcome.to_parent.push(ChildToParent::ConfigApplied {
-                generation: config.generation(),
-            });
-            Ok(Some(outcome))
-        }
-        ParentToChild::SetVerbosity(v) => {
-            logging::set_verbosity(v);
-            Ok(Some(Outcome::default()))
-        }
-        ParentToChild::Shutdown => {
-            let outcome = service.flush_ours();
-            for message in &outcome.to_parent {
-                started.tell_parent(message)?;
+) -> Result<bool, String> {
+    for _ in 0..MESSAGES_PER_WAKEUP {
+        let message = match started.next_from_parent()? {
+            FromParent::Message(message) => message,
+            FromParent::Nothing => break,
+            FromParent::Gone => {
+                // Without the parent nobody manages our entries: fail closed.
+                log::info!("parent went away: flushing our kernel entries and exiting");
+                service.flush_ours();
+                return Ok(false);
             }
-            started.tell_parent(&ChildToParent::ShutdownComplete)?;
-            Ok(None)
+        };
+        match message {
+            ParentToChild::Config(config @ ipc::ChildConfig::Pfkey { .. }) => {
+                let mut outcome = service.apply_config(&config);
+                outcome.to_parent.push(ChildToParent::ConfigApplied {
+                    generation: config.generation(),
+                });
+                deliver(started, ikev2, outcome)?;
+            }
+            ParentToChild::SetVerbosity(v) => logging::set_verbosity(v),
+            ParentToChild::Shutdown => {
+                let outcome = service.flush_ours();
+                for message in &outcome.to_parent {
+                    started.tell_parent(message)?;
+                }
+                started.tell_parent(&ChildToParent::ShutdownComplete)?;
+                started.flush_parent_before_exit()?;
+                return Ok(false);
+            }
+            other => return Err(format!("parent: unexpected {other:?}")),
         }
-        other => Err(format!("parent: unexpected {other:?}")),
     }
+    Ok(true)
 }

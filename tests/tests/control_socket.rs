@@ -18,9 +18,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use iked_common::ipc::{
-    self, ControlCommand, ControlReply, ControlRequest, Verbosity, IPC_VERSION,
-};
+use iked_common::ipc::channel::{decode_single_frame, encode_frames};
+use iked_common::ipc::{ControlCommand, ControlReply, ControlRequest, Verbosity, IPC_VERSION};
 use iked_tests::{binary, require_root, Daemon};
 use nix::sys::signal::Signal;
 use nix::sys::socket::{
@@ -123,7 +122,7 @@ fn flood(
     stop: &AtomicBool,
     dying: &AtomicBool,
 ) -> Flood {
-    let bytes = ipc::encode(request).unwrap();
+    let bytes = one_record(request);
     let mut flood = Flood::default();
     let deadline = Instant::now() + Duration::from_secs(60);
     'connections: while !stop.load(Ordering::Relaxed) {
@@ -299,7 +298,7 @@ fn look(fd: &OwnedFd) -> Seen {
     match recv(fd.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
         Err(nix::Error::EAGAIN) => Seen::Nothing,
         Ok(0) | Err(nix::Error::ECONNRESET) => Seen::Closed("(no message)".into()),
-        Ok(n) => match ipc::decode::<ControlReply>(&buf[..n]) {
+        Ok(n) => match decode_single_frame::<ControlReply>(&buf[..n]) {
             Ok(ControlReply::Failed(message)) => Seen::Closed(message),
             other => panic!("unexpected reply to an idle client: {other:?}"),
         },
@@ -490,7 +489,7 @@ fn nobody_client(
     requests: &[ControlRequest],
     linger: bool,
 ) -> (Pid, std::fs::File) {
-    let requests: Vec<Vec<u8>> = requests.iter().map(|r| ipc::encode(r).unwrap()).collect();
+    let requests: Vec<Vec<u8>> = requests.iter().map(one_record).collect();
     let address = UnixAddr::new(path).unwrap();
     let groups: Vec<Gid> = groups.iter().map(|&g| Gid::from_raw(g)).collect();
     let (read, write) = nix::unistd::pipe().expect("pipe");
@@ -547,7 +546,15 @@ fn next_reply(pipe: &mut std::fs::File) -> Option<ControlReply> {
     pipe.read_exact(&mut len).ok()?;
     let mut bytes = vec![0u8; u32::from_le_bytes(len) as usize];
     pipe.read_exact(&mut bytes).ok()?;
-    Some(ipc::decode(&bytes).expect("a reply of the daemon decodes"))
+    Some(decode_single_frame(&bytes).expect("a reply of the daemon decodes"))
+}
+
+/// A request as the one record ikectl sends (IPC framing); every reply
+/// these tests read is small enough to come in one record too.
+fn one_record(request: &ControlRequest) -> Vec<u8> {
+    let mut frames = encode_frames(request).unwrap();
+    assert_eq!(frames.len(), 1, "a control request fits one frame");
+    frames.remove(0)
 }
 
 fn hello() -> ControlRequest {

@@ -1,4 +1,6 @@
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
+
+use nix::sys::socket::MsgFlags;
 
 use super::*;
 
@@ -138,20 +140,13 @@ fn messages_and_descriptors_cross_a_socketpair() {
 }
 
 #[test]
-fn an_oversized_datagram_on_the_wire_is_reported_as_such() {
+fn an_oversized_record_on_the_wire_is_refused() {
     let (a, b) = seqpacket_pair().unwrap();
-    // Raise the send buffer so the kernel takes the datagram at all.
-    nix::sys::socket::setsockopt(&a, nix::sys::socket::sockopt::SndBuf, &(4 * MAX_MESSAGE))
-        .unwrap();
-    let raw = vec![0u8; MAX_MESSAGE + 100];
-    match nix::sys::socket::send(a.as_raw_fd(), &raw, MsgFlags::empty()) {
-        Ok(_) => {
-            let e = recv::<ParentToChild>(b.as_fd()).unwrap_err();
-            assert!(matches!(e, IpcError::Oversized(_)), "{e}");
-        }
-        // If the kernel refuses such a datagram outright, the cap holds too.
-        Err(e) => assert_eq!(e, nix::Error::EMSGSIZE),
-    }
+    // Larger than any frame: a sender that does not frame with us.
+    let raw = vec![0u8; FRAME_SIZE + 100];
+    nix::sys::socket::send(a.as_raw_fd(), &raw, MsgFlags::empty()).unwrap();
+    let e = recv::<ParentToChild>(b.as_fd()).unwrap_err();
+    assert!(matches!(e, IpcError::Malformed { .. }), "{e}");
 }
 
 #[test]
@@ -175,4 +170,27 @@ fn role_names_round_trip() {
         assert_eq!(Role::from_name(role.name()), Some(role));
     }
     assert_eq!(Role::from_name("root"), None);
+}
+
+#[test]
+fn a_configuration_of_ten_thousand_policies_fits_one_message() {
+    let mut text = String::new();
+    for i in 0..10_000 {
+        let (hi, lo) = (i / 256, i % 256);
+        text += &format!(
+            "ikev2 \"gateway-{i}\" active esp from 10.{hi}.{lo}.0/24 to 172.16.{lo}.0/24 \
+             local 198.18.0.1 peer 198.19.{hi}.{lo} psk \"secret-{i}\"\n"
+        );
+    }
+    let config = crate::config::parse_str("iked.conf", &text, &[]).unwrap();
+    let message = ParentToChild::Config(ChildConfig::Ikev2 {
+        generation: 1,
+        mode: InitiationMode::Active,
+        policies: config.policies,
+        dpd_check_interval: 0,
+    });
+    let size = encode(&message).unwrap().len();
+    println!("10,000 policies: {size} bytes");
+    assert!(size > 1 << 20, "larger than the former 1 MiB cap");
+    assert!(size < MAX_MESSAGE);
 }

@@ -503,6 +503,8 @@ pub(crate) struct CounterQuery {
     deadline: Instant,
     /// The SA list as it was when asked, filled in when the counters come.
     list: Vec<IkeSaInfo>,
+    /// How many IKE SAs there were (the list may be cut to the size limit).
+    total: u64,
     /// Each listed Child SA's kernel SAs, by its inbound SPI text:
     /// (inbound, outbound).
     sas: HashMap<String, (SaId, SaId)>,
@@ -742,10 +744,10 @@ impl Engine {
         self.now = now;
         let reply = match command {
             ControlCommand::ShowSa => {
-                let list = self.show_sa_capped();
-                match self.ask_counters(id, list) {
+                let (list, total) = self.show_sa_capped();
+                match self.ask_counters(id, list, total) {
                     Ok(()) => return,
-                    Err(list) => ControlReply::SaList(list),
+                    Err(list) => ControlReply::SaList { sas: list, total },
                 }
             }
             ControlCommand::Initiate { policy } => {
@@ -828,6 +830,7 @@ impl Engine {
         &mut self,
         control_id: u64,
         list: Vec<IkeSaInfo>,
+        total: u64,
     ) -> Result<(), Vec<IkeSaInfo>> {
         if self.counter_queries.len() >= MAX_COUNTER_QUERIES {
             log::warn!(
@@ -863,6 +866,7 @@ impl Engine {
                 control_id,
                 deadline: self.now + COUNTERS_TIMEOUT,
                 list,
+                total,
                 sas,
             },
         );
@@ -909,7 +913,10 @@ impl Engine {
         }
         self.actions.push_back(Action::Control {
             id: query.control_id,
-            reply: ControlReply::SaList(list),
+            reply: ControlReply::SaList {
+                sas: list,
+                total: query.total,
+            },
         });
     }
 
@@ -1225,26 +1232,34 @@ impl Engine {
         }
     }
 
-    /// The SA list, cut to what one IPC message can carry (a gateway with
-    /// many thousand SAs must not make `ikectl show sa` kill the process).
-    fn show_sa_capped(&self) -> Vec<iked_common::ipc::IkeSaInfo> {
+    /// The SA list, cut to the reply size limit (a gateway with many
+    /// thousand SAs must not make `ikectl show sa` kill the process),
+    /// and how many IKE SAs there are: ikectl says when the list is cut.
+    fn show_sa_capped(&self) -> (Vec<iked_common::ipc::IkeSaInfo>, u64) {
         let mut list = self.show_sa();
         let total = list.len();
         // Leave room for the envelope around the list.
-        let limit = iked_common::ipc::MAX_MESSAGE - 4096;
-        while !list.is_empty()
-            && iked_common::ipc::encode(&ControlReply::SaList(list.clone()))
-                .map_or(true, |bytes| bytes.len() > limit)
-        {
-            list.truncate(list.len() / 2);
-        }
+        let limit = iked_common::ipc::MAX_SA_LIST_REPLY - 4096;
+        // The longest prefix that fits, each entry measured once. The
+        // kernel's byte counters are filled in later: room for two u64
+        // varints per Child SA.
+        let mut used = 0usize;
+        let fits = list
+            .iter()
+            .take_while(|info| {
+                used += postcard::experimental::serialized_size(info).unwrap_or(usize::MAX / 2)
+                    + 20 * info.children.len();
+                used <= limit
+            })
+            .count();
+        list.truncate(fits);
         if list.len() < total {
             log::warn!(
-                "show sa: listing {} of {total} IKE SAs (message size limit)",
+                "show sa: listing {} of {total} IKE SAs (reply size limit)",
                 list.len()
             );
         }
-        list
+        (list, total as u64)
     }
 
     fn show_sa(&self) -> Vec<iked_common::ipc::IkeSaInfo> {

@@ -609,7 +609,7 @@ fn handshake_derives_identical_keys_and_installs_both_sides() {
     w.settle();
     let (id, reply) = w.a.control_replies.pop().unwrap();
     assert_eq!(id, 7);
-    let ControlReply::SaList(list) = reply else {
+    let ControlReply::SaList { sas: list, .. } = reply else {
         panic!("unexpected reply");
     };
     assert_eq!(list.len(), 1);
@@ -652,7 +652,7 @@ fn show_sa_carries_the_kernel_counters_of_both_directions() {
         w.a.counter_requests[0].1,
         vec![esp(B, A, spi_a_in), esp(A, B, spi_a_out)]
     );
-    let Some((9, ControlReply::SaList(list))) = w.a.control_replies.pop() else {
+    let Some((9, ControlReply::SaList { sas: list, .. })) = w.a.control_replies.pop() else {
         panic!("no list for request 9");
     };
     let child = &list[0].children[0];
@@ -667,7 +667,7 @@ fn show_sa_carries_the_kernel_counters_of_both_directions() {
     w.a.engine.handle_control(w.now, 3, ControlCommand::ShowSa);
     w.settle();
     assert!(w.a.counter_requests.is_empty());
-    let Some((3, ControlReply::SaList(list))) = w.a.control_replies.pop() else {
+    let Some((3, ControlReply::SaList { sas: list, .. })) = w.a.control_replies.pop() else {
         panic!("no list for request 3");
     };
     assert_eq!(list[0].children[0].bytes_in, None);
@@ -684,7 +684,7 @@ fn show_sa_answers_without_counters_when_pfkey_is_silent() {
     w.advance_by(super::COUNTERS_TIMEOUT - Duration::from_millis(1));
     assert!(w.a.control_replies.is_empty(), "waits up to the bound");
     w.advance_by(Duration::from_millis(1));
-    let Some((4, ControlReply::SaList(list))) = w.a.control_replies.pop() else {
+    let Some((4, ControlReply::SaList { sas: list, .. })) = w.a.control_replies.pop() else {
         panic!("no list for request 4 after the bound");
     };
     let child = &list[0].children[0];
@@ -736,7 +736,7 @@ fn kernel_without_esp_keeps_the_negotiated_sas() {
     assert!(w.b.policies.is_empty(), "no policy without SAs");
     w.a.engine.handle_control(w.now, 1, ControlCommand::ShowSa);
     w.settle();
-    let Some((_, ControlReply::SaList(list))) = w.a.control_replies.pop() else {
+    let Some((_, ControlReply::SaList { sas: list, .. })) = w.a.control_replies.pop() else {
         panic!("no list");
     };
     assert!(!list[0].children[0].installed);
@@ -1929,7 +1929,7 @@ fn one_responder_serves_many_peers() {
         .engine
         .handle_control(now, 5, ControlCommand::ShowSa);
     responder.step(now);
-    let Some((5, ControlReply::SaList(list))) = responder.control_replies.pop() else {
+    let Some((5, ControlReply::SaList { sas: list, .. })) = responder.control_replies.pop() else {
         panic!("no SA list");
     };
     assert_eq!(list.len(), PEERS);
