@@ -31,6 +31,14 @@ const CHILD_STOP_TIMEOUT: Duration = Duration::from_secs(2);
 const LOSS_GRACE: Duration = Duration::from_millis(150);
 
 const IKE_PORT: u16 = 500;
+/// Receive buffer of each IKE socket. The kernel's default (~208 KiB, some
+/// 200 small datagrams) overflows within 20 ms when ikev2 is descheduled
+/// under a flood of IKE_SA_INIT, and a legitimate peer whose request is
+/// dropped there waits for its own retransmission (4 s for strongSwan).
+/// 4 MiB holds about half a second of a 10,000/s flood while queueing at
+/// most a few hundred milliseconds of work: longer than any stall, shorter
+/// than any peer's retransmission timer.
+const IKE_RECEIVE_BUFFER: usize = 4 << 20;
 
 // Event loop tokens.
 const SIGNAL_HUP: u64 = 1;
@@ -186,6 +194,14 @@ fn bind_udp(
                 }
                 Err(e) => return Err(format!("UDP socket: {}", e.desc())),
             };
+            // Above net.core.rmem_max: the parent is root (CAP_NET_ADMIN).
+            if let Err(e) = setsockopt(&fd, sockopt::RcvBufForce, &IKE_RECEIVE_BUFFER) {
+                log::warn!(
+                    "UDP port {port}: cannot raise the receive buffer to {IKE_RECEIVE_BUFFER} \
+                     octets ({}): a flood may drop legitimate requests",
+                    e.desc()
+                );
+            }
             let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
             let result = if ipv6 {
                 setsockopt(&fd, sockopt::Ipv6V6Only, &true).and_then(|_| {
