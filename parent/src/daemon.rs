@@ -31,13 +31,14 @@ const CHILD_STOP_TIMEOUT: Duration = Duration::from_secs(2);
 const LOSS_GRACE: Duration = Duration::from_millis(150);
 
 const IKE_PORT: u16 = 500;
-/// Receive buffer of each IKE socket. The kernel's default (~208 KiB, some
-/// 200 small datagrams) overflows within 20 ms when ikev2 is descheduled
-/// under a flood of IKE_SA_INIT, and a legitimate peer whose request is
-/// dropped there waits for its own retransmission (4 s for strongSwan).
-/// 4 MiB holds about half a second of a 10,000/s flood while queueing at
-/// most a few hundred milliseconds of work: longer than any stall, shorter
-/// than any peer's retransmission timer.
+/// Receive buffer of each IKE socket. The kernel's default (208 KiB: some
+/// 160 small datagrams, at ~1.3 KiB of accounting each) overflows within
+/// 20 ms when ikev2 is descheduled under a flood of IKE_SA_INIT, and a
+/// legitimate peer whose request is dropped there waits for its own
+/// retransmission (4 s for strongSwan). 4 MiB (which the kernel doubles)
+/// holds about 6,500 such datagrams: over half a second of a 10,000/s
+/// flood, and a full queue is still worked off in a few hundred
+/// milliseconds, well within any peer's retransmission timer.
 const IKE_RECEIVE_BUFFER: usize = 4 << 20;
 
 // Event loop tokens.
