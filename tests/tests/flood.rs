@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use iked_tests::flood::{self, FloodConfig};
 use iked_tests::lab::{Lab, Side, Strongswan, SwanKernel, SwanRetransmission, PSK_GCM};
-use iked_tests::{show_sa, status_field, Daemon};
+use iked_tests::{show_sa, Daemon};
 use serde_json::Value;
 
 /// iked's half-open timeout (ikev2 Settings::half_open_timeout).
@@ -224,15 +224,16 @@ impl Drop for Capture {
     }
 }
 
-/// Resident memory of iked's parent and children together, in KiB.
-fn iked_rss_kib(iked: &Daemon) -> u64 {
-    let mut pids = vec![iked.pid()];
-    pids.extend(iked.children().into_values());
+/// Resident memory of processes `pids` together, in KiB (a process gone
+/// meanwhile counts nothing).
+fn rss_kib(pids: &[i32]) -> u64 {
     pids.iter()
-        .filter_map(|&pid| {
-            // A process may be gone between the listing and the read.
-            std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-            status_field(pid, "VmRSS")
+        .filter_map(|pid| {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))?
+                .trim()
                 .trim_end_matches("kB")
                 .trim()
                 .parse::<u64>()
@@ -330,8 +331,6 @@ fn strongswan_gets_through_a_spoofed_ike_sa_init_flood() {
         conn.iked_policy(Side::A, false)
     );
     let iked = Daemon::start_in(Some(&lab.a), "flood", &config);
-    // An operator's log level: -vv (the Daemon's default) writes lines for
-    // every forged request, which is a disk flood of its own.
     // The parent raised the receive buffer of the IKE sockets (the kernel
     // reports twice what was set), so that a descheduled ikev2 does not
     // lose a legitimate peer's request under the flood.
@@ -340,6 +339,8 @@ fn strongswan_gets_through_a_spoofed_ike_sa_init_flood() {
         receive_buffer >= 8 << 20,
         "IKE socket receive buffer {receive_buffer} octets: the parent did not raise it"
     );
+    // An operator's log level: -vv (the Daemon's default) writes lines for
+    // every forged request, which is a disk flood of its own.
     let out = iked.ikectl(&["log", "brief"]);
     assert!(out.status.success(), "ikectl log brief");
     // The attacker's path works (and its neighbour entry is resolved).
@@ -350,7 +351,7 @@ fn strongswan_gets_through_a_spoofed_ike_sa_init_flood() {
         .expect("ping");
     assert!(ping.status.success(), "attacker cannot reach iked");
 
-    // The host's capacity: one second unpaced into a dummy device.
+    // The host's capacity: one second unpaced into the sink.
     let host_max = flood::spawn_in(
         &attacker.ns,
         FloodConfig {
@@ -370,7 +371,11 @@ fn strongswan_gets_through_a_spoofed_ike_sa_init_flood() {
 
     let ikev2 = *iked.children().get("ikev2").expect("ikev2 child");
     let mut capture = Capture::start(&attacker.ns, &iked.scratch.0);
-    let rest_rss = iked_rss_kib(&iked);
+    let pids: Vec<i32> = std::iter::once(iked.pid())
+        .chain(iked.children().into_values())
+        .collect();
+    assert_eq!(pids.len(), 4, "iked's parent and three children");
+    let rest_rss = rss_kib(&pids);
     let udp_before = udp_counters(iked.pid());
     let cpu_before = cpu_seconds(ikev2);
     let flood_started = Instant::now();
@@ -395,26 +400,11 @@ fn strongswan_gets_through_a_spoofed_ike_sa_init_flood() {
     let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let sampler = {
         let sampling = sampling.clone();
-        let pids: Vec<i32> = std::iter::once(iked.pid())
-            .chain(iked.children().into_values())
-            .collect();
+        let pids = pids.clone();
         std::thread::spawn(move || {
             let mut peak = 0u64;
             while sampling.load(std::sync::atomic::Ordering::Relaxed) {
-                let total: u64 = pids
-                    .iter()
-                    .filter_map(|pid| {
-                        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-                        status
-                            .lines()
-                            .find_map(|l| l.strip_prefix("VmRSS:"))?
-                            .trim()
-                            .trim_end_matches("kB")
-                            .trim()
-                            .parse::<u64>()
-                            .ok()
-                    })
-                    .sum();
+                let total = rss_kib(&pids);
                 peak = peak.max(total);
                 std::thread::sleep(Duration::from_millis(100));
             }
