@@ -33,6 +33,15 @@ const LOSS_GRACE: Duration = Duration::from_millis(150);
 const CHILD_MESSAGES_PER_WAKEUP: usize = 64;
 
 const IKE_PORT: u16 = 500;
+/// Receive buffer of each IKE socket. The kernel's default (208 KiB: some
+/// 160 small datagrams, at ~1.3 KiB of accounting each) overflows within
+/// 20 ms when ikev2 is descheduled under a flood of IKE_SA_INIT, and a
+/// legitimate peer whose request is dropped there waits for its own
+/// retransmission (4 s for strongSwan). 4 MiB (which the kernel doubles)
+/// holds about 6,500 such datagrams: over half a second of a 10,000/s
+/// flood, and a full queue is still worked off in a few hundred
+/// milliseconds, well within any peer's retransmission timer.
+const IKE_RECEIVE_BUFFER: usize = 4 << 20;
 
 // Event loop tokens.
 const SIGNAL_HUP: u64 = 1;
@@ -191,6 +200,14 @@ fn bind_udp(
                 }
                 Err(e) => return Err(format!("UDP socket: {}", e.desc())),
             };
+            // Above net.core.rmem_max: the parent is root (CAP_NET_ADMIN).
+            if let Err(e) = setsockopt(&fd, sockopt::RcvBufForce, &IKE_RECEIVE_BUFFER) {
+                log::warn!(
+                    "UDP port {port}: cannot raise the receive buffer to {IKE_RECEIVE_BUFFER} \
+                     octets ({}): a flood may drop legitimate requests",
+                    e.desc()
+                );
+            }
             let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
             let result = if ipv6 {
                 setsockopt(&fd, sockopt::Ipv6V6Only, &true).and_then(|_| {

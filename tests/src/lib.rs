@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod flood;
 pub mod lab;
 
 /// Fails the test, with the reason, unless we are root: tests that need root
