@@ -4,6 +4,7 @@
 
 use std::io::Write;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
@@ -97,4 +98,57 @@ impl Log for Logger {
     }
 
     fn flush(&self) {}
+}
+
+/// At most `burst` log lines per `interval` for a recurring event, such as
+/// one that unauthenticated input can repeat at line rate: the log must not
+/// become the attacker's amplifier. The first line of the next interval
+/// counts the ones held back. Time is passed in, so the sans-I/O engine can
+/// use it with its injected clock.
+#[derive(Debug, Clone)]
+pub struct RateLimit {
+    burst: u32,
+    interval: Duration,
+    window: Option<Instant>,
+    lines: u32,
+    held_back: u64,
+}
+
+impl RateLimit {
+    pub const fn new(burst: u32, interval: Duration) -> RateLimit {
+        RateLimit {
+            burst,
+            interval,
+            window: None,
+            lines: 0,
+            held_back: 0,
+        }
+    }
+
+    /// Some(lines held back before this one) when a line may go out now.
+    pub fn allow(&mut self, now: Instant) -> Option<u64> {
+        match self.window {
+            Some(start) if now.saturating_duration_since(start) < self.interval => {
+                if self.lines >= self.burst {
+                    self.held_back += 1;
+                    return None;
+                }
+                self.lines += 1;
+            }
+            _ => {
+                self.window = Some(now);
+                self.lines = 1;
+            }
+        }
+        Some(std::mem::take(&mut self.held_back))
+    }
+}
+
+/// " (N more like it not logged)", or nothing when none were held back.
+pub fn held_back_text(n: u64) -> String {
+    if n == 0 {
+        String::new()
+    } else {
+        format!(" ({n} more like it not logged)")
+    }
 }

@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 
 use iked_common::ipc::channel::{decode_single_frame, encode_frames};
 use iked_common::ipc::{ControlReply, ControlRequest};
+use iked_common::logging::{held_back_text, RateLimit};
 use nix::sys::socket::{
     accept4, bind, getsockopt, listen, recvmsg, send, socket, sockopt, AddressFamily, Backlog,
     MsgFlags, SockFlag, SockType, UnixAddr,
@@ -145,43 +146,6 @@ pub fn authorize(
             ""
         }
     ))
-}
-
-/// At most [`LOG_BURST`] log lines per [`LOG_INTERVAL`] for a recurring
-/// event; the first line of the next interval counts the ones held back.
-#[derive(Debug, Default)]
-struct RateLimit {
-    window: Option<Instant>,
-    lines: u32,
-    held_back: u64,
-}
-
-impl RateLimit {
-    /// Some(lines held back before this one) when a line may go out now.
-    fn allow(&mut self, now: Instant) -> Option<u64> {
-        match self.window {
-            Some(start) if now.duration_since(start) < LOG_INTERVAL => {
-                if self.lines >= LOG_BURST {
-                    self.held_back += 1;
-                    return None;
-                }
-                self.lines += 1;
-            }
-            _ => {
-                self.window = Some(now);
-                self.lines = 1;
-            }
-        }
-        Some(std::mem::take(&mut self.held_back))
-    }
-}
-
-fn held_back(n: u64) -> String {
-    if n == 0 {
-        String::new()
-    } else {
-        format!(" ({n} more like it not logged)")
-    }
 }
 
 struct Client {
@@ -318,10 +282,10 @@ impl ControlServer {
             clock: 0,
             buffer: vec![0u8; MAX_REQUEST + 1],
             spare: open_spare(),
-            refused_log: RateLimit::default(),
-            full_log: RateLimit::default(),
-            evicted_log: RateLimit::default(),
-            fd_log: RateLimit::default(),
+            refused_log: RateLimit::new(LOG_BURST, LOG_INTERVAL),
+            full_log: RateLimit::new(LOG_BURST, LOG_INTERVAL),
+            evicted_log: RateLimit::new(LOG_BURST, LOG_INTERVAL),
+            fd_log: RateLimit::new(LOG_BURST, LOG_INTERVAL),
         })
     }
 
@@ -494,7 +458,7 @@ impl ControlServer {
             log::error!(
                 "control socket: accept: {}: refusing connections{}",
                 error.desc(),
-                held_back(n)
+                held_back_text(n)
             );
         }
         drop(self.spare.take());
@@ -535,7 +499,7 @@ impl ControlServer {
                     "control socket: refused uid {} pid {}: {reason}{}",
                     peer.uid,
                     peer.pid,
-                    held_back(n)
+                    held_back_text(n)
                 );
             }
             self.close_telling(fd, &format!("permission denied: {reason}"));
@@ -547,7 +511,7 @@ impl ControlServer {
                     "control socket: {MAX_CLIENTS} clients, all busy: refused uid {} pid {}{}",
                     peer.uid,
                     peer.pid,
-                    held_back(n)
+                    held_back_text(n)
                 );
             }
             self.close_telling(
@@ -605,7 +569,7 @@ impl ControlServer {
                  client {id} (uid {} pid {}){}",
                 client.peer.uid,
                 client.peer.pid,
-                held_back(n)
+                held_back_text(n)
             );
         }
         self.close_with(

@@ -754,10 +754,10 @@ impl Engine {
             }
         }
         let Some((policy_name, proposal, suite)) = chosen else {
-            log::info!(
+            self.log_unauthenticated(format_args!(
                 "{remote}: IKE_SA_INIT: no proposal chosen ({} candidate policies)",
                 candidates.len()
-            );
+            ));
             self.send_clear_notify(
                 local,
                 remote,
@@ -769,11 +769,11 @@ impl Engine {
         // RFC 7296 §1.2: a KE of another group than the chosen one gets
         // INVALID_KE_PAYLOAD naming the group we want.
         if ke.group.value() != suite.ke.iana_id() {
-            log::info!(
+            self.log_unauthenticated(format_args!(
                 "{remote}: IKE_SA_INIT with KE group {}, asking for {}",
                 ke.group,
                 suite.ke.iana_id()
-            );
+            ));
             self.send_clear_notify(
                 local,
                 remote,
@@ -786,7 +786,9 @@ impl Engine {
             return;
         }
         let Ok((our_public, shared)) = kex::respond(suite.ke, &ke.data) else {
-            log::info!("{remote}: IKE_SA_INIT with an invalid KE value");
+            self.log_unauthenticated(format_args!(
+                "{remote}: IKE_SA_INIT with an invalid KE value"
+            ));
             self.send_clear_notify(
                 local,
                 remote,

@@ -32,6 +32,7 @@ use iked_common::ipc::{
     MAX_COUNTER_REQUEST,
 };
 use iked_common::kernel::{IpsecProtocol, SaCounters, SaId, Selector};
+use iked_common::logging::{held_back_text, RateLimit};
 use iked_common::wire::{Identity, SecurityAssociation};
 
 use proposals::{ChildSuite, IkeSuite};
@@ -483,7 +484,14 @@ pub struct Engine {
     /// `show sa` requests waiting for counters, by the pfkey request id.
     counter_queries: HashMap<u64, CounterQuery>,
     expired_counter_ids: VecDeque<u64>,
+    /// Lines about unauthenticated requests (no proposal chosen, a wrong
+    /// KE group) that anyone can repeat at line rate from forged
+    /// addresses: rate-limited, so the log cannot be flooded.
+    unauthenticated_log: RateLimit,
 }
+
+/// Log lines about unauthenticated requests: at most this many a second.
+const UNAUTHENTICATED_LOG_BURST: u32 = 5;
 
 /// How long `show sa` waits for pfkey's counters before answering without.
 pub(crate) const COUNTERS_TIMEOUT: Duration = Duration::from_secs(2);
@@ -583,6 +591,7 @@ impl Engine {
             flow_children: HashMap::new(),
             counter_queries: HashMap::new(),
             expired_counter_ids: VecDeque::new(),
+            unauthenticated_log: RateLimit::new(UNAUTHENTICATED_LOG_BURST, Duration::from_secs(1)),
         })
     }
 
@@ -963,6 +972,14 @@ impl Engine {
             None => return Err(format!("counters for request {id}, which was never made")),
         }
         Ok(None)
+    }
+
+    /// An info line about an unauthenticated request, rate-limited; the
+    /// next line that goes out counts those held back.
+    fn log_unauthenticated(&mut self, line: std::fmt::Arguments<'_>) {
+        if let Some(held_back) = self.unauthenticated_log.allow(self.now) {
+            log::info!("{line}{}", held_back_text(held_back));
+        }
     }
 
     fn ipc_id(&mut self) -> u64 {

@@ -2247,6 +2247,13 @@ impl log::Log for StderrLog {
         true
     }
     fn log(&self, record: &log::Record) {
+        if record.level() <= log::Level::Info {
+            CAPTURED.with(|lines| {
+                if let Some(lines) = lines.borrow_mut().as_mut() {
+                    lines.push(record.args().to_string());
+                }
+            });
+        }
         if std::env::var_os("IKED_TEST_LOG").is_some() {
             eprintln!("{} {}", record.level(), record.args());
         }
@@ -2254,6 +2261,23 @@ impl log::Log for StderrLog {
     fn flush(&self) {}
 }
 static STDERR_LOG: StderrLog = StderrLog;
+
+thread_local! {
+    /// Info-and-above lines logged on this test's thread, while capturing.
+    static CAPTURED: std::cell::RefCell<Option<Vec<String>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` and returns the info-and-above lines it logged on this thread
+/// (other tests' threads are not captured).
+fn capture_info_log(f: impl FnOnce()) -> Vec<String> {
+    let _ = log::set_logger(&STDERR_LOG);
+    if log::max_level() < log::LevelFilter::Info {
+        log::set_max_level(log::LevelFilter::Info);
+    }
+    CAPTURED.with(|lines| *lines.borrow_mut() = Some(Vec::new()));
+    f();
+    CAPTURED.with(|lines| lines.borrow_mut().take().unwrap_or_default())
+}
 
 #[allow(dead_code)]
 fn enable_test_log() {
@@ -2900,4 +2924,39 @@ fn an_spi_source_that_repeats_itself_is_an_error_not_a_hang() {
         donor.a.engine.ikes.remove(&spi).unwrap()
     });
     assert!(w.a.engine.new_ike_spi().is_err());
+}
+
+#[test]
+fn a_flood_of_unacceptable_sa_init_requests_cannot_flood_the_log() {
+    // Anyone can send IKE_SA_INIT from forged addresses at line rate; the
+    // "no proposal chosen" line an operator needs must not become one
+    // line per forged packet.
+    let mut w = World::new();
+    let (request, base) = first_sa_init(&mut w);
+    let mut pb = b_policy();
+    pb.ike_proposals = vec![ike_proposal(&[14])];
+    w.b.engine
+        .set_config(w.now, vec![pb], InitiationMode::Passive, 0);
+    let lines = capture_info_log(|| {
+        for i in 0..1000u32 {
+            let from = SocketAddr::from(([198, 19, (i >> 8) as u8, i as u8], 500));
+            let answers = b_answers(&mut w, from, &sa_init_with(&base, 1 + u64::from(i), None));
+            assert!(
+                matches!(&answers[..], [m] if m.notify(NotifyType::NoProposalChosen).is_some()),
+                "each request is still answered: {answers:?}"
+            );
+        }
+        w.now += Duration::from_secs(1);
+        b_answers(&mut w, request.from, &request.data);
+    });
+    let refusals: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("no proposal chosen"))
+        .collect();
+    assert_eq!(refusals.len(), 6, "five lines a second, then one: {refusals:?}");
+    assert!(
+        refusals[5].contains("(995 more like it not logged)"),
+        "the next line counts the lines held back: {}",
+        refusals[5]
+    );
 }

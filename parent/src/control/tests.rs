@@ -336,7 +336,7 @@ fn root_and_members_of_the_control_group_are_allowed_and_no_one_else() {
 
 #[test]
 fn rate_limit_lets_a_burst_a_second_through_and_counts_the_rest() {
-    let mut limit = RateLimit::default();
+    let mut limit = RateLimit::new(LOG_BURST, LOG_INTERVAL);
     let t0 = Instant::now();
     let at = |ms| t0 + Duration::from_millis(ms);
     for _ in 0..LOG_BURST {
