@@ -2953,7 +2953,11 @@ fn a_flood_of_unacceptable_sa_init_requests_cannot_flood_the_log() {
         .iter()
         .filter(|l| l.contains("no proposal chosen"))
         .collect();
-    assert_eq!(refusals.len(), 6, "five lines a second, then one: {refusals:?}");
+    assert_eq!(
+        refusals.len(),
+        6,
+        "five lines a second, then one: {refusals:?}"
+    );
     assert!(
         refusals[5].contains("(995 more like it not logged)"),
         "the next line counts the lines held back: {}",
