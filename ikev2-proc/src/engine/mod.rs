@@ -1146,3 +1146,80 @@ impl Engine {
         self.half_open
     }
 }
+
+/// Names of the bits of [`Engine::fuzz_states`].
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub const FUZZ_STATES: [&str; 23] = [
+    "half-open SAs, cookies not required",
+    "half-open SAs, cookies required",
+    "IKE: SA_INIT sent",
+    "IKE: SA_INIT answered",
+    "IKE: AUTH preparing",
+    "IKE: AUTH sent",
+    "IKE: AUTH checking",
+    "IKE: established",
+    "IKE: rekeyed",
+    "IKE: deleting",
+    "request: CREATE_CHILD_SA new Child",
+    "request: CREATE_CHILD_SA Child rekey",
+    "request: CREATE_CHILD_SA IKE rekey",
+    "request: delete Child",
+    "request: delete IKE",
+    "request: DPD",
+    "Child: established",
+    "Child: rekeying",
+    "Child: rekeyed",
+    "Child: deleting",
+    "waiting for ca (AUTH)",
+    "waiting for pfkey (SPI, SA install)",
+    "cookies required (half-open count at the threshold)",
+];
+
+/// The stateful fuzzer's view (src/fuzzing/): which states the SAs and
+/// requests are in now, one bit per [`FUZZ_STATES`] name. Only with the
+/// "fuzzing" feature, never in the daemon.
+#[cfg(feature = "fuzzing")]
+impl Engine {
+    #[doc(hidden)]
+    pub fn fuzz_states(&self) -> u32 {
+        let mut bits = 0u32;
+        let cookies = self.half_open >= self.settings.cookie_threshold;
+        if cookies {
+            bits |= 1 << 22;
+        }
+        if self.half_open > 0 {
+            bits |= 1 << u32::from(cookies);
+        }
+        for sa in self.ikes.values() {
+            bits |= 1 << (2 + sa.state as u32);
+            if let Some(out) = &sa.outstanding {
+                bits |= 1
+                    << match &out.ctx {
+                        RequestCtx::SaInit | RequestCtx::Auth { .. } => continue,
+                        RequestCtx::CreateChild { child } if child.rekey_of.is_none() => 10,
+                        RequestCtx::CreateChild { .. } => 11,
+                        RequestCtx::RekeyIke { .. } => 12,
+                        RequestCtx::DeleteChildren { .. } => 13,
+                        RequestCtx::DeleteIke => 14,
+                        RequestCtx::Dpd => 15,
+                    };
+            }
+        }
+        for child in self.children.values() {
+            bits |= 1 << (16 + child.state as u32);
+        }
+        for (_, wait) in self.waits.values() {
+            bits |= 1
+                << match wait {
+                    Wait::RequestSign
+                    | Wait::AnswerSign
+                    | Wait::VerifyResponder
+                    | Wait::VerifyInitiator => 20,
+                    Wait::RequestSpi | Wait::AnswerSpi | Wait::InstallSa { .. } => 21,
+                    Wait::Other => continue,
+                };
+        }
+        bits
+    }
+}
