@@ -1223,3 +1223,50 @@ impl Engine {
         bits
     }
 }
+
+#[cfg(feature = "fuzzing")]
+impl Engine {
+    /// For the stateful fuzzer: opens `datagram`, which this engine sent
+    /// on one of its IKE SAs, lets `edit` change it as a clear message
+    /// (the IKE header, then the inner payloads as if they followed it),
+    /// and seals the result again with the SA's keys (RFC 7296 §3.14), so
+    /// that the peer authenticates and processes the edited payloads.
+    #[doc(hidden)]
+    pub fn fuzz_reseal(
+        &mut self,
+        datagram: &[u8],
+        edit: &mut dyn FnMut(&mut Vec<u8>),
+    ) -> Option<Vec<u8>> {
+        use iked_common::wire::{
+            encrypted_message_prefix, encrypted_span, EncryptedKind, Header, Message, PayloadType,
+        };
+        let message = Message::decode(datagram).ok()?;
+        let h = message.header;
+        let spi = if h.flags.initiator {
+            h.initiator_spi
+        } else {
+            h.responder_spi
+        };
+        let sa = self.ikes.get_mut(&spi)?;
+        let cipher = sa.out_cipher.as_mut()?;
+        let sk = message.encrypted()?;
+        let span = encrypted_span(datagram).ok()?;
+        let (aad, body) = datagram.split_at_checked(span)?;
+        let plaintext = cipher.open(aad, body).ok()?;
+        let mut clear = datagram.get(..28)?.to_vec();
+        clear[16] = sk.first_inner.value();
+        clear.extend_from_slice(&plaintext);
+        edit(&mut clear);
+        let len = u32::try_from(clear.len()).ok()?.to_be_bytes();
+        clear.get_mut(24..28)?.copy_from_slice(&len);
+        let header = Header::decode(&clear).map_or(h, |d| d.header);
+        let first = PayloadType::from_value(*clear.get(16)?);
+        let inner = clear.get(28..)?;
+        let sealed_len = cipher.transform().sealed_len(inner.len());
+        let mut out =
+            encrypted_message_prefix(&header, &[], EncryptedKind::Whole, first, sealed_len).ok()?;
+        let sealed = cipher.seal(&out, inner, &mut *self.rng).ok()?;
+        out.extend_from_slice(&sealed);
+        Some(out)
+    }
+}

@@ -148,11 +148,12 @@ impl Default for Options {
 
 /// Observations made on the wire and on the IPC channels, next to the
 /// engine's own states.
-pub const WIRE_STATES: [&str; 4] = [
+pub const WIRE_STATES: [&str; 5] = [
     "wire: responder demanded a COOKIE",
     "wire: IKE_SA_INIT with a COOKIE answered while cookies required",
     "wire: IKE_AUTH response with AUTH sent",
     "ipc: reply refused (not asked, or answered twice)",
+    "wire: encrypted message mutated inside and sealed again",
 ];
 
 /// What the runs did, summed over runs.
@@ -460,6 +461,8 @@ struct World<'a> {
     net: Vec<Packet>,
     /// Datagrams seen on the wire, for splicing and replays.
     corpus: Vec<Vec<u8>>,
+    /// Clear forms of encrypted messages (header, inner payloads).
+    inner: Vec<Vec<u8>>,
     shape: Shape,
     events: usize,
     /// How hostile this run is: 0 calm (handshakes, rekeys and deletes
@@ -503,6 +506,7 @@ pub fn run(c: &mut Choices, opts: &Options, stats: &mut Stats) -> Result<(), Fai
         now,
         net: Vec::new(),
         corpus: Vec::new(),
+        inner: Vec::new(),
         shape,
         events: 0,
         chaos: 0,
@@ -748,18 +752,19 @@ impl World<'_> {
     /// chaos says.
     fn step(&mut self) -> Result<(), Failure> {
         if self.c.below(100) < [3, 15, 40][self.chaos] {
-            return match self.c.below(24) {
+            return match self.c.below(30) {
                 0..=3 => self.third_party(),
-                4..=8 => self.replay_mutated(),
-                9..=11 => self.bogus_ipc(),
-                12..=15 => self.kernel_event(),
-                16..=19 => self.control(),
-                20 => self.reload(),
-                21 => {
+                4..=7 => self.replay_mutated(),
+                8..=10 => self.bogus_ipc(),
+                11..=13 => self.kernel_event(),
+                14..=16 => self.control(),
+                17 => self.reload(),
+                18 => {
                     let n = 1 + self.c.below(8);
                     self.flood(n)
                 }
-                _ => self.network_fault(),
+                19..=24 => self.network_fault(),
+                _ => self.sealed_fault(),
             };
         }
         let pending = self
@@ -796,10 +801,21 @@ impl World<'_> {
                 });
                 self.deliver(index, packet.from, packet.data)
             }
-            // Mutated (the original is lost or delivered later).
+            // Mutated (the original is lost or delivered later): an
+            // encrypted message most often inside, sealed again with its
+            // sender's keys, so the receiver authenticates the mutation.
             _ => {
+                let sender = self.node_at(packet.from.ip());
                 let mut data = packet.data.clone();
-                mutate::mutate(self.c, &mut data, &self.corpus, true);
+                let sealed = data.len() > mutate::HEADER_LEN && data[16] == 46;
+                let resealed = match sender {
+                    Some(sender) if sealed && !self.c.chance(4) => self.reseal(sender, &data),
+                    _ => None,
+                };
+                match resealed {
+                    Some(resealed) => data = resealed,
+                    None => mutate::mutate(self.c, &mut data, &self.corpus, true),
+                }
                 let from = packet.from;
                 if self.c.chance(2) {
                     self.net.push(packet);
@@ -807,6 +823,63 @@ impl World<'_> {
                 self.deliver(index, from, data)
             }
         }
+    }
+
+    /// An encrypted datagram in flight mutated inside and sealed again
+    /// (an authenticated peer's, or before IKE_AUTH an unauthenticated
+    /// one's, hostile payloads).
+    fn sealed_fault(&mut self) -> Result<(), Failure> {
+        let sealed: Vec<usize> = (0..self.net.len())
+            .filter(|&i| {
+                let d = &self.net[i].data;
+                d.len() > mutate::HEADER_LEN && d[16] == 46
+            })
+            .collect();
+        if sealed.is_empty() {
+            return self.network_fault();
+        }
+        let at = sealed[self.c.below(sealed.len())];
+        let packet = self.net.remove(at);
+        let (Some(index), Some(sender)) =
+            (self.node_at(packet.to.ip()), self.node_at(packet.from.ip()))
+        else {
+            return Ok(());
+        };
+        let Some(data) = self.reseal(sender, &packet.data) else {
+            return Ok(());
+        };
+        let from = packet.from;
+        if self.c.chance(3) {
+            self.net.push(packet);
+        }
+        self.deliver(index, from, data)
+    }
+
+    /// `data` (sent by node `sender`) opened, its clear form mutated
+    /// (payloads spliced from other clear messages), and sealed again.
+    fn reseal(&mut self, sender: usize, data: &[u8]) -> Option<Vec<u8>> {
+        let c = &mut *self.c;
+        let (corpus, inner) = (&self.corpus, &mut self.inner);
+        let mut seen = None;
+        let out = self.nodes[sender].engine.fuzz_reseal(data, &mut |clear| {
+            seen = Some(clear.clone());
+            let others = if inner.is_empty() || c.chance(4) {
+                corpus
+            } else {
+                &*inner
+            };
+            mutate::mutate(c, clear, others, true);
+        });
+        if let Some(clear) = seen {
+            if self.inner.len() < MAX_CORPUS {
+                self.inner.push(clear);
+            } else {
+                let at = self.c.below(MAX_CORPUS);
+                self.inner[at] = clear;
+            }
+            self.stats.wire(4);
+        }
+        out
     }
 
     /// The network delivers a datagram in flight: the oldest, or one
