@@ -135,6 +135,9 @@ pub struct Options {
     /// COOKIE notify of the wrong length: the known crash of issue 10,
     /// skipped only to measure a long clean run while the fix is pending.
     pub skip_known_cookie_crash: bool,
+    /// Inject COOKIE notifies (on by default; off to show that the other
+    /// mutations find the cookie crash too).
+    pub inject_cookies: bool,
 }
 
 impl Default for Options {
@@ -142,18 +145,20 @@ impl Default for Options {
         Options {
             max_events: 400,
             skip_known_cookie_crash: false,
+            inject_cookies: true,
         }
     }
 }
 
 /// Observations made on the wire and on the IPC channels, next to the
 /// engine's own states.
-pub const WIRE_STATES: [&str; 5] = [
+pub const WIRE_STATES: [&str; 6] = [
     "wire: responder demanded a COOKIE",
     "wire: IKE_SA_INIT with a COOKIE answered while cookies required",
     "wire: IKE_AUTH response with AUTH sent",
     "ipc: reply refused (not asked, or answered twice)",
     "wire: encrypted message mutated inside and sealed again",
+    "flood: half-open SAs past the default threshold (runs)",
 ];
 
 /// What the runs did, summed over runs.
@@ -483,7 +488,7 @@ pub fn run(c: &mut Choices, opts: &Options, stats: &mut Stats) -> Result<(), Fai
         // Cookies required from the first or after a few half-open SAs.
         responder.cookie_threshold = [0, 1, 2, 3, 8, 500][c.below(6)];
     }
-    if c.chance(8) {
+    if !flood && c.chance(8) {
         responder.half_open_cap = 1 + c.below(20);
     }
     if c.chance(4) {
@@ -494,7 +499,12 @@ pub fn run(c: &mut Choices, opts: &Options, stats: &mut Stats) -> Result<(), Fai
         initiator.cookie_threshold = c.below(3);
     }
     let (seed_i, seed_r) = (c.u64(), c.u64());
-    let shape = shape(c);
+    let mut shape = shape(c);
+    if flood {
+        // Third parties must match a policy to get half-open SAs.
+        shape.wide = true;
+        shape.both_active = false;
+    }
     let mut world = World {
         nodes: [
             Node::new(INITIATOR, initiator, seed_i, now),
@@ -516,6 +526,9 @@ pub fn run(c: &mut Choices, opts: &Options, stats: &mut Stats) -> Result<(), Fai
     if flood {
         let count = responder.cookie_threshold + world.c.below(40);
         world.flood(count)?;
+        if world.nodes[1].engine.fuzz_states() & 0b10 != 0 {
+            world.stats.wire(5);
+        }
     }
     let start = world.events;
     while world.events - start < opts.max_events && !world.c.exhausted() {
@@ -781,6 +794,7 @@ impl World<'_> {
 
     /// A datagram in flight is lost, duplicated or mutated.
     fn network_fault(&mut self) -> Result<(), Failure> {
+        let cookies = self.opts.inject_cookies;
         if self.net.is_empty() {
             return self.clock();
         }
@@ -814,7 +828,7 @@ impl World<'_> {
                 };
                 match resealed {
                     Some(resealed) => data = resealed,
-                    None => mutate::mutate(self.c, &mut data, &self.corpus, true),
+                    None => mutate::mutate(self.c, &mut data, &self.corpus, cookies),
                 }
                 let from = packet.from;
                 if self.c.chance(2) {
@@ -858,6 +872,7 @@ impl World<'_> {
     /// `data` (sent by node `sender`) opened, its clear form mutated
     /// (payloads spliced from other clear messages), and sealed again.
     fn reseal(&mut self, sender: usize, data: &[u8]) -> Option<Vec<u8>> {
+        let cookies = self.opts.inject_cookies;
         let c = &mut *self.c;
         let (corpus, inner) = (&self.corpus, &mut self.inner);
         let mut seen = None;
@@ -868,7 +883,7 @@ impl World<'_> {
             } else {
                 &*inner
             };
-            mutate::mutate(c, clear, others, true);
+            mutate::mutate(c, clear, others, cookies);
         });
         if let Some(clear) = seen {
             if self.inner.len() < MAX_CORPUS {
@@ -900,6 +915,7 @@ impl World<'_> {
     /// A datagram from an address that is not the peer's: a flooder's
     /// IKE_SA_INIT, a captured message replayed or mutated, or junk.
     fn third_party(&mut self) -> Result<(), Failure> {
+        let cookies = self.opts.inject_cookies;
         let from = third_party(self.c);
         let index = if self.c.chance(4) { 0 } else { 1 };
         let data = match self.c.below(4) {
@@ -909,13 +925,13 @@ impl World<'_> {
                 };
                 self.c.fill(&mut data[0..8]);
                 if self.c.chance(2) {
-                    mutate::mutate(self.c, &mut data, &self.corpus, true);
+                    mutate::mutate(self.c, &mut data, &self.corpus, cookies);
                 }
                 data
             }
             2 if !self.corpus.is_empty() => {
                 let mut data = self.corpus[self.c.below(self.corpus.len())].clone();
-                mutate::mutate(self.c, &mut data, &self.corpus, true);
+                mutate::mutate(self.c, &mut data, &self.corpus, cookies);
                 data
             }
             _ => {
@@ -933,11 +949,12 @@ impl World<'_> {
 
     /// A captured datagram, mutated, from the real peer's address.
     fn replay_mutated(&mut self) -> Result<(), Failure> {
+        let cookies = self.opts.inject_cookies;
         if self.corpus.is_empty() {
             return Ok(());
         }
         let mut data = self.corpus[self.c.below(self.corpus.len())].clone();
-        mutate::mutate(self.c, &mut data, &self.corpus, true);
+        mutate::mutate(self.c, &mut data, &self.corpus, cookies);
         let index = self.c.below(2);
         let from = SocketAddr::new(self.nodes[1 - index].addr, [500, 4500][self.c.below(2)]);
         self.deliver(index, from, data)
