@@ -17,7 +17,7 @@
 //! handle_datagram, handle_pfkey, handle_ca, handle_timeout,
 //! handle_control, set_config or shutdown). The test prints executions,
 //! the rate, the seeds covered and, for every engine state, after how many
-//! executions one of the engines was in it. Seeds 0..128 always run
+//! executions one of the engines was in it. Seeds 0..64 always run
 //! (even past the time bound) and must reach every state, so a driver
 //! that stops reaching one (a changed engine, a broken handshake) fails,
 //! deterministically; then seeds from the clock (or IKED_ENGINE_FUZZ_BASE)
@@ -29,6 +29,8 @@
 //! - IKED_ENGINE_FUZZ_BASE: first seed (default: from the clock, printed);
 //! - IKED_ENGINE_FUZZ_THREADS: worker threads (default: the cores);
 //! - IKED_ENGINE_FUZZ_EVENTS: events per run (default 400);
+//! - IKED_ENGINE_FUZZ_RUN_LIMIT: seconds one run may take before it is
+//!   reported as a hang, with its seed (default 120);
 //! - IKED_ENGINE_FUZZ_SKIP_COOKIE_CRASH=1: do not deliver IKE_SA_INIT
 //!   requests led by a COOKIE notify of the wrong length (the crash of
 //!   issue 10): only to measure a clean long run before its fix is merged;
@@ -107,9 +109,12 @@ struct Found {
     executions: u64,
 }
 
+/// The run a worker is in: (seed, started at).
+type Running = Option<(u64, Instant)>;
+
 /// Seeds 0..FIXED_RUNS always run first, whatever the time bound: the
 /// state coverage is asserted on them, so that assertion is deterministic.
-const FIXED_RUNS: u64 = 128;
+const FIXED_RUNS: u64 = 64;
 
 #[test]
 fn engine_survives_hostile_peers_and_ipc() {
@@ -134,14 +139,18 @@ fn engine_survives_hostile_peers_and_ipc() {
     let stop = Arc::new(AtomicBool::new(false));
     let totals = Arc::new(Mutex::new((Stats::default(), Stats::default())));
     let found: Arc<Mutex<Option<Found>>> = Arc::new(Mutex::new(None));
+    // What each worker runs now: (seed, since when), for the watchdog.
+    let current: Arc<Vec<Mutex<Running>>> =
+        Arc::new((0..threads).map(|_| Mutex::new(None)).collect());
     let workers: Vec<_> = (0..threads)
-        .map(|_| {
-            let (next_run, stop, totals, found, options) = (
+        .map(|worker| {
+            let (next_run, stop, totals, found, options, current) = (
                 next_run.clone(),
                 stop.clone(),
                 totals.clone(),
                 found.clone(),
                 options.clone(),
+                current.clone(),
             );
             std::thread::spawn(move || {
                 let (mut fixed, mut explored) = (Stats::default(), Stats::default());
@@ -155,6 +164,7 @@ fn engine_survives_hostile_peers_and_ipc() {
                     } else {
                         (base.wrapping_add(n - FIXED_RUNS), &mut explored)
                     };
+                    *current[worker].lock().unwrap() = Some((seed, Instant::now()));
                     let outcome = catch_unwind(AssertUnwindSafe(|| {
                         run(&mut Choices::from_seed(seed), &options, stats)
                     }));
@@ -187,6 +197,25 @@ fn engine_survives_hostile_peers_and_ipc() {
             })
         })
         .collect();
+    // A run that does not end is a hang in an engine (one event that
+    // loops): as fatal as a panic for a daemon, so it fails with its seed.
+    let run_limit = Duration::from_secs(env_number("IKED_ENGINE_FUZZ_RUN_LIMIT").unwrap_or(120));
+    while !workers.iter().all(|w| w.is_finished()) {
+        std::thread::sleep(Duration::from_millis(50));
+        for slot in current.iter() {
+            if let Some((seed, since)) = *slot.lock().unwrap() {
+                if since.elapsed() > run_limit && !workers.iter().all(|w| w.is_finished()) {
+                    eprintln!(
+                        "engine fuzz: seed {seed} still running after {} s (a hang?)\n\
+                         reproduce with: {}",
+                        run_limit.as_secs(),
+                        reproducer(seed)
+                    );
+                    std::process::exit(101);
+                }
+            }
+        }
+    }
     for worker in workers {
         worker.join().expect("worker thread");
     }

@@ -281,6 +281,8 @@ struct Shape {
     child_lifetime: u64,
     pfs: bool,
     transport: bool,
+    /// UDP encapsulation without a NAT (IKE floats to 4500, keepalives).
+    force_natt: bool,
     /// The responder's policy is also active (collisions, both initiate).
     both_active: bool,
     /// The responder's policy takes any peer of 198.18.0.0/15 (third
@@ -297,6 +299,7 @@ fn shape(c: &mut Choices) -> Shape {
         child_lifetime: [0, 30, 45, 300, 1200][c.below(5)],
         pfs: c.chance(3),
         transport: c.chance(8),
+        force_natt: c.chance(6),
         both_active: c.chance(6),
         wide: !c.chance(4),
         flows: 1 + c.below(2),
@@ -342,7 +345,7 @@ fn policy(
         } else {
             Encapsulation::Tunnel
         },
-        force_natt: false,
+        force_natt: s.force_natt,
         flows,
         local: Some(host(local)),
         peer: Some(peer),
