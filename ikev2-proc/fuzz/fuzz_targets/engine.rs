@@ -3,8 +3,10 @@
 //! IPC replies out of order, timers) by the shared driver, every decision
 //! read from the input, so coverage feedback steers which events happen.
 //! A panic in the engine, or an engine refusing the first reply to its own
-//! IPC request, is a crash. Inputs need no corpus: a few hundred bytes
-//! already complete a handshake.
+//! IPC request, is a crash. No corpus is needed: random inputs of 2 KiB
+//! already establish IKE and Child SAs (tests/engine_fuzz.rs checks it),
+//! and from an empty corpus this target found the COOKIE crash of issue
+//! 10 in about a minute.
 #![no_main]
 
 use iked_ikev2::fuzzing::{run, Choices, Failure, Options, Stats};

@@ -1192,7 +1192,18 @@ impl Engine {
             bits |= 1 << u32::from(cookies);
         }
         for sa in self.ikes.values() {
-            bits |= 1 << (2 + sa.state as u32);
+            // Exhaustive, so that a new state cannot go uncounted.
+            bits |= 1
+                << match sa.state {
+                    IkeState::InitSent => 2,
+                    IkeState::InitDone => 3,
+                    IkeState::AuthPreparing => 4,
+                    IkeState::AuthSent => 5,
+                    IkeState::AuthResponding => 6,
+                    IkeState::Established => 7,
+                    IkeState::Rekeyed => 8,
+                    IkeState::Deleting => 9,
+                };
             if let Some(out) = &sa.outstanding {
                 bits |= 1
                     << match &out.ctx {
@@ -1207,7 +1218,13 @@ impl Engine {
             }
         }
         for child in self.children.values() {
-            bits |= 1 << (16 + child.state as u32);
+            bits |= 1
+                << match child.state {
+                    ChildState::Established => 16,
+                    ChildState::Rekeying => 17,
+                    ChildState::Rekeyed => 18,
+                    ChildState::Deleting => 19,
+                };
         }
         for (_, wait) in self.waits.values() {
             bits |= 1
