@@ -12,4 +12,7 @@
 //!   and the local address of each datagram.
 
 pub mod engine;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod process;

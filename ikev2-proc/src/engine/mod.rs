@@ -1451,3 +1451,144 @@ impl Engine {
         self.half_open
     }
 }
+
+/// Names of the bits of [`Engine::fuzz_states`].
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub const FUZZ_STATES: [&str; 23] = [
+    "half-open SAs, cookies not required",
+    "half-open SAs, cookies required",
+    "IKE: SA_INIT sent",
+    "IKE: SA_INIT answered",
+    "IKE: AUTH preparing",
+    "IKE: AUTH sent",
+    "IKE: AUTH checking",
+    "IKE: established",
+    "IKE: rekeyed",
+    "IKE: deleting",
+    "request: CREATE_CHILD_SA new Child",
+    "request: CREATE_CHILD_SA Child rekey",
+    "request: CREATE_CHILD_SA IKE rekey",
+    "request: delete Child",
+    "request: delete IKE",
+    "request: DPD",
+    "Child: established",
+    "Child: rekeying",
+    "Child: rekeyed",
+    "Child: deleting",
+    "waiting for ca (AUTH)",
+    "waiting for pfkey (SPI, SA install)",
+    "cookies required (half-open count at the threshold)",
+];
+
+/// The stateful fuzzer's view (src/fuzzing/): which states the SAs and
+/// requests are in now, one bit per [`FUZZ_STATES`] name. Only with the
+/// "fuzzing" feature, never in the daemon.
+#[cfg(feature = "fuzzing")]
+impl Engine {
+    #[doc(hidden)]
+    pub fn fuzz_states(&self) -> u32 {
+        let mut bits = 0u32;
+        let cookies = self.half_open >= self.settings.cookie_threshold;
+        if cookies {
+            bits |= 1 << 22;
+        }
+        if self.half_open > 0 {
+            bits |= 1 << u32::from(cookies);
+        }
+        for sa in self.ikes.values() {
+            // Exhaustive, so that a new state cannot go uncounted.
+            bits |= 1
+                << match sa.state {
+                    IkeState::InitSent => 2,
+                    IkeState::InitDone => 3,
+                    IkeState::AuthPreparing => 4,
+                    IkeState::AuthSent => 5,
+                    IkeState::AuthResponding => 6,
+                    IkeState::Established => 7,
+                    IkeState::Rekeyed => 8,
+                    IkeState::Deleting => 9,
+                };
+            if let Some(out) = &sa.outstanding {
+                bits |= 1
+                    << match &out.ctx {
+                        RequestCtx::SaInit | RequestCtx::Auth { .. } => continue,
+                        RequestCtx::CreateChild { child } if child.rekey_of.is_none() => 10,
+                        RequestCtx::CreateChild { .. } => 11,
+                        RequestCtx::RekeyIke { .. } => 12,
+                        RequestCtx::DeleteChildren { .. } => 13,
+                        RequestCtx::DeleteIke => 14,
+                        RequestCtx::Dpd => 15,
+                    };
+            }
+        }
+        for child in self.children.values() {
+            bits |= 1
+                << match child.state {
+                    ChildState::Established => 16,
+                    ChildState::Rekeying => 17,
+                    ChildState::Rekeyed => 18,
+                    ChildState::Deleting => 19,
+                };
+        }
+        for (_, wait) in self.waits.values() {
+            bits |= 1
+                << match wait {
+                    Wait::RequestSign
+                    | Wait::AnswerSign
+                    | Wait::VerifyResponder
+                    | Wait::VerifyInitiator => 20,
+                    Wait::RequestSpi | Wait::AnswerSpi | Wait::InstallSa { .. } => 21,
+                    Wait::Other => continue,
+                };
+        }
+        bits
+    }
+}
+
+#[cfg(feature = "fuzzing")]
+impl Engine {
+    /// For the stateful fuzzer: opens `datagram`, which this engine sent
+    /// on one of its IKE SAs, lets `edit` change it as a clear message
+    /// (the IKE header, then the inner payloads as if they followed it),
+    /// and seals the result again with the SA's keys (RFC 7296 §3.14), so
+    /// that the peer authenticates and processes the edited payloads.
+    #[doc(hidden)]
+    pub fn fuzz_reseal(
+        &mut self,
+        datagram: &[u8],
+        edit: &mut dyn FnMut(&mut Vec<u8>),
+    ) -> Option<Vec<u8>> {
+        use iked_common::wire::{
+            encrypted_message_prefix, encrypted_span, EncryptedKind, Header, Message, PayloadType,
+        };
+        let message = Message::decode(datagram).ok()?;
+        let h = message.header;
+        let spi = if h.flags.initiator {
+            h.initiator_spi
+        } else {
+            h.responder_spi
+        };
+        let sa = self.ikes.get_mut(&spi)?;
+        let cipher = sa.out_cipher.as_mut()?;
+        let sk = message.encrypted()?;
+        let span = encrypted_span(datagram).ok()?;
+        let (aad, body) = datagram.split_at_checked(span)?;
+        let plaintext = cipher.open(aad, body).ok()?;
+        let mut clear = datagram.get(..28)?.to_vec();
+        clear[16] = sk.first_inner.value();
+        clear.extend_from_slice(&plaintext);
+        edit(&mut clear);
+        let len = u32::try_from(clear.len()).ok()?.to_be_bytes();
+        clear.get_mut(24..28)?.copy_from_slice(&len);
+        let header = Header::decode(&clear).map_or(h, |d| d.header);
+        let first = PayloadType::from_value(*clear.get(16)?);
+        let inner = clear.get(28..)?;
+        let sealed_len = cipher.transform().sealed_len(inner.len());
+        let mut out =
+            encrypted_message_prefix(&header, &[], EncryptedKind::Whole, first, sealed_len).ok()?;
+        let sealed = cipher.seal(&out, inner, &mut *self.rng).ok()?;
+        out.extend_from_slice(&sealed);
+        Some(out)
+    }
+}
