@@ -60,6 +60,15 @@ step "fuzz: mutations of real IKE messages through the decoder (bounded in time)
 IKED_FUZZ_SECONDS=${IKED_FUZZ_SECONDS:-60} \
     run cargo test -p iked-common --test wire_fuzz -- --nocapture
 
+step "fuzz: the IKEv2 engine's states (bounded in time, release build)"
+# Two engines driven through every state with mutated, spliced, dropped and
+# reordered datagrams, out-of-order IPC replies and timers. Prints the
+# executions, the rate, the seeds and how often each state was reached; a
+# failure prints the seed and the command that replays it. Release: a debug
+# build runs a few times slower.
+IKED_ENGINE_FUZZ_SECONDS=${IKED_ENGINE_FUZZ_SECONDS:-60} \
+    run cargo test --release -p iked-ikev2 --test engine_fuzz -- --nocapture
+
 # Hostile load (issue 10). Each in a step of its own, alone on the machine,
 # with its numbers printed; the workspace run below skips them.
 step "flood: spoofed IKE_SA_INIT at 10k/s against iked while strongSwan connects"

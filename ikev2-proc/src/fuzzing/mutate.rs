@@ -355,17 +355,3 @@ pub fn remove_payload(data: &mut Vec<u8>, index: usize) {
     data.drain(p.offset..p.offset + p.len);
     fix_length(data);
 }
-
-/// Whether `data` decodes to an IKE_SA_INIT request whose first payload is
-/// a COOKIE notify of another length than ours (1 + 32 octets): the input
-/// of the known crash of issue 10, skipped only when measuring a clean run.
-pub fn is_wrong_length_cookie_request(data: &[u8]) -> bool {
-    use iked_common::wire::{ExchangeType, Message, NotifyType, Payload};
-    let Ok(message) = Message::decode(data) else {
-        return false;
-    };
-    message.header.exchange == ExchangeType::IkeSaInit
-        && message.header.is_request()
-        && matches!(message.payloads.first(),
-            Some(Payload::Notify(n)) if n.notify_type == NotifyType::Cookie && n.data.len() != 33)
-}
