@@ -630,38 +630,8 @@ impl World<'_> {
 
     /// Takes the actions of node `index` after an event.
     fn after(&mut self, index: usize) -> Result<(), Failure> {
-        let actions = self.nodes[index].engine.drain_actions();
-        for action in actions {
-            match action {
-                Action::Send {
-                    local,
-                    remote,
-                    datagram,
-                } => {
-                    if index == 1 {
-                        self.observe_responder(&datagram);
-                    }
-                    self.remember(&datagram);
-                    if self.net.len() < MAX_NET {
-                        self.net.push(Packet {
-                            from: local,
-                            to: remote,
-                            data: datagram,
-                        });
-                    }
-                }
-                Action::Ca(request) => {
-                    let node = &mut self.nodes[index];
-                    node.highest_id = node.highest_id.max(ca_id(&request));
-                    node.ca_pending.push(request);
-                }
-                Action::Pfkey(request) => {
-                    let node = &mut self.nodes[index];
-                    node.highest_id = node.highest_id.max(pfkey_id(&request));
-                    node.pfkey_pending.push(request);
-                }
-                Action::Control { .. } | Action::NatKeepalive { .. } => {}
-            }
+        for action in self.nodes[index].engine.drain_actions() {
+            self.take_action(index, action);
         }
         Ok(())
     }
@@ -714,15 +684,17 @@ impl World<'_> {
             if full {
                 self.stats.wire(1);
             }
-            // Back in order for after().
+            // Taken in order, as after() would have.
             for action in answered {
-                self.requeue(1, action);
+                self.take_action(1, action);
             }
         }
         self.after(index)
     }
 
-    fn requeue(&mut self, index: usize, action: Action) {
+    /// One action of node `index`: a datagram onto the network, an IPC
+    /// request into the pending lists of the simulated ca and pfkey.
+    fn take_action(&mut self, index: usize, action: Action) {
         match action {
             Action::Send {
                 local,
