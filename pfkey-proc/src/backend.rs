@@ -1,11 +1,12 @@
 //! The kernel key interface behind pfkey-proc, whichever socket carries it.
 
 use std::net::IpAddr;
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::BorrowedFd;
 
 use iked_common::kernel::{
     Encryption, FailureKind, Integrity, IpsecMode, IpsecProtocol, KernelEvent, KernelFailure,
-    KernelSocketKind, PolicyDirection, PolicyParams, SaCounters, SaId, SaParams, Selector,
+    KernelSocketKind, PolicyDirection, PolicyParams, SaCounters, SaId, SaParams, SaTemplate,
+    Selector,
 };
 
 /// The transforms the kernel says it can do.
@@ -77,18 +78,41 @@ pub struct DumpedPolicy {
     pub selector: Selector,
     pub direction: PolicyDirection,
     pub priority: u32,
-    pub template: Option<iked_common::kernel::SaTemplate>,
+    pub template: Option<SaTemplate>,
 }
 
-/// Builds the backend for sockets the parent opened.
-pub fn open_backend(
-    kind: KernelSocketKind,
-    requests: OwnedFd,
-    events: OwnedFd,
-) -> Result<Box<dyn KernelBackend>, String> {
-    match kind {
-        KernelSocketKind::Xfrm => Ok(Box::new(crate::xfrm::XfrmBackend::new(requests, events)?)),
-        KernelSocketKind::Pfkey => Ok(Box::new(crate::pfkey::PfkeyBackend::new(requests, events)?)),
+impl DumpedPolicy {
+    /// A dumped policy as we keep it: with its first template only.
+    pub(crate) fn new(
+        selector: Selector,
+        direction: PolicyDirection,
+        priority: u32,
+        templates: &[SaTemplate],
+    ) -> DumpedPolicy {
+        DumpedPolicy {
+            selector,
+            direction,
+            priority,
+            template: templates.first().copied(),
+        }
+    }
+
+    /// The entries of a policy dump that decode. Socket policies
+    /// (directions above FWD) and non-ESP templates belong to other
+    /// software: they are skipped, logged at debug, so that we list what
+    /// we can read.
+    pub(crate) fn readable<E: std::fmt::Display>(
+        backend: &str,
+        decoded: impl IntoIterator<Item = Result<DumpedPolicy, E>>,
+    ) -> Vec<DumpedPolicy> {
+        let mut out = Vec::new();
+        for entry in decoded {
+            match entry {
+                Ok(policy) => out.push(policy),
+                Err(e) => log::debug!("{backend}: policy dump entry skipped: {e}"),
+            }
+        }
+        out
     }
 }
 

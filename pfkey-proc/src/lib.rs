@@ -6,6 +6,7 @@ pub mod backend;
 pub mod bypass;
 pub mod bytes;
 pub mod flows;
+pub mod key_socket;
 pub mod pfkey;
 pub mod pfkey_codec;
 pub mod process;

@@ -11,31 +11,28 @@ use iked_common::kernel::{
     Encryption, FailureKind, Integrity, IpsecMode, IpsecProtocol, KernelEvent, KernelFailure,
     KernelSocketKind, PolicyDirection, PolicyParams, SaCounters, SaId, SaParams, Selector,
 };
-use nix::sys::socket::{recv, send, MsgFlags};
+use nix::sys::socket::{send, MsgFlags};
 use zeroize::Zeroizing;
 
 use crate::backend::{
     kernel_failure, local_failure, DumpedPolicy, KernelBackend, SupportedAlgorithms,
 };
 use crate::bytes::Writer;
+use crate::key_socket::{self, set_receive_timeout, EventSource, KeySockets, REPLY_TIMEOUT_SECS};
 use crate::pfkey_codec as codec;
-use crate::xfrm::{set_receive_timeout, REPLY_TIMEOUT_SECS};
 
 /// Largest datagram read; PF_KEY messages here are far smaller.
 const RECEIVE_BUFFER: usize = 64 * 1024;
 /// Messages skipped while waiting for one reply before giving up.
 const MAX_SKIPPED: usize = 10_000;
 const MAX_DUMP_ENTRIES: usize = 100_000;
-const MAX_EVENT_DATAGRAMS: usize = 64;
 
 pub struct PfkeyBackend {
-    requests: OwnedFd,
-    events: OwnedFd,
+    sockets: KeySockets,
     seq: u32,
     pid: u32,
     /// Algorithm identifiers from SADB_REGISTER: (auth, encrypt).
     supported: Option<(Vec<u8>, Vec<u8>)>,
-    capture: Option<Vec<Vec<u8>>>,
 }
 
 impl PfkeyBackend {
@@ -45,54 +42,25 @@ impl PfkeyBackend {
                 .map_err(|e| format!("pfkey: SO_RCVTIMEO: {}", e.desc()))?;
         }
         Ok(PfkeyBackend {
-            requests,
-            events,
+            sockets: KeySockets::new(requests, events, RECEIVE_BUFFER),
             seq: 0,
             pid: std::process::id(),
             supported: None,
-            capture: None,
         })
     }
 
     /// Keeps a copy of every received datagram (for capture in tests).
     pub fn set_capture(&mut self, on: bool) {
-        self.capture = on.then(Vec::new);
+        self.sockets.set_capture(on);
     }
 
     pub fn take_captured(&mut self) -> Vec<Vec<u8>> {
-        self.capture
-            .as_mut()
-            .map(std::mem::take)
-            .unwrap_or_default()
+        self.sockets.take_captured()
     }
 
     fn next_seq(&mut self) -> u32 {
         self.seq = self.seq.wrapping_add(1).max(1);
         self.seq
-    }
-
-    fn receive(&mut self, from_events: bool, flags: MsgFlags) -> nix::Result<Zeroizing<Vec<u8>>> {
-        let fd = if from_events {
-            self.events.as_raw_fd()
-        } else {
-            self.requests.as_raw_fd()
-        };
-        let mut buf = vec![0u8; RECEIVE_BUFFER];
-        let n = loop {
-            match recv(fd, &mut buf, flags | MsgFlags::MSG_TRUNC) {
-                Err(nix::Error::EINTR) => continue,
-                other => break other?,
-            }
-        };
-        if n > buf.len() {
-            return Err(nix::Error::EMSGSIZE);
-        }
-        buf.truncate(n);
-        if let Some(capture) = self.capture.as_mut() {
-            capture.push(buf.clone());
-        }
-        // Dumps and PF_KEY's change notices carry keys: zeroed when dropped.
-        Ok(Zeroizing::new(buf))
     }
 
     fn send(operation: &str, fd: std::os::fd::RawFd, message: Writer) -> Result<(), KernelFailure> {
@@ -118,13 +86,13 @@ impl PfkeyBackend {
         on_events_socket: bool,
     ) -> Result<Zeroizing<Vec<u8>>, KernelFailure> {
         let fd = if on_events_socket {
-            self.events.as_raw_fd()
+            self.sockets.events.as_raw_fd()
         } else {
-            self.requests.as_raw_fd()
+            self.sockets.requests.as_raw_fd()
         };
         Self::send(operation, fd, message)?;
         for _ in 0..MAX_SKIPPED {
-            let datagram = match self.receive(on_events_socket, MsgFlags::empty()) {
+            let datagram = match self.sockets.receive(on_events_socket, MsgFlags::empty()) {
                 Ok(d) => d,
                 Err(nix::Error::EAGAIN) => {
                     return Err(local_failure(
@@ -164,7 +132,11 @@ impl PfkeyBackend {
     ) -> Result<Vec<Zeroizing<Vec<u8>>>, KernelFailure> {
         let seq = self.next_seq();
         let request = codec::encode_bare(message_type, satype, seq, self.pid);
-        match send(self.requests.as_raw_fd(), &request.bytes, MsgFlags::empty()) {
+        match send(
+            self.sockets.requests.as_raw_fd(),
+            &request.bytes,
+            MsgFlags::empty(),
+        ) {
             Ok(_) => {}
             // An empty database answers ENOENT.
             Err(nix::Error::ENOENT) => return Ok(Vec::new()),
@@ -173,7 +145,7 @@ impl PfkeyBackend {
         let mut entries = Vec::new();
         let mut skipped = 0;
         loop {
-            let datagram = match self.receive(false, MsgFlags::empty()) {
+            let datagram = match self.sockets.receive(false, MsgFlags::empty()) {
                 Ok(d) => d,
                 Err(nix::Error::EAGAIN) => {
                     return Err(local_failure(
@@ -443,62 +415,54 @@ impl KernelBackend for PfkeyBackend {
     fn dump_policies(&mut self) -> Result<Vec<DumpedPolicy>, KernelFailure> {
         const OP: &str = "dump policies";
         let entries = self.dump(OP, codec::SADB_X_SPDDUMP, codec::SADB_SATYPE_UNSPEC)?;
-        let mut out = Vec::new();
-        for d in &entries {
-            match codec::decode(d).and_then(|m| codec::decode_policy(&m)) {
-                Ok(p) => out.push(DumpedPolicy {
-                    selector: p.selector,
-                    direction: p.direction,
-                    priority: p.priority,
-                    template: p.templates.first().copied(),
-                }),
-                Err(e) => log::debug!("pfkey: policy dump entry skipped: {e}"),
-            }
-        }
-        Ok(out)
+        let decoded = entries.iter().map(|d| {
+            codec::decode(d)
+                .and_then(|m| codec::decode_policy(&m))
+                .map(|p| DumpedPolicy::new(p.selector, p.direction, p.priority, &p.templates))
+        });
+        Ok(DumpedPolicy::readable("pfkey", decoded))
     }
 
     fn event_fd(&self) -> BorrowedFd<'_> {
-        self.events.as_fd()
+        self.sockets.event_fd()
     }
 
     fn read_events(&mut self) -> Result<Vec<KernelEvent>, KernelFailure> {
-        let mut events = Vec::new();
-        for _ in 0..MAX_EVENT_DATAGRAMS {
-            let datagram = match self.receive(true, MsgFlags::MSG_DONTWAIT) {
-                Ok(d) => d,
-                Err(nix::Error::EAGAIN) => break,
-                Err(nix::Error::ENOBUFS) => {
-                    log::warn!("pfkey: kernel event queue overflowed, events were lost");
-                    continue;
-                }
-                Err(e) => return Err(kernel_failure("read kernel events", e as i32, None)),
-            };
-            let m = match codec::decode(&datagram) {
-                Ok(m) => m,
-                Err(e) => {
-                    log::warn!("pfkey: malformed event ignored: {e}");
-                    continue;
-                }
-            };
-            let event = match m.message_type {
-                codec::SADB_ACQUIRE if m.satype == codec::SADB_SATYPE_ESP => {
-                    match codec::decode_acquire(&m) {
-                        Ok(info) => self.resolve_acquire(info).map_err(|f| f.message),
-                        Err(e) => Err(format!("malformed ACQUIRE: {e}")),
-                    }
-                }
-                codec::SADB_EXPIRE => {
-                    codec::decode_expire(&m).map_err(|e| format!("malformed EXPIRE: {e}"))
-                }
-                // Copies of SA/policy changes broadcast to every socket.
-                _ => continue,
-            };
-            match event {
-                Ok(event) => events.push(event),
-                Err(message) => log::warn!("pfkey: {message}"),
+        key_socket::read_events(self)
+    }
+}
+
+impl EventSource for PfkeyBackend {
+    const NAME: &'static str = "pfkey";
+
+    fn sockets(&mut self) -> &mut KeySockets {
+        &mut self.sockets
+    }
+
+    fn decode_events(&mut self, datagram: &[u8], events: &mut Vec<KernelEvent>) {
+        let m = match codec::decode(datagram) {
+            Ok(m) => m,
+            Err(e) => {
+                log::warn!("pfkey: malformed event ignored: {e}");
+                return;
             }
+        };
+        let event = match m.message_type {
+            codec::SADB_ACQUIRE if m.satype == codec::SADB_SATYPE_ESP => {
+                match codec::decode_acquire(&m) {
+                    Ok(info) => self.resolve_acquire(info).map_err(|f| f.message),
+                    Err(e) => Err(format!("malformed ACQUIRE: {e}")),
+                }
+            }
+            codec::SADB_EXPIRE => {
+                codec::decode_expire(&m).map_err(|e| format!("malformed EXPIRE: {e}"))
+            }
+            // Copies of SA/policy changes broadcast to every socket.
+            _ => return,
+        };
+        match event {
+            Ok(event) => events.push(event),
+            Err(message) => log::warn!("pfkey: {message}"),
         }
-        Ok(events)
     }
 }

@@ -13,8 +13,10 @@ use iked_common::kernel::{
     FailureKind, Flow, KernelEntry, KernelEvent, KernelFailure, KernelSocketKind, SaId,
 };
 
-use crate::backend::{local_failure, open_backend, KernelBackend};
+use crate::backend::{local_failure, KernelBackend};
 use crate::flows;
+use crate::pfkey::PfkeyBackend;
+use crate::xfrm::XfrmBackend;
 
 /// Most kernel entries pfkey keeps at once for ikev2: a compromised or
 /// confused ikev2 cannot fill the kernel with SAs (each SPI allocation
@@ -47,6 +49,18 @@ pub struct PfkeyService {
     /// how many each policy has, for [`MAX_SAS_PER_POLICY`].
     sa_policy: HashMap<SaId, String>,
     sas_by_policy: HashMap<String, usize>,
+}
+
+/// Builds the backend for sockets the parent opened.
+pub fn open_backend(
+    kind: KernelSocketKind,
+    requests: OwnedFd,
+    events: OwnedFd,
+) -> Result<Box<dyn KernelBackend>, String> {
+    match kind {
+        KernelSocketKind::Xfrm => Ok(Box::new(XfrmBackend::new(requests, events)?)),
+        KernelSocketKind::Pfkey => Ok(Box::new(PfkeyBackend::new(requests, events)?)),
+    }
 }
 
 impl PfkeyService {

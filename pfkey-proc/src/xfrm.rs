@@ -8,70 +8,23 @@ use iked_common::kernel::{
     FailureKind, IpsecMode, IpsecProtocol, KernelEvent, KernelFailure, KernelSocketKind,
     PolicyDirection, PolicyParams, SaCounters, SaId, SaParams, Selector,
 };
-use nix::sys::socket::{recv, send, MsgFlags};
-use zeroize::Zeroizing;
+use nix::sys::socket::{send, MsgFlags};
 
 use crate::backend::{
     kernel_failure, local_failure, DumpedPolicy, KernelBackend, SupportedAlgorithms,
 };
 use crate::bytes::Writer;
+use crate::key_socket::{
+    self, set_int_option, set_receive_timeout, EventSource, KeySockets, REPLY_TIMEOUT_SECS,
+};
 use crate::xfrm_codec::{self as codec, NetlinkMessage};
 
 const SOL_NETLINK: i32 = 270;
 const NETLINK_ADD_MEMBERSHIP: i32 = 1;
 const NETLINK_CAP_ACK: i32 = 10;
 const NETLINK_EXT_ACK: i32 = 11;
-/// The kernel answers synchronously; this only bounds a wedged socket.
-pub const REPLY_TIMEOUT_SECS: i64 = 5;
 /// A dump larger than this is refused rather than held in memory.
 const MAX_DUMP_ENTRIES: usize = 100_000;
-/// Datagrams read per readiness notification, so a flood cannot starve IPC.
-const MAX_EVENT_DATAGRAMS: usize = 64;
-
-pub(crate) fn set_int_option(
-    fd: BorrowedFd<'_>,
-    level: i32,
-    name: i32,
-    value: i32,
-) -> nix::Result<()> {
-    // SAFETY: passes a pointer to a live i32 and its exact size.
-    let rc = unsafe {
-        nix::libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            (&value as *const i32).cast(),
-            std::mem::size_of::<i32>() as nix::libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        Err(nix::Error::last())
-    } else {
-        Ok(())
-    }
-}
-
-pub(crate) fn set_receive_timeout(fd: BorrowedFd<'_>, seconds: i64) -> nix::Result<()> {
-    let tv = nix::libc::timeval {
-        tv_sec: seconds,
-        tv_usec: 0,
-    };
-    // SAFETY: passes a pointer to a live timeval and its exact size.
-    let rc = unsafe {
-        nix::libc::setsockopt(
-            fd.as_raw_fd(),
-            nix::libc::SOL_SOCKET,
-            nix::libc::SO_RCVTIMEO,
-            (&tv as *const nix::libc::timeval).cast(),
-            std::mem::size_of::<nix::libc::timeval>() as nix::libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        Err(nix::Error::last())
-    } else {
-        Ok(())
-    }
-}
 
 /// A message of a reply kept after the datagram buffer is reused.
 #[derive(Debug, Clone)]
@@ -102,11 +55,8 @@ impl Drop for OwnedMessage {
 }
 
 pub struct XfrmBackend {
-    requests: OwnedFd,
-    events: OwnedFd,
+    sockets: KeySockets,
     seq: u32,
-    /// When set, every datagram received is kept (tests capture kernel replies).
-    capture: Option<Vec<Vec<u8>>>,
 }
 
 impl XfrmBackend {
@@ -120,53 +70,23 @@ impl XfrmBackend {
         set_receive_timeout(requests.as_fd(), REPLY_TIMEOUT_SECS)
             .map_err(|e| format!("xfrm: SO_RCVTIMEO: {}", e.desc()))?;
         Ok(XfrmBackend {
-            requests,
-            events,
+            sockets: KeySockets::new(requests, events, codec::MAX_DATAGRAM),
             seq: 0,
-            capture: None,
         })
     }
 
     /// Keeps a copy of every received datagram (for capture in tests).
     pub fn set_capture(&mut self, on: bool) {
-        self.capture = on.then(Vec::new);
+        self.sockets.set_capture(on);
     }
 
     pub fn take_captured(&mut self) -> Vec<Vec<u8>> {
-        self.capture
-            .as_mut()
-            .map(std::mem::take)
-            .unwrap_or_default()
+        self.sockets.take_captured()
     }
 
     fn next_seq(&mut self) -> u32 {
         self.seq = self.seq.wrapping_add(1).max(1);
         self.seq
-    }
-
-    fn receive(&mut self, fd_is_events: bool, flags: MsgFlags) -> nix::Result<Zeroizing<Vec<u8>>> {
-        let mut buf = vec![0u8; codec::MAX_DATAGRAM];
-        let fd = if fd_is_events {
-            self.events.as_raw_fd()
-        } else {
-            self.requests.as_raw_fd()
-        };
-        let n = loop {
-            match recv(fd, &mut buf, flags | MsgFlags::MSG_TRUNC) {
-                Err(nix::Error::EINTR) => continue,
-                other => break other?,
-            }
-        };
-        if n > buf.len() {
-            // MSG_TRUNC reported the real length: never parse a cut message.
-            return Err(nix::Error::EMSGSIZE);
-        }
-        buf.truncate(n);
-        if let Some(capture) = self.capture.as_mut() {
-            capture.push(buf.clone());
-        }
-        // Dumps and PF_KEY's change notices carry keys: zeroed when dropped.
-        Ok(Zeroizing::new(buf))
     }
 
     /// Sends one request and collects the reply messages up to the
@@ -179,7 +99,11 @@ impl XfrmBackend {
         dump: bool,
     ) -> Result<Vec<OwnedMessage>, KernelFailure> {
         loop {
-            match send(self.requests.as_raw_fd(), &message.bytes, MsgFlags::empty()) {
+            match send(
+                self.sockets.requests.as_raw_fd(),
+                &message.bytes,
+                MsgFlags::empty(),
+            ) {
                 Err(nix::Error::EINTR) => continue,
                 Err(e) => return Err(kernel_failure(operation, e as i32, None)),
                 Ok(_) => break,
@@ -188,7 +112,7 @@ impl XfrmBackend {
         drop(message);
         let mut replies = Vec::new();
         loop {
-            let datagram = match self.receive(false, MsgFlags::empty()) {
+            let datagram = match self.sockets.receive(false, MsgFlags::empty()) {
                 Ok(d) => d,
                 Err(nix::Error::EAGAIN) => {
                     return Err(local_failure(
@@ -272,13 +196,13 @@ impl KernelBackend for XfrmBackend {
         // kernel): an unbound socket would hear nothing. Binding to port 0
         // makes the kernel assign a unique one.
         nix::sys::socket::bind(
-            self.events.as_raw_fd(),
+            self.sockets.events.as_raw_fd(),
             &nix::sys::socket::NetlinkAddr::new(0, 0),
         )
         .map_err(|e| kernel_failure("bind the XFRM event socket", e as i32, None))?;
         for group in [codec::XFRMNLGRP_ACQUIRE, codec::XFRMNLGRP_EXPIRE] {
             set_int_option(
-                self.events.as_fd(),
+                self.sockets.events.as_fd(),
                 SOL_NETLINK,
                 NETLINK_ADD_MEMBERSHIP,
                 group as i32,
@@ -410,56 +334,43 @@ impl KernelBackend for XfrmBackend {
             seq,
             true,
         )?;
-        let mut out = Vec::new();
-        for m in &replies {
-            match codec::decode_policy(&m.borrow()) {
-                Ok(p) => out.push(DumpedPolicy {
-                    selector: p.selector,
-                    direction: p.direction,
-                    priority: p.priority,
-                    template: p.templates.first().copied(),
-                }),
-                // Socket policies (directions above FWD) and non-ESP
-                // templates belong to other software; list what we can read.
-                Err(e) => log::debug!("xfrm: policy dump entry skipped: {e}"),
-            }
-        }
-        Ok(out)
+        let decoded = replies.iter().map(|m| {
+            codec::decode_policy(&m.borrow())
+                .map(|p| DumpedPolicy::new(p.selector, p.direction, p.priority, &p.templates))
+        });
+        Ok(DumpedPolicy::readable("xfrm", decoded))
     }
 
     fn event_fd(&self) -> BorrowedFd<'_> {
-        self.events.as_fd()
+        self.sockets.event_fd()
     }
 
     fn read_events(&mut self) -> Result<Vec<KernelEvent>, KernelFailure> {
-        let mut events = Vec::new();
-        for _ in 0..MAX_EVENT_DATAGRAMS {
-            let datagram = match self.receive(true, MsgFlags::MSG_DONTWAIT) {
-                Ok(d) => d,
-                Err(nix::Error::EAGAIN) => break,
-                Err(nix::Error::ENOBUFS) => {
-                    // The socket overflowed: events were lost. A lost soft
-                    // expire is recovered at the hard one; say so loudly.
-                    log::warn!("xfrm: kernel event queue overflowed, events were lost");
-                    continue;
-                }
-                Err(e) => return Err(kernel_failure("read kernel events", e as i32, None)),
-            };
-            let messages = match codec::split_messages(&datagram) {
-                Ok(m) => m,
-                Err(e) => {
-                    log::warn!("xfrm: malformed event datagram ignored: {e}");
-                    continue;
-                }
-            };
-            for m in messages {
-                match codec::decode_event(&m) {
-                    Ok(Some(event)) => events.push(event),
-                    Ok(None) => log::debug!("xfrm: event type {} ignored", m.message_type),
-                    Err(e) => log::warn!("xfrm: malformed event ignored: {e}"),
-                }
+        key_socket::read_events(self)
+    }
+}
+
+impl EventSource for XfrmBackend {
+    const NAME: &'static str = "xfrm";
+
+    fn sockets(&mut self) -> &mut KeySockets {
+        &mut self.sockets
+    }
+
+    fn decode_events(&mut self, datagram: &[u8], events: &mut Vec<KernelEvent>) {
+        let messages = match codec::split_messages(datagram) {
+            Ok(m) => m,
+            Err(e) => {
+                log::warn!("xfrm: malformed event datagram ignored: {e}");
+                return;
+            }
+        };
+        for m in messages {
+            match codec::decode_event(&m) {
+                Ok(Some(event)) => events.push(event),
+                Ok(None) => log::debug!("xfrm: event type {} ignored", m.message_type),
+                Err(e) => log::warn!("xfrm: malformed event ignored: {e}"),
             }
         }
-        Ok(events)
     }
 }
