@@ -8,6 +8,8 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+use crate::wire::{EncrId, IntegId};
+
 /// The kernel key interface (`set kernel pfkey|xfrm`).
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KernelSocketKind {
@@ -177,6 +179,19 @@ pub enum Encryption {
 }
 
 impl Encryption {
+    /// The ESP cipher the kernel is given for an IKE ENCR transform (RFC 7296
+    /// §3.3.2), `None` for those we do not install: the one table from the
+    /// IANA registry to the kernel's ciphers, for the flows the parent
+    /// derives and the Child SAs ikev2 negotiates alike.
+    pub const fn from_encr(id: EncrId) -> Option<Encryption> {
+        match id {
+            EncrId::AesCbc => Some(Encryption::AesCbc),
+            EncrId::AesGcm16 => Some(Encryption::AesGcm16),
+            EncrId::Chacha20Poly1305 => Some(Encryption::ChaCha20Poly1305),
+            _ => None,
+        }
+    }
+
     /// Combined-mode ciphers carry their own integrity.
     pub fn is_aead(self) -> bool {
         !matches!(self, Encryption::AesCbc)
@@ -211,6 +226,18 @@ pub enum Integrity {
 }
 
 impl Integrity {
+    /// The ESP integrity transform for an IKE INTEG transform, `None` for
+    /// those we do not install (the counterpart of [`Encryption::from_encr`]).
+    pub const fn from_integ(id: IntegId) -> Option<Integrity> {
+        match id {
+            IntegId::HmacSha1_96 => Some(Integrity::HmacSha1_96),
+            IntegId::HmacSha2_256_128 => Some(Integrity::HmacSha256_128),
+            IntegId::HmacSha2_384_192 => Some(Integrity::HmacSha384_192),
+            IntegId::HmacSha2_512_256 => Some(Integrity::HmacSha512_256),
+            _ => None,
+        }
+    }
+
     pub fn key_length(self) -> usize {
         match self {
             Integrity::HmacSha1_96 => 20,
