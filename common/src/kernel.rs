@@ -103,17 +103,22 @@ fn in_prefix(net: IpAddr, prefix: u8, addr: IpAddr) -> bool {
 }
 
 impl Selector {
-    /// A selector for exactly one pair of hosts, any protocol.
-    pub fn hosts(src: IpAddr, dst: IpAddr) -> Selector {
+    /// A selector between two prefixes, any protocol and port.
+    pub fn between(src: IpAddr, src_prefix: u8, dst: IpAddr, dst_prefix: u8) -> Selector {
         Selector {
             src,
-            src_prefix: max_prefix(src),
+            src_prefix,
             dst,
-            dst_prefix: max_prefix(dst),
+            dst_prefix,
             protocol: 0,
             src_port: 0,
             dst_port: 0,
         }
+    }
+
+    /// A selector for exactly one pair of hosts, any protocol.
+    pub fn hosts(src: IpAddr, dst: IpAddr) -> Selector {
+        Selector::between(src, max_prefix(src), dst, max_prefix(dst))
     }
 
     /// The same traffic seen from the other side.
@@ -489,15 +494,7 @@ mod tests {
     use super::*;
 
     fn sel(src: &str, sp: u8, dst: &str, dp: u8) -> Selector {
-        Selector {
-            src: src.parse().unwrap(),
-            src_prefix: sp,
-            dst: dst.parse().unwrap(),
-            dst_prefix: dp,
-            protocol: 0,
-            src_port: 0,
-            dst_port: 0,
-        }
+        Selector::between(src.parse().unwrap(), sp, dst.parse().unwrap(), dp)
     }
 
     #[test]

@@ -158,25 +158,10 @@ pub fn check_policy<'f>(flows: &'f [Flow], p: &PolicyParams) -> Result<&'f Flow,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_fixtures::{ip, net};
     use iked_common::kernel::{
         Encryption, Integrity, IpsecMode, Lifetime, SaId, SaTemplate, SecretBytes, Selector,
     };
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
-
-    fn net(src: &str, sp: u8, dst: &str, dp: u8) -> Selector {
-        Selector {
-            src: ip(src),
-            src_prefix: sp,
-            dst: ip(dst),
-            dst_prefix: dp,
-            protocol: 0,
-            src_port: 0,
-            dst_port: 0,
-        }
-    }
 
     fn flows() -> Vec<Flow> {
         vec![Flow {

@@ -67,6 +67,8 @@ pub struct KeySockets {
     pub events: OwnedFd,
     /// Largest datagram read.
     buffer_len: usize,
+    /// Sequence number of the last request.
+    seq: u32,
     /// When set, every datagram received is kept (tests capture kernel replies).
     capture: Option<Vec<Vec<u8>>>,
 }
@@ -77,8 +79,15 @@ impl KeySockets {
             requests,
             events,
             buffer_len,
+            seq: 0,
             capture: None,
         }
+    }
+
+    /// The sequence number for the next request (never 0).
+    pub fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1).max(1);
+        self.seq
     }
 
     /// Keeps a copy of every received datagram (for capture in tests).
@@ -129,40 +138,33 @@ impl KeySockets {
     }
 }
 
-/// A backend as a reader of its event socket.
-pub(crate) trait EventSource {
-    /// The backend's name in log lines ("xfrm", "pfkey").
-    const NAME: &'static str;
-
-    fn sockets(&mut self) -> &mut KeySockets;
-
-    /// Turns one event datagram into events; what it cannot read is logged
-    /// and skipped (a malformed event must not stop the others).
-    fn decode_events(&mut self, datagram: &[u8], events: &mut Vec<KernelEvent>);
-}
-
-/// Reads the pending events without blocking, at most
-/// [`MAX_EVENT_DATAGRAMS`] datagrams per call.
-pub(crate) fn read_events<S: EventSource>(
-    source: &mut S,
-) -> Result<Vec<KernelEvent>, KernelFailure> {
-    let mut events = Vec::new();
-    for _ in 0..MAX_EVENT_DATAGRAMS {
-        let datagram = match source.sockets().receive(true, MsgFlags::MSG_DONTWAIT) {
-            Ok(d) => d,
-            Err(nix::Error::EAGAIN) => break,
-            Err(nix::Error::ENOBUFS) => {
-                // The socket overflowed: events were lost. A lost soft
-                // expire is recovered at the hard one; say so loudly.
-                log::warn!(
-                    "{}: kernel event queue overflowed, events were lost",
-                    S::NAME
-                );
-                continue;
-            }
-            Err(e) => return Err(kernel_failure("read kernel events", e as i32, None)),
-        };
-        source.decode_events(&datagram, &mut events);
+impl KeySockets {
+    /// Reads the pending events without blocking, at most
+    /// [`MAX_EVENT_DATAGRAMS`] datagrams per call. `decode` turns one
+    /// datagram into events, logging and skipping what it cannot read (a
+    /// malformed event must not stop the others); it gets the sockets back
+    /// to ask the kernel more (PF_KEY resolves an ACQUIRE's policy).
+    /// `backend` names the backend in log lines.
+    pub(crate) fn read_events(
+        &mut self,
+        backend: &str,
+        mut decode: impl FnMut(&mut KeySockets, &[u8], &mut Vec<KernelEvent>),
+    ) -> Result<Vec<KernelEvent>, KernelFailure> {
+        let mut events = Vec::new();
+        for _ in 0..MAX_EVENT_DATAGRAMS {
+            let datagram = match self.receive(true, MsgFlags::MSG_DONTWAIT) {
+                Ok(d) => d,
+                Err(nix::Error::EAGAIN) => break,
+                Err(nix::Error::ENOBUFS) => {
+                    // The socket overflowed: events were lost. A lost soft
+                    // expire is recovered at the hard one; say so loudly.
+                    log::warn!("{backend}: kernel event queue overflowed, events were lost");
+                    continue;
+                }
+                Err(e) => return Err(kernel_failure("read kernel events", e as i32, None)),
+            };
+            decode(self, &datagram, &mut events);
+        }
+        Ok(events)
     }
-    Ok(events)
 }

@@ -12,6 +12,8 @@ pub mod pfkey_codec;
 pub mod process;
 pub mod service;
 pub mod socket;
+#[cfg(test)]
+mod test_fixtures;
 pub mod xfrm;
 pub mod xfrm_codec;
 

@@ -18,7 +18,7 @@ use crate::backend::{
     kernel_failure, local_failure, DumpedPolicy, KernelBackend, SupportedAlgorithms,
 };
 use crate::bytes::Writer;
-use crate::key_socket::{self, set_receive_timeout, EventSource, KeySockets, REPLY_TIMEOUT_SECS};
+use crate::key_socket::{set_receive_timeout, KeySockets, REPLY_TIMEOUT_SECS};
 use crate::pfkey_codec as codec;
 
 /// Largest datagram read; PF_KEY messages here are far smaller.
@@ -27,9 +27,17 @@ const RECEIVE_BUFFER: usize = 64 * 1024;
 const MAX_SKIPPED: usize = 10_000;
 const MAX_DUMP_ENTRIES: usize = 100_000;
 
+/// What one request waits for.
+#[derive(Clone, Copy)]
+struct Request<'a> {
+    operation: &'a str,
+    seq: u32,
+    reply_type: u8,
+    on_events_socket: bool,
+}
+
 pub struct PfkeyBackend {
     sockets: KeySockets,
-    seq: u32,
     pid: u32,
     /// Algorithm identifiers from SADB_REGISTER: (auth, encrypt).
     supported: Option<(Vec<u8>, Vec<u8>)>,
@@ -43,7 +51,6 @@ impl PfkeyBackend {
         }
         Ok(PfkeyBackend {
             sockets: KeySockets::new(requests, events, RECEIVE_BUFFER),
-            seq: 0,
             pid: std::process::id(),
             supported: None,
         })
@@ -59,8 +66,7 @@ impl PfkeyBackend {
     }
 
     fn next_seq(&mut self) -> u32 {
-        self.seq = self.seq.wrapping_add(1).max(1);
-        self.seq
+        self.sockets.next_seq()
     }
 
     fn send(operation: &str, fd: std::os::fd::RawFd, message: Writer) -> Result<(), KernelFailure> {
@@ -85,14 +91,36 @@ impl PfkeyBackend {
         reply_type: u8,
         on_events_socket: bool,
     ) -> Result<Zeroizing<Vec<u8>>, KernelFailure> {
+        let request = Request {
+            operation,
+            seq,
+            reply_type,
+            on_events_socket,
+        };
+        Self::transact_on(&mut self.sockets, self.pid, request, message)
+    }
+
+    /// [`Self::transact`] on the sockets alone, for the event reader.
+    fn transact_on(
+        sockets: &mut KeySockets,
+        pid: u32,
+        request: Request<'_>,
+        message: Writer,
+    ) -> Result<Zeroizing<Vec<u8>>, KernelFailure> {
+        let Request {
+            operation,
+            seq,
+            reply_type,
+            on_events_socket,
+        } = request;
         let fd = if on_events_socket {
-            self.sockets.events.as_raw_fd()
+            sockets.events.as_raw_fd()
         } else {
-            self.sockets.requests.as_raw_fd()
+            sockets.requests.as_raw_fd()
         };
         Self::send(operation, fd, message)?;
         for _ in 0..MAX_SKIPPED {
-            let datagram = match self.sockets.receive(on_events_socket, MsgFlags::empty()) {
+            let datagram = match sockets.receive(on_events_socket, MsgFlags::empty()) {
                 Ok(d) => d,
                 Err(nix::Error::EAGAIN) => {
                     return Err(local_failure(
@@ -109,7 +137,7 @@ impl PfkeyBackend {
                     continue;
                 }
             };
-            if m.pid != self.pid || m.seq != seq || m.message_type != reply_type {
+            if m.pid != pid || m.seq != seq || m.message_type != reply_type {
                 continue;
             }
             if m.errno != 0 {
@@ -231,11 +259,21 @@ impl PfkeyBackend {
         Ok(())
     }
 
-    fn resolve_acquire(&mut self, info: codec::AcquireInfo) -> Result<KernelEvent, KernelFailure> {
+    fn resolve_acquire(
+        sockets: &mut KeySockets,
+        pid: u32,
+        info: codec::AcquireInfo,
+    ) -> Result<KernelEvent, KernelFailure> {
         const OP: &str = "look up the policy of an ACQUIRE";
-        let seq = self.next_seq();
-        let request = codec::encode_get_policy(info.policy_id, info.direction, seq, self.pid);
-        let reply = self.transact(OP, request, seq, codec::SADB_X_SPDGET, false)?;
+        let seq = sockets.next_seq();
+        let message = codec::encode_get_policy(info.policy_id, info.direction, seq, pid);
+        let request = Request {
+            operation: OP,
+            seq,
+            reply_type: codec::SADB_X_SPDGET,
+            on_events_socket: false,
+        };
+        let reply = Self::transact_on(sockets, pid, request, message)?;
         let m = codec::decode(&reply).map_err(|e| Self::malformed(OP, e))?;
         let policy = codec::decode_policy(&m).map_err(|e| Self::malformed(OP, e))?;
         let reqid = policy.templates.first().map(|t| t.reqid).unwrap_or(0);
@@ -428,41 +466,46 @@ impl KernelBackend for PfkeyBackend {
     }
 
     fn read_events(&mut self) -> Result<Vec<KernelEvent>, KernelFailure> {
-        key_socket::read_events(self)
+        let pid = self.pid;
+        self.sockets
+            .read_events("pfkey", |sockets, datagram, events| {
+                decode_events(sockets, pid, datagram, events)
+            })
     }
 }
 
-impl EventSource for PfkeyBackend {
-    const NAME: &'static str = "pfkey";
-
-    fn sockets(&mut self) -> &mut KeySockets {
-        &mut self.sockets
-    }
-
-    fn decode_events(&mut self, datagram: &[u8], events: &mut Vec<KernelEvent>) {
-        let m = match codec::decode(datagram) {
-            Ok(m) => m,
-            Err(e) => {
-                log::warn!("pfkey: malformed event ignored: {e}");
-                return;
-            }
-        };
-        let event = match m.message_type {
-            codec::SADB_ACQUIRE if m.satype == codec::SADB_SATYPE_ESP => {
-                match codec::decode_acquire(&m) {
-                    Ok(info) => self.resolve_acquire(info).map_err(|f| f.message),
-                    Err(e) => Err(format!("malformed ACQUIRE: {e}")),
-                }
-            }
-            codec::SADB_EXPIRE => {
-                codec::decode_expire(&m).map_err(|e| format!("malformed EXPIRE: {e}"))
-            }
-            // Copies of SA/policy changes broadcast to every socket.
-            _ => return,
-        };
-        match event {
-            Ok(event) => events.push(event),
-            Err(message) => log::warn!("pfkey: {message}"),
+/// The event in one datagram of the registered socket; `sockets` serve to
+/// look up an ACQUIRE's policy.
+fn decode_events(
+    sockets: &mut KeySockets,
+    pid: u32,
+    datagram: &[u8],
+    events: &mut Vec<KernelEvent>,
+) {
+    let m = match codec::decode(datagram) {
+        Ok(m) => m,
+        Err(e) => {
+            log::warn!("pfkey: malformed event ignored: {e}");
+            return;
         }
+    };
+    let event = match m.message_type {
+        codec::SADB_ACQUIRE if m.satype == codec::SADB_SATYPE_ESP => {
+            match codec::decode_acquire(&m) {
+                Ok(info) => {
+                    PfkeyBackend::resolve_acquire(sockets, pid, info).map_err(|f| f.message)
+                }
+                Err(e) => Err(format!("malformed ACQUIRE: {e}")),
+            }
+        }
+        codec::SADB_EXPIRE => {
+            codec::decode_expire(&m).map_err(|e| format!("malformed EXPIRE: {e}"))
+        }
+        // Copies of SA/policy changes broadcast to every socket.
+        _ => return,
+    };
+    match event {
+        Ok(event) => events.push(event),
+        Err(message) => log::warn!("pfkey: {message}"),
     }
 }

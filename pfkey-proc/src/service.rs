@@ -509,6 +509,7 @@ mod tests {
 
     use super::*;
     use crate::backend::{DumpedPolicy, SupportedAlgorithms};
+    use crate::test_fixtures::{flow_selector as site, ip};
     use iked_common::kernel::{
         Encryption, Integrity, IpsecMode, IpsecProtocol, Lifetime, PolicyDirection, PolicyParams,
         SaCounters, SaParams, SaTemplate, SecretBytes, Selector,
@@ -604,22 +605,6 @@ mod tests {
         calls: Arc<Mutex<Vec<Call>>>,
         events: Arc<Mutex<Vec<KernelEvent>>>,
         fail_next: Arc<Mutex<Option<KernelFailure>>>,
-    }
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
-
-    fn site() -> Selector {
-        Selector {
-            src: ip("10.1.0.0"),
-            src_prefix: 16,
-            dst: ip("10.2.0.0"),
-            dst_prefix: 16,
-            protocol: 0,
-            src_port: 0,
-            dst_port: 0,
-        }
     }
 
     fn flow() -> Flow {

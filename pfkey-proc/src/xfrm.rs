@@ -14,9 +14,7 @@ use crate::backend::{
     kernel_failure, local_failure, DumpedPolicy, KernelBackend, SupportedAlgorithms,
 };
 use crate::bytes::Writer;
-use crate::key_socket::{
-    self, set_int_option, set_receive_timeout, EventSource, KeySockets, REPLY_TIMEOUT_SECS,
-};
+use crate::key_socket::{set_int_option, set_receive_timeout, KeySockets, REPLY_TIMEOUT_SECS};
 use crate::xfrm_codec::{self as codec, NetlinkMessage};
 
 const SOL_NETLINK: i32 = 270;
@@ -56,7 +54,6 @@ impl Drop for OwnedMessage {
 
 pub struct XfrmBackend {
     sockets: KeySockets,
-    seq: u32,
 }
 
 impl XfrmBackend {
@@ -71,7 +68,6 @@ impl XfrmBackend {
             .map_err(|e| format!("xfrm: SO_RCVTIMEO: {}", e.desc()))?;
         Ok(XfrmBackend {
             sockets: KeySockets::new(requests, events, codec::MAX_DATAGRAM),
-            seq: 0,
         })
     }
 
@@ -85,8 +81,7 @@ impl XfrmBackend {
     }
 
     fn next_seq(&mut self) -> u32 {
-        self.seq = self.seq.wrapping_add(1).max(1);
-        self.seq
+        self.sockets.next_seq()
     }
 
     /// Sends one request and collects the reply messages up to the
@@ -346,31 +341,26 @@ impl KernelBackend for XfrmBackend {
     }
 
     fn read_events(&mut self) -> Result<Vec<KernelEvent>, KernelFailure> {
-        key_socket::read_events(self)
+        self.sockets.read_events("xfrm", |_, datagram, events| {
+            decode_events(datagram, events)
+        })
     }
 }
 
-impl EventSource for XfrmBackend {
-    const NAME: &'static str = "xfrm";
-
-    fn sockets(&mut self) -> &mut KeySockets {
-        &mut self.sockets
-    }
-
-    fn decode_events(&mut self, datagram: &[u8], events: &mut Vec<KernelEvent>) {
-        let messages = match codec::split_messages(datagram) {
-            Ok(m) => m,
-            Err(e) => {
-                log::warn!("xfrm: malformed event datagram ignored: {e}");
-                return;
-            }
-        };
-        for m in messages {
-            match codec::decode_event(&m) {
-                Ok(Some(event)) => events.push(event),
-                Ok(None) => log::debug!("xfrm: event type {} ignored", m.message_type),
-                Err(e) => log::warn!("xfrm: malformed event ignored: {e}"),
-            }
+/// The events in one datagram from the XFRM multicast groups.
+fn decode_events(datagram: &[u8], events: &mut Vec<KernelEvent>) {
+    let messages = match codec::split_messages(datagram) {
+        Ok(m) => m,
+        Err(e) => {
+            log::warn!("xfrm: malformed event datagram ignored: {e}");
+            return;
+        }
+    };
+    for m in messages {
+        match codec::decode_event(&m) {
+            Ok(Some(event)) => events.push(event),
+            Ok(None) => log::debug!("xfrm: event type {} ignored", m.message_type),
+            Err(e) => log::warn!("xfrm: malformed event ignored: {e}"),
         }
     }
 }

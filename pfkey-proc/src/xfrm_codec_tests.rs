@@ -3,36 +3,8 @@
 //! (see the constants' comments).
 
 use super::*;
+use crate::test_fixtures::{bytes, flow_selector, ip};
 use iked_common::kernel::SecretBytes;
-
-/// Hex with spaces and `z<N>` runs of N zero octets, for readable layouts.
-fn bytes(spec: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    for token in spec.split_whitespace() {
-        if let Some(n) = token.strip_prefix('z') {
-            out.resize(out.len() + n.parse::<usize>().unwrap(), 0);
-        } else {
-            out.extend(hex::decode(token).unwrap());
-        }
-    }
-    out
-}
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
-}
-
-fn flow_selector() -> Selector {
-    Selector {
-        src: ip("10.1.0.0"),
-        src_prefix: 16,
-        dst: ip("10.2.0.0"),
-        dst_prefix: 16,
-        protocol: 0,
-        src_port: 0,
-        dst_port: 0,
-    }
-}
 
 /// xfrm_selector for 10.1.0.0/16 -> 10.2.0.0/16, any protocol.
 const FLOW_SELECTOR: &str = "0a020000 z12 0a010000 z12 0000 0000 0000 0000 0200 10 10 00 z3 z4 z4";

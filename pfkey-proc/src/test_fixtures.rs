@@ -1,0 +1,33 @@
+//! Fixtures shared by the unit tests of the codecs, the flow checks and
+//! the service.
+
+use std::net::IpAddr;
+
+use iked_common::kernel::Selector;
+
+/// Hex with spaces and `z<N>` runs of N zero octets, for readable layouts.
+pub fn bytes(spec: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    for token in spec.split_whitespace() {
+        if let Some(n) = token.strip_prefix('z') {
+            out.resize(out.len() + n.parse::<usize>().unwrap(), 0);
+        } else {
+            out.extend(hex::decode(token).unwrap());
+        }
+    }
+    out
+}
+
+pub fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+/// `src/sp -> dst/dp`, any protocol and port.
+pub fn net(src: &str, sp: u8, dst: &str, dp: u8) -> Selector {
+    Selector::between(ip(src), sp, ip(dst), dp)
+}
+
+/// 10.1.0.0/16 -> 10.2.0.0/16, any protocol: the flow most tests use.
+pub fn flow_selector() -> Selector {
+    net("10.1.0.0", 16, "10.2.0.0", 16)
+}
