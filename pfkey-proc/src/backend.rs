@@ -170,6 +170,47 @@ pub fn local_failure(kind: FailureKind, message: String) -> KernelFailure {
     }
 }
 
+/// A kernel reply we cannot read.
+pub fn malformed(operation: &str, e: impl std::fmt::Display) -> KernelFailure {
+    local_failure(
+        FailureKind::Kernel,
+        format!("{operation}: malformed kernel reply: {e}"),
+    )
+}
+
+/// The SPI the kernel allocated, if it is the one asked for: in
+/// `min..=max`, towards `dst`.
+pub fn allocated_spi(
+    operation: &str,
+    answered: &SaId,
+    dst: IpAddr,
+    min: u32,
+    max: u32,
+) -> Result<u32, KernelFailure> {
+    if answered.spi < min || answered.spi > max || answered.dst != dst {
+        return Err(malformed(
+            operation,
+            format!("kernel allocated {answered} outside the request"),
+        ));
+    }
+    Ok(answered.spi)
+}
+
+/// Refuses an answer about another SA than the one asked about.
+pub fn check_answered_for(
+    operation: &str,
+    asked: &SaId,
+    answered: &SaId,
+) -> Result<(), KernelFailure> {
+    if answered.dst != asked.dst || answered.spi != asked.spi {
+        return Err(malformed(
+            operation,
+            format!("kernel answered for {answered} instead of {asked}"),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

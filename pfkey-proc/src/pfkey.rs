@@ -15,7 +15,8 @@ use nix::sys::socket::{send, MsgFlags};
 use zeroize::Zeroizing;
 
 use crate::backend::{
-    kernel_failure, local_failure, DumpedPolicy, KernelBackend, SupportedAlgorithms,
+    allocated_spi, check_answered_for, kernel_failure, local_failure, malformed, DumpedPolicy,
+    KernelBackend, SupportedAlgorithms,
 };
 use crate::bytes::Writer;
 use crate::key_socket::{set_receive_timeout, KeySockets, REPLY_TIMEOUT_SECS};
@@ -223,13 +224,6 @@ impl PfkeyBackend {
         }
     }
 
-    fn malformed(operation: &str, e: impl std::fmt::Display) -> KernelFailure {
-        local_failure(
-            FailureKind::Kernel,
-            format!("{operation}: malformed kernel reply: {e}"),
-        )
-    }
-
     /// Refuses transforms the kernel did not list at registration.
     fn check_supported(&self, sa: &SaParams) -> Result<(), KernelFailure> {
         let Some((auth, encrypt)) = &self.supported else {
@@ -274,8 +268,8 @@ impl PfkeyBackend {
             on_events_socket: false,
         };
         let reply = Self::transact_on(sockets, pid, request, message)?;
-        let m = codec::decode(&reply).map_err(|e| Self::malformed(OP, e))?;
-        let policy = codec::decode_policy(&m).map_err(|e| Self::malformed(OP, e))?;
+        let m = codec::decode(&reply).map_err(|e| malformed(OP, e))?;
+        let policy = codec::decode_policy(&m).map_err(|e| malformed(OP, e))?;
         let reqid = policy.templates.first().map(|t| t.reqid).unwrap_or(0);
         // PF_KEY names the policy, not the packet: its selector stands in.
         Ok(KernelEvent::Acquire {
@@ -303,8 +297,8 @@ impl KernelBackend for PfkeyBackend {
         let request =
             codec::encode_bare(codec::SADB_REGISTER, codec::SADB_SATYPE_ESP, seq, self.pid);
         let reply = self.transact(OP, request, seq, codec::SADB_REGISTER, true)?;
-        let m = codec::decode(&reply).map_err(|e| Self::malformed(OP, e))?;
-        let (auth, encrypt) = codec::decode_supported(&m).map_err(|e| Self::malformed(OP, e))?;
+        let m = codec::decode(&reply).map_err(|e| malformed(OP, e))?;
+        let (auth, encrypt) = codec::decode_supported(&m).map_err(|e| malformed(OP, e))?;
         let encryption = [Encryption::AesCbc, Encryption::AesGcm16]
             .into_iter()
             .filter(|e| codec::encryption_id(*e).is_some_and(|id| encrypt.contains(&id)))
@@ -347,15 +341,9 @@ impl KernelBackend for PfkeyBackend {
         let seq = self.next_seq();
         let request = codec::encode_getspi(src, dst, mode, reqid, min, max, seq, self.pid);
         let reply = self.transact(OP, request, seq, codec::SADB_GETSPI, false)?;
-        let m = codec::decode(&reply).map_err(|e| Self::malformed(OP, e))?;
-        let info = codec::decode_sa(&m).map_err(|e| Self::malformed(OP, e))?;
-        if info.id.spi < min || info.id.spi > max || info.id.dst != dst {
-            return Err(Self::malformed(
-                OP,
-                format!("kernel allocated {} outside the request", info.id),
-            ));
-        }
-        Ok(info.id.spi)
+        let m = codec::decode(&reply).map_err(|e| malformed(OP, e))?;
+        let info = codec::decode_sa(&m).map_err(|e| malformed(OP, e))?;
+        allocated_spi(OP, &info.id, dst, min, max)
     }
 
     fn add_sa(&mut self, sa: &SaParams, update: bool) -> Result<(), KernelFailure> {
@@ -393,17 +381,12 @@ impl KernelBackend for PfkeyBackend {
         let seq = self.next_seq();
         let request = codec::encode_get_sa(id, seq, self.pid);
         let reply = self.transact(OP, request, seq, codec::SADB_GET, false)?;
-        let m = codec::decode(&reply).map_err(|e| Self::malformed(OP, e))?;
-        let info = codec::decode_sa(&m).map_err(|e| Self::malformed(OP, e))?;
-        if info.id.dst != id.dst || info.id.spi != id.spi {
-            return Err(Self::malformed(
-                OP,
-                format!("kernel answered for {} instead of {id}", info.id),
-            ));
-        }
+        let m = codec::decode(&reply).map_err(|e| malformed(OP, e))?;
+        let info = codec::decode_sa(&m).map_err(|e| malformed(OP, e))?;
+        check_answered_for(OP, id, &info.id)?;
         let current = info
             .current
-            .ok_or_else(|| Self::malformed(OP, "no current lifetime in the reply"))?;
+            .ok_or_else(|| malformed(OP, "no current lifetime in the reply"))?;
         Ok(SaCounters {
             bytes: current.bytes,
             packets: u64::from(current.packets),
@@ -445,7 +428,7 @@ impl KernelBackend for PfkeyBackend {
                 codec::decode(d)
                     .and_then(|m| codec::decode_sa(&m))
                     .map(|info| info.id)
-                    .map_err(|e| Self::malformed(OP, e))
+                    .map_err(|e| malformed(OP, e))
             })
             .collect()
     }

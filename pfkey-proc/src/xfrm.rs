@@ -11,7 +11,8 @@ use iked_common::kernel::{
 use nix::sys::socket::{send, MsgFlags};
 
 use crate::backend::{
-    kernel_failure, local_failure, DumpedPolicy, KernelBackend, SupportedAlgorithms,
+    allocated_spi, check_answered_for, kernel_failure, local_failure, malformed, DumpedPolicy,
+    KernelBackend, SupportedAlgorithms,
 };
 use crate::bytes::Writer;
 use crate::key_socket::{set_int_option, set_receive_timeout, KeySockets, REPLY_TIMEOUT_SECS};
@@ -172,13 +173,6 @@ impl XfrmBackend {
             }
         }
     }
-
-    fn malformed(operation: &str, e: impl std::fmt::Display) -> KernelFailure {
-        local_failure(
-            FailureKind::Kernel,
-            format!("{operation}: malformed kernel reply: {e}"),
-        )
-    }
 }
 
 impl KernelBackend for XfrmBackend {
@@ -239,15 +233,9 @@ impl KernelBackend for XfrmBackend {
         let replies = self.transact(OP, message, seq, false)?;
         let reply = replies
             .first()
-            .ok_or_else(|| Self::malformed(OP, "no SA in the reply"))?;
-        let info = codec::decode_sa(&reply.borrow()).map_err(|e| Self::malformed(OP, e))?;
-        if info.id.spi < min || info.id.spi > max || info.id.dst != dst {
-            return Err(Self::malformed(
-                OP,
-                format!("kernel allocated {} outside the request", info.id),
-            ));
-        }
-        Ok(info.id.spi)
+            .ok_or_else(|| malformed(OP, "no SA in the reply"))?;
+        let info = codec::decode_sa(&reply.borrow()).map_err(|e| malformed(OP, e))?;
+        allocated_spi(OP, &info.id, dst, min, max)
     }
 
     fn add_sa(&mut self, sa: &SaParams, update: bool) -> Result<(), KernelFailure> {
@@ -270,14 +258,9 @@ impl KernelBackend for XfrmBackend {
         let replies = self.transact(OP, codec::encode_get_sa(id, seq), seq, false)?;
         let reply = replies
             .first()
-            .ok_or_else(|| Self::malformed(OP, "no SA in the reply"))?;
-        let info = codec::decode_sa(&reply.borrow()).map_err(|e| Self::malformed(OP, e))?;
-        if info.id.dst != id.dst || info.id.spi != id.spi {
-            return Err(Self::malformed(
-                OP,
-                format!("kernel answered for {} instead of {id}", info.id),
-            ));
-        }
+            .ok_or_else(|| malformed(OP, "no SA in the reply"))?;
+        let info = codec::decode_sa(&reply.borrow()).map_err(|e| malformed(OP, e))?;
+        check_answered_for(OP, id, &info.id)?;
         Ok(SaCounters {
             bytes: info.current.bytes,
             packets: info.current.packets,
@@ -315,7 +298,7 @@ impl KernelBackend for XfrmBackend {
             .map(|m| {
                 codec::decode_sa(&m.borrow())
                     .map(|info| info.id)
-                    .map_err(|e| Self::malformed(OP, e))
+                    .map_err(|e| malformed(OP, e))
             })
             .collect()
     }
