@@ -2,5 +2,7 @@
 //! certificates, CRLs). It answers narrow questions from ikev2 (make or check
 //! an AUTH payload) and never gives a secret out.
 
+#![forbid(unsafe_code)]
+
 pub mod auth;
 pub mod process;

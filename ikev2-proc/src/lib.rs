@@ -11,5 +11,7 @@
 //!   channels, the engine's next deadline as the timeout, the NAT-T marker,
 //!   and the local address of each datagram.
 
+#![forbid(unsafe_code)]
+
 pub mod engine;
 pub mod process;
