@@ -113,7 +113,8 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
     if !cli.no_natt {
         ports.push(cli.natt_port);
     }
-    let kernel = iked_pfkey::socket::open_kernel_sockets(config.kernel)?;
+    let kernel =
+        iked_pfkey::socket::open_kernel_sockets(config.kernel).map_err(|e| e.to_string())?;
     log::info!("kernel interface: {}", kernel.kind.name());
     let udp = bind_udp(&ports, cli.natt_port, kernel.kind)?;
     let control = ControlServer::bind(&cli.socket, control_group)?;

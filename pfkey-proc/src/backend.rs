@@ -116,6 +116,33 @@ impl DumpedPolicy {
     }
 }
 
+/// Why a kernel key interface cannot be used at all, as opposed to one
+/// request failing (a [`KernelFailure`], which crosses to ikev2 and the
+/// parent as it is). The parent meets these when it opens the sockets or
+/// flushes entries pfkey-proc left; pfkey-proc when it starts.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// No kind of kernel key socket could be opened: why, for each tried.
+    #[error("cannot open a kernel key socket ({})", .0.join("; "))]
+    NoSocket(Vec<String>),
+    /// A socket option the backend needs was refused.
+    #[error("{backend}: {option}: {}", .errno.desc())]
+    SocketOption {
+        backend: &'static str,
+        option: &'static str,
+        errno: nix::Error,
+    },
+    /// The kernel refused to register us (for events, or for ESP).
+    #[error("{}: {}", .kind.name(), .failure.message)]
+    Register {
+        kind: KernelSocketKind,
+        failure: KernelFailure,
+    },
+    /// Entries that could not be removed, each with the kernel's reason.
+    #[error("{}", .0.join("; "))]
+    NotRemoved(Vec<String>),
+}
+
 /// A kernel errno turned into a failure a person can act on.
 pub fn kernel_failure(operation: &str, errno: i32, kernel_text: Option<&str>) -> KernelFailure {
     use nix::errno::Errno;

@@ -15,8 +15,8 @@ use nix::sys::socket::{send, MsgFlags};
 use zeroize::Zeroizing;
 
 use crate::backend::{
-    allocated_spi, check_answered_for, kernel_failure, local_failure, malformed, DumpedPolicy,
-    KernelBackend, SupportedAlgorithms,
+    allocated_spi, check_answered_for, kernel_failure, local_failure, malformed, BackendError,
+    DumpedPolicy, KernelBackend, SupportedAlgorithms,
 };
 use crate::bytes::Writer;
 use crate::key_socket::{set_receive_timeout, KeySockets, REPLY_TIMEOUT_SECS};
@@ -45,10 +45,15 @@ pub struct PfkeyBackend {
 }
 
 impl PfkeyBackend {
-    pub fn new(requests: OwnedFd, events: OwnedFd) -> Result<PfkeyBackend, String> {
+    pub fn new(requests: OwnedFd, events: OwnedFd) -> Result<PfkeyBackend, BackendError> {
         for fd in [&requests, &events] {
-            set_receive_timeout(fd.as_fd(), REPLY_TIMEOUT_SECS)
-                .map_err(|e| format!("pfkey: SO_RCVTIMEO: {}", e.desc()))?;
+            set_receive_timeout(fd.as_fd(), REPLY_TIMEOUT_SECS).map_err(|errno| {
+                BackendError::SocketOption {
+                    backend: "pfkey",
+                    option: "SO_RCVTIMEO",
+                    errno,
+                }
+            })?;
         }
         Ok(PfkeyBackend {
             sockets: KeySockets::new(requests, events, RECEIVE_BUFFER),

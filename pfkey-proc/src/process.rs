@@ -60,7 +60,8 @@ fn serve(log_to_stderr: bool) -> Result<(), ChildError> {
             "unexpected descriptor {purpose:?}"
         )));
     }
-    let mut service = PfkeyService::new(kind, requests, events)?;
+    let mut service =
+        PfkeyService::new(kind, requests, events).map_err(|e| ChildError::Setup(e.to_string()))?;
     log::info!("kernel interface: {}", kind.name());
 
     let mut poller = Poller::new()?;

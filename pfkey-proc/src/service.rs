@@ -13,7 +13,7 @@ use iked_common::kernel::{
     FailureKind, Flow, KernelEntry, KernelEvent, KernelFailure, KernelSocketKind, SaId,
 };
 
-use crate::backend::{local_failure, KernelBackend};
+use crate::backend::{local_failure, BackendError, KernelBackend};
 use crate::flows;
 use crate::pfkey::PfkeyBackend;
 use crate::xfrm::XfrmBackend;
@@ -56,7 +56,7 @@ pub fn open_backend(
     kind: KernelSocketKind,
     requests: OwnedFd,
     events: OwnedFd,
-) -> Result<Box<dyn KernelBackend>, String> {
+) -> Result<Box<dyn KernelBackend>, BackendError> {
     match kind {
         KernelSocketKind::Xfrm => Ok(Box::new(XfrmBackend::new(requests, events)?)),
         KernelSocketKind::Pfkey => Ok(Box::new(PfkeyBackend::new(requests, events)?)),
@@ -65,15 +65,22 @@ pub fn open_backend(
 
 impl PfkeyService {
     /// Takes the sockets the parent opened; subscribes to kernel events.
-    pub fn new(kind: KernelSocketKind, requests: OwnedFd, events: OwnedFd) -> Result<Self, String> {
+    pub fn new(
+        kind: KernelSocketKind,
+        requests: OwnedFd,
+        events: OwnedFd,
+    ) -> Result<Self, BackendError> {
         let backend = open_backend(kind, requests, events)?;
         Self::with_backend(backend)
     }
 
-    pub fn with_backend(mut backend: Box<dyn KernelBackend>) -> Result<Self, String> {
+    pub fn with_backend(mut backend: Box<dyn KernelBackend>) -> Result<Self, BackendError> {
         let supported = backend
             .register()
-            .map_err(|f| format!("{}: {}", backend.kind().name(), f.message))?;
+            .map_err(|failure| BackendError::Register {
+                kind: backend.kind(),
+                failure,
+            })?;
         log::info!(
             "pfkey: using the {} kernel interface{}",
             backend.kind().name(),
@@ -475,7 +482,7 @@ impl PfkeyService {
 /// For the parent (root): removes the listed entries through a socket of its
 /// own, when pfkey-proc died before flushing them. Entries already gone are
 /// not an error.
-pub fn remove_entries(kind: KernelSocketKind, entries: &[KernelEntry]) -> Result<(), String> {
+pub fn remove_entries(kind: KernelSocketKind, entries: &[KernelEntry]) -> Result<(), BackendError> {
     let sockets = crate::socket::open_kernel_sockets(Some(kind))?;
     let mut backend = open_backend(kind, sockets.requests, sockets.events)?;
     let mut failures = Vec::new();
@@ -498,7 +505,7 @@ pub fn remove_entries(kind: KernelSocketKind, entries: &[KernelEntry]) -> Result
     if failures.is_empty() {
         Ok(())
     } else {
-        Err(failures.join("; "))
+        Err(BackendError::NotRemoved(failures))
     }
 }
 

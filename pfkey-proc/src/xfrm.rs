@@ -11,8 +11,8 @@ use iked_common::kernel::{
 use nix::sys::socket::{send, MsgFlags};
 
 use crate::backend::{
-    allocated_spi, check_answered_for, kernel_failure, local_failure, malformed, DumpedPolicy,
-    KernelBackend, SupportedAlgorithms,
+    allocated_spi, check_answered_for, kernel_failure, local_failure, malformed, BackendError,
+    DumpedPolicy, KernelBackend, SupportedAlgorithms,
 };
 use crate::bytes::Writer;
 use crate::key_socket::{set_int_option, set_receive_timeout, KeySockets, REPLY_TIMEOUT_SECS};
@@ -53,20 +53,28 @@ impl Drop for OwnedMessage {
     }
 }
 
+fn option_refused(option: &'static str, errno: nix::Error) -> BackendError {
+    BackendError::SocketOption {
+        backend: "xfrm",
+        option,
+        errno,
+    }
+}
+
 pub struct XfrmBackend {
     sockets: KeySockets,
 }
 
 impl XfrmBackend {
-    pub fn new(requests: OwnedFd, events: OwnedFd) -> Result<XfrmBackend, String> {
+    pub fn new(requests: OwnedFd, events: OwnedFd) -> Result<XfrmBackend, BackendError> {
         // Errors come back without our request (and its keys) echoed, and
         // with the kernel's own explanation attached.
         set_int_option(requests.as_fd(), SOL_NETLINK, NETLINK_CAP_ACK, 1)
-            .map_err(|e| format!("xfrm: NETLINK_CAP_ACK: {}", e.desc()))?;
+            .map_err(|errno| option_refused("NETLINK_CAP_ACK", errno))?;
         // Older kernels lack extended acks; errors are then errno alone.
         let _ = set_int_option(requests.as_fd(), SOL_NETLINK, NETLINK_EXT_ACK, 1);
         set_receive_timeout(requests.as_fd(), REPLY_TIMEOUT_SECS)
-            .map_err(|e| format!("xfrm: SO_RCVTIMEO: {}", e.desc()))?;
+            .map_err(|errno| option_refused("SO_RCVTIMEO", errno))?;
         Ok(XfrmBackend {
             sockets: KeySockets::new(requests, events, codec::MAX_DATAGRAM),
         })
