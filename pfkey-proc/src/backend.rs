@@ -30,17 +30,7 @@ pub trait KernelBackend: Send {
     fn register(&mut self) -> Result<SupportedAlgorithms, KernelFailure>;
 
     /// Reserves an SPI in `min..=max` for an SA from `src` to `dst`.
-    #[allow(clippy::too_many_arguments)]
-    fn allocate_spi(
-        &mut self,
-        src: IpAddr,
-        dst: IpAddr,
-        protocol: IpsecProtocol,
-        mode: IpsecMode,
-        reqid: u32,
-        min: u32,
-        max: u32,
-    ) -> Result<u32, KernelFailure>;
+    fn allocate_spi(&mut self, request: &SpiRequest) -> Result<u32, KernelFailure>;
 
     /// Adds an SA, or with `update` replaces one (including the larval SA an
     /// SPI allocation left behind).
@@ -70,6 +60,19 @@ pub trait KernelBackend: Send {
 
     /// Reads the pending events without blocking.
     fn read_events(&mut self) -> Result<Vec<KernelEvent>, KernelFailure>;
+}
+
+/// What an SPI is reserved for: an SA from `src` to `dst`, its SPI in
+/// `min..=max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpiRequest {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub protocol: IpsecProtocol,
+    pub mode: IpsecMode,
+    pub reqid: u32,
+    pub min: u32,
+    pub max: u32,
 }
 
 /// A policy found in a dump.
@@ -205,16 +208,14 @@ pub fn malformed(operation: &str, e: impl std::fmt::Display) -> KernelFailure {
     )
 }
 
-/// The SPI the kernel allocated, if it is the one asked for: in
-/// `min..=max`, towards `dst`.
+/// The SPI the kernel allocated, if it is the one asked for: in the
+/// request's range, towards its destination.
 pub fn allocated_spi(
     operation: &str,
     answered: &SaId,
-    dst: IpAddr,
-    min: u32,
-    max: u32,
+    request: &SpiRequest,
 ) -> Result<u32, KernelFailure> {
-    if answered.spi < min || answered.spi > max || answered.dst != dst {
+    if answered.spi < request.min || answered.spi > request.max || answered.dst != request.dst {
         return Err(malformed(
             operation,
             format!("kernel allocated {answered} outside the request"),

@@ -4,19 +4,18 @@
 //! request socket is skipped. The event socket is the one registered for
 //! ESP, which is where the kernel sends ACQUIRE and EXPIRE.
 
-use std::net::IpAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use iked_common::kernel::{
-    Encryption, FailureKind, Integrity, IpsecMode, IpsecProtocol, KernelEvent, KernelFailure,
-    KernelSocketKind, PolicyDirection, PolicyParams, SaCounters, SaId, SaParams, Selector,
+    Encryption, FailureKind, Integrity, KernelEvent, KernelFailure, KernelSocketKind,
+    PolicyDirection, PolicyParams, SaCounters, SaId, SaParams, Selector,
 };
 use nix::sys::socket::{send, MsgFlags};
 use zeroize::Zeroizing;
 
 use crate::backend::{
     allocated_spi, check_answered_for, kernel_failure, local_failure, malformed, BackendError,
-    DumpedPolicy, KernelBackend, SupportedAlgorithms,
+    DumpedPolicy, KernelBackend, SpiRequest, SupportedAlgorithms,
 };
 use crate::bytes::Writer;
 use crate::key_socket::{set_receive_timeout, KeySockets, REPLY_TIMEOUT_SECS};
@@ -325,18 +324,18 @@ impl KernelBackend for PfkeyBackend {
         })
     }
 
-    fn allocate_spi(
-        &mut self,
-        src: IpAddr,
-        dst: IpAddr,
-        protocol: IpsecProtocol,
-        mode: IpsecMode,
-        reqid: u32,
-        min: u32,
-        max: u32,
-    ) -> Result<u32, KernelFailure> {
+    fn allocate_spi(&mut self, spi_request: &SpiRequest) -> Result<u32, KernelFailure> {
         const OP: &str = "allocate SPI";
-        let _ = protocol; // ESP, the only SA type we ask for.
+        // The protocol is ESP, the only SA type we ask for.
+        let SpiRequest {
+            src,
+            dst,
+            mode,
+            reqid,
+            min,
+            max,
+            ..
+        } = *spi_request;
         if reqid > codec::IPSEC_MANUAL_REQID_MAX {
             return Err(local_failure(
                 FailureKind::Unsupported,
@@ -348,7 +347,7 @@ impl KernelBackend for PfkeyBackend {
         let reply = self.transact(OP, request, seq, codec::SADB_GETSPI, false)?;
         let m = codec::decode(&reply).map_err(|e| malformed(OP, e))?;
         let info = codec::decode_sa(&m).map_err(|e| malformed(OP, e))?;
-        allocated_spi(OP, &info.id, dst, min, max)
+        allocated_spi(OP, &info.id, spi_request)
     }
 
     fn add_sa(&mut self, sa: &SaParams, update: bool) -> Result<(), KernelFailure> {

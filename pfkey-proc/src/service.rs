@@ -13,7 +13,7 @@ use iked_common::kernel::{
     FailureKind, Flow, KernelEntry, KernelEvent, KernelFailure, KernelSocketKind, SaId,
 };
 
-use crate::backend::{local_failure, BackendError, KernelBackend};
+use crate::backend::{local_failure, BackendError, KernelBackend, SpiRequest};
 use crate::flows;
 use crate::pfkey::PfkeyBackend;
 use crate::xfrm::XfrmBackend;
@@ -275,8 +275,15 @@ impl PfkeyService {
                 let result = flows::check_spi_request(&self.flows, src, dst, protocol, min, max)
                     .map(|f| f.mode)
                     .and_then(|mode| {
-                        self.backend
-                            .allocate_spi(src, dst, protocol, mode, reqid, min, max)
+                        self.backend.allocate_spi(&SpiRequest {
+                            src,
+                            dst,
+                            protocol,
+                            mode,
+                            reqid,
+                            min,
+                            max,
+                        })
                     })
                     .map(|spi| {
                         let sa = SaId {
@@ -562,17 +569,9 @@ mod tests {
                 reported_by_kernel: false,
             })
         }
-        fn allocate_spi(
-            &mut self,
-            src: IpAddr,
-            dst: IpAddr,
-            _: IpsecProtocol,
-            _: IpsecMode,
-            _: u32,
-            min: u32,
-            _: u32,
-        ) -> Result<u32, KernelFailure> {
-            self.record(Call::AllocateSpi(src, dst)).map(|()| min)
+        fn allocate_spi(&mut self, request: &SpiRequest) -> Result<u32, KernelFailure> {
+            self.record(Call::AllocateSpi(request.src, request.dst))
+                .map(|()| request.min)
         }
         fn add_sa(&mut self, sa: &SaParams, update: bool) -> Result<(), KernelFailure> {
             self.record(Call::AddSa(sa.id.spi, update))

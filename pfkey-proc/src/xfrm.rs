@@ -1,18 +1,17 @@
 //! The XFRM netlink backend: requests on one socket, each acknowledged by
 //! the kernel; ACQUIRE and EXPIRE multicast on the other.
 
-use std::net::IpAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use iked_common::kernel::{
-    FailureKind, IpsecMode, IpsecProtocol, KernelEvent, KernelFailure, KernelSocketKind,
-    PolicyDirection, PolicyParams, SaCounters, SaId, SaParams, Selector,
+    FailureKind, KernelEvent, KernelFailure, KernelSocketKind, PolicyDirection, PolicyParams,
+    SaCounters, SaId, SaParams, Selector,
 };
 use nix::sys::socket::{send, MsgFlags};
 
 use crate::backend::{
     allocated_spi, check_answered_for, kernel_failure, local_failure, malformed, BackendError,
-    DumpedPolicy, KernelBackend, SupportedAlgorithms,
+    DumpedPolicy, KernelBackend, SpiRequest, SupportedAlgorithms,
 };
 use crate::bytes::Writer;
 use crate::key_socket::{set_int_option, set_receive_timeout, KeySockets, REPLY_TIMEOUT_SECS};
@@ -225,17 +224,17 @@ impl KernelBackend for XfrmBackend {
         })
     }
 
-    fn allocate_spi(
-        &mut self,
-        src: IpAddr,
-        dst: IpAddr,
-        protocol: IpsecProtocol,
-        mode: IpsecMode,
-        reqid: u32,
-        min: u32,
-        max: u32,
-    ) -> Result<u32, KernelFailure> {
+    fn allocate_spi(&mut self, request: &SpiRequest) -> Result<u32, KernelFailure> {
         const OP: &str = "allocate SPI";
+        let SpiRequest {
+            src,
+            dst,
+            protocol,
+            mode,
+            reqid,
+            min,
+            max,
+        } = *request;
         let seq = self.next_seq();
         let message = codec::encode_alloc_spi(src, dst, protocol, mode, reqid, min, max, seq);
         let replies = self.transact(OP, message, seq, false)?;
@@ -243,7 +242,7 @@ impl KernelBackend for XfrmBackend {
             .first()
             .ok_or_else(|| malformed(OP, "no SA in the reply"))?;
         let info = codec::decode_sa(&reply.borrow()).map_err(|e| malformed(OP, e))?;
-        allocated_spi(OP, &info.id, dst, min, max)
+        allocated_spi(OP, &info.id, request)
     }
 
     fn add_sa(&mut self, sa: &SaParams, update: bool) -> Result<(), KernelFailure> {
