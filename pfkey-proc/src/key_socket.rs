@@ -5,11 +5,12 @@
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
-use iked_common::kernel::{KernelEvent, KernelFailure};
-use nix::sys::socket::{recv, MsgFlags};
+use iked_common::kernel::{FailureKind, KernelEvent, KernelFailure};
+use nix::sys::socket::{recv, send, MsgFlags};
 use zeroize::Zeroizing;
 
-use crate::backend::kernel_failure;
+use crate::backend::{kernel_failure, local_failure};
+use crate::bytes::Writer;
 
 /// The kernel answers synchronously; this only bounds a wedged socket.
 pub const REPLY_TIMEOUT_SECS: i64 = 5;
@@ -131,6 +132,48 @@ impl KeySockets {
         }
         // Dumps and PF_KEY's change notices carry keys: zeroed when dropped.
         Ok(Zeroizing::new(buf))
+    }
+
+    /// Sends one request on the request socket, or the event socket (where
+    /// PF_KEY registers). A refusal on send is the kernel's answer: PF_KEY
+    /// reports it there as well as in the reply, with the same errno.
+    pub fn send_request(
+        &self,
+        operation: &str,
+        on_events: bool,
+        request: Writer,
+    ) -> Result<(), KernelFailure> {
+        let fd = if on_events {
+            self.events.as_raw_fd()
+        } else {
+            self.requests.as_raw_fd()
+        };
+        loop {
+            match send(fd, &request.bytes, MsgFlags::empty()) {
+                Err(nix::Error::EINTR) => continue,
+                Err(e) => return Err(kernel_failure(operation, e as i32, None)),
+                Ok(_) => return Ok(()),
+            }
+        }
+    }
+
+    /// The next datagram of `operation`'s reply. The receive timeout
+    /// becomes a failure that says what did not happen in time (`late`:
+    /// "kernel did not answer", "dump did not finish").
+    pub fn receive_reply(
+        &mut self,
+        operation: &str,
+        on_events: bool,
+        late: &str,
+    ) -> Result<Zeroizing<Vec<u8>>, KernelFailure> {
+        match self.receive(on_events, MsgFlags::empty()) {
+            Ok(datagram) => Ok(datagram),
+            Err(nix::Error::EAGAIN) => Err(local_failure(
+                FailureKind::Kernel,
+                format!("{operation}: {late} within {REPLY_TIMEOUT_SECS} s"),
+            )),
+            Err(e) => Err(kernel_failure(operation, e as i32, None)),
+        }
     }
 
     pub fn event_fd(&self) -> BorrowedFd<'_> {

@@ -61,29 +61,11 @@ impl PfkeyBackend {
         })
     }
 
-    /// Keeps a copy of every received datagram (for capture in tests).
-    pub fn set_capture(&mut self, on: bool) {
-        self.sockets.set_capture(on);
-    }
-
-    pub fn take_captured(&mut self) -> Vec<Vec<u8>> {
-        self.sockets.take_captured()
-    }
-
-    fn next_seq(&mut self) -> u32 {
-        self.sockets.next_seq()
-    }
-
-    fn send(operation: &str, fd: std::os::fd::RawFd, message: Writer) -> Result<(), KernelFailure> {
-        loop {
-            match send(fd, &message.bytes, MsgFlags::empty()) {
-                Err(nix::Error::EINTR) => continue,
-                // PF_KEY reports a refused request on send as well as in
-                // the reply; the errno is the same either way.
-                Err(e) => return Err(kernel_failure(operation, e as i32, None)),
-                Ok(_) => return Ok(()),
-            }
-        }
+    /// The sockets, for capturing what the kernel answers
+    /// ([`KeySockets::set_capture`]: how the codec tests' replies were
+    /// recorded from real kernels).
+    pub fn sockets(&mut self) -> &mut KeySockets {
+        &mut self.sockets
     }
 
     /// Sends a request and waits for the reply of `reply_type` carrying our
@@ -118,23 +100,10 @@ impl PfkeyBackend {
             reply_type,
             on_events_socket,
         } = request;
-        let fd = if on_events_socket {
-            sockets.events.as_raw_fd()
-        } else {
-            sockets.requests.as_raw_fd()
-        };
-        Self::send(operation, fd, message)?;
+        sockets.send_request(operation, on_events_socket, message)?;
         for _ in 0..MAX_SKIPPED {
-            let datagram = match sockets.receive(on_events_socket, MsgFlags::empty()) {
-                Ok(d) => d,
-                Err(nix::Error::EAGAIN) => {
-                    return Err(local_failure(
-                        FailureKind::Kernel,
-                        format!("{operation}: kernel did not answer within {REPLY_TIMEOUT_SECS} s"),
-                    ))
-                }
-                Err(e) => return Err(kernel_failure(operation, e as i32, None)),
-            };
+            let datagram =
+                sockets.receive_reply(operation, on_events_socket, "kernel did not answer")?;
             let m = match codec::decode(&datagram) {
                 Ok(m) => m,
                 Err(e) => {
@@ -163,7 +132,7 @@ impl PfkeyBackend {
         message_type: u8,
         satype: u8,
     ) -> Result<Vec<Zeroizing<Vec<u8>>>, KernelFailure> {
-        let seq = self.next_seq();
+        let seq = self.sockets.next_seq();
         let request = codec::encode_bare(message_type, satype, seq, self.pid);
         match send(
             self.sockets.requests.as_raw_fd(),
@@ -178,16 +147,9 @@ impl PfkeyBackend {
         let mut entries = Vec::new();
         let mut skipped = 0;
         loop {
-            let datagram = match self.sockets.receive(false, MsgFlags::empty()) {
-                Ok(d) => d,
-                Err(nix::Error::EAGAIN) => {
-                    return Err(local_failure(
-                        FailureKind::Kernel,
-                        format!("{operation}: dump did not finish within {REPLY_TIMEOUT_SECS} s"),
-                    ))
-                }
-                Err(e) => return Err(kernel_failure(operation, e as i32, None)),
-            };
+            let datagram = self
+                .sockets
+                .receive_reply(operation, false, "dump did not finish")?;
             let (is_ours, errno, last) = match codec::decode(&datagram) {
                 Ok(m) => (
                     m.pid == self.pid && m.message_type == message_type,
@@ -297,7 +259,7 @@ impl KernelBackend for PfkeyBackend {
 
     fn register(&mut self) -> Result<SupportedAlgorithms, KernelFailure> {
         const OP: &str = "register for ESP";
-        let seq = self.next_seq();
+        let seq = self.sockets.next_seq();
         let request =
             codec::encode_bare(codec::SADB_REGISTER, codec::SADB_SATYPE_ESP, seq, self.pid);
         let reply = self.transact(OP, request, seq, codec::SADB_REGISTER, true)?;
@@ -327,23 +289,17 @@ impl KernelBackend for PfkeyBackend {
     fn allocate_spi(&mut self, spi_request: &SpiRequest) -> Result<u32, KernelFailure> {
         const OP: &str = "allocate SPI";
         // The protocol is ESP, the only SA type we ask for.
-        let SpiRequest {
-            src,
-            dst,
-            mode,
-            reqid,
-            min,
-            max,
-            ..
-        } = *spi_request;
+        let r = spi_request;
+        let reqid = r.reqid;
         if reqid > codec::IPSEC_MANUAL_REQID_MAX {
             return Err(local_failure(
                 FailureKind::Unsupported,
                 format!("{OP}: reqid {reqid} above what PF_KEY keeps"),
             ));
         }
-        let seq = self.next_seq();
-        let request = codec::encode_getspi(src, dst, mode, reqid, min, max, seq, self.pid);
+        let seq = self.sockets.next_seq();
+        let request =
+            codec::encode_getspi(r.src, r.dst, r.mode, reqid, r.min, r.max, seq, self.pid);
         let reply = self.transact(OP, request, seq, codec::SADB_GETSPI, false)?;
         let m = codec::decode(&reply).map_err(|e| malformed(OP, e))?;
         let info = codec::decode_sa(&m).map_err(|e| malformed(OP, e))?;
@@ -353,7 +309,7 @@ impl KernelBackend for PfkeyBackend {
     fn add_sa(&mut self, sa: &SaParams, update: bool) -> Result<(), KernelFailure> {
         let operation = if update { "update SA" } else { "add SA" };
         self.check_supported(sa)?;
-        let seq = self.next_seq();
+        let seq = self.sockets.next_seq();
         let request = codec::encode_add_sa(sa, update, seq, self.pid)
             .map_err(|e| unexpressible(operation, e))?;
         if sa.replay_window > codec::PFKEY_MAX_REPLAY_WINDOW {
@@ -374,7 +330,7 @@ impl KernelBackend for PfkeyBackend {
     }
 
     fn delete_sa(&mut self, id: &SaId) -> Result<(), KernelFailure> {
-        let seq = self.next_seq();
+        let seq = self.sockets.next_seq();
         let request = codec::encode_delete_sa(id, seq, self.pid);
         self.transact("delete SA", request, seq, codec::SADB_DELETE, false)
             .map(drop)
@@ -382,7 +338,7 @@ impl KernelBackend for PfkeyBackend {
 
     fn sa_counters(&mut self, id: &SaId) -> Result<SaCounters, KernelFailure> {
         const OP: &str = "read SA counters";
-        let seq = self.next_seq();
+        let seq = self.sockets.next_seq();
         let request = codec::encode_get_sa(id, seq, self.pid);
         let reply = self.transact(OP, request, seq, codec::SADB_GET, false)?;
         let m = codec::decode(&reply).map_err(|e| malformed(OP, e))?;
@@ -399,7 +355,7 @@ impl KernelBackend for PfkeyBackend {
 
     fn add_policy(&mut self, policy: &PolicyParams) -> Result<(), KernelFailure> {
         const OP: &str = "add policy";
-        let seq = self.next_seq();
+        let seq = self.sockets.next_seq();
         let request =
             codec::encode_add_policy(policy, seq, self.pid).map_err(|e| unexpressible(OP, e))?;
         self.transact(OP, request, seq, codec::SADB_X_SPDADD, false)
@@ -411,7 +367,7 @@ impl KernelBackend for PfkeyBackend {
         selector: &Selector,
         direction: PolicyDirection,
     ) -> Result<(), KernelFailure> {
-        let seq = self.next_seq();
+        let seq = self.sockets.next_seq();
         let request = codec::encode_delete_policy(selector, direction, seq, self.pid);
         self.transact(
             "delete policy",

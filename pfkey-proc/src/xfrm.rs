@@ -7,7 +7,6 @@ use iked_common::kernel::{
     FailureKind, KernelEvent, KernelFailure, KernelSocketKind, PolicyDirection, PolicyParams,
     SaCounters, SaId, SaParams, Selector,
 };
-use nix::sys::socket::{send, MsgFlags};
 
 use crate::backend::{
     allocated_spi, check_answered_for, kernel_failure, local_failure, malformed, BackendError,
@@ -79,17 +78,11 @@ impl XfrmBackend {
         })
     }
 
-    /// Keeps a copy of every received datagram (for capture in tests).
-    pub fn set_capture(&mut self, on: bool) {
-        self.sockets.set_capture(on);
-    }
-
-    pub fn take_captured(&mut self) -> Vec<Vec<u8>> {
-        self.sockets.take_captured()
-    }
-
-    fn next_seq(&mut self) -> u32 {
-        self.sockets.next_seq()
+    /// The sockets, for capturing what the kernel answers
+    /// ([`KeySockets::set_capture`]: how the codec tests' replies were
+    /// recorded from real kernels).
+    pub fn sockets(&mut self) -> &mut KeySockets {
+        &mut self.sockets
     }
 
     /// Sends one request and collects the reply messages up to the
@@ -101,30 +94,12 @@ impl XfrmBackend {
         seq: u32,
         dump: bool,
     ) -> Result<Vec<OwnedMessage>, KernelFailure> {
-        loop {
-            match send(
-                self.sockets.requests.as_raw_fd(),
-                &message.bytes,
-                MsgFlags::empty(),
-            ) {
-                Err(nix::Error::EINTR) => continue,
-                Err(e) => return Err(kernel_failure(operation, e as i32, None)),
-                Ok(_) => break,
-            }
-        }
-        drop(message);
+        self.sockets.send_request(operation, false, message)?;
         let mut replies = Vec::new();
         loop {
-            let datagram = match self.sockets.receive(false, MsgFlags::empty()) {
-                Ok(d) => d,
-                Err(nix::Error::EAGAIN) => {
-                    return Err(local_failure(
-                        FailureKind::Kernel,
-                        format!("{operation}: kernel did not answer within {REPLY_TIMEOUT_SECS} s"),
-                    ))
-                }
-                Err(e) => return Err(kernel_failure(operation, e as i32, None)),
-            };
+            let datagram = self
+                .sockets
+                .receive_reply(operation, false, "kernel did not answer")?;
             let messages = codec::split_messages(&datagram).map_err(|e| {
                 local_failure(
                     FailureKind::Kernel,
@@ -226,17 +201,10 @@ impl KernelBackend for XfrmBackend {
 
     fn allocate_spi(&mut self, request: &SpiRequest) -> Result<u32, KernelFailure> {
         const OP: &str = "allocate SPI";
-        let SpiRequest {
-            src,
-            dst,
-            protocol,
-            mode,
-            reqid,
-            min,
-            max,
-        } = *request;
-        let seq = self.next_seq();
-        let message = codec::encode_alloc_spi(src, dst, protocol, mode, reqid, min, max, seq);
+        let seq = self.sockets.next_seq();
+        let r = request;
+        let message =
+            codec::encode_alloc_spi(r.src, r.dst, r.protocol, r.mode, r.reqid, r.min, r.max, seq);
         let replies = self.transact(OP, message, seq, false)?;
         let reply = replies
             .first()
@@ -247,21 +215,21 @@ impl KernelBackend for XfrmBackend {
 
     fn add_sa(&mut self, sa: &SaParams, update: bool) -> Result<(), KernelFailure> {
         let operation = if update { "update SA" } else { "add SA" };
-        let seq = self.next_seq();
+        let seq = self.sockets.next_seq();
         let message = codec::encode_add_sa(sa, update, seq)
             .map_err(|e| local_failure(FailureKind::Invalid, format!("{operation}: {e}")))?;
         self.transact(operation, message, seq, false).map(drop)
     }
 
     fn delete_sa(&mut self, id: &SaId) -> Result<(), KernelFailure> {
-        let seq = self.next_seq();
+        let seq = self.sockets.next_seq();
         let message = codec::encode_delete_sa(id, seq);
         self.transact("delete SA", message, seq, false).map(drop)
     }
 
     fn sa_counters(&mut self, id: &SaId) -> Result<SaCounters, KernelFailure> {
         const OP: &str = "read SA counters";
-        let seq = self.next_seq();
+        let seq = self.sockets.next_seq();
         let replies = self.transact(OP, codec::encode_get_sa(id, seq), seq, false)?;
         let reply = replies
             .first()
@@ -275,7 +243,7 @@ impl KernelBackend for XfrmBackend {
     }
 
     fn add_policy(&mut self, policy: &PolicyParams) -> Result<(), KernelFailure> {
-        let seq = self.next_seq();
+        let seq = self.sockets.next_seq();
         let message = codec::encode_add_policy(policy, seq);
         self.transact("add policy", message, seq, false).map(drop)
     }
@@ -285,7 +253,7 @@ impl KernelBackend for XfrmBackend {
         selector: &Selector,
         direction: PolicyDirection,
     ) -> Result<(), KernelFailure> {
-        let seq = self.next_seq();
+        let seq = self.sockets.next_seq();
         let message = codec::encode_delete_policy(selector, direction, seq);
         self.transact("delete policy", message, seq, false)
             .map(drop)
@@ -293,7 +261,7 @@ impl KernelBackend for XfrmBackend {
 
     fn dump_sas(&mut self) -> Result<Vec<SaId>, KernelFailure> {
         const OP: &str = "dump SAs";
-        let seq = self.next_seq();
+        let seq = self.sockets.next_seq();
         let replies = self.transact(
             OP,
             codec::encode_dump(codec::XFRM_MSG_GETSA, seq),
@@ -312,7 +280,7 @@ impl KernelBackend for XfrmBackend {
 
     fn dump_policies(&mut self) -> Result<Vec<DumpedPolicy>, KernelFailure> {
         const OP: &str = "dump policies";
-        let seq = self.next_seq();
+        let seq = self.sockets.next_seq();
         let replies = self.transact(
             OP,
             codec::encode_dump(codec::XFRM_MSG_GETPOLICY, seq),
