@@ -11,7 +11,7 @@ use crate::ipc::{
     IPC_VERSION,
 };
 use crate::logging;
-use crate::privileges::drop_privileges;
+use crate::privileges::{drop_privileges, PrivilegeError};
 
 /// The descriptor number at which a child finds its channel to the parent.
 pub const PARENT_CHANNEL_FD: i32 = 3;
@@ -44,6 +44,9 @@ pub enum ChildError {
     /// A well-formed message this process never takes from that peer.
     #[error("{from}: unexpected {message}")]
     Unexpected { from: &'static str, message: String },
+    /// The confinement failed, or did not hold when checked.
+    #[error(transparent)]
+    Confinement(#[from] PrivilegeError),
     /// A sibling's message that decoded but is refused (the engine's checks:
     /// an answer to nothing asked, say).
     #[error("{peer}: {reason}")]
