@@ -250,3 +250,30 @@ pub fn start(role: Role, log_to_stderr: bool) -> Result<StartedChild, ChildError
     log::debug!("privileges dropped, serving");
     Ok(started)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn child_errors_read_as_the_strings_they_replaced() {
+        assert_eq!(
+            ChildError::on("ikev2")(IpcError::Closed).to_string(),
+            "ikev2: peer closed the channel"
+        );
+        assert_eq!(
+            ChildError::Version { parent: 2 }.to_string(),
+            format!("handshake: parent speaks IPC version 2, we speak {IPC_VERSION}")
+        );
+        assert_eq!(
+            ChildError::unexpected("parent", &Role::Ca).to_string(),
+            "parent: unexpected Ca"
+        );
+        assert_eq!(
+            ChildError::refused("pfkey")("reply to nothing".into()).to_string(),
+            "pfkey: reply to nothing"
+        );
+        let epoll = std::io::Error::from_raw_os_error(9);
+        assert!(ChildError::from(epoll).to_string().starts_with("epoll: "));
+    }
+}

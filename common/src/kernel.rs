@@ -531,6 +531,35 @@ mod tests {
     }
 
     #[test]
+    fn only_what_the_kernel_installs_maps_from_the_ike_registries() {
+        let ciphers: Vec<_> = EncrId::ALL
+            .iter()
+            .filter_map(|&id| Encryption::from_encr(id).map(|e| (id, e)))
+            .collect();
+        assert_eq!(
+            ciphers,
+            [
+                (EncrId::AesCbc, Encryption::AesCbc),
+                (EncrId::AesGcm16, Encryption::AesGcm16),
+                (EncrId::Chacha20Poly1305, Encryption::ChaCha20Poly1305),
+            ]
+        );
+        let integrities: Vec<_> = IntegId::ALL
+            .iter()
+            .filter_map(|&id| Integrity::from_integ(id).map(|i| (id, i)))
+            .collect();
+        assert_eq!(
+            integrities,
+            [
+                (IntegId::HmacSha1_96, Integrity::HmacSha1_96),
+                (IntegId::HmacSha2_256_128, Integrity::HmacSha256_128),
+                (IntegId::HmacSha2_384_192, Integrity::HmacSha384_192),
+                (IntegId::HmacSha2_512_256, Integrity::HmacSha512_256),
+            ]
+        );
+    }
+
+    #[test]
     fn secret_bytes_are_never_printed() {
         let key = SecretBytes::new(vec![0xde, 0xad, 0xbe, 0xef]);
         assert_eq!(format!("{key:?}"), "SecretBytes(4 octets)");

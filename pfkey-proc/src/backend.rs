@@ -255,6 +255,32 @@ mod tests {
     }
 
     #[test]
+    fn backend_errors_read_as_the_strings_they_replaced() {
+        let option = BackendError::SocketOption {
+            backend: "xfrm",
+            option: "SO_RCVTIMEO",
+            errno: nix::Error::EPERM,
+        };
+        assert_eq!(
+            option.to_string(),
+            format!("xfrm: SO_RCVTIMEO: {}", nix::Error::EPERM.desc())
+        );
+        let none = BackendError::NoSocket(vec!["xfrm: a".into(), "pfkey: b".into()]);
+        assert_eq!(
+            none.to_string(),
+            "cannot open a kernel key socket (xfrm: a; pfkey: b)"
+        );
+        let register = BackendError::Register {
+            kind: KernelSocketKind::Pfkey,
+            failure: kernel_failure("register for ESP", 1, None),
+        };
+        assert_eq!(
+            register.to_string(),
+            "pfkey: register for ESP: not permitted (pfkey needs CAP_NET_ADMIN) (EPERM)"
+        );
+    }
+
+    #[test]
     fn common_errnos_map_to_kinds() {
         assert_eq!(
             kernel_failure("x", 17, None).kind,

@@ -1,7 +1,9 @@
 //! What the XFRM and PF_KEY backends share on their two sockets (one for
 //! requests and their replies, one for the kernel's events): the socket
-//! options, receiving one whole datagram (zeroed when dropped, kept when a
-//! test captures), and reading the event socket in bounded bursts.
+//! options, request numbers, sending a request and receiving its reply
+//! (one whole datagram at a time, zeroed when dropped, kept when a
+//! capture is on), and reading the event socket in bounded bursts. What
+//! the bytes mean stays with each backend.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
