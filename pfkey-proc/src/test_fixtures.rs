@@ -3,7 +3,9 @@
 
 use std::net::IpAddr;
 
-use iked_common::kernel::Selector;
+use iked_common::kernel::{
+    IpsecMode, IpsecProtocol, PolicyDirection, PolicyParams, SaTemplate, Selector,
+};
 
 /// Hex with spaces and `z<N>` runs of N zero octets, for readable layouts.
 pub fn bytes(spec: &str) -> Vec<u8> {
@@ -30,4 +32,21 @@ pub fn net(src: &str, sp: u8, dst: &str, dp: u8) -> Selector {
 /// 10.1.0.0/16 -> 10.2.0.0/16, any protocol: the flow most tests use.
 pub fn flow_selector() -> Selector {
     net("10.1.0.0", 16, "10.2.0.0", 16)
+}
+
+/// The outbound ESP tunnel policy 192.0.2.1 -> 192.0.2.2 for
+/// [`flow_selector`], reqid 5, priority 1000.
+pub fn tunnel_policy() -> PolicyParams {
+    PolicyParams {
+        selector: flow_selector(),
+        direction: PolicyDirection::Out,
+        priority: 1000,
+        template: SaTemplate {
+            src: ip("192.0.2.1"),
+            dst: ip("192.0.2.2"),
+            protocol: IpsecProtocol::Esp,
+            mode: IpsecMode::Tunnel,
+            reqid: 5,
+        },
+    }
 }

@@ -3,7 +3,7 @@
 //! (see the constants' comments).
 
 use super::*;
-use crate::test_fixtures::{bytes, flow_selector, ip};
+use crate::test_fixtures::{bytes, flow_selector, ip, net, tunnel_policy};
 use iked_common::kernel::SecretBytes;
 
 /// xfrm_selector for 10.1.0.0/16 -> 10.2.0.0/16, any protocol.
@@ -164,21 +164,6 @@ fn get_sa_is_byte_exact() {
     assert_eq!(encode_get_sa(&id, 9).bytes, expected);
 }
 
-fn tunnel_policy() -> PolicyParams {
-    PolicyParams {
-        selector: flow_selector(),
-        direction: PolicyDirection::Out,
-        priority: 1000,
-        template: SaTemplate {
-            src: ip("192.0.2.1"),
-            dst: ip("192.0.2.2"),
-            protocol: IpsecProtocol::Esp,
-            mode: IpsecMode::Tunnel,
-            reqid: 5,
-        },
-    }
-}
-
 #[test]
 fn new_policy_is_byte_exact() {
     let expected = bytes(&format!(
@@ -240,13 +225,9 @@ fn alloc_spi_dump_and_flush_are_byte_exact() {
 fn ipv6_selector_and_template_use_all_sixteen_octets() {
     let mut p = tunnel_policy();
     p.selector = Selector {
-        src: ip("2001:db8:1::"),
-        src_prefix: 48,
-        dst: ip("2001:db8:2::"),
-        dst_prefix: 48,
         protocol: 6,
-        src_port: 0,
         dst_port: 443,
+        ..net("2001:db8:1::", 48, "2001:db8:2::", 48)
     };
     p.template.src = ip("2001:db8::1");
     p.template.dst = ip("2001:db8::2");
