@@ -523,10 +523,10 @@ mod tests {
 
     use super::*;
     use crate::backend::{DumpedPolicy, SupportedAlgorithms};
-    use crate::test_fixtures::{flow_selector as site, ip};
+    use crate::test_fixtures::{esp_gcm_sa as sa, flow_selector as site, ip};
     use iked_common::kernel::{
-        Encryption, Integrity, IpsecMode, IpsecProtocol, Lifetime, PolicyDirection, PolicyParams,
-        SaCounters, SaParams, SaTemplate, SecretBytes, Selector,
+        Encryption, Integrity, IpsecMode, IpsecProtocol, PolicyDirection, PolicyParams, SaCounters,
+        SaParams, SaTemplate, Selector,
     };
     use std::net::IpAddr;
     use std::sync::{Arc, Mutex};
@@ -646,28 +646,6 @@ mod tests {
             calls,
             events,
             fail_next,
-        }
-    }
-
-    fn sa(src: &str, dst: &str, spi: u32, selector: Selector) -> SaParams {
-        SaParams {
-            id: SaId {
-                src: ip(src),
-                dst: ip(dst),
-                protocol: IpsecProtocol::Esp,
-                spi,
-            },
-            mode: IpsecMode::Tunnel,
-            reqid: 1,
-            selector,
-            encryption: Encryption::AesGcm16,
-            encryption_key: SecretBytes::new(vec![3; 20]),
-            integrity: None,
-            integrity_key: SecretBytes::new(vec![]),
-            lifetime: Lifetime::default(),
-            replay_window: 32,
-            esn: false,
-            encap: None,
         }
     }
 

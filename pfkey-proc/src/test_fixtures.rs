@@ -4,7 +4,8 @@
 use std::net::IpAddr;
 
 use iked_common::kernel::{
-    IpsecMode, IpsecProtocol, PolicyDirection, PolicyParams, SaTemplate, Selector,
+    Encryption, IpsecMode, IpsecProtocol, Lifetime, PolicyDirection, PolicyParams, SaId, SaParams,
+    SaTemplate, SecretBytes, Selector,
 };
 
 /// Hex with spaces and `z<N>` runs of N zero octets, for readable layouts.
@@ -48,5 +49,28 @@ pub fn tunnel_policy() -> PolicyParams {
             mode: IpsecMode::Tunnel,
             reqid: 5,
         },
+    }
+}
+
+/// An ESP tunnel SA with AES-GCM-16 (a constant 20-octet key), reqid 1.
+pub fn esp_gcm_sa(src: &str, dst: &str, spi: u32, selector: Selector) -> SaParams {
+    SaParams {
+        id: SaId {
+            src: ip(src),
+            dst: ip(dst),
+            protocol: IpsecProtocol::Esp,
+            spi,
+        },
+        mode: IpsecMode::Tunnel,
+        reqid: 1,
+        selector,
+        encryption: Encryption::AesGcm16,
+        encryption_key: SecretBytes::new(vec![3; 20]),
+        integrity: None,
+        integrity_key: SecretBytes::new(vec![]),
+        lifetime: Lifetime::default(),
+        replay_window: 32,
+        esn: false,
+        encap: None,
     }
 }
