@@ -1,6 +1,12 @@
 //! ca-proc: the only holder of long-term secrets (PSKs, private keys, CA
 //! certificates, CRLs). It answers narrow questions from ikev2 (make or check
 //! an AUTH payload) and never gives a secret out.
+//!
+//! [`auth`] answers; [`process`] is the event loop around it, built on
+//! `iked_common::child` (start-up, `ChildError`, the exit status). No
+//! `unsafe` here.
+
+#![forbid(unsafe_code)]
 
 pub mod auth;
 pub mod process;

@@ -1,6 +1,6 @@
 //! The process shell of ca-proc: startup and the event loop.
 
-use iked_common::child::{self, FromParent, StartedChild};
+use iked_common::child::{self, ChildError, FromParent, StartedChild};
 use iked_common::event::Poller;
 use iked_common::ipc::{
     Channel, ChildConfig, ChildToParent, DescriptorPurpose, Ikev2ToCa, ParentToChild, Role,
@@ -16,16 +16,10 @@ const MESSAGES_PER_WAKEUP: usize = 64;
 
 /// Entry point after exec; returns the exit status.
 pub fn run(log_to_stderr: bool) -> i32 {
-    match serve(log_to_stderr) {
-        Ok(()) => 0,
-        Err(e) => {
-            log::error!("{e}");
-            1
-        }
-    }
+    child::exit_status(serve(log_to_stderr))
 }
 
-fn serve(log_to_stderr: bool) -> Result<(), String> {
+fn serve(log_to_stderr: bool) -> Result<(), ChildError> {
     let mut started = child::start(Role::Ca, log_to_stderr)?;
     let mut ikev2 = Channel::new(
         started
@@ -33,16 +27,16 @@ fn serve(log_to_stderr: bool) -> Result<(), String> {
             .ok_or("no channel to ikev2 was given")?,
     );
     if let Some((purpose, _)) = started.descriptors.first() {
-        return Err(format!("unexpected descriptor {purpose:?}"));
+        return Err(ChildError::Setup(format!(
+            "unexpected descriptor {purpose:?}"
+        )));
     }
     let mut auth = AuthService::default();
-    let mut poller = Poller::new().map_err(|e| format!("epoll: {e}"))?;
+    let mut poller = Poller::new()?;
     started.register_parent(&poller, PARENT)?;
-    ikev2
-        .register(&poller, IKEV2)
-        .map_err(|e| format!("epoll: {e}"))?;
+    ikev2.register(&poller, IKEV2)?;
     loop {
-        for token in poller.wait(None).map_err(|e| format!("epoll: {e}"))? {
+        for token in poller.wait(None)? {
             match token {
                 PARENT => {
                     if !on_parent(&mut started, &mut auth)? {
@@ -55,15 +49,13 @@ fn serve(log_to_stderr: bool) -> Result<(), String> {
         // Sends never wait: what the sockets did not take goes out when
         // they are writable again, while we keep reading.
         started.flush_parent(&poller)?;
-        ikev2.flush().map_err(|e| format!("ikev2: {e}"))?;
-        ikev2
-            .update_interest(&poller)
-            .map_err(|e| format!("epoll: {e}"))?;
+        ikev2.flush().map_err(ChildError::on("ikev2"))?;
+        ikev2.update_interest(&poller)?;
     }
 }
 
 /// Handles what the parent sent; false means shut down.
-fn on_parent(started: &mut StartedChild, auth: &mut AuthService) -> Result<bool, String> {
+fn on_parent(started: &mut StartedChild, auth: &mut AuthService) -> Result<bool, ChildError> {
     for _ in 0..MESSAGES_PER_WAKEUP {
         let message = match started.next_from_parent()? {
             FromParent::Message(message) => message,
@@ -85,27 +77,23 @@ fn on_parent(started: &mut StartedChild, auth: &mut AuthService) -> Result<bool,
                 started.flush_parent_before_exit()?;
                 return Ok(false);
             }
-            other => return Err(format!("parent: unexpected {other:?}")),
+            other => return Err(ChildError::unexpected("parent", &other)),
         }
     }
     Ok(true)
 }
 
 /// Answers ikev2's requests; replies queue when ikev2 is not reading.
-fn on_ikev2(ikev2: &mut Channel, auth: &AuthService) -> Result<(), String> {
+fn on_ikev2(ikev2: &mut Channel, auth: &AuthService) -> Result<(), ChildError> {
     for _ in 0..MESSAGES_PER_WAKEUP {
-        let Some(received) = ikev2
-            .try_recv::<Ikev2ToCa>()
-            .map_err(|e| format!("ikev2: {e}"))?
+        let Some(request) = ikev2
+            .try_recv_message::<Ikev2ToCa>()
+            .map_err(ChildError::on("ikev2"))?
         else {
             break;
         };
-        let request = received
-            .expect_descriptors(0)
-            .map_err(|e| format!("ikev2: {e}"))?
-            .0;
         let reply = auth.handle(request);
-        ikev2.send(&reply).map_err(|e| format!("ikev2: {e}"))?;
+        ikev2.send(&reply).map_err(ChildError::on("ikev2"))?;
     }
     Ok(())
 }

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use crate::event::Poller;
 use crate::ipc::{
-    self, Channel, ChildToParent, DescriptorPurpose, ParentToChild, Role, Verbosity, IPC_VERSION,
+    self, Channel, ChildToParent, DescriptorPurpose, IpcError, ParentToChild, Role, Verbosity,
+    IPC_VERSION,
 };
 use crate::logging;
-use crate::privileges::drop_privileges;
+use crate::privileges::{drop_privileges, PrivilegeError};
 
 /// The descriptor number at which a child finds its channel to the parent.
 pub const PARENT_CHANNEL_FD: i32 = 3;
@@ -21,6 +22,84 @@ const MAX_DESCRIPTORS: usize = 16;
 /// How long a child exiting in order waits for the parent to take what it
 /// still has queued (ShutdownComplete, the entries pfkey flushed).
 pub const EXIT_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Why a child stops serving: it logs the error and exits with status 1
+/// ([`exit_status`]). Each case names the channel or the step that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ChildError {
+    /// The handshake channel to the parent failed or carried garbage.
+    #[error("handshake: {0}")]
+    Handshake(IpcError),
+    /// The parent is from another build.
+    #[error("handshake: parent speaks IPC version {parent}, we speak {IPC_VERSION}")]
+    Version { parent: u32 },
+    /// A channel failed, or carried something that does not decode: `peer`
+    /// is "parent" (receiving), "parent channel" (sending), "startup" (the
+    /// descriptors), or a sibling's name.
+    #[error("{peer}: {error}")]
+    Channel { peer: &'static str, error: IpcError },
+    /// The event loop's epoll failed.
+    #[error("epoll: {0}")]
+    Poll(#[from] std::io::Error),
+    /// A well-formed message this process never takes from that peer.
+    #[error("{from}: unexpected {message}")]
+    Unexpected { from: &'static str, message: String },
+    /// The confinement failed, or did not hold when checked.
+    #[error(transparent)]
+    Confinement(#[from] PrivilegeError),
+    /// A sibling's message that decoded but is refused (the engine's checks:
+    /// an answer to nothing asked, say).
+    #[error("{peer}: {reason}")]
+    Refused { peer: &'static str, reason: String },
+    /// The process could not be set up as it must be (logging, the
+    /// descriptors it was given, confinement, its sockets or engine).
+    #[error("{0}")]
+    Setup(String),
+}
+
+impl ChildError {
+    /// For `map_err` on channel operations: the failure, naming `peer`.
+    pub fn on(peer: &'static str) -> impl Fn(IpcError) -> ChildError {
+        move |error| ChildError::Channel { peer, error }
+    }
+
+    /// For `map_err` on handing a sibling's message on: the refusal, naming `peer`.
+    pub fn refused(peer: &'static str) -> impl Fn(String) -> ChildError {
+        move |reason| ChildError::Refused { peer, reason }
+    }
+
+    /// For a message that has no business arriving from `from`.
+    pub fn unexpected(from: &'static str, message: &impl std::fmt::Debug) -> ChildError {
+        ChildError::Unexpected {
+            from,
+            message: format!("{message:?}"),
+        }
+    }
+}
+
+impl From<String> for ChildError {
+    fn from(message: String) -> Self {
+        ChildError::Setup(message)
+    }
+}
+
+impl From<&str> for ChildError {
+    fn from(message: &str) -> Self {
+        ChildError::Setup(message.to_string())
+    }
+}
+
+/// The exit status of a child whose serving ended with `outcome`: 0 after
+/// an orderly end, 1 with the error logged.
+pub fn exit_status(outcome: Result<(), ChildError>) -> i32 {
+    match outcome {
+        Ok(()) => 0,
+        Err(e) => {
+            log::error!("{e}");
+            1
+        }
+    }
+}
 
 /// What the parent channel has for us now.
 #[derive(Debug)]
@@ -48,58 +127,49 @@ impl StartedChild {
     }
 
     /// Watches the parent channel on `poller` as `token`.
-    pub fn register_parent(&mut self, poller: &Poller, token: u64) -> Result<(), String> {
-        self.parent
-            .register(poller, token)
-            .map_err(|e| format!("epoll: {e}"))
+    pub fn register_parent(&mut self, poller: &Poller, token: u64) -> Result<(), ChildError> {
+        Ok(self.parent.register(poller, token)?)
     }
 
     /// The parent's next message, if one has arrived whole. Anything
     /// malformed is an error: exit, never guess.
-    pub fn next_from_parent(&mut self) -> Result<FromParent, String> {
-        match self.parent.try_recv::<ParentToChild>() {
-            Ok(Some(received)) => Ok(FromParent::Message(
-                received
-                    .expect_descriptors(0)
-                    .map_err(|e| format!("parent: {e}"))?
-                    .0,
-            )),
+    pub fn next_from_parent(&mut self) -> Result<FromParent, ChildError> {
+        match self.parent.try_recv_message::<ParentToChild>() {
+            Ok(Some(message)) => Ok(FromParent::Message(message)),
             Ok(None) => Ok(FromParent::Nothing),
-            Err(ipc::IpcError::Closed) => Ok(FromParent::Gone),
-            Err(e) => Err(format!("parent: {e}")),
+            Err(IpcError::Closed) => Ok(FromParent::Gone),
+            Err(e) => Err(ChildError::on("parent")(e)),
         }
     }
 
     /// Tells the parent something, without waiting; failure means the
     /// parent is gone or has stopped reading.
-    pub fn tell_parent(&mut self, message: &ChildToParent) -> Result<(), String> {
+    pub fn tell_parent(&mut self, message: &ChildToParent) -> Result<(), ChildError> {
         self.parent
             .send(message)
-            .map_err(|e| format!("parent channel: {e}"))
+            .map_err(ChildError::on("parent channel"))
     }
 
     /// Writes what the parent channel has queued; call on each wakeup.
-    pub fn flush_parent(&mut self, poller: &Poller) -> Result<(), String> {
+    pub fn flush_parent(&mut self, poller: &Poller) -> Result<(), ChildError> {
         self.parent
             .flush()
-            .map_err(|e| format!("parent channel: {e}"))?;
-        self.parent
-            .update_interest(poller)
-            .map_err(|e| format!("epoll: {e}"))
+            .map_err(ChildError::on("parent channel"))?;
+        Ok(self.parent.update_interest(poller)?)
     }
 
     /// Before an orderly exit: gives the parent a bounded time to take
     /// what is still queued.
-    pub fn flush_parent_before_exit(&mut self) -> Result<(), String> {
+    pub fn flush_parent_before_exit(&mut self) -> Result<(), ChildError> {
         self.parent
             .flush_within(EXIT_FLUSH_TIMEOUT)
-            .map_err(|e| format!("parent channel: {e}"))
+            .map_err(ChildError::on("parent channel"))
     }
 }
 
 /// Runs the startup protocol of a child: logging, handshake, descriptors,
 /// privilege drop, `Ready`. Any deviation is an error: the child must exit.
-pub fn start(role: Role, log_to_stderr: bool) -> Result<StartedChild, String> {
+pub fn start(role: Role, log_to_stderr: bool) -> Result<StartedChild, ChildError> {
     let destination = if log_to_stderr {
         logging::Destination::Stderr
     } else {
@@ -111,9 +181,8 @@ pub fn start(role: Role, log_to_stderr: bool) -> Result<StartedChild, String> {
     // exec, and nothing else in this process owns it.
     let parent = unsafe { OwnedFd::from_raw_fd(PARENT_CHANNEL_FD) };
     let hello = ipc::recv::<ParentToChild>(parent.as_fd())
-        .map_err(|e| format!("handshake: {e}"))?
-        .expect_descriptors(0)
-        .map_err(|e| format!("handshake: {e}"))?
+        .and_then(|received| received.expect_descriptors(0))
+        .map_err(ChildError::Handshake)?
         .0;
     let ParentToChild::Hello {
         version,
@@ -123,12 +192,12 @@ pub fn start(role: Role, log_to_stderr: bool) -> Result<StartedChild, String> {
         gid,
     } = hello
     else {
-        return Err(format!("handshake: expected Hello, got {hello:?}"));
+        return Err(ChildError::Setup(format!(
+            "handshake: expected Hello, got {hello:?}"
+        )));
     };
     if version != IPC_VERSION {
-        return Err(format!(
-            "handshake: parent speaks IPC version {version}, we speak {IPC_VERSION}"
-        ));
+        return Err(ChildError::Version { parent: version });
     }
     logging::set_verbosity(verbosity);
     ipc::send(
@@ -139,12 +208,12 @@ pub fn start(role: Role, log_to_stderr: bool) -> Result<StartedChild, String> {
         },
         &[],
     )
-    .map_err(|e| format!("handshake: {e}"))?;
+    .map_err(ChildError::Handshake)?;
 
     let mut descriptors = Vec::new();
     loop {
         let received =
-            ipc::recv::<ParentToChild>(parent.as_fd()).map_err(|e| format!("startup: {e}"))?;
+            ipc::recv::<ParentToChild>(parent.as_fd()).map_err(ChildError::on("startup"))?;
         match received.message {
             ParentToChild::Descriptor(purpose) => {
                 let (_, mut fds) = ipc::Received {
@@ -154,12 +223,14 @@ pub fn start(role: Role, log_to_stderr: bool) -> Result<StartedChild, String> {
                 .expect_descriptors(1)
                 .map_err(|e| format!("startup: {purpose:?}: {e}"))?;
                 if descriptors.len() >= MAX_DESCRIPTORS {
-                    return Err(format!("startup: more than {MAX_DESCRIPTORS} descriptors"));
+                    return Err(ChildError::Setup(format!(
+                        "startup: more than {MAX_DESCRIPTORS} descriptors"
+                    )));
                 }
                 descriptors.extend(fds.pop().map(|fd| (purpose, fd)));
             }
             ParentToChild::DropPrivileges if received.descriptors.is_empty() => break,
-            other => return Err(format!("startup: unexpected {other:?}")),
+            other => return Err(ChildError::unexpected("startup", &other)),
         }
     }
     drop_privileges(role, &chroot_dir, uid, gid)?;
@@ -178,4 +249,31 @@ pub fn start(role: Role, log_to_stderr: bool) -> Result<StartedChild, String> {
     started.tell_parent(&ChildToParent::Ready)?;
     log::debug!("privileges dropped, serving");
     Ok(started)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn child_errors_read_as_the_strings_they_replaced() {
+        assert_eq!(
+            ChildError::on("ikev2")(IpcError::Closed).to_string(),
+            "ikev2: peer closed the channel"
+        );
+        assert_eq!(
+            ChildError::Version { parent: 2 }.to_string(),
+            format!("handshake: parent speaks IPC version 2, we speak {IPC_VERSION}")
+        );
+        assert_eq!(
+            ChildError::unexpected("parent", &Role::Ca).to_string(),
+            "parent: unexpected Ca"
+        );
+        assert_eq!(
+            ChildError::refused("pfkey")("reply to nothing".into()).to_string(),
+            "pfkey: reply to nothing"
+        );
+        let epoll = std::io::Error::from_raw_os_error(9);
+        assert!(ChildError::from(epoll).to_string().starts_with("epoll: "));
+    }
 }

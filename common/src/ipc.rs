@@ -14,6 +14,8 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+/// Defined with the configuration it comes from; carried in [`ChildConfig`].
+pub use crate::config::InitiationMode;
 use crate::config::{Policy, PreSharedKey};
 use crate::kernel::{
     Flow, IpsecProtocol, KernelEntry, KernelEvent, KernelFailure, KernelSocketKind,
@@ -89,13 +91,6 @@ pub enum Verbosity {
     Verbose,
     /// Also per-message detail (`-vv`).
     Debug,
-}
-
-/// Whether policies start negotiating on their own (`set active|passive`).
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InitiationMode {
-    Active,
-    Passive,
 }
 
 /// What a descriptor sent with [`ParentToChild::Descriptor`] is for.

@@ -8,6 +8,8 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+use crate::wire::{EncrId, IntegId};
+
 /// The kernel key interface (`set kernel pfkey|xfrm`).
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KernelSocketKind {
@@ -101,17 +103,22 @@ fn in_prefix(net: IpAddr, prefix: u8, addr: IpAddr) -> bool {
 }
 
 impl Selector {
-    /// A selector for exactly one pair of hosts, any protocol.
-    pub fn hosts(src: IpAddr, dst: IpAddr) -> Selector {
+    /// A selector between two prefixes, any protocol and port.
+    pub fn between(src: IpAddr, src_prefix: u8, dst: IpAddr, dst_prefix: u8) -> Selector {
         Selector {
             src,
-            src_prefix: max_prefix(src),
+            src_prefix,
             dst,
-            dst_prefix: max_prefix(dst),
+            dst_prefix,
             protocol: 0,
             src_port: 0,
             dst_port: 0,
         }
+    }
+
+    /// A selector for exactly one pair of hosts, any protocol.
+    pub fn hosts(src: IpAddr, dst: IpAddr) -> Selector {
+        Selector::between(src, max_prefix(src), dst, max_prefix(dst))
     }
 
     /// The same traffic seen from the other side.
@@ -177,6 +184,19 @@ pub enum Encryption {
 }
 
 impl Encryption {
+    /// The ESP cipher the kernel is given for an IKE ENCR transform (RFC 7296
+    /// §3.3.2), `None` for those we do not install: the one table from the
+    /// IANA registry to the kernel's ciphers, for the flows the parent
+    /// derives and the Child SAs ikev2 negotiates alike.
+    pub const fn from_encr(id: EncrId) -> Option<Encryption> {
+        match id {
+            EncrId::AesCbc => Some(Encryption::AesCbc),
+            EncrId::AesGcm16 => Some(Encryption::AesGcm16),
+            EncrId::Chacha20Poly1305 => Some(Encryption::ChaCha20Poly1305),
+            _ => None,
+        }
+    }
+
     /// Combined-mode ciphers carry their own integrity.
     pub fn is_aead(self) -> bool {
         !matches!(self, Encryption::AesCbc)
@@ -211,6 +231,18 @@ pub enum Integrity {
 }
 
 impl Integrity {
+    /// The ESP integrity transform for an IKE INTEG transform, `None` for
+    /// those we do not install (the counterpart of [`Encryption::from_encr`]).
+    pub const fn from_integ(id: IntegId) -> Option<Integrity> {
+        match id {
+            IntegId::HmacSha1_96 => Some(Integrity::HmacSha1_96),
+            IntegId::HmacSha2_256_128 => Some(Integrity::HmacSha256_128),
+            IntegId::HmacSha2_384_192 => Some(Integrity::HmacSha384_192),
+            IntegId::HmacSha2_512_256 => Some(Integrity::HmacSha512_256),
+            _ => None,
+        }
+    }
+
     pub fn key_length(self) -> usize {
         match self {
             Integrity::HmacSha1_96 => 20,
@@ -462,15 +494,7 @@ mod tests {
     use super::*;
 
     fn sel(src: &str, sp: u8, dst: &str, dp: u8) -> Selector {
-        Selector {
-            src: src.parse().unwrap(),
-            src_prefix: sp,
-            dst: dst.parse().unwrap(),
-            dst_prefix: dp,
-            protocol: 0,
-            src_port: 0,
-            dst_port: 0,
-        }
+        Selector::between(src.parse().unwrap(), sp, dst.parse().unwrap(), dp)
     }
 
     #[test]
@@ -504,6 +528,35 @@ mod tests {
         let long = sel("10.0.0.0", 33, "10.0.0.0", 8);
         assert!(!long.is_well_formed());
         assert!(!long.contains(&sel("10.0.0.0", 33, "10.0.0.0", 8)));
+    }
+
+    #[test]
+    fn only_what_the_kernel_installs_maps_from_the_ike_registries() {
+        let ciphers: Vec<_> = EncrId::ALL
+            .iter()
+            .filter_map(|&id| Encryption::from_encr(id).map(|e| (id, e)))
+            .collect();
+        assert_eq!(
+            ciphers,
+            [
+                (EncrId::AesCbc, Encryption::AesCbc),
+                (EncrId::AesGcm16, Encryption::AesGcm16),
+                (EncrId::Chacha20Poly1305, Encryption::ChaCha20Poly1305),
+            ]
+        );
+        let integrities: Vec<_> = IntegId::ALL
+            .iter()
+            .filter_map(|&id| Integrity::from_integ(id).map(|i| (id, i)))
+            .collect();
+        assert_eq!(
+            integrities,
+            [
+                (IntegId::HmacSha1_96, Integrity::HmacSha1_96),
+                (IntegId::HmacSha2_256_128, Integrity::HmacSha256_128),
+                (IntegId::HmacSha2_384_192, Integrity::HmacSha384_192),
+                (IntegId::HmacSha2_512_256, Integrity::HmacSha512_256),
+            ]
+        );
     }
 
     #[test]

@@ -1,4 +1,17 @@
 //! Code shared by every iked process.
+//!
+//! - [`ipc`]: every message between processes, and the framed channel.
+//! - [`config`]: iked.conf; defines `InitiationMode`, which `ipc`
+//!   re-exports (config imports nothing of ipc).
+//! - [`wire`]: the IKEv2 codec; the bodies of SK/SKF payloads
+//!   (`wire/encrypted.rs`) sit below the payload codec, their framing for
+//!   sealing (`wire::sk`) above it.
+//! - [`crypto`]: the algorithms, named by the registries in `wire`.
+//! - [`kernel`]: what the parent, ikev2 and pfkey say about the kernel,
+//!   with the one table from IKE ENCR/INTEG transforms to ESP algorithms
+//!   (`Encryption::from_encr`, `Integrity::from_integ`).
+//! - [`child`]: a child's start-up, its [`child::ChildError`] and exit
+//!   status; [`privileges`], [`logging`], [`event`], [`limits`].
 
 pub mod child;
 pub mod config;

@@ -70,14 +70,31 @@ pub fn privileges_of(role: Role) -> &'static Privileges {
     }
 }
 
-fn fail(step: &str, e: impl std::fmt::Display) -> String {
-    format!("dropping privileges: {step}: {e}")
+/// A step of the confinement that failed, or a check of it afterwards
+/// ("verify"): the child must not run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("dropping privileges: {step}: {reason}")]
+pub struct PrivilegeError {
+    pub step: String,
+    pub reason: String,
+}
+
+fn fail(step: &str, e: impl std::fmt::Display) -> PrivilegeError {
+    PrivilegeError {
+        step: step.to_string(),
+        reason: e.to_string(),
+    }
 }
 
 /// Confines the calling process as its table entry says: chroot, no groups,
 /// unprivileged uid/gid, only the listed capabilities, no new privileges.
 /// Checks the result afterwards and fails rather than run half-confined.
-pub fn drop_privileges(role: Role, chroot_dir: &str, uid: u32, gid: u32) -> Result<(), String> {
+pub fn drop_privileges(
+    role: Role,
+    chroot_dir: &str,
+    uid: u32,
+    gid: u32,
+) -> Result<(), PrivilegeError> {
     use nix::sys::prctl;
     use nix::unistd::{chdir, chroot, setgroups, setresgid, setresuid, Gid, Uid};
 
@@ -120,7 +137,11 @@ pub fn drop_privileges(role: Role, chroot_dir: &str, uid: u32, gid: u32) -> Resu
 }
 
 /// Reads back what the kernel now says about us.
-fn verify(keep: &CapsHashSet, uid: nix::unistd::Uid, gid: nix::unistd::Gid) -> Result<(), String> {
+fn verify(
+    keep: &CapsHashSet,
+    uid: nix::unistd::Uid,
+    gid: nix::unistd::Gid,
+) -> Result<(), PrivilegeError> {
     let ids = nix::unistd::getresuid().map_err(|e| fail("getresuid", e))?;
     let gids = nix::unistd::getresgid().map_err(|e| fail("getresgid", e))?;
     if [ids.real, ids.effective, ids.saved] != [uid; 3]

@@ -1,5 +1,7 @@
 //! ikectl: control a running iked over its control socket.
 
+#![forbid(unsafe_code)]
+
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -11,6 +11,8 @@
 //!   channels, the engine's next deadline as the timeout, the NAT-T marker,
 //!   and the local address of each datagram.
 
+#![forbid(unsafe_code)]
+
 pub mod engine;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]

@@ -18,7 +18,7 @@ use nix::sys::socket::{
     SockaddrStorage,
 };
 
-use iked_common::child::{self, FromParent, StartedChild, EXIT_FLUSH_TIMEOUT};
+use iked_common::child::{self, ChildError, FromParent, StartedChild, EXIT_FLUSH_TIMEOUT};
 use iked_common::crypto::OpensslRandom;
 use iked_common::event::Poller;
 use iked_common::ipc::{
@@ -67,16 +67,10 @@ struct Ikev2Process {
 
 /// Entry point after exec; returns the exit status.
 pub fn run(log_to_stderr: bool) -> i32 {
-    match serve(log_to_stderr) {
-        Ok(()) => 0,
-        Err(e) => {
-            log::error!("{e}");
-            1
-        }
-    }
+    child::exit_status(serve(log_to_stderr))
 }
 
-fn serve(log_to_stderr: bool) -> Result<(), String> {
+fn serve(log_to_stderr: bool) -> Result<(), ChildError> {
     let mut started = child::start(Role::Ikev2, log_to_stderr)?;
     let pfkey = started
         .take(DescriptorPurpose::Sibling(Role::Pfkey))
@@ -94,20 +88,26 @@ fn serve(log_to_stderr: bool) -> Result<(), String> {
                 } else {
                     setsockopt(&fd, sockopt::Ipv4PacketInfo, &true)
                 };
-                result.map_err(|e| format!("port {port}: cannot enable packet info: {e}"))?;
+                result.map_err(|e| {
+                    ChildError::Setup(format!("port {port}: cannot enable packet info: {e}"))
+                })?;
                 udp.push(UdpEndpoint { port, ipv6, fd })
             }
-            other => return Err(format!("unexpected descriptor {other:?}")),
+            other => {
+                return Err(ChildError::Setup(format!(
+                    "unexpected descriptor {other:?}"
+                )))
+            }
         }
     }
     if udp.is_empty() {
-        return Err("no UDP socket was given".into());
+        return Err(ChildError::Setup("no UDP socket was given".into()));
     }
     let settings = Settings::default();
     let natt_port = settings.natt_port;
     // No randomness, no cookie secret, SPIs or nonces: refuse to run.
     let mut engine = Engine::new(settings, Box::new(OpensslRandom), Instant::now())
-        .map_err(|e| format!("cannot start the IKEv2 engine: {e}"))?;
+        .map_err(|e| ChildError::Setup(format!("cannot start the IKEv2 engine: {e}")))?;
     engine.set_local_address_resolver(Box::new(route_source));
     let mut process = Ikev2Process {
         started,
@@ -136,30 +136,27 @@ fn route_source(peer: IpAddr) -> Option<IpAddr> {
 }
 
 impl Ikev2Process {
-    fn run(&mut self) -> Result<(), String> {
-        let mut poller = Poller::new().map_err(|e| format!("epoll: {e}"))?;
-        let epoll = |e: std::io::Error| format!("epoll: {e}");
+    fn run(&mut self) -> Result<(), ChildError> {
+        let mut poller = Poller::new()?;
         self.started.register_parent(&poller, PARENT)?;
-        self.pfkey.register(&poller, PFKEY).map_err(epoll)?;
-        self.ca.register(&poller, CA).map_err(epoll)?;
+        self.pfkey.register(&poller, PFKEY)?;
+        self.ca.register(&poller, CA)?;
         for (index, endpoint) in self.udp.iter().enumerate() {
-            poller
-                .add(endpoint.fd.as_fd(), UDP_BASE + index as u64)
-                .map_err(epoll)?;
+            poller.add(endpoint.fd.as_fd(), UDP_BASE + index as u64)?;
         }
         // Prove both sibling channels work before serving.
         self.pfkey
             .send(&Ikev2ToPfkey::Ping { id: 1 })
-            .map_err(|e| format!("pfkey channel: {e}"))?;
+            .map_err(ChildError::on("pfkey channel"))?;
         self.ca
             .send(&Ikev2ToCa::Ping { id: 1 })
-            .map_err(|e| format!("ca channel: {e}"))?;
+            .map_err(ChildError::on("ca channel"))?;
         loop {
             let timeout = self
                 .engine
                 .next_deadline()
                 .map(|d| d.saturating_duration_since(Instant::now()));
-            let tokens = poller.wait(timeout).map_err(|e| format!("epoll: {e}"))?;
+            let tokens = poller.wait(timeout)?;
             for token in tokens {
                 match token {
                     PARENT => {
@@ -187,21 +184,20 @@ impl Ikev2Process {
 
     /// Writes what the channels have queued and asks the poller to wake us
     /// when a full one can take more; we keep reading meanwhile.
-    fn flush_channels(&mut self, poller: &Poller) -> Result<(), String> {
+    fn flush_channels(&mut self, poller: &Poller) -> Result<(), ChildError> {
         self.started.flush_parent(poller)?;
-        for (name, channel) in [("pfkey", &mut self.pfkey), ("ca", &mut self.ca)] {
-            channel
-                .flush()
-                .map_err(|e| format!("{name} channel: {e}"))?;
-            channel
-                .update_interest(poller)
-                .map_err(|e| format!("epoll: {e}"))?;
+        for (name, channel) in [
+            ("pfkey channel", &mut self.pfkey),
+            ("ca channel", &mut self.ca),
+        ] {
+            channel.flush().map_err(ChildError::on(name))?;
+            channel.update_interest(poller)?;
         }
         Ok(())
     }
 
     /// Carries out what the engine asked for.
-    fn perform(&mut self) -> Result<(), String> {
+    fn perform(&mut self) -> Result<(), ChildError> {
         while let Some(action) = self.engine.poll_action() {
             match action {
                 Action::Send {
@@ -223,11 +219,11 @@ impl Ikev2Process {
                 Action::Pfkey(message) => self
                     .pfkey
                     .send(&message)
-                    .map_err(|e| format!("pfkey channel: {e}"))?,
+                    .map_err(ChildError::on("pfkey channel"))?,
                 Action::Ca(message) => self
                     .ca
                     .send(&message)
-                    .map_err(|e| format!("ca channel: {e}"))?,
+                    .map_err(ChildError::on("ca channel"))?,
                 Action::Control { id, reply } => self
                     .started
                     .tell_parent(&ChildToParent::ControlResult { id, reply })?,
@@ -237,7 +233,7 @@ impl Ikev2Process {
     }
 
     /// Handles what the parent sent; false means shut down.
-    fn on_parent(&mut self) -> Result<bool, String> {
+    fn on_parent(&mut self) -> Result<bool, ChildError> {
         for _ in 0..MESSAGES_PER_WAKEUP {
             let message = match self.started.next_from_parent()? {
                 FromParent::Message(message) => message,
@@ -255,7 +251,7 @@ impl Ikev2Process {
     }
 
     /// Handles one parent message; false means shut down.
-    fn on_parent_message(&mut self, message: ParentToChild) -> Result<bool, String> {
+    fn on_parent_message(&mut self, message: ParentToChild) -> Result<bool, ChildError> {
         match message {
             ParentToChild::Config(ChildConfig::Ikev2 {
                 generation,
@@ -305,48 +301,40 @@ impl Ikev2Process {
                 self.started.flush_parent_before_exit()?;
                 return Ok(false);
             }
-            other => return Err(format!("parent: unexpected {other:?}")),
+            other => return Err(ChildError::unexpected("parent", &other)),
         }
         Ok(true)
     }
 
-    fn on_pfkey(&mut self) -> Result<(), String> {
+    fn on_pfkey(&mut self) -> Result<(), ChildError> {
         for _ in 0..MESSAGES_PER_WAKEUP {
-            let Some(received) = self
+            let Some(message) = self
                 .pfkey
-                .try_recv::<PfkeyToIkev2>()
-                .map_err(|e| format!("pfkey: {e}"))?
+                .try_recv_message::<PfkeyToIkev2>()
+                .map_err(ChildError::on("pfkey"))?
             else {
                 break;
             };
-            let message = received
-                .expect_descriptors(0)
-                .map_err(|e| format!("pfkey: {e}"))?
-                .0;
             self.engine
                 .handle_pfkey(Instant::now(), message)
-                .map_err(|e| format!("pfkey: {e}"))?;
+                .map_err(ChildError::refused("pfkey"))?;
             self.perform()?;
         }
         Ok(())
     }
 
-    fn on_ca(&mut self) -> Result<(), String> {
+    fn on_ca(&mut self) -> Result<(), ChildError> {
         for _ in 0..MESSAGES_PER_WAKEUP {
-            let Some(received) = self
+            let Some(message) = self
                 .ca
-                .try_recv::<CaToIkev2>()
-                .map_err(|e| format!("ca: {e}"))?
+                .try_recv_message::<CaToIkev2>()
+                .map_err(ChildError::on("ca"))?
             else {
                 break;
             };
-            let message = received
-                .expect_descriptors(0)
-                .map_err(|e| format!("ca: {e}"))?
-                .0;
             self.engine
                 .handle_ca(Instant::now(), message)
-                .map_err(|e| format!("ca: {e}"))?;
+                .map_err(ChildError::refused("ca"))?;
             self.perform()?;
         }
         Ok(())

@@ -82,6 +82,35 @@ const DISCARDS_PER_WAKEUP: usize = 16;
 const LISTENER: u64 = 0;
 
 /// The group besides root allowed on the control socket, resolved.
+/// Why the control socket cannot be set up as configured: the daemon
+/// refuses to start, or (after a reload) logs it and keeps running.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlSocketError {
+    #[error("control_group {name:?}: no such group")]
+    NoSuchGroup { name: String },
+    #[error("control_group {name:?}: cannot look it up: {errno}")]
+    GroupLookup { name: String, errno: nix::Error },
+    /// A step of creating the socket (socket, address, bind, listen).
+    #[error("control socket {}: {step}: {}", .path.display(), .errno.desc())]
+    Create {
+        path: PathBuf,
+        step: &'static str,
+        errno: nix::Error,
+    },
+    /// Something other than a socket is in the way; it is left alone.
+    #[error("control socket {}: exists and is not a socket", .path.display())]
+    NotASocket { path: PathBuf },
+    #[error("control socket: epoll: {0}")]
+    Epoll(rustix::io::Errno),
+    /// Setting the file's owner, group or mode.
+    #[error("control socket {}: {step}: {error}", .path.display())]
+    Access {
+        path: PathBuf,
+        step: &'static str,
+        error: std::io::Error,
+    },
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ControlGroup {
     pub name: String,
@@ -91,7 +120,7 @@ pub struct ControlGroup {
 impl ControlGroup {
     /// Looks up `set control_group NAME`; an unknown group is an error, so
     /// a typo never silently leaves the socket to root or opens it.
-    pub fn resolve(name: Option<&str>) -> Result<Option<ControlGroup>, String> {
+    pub fn resolve(name: Option<&str>) -> Result<Option<ControlGroup>, ControlSocketError> {
         let Some(name) = name else {
             return Ok(None);
         };
@@ -100,8 +129,13 @@ impl ControlGroup {
                 name: name.to_string(),
                 gid: group.gid,
             })),
-            Ok(None) => Err(format!("control_group {name:?}: no such group")),
-            Err(e) => Err(format!("control_group {name:?}: cannot look it up: {e}")),
+            Ok(None) => Err(ControlSocketError::NoSuchGroup {
+                name: name.to_string(),
+            }),
+            Err(errno) => Err(ControlSocketError::GroupLookup {
+                name: name.to_string(),
+                errno,
+            }),
         }
     }
 }
@@ -220,7 +254,10 @@ pub struct ControlServer {
 
 impl ControlServer {
     /// Creates the socket at `path`: root-only, or open to `group`.
-    pub fn bind(path: &Path, group: Option<ControlGroup>) -> Result<ControlServer, String> {
+    pub fn bind(
+        path: &Path,
+        group: Option<ControlGroup>,
+    ) -> Result<ControlServer, ControlSocketError> {
         let server = ControlServer::listen_at(path, group)?;
         server.apply_access()?;
         Ok(server)
@@ -228,9 +265,14 @@ impl ControlServer {
 
     /// The socket, bound and listening, with no access set beyond the 0600
     /// it is created with.
-    fn listen_at(path: &Path, group: Option<ControlGroup>) -> Result<ControlServer, String> {
-        let fail = |what: &str, e: nix::Error| {
-            format!("control socket {}: {what}: {}", path.display(), e.desc())
+    fn listen_at(
+        path: &Path,
+        group: Option<ControlGroup>,
+    ) -> Result<ControlServer, ControlSocketError> {
+        let fail = |step: &'static str, errno: nix::Error| ControlSocketError::Create {
+            path: path.to_path_buf(),
+            step,
+            errno,
         };
         let listener = socket(
             AddressFamily::Unix,
@@ -244,10 +286,9 @@ impl ControlServer {
         if let Ok(meta) = std::fs::symlink_metadata(path) {
             use std::os::unix::fs::FileTypeExt;
             if !meta.file_type().is_socket() {
-                return Err(format!(
-                    "control socket {}: exists and is not a socket",
-                    path.display()
-                ));
+                return Err(ControlSocketError::NotASocket {
+                    path: path.to_path_buf(),
+                });
             }
             let _ = std::fs::remove_file(path);
         }
@@ -260,15 +301,15 @@ impl ControlServer {
         bound.map_err(|e| fail("bind", e))?;
         listen(&listener, Backlog::new(BACKLOG).unwrap_or(Backlog::MAXCONN))
             .map_err(|e| fail("listen", e))?;
-        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)
-            .map_err(|e| format!("control socket: epoll: {e}"))?;
+        let epoll =
+            epoll::create(epoll::CreateFlags::CLOEXEC).map_err(ControlSocketError::Epoll)?;
         epoll::add(
             &epoll,
             &listener,
             epoll::EventData::new_u64(LISTENER),
             epoll::EventFlags::IN,
         )
-        .map_err(|e| format!("control socket: epoll: {e}"))?;
+        .map_err(ControlSocketError::Epoll)?;
         Ok(ControlServer {
             path: path.to_path_buf(),
             listener,
@@ -291,10 +332,12 @@ impl ControlServer {
 
     /// Owner, group and mode of the socket file: root:root 0600, or
     /// root:GROUP 0660. The order never leaves it open wider than either.
-    fn apply_access(&self) -> Result<(), String> {
+    fn apply_access(&self) -> Result<(), ControlSocketError> {
         let path = &self.path;
-        let fail = |what: &str, e: std::io::Error| {
-            format!("control socket {}: {what}: {e}", path.display())
+        let fail = |step: &'static str, error: std::io::Error| ControlSocketError::Access {
+            path: path.clone(),
+            step,
+            error,
         };
         let mode = |bits| std::fs::set_permissions(path, std::fs::Permissions::from_mode(bits));
         match &self.group {
@@ -312,7 +355,7 @@ impl ControlServer {
 
     /// A new `set control_group` after a reload: the file's group and mode
     /// follow, and connected clients no longer allowed are closed.
-    pub fn set_group(&mut self, group: Option<ControlGroup>) -> Result<(), String> {
+    pub fn set_group(&mut self, group: Option<ControlGroup>) -> Result<(), ControlSocketError> {
         if group == self.group {
             return Ok(());
         }

@@ -70,7 +70,8 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
         return match loaded {
             Ok(config) => {
                 // A group that does not exist would stop the start: say so now.
-                ControlGroup::resolve(config.control_group.as_deref())?;
+                ControlGroup::resolve(config.control_group.as_deref())
+                    .map_err(|e| e.to_string())?;
                 eprintln!("configuration OK");
                 Ok(ExitCode::SUCCESS)
             }
@@ -94,7 +95,8 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
         })?;
     prepare_chroot(DEFAULT_CHROOT)?;
     // Resolved before going to the background, so a bad name is seen.
-    let control_group = ControlGroup::resolve(config.control_group.as_deref())?;
+    let control_group =
+        ControlGroup::resolve(config.control_group.as_deref()).map_err(|e| e.to_string())?;
 
     if !cli.foreground {
         nix::unistd::daemon(false, false).map_err(|e| format!("daemon: {e}"))?;
@@ -113,10 +115,11 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
     if !cli.no_natt {
         ports.push(cli.natt_port);
     }
-    let kernel = iked_pfkey::socket::open_kernel_sockets(config.kernel)?;
+    let kernel =
+        iked_pfkey::socket::open_kernel_sockets(config.kernel).map_err(|e| e.to_string())?;
     log::info!("kernel interface: {}", kernel.kind.name());
     let udp = bind_udp(&ports, cli.natt_port, kernel.kind)?;
-    let control = ControlServer::bind(&cli.socket, control_group)?;
+    let control = ControlServer::bind(&cli.socket, control_group).map_err(|e| e.to_string())?;
 
     let mut daemon = Daemon {
         config_path: cli.config.clone(),

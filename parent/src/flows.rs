@@ -4,26 +4,7 @@
 
 use iked_common::config::{Encapsulation, Policy, TRANSFORM_ENCR, TRANSFORM_INTEG};
 use iked_common::kernel::{Encryption, Flow, Integrity, IpsecMode, Selector};
-
-/// ESP cipher for an IKE ENCR transform ID, if the kernel side supports it.
-fn encryption(id: u16) -> Option<Encryption> {
-    match id {
-        12 => Some(Encryption::AesCbc),
-        20 => Some(Encryption::AesGcm16),
-        28 => Some(Encryption::ChaCha20Poly1305),
-        _ => None,
-    }
-}
-
-fn integrity(id: u16) -> Option<Integrity> {
-    match id {
-        2 => Some(Integrity::HmacSha1_96),
-        12 => Some(Integrity::HmacSha256_128),
-        13 => Some(Integrity::HmacSha384_192),
-        14 => Some(Integrity::HmacSha512_256),
-        _ => None,
-    }
-}
+use iked_common::wire::{EncrId, IntegId};
 
 fn push_unique<T: PartialEq>(list: &mut Vec<T>, item: T) {
     if !list.contains(&item) {
@@ -51,11 +32,11 @@ pub fn flows_of(policies: &[Policy]) -> Vec<Flow> {
         for proposal in &policy.child_proposals {
             proposal
                 .of_type(TRANSFORM_ENCR)
-                .filter_map(|t| encryption(t.id))
+                .filter_map(|t| Encryption::from_encr(EncrId::from_value(t.id)))
                 .for_each(|e| push_unique(&mut ciphers, e));
             proposal
                 .of_type(TRANSFORM_INTEG)
-                .filter_map(|t| integrity(t.id))
+                .filter_map(|t| Integrity::from_integ(IntegId::from_value(t.id)))
                 .for_each(|i| push_unique(&mut integrities, i));
         }
         let selectors = if policy.flows.is_empty() {

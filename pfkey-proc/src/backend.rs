@@ -1,11 +1,12 @@
 //! The kernel key interface behind pfkey-proc, whichever socket carries it.
 
 use std::net::IpAddr;
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::BorrowedFd;
 
 use iked_common::kernel::{
     Encryption, FailureKind, Integrity, IpsecMode, IpsecProtocol, KernelEvent, KernelFailure,
-    KernelSocketKind, PolicyDirection, PolicyParams, SaCounters, SaId, SaParams, Selector,
+    KernelSocketKind, PolicyDirection, PolicyParams, SaCounters, SaId, SaParams, SaTemplate,
+    Selector,
 };
 
 /// The transforms the kernel says it can do.
@@ -29,17 +30,7 @@ pub trait KernelBackend: Send {
     fn register(&mut self) -> Result<SupportedAlgorithms, KernelFailure>;
 
     /// Reserves an SPI in `min..=max` for an SA from `src` to `dst`.
-    #[allow(clippy::too_many_arguments)]
-    fn allocate_spi(
-        &mut self,
-        src: IpAddr,
-        dst: IpAddr,
-        protocol: IpsecProtocol,
-        mode: IpsecMode,
-        reqid: u32,
-        min: u32,
-        max: u32,
-    ) -> Result<u32, KernelFailure>;
+    fn allocate_spi(&mut self, request: &SpiRequest) -> Result<u32, KernelFailure>;
 
     /// Adds an SA, or with `update` replaces one (including the larval SA an
     /// SPI allocation left behind).
@@ -71,25 +62,88 @@ pub trait KernelBackend: Send {
     fn read_events(&mut self) -> Result<Vec<KernelEvent>, KernelFailure>;
 }
 
+/// What an SPI is reserved for: an SA from `src` to `dst`, its SPI in
+/// `min..=max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpiRequest {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub protocol: IpsecProtocol,
+    pub mode: IpsecMode,
+    pub reqid: u32,
+    pub min: u32,
+    pub max: u32,
+}
+
 /// A policy found in a dump.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DumpedPolicy {
     pub selector: Selector,
     pub direction: PolicyDirection,
     pub priority: u32,
-    pub template: Option<iked_common::kernel::SaTemplate>,
+    pub template: Option<SaTemplate>,
 }
 
-/// Builds the backend for sockets the parent opened.
-pub fn open_backend(
-    kind: KernelSocketKind,
-    requests: OwnedFd,
-    events: OwnedFd,
-) -> Result<Box<dyn KernelBackend>, String> {
-    match kind {
-        KernelSocketKind::Xfrm => Ok(Box::new(crate::xfrm::XfrmBackend::new(requests, events)?)),
-        KernelSocketKind::Pfkey => Ok(Box::new(crate::pfkey::PfkeyBackend::new(requests, events)?)),
+impl DumpedPolicy {
+    /// A dumped policy as we keep it: with its first template only.
+    pub(crate) fn new(
+        selector: Selector,
+        direction: PolicyDirection,
+        priority: u32,
+        templates: &[SaTemplate],
+    ) -> DumpedPolicy {
+        DumpedPolicy {
+            selector,
+            direction,
+            priority,
+            template: templates.first().copied(),
+        }
     }
+
+    /// The entries of a policy dump that decode. Socket policies
+    /// (directions above FWD) and non-ESP templates belong to other
+    /// software: they are skipped, logged at debug, so that we list what
+    /// we can read.
+    pub(crate) fn readable<E: std::fmt::Display>(
+        backend: &str,
+        decoded: impl IntoIterator<Item = Result<DumpedPolicy, E>>,
+    ) -> Vec<DumpedPolicy> {
+        let mut out = Vec::new();
+        for entry in decoded {
+            match entry {
+                Ok(policy) => out.push(policy),
+                Err(e) => log::debug!("{backend}: policy dump entry skipped: {e}"),
+            }
+        }
+        out
+    }
+}
+
+/// Why a kernel key interface cannot be used at all, as opposed to one
+/// request failing (a [`KernelFailure`], which crosses to ikev2 and the
+/// parent as it is). The parent meets these when it opens the sockets or
+/// flushes entries pfkey-proc left; pfkey-proc when it starts.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// No kind of kernel key socket could be opened: why, for each tried.
+    #[error("cannot open a kernel key socket ({})", .0.join("; "))]
+    NoSocket(Vec<String>),
+    /// A socket option the backend needs was refused.
+    #[error("{backend}: {option}: {}", .errno.desc())]
+    SocketOption {
+        backend: &'static str,
+        option: &'static str,
+        errno: nix::Error,
+    },
+    /// The kernel refused to register us (for events, or for ESP).
+    #[error("{}: {}", .kind.name(), .failure.message)]
+    Register {
+        kind: KernelSocketKind,
+        failure: KernelFailure,
+    },
+    /// Entries that could not be removed, each with the kernel's reason.
+    #[error("{}", .0.join("; "))]
+    NotRemoved(Vec<String>),
 }
 
 /// A kernel errno turned into a failure a person can act on.
@@ -146,6 +200,45 @@ pub fn local_failure(kind: FailureKind, message: String) -> KernelFailure {
     }
 }
 
+/// A kernel reply we cannot read.
+pub fn malformed(operation: &str, e: impl std::fmt::Display) -> KernelFailure {
+    local_failure(
+        FailureKind::Kernel,
+        format!("{operation}: malformed kernel reply: {e}"),
+    )
+}
+
+/// The SPI the kernel allocated, if it is the one asked for: in the
+/// request's range, towards its destination.
+pub fn allocated_spi(
+    operation: &str,
+    answered: &SaId,
+    request: &SpiRequest,
+) -> Result<u32, KernelFailure> {
+    if answered.spi < request.min || answered.spi > request.max || answered.dst != request.dst {
+        return Err(malformed(
+            operation,
+            format!("kernel allocated {answered} outside the request"),
+        ));
+    }
+    Ok(answered.spi)
+}
+
+/// Refuses an answer about another SA than the one asked about.
+pub fn check_answered_for(
+    operation: &str,
+    asked: &SaId,
+    answered: &SaId,
+) -> Result<(), KernelFailure> {
+    if answered.dst != asked.dst || answered.spi != asked.spi {
+        return Err(malformed(
+            operation,
+            format!("kernel answered for {answered} instead of {asked}"),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,6 +251,32 @@ mod tests {
         assert_eq!(
             f.message,
             "add SA: kernel has no ESP support (esp4/esp6 not loaded) (EPROTONOSUPPORT: kernel says \"Requested type not found\")"
+        );
+    }
+
+    #[test]
+    fn backend_errors_read_as_the_strings_they_replaced() {
+        let option = BackendError::SocketOption {
+            backend: "xfrm",
+            option: "SO_RCVTIMEO",
+            errno: nix::Error::EPERM,
+        };
+        assert_eq!(
+            option.to_string(),
+            format!("xfrm: SO_RCVTIMEO: {}", nix::Error::EPERM.desc())
+        );
+        let none = BackendError::NoSocket(vec!["xfrm: a".into(), "pfkey: b".into()]);
+        assert_eq!(
+            none.to_string(),
+            "cannot open a kernel key socket (xfrm: a; pfkey: b)"
+        );
+        let register = BackendError::Register {
+            kind: KernelSocketKind::Pfkey,
+            failure: kernel_failure("register for ESP", 1, None),
+        };
+        assert_eq!(
+            register.to_string(),
+            "pfkey: register for ESP: not permitted (pfkey needs CAP_NET_ADMIN) (EPERM)"
         );
     }
 

@@ -158,25 +158,8 @@ pub fn check_policy<'f>(flows: &'f [Flow], p: &PolicyParams) -> Result<&'f Flow,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use iked_common::kernel::{
-        Encryption, Integrity, IpsecMode, Lifetime, SaId, SaTemplate, SecretBytes, Selector,
-    };
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
-
-    fn net(src: &str, sp: u8, dst: &str, dp: u8) -> Selector {
-        Selector {
-            src: ip(src),
-            src_prefix: sp,
-            dst: ip(dst),
-            dst_prefix: dp,
-            protocol: 0,
-            src_port: 0,
-            dst_port: 0,
-        }
-    }
+    use crate::test_fixtures::{esp_gcm_sa, ip, net};
+    use iked_common::kernel::{Encryption, Integrity, IpsecMode, SaTemplate, Selector};
 
     fn flows() -> Vec<Flow> {
         vec![Flow {
@@ -191,25 +174,7 @@ mod tests {
     }
 
     fn sa(src: &str, dst: &str, selector: Selector) -> SaParams {
-        SaParams {
-            id: SaId {
-                src: ip(src),
-                dst: ip(dst),
-                protocol: IpsecProtocol::Esp,
-                spi: 0x1000,
-            },
-            mode: IpsecMode::Tunnel,
-            reqid: 1,
-            selector,
-            encryption: Encryption::AesGcm16,
-            encryption_key: SecretBytes::new(vec![7; 20]),
-            integrity: None,
-            integrity_key: SecretBytes::new(vec![]),
-            lifetime: Lifetime::default(),
-            replay_window: 32,
-            esn: false,
-            encap: None,
-        }
+        esp_gcm_sa(src, dst, 0x1000, selector)
     }
 
     #[test]

@@ -4,107 +4,68 @@
 //! request socket is skipped. The event socket is the one registered for
 //! ESP, which is where the kernel sends ACQUIRE and EXPIRE.
 
-use std::net::IpAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use iked_common::kernel::{
-    Encryption, FailureKind, Integrity, IpsecMode, IpsecProtocol, KernelEvent, KernelFailure,
-    KernelSocketKind, PolicyDirection, PolicyParams, SaCounters, SaId, SaParams, Selector,
+    Encryption, FailureKind, Integrity, KernelEvent, KernelFailure, KernelSocketKind,
+    PolicyDirection, PolicyParams, SaCounters, SaId, SaParams, Selector,
 };
-use nix::sys::socket::{recv, send, MsgFlags};
+use nix::sys::socket::{send, MsgFlags};
 use zeroize::Zeroizing;
 
 use crate::backend::{
-    kernel_failure, local_failure, DumpedPolicy, KernelBackend, SupportedAlgorithms,
+    allocated_spi, check_answered_for, kernel_failure, local_failure, malformed, BackendError,
+    DumpedPolicy, KernelBackend, SpiRequest, SupportedAlgorithms,
 };
 use crate::bytes::Writer;
+use crate::key_socket::{set_receive_timeout, KeySockets, REPLY_TIMEOUT_SECS};
 use crate::pfkey_codec as codec;
-use crate::xfrm::{set_receive_timeout, REPLY_TIMEOUT_SECS};
 
 /// Largest datagram read; PF_KEY messages here are far smaller.
 const RECEIVE_BUFFER: usize = 64 * 1024;
 /// Messages skipped while waiting for one reply before giving up.
 const MAX_SKIPPED: usize = 10_000;
 const MAX_DUMP_ENTRIES: usize = 100_000;
-const MAX_EVENT_DATAGRAMS: usize = 64;
+
+/// What one request waits for.
+#[derive(Clone, Copy)]
+struct Request<'a> {
+    operation: &'a str,
+    seq: u32,
+    reply_type: u8,
+    on_events_socket: bool,
+}
 
 pub struct PfkeyBackend {
-    requests: OwnedFd,
-    events: OwnedFd,
-    seq: u32,
+    sockets: KeySockets,
     pid: u32,
     /// Algorithm identifiers from SADB_REGISTER: (auth, encrypt).
     supported: Option<(Vec<u8>, Vec<u8>)>,
-    capture: Option<Vec<Vec<u8>>>,
 }
 
 impl PfkeyBackend {
-    pub fn new(requests: OwnedFd, events: OwnedFd) -> Result<PfkeyBackend, String> {
+    pub fn new(requests: OwnedFd, events: OwnedFd) -> Result<PfkeyBackend, BackendError> {
         for fd in [&requests, &events] {
-            set_receive_timeout(fd.as_fd(), REPLY_TIMEOUT_SECS)
-                .map_err(|e| format!("pfkey: SO_RCVTIMEO: {}", e.desc()))?;
+            set_receive_timeout(fd.as_fd(), REPLY_TIMEOUT_SECS).map_err(|errno| {
+                BackendError::SocketOption {
+                    backend: "pfkey",
+                    option: "SO_RCVTIMEO",
+                    errno,
+                }
+            })?;
         }
         Ok(PfkeyBackend {
-            requests,
-            events,
-            seq: 0,
+            sockets: KeySockets::new(requests, events, RECEIVE_BUFFER),
             pid: std::process::id(),
             supported: None,
-            capture: None,
         })
     }
 
-    /// Keeps a copy of every received datagram (for capture in tests).
-    pub fn set_capture(&mut self, on: bool) {
-        self.capture = on.then(Vec::new);
-    }
-
-    pub fn take_captured(&mut self) -> Vec<Vec<u8>> {
-        self.capture
-            .as_mut()
-            .map(std::mem::take)
-            .unwrap_or_default()
-    }
-
-    fn next_seq(&mut self) -> u32 {
-        self.seq = self.seq.wrapping_add(1).max(1);
-        self.seq
-    }
-
-    fn receive(&mut self, from_events: bool, flags: MsgFlags) -> nix::Result<Zeroizing<Vec<u8>>> {
-        let fd = if from_events {
-            self.events.as_raw_fd()
-        } else {
-            self.requests.as_raw_fd()
-        };
-        let mut buf = vec![0u8; RECEIVE_BUFFER];
-        let n = loop {
-            match recv(fd, &mut buf, flags | MsgFlags::MSG_TRUNC) {
-                Err(nix::Error::EINTR) => continue,
-                other => break other?,
-            }
-        };
-        if n > buf.len() {
-            return Err(nix::Error::EMSGSIZE);
-        }
-        buf.truncate(n);
-        if let Some(capture) = self.capture.as_mut() {
-            capture.push(buf.clone());
-        }
-        // Dumps and PF_KEY's change notices carry keys: zeroed when dropped.
-        Ok(Zeroizing::new(buf))
-    }
-
-    fn send(operation: &str, fd: std::os::fd::RawFd, message: Writer) -> Result<(), KernelFailure> {
-        loop {
-            match send(fd, &message.bytes, MsgFlags::empty()) {
-                Err(nix::Error::EINTR) => continue,
-                // PF_KEY reports a refused request on send as well as in
-                // the reply; the errno is the same either way.
-                Err(e) => return Err(kernel_failure(operation, e as i32, None)),
-                Ok(_) => return Ok(()),
-            }
-        }
+    /// The sockets, for capturing what the kernel answers
+    /// ([`KeySockets::set_capture`]: how the codec tests' replies were
+    /// recorded from real kernels).
+    pub fn sockets(&mut self) -> &mut KeySockets {
+        &mut self.sockets
     }
 
     /// Sends a request and waits for the reply of `reply_type` carrying our
@@ -117,23 +78,32 @@ impl PfkeyBackend {
         reply_type: u8,
         on_events_socket: bool,
     ) -> Result<Zeroizing<Vec<u8>>, KernelFailure> {
-        let fd = if on_events_socket {
-            self.events.as_raw_fd()
-        } else {
-            self.requests.as_raw_fd()
+        let request = Request {
+            operation,
+            seq,
+            reply_type,
+            on_events_socket,
         };
-        Self::send(operation, fd, message)?;
+        Self::transact_on(&mut self.sockets, self.pid, request, message)
+    }
+
+    /// [`Self::transact`] on the sockets alone, for the event reader.
+    fn transact_on(
+        sockets: &mut KeySockets,
+        pid: u32,
+        request: Request<'_>,
+        message: Writer,
+    ) -> Result<Zeroizing<Vec<u8>>, KernelFailure> {
+        let Request {
+            operation,
+            seq,
+            reply_type,
+            on_events_socket,
+        } = request;
+        sockets.send_request(operation, on_events_socket, message)?;
         for _ in 0..MAX_SKIPPED {
-            let datagram = match self.receive(on_events_socket, MsgFlags::empty()) {
-                Ok(d) => d,
-                Err(nix::Error::EAGAIN) => {
-                    return Err(local_failure(
-                        FailureKind::Kernel,
-                        format!("{operation}: kernel did not answer within {REPLY_TIMEOUT_SECS} s"),
-                    ))
-                }
-                Err(e) => return Err(kernel_failure(operation, e as i32, None)),
-            };
+            let datagram =
+                sockets.receive_reply(operation, on_events_socket, "kernel did not answer")?;
             let m = match codec::decode(&datagram) {
                 Ok(m) => m,
                 Err(e) => {
@@ -141,7 +111,7 @@ impl PfkeyBackend {
                     continue;
                 }
             };
-            if m.pid != self.pid || m.seq != seq || m.message_type != reply_type {
+            if m.pid != pid || m.seq != seq || m.message_type != reply_type {
                 continue;
             }
             if m.errno != 0 {
@@ -162,9 +132,13 @@ impl PfkeyBackend {
         message_type: u8,
         satype: u8,
     ) -> Result<Vec<Zeroizing<Vec<u8>>>, KernelFailure> {
-        let seq = self.next_seq();
+        let seq = self.sockets.next_seq();
         let request = codec::encode_bare(message_type, satype, seq, self.pid);
-        match send(self.requests.as_raw_fd(), &request.bytes, MsgFlags::empty()) {
+        match send(
+            self.sockets.requests.as_raw_fd(),
+            &request.bytes,
+            MsgFlags::empty(),
+        ) {
             Ok(_) => {}
             // An empty database answers ENOENT.
             Err(nix::Error::ENOENT) => return Ok(Vec::new()),
@@ -173,16 +147,9 @@ impl PfkeyBackend {
         let mut entries = Vec::new();
         let mut skipped = 0;
         loop {
-            let datagram = match self.receive(false, MsgFlags::empty()) {
-                Ok(d) => d,
-                Err(nix::Error::EAGAIN) => {
-                    return Err(local_failure(
-                        FailureKind::Kernel,
-                        format!("{operation}: dump did not finish within {REPLY_TIMEOUT_SECS} s"),
-                    ))
-                }
-                Err(e) => return Err(kernel_failure(operation, e as i32, None)),
-            };
+            let datagram = self
+                .sockets
+                .receive_reply(operation, false, "dump did not finish")?;
             let (is_ours, errno, last) = match codec::decode(&datagram) {
                 Ok(m) => (
                     m.pid == self.pid && m.message_type == message_type,
@@ -223,13 +190,6 @@ impl PfkeyBackend {
         }
     }
 
-    fn malformed(operation: &str, e: impl std::fmt::Display) -> KernelFailure {
-        local_failure(
-            FailureKind::Kernel,
-            format!("{operation}: malformed kernel reply: {e}"),
-        )
-    }
-
     /// Refuses transforms the kernel did not list at registration.
     fn check_supported(&self, sa: &SaParams) -> Result<(), KernelFailure> {
         let Some((auth, encrypt)) = &self.supported else {
@@ -259,13 +219,23 @@ impl PfkeyBackend {
         Ok(())
     }
 
-    fn resolve_acquire(&mut self, info: codec::AcquireInfo) -> Result<KernelEvent, KernelFailure> {
+    fn resolve_acquire(
+        sockets: &mut KeySockets,
+        pid: u32,
+        info: codec::AcquireInfo,
+    ) -> Result<KernelEvent, KernelFailure> {
         const OP: &str = "look up the policy of an ACQUIRE";
-        let seq = self.next_seq();
-        let request = codec::encode_get_policy(info.policy_id, info.direction, seq, self.pid);
-        let reply = self.transact(OP, request, seq, codec::SADB_X_SPDGET, false)?;
-        let m = codec::decode(&reply).map_err(|e| Self::malformed(OP, e))?;
-        let policy = codec::decode_policy(&m).map_err(|e| Self::malformed(OP, e))?;
+        let seq = sockets.next_seq();
+        let message = codec::encode_get_policy(info.policy_id, info.direction, seq, pid);
+        let request = Request {
+            operation: OP,
+            seq,
+            reply_type: codec::SADB_X_SPDGET,
+            on_events_socket: false,
+        };
+        let reply = Self::transact_on(sockets, pid, request, message)?;
+        let m = codec::decode(&reply).map_err(|e| malformed(OP, e))?;
+        let policy = codec::decode_policy(&m).map_err(|e| malformed(OP, e))?;
         let reqid = policy.templates.first().map(|t| t.reqid).unwrap_or(0);
         // PF_KEY names the policy, not the packet: its selector stands in.
         Ok(KernelEvent::Acquire {
@@ -289,12 +259,12 @@ impl KernelBackend for PfkeyBackend {
 
     fn register(&mut self) -> Result<SupportedAlgorithms, KernelFailure> {
         const OP: &str = "register for ESP";
-        let seq = self.next_seq();
+        let seq = self.sockets.next_seq();
         let request =
             codec::encode_bare(codec::SADB_REGISTER, codec::SADB_SATYPE_ESP, seq, self.pid);
         let reply = self.transact(OP, request, seq, codec::SADB_REGISTER, true)?;
-        let m = codec::decode(&reply).map_err(|e| Self::malformed(OP, e))?;
-        let (auth, encrypt) = codec::decode_supported(&m).map_err(|e| Self::malformed(OP, e))?;
+        let m = codec::decode(&reply).map_err(|e| malformed(OP, e))?;
+        let (auth, encrypt) = codec::decode_supported(&m).map_err(|e| malformed(OP, e))?;
         let encryption = [Encryption::AesCbc, Encryption::AesGcm16]
             .into_iter()
             .filter(|e| codec::encryption_id(*e).is_some_and(|id| encrypt.contains(&id)))
@@ -316,42 +286,30 @@ impl KernelBackend for PfkeyBackend {
         })
     }
 
-    fn allocate_spi(
-        &mut self,
-        src: IpAddr,
-        dst: IpAddr,
-        protocol: IpsecProtocol,
-        mode: IpsecMode,
-        reqid: u32,
-        min: u32,
-        max: u32,
-    ) -> Result<u32, KernelFailure> {
+    fn allocate_spi(&mut self, spi_request: &SpiRequest) -> Result<u32, KernelFailure> {
         const OP: &str = "allocate SPI";
-        let _ = protocol; // ESP, the only SA type we ask for.
+        // The protocol is ESP, the only SA type we ask for.
+        let r = spi_request;
+        let reqid = r.reqid;
         if reqid > codec::IPSEC_MANUAL_REQID_MAX {
             return Err(local_failure(
                 FailureKind::Unsupported,
                 format!("{OP}: reqid {reqid} above what PF_KEY keeps"),
             ));
         }
-        let seq = self.next_seq();
-        let request = codec::encode_getspi(src, dst, mode, reqid, min, max, seq, self.pid);
+        let seq = self.sockets.next_seq();
+        let request =
+            codec::encode_getspi(r.src, r.dst, r.mode, reqid, r.min, r.max, seq, self.pid);
         let reply = self.transact(OP, request, seq, codec::SADB_GETSPI, false)?;
-        let m = codec::decode(&reply).map_err(|e| Self::malformed(OP, e))?;
-        let info = codec::decode_sa(&m).map_err(|e| Self::malformed(OP, e))?;
-        if info.id.spi < min || info.id.spi > max || info.id.dst != dst {
-            return Err(Self::malformed(
-                OP,
-                format!("kernel allocated {} outside the request", info.id),
-            ));
-        }
-        Ok(info.id.spi)
+        let m = codec::decode(&reply).map_err(|e| malformed(OP, e))?;
+        let info = codec::decode_sa(&m).map_err(|e| malformed(OP, e))?;
+        allocated_spi(OP, &info.id, spi_request)
     }
 
     fn add_sa(&mut self, sa: &SaParams, update: bool) -> Result<(), KernelFailure> {
         let operation = if update { "update SA" } else { "add SA" };
         self.check_supported(sa)?;
-        let seq = self.next_seq();
+        let seq = self.sockets.next_seq();
         let request = codec::encode_add_sa(sa, update, seq, self.pid)
             .map_err(|e| unexpressible(operation, e))?;
         if sa.replay_window > codec::PFKEY_MAX_REPLAY_WINDOW {
@@ -372,7 +330,7 @@ impl KernelBackend for PfkeyBackend {
     }
 
     fn delete_sa(&mut self, id: &SaId) -> Result<(), KernelFailure> {
-        let seq = self.next_seq();
+        let seq = self.sockets.next_seq();
         let request = codec::encode_delete_sa(id, seq, self.pid);
         self.transact("delete SA", request, seq, codec::SADB_DELETE, false)
             .map(drop)
@@ -380,20 +338,15 @@ impl KernelBackend for PfkeyBackend {
 
     fn sa_counters(&mut self, id: &SaId) -> Result<SaCounters, KernelFailure> {
         const OP: &str = "read SA counters";
-        let seq = self.next_seq();
+        let seq = self.sockets.next_seq();
         let request = codec::encode_get_sa(id, seq, self.pid);
         let reply = self.transact(OP, request, seq, codec::SADB_GET, false)?;
-        let m = codec::decode(&reply).map_err(|e| Self::malformed(OP, e))?;
-        let info = codec::decode_sa(&m).map_err(|e| Self::malformed(OP, e))?;
-        if info.id.dst != id.dst || info.id.spi != id.spi {
-            return Err(Self::malformed(
-                OP,
-                format!("kernel answered for {} instead of {id}", info.id),
-            ));
-        }
+        let m = codec::decode(&reply).map_err(|e| malformed(OP, e))?;
+        let info = codec::decode_sa(&m).map_err(|e| malformed(OP, e))?;
+        check_answered_for(OP, id, &info.id)?;
         let current = info
             .current
-            .ok_or_else(|| Self::malformed(OP, "no current lifetime in the reply"))?;
+            .ok_or_else(|| malformed(OP, "no current lifetime in the reply"))?;
         Ok(SaCounters {
             bytes: current.bytes,
             packets: u64::from(current.packets),
@@ -402,7 +355,7 @@ impl KernelBackend for PfkeyBackend {
 
     fn add_policy(&mut self, policy: &PolicyParams) -> Result<(), KernelFailure> {
         const OP: &str = "add policy";
-        let seq = self.next_seq();
+        let seq = self.sockets.next_seq();
         let request =
             codec::encode_add_policy(policy, seq, self.pid).map_err(|e| unexpressible(OP, e))?;
         self.transact(OP, request, seq, codec::SADB_X_SPDADD, false)
@@ -414,7 +367,7 @@ impl KernelBackend for PfkeyBackend {
         selector: &Selector,
         direction: PolicyDirection,
     ) -> Result<(), KernelFailure> {
-        let seq = self.next_seq();
+        let seq = self.sockets.next_seq();
         let request = codec::encode_delete_policy(selector, direction, seq, self.pid);
         self.transact(
             "delete policy",
@@ -435,7 +388,7 @@ impl KernelBackend for PfkeyBackend {
                 codec::decode(d)
                     .and_then(|m| codec::decode_sa(&m))
                     .map(|info| info.id)
-                    .map_err(|e| Self::malformed(OP, e))
+                    .map_err(|e| malformed(OP, e))
             })
             .collect()
     }
@@ -443,62 +396,59 @@ impl KernelBackend for PfkeyBackend {
     fn dump_policies(&mut self) -> Result<Vec<DumpedPolicy>, KernelFailure> {
         const OP: &str = "dump policies";
         let entries = self.dump(OP, codec::SADB_X_SPDDUMP, codec::SADB_SATYPE_UNSPEC)?;
-        let mut out = Vec::new();
-        for d in &entries {
-            match codec::decode(d).and_then(|m| codec::decode_policy(&m)) {
-                Ok(p) => out.push(DumpedPolicy {
-                    selector: p.selector,
-                    direction: p.direction,
-                    priority: p.priority,
-                    template: p.templates.first().copied(),
-                }),
-                Err(e) => log::debug!("pfkey: policy dump entry skipped: {e}"),
-            }
-        }
-        Ok(out)
+        let decoded = entries.iter().map(|d| {
+            codec::decode(d)
+                .and_then(|m| codec::decode_policy(&m))
+                .map(|p| DumpedPolicy::new(p.selector, p.direction, p.priority, &p.templates))
+        });
+        Ok(DumpedPolicy::readable("pfkey", decoded))
     }
 
     fn event_fd(&self) -> BorrowedFd<'_> {
-        self.events.as_fd()
+        self.sockets.event_fd()
     }
 
     fn read_events(&mut self) -> Result<Vec<KernelEvent>, KernelFailure> {
-        let mut events = Vec::new();
-        for _ in 0..MAX_EVENT_DATAGRAMS {
-            let datagram = match self.receive(true, MsgFlags::MSG_DONTWAIT) {
-                Ok(d) => d,
-                Err(nix::Error::EAGAIN) => break,
-                Err(nix::Error::ENOBUFS) => {
-                    log::warn!("pfkey: kernel event queue overflowed, events were lost");
-                    continue;
+        let pid = self.pid;
+        self.sockets
+            .read_events("pfkey", |sockets, datagram, events| {
+                decode_events(sockets, pid, datagram, events)
+            })
+    }
+}
+
+/// The event in one datagram of the registered socket; `sockets` serve to
+/// look up an ACQUIRE's policy.
+fn decode_events(
+    sockets: &mut KeySockets,
+    pid: u32,
+    datagram: &[u8],
+    events: &mut Vec<KernelEvent>,
+) {
+    let m = match codec::decode(datagram) {
+        Ok(m) => m,
+        Err(e) => {
+            log::warn!("pfkey: malformed event ignored: {e}");
+            return;
+        }
+    };
+    let event = match m.message_type {
+        codec::SADB_ACQUIRE if m.satype == codec::SADB_SATYPE_ESP => {
+            match codec::decode_acquire(&m) {
+                Ok(info) => {
+                    PfkeyBackend::resolve_acquire(sockets, pid, info).map_err(|f| f.message)
                 }
-                Err(e) => return Err(kernel_failure("read kernel events", e as i32, None)),
-            };
-            let m = match codec::decode(&datagram) {
-                Ok(m) => m,
-                Err(e) => {
-                    log::warn!("pfkey: malformed event ignored: {e}");
-                    continue;
-                }
-            };
-            let event = match m.message_type {
-                codec::SADB_ACQUIRE if m.satype == codec::SADB_SATYPE_ESP => {
-                    match codec::decode_acquire(&m) {
-                        Ok(info) => self.resolve_acquire(info).map_err(|f| f.message),
-                        Err(e) => Err(format!("malformed ACQUIRE: {e}")),
-                    }
-                }
-                codec::SADB_EXPIRE => {
-                    codec::decode_expire(&m).map_err(|e| format!("malformed EXPIRE: {e}"))
-                }
-                // Copies of SA/policy changes broadcast to every socket.
-                _ => continue,
-            };
-            match event {
-                Ok(event) => events.push(event),
-                Err(message) => log::warn!("pfkey: {message}"),
+                Err(e) => Err(format!("malformed ACQUIRE: {e}")),
             }
         }
-        Ok(events)
+        codec::SADB_EXPIRE => {
+            codec::decode_expire(&m).map_err(|e| format!("malformed EXPIRE: {e}"))
+        }
+        // Copies of SA/policy changes broadcast to every socket.
+        _ => return,
+    };
+    match event {
+        Ok(event) => events.push(event),
+        Err(message) => log::warn!("pfkey: {message}"),
     }
 }

@@ -2,35 +2,8 @@
 //! and Linux's pfkeyv2.h / ipsec.h.
 
 use super::*;
+use crate::test_fixtures::{bytes, flow_selector, ip, net, tunnel_policy};
 use iked_common::kernel::SecretBytes;
-
-fn bytes(spec: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    for token in spec.split_whitespace() {
-        if let Some(n) = token.strip_prefix('z') {
-            out.resize(out.len() + n.parse::<usize>().unwrap(), 0);
-        } else {
-            out.extend(hex::decode(token).unwrap());
-        }
-    }
-    out
-}
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
-}
-
-fn flow_selector() -> Selector {
-    Selector {
-        src: ip("10.1.0.0"),
-        src_prefix: 16,
-        dst: ip("10.2.0.0"),
-        dst_prefix: 16,
-        protocol: 0,
-        src_port: 0,
-        dst_port: 0,
-    }
-}
 
 const PID: u32 = 1000;
 
@@ -154,21 +127,6 @@ fn wide_replay_windows_are_capped_to_what_linux_keeps() {
     );
 }
 
-fn tunnel_policy() -> PolicyParams {
-    PolicyParams {
-        selector: flow_selector(),
-        direction: PolicyDirection::Out,
-        priority: 1000,
-        template: SaTemplate {
-            src: ip("192.0.2.1"),
-            dst: ip("192.0.2.2"),
-            protocol: IpsecProtocol::Esp,
-            mode: IpsecMode::Tunnel,
-            reqid: 5,
-        },
-    }
-}
-
 #[test]
 fn spdadd_is_byte_exact() {
     let m = encode_add_policy(&tunnel_policy(), 4, PID).unwrap();
@@ -214,15 +172,7 @@ fn transport_policy_has_no_endpoints_and_ports_ride_in_the_sockaddrs() {
 #[test]
 fn ipv6_addresses_use_sockaddr_in6_padded_to_64_bits() {
     let mut p = tunnel_policy();
-    p.selector = Selector {
-        src: ip("2001:db8:1::"),
-        src_prefix: 48,
-        dst: ip("2001:db8:2::"),
-        dst_prefix: 48,
-        protocol: 0,
-        src_port: 0,
-        dst_port: 0,
-    };
+    p.selector = net("2001:db8:1::", 48, "2001:db8:2::", 48);
     p.template.src = ip("2001:db8::1");
     p.template.dst = ip("2001:db8::2");
     let m = encode_add_policy(&p, 1, PID).unwrap();

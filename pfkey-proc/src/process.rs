@@ -4,7 +4,7 @@
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
-use iked_common::child::{self, FromParent, StartedChild};
+use iked_common::child::{self, ChildError, FromParent, StartedChild};
 use iked_common::event::Poller;
 use iked_common::ipc::{
     self, Channel, ChildToParent, DescriptorPurpose, Ikev2ToPfkey, ParentToChild, Role,
@@ -23,13 +23,7 @@ const MESSAGES_PER_WAKEUP: usize = 64;
 
 /// Entry point after exec; returns the exit status.
 pub fn run(log_to_stderr: bool) -> i32 {
-    match serve(log_to_stderr) {
-        Ok(()) => 0,
-        Err(e) => {
-            log::error!("{e}");
-            1
-        }
-    }
+    child::exit_status(serve(log_to_stderr))
 }
 
 fn take_kernel(started: &mut StartedChild, events: bool) -> Option<(KernelSocketKind, OwnedFd)> {
@@ -46,7 +40,7 @@ fn take_kernel(started: &mut StartedChild, events: bool) -> Option<(KernelSocket
     None
 }
 
-fn serve(log_to_stderr: bool) -> Result<(), String> {
+fn serve(log_to_stderr: bool) -> Result<(), ChildError> {
     let mut started = child::start(Role::Pfkey, log_to_stderr)?;
     let mut ikev2 = Channel::new(
         started
@@ -57,22 +51,23 @@ fn serve(log_to_stderr: bool) -> Result<(), String> {
     let (event_kind, events) =
         take_kernel(&mut started, true).ok_or("no kernel event socket was given")?;
     if event_kind != kind {
-        return Err("kernel request and event sockets are of different kinds".into());
+        return Err(ChildError::Setup(
+            "kernel request and event sockets are of different kinds".into(),
+        ));
     }
     if let Some((purpose, _)) = started.descriptors.first() {
-        return Err(format!("unexpected descriptor {purpose:?}"));
+        return Err(ChildError::Setup(format!(
+            "unexpected descriptor {purpose:?}"
+        )));
     }
-    let mut service = PfkeyService::new(kind, requests, events)?;
+    let mut service =
+        PfkeyService::new(kind, requests, events).map_err(|e| ChildError::Setup(e.to_string()))?;
     log::info!("kernel interface: {}", kind.name());
 
-    let mut poller = Poller::new().map_err(|e| format!("epoll: {e}"))?;
+    let mut poller = Poller::new()?;
     started.register_parent(&poller, PARENT)?;
-    ikev2
-        .register(&poller, IKEV2)
-        .map_err(|e| format!("epoll: {e}"))?;
-    poller
-        .add(service.event_fd(), KERNEL_EVENTS)
-        .map_err(|e| format!("epoll: {e}"))?;
+    ikev2.register(&poller, IKEV2)?;
+    poller.add(service.event_fd(), KERNEL_EVENTS)?;
     let result = serve_loop(&mut started, &mut ikev2, &mut service, &mut poller);
     if result.is_err() && parent_is_gone(&mut started) {
         // Typically ikev2 died of the parent's death before we read the
@@ -112,9 +107,9 @@ fn serve_loop(
     ikev2: &mut Channel,
     service: &mut PfkeyService,
     poller: &mut Poller,
-) -> Result<(), String> {
+) -> Result<(), ChildError> {
     loop {
-        for token in poller.wait(None).map_err(|e| format!("epoll: {e}"))? {
+        for token in poller.wait(None)? {
             match token {
                 PARENT => {
                     if !on_parent(started, ikev2, service)? {
@@ -123,16 +118,12 @@ fn serve_loop(
                 }
                 IKEV2 => {
                     for _ in 0..MESSAGES_PER_WAKEUP {
-                        let Some(received) = ikev2
-                            .try_recv::<Ikev2ToPfkey>()
-                            .map_err(|e| format!("ikev2: {e}"))?
+                        let Some(request) = ikev2
+                            .try_recv_message::<Ikev2ToPfkey>()
+                            .map_err(ChildError::on("ikev2"))?
                         else {
                             break;
                         };
-                        let request = received
-                            .expect_descriptors(0)
-                            .map_err(|e| format!("ikev2: {e}"))?
-                            .0;
                         let outcome = service.handle_request(request);
                         deliver(started, ikev2, outcome)?;
                     }
@@ -151,17 +142,12 @@ fn serve_loop(
                 service.flush_ours();
                 return Ok(());
             }
-            Err(e) => return Err(format!("parent channel: {e}")),
+            Err(e) => return Err(ChildError::on("parent channel")(e)),
             Ok(()) => {}
         }
-        started
-            .parent
-            .update_interest(poller)
-            .map_err(|e| format!("epoll: {e}"))?;
-        ikev2.flush().map_err(|e| format!("ikev2: {e}"))?;
-        ikev2
-            .update_interest(poller)
-            .map_err(|e| format!("epoll: {e}"))?;
+        started.parent.update_interest(poller)?;
+        ikev2.flush().map_err(ChildError::on("ikev2"))?;
+        ikev2.update_interest(poller)?;
     }
 }
 
@@ -171,12 +157,12 @@ fn deliver(
     started: &mut StartedChild,
     ikev2: &mut Channel,
     outcome: Outcome,
-) -> Result<(), String> {
+) -> Result<(), ChildError> {
     for message in &outcome.to_parent {
         started.tell_parent(message)?;
     }
     for message in &outcome.to_ikev2 {
-        ikev2.send(message).map_err(|e| format!("ikev2: {e}"))?;
+        ikev2.send(message).map_err(ChildError::on("ikev2"))?;
     }
     Ok(())
 }
@@ -186,7 +172,7 @@ fn on_parent(
     started: &mut StartedChild,
     ikev2: &mut Channel,
     service: &mut PfkeyService,
-) -> Result<bool, String> {
+) -> Result<bool, ChildError> {
     for _ in 0..MESSAGES_PER_WAKEUP {
         let message = match started.next_from_parent()? {
             FromParent::Message(message) => message,
@@ -216,7 +202,7 @@ fn on_parent(
                 started.flush_parent_before_exit()?;
                 return Ok(false);
             }
-            other => return Err(format!("parent: unexpected {other:?}")),
+            other => return Err(ChildError::unexpected("parent", &other)),
         }
     }
     Ok(true)

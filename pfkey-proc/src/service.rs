@@ -13,8 +13,10 @@ use iked_common::kernel::{
     FailureKind, Flow, KernelEntry, KernelEvent, KernelFailure, KernelSocketKind, SaId,
 };
 
-use crate::backend::{local_failure, open_backend, KernelBackend};
+use crate::backend::{local_failure, BackendError, KernelBackend, SpiRequest};
 use crate::flows;
+use crate::pfkey::PfkeyBackend;
+use crate::xfrm::XfrmBackend;
 
 /// Most kernel entries pfkey keeps at once for ikev2: a compromised or
 /// confused ikev2 cannot fill the kernel with SAs (each SPI allocation
@@ -49,17 +51,36 @@ pub struct PfkeyService {
     sas_by_policy: HashMap<String, usize>,
 }
 
+/// Builds the backend for sockets the parent opened.
+pub fn open_backend(
+    kind: KernelSocketKind,
+    requests: OwnedFd,
+    events: OwnedFd,
+) -> Result<Box<dyn KernelBackend>, BackendError> {
+    match kind {
+        KernelSocketKind::Xfrm => Ok(Box::new(XfrmBackend::new(requests, events)?)),
+        KernelSocketKind::Pfkey => Ok(Box::new(PfkeyBackend::new(requests, events)?)),
+    }
+}
+
 impl PfkeyService {
     /// Takes the sockets the parent opened; subscribes to kernel events.
-    pub fn new(kind: KernelSocketKind, requests: OwnedFd, events: OwnedFd) -> Result<Self, String> {
+    pub fn new(
+        kind: KernelSocketKind,
+        requests: OwnedFd,
+        events: OwnedFd,
+    ) -> Result<Self, BackendError> {
         let backend = open_backend(kind, requests, events)?;
         Self::with_backend(backend)
     }
 
-    pub fn with_backend(mut backend: Box<dyn KernelBackend>) -> Result<Self, String> {
+    pub fn with_backend(mut backend: Box<dyn KernelBackend>) -> Result<Self, BackendError> {
         let supported = backend
             .register()
-            .map_err(|f| format!("{}: {}", backend.kind().name(), f.message))?;
+            .map_err(|failure| BackendError::Register {
+                kind: backend.kind(),
+                failure,
+            })?;
         log::info!(
             "pfkey: using the {} kernel interface{}",
             backend.kind().name(),
@@ -254,8 +275,15 @@ impl PfkeyService {
                 let result = flows::check_spi_request(&self.flows, src, dst, protocol, min, max)
                     .map(|f| f.mode)
                     .and_then(|mode| {
-                        self.backend
-                            .allocate_spi(src, dst, protocol, mode, reqid, min, max)
+                        self.backend.allocate_spi(&SpiRequest {
+                            src,
+                            dst,
+                            protocol,
+                            mode,
+                            reqid,
+                            min,
+                            max,
+                        })
                     })
                     .map(|spi| {
                         let sa = SaId {
@@ -461,7 +489,7 @@ impl PfkeyService {
 /// For the parent (root): removes the listed entries through a socket of its
 /// own, when pfkey-proc died before flushing them. Entries already gone are
 /// not an error.
-pub fn remove_entries(kind: KernelSocketKind, entries: &[KernelEntry]) -> Result<(), String> {
+pub fn remove_entries(kind: KernelSocketKind, entries: &[KernelEntry]) -> Result<(), BackendError> {
     let sockets = crate::socket::open_kernel_sockets(Some(kind))?;
     let mut backend = open_backend(kind, sockets.requests, sockets.events)?;
     let mut failures = Vec::new();
@@ -484,7 +512,7 @@ pub fn remove_entries(kind: KernelSocketKind, entries: &[KernelEntry]) -> Result
     if failures.is_empty() {
         Ok(())
     } else {
-        Err(failures.join("; "))
+        Err(BackendError::NotRemoved(failures))
     }
 }
 
@@ -495,9 +523,10 @@ mod tests {
 
     use super::*;
     use crate::backend::{DumpedPolicy, SupportedAlgorithms};
+    use crate::test_fixtures::{esp_gcm_sa as sa, flow_selector as site, ip};
     use iked_common::kernel::{
-        Encryption, Integrity, IpsecMode, IpsecProtocol, Lifetime, PolicyDirection, PolicyParams,
-        SaCounters, SaParams, SaTemplate, SecretBytes, Selector,
+        Encryption, Integrity, IpsecMode, IpsecProtocol, PolicyDirection, PolicyParams, SaCounters,
+        SaParams, SaTemplate, Selector,
     };
     use std::net::IpAddr;
     use std::sync::{Arc, Mutex};
@@ -540,17 +569,9 @@ mod tests {
                 reported_by_kernel: false,
             })
         }
-        fn allocate_spi(
-            &mut self,
-            src: IpAddr,
-            dst: IpAddr,
-            _: IpsecProtocol,
-            _: IpsecMode,
-            _: u32,
-            min: u32,
-            _: u32,
-        ) -> Result<u32, KernelFailure> {
-            self.record(Call::AllocateSpi(src, dst)).map(|()| min)
+        fn allocate_spi(&mut self, request: &SpiRequest) -> Result<u32, KernelFailure> {
+            self.record(Call::AllocateSpi(request.src, request.dst))
+                .map(|()| request.min)
         }
         fn add_sa(&mut self, sa: &SaParams, update: bool) -> Result<(), KernelFailure> {
             self.record(Call::AddSa(sa.id.spi, update))
@@ -592,22 +613,6 @@ mod tests {
         fail_next: Arc<Mutex<Option<KernelFailure>>>,
     }
 
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
-
-    fn site() -> Selector {
-        Selector {
-            src: ip("10.1.0.0"),
-            src_prefix: 16,
-            dst: ip("10.2.0.0"),
-            dst_prefix: 16,
-            protocol: 0,
-            src_port: 0,
-            dst_port: 0,
-        }
-    }
-
     fn flow() -> Flow {
         Flow {
             name: "site".into(),
@@ -641,28 +646,6 @@ mod tests {
             calls,
             events,
             fail_next,
-        }
-    }
-
-    fn sa(src: &str, dst: &str, spi: u32, selector: Selector) -> SaParams {
-        SaParams {
-            id: SaId {
-                src: ip(src),
-                dst: ip(dst),
-                protocol: IpsecProtocol::Esp,
-                spi,
-            },
-            mode: IpsecMode::Tunnel,
-            reqid: 1,
-            selector,
-            encryption: Encryption::AesGcm16,
-            encryption_key: SecretBytes::new(vec![3; 20]),
-            integrity: None,
-            integrity_key: SecretBytes::new(vec![]),
-            lifetime: Lifetime::default(),
-            replay_window: 32,
-            esn: false,
-            encap: None,
         }
     }
 

@@ -6,6 +6,8 @@ use std::os::fd::OwnedFd;
 
 use iked_common::kernel::KernelSocketKind;
 
+use crate::backend::BackendError;
+
 /// PF_KEY_V2 (RFC 2367 §2): the protocol number of a PF_KEY socket.
 const PF_KEY_V2: i32 = 2;
 
@@ -44,7 +46,9 @@ fn raw_socket(family: i32, protocol: i32) -> nix::Result<OwnedFd> {
 
 /// Opens the kernel sockets: the preferred kind, or, with no preference, XFRM
 /// falling back to PF_KEY when netlink XFRM is unavailable.
-pub fn open_kernel_sockets(preference: Option<KernelSocketKind>) -> Result<KernelSockets, String> {
+pub fn open_kernel_sockets(
+    preference: Option<KernelSocketKind>,
+) -> Result<KernelSockets, BackendError> {
     let candidates: &[KernelSocketKind] = match preference {
         Some(KernelSocketKind::Xfrm) => &[KernelSocketKind::Xfrm],
         Some(KernelSocketKind::Pfkey) => &[KernelSocketKind::Pfkey],
@@ -72,8 +76,5 @@ pub fn open_kernel_sockets(preference: Option<KernelSocketKind>) -> Result<Kerne
             Err(e) => failures.push(format!("{}: {}", kind.name(), e.desc())),
         }
     }
-    Err(format!(
-        "cannot open a kernel key socket ({})",
-        failures.join("; ")
-    ))
+    Err(BackendError::NoSocket(failures))
 }

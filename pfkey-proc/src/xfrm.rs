@@ -1,77 +1,27 @@
 //! The XFRM netlink backend: requests on one socket, each acknowledged by
 //! the kernel; ACQUIRE and EXPIRE multicast on the other.
 
-use std::net::IpAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use iked_common::kernel::{
-    FailureKind, IpsecMode, IpsecProtocol, KernelEvent, KernelFailure, KernelSocketKind,
-    PolicyDirection, PolicyParams, SaCounters, SaId, SaParams, Selector,
+    FailureKind, KernelEvent, KernelFailure, KernelSocketKind, PolicyDirection, PolicyParams,
+    SaCounters, SaId, SaParams, Selector,
 };
-use nix::sys::socket::{recv, send, MsgFlags};
-use zeroize::Zeroizing;
 
 use crate::backend::{
-    kernel_failure, local_failure, DumpedPolicy, KernelBackend, SupportedAlgorithms,
+    allocated_spi, check_answered_for, kernel_failure, local_failure, malformed, BackendError,
+    DumpedPolicy, KernelBackend, SpiRequest, SupportedAlgorithms,
 };
 use crate::bytes::Writer;
+use crate::key_socket::{set_int_option, set_receive_timeout, KeySockets, REPLY_TIMEOUT_SECS};
 use crate::xfrm_codec::{self as codec, NetlinkMessage};
 
 const SOL_NETLINK: i32 = 270;
 const NETLINK_ADD_MEMBERSHIP: i32 = 1;
 const NETLINK_CAP_ACK: i32 = 10;
 const NETLINK_EXT_ACK: i32 = 11;
-/// The kernel answers synchronously; this only bounds a wedged socket.
-pub const REPLY_TIMEOUT_SECS: i64 = 5;
 /// A dump larger than this is refused rather than held in memory.
 const MAX_DUMP_ENTRIES: usize = 100_000;
-/// Datagrams read per readiness notification, so a flood cannot starve IPC.
-const MAX_EVENT_DATAGRAMS: usize = 64;
-
-pub(crate) fn set_int_option(
-    fd: BorrowedFd<'_>,
-    level: i32,
-    name: i32,
-    value: i32,
-) -> nix::Result<()> {
-    // SAFETY: passes a pointer to a live i32 and its exact size.
-    let rc = unsafe {
-        nix::libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            (&value as *const i32).cast(),
-            std::mem::size_of::<i32>() as nix::libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        Err(nix::Error::last())
-    } else {
-        Ok(())
-    }
-}
-
-pub(crate) fn set_receive_timeout(fd: BorrowedFd<'_>, seconds: i64) -> nix::Result<()> {
-    let tv = nix::libc::timeval {
-        tv_sec: seconds,
-        tv_usec: 0,
-    };
-    // SAFETY: passes a pointer to a live timeval and its exact size.
-    let rc = unsafe {
-        nix::libc::setsockopt(
-            fd.as_raw_fd(),
-            nix::libc::SOL_SOCKET,
-            nix::libc::SO_RCVTIMEO,
-            (&tv as *const nix::libc::timeval).cast(),
-            std::mem::size_of::<nix::libc::timeval>() as nix::libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        Err(nix::Error::last())
-    } else {
-        Ok(())
-    }
-}
 
 /// A message of a reply kept after the datagram buffer is reused.
 #[derive(Debug, Clone)]
@@ -101,72 +51,38 @@ impl Drop for OwnedMessage {
     }
 }
 
+fn option_refused(option: &'static str, errno: nix::Error) -> BackendError {
+    BackendError::SocketOption {
+        backend: "xfrm",
+        option,
+        errno,
+    }
+}
+
 pub struct XfrmBackend {
-    requests: OwnedFd,
-    events: OwnedFd,
-    seq: u32,
-    /// When set, every datagram received is kept (tests capture kernel replies).
-    capture: Option<Vec<Vec<u8>>>,
+    sockets: KeySockets,
 }
 
 impl XfrmBackend {
-    pub fn new(requests: OwnedFd, events: OwnedFd) -> Result<XfrmBackend, String> {
+    pub fn new(requests: OwnedFd, events: OwnedFd) -> Result<XfrmBackend, BackendError> {
         // Errors come back without our request (and its keys) echoed, and
         // with the kernel's own explanation attached.
         set_int_option(requests.as_fd(), SOL_NETLINK, NETLINK_CAP_ACK, 1)
-            .map_err(|e| format!("xfrm: NETLINK_CAP_ACK: {}", e.desc()))?;
+            .map_err(|errno| option_refused("NETLINK_CAP_ACK", errno))?;
         // Older kernels lack extended acks; errors are then errno alone.
         let _ = set_int_option(requests.as_fd(), SOL_NETLINK, NETLINK_EXT_ACK, 1);
         set_receive_timeout(requests.as_fd(), REPLY_TIMEOUT_SECS)
-            .map_err(|e| format!("xfrm: SO_RCVTIMEO: {}", e.desc()))?;
+            .map_err(|errno| option_refused("SO_RCVTIMEO", errno))?;
         Ok(XfrmBackend {
-            requests,
-            events,
-            seq: 0,
-            capture: None,
+            sockets: KeySockets::new(requests, events, codec::MAX_DATAGRAM),
         })
     }
 
-    /// Keeps a copy of every received datagram (for capture in tests).
-    pub fn set_capture(&mut self, on: bool) {
-        self.capture = on.then(Vec::new);
-    }
-
-    pub fn take_captured(&mut self) -> Vec<Vec<u8>> {
-        self.capture
-            .as_mut()
-            .map(std::mem::take)
-            .unwrap_or_default()
-    }
-
-    fn next_seq(&mut self) -> u32 {
-        self.seq = self.seq.wrapping_add(1).max(1);
-        self.seq
-    }
-
-    fn receive(&mut self, fd_is_events: bool, flags: MsgFlags) -> nix::Result<Zeroizing<Vec<u8>>> {
-        let mut buf = vec![0u8; codec::MAX_DATAGRAM];
-        let fd = if fd_is_events {
-            self.events.as_raw_fd()
-        } else {
-            self.requests.as_raw_fd()
-        };
-        let n = loop {
-            match recv(fd, &mut buf, flags | MsgFlags::MSG_TRUNC) {
-                Err(nix::Error::EINTR) => continue,
-                other => break other?,
-            }
-        };
-        if n > buf.len() {
-            // MSG_TRUNC reported the real length: never parse a cut message.
-            return Err(nix::Error::EMSGSIZE);
-        }
-        buf.truncate(n);
-        if let Some(capture) = self.capture.as_mut() {
-            capture.push(buf.clone());
-        }
-        // Dumps and PF_KEY's change notices carry keys: zeroed when dropped.
-        Ok(Zeroizing::new(buf))
+    /// The sockets, for capturing what the kernel answers
+    /// ([`KeySockets::set_capture`]: how the codec tests' replies were
+    /// recorded from real kernels).
+    pub fn sockets(&mut self) -> &mut KeySockets {
+        &mut self.sockets
     }
 
     /// Sends one request and collects the reply messages up to the
@@ -178,26 +94,12 @@ impl XfrmBackend {
         seq: u32,
         dump: bool,
     ) -> Result<Vec<OwnedMessage>, KernelFailure> {
-        loop {
-            match send(self.requests.as_raw_fd(), &message.bytes, MsgFlags::empty()) {
-                Err(nix::Error::EINTR) => continue,
-                Err(e) => return Err(kernel_failure(operation, e as i32, None)),
-                Ok(_) => break,
-            }
-        }
-        drop(message);
+        self.sockets.send_request(operation, false, message)?;
         let mut replies = Vec::new();
         loop {
-            let datagram = match self.receive(false, MsgFlags::empty()) {
-                Ok(d) => d,
-                Err(nix::Error::EAGAIN) => {
-                    return Err(local_failure(
-                        FailureKind::Kernel,
-                        format!("{operation}: kernel did not answer within {REPLY_TIMEOUT_SECS} s"),
-                    ))
-                }
-                Err(e) => return Err(kernel_failure(operation, e as i32, None)),
-            };
+            let datagram = self
+                .sockets
+                .receive_reply(operation, false, "kernel did not answer")?;
             let messages = codec::split_messages(&datagram).map_err(|e| {
                 local_failure(
                     FailureKind::Kernel,
@@ -253,13 +155,6 @@ impl XfrmBackend {
             }
         }
     }
-
-    fn malformed(operation: &str, e: impl std::fmt::Display) -> KernelFailure {
-        local_failure(
-            FailureKind::Kernel,
-            format!("{operation}: malformed kernel reply: {e}"),
-        )
-    }
 }
 
 impl KernelBackend for XfrmBackend {
@@ -272,13 +167,13 @@ impl KernelBackend for XfrmBackend {
         // kernel): an unbound socket would hear nothing. Binding to port 0
         // makes the kernel assign a unique one.
         nix::sys::socket::bind(
-            self.events.as_raw_fd(),
+            self.sockets.events.as_raw_fd(),
             &nix::sys::socket::NetlinkAddr::new(0, 0),
         )
         .map_err(|e| kernel_failure("bind the XFRM event socket", e as i32, None))?;
         for group in [codec::XFRMNLGRP_ACQUIRE, codec::XFRMNLGRP_EXPIRE] {
             set_int_option(
-                self.events.as_fd(),
+                self.sockets.events.as_fd(),
                 SOL_NETLINK,
                 NETLINK_ADD_MEMBERSHIP,
                 group as i32,
@@ -304,61 +199,43 @@ impl KernelBackend for XfrmBackend {
         })
     }
 
-    fn allocate_spi(
-        &mut self,
-        src: IpAddr,
-        dst: IpAddr,
-        protocol: IpsecProtocol,
-        mode: IpsecMode,
-        reqid: u32,
-        min: u32,
-        max: u32,
-    ) -> Result<u32, KernelFailure> {
+    fn allocate_spi(&mut self, request: &SpiRequest) -> Result<u32, KernelFailure> {
         const OP: &str = "allocate SPI";
-        let seq = self.next_seq();
-        let message = codec::encode_alloc_spi(src, dst, protocol, mode, reqid, min, max, seq);
+        let seq = self.sockets.next_seq();
+        let r = request;
+        let message =
+            codec::encode_alloc_spi(r.src, r.dst, r.protocol, r.mode, r.reqid, r.min, r.max, seq);
         let replies = self.transact(OP, message, seq, false)?;
         let reply = replies
             .first()
-            .ok_or_else(|| Self::malformed(OP, "no SA in the reply"))?;
-        let info = codec::decode_sa(&reply.borrow()).map_err(|e| Self::malformed(OP, e))?;
-        if info.id.spi < min || info.id.spi > max || info.id.dst != dst {
-            return Err(Self::malformed(
-                OP,
-                format!("kernel allocated {} outside the request", info.id),
-            ));
-        }
-        Ok(info.id.spi)
+            .ok_or_else(|| malformed(OP, "no SA in the reply"))?;
+        let info = codec::decode_sa(&reply.borrow()).map_err(|e| malformed(OP, e))?;
+        allocated_spi(OP, &info.id, request)
     }
 
     fn add_sa(&mut self, sa: &SaParams, update: bool) -> Result<(), KernelFailure> {
         let operation = if update { "update SA" } else { "add SA" };
-        let seq = self.next_seq();
+        let seq = self.sockets.next_seq();
         let message = codec::encode_add_sa(sa, update, seq)
             .map_err(|e| local_failure(FailureKind::Invalid, format!("{operation}: {e}")))?;
         self.transact(operation, message, seq, false).map(drop)
     }
 
     fn delete_sa(&mut self, id: &SaId) -> Result<(), KernelFailure> {
-        let seq = self.next_seq();
+        let seq = self.sockets.next_seq();
         let message = codec::encode_delete_sa(id, seq);
         self.transact("delete SA", message, seq, false).map(drop)
     }
 
     fn sa_counters(&mut self, id: &SaId) -> Result<SaCounters, KernelFailure> {
         const OP: &str = "read SA counters";
-        let seq = self.next_seq();
+        let seq = self.sockets.next_seq();
         let replies = self.transact(OP, codec::encode_get_sa(id, seq), seq, false)?;
         let reply = replies
             .first()
-            .ok_or_else(|| Self::malformed(OP, "no SA in the reply"))?;
-        let info = codec::decode_sa(&reply.borrow()).map_err(|e| Self::malformed(OP, e))?;
-        if info.id.dst != id.dst || info.id.spi != id.spi {
-            return Err(Self::malformed(
-                OP,
-                format!("kernel answered for {} instead of {id}", info.id),
-            ));
-        }
+            .ok_or_else(|| malformed(OP, "no SA in the reply"))?;
+        let info = codec::decode_sa(&reply.borrow()).map_err(|e| malformed(OP, e))?;
+        check_answered_for(OP, id, &info.id)?;
         Ok(SaCounters {
             bytes: info.current.bytes,
             packets: info.current.packets,
@@ -366,7 +243,7 @@ impl KernelBackend for XfrmBackend {
     }
 
     fn add_policy(&mut self, policy: &PolicyParams) -> Result<(), KernelFailure> {
-        let seq = self.next_seq();
+        let seq = self.sockets.next_seq();
         let message = codec::encode_add_policy(policy, seq);
         self.transact("add policy", message, seq, false).map(drop)
     }
@@ -376,7 +253,7 @@ impl KernelBackend for XfrmBackend {
         selector: &Selector,
         direction: PolicyDirection,
     ) -> Result<(), KernelFailure> {
-        let seq = self.next_seq();
+        let seq = self.sockets.next_seq();
         let message = codec::encode_delete_policy(selector, direction, seq);
         self.transact("delete policy", message, seq, false)
             .map(drop)
@@ -384,7 +261,7 @@ impl KernelBackend for XfrmBackend {
 
     fn dump_sas(&mut self) -> Result<Vec<SaId>, KernelFailure> {
         const OP: &str = "dump SAs";
-        let seq = self.next_seq();
+        let seq = self.sockets.next_seq();
         let replies = self.transact(
             OP,
             codec::encode_dump(codec::XFRM_MSG_GETSA, seq),
@@ -396,70 +273,52 @@ impl KernelBackend for XfrmBackend {
             .map(|m| {
                 codec::decode_sa(&m.borrow())
                     .map(|info| info.id)
-                    .map_err(|e| Self::malformed(OP, e))
+                    .map_err(|e| malformed(OP, e))
             })
             .collect()
     }
 
     fn dump_policies(&mut self) -> Result<Vec<DumpedPolicy>, KernelFailure> {
         const OP: &str = "dump policies";
-        let seq = self.next_seq();
+        let seq = self.sockets.next_seq();
         let replies = self.transact(
             OP,
             codec::encode_dump(codec::XFRM_MSG_GETPOLICY, seq),
             seq,
             true,
         )?;
-        let mut out = Vec::new();
-        for m in &replies {
-            match codec::decode_policy(&m.borrow()) {
-                Ok(p) => out.push(DumpedPolicy {
-                    selector: p.selector,
-                    direction: p.direction,
-                    priority: p.priority,
-                    template: p.templates.first().copied(),
-                }),
-                // Socket policies (directions above FWD) and non-ESP
-                // templates belong to other software; list what we can read.
-                Err(e) => log::debug!("xfrm: policy dump entry skipped: {e}"),
-            }
-        }
-        Ok(out)
+        let decoded = replies.iter().map(|m| {
+            codec::decode_policy(&m.borrow())
+                .map(|p| DumpedPolicy::new(p.selector, p.direction, p.priority, &p.templates))
+        });
+        Ok(DumpedPolicy::readable("xfrm", decoded))
     }
 
     fn event_fd(&self) -> BorrowedFd<'_> {
-        self.events.as_fd()
+        self.sockets.event_fd()
     }
 
     fn read_events(&mut self) -> Result<Vec<KernelEvent>, KernelFailure> {
-        let mut events = Vec::new();
-        for _ in 0..MAX_EVENT_DATAGRAMS {
-            let datagram = match self.receive(true, MsgFlags::MSG_DONTWAIT) {
-                Ok(d) => d,
-                Err(nix::Error::EAGAIN) => break,
-                Err(nix::Error::ENOBUFS) => {
-                    // The socket overflowed: events were lost. A lost soft
-                    // expire is recovered at the hard one; say so loudly.
-                    log::warn!("xfrm: kernel event queue overflowed, events were lost");
-                    continue;
-                }
-                Err(e) => return Err(kernel_failure("read kernel events", e as i32, None)),
-            };
-            let messages = match codec::split_messages(&datagram) {
-                Ok(m) => m,
-                Err(e) => {
-                    log::warn!("xfrm: malformed event datagram ignored: {e}");
-                    continue;
-                }
-            };
-            for m in messages {
-                match codec::decode_event(&m) {
-                    Ok(Some(event)) => events.push(event),
-                    Ok(None) => log::debug!("xfrm: event type {} ignored", m.message_type),
-                    Err(e) => log::warn!("xfrm: malformed event ignored: {e}"),
-                }
-            }
+        self.sockets.read_events("xfrm", |_, datagram, events| {
+            decode_events(datagram, events)
+        })
+    }
+}
+
+/// The events in one datagram from the XFRM multicast groups.
+fn decode_events(datagram: &[u8], events: &mut Vec<KernelEvent>) {
+    let messages = match codec::split_messages(datagram) {
+        Ok(m) => m,
+        Err(e) => {
+            log::warn!("xfrm: malformed event datagram ignored: {e}");
+            return;
         }
-        Ok(events)
+    };
+    for m in messages {
+        match codec::decode_event(&m) {
+            Ok(Some(event)) => events.push(event),
+            Ok(None) => log::debug!("xfrm: event type {} ignored", m.message_type),
+            Err(e) => log::warn!("xfrm: malformed event ignored: {e}"),
+        }
     }
 }

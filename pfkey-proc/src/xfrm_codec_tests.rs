@@ -3,36 +3,8 @@
 //! (see the constants' comments).
 
 use super::*;
+use crate::test_fixtures::{bytes, flow_selector, ip, net, tunnel_policy};
 use iked_common::kernel::SecretBytes;
-
-/// Hex with spaces and `z<N>` runs of N zero octets, for readable layouts.
-fn bytes(spec: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    for token in spec.split_whitespace() {
-        if let Some(n) = token.strip_prefix('z') {
-            out.resize(out.len() + n.parse::<usize>().unwrap(), 0);
-        } else {
-            out.extend(hex::decode(token).unwrap());
-        }
-    }
-    out
-}
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
-}
-
-fn flow_selector() -> Selector {
-    Selector {
-        src: ip("10.1.0.0"),
-        src_prefix: 16,
-        dst: ip("10.2.0.0"),
-        dst_prefix: 16,
-        protocol: 0,
-        src_port: 0,
-        dst_port: 0,
-    }
-}
 
 /// xfrm_selector for 10.1.0.0/16 -> 10.2.0.0/16, any protocol.
 const FLOW_SELECTOR: &str = "0a020000 z12 0a010000 z12 0000 0000 0000 0000 0200 10 10 00 z3 z4 z4";
@@ -192,21 +164,6 @@ fn get_sa_is_byte_exact() {
     assert_eq!(encode_get_sa(&id, 9).bytes, expected);
 }
 
-fn tunnel_policy() -> PolicyParams {
-    PolicyParams {
-        selector: flow_selector(),
-        direction: PolicyDirection::Out,
-        priority: 1000,
-        template: SaTemplate {
-            src: ip("192.0.2.1"),
-            dst: ip("192.0.2.2"),
-            protocol: IpsecProtocol::Esp,
-            mode: IpsecMode::Tunnel,
-            reqid: 5,
-        },
-    }
-}
-
 #[test]
 fn new_policy_is_byte_exact() {
     let expected = bytes(&format!(
@@ -268,13 +225,9 @@ fn alloc_spi_dump_and_flush_are_byte_exact() {
 fn ipv6_selector_and_template_use_all_sixteen_octets() {
     let mut p = tunnel_policy();
     p.selector = Selector {
-        src: ip("2001:db8:1::"),
-        src_prefix: 48,
-        dst: ip("2001:db8:2::"),
-        dst_prefix: 48,
         protocol: 6,
-        src_port: 0,
         dst_port: 443,
+        ..net("2001:db8:1::", 48, "2001:db8:2::", 48)
     };
     p.template.src = ip("2001:db8::1");
     p.template.dst = ip("2001:db8::2");

@@ -82,15 +82,7 @@ fn ip(s: &str) -> std::net::IpAddr {
 }
 
 fn site() -> Selector {
-    Selector {
-        src: ip("10.1.0.0"),
-        src_prefix: 16,
-        dst: ip("10.2.0.0"),
-        dst_prefix: 16,
-        protocol: 0,
-        src_port: 0,
-        dst_port: 0,
-    }
+    Selector::between(ip("10.1.0.0"), 16, ip("10.2.0.0"), 16)
 }
 
 fn out_policy(selector: Selector, peer: &str) -> PolicyParams {

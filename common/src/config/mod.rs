@@ -13,7 +13,6 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ipc::InitiationMode;
 use crate::kernel::KernelSocketKind;
 
 pub use parser::{parse_file, parse_str};
@@ -43,6 +42,13 @@ pub fn is_group_name(name: &str) -> bool {
         && body
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// Whether policies start negotiating on their own (`set active|passive`).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitiationMode {
+    Active,
+    Passive,
 }
 
 /// A parsed configuration.

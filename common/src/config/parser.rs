@@ -4,8 +4,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::lexer::{is_macro_name, tokenize, Token, TokenKind};
-use super::{read_capped, Config, ConfigError, Location, MAX_INCLUDE_DEPTH};
-use crate::ipc::InitiationMode;
+use super::{read_capped, Config, ConfigError, InitiationMode, Location, MAX_INCLUDE_DEPTH};
 use crate::kernel::KernelSocketKind;
 
 struct Parser {

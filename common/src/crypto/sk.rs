@@ -16,6 +16,7 @@ use openssl::symm::{Cipher, Crypter, Mode};
 use super::hmac::HmacKey;
 use super::random::RandomSource;
 use super::{CryptoError, Result, SecretBytes};
+use crate::wire::{EncrId, IntegId};
 
 /// Largest payload data an SK payload can carry: its length field is 16 bits.
 const MAX_SK_PAYLOAD_LEN: usize = 65535;
@@ -59,56 +60,61 @@ impl EncrAlg {
             Some(bits @ (128 | 192 | 256)) => Some(bits),
             _ => None,
         };
-        let alg = match (id, aes_bits, key_len_attr) {
-            (11, _, None) => EncrAlg::Null,
-            (12, Some(key_bits), _) => EncrAlg::AesCbc { key_bits },
-            (13, Some(key_bits), _) => EncrAlg::AesCtr { key_bits },
-            (14, Some(key_bits), _) => EncrAlg::AesCcm {
+        let alg = match (EncrId::from_value(id), aes_bits, key_len_attr) {
+            (EncrId::Null, _, None) => EncrAlg::Null,
+            (EncrId::AesCbc, Some(key_bits), _) => EncrAlg::AesCbc { key_bits },
+            (EncrId::AesCtr, Some(key_bits), _) => EncrAlg::AesCtr { key_bits },
+            (EncrId::AesCcm8, Some(key_bits), _) => EncrAlg::AesCcm {
                 key_bits,
                 icv_len: 8,
             },
-            (15, Some(key_bits), _) => EncrAlg::AesCcm {
+            (EncrId::AesCcm12, Some(key_bits), _) => EncrAlg::AesCcm {
                 key_bits,
                 icv_len: 12,
             },
-            (16, Some(key_bits), _) => EncrAlg::AesCcm {
+            (EncrId::AesCcm16, Some(key_bits), _) => EncrAlg::AesCcm {
                 key_bits,
                 icv_len: 16,
             },
-            (18, Some(key_bits), _) => EncrAlg::AesGcm {
+            (EncrId::AesGcm8, Some(key_bits), _) => EncrAlg::AesGcm {
                 key_bits,
                 icv_len: 8,
             },
-            (19, Some(key_bits), _) => EncrAlg::AesGcm {
+            (EncrId::AesGcm12, Some(key_bits), _) => EncrAlg::AesGcm {
                 key_bits,
                 icv_len: 12,
             },
-            (20, Some(key_bits), _) => EncrAlg::AesGcm {
+            (EncrId::AesGcm16, Some(key_bits), _) => EncrAlg::AesGcm {
                 key_bits,
                 icv_len: 16,
             },
-            (21, Some(key_bits), _) => EncrAlg::NullAuthAesGmac { key_bits },
-            (23, Some(key_bits), _) => EncrAlg::CamelliaCbc { key_bits },
-            (28, _, None) => EncrAlg::ChaCha20Poly1305,
+            (EncrId::NullAuthAesGmac, Some(key_bits), _) => EncrAlg::NullAuthAesGmac { key_bits },
+            (EncrId::CamelliaCbc, Some(key_bits), _) => EncrAlg::CamelliaCbc { key_bits },
+            (EncrId::Chacha20Poly1305, _, None) => EncrAlg::ChaCha20Poly1305,
             _ => return unsupported(),
         };
         Ok(alg)
     }
 
     pub const fn iana_id(self) -> u16 {
+        self.encr_id().value()
+    }
+
+    /// The transform's entry in the IANA registry.
+    pub const fn encr_id(self) -> EncrId {
         match self {
-            EncrAlg::Null => 11,
-            EncrAlg::AesCbc { .. } => 12,
-            EncrAlg::AesCtr { .. } => 13,
-            EncrAlg::AesCcm { icv_len: 8, .. } => 14,
-            EncrAlg::AesCcm { icv_len: 12, .. } => 15,
-            EncrAlg::AesCcm { .. } => 16,
-            EncrAlg::AesGcm { icv_len: 8, .. } => 18,
-            EncrAlg::AesGcm { icv_len: 12, .. } => 19,
-            EncrAlg::AesGcm { .. } => 20,
-            EncrAlg::NullAuthAesGmac { .. } => 21,
-            EncrAlg::CamelliaCbc { .. } => 23,
-            EncrAlg::ChaCha20Poly1305 => 28,
+            EncrAlg::Null => EncrId::Null,
+            EncrAlg::AesCbc { .. } => EncrId::AesCbc,
+            EncrAlg::AesCtr { .. } => EncrId::AesCtr,
+            EncrAlg::AesCcm { icv_len: 8, .. } => EncrId::AesCcm8,
+            EncrAlg::AesCcm { icv_len: 12, .. } => EncrId::AesCcm12,
+            EncrAlg::AesCcm { .. } => EncrId::AesCcm16,
+            EncrAlg::AesGcm { icv_len: 8, .. } => EncrId::AesGcm8,
+            EncrAlg::AesGcm { icv_len: 12, .. } => EncrId::AesGcm12,
+            EncrAlg::AesGcm { .. } => EncrId::AesGcm16,
+            EncrAlg::NullAuthAesGmac { .. } => EncrId::NullAuthAesGmac,
+            EncrAlg::CamelliaCbc { .. } => EncrId::CamelliaCbc,
+            EncrAlg::ChaCha20Poly1305 => EncrId::Chacha20Poly1305,
         }
     }
 
@@ -181,20 +187,25 @@ pub enum IntegAlg {
 
 impl IntegAlg {
     pub const fn iana_id(self) -> u16 {
+        self.integ_id().value()
+    }
+
+    /// The transform's entry in the IANA registry.
+    pub const fn integ_id(self) -> IntegId {
         match self {
-            IntegAlg::HmacSha1_96 => 2,
-            IntegAlg::HmacSha256_128 => 12,
-            IntegAlg::HmacSha384_192 => 13,
-            IntegAlg::HmacSha512_256 => 14,
+            IntegAlg::HmacSha1_96 => IntegId::HmacSha1_96,
+            IntegAlg::HmacSha256_128 => IntegId::HmacSha2_256_128,
+            IntegAlg::HmacSha384_192 => IntegId::HmacSha2_384_192,
+            IntegAlg::HmacSha512_256 => IntegId::HmacSha2_512_256,
         }
     }
 
     pub const fn from_iana(id: u16) -> Option<Self> {
-        match id {
-            2 => Some(IntegAlg::HmacSha1_96),
-            12 => Some(IntegAlg::HmacSha256_128),
-            13 => Some(IntegAlg::HmacSha384_192),
-            14 => Some(IntegAlg::HmacSha512_256),
+        match IntegId::from_value(id) {
+            IntegId::HmacSha1_96 => Some(IntegAlg::HmacSha1_96),
+            IntegId::HmacSha2_256_128 => Some(IntegAlg::HmacSha256_128),
+            IntegId::HmacSha2_384_192 => Some(IntegAlg::HmacSha384_192),
+            IntegId::HmacSha2_512_256 => Some(IntegAlg::HmacSha512_256),
             _ => None,
         }
     }

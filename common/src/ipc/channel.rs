@@ -465,6 +465,15 @@ impl Channel {
         }
     }
 
+    /// The next whole message, as [`Channel::try_recv`], insisting that it
+    /// carries no descriptor (what every event loop receives).
+    pub fn try_recv_message<T: DeserializeOwned>(&mut self) -> Result<Option<T>, IpcError> {
+        match self.try_recv::<T>()? {
+            Some(received) => Ok(Some(received.expect_descriptors(0)?.0)),
+            None => Ok(None),
+        }
+    }
+
     /// Watches this channel on `poller` as `token`: readable always,
     /// writable while frames wait (see [`Channel::update_interest`]).
     pub fn register(&mut self, poller: &Poller, token: u64) -> std::io::Result<()> {

@@ -33,6 +33,7 @@
 //! ```
 
 mod cp;
+mod encrypted;
 mod error;
 mod header;
 mod notify;

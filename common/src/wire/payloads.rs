@@ -4,12 +4,12 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::cp::Configuration;
+use super::encrypted::{Encrypted, EncryptedFragment};
 use super::error::{DecodeError, EncodeError};
 use super::notify::Notify;
 use super::reader::{length_u16, Reader};
 use super::registries::{AuthMethod, CertEncoding, DhId, IdType, PayloadType, ProtocolId};
 use super::sa::SecurityAssociation;
-use super::sk::{Encrypted, EncryptedFragment};
 use super::ts::TrafficSelectors;
 use super::{Header, MAX_PAYLOADS};
 

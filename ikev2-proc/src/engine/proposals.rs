@@ -39,18 +39,10 @@ pub struct ChildSuite {
 impl ChildSuite {
     /// The kernel's names for the transforms, if the kernel side knows them.
     pub fn kernel_transforms(&self) -> Option<(Encryption, Option<Integrity>)> {
-        let encryption = match self.encr {
-            EncrAlg::AesCbc { .. } => Encryption::AesCbc,
-            EncrAlg::AesGcm { icv_len: 16, .. } => Encryption::AesGcm16,
-            EncrAlg::ChaCha20Poly1305 => Encryption::ChaCha20Poly1305,
-            _ => return None,
-        };
+        let encryption = Encryption::from_encr(self.encr.encr_id())?;
         let integrity = match self.integ {
             None => None,
-            Some(IntegAlg::HmacSha1_96) => Some(Integrity::HmacSha1_96),
-            Some(IntegAlg::HmacSha256_128) => Some(Integrity::HmacSha256_128),
-            Some(IntegAlg::HmacSha384_192) => Some(Integrity::HmacSha384_192),
-            Some(IntegAlg::HmacSha512_256) => Some(Integrity::HmacSha512_256),
+            Some(integ) => Some(Integrity::from_integ(integ.integ_id())?),
         };
         if encryption.is_aead() != integrity.is_none() {
             return None;

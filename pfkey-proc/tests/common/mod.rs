@@ -63,15 +63,7 @@ pub fn ip(s: &str) -> IpAddr {
 }
 
 pub fn net(src: &str, src_prefix: u8, dst: &str, dst_prefix: u8) -> Selector {
-    Selector {
-        src: ip(src),
-        src_prefix,
-        dst: ip(dst),
-        dst_prefix,
-        protocol: 0,
-        src_port: 0,
-        dst_port: 0,
-    }
+    Selector::between(ip(src), src_prefix, ip(dst), dst_prefix)
 }
 
 pub fn flow(name: &str, selector: Selector, local: &str, peer: &str, mode: IpsecMode) -> Flow {
