@@ -25,7 +25,7 @@ use iked_common::ipc::{
     CaToIkev2, Channel, ChildConfig, ChildToParent, DescriptorPurpose, Ikev2ToCa, Ikev2ToPfkey,
     InitiationMode, ParentToChild, PfkeyToIkev2, Role,
 };
-use iked_common::logging;
+use iked_common::logging::{self, held_back_text, RateLimit};
 
 use crate::engine::{Action, Engine, Settings};
 
@@ -63,6 +63,7 @@ struct Ikev2Process {
     engine: Engine,
     natt_port: u16,
     buffer: Vec<u8>,
+    send_failure_log: RateLimit,
 }
 
 /// Entry point after exec; returns the exit status.
@@ -119,6 +120,7 @@ fn serve(log_to_stderr: bool) -> Result<(), ChildError> {
         engine,
         natt_port,
         buffer: vec![0u8; MAX_DATAGRAM + 1],
+        send_failure_log: RateLimit::new(5, std::time::Duration::from_secs(1)),
     };
     process.run()
 }
@@ -368,7 +370,7 @@ impl Ikev2Process {
         }
     }
 
-    fn send_datagram(&self, local: SocketAddr, remote: SocketAddr, datagram: &[u8]) {
+    fn send_datagram(&mut self, local: SocketAddr, remote: SocketAddr, datagram: &[u8]) {
         let ipv6 = remote.is_ipv6();
         let Some(endpoint) = self
             .udp
@@ -389,7 +391,14 @@ impl Ikev2Process {
             remote,
             datagram,
         ) {
-            log::warn!("send to {remote} from {local} failed: {e}");
+            // Under a flood every forged request is answered: one line
+            // per failed send would flood the log as well.
+            if let Some(held_back) = self.send_failure_log.allow(Instant::now()) {
+                log::warn!(
+                    "send to {remote} from {local} failed: {e}{}",
+                    held_back_text(held_back)
+                );
+            }
         }
     }
 }

@@ -42,6 +42,10 @@ const IKE_PORT: u16 = 500;
 /// flood, and a full queue is still worked off in a few hundred
 /// milliseconds, well within any peer's retransmission timer.
 const IKE_RECEIVE_BUFFER: usize = 4 << 20;
+/// The send side of the same sockets: under a flood, ikev2 answers every
+/// forged request (a COOKIE demand), and a send buffer that fills for a
+/// moment would make it drop, with EAGAIN, the answer to a real peer.
+const IKE_SEND_BUFFER: usize = 4 << 20;
 
 // Event loop tokens.
 const SIGNAL_HUP: u64 = 1;
@@ -208,6 +212,13 @@ fn bind_udp(
                 log::warn!(
                     "UDP port {port}: cannot raise the receive buffer to {IKE_RECEIVE_BUFFER} \
                      octets ({}): a flood may drop legitimate requests",
+                    e.desc()
+                );
+            }
+            if let Err(e) = setsockopt(&fd, sockopt::SndBufForce, &IKE_SEND_BUFFER) {
+                log::warn!(
+                    "UDP port {port}: cannot raise the send buffer to {IKE_SEND_BUFFER} \
+                     octets ({}): under a flood, answers may be dropped",
                     e.desc()
                 );
             }

@@ -419,11 +419,16 @@ fn strongswan_gets_through_a_spoofed_ike_sa_init_flood() {
     let establish = initiate_started.elapsed();
     let context = |why: &str| {
         format!(
-            "{why}\n--- swanctl --initiate ---\n{}\n--- swanctl --list-sas ---\n{}\n--- charon log (tail) ---\n{}\n--- iked log (tail) ---\n{}",
+            "{why}\n--- swanctl --initiate ---\n{}\n--- swanctl --list-sas ---\n{}\n--- charon log (tail) ---\n{}\n--- iked log (tail) ---\n{}\n--- iked log: the peer, failures ---\n{}",
             String::from_utf8_lossy(&initiated.stdout),
             swan.list_sas(),
             tail(&swan.log_text(), 80),
-            tail(&iked.log_text(), 40)
+            tail(&iked.log_text(), 40),
+            iked.log_text()
+                .lines()
+                .filter(|l| l.contains("198.18.0.2") || l.contains("failed"))
+                .collect::<Vec<_>>()
+                .join("\n")
         )
     };
     assert!(
@@ -476,7 +481,7 @@ fn strongswan_gets_through_a_spoofed_ike_sa_init_flood() {
     let cookie_seen_by_swan = swan.log_text().contains("N(COOKIE)");
     let summary = format!(
         "flood summary: rate={:.0}/s (host max {:.0}/s) packets={} sources={} send_errors={} \
-         iked_udp_in={} iked_rcvbuf_errors={} ikev2_cpu={:.1}s ({:.1}us/datagram) \
+         iked_udp_in={} iked_rcvbuf_errors={} iked_sndbuf_errors={} ikev2_cpu={:.1}s ({:.1}us/datagram) \
          half_open_at_peer_start={} \
          establish={:.3}s (bound {:.1}s) peer_got_cookie={} \
          peak_rss={}KiB (rest {}KiB, bound {}KiB) \
@@ -489,6 +494,7 @@ fn strongswan_gets_through_a_spoofed_ike_sa_init_flood() {
         report.send_errors,
         udp_delta("InDatagrams"),
         udp_delta("RcvbufErrors"),
+        udp_delta("SndbufErrors"),
         ikev2_cpu,
         ikev2_cpu * 1e6 / udp_delta("InDatagrams").max(1) as f64,
         half_open_at_peer_start,
