@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use iked_common::config::Encapsulation;
 use iked_common::crypto::keys::{rekey_skeyseed, ChildSaKeys, IkeSaKeys};
-use iked_common::crypto::{auth, kex, KeyExchange};
+use iked_common::crypto::{auth, KeyExchange};
 use iked_common::ipc::{CaToIkev2, Ikev2ToCa, Ikev2ToPfkey, PfkeyToIkev2};
 use iked_common::kernel::{
     FailureKind, IpsecMode, IpsecProtocol, KernelEvent, Lifetime, PolicyDirection, PolicyParams,
@@ -489,7 +489,9 @@ impl Engine {
         };
         let policy = self.policy(&sa.policy).ok_or("policy vanished")?.clone();
         let ke = sa.ke_method.ok_or("no KE group")?;
-        let kex = KeyExchange::generate(ke).map_err(|e| format!("key exchange: {e}"))?;
+        let kex = self
+            .new_key_exchange(ke)
+            .map_err(|e| format!("key exchange: {e}"))?;
         // `natt` forces UDP encapsulation: a source hash that cannot match
         // makes the peer see a NAT too, so both sides encapsulate (the
         // usual way to force it, e.g. strongSwan's encap=yes).
@@ -785,7 +787,7 @@ impl Engine {
             );
             return;
         }
-        let Ok((our_public, shared)) = kex::respond(suite.ke, &ke.data) else {
+        let Ok((our_public, shared)) = self.respond_key_exchange(suite.ke, &ke.data) else {
             self.log_unauthenticated(format_args!(
                 "{remote}: IKE_SA_INIT with an invalid KE value"
             ));
@@ -2761,7 +2763,7 @@ impl Engine {
         };
         let pfs = hint.or_else(|| proposals::preferred_ke(&policy.child_proposals));
         let kex = match pfs {
-            Some(method) => match KeyExchange::generate(method) {
+            Some(method) => match self.new_key_exchange(method) {
                 Ok(k) => Some(k),
                 Err(e) => {
                     log::warn!("key exchange: {e}");
@@ -3265,7 +3267,7 @@ impl Engine {
             return;
         };
         let (public, shared) = match (answer.suite.ke, &answer.peer_ke) {
-            (Some(method), Some(data)) => match kex::respond(method, data) {
+            (Some(method), Some(data)) => match self.respond_key_exchange(method, data) {
                 Ok((public, shared)) => (Some((method, public)), Some(shared)),
                 Err(_) => {
                     self.answer_error(
@@ -3375,7 +3377,7 @@ impl Engine {
         else {
             return;
         };
-        let Ok(kex) = KeyExchange::generate(method) else {
+        let Ok(kex) = self.new_key_exchange(method) else {
             return;
         };
         let (Ok(new_spi), Ok(nonce)) = (self.new_ike_spi(), self.random_bytes(NONCE_LEN)) else {
@@ -3781,7 +3783,7 @@ impl Engine {
             );
             return;
         }
-        let Ok((public, shared)) = kex::respond(suite.ke, &ke.data) else {
+        let Ok((public, shared)) = self.respond_key_exchange(suite.ke, &ke.data) else {
             self.answer_error(
                 spi,
                 ExchangeType::CreateChildSa,

@@ -488,6 +488,11 @@ pub struct Engine {
     /// KE group) that anyone can repeat at line rate from forged
     /// addresses: rate-limited, so the log cannot be flooded.
     unauthenticated_log: RateLimit,
+    /// Tests only: draw key-exchange private keys from this counter instead
+    /// of OpenSSL's generator, so that seeded runs are byte for byte
+    /// reproducible (the datagram digest test).
+    #[cfg(test)]
+    test_ke_stream: Option<u64>,
 }
 
 /// Log lines about unauthenticated requests: at most this many a second.
@@ -592,6 +597,8 @@ impl Engine {
             counter_queries: HashMap::new(),
             expired_counter_ids: VecDeque::new(),
             unauthenticated_log: RateLimit::new(UNAUTHENTICATED_LOG_BURST, Duration::from_secs(1)),
+            #[cfg(test)]
+            test_ke_stream: None,
         })
     }
 
@@ -1018,6 +1025,30 @@ impl Engine {
         Ok(u64::from_be_bytes(bytes))
     }
 
+    /// A fresh ephemeral key pair for `method`.
+    fn new_key_exchange(
+        &mut self,
+        method: KeMethod,
+    ) -> Result<KeyExchange, iked_common::crypto::CryptoError> {
+        #[cfg(test)]
+        if let Some(stream) = self.test_ke_stream.as_mut() {
+            return KeyExchange::from_private_key(method, &test_private_key(stream, method));
+        }
+        KeyExchange::generate(method)
+    }
+
+    /// Responder side of a key exchange: our public value and the shared
+    /// secret from the peer's public value.
+    fn respond_key_exchange(
+        &mut self,
+        method: KeMethod,
+        peer_public: &[u8],
+    ) -> Result<(Vec<u8>, iked_common::crypto::SecretBytes), iked_common::crypto::CryptoError> {
+        let ours = self.new_key_exchange(method)?;
+        let shared = ours.complete(peer_public)?;
+        Ok((ours.public_value().to_vec(), shared))
+    }
+
     /// A fresh SPI of ours, never zero and not in use. A collision among
     /// 64-bit random SPIs is rare; several in a row mean the random source
     /// repeats itself, which is a failure too (never a loop forever).
@@ -1425,8 +1456,35 @@ pub(crate) fn identity_text(id: &Identity) -> String {
 
 /// Test-only views of an engine's state (keys included): never compiled
 /// into the daemon.
+/// Tests only: a private key from a xorshift stream, its top bit clear so
+/// that it is below the group order (ECP) or the prime (MODP).
+#[cfg(test)]
+fn test_private_key(stream: &mut u64, method: KeMethod) -> Vec<u8> {
+    let len = match method {
+        KeMethod::Ecp256 | KeMethod::Ecp384 | KeMethod::Ecp521 => method.public_value_len() / 2,
+        _ => method.public_value_len(),
+    };
+    let mut key = vec![0u8; len];
+    for byte in key.iter_mut() {
+        *stream ^= *stream << 13;
+        *stream ^= *stream >> 7;
+        *stream ^= *stream << 17;
+        *byte = (*stream >> 24) as u8;
+    }
+    key[0] &= 0x7f;
+    if method == KeMethod::Ecp521 {
+        key[0] &= 0x01;
+    }
+    key
+}
+
 #[cfg(test)]
 impl Engine {
+    /// Key exchanges from a seeded stream from now on (see `test_ke_stream`).
+    pub(crate) fn use_seeded_key_exchanges(&mut self, seed: u64) {
+        self.test_ke_stream = Some(seed.max(1));
+    }
+
     pub(crate) fn ike_spis(&self) -> Vec<u64> {
         let mut v: Vec<u64> = self.ikes.keys().copied().collect();
         v.sort_unstable();
