@@ -1480,6 +1480,21 @@ fn test_private_key(stream: &mut u64, method: KeMethod) -> Vec<u8> {
 
 #[cfg(test)]
 impl Engine {
+    /// Queues `task` on IKE SA `spi`, as the engine itself would.
+    pub(crate) fn queue_task(&mut self, spi: u64, task: Task) {
+        self.ikes
+            .get_mut(&spi)
+            .expect("queue_task: no such IKE SA")
+            .queue
+            .push_back(task);
+    }
+
+    /// Queues `task` on IKE SA `spi` and starts the next queued work.
+    pub(crate) fn run_task(&mut self, spi: u64, task: Task) {
+        self.queue_task(spi, task);
+        self.pump(spi);
+    }
+
     /// Key exchanges from a seeded stream from now on (see `test_ke_stream`).
     pub(crate) fn use_seeded_key_exchanges(&mut self, seed: u64) {
         self.test_ke_stream = Some(seed.max(1));
