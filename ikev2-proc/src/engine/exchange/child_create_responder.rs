@@ -1,0 +1,383 @@
+//! CREATE_CHILD_SA for Child SAs, responder (RFC 7296 §1.3.1, §1.3.3, §2.8).
+
+use iked_common::config::Encapsulation;
+use iked_common::ipc::Ikev2ToPfkey;
+use iked_common::kernel::IpsecProtocol;
+use iked_common::wire::{
+    DhId, ExchangeType, KeyExchange as KePayload, Nonce, Notify, NotifyType, Payload, ProtocolId,
+    SecurityAssociation, TrafficSelectors,
+};
+
+use crate::engine::proposals::{self};
+use crate::engine::selectors;
+use crate::engine::Engine;
+
+use crate::engine::child_sa::*;
+use crate::engine::digest::*;
+use crate::engine::ipc::*;
+use crate::engine::keys::*;
+use crate::engine::state::*;
+
+impl Engine {
+    pub(in crate::engine) fn on_create_child_request(
+        &mut self,
+        spi: u64,
+        message_id: u32,
+        inner: Vec<Payload>,
+    ) {
+        let Some(sa) = self.ikes.get(&spi) else {
+            return;
+        };
+        if sa.state != IkeState::Established && sa.state != IkeState::Rekeyed {
+            self.answer_error(
+                spi,
+                ExchangeType::CreateChildSa,
+                message_id,
+                NotifyType::TemporaryFailure,
+            );
+            return;
+        }
+        let Some(offer) = sa_payload(&inner) else {
+            self.answer_error(
+                spi,
+                ExchangeType::CreateChildSa,
+                message_id,
+                NotifyType::InvalidSyntax,
+            );
+            return;
+        };
+        if offer
+            .proposals
+            .first()
+            .is_some_and(|p| p.protocol == ProtocolId::Ike)
+        {
+            self.on_rekey_ike_request(spi, message_id, &inner);
+            return;
+        }
+        if sa.state != IkeState::Established {
+            self.answer_error(
+                spi,
+                ExchangeType::CreateChildSa,
+                message_id,
+                NotifyType::TemporaryFailure,
+            );
+            return;
+        }
+        let Some(policy) = self.policy(&sa.policy).cloned() else {
+            return;
+        };
+        let Some(peer_nonce) = nonce_payload(&inner).cloned() else {
+            self.answer_error(
+                spi,
+                ExchangeType::CreateChildSa,
+                message_id,
+                NotifyType::InvalidSyntax,
+            );
+            return;
+        };
+        // REKEY_SA names the SA by the peer's inbound SPI: our outbound one.
+        let rekey_of = match notify_in(&inner, NotifyType::RekeySa).and_then(|n| n.child_spi()) {
+            Some(peer_spi) => {
+                let found = sa
+                    .children
+                    .iter()
+                    .copied()
+                    .find(|c| self.children.get(c).is_some_and(|c| c.spi_out == peer_spi));
+                match found {
+                    Some(old) => {
+                        // The peer asks again to rekey an SA it already
+                        // rekeyed with us: it never saw our answer (the
+                        // exchange died with its IKE SA), so the SA we made
+                        // then is unknown to it. Drop that one, start over.
+                        let orphan = self
+                            .children
+                            .get(&old)
+                            .filter(|c| c.state == ChildState::Rekeyed)
+                            .and_then(|c| c.peer_rekey)
+                            .filter(|y| self.children.get(y).is_some_and(|y| !y.we_initiated));
+                        if let Some(orphan) = orphan {
+                            log::info!(
+                                "Child SA {old:08x}: peer rekeys it again; dropping {orphan:08x}, which it never learned of"
+                            );
+                            self.remove_child(orphan);
+                            if let Some(c) = self.children.get_mut(&old) {
+                                c.state = ChildState::Established;
+                                c.peer_rekey = None;
+                                c.rekey_at = None;
+                            }
+                        }
+                        let state = self.children.get(&old).map(|c| c.state);
+                        if matches!(
+                            state,
+                            Some(ChildState::Rekeyed) | Some(ChildState::Deleting)
+                        ) {
+                            // §2.25: already rekeyed or being deleted by us.
+                            self.answer_error(
+                                spi,
+                                ExchangeType::CreateChildSa,
+                                message_id,
+                                NotifyType::TemporaryFailure,
+                            );
+                            return;
+                        }
+                        Some(old)
+                    }
+                    None => {
+                        let notify = Notify::for_child_sa(
+                            NotifyType::ChildSaNotFound,
+                            ProtocolId::Esp,
+                            peer_spi,
+                            Vec::new(),
+                        );
+                        self.send_response(
+                            spi,
+                            ExchangeType::CreateChildSa,
+                            message_id,
+                            vec![Payload::Notify(notify)],
+                        );
+                        return;
+                    }
+                }
+            }
+            None => None,
+        };
+        // RFC 7296 §1.3, §3.10.1: past the cap the peer gets
+        // NO_ADDITIONAL_SAS; the IKE SA stays as it is.
+        if let Some(why) = self.child_cap_reached(spi, rekey_of.is_some()) {
+            log::warn!("IKE SA {spi:016x}: CREATE_CHILD_SA refused: {why}");
+            self.answer_error(
+                spi,
+                ExchangeType::CreateChildSa,
+                message_id,
+                NotifyType::NoAdditionalSas,
+            );
+            return;
+        }
+        let Some((tsi, tsr)) = ts_payloads(&inner) else {
+            self.answer_error(
+                spi,
+                ExchangeType::CreateChildSa,
+                message_id,
+                NotifyType::InvalidSyntax,
+            );
+            return;
+        };
+        let peer_ke = ke_payload(&inner);
+        let Some((proposal, suite)) = proposals::select_child(&policy.child_proposals, offer, true)
+        else {
+            self.answer_error(
+                spi,
+                ExchangeType::CreateChildSa,
+                message_id,
+                NotifyType::NoProposalChosen,
+            );
+            return;
+        };
+        if let Some(group) = suite.ke {
+            match peer_ke {
+                Some(ke) if ke.group.value() == group.iana_id() => {}
+                _ => {
+                    let notify = Notify::new(
+                        NotifyType::InvalidKePayload,
+                        group.iana_id().to_be_bytes().to_vec(),
+                    );
+                    self.send_response(
+                        spi,
+                        ExchangeType::CreateChildSa,
+                        message_id,
+                        vec![Payload::Notify(notify)],
+                    );
+                    return;
+                }
+            }
+        }
+        let transport_requested = notify_in(&inner, NotifyType::UseTransportMode).is_some();
+        let transport = policy.encapsulation == Encapsulation::Transport;
+        if transport != transport_requested {
+            self.answer_error(
+                spi,
+                ExchangeType::CreateChildSa,
+                message_id,
+                NotifyType::NoProposalChosen,
+            );
+            return;
+        }
+        let narrowed = match rekey_of.and_then(|old| self.children.get(&old)) {
+            // §2.8: a rekeyed SA keeps its selectors.
+            Some(old) => Some((old.flow, old.flow_index)),
+            None => selectors::narrow(&policy.flows, &tsi.selectors, &tsr.selectors),
+        };
+        let Some((flow, flow_index)) = narrowed else {
+            self.answer_error(
+                spi,
+                ExchangeType::CreateChildSa,
+                message_id,
+                NotifyType::TsUnacceptable,
+            );
+            return;
+        };
+        let Some(sa) = self.ikes.get(&spi) else {
+            return;
+        };
+        let (peer, local) = (sa.peer.ip(), sa.local.ip());
+        let reqid = match rekey_of.and_then(|old| self.children.get(&old)) {
+            Some(old) => old.reqid,
+            None => self.reqid_for(&policy.name, flow_index),
+        };
+        let peer_ke = suite.ke.and(peer_ke.map(|k| k.data.clone()));
+        if let Some(sa) = self.ikes.get_mut(&spi) {
+            sa.answering = Some(Answer {
+                message_id,
+                kind: AnswerKind::Child(Box::new(ChildAnswer {
+                    proposal,
+                    suite,
+                    flow,
+                    flow_index,
+                    transport,
+                    peer_nonce,
+                    peer_ke,
+                    rekey_of,
+                    reqid,
+                })),
+            });
+        }
+        self.ask_pfkey(spi, Wait::AnswerSpi, |id| Ikev2ToPfkey::AllocateSpi {
+            id,
+            src: peer,
+            dst: local,
+            protocol: IpsecProtocol::Esp,
+            reqid,
+            min: SPI_MIN,
+            max: SPI_MAX,
+        });
+    }
+
+    pub(in crate::engine) fn send_create_child_answer(&mut self, spi: u64, spi_in: u32) {
+        let rekey = matches!(
+            self.ikes.get(&spi).and_then(|sa| sa.answering.as_ref()),
+            Some(Answer {
+                kind: AnswerKind::Child(answer),
+                ..
+            }) if answer.rekey_of.is_some()
+        );
+        // Checked again: Child SAs may have come meanwhile (ours on this
+        // IKE SA, or the policy's on others) while the SPI was allocated.
+        let cap_reached = self.child_cap_reached(spi, rekey);
+        let Some(sa) = self.ikes.get_mut(&spi) else {
+            return;
+        };
+        let Some(Answer {
+            message_id,
+            kind: AnswerKind::Child(answer),
+        }) = sa.answering.take()
+        else {
+            return;
+        };
+        if let Some(why) = cap_reached {
+            log::warn!("IKE SA {spi:016x}: CREATE_CHILD_SA refused: {why}");
+            self.answer_error(
+                spi,
+                ExchangeType::CreateChildSa,
+                message_id,
+                NotifyType::NoAdditionalSas,
+            );
+            self.release_spi(spi, spi_in);
+            return;
+        }
+        let Some(spi_out) = <[u8; 4]>::try_from(answer.proposal.spi.as_slice())
+            .ok()
+            .map(u32::from_be_bytes)
+        else {
+            return;
+        };
+        let (public, shared) = match (answer.suite.ke, &answer.peer_ke) {
+            (Some(method), Some(data)) => match self.respond_key_exchange(method, data) {
+                Ok((public, shared)) => (Some((method, public)), Some(shared)),
+                Err(_) => {
+                    self.answer_error(
+                        spi,
+                        ExchangeType::CreateChildSa,
+                        message_id,
+                        NotifyType::InvalidSyntax,
+                    );
+                    return;
+                }
+            },
+            _ => (None, None),
+        };
+        let Ok(nonce) = self.random_bytes(NONCE_LEN) else {
+            self.answer_error(
+                spi,
+                ExchangeType::CreateChildSa,
+                message_id,
+                NotifyType::TemporaryFailure,
+            );
+            return;
+        };
+        let mut proposal = answer.proposal.clone();
+        proposal.spi = spi_in.to_be_bytes().to_vec();
+        let mut inner = Vec::new();
+        if answer.transport {
+            inner.push(Payload::Notify(Notify::new(
+                NotifyType::UseTransportMode,
+                Vec::new(),
+            )));
+        }
+        inner.push(Payload::SecurityAssociation(SecurityAssociation {
+            proposals: vec![proposal],
+        }));
+        inner.push(Payload::Nonce(Nonce(nonce.clone())));
+        if let Some((method, public)) = public {
+            inner.push(Payload::KeyExchange(KePayload {
+                group: DhId::from_value(method.iana_id()),
+                data: public,
+            }));
+        }
+        inner.push(Payload::TsInitiator(TrafficSelectors {
+            selectors: vec![selectors::remote_ts(&answer.flow)],
+        }));
+        inner.push(Payload::TsResponder(TrafficSelectors {
+            selectors: vec![selectors::local_ts(&answer.flow)],
+        }));
+        self.send_response(spi, ExchangeType::CreateChildSa, message_id, inner);
+        let Some(sa) = self.ikes.get(&spi) else {
+            return;
+        };
+        let Some(keys) = child_keys(
+            sa,
+            &answer.suite,
+            shared.as_ref().map(|s| s.expose()),
+            &answer.peer_nonce,
+            &nonce,
+        ) else {
+            return;
+        };
+        self.add_child(
+            spi,
+            spi_in,
+            spi_out,
+            answer.reqid,
+            answer.flow,
+            answer.flow_index,
+            answer.transport,
+            answer.suite,
+            keys,
+            false,
+            lower_nonce(&answer.peer_nonce, &nonce).to_vec(),
+        );
+        if let Some(old) = answer.rekey_of {
+            if let Some(old_child) = self.children.get_mut(&old) {
+                if old_child.state == ChildState::Rekeying {
+                    // Collision: our own rekey of it is in flight (§2.8.1).
+                    old_child.peer_rekey = Some(spi_in);
+                } else {
+                    // The peer rekeyed it and will delete the old SA.
+                    old_child.state = ChildState::Rekeyed;
+                    old_child.peer_rekey = Some(spi_in);
+                    // Deleted by the peer; if that never comes, by us (grace).
+                    old_child.rekey_at = Some(self.now + self.settings.rekeyed_grace);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! IKE_SA_INIT, responder (RFC 7296 §1.2, §2.6).
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+
+use iked_common::wire::{
+    DhId, ExchangeType, Flags, Header, KeyExchange as KePayload, Message, Nonce, Notify,
+    NotifyType, Payload, SecurityAssociation,
+};
+
+use crate::engine::proposals::{self};
+use crate::engine::{Action, Engine};
+
+use crate::engine::digest::*;
+use crate::engine::keys::*;
+use crate::engine::nat::*;
+use crate::engine::state::*;
+
+impl Engine {
+    pub(in crate::engine) fn on_sa_init_request(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        datagram: &[u8],
+        message: &Message,
+    ) {
+        let header = message.header;
+        if header.responder_spi != 0 || header.message_id != 0 || !header.flags.initiator {
+            log::debug!("{remote}: malformed IKE_SA_INIT request header");
+            return;
+        }
+        // What we keep of a half-open SA is mostly this request (signed in
+        // IKE_AUTH, RFC 7296 §2.15): refuse large ones before any work.
+        if datagram.len() > self.settings.max_sa_init_request {
+            log::debug!(
+                "{remote}: IKE_SA_INIT of {} octets refused (at most {})",
+                datagram.len(),
+                self.settings.max_sa_init_request
+            );
+            return;
+        }
+        // A retransmission: answer from the cache (RFC 7296 §2.1). The
+        // response is the one kept for IKE_AUTH, while it is kept.
+        if let Some(&spi) = self.by_init.get(&(header.initiator_spi, remote)) {
+            if let Some(sa) = self.ikes.get(&spi) {
+                if !sa.initiator
+                    && !sa.init_response.is_empty()
+                    && datagram == sa.init_request.as_slice()
+                {
+                    self.actions.push_back(Action::Send {
+                        local: sa.local,
+                        remote,
+                        datagram: sa.init_response.clone(),
+                    });
+                }
+            }
+            return;
+        }
+        if self.half_open >= self.settings.half_open_cap {
+            log::debug!(
+                "{remote}: IKE_SA_INIT dropped: {} half-open SAs",
+                self.half_open
+            );
+            return;
+        }
+        let payloads = &message.payloads;
+        let (Some(sa_offer), Some(ke), Some(ni)) = (
+            sa_payload(payloads),
+            ke_payload(payloads),
+            nonce_payload(payloads),
+        ) else {
+            log::debug!("{remote}: IKE_SA_INIT without SA, KE or Nonce");
+            return;
+        };
+        // RFC 7296 §2.6: above the threshold every initiator must prove it
+        // receives at its address; so must one address holding its share.
+        let from_source = self.half_open_of(remote.ip());
+        // Zero: no per-source limit.
+        let per_source = match self.settings.half_open_per_source {
+            0 => usize::MAX,
+            n => n,
+        };
+        let cookie_required =
+            self.half_open >= self.settings.cookie_threshold || from_source.total >= per_source;
+        let mut with_cookie = false;
+        if cookie_required {
+            self.rotate_cookie_secrets();
+            if !self.cookie_valid(message, ni, remote, header.initiator_spi) {
+                log::debug!(
+                    "{remote}: asking for a cookie ({} half-open SAs, {} from this source)",
+                    self.half_open,
+                    from_source.total
+                );
+                let version = self.cookie_secrets.version;
+                if let Some(cookie) = self.cookie_for(version, ni, remote, header.initiator_spi) {
+                    self.send_clear_notify(
+                        local,
+                        remote,
+                        &header,
+                        Notify::new(NotifyType::Cookie, cookie),
+                    );
+                }
+                return;
+            }
+            with_cookie = true;
+            // Checked after the cookie: only requests that proved their
+            // address count here, so a spoofed flood cannot lock it out.
+            if from_source.with_cookie >= per_source {
+                log::debug!(
+                    "{remote}: IKE_SA_INIT dropped: {} half-open SAs from this source",
+                    from_source.total
+                );
+                return;
+            }
+        }
+        let candidates = self.policy_candidates(local.ip(), remote.ip());
+        let mut chosen = None;
+        for name in &candidates {
+            if let Some(policy) = self.policy(name) {
+                if let Some((proposal, suite)) =
+                    proposals::select_ike(&policy.ike_proposals, sa_offer)
+                {
+                    chosen = Some((name.clone(), proposal, suite));
+                    break;
+                }
+            }
+        }
+        let Some((policy_name, proposal, suite)) = chosen else {
+            self.log_unauthenticated(format_args!(
+                "{remote}: IKE_SA_INIT: no proposal chosen ({} candidate policies)",
+                candidates.len()
+            ));
+            self.send_clear_notify(
+                local,
+                remote,
+                &header,
+                Notify::new(NotifyType::NoProposalChosen, Vec::new()),
+            );
+            return;
+        };
+        // RFC 7296 §1.2: a KE of another group than the chosen one gets
+        // INVALID_KE_PAYLOAD naming the group we want.
+        if ke.group.value() != suite.ke.iana_id() {
+            self.log_unauthenticated(format_args!(
+                "{remote}: IKE_SA_INIT with KE group {}, asking for {}",
+                ke.group,
+                suite.ke.iana_id()
+            ));
+            self.send_clear_notify(
+                local,
+                remote,
+                &header,
+                Notify::new(
+                    NotifyType::InvalidKePayload,
+                    suite.ke.iana_id().to_be_bytes().to_vec(),
+                ),
+            );
+            return;
+        }
+        let Ok((our_public, shared)) = self.respond_key_exchange(suite.ke, &ke.data) else {
+            self.log_unauthenticated(format_args!(
+                "{remote}: IKE_SA_INIT with an invalid KE value"
+            ));
+            self.send_clear_notify(
+                local,
+                remote,
+                &header,
+                Notify::new(NotifyType::InvalidSyntax, Vec::new()),
+            );
+            return;
+        };
+        let Some(transform) = suite.sk_transform() else {
+            return;
+        };
+        let (Ok(spi_r), Ok(nr)) = (self.new_ike_spi(), self.random_bytes(NONCE_LEN)) else {
+            log::warn!("{remote}: IKE_SA_INIT not answered: no randomness");
+            return;
+        };
+        let keys = match ike_sa_keys(
+            suite.prf,
+            shared.expose(),
+            ni,
+            &nr,
+            &header.initiator_spi.to_be_bytes(),
+            &spi_r.to_be_bytes(),
+            transform,
+        ) {
+            Ok(k) => k,
+            Err(e) => {
+                log::warn!("{remote}: key derivation failed: {e}");
+                return;
+            }
+        };
+        let Ok((out_cipher, in_cipher)) = keys.sk_ciphers(transform, false) else {
+            return;
+        };
+        // NAT detection (RFC 7296 §2.23): compare the peer's hashes with
+        // what we see.
+        let source_seen = nat_hash(header.initiator_spi, 0, remote);
+        let dest_seen = nat_hash(header.initiator_spi, 0, local);
+        let peer_behind_nat = message
+            .notifies()
+            .any(|n| n.notify_type == NotifyType::NatDetectionSourceIp)
+            && !message.notifies().any(|n| {
+                n.notify_type == NotifyType::NatDetectionSourceIp && n.data == source_seen
+            });
+        let we_behind_nat = message
+            .notify(NotifyType::NatDetectionDestinationIp)
+            .is_some()
+            && !message.notifies().any(|n| {
+                n.notify_type == NotifyType::NatDetectionDestinationIp && n.data == dest_seen
+            });
+        let nat_supported = message.notify(NotifyType::NatDetectionSourceIp).is_some();
+        let response_payloads = vec![
+            Payload::SecurityAssociation(SecurityAssociation {
+                proposals: vec![proposal.clone()],
+            }),
+            Payload::KeyExchange(KePayload {
+                group: DhId::from_value(suite.ke.iana_id()),
+                data: our_public,
+            }),
+            Payload::Nonce(Nonce(nr.clone())),
+            Payload::Notify(Notify::new(
+                NotifyType::NatDetectionSourceIp,
+                nat_hash(header.initiator_spi, spi_r, local),
+            )),
+            Payload::Notify(Notify::new(
+                NotifyType::NatDetectionDestinationIp,
+                nat_hash(header.initiator_spi, spi_r, remote),
+            )),
+        ];
+        let mut response_payloads = response_payloads;
+        if !nat_supported {
+            response_payloads.truncate(3);
+        }
+        let response = Message {
+            header: Header {
+                initiator_spi: header.initiator_spi,
+                responder_spi: spi_r,
+                exchange: ExchangeType::IkeSaInit,
+                flags: Flags {
+                    initiator: false,
+                    version: false,
+                    response: true,
+                },
+                message_id: 0,
+            },
+            payloads: response_payloads,
+        };
+        let Ok(response_bytes) = response.encode() else {
+            return;
+        };
+        let local_id = Engine::local_identity(self.policy(&policy_name), local.ip());
+        // ESP goes in UDP when a NAT is on the path (RFC 7296 §2.23) or
+        // the policy says `natt`.
+        let natt = peer_behind_nat
+            || we_behind_nat
+            || self.policy(&policy_name).is_some_and(|p| p.force_natt);
+        let sa = IkeSa {
+            spi_i: header.initiator_spi,
+            spi_r,
+            initiator: false,
+            policy: policy_name.clone(),
+            local,
+            peer: remote,
+            state: IkeState::InitDone,
+            suite: Some(suite),
+            ni: ni.clone(),
+            nr,
+            kex: None,
+            ke_method: Some(suite.ke),
+            offered: None,
+            cookie: None,
+            init_request: datagram.to_vec(),
+            accepted_ike: Some(proposal),
+            // Kept for IKE_AUTH (§2.15) and answers retransmissions too:
+            // the one copy of the response.
+            init_response: response_bytes.clone(),
+            keys: Some(keys),
+            out_cipher: Some(out_cipher),
+            in_cipher: Some(in_cipher),
+            local_id,
+            peer_id: None,
+            natt,
+            nat_detected: peer_behind_nat || we_behind_nat,
+            behind_nat: we_behind_nat,
+            next_message_id: 0,
+            expected_message_id: 1,
+            outstanding: None,
+            prep: None,
+            queue: VecDeque::new(),
+            cached_response: None,
+            answering: None,
+            auth_check: None,
+            children: Vec::new(),
+            established: None,
+            rekey_at: None,
+            delete_at: Some(self.now + self.settings.half_open_timeout),
+            last_heard: self.now,
+            last_sent: self.now,
+            created: self.now,
+            scheduled: None,
+            first_flow: 0,
+            peer_rekey: None,
+            half_open_key: Some((header.initiator_spi, remote)),
+            half_open: true,
+            half_open_cookie: with_cookie,
+            successor: None,
+            no_restart: false,
+            child_ke_hint: None,
+            rekey_ke_hint: None,
+        };
+        self.ikes.insert(spi_r, sa);
+        self.by_init.insert((header.initiator_spi, remote), spi_r);
+        self.count_half_open(remote.ip(), with_cookie);
+        self.by_policy
+            .entry(policy_name.clone())
+            .or_default()
+            .insert(spi_r);
+        log::debug!(
+            "policy {policy_name}: IKE_SA_INIT from {remote} answered, IKE SA {:016x}/{spi_r:016x}{}",
+            header.initiator_spi,
+            if peer_behind_nat || we_behind_nat { " (NAT detected)" } else { "" }
+        );
+        self.actions.push_back(Action::Send {
+            local,
+            remote,
+            datagram: response_bytes,
+        });
+        self.schedule(spi_r);
+    }
+}

@@ -1,0 +1,172 @@
+//! INFORMATIONAL: deletes and liveness checks (RFC 7296 §1.4, §2.4), and local deletes.
+
+use iked_common::wire::{Delete, ExchangeType, NotifyType, Payload, ProtocolId};
+
+use crate::engine::Engine;
+
+use crate::engine::admission::*;
+use crate::engine::ipc::*;
+use crate::engine::state::*;
+use crate::engine::tasks::*;
+
+impl Engine {
+    pub(in crate::engine) fn on_informational_request(
+        &mut self,
+        spi: u64,
+        message_id: u32,
+        inner: Vec<Payload>,
+    ) {
+        let mut delete_ike = false;
+        let mut ours_deleted = Vec::new();
+        for payload in &inner {
+            let Payload::Delete(Delete { protocol, spis }) = payload else {
+                continue;
+            };
+            match protocol {
+                ProtocolId::Ike => delete_ike = true,
+                ProtocolId::Esp => {
+                    if !self.ikes.contains_key(&spi) {
+                        return;
+                    }
+                    // The peer names its inbound SPIs: our outbound ones.
+                    // Children may have moved on to a rekeyed IKE SA.
+                    let family = self.ike_family(spi);
+                    for peer_spi in spis.iter().take(256) {
+                        let found = family
+                            .iter()
+                            .filter_map(|ike| self.ikes.get(ike))
+                            .flat_map(|ike| ike.children.iter().copied())
+                            .find(|c| self.children.get(c).is_some_and(|c| c.spi_out == *peer_spi));
+                        if let Some(found) = found {
+                            ours_deleted.push(found);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if delete_ike {
+            self.send_response(spi, ExchangeType::Informational, message_id, Vec::new());
+            // The peer rekeyed this SA while our own rekey was pending and
+            // now deletes it: its new SA won (§2.8.1), the children go there.
+            if let Some((successor, _)) =
+                self.ikes.get_mut(&spi).and_then(|sa| sa.peer_rekey.take())
+            {
+                self.move_children(spi, successor);
+            }
+            if let Some(sa) = self.ikes.get(&spi) {
+                log::info!(
+                    "policy {}: peer {} deleted IKE SA {spi:016x}",
+                    sa.policy,
+                    sa.peer
+                );
+            }
+            self.delete_ike_local(spi, "deleted by peer");
+            return;
+        }
+        let mut response = Vec::new();
+        if !ours_deleted.is_empty() {
+            // §1.4.1: answer with our halves of the pairs; those we are
+            // deleting ourselves at the same time are included too.
+            response.push(Payload::Delete(Delete {
+                protocol: ProtocolId::Esp,
+                spis: ours_deleted.clone(),
+            }));
+        }
+        self.send_response(spi, ExchangeType::Informational, message_id, response);
+        for child in ours_deleted {
+            self.remove_child(child);
+        }
+    }
+
+    /// Deletes an IKE SA with the peer (INFORMATIONAL DELETE) when it is
+    /// established, else locally.
+    pub(crate) fn request_delete_ike(&mut self, spi: u64) {
+        let Some(sa) = self.ikes.get_mut(&spi) else {
+            return;
+        };
+        if sa.out_cipher.is_none() || matches!(sa.state, IkeState::InitSent | IkeState::InitDone) {
+            self.delete_ike_local(spi, "terminated");
+            return;
+        }
+        if sa.queue.contains(&Task::DeleteIke) || sa.state == IkeState::Deleting {
+            return;
+        }
+        // Deletion goes before anything else queued.
+        sa.queue.retain(|t| matches!(t, Task::DeleteIke));
+        sa.queue.push_front(Task::DeleteIke);
+        self.pump(spi);
+        self.schedule(spi);
+    }
+
+    /// Forgets an IKE SA and its Child SAs (kernel entries removed).
+    pub(crate) fn delete_ike_local(&mut self, spi: u64, reason: &str) {
+        self.hand_over_child_work(spi);
+        let Some(sa) = self.ikes.get(&spi) else {
+            return;
+        };
+        let children = sa.children.clone();
+        for child in children {
+            self.remove_child(child);
+        }
+        let Some(sa) = self.ikes.remove(&spi) else {
+            return;
+        };
+        if let Some(key) = sa.half_open_key {
+            self.by_init.remove(&key);
+        }
+        if let Some(id) = &sa.peer_id {
+            let key = (sa.policy.clone(), id.clone());
+            if let Some(set) = self.by_identity.get_mut(&key) {
+                set.remove(&spi);
+                if set.is_empty() {
+                    self.by_identity.remove(&key);
+                }
+            }
+        }
+        let mut sa = sa;
+        self.uncount_half_open(HalfOpenRecord::take(&mut sa));
+        if let Some(set) = self.by_policy.get_mut(&sa.policy) {
+            set.remove(&spi);
+            if set.is_empty() {
+                self.by_policy.remove(&sa.policy);
+            }
+        }
+        // Replies to its pending requests will still come: consume them quietly.
+        for (ike, wait) in self.waits.values_mut() {
+            if *ike == spi {
+                *wait = Wait::Other;
+            }
+        }
+        log::info!(
+            "policy {}: IKE SA {:016x}/{:016x} with {} removed: {reason}",
+            sa.policy,
+            sa.spi_i,
+            sa.spi_r,
+            sa.peer
+        );
+        if !sa.no_restart {
+            self.plan_restart(&sa.policy);
+        }
+    }
+
+    pub(in crate::engine) fn abort_negotiation(&mut self, spi: u64, reason: &str) {
+        let Some(sa) = self.ikes.get_mut(&spi) else {
+            return;
+        };
+        if sa.state == IkeState::Established {
+            // Only the exchange being prepared fails; the IKE SA stays.
+            sa.prep = None;
+            if let Some(answer) = sa.answering.take() {
+                self.answer_error(
+                    spi,
+                    ExchangeType::CreateChildSa,
+                    answer.message_id,
+                    NotifyType::TemporaryFailure,
+                );
+            }
+            return;
+        }
+        self.delete_ike_local(spi, reason);
+    }
+}

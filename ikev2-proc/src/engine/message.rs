@@ -1,0 +1,337 @@
+//! The message layer: sealing and opening (RFC 7296 §3.14), message IDs and the window (§2.3), the response cache and retransmission (§2.1), and `refuse`.
+
+use std::net::SocketAddr;
+
+use iked_common::wire::{
+    decode_payloads, encode_payloads, encrypted_message_prefix, encrypted_span, EncryptedKind,
+    ExchangeType, Flags, Header, Message, Notify, NotifyType, Payload,
+};
+
+use crate::engine::{Action, Engine};
+
+use crate::engine::state::*;
+
+impl Engine {
+    pub(super) fn send_clear_notify(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        request: &Header,
+        notify: Notify,
+    ) {
+        let message = Message {
+            header: Header {
+                initiator_spi: request.initiator_spi,
+                responder_spi: 0,
+                exchange: ExchangeType::IkeSaInit,
+                flags: Flags {
+                    initiator: false,
+                    version: false,
+                    response: true,
+                },
+                message_id: 0,
+            },
+            payloads: vec![Payload::Notify(notify)],
+        };
+        if let Ok(datagram) = message.encode() {
+            self.actions.push_back(Action::Send {
+                local,
+                remote,
+                datagram,
+            });
+        }
+    }
+
+    pub(super) fn seal(&mut self, spi: u64, header: Header, inner: &[Payload]) -> Option<Vec<u8>> {
+        let sa = self.ikes.get_mut(&spi)?;
+        let cipher = sa.out_cipher.as_mut()?;
+        let (first, plaintext) = encode_payloads(inner).ok()?;
+        let sealed_len = cipher.transform().sealed_len(plaintext.len());
+        let mut out =
+            encrypted_message_prefix(&header, &[], EncryptedKind::Whole, first, sealed_len).ok()?;
+        let body = cipher.seal(&out, &plaintext, &mut *self.rng).ok()?;
+        out.extend_from_slice(&body);
+        Some(out)
+    }
+
+    pub(super) fn open(
+        &self,
+        spi: u64,
+        datagram: &[u8],
+        message: &Message,
+    ) -> Option<Vec<Payload>> {
+        let sa = self.ikes.get(&spi)?;
+        let cipher = sa.in_cipher.as_ref()?;
+        let sk = message.encrypted()?;
+        let span = encrypted_span(datagram).ok()?;
+        let (aad, body) = datagram.split_at_checked(span)?;
+        let plaintext = cipher.open(aad, body).ok()?;
+        decode_payloads(sk.first_inner, &plaintext, &message.header).ok()
+    }
+
+    pub(super) fn header_for(
+        &self,
+        sa: &IkeSa,
+        exchange: ExchangeType,
+        message_id: u32,
+        response: bool,
+    ) -> Header {
+        Header {
+            initiator_spi: sa.spi_i,
+            responder_spi: sa.spi_r,
+            exchange,
+            flags: Flags {
+                initiator: sa.initiator,
+                version: false,
+                response,
+            },
+            message_id,
+        }
+    }
+
+    /// Sends a request (window 1: the caller checked the window is free).
+    pub(super) fn send_request(
+        &mut self,
+        spi: u64,
+        exchange: ExchangeType,
+        inner: Vec<Payload>,
+        ctx: RequestCtx,
+    ) {
+        let Some(sa) = self.ikes.get(&spi) else {
+            return;
+        };
+        let message_id = sa.next_message_id;
+        let header = self.header_for(sa, exchange, message_id, false);
+        let Some(datagram) = self.seal(spi, header, &inner) else {
+            log::warn!("IKE SA {spi:016x}: cannot seal {exchange} request");
+            return;
+        };
+        let deadline = self.now + self.settings.retransmit_base;
+        let Some(sa) = self.ikes.get_mut(&spi) else {
+            return;
+        };
+        sa.next_message_id = sa.next_message_id.wrapping_add(1);
+        sa.last_sent = self.now;
+        sa.outstanding = Some(Outstanding {
+            message_id,
+            datagram: datagram.clone(),
+            transmissions: 1,
+            deadline,
+            ctx,
+        });
+        log::debug!("IKE SA {spi:016x}: {exchange} request {message_id} sent");
+        self.actions.push_back(Action::Send {
+            local: sa.local,
+            remote: sa.peer,
+            datagram,
+        });
+    }
+
+    /// Sends and caches a response to request `message_id`.
+    pub(super) fn send_response(
+        &mut self,
+        spi: u64,
+        exchange: ExchangeType,
+        message_id: u32,
+        inner: Vec<Payload>,
+    ) {
+        let Some(sa) = self.ikes.get(&spi) else {
+            return;
+        };
+        let header = self.header_for(sa, exchange, message_id, true);
+        let Some(datagram) = self.seal(spi, header, &inner) else {
+            log::warn!("IKE SA {spi:016x}: cannot seal {exchange} response");
+            return;
+        };
+        let Some(sa) = self.ikes.get_mut(&spi) else {
+            return;
+        };
+        sa.cached_response = Some((message_id, datagram.clone()));
+        sa.last_sent = self.now;
+        sa.expected_message_id = message_id.wrapping_add(1);
+        sa.answering = None;
+        self.actions.push_back(Action::Send {
+            local: sa.local,
+            remote: sa.peer,
+            datagram,
+        });
+    }
+
+    pub(super) fn on_request(
+        &mut self,
+        spi: u64,
+        local: SocketAddr,
+        remote: SocketAddr,
+        datagram: &[u8],
+        message: &Message,
+    ) {
+        let header = message.header;
+        let Some(sa) = self.ikes.get(&spi) else {
+            return;
+        };
+        if sa.in_cipher.is_none() {
+            return;
+        }
+        // RFC 7296 §1.2: IKE_AUTH completes before any other exchange. On
+        // an SA whose peer is not authenticated yet nothing else is even
+        // decrypted (security review L4: no INFORMATIONAL on half-open SAs).
+        let authenticated = matches!(
+            sa.state,
+            IkeState::Established | IkeState::Rekeyed | IkeState::Deleting
+        );
+        if !authenticated && header.exchange != ExchangeType::IkeAuth {
+            log::debug!(
+                "IKE SA {spi:016x}: {} request before IKE_AUTH completed, dropped",
+                header.exchange
+            );
+            return;
+        }
+        // RFC 7296 §2.2: the previous request again gets the cached response.
+        let previous = sa.expected_message_id.wrapping_sub(1);
+        if header.message_id == previous && sa.answering.is_none() {
+            if let Some((id, response)) = &sa.cached_response {
+                if *id == previous {
+                    // Authenticate it first so forged copies cannot make us send.
+                    if self.open(spi, datagram, message).is_some() {
+                        log::debug!("IKE SA {spi:016x}: request {previous} retransmitted, answering from cache");
+                        self.actions.push_back(Action::Send {
+                            local: sa.local,
+                            remote,
+                            datagram: response.clone(),
+                        });
+                    }
+                }
+            }
+            return;
+        }
+        if header.message_id != sa.expected_message_id || sa.answering.is_some() {
+            log::debug!(
+                "IKE SA {spi:016x}: request {} dropped (expecting {}{})",
+                header.message_id,
+                sa.expected_message_id,
+                if sa.answering.is_some() { ", busy" } else { "" }
+            );
+            return;
+        }
+        let Some(inner) = self.open(spi, datagram, message) else {
+            log::debug!("IKE SA {spi:016x}: request failed integrity check, dropped");
+            return;
+        };
+        let Some(sa) = self.ikes.get_mut(&spi) else {
+            return;
+        };
+        sa.last_heard = self.now;
+        // Follow the peer's address: a NAT may have changed it, and after
+        // IKE_SA_INIT the initiator may have floated to port 4500 (§2.23).
+        if sa.peer != remote || sa.local != local {
+            if !sa.local.ip().is_unspecified() && sa.local.ip() != local.ip() {
+                log::debug!(
+                    "IKE SA {spi:016x}: request arrived at {local}, expected {}",
+                    sa.local
+                );
+            }
+            sa.peer = remote;
+            sa.local = local;
+        }
+        // IKE on port 4500 alone does not mean ESP in UDP: a MOBIKE peer
+        // floats without a NAT (RFC 4555 §3). Encapsulation follows NAT
+        // detection (RFC 7296 §2.23) or `natt`, decided at IKE_SA_INIT.
+        match header.exchange {
+            ExchangeType::IkeAuth => self.on_auth_request(spi, header.message_id, inner),
+            ExchangeType::CreateChildSa => {
+                self.on_create_child_request(spi, header.message_id, inner)
+            }
+            ExchangeType::Informational => {
+                self.on_informational_request(spi, header.message_id, inner)
+            }
+            other => {
+                log::debug!("IKE SA {spi:016x}: {other} request not handled");
+            }
+        }
+    }
+
+    pub(super) fn on_response(
+        &mut self,
+        spi: u64,
+        _local: SocketAddr,
+        remote: SocketAddr,
+        datagram: &[u8],
+        message: &Message,
+    ) {
+        let header = message.header;
+        let Some(sa) = self.ikes.get(&spi) else {
+            return;
+        };
+        let matches = sa
+            .outstanding
+            .as_ref()
+            .is_some_and(|o| o.message_id == header.message_id);
+        if !matches {
+            log::debug!(
+                "IKE SA {spi:016x}: response {} matches no request of ours",
+                header.message_id
+            );
+            return;
+        }
+        let Some(inner) = self.open(spi, datagram, message) else {
+            log::debug!("IKE SA {spi:016x}: response failed integrity check, dropped");
+            return;
+        };
+        let Some(sa) = self.ikes.get_mut(&spi) else {
+            return;
+        };
+        let Some(outstanding) = sa.outstanding.take() else {
+            return;
+        };
+        sa.last_heard = self.now;
+        if sa.initiator && sa.state == IkeState::AuthSent {
+            sa.peer = remote;
+        }
+        match (header.exchange, outstanding.ctx) {
+            (ExchangeType::IkeAuth, RequestCtx::Auth { child }) => {
+                self.on_auth_response(spi, inner, child)
+            }
+            (ExchangeType::CreateChildSa, RequestCtx::CreateChild { child }) => {
+                self.on_create_child_response(spi, inner, child)
+            }
+            (
+                ExchangeType::CreateChildSa,
+                RequestCtx::RekeyIke {
+                    new_spi,
+                    nonce,
+                    kex,
+                    offered,
+                },
+            ) => self.on_rekey_ike_response(spi, inner, new_spi, nonce, kex, offered),
+            (ExchangeType::Informational, RequestCtx::DeleteChildren { spis }) => {
+                for child in spis {
+                    self.remove_child(child);
+                }
+            }
+            (ExchangeType::Informational, RequestCtx::DeleteIke) => {
+                self.delete_ike_local(spi, "deleted");
+            }
+            (ExchangeType::Informational, RequestCtx::Dpd) => {
+                log::debug!("IKE SA {spi:016x}: peer alive");
+            }
+            (exchange, _) => {
+                log::debug!("IKE SA {spi:016x}: {exchange} response does not fit the request");
+            }
+        }
+    }
+
+    pub(super) fn answer_error(
+        &mut self,
+        spi: u64,
+        exchange: ExchangeType,
+        message_id: u32,
+        error: NotifyType,
+    ) {
+        self.send_response(
+            spi,
+            exchange,
+            message_id,
+            vec![Payload::Notify(Notify::new(error, Vec::new()))],
+        );
+    }
+}

@@ -1,0 +1,71 @@
+//! Indexes over the SAs (by identity, by IKE SA family, reqids).
+
+use crate::engine::Engine;
+
+impl Engine {
+    /// Records an established IKE SA under its peer's identity.
+    pub(super) fn index_identity(&mut self, spi: u64) {
+        if let Some(sa) = self.ikes.get(&spi) {
+            if let Some(id) = &sa.peer_id {
+                self.by_identity
+                    .entry((sa.policy.clone(), id.clone()))
+                    .or_default()
+                    .insert(spi);
+            }
+        }
+    }
+
+    /// The reqid for a Child SA of a policy's flow: the trap's, so the
+    /// trap policy finds its SAs, or a fresh one.
+    pub(super) fn reqid_for(&mut self, policy: &str, flow_index: usize) -> u32 {
+        match self.traps.get(&(policy.to_string(), flow_index)) {
+            Some(trap) => trap.reqid,
+            None => self.new_reqid(),
+        }
+    }
+
+    /// The IKE SA and the ones that replaced it by rekeying (bounded chain).
+    pub(super) fn ike_family(&self, spi: u64) -> Vec<u64> {
+        let mut family = vec![spi];
+        let mut current = spi;
+        for _ in 0..4 {
+            match self.ikes.get(&current).and_then(|sa| sa.successor) {
+                Some(next) if self.ikes.contains_key(&next) && !family.contains(&next) => {
+                    family.push(next);
+                    current = next;
+                }
+                _ => break,
+            }
+        }
+        family
+    }
+
+    /// Where a Child SA negotiated on `spi` belongs: the newest IKE SA that
+    /// replaced it, if it was rekeyed meanwhile (§2.8: children follow).
+    pub(super) fn current_ike(&self, spi: u64) -> u64 {
+        self.ike_family(spi).last().copied().unwrap_or(spi)
+    }
+
+    pub(super) fn move_children(&mut self, from: u64, to: u64) {
+        let Some(old) = self.ikes.get_mut(&from) else {
+            return;
+        };
+        let moved = std::mem::take(&mut old.children);
+        old.successor = Some(to);
+        for spi in &moved {
+            if let Some(child) = self.children.get_mut(spi) {
+                child.ike = to;
+            }
+        }
+        if let Some(new) = self.ikes.get_mut(&to) {
+            new.children.extend(moved);
+        }
+        self.schedule(to);
+    }
+
+    pub(super) fn new_reqid(&mut self) -> u32 {
+        let reqid = self.next_reqid;
+        self.next_reqid = self.next_reqid.wrapping_add(1).max(1);
+        reqid
+    }
+}

@@ -1,0 +1,275 @@
+//! IKE and Child SAs and the work in flight on them.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use iked_common::crypto::keys::{ChildSaKeys, IkeSaKeys};
+use iked_common::crypto::{KeMethod, KeyExchange, SkCipher};
+use iked_common::kernel::Selector;
+use iked_common::wire::{Identity, SecurityAssociation};
+
+use crate::engine::proposals::{ChildSuite, IkeSuite};
+
+use crate::engine::tasks::*;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IkeState {
+    /// Initiator: IKE_SA_INIT sent.
+    InitSent,
+    /// Responder: IKE_SA_INIT answered, waiting for IKE_AUTH.
+    InitDone,
+    /// Initiator: preparing IKE_AUTH (SPI from pfkey, AUTH from ca).
+    AuthPreparing,
+    /// Initiator: IKE_AUTH sent, or its answer being checked.
+    AuthSent,
+    /// Responder: checking an IKE_AUTH request.
+    AuthResponding,
+    Established,
+    /// Replaced by a rekeyed IKE SA; waiting for the DELETE.
+    Rekeyed,
+    /// DELETE sent.
+    Deleting,
+}
+
+impl IkeState {
+    pub(super) fn text(self) -> &'static str {
+        match self {
+            IkeState::InitSent => "SA_INIT sent",
+            IkeState::InitDone => "SA_INIT answered",
+            IkeState::AuthPreparing => "AUTH preparing",
+            IkeState::AuthSent => "AUTH sent",
+            IkeState::AuthResponding => "AUTH checking",
+            IkeState::Established => "established",
+            IkeState::Rekeyed => "rekeyed",
+            IkeState::Deleting => "deleting",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ChildState {
+    Established,
+    Rekeying,
+    /// Replaced by a rekeyed Child SA; waiting for the DELETE exchange.
+    Rekeyed,
+    Deleting,
+}
+
+/// A Child SA being negotiated by us (we send the request).
+pub(crate) struct ChildDraft {
+    pub spi_in: u32,
+    pub reqid: u32,
+    pub flow: Selector,
+    pub flow_index: usize,
+    pub transport: bool,
+    pub nonce: Vec<u8>,
+    pub kex: Option<KeyExchange>,
+    pub offered: SecurityAssociation,
+    pub rekey_of: Option<u32>,
+}
+
+/// What our outstanding request was, to process its response.
+pub(crate) enum RequestCtx {
+    SaInit,
+    Auth {
+        child: Option<ChildDraft>,
+    },
+    CreateChild {
+        child: ChildDraft,
+    },
+    RekeyIke {
+        new_spi: u64,
+        nonce: Vec<u8>,
+        kex: KeyExchange,
+        offered: SecurityAssociation,
+    },
+    DeleteChildren {
+        spis: Vec<u32>,
+    },
+    DeleteIke,
+    Dpd,
+}
+
+pub(crate) struct Outstanding {
+    pub message_id: u32,
+    pub datagram: Vec<u8>,
+    pub transmissions: u32,
+    pub deadline: Instant,
+    pub ctx: RequestCtx,
+}
+
+/// A request of ours being prepared (waiting for pfkey or ca).
+pub(crate) enum Prep {
+    /// Initiator's IKE_AUTH: SPI then AUTH.
+    Auth {
+        child: Option<ChildDraft>,
+        id_body: Vec<u8>,
+    },
+    CreateChild {
+        flow_index: usize,
+        rekey_of: Option<u32>,
+    },
+}
+
+/// A peer's request being answered (waiting for pfkey or ca).
+pub(crate) struct Answer {
+    pub message_id: u32,
+    pub kind: AnswerKind,
+}
+
+pub(crate) enum AnswerKind {
+    /// Responder's IKE_AUTH.
+    Auth(Box<AuthAnswer>),
+    /// CREATE_CHILD_SA for a new or rekeyed Child SA.
+    Child(Box<ChildAnswer>),
+}
+
+pub(crate) struct AuthAnswer {
+    pub peer_id: Identity,
+    pub initial_contact: bool,
+    pub transport: bool,
+    /// What the peer offered for the Child SA, looked at only once its
+    /// AUTH is verified (then taken).
+    pub child_offer: Option<ChildOffer>,
+    /// The negotiated child: (accepted proposal, suite, narrowed flow, flow
+    /// index), or the error; None until the peer's AUTH is verified.
+    #[allow(clippy::type_complexity)]
+    pub child: Option<
+        Result<
+            (iked_common::wire::Proposal, ChildSuite, Selector, usize),
+            iked_common::wire::NotifyType,
+        >,
+    >,
+    pub spi_in: Option<u32>,
+    pub reqid: u32,
+    pub id_body: Vec<u8>,
+}
+
+/// A peer's Child SA offer in IKE_AUTH: SA, TSi, TSr (RFC 7296 §1.2).
+pub(crate) struct ChildOffer {
+    pub sa: SecurityAssociation,
+    pub tsi: Vec<iked_common::wire::TrafficSelector>,
+    pub tsr: Vec<iked_common::wire::TrafficSelector>,
+    pub transport_requested: bool,
+}
+
+pub(crate) struct ChildAnswer {
+    pub proposal: iked_common::wire::Proposal,
+    pub suite: ChildSuite,
+    pub flow: Selector,
+    pub flow_index: usize,
+    pub transport: bool,
+    pub peer_nonce: Vec<u8>,
+    pub peer_ke: Option<Vec<u8>>,
+    pub rekey_of: Option<u32>,
+    pub reqid: u32,
+}
+
+/// Initiator state awaiting ca's verdict on the responder's AUTH.
+pub(crate) struct AuthCheck {
+    pub message: Vec<iked_common::wire::Payload>,
+    pub child: Option<ChildDraft>,
+}
+
+/// One IKE SA.
+pub(crate) struct IkeSa {
+    pub spi_i: u64,
+    pub spi_r: u64,
+    pub initiator: bool,
+    pub policy: String,
+    pub local: SocketAddr,
+    pub peer: SocketAddr,
+    pub state: IkeState,
+    pub suite: Option<IkeSuite>,
+    pub ni: Vec<u8>,
+    pub nr: Vec<u8>,
+    pub kex: Option<KeyExchange>,
+    pub ke_method: Option<KeMethod>,
+    pub offered: Option<SecurityAssociation>,
+    /// Responder: the IKE proposal accepted in IKE_SA_INIT.
+    pub accepted_ike: Option<iked_common::wire::Proposal>,
+    pub cookie: Option<Vec<u8>>,
+    pub init_request: Vec<u8>,
+    pub init_response: Vec<u8>,
+    pub keys: Option<IkeSaKeys>,
+    pub out_cipher: Option<SkCipher>,
+    pub in_cipher: Option<SkCipher>,
+    pub local_id: Identity,
+    pub peer_id: Option<Identity>,
+    /// NAT-T in use: IKE on the NAT-T port, ESP in UDP (RFC 7296 §2.23).
+    pub natt: bool,
+    pub nat_detected: bool,
+    /// Our own side is behind a NAT: we send NAT-keepalives.
+    pub behind_nat: bool,
+    pub next_message_id: u32,
+    pub expected_message_id: u32,
+    pub outstanding: Option<Outstanding>,
+    pub prep: Option<Prep>,
+    pub queue: VecDeque<Task>,
+    /// Last response sent: (message ID, datagram), for retransmitted requests.
+    pub cached_response: Option<(u32, Vec<u8>)>,
+    pub answering: Option<Answer>,
+    pub auth_check: Option<AuthCheck>,
+    pub children: Vec<u32>,
+    pub established: Option<Instant>,
+    pub rekey_at: Option<Instant>,
+    pub delete_at: Option<Instant>,
+    pub last_heard: Instant,
+    pub last_sent: Instant,
+    /// When this SA's first exchange began (INITIAL_CONTACT staleness).
+    pub created: Instant,
+    pub scheduled: Option<Instant>,
+    /// Flow of the first Child SA (ACQUIRE or the policy's first flow).
+    pub first_flow: usize,
+    /// Collision bookkeeping for IKE SA rekeys (RFC 7296 §2.8.1):
+    /// the SA the peer created by rekeying this one while ours was pending.
+    pub peer_rekey: Option<(u64, Vec<u8>)>,
+    /// The responder's key in `by_init`.
+    pub half_open_key: Option<(u64, SocketAddr)>,
+    /// Counted in the half-open total (responder, not yet established).
+    pub half_open: bool,
+    /// Its IKE_SA_INIT carried a valid cookie: counted in the
+    /// cookie-proven share of its source address.
+    pub half_open_cookie: bool,
+    /// The IKE SA that replaced this one by rekeying.
+    pub successor: Option<u64>,
+    /// Deleted on purpose (operator, reload): do not start the policy again.
+    pub no_restart: bool,
+    /// PFS group a peer asked for with INVALID_KE_PAYLOAD (RFC 7296 §1.3).
+    pub child_ke_hint: Option<KeMethod>,
+    /// KE group a peer asked for when we rekeyed this IKE SA.
+    pub rekey_ke_hint: Option<KeMethod>,
+}
+
+/// One Child SA (a pair of ESP SAs).
+pub(crate) struct ChildSa {
+    pub ike: u64,
+    /// Its IKE SA's policy, under which it is counted (`children_by_policy`).
+    pub policy: String,
+    pub spi_in: u32,
+    pub spi_out: u32,
+    pub reqid: u32,
+    pub flow: Selector,
+    pub flow_index: usize,
+    pub transport: bool,
+    pub suite: ChildSuite,
+    pub keys: ChildSaKeys,
+    /// We were the initiator of the exchange that created it (§2.17 key order).
+    pub we_initiated: bool,
+    pub state: ChildState,
+    /// Both ESP SAs are in the kernel.
+    pub installed: bool,
+    pub install_failed: bool,
+    pub pending_sa_installs: u8,
+    /// This Child SA holds the flow's kernel policies (passed on at rekey).
+    /// The flow's outbound policy is a trap installed at config time: the
+    /// Child SA adds and removes only its inbound policies.
+    pub trap_out: bool,
+    pub established: Instant,
+    pub rekey_at: Option<Instant>,
+    /// The lowest nonce of the exchange that created it (§2.8.1 collisions).
+    pub min_nonce: Vec<u8>,
+    /// Set on the old SA when the peer rekeyed it while our rekey was pending.
+    pub peer_rekey: Option<u32>,
+}

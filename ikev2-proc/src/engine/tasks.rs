@@ -1,0 +1,150 @@
+//! The queue of requests an IKE SA is to make (window 1) and the pump that starts the next.
+
+use iked_common::ipc::Ikev2ToPfkey;
+use iked_common::kernel::IpsecProtocol;
+use iked_common::wire::{Delete, ExchangeType, Payload, ProtocolId};
+
+use crate::engine::Engine;
+
+use crate::engine::child_sa::*;
+use crate::engine::ipc::*;
+use crate::engine::state::*;
+
+/// Work an IKE SA has to do as the requester, one at a time (window 1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Task {
+    CreateChild { flow_index: usize },
+    RekeyChild { spi_in: u32 },
+    RekeyIke,
+    DeleteChildren { spis: Vec<u32> },
+    DeleteIke,
+    Dpd,
+}
+
+impl Engine {
+    /// Starts the next queued request if the window is free.
+    pub(crate) fn pump(&mut self, spi: u64) {
+        loop {
+            let Some(sa) = self.ikes.get_mut(&spi) else {
+                return;
+            };
+            if sa.outstanding.is_some() || sa.prep.is_some() {
+                return;
+            }
+            if !matches!(sa.state, IkeState::Established | IkeState::Rekeyed) {
+                return;
+            }
+            let Some(task) = sa.queue.pop_front() else {
+                return;
+            };
+            if sa.state == IkeState::Rekeyed
+                && task != Task::DeleteIke
+                && !matches!(task, Task::DeleteChildren { .. })
+            {
+                // Child work belongs to the IKE SA that replaced this one.
+                let successor = sa.successor;
+                if let (Some(next), Task::RekeyChild { .. } | Task::CreateChild { .. }) =
+                    (successor, &task)
+                {
+                    if let Some(next_sa) = self.ikes.get_mut(&next) {
+                        if !next_sa.queue.contains(&task) {
+                            next_sa.queue.push_back(task);
+                        }
+                    }
+                    self.pump(next);
+                    self.schedule(next);
+                }
+                continue;
+            }
+            match task {
+                Task::Dpd => {
+                    self.send_request(
+                        spi,
+                        ExchangeType::Informational,
+                        Vec::new(),
+                        RequestCtx::Dpd,
+                    );
+                }
+                Task::DeleteIke => {
+                    sa.state = IkeState::Deleting;
+                    log::info!("policy {}: deleting IKE SA {spi:016x}", sa.policy);
+                    self.send_request(
+                        spi,
+                        ExchangeType::Informational,
+                        vec![Payload::Delete(Delete {
+                            protocol: ProtocolId::Ike,
+                            spis: Vec::new(),
+                        })],
+                        RequestCtx::DeleteIke,
+                    );
+                }
+                Task::DeleteChildren { spis } => {
+                    let present: Vec<u32> = spis
+                        .into_iter()
+                        .filter(|s| self.children.contains_key(s))
+                        .collect();
+                    if present.is_empty() {
+                        continue;
+                    }
+                    for s in &present {
+                        if let Some(c) = self.children.get_mut(s) {
+                            c.state = ChildState::Deleting;
+                        }
+                    }
+                    self.send_request(
+                        spi,
+                        ExchangeType::Informational,
+                        vec![Payload::Delete(Delete {
+                            protocol: ProtocolId::Esp,
+                            spis: present.clone(),
+                        })],
+                        RequestCtx::DeleteChildren { spis: present },
+                    );
+                }
+                Task::RekeyIke => self.send_rekey_ike(spi),
+                Task::CreateChild { flow_index } => {
+                    // Our own new Child SAs keep to the caps we impose.
+                    if let Some(why) = self.child_cap_reached(spi, false) {
+                        log::warn!("IKE SA {spi:016x}: not creating a Child SA for flow {flow_index}: {why}");
+                        continue;
+                    }
+                    self.prepare_child(spi, flow_index, None);
+                }
+                Task::RekeyChild { spi_in } => {
+                    let Some(child) = self.children.get(&spi_in) else {
+                        continue;
+                    };
+                    if child.state != ChildState::Established {
+                        continue;
+                    }
+                    let flow_index = child.flow_index;
+                    self.prepare_child(spi, flow_index, Some(spi_in));
+                }
+            }
+            return;
+        }
+    }
+
+    pub(super) fn prepare_child(&mut self, spi: u64, flow_index: usize, rekey_of: Option<u32>) {
+        let Some(sa) = self.ikes.get_mut(&spi) else {
+            return;
+        };
+        sa.prep = Some(Prep::CreateChild {
+            flow_index,
+            rekey_of,
+        });
+        let (peer, local) = (sa.peer.ip(), sa.local.ip());
+        let reqid = rekey_of
+            .and_then(|c| self.children.get(&c))
+            .map_or(0, |c| c.reqid);
+        self.ask_pfkey(spi, Wait::RequestSpi, |id| Ikev2ToPfkey::AllocateSpi {
+            id,
+            src: peer,
+            dst: local,
+            protocol: IpsecProtocol::Esp,
+            reqid,
+            min: SPI_MIN,
+            max: SPI_MAX,
+        });
+    }
+}

@@ -1,0 +1,254 @@
+//! Deadlines: the timer heap and what each IKE SA is due to do when its deadline comes.
+
+use std::cmp::Reverse;
+use std::time::{Duration, Instant};
+
+use iked_common::config::PolicyInitiation;
+use iked_common::ipc::InitiationMode;
+
+use crate::engine::{Action, Engine};
+
+use crate::engine::state::*;
+use crate::engine::tasks::*;
+
+impl Engine {
+    /// Handles whatever is due on one IKE SA.
+    pub(crate) fn service(&mut self, spi: u64) {
+        let now = self.now;
+        let dpd = self.dpd_interval;
+        let tries = self.settings.retransmit_tries;
+        let base = self.settings.retransmit_base;
+        let keepalive = self.settings.nat_keepalive;
+        let Some(sa) = self.ikes.get_mut(&spi) else {
+            return;
+        };
+        if sa.delete_at.is_some_and(|t| t <= now) {
+            let reason = if sa.state == IkeState::Rekeyed {
+                "replaced by rekey"
+            } else {
+                "half-open timeout"
+            };
+            self.delete_ike_local(spi, reason);
+            return;
+        }
+        if let Some(out) = sa.outstanding.as_mut() {
+            if out.deadline <= now {
+                if out.transmissions >= tries {
+                    let what = match out.ctx {
+                        RequestCtx::Dpd => "peer is dead (no answer to DPD)",
+                        RequestCtx::DeleteIke => "no answer to DELETE",
+                        _ => "no answer from peer",
+                    };
+                    log::warn!(
+                        "policy {}: IKE SA {spi:016x} with {}: {what} after {} transmissions",
+                        sa.policy,
+                        sa.peer,
+                        out.transmissions
+                    );
+                    self.delete_ike_local(spi, what);
+                    return;
+                }
+                out.transmissions += 1;
+                // RFC 7296 §2.1: exponential backoff.
+                let factor = 1u32 << (out.transmissions - 1).min(16);
+                out.deadline = now + base * factor;
+                log::debug!(
+                    "IKE SA {spi:016x}: retransmitting request {} (try {})",
+                    out.message_id,
+                    out.transmissions
+                );
+                self.actions.push_back(Action::Send {
+                    local: sa.local,
+                    remote: sa.peer,
+                    datagram: out.datagram.clone(),
+                });
+            }
+        }
+        if sa.behind_nat && sa.natt && sa.last_sent + keepalive <= now {
+            // RFC 3948 §2.3: keep our NAT mapping alive.
+            sa.last_sent = now;
+            self.actions.push_back(Action::NatKeepalive {
+                local: sa.local,
+                remote: sa.peer,
+            });
+        }
+        if sa.state == IkeState::Established {
+            if sa.rekey_at.is_some_and(|t| t <= now) {
+                sa.rekey_at = None;
+                if !sa.queue.contains(&Task::RekeyIke) {
+                    sa.queue.push_back(Task::RekeyIke);
+                }
+            }
+            if let Some(interval) = dpd {
+                if sa.last_heard + interval <= now
+                    && sa.outstanding.is_none()
+                    && sa.queue.is_empty()
+                    && sa.prep.is_none()
+                {
+                    sa.queue.push_back(Task::Dpd);
+                    // Not again until this check is answered or fails.
+                    sa.last_heard = now;
+                }
+            }
+            let due: Vec<u32> = sa
+                .children
+                .iter()
+                .copied()
+                .filter(|c| {
+                    self.children.get(c).is_some_and(|c| {
+                        c.state == ChildState::Established && c.rekey_at.is_some_and(|t| t <= now)
+                    })
+                })
+                .collect();
+            // Replaced Child SAs the peer should have deleted by now.
+            let stale: Vec<u32> = sa
+                .children
+                .iter()
+                .copied()
+                .filter(|c| {
+                    self.children.get(c).is_some_and(|c| {
+                        c.state == ChildState::Rekeyed && c.rekey_at.is_some_and(|t| t <= now)
+                    })
+                })
+                .collect();
+            if !stale.is_empty() {
+                for child in &stale {
+                    if let Some(c) = self.children.get_mut(child) {
+                        c.rekey_at = None;
+                    }
+                }
+                if let Some(sa) = self.ikes.get_mut(&spi) {
+                    sa.queue.push_back(Task::DeleteChildren { spis: stale });
+                }
+            }
+            for child in due {
+                if let Some(c) = self.children.get_mut(&child) {
+                    c.rekey_at = None;
+                }
+                let task = Task::RekeyChild { spi_in: child };
+                if let Some(sa) = self.ikes.get_mut(&spi) {
+                    if !sa.queue.contains(&task) {
+                        sa.queue.push_back(task);
+                    }
+                }
+            }
+        }
+        self.pump(spi);
+        self.schedule(spi);
+    }
+
+    /// Whether a policy has an IKE SA that is not going away.
+    pub(super) fn has_live_sa(&self, policy: &str) -> bool {
+        self.by_policy.get(policy).is_some_and(|set| {
+            set.iter().any(|spi| {
+                self.ikes
+                    .get(spi)
+                    .is_some_and(|sa| !matches!(sa.state, IkeState::Deleting | IkeState::Rekeyed))
+            })
+        })
+    }
+
+    /// Starts again the active policies whose restart is due.
+    pub(super) fn run_restarts(&mut self) {
+        let now = self.now;
+        let due: Vec<String> = self
+            .restarts
+            .iter()
+            .filter(|(at, _)| *at <= now)
+            .map(|(_, name)| name.clone())
+            .collect();
+        self.restarts.retain(|(at, _)| *at > now);
+        for name in due {
+            let still_active = self.mode == InitiationMode::Active
+                && self
+                    .policy(&name)
+                    .is_some_and(|p| p.initiation == PolicyInitiation::Active);
+            if still_active && !self.has_live_sa(&name) {
+                log::info!("policy {name}: starting again");
+                if let Err(e) = self.initiate(&name, None, 0) {
+                    log::warn!("policy {name}: cannot initiate: {e}");
+                }
+            }
+        }
+    }
+
+    /// After an IKE SA of `policy` went away: start the policy again later
+    /// if it is active and has no IKE SA left.
+    pub(crate) fn plan_restart(&mut self, policy: &str) {
+        let active = self.mode == InitiationMode::Active
+            && self
+                .policy(policy)
+                .is_some_and(|p| p.initiation == PolicyInitiation::Active);
+        if active
+            && !self.has_live_sa(policy)
+            && !self.restarts.iter().any(|(_, name)| name == policy)
+        {
+            let at = self.now + self.settings.restart_delay;
+            self.restarts.push((at, policy.to_string()));
+        }
+    }
+
+    /// A rekey time: 90% of the lifetime minus up to 5% jitter from the RNG,
+    /// so that both peers rarely rekey at the same moment.
+    pub(super) fn rekey_time(&mut self, lifetime_secs: u64) -> Option<Instant> {
+        if lifetime_secs == 0 {
+            return None;
+        }
+        // Longer than ten years means "never" in practice; capping keeps
+        // the time arithmetic below from overflowing.
+        let lifetime = Duration::from_secs(lifetime_secs.min(10 * 365 * 86_400));
+        let base = lifetime.mul_f64(0.9);
+        let span = lifetime.mul_f64(0.05).as_millis() as u64;
+        // Without randomness (logged) the rekey simply has no jitter.
+        let jitter = if span == 0 {
+            0
+        } else {
+            self.random_u64().map_or(0, |r| r % span)
+        };
+        self.now
+            .checked_add(base.saturating_sub(Duration::from_millis(jitter)))
+    }
+
+    /// Pushes the SA's earliest deadline to the timer heap if it changed.
+    pub(super) fn schedule(&mut self, spi: u64) {
+        let dpd = self.dpd_interval;
+        let keepalive = self.settings.nat_keepalive;
+        let Some(sa) = self.ikes.get_mut(&spi) else {
+            return;
+        };
+        let mut earliest: Option<Instant> = None;
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                earliest = Some(earliest.map_or(t, |e: Instant| e.min(t)));
+            }
+        };
+        consider(sa.outstanding.as_ref().map(|o| o.deadline));
+        consider(sa.delete_at);
+        if sa.behind_nat && sa.natt {
+            consider(Some(sa.last_sent + keepalive));
+        }
+        if sa.state == IkeState::Established {
+            consider(sa.rekey_at);
+            // DPD only when idle; while a request is in flight its own
+            // retransmission timer decides liveness.
+            if let Some(interval) = dpd {
+                if sa.outstanding.is_none() && sa.prep.is_none() && sa.queue.is_empty() {
+                    consider(Some(sa.last_heard + interval));
+                }
+            }
+        }
+        for child_spi in &sa.children {
+            if let Some(child) = self.children.get(child_spi) {
+                if matches!(child.state, ChildState::Established | ChildState::Rekeyed) {
+                    consider(child.rekey_at);
+                }
+            }
+        }
+        if let Some(at) = earliest {
+            if sa.scheduled.is_none_or(|s| s != at) {
+                sa.scheduled = Some(at);
+                self.timers.push(Reverse((at, spi)));
+            }
+        }
+    }
+}
