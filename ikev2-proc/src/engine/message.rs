@@ -11,6 +11,24 @@ use crate::engine::{Action, Engine};
 
 use crate::engine::state::*;
 
+/// A peer's request on one of our IKE SAs, as far as answering it needs.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct PeerRequest {
+    pub spi: u64,
+    pub exchange: ExchangeType,
+    pub message_id: u32,
+}
+
+impl PeerRequest {
+    pub(super) fn new(spi: u64, exchange: ExchangeType, message_id: u32) -> PeerRequest {
+        PeerRequest {
+            spi,
+            exchange,
+            message_id,
+        }
+    }
+}
+
 impl Engine {
     pub(super) fn send_clear_notify(
         &mut self,
@@ -320,17 +338,11 @@ impl Engine {
         }
     }
 
-    pub(super) fn answer_error(
-        &mut self,
-        spi: u64,
-        exchange: ExchangeType,
-        message_id: u32,
-        error: NotifyType,
-    ) {
+    pub(super) fn refuse(&mut self, request: PeerRequest, error: NotifyType) {
         self.send_response(
-            spi,
-            exchange,
-            message_id,
+            request.spi,
+            request.exchange,
+            request.message_id,
             vec![Payload::Notify(Notify::new(error, Vec::new()))],
         );
     }

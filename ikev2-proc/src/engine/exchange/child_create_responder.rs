@@ -16,6 +16,7 @@ use crate::engine::child_sa::*;
 use crate::engine::digest::*;
 use crate::engine::ipc::*;
 use crate::engine::keys::*;
+use crate::engine::message::*;
 use crate::engine::state::*;
 
 impl Engine {
@@ -25,26 +26,15 @@ impl Engine {
         message_id: u32,
         inner: Vec<Payload>,
     ) {
+        let request = PeerRequest::new(spi, ExchangeType::CreateChildSa, message_id);
         let Some(sa) = self.ikes.get(&spi) else {
             return;
         };
         if sa.state != IkeState::Established && sa.state != IkeState::Rekeyed {
-            self.answer_error(
-                spi,
-                ExchangeType::CreateChildSa,
-                message_id,
-                NotifyType::TemporaryFailure,
-            );
-            return;
+            return self.refuse(request, NotifyType::TemporaryFailure);
         }
         let Some(offer) = sa_payload(&inner) else {
-            self.answer_error(
-                spi,
-                ExchangeType::CreateChildSa,
-                message_id,
-                NotifyType::InvalidSyntax,
-            );
-            return;
+            return self.refuse(request, NotifyType::InvalidSyntax);
         };
         if offer
             .proposals
@@ -55,25 +45,13 @@ impl Engine {
             return;
         }
         if sa.state != IkeState::Established {
-            self.answer_error(
-                spi,
-                ExchangeType::CreateChildSa,
-                message_id,
-                NotifyType::TemporaryFailure,
-            );
-            return;
+            return self.refuse(request, NotifyType::TemporaryFailure);
         }
         let Some(policy) = self.policy(&sa.policy).cloned() else {
             return;
         };
         let Some(peer_nonce) = nonce_payload(&inner).cloned() else {
-            self.answer_error(
-                spi,
-                ExchangeType::CreateChildSa,
-                message_id,
-                NotifyType::InvalidSyntax,
-            );
-            return;
+            return self.refuse(request, NotifyType::InvalidSyntax);
         };
         // REKEY_SA names the SA by the peer's inbound SPI: our outbound one.
         let rekey_of = match notify_in(&inner, NotifyType::RekeySa).and_then(|n| n.child_spi()) {
@@ -112,13 +90,7 @@ impl Engine {
                             Some(ChildState::Rekeyed) | Some(ChildState::Deleting)
                         ) {
                             // §2.25: already rekeyed or being deleted by us.
-                            self.answer_error(
-                                spi,
-                                ExchangeType::CreateChildSa,
-                                message_id,
-                                NotifyType::TemporaryFailure,
-                            );
-                            return;
+                            return self.refuse(request, NotifyType::TemporaryFailure);
                         }
                         Some(old)
                     }
@@ -145,33 +117,15 @@ impl Engine {
         // NO_ADDITIONAL_SAS; the IKE SA stays as it is.
         if let Some(why) = self.child_cap_reached(spi, rekey_of.is_some()) {
             log::warn!("IKE SA {spi:016x}: CREATE_CHILD_SA refused: {why}");
-            self.answer_error(
-                spi,
-                ExchangeType::CreateChildSa,
-                message_id,
-                NotifyType::NoAdditionalSas,
-            );
-            return;
+            return self.refuse(request, NotifyType::NoAdditionalSas);
         }
         let Some((tsi, tsr)) = ts_payloads(&inner) else {
-            self.answer_error(
-                spi,
-                ExchangeType::CreateChildSa,
-                message_id,
-                NotifyType::InvalidSyntax,
-            );
-            return;
+            return self.refuse(request, NotifyType::InvalidSyntax);
         };
         let peer_ke = ke_payload(&inner);
         let Some((proposal, suite)) = proposals::select_child(&policy.child_proposals, offer, true)
         else {
-            self.answer_error(
-                spi,
-                ExchangeType::CreateChildSa,
-                message_id,
-                NotifyType::NoProposalChosen,
-            );
-            return;
+            return self.refuse(request, NotifyType::NoProposalChosen);
         };
         if let Some(group) = suite.ke {
             match peer_ke {
@@ -194,13 +148,7 @@ impl Engine {
         let transport_requested = notify_in(&inner, NotifyType::UseTransportMode).is_some();
         let transport = policy.encapsulation == Encapsulation::Transport;
         if transport != transport_requested {
-            self.answer_error(
-                spi,
-                ExchangeType::CreateChildSa,
-                message_id,
-                NotifyType::NoProposalChosen,
-            );
-            return;
+            return self.refuse(request, NotifyType::NoProposalChosen);
         }
         let narrowed = match rekey_of.and_then(|old| self.children.get(&old)) {
             // §2.8: a rekeyed SA keeps its selectors.
@@ -208,13 +156,7 @@ impl Engine {
             None => selectors::narrow(&policy.flows, &tsi.selectors, &tsr.selectors),
         };
         let Some((flow, flow_index)) = narrowed else {
-            self.answer_error(
-                spi,
-                ExchangeType::CreateChildSa,
-                message_id,
-                NotifyType::TsUnacceptable,
-            );
-            return;
+            return self.refuse(request, NotifyType::TsUnacceptable);
         };
         let Some(sa) = self.ikes.get(&spi) else {
             return;
@@ -273,14 +215,10 @@ impl Engine {
         else {
             return;
         };
+        let request = PeerRequest::new(spi, ExchangeType::CreateChildSa, message_id);
         if let Some(why) = cap_reached {
             log::warn!("IKE SA {spi:016x}: CREATE_CHILD_SA refused: {why}");
-            self.answer_error(
-                spi,
-                ExchangeType::CreateChildSa,
-                message_id,
-                NotifyType::NoAdditionalSas,
-            );
+            self.refuse(request, NotifyType::NoAdditionalSas);
             self.release_spi(spi, spi_in);
             return;
         }
@@ -294,25 +232,13 @@ impl Engine {
             (Some(method), Some(data)) => match self.respond_key_exchange(method, data) {
                 Ok((public, shared)) => (Some((method, public)), Some(shared)),
                 Err(_) => {
-                    self.answer_error(
-                        spi,
-                        ExchangeType::CreateChildSa,
-                        message_id,
-                        NotifyType::InvalidSyntax,
-                    );
-                    return;
+                    return self.refuse(request, NotifyType::InvalidSyntax);
                 }
             },
             _ => (None, None),
         };
         let Ok(nonce) = self.random_bytes(NONCE_LEN) else {
-            self.answer_error(
-                spi,
-                ExchangeType::CreateChildSa,
-                message_id,
-                NotifyType::TemporaryFailure,
-            );
-            return;
+            return self.refuse(request, NotifyType::TemporaryFailure);
         };
         let mut proposal = answer.proposal.clone();
         proposal.spi = spi_in.to_be_bytes().to_vec();

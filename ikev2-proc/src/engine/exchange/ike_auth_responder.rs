@@ -18,6 +18,7 @@ use crate::engine::digest::*;
 use crate::engine::identity::*;
 use crate::engine::ipc::*;
 use crate::engine::keys::*;
+use crate::engine::message::*;
 use crate::engine::state::*;
 
 impl Engine {
@@ -69,6 +70,7 @@ impl Engine {
         message_id: u32,
         inner: Vec<Payload>,
     ) {
+        let request = PeerRequest::new(spi, ExchangeType::IkeAuth, message_id);
         let Some(sa) = self.ikes.get(&spi) else {
             return;
         };
@@ -87,12 +89,7 @@ impl Engine {
             (idi, auth_payload, sa.suite, sa.keys.as_ref())
         else {
             log::info!("IKE SA {spi:016x}: IKE_AUTH without IDi or AUTH (EAP is not supported)");
-            self.answer_error(
-                spi,
-                ExchangeType::IkeAuth,
-                message_id,
-                NotifyType::AuthenticationFailed,
-            );
+            self.refuse(request, NotifyType::AuthenticationFailed);
             self.delete_ike_local(spi, "no AUTH");
             return;
         };
@@ -130,12 +127,7 @@ impl Engine {
             .find(|name| self.policy(name).is_some_and(|p| p.dstid.is_none()));
         let Some(policy_name) = by_id.or(any_id).cloned() else {
             log::warn!("{}: no policy for identity {}", sa.peer, identity_text(idi));
-            self.answer_error(
-                spi,
-                ExchangeType::IkeAuth,
-                message_id,
-                NotifyType::AuthenticationFailed,
-            );
+            self.refuse(request, NotifyType::AuthenticationFailed);
             self.delete_ike_local(spi, "no policy for the identity");
             return;
         };
@@ -275,10 +267,8 @@ impl Engine {
         let Some(answer) = sa.answering.take() else {
             return;
         };
-        self.answer_error(
-            spi,
-            ExchangeType::IkeAuth,
-            answer.message_id,
+        self.refuse(
+            PeerRequest::new(spi, ExchangeType::IkeAuth, answer.message_id),
             NotifyType::AuthenticationFailed,
         );
         self.delete_ike_local(spi, "AUTHENTICATION_FAILED");

@@ -14,6 +14,7 @@ use crate::engine::Engine;
 
 use crate::engine::digest::*;
 use crate::engine::keys::*;
+use crate::engine::message::*;
 use crate::engine::state::*;
 use crate::engine::tasks::*;
 
@@ -247,17 +248,12 @@ impl Engine {
         message_id: u32,
         inner: &[Payload],
     ) {
+        let request = PeerRequest::new(spi, ExchangeType::CreateChildSa, message_id);
         let Some(sa) = self.ikes.get(&spi) else {
             return;
         };
         if sa.state != IkeState::Established {
-            self.answer_error(
-                spi,
-                ExchangeType::CreateChildSa,
-                message_id,
-                NotifyType::TemporaryFailure,
-            );
-            return;
+            return self.refuse(request, NotifyType::TemporaryFailure);
         }
         let Some(policy) = self.policy(&sa.policy).cloned() else {
             return;
@@ -265,35 +261,17 @@ impl Engine {
         let (Some(offer), Some(ni), Some(ke)) =
             (sa_payload(inner), nonce_payload(inner), ke_payload(inner))
         else {
-            self.answer_error(
-                spi,
-                ExchangeType::CreateChildSa,
-                message_id,
-                NotifyType::InvalidSyntax,
-            );
-            return;
+            return self.refuse(request, NotifyType::InvalidSyntax);
         };
         let Some((proposal, suite)) = proposals::select_ike(&policy.ike_proposals, offer) else {
-            self.answer_error(
-                spi,
-                ExchangeType::CreateChildSa,
-                message_id,
-                NotifyType::NoProposalChosen,
-            );
-            return;
+            return self.refuse(request, NotifyType::NoProposalChosen);
         };
         let Some(peer_spi) = <[u8; 8]>::try_from(proposal.spi.as_slice())
             .ok()
             .map(u64::from_be_bytes)
             .filter(|s| *s != 0)
         else {
-            self.answer_error(
-                spi,
-                ExchangeType::CreateChildSa,
-                message_id,
-                NotifyType::InvalidSyntax,
-            );
-            return;
+            return self.refuse(request, NotifyType::InvalidSyntax);
         };
         if ke.group.value() != suite.ke.iana_id() {
             let notify = Notify::new(
@@ -309,22 +287,10 @@ impl Engine {
             return;
         }
         let Ok((public, shared)) = self.respond_key_exchange(suite.ke, &ke.data) else {
-            self.answer_error(
-                spi,
-                ExchangeType::CreateChildSa,
-                message_id,
-                NotifyType::InvalidSyntax,
-            );
-            return;
+            return self.refuse(request, NotifyType::InvalidSyntax);
         };
         let (Ok(our_spi), Ok(nr)) = (self.new_ike_spi(), self.random_bytes(NONCE_LEN)) else {
-            self.answer_error(
-                spi,
-                ExchangeType::CreateChildSa,
-                message_id,
-                NotifyType::TemporaryFailure,
-            );
-            return;
+            return self.refuse(request, NotifyType::TemporaryFailure);
         };
         let ni = ni.clone();
         let mut answer = proposal.clone();

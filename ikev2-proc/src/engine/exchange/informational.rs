@@ -6,6 +6,7 @@ use crate::engine::Engine;
 
 use crate::engine::admission::*;
 use crate::engine::ipc::*;
+use crate::engine::message::*;
 use crate::engine::state::*;
 use crate::engine::tasks::*;
 
@@ -158,10 +159,8 @@ impl Engine {
             // Only the exchange being prepared fails; the IKE SA stays.
             sa.prep = None;
             if let Some(answer) = sa.answering.take() {
-                self.answer_error(
-                    spi,
-                    ExchangeType::CreateChildSa,
-                    answer.message_id,
+                self.refuse(
+                    PeerRequest::new(spi, ExchangeType::CreateChildSa, answer.message_id),
                     NotifyType::TemporaryFailure,
                 );
             }
