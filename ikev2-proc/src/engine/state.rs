@@ -242,6 +242,73 @@ pub(crate) struct IkeSa {
     pub rekey_ke_hint: Option<KeMethod>,
 }
 
+impl IkeSa {
+    /// An IKE SA of `policy` between `local` and `peer`, nothing negotiated
+    /// yet: the one base of the initiator's (`initiate`), the responder's
+    /// (`on_sa_init_request`) and a rekey's (`make_rekeyed_ike`) IKE SA,
+    /// each of which names only what differs.
+    pub(super) fn new(
+        policy: String,
+        local: SocketAddr,
+        peer: SocketAddr,
+        local_id: Identity,
+        now: Instant,
+    ) -> IkeSa {
+        IkeSa {
+            spi_i: 0,
+            spi_r: 0,
+            initiator: false,
+            policy,
+            local,
+            peer,
+            state: IkeState::InitSent,
+            suite: None,
+            ni: Vec::new(),
+            nr: Vec::new(),
+            kex: None,
+            ke_method: None,
+            offered: None,
+            accepted_ike: None,
+            cookie: None,
+            init_request: Vec::new(),
+            init_response: Vec::new(),
+            keys: None,
+            out_cipher: None,
+            in_cipher: None,
+            local_id,
+            peer_id: None,
+            natt: false,
+            nat_detected: false,
+            behind_nat: false,
+            next_message_id: 0,
+            expected_message_id: 0,
+            outstanding: None,
+            prep: None,
+            queue: VecDeque::new(),
+            cached_response: None,
+            answering: None,
+            auth_check: None,
+            children: Vec::new(),
+            established: None,
+            rekey_at: None,
+            delete_at: None,
+            last_heard: now,
+            last_sent: now,
+            created: now,
+            scheduled: None,
+            first_flow: 0,
+            peer_rekey: None,
+            half_open_key: None,
+            half_open: false,
+            half_open_cookie: false,
+            successor: None,
+            no_restart: false,
+            child_ke_hint: None,
+            rekey_ke_hint: None,
+        }
+    }
+}
+
 /// One Child SA (a pair of ESP SAs).
 pub(crate) struct ChildSa {
     pub ike: u64,

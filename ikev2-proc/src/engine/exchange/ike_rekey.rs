@@ -1,7 +1,5 @@
 //! IKE SA rekey (RFC 7296 §1.3.2, §2.18), both roles, and the collision rules (§2.8.2).
 
-use std::collections::VecDeque;
-
 use iked_common::crypto::keys::{rekey_skeyseed, IkeSaKeys};
 use iked_common::crypto::KeyExchange;
 use iked_common::wire::{
@@ -125,53 +123,28 @@ impl Engine {
             spi_i,
             spi_r,
             initiator: we_initiate,
-            policy: old_sa.policy.clone(),
-            local: old_sa.local,
-            peer: old_sa.peer,
             state: IkeState::Established,
             suite: Some(suite),
             ni: ni.to_vec(),
             nr: nr.to_vec(),
-            kex: None,
             ke_method: Some(suite.ke),
-            offered: None,
-            cookie: None,
-            init_request: Vec::new(),
-            accepted_ike: None,
-            init_response: Vec::new(),
             keys: Some(keys),
             out_cipher: Some(out_cipher),
             in_cipher: Some(in_cipher),
-            local_id: old_sa.local_id.clone(),
             peer_id: old_sa.peer_id.clone(),
             natt: old_sa.natt,
             nat_detected: old_sa.nat_detected,
             behind_nat: old_sa.behind_nat,
-            next_message_id: 0,
-            expected_message_id: 0,
-            outstanding: None,
-            prep: None,
-            queue: VecDeque::new(),
-            cached_response: None,
-            answering: None,
-            auth_check: None,
-            children: Vec::new(),
             established: Some(self.now),
             rekey_at,
-            delete_at: None,
-            last_heard: self.now,
-            last_sent: self.now,
-            created: self.now,
-            scheduled: None,
             first_flow: old_sa.first_flow,
-            peer_rekey: None,
-            half_open_key: None,
-            half_open: false,
-            half_open_cookie: false,
-            successor: None,
-            no_restart: false,
-            child_ke_hint: None,
-            rekey_ke_hint: None,
+            ..IkeSa::new(
+                old_sa.policy.clone(),
+                old_sa.local,
+                old_sa.peer,
+                old_sa.local_id.clone(),
+                self.now,
+            )
         };
         let policy = sa.policy.clone();
         self.ikes.insert(our_spi, sa);

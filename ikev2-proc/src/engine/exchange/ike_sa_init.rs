@@ -1,6 +1,5 @@
 //! IKE_SA_INIT, initiator (RFC 7296 §1.2): request, COOKIE and INVALID_KE_PAYLOAD retries, response.
 
-use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 
 use iked_common::config::Encapsulation;
@@ -54,55 +53,17 @@ impl Engine {
         let local_id = Engine::local_identity(Some(&policy), local_ip);
         let sa = IkeSa {
             spi_i: spi,
-            spi_r: 0,
             initiator: true,
-            policy: policy.name.clone(),
-            local: SocketAddr::new(local_ip, self.settings.ike_port),
-            peer: SocketAddr::new(peer_ip, self.settings.ike_port),
-            state: IkeState::InitSent,
-            suite: None,
             ni,
-            nr: Vec::new(),
-            kex: None,
             ke_method: Some(ke),
-            offered: None,
-            cookie: None,
-            init_request: Vec::new(),
-            accepted_ike: None,
-            init_response: Vec::new(),
-            keys: None,
-            out_cipher: None,
-            in_cipher: None,
-            local_id,
-            peer_id: None,
-            natt: false,
-            nat_detected: false,
-            behind_nat: false,
-            next_message_id: 0,
-            expected_message_id: 0,
-            outstanding: None,
-            prep: None,
-            queue: VecDeque::new(),
-            cached_response: None,
-            answering: None,
-            auth_check: None,
-            children: Vec::new(),
-            established: None,
-            rekey_at: None,
-            delete_at: None,
-            last_heard: self.now,
-            last_sent: self.now,
-            created: self.now,
-            scheduled: None,
             first_flow: flow_index.min(policy.flows.len().saturating_sub(1)),
-            peer_rekey: None,
-            half_open_key: None,
-            half_open: false,
-            half_open_cookie: false,
-            successor: None,
-            no_restart: false,
-            child_ke_hint: None,
-            rekey_ke_hint: None,
+            ..IkeSa::new(
+                policy.name.clone(),
+                SocketAddr::new(local_ip, self.settings.ike_port),
+                SocketAddr::new(peer_ip, self.settings.ike_port),
+                local_id,
+                self.now,
+            )
         };
         self.ikes.insert(spi, sa);
         self.by_policy

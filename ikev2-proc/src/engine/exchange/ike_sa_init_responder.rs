@@ -1,6 +1,5 @@
 //! IKE_SA_INIT, responder (RFC 7296 §1.2, §2.6).
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 
 use iked_common::wire::{
@@ -259,18 +258,11 @@ impl Engine {
         let sa = IkeSa {
             spi_i: header.initiator_spi,
             spi_r,
-            initiator: false,
-            policy: policy_name.clone(),
-            local,
-            peer: remote,
             state: IkeState::InitDone,
             suite: Some(suite),
             ni: ni.clone(),
             nr,
-            kex: None,
             ke_method: Some(suite.ke),
-            offered: None,
-            cookie: None,
             init_request: datagram.to_vec(),
             accepted_ike: Some(proposal),
             // Kept for IKE_AUTH (§2.15) and answers retransmissions too:
@@ -279,36 +271,15 @@ impl Engine {
             keys: Some(keys),
             out_cipher: Some(out_cipher),
             in_cipher: Some(in_cipher),
-            local_id,
-            peer_id: None,
             natt,
             nat_detected: peer_behind_nat || we_behind_nat,
             behind_nat: we_behind_nat,
-            next_message_id: 0,
             expected_message_id: 1,
-            outstanding: None,
-            prep: None,
-            queue: VecDeque::new(),
-            cached_response: None,
-            answering: None,
-            auth_check: None,
-            children: Vec::new(),
-            established: None,
-            rekey_at: None,
             delete_at: Some(self.now + self.settings.half_open_timeout),
-            last_heard: self.now,
-            last_sent: self.now,
-            created: self.now,
-            scheduled: None,
-            first_flow: 0,
-            peer_rekey: None,
             half_open_key: Some((header.initiator_spi, remote)),
             half_open: true,
             half_open_cookie: with_cookie,
-            successor: None,
-            no_restart: false,
-            child_ke_hint: None,
-            rekey_ke_hint: None,
+            ..IkeSa::new(policy_name.clone(), local, remote, local_id, self.now)
         };
         self.ikes.insert(spi_r, sa);
         self.by_init.insert((header.initiator_spi, remote), spi_r);
