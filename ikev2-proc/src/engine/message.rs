@@ -346,4 +346,66 @@ impl Engine {
             vec![Payload::Notify(Notify::new(error, Vec::new()))],
         );
     }
+
+    /// Sends our outstanding request again if its deadline has come, with
+    /// exponential backoff (RFC 7296 §2.1), or gives the peer up after the
+    /// configured tries. False when the IKE SA is gone.
+    pub(super) fn retransmit_if_due(&mut self, spi: u64) -> bool {
+        let now = self.now;
+        let tries = self.settings.retransmit_tries;
+        let base = self.settings.retransmit_base;
+        let Some(sa) = self.ikes.get_mut(&spi) else {
+            return false;
+        };
+        if let Some(out) = sa.outstanding.as_mut() {
+            if out.deadline <= now {
+                if out.transmissions >= tries {
+                    let what = match out.ctx {
+                        RequestCtx::Dpd => "peer is dead (no answer to DPD)",
+                        RequestCtx::DeleteIke => "no answer to DELETE",
+                        _ => "no answer from peer",
+                    };
+                    log::warn!(
+                        "policy {}: IKE SA {spi:016x} with {}: {what} after {} transmissions",
+                        sa.policy,
+                        sa.peer,
+                        out.transmissions
+                    );
+                    self.delete_ike_local(spi, what);
+                    return false;
+                }
+                out.transmissions += 1;
+                // RFC 7296 §2.1: exponential backoff.
+                let factor = 1u32 << (out.transmissions - 1).min(16);
+                out.deadline = now + base * factor;
+                log::debug!(
+                    "IKE SA {spi:016x}: retransmitting request {} (try {})",
+                    out.message_id,
+                    out.transmissions
+                );
+                self.actions.push_back(Action::Send {
+                    local: sa.local,
+                    remote: sa.peer,
+                    datagram: out.datagram.clone(),
+                });
+            }
+        }
+        true
+    }
+
+    /// Sends a datagram that is not a request or response on an IKE SA
+    /// with keys: IKE_SA_INIT and its retransmissions, and answers from
+    /// the IKE_SA_INIT cache.
+    pub(super) fn send_datagram(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        datagram: Vec<u8>,
+    ) {
+        self.actions.push_back(Action::Send {
+            local,
+            remote,
+            datagram,
+        });
+    }
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use iked_common::config::PolicyInitiation;
 use iked_common::ipc::InitiationMode;
 
-use crate::engine::{Action, Engine};
+use crate::engine::Engine;
 
 use crate::engine::state::*;
 use crate::engine::tasks::*;
@@ -15,11 +15,7 @@ impl Engine {
     /// Handles whatever is due on one IKE SA.
     pub(crate) fn service(&mut self, spi: u64) {
         let now = self.now;
-        let dpd = self.dpd_interval;
-        let tries = self.settings.retransmit_tries;
-        let base = self.settings.retransmit_base;
-        let keepalive = self.settings.nat_keepalive;
-        let Some(sa) = self.ikes.get_mut(&spi) else {
+        let Some(sa) = self.ikes.get(&spi) else {
             return;
         };
         if sa.delete_at.is_some_and(|t| t <= now) {
@@ -31,47 +27,24 @@ impl Engine {
             self.delete_ike_local(spi, reason);
             return;
         }
-        if let Some(out) = sa.outstanding.as_mut() {
-            if out.deadline <= now {
-                if out.transmissions >= tries {
-                    let what = match out.ctx {
-                        RequestCtx::Dpd => "peer is dead (no answer to DPD)",
-                        RequestCtx::DeleteIke => "no answer to DELETE",
-                        _ => "no answer from peer",
-                    };
-                    log::warn!(
-                        "policy {}: IKE SA {spi:016x} with {}: {what} after {} transmissions",
-                        sa.policy,
-                        sa.peer,
-                        out.transmissions
-                    );
-                    self.delete_ike_local(spi, what);
-                    return;
-                }
-                out.transmissions += 1;
-                // RFC 7296 §2.1: exponential backoff.
-                let factor = 1u32 << (out.transmissions - 1).min(16);
-                out.deadline = now + base * factor;
-                log::debug!(
-                    "IKE SA {spi:016x}: retransmitting request {} (try {})",
-                    out.message_id,
-                    out.transmissions
-                );
-                self.actions.push_back(Action::Send {
-                    local: sa.local,
-                    remote: sa.peer,
-                    datagram: out.datagram.clone(),
-                });
-            }
+        if !self.retransmit_if_due(spi) {
+            return;
         }
-        if sa.behind_nat && sa.natt && sa.last_sent + keepalive <= now {
-            // RFC 3948 §2.3: keep our NAT mapping alive.
-            sa.last_sent = now;
-            self.actions.push_back(Action::NatKeepalive {
-                local: sa.local,
-                remote: sa.peer,
-            });
-        }
+        self.keepalive_if_due(spi);
+        self.queue_due_work(spi);
+        self.pump(spi);
+        self.schedule(spi);
+    }
+
+    /// Queues the work an established IKE SA is due to do: its own rekey,
+    /// a liveness check, rekeys of its Child SAs, and deletes of replaced
+    /// Child SAs the peer should have deleted by now.
+    fn queue_due_work(&mut self, spi: u64) {
+        let now = self.now;
+        let dpd = self.dpd_interval;
+        let Some(sa) = self.ikes.get_mut(&spi) else {
+            return;
+        };
         if sa.state == IkeState::Established {
             if sa.rekey_at.is_some_and(|t| t <= now) {
                 sa.rekey_at = None;
@@ -133,8 +106,6 @@ impl Engine {
                 }
             }
         }
-        self.pump(spi);
-        self.schedule(spi);
     }
 
     /// Whether a policy has an IKE SA that is not going away.

@@ -11,7 +11,7 @@ use iked_common::wire::{
 };
 
 use crate::engine::proposals::{self};
-use crate::engine::{Action, Engine};
+use crate::engine::Engine;
 
 use crate::engine::child_sa::*;
 use crate::engine::digest::*;
@@ -147,11 +147,7 @@ impl Engine {
             deadline: self.now + self.settings.retransmit_base,
             ctx: RequestCtx::SaInit,
         });
-        self.actions.push_back(Action::Send {
-            local,
-            remote: peer,
-            datagram,
-        });
+        self.send_datagram(local, peer, datagram);
         Ok(())
     }
 

@@ -8,7 +8,7 @@ use iked_common::wire::{
 };
 
 use crate::engine::proposals::{self};
-use crate::engine::{Action, Engine};
+use crate::engine::Engine;
 
 use crate::engine::digest::*;
 use crate::engine::keys::*;
@@ -46,11 +46,7 @@ impl Engine {
                     && !sa.init_response.is_empty()
                     && datagram == sa.init_request.as_slice()
                 {
-                    self.actions.push_back(Action::Send {
-                        local: sa.local,
-                        remote,
-                        datagram: sa.init_response.clone(),
-                    });
+                    self.send_datagram(sa.local, remote, sa.init_response.clone());
                 }
             }
             return;
@@ -293,11 +289,7 @@ impl Engine {
             header.initiator_spi,
             if peer_behind_nat || we_behind_nat { " (NAT detected)" } else { "" }
         );
-        self.actions.push_back(Action::Send {
-            local,
-            remote,
-            datagram: response_bytes,
-        });
+        self.send_datagram(local, remote, response_bytes);
         self.schedule(spi_r);
     }
 }
