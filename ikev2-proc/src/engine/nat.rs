@@ -2,7 +2,10 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use crate::engine::{Action, Engine};
+use iked_common::wire::{Message, NotifyType};
+
+use crate::engine::state::IkeSa;
+use crate::engine::{Action, Engine, Settings};
 
 /// SHA-1(SPIi | SPIr | IP | port) of NAT_DETECTION_*_IP (RFC 7296 §2.23).
 pub(super) fn nat_hash(spi_i: u64, spi_r: u64, addr: SocketAddr) -> Vec<u8> {
@@ -15,6 +18,62 @@ pub(super) fn nat_hash(spi_i: u64, spi_r: u64, addr: SocketAddr) -> Vec<u8> {
     }
     data.extend_from_slice(&addr.port().to_be_bytes());
     openssl::sha::sha1(&data).to_vec()
+}
+
+/// What the NAT_DETECTION_*_IP notifies of an IKE_SA_INIT message say
+/// (RFC 7296 §2.23), against the addresses we see.
+pub(super) struct NatSeen {
+    /// The message has a NAT_DETECTION_SOURCE_IP: its sender does NAT-T.
+    pub supported: bool,
+    pub destination_present: bool,
+    /// A NAT_DETECTION_SOURCE_IP hashes the sender's address as we see it.
+    pub source_matches: bool,
+    /// A NAT_DETECTION_DESTINATION_IP hashes our address as we see it.
+    pub destination_matches: bool,
+}
+
+impl NatSeen {
+    pub(super) fn of(
+        message: &Message,
+        spi_i: u64,
+        spi_r: u64,
+        source: SocketAddr,
+        destination: SocketAddr,
+    ) -> NatSeen {
+        let source_seen = nat_hash(spi_i, spi_r, source);
+        let destination_seen = nat_hash(spi_i, spi_r, destination);
+        NatSeen {
+            supported: message.notify(NotifyType::NatDetectionSourceIp).is_some(),
+            destination_present: message
+                .notify(NotifyType::NatDetectionDestinationIp)
+                .is_some(),
+            source_matches: message.notifies().any(|n| {
+                n.notify_type == NotifyType::NatDetectionSourceIp && n.data == source_seen
+            }),
+            destination_matches: message.notifies().any(|n| {
+                n.notify_type == NotifyType::NatDetectionDestinationIp && n.data == destination_seen
+            }),
+        }
+    }
+}
+
+/// Moves an IKE SA to the NAT-T port for everything after IKE_SA_INIT
+/// (RFC 7296 §2.23): ESP goes in UDP too.
+pub(super) fn float_to_natt(spi: u64, sa: &mut IkeSa, settings: &Settings) {
+    sa.natt = true;
+    sa.local.set_port(settings.natt_port);
+    if sa.peer.port() == settings.ike_port {
+        sa.peer.set_port(settings.natt_port);
+    }
+    log::info!(
+        "IKE SA {spi:016x}: {} NAT-T, moving to port {}",
+        if sa.nat_detected {
+            "NAT detected, using"
+        } else {
+            "forced"
+        },
+        settings.natt_port
+    );
 }
 
 impl Engine {

@@ -173,51 +173,12 @@ impl Engine {
             return;
         }
         let payloads = &message.payloads;
-        if let Some(cookie) = notify_in(payloads, NotifyType::Cookie) {
-            // RFC 7296 §2.6: retry with the cookie, once per cookie value.
-            if sa.cookie.as_ref() == Some(&cookie.data) {
-                return;
-            }
-            log::info!("IKE SA {spi:016x}: responder asks for a cookie");
-            sa.cookie = Some(cookie.data.clone());
-            if let Err(e) = self.send_sa_init(spi) {
-                log::warn!("IKE SA {spi:016x}: {e}");
-            }
+        if self.sa_init_retry(spi, payloads) {
             return;
         }
-        if let Some(group) =
-            notify_in(payloads, NotifyType::InvalidKePayload).and_then(|n| n.invalid_ke_group())
-        {
-            let policy = self
-                .ikes
-                .get(&spi)
-                .and_then(|sa| self.policy(&sa.policy))
-                .cloned();
-            let Some(sa) = self.ikes.get_mut(&spi) else {
-                return;
-            };
-            let wanted = iked_common::crypto::KeMethod::from_iana(group.value());
-            match (wanted, policy) {
-                (Some(method), Some(policy))
-                    if proposals::offers_ke(&policy.ike_proposals, method)
-                        && sa.ke_method != Some(method) =>
-                {
-                    log::info!(
-                        "IKE SA {spi:016x}: responder wants KE group {}, retrying",
-                        group
-                    );
-                    sa.ke_method = Some(method);
-                    if let Err(e) = self.send_sa_init(spi) {
-                        log::warn!("IKE SA {spi:016x}: {e}");
-                    }
-                }
-                _ => {
-                    log::warn!("IKE SA {spi:016x}: responder wants KE group {group}, which we do not offer");
-                    self.delete_ike_local(spi, "no acceptable KE group");
-                }
-            }
+        let Some(sa) = self.ikes.get_mut(&spi) else {
             return;
-        }
+        };
         if let Some(error) = error_notify(payloads) {
             log::warn!(
                 "policy {}: IKE_SA_INIT refused by {remote}: {error}",
@@ -277,15 +238,9 @@ impl Engine {
         };
         // NAT detection (RFC 7296 §2.23).
         let spi_r = header.responder_spi;
-        let peer_hash_ok = message.notifies().any(|n| {
-            n.notify_type == NotifyType::NatDetectionSourceIp
-                && n.data == nat_hash(spi, spi_r, sa.peer)
-        });
-        let our_hash_ok = message.notifies().any(|n| {
-            n.notify_type == NotifyType::NatDetectionDestinationIp
-                && n.data == nat_hash(spi, spi_r, sa.local)
-        });
-        let nat_supported = message.notify(NotifyType::NatDetectionSourceIp).is_some();
+        let seen = NatSeen::of(message, spi, spi_r, sa.peer, sa.local);
+        let (peer_hash_ok, our_hash_ok) = (seen.source_matches, seen.destination_matches);
+        let nat_supported = seen.supported;
         sa.nat_detected = nat_supported && (!peer_hash_ok || !our_hash_ok);
         sa.behind_nat = nat_supported && !our_hash_ok;
         let force = self
@@ -305,21 +260,7 @@ impl Engine {
         sa.expected_message_id = 0;
         sa.last_heard = self.now;
         if (sa.nat_detected || force) && nat_supported {
-            // Float to port 4500 for everything after IKE_SA_INIT.
-            sa.natt = true;
-            sa.local.set_port(self.settings.natt_port);
-            if sa.peer.port() == self.settings.ike_port {
-                sa.peer.set_port(self.settings.natt_port);
-            }
-            log::info!(
-                "IKE SA {spi:016x}: {} NAT-T, moving to port {}",
-                if sa.nat_detected {
-                    "NAT detected, using"
-                } else {
-                    "forced"
-                },
-                self.settings.natt_port
-            );
+            float_to_natt(spi, sa, &self.settings);
         }
         sa.state = IkeState::AuthPreparing;
         // Bounded wait for pfkey and ca; cleared once IKE_AUTH is sent.
@@ -327,6 +268,70 @@ impl Engine {
         if sa.local.ip().is_unspecified() && !local.ip().is_unspecified() {
             sa.local.set_ip(local.ip());
         }
+        self.prepare_auth_request(spi);
+    }
+
+    /// A COOKIE (RFC 7296 §2.6) or INVALID_KE_PAYLOAD (§1.2) answer to our
+    /// IKE_SA_INIT: sends it again with the cookie or the group wanted, or
+    /// gives up. True when the response was one of these.
+    fn sa_init_retry(&mut self, spi: u64, payloads: &[Payload]) -> bool {
+        let Some(sa) = self.ikes.get_mut(&spi) else {
+            return true;
+        };
+        if let Some(cookie) = notify_in(payloads, NotifyType::Cookie) {
+            // RFC 7296 §2.6: retry with the cookie, once per cookie value.
+            if sa.cookie.as_ref() == Some(&cookie.data) {
+                return true;
+            }
+            log::info!("IKE SA {spi:016x}: responder asks for a cookie");
+            sa.cookie = Some(cookie.data.clone());
+            if let Err(e) = self.send_sa_init(spi) {
+                log::warn!("IKE SA {spi:016x}: {e}");
+            }
+            return true;
+        }
+        if let Some(group) =
+            notify_in(payloads, NotifyType::InvalidKePayload).and_then(|n| n.invalid_ke_group())
+        {
+            let policy = self
+                .ikes
+                .get(&spi)
+                .and_then(|sa| self.policy(&sa.policy))
+                .cloned();
+            let Some(sa) = self.ikes.get_mut(&spi) else {
+                return true;
+            };
+            let wanted = iked_common::crypto::KeMethod::from_iana(group.value());
+            match (wanted, policy) {
+                (Some(method), Some(policy))
+                    if proposals::offers_ke(&policy.ike_proposals, method)
+                        && sa.ke_method != Some(method) =>
+                {
+                    log::info!(
+                        "IKE SA {spi:016x}: responder wants KE group {}, retrying",
+                        group
+                    );
+                    sa.ke_method = Some(method);
+                    if let Err(e) = self.send_sa_init(spi) {
+                        log::warn!("IKE SA {spi:016x}: {e}");
+                    }
+                }
+                _ => {
+                    log::warn!("IKE SA {spi:016x}: responder wants KE group {group}, which we do not offer");
+                    self.delete_ike_local(spi, "no acceptable KE group");
+                }
+            }
+            return true;
+        }
+        false
+    }
+
+    /// After IKE_SA_INIT: asks pfkey for the first Child SA's inbound SPI
+    /// (unless there is to be no Child SA) before IKE_AUTH is signed.
+    fn prepare_auth_request(&mut self, spi: u64) {
+        let Some(sa) = self.ikes.get_mut(&spi) else {
+            return;
+        };
         // IKE_AUTH's first Child SA needs its inbound SPI first.
         let Some(policy) = self.policies.iter().find(|p| p.name == sa.policy).cloned() else {
             return;

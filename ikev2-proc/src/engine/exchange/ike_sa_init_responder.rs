@@ -191,21 +191,10 @@ impl Engine {
         };
         // NAT detection (RFC 7296 §2.23): compare the peer's hashes with
         // what we see.
-        let source_seen = nat_hash(header.initiator_spi, 0, remote);
-        let dest_seen = nat_hash(header.initiator_spi, 0, local);
-        let peer_behind_nat = message
-            .notifies()
-            .any(|n| n.notify_type == NotifyType::NatDetectionSourceIp)
-            && !message.notifies().any(|n| {
-                n.notify_type == NotifyType::NatDetectionSourceIp && n.data == source_seen
-            });
-        let we_behind_nat = message
-            .notify(NotifyType::NatDetectionDestinationIp)
-            .is_some()
-            && !message.notifies().any(|n| {
-                n.notify_type == NotifyType::NatDetectionDestinationIp && n.data == dest_seen
-            });
-        let nat_supported = message.notify(NotifyType::NatDetectionSourceIp).is_some();
+        let seen = NatSeen::of(message, header.initiator_spi, 0, remote, local);
+        let peer_behind_nat = seen.supported && !seen.source_matches;
+        let we_behind_nat = seen.destination_present && !seen.destination_matches;
+        let nat_supported = seen.supported;
         let response_payloads = vec![
             Payload::SecurityAssociation(SecurityAssociation {
                 proposals: vec![proposal.clone()],
