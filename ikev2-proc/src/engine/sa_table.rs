@@ -1,8 +1,18 @@
 //! Indexes over the SAs (by identity, by IKE SA family, reqids).
 
+use crate::engine::state::IkeSa;
 use crate::engine::Engine;
 
 impl Engine {
+    /// A new IKE SA, under our SPI, indexed by its policy.
+    pub(super) fn insert_ike(&mut self, spi: u64, sa: IkeSa) {
+        self.by_policy
+            .entry(sa.policy.clone())
+            .or_default()
+            .insert(spi);
+        self.ikes.insert(spi, sa);
+    }
+
     /// Records an established IKE SA under its peer's identity.
     pub(super) fn index_identity(&mut self, spi: u64) {
         if let Some(sa) = self.ikes.get(&spi) {

@@ -147,12 +147,8 @@ impl Engine {
             )
         };
         let policy = sa.policy.clone();
-        self.ikes.insert(our_spi, sa);
+        self.insert_ike(our_spi, sa);
         self.index_identity(our_spi);
-        self.by_policy
-            .entry(policy.clone())
-            .or_default()
-            .insert(our_spi);
         log::info!("policy {policy}: IKE SA rekeyed: {old:016x} -> {spi_i:016x}/{spi_r:016x}");
         Some(our_spi)
     }

@@ -65,11 +65,7 @@ impl Engine {
                 self.now,
             )
         };
-        self.ikes.insert(spi, sa);
-        self.by_policy
-            .entry(policy.name.clone())
-            .or_default()
-            .insert(spi);
+        self.insert_ike(spi, sa);
         log::info!(
             "policy {}: initiating IKE SA {spi:016x} to {peer_ip}",
             policy.name

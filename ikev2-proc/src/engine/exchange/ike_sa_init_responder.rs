@@ -7,8 +7,10 @@ use iked_common::wire::{
     NotifyType, Payload, SecurityAssociation,
 };
 
-use crate::engine::proposals::{self};
+use crate::engine::proposals::{self, IkeSuite};
 use crate::engine::Engine;
+use iked_common::crypto::SecretBytes;
+use iked_common::wire::Proposal;
 
 use crate::engine::digest::*;
 use crate::engine::keys::*;
@@ -23,41 +25,10 @@ impl Engine {
         datagram: &[u8],
         message: &Message,
     ) {
+        if !self.sa_init_is_new(remote, datagram, message) {
+            return;
+        }
         let header = message.header;
-        if header.responder_spi != 0 || header.message_id != 0 || !header.flags.initiator {
-            log::debug!("{remote}: malformed IKE_SA_INIT request header");
-            return;
-        }
-        // What we keep of a half-open SA is mostly this request (signed in
-        // IKE_AUTH, RFC 7296 §2.15): refuse large ones before any work.
-        if datagram.len() > self.settings.max_sa_init_request {
-            log::debug!(
-                "{remote}: IKE_SA_INIT of {} octets refused (at most {})",
-                datagram.len(),
-                self.settings.max_sa_init_request
-            );
-            return;
-        }
-        // A retransmission: answer from the cache (RFC 7296 §2.1). The
-        // response is the one kept for IKE_AUTH, while it is kept.
-        if let Some(&spi) = self.by_init.get(&(header.initiator_spi, remote)) {
-            if let Some(sa) = self.ikes.get(&spi) {
-                if !sa.initiator
-                    && !sa.init_response.is_empty()
-                    && datagram == sa.init_request.as_slice()
-                {
-                    self.send_datagram(sa.local, remote, sa.init_response.clone());
-                }
-            }
-            return;
-        }
-        if self.half_open >= self.settings.half_open_cap {
-            log::debug!(
-                "{remote}: IKE_SA_INIT dropped: {} half-open SAs",
-                self.half_open
-            );
-            return;
-        }
         let payloads = &message.payloads;
         let (Some(sa_offer), Some(ke), Some(ni)) = (
             sa_payload(payloads),
@@ -67,101 +38,17 @@ impl Engine {
             log::debug!("{remote}: IKE_SA_INIT without SA, KE or Nonce");
             return;
         };
-        // RFC 7296 §2.6: above the threshold every initiator must prove it
-        // receives at its address; so must one address holding its share.
-        let from_source = self.half_open_of(remote.ip());
-        // Zero: no per-source limit.
-        let per_source = match self.settings.half_open_per_source {
-            0 => usize::MAX,
-            n => n,
-        };
-        let cookie_required =
-            self.half_open >= self.settings.cookie_threshold || from_source.total >= per_source;
-        let mut with_cookie = false;
-        if cookie_required {
-            self.rotate_cookie_secrets();
-            if !self.cookie_valid(message, ni, remote, header.initiator_spi) {
-                log::debug!(
-                    "{remote}: asking for a cookie ({} half-open SAs, {} from this source)",
-                    self.half_open,
-                    from_source.total
-                );
-                let version = self.cookie_secrets.version;
-                if let Some(cookie) = self.cookie_for(version, ni, remote, header.initiator_spi) {
-                    self.send_clear_notify(
-                        local,
-                        remote,
-                        &header,
-                        Notify::new(NotifyType::Cookie, cookie),
-                    );
-                }
-                return;
-            }
-            with_cookie = true;
-            // Checked after the cookie: only requests that proved their
-            // address count here, so a spoofed flood cannot lock it out.
-            if from_source.with_cookie >= per_source {
-                log::debug!(
-                    "{remote}: IKE_SA_INIT dropped: {} half-open SAs from this source",
-                    from_source.total
-                );
-                return;
-            }
-        }
-        let candidates = self.policy_candidates(local.ip(), remote.ip());
-        let mut chosen = None;
-        for name in &candidates {
-            if let Some(policy) = self.policy(name) {
-                if let Some((proposal, suite)) =
-                    proposals::select_ike(&policy.ike_proposals, sa_offer)
-                {
-                    chosen = Some((name.clone(), proposal, suite));
-                    break;
-                }
-            }
-        }
-        let Some((policy_name, proposal, suite)) = chosen else {
-            self.log_unauthenticated(format_args!(
-                "{remote}: IKE_SA_INIT: no proposal chosen ({} candidate policies)",
-                candidates.len()
-            ));
-            self.send_clear_notify(
-                local,
-                remote,
-                &header,
-                Notify::new(NotifyType::NoProposalChosen, Vec::new()),
-            );
+        let Some(with_cookie) = self.sa_init_cookie_check(local, remote, message, ni) else {
             return;
         };
-        // RFC 7296 §1.2: a KE of another group than the chosen one gets
-        // INVALID_KE_PAYLOAD naming the group we want.
-        if ke.group.value() != suite.ke.iana_id() {
-            self.log_unauthenticated(format_args!(
-                "{remote}: IKE_SA_INIT with KE group {}, asking for {}",
-                ke.group,
-                suite.ke.iana_id()
-            ));
-            self.send_clear_notify(
-                local,
-                remote,
-                &header,
-                Notify::new(
-                    NotifyType::InvalidKePayload,
-                    suite.ke.iana_id().to_be_bytes().to_vec(),
-                ),
-            );
+        let Some((policy_name, proposal, suite)) =
+            self.choose_ike_proposal(local, remote, &header, sa_offer)
+        else {
             return;
-        }
-        let Ok((our_public, shared)) = self.respond_key_exchange(suite.ke, &ke.data) else {
-            self.log_unauthenticated(format_args!(
-                "{remote}: IKE_SA_INIT with an invalid KE value"
-            ));
-            self.send_clear_notify(
-                local,
-                remote,
-                &header,
-                Notify::new(NotifyType::InvalidSyntax, Vec::new()),
-            );
+        };
+        let Some((our_public, shared)) =
+            self.sa_init_key_exchange(local, remote, &header, ke, &suite)
+        else {
             return;
         };
         let Some(transform) = suite.sk_transform() else {
@@ -195,43 +82,15 @@ impl Engine {
         let peer_behind_nat = seen.supported && !seen.source_matches;
         let we_behind_nat = seen.destination_present && !seen.destination_matches;
         let nat_supported = seen.supported;
-        let response_payloads = vec![
-            Payload::SecurityAssociation(SecurityAssociation {
-                proposals: vec![proposal.clone()],
-            }),
-            Payload::KeyExchange(KePayload {
-                group: DhId::from_value(suite.ke.iana_id()),
-                data: our_public,
-            }),
-            Payload::Nonce(Nonce(nr.clone())),
-            Payload::Notify(Notify::new(
-                NotifyType::NatDetectionSourceIp,
-                nat_hash(header.initiator_spi, spi_r, local),
-            )),
-            Payload::Notify(Notify::new(
-                NotifyType::NatDetectionDestinationIp,
-                nat_hash(header.initiator_spi, spi_r, remote),
-            )),
-        ];
-        let mut response_payloads = response_payloads;
-        if !nat_supported {
-            response_payloads.truncate(3);
-        }
-        let response = Message {
-            header: Header {
-                initiator_spi: header.initiator_spi,
-                responder_spi: spi_r,
-                exchange: ExchangeType::IkeSaInit,
-                flags: Flags {
-                    initiator: false,
-                    version: false,
-                    response: true,
-                },
-                message_id: 0,
-            },
-            payloads: response_payloads,
-        };
-        let Ok(response_bytes) = response.encode() else {
+        let Some(response_bytes) = sa_init_response(
+            &header,
+            spi_r,
+            &proposal,
+            &suite,
+            &our_public,
+            &nr,
+            (local, remote, nat_supported),
+        ) else {
             return;
         };
         let local_id = Engine::local_identity(self.policy(&policy_name), local.ip());
@@ -266,13 +125,9 @@ impl Engine {
             half_open_cookie: with_cookie,
             ..IkeSa::new(policy_name.clone(), local, remote, local_id, self.now)
         };
-        self.ikes.insert(spi_r, sa);
+        self.insert_ike(spi_r, sa);
         self.by_init.insert((header.initiator_spi, remote), spi_r);
         self.count_half_open(remote.ip(), with_cookie);
-        self.by_policy
-            .entry(policy_name.clone())
-            .or_default()
-            .insert(spi_r);
         log::debug!(
             "policy {policy_name}: IKE_SA_INIT from {remote} answered, IKE SA {:016x}/{spi_r:016x}{}",
             header.initiator_spi,
@@ -281,4 +136,231 @@ impl Engine {
         self.send_datagram(local, remote, response_bytes);
         self.schedule(spi_r);
     }
+
+    /// Whether an IKE_SA_INIT request is a new one to process: well formed,
+    /// not too large, not a retransmission (answered here from the cache,
+    /// RFC 7296 §2.1), and not over the half-open cap.
+    fn sa_init_is_new(&mut self, remote: SocketAddr, datagram: &[u8], message: &Message) -> bool {
+        let header = message.header;
+        if header.responder_spi != 0 || header.message_id != 0 || !header.flags.initiator {
+            log::debug!("{remote}: malformed IKE_SA_INIT request header");
+            return false;
+        }
+        // What we keep of a half-open SA is mostly this request (signed in
+        // IKE_AUTH, RFC 7296 §2.15): refuse large ones before any work.
+        if datagram.len() > self.settings.max_sa_init_request {
+            log::debug!(
+                "{remote}: IKE_SA_INIT of {} octets refused (at most {})",
+                datagram.len(),
+                self.settings.max_sa_init_request
+            );
+            return false;
+        }
+        // A retransmission: answer from the cache (RFC 7296 §2.1). The
+        // response is the one kept for IKE_AUTH, while it is kept.
+        if let Some(&spi) = self.by_init.get(&(header.initiator_spi, remote)) {
+            if let Some(sa) = self.ikes.get(&spi) {
+                if !sa.initiator
+                    && !sa.init_response.is_empty()
+                    && datagram == sa.init_request.as_slice()
+                {
+                    self.send_datagram(sa.local, remote, sa.init_response.clone());
+                }
+            }
+            return false;
+        }
+        if self.half_open >= self.settings.half_open_cap {
+            log::debug!(
+                "{remote}: IKE_SA_INIT dropped: {} half-open SAs",
+                self.half_open
+            );
+            return false;
+        }
+        true
+    }
+
+    /// RFC 7296 §2.6: above the threshold every initiator must prove it
+    /// receives at its address, with a cookie. None when the request is
+    /// not to be processed (a cookie demanded, or its source over its
+    /// share); else whether it carried a valid cookie.
+    fn sa_init_cookie_check(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        message: &Message,
+        ni: &[u8],
+    ) -> Option<bool> {
+        let header = message.header;
+        // Above its share of half-open SAs, so must one source address.
+        let from_source = self.half_open_of(remote.ip());
+        // Zero: no per-source limit.
+        let per_source = match self.settings.half_open_per_source {
+            0 => usize::MAX,
+            n => n,
+        };
+        let cookie_required =
+            self.half_open >= self.settings.cookie_threshold || from_source.total >= per_source;
+        if !cookie_required {
+            return Some(false);
+        }
+        self.rotate_cookie_secrets();
+        if !self.cookie_valid(message, ni, remote, header.initiator_spi) {
+            log::debug!(
+                "{remote}: asking for a cookie ({} half-open SAs, {} from this source)",
+                self.half_open,
+                from_source.total
+            );
+            let version = self.cookie_secrets.version;
+            if let Some(cookie) = self.cookie_for(version, ni, remote, header.initiator_spi) {
+                self.send_clear_notify(
+                    local,
+                    remote,
+                    &header,
+                    Notify::new(NotifyType::Cookie, cookie),
+                );
+            }
+            return None;
+        }
+        // Checked after the cookie: only requests that proved their
+        // address count here, so a spoofed flood cannot lock it out.
+        if from_source.with_cookie >= per_source {
+            log::debug!(
+                "{remote}: IKE_SA_INIT dropped: {} half-open SAs from this source",
+                from_source.total
+            );
+            return None;
+        }
+        Some(true)
+    }
+
+    /// The first policy for these addresses with a proposal the initiator
+    /// offered; NO_PROPOSAL_CHOSEN when none has.
+    fn choose_ike_proposal(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        header: &Header,
+        sa_offer: &SecurityAssociation,
+    ) -> Option<(String, Proposal, IkeSuite)> {
+        let candidates = self.policy_candidates(local.ip(), remote.ip());
+        let mut chosen = None;
+        for name in &candidates {
+            if let Some(policy) = self.policy(name) {
+                if let Some((proposal, suite)) =
+                    proposals::select_ike(&policy.ike_proposals, sa_offer)
+                {
+                    chosen = Some((name.clone(), proposal, suite));
+                    break;
+                }
+            }
+        }
+        if chosen.is_none() {
+            self.log_unauthenticated(format_args!(
+                "{remote}: IKE_SA_INIT: no proposal chosen ({} candidate policies)",
+                candidates.len()
+            ));
+            self.send_clear_notify(
+                local,
+                remote,
+                header,
+                Notify::new(NotifyType::NoProposalChosen, Vec::new()),
+            );
+        }
+        chosen
+    }
+
+    /// The responder's half of the key exchange, or INVALID_KE_PAYLOAD
+    /// naming the group we want when the initiator guessed another one
+    /// (RFC 7296 §1.2), or INVALID_SYNTAX for a bad public value.
+    fn sa_init_key_exchange(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        header: &Header,
+        ke: &KePayload,
+        suite: &IkeSuite,
+    ) -> Option<(Vec<u8>, SecretBytes)> {
+        // RFC 7296 §1.2: a KE of another group than the chosen one gets
+        // INVALID_KE_PAYLOAD naming the group we want.
+        if ke.group.value() != suite.ke.iana_id() {
+            self.log_unauthenticated(format_args!(
+                "{remote}: IKE_SA_INIT with KE group {}, asking for {}",
+                ke.group,
+                suite.ke.iana_id()
+            ));
+            self.send_clear_notify(
+                local,
+                remote,
+                header,
+                Notify::new(
+                    NotifyType::InvalidKePayload,
+                    suite.ke.iana_id().to_be_bytes().to_vec(),
+                ),
+            );
+            return None;
+        }
+        let Ok(exchanged) = self.respond_key_exchange(suite.ke, &ke.data) else {
+            self.log_unauthenticated(format_args!(
+                "{remote}: IKE_SA_INIT with an invalid KE value"
+            ));
+            self.send_clear_notify(
+                local,
+                remote,
+                header,
+                Notify::new(NotifyType::InvalidSyntax, Vec::new()),
+            );
+            return None;
+        };
+        Some(exchanged)
+    }
+}
+
+/// Our IKE_SA_INIT response (RFC 7296 §1.2): SA, KE, Nonce, and the NAT
+/// detection notifies when the initiator sent them (§2.23).
+fn sa_init_response(
+    header: &Header,
+    spi_r: u64,
+    proposal: &Proposal,
+    suite: &IkeSuite,
+    our_public: &[u8],
+    nr: &[u8],
+    (local, remote, nat_supported): (SocketAddr, SocketAddr, bool),
+) -> Option<Vec<u8>> {
+    let response_payloads = vec![
+        Payload::SecurityAssociation(SecurityAssociation {
+            proposals: vec![proposal.clone()],
+        }),
+        Payload::KeyExchange(KePayload {
+            group: DhId::from_value(suite.ke.iana_id()),
+            data: our_public.to_vec(),
+        }),
+        Payload::Nonce(Nonce(nr.to_vec())),
+        Payload::Notify(Notify::new(
+            NotifyType::NatDetectionSourceIp,
+            nat_hash(header.initiator_spi, spi_r, local),
+        )),
+        Payload::Notify(Notify::new(
+            NotifyType::NatDetectionDestinationIp,
+            nat_hash(header.initiator_spi, spi_r, remote),
+        )),
+    ];
+    let mut response_payloads = response_payloads;
+    if !nat_supported {
+        response_payloads.truncate(3);
+    }
+    let response = Message {
+        header: Header {
+            initiator_spi: header.initiator_spi,
+            responder_spi: spi_r,
+            exchange: ExchangeType::IkeSaInit,
+            flags: Flags {
+                initiator: false,
+                version: false,
+                response: true,
+            },
+            message_id: 0,
+        },
+        payloads: response_payloads,
+    };
+    response.encode().ok()
 }
