@@ -1,5 +1,7 @@
 //! Child SAs: install and removal in the kernel, and ownership of the kernel policies.
 
+use std::net::IpAddr;
+
 use iked_common::crypto::keys::ChildSaKeys;
 use iked_common::ipc::Ikev2ToPfkey;
 use iked_common::kernel::{
@@ -82,6 +84,27 @@ pub(super) fn policy_entries(sa: &IkeSa, child: &ChildSa) -> Vec<PolicyParams> {
 }
 
 impl Engine {
+    /// Asks pfkey for an inbound ESP SPI from `peer` to `local` (RFC 4303
+    /// §2.1) for a Child SA of IKE SA `spi`; the reply resumes `wait`.
+    pub(super) fn allocate_spi(
+        &mut self,
+        spi: u64,
+        wait: Wait,
+        peer: IpAddr,
+        local: IpAddr,
+        reqid: u32,
+    ) {
+        self.ask_pfkey(spi, wait, |id| Ikev2ToPfkey::AllocateSpi {
+            id,
+            src: peer,
+            dst: local,
+            protocol: IpsecProtocol::Esp,
+            reqid,
+            min: SPI_MIN,
+            max: SPI_MAX,
+        });
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub(super) fn add_child(
         &mut self,

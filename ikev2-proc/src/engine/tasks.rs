@@ -1,12 +1,9 @@
 //! The queue of requests an IKE SA is to make (window 1) and the pump that starts the next.
 
-use iked_common::ipc::Ikev2ToPfkey;
-use iked_common::kernel::IpsecProtocol;
 use iked_common::wire::{Delete, ExchangeType, Payload, ProtocolId};
 
 use crate::engine::Engine;
 
-use crate::engine::child_sa::*;
 use crate::engine::ipc::*;
 use crate::engine::state::*;
 
@@ -137,14 +134,6 @@ impl Engine {
         let reqid = rekey_of
             .and_then(|c| self.children.get(&c))
             .map_or(0, |c| c.reqid);
-        self.ask_pfkey(spi, Wait::RequestSpi, |id| Ikev2ToPfkey::AllocateSpi {
-            id,
-            src: peer,
-            dst: local,
-            protocol: IpsecProtocol::Esp,
-            reqid,
-            min: SPI_MIN,
-            max: SPI_MAX,
-        });
+        self.allocate_spi(spi, Wait::RequestSpi, peer, local, reqid);
     }
 }

@@ -1,8 +1,6 @@
 //! CREATE_CHILD_SA for Child SAs, responder (RFC 7296 §1.3.1, §1.3.3, §2.8).
 
 use iked_common::config::Encapsulation;
-use iked_common::ipc::Ikev2ToPfkey;
-use iked_common::kernel::IpsecProtocol;
 use iked_common::wire::{
     DhId, ExchangeType, KeyExchange as KePayload, Nonce, Notify, NotifyType, Payload, ProtocolId,
     SecurityAssociation, TrafficSelectors,
@@ -12,7 +10,6 @@ use crate::engine::proposals::{self};
 use crate::engine::selectors;
 use crate::engine::Engine;
 
-use crate::engine::child_sa::*;
 use crate::engine::digest::*;
 use crate::engine::ipc::*;
 use crate::engine::keys::*;
@@ -53,65 +50,8 @@ impl Engine {
         let Some(peer_nonce) = nonce_payload(&inner).cloned() else {
             return self.refuse(request, NotifyType::InvalidSyntax);
         };
-        // REKEY_SA names the SA by the peer's inbound SPI: our outbound one.
-        let rekey_of = match notify_in(&inner, NotifyType::RekeySa).and_then(|n| n.child_spi()) {
-            Some(peer_spi) => {
-                let found = sa
-                    .children
-                    .iter()
-                    .copied()
-                    .find(|c| self.children.get(c).is_some_and(|c| c.spi_out == peer_spi));
-                match found {
-                    Some(old) => {
-                        // The peer asks again to rekey an SA it already
-                        // rekeyed with us: it never saw our answer (the
-                        // exchange died with its IKE SA), so the SA we made
-                        // then is unknown to it. Drop that one, start over.
-                        let orphan = self
-                            .children
-                            .get(&old)
-                            .filter(|c| c.state == ChildState::Rekeyed)
-                            .and_then(|c| c.peer_rekey)
-                            .filter(|y| self.children.get(y).is_some_and(|y| !y.we_initiated));
-                        if let Some(orphan) = orphan {
-                            log::info!(
-                                "Child SA {old:08x}: peer rekeys it again; dropping {orphan:08x}, which it never learned of"
-                            );
-                            self.remove_child(orphan);
-                            if let Some(c) = self.children.get_mut(&old) {
-                                c.state = ChildState::Established;
-                                c.peer_rekey = None;
-                                c.rekey_at = None;
-                            }
-                        }
-                        let state = self.children.get(&old).map(|c| c.state);
-                        if matches!(
-                            state,
-                            Some(ChildState::Rekeyed) | Some(ChildState::Deleting)
-                        ) {
-                            // §2.25: already rekeyed or being deleted by us.
-                            return self.refuse(request, NotifyType::TemporaryFailure);
-                        }
-                        Some(old)
-                    }
-                    None => {
-                        let notify = Notify::for_child_sa(
-                            NotifyType::ChildSaNotFound,
-                            ProtocolId::Esp,
-                            peer_spi,
-                            Vec::new(),
-                        );
-                        self.send_response(
-                            spi,
-                            ExchangeType::CreateChildSa,
-                            message_id,
-                            vec![Payload::Notify(notify)],
-                        );
-                        return;
-                    }
-                }
-            }
-            None => None,
+        let Some(rekey_of) = self.child_to_rekey(request, &inner) else {
+            return;
         };
         // RFC 7296 §1.3, §3.10.1: past the cap the peer gets
         // NO_ADDITIONAL_SAS; the IKE SA stays as it is.
@@ -183,15 +123,76 @@ impl Engine {
                 })),
             });
         }
-        self.ask_pfkey(spi, Wait::AnswerSpi, |id| Ikev2ToPfkey::AllocateSpi {
-            id,
-            src: peer,
-            dst: local,
-            protocol: IpsecProtocol::Esp,
-            reqid,
-            min: SPI_MIN,
-            max: SPI_MAX,
-        });
+        self.allocate_spi(spi, Wait::AnswerSpi, peer, local, reqid);
+    }
+
+    /// The Child SA a CREATE_CHILD_SA request rekeys (its REKEY_SA notify,
+    /// RFC 7296 §1.3.3), Some(None) for a new Child SA, or None when the
+    /// request was answered here (CHILD_SA_NOT_FOUND, TEMPORARY_FAILURE).
+    fn child_to_rekey(&mut self, request: PeerRequest, inner: &[Payload]) -> Option<Option<u32>> {
+        // REKEY_SA names the SA by the peer's inbound SPI: our outbound one.
+        let sa = self.ikes.get(&request.spi)?;
+        let rekey_of = match notify_in(inner, NotifyType::RekeySa).and_then(|n| n.child_spi()) {
+            Some(peer_spi) => {
+                let found = sa
+                    .children
+                    .iter()
+                    .copied()
+                    .find(|c| self.children.get(c).is_some_and(|c| c.spi_out == peer_spi));
+                match found {
+                    Some(old) => {
+                        // The peer asks again to rekey an SA it already
+                        // rekeyed with us: it never saw our answer (the
+                        // exchange died with its IKE SA), so the SA we made
+                        // then is unknown to it. Drop that one, start over.
+                        let orphan = self
+                            .children
+                            .get(&old)
+                            .filter(|c| c.state == ChildState::Rekeyed)
+                            .and_then(|c| c.peer_rekey)
+                            .filter(|y| self.children.get(y).is_some_and(|y| !y.we_initiated));
+                        if let Some(orphan) = orphan {
+                            log::info!(
+                                "Child SA {old:08x}: peer rekeys it again; dropping {orphan:08x}, which it never learned of"
+                            );
+                            self.remove_child(orphan);
+                            if let Some(c) = self.children.get_mut(&old) {
+                                c.state = ChildState::Established;
+                                c.peer_rekey = None;
+                                c.rekey_at = None;
+                            }
+                        }
+                        let state = self.children.get(&old).map(|c| c.state);
+                        if matches!(
+                            state,
+                            Some(ChildState::Rekeyed) | Some(ChildState::Deleting)
+                        ) {
+                            // §2.25: already rekeyed or being deleted by us.
+                            self.refuse(request, NotifyType::TemporaryFailure);
+                            return None;
+                        }
+                        Some(old)
+                    }
+                    None => {
+                        let notify = Notify::for_child_sa(
+                            NotifyType::ChildSaNotFound,
+                            ProtocolId::Esp,
+                            peer_spi,
+                            Vec::new(),
+                        );
+                        self.send_response(
+                            request.spi,
+                            request.exchange,
+                            request.message_id,
+                            vec![Payload::Notify(notify)],
+                        );
+                        return None;
+                    }
+                }
+            }
+            None => None,
+        };
+        Some(rekey_of)
     }
 
     pub(in crate::engine) fn send_create_child_answer(&mut self, spi: u64, spi_in: u32) {

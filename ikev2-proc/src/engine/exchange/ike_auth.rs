@@ -1,8 +1,7 @@
 //! IKE_AUTH, initiator (RFC 7296 §1.2, §2.15).
 
 use iked_common::crypto::auth;
-use iked_common::ipc::{Ikev2ToCa, Ikev2ToPfkey};
-use iked_common::kernel::IpsecProtocol;
+use iked_common::ipc::Ikev2ToCa;
 use iked_common::wire::{
     AuthMethod, Authentication, ExchangeType, Notify, NotifyType, Payload, TrafficSelectors,
 };
@@ -10,7 +9,6 @@ use iked_common::wire::{
 use crate::engine::selectors;
 use crate::engine::Engine;
 
-use crate::engine::child_sa::*;
 use crate::engine::digest::*;
 use crate::engine::identity::*;
 use crate::engine::ipc::*;
@@ -271,15 +269,7 @@ impl Engine {
             answer.reqid = reqid;
         }
         if child_ok {
-            self.ask_pfkey(spi, Wait::AnswerSpi, |id| Ikev2ToPfkey::AllocateSpi {
-                id,
-                src: peer,
-                dst: local,
-                protocol: IpsecProtocol::Esp,
-                reqid,
-                min: SPI_MIN,
-                max: SPI_MAX,
-            });
+            self.allocate_spi(spi, Wait::AnswerSpi, peer, local, reqid);
         } else {
             self.answer_auth_signature(spi);
         }

@@ -3,8 +3,6 @@
 use std::net::{IpAddr, SocketAddr};
 
 use iked_common::config::Encapsulation;
-use iked_common::ipc::Ikev2ToPfkey;
-use iked_common::kernel::IpsecProtocol;
 use iked_common::wire::{
     DhId, ExchangeType, Flags, Header, KeyExchange as KePayload, Message, Nonce, Notify,
     NotifyType, Payload, ProtocolId,
@@ -13,7 +11,6 @@ use iked_common::wire::{
 use crate::engine::proposals::{self};
 use crate::engine::Engine;
 
-use crate::engine::child_sa::*;
 use crate::engine::digest::*;
 use crate::engine::identity::*;
 use crate::engine::ipc::*;
@@ -359,15 +356,7 @@ impl Engine {
                 id_body,
             });
             let reqid = self.reqid_for(&policy.name, first_flow);
-            self.ask_pfkey(spi, Wait::RequestSpi, |id| Ikev2ToPfkey::AllocateSpi {
-                id,
-                src: peer,
-                dst: local,
-                protocol: IpsecProtocol::Esp,
-                reqid,
-                min: SPI_MIN,
-                max: SPI_MAX,
-            });
+            self.allocate_spi(spi, Wait::RequestSpi, peer, local, reqid);
             if let Some(sa) = self.ikes.get_mut(&spi) {
                 // Remember the reqid in a draft without SPI yet.
                 let flow_index = sa.first_flow;
