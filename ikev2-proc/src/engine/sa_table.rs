@@ -4,6 +4,20 @@ use crate::engine::state::IkeSa;
 use crate::engine::Engine;
 
 impl Engine {
+    /// IKE SA `spi` now falls under policy `to` (the responder learns it
+    /// from the initiator's identity).
+    pub(super) fn move_to_policy(&mut self, spi: u64, from: &str, to: &str) {
+        if from != to {
+            if let Some(set) = self.by_policy.get_mut(from) {
+                set.remove(&spi);
+            }
+            self.by_policy
+                .entry(to.to_string())
+                .or_default()
+                .insert(spi);
+        }
+    }
+
     /// A new IKE SA, under our SPI, indexed by its policy.
     pub(super) fn insert_ike(&mut self, spi: u64, sa: IkeSa) {
         self.by_policy

@@ -5,8 +5,8 @@ use iked_common::crypto::auth;
 use iked_common::ipc::Ikev2ToCa;
 use iked_common::kernel::Selector;
 use iked_common::wire::{
-    AuthMethod, Authentication, ExchangeType, Notify, NotifyType, Payload, SecurityAssociation,
-    TrafficSelectors,
+    AuthMethod, Authentication, ExchangeType, Identity, Notify, NotifyType, Payload,
+    SecurityAssociation, TrafficSelectors,
 };
 
 use crate::engine::proposals::{self, ChildSuite};
@@ -22,6 +22,43 @@ use crate::engine::message::*;
 use crate::engine::state::*;
 
 impl Engine {
+    /// The policy an authenticating initiator falls under.
+    fn policy_for_initiator(&self, sa: &IkeSa, idi: &Identity) -> Option<String> {
+        // Policy by peer address, local address and IDi: an exact dstid
+        // match wins over a policy without dstid.
+        // Only policies that accept the IKE SA's negotiated transforms: a
+        // peer must not negotiate under one policy's proposals and then
+        // authenticate into another's (§2.7 selection happened before the
+        // identity was known).
+        let accepted = sa.accepted_ike.clone();
+        let candidates: Vec<String> = self
+            .policy_candidates(sa.local.ip(), sa.peer.ip())
+            .into_iter()
+            .filter(|name| {
+                self.policy(name).is_some_and(|p| {
+                    accepted.as_ref().is_none_or(|a| {
+                        proposals::select_ike(
+                            &p.ike_proposals,
+                            &SecurityAssociation {
+                                proposals: vec![a.clone()],
+                            },
+                        )
+                        .is_some()
+                    })
+                })
+            })
+            .collect();
+        let by_id = candidates.iter().find(|name| {
+            self.policy(name)
+                .and_then(|p| p.dstid.as_ref())
+                .is_some_and(|d| &identity_of(d) == idi)
+        });
+        let any_id = candidates
+            .iter()
+            .find(|name| self.policy(name).is_some_and(|p| p.dstid.is_none()));
+        by_id.or(any_id).cloned()
+    }
+
     pub(in crate::engine) fn responder_verified(&mut self, spi: u64, ok: bool) {
         let Some(sa) = self.ikes.get_mut(&spi) else {
             return;
@@ -93,39 +130,7 @@ impl Engine {
             self.delete_ike_local(spi, "no AUTH");
             return;
         };
-        // Policy by peer address, local address and IDi: an exact dstid
-        // match wins over a policy without dstid.
-        // Only policies that accept the IKE SA's negotiated transforms: a
-        // peer must not negotiate under one policy's proposals and then
-        // authenticate into another's (§2.7 selection happened before the
-        // identity was known).
-        let accepted = sa.accepted_ike.clone();
-        let candidates: Vec<String> = self
-            .policy_candidates(sa.local.ip(), sa.peer.ip())
-            .into_iter()
-            .filter(|name| {
-                self.policy(name).is_some_and(|p| {
-                    accepted.as_ref().is_none_or(|a| {
-                        proposals::select_ike(
-                            &p.ike_proposals,
-                            &SecurityAssociation {
-                                proposals: vec![a.clone()],
-                            },
-                        )
-                        .is_some()
-                    })
-                })
-            })
-            .collect();
-        let by_id = candidates.iter().find(|name| {
-            self.policy(name)
-                .and_then(|p| p.dstid.as_ref())
-                .is_some_and(|d| &identity_of(d) == idi)
-        });
-        let any_id = candidates
-            .iter()
-            .find(|name| self.policy(name).is_some_and(|p| p.dstid.is_none()));
-        let Some(policy_name) = by_id.or(any_id).cloned() else {
+        let Some(policy_name) = self.policy_for_initiator(sa, idi) else {
             log::warn!("{}: no policy for identity {}", sa.peer, identity_text(idi));
             self.refuse(request, NotifyType::AuthenticationFailed);
             self.delete_ike_local(spi, "no policy for the identity");
@@ -166,15 +171,7 @@ impl Engine {
         let initial_contact = notify_in(&inner, NotifyType::InitialContact).is_some();
         let peer_id = idi.clone();
         let old_policy = sa.policy.clone();
-        if old_policy != policy_name {
-            if let Some(set) = self.by_policy.get_mut(&old_policy) {
-                set.remove(&spi);
-            }
-            self.by_policy
-                .entry(policy_name.clone())
-                .or_default()
-                .insert(spi);
-        }
+        self.move_to_policy(spi, &old_policy, &policy_name);
         let Some(sa) = self.ikes.get_mut(&spi) else {
             return;
         };
