@@ -1,9 +1,39 @@
 //! Indexes over the SAs (by identity, by IKE SA family, reqids).
 
+use crate::engine::admission::HalfOpenRecord;
 use crate::engine::state::IkeSa;
 use crate::engine::Engine;
 
 impl Engine {
+    /// Takes IKE SA `spi` out of the SA map and every index (the
+    /// half-open counts included).
+    pub(super) fn remove_ike(&mut self, spi: u64) -> Option<IkeSa> {
+        let Some(sa) = self.ikes.remove(&spi) else {
+            return None;
+        };
+        if let Some(key) = sa.half_open_key {
+            self.by_init.remove(&key);
+        }
+        if let Some(id) = &sa.peer_id {
+            let key = (sa.policy.clone(), id.clone());
+            if let Some(set) = self.by_identity.get_mut(&key) {
+                set.remove(&spi);
+                if set.is_empty() {
+                    self.by_identity.remove(&key);
+                }
+            }
+        }
+        let mut sa = sa;
+        self.uncount_half_open(HalfOpenRecord::take(&mut sa));
+        if let Some(set) = self.by_policy.get_mut(&sa.policy) {
+            set.remove(&spi);
+            if set.is_empty() {
+                self.by_policy.remove(&sa.policy);
+            }
+        }
+        Some(sa)
+    }
+
     /// IKE SA `spi` now falls under policy `to` (the responder learns it
     /// from the initiator's identity).
     pub(super) fn move_to_policy(&mut self, spi: u64, from: &str, to: &str) {
@@ -18,12 +48,16 @@ impl Engine {
         }
     }
 
-    /// A new IKE SA, under our SPI, indexed by its policy.
+    /// A new IKE SA, under our SPI, indexed by its policy and, for a
+    /// responder's, by its IKE_SA_INIT (initiator SPI, peer address).
     pub(super) fn insert_ike(&mut self, spi: u64, sa: IkeSa) {
         self.by_policy
             .entry(sa.policy.clone())
             .or_default()
             .insert(spi);
+        if let Some(key) = sa.half_open_key {
+            self.by_init.insert(key, spi);
+        }
         self.ikes.insert(spi, sa);
     }
 

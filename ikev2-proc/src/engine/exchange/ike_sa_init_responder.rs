@@ -126,7 +126,6 @@ impl Engine {
             ..IkeSa::new(policy_name.clone(), local, remote, local_id, self.now)
         };
         self.insert_ike(spi_r, sa);
-        self.by_init.insert((header.initiator_spi, remote), spi_r);
         self.count_half_open(remote.ip(), with_cookie);
         log::debug!(
             "policy {policy_name}: IKE_SA_INIT from {remote} answered, IKE SA {:016x}/{spi_r:016x}{}",

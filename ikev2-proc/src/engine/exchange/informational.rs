@@ -4,7 +4,6 @@ use iked_common::wire::{Delete, ExchangeType, NotifyType, Payload, ProtocolId};
 
 use crate::engine::Engine;
 
-use crate::engine::admission::*;
 use crate::engine::ipc::*;
 use crate::engine::message::*;
 use crate::engine::state::*;
@@ -110,29 +109,9 @@ impl Engine {
         for child in children {
             self.remove_child(child);
         }
-        let Some(sa) = self.ikes.remove(&spi) else {
+        let Some(sa) = self.remove_ike(spi) else {
             return;
         };
-        if let Some(key) = sa.half_open_key {
-            self.by_init.remove(&key);
-        }
-        if let Some(id) = &sa.peer_id {
-            let key = (sa.policy.clone(), id.clone());
-            if let Some(set) = self.by_identity.get_mut(&key) {
-                set.remove(&spi);
-                if set.is_empty() {
-                    self.by_identity.remove(&key);
-                }
-            }
-        }
-        let mut sa = sa;
-        self.uncount_half_open(HalfOpenRecord::take(&mut sa));
-        if let Some(set) = self.by_policy.get_mut(&sa.policy) {
-            set.remove(&spi);
-            if set.is_empty() {
-                self.by_policy.remove(&sa.policy);
-            }
-        }
         // Replies to its pending requests will still come: consume them quietly.
         for (ike, wait) in self.waits.values_mut() {
             if *ike == spi {
