@@ -8,9 +8,7 @@ impl Engine {
     /// Takes IKE SA `spi` out of the SA map and every index (the
     /// half-open counts included).
     pub(super) fn remove_ike(&mut self, spi: u64) -> Option<IkeSa> {
-        let Some(sa) = self.ikes.remove(&spi) else {
-            return None;
-        };
+        let mut sa = self.ikes.remove(&spi)?;
         if let Some(key) = sa.half_open_key {
             self.by_init.remove(&key);
         }
@@ -23,7 +21,6 @@ impl Engine {
                 }
             }
         }
-        let mut sa = sa;
         self.uncount_half_open(HalfOpenRecord::take(&mut sa));
         if let Some(set) = self.by_policy.get_mut(&sa.policy) {
             set.remove(&spi);
