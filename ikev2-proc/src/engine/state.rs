@@ -12,6 +12,7 @@ use iked_common::wire::{Identity, SecurityAssociation};
 use crate::engine::proposals::{ChildSuite, IkeSuite};
 
 use crate::engine::tasks::*;
+use crate::engine::timers::Expiry;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum IkeState {
@@ -214,7 +215,8 @@ pub(crate) struct IkeSa {
     pub children: Vec<u32>,
     pub established: Option<Instant>,
     pub rekey_at: Option<Instant>,
-    pub delete_at: Option<Instant>,
+    /// When this IKE SA is removed unless it moves on first, and why.
+    pub expiry: Option<Expiry>,
     pub last_heard: Instant,
     pub last_sent: Instant,
     /// When this SA's first exchange began (INITIAL_CONTACT staleness).
@@ -291,7 +293,7 @@ impl IkeSa {
             children: Vec::new(),
             established: None,
             rekey_at: None,
-            delete_at: None,
+            expiry: None,
             last_heard: now,
             last_sent: now,
             created: now,

@@ -11,14 +11,41 @@ use crate::engine::Engine;
 use crate::engine::state::*;
 use crate::engine::tasks::*;
 
+/// Why an IKE SA is to be removed at a set time (what one `delete_at`
+/// field used to mean three ways).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expiry {
+    /// A responder's SA not authenticated within `half_open_timeout`.
+    HalfOpen(Instant),
+    /// An initiator's SA waiting for pfkey and ca before IKE_AUTH goes
+    /// out: the wait is bounded by `half_open_timeout` too.
+    Preparing(Instant),
+    /// Replaced by a rekey: the peer is to delete it within
+    /// `rekeyed_grace`, else we do (RFC 7296 §2.18).
+    Replaced(Instant),
+}
+
+impl Expiry {
+    pub(super) fn at(self) -> Instant {
+        match self {
+            Expiry::HalfOpen(at) | Expiry::Preparing(at) | Expiry::Replaced(at) => at,
+        }
+    }
+}
+
 impl Engine {
+    /// The end of the grace a replaced SA gets for the peer's DELETE.
+    pub(super) fn rekeyed_grace_end(&self) -> Instant {
+        self.now + self.settings.rekeyed_grace
+    }
+
     /// Handles whatever is due on one IKE SA.
     pub(crate) fn service(&mut self, spi: u64) {
         let now = self.now;
         let Some(sa) = self.ikes.get(&spi) else {
             return;
         };
-        if sa.delete_at.is_some_and(|t| t <= now) {
+        if sa.expiry.is_some_and(|e| e.at() <= now) {
             let reason = if sa.state == IkeState::Rekeyed {
                 "replaced by rekey"
             } else {
@@ -194,7 +221,7 @@ impl Engine {
             }
         };
         consider(sa.outstanding.as_ref().map(|o| o.deadline));
-        consider(sa.delete_at);
+        consider(sa.expiry.map(Expiry::at));
         if sa.behind_nat && sa.natt {
             consider(Some(sa.last_sent + keepalive));
         }

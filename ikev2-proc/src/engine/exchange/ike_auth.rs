@@ -126,7 +126,7 @@ impl Engine {
             }));
         }
         sa.state = IkeState::AuthSent;
-        sa.delete_at = None;
+        sa.expiry = None;
         self.send_request(
             spi,
             ExchangeType::IkeAuth,

@@ -108,7 +108,7 @@ impl Engine {
         };
         sa.state = IkeState::Established;
         sa.established = Some(self.now);
-        sa.delete_at = None;
+        sa.expiry = None;
         // Only IKE_AUTH needed these (signed octets): free them, they are
         // most of an SA's memory.
         sa.init_request = Vec::new();

@@ -15,6 +15,7 @@ use crate::engine::keys::*;
 use crate::engine::message::*;
 use crate::engine::state::*;
 use crate::engine::tasks::*;
+use crate::engine::timers::Expiry;
 
 impl Engine {
     pub(in crate::engine) fn send_rekey_ike(&mut self, spi: u64) {
@@ -299,12 +300,12 @@ impl Engine {
             }
         } else {
             self.move_children(spi, new);
-            let grace = self.now + self.settings.rekeyed_grace;
+            let grace = self.rekeyed_grace_end();
             if let Some(sa) = self.ikes.get_mut(&spi) {
                 sa.state = IkeState::Rekeyed;
                 sa.rekey_at = None;
                 // The peer deletes the old SA; if it does not, we do.
-                sa.delete_at = Some(grace);
+                sa.expiry = Some(Expiry::Replaced(grace));
             }
         }
         self.schedule(new);
@@ -407,10 +408,10 @@ impl Engine {
                     self.mark_rekeyed(spi);
                     self.request_delete_ike(spi);
                     // The peer deletes its redundant SA; expire it if not.
-                    let grace = self.now + self.settings.rekeyed_grace;
+                    let grace = self.rekeyed_grace_end();
                     if let Some(sa) = self.ikes.get_mut(&theirs) {
                         sa.state = IkeState::Rekeyed;
-                        sa.delete_at = Some(grace);
+                        sa.expiry = Some(Expiry::Replaced(grace));
                     }
                     self.schedule(theirs);
                 }
@@ -420,11 +421,11 @@ impl Engine {
     }
 
     pub(in crate::engine) fn mark_rekeyed(&mut self, spi: u64) {
-        let grace = self.now + self.settings.rekeyed_grace;
+        let grace = self.rekeyed_grace_end();
         if let Some(sa) = self.ikes.get_mut(&spi) {
             sa.state = IkeState::Rekeyed;
             sa.rekey_at = None;
-            sa.delete_at = Some(grace);
+            sa.expiry = Some(Expiry::Replaced(grace));
         }
     }
 }

@@ -17,6 +17,7 @@ use crate::engine::ipc::*;
 use crate::engine::keys::*;
 use crate::engine::nat::*;
 use crate::engine::state::*;
+use crate::engine::timers::Expiry;
 
 impl Engine {
     /// Starts an IKE SA for policy `name` (its first Child SA for flow
@@ -257,7 +258,9 @@ impl Engine {
         }
         sa.state = IkeState::AuthPreparing;
         // Bounded wait for pfkey and ca; cleared once IKE_AUTH is sent.
-        sa.delete_at = Some(self.now + self.settings.half_open_timeout);
+        sa.expiry = Some(Expiry::Preparing(
+            self.now + self.settings.half_open_timeout,
+        ));
         if sa.local.ip().is_unspecified() && !local.ip().is_unspecified() {
             sa.local.set_ip(local.ip());
         }

@@ -16,6 +16,7 @@ use crate::engine::digest::*;
 use crate::engine::keys::*;
 use crate::engine::nat::*;
 use crate::engine::state::*;
+use crate::engine::timers::Expiry;
 
 impl Engine {
     pub(in crate::engine) fn on_sa_init_request(
@@ -119,7 +120,7 @@ impl Engine {
             nat_detected: peer_behind_nat || we_behind_nat,
             behind_nat: we_behind_nat,
             expected_message_id: 1,
-            delete_at: Some(self.now + self.settings.half_open_timeout),
+            expiry: Some(Expiry::HalfOpen(self.now + self.settings.half_open_timeout)),
             half_open_key: Some((header.initiator_spi, remote)),
             half_open: true,
             half_open_cookie: with_cookie,
