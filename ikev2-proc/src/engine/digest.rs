@@ -1,9 +1,13 @@
-//! Payload lookup in a decoded message.
+//! Payloads: lookup in a decoded message, and builders for the ones
+//! several exchanges send (TSi/TSr, USE_TRANSPORT_MODE).
 
+use iked_common::kernel::Selector;
 use iked_common::wire::{
     KeyExchange as KePayload, Nonce, Notify, NotifyType, Payload, SecurityAssociation,
     TrafficSelectors,
 };
+
+use crate::engine::selectors;
 
 pub(super) fn find_payload<T>(
     payloads: &[Payload],
@@ -58,4 +62,29 @@ pub(super) fn ts_payloads(payloads: &[Payload]) -> Option<(&TrafficSelectors, &T
         _ => None,
     })?;
     Some((tsi, tsr))
+}
+
+/// TSi and TSr for a Child SA of `flow` (RFC 7296 §2.9): TSi is the
+/// initiator's side, so ours when `we_initiate`.
+pub(super) fn traffic_selectors(flow: &Selector, we_initiate: bool) -> [Payload; 2] {
+    let (ours, theirs) = (selectors::local_ts(flow), selectors::remote_ts(flow));
+    let (tsi, tsr) = if we_initiate {
+        (ours, theirs)
+    } else {
+        (theirs, ours)
+    };
+    [
+        Payload::TsInitiator(TrafficSelectors {
+            selectors: vec![tsi],
+        }),
+        Payload::TsResponder(TrafficSelectors {
+            selectors: vec![tsr],
+        }),
+    ]
+}
+
+/// USE_TRANSPORT_MODE when the Child SA is to be in transport mode
+/// (RFC 7296 §1.3.1).
+pub(super) fn use_transport_mode(transport: bool) -> Option<Payload> {
+    transport.then(|| Payload::Notify(Notify::new(NotifyType::UseTransportMode, Vec::new())))
 }

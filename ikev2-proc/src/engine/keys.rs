@@ -1,7 +1,7 @@
 //! Key material: SKEYSEED and its successors (RFC 7296 §2.14, §2.18), Child SA keys (§2.17), randomness, key exchanges.
 
 use iked_common::crypto::keys::{ChildSaKeys, IkeSaKeys};
-use iked_common::crypto::{KeMethod, KeyExchange};
+use iked_common::crypto::{auth, KeMethod, KeyExchange, PrfAlg};
 
 use crate::engine::proposals::ChildSuite;
 use crate::engine::Engine;
@@ -166,5 +166,32 @@ impl Engine {
         }
         log::error!("random source failed: it keeps drawing SPIs in use");
         Err(iked_common::crypto::CryptoError::Random)
+    }
+}
+
+/// Whose AUTH payload is signed or checked (RFC 7296 §2.15).
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Signer {
+    Initiator,
+    Responder,
+}
+
+/// The octets an AUTH payload signs (RFC 7296 §2.15): the initiator's
+/// RealMessage1 | NonceRData | prf(SK_pi, IDi'), the responder's
+/// RealMessage2 | NonceIData | prf(SK_pr, IDr').
+pub(super) fn auth_octets(
+    prf: PrfAlg,
+    sa: &IkeSa,
+    keys: &IkeSaKeys,
+    signer: Signer,
+    id_body: &[u8],
+) -> Result<Vec<u8>, iked_common::crypto::CryptoError> {
+    match signer {
+        Signer::Initiator => {
+            auth::signed_octets(prf, &sa.init_request, &sa.nr, keys.sk_pi.expose(), id_body)
+        }
+        Signer::Responder => {
+            auth::signed_octets(prf, &sa.init_response, &sa.ni, keys.sk_pr.expose(), id_body)
+        }
     }
 }

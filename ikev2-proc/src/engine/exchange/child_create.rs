@@ -3,11 +3,9 @@
 use iked_common::config::Encapsulation;
 use iked_common::wire::{
     DhId, ExchangeType, KeyExchange as KePayload, Nonce, Notify, NotifyType, Payload, ProtocolId,
-    TrafficSelectors,
 };
 
 use crate::engine::proposals::{self};
-use crate::engine::selectors;
 use crate::engine::Engine;
 
 use crate::engine::digest::*;
@@ -78,12 +76,7 @@ impl Engine {
                 Vec::new(),
             )));
         }
-        if transport {
-            inner.push(Payload::Notify(Notify::new(
-                NotifyType::UseTransportMode,
-                Vec::new(),
-            )));
-        }
+        inner.extend(use_transport_mode(transport));
         inner.push(Payload::SecurityAssociation(offered.clone()));
         inner.push(Payload::Nonce(Nonce(nonce.clone())));
         if let (Some(method), Some(k)) = (pfs, &kex) {
@@ -92,12 +85,7 @@ impl Engine {
                 data: k.public_value().to_vec(),
             }));
         }
-        inner.push(Payload::TsInitiator(TrafficSelectors {
-            selectors: vec![selectors::local_ts(&flow)],
-        }));
-        inner.push(Payload::TsResponder(TrafficSelectors {
-            selectors: vec![selectors::remote_ts(&flow)],
-        }));
+        inner.extend(traffic_selectors(&flow, true));
         if let Some(old) = rekey_of.and_then(|old| self.children.get_mut(&old)) {
             old.state = ChildState::Rekeying;
         }

@@ -3,7 +3,7 @@
 use iked_common::config::Encapsulation;
 use iked_common::wire::{
     DhId, ExchangeType, KeyExchange as KePayload, Nonce, Notify, NotifyType, Payload, ProtocolId,
-    SecurityAssociation, TrafficSelectors,
+    SecurityAssociation,
 };
 
 use crate::engine::proposals::{self};
@@ -244,12 +244,7 @@ impl Engine {
         let mut proposal = answer.proposal.clone();
         proposal.spi = spi_in.to_be_bytes().to_vec();
         let mut inner = Vec::new();
-        if answer.transport {
-            inner.push(Payload::Notify(Notify::new(
-                NotifyType::UseTransportMode,
-                Vec::new(),
-            )));
-        }
+        inner.extend(use_transport_mode(answer.transport));
         inner.push(Payload::SecurityAssociation(SecurityAssociation {
             proposals: vec![proposal],
         }));
@@ -260,12 +255,7 @@ impl Engine {
                 data: public,
             }));
         }
-        inner.push(Payload::TsInitiator(TrafficSelectors {
-            selectors: vec![selectors::remote_ts(&answer.flow)],
-        }));
-        inner.push(Payload::TsResponder(TrafficSelectors {
-            selectors: vec![selectors::local_ts(&answer.flow)],
-        }));
+        inner.extend(traffic_selectors(&answer.flow, false));
         self.send_response(spi, ExchangeType::CreateChildSa, message_id, inner);
         let Some(sa) = self.ikes.get(&spi) else {
             return;

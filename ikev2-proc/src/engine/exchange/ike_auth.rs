@@ -1,17 +1,14 @@
 //! IKE_AUTH, initiator (RFC 7296 §1.2, §2.15).
 
-use iked_common::crypto::auth;
 use iked_common::ipc::Ikev2ToCa;
-use iked_common::wire::{
-    AuthMethod, Authentication, ExchangeType, Notify, NotifyType, Payload, TrafficSelectors,
-};
+use iked_common::wire::{AuthMethod, Authentication, ExchangeType, Notify, NotifyType, Payload};
 
-use crate::engine::selectors;
 use crate::engine::Engine;
 
 use crate::engine::digest::*;
 use crate::engine::identity::*;
 use crate::engine::ipc::*;
+use crate::engine::keys::*;
 use crate::engine::state::*;
 
 impl Engine {
@@ -43,14 +40,7 @@ impl Engine {
         else {
             return;
         };
-        // RFC 7296 §2.15: RealMessage1 | NonceRData | prf(SK_pi, IDi').
-        let Ok(octets) = auth::signed_octets(
-            suite.prf,
-            &sa.init_request,
-            &sa.nr,
-            keys.sk_pi.expose(),
-            id_body,
-        ) else {
+        let Ok(octets) = auth_octets(suite.prf, sa, keys, Signer::Initiator, id_body) else {
             return;
         };
         let policy = sa.policy.clone();
@@ -111,19 +101,9 @@ impl Engine {
             data: auth_data,
         }));
         if let Some(draft) = &child {
-            if draft.transport {
-                inner.push(Payload::Notify(Notify::new(
-                    NotifyType::UseTransportMode,
-                    Vec::new(),
-                )));
-            }
+            inner.extend(use_transport_mode(draft.transport));
             inner.push(Payload::SecurityAssociation(draft.offered.clone()));
-            inner.push(Payload::TsInitiator(TrafficSelectors {
-                selectors: vec![selectors::local_ts(&draft.flow)],
-            }));
-            inner.push(Payload::TsResponder(TrafficSelectors {
-                selectors: vec![selectors::remote_ts(&draft.flow)],
-            }));
+            inner.extend(traffic_selectors(&draft.flow, true));
         }
         sa.state = IkeState::AuthSent;
         sa.expiry = None;
@@ -188,14 +168,7 @@ impl Engine {
                 return;
             }
         }
-        // RFC 7296 §2.15: RealMessage2 | NonceIData | prf(SK_pr, IDr').
-        let Ok(octets) = auth::signed_octets(
-            suite.prf,
-            &sa.init_response,
-            &sa.ni,
-            keys.sk_pr.expose(),
-            &id_body(idr),
-        ) else {
+        let Ok(octets) = auth_octets(suite.prf, sa, keys, Signer::Responder, &id_body(idr)) else {
             return;
         };
         let policy = sa.policy.clone();

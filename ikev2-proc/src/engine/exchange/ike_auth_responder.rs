@@ -1,12 +1,11 @@
 //! IKE_AUTH, responder (RFC 7296 §1.2, §2.15).
 
 use iked_common::config::Encapsulation;
-use iked_common::crypto::auth;
 use iked_common::ipc::Ikev2ToCa;
 use iked_common::kernel::Selector;
 use iked_common::wire::{
     AuthMethod, Authentication, ExchangeType, Identity, Notify, NotifyType, Payload,
-    SecurityAssociation, TrafficSelectors,
+    SecurityAssociation,
 };
 
 use crate::engine::proposals::{self, ChildSuite};
@@ -139,14 +138,7 @@ impl Engine {
         let Some(policy) = self.policy(&policy_name).cloned() else {
             return;
         };
-        // RFC 7296 §2.15: RealMessage1 | NonceRData | prf(SK_pi, IDi').
-        let Ok(octets) = auth::signed_octets(
-            suite.prf,
-            &sa.init_request,
-            &sa.nr,
-            keys.sk_pi.expose(),
-            &id_body(idi),
-        ) else {
+        let Ok(octets) = auth_octets(suite.prf, sa, keys, Signer::Initiator, &id_body(idi)) else {
             return;
         };
         let transport_requested = notify_in(&inner, NotifyType::UseTransportMode).is_some();
@@ -300,14 +292,8 @@ impl Engine {
         else {
             return;
         };
-        // RFC 7296 §2.15: RealMessage2 | NonceIData | prf(SK_pr, IDr').
-        let Ok(octets) = auth::signed_octets(
-            suite.prf,
-            &sa.init_response,
-            &sa.ni,
-            keys.sk_pr.expose(),
-            &answer.id_body,
-        ) else {
+        let Ok(octets) = auth_octets(suite.prf, sa, keys, Signer::Responder, &answer.id_body)
+        else {
             return;
         };
         let policy = sa.policy.clone();
@@ -360,22 +346,12 @@ impl Engine {
             (Some(Ok((proposal, suite, flow, index))), Some(spi_in), None) => {
                 let mut proposal = proposal.clone();
                 proposal.spi = spi_in.to_be_bytes().to_vec();
-                if answer.transport {
-                    inner.push(Payload::Notify(Notify::new(
-                        NotifyType::UseTransportMode,
-                        Vec::new(),
-                    )));
-                }
+                inner.extend(use_transport_mode(answer.transport));
                 inner.push(Payload::SecurityAssociation(SecurityAssociation {
                     proposals: vec![proposal.clone()],
                 }));
                 // TSi is the peer's side (remote), TSr ours (local).
-                inner.push(Payload::TsInitiator(TrafficSelectors {
-                    selectors: vec![selectors::remote_ts(flow)],
-                }));
-                inner.push(Payload::TsResponder(TrafficSelectors {
-                    selectors: vec![selectors::local_ts(flow)],
-                }));
+                inner.extend(traffic_selectors(flow, false));
                 let spi_out = <[u8; 4]>::try_from(proposal.spi.as_slice()).ok();
                 let peer_spi = answer_peer_spi(&answer);
                 if let (Some(_), Some(peer_spi)) = (spi_out, peer_spi) {
