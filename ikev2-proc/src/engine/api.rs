@@ -9,7 +9,7 @@ use iked_common::config::{Policy, PolicyInitiation};
 use iked_common::crypto::RandomSource;
 use iked_common::ipc::{CaToIkev2, ControlCommand, ControlReply, InitiationMode, PfkeyToIkev2};
 use iked_common::logging::RateLimit;
-use iked_common::wire::{Delete, ExchangeType, Message, Payload, ProtocolId};
+use iked_common::wire::{ExchangeType, Message};
 
 use crate::engine::{Action, Engine, LocalAddressResolver, Settings};
 
@@ -155,15 +155,7 @@ impl Engine {
         for spi in spis {
             // The window may be busy: the DELETE then uses the next ID,
             // which a peer with window 1 may ignore; it is a courtesy.
-            self.send_request(
-                spi,
-                ExchangeType::Informational,
-                vec![Payload::Delete(Delete {
-                    protocol: ProtocolId::Ike,
-                    spis: Vec::new(),
-                })],
-                RequestCtx::DeleteIke,
-            );
+            self.send_ike_delete(spi);
         }
         self.actions.retain(|a| matches!(a, Action::Send { .. }));
     }

@@ -29,6 +29,21 @@ impl PeerRequest {
     }
 }
 
+/// The header of an IKE_SA_INIT response (RFC 7296 §1.2, §3.1).
+pub(super) fn sa_init_response_header(initiator_spi: u64, responder_spi: u64) -> Header {
+    Header {
+        initiator_spi,
+        responder_spi,
+        exchange: ExchangeType::IkeSaInit,
+        flags: Flags {
+            initiator: false,
+            version: false,
+            response: true,
+        },
+        message_id: 0,
+    }
+}
+
 impl Engine {
     pub(super) fn send_clear_notify(
         &mut self,
@@ -38,17 +53,7 @@ impl Engine {
         notify: Notify,
     ) {
         let message = Message {
-            header: Header {
-                initiator_spi: request.initiator_spi,
-                responder_spi: 0,
-                exchange: ExchangeType::IkeSaInit,
-                flags: Flags {
-                    initiator: false,
-                    version: false,
-                    response: true,
-                },
-                message_id: 0,
-            },
+            header: sa_init_response_header(request.initiator_spi, 0),
             payloads: vec![Payload::Notify(notify)],
         };
         if let Ok(datagram) = message.encode() {
@@ -338,12 +343,19 @@ impl Engine {
         }
     }
 
+    /// Answers a peer's request with an error notify and nothing else.
     pub(super) fn refuse(&mut self, request: PeerRequest, error: NotifyType) {
+        self.answer_notify(request, Notify::new(error, Vec::new()));
+    }
+
+    /// Answers a peer's request with one notify (an error with data, such
+    /// as INVALID_KE_PAYLOAD's group or CHILD_SA_NOT_FOUND's SPI).
+    pub(super) fn answer_notify(&mut self, request: PeerRequest, notify: Notify) {
         self.send_response(
             request.spi,
             request.exchange,
             request.message_id,
-            vec![Payload::Notify(Notify::new(error, Vec::new()))],
+            vec![Payload::Notify(notify)],
         );
     }
 

@@ -65,15 +65,7 @@ impl Engine {
                 Task::DeleteIke => {
                     sa.state = IkeState::Deleting;
                     log::info!("policy {}: deleting IKE SA {spi:016x}", sa.policy);
-                    self.send_request(
-                        spi,
-                        ExchangeType::Informational,
-                        vec![Payload::Delete(Delete {
-                            protocol: ProtocolId::Ike,
-                            spis: Vec::new(),
-                        })],
-                        RequestCtx::DeleteIke,
-                    );
+                    self.send_ike_delete(spi);
                 }
                 Task::DeleteChildren { spis } => {
                     let present: Vec<u32> = spis

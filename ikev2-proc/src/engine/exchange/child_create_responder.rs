@@ -75,12 +75,7 @@ impl Engine {
                         NotifyType::InvalidKePayload,
                         group.iana_id().to_be_bytes().to_vec(),
                     );
-                    self.send_response(
-                        spi,
-                        ExchangeType::CreateChildSa,
-                        message_id,
-                        vec![Payload::Notify(notify)],
-                    );
+                    self.answer_notify(request, notify);
                     return;
                 }
             }
@@ -180,12 +175,7 @@ impl Engine {
                             peer_spi,
                             Vec::new(),
                         );
-                        self.send_response(
-                            request.spi,
-                            request.exchange,
-                            request.message_id,
-                            vec![Payload::Notify(notify)],
-                        );
+                        self.answer_notify(request, notify);
                         return None;
                     }
                 }

@@ -248,12 +248,7 @@ impl Engine {
                 NotifyType::InvalidKePayload,
                 suite.ke.iana_id().to_be_bytes().to_vec(),
             );
-            self.send_response(
-                spi,
-                ExchangeType::CreateChildSa,
-                message_id,
-                vec![Payload::Notify(notify)],
-            );
+            self.answer_notify(request, notify);
             return;
         }
         let Ok((public, shared)) = self.respond_key_exchange(suite.ke, &ke.data) else {

@@ -3,8 +3,8 @@
 use std::net::SocketAddr;
 
 use iked_common::wire::{
-    DhId, ExchangeType, Flags, Header, KeyExchange as KePayload, Message, Nonce, Notify,
-    NotifyType, Payload, SecurityAssociation,
+    DhId, Header, KeyExchange as KePayload, Message, Nonce, Notify, NotifyType, Payload,
+    SecurityAssociation,
 };
 
 use crate::engine::proposals::{self, IkeSuite};
@@ -14,6 +14,7 @@ use iked_common::wire::Proposal;
 
 use crate::engine::digest::*;
 use crate::engine::keys::*;
+use crate::engine::message::*;
 use crate::engine::nat::*;
 use crate::engine::state::*;
 use crate::engine::timers::Expiry;
@@ -349,17 +350,7 @@ fn sa_init_response(
         response_payloads.truncate(3);
     }
     let response = Message {
-        header: Header {
-            initiator_spi: header.initiator_spi,
-            responder_spi: spi_r,
-            exchange: ExchangeType::IkeSaInit,
-            flags: Flags {
-                initiator: false,
-                version: false,
-                response: true,
-            },
-            message_id: 0,
-        },
+        header: sa_init_response_header(header.initiator_spi, spi_r),
         payloads: response_payloads,
     };
     response.encode().ok()

@@ -10,6 +10,19 @@ use crate::engine::state::*;
 use crate::engine::tasks::*;
 
 impl Engine {
+    /// Sends the DELETE of the IKE SA itself (RFC 7296 §1.4.1).
+    pub(in crate::engine) fn send_ike_delete(&mut self, spi: u64) {
+        self.send_request(
+            spi,
+            ExchangeType::Informational,
+            vec![Payload::Delete(Delete {
+                protocol: ProtocolId::Ike,
+                spis: Vec::new(),
+            })],
+            RequestCtx::DeleteIke,
+        );
+    }
+
     pub(in crate::engine) fn on_informational_request(
         &mut self,
         spi: u64,
