@@ -5,6 +5,7 @@
 mod child;
 mod config_control;
 mod digest;
+mod fixtures;
 mod handshake;
 mod ike_rekey;
 mod loss_retransmit;
@@ -13,8 +14,8 @@ mod robustness;
 
 use super::{Action, Engine, IkeState, Settings, Task};
 use iked_common::config::{
-    AuthSpec, Encapsulation, Policy, PolicyInitiation, Prefix, ProposalSpec, TransformSpec,
-    TRANSFORM_ENCR, TRANSFORM_ESN, TRANSFORM_INTEG, TRANSFORM_KE, TRANSFORM_PRF,
+    AuthSpec, Encapsulation, Policy, PolicyInitiation, Prefix, ProposalSpec, TRANSFORM_ENCR,
+    TRANSFORM_ESN, TRANSFORM_INTEG, TRANSFORM_KE, TRANSFORM_PRF,
 };
 use iked_common::crypto::{psk_auth, verify_psk_auth, PrfAlg};
 use iked_common::ipc::{
@@ -29,18 +30,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-/// Deterministic xorshift64* RNG.
-fn seeded(seed: u64) -> Box<dyn iked_common::crypto::RandomSource> {
-    let mut state = seed.max(1);
-    Box::new(move |buf: &mut [u8]| {
-        for byte in buf.iter_mut() {
-            state ^= state >> 12;
-            state ^= state << 25;
-            state ^= state >> 27;
-            *byte = (state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8;
-        }
-    })
-}
+use fixtures::{seeded, selector_between, t};
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -51,14 +41,6 @@ fn host(s: &str) -> Prefix {
     Prefix {
         addr,
         len: iked_common::kernel::max_prefix(addr),
-    }
-}
-
-fn t(ty: u8, id: u16, key_length: Option<u16>) -> TransformSpec {
-    TransformSpec {
-        transform_type: ty,
-        id,
-        key_length,
     }
 }
 
@@ -81,15 +63,7 @@ fn child_proposal(pfs: Option<u16>) -> ProposalSpec {
 }
 
 fn selector(src: &str, sp: u8, dst: &str, dp: u8) -> Selector {
-    Selector {
-        src: ip(src),
-        src_prefix: sp,
-        dst: ip(dst),
-        dst_prefix: dp,
-        protocol: 0,
-        src_port: 0,
-        dst_port: 0,
-    }
+    selector_between(ip(src), sp, ip(dst), dp)
 }
 
 fn policy(
