@@ -3,6 +3,7 @@
 use iked_common::ipc::{CaToIkev2, Ikev2ToCa, Ikev2ToPfkey, PfkeyToIkev2};
 use iked_common::kernel::FailureKind;
 
+use crate::engine::state::*;
 use crate::engine::{Action, Engine};
 
 #[derive(Debug, Clone, Copy)]
@@ -122,5 +123,38 @@ impl Engine {
         let id = self.ipc_id();
         self.waits.insert(id, (ike, wait));
         self.actions.push_back(Action::Ca(build(id)));
+    }
+
+    pub(super) fn request_spi_ready(&mut self, spi: u64, child_spi: u32) {
+        let Some(sa) = self.ikes.get_mut(&spi) else {
+            return;
+        };
+        match sa.prep.as_mut() {
+            Some(Prep::Auth {
+                child: Some(draft), ..
+            }) => {
+                draft.spi_in = child_spi;
+                for p in &mut draft.offered.proposals {
+                    p.spi = child_spi.to_be_bytes().to_vec();
+                }
+                self.request_auth_signature(spi);
+            }
+            Some(Prep::CreateChild { .. }) => self.send_create_child(spi, child_spi),
+            _ => log::debug!("IKE SA {spi:016x}: SPI arrived with nothing to prepare"),
+        }
+    }
+
+    pub(super) fn answer_spi_ready(&mut self, spi: u64, child_spi: u32) {
+        let Some(sa) = self.ikes.get_mut(&spi) else {
+            return;
+        };
+        match sa.answering.as_mut().map(|a| &mut a.kind) {
+            Some(AnswerKind::Auth(answer)) => {
+                answer.spi_in = Some(child_spi);
+                self.answer_auth_signature(spi);
+            }
+            Some(AnswerKind::Child(_)) => self.send_create_child_answer(spi, child_spi),
+            None => {}
+        }
     }
 }

@@ -1,8 +1,12 @@
 //! Indexes over the SAs (by identity, by IKE SA family, reqids).
 
 use crate::engine::admission::HalfOpenRecord;
+use crate::engine::ipc::Wait;
+use crate::engine::message::PeerRequest;
 use crate::engine::state::IkeSa;
+use crate::engine::state::IkeState;
 use crate::engine::Engine;
+use iked_common::wire::{ExchangeType, NotifyType};
 
 impl Engine {
     /// Takes IKE SA `spi` out of the SA map and every index (the
@@ -122,5 +126,54 @@ impl Engine {
         let reqid = self.next_reqid;
         self.next_reqid = self.next_reqid.wrapping_add(1).max(1);
         reqid
+    }
+
+    /// Forgets an IKE SA and its Child SAs (kernel entries removed).
+    pub(crate) fn delete_ike_local(&mut self, spi: u64, reason: &str) {
+        self.hand_over_child_work(spi);
+        let Some(sa) = self.ikes.get(&spi) else {
+            return;
+        };
+        let children = sa.children.clone();
+        for child in children {
+            self.remove_child(child);
+        }
+        let Some(sa) = self.remove_ike(spi) else {
+            return;
+        };
+        // Replies to its pending requests will still come: consume them quietly.
+        for (ike, wait) in self.waits.values_mut() {
+            if *ike == spi {
+                *wait = Wait::Other;
+            }
+        }
+        log::info!(
+            "policy {}: IKE SA {:016x}/{:016x} with {} removed: {reason}",
+            sa.policy,
+            sa.spi_i,
+            sa.spi_r,
+            sa.peer
+        );
+        if !sa.no_restart {
+            self.plan_restart(&sa.policy);
+        }
+    }
+
+    pub(super) fn abort_negotiation(&mut self, spi: u64, reason: &str) {
+        let Some(sa) = self.ikes.get_mut(&spi) else {
+            return;
+        };
+        if sa.state == IkeState::Established {
+            // Only the exchange being prepared fails; the IKE SA stays.
+            sa.prep = None;
+            if let Some(answer) = sa.answering.take() {
+                self.refuse(
+                    PeerRequest::new(spi, ExchangeType::CreateChildSa, answer.message_id),
+                    NotifyType::TemporaryFailure,
+                );
+            }
+            return;
+        }
+        self.delete_ike_local(spi, reason);
     }
 }

@@ -128,4 +128,82 @@ impl Engine {
             .map_or(0, |c| c.reqid);
         self.allocate_spi(spi, Wait::RequestSpi, peer, local, reqid);
     }
+
+    /// An IKE SA replaced by a rekey goes away with Child SA work still
+    /// pending on it (a DELETE or rekey of children that moved on): that
+    /// work continues on the successor, where the children are now.
+    pub(super) fn hand_over_child_work(&mut self, spi: u64) {
+        let successor = self.current_ike(spi);
+        let Some(sa) = self.ikes.get_mut(&spi) else {
+            return;
+        };
+        let mut tasks: Vec<Task> = sa
+            .queue
+            .drain(..)
+            .filter(|t| {
+                matches!(
+                    t,
+                    Task::DeleteChildren { .. }
+                        | Task::RekeyChild { .. }
+                        | Task::CreateChild { .. }
+                )
+            })
+            .collect();
+        let mut reset = Vec::new();
+        match sa.outstanding.take().map(|o| o.ctx) {
+            Some(RequestCtx::DeleteChildren { spis }) => {
+                tasks.insert(0, Task::DeleteChildren { spis })
+            }
+            Some(RequestCtx::CreateChild { child }) => match child.rekey_of {
+                Some(old) => {
+                    reset.push(old);
+                    tasks.push(Task::RekeyChild { spi_in: old });
+                }
+                None => tasks.push(Task::CreateChild {
+                    flow_index: child.flow_index,
+                }),
+            },
+            _ => {}
+        }
+        if successor == spi {
+            // Nowhere to go: the children it still holds are removed with it.
+            return;
+        }
+        for old in reset {
+            if let Some(child) = self.children.get_mut(&old) {
+                if child.state == ChildState::Rekeying {
+                    child.state = ChildState::Established;
+                }
+            }
+        }
+        if let Some(next) = self.ikes.get_mut(&successor) {
+            for task in tasks {
+                if !next.queue.contains(&task) {
+                    next.queue.push_back(task);
+                }
+            }
+        }
+        self.pump(successor);
+        self.schedule(successor);
+    }
+
+    /// Deletes an IKE SA with the peer (INFORMATIONAL DELETE) when it is
+    /// established, else locally.
+    pub(crate) fn request_delete_ike(&mut self, spi: u64) {
+        let Some(sa) = self.ikes.get_mut(&spi) else {
+            return;
+        };
+        if sa.out_cipher.is_none() || matches!(sa.state, IkeState::InitSent | IkeState::InitDone) {
+            self.delete_ike_local(spi, "terminated");
+            return;
+        }
+        if sa.queue.contains(&Task::DeleteIke) || sa.state == IkeState::Deleting {
+            return;
+        }
+        // Deletion goes before anything else queued.
+        sa.queue.retain(|t| matches!(t, Task::DeleteIke));
+        sa.queue.push_front(Task::DeleteIke);
+        self.pump(spi);
+        self.schedule(spi);
+    }
 }

@@ -12,25 +12,6 @@ use crate::engine::keys::*;
 use crate::engine::state::*;
 
 impl Engine {
-    pub(in crate::engine) fn request_spi_ready(&mut self, spi: u64, child_spi: u32) {
-        let Some(sa) = self.ikes.get_mut(&spi) else {
-            return;
-        };
-        match sa.prep.as_mut() {
-            Some(Prep::Auth {
-                child: Some(draft), ..
-            }) => {
-                draft.spi_in = child_spi;
-                for p in &mut draft.offered.proposals {
-                    p.spi = child_spi.to_be_bytes().to_vec();
-                }
-                self.request_auth_signature(spi);
-            }
-            Some(Prep::CreateChild { .. }) => self.send_create_child(spi, child_spi),
-            _ => log::debug!("IKE SA {spi:016x}: SPI arrived with nothing to prepare"),
-        }
-    }
-
     pub(in crate::engine) fn request_auth_signature(&mut self, spi: u64) {
         let Some(sa) = self.ikes.get(&spi) else {
             return;
@@ -192,59 +173,45 @@ impl Engine {
         });
     }
 
-    pub(in crate::engine) fn initiator_verified(&mut self, spi: u64, ok: bool) {
-        let Some(sa) = self.ikes.get(&spi) else {
+    pub(in crate::engine) fn responder_verified(&mut self, spi: u64, ok: bool) {
+        let Some(sa) = self.ikes.get_mut(&spi) else {
             return;
         };
-        let Some(Answer {
-            kind: AnswerKind::Auth(answer),
-            ..
-        }) = sa.answering.as_ref()
-        else {
+        let Some(check) = sa.auth_check.take() else {
             return;
         };
         if !ok {
             log::warn!(
-                "policy {}: AUTHENTICATION_FAILED for {} from {}",
+                "policy {}: responder {} failed authentication",
                 sa.policy,
-                identity_text(&answer.peer_id),
                 sa.peer
             );
-            self.answer_auth_failed(spi);
+            // RFC 7296 §2.21.2: tell the peer in a separate INFORMATIONAL
+            // (sent once, unanswered), then forget the IKE SA.
+            self.send_request(
+                spi,
+                ExchangeType::Informational,
+                vec![Payload::Notify(Notify::new(
+                    NotifyType::AuthenticationFailed,
+                    Vec::new(),
+                ))],
+                RequestCtx::DeleteIke,
+            );
+            self.delete_ike_local(spi, "responder AUTH wrong");
             return;
         }
-        // Authenticated: now the Child SA it asked for.
-        let policy_name = sa.policy.clone();
-        let transport = answer.transport;
-        let (peer, local) = (sa.peer.ip(), sa.local.ip());
-        let offer = self
-            .ikes
-            .get_mut(&spi)
-            .and_then(|sa| match sa.answering.as_mut() {
-                Some(Answer {
-                    kind: AnswerKind::Auth(answer),
-                    ..
-                }) => answer.child_offer.take(),
-                _ => None,
-            });
-        let child = self.choose_auth_child(spi, &policy_name, offer, transport);
-        let reqid = match &child {
-            Ok((_, _, _, index)) => self.reqid_for(&policy_name, *index),
-            Err(_) => 0,
+        self.establish(spi);
+        let Some(sa) = self.ikes.get(&spi) else {
+            return;
         };
-        let child_ok = child.is_ok();
-        if let Some(Answer {
-            kind: AnswerKind::Auth(answer),
-            ..
-        }) = self.ikes.get_mut(&spi).and_then(|sa| sa.answering.as_mut())
-        {
-            answer.child = Some(child);
-            answer.reqid = reqid;
+        let (ni, nr) = (sa.ni.clone(), sa.nr.clone());
+        if let Some(draft) = check.child {
+            if let Some(error) = error_notify(&check.message) {
+                log::warn!("policy {}: no Child SA: peer says {error}", sa.policy);
+            } else {
+                self.complete_child_as_initiator(spi, draft, &check.message, None, &ni, &nr);
+            }
         }
-        if child_ok {
-            self.allocate_spi(spi, Wait::AnswerSpi, peer, local, reqid);
-        } else {
-            self.answer_auth_signature(spi);
-        }
+        self.queue_additional_children(spi);
     }
 }

@@ -58,48 +58,6 @@ impl Engine {
         by_id.or(any_id).cloned()
     }
 
-    pub(in crate::engine) fn responder_verified(&mut self, spi: u64, ok: bool) {
-        let Some(sa) = self.ikes.get_mut(&spi) else {
-            return;
-        };
-        let Some(check) = sa.auth_check.take() else {
-            return;
-        };
-        if !ok {
-            log::warn!(
-                "policy {}: responder {} failed authentication",
-                sa.policy,
-                sa.peer
-            );
-            // RFC 7296 §2.21.2: tell the peer in a separate INFORMATIONAL
-            // (sent once, unanswered), then forget the IKE SA.
-            self.send_request(
-                spi,
-                ExchangeType::Informational,
-                vec![Payload::Notify(Notify::new(
-                    NotifyType::AuthenticationFailed,
-                    Vec::new(),
-                ))],
-                RequestCtx::DeleteIke,
-            );
-            self.delete_ike_local(spi, "responder AUTH wrong");
-            return;
-        }
-        self.establish(spi);
-        let Some(sa) = self.ikes.get(&spi) else {
-            return;
-        };
-        let (ni, nr) = (sa.ni.clone(), sa.nr.clone());
-        if let Some(draft) = check.child {
-            if let Some(error) = error_notify(&check.message) {
-                log::warn!("policy {}: no Child SA: peer says {error}", sa.policy);
-            } else {
-                self.complete_child_as_initiator(spi, draft, &check.message, None, &ni, &nr);
-            }
-        }
-        self.queue_additional_children(spi);
-    }
-
     pub(in crate::engine) fn on_auth_request(
         &mut self,
         spi: u64,
@@ -263,20 +221,6 @@ impl Engine {
         self.delete_ike_local(spi, "AUTHENTICATION_FAILED");
     }
 
-    pub(in crate::engine) fn answer_spi_ready(&mut self, spi: u64, child_spi: u32) {
-        let Some(sa) = self.ikes.get_mut(&spi) else {
-            return;
-        };
-        match sa.answering.as_mut().map(|a| &mut a.kind) {
-            Some(AnswerKind::Auth(answer)) => {
-                answer.spi_in = Some(child_spi);
-                self.answer_auth_signature(spi);
-            }
-            Some(AnswerKind::Child(_)) => self.send_create_child_answer(spi, child_spi),
-            None => {}
-        }
-    }
-
     pub(in crate::engine) fn answer_auth_signature(&mut self, spi: u64) {
         let Some(sa) = self.ikes.get(&spi) else {
             return;
@@ -392,6 +336,62 @@ impl Engine {
                     lower_nonce(&ni, &nr).to_vec(),
                 );
             }
+        }
+    }
+
+    pub(in crate::engine) fn initiator_verified(&mut self, spi: u64, ok: bool) {
+        let Some(sa) = self.ikes.get(&spi) else {
+            return;
+        };
+        let Some(Answer {
+            kind: AnswerKind::Auth(answer),
+            ..
+        }) = sa.answering.as_ref()
+        else {
+            return;
+        };
+        if !ok {
+            log::warn!(
+                "policy {}: AUTHENTICATION_FAILED for {} from {}",
+                sa.policy,
+                identity_text(&answer.peer_id),
+                sa.peer
+            );
+            self.answer_auth_failed(spi);
+            return;
+        }
+        // Authenticated: now the Child SA it asked for.
+        let policy_name = sa.policy.clone();
+        let transport = answer.transport;
+        let (peer, local) = (sa.peer.ip(), sa.local.ip());
+        let offer = self
+            .ikes
+            .get_mut(&spi)
+            .and_then(|sa| match sa.answering.as_mut() {
+                Some(Answer {
+                    kind: AnswerKind::Auth(answer),
+                    ..
+                }) => answer.child_offer.take(),
+                _ => None,
+            });
+        let child = self.choose_auth_child(spi, &policy_name, offer, transport);
+        let reqid = match &child {
+            Ok((_, _, _, index)) => self.reqid_for(&policy_name, *index),
+            Err(_) => 0,
+        };
+        let child_ok = child.is_ok();
+        if let Some(Answer {
+            kind: AnswerKind::Auth(answer),
+            ..
+        }) = self.ikes.get_mut(&spi).and_then(|sa| sa.answering.as_mut())
+        {
+            answer.child = Some(child);
+            answer.reqid = reqid;
+        }
+        if child_ok {
+            self.allocate_spi(spi, Wait::AnswerSpi, peer, local, reqid);
+        } else {
+            self.answer_auth_signature(spi);
         }
     }
 }

@@ -1,15 +1,9 @@
 //! An IKE SA becoming established: duplicates, INITIAL_CONTACT, the first Child SA, more Child SAs.
 
-use iked_common::wire::{NotifyType, Payload};
-
-use crate::engine::proposals::{self};
-use crate::engine::selectors;
 use crate::engine::Engine;
 
 use crate::engine::admission::*;
-use crate::engine::digest::*;
 use crate::engine::identity::*;
-use crate::engine::keys::*;
 use crate::engine::state::*;
 use crate::engine::tasks::*;
 
@@ -155,60 +149,5 @@ impl Engine {
                 sa.queue.push_back(Task::CreateChild { flow_index });
             }
         }
-    }
-
-    /// Finishes a Child SA from the responder's answer to our request.
-    pub(in crate::engine) fn complete_child_as_initiator(
-        &mut self,
-        spi: u64,
-        draft: ChildDraft,
-        inner: &[Payload],
-        shared: Option<&[u8]>,
-        ni: &[u8],
-        nr: &[u8],
-    ) -> Option<u32> {
-        let sa = self.ikes.get(&spi)?;
-        let policy_name = sa.policy.clone();
-        let accepted = sa_payload(inner)
-            .and_then(|answer| proposals::accepted_matches(&draft.offered, answer));
-        let Some(proposal) = accepted else {
-            log::warn!("policy {policy_name}: Child SA answer has no acceptable proposal");
-            return None;
-        };
-        let suite = proposals::child_suite(&proposal)?;
-        let spi_out = <[u8; 4]>::try_from(proposal.spi.as_slice())
-            .ok()
-            .map(u32::from_be_bytes)?;
-        let Some((tsi, tsr)) = ts_payloads(inner) else {
-            log::warn!("policy {policy_name}: Child SA answer without traffic selectors");
-            return None;
-        };
-        let Some(flow) = selectors::accept_narrowed(&draft.flow, &tsi.selectors, &tsr.selectors)
-        else {
-            log::warn!(
-                "policy {policy_name}: responder's traffic selectors are outside our proposal"
-            );
-            return None;
-        };
-        let transport = notify_in(inner, NotifyType::UseTransportMode).is_some();
-        if transport != draft.transport {
-            log::warn!("policy {policy_name}: peer disagrees on transport mode");
-            return None;
-        }
-        let keys = child_keys(sa, &suite, shared, ni, nr)?;
-        self.add_child(
-            spi,
-            draft.spi_in,
-            spi_out,
-            draft.reqid,
-            flow,
-            draft.flow_index,
-            transport,
-            suite,
-            keys,
-            true,
-            lower_nonce(ni, nr).to_vec(),
-        );
-        Some(draft.spi_in)
     }
 }

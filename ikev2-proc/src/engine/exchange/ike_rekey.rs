@@ -154,64 +154,6 @@ impl Engine {
         Some(our_spi)
     }
 
-    /// An IKE SA replaced by a rekey goes away with Child SA work still
-    /// pending on it (a DELETE or rekey of children that moved on): that
-    /// work continues on the successor, where the children are now.
-    pub(in crate::engine) fn hand_over_child_work(&mut self, spi: u64) {
-        let successor = self.current_ike(spi);
-        let Some(sa) = self.ikes.get_mut(&spi) else {
-            return;
-        };
-        let mut tasks: Vec<Task> = sa
-            .queue
-            .drain(..)
-            .filter(|t| {
-                matches!(
-                    t,
-                    Task::DeleteChildren { .. }
-                        | Task::RekeyChild { .. }
-                        | Task::CreateChild { .. }
-                )
-            })
-            .collect();
-        let mut reset = Vec::new();
-        match sa.outstanding.take().map(|o| o.ctx) {
-            Some(RequestCtx::DeleteChildren { spis }) => {
-                tasks.insert(0, Task::DeleteChildren { spis })
-            }
-            Some(RequestCtx::CreateChild { child }) => match child.rekey_of {
-                Some(old) => {
-                    reset.push(old);
-                    tasks.push(Task::RekeyChild { spi_in: old });
-                }
-                None => tasks.push(Task::CreateChild {
-                    flow_index: child.flow_index,
-                }),
-            },
-            _ => {}
-        }
-        if successor == spi {
-            // Nowhere to go: the children it still holds are removed with it.
-            return;
-        }
-        for old in reset {
-            if let Some(child) = self.children.get_mut(&old) {
-                if child.state == ChildState::Rekeying {
-                    child.state = ChildState::Established;
-                }
-            }
-        }
-        if let Some(next) = self.ikes.get_mut(&successor) {
-            for task in tasks {
-                if !next.queue.contains(&task) {
-                    next.queue.push_back(task);
-                }
-            }
-        }
-        self.pump(successor);
-        self.schedule(successor);
-    }
-
     pub(in crate::engine) fn on_rekey_ike_request(
         &mut self,
         spi: u64,

@@ -1,13 +1,10 @@
 //! INFORMATIONAL: deletes and liveness checks (RFC 7296 §1.4, §2.4), and local deletes.
 
-use iked_common::wire::{Delete, ExchangeType, NotifyType, Payload, ProtocolId};
+use iked_common::wire::{Delete, ExchangeType, Payload, ProtocolId};
 
 use crate::engine::Engine;
 
-use crate::engine::ipc::*;
-use crate::engine::message::*;
 use crate::engine::state::*;
-use crate::engine::tasks::*;
 
 impl Engine {
     /// Sends the DELETE of the IKE SA itself (RFC 7296 §1.4.1).
@@ -90,74 +87,5 @@ impl Engine {
         for child in ours_deleted {
             self.remove_child(child);
         }
-    }
-
-    /// Deletes an IKE SA with the peer (INFORMATIONAL DELETE) when it is
-    /// established, else locally.
-    pub(crate) fn request_delete_ike(&mut self, spi: u64) {
-        let Some(sa) = self.ikes.get_mut(&spi) else {
-            return;
-        };
-        if sa.out_cipher.is_none() || matches!(sa.state, IkeState::InitSent | IkeState::InitDone) {
-            self.delete_ike_local(spi, "terminated");
-            return;
-        }
-        if sa.queue.contains(&Task::DeleteIke) || sa.state == IkeState::Deleting {
-            return;
-        }
-        // Deletion goes before anything else queued.
-        sa.queue.retain(|t| matches!(t, Task::DeleteIke));
-        sa.queue.push_front(Task::DeleteIke);
-        self.pump(spi);
-        self.schedule(spi);
-    }
-
-    /// Forgets an IKE SA and its Child SAs (kernel entries removed).
-    pub(crate) fn delete_ike_local(&mut self, spi: u64, reason: &str) {
-        self.hand_over_child_work(spi);
-        let Some(sa) = self.ikes.get(&spi) else {
-            return;
-        };
-        let children = sa.children.clone();
-        for child in children {
-            self.remove_child(child);
-        }
-        let Some(sa) = self.remove_ike(spi) else {
-            return;
-        };
-        // Replies to its pending requests will still come: consume them quietly.
-        for (ike, wait) in self.waits.values_mut() {
-            if *ike == spi {
-                *wait = Wait::Other;
-            }
-        }
-        log::info!(
-            "policy {}: IKE SA {:016x}/{:016x} with {} removed: {reason}",
-            sa.policy,
-            sa.spi_i,
-            sa.spi_r,
-            sa.peer
-        );
-        if !sa.no_restart {
-            self.plan_restart(&sa.policy);
-        }
-    }
-
-    pub(in crate::engine) fn abort_negotiation(&mut self, spi: u64, reason: &str) {
-        let Some(sa) = self.ikes.get_mut(&spi) else {
-            return;
-        };
-        if sa.state == IkeState::Established {
-            // Only the exchange being prepared fails; the IKE SA stays.
-            sa.prep = None;
-            if let Some(answer) = sa.answering.take() {
-                self.refuse(
-                    PeerRequest::new(spi, ExchangeType::CreateChildSa, answer.message_id),
-                    NotifyType::TemporaryFailure,
-                );
-            }
-            return;
-        }
-        self.delete_ike_local(spi, reason);
     }
 }
