@@ -1,7 +1,7 @@
 //! The public entry points: every event enters here, and only here is `now` set.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -370,25 +370,7 @@ impl Engine {
     /// Runs the timers that are due.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = now;
-        // Take what is due first, then serve each SA once: whatever the
-        // service schedules anew waits for the next call, so a deadline
-        // that stays in the past cannot spin here.
-        let mut due = Vec::new();
-        let mut seen = HashSet::new();
-        while let Some(Reverse((at, spi))) = self.timers.peek().copied() {
-            if at > now {
-                break;
-            }
-            self.timers.pop();
-            if let Some(sa) = self.ikes.get_mut(&spi) {
-                if sa.scheduled == Some(at) {
-                    sa.scheduled = None;
-                }
-                if seen.insert(spi) {
-                    due.push(spi);
-                }
-            }
-        }
+        let due = self.take_due_timers();
         for spi in due {
             self.service(spi);
         }

@@ -1,6 +1,7 @@
 //! Deadlines: the timer heap and what each IKE SA is due to do when its deadline comes.
 
 use std::cmp::Reverse;
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use iked_common::config::PolicyInitiation;
@@ -34,6 +35,31 @@ impl Expiry {
 }
 
 impl Engine {
+    /// The IKE SAs whose deadline has come, each once, taken off the heap.
+    /// What is due is taken first and each SA served once: whatever the
+    /// service schedules anew waits for the next call, so a deadline that
+    /// stays in the past cannot spin.
+    pub(super) fn take_due_timers(&mut self) -> Vec<u64> {
+        let now = self.now;
+        let mut due = Vec::new();
+        let mut seen = HashSet::new();
+        while let Some(Reverse((at, spi))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            if let Some(sa) = self.ikes.get_mut(&spi) {
+                if sa.scheduled == Some(at) {
+                    sa.scheduled = None;
+                }
+                if seen.insert(spi) {
+                    due.push(spi);
+                }
+            }
+        }
+        due
+    }
+
     /// The end of the grace a replaced SA gets for the peer's DELETE.
     pub(super) fn rekeyed_grace_end(&self) -> Instant {
         self.now + self.settings.rekeyed_grace
