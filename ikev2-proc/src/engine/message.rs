@@ -44,7 +44,34 @@ pub(super) fn sa_init_response_header(initiator_spi: u64, responder_spi: u64) ->
     }
 }
 
+/// Our IKE_SA_INIT request (message 0) is answered: the window is free,
+/// and the responder's requests start at message 0 too (RFC 7296 §2.2).
+pub(super) fn sa_init_answered(sa: &mut IkeSa) {
+    sa.outstanding = None;
+    sa.expected_message_id = 0;
+}
+
 impl Engine {
+    /// Sends our IKE_SA_INIT request, message 0, retransmitted like any
+    /// other request until answered (RFC 7296 §2.1, §2.2).
+    pub(super) fn send_sa_init_request(&mut self, spi: u64, datagram: Vec<u8>) {
+        let now = self.now;
+        let base = self.settings.retransmit_base;
+        let Some(sa) = self.ikes.get_mut(&spi) else {
+            return;
+        };
+        sa.next_message_id = 1;
+        let (local, peer) = (sa.local, sa.peer);
+        sa.outstanding = Some(Outstanding {
+            message_id: 0,
+            datagram: datagram.clone(),
+            transmissions: 1,
+            deadline: now + base,
+            ctx: RequestCtx::SaInit,
+        });
+        self.send_datagram(local, peer, datagram);
+    }
+
     pub(super) fn send_clear_notify(
         &mut self,
         local: SocketAddr,

@@ -12,6 +12,49 @@
 //! half-open responder SAs also by (initiator SPI, peer address) and
 //! counted by source address, Child SAs by inbound SPI and counted by
 //! policy, timers in a heap. No per-packet scan over all SAs.
+//!
+//! # Layout
+//!
+//! One `impl Engine` spread over files by layer, top to bottom:
+//!
+//! - `api.rs`: every `pub fn`, the events in; the only place `now` is set.
+//! - Dispatch: `message.rs` (inbound half: decode, open, message IDs, the
+//!   response cache, then the exchange handler), `ipc.rs` (a ca or pfkey
+//!   reply resumes the SA that waits), `timers.rs` (what is due),
+//!   `tasks.rs` (the queue of requests an IKE SA is to make, window 1, and
+//!   their adoption by a rekeyed IKE SA), `kernel_events.rs` (ACQUIRE,
+//!   EXPIRE, trap policies), `control.rs` (`show sa` and its counters).
+//! - `exchange/`: the protocol, one file per exchange and role, as
+//!   strongSwan's tasks: `ike_sa_init`, `ike_auth`, `ike_establish` (an IKE
+//!   SA coming up, both roles), `child_create`, `ike_rekey`,
+//!   `informational`, with `_responder` files where a role is long.
+//! - Below the exchanges: `message.rs` (outbound half: seal, send request
+//!   or response, retransmit, `refuse`), `digest.rs` (payload lookup and
+//!   builders), `keys.rs`, `nat.rs`, `identity.rs`, `admission.rs` (what an
+//!   unauthenticated peer may cost: cookies, half-open counts),
+//!   `sa_table.rs`, `child_sa.rs`, `state.rs` (the SA types).
+//!
+//! # Rules that keep it so
+//!
+//! - An exchange module calls the layers below it, and forward only into
+//!   the next step of the same negotiation (`ike_sa_init` -> `ike_auth` ->
+//!   `ike_establish`); never a dispatcher, never back.
+//! - Only `message.rs` emits [`Action::Send`] and moves message IDs, the
+//!   window and the response cache (a responder's IKE SA is born expecting
+//!   message 1, IKE_SA_INIT having been 0); `nat.rs` alone sends NAT
+//!   keepalives.
+//! - Only `sa_table.rs` writes the IKE SA map and its indexes (`by_policy`,
+//!   `by_identity`, `by_init`) and removes an IKE SA; only `child_sa.rs`
+//!   writes the Child SA map, its counts and the kernel-policy owners.
+//! - Only `child_sa.rs` and `kernel_events.rs` ask pfkey to add or delete
+//!   an SA or a policy.
+//! - Deadlines only through `timers.rs`: it alone reads and writes the
+//!   timer heap, and an IKE SA's removal time is a named `timers::Expiry`.
+//! - Items are `pub(super)` (`pub(in crate::engine)` under `exchange/`)
+//!   unless the process needs them; the only `pub fn`s are in `api.rs`.
+//! - Tests (`tests/`: a harness in `mod.rs`, cases by topic) drive the
+//!   public API and a few `cfg(test)` accessors below; `tests/digest.rs`
+//!   holds the bytes of seeded runs, which a restructuring must not change.
 
 mod admission;
 mod api;

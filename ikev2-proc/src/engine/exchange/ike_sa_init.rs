@@ -15,6 +15,7 @@ use crate::engine::digest::*;
 use crate::engine::identity::*;
 use crate::engine::ipc::*;
 use crate::engine::keys::*;
+use crate::engine::message::*;
 use crate::engine::nat::*;
 use crate::engine::state::*;
 use crate::engine::timers::Expiry;
@@ -132,16 +133,7 @@ impl Engine {
         sa.kex = Some(kex);
         sa.offered = Some(offered);
         sa.init_request = datagram.clone();
-        sa.next_message_id = 1;
-        let (local, peer) = (sa.local, sa.peer);
-        sa.outstanding = Some(Outstanding {
-            message_id: 0,
-            datagram: datagram.clone(),
-            transmissions: 1,
-            deadline: self.now + self.settings.retransmit_base,
-            ctx: RequestCtx::SaInit,
-        });
-        self.send_datagram(local, peer, datagram);
+        self.send_sa_init_request(spi, datagram);
         Ok(())
     }
 
@@ -250,8 +242,7 @@ impl Engine {
         sa.in_cipher = Some(in_cipher);
         sa.init_response = datagram.to_vec();
         sa.kex = None;
-        sa.outstanding = None;
-        sa.expected_message_id = 0;
+        sa_init_answered(sa);
         sa.last_heard = self.now;
         if (sa.nat_detected || force) && nat_supported {
             float_to_natt(spi, sa, &self.settings);
