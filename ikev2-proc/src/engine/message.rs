@@ -51,6 +51,12 @@ pub(super) fn sa_init_answered(sa: &mut IkeSa) {
     sa.expected_message_id = 0;
 }
 
+/// Our outstanding request on an IKE SA that goes away, given up: what it
+/// was, so its work can move to the successor.
+pub(super) fn abandon_request(sa: &mut IkeSa) -> Option<RequestCtx> {
+    sa.outstanding.take().map(|o| o.ctx)
+}
+
 impl Engine {
     /// Sends our IKE_SA_INIT request, message 0, retransmitted like any
     /// other request until answered (RFC 7296 §2.1, §2.2).

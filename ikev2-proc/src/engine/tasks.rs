@@ -5,6 +5,7 @@ use iked_common::wire::{Delete, ExchangeType, Payload, ProtocolId};
 use crate::engine::Engine;
 
 use crate::engine::ipc::*;
+use crate::engine::message::abandon_request;
 use crate::engine::state::*;
 
 /// Work an IKE SA has to do as the requester, one at a time (window 1).
@@ -150,7 +151,7 @@ impl Engine {
             })
             .collect();
         let mut reset = Vec::new();
-        match sa.outstanding.take().map(|o| o.ctx) {
+        match abandon_request(sa) {
             Some(RequestCtx::DeleteChildren { spis }) => {
                 tasks.insert(0, Task::DeleteChildren { spis })
             }
