@@ -18,7 +18,6 @@ use crate::engine::{proposals, selectors};
 use crate::engine::ipc::*;
 use crate::engine::keys::*;
 use crate::engine::state::*;
-use crate::engine::tasks::*;
 
 /// Inbound ESP SPIs are taken from this range (below 256 is reserved, RFC 4303 §2.1).
 pub(super) const SPI_MIN: u32 = 0x100;

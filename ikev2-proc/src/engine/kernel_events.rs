@@ -13,7 +13,6 @@ use crate::engine::Engine;
 
 use crate::engine::ipc::*;
 use crate::engine::state::*;
-use crate::engine::tasks::*;
 
 pub(crate) struct Trap {
     pub reqid: u32,

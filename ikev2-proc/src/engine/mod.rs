@@ -49,7 +49,7 @@
 //! - Only `child_sa.rs` and `kernel_events.rs` ask pfkey to add or delete
 //!   an SA or a policy.
 //! - Deadlines only through `timers.rs`: it alone reads and writes the
-//!   timer heap, and an IKE SA's removal time is a named `timers::Expiry`.
+//!   timer heap, and an IKE SA's removal time is a named `state::Expiry`.
 //! - Items are `pub(super)` (`pub(in crate::engine)` under `exchange/`)
 //!   unless the process needs them; the only `pub fn`s are in `api.rs`.
 //! - Tests (`tests/`: a harness in `mod.rs`, cases by topic) drive the
@@ -93,9 +93,9 @@ use admission::*;
 use control::*;
 use ipc::*;
 use kernel_events::*;
-use state::*;
 #[cfg(test)]
-use tasks::Task;
+use state::Task;
+use state::*;
 
 /// Tunable constants of the protocol machinery.
 #[derive(Debug, Clone)]

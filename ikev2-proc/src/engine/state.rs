@@ -11,9 +11,6 @@ use iked_common::wire::{Identity, SecurityAssociation};
 
 use crate::engine::proposals::{ChildSuite, IkeSuite};
 
-use crate::engine::tasks::*;
-use crate::engine::timers::Expiry;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum IkeState {
     /// Initiator: IKE_SA_INIT sent.
@@ -171,6 +168,39 @@ pub(crate) struct ChildAnswer {
 pub(crate) struct AuthCheck {
     pub message: Vec<iked_common::wire::Payload>,
     pub child: Option<ChildDraft>,
+}
+
+/// Work an IKE SA has to do as the requester, one at a time (window 1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Task {
+    CreateChild { flow_index: usize },
+    RekeyChild { spi_in: u32 },
+    RekeyIke,
+    DeleteChildren { spis: Vec<u32> },
+    DeleteIke,
+    Dpd,
+}
+
+/// Why an IKE SA is to be removed at a set time (what one `delete_at`
+/// field used to mean three ways).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expiry {
+    /// A responder's SA not authenticated within `half_open_timeout`.
+    HalfOpen(Instant),
+    /// An initiator's SA waiting for pfkey and ca before IKE_AUTH goes
+    /// out: the wait is bounded by `half_open_timeout` too.
+    Preparing(Instant),
+    /// Replaced by a rekey: the peer is to delete it within
+    /// `rekeyed_grace`, else we do (RFC 7296 §2.18).
+    Replaced(Instant),
+}
+
+impl Expiry {
+    pub(super) fn at(self) -> Instant {
+        match self {
+            Expiry::HalfOpen(at) | Expiry::Preparing(at) | Expiry::Replaced(at) => at,
+        }
+    }
 }
 
 /// One IKE SA.

@@ -8,17 +8,6 @@ use crate::engine::ipc::*;
 use crate::engine::message::abandon_request;
 use crate::engine::state::*;
 
-/// Work an IKE SA has to do as the requester, one at a time (window 1).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Task {
-    CreateChild { flow_index: usize },
-    RekeyChild { spi_in: u32 },
-    RekeyIke,
-    DeleteChildren { spis: Vec<u32> },
-    DeleteIke,
-    Dpd,
-}
-
 impl Engine {
     /// Starts the next queued request if the window is free.
     pub(crate) fn pump(&mut self, spi: u64) {

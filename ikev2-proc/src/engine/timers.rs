@@ -10,29 +10,6 @@ use iked_common::ipc::InitiationMode;
 use crate::engine::Engine;
 
 use crate::engine::state::*;
-use crate::engine::tasks::*;
-
-/// Why an IKE SA is to be removed at a set time (what one `delete_at`
-/// field used to mean three ways).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Expiry {
-    /// A responder's SA not authenticated within `half_open_timeout`.
-    HalfOpen(Instant),
-    /// An initiator's SA waiting for pfkey and ca before IKE_AUTH goes
-    /// out: the wait is bounded by `half_open_timeout` too.
-    Preparing(Instant),
-    /// Replaced by a rekey: the peer is to delete it within
-    /// `rekeyed_grace`, else we do (RFC 7296 §2.18).
-    Replaced(Instant),
-}
-
-impl Expiry {
-    pub(super) fn at(self) -> Instant {
-        match self {
-            Expiry::HalfOpen(at) | Expiry::Preparing(at) | Expiry::Replaced(at) => at,
-        }
-    }
-}
 
 impl Engine {
     /// The IKE SAs whose deadline has come, each once, taken off the heap.

@@ -11,7 +11,6 @@ use crate::engine::Engine;
 use crate::engine::digest::*;
 use crate::engine::keys::*;
 use crate::engine::state::*;
-use crate::engine::tasks::*;
 
 impl Engine {
     pub(in crate::engine) fn send_create_child(&mut self, spi: u64, child_spi: u32) {

@@ -5,7 +5,6 @@ use crate::engine::Engine;
 use crate::engine::admission::*;
 use crate::engine::identity::*;
 use crate::engine::state::*;
-use crate::engine::tasks::*;
 
 impl Engine {
     /// RFC 7296 §2.4: INITIAL_CONTACT: other IKE SAs of the same policy

@@ -13,9 +13,8 @@ use crate::engine::Engine;
 use crate::engine::digest::*;
 use crate::engine::keys::*;
 use crate::engine::message::*;
+use crate::engine::state::Expiry;
 use crate::engine::state::*;
-use crate::engine::tasks::*;
-use crate::engine::timers::Expiry;
 
 impl Engine {
     pub(in crate::engine) fn send_rekey_ike(&mut self, spi: u64) {

@@ -17,8 +17,8 @@ use crate::engine::ipc::*;
 use crate::engine::keys::*;
 use crate::engine::message::*;
 use crate::engine::nat::*;
+use crate::engine::state::Expiry;
 use crate::engine::state::*;
-use crate::engine::timers::Expiry;
 
 impl Engine {
     /// Starts an IKE SA for policy `name` (its first Child SA for flow

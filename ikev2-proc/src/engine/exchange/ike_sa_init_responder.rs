@@ -16,8 +16,8 @@ use crate::engine::digest::*;
 use crate::engine::keys::*;
 use crate::engine::message::*;
 use crate::engine::nat::*;
+use crate::engine::state::Expiry;
 use crate::engine::state::*;
-use crate::engine::timers::Expiry;
 
 impl Engine {
     pub(in crate::engine) fn on_sa_init_request(
