@@ -1,7 +1,6 @@
 //! What an unauthenticated peer may cost us: cookies (RFC 7296 §2.6), half-open SA counts per source, rate-limited logs.
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::Instant;
 
 use iked_common::logging::held_back_text;
 use iked_common::wire::{Message, NotifyType, Payload};
@@ -12,29 +11,6 @@ use crate::engine::state::*;
 
 /// Log lines about unauthenticated requests: at most this many a second.
 pub(super) const UNAUTHENTICATED_LOG_BURST: u32 = 5;
-
-/// Half-open SAs of one source address.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct SourceCount {
-    /// All of them.
-    pub total: usize,
-    /// Those whose IKE_SA_INIT carried a valid cookie.
-    pub with_cookie: usize,
-}
-
-/// A cookie secret (RFC 7296 §2.6), zeroed when dropped.
-pub(crate) type CookieSecret = zeroize::Zeroizing<[u8; 32]>;
-
-/// The cookie secrets: the current one, which makes new cookies, and the
-/// one before it, still accepted so that a cookie made just before a
-/// rotation works. The first octet of a cookie is its secret's version.
-pub(crate) struct CookieSecrets {
-    pub version: u8,
-    pub current: CookieSecret,
-    pub previous: Option<CookieSecret>,
-    /// When `current` is to be replaced.
-    pub rotate_at: Instant,
-}
 
 /// What the half-open counts need to know of an SA leaving them.
 pub(crate) struct HalfOpenRecord {

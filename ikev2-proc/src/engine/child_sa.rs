@@ -15,7 +15,6 @@ use crate::engine::proposals::ChildSuite;
 use crate::engine::Engine;
 use crate::engine::{proposals, selectors};
 
-use crate::engine::ipc::*;
 use crate::engine::keys::*;
 use crate::engine::state::*;
 

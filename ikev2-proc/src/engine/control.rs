@@ -1,7 +1,7 @@
 //! Operator commands: `show sa` and the kernel counters it carries.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use iked_common::ipc::{ControlReply, IkeSaInfo, Ikev2ToPfkey, PfkeyToIkev2, MAX_COUNTER_REQUEST};
 use iked_common::kernel::{IpsecProtocol, SaCounters, SaId};
@@ -23,20 +23,6 @@ pub(super) const EXPIRED_COUNTER_IDS: usize = 64;
 /// At most this many `show sa` wait for counters at once (each holds its
 /// list); more are answered at once without counters.
 pub(super) const MAX_COUNTER_QUERIES: usize = 16;
-
-/// A `show sa` waiting for the kernel's counters.
-pub(crate) struct CounterQuery {
-    /// The control request to answer.
-    pub(super) control_id: u64,
-    pub(super) deadline: Instant,
-    /// The SA list as it was when asked, filled in when the counters come.
-    pub(super) list: Vec<IkeSaInfo>,
-    /// How many IKE SAs there were (the list may be cut to the size limit).
-    pub(super) total: u64,
-    /// Each listed Child SA's kernel SAs, by its inbound SPI text:
-    /// (inbound, outbound).
-    pub(super) sas: HashMap<String, (SaId, SaId)>,
-}
 
 impl Engine {
     /// Asks pfkey for the counters of the installed Child SAs in `list`;

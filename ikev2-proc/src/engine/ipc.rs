@@ -6,26 +6,6 @@ use iked_common::kernel::FailureKind;
 use crate::engine::state::*;
 use crate::engine::{Action, Engine};
 
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Wait {
-    /// Inbound SPI for the child of the request we prepare.
-    RequestSpi,
-    /// Our AUTH for IKE_AUTH (initiator).
-    RequestSign,
-    /// Check of the responder's AUTH (initiator).
-    VerifyResponder,
-    /// Check of the initiator's AUTH (responder).
-    VerifyInitiator,
-    /// Inbound SPI for the child of the answer we prepare.
-    AnswerSpi,
-    /// Our AUTH for the IKE_AUTH response.
-    AnswerSign,
-    /// An SA install for a Child SA (by inbound SPI).
-    InstallSa { child: u32 },
-    /// A policy install, a delete: only the outcome is logged.
-    Other,
-}
-
 impl Engine {
     pub(super) fn dispatch_pfkey(&mut self, message: PfkeyToIkev2) {
         match message {

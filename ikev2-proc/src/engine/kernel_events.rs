@@ -11,13 +11,7 @@ use iked_common::kernel::{
 
 use crate::engine::Engine;
 
-use crate::engine::ipc::*;
 use crate::engine::state::*;
-
-pub(crate) struct Trap {
-    pub reqid: u32,
-    pub policy: iked_common::kernel::PolicyParams,
-}
 
 impl Engine {
     /// Installs the outbound trap policies of active policies and removes

@@ -89,10 +89,6 @@ use iked_common::kernel::Selector;
 use iked_common::logging::RateLimit;
 use iked_common::wire::Identity;
 
-use admission::*;
-use control::*;
-use ipc::*;
-use kernel_events::*;
 #[cfg(test)]
 use state::Task;
 use state::*;

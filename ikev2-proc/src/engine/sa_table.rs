@@ -1,10 +1,10 @@
 //! Indexes over the SAs (by identity, by IKE SA family, reqids).
 
 use crate::engine::admission::HalfOpenRecord;
-use crate::engine::ipc::Wait;
 use crate::engine::message::PeerRequest;
 use crate::engine::state::IkeSa;
 use crate::engine::state::IkeState;
+use crate::engine::state::Wait;
 use crate::engine::Engine;
 use iked_common::wire::{ExchangeType, NotifyType};
 

@@ -1,12 +1,13 @@
 //! IKE and Child SAs and the work in flight on them.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use iked_common::crypto::keys::{ChildSaKeys, IkeSaKeys};
 use iked_common::crypto::{KeMethod, KeyExchange, SkCipher};
-use iked_common::kernel::Selector;
+use iked_common::ipc::IkeSaInfo;
+use iked_common::kernel::{SaId, Selector};
 use iked_common::wire::{Identity, SecurityAssociation};
 
 use crate::engine::proposals::{ChildSuite, IkeSuite};
@@ -371,4 +372,68 @@ pub(crate) struct ChildSa {
     pub min_nonce: Vec<u8>,
     /// Set on the old SA when the peer rekeyed it while our rekey was pending.
     pub peer_rekey: Option<u32>,
+}
+
+// What the engine holds beside the SAs.
+
+/// Half-open SAs of one source address.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct SourceCount {
+    /// All of them.
+    pub total: usize,
+    /// Those whose IKE_SA_INIT carried a valid cookie.
+    pub with_cookie: usize,
+}
+
+/// A cookie secret (RFC 7296 §2.6), zeroed when dropped.
+pub(crate) type CookieSecret = zeroize::Zeroizing<[u8; 32]>;
+
+/// The cookie secrets: the current one, which makes new cookies, and the
+/// one before it, still accepted so that a cookie made just before a
+/// rotation works. The first octet of a cookie is its secret's version.
+pub(crate) struct CookieSecrets {
+    pub version: u8,
+    pub current: CookieSecret,
+    pub previous: Option<CookieSecret>,
+    /// When `current` is to be replaced.
+    pub rotate_at: Instant,
+}
+
+/// A `show sa` waiting for the kernel's counters.
+pub(crate) struct CounterQuery {
+    /// The control request to answer.
+    pub(super) control_id: u64,
+    pub(super) deadline: Instant,
+    /// The SA list as it was when asked, filled in when the counters come.
+    pub(super) list: Vec<IkeSaInfo>,
+    /// How many IKE SAs there were (the list may be cut to the size limit).
+    pub(super) total: u64,
+    /// Each listed Child SA's kernel SAs, by its inbound SPI text:
+    /// (inbound, outbound).
+    pub(super) sas: HashMap<String, (SaId, SaId)>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Wait {
+    /// Inbound SPI for the child of the request we prepare.
+    RequestSpi,
+    /// Our AUTH for IKE_AUTH (initiator).
+    RequestSign,
+    /// Check of the responder's AUTH (initiator).
+    VerifyResponder,
+    /// Check of the initiator's AUTH (responder).
+    VerifyInitiator,
+    /// Inbound SPI for the child of the answer we prepare.
+    AnswerSpi,
+    /// Our AUTH for the IKE_AUTH response.
+    AnswerSign,
+    /// An SA install for a Child SA (by inbound SPI).
+    InstallSa { child: u32 },
+    /// A policy install, a delete: only the outcome is logged.
+    Other,
+}
+
+pub(crate) struct Trap {
+    pub reqid: u32,
+    pub policy: iked_common::kernel::PolicyParams,
 }

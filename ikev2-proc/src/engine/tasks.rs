@@ -4,7 +4,6 @@ use iked_common::wire::{Delete, ExchangeType, Payload, ProtocolId};
 
 use crate::engine::Engine;
 
-use crate::engine::ipc::*;
 use crate::engine::message::abandon_request;
 use crate::engine::state::*;
 

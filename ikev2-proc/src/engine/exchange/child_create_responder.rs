@@ -11,7 +11,6 @@ use crate::engine::selectors;
 use crate::engine::Engine;
 
 use crate::engine::digest::*;
-use crate::engine::ipc::*;
 use crate::engine::keys::*;
 use crate::engine::message::*;
 use crate::engine::state::*;

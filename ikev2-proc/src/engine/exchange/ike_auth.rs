@@ -7,7 +7,6 @@ use crate::engine::Engine;
 
 use crate::engine::digest::*;
 use crate::engine::identity::*;
-use crate::engine::ipc::*;
 use crate::engine::keys::*;
 use crate::engine::state::*;
 

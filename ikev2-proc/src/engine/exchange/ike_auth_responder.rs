@@ -15,7 +15,6 @@ use crate::engine::Engine;
 use crate::engine::child_sa::*;
 use crate::engine::digest::*;
 use crate::engine::identity::*;
-use crate::engine::ipc::*;
 use crate::engine::keys::*;
 use crate::engine::message::*;
 use crate::engine::state::*;

@@ -13,7 +13,6 @@ use crate::engine::Engine;
 
 use crate::engine::digest::*;
 use crate::engine::identity::*;
-use crate::engine::ipc::*;
 use crate::engine::keys::*;
 use crate::engine::message::*;
 use crate::engine::nat::*;

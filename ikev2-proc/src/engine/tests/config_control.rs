@@ -64,7 +64,7 @@ fn show_sa_answers_without_counters_when_pfkey_is_silent() {
     w.a.engine.handle_control(w.now, 4, ControlCommand::ShowSa);
     w.settle();
     assert!(w.a.control_replies.is_empty(), "waits for the counters");
-    w.advance_by(crate::engine::COUNTERS_TIMEOUT - Duration::from_millis(1));
+    w.advance_by(crate::engine::control::COUNTERS_TIMEOUT - Duration::from_millis(1));
     assert!(w.a.control_replies.is_empty(), "waits up to the bound");
     w.advance_by(Duration::from_millis(1));
     let Some((4, ControlReply::SaList { sas: list, .. })) = w.a.control_replies.pop() else {

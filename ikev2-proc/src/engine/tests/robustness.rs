@@ -379,7 +379,7 @@ fn one_source_gets_its_share_of_half_open_sas_and_spoofing_cannot_take_it() {
 
 #[test]
 fn ipv6_sources_share_their_half_open_share_by_slash_64() {
-    let key = |s: &str| crate::engine::source_key(ip(s));
+    let key = |s: &str| crate::engine::admission::source_key(ip(s));
     assert_eq!(key("2001:db8:1:2::1"), key("2001:db8:1:2:ffff::7"));
     assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
     assert_eq!(key("192.0.2.1"), ip("192.0.2.1"));
