@@ -498,9 +498,11 @@ impl Engine {
         ni: &[u8],
         nr: &[u8],
     ) -> Option<u32> {
+        let msg = Inbound::of(inner);
         let sa = self.ikes.get(&spi)?;
         let policy_name = sa.policy.clone();
-        let accepted = sa_payload(inner)
+        let accepted = msg
+            .sa
             .and_then(|answer| proposals::accepted_matches(&draft.offered, answer));
         let Some(proposal) = accepted else {
             log::warn!("policy {policy_name}: Child SA answer has no acceptable proposal");
@@ -510,7 +512,7 @@ impl Engine {
         let spi_out = <[u8; 4]>::try_from(proposal.spi.as_slice())
             .ok()
             .map(u32::from_be_bytes)?;
-        let Some((tsi, tsr)) = ts_payloads(inner) else {
+        let Some((tsi, tsr)) = msg.ts() else {
             log::warn!("policy {policy_name}: Child SA answer without traffic selectors");
             return None;
         };
@@ -521,7 +523,7 @@ impl Engine {
             );
             return None;
         };
-        let transport = notify_in(inner, NotifyType::UseTransportMode).is_some();
+        let transport = msg.notify(NotifyType::UseTransportMode).is_some();
         if transport != draft.transport {
             log::warn!("policy {policy_name}: peer disagrees on transport mode");
             return None;

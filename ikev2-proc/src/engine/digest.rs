@@ -1,67 +1,73 @@
-//! Payloads: lookup in a decoded message, and builders for the ones
+//! Payloads: a decoded message's payloads read once (`Inbound`), and
+//! builders for the ones
 //! several exchanges send (TSi/TSr, USE_TRANSPORT_MODE).
 
 use iked_common::kernel::Selector;
 use iked_common::wire::{
-    KeyExchange as KePayload, Nonce, Notify, NotifyType, Payload, SecurityAssociation,
-    TrafficSelectors,
+    Authentication, Identity, KeyExchange as KePayload, Nonce, Notify, NotifyType, Payload,
+    SecurityAssociation, TrafficSelectors,
 };
 
 use crate::engine::selectors;
 
-pub(super) fn find_payload<T>(
-    payloads: &[Payload],
-    pick: impl Fn(&Payload) -> Option<&T>,
-) -> Option<&T> {
-    payloads.iter().find_map(pick)
-}
-
-pub(super) fn notify_in(payloads: &[Payload], notify_type: NotifyType) -> Option<&Notify> {
+fn notify_in(payloads: &[Payload], notify_type: NotifyType) -> Option<&Notify> {
     payloads.iter().find_map(|p| match p {
         Payload::Notify(n) if n.notify_type == notify_type => Some(n),
         _ => None,
     })
 }
 
-/// The first error notification (types below 16384, RFC 7296 §3.10.1).
-pub(super) fn error_notify(payloads: &[Payload]) -> Option<NotifyType> {
-    payloads.iter().find_map(|p| match p {
-        Payload::Notify(n) if n.notify_type.value() < 16384 => Some(n.notify_type),
-        _ => None,
-    })
+/// A message's payloads, looked through once: the first of each kind the
+/// exchanges read, and the first error notify (RFC 7296 §3.10.1).
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Inbound<'a> {
+    pub payloads: &'a [Payload],
+    pub sa: Option<&'a SecurityAssociation>,
+    pub ke: Option<&'a KePayload>,
+    pub nonce: Option<&'a Vec<u8>>,
+    pub tsi: Option<&'a TrafficSelectors>,
+    pub tsr: Option<&'a TrafficSelectors>,
+    pub idi: Option<&'a Identity>,
+    pub idr: Option<&'a Identity>,
+    pub auth: Option<&'a Authentication>,
+    /// The first notify of an error type (below 16384).
+    pub error: Option<NotifyType>,
 }
 
-pub(super) fn sa_payload(payloads: &[Payload]) -> Option<&SecurityAssociation> {
-    find_payload(payloads, |p| match p {
-        Payload::SecurityAssociation(sa) => Some(sa),
-        _ => None,
-    })
-}
+impl<'a> Inbound<'a> {
+    pub(super) fn of(payloads: &'a [Payload]) -> Inbound<'a> {
+        let mut msg = Inbound {
+            payloads,
+            ..Inbound::default()
+        };
+        for payload in payloads {
+            match payload {
+                Payload::SecurityAssociation(sa) => _ = msg.sa.get_or_insert(sa),
+                Payload::KeyExchange(ke) => _ = msg.ke.get_or_insert(ke),
+                Payload::Nonce(Nonce(n)) => _ = msg.nonce.get_or_insert(n),
+                Payload::TsInitiator(ts) => _ = msg.tsi.get_or_insert(ts),
+                Payload::TsResponder(ts) => _ = msg.tsr.get_or_insert(ts),
+                Payload::IdInitiator(id) => _ = msg.idi.get_or_insert(id),
+                Payload::IdResponder(id) => _ = msg.idr.get_or_insert(id),
+                Payload::Authentication(a) => _ = msg.auth.get_or_insert(a),
+                Payload::Notify(n) if n.notify_type.value() < 16384 => {
+                    _ = msg.error.get_or_insert(n.notify_type)
+                }
+                _ => {}
+            }
+        }
+        msg
+    }
 
-pub(super) fn nonce_payload(payloads: &[Payload]) -> Option<&Vec<u8>> {
-    find_payload(payloads, |p| match p {
-        Payload::Nonce(Nonce(n)) => Some(n),
-        _ => None,
-    })
-}
+    /// The first notify of `notify_type`.
+    pub(super) fn notify(&self, notify_type: NotifyType) -> Option<&'a Notify> {
+        notify_in(self.payloads, notify_type)
+    }
 
-pub(super) fn ke_payload(payloads: &[Payload]) -> Option<&KePayload> {
-    find_payload(payloads, |p| match p {
-        Payload::KeyExchange(ke) => Some(ke),
-        _ => None,
-    })
-}
-
-pub(super) fn ts_payloads(payloads: &[Payload]) -> Option<(&TrafficSelectors, &TrafficSelectors)> {
-    let tsi = find_payload(payloads, |p| match p {
-        Payload::TsInitiator(ts) => Some(ts),
-        _ => None,
-    })?;
-    let tsr = find_payload(payloads, |p| match p {
-        Payload::TsResponder(ts) => Some(ts),
-        _ => None,
-    })?;
-    Some((tsi, tsr))
+    /// TSi and TSr, when both are there.
+    pub(super) fn ts(&self) -> Option<(&'a TrafficSelectors, &'a TrafficSelectors)> {
+        Some((self.tsi?, self.tsr?))
+    }
 }
 
 /// TSi and TSr for a Child SA of `flow` (RFC 7296 §2.9): TSi is the

@@ -114,10 +114,12 @@ impl Engine {
         inner: Vec<Payload>,
         draft: ChildDraft,
     ) {
+        let msg = Inbound::of(&inner);
         let rekey_of = draft.rekey_of;
         // RFC 7296 §1.3: INVALID_KE_PAYLOAD names the PFS group wanted;
         // retry once with it if our proposals allow it.
-        let wanted = notify_in(&inner, NotifyType::InvalidKePayload)
+        let wanted = msg
+            .notify(NotifyType::InvalidKePayload)
             .and_then(|n| n.invalid_ke_group())
             .and_then(|g| iked_common::crypto::KeMethod::from_iana(g.value()));
         if let Some(method) = wanted {
@@ -150,7 +152,7 @@ impl Engine {
                 return;
             }
         }
-        if let Some(error) = error_notify(&inner) {
+        if let Some(error) = msg.error {
             let policy = self
                 .ikes
                 .get(&spi)
@@ -180,10 +182,10 @@ impl Engine {
             }
             return;
         }
-        let Some(nr) = nonce_payload(&inner).cloned() else {
+        let Some(nr) = msg.nonce.cloned() else {
             return;
         };
-        let shared = match (&draft.kex, ke_payload(&inner)) {
+        let shared = match (&draft.kex, msg.ke) {
             (Some(kex), Some(ke)) if ke.group.value() == kex.method().iana_id() => {
                 match kex.complete(&ke.data) {
                     Ok(s) => Some(s),

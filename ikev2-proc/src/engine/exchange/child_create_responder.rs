@@ -22,6 +22,7 @@ impl Engine {
         message_id: u32,
         inner: Vec<Payload>,
     ) {
+        let msg = Inbound::of(&inner);
         let request = PeerRequest::new(spi, ExchangeType::CreateChildSa, message_id);
         let Some(sa) = self.ikes.get(&spi) else {
             return;
@@ -29,7 +30,7 @@ impl Engine {
         if sa.state != IkeState::Established && sa.state != IkeState::Rekeyed {
             return self.refuse(request, NotifyType::TemporaryFailure);
         }
-        let Some(offer) = sa_payload(&inner) else {
+        let Some(offer) = msg.sa else {
             return self.refuse(request, NotifyType::InvalidSyntax);
         };
         if offer
@@ -37,7 +38,7 @@ impl Engine {
             .first()
             .is_some_and(|p| p.protocol == ProtocolId::Ike)
         {
-            self.on_rekey_ike_request(spi, message_id, &inner);
+            self.on_rekey_ike_request(spi, message_id, &msg);
             return;
         }
         if sa.state != IkeState::Established {
@@ -46,10 +47,10 @@ impl Engine {
         let Some(policy) = self.policy(&sa.policy).cloned() else {
             return;
         };
-        let Some(peer_nonce) = nonce_payload(&inner).cloned() else {
+        let Some(peer_nonce) = msg.nonce.cloned() else {
             return self.refuse(request, NotifyType::InvalidSyntax);
         };
-        let Some(rekey_of) = self.child_to_rekey(request, &inner) else {
+        let Some(rekey_of) = self.child_to_rekey(request, &msg) else {
             return;
         };
         // RFC 7296 §1.3, §3.10.1: past the cap the peer gets
@@ -58,10 +59,10 @@ impl Engine {
             log::warn!("IKE SA {spi:016x}: CREATE_CHILD_SA refused: {why}");
             return self.refuse(request, NotifyType::NoAdditionalSas);
         }
-        let Some((tsi, tsr)) = ts_payloads(&inner) else {
+        let Some((tsi, tsr)) = msg.ts() else {
             return self.refuse(request, NotifyType::InvalidSyntax);
         };
-        let peer_ke = ke_payload(&inner);
+        let peer_ke = msg.ke;
         let Some((proposal, suite)) = proposals::select_child(&policy.child_proposals, offer, true)
         else {
             return self.refuse(request, NotifyType::NoProposalChosen);
@@ -79,7 +80,7 @@ impl Engine {
                 }
             }
         }
-        let transport_requested = notify_in(&inner, NotifyType::UseTransportMode).is_some();
+        let transport_requested = msg.notify(NotifyType::UseTransportMode).is_some();
         let transport = policy.encapsulation == Encapsulation::Transport;
         if transport != transport_requested {
             return self.refuse(request, NotifyType::NoProposalChosen);
@@ -123,10 +124,10 @@ impl Engine {
     /// The Child SA a CREATE_CHILD_SA request rekeys (its REKEY_SA notify,
     /// RFC 7296 §1.3.3), Some(None) for a new Child SA, or None when the
     /// request was answered here (CHILD_SA_NOT_FOUND, TEMPORARY_FAILURE).
-    fn child_to_rekey(&mut self, request: PeerRequest, inner: &[Payload]) -> Option<Option<u32>> {
+    fn child_to_rekey(&mut self, request: PeerRequest, msg: &Inbound) -> Option<Option<u32>> {
         // REKEY_SA names the SA by the peer's inbound SPI: our outbound one.
         let sa = self.ikes.get(&request.spi)?;
-        let rekey_of = match notify_in(inner, NotifyType::RekeySa).and_then(|n| n.child_spi()) {
+        let rekey_of = match msg.notify(NotifyType::RekeySa).and_then(|n| n.child_spi()) {
             Some(peer_spi) => {
                 let found = sa
                     .children

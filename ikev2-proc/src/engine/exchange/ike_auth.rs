@@ -102,7 +102,8 @@ impl Engine {
         inner: Vec<Payload>,
         child: Option<ChildDraft>,
     ) {
-        if let Some(NotifyType::AuthenticationFailed) = error_notify(&inner) {
+        let msg = Inbound::of(&inner);
+        if let Some(NotifyType::AuthenticationFailed) = msg.error {
             if let Some(sa) = self.ikes.get(&spi) {
                 log::warn!(
                     "policy {}: peer {} refused our authentication (AUTHENTICATION_FAILED)",
@@ -116,14 +117,8 @@ impl Engine {
         let Some(sa) = self.ikes.get(&spi) else {
             return;
         };
-        let idr = find_payload(&inner, |p| match p {
-            Payload::IdResponder(id) => Some(id),
-            _ => None,
-        });
-        let auth = find_payload(&inner, |p| match p {
-            Payload::Authentication(a) => Some(a),
-            _ => None,
-        });
+        let idr = msg.idr;
+        let auth = msg.auth;
         let (Some(idr), Some(auth_payload), Some(suite), Some(keys)) =
             (idr, auth, sa.suite, sa.keys.as_ref())
         else {
@@ -205,7 +200,7 @@ impl Engine {
         };
         let (ni, nr) = (sa.ni.clone(), sa.nr.clone());
         if let Some(draft) = check.child {
-            if let Some(error) = error_notify(&check.message) {
+            if let Some(error) = Inbound::of(&check.message).error {
                 log::warn!("policy {}: no Child SA: peer says {error}", sa.policy);
             } else {
                 self.complete_child_as_initiator(spi, draft, &check.message, None, &ni, &nr);

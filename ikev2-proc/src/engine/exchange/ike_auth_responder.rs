@@ -63,6 +63,7 @@ impl Engine {
         message_id: u32,
         inner: Vec<Payload>,
     ) {
+        let msg = Inbound::of(&inner);
         let request = PeerRequest::new(spi, ExchangeType::IkeAuth, message_id);
         let Some(sa) = self.ikes.get(&spi) else {
             return;
@@ -70,14 +71,8 @@ impl Engine {
         if sa.initiator || sa.state != IkeState::InitDone {
             return;
         }
-        let idi = find_payload(&inner, |p| match p {
-            Payload::IdInitiator(id) => Some(id),
-            _ => None,
-        });
-        let auth_payload = find_payload(&inner, |p| match p {
-            Payload::Authentication(a) => Some(a),
-            _ => None,
-        });
+        let idi = msg.idi;
+        let auth_payload = msg.auth;
         let (Some(idi), Some(auth_payload), Some(suite), Some(keys)) =
             (idi, auth_payload, sa.suite, sa.keys.as_ref())
         else {
@@ -98,12 +93,12 @@ impl Engine {
         let Ok(octets) = auth_octets(suite.prf, sa, keys, Signer::Initiator, &id_body(idi)) else {
             return;
         };
-        let transport_requested = notify_in(&inner, NotifyType::UseTransportMode).is_some();
+        let transport_requested = msg.notify(NotifyType::UseTransportMode).is_some();
         let transport = policy.encapsulation == Encapsulation::Transport;
         // The Child SA is chosen and narrowed once ca has verified the
         // AUTH: nothing is done for an unauthenticated peer beyond what
         // checking it needs (security review L4).
-        let child_offer = match (sa_payload(&inner), ts_payloads(&inner)) {
+        let child_offer = match (msg.sa, msg.ts()) {
             (Some(offer), Some((tsi, tsr))) => Some(ChildOffer {
                 sa: offer.clone(),
                 tsi: tsi.selectors.clone(),
@@ -117,7 +112,7 @@ impl Engine {
         let prf = suite.prf.iana_id();
         let method = auth_payload.method.value();
         let data = auth_payload.data.clone();
-        let initial_contact = notify_in(&inner, NotifyType::InitialContact).is_some();
+        let initial_contact = msg.notify(NotifyType::InitialContact).is_some();
         let peer_id = idi.clone();
         let old_policy = sa.policy.clone();
         self.move_to_policy(spi, &old_policy, &policy_name);

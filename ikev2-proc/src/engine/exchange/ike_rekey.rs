@@ -157,7 +157,7 @@ impl Engine {
         &mut self,
         spi: u64,
         message_id: u32,
-        inner: &[Payload],
+        msg: &Inbound,
     ) {
         let request = PeerRequest::new(spi, ExchangeType::CreateChildSa, message_id);
         let Some(sa) = self.ikes.get(&spi) else {
@@ -169,9 +169,7 @@ impl Engine {
         let Some(policy) = self.policy(&sa.policy).cloned() else {
             return;
         };
-        let (Some(offer), Some(ni), Some(ke)) =
-            (sa_payload(inner), nonce_payload(inner), ke_payload(inner))
-        else {
+        let (Some(offer), Some(ni), Some(ke)) = (msg.sa, msg.nonce, msg.ke) else {
             return self.refuse(request, NotifyType::InvalidSyntax);
         };
         let Some((proposal, suite)) = proposals::select_ike(&policy.ike_proposals, offer) else {
@@ -256,8 +254,10 @@ impl Engine {
         kex: KeyExchange,
         offered: SecurityAssociation,
     ) {
+        let msg = Inbound::of(&inner);
         // RFC 7296 §1.3: the responder may want another group; retry once.
-        let wanted = notify_in(&inner, NotifyType::InvalidKePayload)
+        let wanted = msg
+            .notify(NotifyType::InvalidKePayload)
             .and_then(|n| n.invalid_ke_group())
             .and_then(|g| iked_common::crypto::KeMethod::from_iana(g.value()));
         if let Some(method) = wanted {
@@ -284,17 +284,17 @@ impl Engine {
         }
         let peer_rekey = self.ikes.get_mut(&spi).and_then(|sa| sa.peer_rekey.take());
         let ours = (|| {
-            if error_notify(&inner).is_some() {
+            if msg.error.is_some() {
                 return None;
             }
-            let answer = sa_payload(&inner)?;
+            let answer = msg.sa?;
             let accepted = proposals::accepted_matches(&offered, answer)?;
             let suite = proposals::ike_suite(&accepted)?;
             let peer_spi = <[u8; 8]>::try_from(accepted.spi.as_slice())
                 .ok()
                 .map(u64::from_be_bytes)?;
-            let nr = nonce_payload(&inner)?.clone();
-            let ke = ke_payload(&inner)?;
+            let nr = msg.nonce?.clone();
+            let ke = msg.ke?;
             if ke.group.value() != kex.method().iana_id() || suite.ke != kex.method() {
                 return None;
             }

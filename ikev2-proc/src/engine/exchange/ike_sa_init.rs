@@ -158,13 +158,14 @@ impl Engine {
             return;
         }
         let payloads = &message.payloads;
-        if self.sa_init_retry(spi, payloads) {
+        let msg = Inbound::of(payloads);
+        if self.sa_init_retry(spi, &msg) {
             return;
         }
         let Some(sa) = self.ikes.get_mut(&spi) else {
             return;
         };
-        if let Some(error) = error_notify(payloads) {
+        if let Some(error) = msg.error {
             log::warn!(
                 "policy {}: IKE_SA_INIT refused by {remote}: {error}",
                 sa.policy
@@ -175,11 +176,7 @@ impl Engine {
         if header.responder_spi == 0 {
             return;
         }
-        let (Some(answer), Some(ke), Some(nr)) = (
-            sa_payload(payloads),
-            ke_payload(payloads),
-            nonce_payload(payloads),
-        ) else {
+        let (Some(answer), Some(ke), Some(nr)) = (msg.sa, msg.ke, msg.nonce) else {
             log::debug!("{remote}: IKE_SA_INIT response without SA, KE or Nonce");
             return;
         };
@@ -260,11 +257,11 @@ impl Engine {
     /// A COOKIE (RFC 7296 §2.6) or INVALID_KE_PAYLOAD (§1.2) answer to our
     /// IKE_SA_INIT: sends it again with the cookie or the group wanted, or
     /// gives up. True when the response was one of these.
-    fn sa_init_retry(&mut self, spi: u64, payloads: &[Payload]) -> bool {
+    fn sa_init_retry(&mut self, spi: u64, msg: &Inbound) -> bool {
         let Some(sa) = self.ikes.get_mut(&spi) else {
             return true;
         };
-        if let Some(cookie) = notify_in(payloads, NotifyType::Cookie) {
+        if let Some(cookie) = msg.notify(NotifyType::Cookie) {
             // RFC 7296 §2.6: retry with the cookie, once per cookie value.
             if sa.cookie.as_ref() == Some(&cookie.data) {
                 return true;
@@ -276,8 +273,9 @@ impl Engine {
             }
             return true;
         }
-        if let Some(group) =
-            notify_in(payloads, NotifyType::InvalidKePayload).and_then(|n| n.invalid_ke_group())
+        if let Some(group) = msg
+            .notify(NotifyType::InvalidKePayload)
+            .and_then(|n| n.invalid_ke_group())
         {
             let policy = self
                 .ikes

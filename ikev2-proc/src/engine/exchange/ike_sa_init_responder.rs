@@ -32,11 +32,8 @@ impl Engine {
         }
         let header = message.header;
         let payloads = &message.payloads;
-        let (Some(sa_offer), Some(ke), Some(ni)) = (
-            sa_payload(payloads),
-            ke_payload(payloads),
-            nonce_payload(payloads),
-        ) else {
+        let msg = Inbound::of(payloads);
+        let (Some(sa_offer), Some(ke), Some(ni)) = (msg.sa, msg.ke, msg.nonce) else {
             log::debug!("{remote}: IKE_SA_INIT without SA, KE or Nonce");
             return;
         };
