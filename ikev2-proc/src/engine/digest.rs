@@ -1,6 +1,6 @@
 //! Payloads: a decoded message's payloads read once (`Inbound`), and
-//! builders for the ones
-//! several exchanges send (TSi/TSr, USE_TRANSPORT_MODE).
+//! builders for the ones several exchanges send (TSi/TSr,
+//! USE_TRANSPORT_MODE).
 
 use iked_common::kernel::Selector;
 use iked_common::wire::{
