@@ -40,16 +40,7 @@ fn child_rekey_replaces_the_child_sa() {
     let mut w = World::new();
     w.handshake();
     let (old_a, old_b) = assert_one_matching_child(&w);
-    let expire = KernelEvent::Expire {
-        sa: SaId {
-            src: ip(B),
-            dst: ip(A),
-            protocol: iked_common::kernel::IpsecProtocol::Esp,
-            spi: old_a,
-        },
-        reqid: 0,
-        hard: false,
-    };
+    let expire = esp_expire(B, A, old_a, false);
     w.a.engine
         .handle_pfkey(w.now, PfkeyToIkev2::Event(expire))
         .unwrap();
@@ -117,16 +108,7 @@ fn hard_expire_deletes_the_child() {
     let mut w = World::new();
     w.handshake();
     let (a_in, _) = assert_one_matching_child(&w);
-    let expire = KernelEvent::Expire {
-        sa: SaId {
-            src: ip(B),
-            dst: ip(A),
-            protocol: iked_common::kernel::IpsecProtocol::Esp,
-            spi: a_in,
-        },
-        reqid: 0,
-        hard: true,
-    };
+    let expire = esp_expire(B, A, a_in, true);
     w.a.engine
         .handle_pfkey(w.now, PfkeyToIkev2::Event(expire))
         .unwrap();
@@ -222,16 +204,7 @@ fn expire_of_an_unknown_or_outbound_spi_is_ignored() {
     w.handshake();
     let (_, b_in) = assert_one_matching_child(&w);
     // A's outbound SPI is B's inbound one: not A's to rekey by that number.
-    let expire = KernelEvent::Expire {
-        sa: SaId {
-            src: ip(A),
-            dst: ip(B),
-            protocol: iked_common::kernel::IpsecProtocol::Esp,
-            spi: b_in,
-        },
-        reqid: 0,
-        hard: true,
-    };
+    let expire = esp_expire(A, B, b_in, true);
     w.a.engine
         .handle_pfkey(w.now, PfkeyToIkev2::Event(expire))
         .unwrap();

@@ -490,6 +490,20 @@ impl World {
     }
 }
 
+/// A soft or hard EXPIRE of the ESP SA from `src` to `dst` with `spi`.
+fn esp_expire(src: &str, dst: &str, spi: u32, hard: bool) -> KernelEvent {
+    KernelEvent::Expire {
+        sa: SaId {
+            src: ip(src),
+            dst: ip(dst),
+            protocol: IpsecProtocol::Esp,
+            spi,
+        },
+        reqid: 0,
+        hard,
+    }
+}
+
 /// The one Child SA pair both sides hold, checked to match.
 fn assert_one_matching_child(w: &World) -> (u32, u32) {
     let a_children = w.a.engine.child_spis();
