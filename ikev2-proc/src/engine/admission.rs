@@ -13,7 +13,7 @@ use crate::engine::state::*;
 pub(super) const UNAUTHENTICATED_LOG_BURST: u32 = 5;
 
 /// What the half-open counts need to know of an SA leaving them.
-pub(crate) struct HalfOpenRecord {
+pub(super) struct HalfOpenRecord {
     pub counted: bool,
     pub source: Option<IpAddr>,
     pub with_cookie: bool,
@@ -21,7 +21,7 @@ pub(crate) struct HalfOpenRecord {
 
 impl HalfOpenRecord {
     /// Takes the SA out of the half-open state (its flag cleared).
-    pub(crate) fn take(sa: &mut IkeSa) -> HalfOpenRecord {
+    pub(super) fn take(sa: &mut IkeSa) -> HalfOpenRecord {
         HalfOpenRecord {
             counted: std::mem::take(&mut sa.half_open),
             source: sa.half_open_key.map(|(_, addr)| addr.ip()),
@@ -33,7 +33,7 @@ impl HalfOpenRecord {
 /// The key of a source address in the per-source half-open counts: the
 /// address itself, or for IPv6 its /64, the smallest block a site or
 /// subscriber is usually given (one host can use a whole /64 at will).
-pub(crate) fn source_key(addr: IpAddr) -> IpAddr {
+pub(super) fn source_key(addr: IpAddr) -> IpAddr {
     match addr {
         IpAddr::V4(_) => addr,
         IpAddr::V6(a) => {

@@ -360,7 +360,7 @@ impl Engine {
     }
 
     /// Removes a Child SA and its kernel entries.
-    pub(crate) fn remove_child(&mut self, spi_in: u32) {
+    pub(super) fn remove_child(&mut self, spi_in: u32) {
         let Some(child) = self.children.remove(&spi_in) else {
             return;
         };

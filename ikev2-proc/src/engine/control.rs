@@ -14,7 +14,7 @@ use crate::engine::identity::*;
 use crate::engine::state::*;
 
 /// How long `show sa` waits for pfkey's counters before answering without.
-pub(crate) const COUNTERS_TIMEOUT: Duration = Duration::from_secs(2);
+pub(super) const COUNTERS_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Counter reads that timed out, remembered so their late answers are not
 /// taken for replies to requests never made.
@@ -145,7 +145,7 @@ impl Engine {
     /// Takes pfkey's answers to counter reads; gives back any other
     /// message. An answer to a read never made is an error, as for every
     /// pfkey reply.
-    pub(crate) fn take_counter_reply(
+    pub(super) fn take_counter_reply(
         &mut self,
         message: PfkeyToIkev2,
     ) -> Result<Option<PfkeyToIkev2>, String> {

@@ -14,7 +14,7 @@ pub(super) fn id_body(id: &Identity) -> Vec<u8> {
 }
 
 /// The wire form of a configured identity (RFC 7296 §3.5).
-pub(crate) fn identity_of(spec: &IdentitySpec) -> Identity {
+pub(super) fn identity_of(spec: &IdentitySpec) -> Identity {
     match spec {
         IdentitySpec::Fqdn(name) => Identity::Fqdn(name.clone()),
         IdentitySpec::UserFqdn(name) => Identity::Rfc822(name.clone()),
@@ -25,14 +25,14 @@ pub(crate) fn identity_of(spec: &IdentitySpec) -> Identity {
     }
 }
 
-pub(crate) fn address_identity(addr: IpAddr) -> Identity {
+pub(super) fn address_identity(addr: IpAddr) -> Identity {
     match addr {
         IpAddr::V4(a) => Identity::Ipv4(a),
         IpAddr::V6(a) => Identity::Ipv6(a),
     }
 }
 
-pub(crate) fn identity_text(id: &Identity) -> String {
+pub(super) fn identity_text(id: &Identity) -> String {
     match id {
         Identity::Ipv4(a) => a.to_string(),
         Identity::Ipv6(a) => a.to_string(),

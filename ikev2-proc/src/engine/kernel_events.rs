@@ -18,7 +18,7 @@ impl Engine {
     /// those of policies gone or changed (config load and reload). A trap
     /// needs both gateway addresses for its template; policies with a
     /// range for a peer are started by `set active` or ikectl only.
-    pub(crate) fn sync_traps(&mut self) {
+    pub(super) fn sync_traps(&mut self) {
         let mut wanted: HashMap<(String, usize), PolicyParams> = HashMap::new();
         for policy in &self.policies {
             if policy.initiation != iked_common::config::PolicyInitiation::Active {

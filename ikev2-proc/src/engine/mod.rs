@@ -50,8 +50,9 @@
 //!   an SA or a policy.
 //! - Deadlines only through `timers.rs`: it alone reads and writes the
 //!   timer heap, and an IKE SA's removal time is a named `state::Expiry`.
-//! - Items are `pub(super)` (`pub(in crate::engine)` under `exchange/`)
-//!   unless the process needs them; the only `pub fn`s are in `api.rs`.
+//! - Items are `pub(super)` (`pub(in crate::engine)` under `exchange/`);
+//!   the only `pub fn`s are in `api.rs`, and only the types of `state.rs`
+//!   and the `cfg(test)` accessors below are `pub(crate)`.
 //! - Tests (`tests/`: a harness in `mod.rs`, cases by topic) drive the
 //!   public API and a few `cfg(test)` accessors below; `tests/digest.rs`
 //!   holds the bytes of seeded runs, which a restructuring must not change.

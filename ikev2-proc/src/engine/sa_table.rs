@@ -129,7 +129,7 @@ impl Engine {
     }
 
     /// Forgets an IKE SA and its Child SAs (kernel entries removed).
-    pub(crate) fn delete_ike_local(&mut self, spi: u64, reason: &str) {
+    pub(super) fn delete_ike_local(&mut self, spi: u64, reason: &str) {
         self.hand_over_child_work(spi);
         let Some(sa) = self.ikes.get(&spi) else {
             return;

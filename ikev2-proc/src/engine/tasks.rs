@@ -9,7 +9,7 @@ use crate::engine::state::*;
 
 impl Engine {
     /// Starts the next queued request if the window is free.
-    pub(crate) fn pump(&mut self, spi: u64) {
+    pub(super) fn pump(&mut self, spi: u64) {
         loop {
             let Some(sa) = self.ikes.get_mut(&spi) else {
                 return;
@@ -178,7 +178,7 @@ impl Engine {
 
     /// Deletes an IKE SA with the peer (INFORMATIONAL DELETE) when it is
     /// established, else locally.
-    pub(crate) fn request_delete_ike(&mut self, spi: u64) {
+    pub(super) fn request_delete_ike(&mut self, spi: u64) {
         let Some(sa) = self.ikes.get_mut(&spi) else {
             return;
         };

@@ -43,7 +43,7 @@ impl Engine {
     }
 
     /// Handles whatever is due on one IKE SA.
-    pub(crate) fn service(&mut self, spi: u64) {
+    pub(super) fn service(&mut self, spi: u64) {
         let now = self.now;
         let Some(sa) = self.ikes.get(&spi) else {
             return;
@@ -175,7 +175,7 @@ impl Engine {
 
     /// After an IKE SA of `policy` went away: start the policy again later
     /// if it is active and has no IKE SA left.
-    pub(crate) fn plan_restart(&mut self, policy: &str) {
+    pub(super) fn plan_restart(&mut self, policy: &str) {
         let active = self.mode == InitiationMode::Active
             && self
                 .policy(policy)

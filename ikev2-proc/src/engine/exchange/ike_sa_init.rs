@@ -22,7 +22,7 @@ use crate::engine::state::*;
 impl Engine {
     /// Starts an IKE SA for policy `name` (its first Child SA for flow
     /// `flow_index`). `peer` overrides the policy's peer (ACQUIRE).
-    pub(crate) fn initiate(
+    pub(in crate::engine) fn initiate(
         &mut self,
         name: &str,
         peer: Option<IpAddr>,
