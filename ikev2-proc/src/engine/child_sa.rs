@@ -163,7 +163,7 @@ impl Engine {
             install_failed: false,
             pending_sa_installs: 0,
             established: self.now,
-            rekey_at,
+            deadline: rekey_at.map(ChildDeadline::Rekey),
             min_nonce,
             peer_rekey: None,
         };

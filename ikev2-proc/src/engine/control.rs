@@ -243,8 +243,8 @@ impl Engine {
                 bytes_out: None,
                 established_secs: self.now.saturating_duration_since(c.established).as_secs(),
                 rekey_in_secs: c
-                    .rekey_at
-                    .map(|t| t.saturating_duration_since(self.now).as_secs()),
+                    .deadline
+                    .map(|d| d.at().saturating_duration_since(self.now).as_secs()),
             })
             .collect();
         iked_common::ipc::IkeSaInfo {

@@ -204,6 +204,25 @@ impl Expiry {
     }
 }
 
+/// What a Child SA's own deadline is for (what one `rekey_at` field
+/// used to mean two ways).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ChildDeadline {
+    /// Rekey it (from its lifetime, or a retry after a failed rekey).
+    Rekey(Instant),
+    /// Replaced by a rekey: the peer is to delete it within
+    /// `rekeyed_grace`, else we do.
+    DeleteReplaced(Instant),
+}
+
+impl ChildDeadline {
+    pub(super) fn at(self) -> Instant {
+        match self {
+            ChildDeadline::Rekey(at) | ChildDeadline::DeleteReplaced(at) => at,
+        }
+    }
+}
+
 /// One IKE SA.
 pub(crate) struct IkeSa {
     pub spi_i: u64,
@@ -367,7 +386,8 @@ pub(crate) struct ChildSa {
     /// Child SA adds and removes only its inbound policies.
     pub trap_out: bool,
     pub established: Instant,
-    pub rekey_at: Option<Instant>,
+    /// Its own deadline: a rekey, or the delete of a replaced SA.
+    pub deadline: Option<ChildDeadline>,
     /// The lowest nonce of the exchange that created it (§2.8.1 collisions).
     pub min_nonce: Vec<u8>,
     /// Set on the old SA when the peer rekeyed it while our rekey was pending.

@@ -99,7 +99,8 @@ impl Engine {
                 .copied()
                 .filter(|c| {
                     self.children.get(c).is_some_and(|c| {
-                        c.state == ChildState::Established && c.rekey_at.is_some_and(|t| t <= now)
+                        c.state == ChildState::Established
+                            && c.deadline.is_some_and(|d| d.at() <= now)
                     })
                 })
                 .collect();
@@ -110,14 +111,14 @@ impl Engine {
                 .copied()
                 .filter(|c| {
                     self.children.get(c).is_some_and(|c| {
-                        c.state == ChildState::Rekeyed && c.rekey_at.is_some_and(|t| t <= now)
+                        c.state == ChildState::Rekeyed && c.deadline.is_some_and(|d| d.at() <= now)
                     })
                 })
                 .collect();
             if !stale.is_empty() {
                 for child in &stale {
                     if let Some(c) = self.children.get_mut(child) {
-                        c.rekey_at = None;
+                        c.deadline = None;
                     }
                 }
                 if let Some(sa) = self.ikes.get_mut(&spi) {
@@ -126,7 +127,7 @@ impl Engine {
             }
             for child in due {
                 if let Some(c) = self.children.get_mut(&child) {
-                    c.rekey_at = None;
+                    c.deadline = None;
                 }
                 let task = Task::RekeyChild { spi_in: child };
                 if let Some(sa) = self.ikes.get_mut(&spi) {
@@ -241,7 +242,7 @@ impl Engine {
         for child_spi in &sa.children {
             if let Some(child) = self.children.get(child_spi) {
                 if matches!(child.state, ChildState::Established | ChildState::Rekeyed) {
-                    consider(child.rekey_at);
+                    consider(child.deadline.map(ChildDeadline::at));
                 }
             }
         }

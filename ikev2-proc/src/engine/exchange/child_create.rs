@@ -225,10 +225,12 @@ impl Engine {
                 // the peer deletes the old one (§2.8.1).
                 child.state = ChildState::Rekeyed;
                 // Deleted by the peer; if that never comes, by us (grace).
-                child.rekey_at = Some(self.now + self.settings.rekeyed_grace);
+                child.deadline = Some(ChildDeadline::DeleteReplaced(
+                    self.now + self.settings.rekeyed_grace,
+                ));
             } else {
                 child.state = ChildState::Established;
-                child.rekey_at = Some(retry);
+                child.deadline = Some(ChildDeadline::Rekey(retry));
             }
         }
         self.schedule(spi);
@@ -244,7 +246,9 @@ impl Engine {
         };
         old_child.state = ChildState::Rekeyed;
         // Deleted by the peer; if that never comes, by us (grace).
-        old_child.rekey_at = Some(self.now + self.settings.rekeyed_grace);
+        old_child.deadline = Some(ChildDeadline::DeleteReplaced(
+            self.now + self.settings.rekeyed_grace,
+        ));
         let peer_new = old_child.peer_rekey;
         let ours_nonce = self.children.get(&new).map(|c| c.min_nonce.clone());
         let theirs_nonce = peer_new
@@ -268,7 +272,9 @@ impl Engine {
                 if let Some(c) = self.children.get_mut(&new) {
                     c.state = ChildState::Rekeyed;
                     // Deleted by us right away (queued below).
-                    c.rekey_at = Some(self.now + self.settings.rekeyed_grace);
+                    c.deadline = Some(ChildDeadline::DeleteReplaced(
+                        self.now + self.settings.rekeyed_grace,
+                    ));
                 }
             }
         }

@@ -154,7 +154,7 @@ impl Engine {
                             if let Some(c) = self.children.get_mut(&old) {
                                 c.state = ChildState::Established;
                                 c.peer_rekey = None;
-                                c.rekey_at = None;
+                                c.deadline = None;
                             }
                         }
                         let state = self.children.get(&old).map(|c| c.state);
@@ -282,7 +282,9 @@ impl Engine {
                     old_child.state = ChildState::Rekeyed;
                     old_child.peer_rekey = Some(spi_in);
                     // Deleted by the peer; if that never comes, by us (grace).
-                    old_child.rekey_at = Some(self.now + self.settings.rekeyed_grace);
+                    old_child.deadline = Some(ChildDeadline::DeleteReplaced(
+                        self.now + self.settings.rekeyed_grace,
+                    ));
                 }
             }
         }
