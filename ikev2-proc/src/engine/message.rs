@@ -1,14 +1,17 @@
-//! The message layer: sealing and opening (RFC 7296 §3.14), message IDs and the window (§2.3), the response cache and retransmission (§2.1), and `refuse`.
+//! The message layer: sealing and opening (RFC 7296 §3.14), message IDs
+//! and the window (§2.3), the response cache and retransmission (§2.1),
+//! `refuse`, and the routing of a peer's requests to their exchange.
 
 use std::net::SocketAddr;
 
 use iked_common::wire::{
     decode_payloads, encode_payloads, encrypted_message_prefix, encrypted_span, EncryptedKind,
-    ExchangeType, Flags, Header, Message, Notify, NotifyType, Payload,
+    ExchangeType, Flags, Header, Message, Notify, NotifyType, Payload, ProtocolId,
 };
 
 use crate::engine::{Action, Engine};
 
+use crate::engine::digest::Inbound;
 use crate::engine::state::*;
 
 /// A peer's request on one of our IKE SAs, as far as answering it needs.
@@ -295,7 +298,7 @@ impl Engine {
         match header.exchange {
             ExchangeType::IkeAuth => self.on_auth_request(spi, header.message_id, inner),
             ExchangeType::CreateChildSa => {
-                self.on_create_child_request(spi, header.message_id, inner)
+                self.on_create_child_sa_request(spi, header.message_id, inner)
             }
             ExchangeType::Informational => {
                 self.on_informational_request(spi, header.message_id, inner)
@@ -373,6 +376,32 @@ impl Engine {
             (exchange, _) => {
                 log::debug!("IKE SA {spi:016x}: {exchange} response does not fit the request");
             }
+        }
+    }
+
+    /// A CREATE_CHILD_SA request is for a Child SA or, with an IKE
+    /// proposal, a rekey of the IKE SA (RFC 7296 §1.3): routed to its
+    /// exchange here.
+    fn on_create_child_sa_request(&mut self, spi: u64, message_id: u32, inner: Vec<Payload>) {
+        let msg = Inbound::of(&inner);
+        let request = PeerRequest::new(spi, ExchangeType::CreateChildSa, message_id);
+        let Some(sa) = self.ikes.get(&spi) else {
+            return;
+        };
+        if sa.state != IkeState::Established && sa.state != IkeState::Rekeyed {
+            return self.refuse(request, NotifyType::TemporaryFailure);
+        }
+        let Some(offer) = msg.sa else {
+            return self.refuse(request, NotifyType::InvalidSyntax);
+        };
+        if offer
+            .proposals
+            .first()
+            .is_some_and(|p| p.protocol == ProtocolId::Ike)
+        {
+            self.on_rekey_ike_request(spi, message_id, &msg);
+        } else {
+            self.on_create_child_request(spi, message_id, &msg, offer);
         }
     }
 

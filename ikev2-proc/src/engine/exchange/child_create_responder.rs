@@ -16,31 +16,19 @@ use crate::engine::message::*;
 use crate::engine::state::*;
 
 impl Engine {
+    /// A CREATE_CHILD_SA request for a new or rekeyed Child SA (RFC 7296
+    /// §1.3.1, §1.3.3), its SA payload `offer`.
     pub(in crate::engine) fn on_create_child_request(
         &mut self,
         spi: u64,
         message_id: u32,
-        inner: Vec<Payload>,
+        msg: &Inbound,
+        offer: &SecurityAssociation,
     ) {
-        let msg = Inbound::of(&inner);
         let request = PeerRequest::new(spi, ExchangeType::CreateChildSa, message_id);
         let Some(sa) = self.ikes.get(&spi) else {
             return;
         };
-        if sa.state != IkeState::Established && sa.state != IkeState::Rekeyed {
-            return self.refuse(request, NotifyType::TemporaryFailure);
-        }
-        let Some(offer) = msg.sa else {
-            return self.refuse(request, NotifyType::InvalidSyntax);
-        };
-        if offer
-            .proposals
-            .first()
-            .is_some_and(|p| p.protocol == ProtocolId::Ike)
-        {
-            self.on_rekey_ike_request(spi, message_id, &msg);
-            return;
-        }
         if sa.state != IkeState::Established {
             return self.refuse(request, NotifyType::TemporaryFailure);
         }
@@ -50,7 +38,7 @@ impl Engine {
         let Some(peer_nonce) = msg.nonce.cloned() else {
             return self.refuse(request, NotifyType::InvalidSyntax);
         };
-        let Some(rekey_of) = self.child_to_rekey(request, &msg) else {
+        let Some(rekey_of) = self.child_to_rekey(request, msg) else {
             return;
         };
         // RFC 7296 §1.3, §3.10.1: past the cap the peer gets
