@@ -1,4 +1,5 @@
-//! What an unauthenticated peer may cost us: cookies (RFC 7296 §2.6), half-open SA counts per source, rate-limited logs.
+//! What an unauthenticated peer may cost us: cookies (RFC 7296 §2.6),
+//! half-open SA counts per source, rate-limited logs.
 
 use std::net::{IpAddr, SocketAddr};
 

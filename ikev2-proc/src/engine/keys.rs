@@ -1,4 +1,5 @@
-//! Key material: SKEYSEED and its successors (RFC 7296 §2.14, §2.18), Child SA keys (§2.17), randomness, key exchanges.
+//! Key material: SKEYSEED and its successors (RFC 7296 §2.14, §2.18),
+//! Child SA keys (§2.17), AUTH octets (§2.15), randomness, key exchanges.
 
 use iked_common::crypto::keys::{ChildSaKeys, IkeSaKeys};
 use iked_common::crypto::{auth, KeMethod, KeyExchange, PrfAlg};

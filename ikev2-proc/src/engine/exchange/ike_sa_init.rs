@@ -1,4 +1,5 @@
-//! IKE_SA_INIT, initiator (RFC 7296 §1.2): request, COOKIE and INVALID_KE_PAYLOAD retries, response.
+//! IKE_SA_INIT, initiator (RFC 7296 §1.2): request, COOKIE and
+//! INVALID_KE_PAYLOAD retries, response.
 
 use std::net::{IpAddr, SocketAddr};
 
