@@ -1,4 +1,6 @@
-//! Indexes over the SAs (by identity, by IKE SA family, reqids).
+//! The IKE SA map and its indexes (by policy, by identity, by IKE_SA_INIT),
+//! written only here; an IKE SA's removal with all it holds; reqids and the
+//! family of rekeyed IKE SAs.
 
 use crate::engine::admission::HalfOpenRecord;
 use crate::engine::message::PeerRequest;

@@ -1,4 +1,6 @@
-//! IKE and Child SAs and the work in flight on them.
+//! IKE and Child SAs, the work in flight on them and their deadlines, and
+//! the other types the engine holds (waits, traps, counter reads, cookie
+//! secrets).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;

@@ -1,4 +1,6 @@
-//! The queue of requests an IKE SA is to make (window 1) and the pump that starts the next.
+//! The queue of requests an IKE SA is to make (window 1), the pump that
+//! starts the next, and the hand-over of queued work to the IKE SA that
+//! replaced it by rekeying (strongSwan's adopt_tasks).
 
 use iked_common::wire::{Delete, ExchangeType, Payload, ProtocolId};
 

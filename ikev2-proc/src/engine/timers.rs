@@ -1,4 +1,5 @@
-//! Deadlines: the timer heap and what each IKE SA is due to do when its deadline comes.
+//! Deadlines: the timer heap (read and written only here) and what each
+//! IKE SA is due to do when its deadline comes.
 
 use std::cmp::Reverse;
 use std::collections::HashSet;
