@@ -394,14 +394,21 @@ impl Engine {
         let Some(offer) = msg.sa else {
             return self.refuse(request, NotifyType::InvalidSyntax);
         };
+        // Either kind needs an established IKE SA: not one being replaced.
+        if sa.state != IkeState::Established {
+            return self.refuse(request, NotifyType::TemporaryFailure);
+        }
+        let Some(policy) = self.policy(&sa.policy).cloned() else {
+            return;
+        };
         if offer
             .proposals
             .first()
             .is_some_and(|p| p.protocol == ProtocolId::Ike)
         {
-            self.on_rekey_ike_request(spi, message_id, &msg);
+            self.on_rekey_ike_request(spi, message_id, &msg, policy);
         } else {
-            self.on_create_child_request(spi, message_id, &msg, offer);
+            self.on_create_child_request(spi, message_id, &msg, offer, policy);
         }
     }
 

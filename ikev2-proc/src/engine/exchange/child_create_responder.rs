@@ -1,6 +1,6 @@
 //! CREATE_CHILD_SA for Child SAs, responder (RFC 7296 §1.3.1, §1.3.3, §2.8).
 
-use iked_common::config::Encapsulation;
+use iked_common::config::{Encapsulation, Policy};
 use iked_common::wire::{
     DhId, ExchangeType, KeyExchange as KePayload, Nonce, Notify, NotifyType, Payload, ProtocolId,
     SecurityAssociation,
@@ -24,17 +24,9 @@ impl Engine {
         message_id: u32,
         msg: &Inbound,
         offer: &SecurityAssociation,
+        policy: Policy,
     ) {
         let request = PeerRequest::new(spi, ExchangeType::CreateChildSa, message_id);
-        let Some(sa) = self.ikes.get(&spi) else {
-            return;
-        };
-        if sa.state != IkeState::Established {
-            return self.refuse(request, NotifyType::TemporaryFailure);
-        }
-        let Some(policy) = self.policy(&sa.policy).cloned() else {
-            return;
-        };
         let Some(peer_nonce) = msg.nonce.cloned() else {
             return self.refuse(request, NotifyType::InvalidSyntax);
         };

@@ -1,5 +1,6 @@
 //! IKE SA rekey (RFC 7296 §1.3.2, §2.18), both roles, and the collision rules (§2.8.2).
 
+use iked_common::config::Policy;
 use iked_common::crypto::keys::{rekey_skeyseed, IkeSaKeys};
 use iked_common::crypto::KeyExchange;
 use iked_common::wire::{
@@ -158,17 +159,9 @@ impl Engine {
         spi: u64,
         message_id: u32,
         msg: &Inbound,
+        policy: Policy,
     ) {
         let request = PeerRequest::new(spi, ExchangeType::CreateChildSa, message_id);
-        let Some(sa) = self.ikes.get(&spi) else {
-            return;
-        };
-        if sa.state != IkeState::Established {
-            return self.refuse(request, NotifyType::TemporaryFailure);
-        }
-        let Some(policy) = self.policy(&sa.policy).cloned() else {
-            return;
-        };
         let (Some(offer), Some(ni), Some(ke)) = (msg.sa, msg.nonce, msg.ke) else {
             return self.refuse(request, NotifyType::InvalidSyntax);
         };
