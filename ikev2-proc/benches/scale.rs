@@ -9,23 +9,19 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use iked_common::config::{
-    AuthSpec, Encapsulation, Policy, PolicyInitiation, Prefix, ProposalSpec, TransformSpec,
-    TRANSFORM_ENCR, TRANSFORM_ESN, TRANSFORM_KE, TRANSFORM_PRF,
+    AuthSpec, Encapsulation, Policy, PolicyInitiation, Prefix, ProposalSpec, TRANSFORM_ENCR,
+    TRANSFORM_ESN, TRANSFORM_KE, TRANSFORM_PRF,
 };
 use iked_common::crypto::{psk_auth, verify_psk_auth, PrfAlg};
 use iked_common::ipc::{CaToIkev2, Ikev2ToCa, Ikev2ToPfkey, InitiationMode, PfkeyToIkev2};
 use iked_common::kernel::Selector;
 use iked_ikev2::engine::{Action, Engine, Settings};
 
-const PSK: &[u8] = b"benchmark pre-shared key";
+#[path = "../src/engine/tests/fixtures.rs"]
+mod fixtures;
+use fixtures::{seeded, selector_between, t};
 
-fn t(transform_type: u8, id: u16, key_length: Option<u16>) -> TransformSpec {
-    TransformSpec {
-        transform_type,
-        id,
-        key_length,
-    }
-}
+const PSK: &[u8] = b"benchmark pre-shared key";
 
 fn policy(name: &str, local: IpAddr, peer: Option<IpAddr>, flow: Selector, active: bool) -> Policy {
     Policy {
@@ -59,18 +55,6 @@ fn policy(name: &str, local: IpAddr, peer: Option<IpAddr>, flow: Selector, activ
         child_lifetime_secs: 3600,
         child_lifetime_bytes: 0,
         auth: AuthSpec::Psk,
-    }
-}
-
-fn selector(src: IpAddr, sp: u8, dst: IpAddr, dp: u8) -> Selector {
-    Selector {
-        src,
-        src_prefix: sp,
-        dst,
-        dst_prefix: dp,
-        protocol: 0,
-        src_port: 0,
-        dst_port: 0,
     }
 }
 
@@ -145,18 +129,6 @@ fn drive(
     out
 }
 
-fn seeded(seed: u64) -> Box<dyn iked_common::crypto::RandomSource> {
-    let mut state = seed.max(1);
-    Box::new(move |buf: &mut [u8]| {
-        for byte in buf.iter_mut() {
-            state ^= state >> 12;
-            state ^= state << 25;
-            state ^= state >> 27;
-            *byte = (state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8;
-        }
-    })
-}
-
 fn main() {
     let peers: usize = std::env::var("IKED_BENCH_PEERS")
         .ok()
@@ -177,7 +149,7 @@ fn main() {
             "road",
             gateway,
             None,
-            selector(
+            selector_between(
                 IpAddr::V4(Ipv4Addr::new(10, 0, 0, 0)),
                 16,
                 IpAddr::V4(Ipv4Addr::new(100, 0, 0, 0)),
@@ -204,7 +176,7 @@ fn main() {
                 "gw",
                 addr,
                 Some(gateway),
-                selector(inner, 30, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 0)), 16),
+                selector_between(inner, 30, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 0)), 16),
                 true,
             )],
             InitiationMode::Active,

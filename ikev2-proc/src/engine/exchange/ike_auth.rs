@@ -1,0 +1,211 @@
+//! IKE_AUTH, initiator (RFC 7296 §1.2, §2.15).
+
+use iked_common::ipc::Ikev2ToCa;
+use iked_common::wire::{AuthMethod, Authentication, ExchangeType, Notify, NotifyType, Payload};
+
+use crate::engine::Engine;
+
+use crate::engine::digest::*;
+use crate::engine::identity::*;
+use crate::engine::keys::*;
+use crate::engine::state::*;
+
+impl Engine {
+    pub(in crate::engine) fn request_auth_signature(&mut self, spi: u64) {
+        let Some(sa) = self.ikes.get(&spi) else {
+            return;
+        };
+        let (Some(suite), Some(keys), Some(Prep::Auth { id_body, .. })) =
+            (sa.suite, sa.keys.as_ref(), sa.prep.as_ref())
+        else {
+            return;
+        };
+        let Ok(octets) = auth_octets(suite.prf, sa, keys, Signer::Initiator, id_body) else {
+            return;
+        };
+        let policy = sa.policy.clone();
+        self.ask_ca(spi, Wait::RequestSign, |id| Ikev2ToCa::SignAuth {
+            id,
+            policy,
+            prf: suite.prf.iana_id(),
+            signed_octets: octets,
+        });
+    }
+
+    pub(in crate::engine) fn send_auth_request(
+        &mut self,
+        spi: u64,
+        auth_method: u8,
+        auth_data: Vec<u8>,
+    ) {
+        let has_other = {
+            let Some(sa) = self.ikes.get(&spi) else {
+                return;
+            };
+            self.by_policy.get(&sa.policy).is_some_and(|set| {
+                set.iter().any(|other| {
+                    *other != spi
+                        && self
+                            .ikes
+                            .get(other)
+                            .is_some_and(|o| o.state == IkeState::Established)
+                })
+            })
+        };
+        let Some(sa) = self.ikes.get_mut(&spi) else {
+            return;
+        };
+        let Some(Prep::Auth { child, .. }) = sa.prep.take() else {
+            return;
+        };
+        let mut inner = vec![Payload::IdInitiator(sa.local_id.clone())];
+        if !has_other {
+            // RFC 7296 §2.4: we hold no other IKE SA with this peer.
+            inner.push(Payload::Notify(Notify::new(
+                NotifyType::InitialContact,
+                Vec::new(),
+            )));
+        }
+        // IDr tells a responder with several identities which one we expect.
+        let wanted_idr = self
+            .policies
+            .iter()
+            .find(|p| p.name == sa.policy)
+            .and_then(|p| p.dstid.as_ref())
+            .map(identity_of);
+        if let Some(idr) = wanted_idr {
+            inner.push(Payload::IdResponder(idr));
+        }
+        inner.push(Payload::Authentication(Authentication {
+            method: AuthMethod::from_value(auth_method),
+            data: auth_data,
+        }));
+        if let Some(draft) = &child {
+            inner.extend(use_transport_mode(draft.transport));
+            inner.push(Payload::SecurityAssociation(draft.offered.clone()));
+            inner.extend(traffic_selectors(&draft.flow, true));
+        }
+        sa.state = IkeState::AuthSent;
+        sa.expiry = None;
+        self.send_request(
+            spi,
+            ExchangeType::IkeAuth,
+            inner,
+            RequestCtx::Auth { child },
+        );
+        self.schedule(spi);
+    }
+
+    pub(in crate::engine) fn on_auth_response(
+        &mut self,
+        spi: u64,
+        inner: Vec<Payload>,
+        child: Option<ChildDraft>,
+    ) {
+        let msg = Inbound::of(&inner);
+        if let Some(NotifyType::AuthenticationFailed) = msg.error {
+            if let Some(sa) = self.ikes.get(&spi) {
+                log::warn!(
+                    "policy {}: peer {} refused our authentication (AUTHENTICATION_FAILED)",
+                    sa.policy,
+                    sa.peer
+                );
+            }
+            self.delete_ike_local(spi, "AUTHENTICATION_FAILED");
+            return;
+        }
+        let Some(sa) = self.ikes.get(&spi) else {
+            return;
+        };
+        let idr = msg.idr;
+        let auth = msg.auth;
+        let (Some(idr), Some(auth_payload), Some(suite), Some(keys)) =
+            (idr, auth, sa.suite, sa.keys.as_ref())
+        else {
+            log::warn!("IKE SA {spi:016x}: IKE_AUTH response without IDr or AUTH");
+            self.delete_ike_local(spi, "malformed IKE_AUTH response");
+            return;
+        };
+        // The responder must be who the policy says (dstid), if it says.
+        let expected = self
+            .policy(&sa.policy)
+            .and_then(|p| p.dstid.as_ref())
+            .map(identity_of);
+        if let Some(expected) = expected {
+            if &expected != idr {
+                log::warn!(
+                    "policy {}: responder identifies as {}, expected {}",
+                    sa.policy,
+                    identity_text(idr),
+                    identity_text(&expected)
+                );
+                self.delete_ike_local(spi, "wrong responder identity");
+                return;
+            }
+        }
+        let Ok(octets) = auth_octets(suite.prf, sa, keys, Signer::Responder, &id_body(idr)) else {
+            return;
+        };
+        let policy = sa.policy.clone();
+        let method = auth_payload.method.value();
+        let data = auth_payload.data.clone();
+        let prf = suite.prf.iana_id();
+        if let Some(sa) = self.ikes.get_mut(&spi) {
+            sa.peer_id = Some(idr.clone());
+            sa.auth_check = Some(AuthCheck {
+                message: inner,
+                child,
+            });
+        }
+        self.ask_ca(spi, Wait::VerifyResponder, |id| Ikev2ToCa::VerifyAuth {
+            id,
+            policy,
+            prf,
+            auth_method: method,
+            signed_octets: octets,
+            auth_data: data,
+        });
+    }
+
+    pub(in crate::engine) fn responder_verified(&mut self, spi: u64, ok: bool) {
+        let Some(sa) = self.ikes.get_mut(&spi) else {
+            return;
+        };
+        let Some(check) = sa.auth_check.take() else {
+            return;
+        };
+        if !ok {
+            log::warn!(
+                "policy {}: responder {} failed authentication",
+                sa.policy,
+                sa.peer
+            );
+            // RFC 7296 §2.21.2: tell the peer in a separate INFORMATIONAL
+            // (sent once, unanswered), then forget the IKE SA.
+            self.send_request(
+                spi,
+                ExchangeType::Informational,
+                vec![Payload::Notify(Notify::new(
+                    NotifyType::AuthenticationFailed,
+                    Vec::new(),
+                ))],
+                RequestCtx::DeleteIke,
+            );
+            self.delete_ike_local(spi, "responder AUTH wrong");
+            return;
+        }
+        self.establish(spi);
+        let Some(sa) = self.ikes.get(&spi) else {
+            return;
+        };
+        let (ni, nr) = (sa.ni.clone(), sa.nr.clone());
+        if let Some(draft) = check.child {
+            if let Some(error) = Inbound::of(&check.message).error {
+                log::warn!("policy {}: no Child SA: peer says {error}", sa.policy);
+            } else {
+                self.complete_child_as_initiator(spi, draft, &check.message, None, &ni, &nr);
+            }
+        }
+        self.queue_additional_children(spi);
+    }
+}

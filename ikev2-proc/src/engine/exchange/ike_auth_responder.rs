@@ -1,0 +1,391 @@
+//! IKE_AUTH, responder (RFC 7296 §1.2, §2.15).
+
+use iked_common::config::Encapsulation;
+use iked_common::ipc::Ikev2ToCa;
+use iked_common::kernel::Selector;
+use iked_common::wire::{
+    AuthMethod, Authentication, ExchangeType, Identity, Notify, NotifyType, Payload,
+    SecurityAssociation,
+};
+
+use crate::engine::proposals::{self, ChildSuite};
+use crate::engine::selectors;
+use crate::engine::Engine;
+
+use crate::engine::child_sa::*;
+use crate::engine::digest::*;
+use crate::engine::identity::*;
+use crate::engine::keys::*;
+use crate::engine::message::*;
+use crate::engine::state::*;
+
+impl Engine {
+    /// The policy an authenticating initiator falls under.
+    fn policy_for_initiator(&self, sa: &IkeSa, idi: &Identity) -> Option<String> {
+        // Policy by peer address, local address and IDi: an exact dstid
+        // match wins over a policy without dstid.
+        // Only policies that accept the IKE SA's negotiated transforms: a
+        // peer must not negotiate under one policy's proposals and then
+        // authenticate into another's (§2.7 selection happened before the
+        // identity was known).
+        let accepted = sa.accepted_ike.clone();
+        let candidates: Vec<String> = self
+            .policy_candidates(sa.local.ip(), sa.peer.ip())
+            .into_iter()
+            .filter(|name| {
+                self.policy(name).is_some_and(|p| {
+                    accepted.as_ref().is_none_or(|a| {
+                        proposals::select_ike(
+                            &p.ike_proposals,
+                            &SecurityAssociation {
+                                proposals: vec![a.clone()],
+                            },
+                        )
+                        .is_some()
+                    })
+                })
+            })
+            .collect();
+        let by_id = candidates.iter().find(|name| {
+            self.policy(name)
+                .and_then(|p| p.dstid.as_ref())
+                .is_some_and(|d| &identity_of(d) == idi)
+        });
+        let any_id = candidates
+            .iter()
+            .find(|name| self.policy(name).is_some_and(|p| p.dstid.is_none()));
+        by_id.or(any_id).cloned()
+    }
+
+    pub(in crate::engine) fn on_auth_request(
+        &mut self,
+        spi: u64,
+        message_id: u32,
+        inner: Vec<Payload>,
+    ) {
+        let msg = Inbound::of(&inner);
+        let request = PeerRequest::new(spi, ExchangeType::IkeAuth, message_id);
+        let Some(sa) = self.ikes.get(&spi) else {
+            return;
+        };
+        if sa.initiator || sa.state != IkeState::InitDone {
+            return;
+        }
+        let idi = msg.idi;
+        let auth_payload = msg.auth;
+        let (Some(idi), Some(auth_payload), Some(suite), Some(keys)) =
+            (idi, auth_payload, sa.suite, sa.keys.as_ref())
+        else {
+            log::info!("IKE SA {spi:016x}: IKE_AUTH without IDi or AUTH (EAP is not supported)");
+            self.refuse(request, NotifyType::AuthenticationFailed);
+            self.delete_ike_local(spi, "no AUTH");
+            return;
+        };
+        let Some(policy_name) = self.policy_for_initiator(sa, idi) else {
+            log::warn!("{}: no policy for identity {}", sa.peer, identity_text(idi));
+            self.refuse(request, NotifyType::AuthenticationFailed);
+            self.delete_ike_local(spi, "no policy for the identity");
+            return;
+        };
+        let Some(policy) = self.policy(&policy_name).cloned() else {
+            return;
+        };
+        let Ok(octets) = auth_octets(suite.prf, sa, keys, Signer::Initiator, &id_body(idi)) else {
+            return;
+        };
+        let transport_requested = msg.notify(NotifyType::UseTransportMode).is_some();
+        let transport = policy.encapsulation == Encapsulation::Transport;
+        // The Child SA is chosen and narrowed once ca has verified the
+        // AUTH: nothing is done for an unauthenticated peer beyond what
+        // checking it needs (security review L4).
+        let child_offer = match (msg.sa, msg.ts()) {
+            (Some(offer), Some((tsi, tsr))) => Some(ChildOffer {
+                sa: offer.clone(),
+                tsi: tsi.selectors.clone(),
+                tsr: tsr.selectors.clone(),
+                transport_requested,
+            }),
+            _ => None,
+        };
+        let our_id = Engine::local_identity(Some(&policy), sa.local.ip());
+        let id_body_ours = id_body(&our_id);
+        let prf = suite.prf.iana_id();
+        let method = auth_payload.method.value();
+        let data = auth_payload.data.clone();
+        let initial_contact = msg.notify(NotifyType::InitialContact).is_some();
+        let peer_id = idi.clone();
+        let old_policy = sa.policy.clone();
+        self.move_to_policy(spi, &old_policy, &policy_name);
+        let Some(sa) = self.ikes.get_mut(&spi) else {
+            return;
+        };
+        sa.policy = policy_name.clone();
+        sa.local_id = our_id;
+        sa.peer_id = Some(peer_id.clone());
+        sa.state = IkeState::AuthResponding;
+        sa.answering = Some(Answer {
+            message_id,
+            kind: AnswerKind::Auth(Box::new(AuthAnswer {
+                peer_id,
+                initial_contact,
+                transport,
+                child_offer,
+                child: None,
+                spi_in: None,
+                reqid: 0,
+                id_body: id_body_ours,
+            })),
+        });
+        self.ask_ca(spi, Wait::VerifyInitiator, |id| Ikev2ToCa::VerifyAuth {
+            id,
+            policy: policy_name,
+            prf,
+            auth_method: method,
+            signed_octets: octets,
+            auth_data: data,
+        });
+    }
+
+    /// The Child SA of an IKE_AUTH request, chosen after its AUTH was
+    /// verified: the proposal, the flow narrowed to the policy, or the
+    /// error notify for the response (RFC 7296 §1.2, §2.9).
+    pub(in crate::engine) fn choose_auth_child(
+        &self,
+        spi: u64,
+        policy_name: &str,
+        offer: Option<ChildOffer>,
+        transport: bool,
+    ) -> Result<(iked_common::wire::Proposal, ChildSuite, Selector, usize), NotifyType> {
+        let Some(offer) = offer else {
+            return Err(NotifyType::NoProposalChosen);
+        };
+        if let Some(why) = self.child_cap_reached(spi, false) {
+            log::warn!("policy {policy_name}: no Child SA in IKE_AUTH: {why}");
+            return Err(NotifyType::NoAdditionalSas);
+        }
+        let policy = self
+            .policy(policy_name)
+            .ok_or(NotifyType::NoProposalChosen)?;
+        let (proposal, suite) = proposals::select_child(&policy.child_proposals, &offer.sa, false)
+            .ok_or(NotifyType::NoProposalChosen)?;
+        if transport != offer.transport_requested {
+            return Err(NotifyType::NoProposalChosen);
+        }
+        let (flow, index) = selectors::narrow(&policy.flows, &offer.tsi, &offer.tsr)
+            .ok_or(NotifyType::TsUnacceptable)?;
+        Ok((proposal, suite, flow, index))
+    }
+
+    pub(in crate::engine) fn answering_auth(&self, spi: u64) -> bool {
+        self.ikes.get(&spi).is_some_and(|sa| {
+            matches!(
+                sa.answering,
+                Some(Answer {
+                    kind: AnswerKind::Auth(_),
+                    ..
+                })
+            )
+        })
+    }
+
+    pub(in crate::engine) fn auth_answer_without_child(&mut self, spi: u64) {
+        if let Some(sa) = self.ikes.get_mut(&spi) {
+            if let Some(Answer {
+                kind: AnswerKind::Auth(answer),
+                ..
+            }) = sa.answering.as_mut()
+            {
+                answer.child = Some(Err(NotifyType::NoProposalChosen));
+            }
+        }
+        self.answer_auth_signature(spi);
+    }
+
+    pub(in crate::engine) fn answer_auth_failed(&mut self, spi: u64) {
+        let Some(sa) = self.ikes.get_mut(&spi) else {
+            return;
+        };
+        let Some(answer) = sa.answering.take() else {
+            return;
+        };
+        self.refuse(
+            PeerRequest::new(spi, ExchangeType::IkeAuth, answer.message_id),
+            NotifyType::AuthenticationFailed,
+        );
+        self.delete_ike_local(spi, "AUTHENTICATION_FAILED");
+    }
+
+    pub(in crate::engine) fn answer_auth_signature(&mut self, spi: u64) {
+        let Some(sa) = self.ikes.get(&spi) else {
+            return;
+        };
+        let (
+            Some(suite),
+            Some(keys),
+            Some(Answer {
+                kind: AnswerKind::Auth(answer),
+                ..
+            }),
+        ) = (sa.suite, sa.keys.as_ref(), sa.answering.as_ref())
+        else {
+            return;
+        };
+        let Ok(octets) = auth_octets(suite.prf, sa, keys, Signer::Responder, &answer.id_body)
+        else {
+            return;
+        };
+        let policy = sa.policy.clone();
+        self.ask_ca(spi, Wait::AnswerSign, |id| Ikev2ToCa::SignAuth {
+            id,
+            policy,
+            prf: suite.prf.iana_id(),
+            signed_octets: octets,
+        });
+    }
+
+    pub(in crate::engine) fn send_auth_answer(
+        &mut self,
+        spi: u64,
+        auth_method: u8,
+        auth_data: Vec<u8>,
+    ) {
+        // Checked again: other IKE SAs of the policy may have filled it
+        // while this one waited for its SPI.
+        let cap_reached = self.child_cap_reached(spi, false);
+        let Some(sa) = self.ikes.get_mut(&spi) else {
+            return;
+        };
+        let Some(Answer {
+            message_id,
+            kind: AnswerKind::Auth(answer),
+        }) = sa.answering.take()
+        else {
+            return;
+        };
+        let mut inner = vec![
+            Payload::IdResponder(sa.local_id.clone()),
+            Payload::Authentication(Authentication {
+                method: AuthMethod::from_value(auth_method),
+                data: auth_data,
+            }),
+        ];
+        let (ni, nr) = (sa.ni.clone(), sa.nr.clone());
+        let mut new_child = None;
+        let mut unused_spi = None;
+        match (&answer.child, answer.spi_in, cap_reached) {
+            (Some(Ok(_)), Some(spi_in), Some(why)) => {
+                log::warn!("policy {}: IKE SA up without Child SA: {why}", sa.policy);
+                inner.push(Payload::Notify(Notify::new(
+                    NotifyType::NoAdditionalSas,
+                    Vec::new(),
+                )));
+                unused_spi = Some(spi_in);
+            }
+            (Some(Ok((proposal, suite, flow, index))), Some(spi_in), None) => {
+                let mut proposal = proposal.clone();
+                proposal.spi = spi_in.to_be_bytes().to_vec();
+                inner.extend(use_transport_mode(answer.transport));
+                inner.push(Payload::SecurityAssociation(SecurityAssociation {
+                    proposals: vec![proposal.clone()],
+                }));
+                // TSi is the peer's side (remote), TSr ours (local).
+                inner.extend(traffic_selectors(flow, false));
+                let spi_out = <[u8; 4]>::try_from(proposal.spi.as_slice()).ok();
+                let peer_spi = answer_peer_spi(&answer);
+                if let (Some(_), Some(peer_spi)) = (spi_out, peer_spi) {
+                    new_child = Some((spi_in, peer_spi, *suite, *flow, *index));
+                }
+            }
+            (Some(Err(error)), ..) => {
+                log::warn!("policy {}: IKE SA up without Child SA: {error}", sa.policy);
+                inner.push(Payload::Notify(Notify::new(*error, Vec::new())));
+            }
+            _ => {}
+        }
+        let initial_contact = answer.initial_contact;
+        self.send_response(spi, ExchangeType::IkeAuth, message_id, inner);
+        if let Some(spi_in) = unused_spi {
+            self.release_spi(spi, spi_in);
+        }
+        self.establish(spi);
+        if initial_contact {
+            self.drop_stale_sas(spi);
+        }
+        if let Some((spi_in, spi_out, suite, flow, index)) = new_child {
+            let Some(sa) = self.ikes.get(&spi) else {
+                return;
+            };
+            if let Some(keys) = child_keys(sa, &suite, None, &ni, &nr) {
+                self.add_child(
+                    spi,
+                    spi_in,
+                    spi_out,
+                    answer.reqid,
+                    flow,
+                    index,
+                    answer.transport,
+                    suite,
+                    keys,
+                    false,
+                    lower_nonce(&ni, &nr).to_vec(),
+                );
+            }
+        }
+    }
+
+    pub(in crate::engine) fn initiator_verified(&mut self, spi: u64, ok: bool) {
+        let Some(sa) = self.ikes.get(&spi) else {
+            return;
+        };
+        let Some(Answer {
+            kind: AnswerKind::Auth(answer),
+            ..
+        }) = sa.answering.as_ref()
+        else {
+            return;
+        };
+        if !ok {
+            log::warn!(
+                "policy {}: AUTHENTICATION_FAILED for {} from {}",
+                sa.policy,
+                identity_text(&answer.peer_id),
+                sa.peer
+            );
+            self.answer_auth_failed(spi);
+            return;
+        }
+        // Authenticated: now the Child SA it asked for.
+        let policy_name = sa.policy.clone();
+        let transport = answer.transport;
+        let (peer, local) = (sa.peer.ip(), sa.local.ip());
+        let offer = self
+            .ikes
+            .get_mut(&spi)
+            .and_then(|sa| match sa.answering.as_mut() {
+                Some(Answer {
+                    kind: AnswerKind::Auth(answer),
+                    ..
+                }) => answer.child_offer.take(),
+                _ => None,
+            });
+        let child = self.choose_auth_child(spi, &policy_name, offer, transport);
+        let reqid = match &child {
+            Ok((_, _, _, index)) => self.reqid_for(&policy_name, *index),
+            Err(_) => 0,
+        };
+        let child_ok = child.is_ok();
+        if let Some(Answer {
+            kind: AnswerKind::Auth(answer),
+            ..
+        }) = self.ikes.get_mut(&spi).and_then(|sa| sa.answering.as_mut())
+        {
+            answer.child = Some(child);
+            answer.reqid = reqid;
+        }
+        if child_ok {
+            self.allocate_spi(spi, Wait::AnswerSpi, peer, local, reqid);
+        } else {
+            self.answer_auth_signature(spi);
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! Identities (RFC 7296 §3.5) and the policies they select.
+
+use std::net::IpAddr;
+
+use iked_common::config::{IdentitySpec, Policy};
+use iked_common::wire::Identity;
+
+use crate::engine::Engine;
+
+pub(super) fn id_body(id: &Identity) -> Vec<u8> {
+    let mut out = Vec::new();
+    id.encode_body(&mut out);
+    out
+}
+
+/// The wire form of a configured identity (RFC 7296 §3.5).
+pub(super) fn identity_of(spec: &IdentitySpec) -> Identity {
+    match spec {
+        IdentitySpec::Fqdn(name) => Identity::Fqdn(name.clone()),
+        IdentitySpec::UserFqdn(name) => Identity::Rfc822(name.clone()),
+        IdentitySpec::Address(addr) => address_identity(*addr),
+        // A textual DN would need DER encoding; certificates are not supported yet.
+        IdentitySpec::Asn1Dn(dn) => Identity::DerAsn1Dn(dn.as_bytes().to_vec()),
+        IdentitySpec::KeyId(key) => Identity::KeyId(key.clone()),
+    }
+}
+
+pub(super) fn address_identity(addr: IpAddr) -> Identity {
+    match addr {
+        IpAddr::V4(a) => Identity::Ipv4(a),
+        IpAddr::V6(a) => Identity::Ipv6(a),
+    }
+}
+
+pub(super) fn identity_text(id: &Identity) -> String {
+    match id {
+        Identity::Ipv4(a) => a.to_string(),
+        Identity::Ipv6(a) => a.to_string(),
+        Identity::Fqdn(s) | Identity::Rfc822(s) => s.clone(),
+        Identity::KeyId(k) => format!(
+            "keyid:{}",
+            k.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        ),
+        Identity::Null => "(null)".into(),
+        other => format!("{:?}", other.id_type()),
+    }
+}
+
+impl Engine {
+    pub(super) fn policy_candidates(&self, local: IpAddr, peer: IpAddr) -> Vec<String> {
+        self.policies
+            .iter()
+            .filter(|p| {
+                p.peer.is_none_or(|prefix| prefix.contains(peer))
+                    && p.local
+                        .is_none_or(|prefix| prefix.contains(local) || local.is_unspecified())
+            })
+            .map(|p| p.name.clone())
+            .collect()
+    }
+
+    pub(super) fn policy(&self, name: &str) -> Option<&Policy> {
+        self.policies.iter().find(|p| p.name == name)
+    }
+
+    /// Identity payload for our side.
+    pub(super) fn local_identity(policy: Option<&Policy>, local: IpAddr) -> Identity {
+        match policy.and_then(|p| p.srcid.as_ref()) {
+            Some(spec) => identity_of(spec),
+            None => address_identity(local),
+        }
+    }
+}

@@ -1,0 +1,664 @@
+//! Two engines against each other in memory: injected clock, seeded RNG,
+//! a tiny in-test ca (real PSK AUTH from crypto::auth) and pfkey (SPIs from
+//! a counter, installs recorded).
+
+mod child;
+mod config_control;
+mod digest;
+mod fixtures;
+mod handshake;
+mod ike_rekey;
+mod loss_retransmit;
+mod nat;
+mod robustness;
+
+use super::{Action, Engine, IkeState, Settings, Task};
+use iked_common::config::{
+    AuthSpec, Encapsulation, Policy, PolicyInitiation, Prefix, ProposalSpec, TRANSFORM_ENCR,
+    TRANSFORM_ESN, TRANSFORM_INTEG, TRANSFORM_KE, TRANSFORM_PRF,
+};
+use iked_common::crypto::{psk_auth, verify_psk_auth, PrfAlg};
+use iked_common::ipc::{
+    CaToIkev2, ControlCommand, ControlReply, Ikev2ToCa, Ikev2ToPfkey, InitiationMode, PfkeyToIkev2,
+};
+use iked_common::kernel::{
+    FailureKind, IpsecProtocol, KernelEvent, KernelFailure, PolicyParams, SaCounters, SaId,
+    SaParams, Selector,
+};
+use iked_common::wire::{ExchangeType, Header};
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use fixtures::{seeded, selector_between, t};
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn host(s: &str) -> Prefix {
+    let addr = ip(s);
+    Prefix {
+        addr,
+        len: iked_common::kernel::max_prefix(addr),
+    }
+}
+
+fn ike_proposal(groups: &[u16]) -> ProposalSpec {
+    let mut transforms = vec![t(TRANSFORM_ENCR, 20, Some(256)), t(TRANSFORM_PRF, 5, None)];
+    transforms.extend(groups.iter().map(|g| t(TRANSFORM_KE, *g, None)));
+    ProposalSpec { transforms }
+}
+
+fn child_proposal(pfs: Option<u16>) -> ProposalSpec {
+    let mut transforms = vec![
+        t(TRANSFORM_ENCR, 12, Some(128)),
+        t(TRANSFORM_INTEG, 12, None),
+        t(TRANSFORM_ESN, 0, None),
+    ];
+    if let Some(g) = pfs {
+        transforms.push(t(TRANSFORM_KE, g, None));
+    }
+    ProposalSpec { transforms }
+}
+
+fn selector(src: &str, sp: u8, dst: &str, dp: u8) -> Selector {
+    selector_between(ip(src), sp, ip(dst), dp)
+}
+
+fn policy(
+    name: &str,
+    local: &str,
+    peer: Option<&str>,
+    flows: Vec<Selector>,
+    active: bool,
+) -> Policy {
+    Policy {
+        name: name.into(),
+        initiation: if active {
+            PolicyInitiation::Active
+        } else {
+            PolicyInitiation::Passive
+        },
+        encapsulation: Encapsulation::Tunnel,
+        force_natt: false,
+        flows,
+        local: Some(host(local)),
+        peer: peer.map(host),
+        ike_proposals: vec![ike_proposal(&[19, 31])],
+        child_proposals: vec![child_proposal(None)],
+        srcid: None,
+        dstid: None,
+        ike_lifetime_secs: 3600,
+        child_lifetime_secs: 1200,
+        child_lifetime_bytes: 0,
+        auth: AuthSpec::Psk,
+    }
+}
+
+/// One daemon's ikev2 engine plus its fake ca and pfkey.
+struct Node {
+    engine: Engine,
+    addr: IpAddr,
+    psk: Vec<u8>,
+    next_spi: u32,
+    /// SAs in the "kernel", by SPI.
+    sas: HashMap<u32, SaParams>,
+    policies: Vec<PolicyParams>,
+    deleted_sas: Vec<SaId>,
+    /// Simulate this machine's kernel: no ESP.
+    no_esp: bool,
+    /// Simulate pfkey refusing every SA as outside its flows.
+    refuse: bool,
+    /// What the "kernel" counted on each installed SA, by SPI (zero when
+    /// absent, as for a fresh SA).
+    traffic: HashMap<u32, SaCounters>,
+    /// Simulate a pfkey that never answers counter reads.
+    counters_unanswered: bool,
+    /// Counter reads asked for: (request id, SAs).
+    counter_requests: Vec<(u64, Vec<SaId>)>,
+    control_replies: Vec<(u64, ControlReply)>,
+    sent: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
+    keepalives: Vec<(SocketAddr, SocketAddr)>,
+    /// Keep ca's requests unanswered (in `held_ca`) until the test lets go.
+    hold_ca: bool,
+    held_ca: Vec<Ikev2ToCa>,
+    /// Every request to ca and pfkey, in order, as postcard bytes (for the
+    /// digest test).
+    ipc_sent: Vec<Vec<u8>>,
+}
+
+struct Packet {
+    from: SocketAddr,
+    to: SocketAddr,
+    data: Vec<u8>,
+}
+
+struct World {
+    now: Instant,
+    a: Node,
+    b: Node,
+    net: VecDeque<Packet>,
+    /// Decides whether a packet is delivered (false drops it).
+    filter: Box<dyn FnMut(&Packet) -> bool>,
+    /// NAT in front of A: A's private address and the public one.
+    nat: Option<(IpAddr, IpAddr)>,
+    delivered: usize,
+}
+
+const A: &str = "192.0.2.1";
+
+const B: &str = "192.0.2.2";
+
+fn a_policy() -> Policy {
+    policy(
+        "ab",
+        A,
+        Some(B),
+        vec![selector("10.1.0.0", 16, "10.2.0.0", 16)],
+        true,
+    )
+}
+
+fn b_policy() -> Policy {
+    policy(
+        "ba",
+        B,
+        Some(A),
+        vec![selector("10.2.0.0", 16, "10.1.0.0", 16)],
+        false,
+    )
+}
+
+fn settings() -> Settings {
+    Settings::default()
+}
+
+impl Node {
+    fn new(addr: &str, seed: u64, spi_base: u32, settings: Settings, now: Instant) -> Node {
+        Node {
+            engine: Engine::new(settings, seeded(seed), now).unwrap(),
+            addr: ip(addr),
+            psk: b"correct horse battery staple".to_vec(),
+            next_spi: spi_base,
+            sas: HashMap::new(),
+            policies: Vec::new(),
+            deleted_sas: Vec::new(),
+            no_esp: false,
+            refuse: false,
+            traffic: HashMap::new(),
+            counters_unanswered: false,
+            counter_requests: Vec::new(),
+            control_replies: Vec::new(),
+            sent: Vec::new(),
+            keepalives: Vec::new(),
+            hold_ca: false,
+            held_ca: Vec::new(),
+            ipc_sent: Vec::new(),
+        }
+    }
+
+    /// Runs one round of actions; returns datagrams to send and whether anything happened.
+    fn step(&mut self, now: Instant) -> (Vec<Packet>, bool) {
+        let mut out = Vec::new();
+        let mut busy = false;
+        while let Some(action) = self.engine.poll_action() {
+            busy = true;
+            match action {
+                Action::Send {
+                    local,
+                    remote,
+                    datagram,
+                } => {
+                    self.sent.push((local, remote, datagram.clone()));
+                    out.push(Packet {
+                        from: local,
+                        to: remote,
+                        data: datagram,
+                    });
+                }
+                Action::Ca(request) if self.hold_ca => {
+                    self.ipc_sent.push(postcard::to_allocvec(&request).unwrap());
+                    self.held_ca.push(request)
+                }
+                Action::Ca(request) => {
+                    self.ipc_sent.push(postcard::to_allocvec(&request).unwrap());
+                    let reply = self.ca(request);
+                    self.engine.handle_ca(now, reply).unwrap();
+                }
+                Action::Pfkey(request) => {
+                    self.ipc_sent.push(postcard::to_allocvec(&request).unwrap());
+                    if let Some(reply) = self.pfkey(request) {
+                        self.engine.handle_pfkey(now, reply).unwrap();
+                    }
+                }
+                Action::Control { id, reply } => self.control_replies.push((id, reply)),
+                Action::NatKeepalive { local, remote } => self.keepalives.push((local, remote)),
+            }
+        }
+        (out, busy)
+    }
+
+    fn ca(&mut self, request: Ikev2ToCa) -> CaToIkev2 {
+        match request {
+            Ikev2ToCa::Ping { id } => CaToIkev2::Pong { id },
+            Ikev2ToCa::SignAuth {
+                id,
+                prf,
+                signed_octets,
+                ..
+            } => {
+                let prf = PrfAlg::from_iana(prf).unwrap();
+                CaToIkev2::Auth {
+                    id,
+                    auth_method: 2,
+                    auth_data: psk_auth(prf, &self.psk, &signed_octets).unwrap(),
+                }
+            }
+            Ikev2ToCa::VerifyAuth {
+                id,
+                prf,
+                auth_method,
+                signed_octets,
+                auth_data,
+                ..
+            } => {
+                let prf = PrfAlg::from_iana(prf).unwrap();
+                let ok = auth_method == 2
+                    && verify_psk_auth(prf, &self.psk, &signed_octets, &auth_data).unwrap();
+                CaToIkev2::Verified { id, ok }
+            }
+        }
+    }
+
+    fn pfkey(&mut self, request: Ikev2ToPfkey) -> Option<PfkeyToIkev2> {
+        Some(match request {
+            Ikev2ToPfkey::Ping { id } => PfkeyToIkev2::Pong { id },
+            Ikev2ToPfkey::AllocateSpi { id, .. } => {
+                self.next_spi += 1;
+                PfkeyToIkev2::SpiAllocated {
+                    id,
+                    spi: self.next_spi,
+                }
+            }
+            Ikev2ToPfkey::AddSa { id, sa } | Ikev2ToPfkey::UpdateSa { id, sa } => {
+                if self.refuse {
+                    PfkeyToIkev2::Failed {
+                        id,
+                        failure: KernelFailure {
+                            kind: FailureKind::NotPermitted,
+                            errno: 0,
+                            message: "outside every configured flow".into(),
+                        },
+                    }
+                } else if self.no_esp {
+                    PfkeyToIkev2::Failed {
+                        id,
+                        failure: KernelFailure {
+                            kind: FailureKind::Unsupported,
+                            errno: 93,
+                            message: "Requested type not found".into(),
+                        },
+                    }
+                } else {
+                    self.sas.insert(sa.id.spi, sa);
+                    PfkeyToIkev2::Done { id }
+                }
+            }
+            Ikev2ToPfkey::DeleteSa { id, sa } => {
+                self.sas.remove(&sa.spi);
+                self.deleted_sas.push(sa);
+                PfkeyToIkev2::Done { id }
+            }
+            Ikev2ToPfkey::AddPolicy { id, policy } => {
+                self.policies.push(policy);
+                PfkeyToIkev2::Done { id }
+            }
+            Ikev2ToPfkey::DeletePolicy {
+                id,
+                selector,
+                direction,
+            } => {
+                self.policies
+                    .retain(|p| !(p.selector == selector && p.direction == direction));
+                PfkeyToIkev2::Done { id }
+            }
+            Ikev2ToPfkey::GetCounters { id, sas } => {
+                self.counter_requests.push((id, sas.clone()));
+                if self.counters_unanswered {
+                    return None;
+                }
+                // As pfkey does: counters only for SAs it installed.
+                let counters = sas
+                    .into_iter()
+                    .map(|sa| {
+                        let installed = self.sas.get(&sa.spi).is_some_and(|p| p.id == sa);
+                        let counted = self.traffic.get(&sa.spi).copied().unwrap_or_default();
+                        (sa, installed.then_some(counted))
+                    })
+                    .collect();
+                PfkeyToIkev2::Counters { id, counters }
+            }
+        })
+    }
+
+    fn established(&self) -> Vec<u64> {
+        self.engine
+            .ike_spis()
+            .into_iter()
+            .filter(|s| {
+                self.engine
+                    .ike(*s)
+                    .is_some_and(|sa| sa.state == IkeState::Established)
+            })
+            .collect()
+    }
+}
+
+impl World {
+    fn new() -> World {
+        World::with(settings(), settings())
+    }
+
+    fn with(sa: Settings, sb: Settings) -> World {
+        let now = Instant::now();
+        World {
+            now,
+            a: Node::new(A, 0x1111, 0x1000_0000, sa, now),
+            b: Node::new(B, 0x2222, 0x2000_0000, sb, now),
+            net: VecDeque::new(),
+            filter: Box::new(|_| true),
+            nat: None,
+            delivered: 0,
+        }
+    }
+
+    fn configure(&mut self, pa: Vec<Policy>, pb: Vec<Policy>) {
+        self.b
+            .engine
+            .set_config(self.now, pb, InitiationMode::Passive, 0);
+        self.a
+            .engine
+            .set_config(self.now, pa, InitiationMode::Active, 0);
+    }
+
+    fn configure_dpd(&mut self, pa: Vec<Policy>, pb: Vec<Policy>, dpd: u32) {
+        self.b
+            .engine
+            .set_config(self.now, pb, InitiationMode::Passive, dpd);
+        self.a
+            .engine
+            .set_config(self.now, pa, InitiationMode::Active, dpd);
+    }
+
+    /// Applies the NAT in front of A, if any.
+    fn translate(&self, mut packet: Packet) -> Packet {
+        if let Some((private, public)) = self.nat {
+            if packet.from.ip() == private {
+                let port = packet.from.port() + 10_000;
+                packet.from = SocketAddr::new(public, port);
+            }
+            if packet.to.ip() == public {
+                packet.to = SocketAddr::new(private, packet.to.port() - 10_000);
+            }
+        }
+        packet
+    }
+
+    /// Delivers and processes until nothing moves (bounded).
+    fn settle(&mut self) {
+        for _ in 0..10_000 {
+            let (pa, busy_a) = self.a.step(self.now);
+            let (pb, busy_b) = self.b.step(self.now);
+            for p in pa.into_iter().chain(pb) {
+                let p = self.translate(p);
+                if (self.filter)(&p) {
+                    self.net.push_back(p);
+                }
+            }
+            let Some(packet) = self.net.pop_front() else {
+                if !busy_a && !busy_b {
+                    return;
+                }
+                continue;
+            };
+            self.deliver(packet);
+        }
+        panic!("the engines did not settle");
+    }
+
+    fn deliver(&mut self, packet: Packet) {
+        self.delivered += 1;
+        let node = if packet.to.ip() == self.a.addr {
+            &mut self.a
+        } else if packet.to.ip() == self.b.addr {
+            &mut self.b
+        } else {
+            return;
+        };
+        node.engine
+            .handle_datagram(self.now, packet.to, packet.from, &packet.data);
+    }
+
+    /// Advances the clock to the next deadline of either engine (bounded).
+    fn advance(&mut self) -> bool {
+        let next = [self.a.engine.next_deadline(), self.b.engine.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min();
+        let Some(next) = next else {
+            return false;
+        };
+        if next > self.now {
+            self.now = next;
+        }
+        self.a.engine.handle_timeout(self.now);
+        self.b.engine.handle_timeout(self.now);
+        self.settle();
+        true
+    }
+
+    fn advance_by(&mut self, duration: Duration) {
+        let end = self.now + duration;
+        for _ in 0..10_000 {
+            let next = [self.a.engine.next_deadline(), self.b.engine.next_deadline()]
+                .into_iter()
+                .flatten()
+                .min();
+            match next {
+                Some(next) if next <= end => {
+                    self.now = self.now.max(next);
+                    self.a.engine.handle_timeout(self.now);
+                    self.b.engine.handle_timeout(self.now);
+                    self.settle();
+                }
+                _ => {
+                    self.now = end;
+                    self.a.engine.handle_timeout(self.now);
+                    self.b.engine.handle_timeout(self.now);
+                    self.settle();
+                    return;
+                }
+            }
+        }
+        panic!("too many timer events");
+    }
+
+    fn handshake(&mut self) {
+        self.configure(vec![a_policy()], vec![b_policy()]);
+        self.settle();
+    }
+}
+
+/// A soft or hard EXPIRE of the ESP SA from `src` to `dst` with `spi`.
+fn esp_expire(src: &str, dst: &str, spi: u32, hard: bool) -> KernelEvent {
+    KernelEvent::Expire {
+        sa: SaId {
+            src: ip(src),
+            dst: ip(dst),
+            protocol: IpsecProtocol::Esp,
+            spi,
+        },
+        reqid: 0,
+        hard,
+    }
+}
+
+/// The one Child SA pair both sides hold, checked to match.
+fn assert_one_matching_child(w: &World) -> (u32, u32) {
+    let a_children = w.a.engine.child_spis();
+    let b_children = w.b.engine.child_spis();
+    assert_eq!(a_children.len(), 1, "A children: {a_children:x?}");
+    assert_eq!(b_children.len(), 1, "B children: {b_children:x?}");
+    let ca = w.a.engine.child(a_children[0]).unwrap();
+    let cb = w.b.engine.child(b_children[0]).unwrap();
+    assert_eq!(ca.spi_in, cb.spi_out);
+    assert_eq!(ca.spi_out, cb.spi_in);
+    assert_eq!(ca.keys.encr_i.expose(), cb.keys.encr_i.expose());
+    assert_eq!(ca.keys.encr_r.expose(), cb.keys.encr_r.expose());
+    assert_eq!(ca.keys.integ_i.expose(), cb.keys.integ_i.expose());
+    assert_eq!(ca.keys.integ_r.expose(), cb.keys.integ_r.expose());
+    (ca.spi_in, cb.spi_in)
+}
+
+fn assert_one_matching_ike(w: &World) -> u64 {
+    let a = w.a.established();
+    let b = w.b.established();
+    assert_eq!(a.len(), 1, "A IKE SAs: {:x?}", w.a.engine.ike_spis());
+    assert_eq!(b.len(), 1, "B IKE SAs: {:x?}", w.b.engine.ike_spis());
+    let sa = w.a.engine.ike(a[0]).unwrap();
+    let sb = w.b.engine.ike(b[0]).unwrap();
+    assert_eq!((sa.spi_i, sa.spi_r), (sb.spi_i, sb.spi_r));
+    assert_ne!(sa.initiator, sb.initiator);
+    let (ka, kb) = (sa.keys.as_ref().unwrap(), sb.keys.as_ref().unwrap());
+    for (x, y) in [
+        (&ka.sk_d, &kb.sk_d),
+        (&ka.sk_ai, &kb.sk_ai),
+        (&ka.sk_ar, &kb.sk_ar),
+        (&ka.sk_ei, &kb.sk_ei),
+        (&ka.sk_er, &kb.sk_er),
+        (&ka.sk_pi, &kb.sk_pi),
+        (&ka.sk_pr, &kb.sk_pr),
+    ] {
+        assert_eq!(x.expose(), y.expose());
+    }
+    assert!(!ka.sk_d.expose().is_empty());
+    a[0]
+}
+
+/// A's active policy keeps its outbound trap policy (for ACQUIRE) when no
+/// Child SA is up; nothing else stays.
+fn assert_only_trap(node: &Node) {
+    assert_eq!(node.policies.len(), 1, "{:?}", node.policies);
+    assert_eq!(
+        node.policies[0].direction,
+        iked_common::kernel::PolicyDirection::Out
+    );
+}
+
+fn exchanges_sent(node: &Node, exchange: ExchangeType, response: bool) -> usize {
+    node.sent
+        .iter()
+        .filter(|(_, _, d)| {
+            Header::decode(d)
+                .is_ok_and(|h| h.header.exchange == exchange && h.header.flags.response == response)
+        })
+        .count()
+}
+
+type PacketFilter = Box<dyn FnMut(&Packet) -> bool>;
+
+type HeldPackets = std::rc::Rc<std::cell::RefCell<Vec<Packet>>>;
+
+/// Holds the first datagram matching `pick` until released.
+fn hold_first(pick: impl Fn(&Packet) -> bool + 'static) -> (PacketFilter, HeldPackets) {
+    let held = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let store = held.clone();
+    let mut done = false;
+    (
+        Box::new(move |p: &Packet| {
+            if !done && pick(p) {
+                done = true;
+                store.borrow_mut().push(Packet {
+                    from: p.from,
+                    to: p.to,
+                    data: p.data.clone(),
+                });
+                return false;
+            }
+            true
+        }),
+        held,
+    )
+}
+
+fn is_request_from(p: &Packet, from: IpAddr, exchange: ExchangeType) -> bool {
+    p.from.ip() == from
+        && Header::decode(&p.data)
+            .is_ok_and(|h| h.header.exchange == exchange && !h.header.flags.response)
+}
+
+struct StderrLog;
+
+impl log::Log for StderrLog {
+    fn enabled(&self, _: &log::Metadata) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record) {
+        if record.level() <= log::Level::Info {
+            CAPTURED.with(|lines| {
+                if let Some(lines) = lines.borrow_mut().as_mut() {
+                    lines.push(record.args().to_string());
+                }
+            });
+        }
+        if std::env::var_os("IKED_TEST_LOG").is_some() {
+            eprintln!("{} {}", record.level(), record.args());
+        }
+    }
+    fn flush(&self) {}
+}
+
+static STDERR_LOG: StderrLog = StderrLog;
+
+thread_local! {
+    /// Info-and-above lines logged on this test's thread, while capturing.
+    static CAPTURED: std::cell::RefCell<Option<Vec<String>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` and returns the info-and-above lines it logged on this thread
+/// (other tests' threads are not captured).
+fn capture_info_log(f: impl FnOnce()) -> Vec<String> {
+    let _ = log::set_logger(&STDERR_LOG);
+    if log::max_level() < log::LevelFilter::Info {
+        log::set_max_level(log::LevelFilter::Info);
+    }
+    CAPTURED.with(|lines| *lines.borrow_mut() = Some(Vec::new()));
+    f();
+    CAPTURED.with(|lines| lines.borrow_mut().take().unwrap_or_default())
+}
+
+#[allow(dead_code)]
+fn enable_test_log() {
+    let _ = log::set_logger(&STDERR_LOG);
+    log::set_max_level(log::LevelFilter::Debug);
+}
+
+// ----------------------------------------------------------------------
+// Hostile input (issue 10): cookies, half-open economics, Child SA caps,
+// nothing done for unauthenticated peers.
+// ----------------------------------------------------------------------
+
+use iked_common::wire::{Message, Notify, NotifyType, Payload, VendorId};
+
+/// The payloads of an encrypted message to `node`, opened with the keys of
+/// its IKE SA `spi`.
+fn open_with(node: &Node, spi: u64, datagram: &[u8]) -> Option<Vec<Payload>> {
+    let sa = node.engine.ike(spi)?;
+    let message = Message::decode(datagram).ok()?;
+    let sk = message.encrypted()?;
+    let span = iked_common::wire::encrypted_span(datagram).ok()?;
+    let (aad, body) = datagram.split_at_checked(span)?;
+    let plaintext = sa.in_cipher.as_ref()?.open(aad, body).ok()?;
+    iked_common::wire::decode_payloads(sk.first_inner, &plaintext, &message.header).ok()
+}

@@ -1,0 +1,257 @@
+//! Deadlines: the timer heap (read and written only here) and what each
+//! IKE SA is due to do when its deadline comes.
+
+use std::cmp::Reverse;
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use iked_common::config::PolicyInitiation;
+use iked_common::ipc::InitiationMode;
+
+use crate::engine::Engine;
+
+use crate::engine::state::*;
+
+impl Engine {
+    /// The IKE SAs whose deadline has come, each once, taken off the heap.
+    /// What is due is taken first and each SA served once: whatever the
+    /// service schedules anew waits for the next call, so a deadline that
+    /// stays in the past cannot spin.
+    pub(super) fn take_due_timers(&mut self) -> Vec<u64> {
+        let now = self.now;
+        let mut due = Vec::new();
+        let mut seen = HashSet::new();
+        while let Some(Reverse((at, spi))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            if let Some(sa) = self.ikes.get_mut(&spi) {
+                if sa.scheduled == Some(at) {
+                    sa.scheduled = None;
+                }
+                if seen.insert(spi) {
+                    due.push(spi);
+                }
+            }
+        }
+        due
+    }
+
+    /// The end of the grace a replaced SA gets for the peer's DELETE.
+    pub(super) fn rekeyed_grace_end(&self) -> Instant {
+        self.now + self.settings.rekeyed_grace
+    }
+
+    /// Handles whatever is due on one IKE SA.
+    pub(super) fn service(&mut self, spi: u64) {
+        let now = self.now;
+        let Some(sa) = self.ikes.get(&spi) else {
+            return;
+        };
+        if sa.expiry.is_some_and(|e| e.at() <= now) {
+            let reason = if sa.state == IkeState::Rekeyed {
+                "replaced by rekey"
+            } else {
+                "half-open timeout"
+            };
+            self.delete_ike_local(spi, reason);
+            return;
+        }
+        if !self.retransmit_if_due(spi) {
+            return;
+        }
+        self.keepalive_if_due(spi);
+        self.queue_due_work(spi);
+        self.pump(spi);
+        self.schedule(spi);
+    }
+
+    /// Queues the work an established IKE SA is due to do: its own rekey,
+    /// a liveness check, rekeys of its Child SAs, and deletes of replaced
+    /// Child SAs the peer should have deleted by now.
+    fn queue_due_work(&mut self, spi: u64) {
+        let now = self.now;
+        let dpd = self.dpd_interval;
+        let Some(sa) = self.ikes.get_mut(&spi) else {
+            return;
+        };
+        if sa.state == IkeState::Established {
+            if sa.rekey_at.is_some_and(|t| t <= now) {
+                sa.rekey_at = None;
+                if !sa.queue.contains(&Task::RekeyIke) {
+                    sa.queue.push_back(Task::RekeyIke);
+                }
+            }
+            if let Some(interval) = dpd {
+                if sa.last_heard + interval <= now
+                    && sa.outstanding.is_none()
+                    && sa.queue.is_empty()
+                    && sa.prep.is_none()
+                {
+                    sa.queue.push_back(Task::Dpd);
+                    // Not again until this check is answered or fails.
+                    sa.last_heard = now;
+                }
+            }
+            let due: Vec<u32> = sa
+                .children
+                .iter()
+                .copied()
+                .filter(|c| {
+                    self.children.get(c).is_some_and(|c| {
+                        c.state == ChildState::Established
+                            && c.deadline.is_some_and(|d| d.at() <= now)
+                    })
+                })
+                .collect();
+            // Replaced Child SAs the peer should have deleted by now.
+            let stale: Vec<u32> = sa
+                .children
+                .iter()
+                .copied()
+                .filter(|c| {
+                    self.children.get(c).is_some_and(|c| {
+                        c.state == ChildState::Rekeyed && c.deadline.is_some_and(|d| d.at() <= now)
+                    })
+                })
+                .collect();
+            if !stale.is_empty() {
+                for child in &stale {
+                    if let Some(c) = self.children.get_mut(child) {
+                        c.deadline = None;
+                    }
+                }
+                if let Some(sa) = self.ikes.get_mut(&spi) {
+                    sa.queue.push_back(Task::DeleteChildren { spis: stale });
+                }
+            }
+            for child in due {
+                if let Some(c) = self.children.get_mut(&child) {
+                    c.deadline = None;
+                }
+                let task = Task::RekeyChild { spi_in: child };
+                if let Some(sa) = self.ikes.get_mut(&spi) {
+                    if !sa.queue.contains(&task) {
+                        sa.queue.push_back(task);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether a policy has an IKE SA that is not going away.
+    pub(super) fn has_live_sa(&self, policy: &str) -> bool {
+        self.by_policy.get(policy).is_some_and(|set| {
+            set.iter().any(|spi| {
+                self.ikes
+                    .get(spi)
+                    .is_some_and(|sa| !matches!(sa.state, IkeState::Deleting | IkeState::Rekeyed))
+            })
+        })
+    }
+
+    /// Starts again the active policies whose restart is due.
+    pub(super) fn run_restarts(&mut self) {
+        let now = self.now;
+        let due: Vec<String> = self
+            .restarts
+            .iter()
+            .filter(|(at, _)| *at <= now)
+            .map(|(_, name)| name.clone())
+            .collect();
+        self.restarts.retain(|(at, _)| *at > now);
+        for name in due {
+            let still_active = self.mode == InitiationMode::Active
+                && self
+                    .policy(&name)
+                    .is_some_and(|p| p.initiation == PolicyInitiation::Active);
+            if still_active && !self.has_live_sa(&name) {
+                log::info!("policy {name}: starting again");
+                if let Err(e) = self.initiate(&name, None, 0) {
+                    log::warn!("policy {name}: cannot initiate: {e}");
+                }
+            }
+        }
+    }
+
+    /// After an IKE SA of `policy` went away: start the policy again later
+    /// if it is active and has no IKE SA left.
+    pub(super) fn plan_restart(&mut self, policy: &str) {
+        let active = self.mode == InitiationMode::Active
+            && self
+                .policy(policy)
+                .is_some_and(|p| p.initiation == PolicyInitiation::Active);
+        if active
+            && !self.has_live_sa(policy)
+            && !self.restarts.iter().any(|(_, name)| name == policy)
+        {
+            let at = self.now + self.settings.restart_delay;
+            self.restarts.push((at, policy.to_string()));
+        }
+    }
+
+    /// A rekey time: 90% of the lifetime minus up to 5% jitter from the RNG,
+    /// so that both peers rarely rekey at the same moment.
+    pub(super) fn rekey_time(&mut self, lifetime_secs: u64) -> Option<Instant> {
+        if lifetime_secs == 0 {
+            return None;
+        }
+        // Longer than ten years means "never" in practice; capping keeps
+        // the time arithmetic below from overflowing.
+        let lifetime = Duration::from_secs(lifetime_secs.min(10 * 365 * 86_400));
+        let base = lifetime.mul_f64(0.9);
+        let span = lifetime.mul_f64(0.05).as_millis() as u64;
+        // Without randomness (logged) the rekey simply has no jitter.
+        let jitter = if span == 0 {
+            0
+        } else {
+            self.random_u64().map_or(0, |r| r % span)
+        };
+        self.now
+            .checked_add(base.saturating_sub(Duration::from_millis(jitter)))
+    }
+
+    /// Pushes the SA's earliest deadline to the timer heap if it changed.
+    pub(super) fn schedule(&mut self, spi: u64) {
+        let dpd = self.dpd_interval;
+        let keepalive = self.settings.nat_keepalive;
+        let Some(sa) = self.ikes.get_mut(&spi) else {
+            return;
+        };
+        let mut earliest: Option<Instant> = None;
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                earliest = Some(earliest.map_or(t, |e: Instant| e.min(t)));
+            }
+        };
+        consider(sa.outstanding.as_ref().map(|o| o.deadline));
+        consider(sa.expiry.map(Expiry::at));
+        if sa.behind_nat && sa.natt {
+            consider(Some(sa.last_sent + keepalive));
+        }
+        if sa.state == IkeState::Established {
+            consider(sa.rekey_at);
+            // DPD only when idle; while a request is in flight its own
+            // retransmission timer decides liveness.
+            if let Some(interval) = dpd {
+                if sa.outstanding.is_none() && sa.prep.is_none() && sa.queue.is_empty() {
+                    consider(Some(sa.last_heard + interval));
+                }
+            }
+        }
+        for child_spi in &sa.children {
+            if let Some(child) = self.children.get(child_spi) {
+                if matches!(child.state, ChildState::Established | ChildState::Rekeyed) {
+                    consider(child.deadline.map(ChildDeadline::at));
+                }
+            }
+        }
+        if let Some(at) = earliest {
+            if sa.scheduled.is_none_or(|s| s != at) {
+                sa.scheduled = Some(at);
+                self.timers.push(Reverse((at, spi)));
+            }
+        }
+    }
+}
