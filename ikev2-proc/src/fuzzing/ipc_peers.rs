@@ -1,0 +1,333 @@
+//! The simulated ca and pfkey of the fuzzer: answers to the engines'
+//! requests, right, failed, twice, late, out of order or never, and
+//! replies nobody asked for.
+
+use super::*;
+
+pub(super) fn ca_id(request: &Ikev2ToCa) -> u64 {
+    match request {
+        Ikev2ToCa::Ping { id }
+        | Ikev2ToCa::SignAuth { id, .. }
+        | Ikev2ToCa::VerifyAuth { id, .. } => *id,
+    }
+}
+
+pub(super) fn pfkey_id(request: &Ikev2ToPfkey) -> u64 {
+    match request {
+        Ikev2ToPfkey::Ping { id }
+        | Ikev2ToPfkey::AllocateSpi { id, .. }
+        | Ikev2ToPfkey::AddSa { id, .. }
+        | Ikev2ToPfkey::UpdateSa { id, .. }
+        | Ikev2ToPfkey::DeleteSa { id, .. }
+        | Ikev2ToPfkey::AddPolicy { id, .. }
+        | Ikev2ToPfkey::DeletePolicy { id, .. }
+        | Ikev2ToPfkey::GetCounters { id, .. } => *id,
+    }
+}
+
+pub(super) fn failure(c: &mut Choices) -> KernelFailure {
+    KernelFailure {
+        kind: [
+            FailureKind::NotFound,
+            FailureKind::NotPermitted,
+            FailureKind::Invalid,
+            FailureKind::Unsupported,
+            FailureKind::AlreadyExists,
+            FailureKind::Kernel,
+        ][c.below(6)],
+        errno: c.below(200) as i32,
+        message: "refused by the fuzzer".into(),
+    }
+}
+
+impl World<'_> {
+    /// Answers one pending ca or pfkey request: mostly right, sometimes
+    /// failed, twice, or never; out of order one time in four.
+    pub(super) fn answer_ipc(&mut self) -> Result<(), Failure> {
+        let candidates: Vec<(usize, bool)> = (0..2)
+            .flat_map(|i| {
+                let n = &self.nodes[i];
+                [
+                    (!n.ca_pending.is_empty()).then_some((i, true)),
+                    (!n.pfkey_pending.is_empty()).then_some((i, false)),
+                ]
+            })
+            .flatten()
+            .collect();
+        if candidates.is_empty() {
+            return Ok(());
+        }
+        let (index, ca) = candidates[self.c.below(candidates.len())];
+        let len = if ca {
+            self.nodes[index].ca_pending.len()
+        } else {
+            self.nodes[index].pfkey_pending.len()
+        };
+        let at = if self.c.chance(4) {
+            self.c.below(len)
+        } else {
+            0
+        };
+        // 0 never answered, 1 twice, 2 and 3 failed, 4 wrong content,
+        // others right: calm runs fail one answer in 100.
+        let mode = self.c.below([100, 30, 12][self.chaos]);
+        if mode == 0 {
+            // Never answered.
+            if ca {
+                self.nodes[index].ca_pending.remove(at);
+            } else {
+                self.nodes[index].pfkey_pending.remove(at);
+            }
+            return Ok(());
+        }
+        let twice = mode == 1;
+        let fail = mode == 2 || mode == 3;
+        if ca {
+            let request = self.nodes[index].ca_pending.remove(at);
+            let id = ca_id(&request);
+            let reply = if fail {
+                CaToIkev2::Failed {
+                    id,
+                    reason: "refused by the fuzzer".into(),
+                }
+            } else if mode == 4 {
+                // A right id with a wrong verdict or garbage AUTH data.
+                match request {
+                    Ikev2ToCa::VerifyAuth { .. } => CaToIkev2::Verified { id, ok: false },
+                    _ => {
+                        let mut auth_data = vec![0u8; mutate::edge_length(self.c).min(300)];
+                        self.c.fill(&mut auth_data);
+                        CaToIkev2::Auth {
+                            id,
+                            auth_method: [2, 1, 14, 0][self.c.below(4)],
+                            auth_data,
+                        }
+                    }
+                }
+            } else {
+                self.nodes[index].ca.handle(request)
+            };
+            self.send_ca(index, reply.clone(), true)?;
+            if twice {
+                self.send_ca(index, reply, false)?;
+            }
+        } else {
+            let request = self.nodes[index].pfkey_pending.remove(at);
+            let reply = self.kernel(index, request, fail);
+            if let Some(reply) = reply {
+                self.send_pfkey(index, reply.clone(), true)?;
+                if twice {
+                    self.send_pfkey(index, reply, false)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The fake kernel behind pfkey: SPIs from a counter, installs
+    /// recorded, counters made up.
+    pub(super) fn kernel(
+        &mut self,
+        index: usize,
+        request: Ikev2ToPfkey,
+        fail: bool,
+    ) -> Option<PfkeyToIkev2> {
+        let id = pfkey_id(&request);
+        if fail
+            && !matches!(
+                request,
+                Ikev2ToPfkey::Ping { .. } | Ikev2ToPfkey::GetCounters { .. }
+            )
+        {
+            return Some(PfkeyToIkev2::Failed {
+                id,
+                failure: failure(self.c),
+            });
+        }
+        let weird = self.c.chance(30);
+        let node = &mut self.nodes[index];
+        Some(match request {
+            Ikev2ToPfkey::Ping { id } => PfkeyToIkev2::Pong { id },
+            Ikev2ToPfkey::AllocateSpi { id, min, .. } => {
+                node.next_spi = node.next_spi.wrapping_add(1);
+                let spi = if weird {
+                    // Zero, below the asked range, or one already given.
+                    [0, min.saturating_sub(1), node.next_spi.wrapping_sub(1)][self.c.below(3)]
+                } else {
+                    node.next_spi.max(min)
+                };
+                PfkeyToIkev2::SpiAllocated { id, spi }
+            }
+            Ikev2ToPfkey::AddSa { id, sa } | Ikev2ToPfkey::UpdateSa { id, sa } => {
+                if sa.id.dst == node.addr && node.installed.len() < 64 {
+                    node.installed.push(sa.id);
+                }
+                PfkeyToIkev2::Done { id }
+            }
+            Ikev2ToPfkey::DeleteSa { id, sa } => {
+                node.installed.retain(|s| *s != sa);
+                PfkeyToIkev2::Done { id }
+            }
+            Ikev2ToPfkey::AddPolicy { id, .. } | Ikev2ToPfkey::DeletePolicy { id, .. } => {
+                PfkeyToIkev2::Done { id }
+            }
+            Ikev2ToPfkey::GetCounters { id, sas } => {
+                let counters = sas
+                    .into_iter()
+                    .map(|sa| {
+                        let n = self.c.u64();
+                        (
+                            sa,
+                            (n & 3 != 0).then_some(SaCounters {
+                                bytes: n >> 8,
+                                packets: n >> 40,
+                            }),
+                        )
+                    })
+                    .collect();
+                PfkeyToIkev2::Counters { id, counters }
+            }
+        })
+    }
+
+    /// `first`: the first reply to a request the engine made, which it
+    /// must take (an error makes the shell exit).
+    pub(super) fn send_ca(
+        &mut self,
+        index: usize,
+        reply: CaToIkev2,
+        first: bool,
+    ) -> Result<(), Failure> {
+        let id = match &reply {
+            CaToIkev2::Pong { id }
+            | CaToIkev2::Auth { id, .. }
+            | CaToIkev2::Verified { id, .. }
+            | CaToIkev2::Failed { id, .. } => *id,
+        };
+        let now = self.now;
+        let result = self.nodes[index].engine.handle_ca(now, reply.clone());
+        self.executed();
+        self.nodes[index].remember_answer(id);
+        if let Err(e) = result {
+            if first {
+                return Err(Failure(format!(
+                    "engine {index} refused the first reply to its own ca request {id}: {e} ({reply:?})"
+                )));
+            }
+            self.stats.wire(3);
+        }
+        self.after(index)
+    }
+
+    pub(super) fn send_pfkey(
+        &mut self,
+        index: usize,
+        reply: PfkeyToIkev2,
+        first: bool,
+    ) -> Result<(), Failure> {
+        let id = match &reply {
+            PfkeyToIkev2::Pong { id }
+            | PfkeyToIkev2::SpiAllocated { id, .. }
+            | PfkeyToIkev2::Done { id }
+            | PfkeyToIkev2::Failed { id, .. }
+            | PfkeyToIkev2::Counters { id, .. } => Some(*id),
+            PfkeyToIkev2::Event(_) => None,
+        };
+        let now = self.now;
+        let text = first.then(|| format!("{reply:?}"));
+        let result = self.nodes[index].engine.handle_pfkey(now, reply);
+        self.executed();
+        if let Some(id) = id {
+            self.nodes[index].remember_answer(id);
+        }
+        if let Err(e) = result {
+            if let Some(text) = text {
+                return Err(Failure(format!(
+                    "engine {index} refused the first reply to its own pfkey request: {e} ({text})"
+                )));
+            }
+            self.stats.wire(3);
+        }
+        self.after(index)
+    }
+
+    /// Replies nobody asked for: a stale id answered again, an id never
+    /// used, a reply of the wrong kind for a pending id.
+    pub(super) fn bogus_ipc(&mut self) -> Result<(), Failure> {
+        let index = self.c.below(2);
+        let node = &self.nodes[index];
+        let id = match self.c.below(4) {
+            0 if !node.answered.is_empty() => node.answered[self.c.below(node.answered.len())],
+            1 => node.highest_id + 1 + self.c.below(4) as u64,
+            2 => self.c.u64(),
+            _ => {
+                // A pending request's id, answered with the wrong kind (it
+                // stays pending: its real answer may still come).
+                let pending: Vec<u64> = node
+                    .ca_pending
+                    .iter()
+                    .map(ca_id)
+                    .chain(node.pfkey_pending.iter().map(pfkey_id))
+                    .collect();
+                if pending.is_empty() {
+                    0
+                } else {
+                    pending[self.c.below(pending.len())]
+                }
+            }
+        };
+        if self.c.chance(2) {
+            let reply = match self.c.below(4) {
+                0 => CaToIkev2::Verified {
+                    id,
+                    ok: self.c.chance(2),
+                },
+                1 => CaToIkev2::Auth {
+                    id,
+                    auth_method: 2,
+                    auth_data: vec![0; 32],
+                },
+                2 => CaToIkev2::Failed {
+                    id,
+                    reason: "bogus".into(),
+                },
+                _ => CaToIkev2::Pong { id },
+            };
+            let now = self.now;
+            let result = self.nodes[index].engine.handle_ca(now, reply);
+            self.executed();
+            if result.is_err() {
+                self.stats.wire(3);
+            }
+        } else {
+            let reply = match self.c.below(5) {
+                0 => PfkeyToIkev2::SpiAllocated {
+                    id,
+                    spi: self.c.u64() as u32,
+                },
+                1 => PfkeyToIkev2::Done { id },
+                2 => PfkeyToIkev2::Failed {
+                    id,
+                    failure: failure(self.c),
+                },
+                3 => PfkeyToIkev2::Counters {
+                    id,
+                    counters: Vec::new(),
+                },
+                _ => PfkeyToIkev2::Pong { id },
+            };
+            let now = self.now;
+            let result = self.nodes[index].engine.handle_pfkey(now, reply);
+            self.executed();
+            if result.is_err() {
+                self.stats.wire(3);
+            }
+        }
+        // A wrong-kind reply to a pending id consumed the engine's wait:
+        // the real answer is now a reply "never made"; forget it.
+        let node = &mut self.nodes[index];
+        node.ca_pending.retain(|r| ca_id(r) != id);
+        node.pfkey_pending.retain(|r| pfkey_id(r) != id);
+        self.after(index)
+    }
+}
