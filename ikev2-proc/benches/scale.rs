@@ -17,9 +17,9 @@ use iked_common::ipc::{CaToIkev2, Ikev2ToCa, Ikev2ToPfkey, InitiationMode, Pfkey
 use iked_common::kernel::Selector;
 use iked_ikev2::engine::{Action, Engine, Settings};
 
-#[path = "../src/engine/tests/fixtures.rs"]
+#[path = "../src/test_fixtures.rs"]
 mod fixtures;
-use fixtures::{seeded, selector_between, t};
+use fixtures::{seeded, t};
 
 const PSK: &[u8] = b"benchmark pre-shared key";
 
@@ -149,7 +149,7 @@ fn main() {
             "road",
             gateway,
             None,
-            selector_between(
+            Selector::between(
                 IpAddr::V4(Ipv4Addr::new(10, 0, 0, 0)),
                 16,
                 IpAddr::V4(Ipv4Addr::new(100, 0, 0, 0)),
@@ -176,7 +176,7 @@ fn main() {
                 "gw",
                 addr,
                 Some(gateway),
-                selector_between(inner, 30, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 0)), 16),
+                Selector::between(inner, 30, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 0)), 16),
                 true,
             )],
             InitiationMode::Active,

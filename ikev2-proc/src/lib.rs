@@ -23,3 +23,5 @@ pub mod engine;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod process;
+#[cfg(any(test, feature = "fuzzing"))]
+mod test_fixtures;

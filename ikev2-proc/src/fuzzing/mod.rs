@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use iked_ca::auth::AuthService;
 use iked_common::config::{
     AuthSpec, Encapsulation, Policy, PolicyInitiation, PreSharedKey, Prefix, ProposalSpec,
-    TransformSpec, TRANSFORM_ENCR, TRANSFORM_ESN, TRANSFORM_INTEG, TRANSFORM_KE, TRANSFORM_PRF,
+    TRANSFORM_ENCR, TRANSFORM_ESN, TRANSFORM_INTEG, TRANSFORM_KE, TRANSFORM_PRF,
 };
 use iked_common::crypto::RandomSource;
 use iked_common::ipc::{
@@ -46,6 +46,7 @@ use iked_common::kernel::{
 };
 
 use crate::engine::{Action, Engine, Settings, FUZZ_STATES};
+use crate::test_fixtures::{seeded, t};
 
 /// Run options.
 #[derive(Debug, Clone)]
@@ -78,18 +79,6 @@ fn new_engine(settings: Settings, rng: Box<dyn RandomSource>, now: Instant) -> E
     Engine::new(settings, rng, now).expect("the driver's random source does not fail")
 }
 
-fn seeded_rng(seed: u64) -> Box<dyn RandomSource> {
-    let mut state = seed.max(1);
-    Box::new(move |buf: &mut [u8]| {
-        for byte in buf.iter_mut() {
-            state ^= state >> 12;
-            state ^= state << 25;
-            state ^= state >> 27;
-            *byte = (state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8;
-        }
-    })
-}
-
 // Addresses from the benchmark range 198.18.0.0/15 (RFC 2544), as the
 // other tests use; nothing here touches a network.
 const INITIATOR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
@@ -115,14 +104,6 @@ fn host(addr: Ipv4Addr) -> Prefix {
     Prefix {
         addr: IpAddr::V4(addr),
         len: 32,
-    }
-}
-
-fn transform(transform_type: u8, id: u16, key_length: Option<u16>) -> TransformSpec {
-    TransformSpec {
-        transform_type,
-        id,
-        key_length,
     }
 }
 
@@ -190,12 +171,12 @@ fn policy(
         })
         .collect();
     let mut child = vec![
-        transform(TRANSFORM_ENCR, 12, Some(128)),
-        transform(TRANSFORM_INTEG, 12, None),
-        transform(TRANSFORM_ESN, 0, None),
+        t(TRANSFORM_ENCR, 12, Some(128)),
+        t(TRANSFORM_INTEG, 12, None),
+        t(TRANSFORM_ESN, 0, None),
     ];
     if s.pfs {
-        child.push(transform(TRANSFORM_KE, 31, None));
+        child.push(t(TRANSFORM_KE, 31, None));
     }
     Policy {
         name: name.into(),
@@ -217,10 +198,10 @@ fn policy(
         // INVALID_KE_PAYLOAD paths are reachable.
         ike_proposals: vec![ProposalSpec {
             transforms: vec![
-                transform(TRANSFORM_ENCR, 20, Some(256)),
-                transform(TRANSFORM_PRF, 5, None),
-                transform(TRANSFORM_KE, 31, None),
-                transform(TRANSFORM_KE, 19, None),
+                t(TRANSFORM_ENCR, 20, Some(256)),
+                t(TRANSFORM_PRF, 5, None),
+                t(TRANSFORM_KE, 31, None),
+                t(TRANSFORM_KE, 19, None),
             ],
         }],
         child_proposals: vec![ProposalSpec { transforms: child }],
@@ -261,7 +242,7 @@ struct Node {
 impl Node {
     fn new(addr: Ipv4Addr, settings: Settings, rng: u64, now: Instant) -> Node {
         Node {
-            engine: new_engine(settings, seeded_rng(rng), now),
+            engine: new_engine(settings, seeded(rng), now),
             addr: IpAddr::V4(addr),
             policies: Vec::new(),
             mode: InitiationMode::Passive,

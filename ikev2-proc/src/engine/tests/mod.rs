@@ -5,7 +5,6 @@
 mod child;
 mod config_control;
 mod digest;
-mod fixtures;
 mod handshake;
 mod ike_rekey;
 mod loss_retransmit;
@@ -30,7 +29,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use fixtures::{seeded, selector_between, t};
+use crate::test_fixtures::{seeded, t};
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -63,7 +62,7 @@ fn child_proposal(pfs: Option<u16>) -> ProposalSpec {
 }
 
 fn selector(src: &str, sp: u8, dst: &str, dp: u8) -> Selector {
-    selector_between(ip(src), sp, ip(dst), dp)
+    Selector::between(ip(src), sp, ip(dst), dp)
 }
 
 fn policy(

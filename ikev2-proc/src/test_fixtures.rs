@@ -1,13 +1,12 @@
-//! Fixtures shared by the engine's tests and the scale benchmark
-//! (`benches/scale.rs` includes this file by path): only `iked_common`
-//! types, so it compiles in both.
-
-use std::net::IpAddr;
+//! Fixtures shared by the engine's tests, the stateful fuzzer's driver
+//! (feature "fuzzing") and the scale benchmark (`benches/scale.rs`
+//! includes this file by path): only `iked_common` types, so it compiles
+//! in all three. Never part of the daemon.
 
 use iked_common::config::TransformSpec;
-use iked_common::kernel::Selector;
 
-/// Deterministic xorshift64* RNG.
+/// Deterministic xorshift64* RNG: reproducible runs, never for keys
+/// that protect anything.
 pub fn seeded(seed: u64) -> Box<dyn iked_common::crypto::RandomSource> {
     let mut state = seed.max(1);
     Box::new(move |buf: &mut [u8]| {
@@ -26,18 +25,5 @@ pub fn t(transform_type: u8, id: u16, key_length: Option<u16>) -> TransformSpec 
         transform_type,
         id,
         key_length,
-    }
-}
-
-/// A selector of any protocol and port between two prefixes.
-pub fn selector_between(src: IpAddr, src_prefix: u8, dst: IpAddr, dst_prefix: u8) -> Selector {
-    Selector {
-        src,
-        src_prefix,
-        dst,
-        dst_prefix,
-        protocol: 0,
-        src_port: 0,
-        dst_port: 0,
     }
 }
