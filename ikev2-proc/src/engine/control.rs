@@ -263,7 +263,7 @@ impl Engine {
             dh_group: sa
                 .suite
                 .map(|s| ke_name(s.ke))
-                .or(sa.ke_method.map(ke_name))
+                .or(sa.handshake.as_ref().and_then(|h| h.ke_method).map(ke_name))
                 .unwrap_or_default(),
             nat_t: sa.natt,
             established_secs: sa

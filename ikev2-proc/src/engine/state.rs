@@ -225,6 +225,36 @@ impl ChildDeadline {
     }
 }
 
+/// What an IKE SA holds only while IKE_SA_INIT and IKE_AUTH run (RFC 7296
+/// §1.2): the nonces, our key exchange, the proposals, the cookie, the
+/// IKE_SA_INIT messages that AUTH signs (§2.15), the initiator's check of
+/// the responder's AUTH and the half-open counts. Dropped whole when the SA
+/// is established, so an established SA carries none of it.
+#[derive(Default)]
+pub(crate) struct Handshake {
+    pub ni: Vec<u8>,
+    pub nr: Vec<u8>,
+    /// Initiator: our key exchange, until the response completes it.
+    pub kex: Option<KeyExchange>,
+    pub ke_method: Option<KeMethod>,
+    /// Initiator: what our IKE_SA_INIT offered.
+    pub offered: Option<SecurityAssociation>,
+    /// Responder: the IKE proposal accepted in IKE_SA_INIT (it chooses the
+    /// policy in IKE_AUTH).
+    pub accepted_ike: Option<iked_common::wire::Proposal>,
+    /// Initiator: the cookie the responder asked for (§2.6).
+    pub cookie: Option<Vec<u8>>,
+    pub init_request: Vec<u8>,
+    pub init_response: Vec<u8>,
+    /// Initiator: the IKE_AUTH response while ca checks its AUTH.
+    pub auth_check: Option<AuthCheck>,
+    /// Counted in the half-open total (responder, not yet established).
+    pub half_open: bool,
+    /// Its IKE_SA_INIT carried a valid cookie: counted in the
+    /// cookie-proven share of its source address.
+    pub half_open_cookie: bool,
+}
+
 /// One IKE SA.
 pub(crate) struct IkeSa {
     pub spi_i: u64,
@@ -235,16 +265,9 @@ pub(crate) struct IkeSa {
     pub peer: SocketAddr,
     pub state: IkeState,
     pub suite: Option<IkeSuite>,
-    pub ni: Vec<u8>,
-    pub nr: Vec<u8>,
-    pub kex: Option<KeyExchange>,
-    pub ke_method: Option<KeMethod>,
-    pub offered: Option<SecurityAssociation>,
-    /// Responder: the IKE proposal accepted in IKE_SA_INIT.
-    pub accepted_ike: Option<iked_common::wire::Proposal>,
-    pub cookie: Option<Vec<u8>>,
-    pub init_request: Vec<u8>,
-    pub init_response: Vec<u8>,
+    /// What only IKE_SA_INIT and IKE_AUTH need: there until the SA is
+    /// established, then dropped (a rekeyed SA is born without it).
+    pub handshake: Option<Box<Handshake>>,
     pub keys: Option<IkeSaKeys>,
     pub out_cipher: Option<SkCipher>,
     pub in_cipher: Option<SkCipher>,
@@ -263,7 +286,6 @@ pub(crate) struct IkeSa {
     /// Last response sent: (message ID, datagram), for retransmitted requests.
     pub cached_response: Option<(u32, Vec<u8>)>,
     pub answering: Option<Answer>,
-    pub auth_check: Option<AuthCheck>,
     pub children: Vec<u32>,
     pub established: Option<Instant>,
     pub rekey_at: Option<Instant>,
@@ -281,11 +303,6 @@ pub(crate) struct IkeSa {
     pub peer_rekey: Option<(u64, Vec<u8>)>,
     /// The responder's key in `by_init`.
     pub half_open_key: Option<(u64, SocketAddr)>,
-    /// Counted in the half-open total (responder, not yet established).
-    pub half_open: bool,
-    /// Its IKE_SA_INIT carried a valid cookie: counted in the
-    /// cookie-proven share of its source address.
-    pub half_open_cookie: bool,
     /// The IKE SA that replaced this one by rekeying.
     pub successor: Option<u64>,
     /// Deleted on purpose (operator, reload): do not start the policy again.
@@ -317,15 +334,7 @@ impl IkeSa {
             peer,
             state: IkeState::InitSent,
             suite: None,
-            ni: Vec::new(),
-            nr: Vec::new(),
-            kex: None,
-            ke_method: None,
-            offered: None,
-            accepted_ike: None,
-            cookie: None,
-            init_request: Vec::new(),
-            init_response: Vec::new(),
+            handshake: Some(Box::default()),
             keys: None,
             out_cipher: None,
             in_cipher: None,
@@ -341,7 +350,6 @@ impl IkeSa {
             queue: VecDeque::new(),
             cached_response: None,
             answering: None,
-            auth_check: None,
             children: Vec::new(),
             established: None,
             rekey_at: None,
@@ -353,8 +361,6 @@ impl IkeSa {
             first_flow: 0,
             peer_rekey: None,
             half_open_key: None,
-            half_open: false,
-            half_open_cookie: false,
             successor: None,
             no_restart: false,
             child_ke_hint: None,

@@ -126,9 +126,8 @@ impl Engine {
             initiator: we_initiate,
             state: IkeState::Established,
             suite: Some(suite),
-            ni: ni.to_vec(),
-            nr: nr.to_vec(),
-            ke_method: Some(suite.ke),
+            // Born established: no handshake of its own.
+            handshake: None,
             keys: Some(keys),
             out_cipher: Some(out_cipher),
             in_cipher: Some(in_cipher),
