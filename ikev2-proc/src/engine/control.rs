@@ -243,8 +243,9 @@ impl Engine {
                 bytes_out: None,
                 established_secs: self.now.saturating_duration_since(c.established).as_secs(),
                 rekey_in_secs: c
-                    .deadline
-                    .map(|d| d.at().saturating_duration_since(self.now).as_secs()),
+                    .timers
+                    .at()
+                    .map(|at| at.saturating_duration_since(self.now).as_secs()),
             })
             .collect();
         iked_common::ipc::IkeSaInfo {
@@ -270,7 +271,8 @@ impl Engine {
                 .established
                 .map(|t| self.now.saturating_duration_since(t).as_secs()),
             rekey_in_secs: sa
-                .rekey_at
+                .timers
+                .get(IkeTimer::Rekey)
                 .map(|t| t.saturating_duration_since(self.now).as_secs()),
             children,
         }

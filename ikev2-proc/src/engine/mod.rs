@@ -49,8 +49,10 @@
 //! - Only `child_sa.rs` and `kernel_events.rs` ask pfkey to add or delete
 //!   an SA or a policy.
 //! - Deadlines only through `timers.rs`: it alone reads and writes the
-//!   timer heap and acts on what is due; an SA's own deadline says what it
-//!   is for (`state::Expiry` of an IKE SA, `state::ChildDeadline`).
+//!   timer heap and acts on what is due, and an SA's deadlines are named
+//!   timers in a table whose only writers are its methods there
+//!   (`IkeTimer`: half-open, preparing, replaced, rekey; `ChildTimer`:
+//!   rekey, delete-replaced).
 //! - Items are `pub(super)` (`pub(in crate::engine)` under `exchange/`);
 //!   the only `pub fn`s are in `api.rs`, and only the types of `state.rs`
 //!   and the `cfg(test)` accessors below are `pub(crate)`.

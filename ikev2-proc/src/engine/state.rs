@@ -13,6 +13,7 @@ use iked_common::kernel::{SaId, Selector};
 use iked_common::wire::{Identity, SecurityAssociation};
 
 use crate::engine::proposals::{ChildSuite, IkeSuite};
+pub(crate) use crate::engine::timers::{ChildTimer, ChildTimers, IkeTimer, IkeTimers};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum IkeState {
@@ -184,47 +185,6 @@ pub(crate) enum Task {
     Dpd,
 }
 
-/// Why an IKE SA is to be removed at a set time (what one `delete_at`
-/// field used to mean three ways).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Expiry {
-    /// A responder's SA not authenticated within `half_open_timeout`.
-    HalfOpen(Instant),
-    /// An initiator's SA waiting for pfkey and ca before IKE_AUTH goes
-    /// out: the wait is bounded by `half_open_timeout` too.
-    Preparing(Instant),
-    /// Replaced by a rekey: the peer is to delete it within
-    /// `rekeyed_grace`, else we do (RFC 7296 §2.18).
-    Replaced(Instant),
-}
-
-impl Expiry {
-    pub(super) fn at(self) -> Instant {
-        match self {
-            Expiry::HalfOpen(at) | Expiry::Preparing(at) | Expiry::Replaced(at) => at,
-        }
-    }
-}
-
-/// What a Child SA's own deadline is for (what one `rekey_at` field
-/// used to mean two ways).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ChildDeadline {
-    /// Rekey it (from its lifetime, or a retry after a failed rekey).
-    Rekey(Instant),
-    /// Replaced by a rekey: the peer is to delete it within
-    /// `rekeyed_grace`, else we do.
-    DeleteReplaced(Instant),
-}
-
-impl ChildDeadline {
-    pub(super) fn at(self) -> Instant {
-        match self {
-            ChildDeadline::Rekey(at) | ChildDeadline::DeleteReplaced(at) => at,
-        }
-    }
-}
-
 /// What an IKE SA holds only while IKE_SA_INIT and IKE_AUTH run (RFC 7296
 /// §1.2): the nonces, our key exchange, the proposals, the cookie, the
 /// IKE_SA_INIT messages that AUTH signs (§2.15), the initiator's check of
@@ -288,9 +248,8 @@ pub(crate) struct IkeSa {
     pub answering: Option<Answer>,
     pub children: Vec<u32>,
     pub established: Option<Instant>,
-    pub rekey_at: Option<Instant>,
-    /// When this IKE SA is removed unless it moves on first, and why.
-    pub expiry: Option<Expiry>,
+    /// Its deadlines: rekey, and removal unless it moves on first.
+    pub timers: IkeTimers,
     pub last_heard: Instant,
     pub last_sent: Instant,
     /// When this SA's first exchange began (INITIAL_CONTACT staleness).
@@ -352,8 +311,7 @@ impl IkeSa {
             answering: None,
             children: Vec::new(),
             established: None,
-            rekey_at: None,
-            expiry: None,
+            timers: IkeTimers::default(),
             last_heard: now,
             last_sent: now,
             created: now,
@@ -395,7 +353,7 @@ pub(crate) struct ChildSa {
     pub trap_out: bool,
     pub established: Instant,
     /// Its own deadline: a rekey, or the delete of a replaced SA.
-    pub deadline: Option<ChildDeadline>,
+    pub timers: ChildTimers,
     /// The lowest nonce of the exchange that created it (§2.8.1 collisions).
     pub min_nonce: Vec<u8>,
     /// Set on the old SA when the peer rekeyed it while our rekey was pending.

@@ -86,7 +86,7 @@ impl Engine {
             inner.extend(traffic_selectors(&draft.flow, true));
         }
         sa.state = IkeState::AuthSent;
-        sa.expiry = None;
+        sa.timers.stop_removal();
         self.send_request(
             spi,
             ExchangeType::IkeAuth,

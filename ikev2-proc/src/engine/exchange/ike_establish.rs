@@ -101,8 +101,8 @@ impl Engine {
         };
         sa.state = IkeState::Established;
         sa.established = Some(self.now);
-        sa.expiry = None;
-        sa.rekey_at = rekey_at;
+        sa.timers.stop_removal();
+        sa.timers.set_or_stop(IkeTimer::Rekey, rekey_at);
         let record = HalfOpenRecord::take(sa);
         // Only IKE_SA_INIT and IKE_AUTH needed it (the signed octets are
         // most of an SA's memory).

@@ -17,7 +17,6 @@ use crate::engine::identity::*;
 use crate::engine::keys::*;
 use crate::engine::message::*;
 use crate::engine::nat::*;
-use crate::engine::state::Expiry;
 use crate::engine::state::*;
 
 impl Engine {
@@ -257,9 +256,10 @@ impl Engine {
         }
         sa.state = IkeState::AuthPreparing;
         // Bounded wait for pfkey and ca; cleared once IKE_AUTH is sent.
-        sa.expiry = Some(Expiry::Preparing(
+        sa.timers.set(
+            IkeTimer::Preparing,
             self.now + self.settings.half_open_timeout,
-        ));
+        );
         if sa.local.ip().is_unspecified() && !local.ip().is_unspecified() {
             sa.local.set_ip(local.ip());
         }

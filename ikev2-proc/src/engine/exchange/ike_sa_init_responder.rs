@@ -16,7 +16,6 @@ use crate::engine::digest::*;
 use crate::engine::keys::*;
 use crate::engine::message::*;
 use crate::engine::nat::*;
-use crate::engine::state::Expiry;
 use crate::engine::state::*;
 
 impl Engine {
@@ -123,7 +122,10 @@ impl Engine {
             nat_detected: peer_behind_nat || we_behind_nat,
             behind_nat: we_behind_nat,
             expected_message_id: 1,
-            expiry: Some(Expiry::HalfOpen(self.now + self.settings.half_open_timeout)),
+            timers: IkeTimers::starting(
+                IkeTimer::HalfOpen,
+                Some(self.now + self.settings.half_open_timeout),
+            ),
             half_open_key: Some((header.initiator_spi, remote)),
             ..IkeSa::new(policy_name.clone(), local, remote, local_id, self.now)
         };
