@@ -52,7 +52,8 @@
 //!   timer heap and acts on what is due, and an SA's deadlines are named
 //!   timers in a table whose only writers are its methods there
 //!   (`IkeTimer`: half-open, preparing, replaced, rekey; `ChildTimer`:
-//!   rekey, delete-replaced).
+//!   rekey, delete-replaced; a request's `RetransmitTimer`, held by the
+//!   request so that it goes with it).
 //! - Items are `pub(super)` (`pub(in crate::engine)` under `exchange/`);
 //!   the only `pub fn`s are in `api.rs`, and only the types of `state.rs`
 //!   and the `cfg(test)` accessors below are `pub(crate)`.

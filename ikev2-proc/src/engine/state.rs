@@ -13,7 +13,9 @@ use iked_common::kernel::{SaId, Selector};
 use iked_common::wire::{Identity, SecurityAssociation};
 
 use crate::engine::proposals::{ChildSuite, IkeSuite};
-pub(crate) use crate::engine::timers::{ChildTimer, ChildTimers, IkeTimer, IkeTimers};
+pub(crate) use crate::engine::timers::{
+    ChildTimer, ChildTimers, IkeTimer, IkeTimers, RetransmitTimer,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum IkeState {
@@ -97,7 +99,8 @@ pub(crate) struct Outstanding {
     pub message_id: u32,
     pub datagram: Vec<u8>,
     pub transmissions: u32,
-    pub deadline: Instant,
+    /// When it is sent again.
+    pub deadline: RetransmitTimer,
     pub ctx: RequestCtx,
 }
 

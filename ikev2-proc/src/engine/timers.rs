@@ -107,6 +107,37 @@ impl IkeTimers {
     }
 }
 
+/// When our outstanding request is sent again (RFC 7296 §2.1). Held by
+/// the request, so it cannot outlive it, and set only here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RetransmitTimer {
+    at: Instant,
+}
+
+impl RetransmitTimer {
+    /// After the request's first transmission, at `now`.
+    pub(super) fn first(now: Instant, base: Duration) -> RetransmitTimer {
+        RetransmitTimer { at: now + base }
+    }
+
+    /// After its transmission number `transmissions` (from 2), at `now`:
+    /// exponential backoff (§2.1).
+    pub(super) fn after(now: Instant, base: Duration, transmissions: u32) -> RetransmitTimer {
+        let factor = 1u32 << transmissions.saturating_sub(1).min(16);
+        RetransmitTimer {
+            at: now + base * factor,
+        }
+    }
+
+    pub(super) fn at(&self) -> Instant {
+        self.at
+    }
+
+    pub(super) fn is_due(&self, now: Instant) -> bool {
+        self.at <= now
+    }
+}
+
 /// What can come due on a Child SA (what one `rekey_at` field once meant
 /// two ways).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -365,7 +396,7 @@ impl Engine {
                 earliest = Some(earliest.map_or(t, |e: Instant| e.min(t)));
             }
         };
-        consider(sa.outstanding.as_ref().map(|o| o.deadline));
+        consider(sa.outstanding.as_ref().map(|o| o.deadline.at()));
         consider(sa.timers.removal());
         if sa.behind_nat && sa.natt {
             consider(Some(sa.last_sent + keepalive));
