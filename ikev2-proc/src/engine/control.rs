@@ -8,7 +8,7 @@ use iked_common::kernel::{IpsecProtocol, SaCounters, SaId};
 
 use crate::engine::proposals::{self};
 use crate::engine::selectors;
-use crate::engine::{Action, Engine};
+use crate::engine::{Action, Engine, ReplyError};
 
 use crate::engine::identity::*;
 use crate::engine::state::*;
@@ -148,7 +148,7 @@ impl Engine {
     pub(super) fn take_counter_reply(
         &mut self,
         message: PfkeyToIkev2,
-    ) -> Result<Option<PfkeyToIkev2>, String> {
+    ) -> Result<Option<PfkeyToIkev2>, ReplyError> {
         let (id, counters) = match message {
             PfkeyToIkev2::Counters { id, counters } => (id, counters),
             PfkeyToIkev2::Failed { id, failure } if self.counter_queries.contains_key(&id) => {
@@ -162,7 +162,7 @@ impl Engine {
             None if self.expired_counter_ids.contains(&id) => {
                 log::debug!("show sa: counters {id} came after the list was sent")
             }
-            None => return Err(format!("counters for request {id}, which was never made")),
+            None => return Err(ReplyError::CountersNeverAsked { id }),
         }
         Ok(None)
     }

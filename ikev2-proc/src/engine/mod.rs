@@ -180,6 +180,18 @@ impl Default for Settings {
     }
 }
 
+/// A pfkey or ca reply the engine refuses: an answer to a request it never
+/// made, a protocol error between the processes (the shell exits on it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplyError {
+    /// A reply to an SPI, install, delete or AUTH request never made.
+    #[error("reply to request {id}, which was never made")]
+    NeverAsked { id: u64 },
+    /// Counters for a `show sa` read never made.
+    #[error("counters for request {id}, which was never made")]
+    CountersNeverAsked { id: u64 },
+}
+
 /// What the engine asks the process shell to do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
