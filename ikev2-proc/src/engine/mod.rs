@@ -32,7 +32,10 @@
 //!   or response, retransmit, `refuse`), `digest.rs` (payload lookup and
 //!   builders), `keys.rs`, `nat.rs`, `identity.rs`, `admission.rs` (what an
 //!   unauthenticated peer may cost: cookies, half-open counts),
-//!   `sa_table.rs`, `child_sa.rs`, `state.rs` (the SA types).
+//!   `sa_table.rs`, `child_sa.rs`, `state.rs` (the SA types; what only
+//!   IKE_SA_INIT and IKE_AUTH need is an IKE SA's `Handshake`, dropped
+//!   whole at establishment, as rustls keeps each handshake state's data
+//!   in that state).
 //!
 //! # Rules that keep it so
 //!
@@ -56,7 +59,8 @@
 //!   request so that it goes with it).
 //! - Items are `pub(super)` (`pub(in crate::engine)` under `exchange/`);
 //!   the only `pub fn`s are in `api.rs`, and only the types of `state.rs`
-//!   and the `cfg(test)` accessors below are `pub(crate)`.
+//!   (the timer tables of `timers.rs` among them, re-exported there) and
+//!   the `cfg(test)` accessors below are `pub(crate)`.
 //! - Tests (`tests/`: a harness in `mod.rs`, cases by topic) drive the
 //!   public API and a few `cfg(test)` accessors below; `tests/digest.rs`
 //!   holds the bytes of seeded runs, which a restructuring must not change.

@@ -1,6 +1,7 @@
-//! IKE and Child SAs, the work in flight on them and their deadlines, and
-//! the other types the engine holds (waits, traps, counter reads, cookie
-//! secrets).
+//! IKE and Child SAs, the work in flight on them, and the other types the
+//! engine holds (waits, traps, counter reads, cookie secrets). What an IKE
+//! SA needs only until it is established is its `Handshake`, dropped then;
+//! its deadlines are the timer tables of `timers.rs`.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -279,7 +280,8 @@ impl IkeSa {
     /// An IKE SA of `policy` between `local` and `peer`, nothing negotiated
     /// yet: the one base of the initiator's (`initiate`), the responder's
     /// (`on_sa_init_request`) and a rekey's (`make_rekeyed_ike`) IKE SA,
-    /// each of which names only what differs.
+    /// each of which names only what differs: the first two their
+    /// `Handshake`, which a rekeyed SA, born established, has none of.
     pub(super) fn new(
         policy: String,
         local: SocketAddr,
@@ -296,7 +298,7 @@ impl IkeSa {
             peer,
             state: IkeState::InitSent,
             suite: None,
-            handshake: Some(Box::default()),
+            handshake: None,
             keys: None,
             out_cipher: None,
             in_cipher: None,

@@ -125,8 +125,6 @@ impl Engine {
             initiator: we_initiate,
             state: IkeState::Established,
             suite: Some(suite),
-            // Born established: no handshake of its own.
-            handshake: None,
             keys: Some(keys),
             out_cipher: Some(out_cipher),
             in_cipher: Some(in_cipher),
