@@ -319,7 +319,7 @@ impl Ikev2Process {
             };
             self.engine
                 .handle_pfkey(Instant::now(), message)
-                .map_err(ChildError::refused("pfkey"))?;
+                .map_err(|e| ChildError::refused("pfkey")(e.to_string()))?;
             self.perform()?;
         }
         Ok(())
@@ -336,7 +336,7 @@ impl Ikev2Process {
             };
             self.engine
                 .handle_ca(Instant::now(), message)
-                .map_err(ChildError::refused("ca"))?;
+                .map_err(|e| ChildError::refused("ca")(e.to_string()))?;
             self.perform()?;
         }
         Ok(())

@@ -23,10 +23,13 @@ pub(super) struct HalfOpenRecord {
 impl HalfOpenRecord {
     /// Takes the SA out of the half-open state (its flag cleared).
     pub(super) fn take(sa: &mut IkeSa) -> HalfOpenRecord {
+        let (counted, with_cookie) = sa.handshake.as_deref_mut().map_or((false, false), |h| {
+            (std::mem::take(&mut h.half_open), h.half_open_cookie)
+        });
         HalfOpenRecord {
-            counted: std::mem::take(&mut sa.half_open),
+            counted,
             source: sa.half_open_key.map(|(_, addr)| addr.ip()),
-            with_cookie: sa.half_open_cookie,
+            with_cookie,
         }
     }
 }

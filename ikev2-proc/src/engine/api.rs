@@ -11,7 +11,7 @@ use iked_common::ipc::{CaToIkev2, ControlCommand, ControlReply, InitiationMode, 
 use iked_common::logging::RateLimit;
 use iked_common::wire::{ExchangeType, Message};
 
-use crate::engine::{Action, Engine, LocalAddressResolver, Settings};
+use crate::engine::{Action, Engine, LocalAddressResolver, ReplyError, Settings};
 
 use crate::engine::admission::*;
 use crate::engine::state::*;
@@ -88,7 +88,7 @@ impl Engine {
         &mut self,
         now: std::time::Instant,
         message: PfkeyToIkev2,
-    ) -> Result<(), String> {
+    ) -> Result<(), ReplyError> {
         self.now = now;
         let Some(message) = self.take_counter_reply(message)? else {
             return Ok(());
@@ -98,7 +98,7 @@ impl Engine {
         | PfkeyToIkev2::Failed { id, .. } = &message
         {
             if !self.waits.contains_key(id) {
-                return Err(format!("reply to request {id}, which was never made"));
+                return Err(ReplyError::NeverAsked { id: *id });
             }
         }
         let ike = match &message {
@@ -117,14 +117,18 @@ impl Engine {
 
     /// A message from ca-proc.
     /// A message from ca-proc; as for pfkey, unknown request ids are errors.
-    pub fn handle_ca(&mut self, now: std::time::Instant, message: CaToIkev2) -> Result<(), String> {
+    pub fn handle_ca(
+        &mut self,
+        now: std::time::Instant,
+        message: CaToIkev2,
+    ) -> Result<(), ReplyError> {
         self.now = now;
         if let CaToIkev2::Auth { id, .. }
         | CaToIkev2::Verified { id, .. }
         | CaToIkev2::Failed { id, .. } = &message
         {
             if !self.waits.contains_key(id) {
-                return Err(format!("reply to request {id}, which was never made"));
+                return Err(ReplyError::NeverAsked { id: *id });
             }
         }
         let ike = match &message {

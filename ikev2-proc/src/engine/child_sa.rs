@@ -163,7 +163,7 @@ impl Engine {
             install_failed: false,
             pending_sa_installs: 0,
             established: self.now,
-            deadline: rekey_at.map(ChildDeadline::Rekey),
+            timers: ChildTimers::starting(ChildTimer::Rekey, rekey_at),
             min_nonce,
             peer_rekey: None,
         };

@@ -8,7 +8,7 @@ use iked_common::kernel::{IpsecProtocol, SaCounters, SaId};
 
 use crate::engine::proposals::{self};
 use crate::engine::selectors;
-use crate::engine::{Action, Engine};
+use crate::engine::{Action, Engine, ReplyError};
 
 use crate::engine::identity::*;
 use crate::engine::state::*;
@@ -148,7 +148,7 @@ impl Engine {
     pub(super) fn take_counter_reply(
         &mut self,
         message: PfkeyToIkev2,
-    ) -> Result<Option<PfkeyToIkev2>, String> {
+    ) -> Result<Option<PfkeyToIkev2>, ReplyError> {
         let (id, counters) = match message {
             PfkeyToIkev2::Counters { id, counters } => (id, counters),
             PfkeyToIkev2::Failed { id, failure } if self.counter_queries.contains_key(&id) => {
@@ -162,7 +162,7 @@ impl Engine {
             None if self.expired_counter_ids.contains(&id) => {
                 log::debug!("show sa: counters {id} came after the list was sent")
             }
-            None => return Err(format!("counters for request {id}, which was never made")),
+            None => return Err(ReplyError::CountersNeverAsked { id }),
         }
         Ok(None)
     }
@@ -243,8 +243,9 @@ impl Engine {
                 bytes_out: None,
                 established_secs: self.now.saturating_duration_since(c.established).as_secs(),
                 rekey_in_secs: c
-                    .deadline
-                    .map(|d| d.at().saturating_duration_since(self.now).as_secs()),
+                    .timers
+                    .at()
+                    .map(|at| at.saturating_duration_since(self.now).as_secs()),
             })
             .collect();
         iked_common::ipc::IkeSaInfo {
@@ -263,14 +264,15 @@ impl Engine {
             dh_group: sa
                 .suite
                 .map(|s| ke_name(s.ke))
-                .or(sa.ke_method.map(ke_name))
+                .or(sa.handshake.as_ref().and_then(|h| h.ke_method).map(ke_name))
                 .unwrap_or_default(),
             nat_t: sa.natt,
             established_secs: sa
                 .established
                 .map(|t| self.now.saturating_duration_since(t).as_secs()),
             rekey_in_secs: sa
-                .rekey_at
+                .timers
+                .get(IkeTimer::Rekey)
                 .map(|t| t.saturating_duration_since(self.now).as_secs()),
             children,
         }

@@ -187,12 +187,21 @@ pub(super) fn auth_octets(
     signer: Signer,
     id_body: &[u8],
 ) -> Result<Vec<u8>, iked_common::crypto::CryptoError> {
+    // An established SA has no handshake left: nothing to sign.
+    let none: &[u8] = &[];
+    let (request, response, ni, nr) =
+        sa.handshake
+            .as_deref()
+            .map_or((none, none, none, none), |h| {
+                (
+                    &h.init_request[..],
+                    &h.init_response[..],
+                    &h.ni[..],
+                    &h.nr[..],
+                )
+            });
     match signer {
-        Signer::Initiator => {
-            auth::signed_octets(prf, &sa.init_request, &sa.nr, keys.sk_pi.expose(), id_body)
-        }
-        Signer::Responder => {
-            auth::signed_octets(prf, &sa.init_response, &sa.ni, keys.sk_pr.expose(), id_body)
-        }
+        Signer::Initiator => auth::signed_octets(prf, request, nr, keys.sk_pi.expose(), id_body),
+        Signer::Responder => auth::signed_octets(prf, response, ni, keys.sk_pr.expose(), id_body),
     }
 }

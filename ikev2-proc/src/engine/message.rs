@@ -75,7 +75,7 @@ impl Engine {
             message_id: 0,
             datagram: datagram.clone(),
             transmissions: 1,
-            deadline: now + base,
+            deadline: RetransmitTimer::first(now, base),
             ctx: RequestCtx::SaInit,
         });
         self.send_datagram(local, peer, datagram);
@@ -165,7 +165,7 @@ impl Engine {
             log::warn!("IKE SA {spi:016x}: cannot seal {exchange} request");
             return;
         };
-        let deadline = self.now + self.settings.retransmit_base;
+        let deadline = RetransmitTimer::first(self.now, self.settings.retransmit_base);
         let Some(sa) = self.ikes.get_mut(&spi) else {
             return;
         };
@@ -439,7 +439,7 @@ impl Engine {
             return false;
         };
         if let Some(out) = sa.outstanding.as_mut() {
-            if out.deadline <= now {
+            if out.deadline.is_due(now) {
                 if out.transmissions >= tries {
                     let what = match out.ctx {
                         RequestCtx::Dpd => "peer is dead (no answer to DPD)",
@@ -456,9 +456,7 @@ impl Engine {
                     return false;
                 }
                 out.transmissions += 1;
-                // RFC 7296 §2.1: exponential backoff.
-                let factor = 1u32 << (out.transmissions - 1).min(16);
-                out.deadline = now + base * factor;
+                out.deadline = RetransmitTimer::after(now, base, out.transmissions);
                 log::debug!(
                     "IKE SA {spi:016x}: retransmitting request {} (try {})",
                     out.message_id,

@@ -32,7 +32,10 @@
 //!   or response, retransmit, `refuse`), `digest.rs` (payload lookup and
 //!   builders), `keys.rs`, `nat.rs`, `identity.rs`, `admission.rs` (what an
 //!   unauthenticated peer may cost: cookies, half-open counts),
-//!   `sa_table.rs`, `child_sa.rs`, `state.rs` (the SA types).
+//!   `sa_table.rs`, `child_sa.rs`, `state.rs` (the SA types; what only
+//!   IKE_SA_INIT and IKE_AUTH need is an IKE SA's `Handshake`, dropped
+//!   whole at establishment, as rustls keeps each handshake state's data
+//!   in that state).
 //!
 //! # Rules that keep it so
 //!
@@ -49,11 +52,15 @@
 //! - Only `child_sa.rs` and `kernel_events.rs` ask pfkey to add or delete
 //!   an SA or a policy.
 //! - Deadlines only through `timers.rs`: it alone reads and writes the
-//!   timer heap and acts on what is due; an SA's own deadline says what it
-//!   is for (`state::Expiry` of an IKE SA, `state::ChildDeadline`).
+//!   timer heap and acts on what is due, and an SA's deadlines are named
+//!   timers in a table whose only writers are its methods there
+//!   (`IkeTimer`: half-open, preparing, replaced, rekey; `ChildTimer`:
+//!   rekey, delete-replaced; a request's `RetransmitTimer`, held by the
+//!   request so that it goes with it).
 //! - Items are `pub(super)` (`pub(in crate::engine)` under `exchange/`);
 //!   the only `pub fn`s are in `api.rs`, and only the types of `state.rs`
-//!   and the `cfg(test)` accessors below are `pub(crate)`.
+//!   (the timer tables of `timers.rs` among them, re-exported there) and
+//!   the `cfg(test)` accessors below are `pub(crate)`.
 //! - Tests (`tests/`: a harness in `mod.rs`, cases by topic) drive the
 //!   public API and a few `cfg(test)` accessors below; `tests/digest.rs`
 //!   holds the bytes of seeded runs, which a restructuring must not change.
@@ -175,6 +182,18 @@ impl Default for Settings {
             restart_delay: Duration::from_secs(30),
         }
     }
+}
+
+/// A pfkey or ca reply the engine refuses: an answer to a request it never
+/// made, a protocol error between the processes (the shell exits on it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplyError {
+    /// A reply to an SPI, install, delete or AUTH request never made.
+    #[error("reply to request {id}, which was never made")]
+    NeverAsked { id: u64 },
+    /// Counters for a `show sa` read never made.
+    #[error("counters for request {id}, which was never made")]
+    CountersNeverAsked { id: u64 },
 }
 
 /// What the engine asks the process shell to do.

@@ -1,6 +1,7 @@
-//! IKE and Child SAs, the work in flight on them and their deadlines, and
-//! the other types the engine holds (waits, traps, counter reads, cookie
-//! secrets).
+//! IKE and Child SAs, the work in flight on them, and the other types the
+//! engine holds (waits, traps, counter reads, cookie secrets). What an IKE
+//! SA needs only until it is established is its `Handshake`, dropped then;
+//! its deadlines are the timer tables of `timers.rs`.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -13,6 +14,9 @@ use iked_common::kernel::{SaId, Selector};
 use iked_common::wire::{Identity, SecurityAssociation};
 
 use crate::engine::proposals::{ChildSuite, IkeSuite};
+pub(crate) use crate::engine::timers::{
+    ChildTimer, ChildTimers, IkeTimer, IkeTimers, RetransmitTimer,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum IkeState {
@@ -96,7 +100,8 @@ pub(crate) struct Outstanding {
     pub message_id: u32,
     pub datagram: Vec<u8>,
     pub transmissions: u32,
-    pub deadline: Instant,
+    /// When it is sent again.
+    pub deadline: RetransmitTimer,
     pub ctx: RequestCtx,
 }
 
@@ -184,45 +189,34 @@ pub(crate) enum Task {
     Dpd,
 }
 
-/// Why an IKE SA is to be removed at a set time (what one `delete_at`
-/// field used to mean three ways).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Expiry {
-    /// A responder's SA not authenticated within `half_open_timeout`.
-    HalfOpen(Instant),
-    /// An initiator's SA waiting for pfkey and ca before IKE_AUTH goes
-    /// out: the wait is bounded by `half_open_timeout` too.
-    Preparing(Instant),
-    /// Replaced by a rekey: the peer is to delete it within
-    /// `rekeyed_grace`, else we do (RFC 7296 §2.18).
-    Replaced(Instant),
-}
-
-impl Expiry {
-    pub(super) fn at(self) -> Instant {
-        match self {
-            Expiry::HalfOpen(at) | Expiry::Preparing(at) | Expiry::Replaced(at) => at,
-        }
-    }
-}
-
-/// What a Child SA's own deadline is for (what one `rekey_at` field
-/// used to mean two ways).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ChildDeadline {
-    /// Rekey it (from its lifetime, or a retry after a failed rekey).
-    Rekey(Instant),
-    /// Replaced by a rekey: the peer is to delete it within
-    /// `rekeyed_grace`, else we do.
-    DeleteReplaced(Instant),
-}
-
-impl ChildDeadline {
-    pub(super) fn at(self) -> Instant {
-        match self {
-            ChildDeadline::Rekey(at) | ChildDeadline::DeleteReplaced(at) => at,
-        }
-    }
+/// What an IKE SA holds only while IKE_SA_INIT and IKE_AUTH run (RFC 7296
+/// §1.2): the nonces, our key exchange, the proposals, the cookie, the
+/// IKE_SA_INIT messages that AUTH signs (§2.15), the initiator's check of
+/// the responder's AUTH and the half-open counts. Dropped whole when the SA
+/// is established, so an established SA carries none of it.
+#[derive(Default)]
+pub(crate) struct Handshake {
+    pub ni: Vec<u8>,
+    pub nr: Vec<u8>,
+    /// Initiator: our key exchange, until the response completes it.
+    pub kex: Option<KeyExchange>,
+    pub ke_method: Option<KeMethod>,
+    /// Initiator: what our IKE_SA_INIT offered.
+    pub offered: Option<SecurityAssociation>,
+    /// Responder: the IKE proposal accepted in IKE_SA_INIT (it chooses the
+    /// policy in IKE_AUTH).
+    pub accepted_ike: Option<iked_common::wire::Proposal>,
+    /// Initiator: the cookie the responder asked for (§2.6).
+    pub cookie: Option<Vec<u8>>,
+    pub init_request: Vec<u8>,
+    pub init_response: Vec<u8>,
+    /// Initiator: the IKE_AUTH response while ca checks its AUTH.
+    pub auth_check: Option<AuthCheck>,
+    /// Counted in the half-open total (responder, not yet established).
+    pub half_open: bool,
+    /// Its IKE_SA_INIT carried a valid cookie: counted in the
+    /// cookie-proven share of its source address.
+    pub half_open_cookie: bool,
 }
 
 /// One IKE SA.
@@ -235,16 +229,9 @@ pub(crate) struct IkeSa {
     pub peer: SocketAddr,
     pub state: IkeState,
     pub suite: Option<IkeSuite>,
-    pub ni: Vec<u8>,
-    pub nr: Vec<u8>,
-    pub kex: Option<KeyExchange>,
-    pub ke_method: Option<KeMethod>,
-    pub offered: Option<SecurityAssociation>,
-    /// Responder: the IKE proposal accepted in IKE_SA_INIT.
-    pub accepted_ike: Option<iked_common::wire::Proposal>,
-    pub cookie: Option<Vec<u8>>,
-    pub init_request: Vec<u8>,
-    pub init_response: Vec<u8>,
+    /// What only IKE_SA_INIT and IKE_AUTH need: there until the SA is
+    /// established, then dropped (a rekeyed SA is born without it).
+    pub handshake: Option<Box<Handshake>>,
     pub keys: Option<IkeSaKeys>,
     pub out_cipher: Option<SkCipher>,
     pub in_cipher: Option<SkCipher>,
@@ -263,12 +250,10 @@ pub(crate) struct IkeSa {
     /// Last response sent: (message ID, datagram), for retransmitted requests.
     pub cached_response: Option<(u32, Vec<u8>)>,
     pub answering: Option<Answer>,
-    pub auth_check: Option<AuthCheck>,
     pub children: Vec<u32>,
     pub established: Option<Instant>,
-    pub rekey_at: Option<Instant>,
-    /// When this IKE SA is removed unless it moves on first, and why.
-    pub expiry: Option<Expiry>,
+    /// Its deadlines: rekey, and removal unless it moves on first.
+    pub timers: IkeTimers,
     pub last_heard: Instant,
     pub last_sent: Instant,
     /// When this SA's first exchange began (INITIAL_CONTACT staleness).
@@ -281,11 +266,6 @@ pub(crate) struct IkeSa {
     pub peer_rekey: Option<(u64, Vec<u8>)>,
     /// The responder's key in `by_init`.
     pub half_open_key: Option<(u64, SocketAddr)>,
-    /// Counted in the half-open total (responder, not yet established).
-    pub half_open: bool,
-    /// Its IKE_SA_INIT carried a valid cookie: counted in the
-    /// cookie-proven share of its source address.
-    pub half_open_cookie: bool,
     /// The IKE SA that replaced this one by rekeying.
     pub successor: Option<u64>,
     /// Deleted on purpose (operator, reload): do not start the policy again.
@@ -300,7 +280,8 @@ impl IkeSa {
     /// An IKE SA of `policy` between `local` and `peer`, nothing negotiated
     /// yet: the one base of the initiator's (`initiate`), the responder's
     /// (`on_sa_init_request`) and a rekey's (`make_rekeyed_ike`) IKE SA,
-    /// each of which names only what differs.
+    /// each of which names only what differs: the first two their
+    /// `Handshake`, which a rekeyed SA, born established, has none of.
     pub(super) fn new(
         policy: String,
         local: SocketAddr,
@@ -317,15 +298,7 @@ impl IkeSa {
             peer,
             state: IkeState::InitSent,
             suite: None,
-            ni: Vec::new(),
-            nr: Vec::new(),
-            kex: None,
-            ke_method: None,
-            offered: None,
-            accepted_ike: None,
-            cookie: None,
-            init_request: Vec::new(),
-            init_response: Vec::new(),
+            handshake: None,
             keys: None,
             out_cipher: None,
             in_cipher: None,
@@ -341,11 +314,9 @@ impl IkeSa {
             queue: VecDeque::new(),
             cached_response: None,
             answering: None,
-            auth_check: None,
             children: Vec::new(),
             established: None,
-            rekey_at: None,
-            expiry: None,
+            timers: IkeTimers::default(),
             last_heard: now,
             last_sent: now,
             created: now,
@@ -353,8 +324,6 @@ impl IkeSa {
             first_flow: 0,
             peer_rekey: None,
             half_open_key: None,
-            half_open: false,
-            half_open_cookie: false,
             successor: None,
             no_restart: false,
             child_ke_hint: None,
@@ -389,7 +358,7 @@ pub(crate) struct ChildSa {
     pub trap_out: bool,
     pub established: Instant,
     /// Its own deadline: a rekey, or the delete of a replaced SA.
-    pub deadline: Option<ChildDeadline>,
+    pub timers: ChildTimers,
     /// The lowest nonce of the exchange that created it (§2.8.1 collisions).
     pub min_nonce: Vec<u8>,
     /// Set on the old SA when the peer rekeyed it while our rekey was pending.

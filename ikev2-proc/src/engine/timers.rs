@@ -1,5 +1,7 @@
-//! Deadlines: the timer heap (read and written only here) and what each
-//! IKE SA is due to do when its deadline comes.
+//! Deadlines: the named timers of each IKE and Child SA and their tables
+//! (the only place a deadline is set, as quinn-proto's `timer.rs`), the
+//! timer heap (read and written only here) and what each IKE SA is due to
+//! do when its deadline comes.
 
 use std::cmp::Reverse;
 use std::collections::HashSet;
@@ -11,6 +13,176 @@ use iked_common::ipc::InitiationMode;
 use crate::engine::Engine;
 
 use crate::engine::state::*;
+
+/// What can come due on an IKE SA, each with its own deadline in the SA's
+/// [`IkeTimers`] (what one `delete_at` field once meant three ways is
+/// three timers here, and the rekey a fourth).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IkeTimer {
+    /// Remove a responder's SA not authenticated within
+    /// `half_open_timeout`.
+    HalfOpen,
+    /// Remove an initiator's SA still waiting for pfkey and ca before
+    /// IKE_AUTH goes out (bounded by `half_open_timeout` too).
+    Preparing,
+    /// Remove an SA replaced by a rekey that the peer did not delete within
+    /// `rekeyed_grace` (RFC 7296 §2.18).
+    Replaced,
+    /// Rekey the SA (from its lifetime, or a retry after a failed rekey).
+    Rekey,
+}
+
+impl IkeTimer {
+    const ALL: [IkeTimer; 4] = [
+        IkeTimer::HalfOpen,
+        IkeTimer::Preparing,
+        IkeTimer::Replaced,
+        IkeTimer::Rekey,
+    ];
+
+    /// Whether it removes the SA: at most one of these runs at a time.
+    fn removes(self) -> bool {
+        !matches!(self, IkeTimer::Rekey)
+    }
+}
+
+/// An IKE SA's deadlines, one per [`IkeTimer`]: the only place one is set
+/// (its table is private to this module). The heap holds only each SA's
+/// earliest, pushed by [`Engine::schedule`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct IkeTimers {
+    at: [Option<Instant>; 4],
+}
+
+impl IkeTimers {
+    /// A table with `timer` set to `at`, if any.
+    pub(super) fn starting(timer: IkeTimer, at: Option<Instant>) -> IkeTimers {
+        let mut timers = IkeTimers::default();
+        timers.set_or_stop(timer, at);
+        timers
+    }
+
+    pub(super) fn get(&self, timer: IkeTimer) -> Option<Instant> {
+        self.at[timer as usize]
+    }
+
+    /// Sets `timer`; a removal replaces any other removal (an SA is
+    /// removed for one reason).
+    pub(super) fn set(&mut self, timer: IkeTimer, at: Instant) {
+        if timer.removes() {
+            self.stop_removal();
+        }
+        self.at[timer as usize] = Some(at);
+    }
+
+    pub(super) fn set_or_stop(&mut self, timer: IkeTimer, at: Option<Instant>) {
+        match at {
+            Some(at) => self.set(timer, at),
+            None => self.stop(timer),
+        }
+    }
+
+    pub(super) fn stop(&mut self, timer: IkeTimer) {
+        self.at[timer as usize] = None;
+    }
+
+    /// Stops whichever removal runs (the SA moved on).
+    pub(super) fn stop_removal(&mut self) {
+        for timer in IkeTimer::ALL.into_iter().filter(|t| t.removes()) {
+            self.stop(timer);
+        }
+    }
+
+    /// When the SA is to be removed, if it is.
+    pub(super) fn removal(&self) -> Option<Instant> {
+        IkeTimer::ALL
+            .into_iter()
+            .filter(|t| t.removes())
+            .find_map(|t| self.get(t))
+    }
+
+    /// Whether `timer` is set and has come by `now`.
+    pub(super) fn is_due(&self, timer: IkeTimer, now: Instant) -> bool {
+        self.get(timer).is_some_and(|at| at <= now)
+    }
+}
+
+/// When our outstanding request is sent again (RFC 7296 §2.1). Held by
+/// the request, so it cannot outlive it, and set only here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RetransmitTimer {
+    at: Instant,
+}
+
+impl RetransmitTimer {
+    /// After the request's first transmission, at `now`.
+    pub(super) fn first(now: Instant, base: Duration) -> RetransmitTimer {
+        RetransmitTimer { at: now + base }
+    }
+
+    /// After its transmission number `transmissions` (from 2), at `now`:
+    /// exponential backoff (§2.1).
+    pub(super) fn after(now: Instant, base: Duration, transmissions: u32) -> RetransmitTimer {
+        let factor = 1u32 << transmissions.saturating_sub(1).min(16);
+        RetransmitTimer {
+            at: now + base * factor,
+        }
+    }
+
+    pub(super) fn at(&self) -> Instant {
+        self.at
+    }
+
+    pub(super) fn is_due(&self, now: Instant) -> bool {
+        self.at <= now
+    }
+}
+
+/// What can come due on a Child SA (what one `rekey_at` field once meant
+/// two ways).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ChildTimer {
+    /// Rekey it (from its lifetime, or a retry after a failed rekey).
+    Rekey,
+    /// Delete it, replaced by a rekey, if the peer did not within
+    /// `rekeyed_grace`.
+    DeleteReplaced,
+}
+
+/// A Child SA's deadline: one [`ChildTimer`] at a time (a replaced SA is
+/// not rekeyed), set only here.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ChildTimers {
+    next: Option<(ChildTimer, Instant)>,
+}
+
+impl ChildTimers {
+    /// A table with `timer` set to `at`, if any.
+    pub(super) fn starting(timer: ChildTimer, at: Option<Instant>) -> ChildTimers {
+        ChildTimers {
+            next: at.map(|at| (timer, at)),
+        }
+    }
+
+    /// Sets `timer`, replacing the other.
+    pub(super) fn set(&mut self, timer: ChildTimer, at: Instant) {
+        self.next = Some((timer, at));
+    }
+
+    pub(super) fn stop(&mut self) {
+        self.next = None;
+    }
+
+    /// The deadline, whichever timer it is.
+    pub(super) fn at(&self) -> Option<Instant> {
+        self.next.map(|(_, at)| at)
+    }
+
+    /// Whether the deadline has come by `now`.
+    pub(super) fn is_due(&self, now: Instant) -> bool {
+        self.at().is_some_and(|at| at <= now)
+    }
+}
 
 impl Engine {
     /// The IKE SAs whose deadline has come, each once, taken off the heap.
@@ -49,7 +221,7 @@ impl Engine {
         let Some(sa) = self.ikes.get(&spi) else {
             return;
         };
-        if sa.expiry.is_some_and(|e| e.at() <= now) {
+        if sa.timers.removal().is_some_and(|at| at <= now) {
             let reason = if sa.state == IkeState::Rekeyed {
                 "replaced by rekey"
             } else {
@@ -77,8 +249,8 @@ impl Engine {
             return;
         };
         if sa.state == IkeState::Established {
-            if sa.rekey_at.is_some_and(|t| t <= now) {
-                sa.rekey_at = None;
+            if sa.timers.is_due(IkeTimer::Rekey, now) {
+                sa.timers.stop(IkeTimer::Rekey);
                 if !sa.queue.contains(&Task::RekeyIke) {
                     sa.queue.push_back(Task::RekeyIke);
                 }
@@ -99,10 +271,9 @@ impl Engine {
                 .iter()
                 .copied()
                 .filter(|c| {
-                    self.children.get(c).is_some_and(|c| {
-                        c.state == ChildState::Established
-                            && c.deadline.is_some_and(|d| d.at() <= now)
-                    })
+                    self.children
+                        .get(c)
+                        .is_some_and(|c| c.state == ChildState::Established && c.timers.is_due(now))
                 })
                 .collect();
             // Replaced Child SAs the peer should have deleted by now.
@@ -111,15 +282,15 @@ impl Engine {
                 .iter()
                 .copied()
                 .filter(|c| {
-                    self.children.get(c).is_some_and(|c| {
-                        c.state == ChildState::Rekeyed && c.deadline.is_some_and(|d| d.at() <= now)
-                    })
+                    self.children
+                        .get(c)
+                        .is_some_and(|c| c.state == ChildState::Rekeyed && c.timers.is_due(now))
                 })
                 .collect();
             if !stale.is_empty() {
                 for child in &stale {
                     if let Some(c) = self.children.get_mut(child) {
-                        c.deadline = None;
+                        c.timers.stop();
                     }
                 }
                 if let Some(sa) = self.ikes.get_mut(&spi) {
@@ -128,7 +299,7 @@ impl Engine {
             }
             for child in due {
                 if let Some(c) = self.children.get_mut(&child) {
-                    c.deadline = None;
+                    c.timers.stop();
                 }
                 let task = Task::RekeyChild { spi_in: child };
                 if let Some(sa) = self.ikes.get_mut(&spi) {
@@ -225,13 +396,13 @@ impl Engine {
                 earliest = Some(earliest.map_or(t, |e: Instant| e.min(t)));
             }
         };
-        consider(sa.outstanding.as_ref().map(|o| o.deadline));
-        consider(sa.expiry.map(Expiry::at));
+        consider(sa.outstanding.as_ref().map(|o| o.deadline.at()));
+        consider(sa.timers.removal());
         if sa.behind_nat && sa.natt {
             consider(Some(sa.last_sent + keepalive));
         }
         if sa.state == IkeState::Established {
-            consider(sa.rekey_at);
+            consider(sa.timers.get(IkeTimer::Rekey));
             // DPD only when idle; while a request is in flight its own
             // retransmission timer decides liveness.
             if let Some(interval) = dpd {
@@ -243,7 +414,7 @@ impl Engine {
         for child_spi in &sa.children {
             if let Some(child) = self.children.get(child_spi) {
                 if matches!(child.state, ChildState::Established | ChildState::Rekeyed) {
-                    consider(child.deadline.map(ChildDeadline::at));
+                    consider(child.timers.at());
                 }
             }
         }

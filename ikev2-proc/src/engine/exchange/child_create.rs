@@ -225,12 +225,13 @@ impl Engine {
                 // the peer deletes the old one (§2.8.1).
                 child.state = ChildState::Rekeyed;
                 // Deleted by the peer; if that never comes, by us (grace).
-                child.deadline = Some(ChildDeadline::DeleteReplaced(
+                child.timers.set(
+                    ChildTimer::DeleteReplaced,
                     self.now + self.settings.rekeyed_grace,
-                ));
+                );
             } else {
                 child.state = ChildState::Established;
-                child.deadline = Some(ChildDeadline::Rekey(retry));
+                child.timers.set(ChildTimer::Rekey, retry);
             }
         }
         self.schedule(spi);
@@ -246,9 +247,10 @@ impl Engine {
         };
         old_child.state = ChildState::Rekeyed;
         // Deleted by the peer; if that never comes, by us (grace).
-        old_child.deadline = Some(ChildDeadline::DeleteReplaced(
+        old_child.timers.set(
+            ChildTimer::DeleteReplaced,
             self.now + self.settings.rekeyed_grace,
-        ));
+        );
         let peer_new = old_child.peer_rekey;
         let ours_nonce = self.children.get(&new).map(|c| c.min_nonce.clone());
         let theirs_nonce = peer_new
@@ -272,9 +274,10 @@ impl Engine {
                 if let Some(c) = self.children.get_mut(&new) {
                     c.state = ChildState::Rekeyed;
                     // Deleted by us right away (queued below).
-                    c.deadline = Some(ChildDeadline::DeleteReplaced(
+                    c.timers.set(
+                        ChildTimer::DeleteReplaced,
                         self.now + self.settings.rekeyed_grace,
-                    ));
+                    );
                 }
             }
         }

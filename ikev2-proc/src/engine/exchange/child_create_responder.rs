@@ -134,7 +134,7 @@ impl Engine {
                             if let Some(c) = self.children.get_mut(&old) {
                                 c.state = ChildState::Established;
                                 c.peer_rekey = None;
-                                c.deadline = None;
+                                c.timers.stop();
                             }
                         }
                         let state = self.children.get(&old).map(|c| c.state);
@@ -262,9 +262,10 @@ impl Engine {
                     old_child.state = ChildState::Rekeyed;
                     old_child.peer_rekey = Some(spi_in);
                     // Deleted by the peer; if that never comes, by us (grace).
-                    old_child.deadline = Some(ChildDeadline::DeleteReplaced(
+                    old_child.timers.set(
+                        ChildTimer::DeleteReplaced,
                         self.now + self.settings.rekeyed_grace,
-                    ));
+                    );
                 }
             }
         }

@@ -86,7 +86,7 @@ impl Engine {
             inner.extend(traffic_selectors(&draft.flow, true));
         }
         sa.state = IkeState::AuthSent;
-        sa.expiry = None;
+        sa.timers.stop_removal();
         self.send_request(
             spi,
             ExchangeType::IkeAuth,
@@ -152,10 +152,12 @@ impl Engine {
         let prf = suite.prf.iana_id();
         if let Some(sa) = self.ikes.get_mut(&spi) {
             sa.peer_id = Some(idr.clone());
-            sa.auth_check = Some(AuthCheck {
-                message: inner,
-                child,
-            });
+            if let Some(handshake) = sa.handshake.as_deref_mut() {
+                handshake.auth_check = Some(AuthCheck {
+                    message: inner,
+                    child,
+                });
+            }
         }
         self.ask_ca(spi, Wait::VerifyResponder, |id| Ikev2ToCa::VerifyAuth {
             id,
@@ -171,9 +173,14 @@ impl Engine {
         let Some(sa) = self.ikes.get_mut(&spi) else {
             return;
         };
-        let Some(check) = sa.auth_check.take() else {
+        let Some(handshake) = sa.handshake.as_deref_mut() else {
             return;
         };
+        let Some(check) = handshake.auth_check.take() else {
+            return;
+        };
+        // Establishing drops the handshake: keep its nonces for the child.
+        let (ni, nr) = (handshake.ni.clone(), handshake.nr.clone());
         if !ok {
             log::warn!(
                 "policy {}: responder {} failed authentication",
@@ -198,7 +205,6 @@ impl Engine {
         let Some(sa) = self.ikes.get(&spi) else {
             return;
         };
-        let (ni, nr) = (sa.ni.clone(), sa.nr.clone());
         if let Some(draft) = check.child {
             if let Some(error) = Inbound::of(&check.message).error {
                 log::warn!("policy {}: no Child SA: peer says {error}", sa.policy);

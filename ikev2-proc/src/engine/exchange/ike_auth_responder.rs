@@ -28,7 +28,7 @@ impl Engine {
         // peer must not negotiate under one policy's proposals and then
         // authenticate into another's (§2.7 selection happened before the
         // identity was known).
-        let accepted = sa.accepted_ike.clone();
+        let accepted = sa.handshake.as_ref().and_then(|h| h.accepted_ike.clone());
         let candidates: Vec<String> = self
             .policy_candidates(sa.local.ip(), sa.peer.ip())
             .into_iter()
@@ -269,7 +269,11 @@ impl Engine {
                 data: auth_data,
             }),
         ];
-        let (ni, nr) = (sa.ni.clone(), sa.nr.clone());
+        let (ni, nr) = sa
+            .handshake
+            .as_deref()
+            .map(|h| (h.ni.clone(), h.nr.clone()))
+            .unwrap_or_default();
         let mut new_child = None;
         let mut unused_spi = None;
         match (&answer.child, answer.spi_in, cap_reached) {

@@ -101,17 +101,12 @@ impl Engine {
         };
         sa.state = IkeState::Established;
         sa.established = Some(self.now);
-        sa.expiry = None;
-        // Only IKE_AUTH needed these (signed octets): free them, they are
-        // most of an SA's memory.
-        sa.init_request = Vec::new();
-        sa.init_response = Vec::new();
-        sa.offered = None;
-        sa.cookie = None;
-        // Used to choose the policy in IKE_AUTH; no longer.
-        sa.accepted_ike = None;
-        sa.rekey_at = rekey_at;
+        sa.timers.stop_removal();
+        sa.timers.set_or_stop(IkeTimer::Rekey, rekey_at);
         let record = HalfOpenRecord::take(sa);
+        // Only IKE_SA_INIT and IKE_AUTH needed it (the signed octets are
+        // most of an SA's memory).
+        sa.handshake = None;
         log::info!(
             "policy {}: IKE SA {:016x}/{:016x} established with {} ({}){}",
             sa.policy,

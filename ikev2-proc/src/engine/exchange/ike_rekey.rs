@@ -14,7 +14,6 @@ use crate::engine::Engine;
 use crate::engine::digest::*;
 use crate::engine::keys::*;
 use crate::engine::message::*;
-use crate::engine::state::Expiry;
 use crate::engine::state::*;
 
 impl Engine {
@@ -40,7 +39,7 @@ impl Engine {
         let (Ok(new_spi), Ok(nonce)) = (self.new_ike_spi(), self.random_bytes(NONCE_LEN)) else {
             let retry = self.now + self.settings.rekey_retry;
             if let Some(sa) = self.ikes.get_mut(&spi) {
-                sa.rekey_at = Some(retry);
+                sa.timers.set(IkeTimer::Rekey, retry);
             }
             return;
         };
@@ -61,7 +60,7 @@ impl Engine {
         ];
         if let Some(sa) = self.ikes.get_mut(&spi) {
             sa.state = IkeState::Established;
-            sa.rekey_at = None;
+            sa.timers.stop(IkeTimer::Rekey);
         }
         log::info!("IKE SA {spi:016x}: rekeying");
         self.send_request(
@@ -126,9 +125,6 @@ impl Engine {
             initiator: we_initiate,
             state: IkeState::Established,
             suite: Some(suite),
-            ni: ni.to_vec(),
-            nr: nr.to_vec(),
-            ke_method: Some(suite.ke),
             keys: Some(keys),
             out_cipher: Some(out_cipher),
             in_cipher: Some(in_cipher),
@@ -137,7 +133,7 @@ impl Engine {
             nat_detected: old_sa.nat_detected,
             behind_nat: old_sa.behind_nat,
             established: Some(self.now),
-            rekey_at,
+            timers: IkeTimers::starting(IkeTimer::Rekey, rekey_at),
             first_flow: old_sa.first_flow,
             ..IkeSa::new(
                 old_sa.policy.clone(),
@@ -230,9 +226,9 @@ impl Engine {
             let grace = self.rekeyed_grace_end();
             if let Some(sa) = self.ikes.get_mut(&spi) {
                 sa.state = IkeState::Rekeyed;
-                sa.rekey_at = None;
+                sa.timers.stop(IkeTimer::Rekey);
                 // The peer deletes the old SA; if it does not, we do.
-                sa.expiry = Some(Expiry::Replaced(grace));
+                sa.timers.set(IkeTimer::Replaced, grace);
             }
         }
         self.schedule(new);
@@ -312,7 +308,7 @@ impl Engine {
                 log::warn!("IKE SA {spi:016x}: rekey failed; retrying later");
                 let retry = self.now + self.settings.rekey_retry;
                 if let Some(sa) = self.ikes.get_mut(&spi) {
-                    sa.rekey_at = Some(retry);
+                    sa.timers.set(IkeTimer::Rekey, retry);
                 }
             }
             (None, Some((theirs, _))) => {
@@ -340,7 +336,7 @@ impl Engine {
                     let grace = self.rekeyed_grace_end();
                     if let Some(sa) = self.ikes.get_mut(&theirs) {
                         sa.state = IkeState::Rekeyed;
-                        sa.expiry = Some(Expiry::Replaced(grace));
+                        sa.timers.set(IkeTimer::Replaced, grace);
                     }
                     self.schedule(theirs);
                 }
@@ -353,8 +349,8 @@ impl Engine {
         let grace = self.rekeyed_grace_end();
         if let Some(sa) = self.ikes.get_mut(&spi) {
             sa.state = IkeState::Rekeyed;
-            sa.rekey_at = None;
-            sa.expiry = Some(Expiry::Replaced(grace));
+            sa.timers.stop(IkeTimer::Rekey);
+            sa.timers.set(IkeTimer::Replaced, grace);
         }
     }
 }

@@ -17,7 +17,6 @@ use crate::engine::identity::*;
 use crate::engine::keys::*;
 use crate::engine::message::*;
 use crate::engine::nat::*;
-use crate::engine::state::Expiry;
 use crate::engine::state::*;
 
 impl Engine {
@@ -53,8 +52,11 @@ impl Engine {
         let sa = IkeSa {
             spi_i: spi,
             initiator: true,
-            ni,
-            ke_method: Some(ke),
+            handshake: Some(Box::new(Handshake {
+                ni,
+                ke_method: Some(ke),
+                ..Handshake::default()
+            })),
             first_flow: flow_index.min(policy.flows.len().saturating_sub(1)),
             ..IkeSa::new(
                 policy.name.clone(),
@@ -80,7 +82,11 @@ impl Engine {
             return Err("IKE SA vanished".into());
         };
         let policy = self.policy(&sa.policy).ok_or("policy vanished")?.clone();
-        let ke = sa.ke_method.ok_or("no KE group")?;
+        let ke = sa
+            .handshake
+            .as_ref()
+            .and_then(|h| h.ke_method)
+            .ok_or("no KE group")?;
         let kex = self
             .new_key_exchange(ke)
             .map_err(|e| format!("key exchange: {e}"))?;
@@ -92,9 +98,10 @@ impl Engine {
             false => None,
         };
         let sa = self.ikes.get_mut(&spi).ok_or("IKE SA vanished")?;
+        let handshake = sa.handshake.as_deref_mut().ok_or("IKE SA established")?;
         let offered = proposals::offer(&policy.ike_proposals, ProtocolId::Ike, &[], Some(ke), true);
         let mut payloads = Vec::new();
-        if let Some(cookie) = &sa.cookie {
+        if let Some(cookie) = &handshake.cookie {
             // RFC 7296 §2.6: the COOKIE notification comes first.
             payloads.push(Payload::Notify(Notify::new(
                 NotifyType::Cookie,
@@ -106,7 +113,7 @@ impl Engine {
             group: DhId::from_value(ke.iana_id()),
             data: kex.public_value().to_vec(),
         }));
-        payloads.push(Payload::Nonce(Nonce(sa.ni.clone())));
+        payloads.push(Payload::Nonce(Nonce(handshake.ni.clone())));
         payloads.push(Payload::Notify(Notify::new(
             NotifyType::NatDetectionSourceIp,
             fake_source.unwrap_or_else(|| nat_hash(sa.spi_i, 0, sa.local)),
@@ -130,9 +137,9 @@ impl Engine {
             payloads,
         };
         let datagram = message.encode().map_err(|e| format!("encode: {e}"))?;
-        sa.kex = Some(kex);
-        sa.offered = Some(offered);
-        sa.init_request = datagram.clone();
+        handshake.kex = Some(kex);
+        handshake.offered = Some(offered);
+        handshake.init_request = datagram.clone();
         self.send_sa_init_request(spi, datagram);
         Ok(())
     }
@@ -181,7 +188,10 @@ impl Engine {
             log::debug!("{remote}: IKE_SA_INIT response without SA, KE or Nonce");
             return;
         };
-        let Some(offered) = sa.offered.as_ref() else {
+        let Some(handshake) = sa.handshake.as_deref_mut() else {
+            return;
+        };
+        let Some(offered) = handshake.offered.as_ref() else {
             return;
         };
         let Some(suite) =
@@ -191,11 +201,11 @@ impl Engine {
             self.delete_ike_local(spi, "bad proposal in IKE_SA_INIT response");
             return;
         };
-        if Some(suite.ke) != sa.ke_method || ke.group.value() != suite.ke.iana_id() {
+        if Some(suite.ke) != handshake.ke_method || ke.group.value() != suite.ke.iana_id() {
             log::warn!("IKE SA {spi:016x}: KE group in response does not match");
             return;
         }
-        let Some(kex) = sa.kex.as_ref() else {
+        let Some(kex) = handshake.kex.as_ref() else {
             return;
         };
         let Ok(shared) = kex.complete(&ke.data) else {
@@ -208,7 +218,7 @@ impl Engine {
         let Ok(keys) = ike_sa_keys(
             suite.prf,
             shared.expose(),
-            &sa.ni,
+            &handshake.ni,
             nr,
             &spi.to_be_bytes(),
             &header.responder_spi.to_be_bytes(),
@@ -233,12 +243,12 @@ impl Engine {
             .is_some_and(|p| p.force_natt);
         sa.spi_r = spi_r;
         sa.suite = Some(suite);
-        sa.nr = nr.clone();
+        handshake.nr = nr.clone();
+        handshake.init_response = datagram.to_vec();
+        handshake.kex = None;
         sa.keys = Some(keys);
         sa.out_cipher = Some(out_cipher);
         sa.in_cipher = Some(in_cipher);
-        sa.init_response = datagram.to_vec();
-        sa.kex = None;
         sa_init_answered(sa);
         sa.last_heard = self.now;
         if (sa.nat_detected || force) && nat_supported {
@@ -246,9 +256,10 @@ impl Engine {
         }
         sa.state = IkeState::AuthPreparing;
         // Bounded wait for pfkey and ca; cleared once IKE_AUTH is sent.
-        sa.expiry = Some(Expiry::Preparing(
+        sa.timers.set(
+            IkeTimer::Preparing,
             self.now + self.settings.half_open_timeout,
-        ));
+        );
         if sa.local.ip().is_unspecified() && !local.ip().is_unspecified() {
             sa.local.set_ip(local.ip());
         }
@@ -264,11 +275,14 @@ impl Engine {
         };
         if let Some(cookie) = msg.notify(NotifyType::Cookie) {
             // RFC 7296 §2.6: retry with the cookie, once per cookie value.
-            if sa.cookie.as_ref() == Some(&cookie.data) {
+            let Some(handshake) = sa.handshake.as_deref_mut() else {
+                return true;
+            };
+            if handshake.cookie.as_ref() == Some(&cookie.data) {
                 return true;
             }
             log::info!("IKE SA {spi:016x}: responder asks for a cookie");
-            sa.cookie = Some(cookie.data.clone());
+            handshake.cookie = Some(cookie.data.clone());
             if let Err(e) = self.send_sa_init(spi) {
                 log::warn!("IKE SA {spi:016x}: {e}");
             }
@@ -290,13 +304,18 @@ impl Engine {
             match (wanted, policy) {
                 (Some(method), Some(policy))
                     if proposals::offers_ke(&policy.ike_proposals, method)
-                        && sa.ke_method != Some(method) =>
+                        && sa
+                            .handshake
+                            .as_ref()
+                            .is_some_and(|h| h.ke_method != Some(method)) =>
                 {
                     log::info!(
                         "IKE SA {spi:016x}: responder wants KE group {}, retrying",
                         group
                     );
-                    sa.ke_method = Some(method);
+                    if let Some(handshake) = sa.handshake.as_deref_mut() {
+                        handshake.ke_method = Some(method);
+                    }
                     if let Err(e) = self.send_sa_init(spi) {
                         log::warn!("IKE SA {spi:016x}: {e}");
                     }

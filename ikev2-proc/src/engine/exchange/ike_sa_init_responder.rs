@@ -16,7 +16,6 @@ use crate::engine::digest::*;
 use crate::engine::keys::*;
 use crate::engine::message::*;
 use crate::engine::nat::*;
-use crate::engine::state::Expiry;
 use crate::engine::state::*;
 
 impl Engine {
@@ -103,14 +102,19 @@ impl Engine {
             spi_r,
             state: IkeState::InitDone,
             suite: Some(suite),
-            ni: ni.clone(),
-            nr,
-            ke_method: Some(suite.ke),
-            init_request: datagram.to_vec(),
-            accepted_ike: Some(proposal),
-            // Kept for IKE_AUTH (§2.15) and answers retransmissions too:
-            // the one copy of the response.
-            init_response: response_bytes.clone(),
+            handshake: Some(Box::new(Handshake {
+                ni: ni.clone(),
+                nr,
+                ke_method: Some(suite.ke),
+                init_request: datagram.to_vec(),
+                accepted_ike: Some(proposal),
+                // Kept for IKE_AUTH (§2.15) and answers retransmissions
+                // too: the one copy of the response.
+                init_response: response_bytes.clone(),
+                half_open: true,
+                half_open_cookie: with_cookie,
+                ..Handshake::default()
+            })),
             keys: Some(keys),
             out_cipher: Some(out_cipher),
             in_cipher: Some(in_cipher),
@@ -118,10 +122,11 @@ impl Engine {
             nat_detected: peer_behind_nat || we_behind_nat,
             behind_nat: we_behind_nat,
             expected_message_id: 1,
-            expiry: Some(Expiry::HalfOpen(self.now + self.settings.half_open_timeout)),
+            timers: IkeTimers::starting(
+                IkeTimer::HalfOpen,
+                Some(self.now + self.settings.half_open_timeout),
+            ),
             half_open_key: Some((header.initiator_spi, remote)),
-            half_open: true,
-            half_open_cookie: with_cookie,
             ..IkeSa::new(policy_name.clone(), local, remote, local_id, self.now)
         };
         self.insert_ike(spi_r, sa);
@@ -158,11 +163,13 @@ impl Engine {
         // response is the one kept for IKE_AUTH, while it is kept.
         if let Some(&spi) = self.by_init.get(&(header.initiator_spi, remote)) {
             if let Some(sa) = self.ikes.get(&spi) {
-                if !sa.initiator
-                    && !sa.init_response.is_empty()
-                    && datagram == sa.init_request.as_slice()
-                {
-                    self.send_datagram(sa.local, remote, sa.init_response.clone());
+                if let Some(handshake) = sa.handshake.as_deref() {
+                    if !sa.initiator
+                        && !handshake.init_response.is_empty()
+                        && datagram == handshake.init_request.as_slice()
+                    {
+                        self.send_datagram(sa.local, remote, handshake.init_response.clone());
+                    }
                 }
             }
             return false;

@@ -291,9 +291,10 @@ fn a_replaced_child_sa_the_peer_never_deletes_is_deleted_after_the_grace_time() 
     {
         let child = w.a.engine.children.get_mut(&a_in).unwrap();
         child.state = crate::engine::ChildState::Rekeyed;
-        child.deadline = Some(crate::engine::state::ChildDeadline::DeleteReplaced(
+        child.timers.set(
+            crate::engine::state::ChildTimer::DeleteReplaced,
             w.now + Duration::from_secs(30),
-        ));
+        );
     }
     w.a.engine.schedule(ike);
     w.advance_by(Duration::from_secs(29));

@@ -608,9 +608,10 @@ fn sa_init_requests_over_the_size_cap_are_refused_and_only_one_response_is_kept(
     // Of the exchange the SA keeps the request (signed in IKE_AUTH) and
     // one copy of the response, which also answers retransmissions.
     let sa = w.b.engine.ike(w.b.engine.ike_spis()[0]).unwrap();
-    assert_eq!(sa.init_request.len(), cap);
+    let handshake = sa.handshake.as_deref().unwrap();
+    assert_eq!(handshake.init_request.len(), cap);
     assert!(sa.cached_response.is_none());
-    let kept = sa.init_response.clone();
+    let kept = handshake.init_response.clone();
     let again = b_answers(&mut w, from, &largest);
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].encode().unwrap(), kept);
