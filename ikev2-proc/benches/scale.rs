@@ -9,8 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use iked_common::config::{
-    AuthSpec, Encapsulation, Policy, PolicyInitiation, Prefix, ProposalSpec, TRANSFORM_ENCR,
-    TRANSFORM_ESN, TRANSFORM_KE, TRANSFORM_PRF,
+    Policy, ProposalSpec, TRANSFORM_ENCR, TRANSFORM_ESN, TRANSFORM_KE, TRANSFORM_PRF,
 };
 use iked_common::crypto::{psk_auth, verify_psk_auth, PrfAlg};
 use iked_common::ipc::{CaToIkev2, Ikev2ToCa, Ikev2ToPfkey, InitiationMode, PfkeyToIkev2};
@@ -19,26 +18,12 @@ use iked_ikev2::engine::{Action, Engine, Settings};
 
 #[path = "../src/test_fixtures.rs"]
 mod fixtures;
-use fixtures::{seeded, t};
+use fixtures::{psk_tunnel_policy, seeded, t};
 
 const PSK: &[u8] = b"benchmark pre-shared key";
 
 fn policy(name: &str, local: IpAddr, peer: Option<IpAddr>, flow: Selector, active: bool) -> Policy {
     Policy {
-        name: name.into(),
-        initiation: if active {
-            PolicyInitiation::Active
-        } else {
-            PolicyInitiation::Passive
-        },
-        encapsulation: Encapsulation::Tunnel,
-        force_natt: false,
-        flows: vec![flow],
-        local: Some(Prefix {
-            addr: local,
-            len: 32,
-        }),
-        peer: peer.map(|addr| Prefix { addr, len: 32 }),
         ike_proposals: vec![ProposalSpec {
             transforms: vec![
                 t(TRANSFORM_ENCR, 20, Some(128)),
@@ -49,12 +34,9 @@ fn policy(name: &str, local: IpAddr, peer: Option<IpAddr>, flow: Selector, activ
         child_proposals: vec![ProposalSpec {
             transforms: vec![t(TRANSFORM_ENCR, 20, Some(128)), t(TRANSFORM_ESN, 0, None)],
         }],
-        srcid: None,
-        dstid: None,
         ike_lifetime_secs: 86_400,
         child_lifetime_secs: 3600,
-        child_lifetime_bytes: 0,
-        auth: AuthSpec::Psk,
+        ..psk_tunnel_policy(name, local, peer, vec![flow], active)
     }
 }
 

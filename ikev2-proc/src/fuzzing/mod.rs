@@ -33,8 +33,8 @@ use std::time::{Duration, Instant};
 
 use iked_ca::auth::AuthService;
 use iked_common::config::{
-    AuthSpec, Encapsulation, Policy, PolicyInitiation, PreSharedKey, Prefix, ProposalSpec,
-    TRANSFORM_ENCR, TRANSFORM_ESN, TRANSFORM_INTEG, TRANSFORM_KE, TRANSFORM_PRF,
+    Encapsulation, Policy, PreSharedKey, Prefix, ProposalSpec, TRANSFORM_ENCR, TRANSFORM_ESN,
+    TRANSFORM_INTEG, TRANSFORM_KE, TRANSFORM_PRF,
 };
 use iked_common::crypto::RandomSource;
 use iked_common::ipc::{
@@ -46,7 +46,7 @@ use iked_common::kernel::{
 };
 
 use crate::engine::{Action, Engine, Settings, FUZZ_STATES};
-use crate::test_fixtures::{seeded, t};
+use crate::test_fixtures::{psk_tunnel_policy, seeded, t};
 
 /// Run options.
 #[derive(Debug, Clone)]
@@ -179,20 +179,12 @@ fn policy(
         child.push(t(TRANSFORM_KE, 31, None));
     }
     Policy {
-        name: name.into(),
-        initiation: if active {
-            PolicyInitiation::Active
-        } else {
-            PolicyInitiation::Passive
-        },
         encapsulation: if s.transport {
             Encapsulation::Transport
         } else {
             Encapsulation::Tunnel
         },
         force_natt: s.force_natt,
-        flows,
-        local: Some(host(local)),
         peer: Some(peer),
         // X25519 first: cheap, so runs are many; P-256 offered too, so
         // INVALID_KE_PAYLOAD paths are reachable.
@@ -205,12 +197,9 @@ fn policy(
             ],
         }],
         child_proposals: vec![ProposalSpec { transforms: child }],
-        srcid: None,
-        dstid: None,
         ike_lifetime_secs: s.ike_lifetime,
         child_lifetime_secs: s.child_lifetime,
-        child_lifetime_bytes: 0,
-        auth: AuthSpec::Psk,
+        ..psk_tunnel_policy(name, IpAddr::V4(local), None, flows, active)
     }
 }
 

@@ -13,8 +13,8 @@ mod robustness;
 
 use super::{Action, Engine, IkeState, Settings, Task};
 use iked_common::config::{
-    AuthSpec, Encapsulation, Policy, PolicyInitiation, Prefix, ProposalSpec, TRANSFORM_ENCR,
-    TRANSFORM_ESN, TRANSFORM_INTEG, TRANSFORM_KE, TRANSFORM_PRF,
+    Encapsulation, Policy, PolicyInitiation, ProposalSpec, TRANSFORM_ENCR, TRANSFORM_ESN,
+    TRANSFORM_INTEG, TRANSFORM_KE, TRANSFORM_PRF,
 };
 use iked_common::crypto::{psk_auth, verify_psk_auth, PrfAlg};
 use iked_common::ipc::{
@@ -29,18 +29,10 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use crate::test_fixtures::{seeded, t};
+use crate::test_fixtures::{psk_tunnel_policy, seeded, t};
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
-}
-
-fn host(s: &str) -> Prefix {
-    let addr = ip(s);
-    Prefix {
-        addr,
-        len: iked_common::kernel::max_prefix(addr),
-    }
 }
 
 fn ike_proposal(groups: &[u16]) -> ProposalSpec {
@@ -73,25 +65,9 @@ fn policy(
     active: bool,
 ) -> Policy {
     Policy {
-        name: name.into(),
-        initiation: if active {
-            PolicyInitiation::Active
-        } else {
-            PolicyInitiation::Passive
-        },
-        encapsulation: Encapsulation::Tunnel,
-        force_natt: false,
-        flows,
-        local: Some(host(local)),
-        peer: peer.map(host),
         ike_proposals: vec![ike_proposal(&[19, 31])],
         child_proposals: vec![child_proposal(None)],
-        srcid: None,
-        dstid: None,
-        ike_lifetime_secs: 3600,
-        child_lifetime_secs: 1200,
-        child_lifetime_bytes: 0,
-        auth: AuthSpec::Psk,
+        ..psk_tunnel_policy(name, ip(local), peer.map(ip), flows, active)
     }
 }
 
