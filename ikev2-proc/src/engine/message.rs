@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use iked_common::wire::{
     decode_payloads, encode_payloads, encrypted_message_prefix, encrypted_span, EncryptedKind,
-    ExchangeType, Flags, Header, Message, Notify, NotifyType, Payload, ProtocolId,
+    ExchangeType, Flags, Header, Message, Notify, NotifyType, Payload, PayloadType, ProtocolId,
 };
 
 use crate::engine::{Action, Engine};
@@ -102,13 +102,25 @@ impl Engine {
     }
 
     pub(super) fn seal(&mut self, spi: u64, header: Header, inner: &[Payload]) -> Option<Vec<u8>> {
+        let (first, plaintext) = encode_payloads(inner).ok()?;
+        self.seal_encoded(spi, &header, first, &plaintext)
+    }
+
+    /// An SK message of IKE SA `spi` around payloads already encoded, the
+    /// first of type `first`.
+    pub(super) fn seal_encoded(
+        &mut self,
+        spi: u64,
+        header: &Header,
+        first: PayloadType,
+        plaintext: &[u8],
+    ) -> Option<Vec<u8>> {
         let sa = self.ikes.get_mut(&spi)?;
         let cipher = sa.out_cipher.as_mut()?;
-        let (first, plaintext) = encode_payloads(inner).ok()?;
         let sealed_len = cipher.transform().sealed_len(plaintext.len());
         let mut out =
-            encrypted_message_prefix(&header, &[], EncryptedKind::Whole, first, sealed_len).ok()?;
-        let body = cipher.seal(&out, &plaintext, &mut *self.rng).ok()?;
+            encrypted_message_prefix(header, &[], EncryptedKind::Whole, first, sealed_len).ok()?;
+        let body = cipher.seal(&out, plaintext, &mut *self.rng).ok()?;
         out.extend_from_slice(&body);
         Some(out)
     }

@@ -434,9 +434,7 @@ impl Engine {
         datagram: &[u8],
         edit: &mut dyn FnMut(&mut Vec<u8>),
     ) -> Option<Vec<u8>> {
-        use iked_common::wire::{
-            encrypted_message_prefix, encrypted_span, EncryptedKind, Header, Message, PayloadType,
-        };
+        use iked_common::wire::{encrypted_span, Header, Message, PayloadType};
         let message = Message::decode(datagram).ok()?;
         let h = message.header;
         let spi = if h.flags.initiator {
@@ -444,8 +442,7 @@ impl Engine {
         } else {
             h.responder_spi
         };
-        let sa = self.ikes.get_mut(&spi)?;
-        let cipher = sa.out_cipher.as_mut()?;
+        let cipher = self.ikes.get(&spi)?.out_cipher.as_ref()?;
         let sk = message.encrypted()?;
         let span = encrypted_span(datagram).ok()?;
         let (aad, body) = datagram.split_at_checked(span)?;
@@ -458,12 +455,6 @@ impl Engine {
         clear.get_mut(24..28)?.copy_from_slice(&len);
         let header = Header::decode(&clear).map_or(h, |d| d.header);
         let first = PayloadType::from_value(*clear.get(16)?);
-        let inner = clear.get(28..)?;
-        let sealed_len = cipher.transform().sealed_len(inner.len());
-        let mut out =
-            encrypted_message_prefix(&header, &[], EncryptedKind::Whole, first, sealed_len).ok()?;
-        let sealed = cipher.seal(&out, inner, &mut *self.rng).ok()?;
-        out.extend_from_slice(&sealed);
-        Some(out)
+        self.seal_encoded(spi, &header, first, clear.get(28..)?)
     }
 }
