@@ -283,29 +283,6 @@ struct Daemon {
     child_send_failure: Option<(Role, ipc::IpcError)>,
 }
 
-/// Receives one message from a child, waiting at most `timeout`.
-fn recv_within(
-    fd: BorrowedFd<'_>,
-    timeout: Duration,
-) -> Result<ipc::Received<ChildToParent>, String> {
-    let mut poller = Poller::new().map_err(|e| format!("epoll: {e}"))?;
-    poller.add(fd, 0).map_err(|e| format!("epoll: {e}"))?;
-    let deadline = Instant::now() + timeout;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(format!("no answer within {} s", timeout.as_secs()));
-        }
-        if !poller
-            .wait(Some(left))
-            .map_err(|e| format!("epoll: {e}"))?
-            .is_empty()
-        {
-            return ipc::recv::<ChildToParent>(fd).map_err(|e| e.to_string());
-        }
-    }
-}
-
 fn signal_pipe(signals: &[i32]) -> Result<UnixStream, String> {
     let (read, write) = UnixStream::pair().map_err(|e| format!("signal pipe: {e}"))?;
     read.set_nonblocking(true)
@@ -389,15 +366,15 @@ impl Daemon {
             let (parent_end, child_end) = pair()?;
             let child = spawn(role, parent_end, child_end, log_to_stderr)?;
             self.children.push(child);
-            let child = self.children.last().ok_or("no child")?;
+            let child = self.children.last_mut().ok_or("no child")?;
             // The handshake is a bounded blocking exchange, before the
             // channel's queue is used.
-            let channel = child.channel.fd();
             let fail = |e: String| format!("starting the {role} process: {e}");
-            let send = |m: &ParentToChild, fds: &[BorrowedFd<'_>]| {
+            let send = |channel: BorrowedFd<'_>, m: &ParentToChild, fds: &[BorrowedFd<'_>]| {
                 ipc::send(channel, m, fds).map_err(|e| fail(e.to_string()))
             };
             send(
+                child.channel.fd(),
                 &ParentToChild::Hello {
                     version: IPC_VERSION,
                     verbosity: self.verbosity,
@@ -407,8 +384,10 @@ impl Daemon {
                 },
                 &[],
             )?;
-            match recv_within(channel, CHILD_START_TIMEOUT)
-                .map_err(fail)?
+            match child
+                .channel
+                .recv_within::<ChildToParent>(CHILD_START_TIMEOUT)
+                .map_err(|e| fail(e.to_string()))?
                 .message
             {
                 ChildToParent::Hello { version, role: r }
@@ -416,13 +395,19 @@ impl Daemon {
                 other => return Err(fail(format!("bad handshake {other:?}"))),
             }
             for (purpose, fd) in &descriptors {
-                send(&ParentToChild::Descriptor(*purpose), &[fd.as_fd()])?;
+                send(
+                    child.channel.fd(),
+                    &ParentToChild::Descriptor(*purpose),
+                    &[fd.as_fd()],
+                )?;
             }
             // Our copies close here: from now on only the child holds them.
             drop(descriptors);
-            send(&ParentToChild::DropPrivileges, &[])?;
-            match recv_within(channel, CHILD_START_TIMEOUT)
-                .map_err(fail)?
+            send(child.channel.fd(), &ParentToChild::DropPrivileges, &[])?;
+            match child
+                .channel
+                .recv_within::<ChildToParent>(CHILD_START_TIMEOUT)
+                .map_err(|e| fail(e.to_string()))?
                 .message
             {
                 ChildToParent::Ready => {}
