@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use iked_tests::flood::{self, FloodConfig};
 use iked_tests::lab::{Lab, Side, Strongswan, SwanKernel, SwanRetransmission, PSK_GCM};
-use iked_tests::{show_sa, Daemon};
+use iked_tests::{cpu_seconds, show_sa, Daemon};
 use serde_json::Value;
 
 /// iked's half-open timeout (ikev2 Settings::half_open_timeout).
@@ -262,23 +262,6 @@ fn udp_counters(pid: i32) -> std::collections::HashMap<String, u64> {
         .skip(1)
         .filter_map(|(n, v)| Some((n.to_string(), v.parse().ok()?)))
         .collect()
-}
-
-/// User and system CPU time of a process, in seconds.
-fn cpu_seconds(pid: i32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name: utime and stime are the 12th and 13th.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks: f64 = [11, 12]
-        .iter()
-        .filter_map(|&i| fields.get(i)?.parse::<f64>().ok())
-        .sum();
-    // SAFETY: sysconf has no memory effects.
-    let per_second = unsafe { nix::libc::sysconf(nix::libc::_SC_CLK_TCK) }.max(1) as f64;
-    ticks / per_second
 }
 
 /// The receive buffer of iked's IPv4 socket on port 500, as `ss` reports

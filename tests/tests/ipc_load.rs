@@ -18,7 +18,7 @@ use iked_common::wire::{
     DhId, EncrId, ExchangeType, Flags, Header, KeyExchange, Message, Nonce, Notify, NotifyType,
     Payload, PrfId, Proposal, ProtocolId, SecurityAssociation, Transform, TransformId,
 };
-use iked_tests::{require_root, Daemon};
+use iked_tests::{cpu_seconds, require_root, Daemon};
 use nix::sys::signal::Signal;
 
 const NS: &str = "iked-ipc-load";
@@ -250,17 +250,6 @@ fn open_half_open_sas(count: usize) -> usize {
         }
     }
     cookies
-}
-
-/// User and system CPU time of a process so far.
-fn cpu_seconds(pid: i32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
-    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of stat(5), 11 and 12 here.
-    let ticks: u64 =
-        fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0);
-    ticks as f64 / 100.0
 }
 
 fn show_sa_json(daemon: &Daemon) -> serde_json::Value {
