@@ -266,27 +266,21 @@ impl Engine {
                     sa.last_heard = now;
                 }
             }
-            let due: Vec<u32> = sa
-                .children
-                .iter()
-                .copied()
-                .filter(|c| {
-                    self.children
-                        .get(c)
-                        .is_some_and(|c| c.state == ChildState::Established && c.timers.is_due(now))
-                })
-                .collect();
-            // Replaced Child SAs the peer should have deleted by now.
-            let stale: Vec<u32> = sa
-                .children
-                .iter()
-                .copied()
-                .filter(|c| {
-                    self.children
-                        .get(c)
-                        .is_some_and(|c| c.state == ChildState::Rekeyed && c.timers.is_due(now))
-                })
-                .collect();
+            // Child SAs due for a rekey, and replaced ones the peer should
+            // have deleted by now.
+            let mut due: Vec<u32> = Vec::new();
+            let mut stale: Vec<u32> = Vec::new();
+            for spi in &sa.children {
+                match self.children.get(spi) {
+                    Some(c) if c.timers.is_due(now) && c.state == ChildState::Established => {
+                        due.push(*spi)
+                    }
+                    Some(c) if c.timers.is_due(now) && c.state == ChildState::Rekeyed => {
+                        stale.push(*spi)
+                    }
+                    _ => {}
+                }
+            }
             if !stale.is_empty() {
                 for child in &stale {
                     if let Some(c) = self.children.get_mut(child) {
