@@ -81,7 +81,6 @@ const DISCARDS_PER_WAKEUP: usize = 16;
 /// Token of the listening socket in the control epoll; clients count from 1.
 const LISTENER: u64 = 0;
 
-/// The group besides root allowed on the control socket, resolved.
 /// Why the control socket cannot be set up as configured: the daemon
 /// refuses to start, or (after a reload) logs it and keeps running.
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +110,7 @@ pub enum ControlSocketError {
     },
 }
 
+/// The group besides root allowed on the control socket, resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ControlGroup {
     pub name: String,
