@@ -235,11 +235,10 @@ pub fn start(role: Role, log_to_stderr: bool) -> Result<StartedChild, ChildError
     }
     drop_privileges(role, &chroot_dir, uid, gid)?;
     // Credentials changed, which cleared any parent-death signal: set it now
-    // as a second line behind the closed channel. Not for pfkey: it must
-    // live to flush our kernel entries when it sees the channel close.
-    if role != Role::Pfkey {
-        let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM);
-    }
+    // as a second line behind the closed channel. pfkey blocks SIGTERM and
+    // reads it from a signalfd: for it the signal means flush our kernel
+    // entries, then exit.
+    let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM);
     // The handshake is over: from here on nothing waits on the parent.
     let mut started = StartedChild {
         parent: Channel::new(parent),

@@ -366,6 +366,45 @@ pub struct SaCounters {
     pub packets: u64,
 }
 
+/// The reqids iked gives every SA and policy it installs: the mark by which
+/// its kernel entries are told from anyone else's, so that a fresh start
+/// can remove what a dead instance left (and the parent can sweep what a
+/// dead pfkey had not yet reported) without touching foreign entries.
+///
+/// Why a reqid range and not an XFRM mark or if_id: a mark or if_id
+/// changes which packets a policy or SA matches (a policy with mark v/m
+/// only sees packets whose mark & m == v), while the reqid only ties
+/// policy templates to SAs; and PF_KEY has no marks at all, but carries
+/// the reqid both in SADB_X_EXT_SA2 and in each policy's
+/// sadb_x_ipsecrequest. Linux keeps PF_KEY reqids only up to
+/// IPSEC_MANUAL_REQID_MAX (0x3fff; above it the kernel picks its own), so
+/// the range is the top quarter of that space: strongSwan numbers its
+/// reqids upwards from 1, libreswan's automatic ones start above 0x3fff.
+/// Documented in iked(8): other software must not use these reqids.
+pub const IKED_REQIDS: std::ops::RangeInclusive<u32> = 0x3000..=0x3fff;
+
+/// The reqid of a larval SA (an SPI allocated before its Child SA has a
+/// reqid of its own): marked as ours like every other entry. The update
+/// that completes the SA gives it its real reqid. Never a Child SA's.
+pub const LARVAL_REQID: u32 = *IKED_REQIDS.start();
+
+/// Whether `reqid` marks an entry as iked's ([`IKED_REQIDS`]).
+pub fn reqid_is_ours(reqid: u32) -> bool {
+    IKED_REQIDS.contains(&reqid)
+}
+
+/// The reqid after `reqid` in the part of [`IKED_REQIDS`] Child SAs and
+/// traps use (all but [`LARVAL_REQID`]), wrapping round: reuse after
+/// 4,095 others is harmless, as policies and SAs also match on addresses
+/// and selectors.
+pub fn next_reqid(reqid: u32) -> u32 {
+    if reqid >= *IKED_REQIDS.end() || reqid < LARVAL_REQID + 1 {
+        LARVAL_REQID + 1
+    } else {
+        reqid + 1
+    }
+}
+
 /// Everything needed to install one SA.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct SaParams {
@@ -495,6 +534,25 @@ mod tests {
 
     fn sel(src: &str, sp: u8, dst: &str, dp: u8) -> Selector {
         Selector::between(src.parse().unwrap(), sp, dst.parse().unwrap(), dp)
+    }
+
+    #[test]
+    fn child_reqids_stay_in_our_range_and_never_take_the_larval_one() {
+        let first = next_reqid(0);
+        assert_eq!(first, LARVAL_REQID + 1);
+        assert_eq!(next_reqid(first), first + 1);
+        assert_eq!(next_reqid(*IKED_REQIDS.end()), first, "wraps round");
+        assert_eq!(next_reqid(LARVAL_REQID), first);
+        assert_eq!(next_reqid(u32::MAX), first);
+        let mut reqid = first;
+        for _ in 0..10_000 {
+            assert!(reqid_is_ours(reqid) && reqid != LARVAL_REQID, "{reqid:#x}");
+            reqid = next_reqid(reqid);
+        }
+        assert!(reqid_is_ours(LARVAL_REQID));
+        // PF_KEY keeps no reqid above IPSEC_MANUAL_REQID_MAX.
+        assert!(*IKED_REQIDS.end() <= 0x3fff);
+        assert!(!reqid_is_ours(1) && !reqid_is_ours(0x4000));
     }
 
     #[test]

@@ -646,10 +646,15 @@ impl Daemon {
 
     /// Fail closed: stop every child, flush what we installed, exit non-zero.
     fn fail_stop(&mut self) -> ExitCode {
+        let deadline = Instant::now() + CHILD_STOP_TIMEOUT;
         for child in self.children.iter().filter(|c| !c.exited) {
             let _ = kill(child.pid, Signal::SIGTERM);
         }
-        self.wait_all(CHILD_STOP_TIMEOUT);
+        // pfkey flushes on SIGTERM and reports each removal; before that,
+        // its reports of entries added may still wait in our socket (they
+        // stay readable after it died): take them all first.
+        self.drain_pfkey_reports(deadline);
+        self.wait_all(deadline.saturating_duration_since(Instant::now()));
         self.flush_installed();
         self.control.remove_socket_file();
         log::error!("terminating after losing a child process");
@@ -678,6 +683,10 @@ impl Daemon {
                 .recv_within::<ChildToParent>(deadline.saturating_duration_since(Instant::now()))
             {
                 match received.message {
+                    // Added before the flush, and still queued to us.
+                    ChildToParent::KernelEntryAdded(entry) => {
+                        self.installed.insert(entry);
+                    }
                     ChildToParent::KernelEntryRemoved(entry) => {
                         self.installed.remove(&entry);
                     }
@@ -719,16 +728,59 @@ impl Daemon {
         }
     }
 
-    /// Removes from the kernel what pfkey reported as installed and did not
-    /// remove itself.
-    fn flush_installed(&mut self) {
-        if self.installed.is_empty() {
+    /// Reads pfkey's reports (entries added, entries removed) until its
+    /// channel ends or `deadline`: what it said last is what the kernel
+    /// holds of ours.
+    fn drain_pfkey_reports(&mut self, deadline: Instant) {
+        let Some(index) = self.children.iter().position(|c| c.role == Role::Pfkey) else {
             return;
+        };
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                log::warn!("pfkey's reports not all read before the stop deadline");
+                return;
+            }
+            match self.children[index]
+                .channel
+                .recv_within::<ChildToParent>(left)
+            {
+                Ok(received) => match received.message {
+                    ChildToParent::KernelEntryAdded(entry) => {
+                        self.installed.insert(entry);
+                    }
+                    ChildToParent::KernelEntryRemoved(entry) => {
+                        self.installed.remove(&entry);
+                    }
+                    _ => {}
+                },
+                // Closed, or garbage: what we know is all we will know.
+                Err(_) => return,
+            }
         }
-        let entries: Vec<KernelEntry> = self.installed.drain().collect();
-        log::warn!("flushing {} kernel entries left by pfkey", entries.len());
-        if let Err(e) = iked_pfkey::remove_entries(self.kernel_kind, &entries) {
-            log::error!("flushing kernel entries: {e}");
+    }
+
+    /// Removes from the kernel what pfkey reported as installed and did not
+    /// remove itself, then every entry still marked as ours (what pfkey
+    /// installed but never got to report: killed between the kernel's
+    /// answer and its report). Called when every child has exited.
+    fn flush_installed(&mut self) {
+        if !self.installed.is_empty() {
+            let entries: Vec<KernelEntry> = self.installed.drain().collect();
+            log::warn!("flushing {} kernel entries left by pfkey", entries.len());
+            if let Err(e) = iked_pfkey::remove_entries(self.kernel_kind, &entries) {
+                log::error!("flushing kernel entries: {e}");
+            }
+        }
+        match iked_pfkey::sweep_marked_entries(self.kernel_kind) {
+            Ok(swept) if swept.total() > 0 || !swept.failures.is_empty() => {
+                log::warn!("removed {swept} of ours that pfkey had not reported");
+                for failure in &swept.failures {
+                    log::error!("cannot remove a kernel entry of ours: {failure}");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => log::error!("looking for kernel entries of ours: {e}"),
         }
     }
 

@@ -49,8 +49,8 @@ pub trait KernelBackend: Send {
         direction: PolicyDirection,
     ) -> Result<(), KernelFailure>;
 
-    /// Every SA in the kernel (ours and others').
-    fn dump_sas(&mut self) -> Result<Vec<SaId>, KernelFailure>;
+    /// Every SA in the kernel (ours and others'), with its reqid.
+    fn dump_sas(&mut self) -> Result<Vec<DumpedSa>, KernelFailure>;
 
     /// Every policy in the kernel, as (selector, direction, template reqid).
     fn dump_policies(&mut self) -> Result<Vec<DumpedPolicy>, KernelFailure>;
@@ -73,6 +73,14 @@ pub struct SpiRequest {
     pub reqid: u32,
     pub min: u32,
     pub max: u32,
+}
+
+/// An SA found in a dump: what deletes it, and the reqid that says whose
+/// it is ([`iked_common::kernel::IKED_REQIDS`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DumpedSa {
+    pub id: SaId,
+    pub reqid: u32,
 }
 
 /// A policy found in a dump.

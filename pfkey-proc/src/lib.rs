@@ -18,6 +18,7 @@ pub mod bypass;
 pub mod bytes;
 pub mod flows;
 pub mod key_socket;
+pub mod marking;
 pub mod pfkey;
 pub mod pfkey_codec;
 pub mod process;
@@ -31,3 +32,7 @@ pub mod xfrm_codec;
 /// Removes `entries` from the kernel through a fresh socket: used by the
 /// parent (root) when pfkey-proc died and cannot flush them itself.
 pub use service::remove_entries;
+
+/// Sweeps every entry marked as ours ([`marking`]): used by the parent after
+/// pfkey-proc is lost, for what it installed but had not yet reported.
+pub use marking::sweep_marked_entries;

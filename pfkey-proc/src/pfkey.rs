@@ -15,7 +15,7 @@ use zeroize::Zeroizing;
 
 use crate::backend::{
     allocated_spi, check_answered_for, kernel_failure, local_failure, malformed, BackendError,
-    DumpedPolicy, KernelBackend, SpiRequest, SupportedAlgorithms,
+    DumpedPolicy, DumpedSa, KernelBackend, SpiRequest, SupportedAlgorithms,
 };
 use crate::bytes::Writer;
 use crate::key_socket::{set_receive_timeout, KeySockets, REPLY_TIMEOUT_SECS};
@@ -379,7 +379,7 @@ impl KernelBackend for PfkeyBackend {
         .map(drop)
     }
 
-    fn dump_sas(&mut self) -> Result<Vec<SaId>, KernelFailure> {
+    fn dump_sas(&mut self) -> Result<Vec<DumpedSa>, KernelFailure> {
         const OP: &str = "dump SAs";
         let entries = self.dump(OP, codec::SADB_DUMP, codec::SADB_SATYPE_ESP)?;
         entries
@@ -387,7 +387,10 @@ impl KernelBackend for PfkeyBackend {
             .map(|d| {
                 codec::decode(d)
                     .and_then(|m| codec::decode_sa(&m))
-                    .map(|info| info.id)
+                    .map(|info| DumpedSa {
+                        id: info.id,
+                        reqid: info.reqid,
+                    })
                     .map_err(|e| malformed(OP, e))
             })
             .collect()

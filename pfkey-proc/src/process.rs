@@ -11,12 +11,15 @@ use iked_common::ipc::{
 };
 use iked_common::kernel::KernelSocketKind;
 use iked_common::logging;
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::service::{Outcome, PfkeyService};
 
 const PARENT: u64 = 0;
 const IKEV2: u64 = 1;
 const KERNEL_EVENTS: u64 = 2;
+const TERMINATE: u64 = 3;
 /// Requests read from one channel per wakeup, so kernel events and the
 /// parent are served between bursts of ikev2 requests.
 const MESSAGES_PER_WAKEUP: usize = 64;
@@ -40,8 +43,25 @@ fn take_kernel(started: &mut StartedChild, events: bool) -> Option<(KernelSocket
     None
 }
 
+/// SIGTERM, from the parent (it stops us when another child is lost) or as
+/// our parent-death signal: blocked from the first instruction, so that it
+/// can never end us with entries in the kernel, and read from a signalfd in
+/// the loop, where it flushes everything of ours before we exit.
+fn termination_signals() -> SigSet {
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGTERM);
+    mask.add(Signal::SIGINT);
+    mask.add(Signal::SIGHUP);
+    mask
+}
+
 fn serve(log_to_stderr: bool) -> Result<(), ChildError> {
+    let mask = termination_signals();
+    mask.thread_block()
+        .map_err(|e| ChildError::Setup(format!("blocking SIGTERM: {e}")))?;
     let mut started = child::start(Role::Pfkey, log_to_stderr)?;
+    let terminate = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+        .map_err(|e| ChildError::Setup(format!("signalfd: {e}")))?;
     let mut ikev2 = Channel::new(
         started
             .take(DescriptorPurpose::Sibling(Role::Ikev2))
@@ -63,11 +83,15 @@ fn serve(log_to_stderr: bool) -> Result<(), ChildError> {
     let mut service =
         PfkeyService::new(kind, requests, events).map_err(|e| ChildError::Setup(e.to_string()))?;
     log::info!("kernel interface: {}", kind.name());
+    // Before ikev2's first request: what a previous instance left (it
+    // died together with its pfkey) goes first.
+    service.remove_stale();
 
     let mut poller = Poller::new()?;
     started.register_parent(&poller, PARENT)?;
     ikev2.register(&poller, IKEV2)?;
     poller.add(service.event_fd(), KERNEL_EVENTS)?;
+    poller.add(&terminate, TERMINATE)?;
     let result = serve_loop(&mut started, &mut ikev2, &mut service, &mut poller);
     if result.is_err() && parent_is_gone(&mut started) {
         // Typically ikev2 died of the parent's death before we read the
@@ -108,9 +132,26 @@ fn serve_loop(
     service: &mut PfkeyService,
     poller: &mut Poller,
 ) -> Result<(), ChildError> {
+    let parent = nix::unistd::getppid();
     loop {
-        for token in poller.wait(None)? {
+        let mut tokens = poller.wait(None)?;
+        // A termination request goes before anything else of this wakeup:
+        // no request of ikev2 is carried out after it.
+        if tokens.contains(&TERMINATE) {
+            tokens = vec![TERMINATE];
+        }
+        for token in tokens {
             match token {
+                TERMINATE => {
+                    // Our parent-death signal, or the parent stopping us.
+                    if nix::unistd::getppid() != parent {
+                        log::info!("parent went away: flushing our kernel entries and exiting");
+                    } else {
+                        log::info!("terminated: flushing our kernel entries and exiting");
+                    }
+                    terminate(started, service);
+                    return Ok(());
+                }
                 PARENT => {
                     if !on_parent(started, ikev2, service)? {
                         return Ok(());
@@ -148,6 +189,20 @@ fn serve_loop(
         started.parent.update_interest(poller)?;
         ikev2.flush().map_err(ChildError::on("ikev2"))?;
         ikev2.update_interest(poller)?;
+    }
+}
+
+/// Flushes everything of ours and tells the parent (when it still listens)
+/// of each removal, within a bounded time: it flushes the rest itself.
+fn terminate(started: &mut StartedChild, service: &mut PfkeyService) {
+    let outcome = service.flush_ours();
+    for message in &outcome.to_parent {
+        if started.tell_parent(message).is_err() {
+            return;
+        }
+    }
+    if let Err(e) = started.flush_parent_before_exit() {
+        log::debug!("parent channel at exit: {e}");
     }
 }
 

@@ -15,6 +15,7 @@ use iked_common::kernel::{
 
 use crate::backend::{local_failure, BackendError, KernelBackend, SpiRequest};
 use crate::flows;
+use crate::marking::{sweep_marked, MarkedBackend, Swept};
 use crate::pfkey::PfkeyBackend;
 use crate::xfrm::XfrmBackend;
 
@@ -74,7 +75,10 @@ impl PfkeyService {
         Self::with_backend(backend)
     }
 
-    pub fn with_backend(mut backend: Box<dyn KernelBackend>) -> Result<Self, BackendError> {
+    /// The service over `backend`, wrapped so that everything it installs
+    /// carries our mark ([`MarkedBackend`]).
+    pub fn with_backend(backend: Box<dyn KernelBackend>) -> Result<Self, BackendError> {
+        let mut backend: Box<dyn KernelBackend> = Box::new(MarkedBackend::new(backend));
         let supported = backend
             .register()
             .map_err(|failure| BackendError::Register {
@@ -466,6 +470,34 @@ impl PfkeyService {
         }
     }
 
+    /// At start, before any request: removes the entries marked as ours
+    /// that a previous instance left (it died together with its pfkey
+    /// process, so nobody flushed them). Only one iked runs per network
+    /// namespace (the parent has bound the IKE ports), so every marked
+    /// entry is stale. Logged with the count.
+    pub fn remove_stale(&mut self) -> Swept {
+        match sweep_marked(self.backend.as_mut()) {
+            Ok(swept) => {
+                if swept.total() > 0 {
+                    log::warn!("pfkey: removed {swept} left in the kernel by a previous instance");
+                } else {
+                    log::info!("pfkey: no stale kernel entries of ours found");
+                }
+                for failure in &swept.failures {
+                    log::error!("pfkey: cannot remove a stale entry: {failure}");
+                }
+                swept
+            }
+            Err(f) => {
+                log::error!("pfkey: cannot look for stale kernel entries: {}", f.message);
+                Swept {
+                    failures: vec![f.message],
+                    ..Swept::default()
+                }
+            }
+        }
+    }
+
     /// Removes every kernel entry we installed (SAs first, so traffic is
     /// dropped rather than sent in clear while policies remain); reports each
     /// removal.
@@ -522,14 +554,25 @@ mod tests {
     //! the kernel, in which order, and what the parent and ikev2 are told.
 
     use super::*;
-    use crate::backend::{DumpedPolicy, SupportedAlgorithms};
-    use crate::test_fixtures::{esp_gcm_sa as sa, flow_selector as site, ip};
+    use crate::backend::{DumpedPolicy, DumpedSa, SupportedAlgorithms};
+    use crate::test_fixtures::{esp_gcm_sa, flow_selector as site, ip};
     use iked_common::kernel::{
         Encryption, Integrity, IpsecMode, IpsecProtocol, PolicyDirection, PolicyParams, SaCounters,
         SaParams, SaTemplate, Selector,
     };
     use std::net::IpAddr;
     use std::sync::{Arc, Mutex};
+
+    /// A Child SA's reqid, marked as ours.
+    const REQID: u32 = iked_common::kernel::LARVAL_REQID + 1;
+
+    /// An ESP SA of the fixtures, with our reqid.
+    fn sa(src: &str, dst: &str, spi: u32, selector: Selector) -> SaParams {
+        SaParams {
+            reqid: REQID,
+            ..esp_gcm_sa(src, dst, spi, selector)
+        }
+    }
 
     #[derive(Debug, Clone, PartialEq)]
     enum Call {
@@ -545,6 +588,9 @@ mod tests {
         calls: Arc<Mutex<Vec<Call>>>,
         events: Arc<Mutex<Vec<KernelEvent>>>,
         fail_next: Arc<Mutex<Option<KernelFailure>>>,
+        /// What the dumps return (ours and foreign).
+        dumped_sas: Arc<Mutex<Vec<DumpedSa>>>,
+        dumped_policies: Arc<Mutex<Vec<DumpedPolicy>>>,
         events_fd: OwnedFd,
     }
 
@@ -592,11 +638,11 @@ mod tests {
         fn delete_policy(&mut self, _: &Selector, d: PolicyDirection) -> Result<(), KernelFailure> {
             self.record(Call::DeletePolicy(d))
         }
-        fn dump_sas(&mut self) -> Result<Vec<SaId>, KernelFailure> {
-            Ok(vec![])
+        fn dump_sas(&mut self) -> Result<Vec<DumpedSa>, KernelFailure> {
+            Ok(self.dumped_sas.lock().unwrap().clone())
         }
         fn dump_policies(&mut self) -> Result<Vec<DumpedPolicy>, KernelFailure> {
-            Ok(vec![])
+            Ok(self.dumped_policies.lock().unwrap().clone())
         }
         fn event_fd(&self) -> BorrowedFd<'_> {
             std::os::fd::AsFd::as_fd(&self.events_fd)
@@ -611,6 +657,8 @@ mod tests {
         calls: Arc<Mutex<Vec<Call>>>,
         events: Arc<Mutex<Vec<KernelEvent>>>,
         fail_next: Arc<Mutex<Option<KernelFailure>>>,
+        dumped_sas: Arc<Mutex<Vec<DumpedSa>>>,
+        dumped_policies: Arc<Mutex<Vec<DumpedPolicy>>>,
     }
 
     fn flow() -> Flow {
@@ -629,11 +677,15 @@ mod tests {
         let calls = Arc::new(Mutex::new(Vec::new()));
         let events = Arc::new(Mutex::new(Vec::new()));
         let fail_next = Arc::new(Mutex::new(None));
+        let dumped_sas = Arc::new(Mutex::new(Vec::new()));
+        let dumped_policies = Arc::new(Mutex::new(Vec::new()));
         let (events_fd, _) = iked_common::ipc::seqpacket_pair().unwrap();
         let backend = Recording {
             calls: calls.clone(),
             events: events.clone(),
             fail_next: fail_next.clone(),
+            dumped_sas: dumped_sas.clone(),
+            dumped_policies: dumped_policies.clone(),
             events_fd,
         };
         let mut service = PfkeyService::with_backend(Box::new(backend)).unwrap();
@@ -646,6 +698,8 @@ mod tests {
             calls,
             events,
             fail_next,
+            dumped_sas,
+            dumped_policies,
         }
     }
 
@@ -659,7 +713,7 @@ mod tests {
                 dst: ip("192.0.2.2"),
                 protocol: IpsecProtocol::Esp,
                 mode: IpsecMode::Tunnel,
-                reqid: 1,
+                reqid: REQID,
             },
         }
     }
@@ -672,7 +726,7 @@ mod tests {
             src: ip("192.0.2.2"),
             dst: ip("192.0.2.1"),
             protocol: IpsecProtocol::Esp,
-            reqid: 1,
+            reqid: REQID,
             min: 0x1000,
             max: 0x1fff,
         });
@@ -715,7 +769,7 @@ mod tests {
             src: ip("192.0.2.2"),
             dst: ip("192.0.2.1"),
             protocol: IpsecProtocol::Esp,
-            reqid: 1,
+            reqid: REQID,
             min: 0x1000,
             max: 0x1fff,
         });
@@ -1071,5 +1125,184 @@ mod tests {
             sa: sa("192.0.2.1", "192.0.2.2", 0x1_0000, site()),
         });
         assert_eq!(o.to_ikev2, vec![PfkeyToIkev2::Done { id: 10 }]);
+    }
+
+    #[test]
+    fn an_install_without_our_reqid_is_refused_before_the_kernel() {
+        let mut h = harness();
+        let unmarked = SaParams {
+            reqid: 1,
+            ..sa("192.0.2.1", "192.0.2.2", 0x6000, site())
+        };
+        let o = h.service.handle_request(Ikev2ToPfkey::AddSa {
+            id: 1,
+            sa: unmarked,
+        });
+        let [PfkeyToIkev2::Failed { id: 1, failure }] = &o.to_ikev2[..] else {
+            panic!("not refused: {:?}", o.to_ikev2);
+        };
+        assert_eq!(failure.kind, FailureKind::NotPermitted);
+        assert!(failure.message.contains("reqid 1"), "{}", failure.message);
+        let mut policy = out_policy();
+        policy.template.reqid = 0x4000;
+        let o = h
+            .service
+            .handle_request(Ikev2ToPfkey::AddPolicy { id: 2, policy });
+        assert!(
+            matches!(&o.to_ikev2[..], [PfkeyToIkev2::Failed { id: 2, failure }] if failure.kind == FailureKind::NotPermitted)
+        );
+        let o = h.service.handle_request(Ikev2ToPfkey::AllocateSpi {
+            id: 3,
+            src: ip("192.0.2.2"),
+            dst: ip("192.0.2.1"),
+            protocol: IpsecProtocol::Esp,
+            reqid: 0,
+            min: 0x1000,
+            max: 0x1fff,
+        });
+        assert!(
+            matches!(&o.to_ikev2[..], [PfkeyToIkev2::Failed { id: 3, failure }] if failure.kind == FailureKind::NotPermitted)
+        );
+        assert!(
+            h.calls.lock().unwrap().is_empty(),
+            "nothing reached the kernel"
+        );
+        assert_eq!(h.service.installed().count(), 0);
+        // The larval reqid is ours: a new Child SA's SPI is allocated with it.
+        let o = h.service.handle_request(Ikev2ToPfkey::AllocateSpi {
+            id: 4,
+            src: ip("192.0.2.2"),
+            dst: ip("192.0.2.1"),
+            protocol: IpsecProtocol::Esp,
+            reqid: iked_common::kernel::LARVAL_REQID,
+            min: 0x1000,
+            max: 0x1fff,
+        });
+        assert_eq!(
+            o.to_ikev2,
+            vec![PfkeyToIkev2::SpiAllocated { id: 4, spi: 0x1000 }]
+        );
+    }
+
+    #[test]
+    fn stale_entries_of_ours_are_swept_at_start_and_foreign_ones_kept() {
+        let h = harness();
+        let mut service = h.service;
+        let ours_sa = SaId {
+            src: ip("192.0.2.1"),
+            dst: ip("192.0.2.2"),
+            protocol: IpsecProtocol::Esp,
+            spi: 0x7001,
+        };
+        let larval = SaId {
+            spi: 0x7002,
+            ..ours_sa
+        };
+        let foreign_sa = SaId {
+            spi: 0x7003,
+            ..ours_sa
+        };
+        h.dumped_sas.lock().unwrap().extend([
+            DumpedSa {
+                id: ours_sa,
+                reqid: REQID,
+            },
+            DumpedSa {
+                id: foreign_sa,
+                reqid: 1,
+            },
+            DumpedSa {
+                id: larval,
+                reqid: iked_common::kernel::LARVAL_REQID,
+            },
+        ]);
+        let template = out_policy().template;
+        let policy = |direction, reqid: Option<u32>| DumpedPolicy {
+            selector: site(),
+            direction,
+            priority: 100,
+            template: reqid.map(|reqid| SaTemplate { reqid, ..template }),
+        };
+        h.dumped_policies.lock().unwrap().extend([
+            policy(PolicyDirection::Out, Some(4)),
+            policy(PolicyDirection::In, Some(REQID)),
+            policy(PolicyDirection::Fwd, None),
+        ]);
+        // The kernel lost one of them meanwhile: not a failure.
+        let swept = {
+            let calls = h.calls.clone();
+            let fail_next = h.fail_next.clone();
+            *fail_next.lock().unwrap() = Some(crate::backend::kernel_failure("delete SA", 3, None));
+            let swept = service.remove_stale();
+            assert_eq!(
+                *calls.lock().unwrap(),
+                vec![
+                    Call::DeleteSa(0x7001),
+                    Call::DeleteSa(0x7002),
+                    Call::DeletePolicy(PolicyDirection::In),
+                ],
+                "SAs first; the foreign SA, the foreign and template-less policies stay"
+            );
+            swept
+        };
+        assert_eq!(
+            swept,
+            Swept {
+                sas: 1,
+                policies: 1,
+                failures: vec![]
+            }
+        );
+        assert_eq!(service.installed().count(), 0, "nothing of this instance's");
+    }
+
+    /// pfkey's side of a half-installed pair: the inbound SA went in, the
+    /// outbound one was refused by the kernel; ikev2's removal of the half
+    /// that did go in is accepted, and the parent hears of both, so nothing
+    /// of the pair is tracked or left.
+    #[test]
+    fn the_half_of_a_pair_that_went_in_can_be_removed_and_is_untracked() {
+        let mut h = harness();
+        let o = h.service.handle_request(Ikev2ToPfkey::AllocateSpi {
+            id: 1,
+            src: ip("192.0.2.2"),
+            dst: ip("192.0.2.1"),
+            protocol: IpsecProtocol::Esp,
+            reqid: iked_common::kernel::LARVAL_REQID,
+            min: 0x1000,
+            max: 0x1fff,
+        });
+        assert_eq!(o.to_parent.len(), 1);
+        let inbound = sa("192.0.2.2", "192.0.2.1", 0x1000, site().reversed());
+        let inbound_id = inbound.id;
+        let o = h
+            .service
+            .handle_request(Ikev2ToPfkey::AddSa { id: 2, sa: inbound });
+        assert_eq!(o.to_ikev2, vec![PfkeyToIkev2::Done { id: 2 }]);
+        *h.fail_next.lock().unwrap() = Some(crate::backend::kernel_failure("add SA", 17, None));
+        let o = h.service.handle_request(Ikev2ToPfkey::AddSa {
+            id: 3,
+            sa: sa("192.0.2.1", "192.0.2.2", 0x2000, site()),
+        });
+        assert!(
+            matches!(&o.to_ikev2[..], [PfkeyToIkev2::Failed { id: 3, failure }] if failure.kind == FailureKind::AlreadyExists)
+        );
+        assert_eq!(h.service.installed().count(), 1, "the inbound half");
+        let o = h.service.handle_request(Ikev2ToPfkey::DeleteSa {
+            id: 4,
+            sa: inbound_id,
+        });
+        assert_eq!(o.to_ikev2, vec![PfkeyToIkev2::Done { id: 4 }]);
+        assert_eq!(
+            o.to_parent,
+            vec![ChildToParent::KernelEntryRemoved(KernelEntry::Sa(
+                inbound_id
+            ))]
+        );
+        assert_eq!(h.service.installed().count(), 0);
+        assert_eq!(
+            h.calls.lock().unwrap().last(),
+            Some(&Call::DeleteSa(0x1000))
+        );
     }
 }

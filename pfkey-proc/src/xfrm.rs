@@ -10,7 +10,7 @@ use iked_common::kernel::{
 
 use crate::backend::{
     allocated_spi, check_answered_for, kernel_failure, local_failure, malformed, BackendError,
-    DumpedPolicy, KernelBackend, SpiRequest, SupportedAlgorithms,
+    DumpedPolicy, DumpedSa, KernelBackend, SpiRequest, SupportedAlgorithms,
 };
 use crate::bytes::Writer;
 use crate::key_socket::{set_int_option, set_receive_timeout, KeySockets, REPLY_TIMEOUT_SECS};
@@ -259,7 +259,7 @@ impl KernelBackend for XfrmBackend {
             .map(drop)
     }
 
-    fn dump_sas(&mut self) -> Result<Vec<SaId>, KernelFailure> {
+    fn dump_sas(&mut self) -> Result<Vec<DumpedSa>, KernelFailure> {
         const OP: &str = "dump SAs";
         let seq = self.sockets.next_seq();
         let replies = self.transact(
@@ -272,7 +272,10 @@ impl KernelBackend for XfrmBackend {
             .iter()
             .map(|m| {
                 codec::decode_sa(&m.borrow())
-                    .map(|info| info.id)
+                    .map(|info| DumpedSa {
+                        id: info.id,
+                        reqid: info.reqid,
+                    })
                     .map_err(|e| malformed(OP, e))
             })
             .collect()

@@ -274,7 +274,7 @@ fn transport_with_nat_traversal(
         A_OUTER,
         B_OUTER,
         IpsecMode::Transport,
-        2,
+        REQID_2,
     );
     let in_a = policy(
         hosts.reversed(),
@@ -282,7 +282,7 @@ fn transport_with_nat_traversal(
         B_OUTER,
         A_OUTER,
         IpsecMode::Transport,
-        2,
+        REQID_2,
     );
     let out_b = policy(
         hosts.reversed(),
@@ -290,7 +290,7 @@ fn transport_with_nat_traversal(
         B_OUTER,
         A_OUTER,
         IpsecMode::Transport,
-        2,
+        REQID_2,
     );
     let in_b = policy(
         hosts,
@@ -298,7 +298,7 @@ fn transport_with_nat_traversal(
         A_OUTER,
         B_OUTER,
         IpsecMode::Transport,
-        2,
+        REQID_2,
     );
     for (service, policies) in [(&mut *a, [out_a, in_a]), (&mut *b, [out_b, in_b])] {
         for (n, p) in policies.into_iter().enumerate() {
@@ -313,7 +313,7 @@ fn transport_with_nat_traversal(
     let _encap_b = encap_socket_in("b", kind);
     let natt = |mut sa: SaParams| {
         sa.mode = IpsecMode::Transport;
-        sa.reqid = 2;
+        sa.reqid = REQID_2;
         sa.encap = Some(iked_common::kernel::UdpEncap {
             src_port: 4500,
             dst_port: 4500,
@@ -381,7 +381,7 @@ fn install_policies(service: &mut PfkeyService, local_view: Selector, local: &st
         local,
         peer,
         IpsecMode::Tunnel,
-        1,
+        REQID,
     );
     let inb = policy(
         local_view.reversed(),
@@ -389,7 +389,7 @@ fn install_policies(service: &mut PfkeyService, local_view: Selector, local: &st
         peer,
         local,
         IpsecMode::Tunnel,
-        1,
+        REQID,
     );
     let fwd = policy(
         local_view.reversed(),
@@ -397,7 +397,7 @@ fn install_policies(service: &mut PfkeyService, local_view: Selector, local: &st
         peer,
         local,
         IpsecMode::Tunnel,
-        1,
+        REQID,
     );
     for (id, p) in [(101, out), (102, inb), (103, fwd)] {
         assert_done(
@@ -429,7 +429,7 @@ fn lab_sa(
             spi,
             selector,
             IpsecMode::Tunnel,
-            1,
+            REQID,
             Encryption::AesGcm16,
             lifetime,
         ),
@@ -440,7 +440,7 @@ fn lab_sa(
                 spi,
                 selector,
                 IpsecMode::Tunnel,
-                1,
+                REQID,
                 Encryption::AesCbc,
                 lifetime,
             ),
@@ -474,7 +474,7 @@ fn install_pair(
         spi_ab,
         a_view,
         IpsecMode::Tunnel,
-        1,
+        REQID,
         encryption,
         Lifetime::default(),
     );
@@ -485,7 +485,7 @@ fn install_pair(
         spi_ba,
         a_view.reversed(),
         IpsecMode::Tunnel,
-        1,
+        REQID,
         encryption,
         Lifetime::default(),
     );
@@ -609,7 +609,7 @@ fn lab_scenario(kind: KernelSocketKind) {
             reqid,
             ..
         }) => {
-            assert_eq!((src, dst, reqid), (ip(A_OUTER), ip(B_OUTER), 1));
+            assert_eq!((src, dst, reqid), (ip(A_OUTER), ip(B_OUTER), REQID));
             // XFRM reports the packet; PF_KEY names the policy, whose
             // selector pfkey-proc looks up and reports instead.
             let expected = match kind {
@@ -733,7 +733,7 @@ fn lab_scenario(kind: KernelSocketKind) {
             src: ip(A_OUTER),
             dst: ip(B_OUTER),
             protocol: iked_common::kernel::IpsecProtocol::Esp,
-            reqid: 1,
+            reqid: REQID,
             min: 0x1000_0000,
             max: 0x1fff_ffff,
         },
@@ -791,7 +791,7 @@ fn lab_scenario(kind: KernelSocketKind) {
         );
         match first {
             Some(KernelEvent::Expire {
-                reqid: 1,
+                reqid: REQID,
                 hard: false,
                 ..
             }) => {}
@@ -822,7 +822,7 @@ fn lab_scenario(kind: KernelSocketKind) {
             .to_ikev2
             .contains(&PfkeyToIkev2::Event(KernelEvent::Expire {
                 sa: expiring.id,
-                reqid: 1,
+                reqid: REQID,
                 hard: true
             })));
         assert!(
@@ -908,7 +908,7 @@ fn pfkey_refusals() {
             0x0c0c_0001,
             a_view,
             IpsecMode::Tunnel,
-            1,
+            REQID,
             encryption,
             Lifetime::default(),
         )

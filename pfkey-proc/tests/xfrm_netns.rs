@@ -54,7 +54,7 @@ fn xfrm_policies_errors_acquire_and_flush_on_this_kernel() {
             LOCAL,
             PEER,
             IpsecMode::Tunnel,
-            1,
+            REQID,
         );
         let inb = policy(
             site_selector().reversed(),
@@ -62,7 +62,7 @@ fn xfrm_policies_errors_acquire_and_flush_on_this_kernel() {
             PEER,
             LOCAL,
             IpsecMode::Tunnel,
-            1,
+            REQID,
         );
         let fwd = policy(
             site_selector().reversed(),
@@ -70,7 +70,7 @@ fn xfrm_policies_errors_acquire_and_flush_on_this_kernel() {
             PEER,
             LOCAL,
             IpsecMode::Tunnel,
-            1,
+            REQID,
         );
         let mut reported = Vec::new();
         for (id, p) in [(1, out), (2, inb), (3, fwd)] {
@@ -110,7 +110,9 @@ fn xfrm_policies_errors_acquire_and_flush_on_this_kernel() {
             "{listing}"
         );
         assert!(
-            listing.contains("tmpl src 192.0.2.1 dst 192.0.2.2\n\t\tproto esp reqid 1 mode tunnel"),
+            listing.contains(&format!(
+                "tmpl src 192.0.2.1 dst 192.0.2.2\n\t\tproto esp reqid {REQID} mode tunnel"
+            )),
             "{listing}"
         );
 
@@ -134,7 +136,7 @@ fn xfrm_policies_errors_acquire_and_flush_on_this_kernel() {
             0x1001,
             site_selector(),
             IpsecMode::Tunnel,
-            1,
+            REQID,
             Encryption::AesCbc,
             Lifetime::default(),
         );
@@ -171,7 +173,7 @@ fn xfrm_policies_errors_acquire_and_flush_on_this_kernel() {
                 src: common::ip(PEER),
                 dst: common::ip(LOCAL),
                 protocol: IpsecProtocol::Esp,
-                reqid: 1,
+                reqid: REQID,
                 min: 0x1000,
                 max: 0x1fff,
             },
@@ -202,7 +204,10 @@ fn xfrm_policies_errors_acquire_and_flush_on_this_kernel() {
                 reqid,
                 ..
             }) => {
-                assert_eq!((src, dst, reqid), (common::ip(LOCAL), common::ip(PEER), 1));
+                assert_eq!(
+                    (src, dst, reqid),
+                    (common::ip(LOCAL), common::ip(PEER), REQID)
+                );
                 assert_eq!(selector.src, common::ip("10.1.0.1"));
                 assert_eq!(selector.dst, common::ip("10.2.0.5"));
                 assert_eq!(selector.protocol, 17);
@@ -253,7 +258,7 @@ fn requests_outside_the_flows_never_reach_the_kernel() {
             LOCAL,
             PEER,
             IpsecMode::Tunnel,
-            1,
+            REQID,
         );
         let elsewhere = policy(
             site_selector(),
@@ -261,7 +266,7 @@ fn requests_outside_the_flows_never_reach_the_kernel() {
             LOCAL,
             "203.0.113.66",
             IpsecMode::Tunnel,
-            1,
+            REQID,
         );
         for (id, p) in [(1, wider), (2, elsewhere)] {
             let outcome = service.handle_request(Ikev2ToPfkey::AddPolicy { id, policy: p });
@@ -284,7 +289,7 @@ fn requests_outside_the_flows_never_reach_the_kernel() {
             0x2000,
             site_selector(),
             IpsecMode::Tunnel,
-            1,
+            REQID,
             Encryption::AesGcm16,
             Lifetime::default(),
         );
@@ -327,7 +332,7 @@ fn requests_outside_the_flows_never_reach_the_kernel() {
             LOCAL,
             PEER,
             IpsecMode::Tunnel,
-            1,
+            REQID,
         );
         assert_done(
             request(&mut service, Ikev2ToPfkey::AddPolicy { id: 5, policy: ok }),
@@ -359,7 +364,7 @@ fn parent_removes_listed_entries_with_its_own_socket() {
             LOCAL,
             PEER,
             IpsecMode::Tunnel,
-            1,
+            REQID,
         );
         let added = service.handle_request(Ikev2ToPfkey::AddPolicy { id: 1, policy: out });
         let entries: Vec<KernelEntry> = added

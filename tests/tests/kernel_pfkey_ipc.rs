@@ -95,7 +95,7 @@ fn out_policy(selector: Selector, peer: &str) -> PolicyParams {
             dst: ip(peer),
             protocol: IpsecProtocol::Esp,
             mode: IpsecMode::Tunnel,
-            reqid: 9,
+            reqid: iked_common::kernel::LARVAL_REQID + 9,
         },
     }
 }
@@ -275,7 +275,7 @@ fn pfkey_process_serves_only_the_configured_flows_over_ipc() {
                 spi: 0x4242,
             },
             mode: IpsecMode::Tunnel,
-            reqid: 9,
+            reqid: iked_common::kernel::LARVAL_REQID + 9,
             selector: site(),
             encryption: Encryption::AesCbc,
             encryption_key: SecretBytes::new(vec![0x11; 16]),

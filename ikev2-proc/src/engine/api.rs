@@ -197,7 +197,7 @@ impl Engine {
             children_by_policy: HashMap::new(),
             waits: HashMap::new(),
             next_ipc_id: 1,
-            next_reqid: 1,
+            next_reqid: iked_common::kernel::next_reqid(0),
             timers: BinaryHeap::new(),
             actions: VecDeque::new(),
             cookie_secrets,

@@ -124,9 +124,11 @@ impl Engine {
         self.schedule(to);
     }
 
+    /// A reqid for a new trap or Child SA, from iked's own range: pfkey
+    /// installs nothing else, and a fresh start recognises our entries by it.
     pub(super) fn new_reqid(&mut self) -> u32 {
         let reqid = self.next_reqid;
-        self.next_reqid = self.next_reqid.wrapping_add(1).max(1);
+        self.next_reqid = iked_common::kernel::next_reqid(reqid);
         reqid
     }
 

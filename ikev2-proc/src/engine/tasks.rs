@@ -114,9 +114,11 @@ impl Engine {
             rekey_of,
         });
         let (peer, local) = (sa.peer.ip(), sa.local.ip());
+        // A new Child SA gets its reqid with the answer; until then its
+        // larval SA carries the larval one (marked as ours all the same).
         let reqid = rekey_of
             .and_then(|c| self.children.get(&c))
-            .map_or(0, |c| c.reqid);
+            .map_or(iked_common::kernel::LARVAL_REQID, |c| c.reqid);
         self.allocate_spi(spi, Wait::RequestSpi, peer, local, reqid);
     }
 

@@ -16,6 +16,11 @@ use iked_common::kernel::{
 use iked_pfkey::service::PfkeyService;
 
 /// Fails (never skips) when not root: these tests are run by .ci/run as root.
+/// Reqids for the tests' SAs and policies: pfkey installs only reqids
+/// from iked's own range (the mark of our entries).
+pub const REQID: u32 = iked_common::kernel::LARVAL_REQID + 1;
+pub const REQID_2: u32 = iked_common::kernel::LARVAL_REQID + 2;
+
 pub fn require_root() {
     assert!(
         nix::unistd::Uid::effective().is_root(),

@@ -198,36 +198,36 @@ const DIGESTS: [(&str, [u64; 4]); 4] = [
         "rekeys and terminate",
         [
             0xd7689a702fb7f2a0,
-            0x3d056393ae59859a,
+            0x0157ff19553799ea,
             0xa8f5fe074324ba7e,
-            0x29bf24a81f53be28,
+            0xc1e3e9690a8c6acb,
         ],
     ),
     (
         "loss and dead peer",
         [
             0xb36b134c4d8f9142,
-            0xaad237da170e5144,
+            0x6c04f22998627514,
             0x22c9f545b9d08da0,
-            0xab07341fceca74da,
+            0x6bb08925a1a0fc9a,
         ],
     ),
     (
         "nat and delete",
         [
             0x1a6cd389209995ab,
-            0x560a99793aa6d833,
+            0x1bb729ceed45a673,
             0x9de6497014d9ebe5,
-            0xfb5e78b88d6f55f2,
+            0x5fa2cc9fab37de74,
         ],
     ),
     (
         "invalid ke and cookie",
         [
             0xc3bb79ed8fbf8108,
-            0x79baaea3b5c22c46,
+            0x569c01fc3cf5e46e,
             0x926b858b65ae39c0,
-            0x84f28febe9647cc6,
+            0x426de8ae6566c29c,
         ],
     ),
 ];
