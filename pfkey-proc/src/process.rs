@@ -89,7 +89,8 @@ fn serve(log_to_stderr: bool) -> Result<(), ChildError> {
 
     let mut poller = Poller::new()?;
     started.register_parent(&poller, PARENT)?;
-    ikev2.register(&poller, IKEV2)?;
+    // ikev2's channel is watched only once the parent's first configuration
+    // is in (see serve_loop).
     poller.add(service.event_fd(), KERNEL_EVENTS)?;
     poller.add(&terminate, TERMINATE)?;
     let result = serve_loop(&mut started, &mut ikev2, &mut service, &mut poller);
@@ -133,6 +134,7 @@ fn serve_loop(
     poller: &mut Poller,
 ) -> Result<(), ChildError> {
     let parent = nix::unistd::getppid();
+    let mut ikev2_watched = false;
     loop {
         let mut tokens = poller.wait(None)?;
         // A termination request goes before anything else of this wakeup:
@@ -155,6 +157,15 @@ fn serve_loop(
                 PARENT => {
                     if !on_parent(started, ikev2, service)? {
                         return Ok(());
+                    }
+                    // The flows come from the parent, ikev2's requests on
+                    // another socket: read first, a request could beat the
+                    // configuration it needs and be refused (ikev2 applies
+                    // its own configuration as soon as it has it). So ikev2
+                    // is heard only from the first configuration on.
+                    if !ikev2_watched && service.configured() {
+                        ikev2.register(poller, IKEV2)?;
+                        ikev2_watched = true;
                     }
                 }
                 IKEV2 => {

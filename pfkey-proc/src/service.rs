@@ -123,6 +123,11 @@ impl PfkeyService {
         self.backend.kind()
     }
 
+    /// Whether the parent's configuration (the flows) has arrived.
+    pub fn configured(&self) -> bool {
+        self.generation > 0
+    }
+
     /// The descriptor to watch for kernel events.
     pub fn event_fd(&self) -> BorrowedFd<'_> {
         self.backend.event_fd()

@@ -162,6 +162,7 @@ impl Engine {
             installed: false,
             install_failed: false,
             pending_sa_installs: 0,
+            sas_in_kernel: (false, false),
             established: self.now,
             timers: ChildTimers::starting(ChildTimer::Rekey, rekey_at),
             min_nonce,
@@ -262,11 +263,17 @@ impl Engine {
         if let Some(child) = self.children.get_mut(&spi_in) {
             child.pending_sa_installs = 2;
         }
-        self.ask_pfkey(ike, Wait::InstallSa { child: spi_in }, |id| {
-            Ikev2ToPfkey::AddSa { id, sa: inbound }
+        let wait = |inbound| Wait::InstallSa {
+            child: spi_in,
+            inbound,
+        };
+        self.ask_pfkey(ike, wait(true), |id| Ikev2ToPfkey::AddSa {
+            id,
+            sa: inbound,
         });
-        self.ask_pfkey(ike, Wait::InstallSa { child: spi_in }, |id| {
-            Ikev2ToPfkey::AddSa { id, sa: outbound }
+        self.ask_pfkey(ike, wait(false), |id| Ikev2ToPfkey::AddSa {
+            id,
+            sa: outbound,
         });
     }
 
@@ -274,6 +281,7 @@ impl Engine {
         &mut self,
         ike: u64,
         spi_in: u32,
+        inbound: bool,
         failure: Option<iked_common::kernel::KernelFailure>,
     ) {
         let policy_name = self
@@ -285,6 +293,13 @@ impl Engine {
             return;
         };
         child.pending_sa_installs = child.pending_sa_installs.saturating_sub(1);
+        if failure.is_none() {
+            if inbound {
+                child.sas_in_kernel.0 = true;
+            } else {
+                child.sas_in_kernel.1 = true;
+            }
+        }
         if let Some(failure) = failure {
             if !child.install_failed {
                 let reason = if failure.kind == FailureKind::Unsupported {
@@ -300,6 +315,9 @@ impl Engine {
             }
             let refused = !child.install_failed && failure.kind == FailureKind::NotPermitted;
             child.install_failed = true;
+            if child.pending_sa_installs == 0 {
+                self.remove_installed_half(ike, spi_in);
+            }
             if refused {
                 // pfkey refused it as outside every configured flow: the
                 // peer must not think it is in use (architecture step 6).
@@ -310,7 +328,12 @@ impl Engine {
             }
             return;
         }
-        if child.pending_sa_installs > 0 || child.install_failed {
+        if child.pending_sa_installs > 0 {
+            return;
+        }
+        if child.install_failed {
+            // The other half failed first: this one must not stay alone.
+            self.remove_installed_half(ike, spi_in);
             return;
         }
         child.installed = true;
@@ -336,6 +359,52 @@ impl Engine {
             self.ask_pfkey(ike, Wait::Other, |id| Ikev2ToPfkey::AddPolicy {
                 id,
                 policy,
+            });
+        }
+    }
+
+    /// A Child SA whose pair did not go in whole: removes what did, once
+    /// both answers are in, so that no SA of ours stays in the kernel
+    /// alone (an outbound SA without its inbound one would carry traffic
+    /// through a trap policy of the same reqid; an inbound one would accept
+    /// it). The inbound SPI is always given back: if its SA failed, its
+    /// larval SA is still there. No policy was asked for yet.
+    fn remove_installed_half(&mut self, ike: u64, spi_in: u32) {
+        let Some(child) = self.children.get_mut(&spi_in) else {
+            return;
+        };
+        let (_, outbound_in) = std::mem::take(&mut child.sas_in_kernel);
+        let spi_out = child.spi_out;
+        let Some(sa) = self.ikes.get(&ike) else {
+            return;
+        };
+        let (local, peer) = (sa.local.ip(), sa.peer.ip());
+        log::warn!(
+            "Child SA {spi_in:08x}/{spi_out:08x} not installed whole: removing what went in{}",
+            if outbound_in {
+                " (its outbound SA) and its inbound SPI"
+            } else {
+                " and its inbound SPI"
+            }
+        );
+        let mut ids = vec![SaId {
+            src: peer,
+            dst: local,
+            protocol: IpsecProtocol::Esp,
+            spi: spi_in,
+        }];
+        if outbound_in {
+            ids.push(SaId {
+                src: local,
+                dst: peer,
+                protocol: IpsecProtocol::Esp,
+                spi: spi_out,
+            });
+        }
+        for sa_id in ids {
+            self.ask_pfkey(ike, Wait::Other, |id| Ikev2ToPfkey::DeleteSa {
+                id,
+                sa: sa_id,
             });
         }
     }

@@ -16,13 +16,13 @@ impl Engine {
                 other => log::warn!("pfkey: SPI for request {id} nobody waits for ({other:?})"),
             },
             PfkeyToIkev2::Done { id } => {
-                if let Some((ike, Wait::InstallSa { child })) = self.waits.remove(&id) {
-                    self.sa_install_done(ike, child, None);
+                if let Some((ike, Wait::InstallSa { child, inbound })) = self.waits.remove(&id) {
+                    self.sa_install_done(ike, child, inbound, None);
                 }
             }
             PfkeyToIkev2::Failed { id, failure } => match self.waits.remove(&id) {
-                Some((ike, Wait::InstallSa { child })) => {
-                    self.sa_install_done(ike, child, Some(failure))
+                Some((ike, Wait::InstallSa { child, inbound })) => {
+                    self.sa_install_done(ike, child, inbound, Some(failure))
                 }
                 Some((ike, Wait::AnswerSpi)) if self.answering_auth(ike) => {
                     // The IKE SA can still come up, without its Child SA.

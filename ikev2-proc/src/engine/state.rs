@@ -352,6 +352,9 @@ pub(crate) struct ChildSa {
     pub installed: bool,
     pub install_failed: bool,
     pub pending_sa_installs: u8,
+    /// Which of the pair pfkey confirmed in the kernel (inbound,
+    /// outbound): when the other fails, this half is removed again.
+    pub sas_in_kernel: (bool, bool),
     /// This Child SA holds the flow's kernel policies (passed on at rekey).
     /// The flow's outbound policy is a trap installed at config time: the
     /// Child SA adds and removes only its inbound policies.
@@ -418,8 +421,9 @@ pub(crate) enum Wait {
     AnswerSpi,
     /// Our AUTH for the IKE_AUTH response.
     AnswerSign,
-    /// An SA install for a Child SA (by inbound SPI).
-    InstallSa { child: u32 },
+    /// An SA install for a Child SA (by inbound SPI): its inbound or its
+    /// outbound SA.
+    InstallSa { child: u32, inbound: bool },
     /// A policy install, a delete: only the outcome is logged.
     Other,
 }

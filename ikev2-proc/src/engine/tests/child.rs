@@ -281,6 +281,64 @@ fn child_sa_refused_by_pfkey_is_deleted_with_the_peer() {
     assert!(w.b.sas.is_empty(), "B removed its installed half too");
 }
 
+/// One half of A's pair is refused by the kernel: the half that did go in
+/// is removed again (and the inbound SPI given back), no policy of the
+/// Child SA is installed, and nothing of it stays in A's kernel.
+#[test]
+fn a_half_installed_child_sa_leaves_nothing_in_the_kernel() {
+    for refused_towards in [B, A] {
+        let mut w = World::new();
+        w.a.refuse_sas_to = Some(ip(refused_towards));
+        w.handshake();
+        assert_one_matching_ike(&w);
+        let spis = w.a.engine.child_spis();
+        assert_eq!(spis.len(), 1, "the negotiated Child SA is kept");
+        let child = w.a.engine.child(spis[0]).unwrap();
+        assert!(child.install_failed && !child.installed);
+        let inbound = SaId {
+            src: ip(B),
+            dst: ip(A),
+            protocol: IpsecProtocol::Esp,
+            spi: child.spi_in,
+        };
+        let outbound = SaId {
+            src: ip(A),
+            dst: ip(B),
+            protocol: IpsecProtocol::Esp,
+            spi: child.spi_out,
+        };
+        assert!(
+            w.a.sas.is_empty(),
+            "refused towards {refused_towards}: a half stayed: {:?}",
+            w.a.sas.keys()
+        );
+        assert!(
+            w.a.deleted_sas.contains(&inbound),
+            "the inbound SA (or its larval SA) is removed: {:?}",
+            w.a.deleted_sas
+        );
+        assert_eq!(
+            w.a.deleted_sas.contains(&outbound),
+            refused_towards == A,
+            "the outbound SA is removed when it went in: {:?}",
+            w.a.deleted_sas
+        );
+        assert!(
+            w.a.policies
+                .iter()
+                .all(|p| p.direction == iked_common::kernel::PolicyDirection::Out),
+            "only the trap policy: {:?}",
+            w.a.policies
+        );
+        // The removal happens once: a later delete of the Child SA asks
+        // for nothing more.
+        let removals = w.a.deleted_sas.len();
+        w.a.engine.remove_child(child.spi_in);
+        w.settle();
+        assert_eq!(w.a.deleted_sas.len(), removals);
+    }
+}
+
 #[test]
 fn a_replaced_child_sa_the_peer_never_deletes_is_deleted_after_the_grace_time() {
     let mut w = World::new();

@@ -85,6 +85,9 @@ struct Node {
     no_esp: bool,
     /// Simulate pfkey refusing every SA as outside its flows.
     refuse: bool,
+    /// Simulate the kernel refusing the SAs towards this address (an SPI
+    /// already taken): one half of each pair fails.
+    refuse_sas_to: Option<IpAddr>,
     /// What the "kernel" counted on each installed SA, by SPI (zero when
     /// absent, as for a fresh SA).
     traffic: HashMap<u32, SaCounters>,
@@ -161,6 +164,7 @@ impl Node {
             deleted_sas: Vec::new(),
             no_esp: false,
             refuse: false,
+            refuse_sas_to: None,
             traffic: HashMap::new(),
             counters_unanswered: false,
             counter_requests: Vec::new(),
@@ -273,6 +277,15 @@ impl Node {
                             kind: FailureKind::Unsupported,
                             errno: 93,
                             message: "Requested type not found".into(),
+                        },
+                    }
+                } else if self.refuse_sas_to == Some(sa.id.dst) {
+                    PfkeyToIkev2::Failed {
+                        id,
+                        failure: KernelFailure {
+                            kind: FailureKind::AlreadyExists,
+                            errno: 17,
+                            message: "add SA: entry already exists (EEXIST)".into(),
                         },
                     }
                 } else {
