@@ -325,6 +325,19 @@ impl Strongswan {
         connections: &[Connection],
         retransmission: SwanRetransmission,
     ) -> Strongswan {
+        Strongswan::start_with_settings(lab, side, kernel, connections, retransmission, "")
+    }
+
+    /// As [`Strongswan::start_with`], with `charon_settings` (lines of
+    /// strongswan.conf's charon section, e.g. `spi_min = 0xc0000001`) added.
+    pub fn start_with_settings(
+        lab: &Lab,
+        side: Side,
+        kernel: SwanKernel,
+        connections: &[Connection],
+        retransmission: SwanRetransmission,
+        charon_settings: &str,
+    ) -> Strongswan {
         let scratch = Scratch::new(&format!("swan-{}", lab.ns(side)));
         let dir = scratch.0.clone();
         let log = dir.join("charon.log");
@@ -346,7 +359,7 @@ charon {{
     load_modular = no
     load = random nonce openssl aes sha1 sha2 hmac gcm kdf curve25519 {plugins} socket-default vici
     install_routes = yes
-{retransmit}    plugins {{
+{retransmit}{charon_settings}    plugins {{
         vici {{
             socket = unix://{vici}
         }}
@@ -373,6 +386,7 @@ swanctl {{
 "#,
                 vici = vici.display(),
                 log = log.display(),
+                charon_settings = charon_settings,
                 retransmit = match retransmission {
                     SwanRetransmission::Lab =>
                         "    retransmit_tries = 3\n    retransmit_timeout = 2.0\n",

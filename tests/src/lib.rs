@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 pub mod flood;
 pub mod lab;
+pub mod xfrm_listing;
 
 /// Fails the test, with the reason, unless we are root: tests that need root
 /// never skip silently.
@@ -80,6 +81,17 @@ impl Daemon {
     /// Starts iked inside the named network namespace (`ip netns`), or in a
     /// fresh anonymous one when `netns` is None.
     pub fn start_in(netns: Option<&str>, tag: &str, config_text: &str) -> Daemon {
+        Daemon::start_in_within(netns, tag, config_text, Duration::from_secs(10))
+    }
+
+    /// As [`Daemon::start_in`], waiting up to `timeout` for the start (the
+    /// kernel lab under emulation on a loaded machine can be that slow).
+    pub fn start_in_within(
+        netns: Option<&str>,
+        tag: &str,
+        config_text: &str,
+        timeout: Duration,
+    ) -> Daemon {
         let scratch = Scratch::new(tag);
         let config = scratch.file("iked.conf");
         std::fs::write(&config, config_text).expect("write config");
@@ -129,7 +141,7 @@ impl Daemon {
             scratch,
             exited: None,
         };
-        if let Err(e) = daemon.wait_for_log("started:", Duration::from_secs(10)) {
+        if let Err(e) = daemon.wait_for_log("started:", timeout) {
             panic!(
                 "iked did not start: {e}\n--- log ---\n{}",
                 daemon.log_text()

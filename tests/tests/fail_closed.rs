@@ -7,8 +7,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use iked_common::kernel::reqid_is_ours;
-use iked_tests::{require_root, status_field, Daemon};
+use iked_tests::{require_root, status_field, xfrm_listing, Daemon};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -47,36 +46,8 @@ impl Drop for Netns {
     }
 }
 
-/// The entries of an `ip xfrm state` or `ip xfrm policy` listing: each
-/// starts on a line that is not indented.
-fn entries(listing: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for line in listing.lines() {
-        if line.starts_with(char::is_whitespace) {
-            if let Some(last) = out.last_mut() {
-                last.push('\n');
-                last.push_str(line);
-            }
-        } else if !line.trim().is_empty() {
-            out.push(line.to_string());
-        }
-    }
-    out
-}
-
-/// Whether a listed entry carries one of iked's reqids (our mark).
-fn is_ours(entry: &str) -> bool {
-    let words: Vec<&str> = entry.split_whitespace().collect();
-    words
-        .windows(2)
-        .any(|w| w[0] == "reqid" && w[1].parse().is_ok_and(reqid_is_ours))
-}
-
 fn our_policies(ns: &Netns) -> Vec<String> {
-    entries(&ns.ip("xfrm policy list"))
-        .into_iter()
-        .filter(|e| is_ours(e))
-        .collect()
+    xfrm_listing::ours(&ns.ip("xfrm policy list"))
 }
 
 /// A foreign policy with a template (reqid 7) and one without: both must
@@ -301,13 +272,4 @@ fn pfkey_flushes_its_policies_on_sigterm() {
     );
     assert!(our_policies(&ns).is_empty(), "{log}");
     assert_foreign_intact(&ns, "after SIGTERM to pfkey");
-}
-
-#[test]
-fn listings_are_split_into_entries_and_our_reqids_recognised() {
-    let listing = "src 10.1.0.0/24 dst 10.2.0.0/24 \n\tdir out priority 1952 \n\ttmpl src 198.18.0.1 dst 198.18.0.2\n\t\tproto esp reqid 12289 mode tunnel\nsrc 192.0.2.0/24 dst 198.51.100.0/24 \n\tdir out priority 0 \n\ttmpl src 192.0.2.1 dst 198.51.100.1\n\t\tproto esp reqid 7 mode tunnel\n";
-    let all = entries(listing);
-    assert_eq!(all.len(), 2);
-    assert!(is_ours(&all[0]));
-    assert!(!is_ours(&all[1]));
 }
