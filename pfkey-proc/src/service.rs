@@ -477,9 +477,10 @@ impl PfkeyService {
 
     /// At start, before any request: removes the entries marked as ours
     /// that a previous instance left (it died together with its pfkey
-    /// process, so nobody flushed them). Only one iked runs per network
-    /// namespace (the parent has bound the IKE ports), so every marked
-    /// entry is stale. Logged with the count.
+    /// process, so nobody flushed them). One iked runs per network
+    /// namespace (with the default ports a second one fails to bind them
+    /// before its pfkey starts; iked(8) says so), so every marked entry is
+    /// stale. Logged with the count.
     pub fn remove_stale(&mut self) -> Swept {
         match sweep_marked(self.backend.as_mut()) {
             Ok(swept) => {
