@@ -16,13 +16,14 @@ use iked_common::ipc::{
 };
 use iked_common::kernel::{KernelEntry, KernelSocketKind};
 use iked_common::logging;
-use iked_common::privileges::{DEFAULT_CHROOT, DEFAULT_USER};
+use iked_common::privileges::DEFAULT_CHROOT;
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 
 use crate::cli::Cli;
 use crate::control::{ControlGroup, ControlServer};
 use crate::spawn::{describe_exit, spawn, Child};
+use crate::users::RoleUsers;
 
 /// How long a child may take to start, and to stop when told.
 const CHILD_START_TIMEOUT: Duration = Duration::from_secs(5);
@@ -89,14 +90,9 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
     if cli.no_natt && cli.natt_only {
         return Err("-T and -t exclude each other".into());
     }
-    let user = nix::unistd::User::from_name(DEFAULT_USER)
-        .map_err(|e| format!("cannot look up user {DEFAULT_USER}: {e}"))?
-        .ok_or_else(|| {
-            format!(
-                "user {DEFAULT_USER} does not exist; create it with: \
-                 useradd --system --home-dir {DEFAULT_CHROOT} --shell /usr/sbin/nologin {DEFAULT_USER}"
-            )
-        })?;
+    // One user per child (common/src/privileges.rs): none may signal,
+    // ptrace or read another's /proc.
+    let users = RoleUsers::resolve()?;
     prepare_chroot(DEFAULT_CHROOT)?;
     // Resolved before going to the background, so a bad name is seen.
     let control_group =
@@ -139,13 +135,7 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
         lost: Vec::new(),
         child_send_failure: None,
     };
-    let started = daemon.start_children(
-        cli.foreground,
-        udp,
-        kernel,
-        user.uid.as_raw(),
-        user.gid.as_raw(),
-    );
+    let started = daemon.start_children(cli.foreground, udp, kernel, &users);
     if let Err(e) = started {
         log::error!("{e}");
         return Ok(daemon.fail_stop());
@@ -331,8 +321,7 @@ impl Daemon {
         log_to_stderr: bool,
         udp: Vec<(DescriptorPurpose, OwnedFd)>,
         kernel: iked_pfkey::socket::KernelSockets,
-        uid: u32,
-        gid: u32,
+        users: &RoleUsers,
     ) -> Result<(), String> {
         let pair = || ipc::seqpacket_pair().map_err(|e| format!("socketpair: {e}"));
         let (ikev2_pfkey_a, ikev2_pfkey_b) = pair()?;
@@ -363,6 +352,7 @@ impl Daemon {
             }),
         ];
         for (role, descriptors) in gifts.drain(..) {
+            let ids = users.of(role)?;
             let (parent_end, child_end) = pair()?;
             let child = spawn(role, parent_end, child_end, log_to_stderr)?;
             self.children.push(child);
@@ -379,8 +369,8 @@ impl Daemon {
                     version: IPC_VERSION,
                     verbosity: self.verbosity,
                     chroot_dir: DEFAULT_CHROOT.into(),
-                    uid,
-                    gid,
+                    uid: ids.uid,
+                    gid: ids.gid,
                 },
                 &[],
             )?;
@@ -606,12 +596,19 @@ impl Daemon {
         Some(self.fail_stop())
     }
 
-    /// Reaps the children that have exited, without waiting.
+    /// Reaps the children that have exited, and reports those stopped
+    /// (SIGSTOP, SIGTSTP, a tracer), without waiting. A stopped child
+    /// answers nothing: it counts as lost, as a dead one does (fail
+    /// closed), and is killed by [`Daemon::fail_stop`].
     fn reap_exited(&mut self) -> Vec<(Role, WaitStatus)> {
         let mut reaped = Vec::new();
         for child in self.children.iter_mut().filter(|c| !c.exited) {
-            match waitpid(child.pid, Some(WaitPidFlag::WNOHANG)) {
+            match waitpid(
+                child.pid,
+                Some(WaitPidFlag::WNOHANG | WaitPidFlag::WUNTRACED),
+            ) {
                 Ok(WaitStatus::StillAlive) => {}
+                Ok(status @ WaitStatus::Stopped(..)) => reaped.push((child.role, status)),
                 Ok(status) => {
                     child.exited = true;
                     reaped.push((child.role, status));
@@ -635,7 +632,9 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        lost.sort_by_key(|(_, status)| !matches!(status, WaitStatus::Signaled(..)));
+        lost.sort_by_key(|(_, status)| {
+            !matches!(status, WaitStatus::Signaled(..) | WaitStatus::Stopped(..))
+        });
         for (role, status) in &lost {
             log::error!("lost child {role}: {}", describe_exit(*status));
         }
@@ -648,6 +647,10 @@ impl Daemon {
     fn fail_stop(&mut self) -> ExitCode {
         for child in self.children.iter().filter(|c| !c.exited) {
             let _ = kill(child.pid, Signal::SIGTERM);
+            // A stopped child acts on SIGTERM only once continued (pfkey
+            // then flushes); one that stays stopped is killed at the end
+            // of the wait.
+            let _ = kill(child.pid, Signal::SIGCONT);
         }
         self.wait_all(CHILD_STOP_TIMEOUT);
         self.flush_installed();

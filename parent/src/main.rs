@@ -6,6 +6,7 @@ mod control;
 mod daemon;
 mod flows;
 mod spawn;
+mod users;
 
 use std::process::ExitCode;
 

@@ -81,6 +81,7 @@ pub fn describe_exit(status: nix::sys::wait::WaitStatus) -> String {
     match status {
         WaitStatus::Exited(_, code) => format!("exited with status {code}"),
         WaitStatus::Signaled(_, signal, _) => format!("killed by signal {}", signal as i32),
+        WaitStatus::Stopped(_, signal) => format!("stopped by signal {}", signal as i32),
         other => format!("{other:?}"),
     }
 }
