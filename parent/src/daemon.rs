@@ -128,6 +128,7 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
         config,
         generation: 1,
         kernel_kind: kernel.kind,
+        natt_port: (!cli.no_natt).then_some(cli.natt_port),
         children: Vec::new(),
         control,
         installed: HashSet::new(),
@@ -261,6 +262,8 @@ struct Daemon {
     config: Config,
     generation: u64,
     kernel_kind: KernelSocketKind,
+    /// The port ESP in UDP arrives on (`-p`); None with `-T`.
+    natt_port: Option<u16>,
     children: Vec<Child>,
     control: ControlServer,
     /// Kernel entries pfkey reported as ours: flushed by us if pfkey dies.
@@ -307,7 +310,7 @@ impl Daemon {
             },
             Role::Pfkey => ChildConfig::Pfkey {
                 generation,
-                flows: crate::flows::flows_of(&self.config.policies),
+                flows: crate::flows::flows_of(&self.config.policies, self.natt_port),
             },
             _ => ChildConfig::Ca {
                 generation,
