@@ -107,6 +107,12 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
         logging::Destination::Syslog
     };
     logging::init(Role::Parent, destination, verbosity)?;
+    if cli.log_keys {
+        log::warn!(
+            "--log-keys: session keys are written to the log, for interop debugging only; \
+             anyone who reads the log can decrypt the traffic"
+        );
+    }
 
     let mut ports = Vec::new();
     if !cli.natt_only {
@@ -129,6 +135,7 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
         generation: 1,
         kernel_kind: kernel.kind,
         natt_port: (!cli.no_natt).then_some(cli.natt_port),
+        log_keys: cli.log_keys,
         children: Vec::new(),
         control,
         installed: HashSet::new(),
@@ -264,6 +271,8 @@ struct Daemon {
     kernel_kind: KernelSocketKind,
     /// The port ESP in UDP arrives on (`-p`); None with `-T`.
     natt_port: Option<u16>,
+    /// `--log-keys`: ikev2 logs session keys (interop debugging only).
+    log_keys: bool,
     children: Vec<Child>,
     control: ControlServer,
     /// Kernel entries pfkey reported as ours: flushed by us if pfkey dies.
@@ -357,7 +366,7 @@ impl Daemon {
         for (role, descriptors) in gifts.drain(..) {
             let ids = users.of(role)?;
             let (parent_end, child_end) = pair()?;
-            let child = spawn(role, parent_end, child_end, log_to_stderr)?;
+            let child = spawn(role, parent_end, child_end, log_to_stderr, self.log_keys)?;
             self.children.push(child);
             let child = self.children.last_mut().ok_or("no child")?;
             // The handshake is a bounded blocking exchange, before the
@@ -793,8 +802,9 @@ impl Daemon {
             ControlRequest::Hello { version } => ControlReply::Failed(format!(
                 "ikectl speaks control version {version}, iked {IPC_VERSION}"
             )),
-            // Debug detail can include key material (-vv): members of
-            // control_group get at most verbose; root gets all.
+            // Debug detail is for root: members of control_group get at
+            // most verbose. Session keys never follow verbosity: only
+            // `--log-keys` at start logs them.
             ControlRequest::SetVerbosity(Verbosity::Debug)
                 if self.control.peer(id).is_none_or(|peer| peer.uid != 0) =>
             {

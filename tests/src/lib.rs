@@ -110,6 +110,16 @@ impl Daemon {
     /// Starts iked inside the named network namespace (`ip netns`), or in a
     /// fresh anonymous one when `netns` is None.
     pub fn start_in(netns: Option<&str>, tag: &str, config_text: &str) -> Daemon {
+        Daemon::start_with(netns, tag, config_text, &[])
+    }
+
+    /// [`Daemon::start_in`] with more arguments for iked (`--log-keys`).
+    pub fn start_with(
+        netns: Option<&str>,
+        tag: &str,
+        config_text: &str,
+        extra_args: &[&str],
+    ) -> Daemon {
         let scratch = Scratch::new(tag);
         let config = scratch.config("iked.conf", config_text);
         let socket = scratch.file("iked.sock");
@@ -123,6 +133,7 @@ impl Daemon {
             .arg(&config)
             .arg("-s")
             .arg(&socket)
+            .args(extra_args)
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("dup"))
             .stderr(log_file);
