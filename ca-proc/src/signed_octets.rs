@@ -99,7 +99,7 @@ pub fn check_auth_input(octets: &[u8], prf_len: usize) -> Result<(), String> {
         ));
     }
     let rest = octets.len() - length;
-    let nonce = rest.checked_sub(prf_len).unwrap_or(0);
+    let nonce = rest.saturating_sub(prf_len);
     if rest < prf_len || !(MIN_NONCE..=MAX_NONCE).contains(&nonce) {
         return refuse(format!(
             "{rest} octets after the message are not a nonce of {MIN_NONCE}-{MAX_NONCE} \
