@@ -105,6 +105,11 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Line 0: about the whole file (it cannot be opened, or its mode
+        // is refused), whose name the message already starts with.
+        if self.location.line == 0 {
+            return f.write_str(&self.message);
+        }
         write!(f, "{}: {}", self.location, self.message)
     }
 }
