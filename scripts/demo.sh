@@ -49,7 +49,10 @@ if [ "$INSIDE_LAB" = 0 ]; then
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $need >/dev/null \
             || die "apt-get install$need failed"
     fi
-    id _iked >/dev/null 2>&1 || { useradd --system --home-dir /var/empty --shell /usr/sbin/nologin _iked && say "created user _iked"; }
+    # One user per child process (iked(8)): ikev2, pfkey, ca.
+    for u in _iked _iked_pfkey _iked_ca; do
+        id $u >/dev/null 2>&1 || { useradd --system --user-group --home-dir /var/empty --shell /usr/sbin/nologin $u && say "created user $u"; }
+    done
     say "building iked (release)"
     cargo build --release --quiet -p iked -p ikectl || die "build failed"
 
@@ -72,7 +75,9 @@ fi
 
 # Inside the VM (or on a kernel with ESP) from here on.
 [ -x "$BIN/iked" ] || die "$BIN/iked is missing: build it first"
-id _iked >/dev/null 2>&1 || useradd --system --home-dir /var/empty --shell /usr/sbin/nologin _iked
+for u in _iked _iked_pfkey _iked_ca; do
+    id $u >/dev/null 2>&1 || useradd --system --user-group --home-dir /var/empty --shell /usr/sbin/nologin $u
+done
 
 RUN=$(mktemp -d /tmp/iked-demo.XXXXXX)
 NS="demo-ha demo-a demo-b demo-hb"
@@ -120,6 +125,8 @@ ikev2 "demo" $8 esp tunnel from $4 to $5 \\
     srcid $6 dstid $7 psk "$PSK"
 EOF
 }
+# iked refuses a configuration readable by others than root: write 0600.
+umask 077
 policy a 198.18.0.1 198.18.0.2 10.1.1.0/24 10.2.1.0/24 gw-a.demo gw-b.demo active > "$RUN/a.conf"
 policy b 198.18.0.2 198.18.0.1 10.2.1.0/24 10.1.1.0/24 gw-b.demo gw-a.demo passive > "$RUN/b.conf"
 

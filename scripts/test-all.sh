@@ -40,13 +40,17 @@ else
     echo "all present"
 fi
 
-step "unprivileged user"
-if ! id _iked >/dev/null 2>&1; then
-    useradd --system --home-dir /var/empty --shell /usr/sbin/nologin _iked
-    echo "created _iked"
-else
-    echo "_iked exists"
-fi
+step "unprivileged users"
+# One user per child process (iked(8)): ikev2 runs as _iked, pfkey as
+# _iked_pfkey, ca as _iked_ca, each with a group of its own.
+for u in _iked _iked_pfkey _iked_ca; do
+    if ! id "$u" >/dev/null 2>&1; then
+        useradd --system --user-group --home-dir /var/empty --shell /usr/sbin/nologin "$u"
+        echo "created $u"
+    else
+        echo "$u exists"
+    fi
+done
 
 step "build"
 cargo build --workspace --all-targets

@@ -98,6 +98,9 @@ impl AuthService {
 
     fn sign(&self, policy: &str, prf: u16, signed_octets: &[u8]) -> Result<Vec<u8>, String> {
         let (key, prf) = self.key_and_prf(policy, prf, signed_octets)?;
+        // Only octets shaped as RFC 7296 §2.15 AUTH input: never a MAC of
+        // whatever ikev2 asks for.
+        crate::signed_octets::check_auth_input(signed_octets, prf.output_len())?;
         psk_auth(prf, key.expose(), signed_octets).map_err(|e| e.to_string())
     }
 
@@ -137,7 +140,7 @@ mod tests {
     #[test]
     fn sign_then_verify_round_trips_and_a_wrong_auth_fails() {
         let s = service();
-        let octets = b"real message | nonce | prf(SK_p, ID')".to_vec();
+        let octets = crate::signed_octets::tests::auth_input(0x08, 32, 32);
         let CaToIkev2::Auth {
             auth_data,
             auth_method,
@@ -207,5 +210,30 @@ mod tests {
             sign("p", 5, MAX_SIGNED_OCTETS + 1),
             CaToIkev2::Failed { .. }
         ));
+    }
+
+    #[test]
+    fn octets_that_are_not_auth_input_are_not_signed() {
+        let s = service();
+        let sign = |octets: Vec<u8>| {
+            s.handle(Ikev2ToCa::SignAuth {
+                id: 3,
+                policy: "p".into(),
+                prf: 5,
+                signed_octets: octets,
+            })
+        };
+        let good = crate::signed_octets::tests::auth_input(0x20, 32, 32);
+        assert!(matches!(sign(good.clone()), CaToIkev2::Auth { id: 3, .. }));
+        let reply = sign(b"real message | nonce | prf(SK_p, ID')".to_vec());
+        let CaToIkev2::Failed { id: 3, reason } = reply else {
+            panic!("signed arbitrary octets: {reply:?}");
+        };
+        assert!(reason.starts_with("refusing to sign: "), "{reason}");
+        // An IKE_AUTH message (exchange 35) where IKE_SA_INIT belongs.
+        let mut auth = good;
+        auth[18] = 35;
+        assert!(matches!(sign(auth), CaToIkev2::Failed { ref reason, .. }
+            if reason.contains("exchange type 35, not IKE_SA_INIT (34)")));
     }
 }

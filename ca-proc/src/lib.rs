@@ -10,3 +10,4 @@
 
 pub mod auth;
 pub mod process;
+pub mod signed_octets;

@@ -24,7 +24,9 @@ use crate::kernel::{
 use std::net::IpAddr;
 
 pub mod channel;
+pub mod zeroizing;
 pub use channel::{Channel, FRAME_SIZE, MAX_QUEUED_BYTES};
+pub use zeroizing::SecretBuffer;
 
 /// Bumped whenever any message below changes shape; checked in the startup
 /// handshake so a parent never talks to a child from another build.
@@ -477,16 +479,28 @@ impl<T> Received<T> {
     }
 }
 
-/// Encodes a message, refusing anything over the cap.
-pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, IpcError> {
-    let bytes = postcard::to_stdvec(message).map_err(|e| IpcError::Malformed {
-        len: 0,
-        reason: e.to_string(),
-    })?;
-    if bytes.len() > MAX_MESSAGE {
-        return Err(IpcError::Oversized(bytes.len()));
+/// Encodes a message, refusing anything over the cap (before allocating
+/// past it). The bytes are zeroed when dropped, and so is every smaller
+/// buffer they outgrew ([`zeroizing`]): a message may carry keys.
+pub fn encode<T: Serialize>(message: &T) -> Result<SecretBuffer, IpcError> {
+    // Counted first, so the output is allocated once at its size and never
+    // leaves an outgrown copy to zero.
+    let encoded =
+        postcard::serialize_with_flavor(message, zeroizing::CountingFlavor::new(MAX_MESSAGE))
+            .and_then(|size| {
+                postcard::serialize_with_flavor(
+                    message,
+                    zeroizing::ZeroizingFlavor::new(MAX_MESSAGE, size),
+                )
+            });
+    match encoded {
+        Ok(bytes) => Ok(bytes),
+        Err(postcard::Error::SerializeBufferFull) => Err(IpcError::Oversized(MAX_MESSAGE + 1)),
+        Err(e) => Err(IpcError::Malformed {
+            len: 0,
+            reason: e.to_string(),
+        }),
     }
-    Ok(bytes)
 }
 
 /// Decodes one datagram. Trailing bytes are an error: a datagram is exactly

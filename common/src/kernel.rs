@@ -322,6 +322,52 @@ pub struct Flow {
     pub mode: IpsecMode,
     pub encryption: Vec<Encryption>,
     pub integrity: Vec<Integrity>,
+    /// What else an SA of this flow must keep to (pfkey checks each).
+    pub limits: SaLimits,
+}
+
+/// Smallest anti-replay window pfkey installs, in packets: RFC 4303
+/// §3.4.3 makes 32 the window every implementation must support, and 0
+/// would turn replay protection off. There is no exception: ikev2 always
+/// asks for 64 (transport mode and ESN-less SAs included), and no test
+/// needs an SA without anti-replay.
+pub const MIN_REPLAY_WINDOW: u32 = 32;
+
+/// The limits of a flow's policy beyond gateways, mode, traffic and
+/// cipher family, derived by the parent from the configuration, so that a
+/// compromised ikev2 cannot install an SA weaker or longer-lived than the
+/// policy allows (pfkey-proc/src/flows.rs has the rules).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct SaLimits {
+    /// Encryption key lengths allowed, in octets with the salt for AEAD
+    /// (as [`SaParams::encryption_key`] carries them). Empty: any length
+    /// valid for the cipher ([`Encryption::key_lengths`]).
+    pub encryption_keys: Vec<(Encryption, usize)>,
+    /// ESN settings the policy's proposals allow (RFC 7296 §3.3.2).
+    pub esn: Vec<bool>,
+    /// The policy's Child SA lifetime (`lifetime T`): an SA's soft limit
+    /// may not exceed it, nor its hard limit exceed it by more than a
+    /// tenth (ikev2's margin); neither may be 0 (unlimited).
+    pub max_seconds: u64,
+    /// The policy's `bytes B`; 0: no byte limit is configured.
+    pub max_bytes: u64,
+    /// Our UDP port for ESP in UDP (RFC 3948), the daemon's NAT-T port;
+    /// None when NAT-T is disabled (`iked -T`): no SA may be encapsulated.
+    pub natt_port: Option<u16>,
+}
+
+impl Default for SaLimits {
+    /// What a policy without any of the settings gets: the configuration's
+    /// defaults (three hours, no ESN, NAT-T on 4500).
+    fn default() -> Self {
+        SaLimits {
+            encryption_keys: Vec::new(),
+            esn: vec![false],
+            max_seconds: crate::config::DEFAULT_CHILD_LIFETIME,
+            max_bytes: 0,
+            natt_port: Some(4500),
+        }
+    }
 }
 
 /// Soft and hard limits of an SA; 0 is no limit. The kernel reports a soft

@@ -1,22 +1,32 @@
 //! What each process may do, declared in one place, and the code that takes
 //! everything else away.
 //!
-//! | process | runs as   | chroot     | capabilities  | holds                                   |
-//! |---------|-----------|------------|---------------|-----------------------------------------|
-//! | parent  | root      | no         | all (root)    | config file, control socket             |
-//! | ikev2   | `_iked`   | /var/empty | none          | UDP 500/4500 sockets, IKE SA state      |
-//! | pfkey   | `_iked`   | /var/empty | CAP_NET_ADMIN | kernel key sockets (XFRM or PF_KEY)     |
-//! | ca      | `_iked`   | /var/empty | none          | PSKs, private keys, CA certs, CRLs      |
+//! | process | runs as        | chroot     | capabilities  | holds                                   |
+//! |---------|----------------|------------|---------------|-----------------------------------------|
+//! | parent  | root           | no         | all (root)    | config file, control socket             |
+//! | ikev2   | `_iked`        | /var/empty | none          | UDP 500/4500 sockets, IKE SA state      |
+//! | pfkey   | `_iked_pfkey`  | /var/empty | CAP_NET_ADMIN | kernel key sockets (XFRM or PF_KEY)     |
+//! | ca      | `_iked_ca`     | /var/empty | none          | PSKs, private keys, CA certs, CRLs      |
 //!
 //! Every child also sets PR_SET_NO_NEW_PRIVS and has no supplementary groups.
+//! Each child has a user (and group) of its own, so that none can signal,
+//! ptrace or read the /proc entries of another: a compromised ikev2 cannot
+//! stop ca or pfkey. `_iked` keeps OpenBSD's name for the process the
+//! network reaches; the parent refuses to start if two roles' users share
+//! a uid or a gid.
 //! The table below is what the code enforces; the one above is for people.
 
 use caps::{CapSet, Capability, CapsHashSet};
 
 use crate::ipc::Role;
 
-/// Default unprivileged user (as in OpenBSD iked).
+/// The unprivileged user of the ikev2 process, the one the network
+/// reaches (OpenBSD iked's name).
 pub const DEFAULT_USER: &str = "_iked";
+/// The user of the pfkey process.
+pub const PFKEY_USER: &str = "_iked_pfkey";
+/// The user of the ca process.
+pub const CA_USER: &str = "_iked_ca";
 /// Default chroot directory: empty, root-owned, 0755.
 pub const DEFAULT_CHROOT: &str = "/var/empty";
 
@@ -26,6 +36,9 @@ pub struct Privileges {
     pub role: Role,
     /// Chrooted and running as the unprivileged user.
     pub confined: bool,
+    /// The user (and its primary group) a confined process runs as: one
+    /// per role, none shared. None for the parent.
+    pub user: Option<&'static str>,
     /// Capabilities kept after the drop; every other one is removed from all
     /// sets, the bounding set included.
     pub capabilities: &'static [Capability],
@@ -37,24 +50,28 @@ pub const PROCESS_PRIVILEGES: [Privileges; 4] = [
     Privileges {
         role: Role::Parent,
         confined: false,
+        user: None,
         capabilities: &[],
         holds: "root; reads the config, binds sockets, spawns and watches the children",
     },
     Privileges {
         role: Role::Ikev2,
         confined: true,
+        user: Some(DEFAULT_USER),
         capabilities: &[],
         holds: "the UDP sockets for IKE (500) and NAT-T (4500); IKE SA state",
     },
     Privileges {
         role: Role::Pfkey,
         confined: true,
+        user: Some(PFKEY_USER),
         capabilities: &[Capability::CAP_NET_ADMIN],
         holds: "the kernel key sockets (XFRM netlink or PF_KEY)",
     },
     Privileges {
         role: Role::Ca,
         confined: true,
+        user: Some(CA_USER),
         capabilities: &[],
         holds: "long-term secrets: PSKs, private keys, CA certificates, CRLs",
     },
@@ -68,6 +85,17 @@ pub fn privileges_of(role: Role) -> &'static Privileges {
         Role::Pfkey => &PROCESS_PRIVILEGES[2],
         Role::Ca => &PROCESS_PRIVILEGES[3],
     }
+}
+
+/// The user `role` runs as (None for the parent).
+pub fn user_of(role: Role) -> Option<&'static str> {
+    privileges_of(role).user
+}
+
+/// The command that creates the user of a confined process, for the
+/// refusal to start without it.
+pub fn create_user_command(user: &str) -> String {
+    format!("useradd --system --user-group --home-dir {DEFAULT_CHROOT} --shell /usr/sbin/nologin {user}")
 }
 
 /// A step of the confinement that failed, or a check of it afterwards
@@ -189,5 +217,17 @@ mod tests {
             assert_eq!(entry.capabilities, expected, "{}", entry.role);
             assert_eq!(entry.confined, entry.role != Role::Parent);
         }
+    }
+
+    #[test]
+    fn every_confined_role_has_a_user_of_its_own() {
+        let users: Vec<&str> = PROCESS_PRIVILEGES
+            .iter()
+            .filter(|e| e.confined)
+            .map(|e| e.user.expect("a confined role names its user"))
+            .collect();
+        assert_eq!(users, ["_iked", "_iked_pfkey", "_iked_ca"]);
+        assert_eq!(user_of(Role::Parent), None);
+        assert!(create_user_command("_iked_ca").ends_with(" _iked_ca"));
     }
 }

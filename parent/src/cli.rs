@@ -60,6 +60,11 @@ pub struct Cli {
     )]
     pub socket: PathBuf,
 
+    /// Log the IKE and Child SA session keys, for interop debugging only:
+    /// anyone who reads the log can decrypt the traffic.
+    #[arg(long = "log-keys")]
+    pub log_keys: bool,
+
     /// Internal: run as this privilege-separated child process.
     #[arg(long = "privsep-child", hide = true, value_name = "role")]
     pub child_role: Option<String>,

@@ -16,13 +16,14 @@ use iked_common::ipc::{
 };
 use iked_common::kernel::{KernelEntry, KernelSocketKind};
 use iked_common::logging;
-use iked_common::privileges::{DEFAULT_CHROOT, DEFAULT_USER};
+use iked_common::privileges::DEFAULT_CHROOT;
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 
 use crate::cli::Cli;
 use crate::control::{ControlGroup, ControlServer};
 use crate::spawn::{describe_exit, spawn, Child};
+use crate::users::RoleUsers;
 
 /// How long a child may take to start, and to stop when told.
 const CHILD_START_TIMEOUT: Duration = Duration::from_secs(5);
@@ -89,14 +90,9 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
     if cli.no_natt && cli.natt_only {
         return Err("-T and -t exclude each other".into());
     }
-    let user = nix::unistd::User::from_name(DEFAULT_USER)
-        .map_err(|e| format!("cannot look up user {DEFAULT_USER}: {e}"))?
-        .ok_or_else(|| {
-            format!(
-                "user {DEFAULT_USER} does not exist; create it with: \
-                 useradd --system --home-dir {DEFAULT_CHROOT} --shell /usr/sbin/nologin {DEFAULT_USER}"
-            )
-        })?;
+    // One user per child (common/src/privileges.rs): none may signal,
+    // ptrace or read another's /proc.
+    let users = RoleUsers::resolve()?;
     prepare_chroot(DEFAULT_CHROOT)?;
     // Resolved before going to the background, so a bad name is seen.
     let control_group =
@@ -111,6 +107,12 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
         logging::Destination::Syslog
     };
     logging::init(Role::Parent, destination, verbosity)?;
+    if cli.log_keys {
+        log::warn!(
+            "--log-keys: session keys are written to the log, for interop debugging only; \
+             anyone who reads the log can decrypt the traffic"
+        );
+    }
 
     let mut ports = Vec::new();
     if !cli.natt_only {
@@ -132,6 +134,8 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
         config,
         generation: 1,
         kernel_kind: kernel.kind,
+        natt_port: (!cli.no_natt).then_some(cli.natt_port),
+        log_keys: cli.log_keys,
         children: Vec::new(),
         control,
         installed: HashSet::new(),
@@ -139,13 +143,7 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
         lost: Vec::new(),
         child_send_failure: None,
     };
-    let started = daemon.start_children(
-        cli.foreground,
-        udp,
-        kernel,
-        user.uid.as_raw(),
-        user.gid.as_raw(),
-    );
+    let started = daemon.start_children(cli.foreground, udp, kernel, &users);
     if let Err(e) = started {
         log::error!("{e}");
         return Ok(daemon.fail_stop());
@@ -271,6 +269,10 @@ struct Daemon {
     config: Config,
     generation: u64,
     kernel_kind: KernelSocketKind,
+    /// The port ESP in UDP arrives on (`-p`); None with `-T`.
+    natt_port: Option<u16>,
+    /// `--log-keys`: ikev2 logs session keys (interop debugging only).
+    log_keys: bool,
     children: Vec<Child>,
     control: ControlServer,
     /// Kernel entries pfkey reported as ours: flushed by us if pfkey dies.
@@ -317,7 +319,7 @@ impl Daemon {
             },
             Role::Pfkey => ChildConfig::Pfkey {
                 generation,
-                flows: crate::flows::flows_of(&self.config.policies),
+                flows: crate::flows::flows_of(&self.config.policies, self.natt_port),
             },
             _ => ChildConfig::Ca {
                 generation,
@@ -331,8 +333,7 @@ impl Daemon {
         log_to_stderr: bool,
         udp: Vec<(DescriptorPurpose, OwnedFd)>,
         kernel: iked_pfkey::socket::KernelSockets,
-        uid: u32,
-        gid: u32,
+        users: &RoleUsers,
     ) -> Result<(), String> {
         let pair = || ipc::seqpacket_pair().map_err(|e| format!("socketpair: {e}"));
         let (ikev2_pfkey_a, ikev2_pfkey_b) = pair()?;
@@ -363,8 +364,9 @@ impl Daemon {
             }),
         ];
         for (role, descriptors) in gifts.drain(..) {
+            let ids = users.of(role)?;
             let (parent_end, child_end) = pair()?;
-            let child = spawn(role, parent_end, child_end, log_to_stderr)?;
+            let child = spawn(role, parent_end, child_end, log_to_stderr, self.log_keys)?;
             self.children.push(child);
             let child = self.children.last_mut().ok_or("no child")?;
             // The handshake is a bounded blocking exchange, before the
@@ -379,8 +381,8 @@ impl Daemon {
                     version: IPC_VERSION,
                     verbosity: self.verbosity,
                     chroot_dir: DEFAULT_CHROOT.into(),
-                    uid,
-                    gid,
+                    uid: ids.uid,
+                    gid: ids.gid,
                 },
                 &[],
             )?;
@@ -606,12 +608,19 @@ impl Daemon {
         Some(self.fail_stop())
     }
 
-    /// Reaps the children that have exited, without waiting.
+    /// Reaps the children that have exited, and reports those stopped
+    /// (SIGSTOP, SIGTSTP, a tracer), without waiting. A stopped child
+    /// answers nothing: it counts as lost, as a dead one does (fail
+    /// closed), and is killed by [`Daemon::fail_stop`].
     fn reap_exited(&mut self) -> Vec<(Role, WaitStatus)> {
         let mut reaped = Vec::new();
         for child in self.children.iter_mut().filter(|c| !c.exited) {
-            match waitpid(child.pid, Some(WaitPidFlag::WNOHANG)) {
+            match waitpid(
+                child.pid,
+                Some(WaitPidFlag::WNOHANG | WaitPidFlag::WUNTRACED),
+            ) {
                 Ok(WaitStatus::StillAlive) => {}
+                Ok(status @ WaitStatus::Stopped(..)) => reaped.push((child.role, status)),
                 Ok(status) => {
                     child.exited = true;
                     reaped.push((child.role, status));
@@ -635,7 +644,9 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        lost.sort_by_key(|(_, status)| !matches!(status, WaitStatus::Signaled(..)));
+        lost.sort_by_key(|(_, status)| {
+            !matches!(status, WaitStatus::Signaled(..) | WaitStatus::Stopped(..))
+        });
         for (role, status) in &lost {
             log::error!("lost child {role}: {}", describe_exit(*status));
         }
@@ -649,6 +660,10 @@ impl Daemon {
         let deadline = Instant::now() + CHILD_STOP_TIMEOUT;
         for child in self.children.iter().filter(|c| !c.exited) {
             let _ = kill(child.pid, Signal::SIGTERM);
+            // A stopped child acts on SIGTERM only once continued (pfkey
+            // then flushes); one that stays stopped is killed at the end
+            // of the wait.
+            let _ = kill(child.pid, Signal::SIGCONT);
         }
         // pfkey flushes on SIGTERM and reports each removal; before that,
         // its reports of entries added may still wait in our socket (they
@@ -839,8 +854,9 @@ impl Daemon {
             ControlRequest::Hello { version } => ControlReply::Failed(format!(
                 "ikectl speaks control version {version}, iked {IPC_VERSION}"
             )),
-            // Debug detail can include key material (-vv): members of
-            // control_group get at most verbose; root gets all.
+            // Debug detail is for root: members of control_group get at
+            // most verbose. Session keys never follow verbosity: only
+            // `--log-keys` at start logs them.
             ControlRequest::SetVerbosity(Verbosity::Debug)
                 if self.control.peer(id).is_none_or(|peer| peer.uid != 0) =>
             {

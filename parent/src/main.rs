@@ -6,6 +6,7 @@ mod control;
 mod daemon;
 mod flows;
 mod spawn;
+mod users;
 
 use std::process::ExitCode;
 
@@ -16,7 +17,12 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     if let Some(name) = &cli.child_role {
         let status = match Role::from_name(name) {
-            Some(Role::Ikev2) => iked_ikev2::process::run(cli.foreground),
+            Some(Role::Ikev2) => {
+                if cli.log_keys {
+                    iked_ikev2::engine::enable_key_log();
+                }
+                iked_ikev2::process::run(cli.foreground)
+            }
             Some(Role::Pfkey) => iked_pfkey::process::run(cli.foreground),
             Some(Role::Ca) => iked_ca::process::run(cli.foreground),
             _ => {

@@ -23,17 +23,23 @@ pub struct Child {
 /// Starts `role` with `child_end` as its channel. Every other descriptor of
 /// ours is close-on-exec (Rust opens them so), so the child starts with
 /// stdio and its channel only; the rest it is sent over the channel.
+/// `log_keys` (`iked --log-keys`) reaches ikev2 only, the one process that
+/// has session keys.
 pub fn spawn(
     role: Role,
     parent_end: OwnedFd,
     child_end: OwnedFd,
     log_to_stderr: bool,
+    log_keys: bool,
 ) -> Result<Child, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find our own binary: {e}"))?;
     let mut command = Command::new(exe);
     command.arg("--privsep-child").arg(role.name());
     if log_to_stderr {
         command.arg("-d");
+    }
+    if log_keys && role == Role::Ikev2 {
+        command.arg("--log-keys");
     }
     command.stdin(Stdio::null()).env_clear();
     let raw = child_end.as_raw_fd();
@@ -81,6 +87,7 @@ pub fn describe_exit(status: nix::sys::wait::WaitStatus) -> String {
     match status {
         WaitStatus::Exited(_, code) => format!("exited with status {code}"),
         WaitStatus::Signaled(_, signal, _) => format!("killed by signal {}", signal as i32),
+        WaitStatus::Stopped(_, signal) => format!("stopped by signal {}", signal as i32),
         other => format!("{other:?}"),
     }
 }

@@ -19,9 +19,14 @@ impl Scratch {
         Scratch(dir)
     }
 
+    /// Writes a configuration as iked demands it (mode 0600, ours), as
+    /// iked_tests::write_config does for the tests in tests/tests/.
     fn write(&self, name: &str, text: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
         let path = self.0.join(name);
         std::fs::write(&path, text).expect("write config");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .expect("chmod config");
         path
     }
 }
@@ -90,6 +95,29 @@ fn check_mode_looks_up_the_control_group() {
     assert_eq!(
         String::from_utf8_lossy(&out.stderr).trim(),
         "iked: control_group \"no-such-group-here\": no such group"
+    );
+}
+
+#[test]
+fn check_mode_refuses_a_file_others_can_read_naming_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let scratch = Scratch::new("check-mode");
+    let conf = scratch.write("iked.conf", "set passive\n");
+    std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = Command::new(IKED)
+        .arg("-n")
+        .arg("-f")
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{}: mode 0644 lets group or others read or write it",
+            conf.display()
+        )),
+        "{stderr}"
     );
 }
 

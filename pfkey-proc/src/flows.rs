@@ -106,6 +106,8 @@ pub fn check_sa<'f>(flows: &'f [Flow], sa: &SaParams) -> Result<&'f Flow, Kernel
                 flow.name,
                 integrity.name()
             ));
+        } else if let Err(reason) = crate::sa_limits::check_limits(flow, sa, direction) {
+            reasons.push(reason);
         } else {
             return Ok(flow);
         }
@@ -170,6 +172,7 @@ mod tests {
             mode: IpsecMode::Tunnel,
             encryption: vec![Encryption::AesGcm16],
             integrity: vec![],
+            limits: iked_common::kernel::SaLimits::default(),
         }]
     }
 

@@ -22,6 +22,8 @@ pub mod marking;
 pub mod pfkey;
 pub mod pfkey_codec;
 pub mod process;
+pub mod reqids;
+pub mod sa_limits;
 pub mod service;
 pub mod socket;
 #[cfg(test)]

@@ -17,6 +17,7 @@ use crate::backend::{local_failure, BackendError, KernelBackend, SpiRequest};
 use crate::flows;
 use crate::marking::{sweep_marked, MarkedBackend, Swept};
 use crate::pfkey::PfkeyBackend;
+use crate::reqids::{ReqidOwner, ReqidOwners};
 use crate::xfrm::XfrmBackend;
 
 /// Most kernel entries pfkey keeps at once for ikev2: a compromised or
@@ -50,6 +51,8 @@ pub struct PfkeyService {
     /// how many each policy has, for [`MAX_SAS_PER_POLICY`].
     sa_policy: HashMap<SaId, String>,
     sas_by_policy: HashMap<String, usize>,
+    /// The policy each reqid of our entries belongs to (crate::reqids).
+    reqids: ReqidOwners,
 }
 
 /// Builds the backend for sockets the parent opened.
@@ -116,6 +119,7 @@ impl PfkeyService {
             allocated: HashSet::new(),
             sa_policy: HashMap::new(),
             sas_by_policy: HashMap::new(),
+            reqids: ReqidOwners::default(),
         })
     }
 
@@ -192,6 +196,7 @@ impl PfkeyService {
     }
 
     fn forget(&mut self, entry: &KernelEntry, outcome: &mut Outcome) {
+        self.reqids.release(entry);
         if let KernelEntry::Sa(id) = entry {
             self.allocated.remove(id);
             if let Some(policy) = self.sa_policy.remove(id) {
@@ -314,11 +319,19 @@ impl PfkeyService {
                 // collide with it).
                 let update = self.allocated.contains(&sa.id) || self.installed.contains(&entry);
                 let result = flows::check_sa(&self.flows, &sa)
-                    .map(|flow| flow.name.clone())
-                    .and_then(|policy| self.check_policy_room(&policy, &sa.id).map(|()| policy))
-                    .and_then(|policy| self.backend.add_sa(&sa, update).map(|()| policy))
-                    .map(|policy| {
+                    .and_then(|flow| {
+                        self.reqids
+                            .check(sa.reqid, flow)
+                            .map(|()| (flow.name.clone(), ReqidOwner::of(flow)))
+                    })
+                    .and_then(|(policy, owner)| {
+                        self.check_policy_room(&policy, &sa.id)
+                            .map(|()| (policy, owner))
+                    })
+                    .and_then(|found| self.backend.add_sa(&sa, update).map(|()| found))
+                    .map(|(policy, owner)| {
                         self.allocated.remove(&sa.id);
+                        self.reqids.bind(sa.reqid, owner, entry.clone());
                         self.added(entry, &mut outcome);
                         if self.sa_policy.insert(sa.id, policy.clone()).is_none() {
                             *self.sas_by_policy.entry(policy).or_default() += 1;
@@ -332,15 +345,20 @@ impl PfkeyService {
             }
             Ikev2ToPfkey::AddPolicy { id, policy } => {
                 let result = flows::check_policy(&self.flows, &policy)
-                    .and_then(|_| self.backend.add_policy(&policy))
-                    .map(|()| {
-                        self.added(
-                            KernelEntry::Policy {
-                                selector: policy.selector,
-                                direction: policy.direction,
-                            },
-                            &mut outcome,
-                        );
+                    .and_then(|flow| {
+                        self.reqids
+                            .check(policy.template.reqid, flow)
+                            .map(|()| ReqidOwner::of(flow))
+                    })
+                    .and_then(|owner| self.backend.add_policy(&policy).map(|()| owner))
+                    .map(|owner| {
+                        let entry = KernelEntry::Policy {
+                            selector: policy.selector,
+                            direction: policy.direction,
+                        };
+                        self.reqids
+                            .bind(policy.template.reqid, owner, entry.clone());
+                        self.added(entry, &mut outcome);
                         PfkeyToIkev2::Done { id }
                     });
                 (id, result)
@@ -676,6 +694,7 @@ mod tests {
             mode: IpsecMode::Tunnel,
             encryption: vec![Encryption::AesGcm16],
             integrity: vec![Integrity::HmacSha256_128],
+            limits: iked_common::kernel::SaLimits::default(),
         }
     }
 
@@ -1073,10 +1092,13 @@ mod tests {
             h.calls.lock().unwrap().is_empty(),
             "never reached the kernel"
         );
-        // Another policy still installs.
+        // Another policy still installs (with a reqid of its own: REQID
+        // belongs to site now).
+        let mut other_sa = sa("192.0.2.1", "192.0.2.3", 0x9_0001, other.selector);
+        other_sa.reqid = REQID + 1;
         let o = h.service.handle_request(Ikev2ToPfkey::AddSa {
             id: 1_000_001,
-            sa: sa("192.0.2.1", "192.0.2.3", 0x9_0001, other.selector),
+            sa: other_sa,
         });
         assert_eq!(o.to_ikev2, vec![PfkeyToIkev2::Done { id: 1_000_001 }]);
         // Replacing one of the full policy's SAs in place is no new SA.
@@ -1309,6 +1331,78 @@ mod tests {
         assert_eq!(
             h.calls.lock().unwrap().last(),
             Some(&Call::DeleteSa(0x1000))
+        );
+    }
+
+    #[test]
+    fn a_reqid_of_one_policy_is_refused_to_another_until_its_entries_are_gone() {
+        let mut h = harness();
+        let other = Flow {
+            name: "other".into(),
+            peer: ip("192.0.2.3"),
+            ..flow()
+        };
+        h.service.apply_config(&ChildConfig::Pfkey {
+            generation: 2,
+            flows: vec![flow(), other.clone()],
+        });
+        // site's SA takes REQID.
+        let o = h.service.handle_request(Ikev2ToPfkey::AddSa {
+            id: 1,
+            sa: sa("192.0.2.1", "192.0.2.2", 0x1000, site()),
+        });
+        assert_eq!(o.to_ikev2, vec![PfkeyToIkev2::Done { id: 1 }]);
+        // other's policy with REQID would use site's SAs: refused.
+        let mut hijack = crate::test_fixtures::tunnel_policy();
+        hijack.template.dst = ip("192.0.2.3");
+        hijack.template.reqid = REQID;
+        let o = h.service.handle_request(Ikev2ToPfkey::AddPolicy {
+            id: 2,
+            policy: hijack,
+        });
+        let [PfkeyToIkev2::Failed { failure, .. }] = &o.to_ikev2[..] else {
+            panic!("{:?}", o.to_ikev2)
+        };
+        assert_eq!(
+            failure.message,
+            format!(
+                "refused: reqid {REQID} belongs to policy site (192.0.2.1 - 192.0.2.2), \
+                 not to other (192.0.2.1 - 192.0.2.3)"
+            )
+        );
+        // Nor an SA of other with it.
+        let o = h.service.handle_request(Ikev2ToPfkey::AddSa {
+            id: 3,
+            sa: sa("192.0.2.1", "192.0.2.3", 0x2000, site()),
+        });
+        assert!(
+            matches!(&o.to_ikev2[..], [PfkeyToIkev2::Failed { failure, .. }]
+            if failure.message.contains(&format!("reqid {REQID} belongs to policy site"))),
+            "{:?}",
+            o.to_ikev2
+        );
+        // Once site's SA is gone, REQID is free.
+        h.service.handle_request(Ikev2ToPfkey::DeleteSa {
+            id: 4,
+            sa: sa("192.0.2.1", "192.0.2.2", 0x1000, site()).id,
+        });
+        let o = h.service.handle_request(Ikev2ToPfkey::AddPolicy {
+            id: 5,
+            policy: hijack,
+        });
+        assert_eq!(o.to_ikev2, vec![PfkeyToIkev2::Done { id: 5 }]);
+        // A policy with reqid 0 is refused outright.
+        let mut zero = crate::test_fixtures::tunnel_policy();
+        zero.template.reqid = 0;
+        let o = h.service.handle_request(Ikev2ToPfkey::AddPolicy {
+            id: 6,
+            policy: zero,
+        });
+        assert!(
+            matches!(&o.to_ikev2[..], [PfkeyToIkev2::Failed { failure, .. }]
+            if failure.message.starts_with("refused: reqid 0")),
+            "{:?}",
+            o.to_ikev2
         );
     }
 }

@@ -52,7 +52,11 @@ pub fn tunnel_policy() -> PolicyParams {
     }
 }
 
-/// An ESP tunnel SA with AES-GCM-16 (a constant 20-octet key), reqid 1.
+/// An ESP tunnel SA with AES-GCM-16 (a constant 20-octet key), reqid 1,
+/// window 32, the default Child SA lifetime (10800 s soft, 11880 s hard):
+/// within every limit of a flow with the default [`SaLimits`].
+///
+/// [`SaLimits`]: iked_common::kernel::SaLimits
 pub fn esp_gcm_sa(src: &str, dst: &str, spi: u32, selector: Selector) -> SaParams {
     SaParams {
         id: SaId {
@@ -68,7 +72,11 @@ pub fn esp_gcm_sa(src: &str, dst: &str, spi: u32, selector: Selector) -> SaParam
         encryption_key: SecretBytes::new(vec![3; 20]),
         integrity: None,
         integrity_key: SecretBytes::new(vec![]),
-        lifetime: Lifetime::default(),
+        lifetime: Lifetime {
+            soft_seconds: 10_800,
+            hard_seconds: 11_880,
+            ..Lifetime::default()
+        },
         replay_window: 32,
         esn: false,
         encap: None,

@@ -171,8 +171,8 @@ fn byte_lifetime_and_esn(kind: KernelSocketKind, a: &mut PfkeyService, b: &mut P
 /// it, tcpdump sees our SPIs over IPv6.
 fn ipv6_tunnel(kind: KernelSocketKind, a: &mut PfkeyService, b: &mut PfkeyService) {
     let a_view = net("2001:db8:1::", 48, "2001:db8:2::", 48);
-    install_policies(a, a_view, A_OUTER6, B_OUTER6);
-    install_policies(b, a_view.reversed(), B_OUTER6, A_OUTER6);
+    install_policies(a, a_view, A_OUTER6, B_OUTER6, REQID_6);
+    install_policies(b, a_view.reversed(), B_OUTER6, A_OUTER6, REQID_6);
     let ab = lab_sa(
         kind,
         A_OUTER6,
@@ -190,6 +190,10 @@ fn ipv6_tunnel(kind: KernelSocketKind, a: &mut PfkeyService, b: &mut PfkeyServic
         Lifetime::default(),
     );
     for (n, sa) in [&ab, &ba].into_iter().enumerate() {
+        // The v6 flow's own reqid (REQID is the a-to-b flow's).
+        let mut sa = sa.clone();
+        sa.reqid = REQID_6;
+        let sa = &sa;
         add_sa(a, 700 + n as u64, sa.clone());
         add_sa(b, 710 + n as u64, sa.clone());
     }
@@ -374,14 +378,22 @@ fn transport_with_nat_traversal(
     }
 }
 
-fn install_policies(service: &mut PfkeyService, local_view: Selector, local: &str, peer: &str) {
+/// The three tunnel policies of one flow. `reqid` must be the flow's own:
+/// pfkey keeps each reqid to one policy.
+fn install_policies(
+    service: &mut PfkeyService,
+    local_view: Selector,
+    local: &str,
+    peer: &str,
+    reqid: u32,
+) {
     let out = policy(
         local_view,
         PolicyDirection::Out,
         local,
         peer,
         IpsecMode::Tunnel,
-        REQID,
+        reqid,
     );
     let inb = policy(
         local_view.reversed(),
@@ -389,7 +401,7 @@ fn install_policies(service: &mut PfkeyService, local_view: Selector, local: &st
         peer,
         local,
         IpsecMode::Tunnel,
-        REQID,
+        reqid,
     );
     let fwd = policy(
         local_view.reversed(),
@@ -397,7 +409,7 @@ fn install_policies(service: &mut PfkeyService, local_view: Selector, local: &st
         peer,
         local,
         IpsecMode::Tunnel,
-        REQID,
+        reqid,
     );
     for (id, p) in [(101, out), (102, inb), (103, fwd)] {
         assert_done(
@@ -589,8 +601,8 @@ fn lab_scenario(kind: KernelSocketKind) {
     a.apply_config(&config(vec![flow_a.clone(), hosts_a, v6_a]));
     b.apply_config(&config(vec![flow_b.clone(), hosts_b, v6_b]));
     let a_view = flow_a.selector;
-    install_policies(&mut a, a_view, A_OUTER, B_OUTER);
-    install_policies(&mut b, a_view.reversed(), B_OUTER, A_OUTER);
+    install_policies(&mut a, a_view, A_OUTER, B_OUTER, REQID);
+    install_policies(&mut b, a_view.reversed(), B_OUTER, A_OUTER, REQID);
 
     // ACQUIRE first: policies, no SA yet.
     let _ = Command::new("ip")

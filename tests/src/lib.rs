@@ -35,6 +35,29 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// Writes an iked.conf (or any file iked reads as configuration or keys)
+/// as iked demands it: mode 0600, owned by whoever runs the test (root for
+/// the daemon tests). iked refuses a configuration file readable or
+/// writable by group or others, or not owned by root (its owner may also
+/// be the caller for `iked -n`). Every test writes its configurations
+/// through this, so a change of the rule reaches them all.
+pub fn write_config(path: &Path, text: &str) {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap_or_else(|e| panic!("write config {}: {e}", path.display()));
+    // An existing file keeps its mode through open(2): set it.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .unwrap_or_else(|e| panic!("chmod 0600 {}: {e}", path.display()));
+    file.write_all(text.as_bytes())
+        .unwrap_or_else(|e| panic!("write config {}: {e}", path.display()));
+}
+
 /// A scratch directory removed at drop.
 pub struct Scratch(pub PathBuf);
 
@@ -52,6 +75,13 @@ impl Scratch {
 
     pub fn file(&self, name: &str) -> PathBuf {
         self.0.join(name)
+    }
+
+    /// Writes the configuration file `name` here with [`write_config`].
+    pub fn config(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.file(name);
+        write_config(&path, text);
+        path
     }
 }
 
@@ -81,7 +111,7 @@ impl Daemon {
     /// Starts iked inside the named network namespace (`ip netns`), or in a
     /// fresh anonymous one when `netns` is None.
     pub fn start_in(netns: Option<&str>, tag: &str, config_text: &str) -> Daemon {
-        Daemon::start_in_within(netns, tag, config_text, Duration::from_secs(10))
+        Daemon::start_full(netns, tag, config_text, &[], Duration::from_secs(10))
     }
 
     /// As [`Daemon::start_in`], waiting up to `timeout` for the start (the
@@ -92,9 +122,28 @@ impl Daemon {
         config_text: &str,
         timeout: Duration,
     ) -> Daemon {
+        Daemon::start_full(netns, tag, config_text, &[], timeout)
+    }
+
+    /// [`Daemon::start_in`] with more arguments for iked (`--log-keys`).
+    pub fn start_with(
+        netns: Option<&str>,
+        tag: &str,
+        config_text: &str,
+        extra_args: &[&str],
+    ) -> Daemon {
+        Daemon::start_full(netns, tag, config_text, extra_args, Duration::from_secs(10))
+    }
+
+    fn start_full(
+        netns: Option<&str>,
+        tag: &str,
+        config_text: &str,
+        extra_args: &[&str],
+        timeout: Duration,
+    ) -> Daemon {
         let scratch = Scratch::new(tag);
-        let config = scratch.file("iked.conf");
-        std::fs::write(&config, config_text).expect("write config");
+        let config = scratch.config("iked.conf", config_text);
         let socket = scratch.file("iked.sock");
         let log = scratch.file("iked.log");
         let log_file = std::fs::File::create(&log).expect("log file");
@@ -106,6 +155,7 @@ impl Daemon {
             .arg(&config)
             .arg("-s")
             .arg(&socket)
+            .args(extra_args)
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("dup"))
             .stderr(log_file);
@@ -152,6 +202,12 @@ impl Daemon {
 
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
+    }
+
+    /// Replaces the daemon's configuration file (for a reload), written
+    /// with [`write_config`].
+    pub fn rewrite_config(&self, text: &str) {
+        write_config(&self.config, text);
     }
 
     pub fn log_text(&self) -> String {

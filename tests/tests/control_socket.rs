@@ -574,7 +574,7 @@ fn access(path: &Path) -> (u32, u32, u32) {
 }
 
 fn reload(daemon: &mut Daemon, config: &str, generation: u32) {
-    std::fs::write(&daemon.config, config).expect("write config");
+    daemon.rewrite_config(config);
     daemon.signal(Signal::SIGHUP);
     daemon
         .wait_for_log(
@@ -657,11 +657,7 @@ fn only_root_and_the_control_group_may_use_the_control_socket() {
     println!("refused a non-member: {}", stderr(&out).trim());
 
     // A reload naming a group that does not exist fails and changes nothing.
-    std::fs::write(
-        &daemon.config,
-        "set passive\nset control_group \"no-such-group-here\"\n",
-    )
-    .unwrap();
+    daemon.rewrite_config("set passive\nset control_group \"no-such-group-here\"\n");
     let out = daemon.ikectl(&["reload"]);
     assert!(!out.status.success());
     assert!(
@@ -735,8 +731,7 @@ fn only_root_and_the_control_group_may_use_the_control_socket() {
 
     // At start, an unknown group stops iked with a clear error.
     let scratch = iked_tests::Scratch::new("ctl-nogroup");
-    let config = scratch.file("iked.conf");
-    std::fs::write(&config, "set control_group \"no-such-group-here\"\n").unwrap();
+    let config = scratch.config("iked.conf", "set control_group \"no-such-group-here\"\n");
     let mut command = Command::new(binary("iked"));
     command
         .arg("-d")

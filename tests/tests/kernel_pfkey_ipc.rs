@@ -105,9 +105,9 @@ fn out_policy(selector: Selector, peer: &str) -> PolicyParams {
 fn pfkey_process_serves_only_the_configured_flows_over_ipc() {
     require_root("pfkey_process_serves_only_the_configured_flows_over_ipc");
     let iked = binary("iked");
-    let user = nix::unistd::User::from_name("_iked")
+    let user = nix::unistd::User::from_name("_iked_pfkey")
         .expect("getpwnam")
-        .expect("user _iked must exist (useradd --system _iked), as .ci/run creates it");
+        .expect("user _iked_pfkey (the pfkey process's own) must exist, as scripts/test-all.sh creates it");
     std::thread::spawn(move || {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare");
         sh("ip link set lo up");
@@ -192,6 +192,7 @@ fn pfkey_process_serves_only_the_configured_flows_over_ipc() {
             mode: IpsecMode::Tunnel,
             encryption: vec![Encryption::AesCbc],
             integrity: vec![Integrity::HmacSha256_128],
+            limits: iked_common::kernel::SaLimits::default(),
         };
         ipc::send(
             parent_end.as_fd(),
@@ -281,7 +282,12 @@ fn pfkey_process_serves_only_the_configured_flows_over_ipc() {
             encryption_key: SecretBytes::new(vec![0x11; 16]),
             integrity: Some(Integrity::HmacSha256_128),
             integrity_key: SecretBytes::new(vec![0x22; 32]),
-            lifetime: Lifetime::default(),
+            // Within the flow's limits, so that the kernel is asked.
+            lifetime: Lifetime {
+                soft_seconds: 3600,
+                hard_seconds: 3960,
+                ..Lifetime::default()
+            },
             replay_window: 32,
             esn: false,
             encap: None,

@@ -15,10 +15,19 @@ const NETLINK_XFRM: &str = "6";
 /// CAP_NET_ADMIN is capability 12.
 const CAP_NET_ADMIN_MASK: &str = "0000000000001000";
 
-fn iked_user_ids() -> (u32, u32) {
-    let user = nix::unistd::User::from_name("_iked")
+/// The uid and gid of the user `role` runs as (iked(8): one per child).
+fn role_user_ids(role: &str) -> (u32, u32) {
+    let name = match role {
+        "ikev2" => "_iked",
+        "pfkey" => "_iked_pfkey",
+        "ca" => "_iked_ca",
+        other => panic!("no user for role {other}"),
+    };
+    let user = nix::unistd::User::from_name(name)
         .expect("getpwnam")
-        .expect("user _iked must exist (useradd --system _iked), as .ci/run creates it");
+        .unwrap_or_else(|| {
+            panic!("user {name} must exist (useradd --system --user-group {name}), as scripts/test-all.sh creates it")
+        });
     (user.uid.as_raw(), user.gid.as_raw())
 }
 
@@ -26,7 +35,6 @@ fn iked_user_ids() -> (u32, u32) {
 #[ignore = "needs root and network namespaces: run by .ci/run"]
 fn each_child_is_confined_as_the_privilege_table_says() {
     require_root("each_child_is_confined_as_the_privilege_table_says");
-    let (uid, gid) = iked_user_ids();
     let daemon = Daemon::start("confined", "set passive\n");
     let children = daemon.children();
     let mut roles: Vec<&str> = children.keys().map(String::as_str).collect();
@@ -38,6 +46,7 @@ fn each_child_is_confined_as_the_privilege_table_says() {
     );
 
     for (role, &pid) in &children {
+        let (uid, gid) = role_user_ids(role);
         let ids = |field| -> Vec<u32> {
             status_field(pid, field)
                 .split_whitespace()
@@ -236,7 +245,7 @@ fn sigterm_stops_everything_with_status_zero() {
 fn a_broken_config_on_sighup_keeps_the_daemon_and_the_old_config() {
     require_root("a_broken_config_on_sighup_keeps_the_daemon_and_the_old_config");
     let mut daemon = Daemon::start("hup", "set passive\n");
-    std::fs::write(&daemon.config, "set passive\n# fine so far\nset sideways\n").unwrap();
+    daemon.rewrite_config("set passive\n# fine so far\nset sideways\n");
     let expected = format!(
         "{}:3:5: syntax error: unknown option 'set sideways'",
         daemon.config.display()
@@ -267,7 +276,7 @@ fn a_broken_config_on_sighup_keeps_the_daemon_and_the_old_config() {
     let reload = daemon.ikectl(&["reload"]);
     assert!(!reload.status.success());
     assert!(String::from_utf8_lossy(&reload.stderr).contains(&expected));
-    std::fs::write(&daemon.config, "set active\n").unwrap();
+    daemon.rewrite_config("set active\n");
     let reload = daemon.ikectl(&["reload"]);
     assert!(
         reload.status.success(),

@@ -105,6 +105,11 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Line 0: about the whole file (it cannot be opened, or its mode
+        // is refused), whose name the message already starts with.
+        if self.location.line == 0 {
+            return f.write_str(&self.message);
+        }
         write!(f, "{}: {}", self.location, self.message)
     }
 }
@@ -123,10 +128,40 @@ pub fn parse_macro_definition(definition: &str) -> Result<(String, String), Stri
     }
 }
 
-/// Reads a file with the size cap, naming the file in the error.
+/// Whether a file that holds secrets (iked.conf and what it includes, key
+/// files) is kept as OpenBSD iked demands: owned by root (or by the user
+/// reading it, for `iked -n` run unprivileged; the daemon is root, so for
+/// it only root) and neither readable nor writable by group or others. The
+/// error names what is wrong and how to fix it; the caller adds the file.
+pub fn check_secret_file_mode(meta: &std::fs::Metadata) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let reader = nix::unistd::Uid::effective().as_raw();
+    if meta.uid() != 0 && meta.uid() != reader {
+        return Err(format!(
+            "owned by uid {}, not root: refusing a file others could change (chown root)",
+            meta.uid()
+        ));
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "mode {mode:04o} lets group or others read or write it: \
+             refusing a file that holds secrets (chmod 600)"
+        ));
+    }
+    Ok(())
+}
+
+/// Reads a file with the size cap, naming the file in the error. The file
+/// must pass [`check_secret_file_mode`], checked on the descriptor read.
 fn read_capped(path: &Path) -> Result<String, String> {
     use std::io::Read;
     let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    let meta = file.metadata().map_err(|e| format!("cannot stat: {e}"))?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    check_secret_file_mode(&meta)?;
     let mut text = String::new();
     file.take(MAX_FILE_SIZE + 1)
         .read_to_string(&mut text)

@@ -56,14 +56,17 @@ impl Parser {
         from: Option<&Location>,
     ) -> Result<(), ConfigError> {
         let name = path.display().to_string();
-        let text = read_capped(path).map_err(|message| ConfigError {
-            location: from.cloned().unwrap_or(Location {
-                file: name.clone(),
-                line: 0,
-                col: 0,
-            }),
-            message: format!("{name}: {message}"),
-        })?;
+        // The text holds the PSKs: zeroed once parsed.
+        let text = read_capped(path)
+            .map(zeroize::Zeroizing::new)
+            .map_err(|message| ConfigError {
+                location: from.cloned().unwrap_or(Location {
+                    file: name.clone(),
+                    line: 0,
+                    col: 0,
+                }),
+                message: format!("{name}: {message}"),
+            })?;
         let base = path
             .parent()
             .map(Path::to_path_buf)

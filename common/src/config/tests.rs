@@ -128,28 +128,81 @@ fn macro_definitions_from_the_command_line() {
     assert!(parse_macro_definition("novalue").is_err());
 }
 
+/// Writes a configuration file as iked demands it: mode 0600.
+fn write_secret(path: &std::path::Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
 #[test]
 fn includes_are_followed_and_errors_name_the_included_file() {
     let dir = std::env::temp_dir().join(format!("iked-conf-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("main.conf"), "include \"sub.conf\"\n").unwrap();
-    std::fs::write(dir.join("sub.conf"), "set passive\n").unwrap();
+    write_secret(&dir.join("main.conf"), "include \"sub.conf\"\n");
+    write_secret(&dir.join("sub.conf"), "set passive\n");
     assert_eq!(
         parse_file(&dir.join("main.conf"), &[]).unwrap().mode,
         InitiationMode::Passive
     );
 
-    std::fs::write(dir.join("sub.conf"), "\nset what\n").unwrap();
+    write_secret(&dir.join("sub.conf"), "\nset what\n");
     let e = parse_file(&dir.join("main.conf"), &[]).unwrap_err();
     assert!(e.location.file.ends_with("sub.conf"), "{e}");
     assert_eq!((e.location.line, e.location.col), (2, 5));
 
-    std::fs::write(dir.join("loop.conf"), "include \"loop.conf\"\n").unwrap();
+    write_secret(&dir.join("loop.conf"), "include \"loop.conf\"\n");
     let e = parse_file(&dir.join("loop.conf"), &[]).unwrap_err();
     assert!(e.message.contains("nested deeper"), "{e}");
 
     let e = parse_file(&dir.join("missing.conf"), &[]).unwrap_err();
     assert!(e.message.contains("cannot open"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn files_readable_or_writable_by_others_are_refused_naming_the_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("iked-conf-mode-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let main = dir.join("main.conf");
+    let sub = dir.join("sub.conf");
+    write_secret(&main, "include \"sub.conf\"\n");
+    write_secret(&sub, "set passive\n");
+    assert!(parse_file(&main, &[]).is_ok());
+    for (mode, what) in [
+        (0o644, "0644"),
+        (0o640, "0640"),
+        (0o620, "0620"),
+        (0o602, "0602"),
+    ] {
+        std::fs::set_permissions(&main, std::fs::Permissions::from_mode(mode)).unwrap();
+        let e = parse_file(&main, &[]).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!(
+                "{}: mode {what} lets group or others",
+                main.display()
+            )),
+            "{e}"
+        );
+    }
+    // Owner-only bits (and execute for nobody) are fine.
+    std::fs::set_permissions(&main, std::fs::Permissions::from_mode(0o400)).unwrap();
+    assert!(parse_file(&main, &[]).is_ok());
+    // An included file is held to the same rule, and named.
+    std::fs::set_permissions(&sub, std::fs::Permissions::from_mode(0o604)).unwrap();
+    let e = parse_file(&main, &[]).unwrap_err().to_string();
+    assert!(e.contains(&format!("{}: mode 0604", sub.display())), "{e}");
+    // Not owned by root (nor by us): refused. Only root can make such a file.
+    if nix::unistd::Uid::effective().is_root() {
+        std::fs::set_permissions(&sub, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::os::unix::fs::chown(&sub, Some(65534), None).unwrap();
+        let e = parse_file(&main, &[]).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("{}: owned by uid 65534, not root", sub.display())),
+            "{e}"
+        );
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -39,8 +39,10 @@ use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, Ms
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::zeroizing::{extend_zeroizing, wipe, SecretBuffer};
 use super::{decode, encode, IpcError, Received, MAX_FDS_PER_MESSAGE, MAX_MESSAGE};
 use crate::event::Poller;
+use zeroize::Zeroizing;
 
 /// Largest frame on the wire, header included. A sixth of the default
 /// unix socket send buffer (212,992 bytes on Linux), so several frames are
@@ -60,9 +62,10 @@ pub const LAST: u8 = 0x02;
 /// (5,000 trap policies are about 1 MiB).
 pub const MAX_QUEUED_BYTES: usize = 4 * MAX_MESSAGE;
 
-/// One record to send, with the descriptors that ride on it.
+/// One record to send, with the descriptors that ride on it. Its bytes
+/// are zeroed when it is dropped (sent or not): they may carry keys.
 struct Frame {
-    bytes: Vec<u8>,
+    bytes: SecretBuffer,
     descriptors: Vec<OwnedFd>,
 }
 
@@ -82,7 +85,8 @@ fn frames_of(bytes: &[u8], descriptors: Vec<OwnedFd>) -> Vec<Frame> {
             if index + 1 == count {
                 flags |= LAST;
             }
-            let mut frame = Vec::with_capacity(FRAME_HEADER + chunk.len());
+            // Exactly sized: never reallocated, so no copy is left behind.
+            let mut frame = Zeroizing::new(Vec::with_capacity(FRAME_HEADER + chunk.len()));
             frame.push(flags);
             frame.extend_from_slice(&total);
             frame.extend_from_slice(chunk);
@@ -116,13 +120,15 @@ fn malformed(len: usize, reason: impl Into<String>) -> IpcError {
     }
 }
 
-/// A whole message's bytes and the descriptors that came with it.
-type Reassembled = (Vec<u8>, Vec<OwnedFd>);
+/// A whole message's bytes (zeroed on drop) and the descriptors that came
+/// with it.
+type Reassembled = (SecretBuffer, Vec<OwnedFd>);
 
-/// A message being collected from its frames.
+/// A message being collected from its frames; its bytes are zeroed when
+/// it is dropped, and whenever they move to a larger buffer.
 struct Partial {
     total: usize,
-    bytes: Vec<u8>,
+    bytes: SecretBuffer,
     descriptors: Vec<OwnedFd>,
 }
 
@@ -167,7 +173,7 @@ impl Reassembler {
                 total,
                 // What the sender announced, but never more than a few
                 // frames ahead of what has arrived.
-                bytes: Vec::with_capacity(total.min(4 * FRAME_SIZE)),
+                bytes: Zeroizing::new(Vec::with_capacity(total.min(4 * FRAME_SIZE))),
                 descriptors,
             }
         } else {
@@ -194,7 +200,7 @@ impl Reassembler {
                 "frames carry more than the announced length",
             ));
         }
-        partial.bytes.extend_from_slice(payload);
+        extend_zeroizing(&mut partial.bytes, payload, partial.total);
         let complete = partial.bytes.len() == partial.total;
         match (flags & LAST != 0, complete) {
             (true, true) => Ok(Some((partial.bytes, partial.descriptors))),
@@ -304,9 +310,10 @@ fn recv_frame(
 /// server that keeps its own per-client queue of datagrams (the control
 /// socket) instead of a [`Channel`].
 pub fn encode_frames<T: Serialize>(message: &T) -> Result<Vec<Vec<u8>>, IpcError> {
+    // Control replies carry no keys; the frames' own copies are zeroed.
     Ok(frame_message(message, Vec::new())?
         .into_iter()
-        .map(|frame| frame.bytes)
+        .map(|frame| frame.bytes.to_vec())
         .collect())
 }
 
@@ -347,13 +354,15 @@ pub fn send_blocking<T: Serialize>(
 /// Receives one whole message, waiting for each of its frames (within the
 /// socket's receive timeout, if one is set).
 pub fn recv_blocking<T: DeserializeOwned>(socket: BorrowedFd<'_>) -> Result<Received<T>, IpcError> {
-    let mut buffer = vec![0u8; FRAME_SIZE];
+    let mut buffer = Zeroizing::new(vec![0u8; FRAME_SIZE]);
     let mut reassembler = Reassembler::default();
     loop {
         let Some((len, descriptors)) = recv_frame(socket, &mut buffer, false)? else {
             continue;
         };
-        if let Some((bytes, descriptors)) = reassembler.push(&buffer[..len], descriptors)? {
+        let pushed = reassembler.push(&buffer[..len.min(FRAME_SIZE)], descriptors);
+        wipe(&mut buffer, len);
+        if let Some((bytes, descriptors)) = pushed? {
             return Ok(Received {
                 message: decode(&bytes)?,
                 descriptors,
@@ -371,7 +380,8 @@ pub struct Channel {
     queued_bytes: usize,
     limit: usize,
     inbound: Reassembler,
-    buffer: Vec<u8>,
+    /// One frame at a time; wiped after each (zeroed on drop too).
+    buffer: SecretBuffer,
     /// The poller token, once registered, and whether write readiness is
     /// asked for now.
     token: Option<u64>,
@@ -391,7 +401,7 @@ impl Channel {
             queued_bytes: 0,
             limit,
             inbound: Reassembler::default(),
-            buffer: vec![0u8; FRAME_SIZE],
+            buffer: Zeroizing::new(vec![0u8; FRAME_SIZE]),
             token: None,
             write_interest: false,
         }
@@ -456,7 +466,9 @@ impl Channel {
                 return Ok(None);
             };
             let frame = self.buffer.get(..len).unwrap_or_default();
-            if let Some((bytes, descriptors)) = self.inbound.push(frame, descriptors)? {
+            let pushed = self.inbound.push(frame, descriptors);
+            wipe(&mut self.buffer, len);
+            if let Some((bytes, descriptors)) = pushed? {
                 return Ok(Some(Received {
                     message: decode(&bytes)?,
                     descriptors,

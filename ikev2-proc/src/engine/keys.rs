@@ -1,6 +1,8 @@
 //! Key material: SKEYSEED and its successors (RFC 7296 §2.14, §2.18),
 //! Child SA keys (§2.17), AUTH octets (§2.15), randomness, key exchanges.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use iked_common::crypto::keys::{ChildSaKeys, IkeSaKeys};
 use iked_common::crypto::{auth, KeMethod, KeyExchange, PrfAlg};
 
@@ -45,12 +47,28 @@ pub(super) fn child_keys(
     .ok()
 }
 
-/// Logs a key at trace level only (`-vv`), in the labels strongSwan uses,
-/// so interop tests can compare derived keys byte for byte.
+/// Whether session keys are logged: only when `iked --log-keys` was given
+/// at start (for interop debugging, iked(8)); never by verbosity, so that
+/// `-vv` or a control client's `ikectl log debug` cannot reveal them
+/// (security review M2). Set once, before the engine runs.
+static KEY_LOG: AtomicBool = AtomicBool::new(false);
+
+/// Turns key logging on for this process (`--log-keys`).
+pub fn enable_key_log() {
+    KEY_LOG.store(true, Ordering::Relaxed);
+}
+
+/// Whether [`enable_key_log`] was called.
+pub fn key_log_enabled() -> bool {
+    KEY_LOG.load(Ordering::Relaxed)
+}
+
+/// Logs a key, only with `--log-keys`, in the labels strongSwan uses, so
+/// interop tests can compare derived keys byte for byte.
 pub(super) fn trace_key(label: &str, key: &[u8]) {
-    if log::log_enabled!(log::Level::Trace) {
+    if key_log_enabled() {
         let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
-        log::trace!("key {label} {hex}");
+        log::info!("key {label} {hex}");
     }
 }
 

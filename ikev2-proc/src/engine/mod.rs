@@ -75,6 +75,7 @@ mod identity;
 mod ipc;
 mod kernel_events;
 mod keys;
+pub use keys::{enable_key_log, key_log_enabled};
 mod message;
 mod nat;
 pub mod proposals;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use iked_common::ipc::{ChildConfig, Ikev2ToPfkey, PfkeyToIkev2};
 use iked_common::kernel::{
     Encryption, Flow, Integrity, IpsecMode, IpsecProtocol, KernelEvent, KernelSocketKind, Lifetime,
-    PolicyDirection, PolicyParams, SaId, SaParams, SaTemplate, SecretBytes, Selector,
+    PolicyDirection, PolicyParams, SaId, SaLimits, SaParams, SaTemplate, SecretBytes, Selector,
 };
 use iked_pfkey::service::PfkeyService;
 
@@ -20,6 +20,8 @@ use iked_pfkey::service::PfkeyService;
 /// from iked's own range (the mark of our entries).
 pub const REQID: u32 = iked_common::kernel::LARVAL_REQID + 1;
 pub const REQID_2: u32 = iked_common::kernel::LARVAL_REQID + 2;
+/// The IPv6 flow's own reqid.
+pub const REQID_6: u32 = iked_common::kernel::LARVAL_REQID + 6;
 
 pub fn require_root() {
     assert!(
@@ -89,6 +91,12 @@ pub fn flow(name: &str, selector: Selector, local: &str, peer: &str, mode: Ipsec
             Integrity::HmacSha384_192,
             Integrity::HmacSha512_256,
         ],
+        // Every key length and ESN setting, NAT-T on 4500, the default
+        // Child SA lifetime: what the lab's SAs use.
+        limits: SaLimits {
+            esn: vec![false, true],
+            ..SaLimits::default()
+        },
     }
 }
 
@@ -180,6 +188,17 @@ pub fn static_sa(
         Encryption::AesCbc => (key(16, 7), Some(Integrity::HmacSha256_128), key(32, 13)),
         Encryption::AesGcm16 => (key(20, 7), None, SecretBytes::new(vec![])),
         Encryption::ChaCha20Poly1305 => (key(36, 7), None, SecretBytes::new(vec![])),
+    };
+    // pfkey refuses an SA that never expires: one given no time limit
+    // gets an hour (soft) and the default margin (hard).
+    let lifetime = if lifetime.soft_seconds == 0 && lifetime.hard_seconds == 0 {
+        Lifetime {
+            soft_seconds: 3600,
+            hard_seconds: 3960,
+            ..lifetime
+        }
+    } else {
+        lifetime
     };
     SaParams {
         id: SaId {

@@ -1,0 +1,174 @@
+//! Which policy each reqid of ours belongs to. The kernel ties an SA to a
+//! policy by reqid (and, in tunnel mode, the gateway addresses; in
+//! transport mode by reqid alone): an SA that a compromised ikev2 installs
+//! with the reqid of another policy's kernel policy would carry that
+//! policy's traffic. So a reqid, from the first entry of ours that uses
+//! it until the last one is gone, belongs to one policy between one pair of
+//! gateways; an SA or policy of another with the same reqid is refused, and
+//! reqid 0 (which a template matches to any SA) always is. A policy may
+//! use several reqids (one per flow, a new one per passive Child SA).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use iked_common::kernel::{FailureKind, Flow, KernelEntry, KernelFailure};
+
+use crate::backend::local_failure;
+
+/// The policy and gateways a reqid is kept to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReqidOwner {
+    pub policy: String,
+    pub local: IpAddr,
+    pub peer: IpAddr,
+}
+
+impl ReqidOwner {
+    pub fn of(flow: &Flow) -> ReqidOwner {
+        ReqidOwner {
+            policy: flow.name.clone(),
+            local: flow.local,
+            peer: flow.peer,
+        }
+    }
+}
+
+/// The reqids of our installed entries: bounded by the entries pfkey
+/// keeps (`MAX_INSTALLED`).
+#[derive(Debug, Default)]
+pub struct ReqidOwners {
+    /// Each reqid's owner and how many of our entries use it.
+    owners: HashMap<u32, (ReqidOwner, usize)>,
+    /// The reqid each of our SAs and policies was installed with.
+    entries: HashMap<KernelEntry, u32>,
+}
+
+impl ReqidOwners {
+    /// Whether an entry of `flow` may use `reqid`.
+    pub fn check(&self, reqid: u32, flow: &Flow) -> Result<(), KernelFailure> {
+        if reqid == 0 {
+            return Err(local_failure(
+                FailureKind::NotPermitted,
+                "refused: reqid 0 (a template with reqid 0 takes any SA)".into(),
+            ));
+        }
+        match self.owners.get(&reqid) {
+            Some((owner, _)) if *owner != ReqidOwner::of(flow) => Err(local_failure(
+                FailureKind::NotPermitted,
+                format!(
+                    "refused: reqid {reqid} belongs to policy {} ({} - {}), not to {} ({} - {})",
+                    owner.policy, owner.local, owner.peer, flow.name, flow.local, flow.peer
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records that `entry` is installed with `reqid` for `owner`.
+    pub fn bind(&mut self, reqid: u32, owner: ReqidOwner, entry: KernelEntry) {
+        match self.entries.insert(entry, reqid) {
+            Some(old) if old == reqid => return,
+            Some(old) => self.release_reqid(old),
+            None => {}
+        }
+        self.owners.entry(reqid).or_insert((owner, 0)).1 += 1;
+    }
+
+    /// `entry` is gone from the kernel.
+    pub fn release(&mut self, entry: &KernelEntry) {
+        if let Some(reqid) = self.entries.remove(entry) {
+            self.release_reqid(reqid);
+        }
+    }
+
+    fn release_reqid(&mut self, reqid: u32) {
+        if let Some((_, count)) = self.owners.get_mut(&reqid) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.owners.remove(&reqid);
+            }
+        }
+    }
+
+    /// How many reqids are in use (tests, diagnostics).
+    pub fn len(&self) -> usize {
+        self.owners.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.owners.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_fixtures::{flow_selector, ip};
+    use iked_common::kernel::{Encryption, IpsecMode, SaId, SaLimits};
+
+    fn flow(name: &str, peer: &str) -> Flow {
+        Flow {
+            name: name.into(),
+            selector: flow_selector(),
+            local: ip("192.0.2.1"),
+            peer: ip(peer),
+            mode: IpsecMode::Tunnel,
+            encryption: vec![Encryption::AesGcm16],
+            integrity: vec![],
+            limits: SaLimits::default(),
+        }
+    }
+
+    fn sa(spi: u32) -> KernelEntry {
+        KernelEntry::Sa(SaId {
+            src: ip("192.0.2.1"),
+            dst: ip("192.0.2.2"),
+            protocol: iked_common::kernel::IpsecProtocol::Esp,
+            spi,
+        })
+    }
+
+    #[test]
+    fn a_reqid_stays_with_one_policy_until_its_last_entry_is_gone() {
+        let (site, other) = (flow("site", "192.0.2.2"), flow("other", "192.0.2.3"));
+        let mut owners = ReqidOwners::default();
+        owners.check(7, &site).unwrap();
+        owners.bind(7, ReqidOwner::of(&site), sa(0x100));
+        owners.bind(7, ReqidOwner::of(&site), sa(0x101));
+        assert!(
+            owners.check(7, &site).is_ok(),
+            "the same policy may reuse it"
+        );
+        let e = owners.check(7, &other).unwrap_err();
+        assert_eq!(e.kind, FailureKind::NotPermitted);
+        assert_eq!(
+            e.message,
+            "refused: reqid 7 belongs to policy site (192.0.2.1 - 192.0.2.2), \
+             not to other (192.0.2.1 - 192.0.2.3)"
+        );
+        owners.release(&sa(0x100));
+        assert!(owners.check(7, &other).is_err(), "one entry still uses it");
+        owners.release(&sa(0x101));
+        assert!(owners.is_empty());
+        assert!(owners.check(7, &other).is_ok(), "free again");
+    }
+
+    #[test]
+    fn reqid_zero_is_refused() {
+        let e = ReqidOwners::default()
+            .check(0, &flow("site", "192.0.2.2"))
+            .unwrap_err();
+        assert!(e.message.contains("refused: reqid 0"), "{}", e.message);
+    }
+
+    #[test]
+    fn rebinding_an_entry_moves_its_count() {
+        let site = flow("site", "192.0.2.2");
+        let mut owners = ReqidOwners::default();
+        owners.bind(7, ReqidOwner::of(&site), sa(0x100));
+        owners.bind(8, ReqidOwner::of(&site), sa(0x100));
+        assert_eq!(owners.len(), 1);
+        owners.release(&sa(0x100));
+        assert!(owners.is_empty());
+    }
+}
