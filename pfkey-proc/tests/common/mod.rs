@@ -172,7 +172,9 @@ pub fn static_sa(
         )
     };
     let (encryption_key, integrity, integrity_key) = match encryption {
-        Encryption::AesCbc => (key(16, 7), Some(Integrity::HmacSha256_128), key(32, 13)),
+        Encryption::AesCbc | Encryption::CamelliaCbc => {
+            (key(16, 7), Some(Integrity::HmacSha256_128), key(32, 13))
+        }
         Encryption::AesGcm16 => (key(20, 7), None, SecretBytes::new(vec![])),
         Encryption::ChaCha20Poly1305 => (key(36, 7), None, SecretBytes::new(vec![])),
     };
