@@ -450,7 +450,8 @@ fn traffic_selectors_are_narrowed_only_after_the_peer_is_authenticated() {
         };
         assert!(answer.child.is_none(), "no Child SA chosen before AUTH");
         assert!(answer.child_offer.is_some(), "the offer is kept for later");
-        assert_eq!(w.b.engine.next_reqid, 1, "no reqid taken before AUTH");
+        // B's only reqid so far is its passive policy's trap.
+        assert_eq!(w.b.engine.next_reqid, 2, "no reqid taken before AUTH");
         if !right_psk {
             w.b.psk = b"not the key A has".to_vec();
         }
@@ -468,7 +469,7 @@ fn traffic_selectors_are_narrowed_only_after_the_peer_is_authenticated() {
         } else {
             assert_eq!(w.b.engine.ike_sa_count(), 0);
             assert_eq!(
-                w.b.engine.next_reqid, 1,
+                w.b.engine.next_reqid, 2,
                 "nothing narrowed for a failed peer"
             );
             assert!(w.b.sas.is_empty());
