@@ -60,6 +60,12 @@ impl Drop for Scratch {
     }
 }
 
+/// Writes an iked.conf for a test: the one place, so that a rule on the
+/// file (its mode) reaches every test.
+fn write_config(path: &Path, config_text: &str) {
+    std::fs::write(path, config_text).expect("write config");
+}
+
 /// An iked started with `-d` in a network namespace of its own.
 pub struct Daemon {
     pub child: Child,
@@ -82,7 +88,7 @@ impl Daemon {
     pub fn start_in(netns: Option<&str>, tag: &str, config_text: &str) -> Daemon {
         let scratch = Scratch::new(tag);
         let config = scratch.file("iked.conf");
-        std::fs::write(&config, config_text).expect("write config");
+        write_config(&config, config_text);
         let socket = scratch.file("iked.sock");
         let log = scratch.file("iked.log");
         let log_file = std::fs::File::create(&log).expect("log file");
@@ -140,6 +146,11 @@ impl Daemon {
 
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
+    }
+
+    /// Replaces the daemon's configuration file (for a reload).
+    pub fn rewrite_config(&self, config_text: &str) {
+        write_config(&self.config, config_text);
     }
 
     pub fn log_text(&self) -> String {
