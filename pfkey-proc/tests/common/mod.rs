@@ -77,6 +77,7 @@ pub fn flow(name: &str, selector: Selector, local: &str, peer: &str, mode: Ipsec
             Encryption::AesCbc,
             Encryption::AesGcm16,
             Encryption::ChaCha20Poly1305,
+            Encryption::CamelliaCbc,
         ],
         integrity: vec![
             Integrity::HmacSha1_96,
