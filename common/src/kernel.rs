@@ -545,6 +545,7 @@ mod tests {
             [
                 (EncrId::AesCbc, Encryption::AesCbc),
                 (EncrId::AesGcm16, Encryption::AesGcm16),
+                (EncrId::CamelliaCbc, Encryption::CamelliaCbc),
                 (EncrId::Chacha20Poly1305, Encryption::ChaCha20Poly1305),
             ]
         );
