@@ -133,10 +133,11 @@ impl Engine {
 
     /// Forgets an IKE SA and its Child SAs (kernel entries removed).
     pub(super) fn delete_ike_local(&mut self, spi: u64, reason: &str) {
-        self.hand_over_child_work(spi);
+        // Before the outstanding request is handed over (and dropped).
         for spi_in in self.unborn_child_spis(spi) {
             self.release_spi(spi, spi_in);
         }
+        self.hand_over_child_work(spi);
         let Some(sa) = self.ikes.get(&spi) else {
             return;
         };

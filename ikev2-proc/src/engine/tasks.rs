@@ -141,28 +141,22 @@ impl Engine {
             })
             .collect();
         let mut reset = Vec::new();
-        let mut abandoned_spi = None;
         match abandon_request(sa) {
             Some(RequestCtx::DeleteChildren { spis }) => {
                 tasks.insert(0, Task::DeleteChildren { spis })
             }
-            Some(RequestCtx::CreateChild { child }) => {
-                // The retry elsewhere takes a new SPI: this one is released.
-                abandoned_spi = Some(child.spi_in);
-                match child.rekey_of {
-                    Some(old) => {
-                        reset.push(old);
-                        tasks.push(Task::RekeyChild { spi_in: old });
-                    }
-                    None => tasks.push(Task::CreateChild {
-                        flow_index: child.flow_index,
-                    }),
+            // Its SPI is released by delete_ike_local; the retry elsewhere
+            // takes a new one.
+            Some(RequestCtx::CreateChild { child }) => match child.rekey_of {
+                Some(old) => {
+                    reset.push(old);
+                    tasks.push(Task::RekeyChild { spi_in: old });
                 }
-            }
+                None => tasks.push(Task::CreateChild {
+                    flow_index: child.flow_index,
+                }),
+            },
             _ => {}
-        }
-        if let Some(spi_in) = abandoned_spi {
-            self.release_spi(spi, spi_in);
         }
         if successor == spi {
             // Nowhere to go: the children it still holds are removed with it.

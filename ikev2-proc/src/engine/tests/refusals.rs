@@ -237,3 +237,20 @@ fn an_ike_auth_response_with_only_an_error_is_the_peers_refusal() {
         "a refusal is not a malformed message: {log:#?}"
     );
 }
+
+/// An IKE_AUTH that is never answered: when A gives the peer up, the SPI
+/// it took for the Child SA goes back with the IKE SA.
+#[test]
+fn an_unanswered_ike_auth_releases_the_spi_when_the_peer_is_given_up() {
+    let mut w = World::new();
+    w.filter = Box::new(|p| !is_response_from(p, ip(B), ExchangeType::IkeAuth));
+    w.handshake();
+    assert!(w.a.deleted_sas.is_empty(), "nothing released while waiting");
+    // Past every retransmission; A then also restarts its active policy.
+    w.advance_by(Duration::from_secs(300));
+    assert!(
+        w.a.deleted_sas.contains(&larval(B, A, 0x1000_0001)),
+        "the first IKE_AUTH's SPI is released: {:x?}",
+        w.a.deleted_sas
+    );
+}
