@@ -181,6 +181,8 @@ pub enum Encryption {
     AesGcm16,
     /// ChaCha20-Poly1305 (RFC 7634).
     ChaCha20Poly1305,
+    /// Camellia-CBC (RFC 4312); needs an integrity transform.
+    CamelliaCbc,
 }
 
 impl Encryption {
@@ -193,20 +195,21 @@ impl Encryption {
             EncrId::AesCbc => Some(Encryption::AesCbc),
             EncrId::AesGcm16 => Some(Encryption::AesGcm16),
             EncrId::Chacha20Poly1305 => Some(Encryption::ChaCha20Poly1305),
+            EncrId::CamelliaCbc => Some(Encryption::CamelliaCbc),
             _ => None,
         }
     }
 
     /// Combined-mode ciphers carry their own integrity.
     pub fn is_aead(self) -> bool {
-        !matches!(self, Encryption::AesCbc)
+        !matches!(self, Encryption::AesCbc | Encryption::CamelliaCbc)
     }
 
     /// Valid key lengths in octets, salt included for AEAD (RFC 4106 §8.1,
     /// RFC 7634 §2: four salt octets follow the key).
     pub fn key_lengths(self) -> &'static [usize] {
         match self {
-            Encryption::AesCbc => &[16, 24, 32],
+            Encryption::AesCbc | Encryption::CamelliaCbc => &[16, 24, 32],
             Encryption::AesGcm16 => &[20, 28, 36],
             Encryption::ChaCha20Poly1305 => &[36],
         }
@@ -217,6 +220,7 @@ impl Encryption {
             Encryption::AesCbc => "aes-cbc",
             Encryption::AesGcm16 => "aes-gcm-16",
             Encryption::ChaCha20Poly1305 => "chacha20-poly1305",
+            Encryption::CamelliaCbc => "camellia-cbc",
         }
     }
 }
@@ -645,6 +649,7 @@ mod tests {
             [
                 (EncrId::AesCbc, Encryption::AesCbc),
                 (EncrId::AesGcm16, Encryption::AesGcm16),
+                (EncrId::CamelliaCbc, Encryption::CamelliaCbc),
                 (EncrId::Chacha20Poly1305, Encryption::ChaCha20Poly1305),
             ]
         );

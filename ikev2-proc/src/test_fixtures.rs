@@ -56,6 +56,7 @@ pub fn psk_tunnel_policy(
         },
         encapsulation: Encapsulation::Tunnel,
         force_natt: false,
+        trap: true,
         flows,
         local: Some(host(local)),
         peer: peer.map(host),

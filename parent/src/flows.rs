@@ -3,7 +3,7 @@
 //! algorithms its Child SA proposals allow. pfkey refuses anything else.
 
 use iked_common::config::{Encapsulation, Policy, TRANSFORM_ENCR, TRANSFORM_ESN, TRANSFORM_INTEG};
-use iked_common::kernel::{Encryption, Flow, Integrity, IpsecMode, SaLimits, Selector};
+use iked_common::kernel::{Encryption, Flow, Integrity, IpsecMode, SaLimits};
 use iked_common::wire::{EncrId, IntegId};
 
 fn push_unique<T: PartialEq>(list: &mut Vec<T>, item: T) {
@@ -56,8 +56,9 @@ fn limits_of(policy: &Policy, natt_port: Option<u16>) -> SaLimits {
 }
 
 /// Flows of every policy whose local and peer are single addresses. A
-/// policy without `from/to` protects the traffic between the two gateways.
-/// `natt_port` is the port the daemon takes ESP in UDP on (None: `-T`).
+/// policy without `from/to` protects the traffic between the two gateways
+/// (its flow comes from the parser). `natt_port` is the port the daemon
+/// takes ESP in UDP on (None: `-T`).
 pub fn flows_of(policies: &[Policy], natt_port: Option<u16>) -> Vec<Flow> {
     let mut flows = Vec::new();
     for policy in policies {
@@ -84,12 +85,9 @@ pub fn flows_of(policies: &[Policy], natt_port: Option<u16>) -> Vec<Flow> {
                 .for_each(|i| push_unique(&mut integrities, i));
         }
         let limits = limits_of(policy, natt_port);
-        let selectors = if policy.flows.is_empty() {
-            vec![Selector::hosts(local.addr, peer.addr)]
-        } else {
-            policy.flows.clone()
-        };
-        for selector in selectors {
+        // A policy without `from ... to` got its flow between the two
+        // gateways from the parser, so the engine negotiates what pfkey allows.
+        for selector in policy.flows.iter().copied() {
             flows.push(Flow {
                 name: policy.name.clone(),
                 selector,
@@ -112,6 +110,7 @@ pub fn flows_of(policies: &[Policy], natt_port: Option<u16>) -> Vec<Flow> {
 mod tests {
     use super::*;
     use iked_common::config::parse_str;
+    use iked_common::kernel::Selector;
 
     #[test]
     fn flows_follow_the_policies() {
@@ -161,5 +160,22 @@ mod tests {
         assert_eq!(limits.esn, vec![false, true]);
         assert_eq!((limits.max_seconds, limits.max_bytes), (600, 1_000_000));
         assert_eq!(limits.natt_port, None);
+    }
+
+    /// Camellia in `childsa` reaches the flow, so pfkey lets ikev2 install
+    /// the Child SA that negotiated it.
+    #[test]
+    fn camellia_child_sas_are_allowed_by_their_flow() {
+        let config = parse_str(
+            "t",
+            "ikev2 \"cam\" esp from 10.1.0.0/24 to 10.2.0.0/24 local 198.18.0.1 \
+             peer 198.18.0.2 childsa enc camellia-256 auth hmac-sha2-256 group modp2048 psk \"k\"\n",
+            &[],
+        )
+        .unwrap();
+        let flows = flows_of(&config.policies, None);
+        assert_eq!(flows.len(), 1);
+        assert_eq!(flows[0].encryption, vec![Encryption::CamelliaCbc]);
+        assert_eq!(flows[0].integrity, vec![Integrity::HmacSha256_128]);
     }
 }

@@ -265,10 +265,14 @@ impl KernelBackend for PfkeyBackend {
         let reply = self.transact(OP, request, seq, codec::SADB_REGISTER, true)?;
         let m = codec::decode(&reply).map_err(|e| malformed(OP, e))?;
         let (auth, encrypt) = codec::decode_supported(&m).map_err(|e| malformed(OP, e))?;
-        let encryption = [Encryption::AesCbc, Encryption::AesGcm16]
-            .into_iter()
-            .filter(|e| codec::encryption_id(*e).is_some_and(|id| encrypt.contains(&id)))
-            .collect();
+        let encryption = [
+            Encryption::AesCbc,
+            Encryption::AesGcm16,
+            Encryption::CamelliaCbc,
+        ]
+        .into_iter()
+        .filter(|e| codec::encryption_id(*e).is_some_and(|id| encrypt.contains(&id)))
+        .collect();
         // HMAC-SHA-256 is left out: Linux PF_KEY truncates it to 96 bits.
         let integrity = [
             Integrity::HmacSha1_96,

@@ -67,6 +67,7 @@ pub const SADB_X_AALG_SHA2_384HMAC: u8 = 6;
 pub const SADB_X_AALG_SHA2_512HMAC: u8 = 7;
 pub const SADB_X_EALG_AESCBC: u8 = 12;
 pub const SADB_X_EALG_AES_GCM_ICV16: u8 = 20;
+pub const SADB_X_EALG_CAMELLIACBC: u8 = 22;
 
 // <linux/ipsec.h>
 pub const IPSEC_MODE_TRANSPORT: u8 = 1;
@@ -106,6 +107,7 @@ pub fn encryption_id(e: Encryption) -> Option<u8> {
     match e {
         Encryption::AesCbc => Some(SADB_X_EALG_AESCBC),
         Encryption::AesGcm16 => Some(SADB_X_EALG_AES_GCM_ICV16),
+        Encryption::CamelliaCbc => Some(SADB_X_EALG_CAMELLIACBC),
         Encryption::ChaCha20Poly1305 => None,
     }
 }

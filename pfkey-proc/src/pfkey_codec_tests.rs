@@ -59,6 +59,26 @@ fn add_sa_is_byte_exact() {
     assert_eq!(hex::encode(&m.bytes), hex::encode(expected));
 }
 
+/// Camellia-CBC is SADB_X_EALG_CAMELLIACBC (22) in Linux's pfkeyv2.h.
+#[test]
+fn camellia_sa_carries_its_pfkey_identifier_and_key() {
+    let mut sa = cbc_sa();
+    sa.encryption = Encryption::CamelliaCbc;
+    sa.encryption_key = SecretBytes::new(vec![0xcc; 32]);
+    let m = encode_add_sa(&sa, false, 3, PID).unwrap();
+    let decoded = decode(&m.bytes).unwrap();
+    // 256 bits of key: a 4-word header-and-key extension.
+    assert_eq!(
+        decoded.extension(SADB_EXT_KEY_ENCRYPT).unwrap(),
+        &bytes(&format!("0500 0900 0001 0000 {}", "cc".repeat(32)))[..]
+    );
+    let sa = decode_sa(&decoded).unwrap();
+    assert_eq!(
+        (sa.encryption_id, sa.integrity_id),
+        (SADB_X_EALG_CAMELLIACBC, SADB_X_AALG_SHA2_512HMAC)
+    );
+}
+
 #[test]
 fn update_differs_only_in_type_and_aead_has_no_auth_key() {
     let add = encode_add_sa(&cbc_sa(), false, 3, PID).unwrap();

@@ -188,6 +188,7 @@ impl KernelBackend for XfrmBackend {
                 Encryption::AesCbc,
                 Encryption::AesGcm16,
                 Encryption::ChaCha20Poly1305,
+                Encryption::CamelliaCbc,
             ],
             integrity: vec![
                 Integrity::HmacSha1_96,

@@ -101,6 +101,7 @@ pub fn encryption_kernel_name(e: Encryption) -> &'static str {
         Encryption::AesCbc => "cbc(aes)",
         Encryption::AesGcm16 => "rfc4106(gcm(aes))",
         Encryption::ChaCha20Poly1305 => "rfc7539esp(chacha20,poly1305)",
+        Encryption::CamelliaCbc => "cbc(camellia)",
     }
 }
 

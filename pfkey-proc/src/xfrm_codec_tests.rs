@@ -106,6 +106,34 @@ fn cbc_sa_with_esn_encap_and_wide_window_has_the_right_attributes() {
     assert_eq!(attrs[3].1, &bytes("04000000 z16 80000000 z16")[..]);
 }
 
+/// Camellia-CBC (RFC 4312) goes in XFRMA_ALG_CRYPT under the crypto API's
+/// `cbc(camellia)`, key length in bits, like AES-CBC.
+#[test]
+fn camellia_sa_names_cbc_camellia_with_its_key() {
+    let mut sa = gcm_sa();
+    sa.encryption = Encryption::CamelliaCbc;
+    sa.encryption_key = SecretBytes::new(vec![0xcc; 32]);
+    sa.integrity = Some(Integrity::HmacSha256_128);
+    sa.integrity_key = SecretBytes::new(vec![0xbb; 32]);
+    let message = encode_add_sa(&sa, false, 1).unwrap();
+    let messages = split_messages(&message.bytes).unwrap();
+    let (_, attrs) = messages[0].payload.split_at(USERSA_INFO_LEN);
+    let attrs = split_attributes(attrs).unwrap();
+    assert_eq!(attrs[0].0, XFRMA_ALG_CRYPT);
+    assert_eq!(
+        attrs[0].1,
+        &bytes(&format!(
+            "{} z51 00010000 {}",
+            hex::encode("cbc(camellia)"),
+            "cc".repeat(32)
+        ))[..]
+    );
+    assert_eq!(attrs[1].0, XFRMA_ALG_AUTH_TRUNC);
+    let mut short = sa.clone();
+    short.encryption_key = SecretBytes::new(vec![0xcc; 20]);
+    assert!(encode_add_sa(&short, false, 1).is_err());
+}
+
 #[test]
 fn sa_with_wrong_key_lengths_or_transform_mix_is_not_encoded() {
     let mut short = gcm_sa();

@@ -79,7 +79,7 @@ fn service_in(ns: &str, kind: KernelSocketKind) -> PfkeyService {
 }
 
 fn setup_namespaces() {
-    sh("modprobe -a esp4 esp6 xfrm_user af_key veth aes gcm chacha20poly1305 sha256 2>&1 || true");
+    sh("modprobe -a esp4 esp6 xfrm_user af_key veth aes gcm chacha20poly1305 sha256 camellia_generic 2>&1 || true");
     sh("ip netns add a && ip netns add b \
         && ip link add va netns a type veth peer name vb netns b \
         && ip -n a addr add 198.18.0.1/24 dev va && ip -n b addr add 198.18.0.2/24 dev vb \
@@ -655,6 +655,12 @@ fn lab_scenario(kind: KernelSocketKind) {
                 3,
                 "rfc7539esp(chacha20,poly1305)",
             ),
+            (
+                Encryption::CamelliaCbc,
+                Some(Integrity::HmacSha256_128),
+                4,
+                "cbc(camellia)",
+            ),
         ],
         KernelSocketKind::Pfkey => vec![
             (
@@ -674,6 +680,14 @@ fn lab_scenario(kind: KernelSocketKind) {
                 Some(Integrity::HmacSha384_192),
                 3,
                 "cbc(aes)",
+            ),
+            // SADB_X_EALG_CAMELLIACBC (22); HMAC-SHA-512, as Linux PF_KEY
+            // would truncate HMAC-SHA-256 to 96 bits.
+            (
+                Encryption::CamelliaCbc,
+                Some(Integrity::HmacSha512_256),
+                4,
+                "cbc(camellia)",
             ),
         ],
     };

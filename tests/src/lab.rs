@@ -198,9 +198,36 @@ pub const PSK_V6: Connection = Connection {
     inner: 0,
 };
 
+/// Host to host: an iked policy without `from ... to` (iked.conf(5): the
+/// traffic between the two gateways), strongSwan's default selectors.
+pub const PSK_HOSTS: Connection = Connection {
+    name: "psk-hosts",
+    ike_proposal: "aes256-sha256-modp2048",
+    esp_proposals: "aes256-sha256",
+    v6: false,
+    inner: 0,
+};
+/// Camellia-256-CBC with HMAC-SHA2-256 and MODP-2048 for the IKE and the
+/// ESP SAs (RFC 5529, RFC 4312).
+pub const PSK_CAMELLIA: Connection = Connection {
+    name: "psk-camellia",
+    ike_proposal: "camellia256-sha256-modp2048",
+    esp_proposals: "camellia256-sha256-modp2048,camellia256-sha256",
+    v6: false,
+    inner: 2,
+};
+
 impl Connection {
+    /// Whether the connection protects only the traffic between the two
+    /// gateways (no `from ... to` in iked.conf).
+    pub fn host_to_host(&self) -> bool {
+        self.name == PSK_HOSTS.name
+    }
+
     pub fn local_ts(&self, side: Side) -> String {
-        if self.v6 {
+        if self.host_to_host() {
+            format!("{}/32", self.address(side))
+        } else if self.v6 {
             format!("{}/64", side.inner_v6())
         } else {
             format!("10.{}.{}.0/24", side.inner_net(), self.inner)
@@ -226,17 +253,28 @@ impl Connection {
                 "ikesa enc aes-256 auth hmac-sha2-256 prf hmac-sha2-256 group modp2048",
                 "childsa enc aes-256 auth hmac-sha2-256 group modp2048",
             ),
+            "psk-camellia" => (
+                "ikesa enc camellia-256 auth hmac-sha2-256 prf hmac-sha2-256 group modp2048",
+                "childsa enc camellia-256 auth hmac-sha2-256 group modp2048",
+            ),
             _ => (
                 "ikesa enc aes-256 auth hmac-sha2-256 prf hmac-sha2-256 group modp2048",
                 "childsa enc aes-256 auth hmac-sha2-256",
             ),
         };
+        let flows = if self.host_to_host() {
+            String::new()
+        } else {
+            format!(
+                "from {} to {} ",
+                self.local_ts(side),
+                self.local_ts(side.other())
+            )
+        };
         format!(
-            "ikev2 \"{name}\" {mode} esp tunnel from {src} to {dst} local {local} peer {peer} \\\n  {ikesa} \\\n  {childsa} \\\n  srcid {srcid} dstid {dstid} psk \"{LAB_PSK}\"\n",
+            "ikev2 \"{name}\" {mode} esp tunnel {flows}local {local} peer {peer} \\\n  {ikesa} \\\n  {childsa} \\\n  srcid {srcid} dstid {dstid} psk \"{LAB_PSK}\"\n",
             name = self.name,
             mode = if active { "active" } else { "passive" },
-            src = self.local_ts(side),
-            dst = self.local_ts(side.other()),
             local = self.address(side),
             peer = self.address(side.other()),
             srcid = side.id(),
@@ -363,7 +401,7 @@ charon {{
         vici {{
             socket = unix://{vici}
         }}
-    }}
+{peer_ts}    }}
     filelog {{
         lab {{
             path = {log}
@@ -387,6 +425,20 @@ swanctl {{
                 vici = vici.display(),
                 log = log.display(),
                 charon_settings = charon_settings,
+                // libipsec routes a Child SA's remote selectors into its TUN
+                // device (table 220): for host-to-host selectors, the IKE
+                // peer itself, it refuses the Child SA unless allow_peer_ts,
+                // and then the route would swallow its own IKE and ESP-in-UDP
+                // packets; marked by the socket, they skip table 220.
+                peer_ts = if kernel == SwanKernel::Libipsec
+                    && connections.iter().any(|c| c.host_to_host())
+                {
+                    "        kernel-libipsec {\n            allow_peer_ts = yes\n        }\n        \
+                     socket-default {\n            fwmark = 0x42\n        }\n        \
+                     kernel-netlink {\n            fwmark = !0x42\n        }\n"
+                } else {
+                    ""
+                },
                 retransmit = match retransmission {
                     SwanRetransmission::Lab =>
                         "    retransmit_tries = 3\n    retransmit_timeout = 2.0\n",

@@ -7,7 +7,8 @@
 use std::time::Duration;
 
 use iked_tests::lab::{
-    strongswan_keys, Connection, Lab, Side, Strongswan, SwanKernel, PSK_CBC, PSK_GCM, PSK_V6,
+    strongswan_keys, Connection, Lab, Side, Strongswan, SwanKernel, PSK_CBC, PSK_GCM, PSK_HOSTS,
+    PSK_V6,
 };
 use iked_tests::{show_sa, wait_until, Daemon};
 use serde_json::Value;
@@ -252,6 +253,53 @@ fn psk_v6_iked_initiates() {
 #[ignore = "needs root, namespaces and strongSwan: run by .ci/run"]
 fn psk_v6_strongswan_initiates() {
     full_round("v6-r", PSK_V6, false);
+}
+
+/// Issue 17: a host-to-host policy (no `from ... to`) gets its Child SA,
+/// the traffic between the two gateways, whoever starts; strongSwan's own
+/// selectors are its addresses (its default, `dynamic`).
+fn host_to_host_round(tag: &str, iked_initiates: bool) {
+    iked_tests::require_root(tag);
+    let conn = PSK_HOSTS;
+    let pair = bring_up(tag, conn, iked_initiates, "");
+    let sas = show_sa(&pair.iked);
+    let sa = sas.iter().find(|sa| sa["policy"] == conn.name).unwrap();
+    assert_eq!(sa["initiator"], iked_initiates);
+    let child = &sa["children"][0];
+    assert_eq!(
+        (
+            child["local_ts"][0].as_str(),
+            child["remote_ts"][0].as_str()
+        ),
+        (Some("198.18.0.1"), Some("198.18.0.2")),
+        "{sa}"
+    );
+    let swan = pair.swan.list_sas();
+    assert!(
+        swan.contains("INSTALLED")
+            && swan.contains("local  198.18.0.2/32\n")
+            && swan.contains("remote 198.18.0.1/32\n"),
+        "strongSwan's Child SA joins the two gateways:\n{swan}"
+    );
+    assert!(
+        !pair.iked.log_text().contains("TS_UNACCEPTABLE"),
+        "{}",
+        pair.context()
+    );
+    assert_install_failure_is_clear_and_ike_sa_kept(&pair, conn);
+    terminate_from_iked(&pair, conn);
+}
+
+#[test]
+#[ignore = "needs root, namespaces and strongSwan: run by .ci/run"]
+fn host_to_host_iked_initiates() {
+    host_to_host_round("hosts-i", true);
+}
+
+#[test]
+#[ignore = "needs root, namespaces and strongSwan: run by .ci/run"]
+fn host_to_host_strongswan_initiates() {
+    host_to_host_round("hosts-r", false);
 }
 
 /// Rekeys in both directions: strongSwan rekeys the Child and the IKE SA

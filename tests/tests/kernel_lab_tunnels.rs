@@ -9,7 +9,7 @@
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use iked_tests::lab::{Connection, Lab, Side, Strongswan, SwanKernel, PSK_GCM};
+use iked_tests::lab::{Connection, Lab, Side, Strongswan, SwanKernel, PSK_CAMELLIA, PSK_GCM};
 use iked_tests::{in_kernel_lab, run_in_kernel_lab, show_sa, wait_until, Daemon};
 use serde_json::Value;
 
@@ -162,6 +162,7 @@ fn modprobe() {
             "gcm",
             "chacha20poly1305",
             "sha256",
+            "camellia_generic",
         ])
         .status();
 }
@@ -386,4 +387,96 @@ fn traffic_starts_the_tunnel_through_acquire() {
         "the first ping after the tunnel came up:\n{text}\n{}",
         context()
     );
+}
+
+/// Waits until side A's kernel holds iked's outbound trap policy for
+/// `conn`'s flow (installed by pfkey right after the configuration).
+fn wait_for_trap(lab: &Lab, a: &Daemon, conn: Connection) {
+    let remote = conn.local_ts(Side::B);
+    wait_until(
+        "iked's trap policy in side A's kernel",
+        Duration::from_secs(15),
+        || {
+            let out = lab.exec(Side::A, &["ip", "xfrm", "policy", "list", "dir", "out"]);
+            String::from_utf8_lossy(&out.stdout).contains(&format!("dst {remote}"))
+        },
+        || a.log_text(),
+    );
+}
+
+/// Issue 17: with a passive policy loaded and no SA, a ping between the
+/// protected networks does not leave the gateway in clear (the trap holds
+/// it back); once strongSwan has initiated, the same ping passes, in ESP.
+/// The Child SA is Camellia-256-CBC with HMAC-SHA2-256 (and the IKE SA
+/// too), installed as the kernel's cbc(camellia).
+#[test]
+#[ignore = "needs root, strongSwan and the kernel lab (qemu): run by .ci/run"]
+fn passive_policy_sends_nothing_in_clear_until_strongswan_initiates_camellia() {
+    if !in_kernel_lab() {
+        return run_in_kernel_lab(
+            "passive_policy_sends_nothing_in_clear_until_strongswan_initiates_camellia",
+            400,
+        );
+    }
+    modprobe();
+    let conn = PSK_CAMELLIA;
+    let lab = Lab::new("n");
+    let swan = Strongswan::start(&lab, Side::B, SwanKernel::Netlink, &[conn]);
+    let a = Daemon::start_in(
+        Some(&lab.a),
+        "a",
+        &format!("set passive\n{}", iked_policy(conn, Side::A, false, "")),
+    );
+    wait_for_trap(&lab, &a, conn);
+    assert!(show_sa(&a).is_empty(), "no SA yet\n{}", a.log_text());
+
+    let capture = Capture::start(&lab, Side::A);
+    let (received, text) = ping(&lab, conn, 3, "0.3");
+    let wire = capture.stop();
+    assert_eq!(received, 0, "nothing answers without a tunnel:\n{text}");
+    let icmp: Vec<&str> = wire.lines().filter(|l| l.contains("ICMP")).collect();
+    assert!(
+        icmp.is_empty(),
+        "ICMP between the protected networks left side A in clear:\n{icmp:#?}\nall:\n{wire}"
+    );
+    println!(
+        "without an SA: {received} of 3 pings answered, {} ICMP packets on the wire",
+        icmp.len()
+    );
+
+    let out = swan.swanctl(&["--initiate", "--child", conn.name, "--timeout", "30"]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        a.log_text()
+    );
+    let context = || {
+        format!(
+            "--- iked ---\n{}\n--- strongSwan ---\n{}",
+            a.log_text(),
+            swan.list_sas()
+        )
+    };
+    wait_until(
+        "installed Child SAs on iked and strongSwan",
+        Duration::from_secs(30),
+        || !installed_children(&a, conn.name).is_empty() && swan.list_sas().contains("INSTALLED"),
+        context,
+    );
+    let children = installed_children(&a, conn.name);
+    assert_eq!(children[0]["encryption"], "camellia-256", "{children:#?}");
+    let states = lab.exec(Side::A, &["ip", "xfrm", "state", "list"]);
+    let states = String::from_utf8_lossy(&states.stdout);
+    assert_eq!(
+        states.matches("enc cbc(camellia)").count(),
+        2,
+        "both ESP SAs use the kernel's cbc(camellia):\n{states}"
+    );
+    assert!(
+        swan.list_sas().contains("CAMELLIA_CBC-256"),
+        "{}",
+        swan.list_sas()
+    );
+    assert_ping_goes_through_esp(&lab, &a, conn, &context);
 }

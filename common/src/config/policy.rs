@@ -133,6 +133,11 @@ pub struct Policy {
     pub encapsulation: Encapsulation,
     /// `natt`: always encapsulate ESP in UDP, NAT or not.
     pub force_natt: bool,
+    /// Whether the flows get a trap policy in the kernel while no Child SA
+    /// covers them, so that their traffic is held back instead of leaving
+    /// in clear (and, for an active policy, starts the negotiation through
+    /// ACQUIRE). `notrap` turns it off.
+    pub trap: bool,
     /// `from ... to ...`: traffic selectors, from our side to the peer's.
     pub flows: Vec<Selector>,
     /// `local`: our address; None = any.

@@ -1,7 +1,7 @@
 //! The `ikev2` statement of iked.conf(5):
 //!
 //! ```text
-//! ikev2 ["name"] [active|passive] [esp] [tunnel|transport] [natt] [inet|inet6]
+//! ikev2 ["name"] [active|passive] [esp] [tunnel|transport] [natt] [notrap] [inet|inet6]
 //!       [proto P] {from SRC [port P] to DST [port P]} [local ADDR] [peer ADDR]
 //!       {ikesa {enc X|auth X|prf X|group X}} {childsa {enc X|auth X|group X|esn|noesn}}
 //!       [srcid ID] [dstid ID] [ikelifetime T] [lifetime T [bytes B]] [psk "S"|psk 0xHEX]
@@ -471,6 +471,7 @@ pub fn parse_policy(
     let mut initiation = PolicyInitiation::Passive;
     let mut encapsulation = Encapsulation::Tunnel;
     let mut force_natt = false;
+    let mut trap = true;
     let mut family: Option<bool> = None; // Some(true) = inet6
     let mut proto = 0u8;
     let mut raw_flows: Vec<(Prefix, u16, Prefix, u16, &Location)> = Vec::new();
@@ -523,6 +524,10 @@ pub fn parse_policy(
             "natt" => {
                 once(&mut seen, "natt")?;
                 force_natt = true;
+            }
+            "notrap" => {
+                once(&mut seen, "notrap")?;
+                trap = false;
             }
             "inet" | "inet6" => {
                 once(&mut seen, "inet/inet6")?;
@@ -609,9 +614,6 @@ pub fn parse_policy(
                                     ),
                                 )
                             })?;
-                            if !ike && c.1 == ENCR_CAMELLIA_CBC {
-                                return Err(error(&vat, "camellia is for IKE SAs only here"));
-                            }
                             block.encryption.push(spec(TRANSFORM_ENCR, c.1, c.2));
                         }
                         "auth" => {
@@ -717,7 +719,7 @@ pub fn parse_policy(
             ));
         }
     }
-    let flows = raw_flows
+    let mut flows: Vec<Selector> = raw_flows
         .into_iter()
         .map(|(src, src_port, dst, dst_port, _)| Selector {
             src: src.addr,
@@ -729,11 +731,23 @@ pub fn parse_policy(
             dst_port,
         })
         .collect();
+    // A policy without `from ... to` protects the traffic between the two
+    // gateways themselves: one flow, the same for the engine (what it
+    // proposes and accepts) and for pfkey (what it may install).
+    if let (true, Some(l), Some(p)) = (flows.is_empty(), local, peer) {
+        if l.is_host() && p.is_host() {
+            flows.push(Selector {
+                protocol: proto,
+                ..Selector::hosts(l.addr, p.addr)
+            });
+        }
+    }
     let policy = Policy {
         name,
         initiation,
         encapsulation,
         force_natt,
+        trap,
         flows,
         local,
         peer,

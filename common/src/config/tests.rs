@@ -380,3 +380,59 @@ fn policy_errors_are_located_and_say_what_is_wrong() {
         assert!(e.message.contains(needle), "{text}: {e}");
     }
 }
+
+/// Issue 17: a policy without `from ... to` gets the flow between its two
+/// gateways from the parser (so the engine negotiates what pfkey allows);
+/// one without fixed addresses gets none.
+#[test]
+fn a_policy_without_from_to_protects_the_two_gateways() {
+    let c = parse(
+        "ikev2 \"h\" transport proto udp local 198.18.0.1 peer 198.18.0.2 psk \"k\"\n\
+         ikev2 \"any\" peer any psk \"k\"\n\
+         ikev2 \"v6\" local fd00:18::1 peer fd00:18::2 psk \"k\"\n",
+    )
+    .unwrap();
+    assert_eq!(c.policies[0].flows.len(), 1);
+    assert_eq!(
+        c.policies[0].flows[0].to_string(),
+        "198.18.0.1/32 -> 198.18.0.2/32 proto 17"
+    );
+    assert!(c.policies[1].flows.is_empty());
+    assert_eq!(
+        c.policies[2].flows[0].to_string(),
+        "fd00:18::1/128 -> fd00:18::2/128"
+    );
+}
+
+/// Traps are the default; `notrap` opts a policy out, once.
+#[test]
+fn notrap_opts_a_policy_out_of_its_traps() {
+    let c = parse(
+        "ikev2 \"t\" local 198.18.0.1 peer 198.18.0.2 psk \"k\"\n\
+         ikev2 \"n\" notrap local 198.18.0.1 peer 198.18.0.3 psk \"k\"\n",
+    )
+    .unwrap();
+    assert!(c.policies[0].trap);
+    assert!(!c.policies[1].trap);
+    let (_, _, message) = error_at("ikev2 notrap notrap psk \"k\"\n");
+    assert!(message.contains("'notrap' given twice"), "{message}");
+}
+
+/// Camellia-CBC (RFC 4312) is a Child SA cipher too, with the key lengths
+/// of `ikesa`.
+#[test]
+fn camellia_is_accepted_in_childsa() {
+    let c = parse(
+        "ikev2 \"c\" childsa enc camellia-256 enc camellia-128 enc camellia-192 \
+         auth hmac-sha2-256 group modp2048 psk \"k\"\n",
+    )
+    .unwrap();
+    let encr: Vec<(u16, Option<u16>)> = c.policies[0].child_proposals[0]
+        .of_type(TRANSFORM_ENCR)
+        .map(|t| (t.id, t.key_length))
+        .collect();
+    assert_eq!(
+        encr,
+        vec![(23, Some(256)), (23, Some(128)), (23, Some(192))]
+    );
+}

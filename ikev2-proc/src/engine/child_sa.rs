@@ -428,6 +428,14 @@ impl Engine {
         });
     }
 
+    /// [`Engine::release_spi`] for the Child SA we asked for, if any, in a
+    /// request that failed.
+    pub(super) fn release_draft(&mut self, ike: u64, draft: Option<ChildDraft>) {
+        if let Some(draft) = draft {
+            self.release_spi(ike, draft.spi_in);
+        }
+    }
+
     /// Removes a Child SA and its kernel entries.
     pub(super) fn remove_child(&mut self, spi_in: u32) {
         let Some(child) = self.children.remove(&spi_in) else {

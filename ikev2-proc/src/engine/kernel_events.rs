@@ -1,4 +1,5 @@
-//! Kernel events: ACQUIRE, soft and hard EXPIRE, and the trap policies that make ACQUIREs.
+//! Kernel events: ACQUIRE, soft and hard EXPIRE, and the trap policies that make ACQUIREs
+//! and keep the flows of every policy from leaving in clear.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -14,14 +15,24 @@ use crate::engine::Engine;
 use crate::engine::state::*;
 
 impl Engine {
-    /// Installs the outbound trap policies of active policies and removes
-    /// those of policies gone or changed (config load and reload). A trap
-    /// needs both gateway addresses for its template; policies with a
-    /// range for a peer are started by `set active` or ikectl only.
+    /// Installs the outbound trap policies of the policies' flows and
+    /// removes those of policies gone or changed (config load and reload).
+    ///
+    /// A trap is an outbound policy that requires ESP to the peer: while no
+    /// SA of its reqid is in the kernel, the kernel sends nothing of the
+    /// flow in clear but holds or drops it and reports an ACQUIRE. An
+    /// active policy initiates on it; a passive one only records it, so its
+    /// traffic waits for the peer to start a Child SA (issue 17). The Child
+    /// SAs of the flow take the trap's reqid, so the trap becomes their
+    /// outbound policy; one narrowed to less than the flow installs its own,
+    /// more specific one (a better priority), and the trap stays beneath.
+    /// `notrap` policies get none: their traffic leaves in clear while no
+    /// Child SA covers it. A trap needs both gateway addresses for its
+    /// template; policies with a range for a peer have no kernel flows.
     pub(super) fn sync_traps(&mut self) {
         let mut wanted: HashMap<(String, usize), PolicyParams> = HashMap::new();
         for policy in &self.policies {
-            if policy.initiation != iked_common::config::PolicyInitiation::Active {
+            if !policy.trap {
                 continue;
             }
             let (Some(local), Some(peer)) = (policy.local, policy.peer) else {
@@ -154,7 +165,9 @@ impl Engine {
                 .map(|index| (p.name.clone(), index))
         });
         let Some((name, flow_index)) = found else {
-            log::debug!("ACQUIRE for {selector}: no active policy covers it");
+            // A passive policy's trap: the traffic is held back in the
+            // kernel until the peer starts a Child SA.
+            log::debug!("ACQUIRE for {selector}: no active policy covers it; its traffic waits for the peer");
             return;
         };
         let existing: Vec<u64> = self

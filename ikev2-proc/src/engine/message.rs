@@ -401,14 +401,19 @@ impl Engine {
             return;
         };
         if sa.state != IkeState::Established && sa.state != IkeState::Rekeyed {
-            return self.refuse(request, NotifyType::TemporaryFailure);
+            let why = format!("the IKE SA is {}", sa.state.text());
+            return self.refuse(request, NotifyType::TemporaryFailure, &why);
         }
         let Some(offer) = msg.sa else {
-            return self.refuse(request, NotifyType::InvalidSyntax);
+            return self.refuse(request, NotifyType::InvalidSyntax, "no SA payload");
         };
         // Either kind needs an established IKE SA: not one being replaced.
         if sa.state != IkeState::Established {
-            return self.refuse(request, NotifyType::TemporaryFailure);
+            return self.refuse(
+                request,
+                NotifyType::TemporaryFailure,
+                "the IKE SA is being replaced by its rekey",
+            );
         }
         let Some(policy) = self.policy(&sa.policy).cloned() else {
             return;
@@ -424,9 +429,27 @@ impl Engine {
         }
     }
 
-    /// Answers a peer's request with an error notify and nothing else.
-    pub(super) fn refuse(&mut self, request: PeerRequest, error: NotifyType) {
-        self.answer_notify(request, Notify::new(error, Vec::new()));
+    /// Answers a peer's request with an error notify and nothing else, and
+    /// logs why at the default level: no refusal goes unexplained.
+    pub(super) fn refuse(&mut self, request: PeerRequest, error: NotifyType, why: &str) {
+        self.refuse_with(request, Notify::new(error, Vec::new()), why);
+    }
+
+    /// [`Engine::refuse`] with a notify that carries data (INVALID_KE_PAYLOAD's
+    /// group, CHILD_SA_NOT_FOUND's SPI).
+    pub(super) fn refuse_with(&mut self, request: PeerRequest, notify: Notify, why: &str) {
+        let (policy, peer) = self
+            .ikes
+            .get(&request.spi)
+            .map(|sa| (sa.policy.as_str(), sa.peer.to_string()))
+            .unwrap_or(("-", "-".to_string()));
+        log::warn!(
+            "policy {policy}: {} request {} from {peer} refused with {}: {why}",
+            request.exchange,
+            request.message_id,
+            notify.notify_type
+        );
+        self.answer_notify(request, notify);
     }
 
     /// Answers a peer's request with one notify (an error with data, such

@@ -256,9 +256,10 @@ pub struct Engine {
     actions: VecDeque<Action>,
     cookie_secrets: CookieSecrets,
     resolver: Option<LocalAddressResolver>,
-    /// Outbound "trap" policies of active policies, by (policy, flow
-    /// index): traffic hitting one without an SA makes the kernel send an
-    /// ACQUIRE. Child SAs of that flow use the trap's reqid.
+    /// Outbound "trap" policies of the policies' flows (all but `notrap`
+    /// ones), by (policy, flow index): traffic hitting one without an SA is
+    /// not sent in clear, and makes the kernel send an ACQUIRE (acted on
+    /// for active policies). Child SAs of that flow use the trap's reqid.
     traps: HashMap<(String, usize), Trap>,
     /// Active policies to start again: (when, policy name).
     restarts: Vec<(Instant, String)>,

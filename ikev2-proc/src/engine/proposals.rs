@@ -358,6 +358,7 @@ pub fn encr_name(encr: EncrAlg) -> String {
         EncrAlg::AesCbc { key_bits } => format!("aes-{key_bits}"),
         EncrAlg::AesGcm { key_bits, icv_len } => format!("aes-{key_bits}-gcm-{icv_len}"),
         EncrAlg::ChaCha20Poly1305 => "chacha20-poly1305".into(),
+        EncrAlg::CamelliaCbc { key_bits } => format!("camellia-{key_bits}"),
         other => format!("{other:?}"),
     }
 }

@@ -7,6 +7,7 @@ use crate::engine::message::PeerRequest;
 use crate::engine::state::IkeSa;
 use crate::engine::state::IkeState;
 use crate::engine::state::Wait;
+use crate::engine::state::{Answer, AnswerKind, Prep, RequestCtx};
 use crate::engine::Engine;
 use iked_common::wire::{ExchangeType, NotifyType};
 
@@ -134,6 +135,10 @@ impl Engine {
 
     /// Forgets an IKE SA and its Child SAs (kernel entries removed).
     pub(super) fn delete_ike_local(&mut self, spi: u64, reason: &str) {
+        // Before the outstanding request is handed over (and dropped).
+        for spi_in in self.unborn_child_spis(spi) {
+            self.release_spi(spi, spi_in);
+        }
         self.hand_over_child_work(spi);
         let Some(sa) = self.ikes.get(&spi) else {
             return;
@@ -163,6 +168,43 @@ impl Engine {
         }
     }
 
+    /// Inbound SPIs allocated for Child SAs of IKE SA `spi` that are still
+    /// being negotiated (our IKE_AUTH being prepared, sent or checked, our
+    /// CREATE_CHILD_SA in flight, our IKE_AUTH answer being signed): each
+    /// is a larval SA in the kernel until released.
+    fn unborn_child_spis(&self, spi: u64) -> Vec<u32> {
+        let Some(sa) = self.ikes.get(&spi) else {
+            return Vec::new();
+        };
+        let mut spis = Vec::new();
+        if let Some(Prep::Auth { child: Some(d), .. }) = &sa.prep {
+            spis.push(d.spi_in);
+        }
+        match sa.outstanding.as_ref().map(|o| &o.ctx) {
+            Some(RequestCtx::Auth { child: Some(d) })
+            | Some(RequestCtx::CreateChild { child: d }) => spis.push(d.spi_in),
+            _ => {}
+        }
+        if let Some(d) = sa
+            .handshake
+            .as_deref()
+            .and_then(|h| h.auth_check.as_ref())
+            .and_then(|c| c.child.as_ref())
+        {
+            spis.push(d.spi_in);
+        }
+        if let Some(Answer {
+            kind: AnswerKind::Auth(answer),
+            ..
+        }) = &sa.answering
+        {
+            if let (Some(Ok(_)), Some(spi_in)) = (&answer.child, answer.spi_in) {
+                spis.push(spi_in);
+            }
+        }
+        spis
+    }
+
     pub(super) fn abort_negotiation(&mut self, spi: u64, reason: &str) {
         let Some(sa) = self.ikes.get_mut(&spi) else {
             return;
@@ -174,6 +216,7 @@ impl Engine {
                 self.refuse(
                     PeerRequest::new(spi, ExchangeType::CreateChildSa, answer.message_id),
                     NotifyType::TemporaryFailure,
+                    reason,
                 );
             }
             return;

@@ -281,6 +281,56 @@ pub fn accept_narrowed(
     to_selector(&local, &remote)
 }
 
+/// Traffic selectors as the peer sent them, for the log line of a
+/// refusal: `start-end`, with protocol and ports when limited; the first
+/// four, and how many more.
+pub fn ts_text(list: &[TrafficSelector]) -> String {
+    fn one(ts: &TrafficSelector) -> String {
+        let (range, protocol, ports) = match ts {
+            TrafficSelector::Ipv4 {
+                ip_protocol,
+                start_port,
+                end_port,
+                start,
+                end,
+            } => (
+                format!("{start}-{end}"),
+                *ip_protocol,
+                (*start_port, *end_port),
+            ),
+            TrafficSelector::Ipv6 {
+                ip_protocol,
+                start_port,
+                end_port,
+                start,
+                end,
+            } => (
+                format!("{start}-{end}"),
+                *ip_protocol,
+                (*start_port, *end_port),
+            ),
+            TrafficSelector::SecLabel(_) => return "security label".into(),
+            TrafficSelector::Unknown { ts_type, .. } => return format!("TS type {ts_type}"),
+        };
+        let mut text = range;
+        if protocol != 0 {
+            text.push_str(&format!(" proto {protocol}"));
+        }
+        if ports != (0, 65535) {
+            text.push_str(&format!(" port {}-{}", ports.0, ports.1));
+        }
+        text
+    }
+    let mut text: Vec<String> = list.iter().take(4).map(one).collect();
+    if list.len() > 4 {
+        text.push(format!("{} more", list.len() - 4));
+    }
+    if text.is_empty() {
+        return "none".into();
+    }
+    text.join(", ")
+}
+
 /// A host selector's text for `ikectl show sa`.
 pub fn side_text(addr: IpAddr, prefix: u8, port: u16, protocol: u8) -> String {
     let mut text = if prefix == max_prefix(addr) {

@@ -147,6 +147,8 @@ impl Engine {
             Some(RequestCtx::DeleteChildren { spis }) => {
                 tasks.insert(0, Task::DeleteChildren { spis })
             }
+            // Its SPI is released by delete_ike_local; the retry elsewhere
+            // takes a new one.
             Some(RequestCtx::CreateChild { child }) => match child.rekey_of {
                 Some(old) => {
                     reset.push(old);

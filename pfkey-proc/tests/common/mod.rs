@@ -84,6 +84,7 @@ pub fn flow(name: &str, selector: Selector, local: &str, peer: &str, mode: Ipsec
             Encryption::AesCbc,
             Encryption::AesGcm16,
             Encryption::ChaCha20Poly1305,
+            Encryption::CamelliaCbc,
         ],
         integrity: vec![
             Integrity::HmacSha1_96,
@@ -185,7 +186,9 @@ pub fn static_sa(
         )
     };
     let (encryption_key, integrity, integrity_key) = match encryption {
-        Encryption::AesCbc => (key(16, 7), Some(Integrity::HmacSha256_128), key(32, 13)),
+        Encryption::AesCbc | Encryption::CamelliaCbc => {
+            (key(16, 7), Some(Integrity::HmacSha256_128), key(32, 13))
+        }
         Encryption::AesGcm16 => (key(20, 7), None, SecretBytes::new(vec![])),
         Encryption::ChaCha20Poly1305 => (key(36, 7), None, SecretBytes::new(vec![])),
     };

@@ -145,6 +145,8 @@ impl Engine {
                         flow_index: draft.flow_index,
                     },
                 };
+                // The retry allocates a new SPI.
+                self.release_spi(spi, draft.spi_in);
                 if let Some(sa) = self.ikes.get_mut(&spi) {
                     sa.child_ke_hint = Some(method);
                     sa.queue.push_front(task);
@@ -158,7 +160,8 @@ impl Engine {
                 .get(&spi)
                 .map(|sa| sa.policy.clone())
                 .unwrap_or_default();
-            log::warn!("policy {policy}: CREATE_CHILD_SA refused: {error}");
+            log::warn!("policy {policy}: peer refused our CREATE_CHILD_SA: {error}");
+            self.release_spi(spi, draft.spi_in);
             let peer_rekeyed = rekey_of
                 .and_then(|old| self.children.get(&old))
                 .is_some_and(|c| c.peer_rekey.is_some());
@@ -183,6 +186,11 @@ impl Engine {
             return;
         }
         let Some(nr) = msg.nonce.cloned() else {
+            log::warn!("IKE SA {spi:016x}: CREATE_CHILD_SA answer without a nonce");
+            self.release_spi(spi, draft.spi_in);
+            if let Some(old) = rekey_of {
+                self.rekey_failed(spi, old);
+            }
             return;
         };
         let shared = match (&draft.kex, msg.ke) {
@@ -191,17 +199,25 @@ impl Engine {
                     Ok(s) => Some(s),
                     Err(_) => {
                         log::warn!("IKE SA {spi:016x}: invalid PFS KE value");
-                        return;
+                        None
                     }
                 }
             }
             (Some(_), _) => {
                 log::warn!("IKE SA {spi:016x}: CREATE_CHILD_SA answer without our PFS group");
-                return;
+                None
             }
             (None, _) => None,
         };
+        if draft.kex.is_some() && shared.is_none() {
+            self.release_spi(spi, draft.spi_in);
+            if let Some(old) = rekey_of {
+                self.rekey_failed(spi, old);
+            }
+            return;
+        }
         let ni = draft.nonce.clone();
+        let spi_in = draft.spi_in;
         let new_spi = self.complete_child_as_initiator(
             spi,
             draft,
@@ -210,6 +226,9 @@ impl Engine {
             &ni,
             &nr,
         );
+        if new_spi.is_none() {
+            self.release_spi(spi, spi_in);
+        }
         if let (Some(new_spi), Some(old)) = (new_spi, rekey_of) {
             self.child_rekeyed(spi, old, new_spi);
         } else if let (None, Some(old)) = (new_spi, rekey_of) {

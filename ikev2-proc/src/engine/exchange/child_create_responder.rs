@@ -28,7 +28,7 @@ impl Engine {
     ) {
         let request = PeerRequest::new(spi, ExchangeType::CreateChildSa, message_id);
         let Some(peer_nonce) = msg.nonce.cloned() else {
-            return self.refuse(request, NotifyType::InvalidSyntax);
+            return self.refuse(request, NotifyType::InvalidSyntax, "no nonce");
         };
         let Some(rekey_of) = self.child_to_rekey(request, msg) else {
             return;
@@ -36,16 +36,19 @@ impl Engine {
         // RFC 7296 §1.3, §3.10.1: past the cap the peer gets
         // NO_ADDITIONAL_SAS; the IKE SA stays as it is.
         if let Some(why) = self.child_cap_reached(spi, rekey_of.is_some()) {
-            log::warn!("IKE SA {spi:016x}: CREATE_CHILD_SA refused: {why}");
-            return self.refuse(request, NotifyType::NoAdditionalSas);
+            return self.refuse(request, NotifyType::NoAdditionalSas, &why);
         }
         let Some((tsi, tsr)) = msg.ts() else {
-            return self.refuse(request, NotifyType::InvalidSyntax);
+            return self.refuse(request, NotifyType::InvalidSyntax, "no TSi or TSr");
         };
         let peer_ke = msg.ke;
         let Some((proposal, suite)) = proposals::select_child(&policy.child_proposals, offer, true)
         else {
-            return self.refuse(request, NotifyType::NoProposalChosen);
+            let why = format!(
+                "none of the {} proposals matches a childsa proposal",
+                offer.proposals.len()
+            );
+            return self.refuse(request, NotifyType::NoProposalChosen, &why);
         };
         if let Some(group) = suite.ke {
             match peer_ke {
@@ -55,7 +58,8 @@ impl Engine {
                         NotifyType::InvalidKePayload,
                         group.iana_id().to_be_bytes().to_vec(),
                     );
-                    self.answer_notify(request, notify);
+                    let why = format!("PFS wants group {}", group.iana_id());
+                    self.refuse_with(request, notify, &why);
                     return;
                 }
             }
@@ -63,7 +67,12 @@ impl Engine {
         let transport_requested = msg.notify(NotifyType::UseTransportMode).is_some();
         let transport = policy.encapsulation == Encapsulation::Transport;
         if transport != transport_requested {
-            return self.refuse(request, NotifyType::NoProposalChosen);
+            let why = if transport {
+                "the policy is transport mode, the peer asks for tunnel"
+            } else {
+                "the policy is tunnel mode, the peer asks for transport"
+            };
+            return self.refuse(request, NotifyType::NoProposalChosen, why);
         }
         let narrowed = match rekey_of.and_then(|old| self.children.get(&old)) {
             // §2.8: a rekeyed SA keeps its selectors.
@@ -71,7 +80,12 @@ impl Engine {
             None => selectors::narrow(&policy.flows, &tsi.selectors, &tsr.selectors),
         };
         let Some((flow, flow_index)) = narrowed else {
-            return self.refuse(request, NotifyType::TsUnacceptable);
+            let why = format!(
+                "traffic selectors {} / {} are outside the policy's flows",
+                selectors::ts_text(&tsi.selectors),
+                selectors::ts_text(&tsr.selectors)
+            );
+            return self.refuse(request, NotifyType::TsUnacceptable, &why);
         };
         let Some(sa) = self.ikes.get(&spi) else {
             return;
@@ -143,7 +157,9 @@ impl Engine {
                             Some(ChildState::Rekeyed) | Some(ChildState::Deleting)
                         ) {
                             // §2.25: already rekeyed or being deleted by us.
-                            self.refuse(request, NotifyType::TemporaryFailure);
+                            let why =
+                                format!("Child SA {old:08x} is already rekeyed or being deleted");
+                            self.refuse(request, NotifyType::TemporaryFailure, &why);
                             return None;
                         }
                         Some(old)
@@ -155,7 +171,8 @@ impl Engine {
                             peer_spi,
                             Vec::new(),
                         );
-                        self.answer_notify(request, notify);
+                        let why = format!("REKEY_SA names {peer_spi:08x}, no Child SA of ours");
+                        self.refuse_with(request, notify, &why);
                         return None;
                     }
                 }
@@ -188,8 +205,7 @@ impl Engine {
         };
         let request = PeerRequest::new(spi, ExchangeType::CreateChildSa, message_id);
         if let Some(why) = cap_reached {
-            log::warn!("IKE SA {spi:016x}: CREATE_CHILD_SA refused: {why}");
-            self.refuse(request, NotifyType::NoAdditionalSas);
+            self.refuse(request, NotifyType::NoAdditionalSas, &why);
             self.release_spi(spi, spi_in);
             return;
         }
@@ -197,19 +213,34 @@ impl Engine {
             .ok()
             .map(u32::from_be_bytes)
         else {
+            self.refuse(
+                request,
+                NotifyType::InvalidSyntax,
+                "its ESP SPI is not 4 octets",
+            );
+            self.release_spi(spi, spi_in);
             return;
         };
         let (public, shared) = match (answer.suite.ke, &answer.peer_ke) {
             (Some(method), Some(data)) => match self.respond_key_exchange(method, data) {
                 Ok((public, shared)) => (Some((method, public)), Some(shared)),
-                Err(_) => {
-                    return self.refuse(request, NotifyType::InvalidSyntax);
+                Err(e) => {
+                    let why = format!("its KE value is invalid: {e}");
+                    self.refuse(request, NotifyType::InvalidSyntax, &why);
+                    self.release_spi(spi, spi_in);
+                    return;
                 }
             },
             _ => (None, None),
         };
         let Ok(nonce) = self.random_bytes(NONCE_LEN) else {
-            return self.refuse(request, NotifyType::TemporaryFailure);
+            self.refuse(
+                request,
+                NotifyType::TemporaryFailure,
+                "no random bytes for our nonce",
+            );
+            self.release_spi(spi, spi_in);
+            return;
         };
         let mut proposal = answer.proposal.clone();
         proposal.spi = spi_in.to_be_bytes().to_vec();

@@ -111,6 +111,7 @@ impl Engine {
                     sa.peer
                 );
             }
+            self.release_draft(spi, child);
             self.delete_ike_local(spi, "AUTHENTICATION_FAILED");
             return;
         }
@@ -122,8 +123,27 @@ impl Engine {
         let (Some(idr), Some(auth_payload), Some(suite), Some(keys)) =
             (idr, auth, sa.suite, sa.keys.as_ref())
         else {
-            log::warn!("IKE SA {spi:016x}: IKE_AUTH response without IDr or AUTH");
-            self.delete_ike_local(spi, "malformed IKE_AUTH response");
+            // An answer with an error notify and no IDr or AUTH is the
+            // peer's refusal, not a malformed message: strongSwan 6 answers
+            // a failed first Child SA with only N(NO_PROPOSAL_CHOSEN). RFC
+            // 7296 §2.21.2 lets the IKE SA stand only with the peer's AUTH,
+            // so there is none without it.
+            let reason = match msg.error {
+                Some(error) => {
+                    log::warn!(
+                        "policy {}: peer {} refused IKE_AUTH: {error}",
+                        sa.policy,
+                        sa.peer
+                    );
+                    format!("peer refused IKE_AUTH: {error}")
+                }
+                None => {
+                    log::warn!("IKE SA {spi:016x}: IKE_AUTH response without IDr or AUTH");
+                    "malformed IKE_AUTH response".to_string()
+                }
+            };
+            self.release_draft(spi, child);
+            self.delete_ike_local(spi, &reason);
             return;
         };
         // The responder must be who the policy says (dstid), if it says.
@@ -139,11 +159,13 @@ impl Engine {
                     identity_text(idr),
                     identity_text(&expected)
                 );
+                self.release_draft(spi, child);
                 self.delete_ike_local(spi, "wrong responder identity");
                 return;
             }
         }
         let Ok(octets) = auth_octets(suite.prf, sa, keys, Signer::Responder, &id_body(idr)) else {
+            self.release_draft(spi, child);
             return;
         };
         let policy = sa.policy.clone();
@@ -187,6 +209,7 @@ impl Engine {
                 sa.policy,
                 sa.peer
             );
+            self.release_draft(spi, check.child);
             // RFC 7296 §2.21.2: tell the peer in a separate INFORMATIONAL
             // (sent once, unanswered), then forget the IKE SA.
             self.send_request(
@@ -207,9 +230,18 @@ impl Engine {
         };
         if let Some(draft) = check.child {
             if let Some(error) = Inbound::of(&check.message).error {
-                log::warn!("policy {}: no Child SA: peer says {error}", sa.policy);
+                log::warn!(
+                    "policy {}: no Child SA: peer refused it: {error}",
+                    sa.policy
+                );
+                self.release_spi(spi, draft.spi_in);
             } else {
-                self.complete_child_as_initiator(spi, draft, &check.message, None, &ni, &nr);
+                let spi_in = draft.spi_in;
+                let created =
+                    self.complete_child_as_initiator(spi, draft, &check.message, None, &ni, &nr);
+                if created.is_none() {
+                    self.release_spi(spi, spi_in);
+                }
             }
         }
         self.queue_additional_children(spi);

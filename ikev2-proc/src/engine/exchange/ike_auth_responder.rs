@@ -76,14 +76,17 @@ impl Engine {
         let (Some(idi), Some(auth_payload), Some(suite), Some(keys)) =
             (idi, auth_payload, sa.suite, sa.keys.as_ref())
         else {
-            log::info!("IKE SA {spi:016x}: IKE_AUTH without IDi or AUTH (EAP is not supported)");
-            self.refuse(request, NotifyType::AuthenticationFailed);
+            self.refuse(
+                request,
+                NotifyType::AuthenticationFailed,
+                "no IDi or no AUTH (EAP is not supported)",
+            );
             self.delete_ike_local(spi, "no AUTH");
             return;
         };
         let Some(policy_name) = self.policy_for_initiator(sa, idi) else {
-            log::warn!("{}: no policy for identity {}", sa.peer, identity_text(idi));
-            self.refuse(request, NotifyType::AuthenticationFailed);
+            let why = format!("no policy for identity {}", identity_text(idi));
+            self.refuse(request, NotifyType::AuthenticationFailed, &why);
             self.delete_ike_local(spi, "no policy for the identity");
             return;
         };
@@ -157,6 +160,7 @@ impl Engine {
         transport: bool,
     ) -> Result<(iked_common::wire::Proposal, ChildSuite, Selector, usize), NotifyType> {
         let Some(offer) = offer else {
+            log::warn!("policy {policy_name}: the peer's IKE_AUTH asks for no Child SA (no SA, TSi or TSr)");
             return Err(NotifyType::NoProposalChosen);
         };
         if let Some(why) = self.child_cap_reached(spi, false) {
@@ -166,13 +170,35 @@ impl Engine {
         let policy = self
             .policy(policy_name)
             .ok_or(NotifyType::NoProposalChosen)?;
-        let (proposal, suite) = proposals::select_child(&policy.child_proposals, &offer.sa, false)
-            .ok_or(NotifyType::NoProposalChosen)?;
+        let Some((proposal, suite)) =
+            proposals::select_child(&policy.child_proposals, &offer.sa, false)
+        else {
+            log::warn!(
+                "policy {policy_name}: none of the peer's {} Child SA proposals matches a childsa proposal",
+                offer.sa.proposals.len()
+            );
+            return Err(NotifyType::NoProposalChosen);
+        };
         if transport != offer.transport_requested {
+            log::warn!(
+                "policy {policy_name}: the peer asks for {} mode, the policy is {}",
+                if offer.transport_requested {
+                    "transport"
+                } else {
+                    "tunnel"
+                },
+                if transport { "transport" } else { "tunnel" }
+            );
             return Err(NotifyType::NoProposalChosen);
         }
-        let (flow, index) = selectors::narrow(&policy.flows, &offer.tsi, &offer.tsr)
-            .ok_or(NotifyType::TsUnacceptable)?;
+        let Some((flow, index)) = selectors::narrow(&policy.flows, &offer.tsi, &offer.tsr) else {
+            log::warn!(
+                "policy {policy_name}: the peer's traffic selectors {} / {} are outside the policy's flows",
+                selectors::ts_text(&offer.tsi),
+                selectors::ts_text(&offer.tsr)
+            );
+            return Err(NotifyType::TsUnacceptable);
+        };
         Ok((proposal, suite, flow, index))
     }
 
@@ -211,6 +237,7 @@ impl Engine {
         self.refuse(
             PeerRequest::new(spi, ExchangeType::IkeAuth, answer.message_id),
             NotifyType::AuthenticationFailed,
+            "the peer's AUTH does not verify",
         );
         self.delete_ike_local(spi, "AUTHENTICATION_FAILED");
     }
@@ -298,6 +325,8 @@ impl Engine {
                 let peer_spi = answer_peer_spi(&answer);
                 if let (Some(_), Some(peer_spi)) = (spi_out, peer_spi) {
                     new_child = Some((spi_in, peer_spi, *suite, *flow, *index));
+                } else {
+                    unused_spi = Some(spi_in);
                 }
             }
             (Some(Err(error)), ..) => {

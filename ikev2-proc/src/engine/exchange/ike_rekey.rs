@@ -159,31 +159,52 @@ impl Engine {
     ) {
         let request = PeerRequest::new(spi, ExchangeType::CreateChildSa, message_id);
         let (Some(offer), Some(ni), Some(ke)) = (msg.sa, msg.nonce, msg.ke) else {
-            return self.refuse(request, NotifyType::InvalidSyntax);
+            return self.refuse(
+                request,
+                NotifyType::InvalidSyntax,
+                "IKE SA rekey without SA, nonce or KE",
+            );
         };
         let Some((proposal, suite)) = proposals::select_ike(&policy.ike_proposals, offer) else {
-            return self.refuse(request, NotifyType::NoProposalChosen);
+            return self.refuse(
+                request,
+                NotifyType::NoProposalChosen,
+                "IKE SA rekey: no proposal matches an ikesa proposal",
+            );
         };
         let Some(peer_spi) = <[u8; 8]>::try_from(proposal.spi.as_slice())
             .ok()
             .map(u64::from_be_bytes)
             .filter(|s| *s != 0)
         else {
-            return self.refuse(request, NotifyType::InvalidSyntax);
+            return self.refuse(
+                request,
+                NotifyType::InvalidSyntax,
+                "IKE SA rekey: the new SPI is not 8 non-zero octets",
+            );
         };
         if ke.group.value() != suite.ke.iana_id() {
             let notify = Notify::new(
                 NotifyType::InvalidKePayload,
                 suite.ke.iana_id().to_be_bytes().to_vec(),
             );
-            self.answer_notify(request, notify);
+            let why = format!("IKE SA rekey: KE wants group {}", suite.ke.iana_id());
+            self.refuse_with(request, notify, &why);
             return;
         }
         let Ok((public, shared)) = self.respond_key_exchange(suite.ke, &ke.data) else {
-            return self.refuse(request, NotifyType::InvalidSyntax);
+            return self.refuse(
+                request,
+                NotifyType::InvalidSyntax,
+                "IKE SA rekey: invalid KE value",
+            );
         };
         let (Ok(our_spi), Ok(nr)) = (self.new_ike_spi(), self.random_bytes(NONCE_LEN)) else {
-            return self.refuse(request, NotifyType::TemporaryFailure);
+            return self.refuse(
+                request,
+                NotifyType::TemporaryFailure,
+                "IKE SA rekey: no SPI or nonce from the random source",
+            );
         };
         let ni = ni.clone();
         let mut answer = proposal.clone();

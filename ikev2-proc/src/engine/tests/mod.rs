@@ -9,6 +9,7 @@ mod handshake;
 mod ike_rekey;
 mod loss_retransmit;
 mod nat;
+mod refusals;
 mod robustness;
 
 use super::{Action, Engine, IkeState, Settings, Task};
@@ -534,8 +535,9 @@ fn assert_one_matching_ike(w: &World) -> u64 {
     a[0]
 }
 
-/// A's active policy keeps its outbound trap policy (for ACQUIRE) when no
-/// Child SA is up; nothing else stays.
+/// A policy keeps its outbound trap policy when no Child SA is up (an
+/// active one initiates on its ACQUIRE, a passive one holds its traffic
+/// back until the peer initiates); nothing else stays.
 fn assert_only_trap(node: &Node) {
     assert_eq!(node.policies.len(), 1, "{:?}", node.policies);
     assert_eq!(
