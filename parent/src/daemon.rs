@@ -123,6 +123,9 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
         iked_pfkey::socket::open_kernel_sockets(config.kernel).map_err(|e| e.to_string())?;
     log::info!("kernel interface: {}", kernel.kind.name());
     let udp = bind_udp(&ports, cli.natt_port, kernel.kind)?;
+    // pfkey's routes and source lookups: opened here, as every socket a
+    // child holds, so no child needs socket(2).
+    let route_socket = iked_pfkey::route_socket::open_route_socket()?;
     let control = ControlServer::bind(&cli.socket, control_group).map_err(|e| e.to_string())?;
 
     let mut daemon = Daemon {
@@ -143,6 +146,7 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
         cli.foreground,
         udp,
         kernel,
+        route_socket,
         user.uid.as_raw(),
         user.gid.as_raw(),
     );
@@ -318,6 +322,7 @@ impl Daemon {
             Role::Pfkey => ChildConfig::Pfkey {
                 generation,
                 flows: crate::flows::flows_of(&self.config.policies),
+                routing: self.config.routing,
             },
             _ => ChildConfig::Ca {
                 generation,
@@ -331,6 +336,7 @@ impl Daemon {
         log_to_stderr: bool,
         udp: Vec<(DescriptorPurpose, OwnedFd)>,
         kernel: iked_pfkey::socket::KernelSockets,
+        route_socket: OwnedFd,
         uid: u32,
         gid: u32,
     ) -> Result<(), String> {
@@ -351,6 +357,7 @@ impl Daemon {
                         kernel.requests,
                     ),
                     (DescriptorPurpose::KernelEvents(kernel.kind), kernel.events),
+                    (DescriptorPurpose::RouteNetlink, route_socket),
                 ],
             ),
             (Role::Ikev2, {
@@ -722,6 +729,7 @@ impl Daemon {
     /// Removes from the kernel what pfkey reported as installed and did not
     /// remove itself.
     fn flush_installed(&mut self) {
+        self.flush_routes();
         if self.installed.is_empty() {
             return;
         }
@@ -729,6 +737,22 @@ impl Daemon {
         log::warn!("flushing {} kernel entries left by pfkey", entries.len());
         if let Err(e) = iked_pfkey::remove_entries(self.kernel_kind, &entries) {
             log::error!("flushing kernel entries: {e}");
+        }
+    }
+
+    /// Removes our routes and rule, whatever pfkey did: our own table makes
+    /// that one flush (nothing to do after pfkey's own flush at stop).
+    fn flush_routes(&mut self) {
+        if !self.config.routing.enabled {
+            return;
+        }
+        match iked_pfkey::routes::flush_routes(self.config.routing.table) {
+            Ok(0) => {}
+            Ok(n) => log::warn!(
+                "removed {n} routes pfkey left in table {}",
+                self.config.routing.table
+            ),
+            Err(e) => log::error!("flushing routing table {}: {e}", self.config.routing.table),
         }
     }
 
