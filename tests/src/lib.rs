@@ -129,7 +129,10 @@ impl Daemon {
             scratch,
             exited: None,
         };
-        if let Err(e) = daemon.wait_for_log("started:", Duration::from_secs(10)) {
+        // The emulated kernel lab, sharing the host's cores with other
+        // VMs, can take far longer to exec four debug binaries.
+        let start_wait = Duration::from_secs(if in_kernel_lab() { 60 } else { 10 });
+        if let Err(e) = daemon.wait_for_log("started:", start_wait) {
             panic!(
                 "iked did not start: {e}\n--- log ---\n{}",
                 daemon.log_text()
