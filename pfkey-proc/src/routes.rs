@@ -226,12 +226,16 @@ impl RouteManager {
     }
 
     /// Removes every route and rule of ours (stop, or routes turned off);
-    /// the SAs stay tracked, so routes come back if turned on again.
+    /// the SAs stay tracked, so routes come back if turned on again. With
+    /// routes off the table is not ours: it is left alone.
     pub fn remove_all(&mut self) {
         for routed in self.routed.values_mut() {
             routed.route = None;
         }
         self.rules = [false; 2];
+        if !self.settings.enabled {
+            return;
+        }
         match self
             .socket
             .flush_table(self.settings.table, ROUTING_RULE_PRIORITY)
