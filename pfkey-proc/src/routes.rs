@@ -203,7 +203,11 @@ impl RouteManager {
             route: None,
         });
         entry.sas.insert(need.sa);
-        if entry.sas.len() == 1 && self.settings.enabled {
+        // A network not routed yet (new, or its route failed or was not
+        // needed when its first SA came) is looked at again: the host's
+        // routes may have changed since.
+        if entry.route.is_none() && self.settings.enabled {
+            entry.need = need;
             self.install(need.remote);
         }
     }
