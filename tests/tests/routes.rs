@@ -168,3 +168,62 @@ fn a_new_start_clears_what_an_earlier_run_left_and_noroutes_leaves_the_table_alo
     );
     let _ = Command::new("ip").args(["netns", "del", ns]).status();
 }
+
+/// Issue 12 through the real processes: a policy without `local` makes
+/// ikev2 ask pfkey for the source address (ikev2 opens no socket); the
+/// IKE SA to strongSwan comes up from the address the kernel picks.
+#[test]
+#[ignore = "needs root, network namespaces and strongSwan: run by .ci/run"]
+fn an_initiation_without_a_local_address_takes_its_source_from_pfkey() {
+    use iked_tests::lab::{Lab, Side, Strongswan, SwanKernel, PSK_GCM};
+    use iked_tests::{show_sa, wait_until};
+    require_root("an_initiation_without_a_local_address_takes_its_source_from_pfkey");
+    let conn = PSK_GCM;
+    let lab = Lab::new("rtsrc");
+    let swan = Strongswan::start(&lab, Side::B, SwanKernel::Libipsec, &[conn]);
+    // Host to host (no from/to) and no local address: the IKE SA only.
+    let policy = format!(
+        "ikev2 \"{name}\" passive esp peer {peer} \\\n  ikesa enc aes-128-gcm prf hmac-sha2-256 group curve25519 \\\n  srcid {srcid} dstid {dstid} psk \"{psk}\"\n",
+        name = conn.name,
+        peer = Side::B.outer_v4(),
+        srcid = Side::A.id(),
+        dstid = Side::B.id(),
+        psk = iked_tests::lab::LAB_PSK,
+    );
+    let iked = Daemon::start_in(Some(&lab.a), "rtsrc", &format!("set passive\n{policy}"));
+    let out = iked.ikectl(&["initiate", conn.name]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let context = || {
+        format!(
+            "--- iked ---\n{}\n--- strongSwan ---\n{}",
+            iked.log_text(),
+            swan.list_sas()
+        )
+    };
+    wait_until(
+        "the IKE SA established from the looked-up source",
+        Duration::from_secs(30),
+        || {
+            show_sa(&iked)
+                .iter()
+                // Port 4500: strongSwan's libipsec forces NAT-T.
+                .any(|sa| {
+                    sa["state"] == "established"
+                        && sa["local"]
+                            .as_str()
+                            .is_some_and(|l| l.starts_with("198.18.0.1:"))
+                })
+                && swan.list_sas().contains("ESTABLISHED")
+        },
+        context,
+    );
+    let log = iked.log_text();
+    assert!(
+        log.contains("source address 198.18.0.1 towards 198.18.0.2"),
+        "{log}"
+    );
+}
