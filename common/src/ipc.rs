@@ -21,6 +21,7 @@ use crate::kernel::{
     Flow, IpsecProtocol, KernelEntry, KernelEvent, KernelFailure, KernelSocketKind,
     PolicyDirection, PolicyParams, SaCounters, SaId, SaParams, Selector,
 };
+use crate::routing::RouteSettings;
 use std::net::IpAddr;
 
 pub mod channel;
@@ -31,7 +32,9 @@ pub use zeroizing::SecretBuffer;
 /// Bumped whenever any message below changes shape; checked in the startup
 /// handshake so a parent never talks to a child from another build.
 /// Version 3: framed messages (see [`channel`]); `SaList` carries the total.
-pub const IPC_VERSION: u32 = 3;
+/// Version 4: routes (pfkey's route socket and settings) and source
+/// address lookups answered by pfkey.
+pub const IPC_VERSION: u32 = 4;
 
 /// Largest message a process accepts, reassembled from its frames;
 /// anything larger is refused, never truncated. A policy takes about 170
@@ -106,6 +109,9 @@ pub enum DescriptorPurpose {
     KernelEvents(KernelSocketKind),
     /// This child's end of a channel to a sibling process.
     Sibling(Role),
+    /// A NETLINK_ROUTE socket, to pfkey: routes for tunnel-mode Child SAs
+    /// and the source address lookups ikev2 asks for.
+    RouteNetlink,
 }
 
 /// The part of the configuration each child is given: never more than it needs.
@@ -124,6 +130,9 @@ pub enum ChildConfig {
         generation: u64,
         /// Everything pfkey may install; requests outside are refused.
         flows: Vec<Flow>,
+        /// Whether and where pfkey routes the remote networks of tunnel-mode
+        /// Child SAs.
+        routing: RouteSettings,
     },
     Ca {
         generation: u64,
@@ -313,6 +322,13 @@ pub enum Ikev2ToPfkey {
         id: u64,
         sas: Vec<SaId>,
     },
+    /// The source address the kernel would use towards `peer` (a route
+    /// lookup, which needs a socket ikev2 may not open). Answered by
+    /// [`PfkeyToIkev2::SourceAddress`] or [`PfkeyToIkev2::Failed`].
+    LookupSource {
+        id: u64,
+        peer: IpAddr,
+    },
 }
 
 /// At most this many SAs in one [`Ikev2ToPfkey::GetCounters`]; pfkey
@@ -347,6 +363,12 @@ pub enum PfkeyToIkev2 {
     },
     /// Something the kernel reported on its own (ACQUIRE, EXPIRE).
     Event(KernelEvent),
+    /// The answer to [`Ikev2ToPfkey::LookupSource`]: the kernel's preferred
+    /// source address towards that peer.
+    SourceAddress {
+        id: u64,
+        source: IpAddr,
+    },
 }
 
 /// ikev2 → ca.

@@ -12,6 +12,7 @@
 //!   (`Encryption::from_encr`, `Integrity::from_integ`).
 //! - [`child`]: a child's start-up, its [`child::ChildError`] and exit
 //!   status; [`privileges`], [`logging`], [`event`], [`limits`].
+//! - [`routing`]: the routes pfkey installs for tunnel-mode Child SAs.
 
 pub mod child;
 pub mod config;
@@ -22,4 +23,5 @@ pub mod kernel;
 pub mod limits;
 pub mod logging;
 pub mod privileges;
+pub mod routing;
 pub mod wire;

@@ -5,7 +5,7 @@
 //! |---------|----------------|------------|---------------|-----------------------------------------|
 //! | parent  | root           | no         | all (root)    | config file, control socket             |
 //! | ikev2   | `_iked`        | /var/empty | none          | UDP 500/4500 sockets, IKE SA state      |
-//! | pfkey   | `_iked_pfkey`  | /var/empty | CAP_NET_ADMIN | kernel key sockets (XFRM or PF_KEY)     |
+//! | pfkey   | `_iked_pfkey`  | /var/empty | CAP_NET_ADMIN | kernel key sockets, NETLINK_ROUTE socket |
 //! | ca      | `_iked_ca`     | /var/empty | none          | PSKs, private keys, CA certs, CRLs      |
 //!
 //! Every child also sets PR_SET_NO_NEW_PRIVS and has no supplementary groups.
@@ -66,7 +66,8 @@ pub const PROCESS_PRIVILEGES: [Privileges; 4] = [
         confined: true,
         user: Some(PFKEY_USER),
         capabilities: &[Capability::CAP_NET_ADMIN],
-        holds: "the kernel key sockets (XFRM netlink or PF_KEY)",
+        holds: "the kernel key sockets (XFRM netlink or PF_KEY); a NETLINK_ROUTE socket for \
+                routes and source address lookups",
     },
     Privileges {
         role: Role::Ca,

@@ -102,6 +102,14 @@ fn drive(
                         id,
                         counters: sas.into_iter().map(|sa| (sa, None)).collect(),
                     },
+                    Ikev2ToPfkey::LookupSource { id, peer } => PfkeyToIkev2::Failed {
+                        id,
+                        failure: iked_common::kernel::KernelFailure {
+                            kind: iked_common::kernel::FailureKind::NotFound,
+                            errno: 0,
+                            message: format!("the benchmark routes nothing to {peer}"),
+                        },
+                    },
                 };
                 engine.handle_pfkey(now, reply).expect("pfkey");
             }

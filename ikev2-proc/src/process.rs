@@ -6,10 +6,12 @@
 //! The shell adds and strips the non-ESP marker on the NAT-T port
 //! (RFC 3948 §2.2) and learns the local address of each datagram with
 //! IP_PKTINFO / IPV6_RECVPKTINFO (the sockets are bound to the wildcard),
-//! so that answers leave from the address the request reached.
+//! so that answers leave from the address the request reached. It opens
+//! no socket: where a policy names no local address, the engine asks
+//! pfkey for the source address towards the peer.
 
 use std::io::{IoSlice, IoSliceMut};
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::Instant;
 
@@ -107,9 +109,8 @@ fn serve(log_to_stderr: bool) -> Result<(), ChildError> {
     let settings = Settings::default();
     let natt_port = settings.natt_port;
     // No randomness, no cookie secret, SPIs or nonces: refuse to run.
-    let mut engine = Engine::new(settings, Box::new(OpensslRandom), Instant::now())
+    let engine = Engine::new(settings, Box::new(OpensslRandom), Instant::now())
         .map_err(|e| ChildError::Setup(format!("cannot start the IKEv2 engine: {e}")))?;
-    engine.set_local_address_resolver(Box::new(route_source));
     let mut process = Ikev2Process {
         started,
         pfkey: Channel::new(pfkey),
@@ -123,18 +124,6 @@ fn serve(log_to_stderr: bool) -> Result<(), ChildError> {
         send_failure_log: RateLimit::new(5, std::time::Duration::from_secs(1)),
     };
     process.run()
-}
-
-/// The source address the kernel would pick towards `peer`: a connected
-/// UDP socket sends nothing but answers getsockname.
-fn route_source(peer: IpAddr) -> Option<IpAddr> {
-    let bind = match peer {
-        IpAddr::V4(_) => "0.0.0.0:0",
-        IpAddr::V6(_) => "[::]:0",
-    };
-    let socket = UdpSocket::bind(bind).ok()?;
-    socket.connect(SocketAddr::new(peer, 500)).ok()?;
-    socket.local_addr().ok().map(|a| a.ip())
 }
 
 impl Ikev2Process {

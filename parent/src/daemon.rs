@@ -125,6 +125,9 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
         iked_pfkey::socket::open_kernel_sockets(config.kernel).map_err(|e| e.to_string())?;
     log::info!("kernel interface: {}", kernel.kind.name());
     let udp = bind_udp(&ports, cli.natt_port, kernel.kind)?;
+    // pfkey's routes and source lookups: opened here, as every socket a
+    // child holds, so no child needs socket(2).
+    let route_socket = iked_pfkey::route_socket::open_route_socket()?;
     let control = ControlServer::bind(&cli.socket, control_group).map_err(|e| e.to_string())?;
 
     let mut daemon = Daemon {
@@ -143,7 +146,7 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
         lost: Vec::new(),
         child_send_failure: None,
     };
-    let started = daemon.start_children(cli.foreground, udp, kernel, &users);
+    let started = daemon.start_children(cli.foreground, udp, kernel, route_socket, &users);
     if let Err(e) = started {
         log::error!("{e}");
         return Ok(daemon.fail_stop());
@@ -320,6 +323,7 @@ impl Daemon {
             Role::Pfkey => ChildConfig::Pfkey {
                 generation,
                 flows: crate::flows::flows_of(&self.config.policies, self.natt_port),
+                routing: self.config.routing,
             },
             _ => ChildConfig::Ca {
                 generation,
@@ -333,6 +337,7 @@ impl Daemon {
         log_to_stderr: bool,
         udp: Vec<(DescriptorPurpose, OwnedFd)>,
         kernel: iked_pfkey::socket::KernelSockets,
+        route_socket: OwnedFd,
         users: &RoleUsers,
     ) -> Result<(), String> {
         let pair = || ipc::seqpacket_pair().map_err(|e| format!("socketpair: {e}"));
@@ -352,6 +357,7 @@ impl Daemon {
                         kernel.requests,
                     ),
                     (DescriptorPurpose::KernelEvents(kernel.kind), kernel.events),
+                    (DescriptorPurpose::RouteNetlink, route_socket),
                 ],
             ),
             (Role::Ikev2, {
@@ -780,6 +786,7 @@ impl Daemon {
     /// installed but never got to report: killed between the kernel's
     /// answer and its report). Called when every child has exited.
     fn flush_installed(&mut self) {
+        self.flush_routes();
         if !self.installed.is_empty() {
             let entries: Vec<KernelEntry> = self.installed.drain().collect();
             log::warn!("flushing {} kernel entries left by pfkey", entries.len());
@@ -796,6 +803,22 @@ impl Daemon {
             }
             Ok(_) => {}
             Err(e) => log::error!("looking for kernel entries of ours: {e}"),
+        }
+    }
+
+    /// Removes our routes and rule, whatever pfkey did: our own table makes
+    /// that one flush (nothing to do after pfkey's own flush at stop).
+    fn flush_routes(&mut self) {
+        if !self.config.routing.enabled {
+            return;
+        }
+        match iked_pfkey::routes::flush_routes(self.config.routing.table) {
+            Ok(0) => {}
+            Ok(n) => log::warn!(
+                "removed {n} routes pfkey left in table {}",
+                self.config.routing.table
+            ),
+            Err(e) => log::error!("flushing routing table {}: {e}", self.config.routing.table),
         }
     }
 

@@ -11,7 +11,9 @@
 //! backend imports the other, and `backend` imports neither. [`socket`]
 //! opens the sockets for the parent. A request that fails is a
 //! [`iked_common::kernel::KernelFailure`]; an interface that cannot be
-//! used at all is a [`backend::BackendError`].
+//! used at all is a [`backend::BackendError`]. [`routes`] routes the
+//! remote networks of tunnel-mode SAs and answers source lookups, over
+//! [`route_socket`] with its codec [`rtnetlink_codec`].
 
 pub mod backend;
 pub mod bypass;
@@ -23,6 +25,9 @@ pub mod pfkey;
 pub mod pfkey_codec;
 pub mod process;
 pub mod reqids;
+pub mod route_socket;
+pub mod routes;
+pub mod rtnetlink_codec;
 pub mod sa_limits;
 pub mod service;
 pub mod socket;

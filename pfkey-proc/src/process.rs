@@ -14,6 +14,8 @@ use iked_common::logging;
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
+use crate::route_socket::RouteSocket;
+use crate::routes::RouteManager;
 use crate::service::{Outcome, PfkeyService};
 
 const PARENT: u64 = 0;
@@ -70,6 +72,9 @@ fn serve(log_to_stderr: bool) -> Result<(), ChildError> {
     let (kind, requests) = take_kernel(&mut started, false).ok_or("no kernel socket was given")?;
     let (event_kind, events) =
         take_kernel(&mut started, true).ok_or("no kernel event socket was given")?;
+    let route_socket = started
+        .take(DescriptorPurpose::RouteNetlink)
+        .ok_or("no route socket was given")?;
     if event_kind != kind {
         return Err(ChildError::Setup(
             "kernel request and event sockets are of different kinds".into(),
@@ -82,6 +87,7 @@ fn serve(log_to_stderr: bool) -> Result<(), ChildError> {
     }
     let mut service =
         PfkeyService::new(kind, requests, events).map_err(|e| ChildError::Setup(e.to_string()))?;
+    service.attach_routes(RouteManager::new(RouteSocket::new(route_socket)?));
     log::info!("kernel interface: {}", kind.name());
     // Before ikev2's first request: what a previous instance left (it
     // died together with its pfkey) goes first.

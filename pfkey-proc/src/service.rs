@@ -18,6 +18,7 @@ use crate::flows;
 use crate::marking::{sweep_marked, MarkedBackend, Swept};
 use crate::pfkey::PfkeyBackend;
 use crate::reqids::{ReqidOwner, ReqidOwners};
+use crate::routes::{RouteManager, RouteNeed};
 use crate::xfrm::XfrmBackend;
 
 /// Most kernel entries pfkey keeps at once for ikev2: a compromised or
@@ -53,6 +54,9 @@ pub struct PfkeyService {
     sas_by_policy: HashMap<String, usize>,
     /// The policy each reqid of our entries belongs to (crate::reqids).
     reqids: ReqidOwners,
+    /// Routes for tunnel-mode SAs and source lookups (see [`crate::routes`]);
+    /// None only in tests of the bookkeeping alone.
+    routes: Option<RouteManager>,
 }
 
 /// Builds the backend for sockets the parent opened.
@@ -120,7 +124,19 @@ impl PfkeyService {
             sa_policy: HashMap::new(),
             sas_by_policy: HashMap::new(),
             reqids: ReqidOwners::default(),
+            routes: None,
         })
+    }
+
+    /// Takes the route manager: from now on tunnel-mode SAs get routes and
+    /// source lookups are answered.
+    pub fn attach_routes(&mut self, routes: RouteManager) {
+        self.routes = Some(routes);
+    }
+
+    /// The route manager, for tests and diagnostics.
+    pub fn routes_mut(&mut self) -> Option<&mut RouteManager> {
+        self.routes.as_mut()
     }
 
     pub fn kind(&self) -> KernelSocketKind {
@@ -153,8 +169,11 @@ impl PfkeyService {
     pub fn apply_config(&mut self, config: &ChildConfig) -> Outcome {
         let mut outcome = Outcome::default();
         self.generation = config.generation();
-        if let ChildConfig::Pfkey { flows, .. } = config {
+        if let ChildConfig::Pfkey { flows, routing, .. } = config {
             self.flows = flows.clone();
+            if let Some(routes) = self.routes.as_mut() {
+                routes.apply_settings(*routing);
+            }
         } else {
             log::warn!("pfkey: ignoring a configuration meant for another process");
             return outcome;
@@ -198,6 +217,9 @@ impl PfkeyService {
     fn forget(&mut self, entry: &KernelEntry, outcome: &mut Outcome) {
         self.reqids.release(entry);
         if let KernelEntry::Sa(id) = entry {
+            if let Some(routes) = self.routes.as_mut() {
+                routes.sa_removed(id);
+            }
             self.allocated.remove(id);
             if let Some(policy) = self.sa_policy.remove(id) {
                 if let Some(count) = self.sas_by_policy.get_mut(&policy) {
@@ -333,6 +355,7 @@ impl PfkeyService {
                         self.allocated.remove(&sa.id);
                         self.reqids.bind(sa.reqid, owner, entry.clone());
                         self.added(entry, &mut outcome);
+                        self.route_sa(&sa);
                         if self.sa_policy.insert(sa.id, policy.clone()).is_none() {
                             *self.sas_by_policy.entry(policy).or_default() += 1;
                         }
@@ -375,10 +398,36 @@ impl PfkeyService {
                 (id, self.delete_ours(id, entry, &mut outcome))
             }
             Ikev2ToPfkey::GetCounters { id, sas } => (id, self.counters(id, sas)),
+            Ikev2ToPfkey::LookupSource { id, peer } => {
+                let result = match self.routes.as_mut() {
+                    Some(routes) => routes.lookup_source(peer),
+                    None => Err(local_failure(
+                        FailureKind::Unsupported,
+                        "source lookup: pfkey has no route socket".into(),
+                    )),
+                }
+                .map(|source| PfkeyToIkev2::SourceAddress { id, source });
+                (id, result)
+            }
         };
         let reply = self.reply(id, result);
         outcome.to_ikev2.push(reply);
         outcome
+    }
+
+    /// Routes the remote network of `sa` if it is an outbound tunnel-mode
+    /// SA of ours (from our gateway address to a flow's peer).
+    fn route_sa(&mut self, sa: &iked_common::kernel::SaParams) {
+        let outbound = self
+            .flows
+            .iter()
+            .any(|f| f.local == sa.id.src && f.peer == sa.id.dst && f.local != f.peer);
+        if !outbound || sa.mode != iked_common::kernel::IpsecMode::Tunnel {
+            return;
+        }
+        if let Some(routes) = self.routes.as_mut() {
+            routes.sa_installed(RouteNeed::of(sa.id, &sa.selector));
+        }
     }
 
     /// Whether `policy` may have one more SA: an SA already counted
@@ -531,6 +580,9 @@ impl PfkeyService {
         entries.sort_by_key(|e| matches!(e, KernelEntry::Policy { .. }));
         for entry in entries {
             self.remove_entry(&entry, &mut outcome);
+        }
+        if let Some(routes) = self.routes.as_mut() {
+            routes.remove_all();
         }
         if !self.installed.is_empty() {
             log::error!(
@@ -717,6 +769,7 @@ mod tests {
         service.apply_config(&ChildConfig::Pfkey {
             generation: 1,
             flows: vec![flow()],
+            routing: Default::default(),
         });
         Harness {
             service,
@@ -1059,6 +1112,7 @@ mod tests {
         h.service.apply_config(&ChildConfig::Pfkey {
             generation: 2,
             flows: vec![flow(), other.clone()],
+            routing: Default::default(),
         });
         let site_sa = |spi| sa("192.0.2.1", "192.0.2.2", spi, site());
         for n in 0..MAX_SAS_PER_POLICY as u32 {
@@ -1345,6 +1399,7 @@ mod tests {
         h.service.apply_config(&ChildConfig::Pfkey {
             generation: 2,
             flows: vec![flow(), other.clone()],
+            routing: Default::default(),
         });
         // site's SA takes REQID.
         let o = h.service.handle_request(Ikev2ToPfkey::AddSa {

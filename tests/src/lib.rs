@@ -191,7 +191,14 @@ impl Daemon {
             scratch,
             exited: None,
         };
-        if let Err(e) = daemon.wait_for_log("started:", timeout) {
+        // The emulated kernel lab, sharing the host's cores with other
+        // VMs, can take far longer to exec four debug binaries.
+        let start_wait = if in_kernel_lab() {
+            timeout.max(Duration::from_secs(60))
+        } else {
+            timeout
+        };
+        if let Err(e) = daemon.wait_for_log("started:", start_wait) {
             panic!(
                 "iked did not start: {e}\n--- log ---\n{}",
                 daemon.log_text()

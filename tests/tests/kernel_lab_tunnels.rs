@@ -1,7 +1,11 @@
 //! Tunnels carrying traffic through real ESP, in the kernel lab (Debian's
 //! stock kernel under qemu, tests/lab/kernel-lab.sh): iked to iked and iked
 //! to strongSwan (kernel XFRM) in both directions, a Child SA rekeyed under
-//! a running ping, and a tunnel started by the kernel's ACQUIRE.
+//! a running ping, and a tunnel started by the kernel's ACQUIRE. iked and
+//! strongSwan route their tunnels themselves: no side running either gets
+//! a hand-added route (`Lab::with_hand_routes`), except where traffic must
+//! reach a trap policy before any Child SA (and so any route of ours)
+//! exists.
 //!
 //! On the build machine each test boots the VM and runs itself inside it,
 //! where IKED_KERNEL_LAB is set.
@@ -69,23 +73,33 @@ impl Capture {
 }
 
 fn ping(lab: &Lab, conn: Connection, count: u32, interval: &str) -> (u32, String) {
-    let src = format!("10.{}.{}.1", Side::A.inner_net(), conn.inner);
-    let dst = format!("10.{}.{}.1", Side::B.inner_net(), conn.inner);
-    let out = lab.exec(
-        Side::A,
-        &[
-            "ping",
-            "-c",
-            &count.to_string(),
-            "-i",
-            interval,
-            "-W",
-            "1",
-            "-I",
-            &src,
-            &dst,
-        ],
-    );
+    ping_from(lab, Side::A, conn, count, interval, true)
+}
+
+fn inner_address(side: Side, conn: Connection) -> String {
+    format!("10.{}.{}.1", side.inner_net(), conn.inner)
+}
+
+/// Pings the other side's inner address from `from`; with `bind_source`
+/// from `from`'s inner address (`-I`), else from whatever source the
+/// routes give.
+fn ping_from(
+    lab: &Lab,
+    from: Side,
+    conn: Connection,
+    count: u32,
+    interval: &str,
+    bind_source: bool,
+) -> (u32, String) {
+    let src = inner_address(from, conn);
+    let dst = inner_address(from.other(), conn);
+    let count = count.to_string();
+    let mut args = vec!["ping", "-c", &count, "-i", interval, "-W", "1"];
+    if bind_source {
+        args.extend(["-I", &src]);
+    }
+    args.push(&dst);
+    let out = lab.exec(from, &args);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let received = text
         .lines()
@@ -105,8 +119,23 @@ fn assert_ping_goes_through_esp(
     conn: Connection,
     context: &dyn Fn() -> String,
 ) {
+    assert_ping_from_goes_through_esp(lab, a, conn, Side::A, true, context)
+}
+
+/// The same, with the ping sent from side `from`, from its inner address
+/// (`bind_source`) or from the source its routes give: each side must put
+/// at least five ESP packets on the wire (echo requests one way, replies
+/// the other) and nothing in clear.
+fn assert_ping_from_goes_through_esp(
+    lab: &Lab,
+    a: &Daemon,
+    conn: Connection,
+    from: Side,
+    bind_source: bool,
+    context: &dyn Fn() -> String,
+) {
     let captures = [Capture::start(lab, Side::A), Capture::start(lab, Side::B)];
-    let (received, text) = ping(lab, conn, 5, "0.2");
+    let (received, text) = ping_from(lab, from, conn, 5, "0.2", bind_source);
     assert_eq!(
         received,
         5,
@@ -116,6 +145,7 @@ fn assert_ping_goes_through_esp(
     for (side, capture) in [Side::A, Side::B].into_iter().zip(captures) {
         let wire = capture.stop();
         let esp = wire.lines().filter(|l| l.contains("ESP(spi=")).count();
+        println!("side {side:?} sent {esp} ESP packets for 5 pings from {from:?}");
         assert!(esp >= 5, "side {side:?} sent {esp} ESP packets:\n{wire}");
         let clear: Vec<&str> = wire
             .lines()
@@ -170,7 +200,8 @@ fn modprobe() {
 fn iked_to_iked(initiator: Side) {
     modprobe();
     let conn = PSK_GCM;
-    let lab = Lab::new("t");
+    // Both sides route their own tunnels.
+    let lab = Lab::with_hand_routes("t", &[]);
     let a = Daemon::start_in(
         Some(&lab.a),
         "a",
@@ -208,7 +239,8 @@ fn iked_to_iked(initiator: Side) {
 fn iked_to_strongswan(iked_initiates: bool) {
     modprobe();
     let conn = PSK_GCM;
-    let lab = Lab::new("s");
+    // iked and strongSwan (install_routes) route their own tunnels.
+    let lab = Lab::with_hand_routes("s", &[]);
     let swan = Strongswan::start(&lab, Side::B, SwanKernel::Netlink, &[conn]);
     let a = Daemon::start_in(
         Some(&lab.a),
@@ -293,7 +325,7 @@ fn child_rekey_under_ping_loses_at_most_one_packet() {
     }
     modprobe();
     let conn = PSK_GCM;
-    let lab = Lab::new("k");
+    let lab = Lab::with_hand_routes("k", &[]);
     let a = Daemon::start_in(
         Some(&lab.a),
         "a",
@@ -351,7 +383,10 @@ fn traffic_starts_the_tunnel_through_acquire() {
     }
     modprobe();
     let conn = PSK_GCM;
-    let lab = Lab::new("q");
+    // A's first packet must reach its trap policy before any Child SA (and
+    // so any route of ours) exists: A keeps its hand-added route. B answers
+    // through the route iked installs with the Child SA.
+    let lab = Lab::with_hand_routes("q", &[Side::A]);
     let a = Daemon::start_in(
         Some(&lab.a),
         "a",
@@ -479,4 +514,130 @@ fn passive_policy_sends_nothing_in_clear_until_strongswan_initiates_camellia() {
         swan.list_sas()
     );
     assert_ping_goes_through_esp(&lab, &a, conn, &context);
+}
+
+/// What `ip` shows of the routes and rules in one side's namespace.
+fn routing_state(lab: &Lab, side: Side) -> String {
+    let mut text = String::new();
+    for args in [
+        &["ip", "route", "show", "table", "all"][..],
+        &["ip", "-6", "route", "show", "table", "all"][..],
+        &["ip", "rule", "show"][..],
+        &["ip", "-6", "rule", "show"][..],
+    ] {
+        let out = lab.exec(side, args);
+        text += &format!(
+            "$ {}\n{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    text
+}
+
+/// Issue 17: no hand-added route on either side. iked routes the remote
+/// network into its own table (with its inner address as source, so a ping
+/// without `-I` enters the tunnel), strongSwan into its table 220; pings
+/// cross in ESP both ways, counted on the wire in each direction; after
+/// `ikectl terminate` iked's route and rule are gone.
+#[test]
+#[ignore = "needs root, strongSwan and the kernel lab (qemu): run by .ci/run"]
+fn iked_routes_its_tunnel_to_strongswan_and_removes_the_route_at_terminate() {
+    if !in_kernel_lab() {
+        return run_in_kernel_lab(
+            "iked_routes_its_tunnel_to_strongswan_and_removes_the_route_at_terminate",
+            300,
+        );
+    }
+    modprobe();
+    let conn = PSK_GCM;
+    let lab = Lab::with_hand_routes("r", &[]);
+    let remote_net = format!("10.{}.{}.0/24", Side::B.inner_net(), conn.inner);
+    let before = routing_state(&lab, Side::A);
+    assert!(
+        !before.contains(&remote_net) && !before.contains("lookup 222"),
+        "no route to {remote_net} before the tunnel:\n{before}"
+    );
+    let swan = Strongswan::start(&lab, Side::B, SwanKernel::Netlink, &[conn]);
+    let a = Daemon::start_in(
+        Some(&lab.a),
+        "a",
+        &format!("set passive\n{}", iked_policy(conn, Side::A, false, "")),
+    );
+    let out = a.ikectl(&["initiate", conn.name]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let context = || {
+        format!(
+            "--- iked ---\n{}\n--- strongSwan ---\n{}\n--- A's routes ---\n{}\n--- B's routes ---\n{}",
+            a.log_text(),
+            swan.list_sas(),
+            routing_state(&lab, Side::A),
+            routing_state(&lab, Side::B)
+        )
+    };
+    wait_until(
+        "installed Child SAs on iked and strongSwan",
+        Duration::from_secs(30),
+        || !installed_children(&a, conn.name).is_empty() && swan.list_sas().contains("INSTALLED"),
+        context,
+    );
+    let table = String::from_utf8_lossy(
+        &lab.exec(Side::A, &["ip", "route", "show", "table", "222"])
+            .stdout,
+    )
+    .into_owned();
+    println!("iked's table 222 on side A:\n{table}");
+    assert!(
+        table.lines().any(|l| l.trim()
+            == format!(
+                "{remote_net} dev veth-a proto static scope link src {}",
+                inner_address(Side::A, conn)
+            )),
+        "iked's route, with the inner source:\n{}",
+        context()
+    );
+    let rules =
+        String::from_utf8_lossy(&lab.exec(Side::A, &["ip", "rule", "show"]).stdout).into_owned();
+    assert!(
+        rules
+            .lines()
+            .any(|l| l.starts_with("222:") && l.contains("lookup 222")),
+        "{rules}"
+    );
+    let main =
+        String::from_utf8_lossy(&lab.exec(Side::A, &["ip", "route", "show"]).stdout).into_owned();
+    assert!(
+        !main.contains(&remote_net),
+        "the main table is untouched:\n{main}"
+    );
+    // Both ways, without -I: each side's routes pick its inner source.
+    assert_ping_from_goes_through_esp(&lab, &a, conn, Side::A, false, &context);
+    assert_ping_from_goes_through_esp(&lab, &a, conn, Side::B, false, &context);
+
+    let out = a.ikectl(&["terminate", conn.name]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_until(
+        "the IKE SA gone after terminate",
+        Duration::from_secs(15),
+        || show_sa(&a).is_empty(),
+        context,
+    );
+    wait_until(
+        "iked's route and rule gone after terminate",
+        Duration::from_secs(10),
+        || {
+            let after = routing_state(&lab, Side::A);
+            !after.contains(&remote_net) && !after.contains("lookup 222")
+        },
+        context,
+    );
+    println!("side A after terminate:\n{}", routing_state(&lab, Side::A));
 }

@@ -37,17 +37,21 @@ fn sh(command: &str) -> String {
 
 /// A NETLINK_XFRM socket, as the parent opens it (nix has no constant).
 fn xfrm_socket() -> OwnedFd {
+    netlink_socket(nix::libc::NETLINK_XFRM)
+}
+
+fn netlink_socket(protocol: i32) -> OwnedFd {
     // SAFETY: a plain system call with integer arguments.
     let fd = unsafe {
         nix::libc::socket(
             nix::libc::AF_NETLINK,
             nix::libc::SOCK_RAW | nix::libc::SOCK_CLOEXEC,
-            nix::libc::NETLINK_XFRM,
+            protocol,
         )
     };
     assert!(
         fd >= 0,
-        "NETLINK_XFRM socket: {}",
+        "netlink socket ({protocol}): {}",
         std::io::Error::last_os_error()
     );
     // SAFETY: socket(2) just returned this descriptor to us alone.
@@ -160,6 +164,7 @@ fn pfkey_process_serves_only_the_configured_flows_over_ipc() {
             }
         );
         let (requests, events) = (xfrm_socket(), xfrm_socket());
+        let routes = netlink_socket(nix::libc::NETLINK_ROUTE);
         for (purpose, fd) in [
             (
                 DescriptorPurpose::KernelRequests(KernelSocketKind::Xfrm),
@@ -173,6 +178,7 @@ fn pfkey_process_serves_only_the_configured_flows_over_ipc() {
                 DescriptorPurpose::Sibling(Role::Ikev2),
                 pfkey_sibling.as_fd(),
             ),
+            (DescriptorPurpose::RouteNetlink, routes.as_fd()),
         ] {
             ipc::send(
                 parent_end.as_fd(),
@@ -181,7 +187,7 @@ fn pfkey_process_serves_only_the_configured_flows_over_ipc() {
             )
             .unwrap();
         }
-        drop((requests, events, pfkey_sibling));
+        drop((requests, events, pfkey_sibling, routes));
         ipc::send(parent_end.as_fd(), &ParentToChild::DropPrivileges, &[]).unwrap();
         assert_eq!(from_child(&parent_end, "Ready"), ChildToParent::Ready);
         let flow = Flow {
@@ -199,6 +205,7 @@ fn pfkey_process_serves_only_the_configured_flows_over_ipc() {
             &ParentToChild::Config(ChildConfig::Pfkey {
                 generation: 4,
                 flows: vec![flow],
+                routing: Default::default(),
             }),
             &[],
         )

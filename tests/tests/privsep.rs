@@ -124,6 +124,17 @@ fn each_child_is_confined_as_the_privilege_table_says() {
                 "{role} must not hold a kernel key socket: {sockets:?}"
             );
         }
+        // Routes and source lookups: pfkey's socket, opened by the parent
+        // (ikev2 asks pfkey; no child opens a socket).
+        let route = sockets
+            .iter()
+            .filter(|s| s.domain == nix::libc::AF_NETLINK && s.protocol == nix::libc::NETLINK_ROUTE)
+            .count();
+        assert_eq!(
+            route,
+            usize::from(role == "pfkey"),
+            "{role}: NETLINK_ROUTE sockets: {sockets:?}"
+        );
         if role == "ikev2" {
             assert!(
                 udp.iter()

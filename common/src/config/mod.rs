@@ -63,6 +63,8 @@ pub struct Config {
     /// `set control_group NAME`: besides root, members of this group may
     /// use the control socket. `None` leaves it to root alone.
     pub control_group: Option<String>,
+    /// `set routes|noroutes` and `set routing_table N`.
+    pub routing: crate::routing::RouteSettings,
     /// The `ikev2` policies, in file order.
     pub policies: Vec<Policy>,
     /// Pre-shared keys by policy name: for ca-proc only.
@@ -76,6 +78,7 @@ impl Default for Config {
             kernel: None,
             dpd_check_interval: 60,
             control_group: None,
+            routing: crate::routing::RouteSettings::default(),
             policies: Vec::new(),
             psks: Vec::new(),
         }

@@ -259,6 +259,33 @@ impl Parser {
                 self.config.control_group = Some(name.clone());
                 1
             }
+            "routes" => {
+                self.config.routing.enabled = true;
+                0
+            }
+            "noroutes" => {
+                self.config.routing.enabled = false;
+                0
+            }
+            "routing_table" => {
+                let Some((TokenKind::Word(value), value_at)) = argument else {
+                    return Err(error(at, "routing_table needs a table number"));
+                };
+                self.config.routing.table = value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|&n| crate::routing::is_usable_table(n))
+                    .ok_or_else(|| {
+                        error(
+                            value_at,
+                            format!(
+                                "invalid routing_table '{value}': expected a table number \
+                                 other than 0, 253 (default), 254 (main) and 255 (local)"
+                            ),
+                        )
+                    })?;
+                1
+            }
             "kernel" => {
                 let kind = match argument {
                     Some((TokenKind::Word(v), _)) if v == "xfrm" => KernelSocketKind::Xfrm,

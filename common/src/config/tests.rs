@@ -436,3 +436,31 @@ fn camellia_is_accepted_in_childsa() {
         vec![(23, Some(256)), (23, Some(128)), (23, Some(192))]
     );
 }
+
+#[test]
+fn routes_are_on_by_default_and_set_routes_noroutes_and_routing_table_change_them() {
+    use crate::routing::DEFAULT_ROUTING_TABLE;
+    let c = parse("").unwrap();
+    assert!(c.routing.enabled);
+    assert_eq!(c.routing.table, DEFAULT_ROUTING_TABLE);
+    let c = parse("set noroutes\nset routing_table 100").unwrap();
+    assert!(!c.routing.enabled);
+    assert_eq!(c.routing.table, 100);
+    assert!(parse("set noroutes\nset routes").unwrap().routing.enabled);
+    assert_eq!(
+        parse("set routing_table 70000").unwrap().routing.table,
+        70000
+    );
+    for bad in ["0", "253", "254", "255", "main", "-1", "4294967296"] {
+        let (line, col, message) = error_at(&format!("set routing_table {bad}\n"));
+        assert_eq!((line, col), (1, 19), "{bad}: {message}");
+        assert!(message.contains("invalid routing_table"), "{message}");
+    }
+    let (_, _, message) = error_at("set routing_table\n");
+    assert!(message.contains("needs a table number"), "{message}");
+    let (_, _, message) = error_at("set noroutes please\n");
+    assert!(
+        message.contains("unexpected text after 'set noroutes'"),
+        "{message}"
+    );
+}

@@ -194,3 +194,34 @@ fn a_configuration_of_ten_thousand_policies_fits_one_message() {
     assert!(size > 1 << 20, "larger than the former 1 MiB cap");
     assert!(size < MAX_MESSAGE);
 }
+
+#[test]
+fn route_settings_and_source_lookups_round_trip_through_postcard() {
+    let parent = [
+        ParentToChild::Descriptor(DescriptorPurpose::RouteNetlink),
+        ParentToChild::Config(ChildConfig::Pfkey {
+            generation: 2,
+            flows: Vec::new(),
+            routing: crate::routing::RouteSettings {
+                enabled: false,
+                table: 70_000,
+            },
+        }),
+    ];
+    for m in parent {
+        assert_eq!(decode::<ParentToChild>(&encode(&m).unwrap()).unwrap(), m);
+    }
+    let ask = Ikev2ToPfkey::LookupSource {
+        id: 9,
+        peer: "2001:db8::2".parse().unwrap(),
+    };
+    assert_eq!(decode::<Ikev2ToPfkey>(&encode(&ask).unwrap()).unwrap(), ask);
+    let answer = PfkeyToIkev2::SourceAddress {
+        id: 9,
+        source: "2001:db8::1".parse().unwrap(),
+    };
+    assert_eq!(
+        decode::<PfkeyToIkev2>(&encode(&answer).unwrap()).unwrap(),
+        answer
+    );
+}

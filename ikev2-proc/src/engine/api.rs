@@ -11,7 +11,7 @@ use iked_common::ipc::{CaToIkev2, ControlCommand, ControlReply, InitiationMode, 
 use iked_common::logging::RateLimit;
 use iked_common::wire::{ExchangeType, Message};
 
-use crate::engine::{Action, Engine, LocalAddressResolver, ReplyError, Settings};
+use crate::engine::{Action, Engine, ReplyError, Settings};
 
 use crate::engine::admission::*;
 use crate::engine::state::*;
@@ -95,7 +95,8 @@ impl Engine {
         };
         if let PfkeyToIkev2::SpiAllocated { id, .. }
         | PfkeyToIkev2::Done { id }
-        | PfkeyToIkev2::Failed { id, .. } = &message
+        | PfkeyToIkev2::Failed { id, .. }
+        | PfkeyToIkev2::SourceAddress { id, .. } = &message
         {
             if !self.waits.contains_key(id) {
                 return Err(ReplyError::NeverAsked { id: *id });
@@ -104,7 +105,8 @@ impl Engine {
         let ike = match &message {
             PfkeyToIkev2::SpiAllocated { id, .. }
             | PfkeyToIkev2::Done { id }
-            | PfkeyToIkev2::Failed { id, .. } => self.waits.get(id).map(|(ike, _)| *ike),
+            | PfkeyToIkev2::Failed { id, .. }
+            | PfkeyToIkev2::SourceAddress { id, .. } => self.waits.get(id).map(|(ike, _)| *ike),
             _ => None,
         };
         self.dispatch_pfkey(message);
@@ -201,7 +203,6 @@ impl Engine {
             timers: BinaryHeap::new(),
             actions: VecDeque::new(),
             cookie_secrets,
-            resolver: None,
             traps: HashMap::new(),
             restarts: Vec::new(),
             policy_owner: HashMap::new(),
@@ -212,11 +213,6 @@ impl Engine {
             #[cfg(test)]
             test_ke_stream: None,
         })
-    }
-
-    /// Sets the route lookup used when a policy names no local address.
-    pub fn set_local_address_resolver(&mut self, resolver: LocalAddressResolver) {
-        self.resolver = Some(resolver);
     }
 
     /// The next action for the shell, if any.

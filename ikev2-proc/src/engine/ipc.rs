@@ -20,10 +20,15 @@ impl Engine {
                     self.sa_install_done(ike, child, inbound, None);
                 }
             }
+            PfkeyToIkev2::SourceAddress { id, source } => match self.waits.remove(&id) {
+                Some((ike, Wait::SourceAddress)) => self.source_found(ike, source),
+                other => log::warn!("pfkey: source for request {id} nobody waits for ({other:?})"),
+            },
             PfkeyToIkev2::Failed { id, failure } => match self.waits.remove(&id) {
                 Some((ike, Wait::InstallSa { child, inbound })) => {
                     self.sa_install_done(ike, child, inbound, Some(failure))
                 }
+                Some((ike, Wait::SourceAddress)) => self.source_lookup_failed(ike, &failure),
                 Some((ike, Wait::AnswerSpi)) if self.answering_auth(ike) => {
                     // The IKE SA can still come up, without its Child SA.
                     log::warn!("cannot allocate an SPI: {failure}");

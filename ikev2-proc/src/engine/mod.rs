@@ -151,6 +151,10 @@ pub struct Settings {
     /// An active policy whose IKE SA was lost (dead peer, failure, the
     /// peer's DELETE) is started again after this long.
     pub restart_delay: Duration,
+    /// How long an initiation without a configured local address waits for
+    /// pfkey's source address lookup before it fails (pfkey answers at once
+    /// unless it is stuck).
+    pub source_lookup_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -181,6 +185,7 @@ impl Default for Settings {
             rekey_retry: Duration::from_secs(10),
             nat_keepalive: Duration::from_secs(20),
             restart_delay: Duration::from_secs(30),
+            source_lookup_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -223,10 +228,6 @@ pub enum Action {
     },
 }
 
-/// Chooses the local address to initiate from when the policy names none
-/// (the shell does a route lookup); None leaves it to the kernel.
-pub type LocalAddressResolver = Box<dyn FnMut(IpAddr) -> Option<IpAddr>>;
-
 /// The IKEv2 engine.
 pub struct Engine {
     settings: Settings,
@@ -255,7 +256,6 @@ pub struct Engine {
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
     actions: VecDeque<Action>,
     cookie_secrets: CookieSecrets,
-    resolver: Option<LocalAddressResolver>,
     /// Outbound "trap" policies of the policies' flows (all but `notrap`
     /// ones), by (policy, flow index): traffic hitting one without an SA is
     /// not sent in clear, and makes the kernel send an ACQUIRE (acted on
@@ -332,7 +332,7 @@ impl Engine {
 /// Names of the bits of [`Engine::fuzz_states`].
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
-pub const FUZZ_STATES: [&str; 23] = [
+pub const FUZZ_STATES: [&str; 24] = [
     "half-open SAs, cookies not required",
     "half-open SAs, cookies required",
     "IKE: SA_INIT sent",
@@ -356,6 +356,7 @@ pub const FUZZ_STATES: [&str; 23] = [
     "waiting for ca (AUTH)",
     "waiting for pfkey (SPI, SA install)",
     "cookies required (half-open count at the threshold)",
+    "IKE: source lookup",
 ];
 
 /// The stateful fuzzer's view (src/fuzzing/): which states the SAs and
@@ -377,6 +378,7 @@ impl Engine {
             // Exhaustive, so that a new state cannot go uncounted.
             bits |= 1
                 << match sa.state {
+                    IkeState::SourceLookup => 23,
                     IkeState::InitSent => 2,
                     IkeState::InitDone => 3,
                     IkeState::AuthPreparing => 4,
@@ -415,7 +417,10 @@ impl Engine {
                     | Wait::AnswerSign
                     | Wait::VerifyResponder
                     | Wait::VerifyInitiator => 20,
-                    Wait::RequestSpi | Wait::AnswerSpi | Wait::InstallSa { .. } => 21,
+                    Wait::RequestSpi
+                    | Wait::AnswerSpi
+                    | Wait::InstallSa { .. }
+                    | Wait::SourceAddress => 21,
                     Wait::Other => continue,
                 };
         }

@@ -20,6 +20,11 @@ pub(crate) use crate::engine::timers::{
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum IkeState {
+    /// Initiator without a configured local address: waiting for pfkey's
+    /// route lookup to name the source address (IKE_SA_INIT's NAT
+    /// detection hashes it, RFC 7296 §2.23), bounded by
+    /// `source_lookup_timeout`.
+    SourceLookup,
     /// Initiator: IKE_SA_INIT sent.
     InitSent,
     /// Responder: IKE_SA_INIT answered, waiting for IKE_AUTH.
@@ -40,6 +45,7 @@ pub(crate) enum IkeState {
 impl IkeState {
     pub(super) fn text(self) -> &'static str {
         match self {
+            IkeState::SourceLookup => "source lookup",
             IkeState::InitSent => "SA_INIT sent",
             IkeState::InitDone => "SA_INIT answered",
             IkeState::AuthPreparing => "AUTH preparing",
@@ -424,6 +430,9 @@ pub(crate) enum Wait {
     /// An SA install for a Child SA (by inbound SPI): its inbound or its
     /// outbound SA.
     InstallSa { child: u32, inbound: bool },
+    /// The source address towards the peer (initiator without a
+    /// configured local address).
+    SourceAddress,
     /// A policy install, a delete: only the outcome is logged.
     Other,
 }

@@ -222,6 +222,17 @@ impl Engine {
             return;
         };
         if sa.timers.removal().is_some_and(|at| at <= now) {
+            if sa.state == IkeState::SourceLookup {
+                log::warn!(
+                    "policy {}: initiation to {} failed: pfkey did not answer the source \
+                     address lookup within {} s",
+                    sa.policy,
+                    sa.peer.ip(),
+                    self.settings.source_lookup_timeout.as_secs_f32()
+                );
+                self.delete_ike_local(spi, "source address lookup timed out");
+                return;
+            }
             let reason = if sa.state == IkeState::Rekeyed {
                 "replaced by rekey"
             } else {

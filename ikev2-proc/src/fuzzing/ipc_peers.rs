@@ -21,7 +21,8 @@ pub(super) fn pfkey_id(request: &Ikev2ToPfkey) -> u64 {
         | Ikev2ToPfkey::DeleteSa { id, .. }
         | Ikev2ToPfkey::AddPolicy { id, .. }
         | Ikev2ToPfkey::DeletePolicy { id, .. }
-        | Ikev2ToPfkey::GetCounters { id, .. } => *id,
+        | Ikev2ToPfkey::GetCounters { id, .. }
+        | Ikev2ToPfkey::LookupSource { id, .. } => *id,
     }
 }
 
@@ -187,6 +188,20 @@ impl World<'_> {
                     .collect();
                 PfkeyToIkev2::Counters { id, counters }
             }
+            Ikev2ToPfkey::LookupSource { id, peer } => {
+                // Right, or of the other family (which the engine refuses).
+                let source = if weird {
+                    match peer {
+                        std::net::IpAddr::V4(_) => {
+                            std::net::IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1])
+                        }
+                        std::net::IpAddr::V6(_) => std::net::IpAddr::from([127, 0, 0, 1]),
+                    }
+                } else {
+                    node.addr
+                };
+                PfkeyToIkev2::SourceAddress { id, source }
+            }
         })
     }
 
@@ -230,7 +245,8 @@ impl World<'_> {
             | PfkeyToIkev2::SpiAllocated { id, .. }
             | PfkeyToIkev2::Done { id }
             | PfkeyToIkev2::Failed { id, .. }
-            | PfkeyToIkev2::Counters { id, .. } => Some(*id),
+            | PfkeyToIkev2::Counters { id, .. }
+            | PfkeyToIkev2::SourceAddress { id, .. } => Some(*id),
             PfkeyToIkev2::Event(_) => None,
         };
         let now = self.now;

@@ -117,6 +117,7 @@ pub fn config(flows: Vec<Flow>) -> ChildConfig {
     ChildConfig::Pfkey {
         generation: 1,
         flows,
+        routing: Default::default(),
     }
 }
 

@@ -11,6 +11,7 @@ use iked_common::wire::{
 
 use crate::engine::proposals::{self};
 use crate::engine::Engine;
+use iked_common::ipc::Ikev2ToPfkey;
 
 use crate::engine::digest::*;
 use crate::engine::identity::*;
@@ -34,17 +35,16 @@ impl Engine {
             (None, Some(prefix)) if prefix.is_host() => prefix.addr,
             _ => return Err("the policy has no single peer address".into()),
         };
-        let local_ip = match policy.local {
-            Some(prefix) if prefix.is_host() => prefix.addr,
-            _ => self
-                .resolver
-                .as_mut()
-                .and_then(|r| r(peer_ip))
-                .unwrap_or(match peer_ip {
-                    IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-                    IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
-                }),
+        // Without a configured local address, pfkey's route lookup names
+        // it (ikev2 opens no socket): IKE_SA_INIT waits for the answer.
+        let configured_local = match policy.local {
+            Some(prefix) if prefix.is_host() => Some(prefix.addr),
+            _ => None,
         };
+        let local_ip = configured_local.unwrap_or(match peer_ip {
+            IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        });
         let ke = proposals::preferred_ke(&policy.ike_proposals).ok_or("no usable KE group")?;
         let spi = self.new_ike_spi().map_err(|e| e.to_string())?;
         let ni = self.random_bytes(NONCE_LEN).map_err(|e| e.to_string())?;
@@ -71,9 +71,82 @@ impl Engine {
             "policy {}: initiating IKE SA {spi:016x} to {peer_ip}",
             policy.name
         );
+        if configured_local.is_none() {
+            self.look_up_source(spi, peer_ip);
+            return Ok(());
+        }
         self.send_sa_init(spi)?;
         self.schedule(spi);
         Ok(())
+    }
+
+    /// Asks pfkey which source address the kernel uses towards `peer`;
+    /// IKE_SA_INIT goes out when it answers ([`Self::source_found`]).
+    fn look_up_source(&mut self, spi: u64, peer: IpAddr) {
+        let deadline = self.now + self.settings.source_lookup_timeout;
+        let Some(sa) = self.ikes.get_mut(&spi) else {
+            return;
+        };
+        sa.state = IkeState::SourceLookup;
+        sa.timers.set(IkeTimer::Preparing, deadline);
+        self.ask_pfkey(spi, Wait::SourceAddress, |id| Ikev2ToPfkey::LookupSource {
+            id,
+            peer,
+        });
+        self.schedule(spi);
+    }
+
+    /// pfkey named our source address towards the peer: IKE_SA_INIT now.
+    pub(in crate::engine) fn source_found(&mut self, spi: u64, source: IpAddr) {
+        let Some(sa) = self.ikes.get(&spi) else {
+            return;
+        };
+        if sa.state != IkeState::SourceLookup {
+            return;
+        }
+        let peer = sa.peer.ip();
+        if source.is_ipv4() != peer.is_ipv4() || source.is_unspecified() || source.is_multicast() {
+            let failure = iked_common::kernel::KernelFailure {
+                kind: iked_common::kernel::FailureKind::Invalid,
+                errno: 0,
+                message: format!("pfkey answered {source}, not a source address for {peer}"),
+            };
+            self.source_lookup_failed(spi, &failure);
+            return;
+        }
+        let policy = self.policy(&sa.policy).cloned();
+        let local_id = Engine::local_identity(policy.as_ref(), source);
+        let Some(sa) = self.ikes.get_mut(&spi) else {
+            return;
+        };
+        sa.local.set_ip(source);
+        sa.local_id = local_id;
+        sa.state = IkeState::InitSent;
+        sa.timers.stop(IkeTimer::Preparing);
+        log::debug!("IKE SA {spi:016x}: source address {source} towards {peer}");
+        if let Err(e) = self.send_sa_init(spi) {
+            log::warn!("IKE SA {spi:016x}: {e}");
+            self.delete_ike_local(spi, "IKE_SA_INIT could not be sent");
+            return;
+        }
+        self.schedule(spi);
+    }
+
+    /// The lookup failed (no route to the peer, say): so does the initiation.
+    pub(in crate::engine) fn source_lookup_failed(
+        &mut self,
+        spi: u64,
+        failure: &iked_common::kernel::KernelFailure,
+    ) {
+        let Some(sa) = self.ikes.get(&spi) else {
+            return;
+        };
+        log::warn!(
+            "policy {}: initiation to {} failed: no source address: {failure}",
+            sa.policy,
+            sa.peer.ip()
+        );
+        self.delete_ike_local(spi, "no source address towards the peer");
     }
 
     /// Sends (or re-sends after COOKIE / INVALID_KE_PAYLOAD) IKE_SA_INIT.

@@ -11,6 +11,7 @@ mod loss_retransmit;
 mod nat;
 mod refusals;
 mod robustness;
+mod source_lookup;
 
 use super::{Action, Engine, IkeState, Settings, Task};
 use iked_common::config::{
@@ -105,6 +106,21 @@ struct Node {
     /// Every request to ca and pfkey, in order, as postcard bytes (for the
     /// digest test).
     ipc_sent: Vec<Vec<u8>>,
+    /// How pfkey answers source address lookups.
+    source_lookups: SourceLookups,
+    /// Lookups held unanswered: (request id, peer).
+    held_source_lookups: Vec<(u64, IpAddr)>,
+}
+
+/// How the test's pfkey answers `LookupSource`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SourceLookups {
+    /// At once, with the node's address.
+    Answer,
+    /// Not until the test answers (or never).
+    Hold,
+    /// With a failure, as for a peer without a route.
+    Fail,
 }
 
 struct Packet {
@@ -175,6 +191,8 @@ impl Node {
             hold_ca: false,
             held_ca: Vec::new(),
             ipc_sent: Vec::new(),
+            source_lookups: SourceLookups::Answer,
+            held_source_lookups: Vec::new(),
         }
     }
 
@@ -312,6 +330,24 @@ impl Node {
                     .retain(|p| !(p.selector == selector && p.direction == direction));
                 PfkeyToIkev2::Done { id }
             }
+            Ikev2ToPfkey::LookupSource { id, peer } => match self.source_lookups {
+                SourceLookups::Answer => PfkeyToIkev2::SourceAddress {
+                    id,
+                    source: self.addr,
+                },
+                SourceLookups::Hold => {
+                    self.held_source_lookups.push((id, peer));
+                    return None;
+                }
+                SourceLookups::Fail => PfkeyToIkev2::Failed {
+                    id,
+                    failure: KernelFailure {
+                        kind: FailureKind::NotFound,
+                        errno: 101,
+                        message: format!("route lookup for {peer}: Network is unreachable"),
+                    },
+                },
+            },
             Ikev2ToPfkey::GetCounters { id, sas } => {
                 self.counter_requests.push((id, sas.clone()));
                 if self.counters_unanswered {
