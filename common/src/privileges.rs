@@ -8,8 +8,14 @@
 //! | pfkey   | `_iked`   | /var/empty | CAP_NET_ADMIN | kernel key sockets (XFRM or PF_KEY)     |
 //! | ca      | `_iked`   | /var/empty | none          | PSKs, private keys, CA certs, CRLs      |
 //!
-//! Every child also sets PR_SET_NO_NEW_PRIVS and has no supplementary groups.
+//! Every child also sets PR_SET_NO_NEW_PRIVS and has no supplementary groups,
+//! and then confines itself further with Landlock and a seccomp filter of
+//! its own ([`syscalls`] lists what each may call; [`sandbox::confine`]
+//! applies it all).
 //! The table below is what the code enforces; the one above is for people.
+
+pub mod sandbox;
+pub mod syscalls;
 
 use caps::{CapSet, Capability, CapsHashSet};
 

@@ -60,6 +60,11 @@ pub struct Cli {
     )]
     pub socket: PathBuf,
 
+    /// Debugging only, with -d: the children's seccomp filters log a
+    /// forbidden system call (kernel audit log) instead of killing.
+    #[arg(long = "seccomp-log")]
+    pub seccomp_log: bool,
+
     /// Internal: run as this privilege-separated child process.
     #[arg(long = "privsep-child", hide = true, value_name = "role")]
     pub child_role: Option<String>,

@@ -16,6 +16,7 @@ use iked_common::ipc::{
 };
 use iked_common::kernel::{KernelEntry, KernelSocketKind};
 use iked_common::logging;
+use iked_common::privileges::sandbox::ViolationAction;
 use iked_common::privileges::{DEFAULT_CHROOT, DEFAULT_USER};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -89,6 +90,9 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
     if cli.no_natt && cli.natt_only {
         return Err("-T and -t exclude each other".into());
     }
+    if cli.seccomp_log && !cli.foreground {
+        return Err("--seccomp-log is for debugging and needs -d".into());
+    }
     let user = nix::unistd::User::from_name(DEFAULT_USER)
         .map_err(|e| format!("cannot look up user {DEFAULT_USER}: {e}"))?
         .ok_or_else(|| {
@@ -139,12 +143,17 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
         lost: Vec::new(),
         child_send_failure: None,
     };
+    let on_violation = if cli.seccomp_log {
+        ViolationAction::Log
+    } else {
+        ViolationAction::Kill
+    };
     let started = daemon.start_children(
         cli.foreground,
         udp,
         kernel,
-        user.uid.as_raw(),
-        user.gid.as_raw(),
+        (user.uid.as_raw(), user.gid.as_raw()),
+        on_violation,
     );
     if let Err(e) = started {
         log::error!("{e}");
@@ -331,8 +340,8 @@ impl Daemon {
         log_to_stderr: bool,
         udp: Vec<(DescriptorPurpose, OwnedFd)>,
         kernel: iked_pfkey::socket::KernelSockets,
-        uid: u32,
-        gid: u32,
+        (uid, gid): (u32, u32),
+        on_violation: ViolationAction,
     ) -> Result<(), String> {
         let pair = || ipc::seqpacket_pair().map_err(|e| format!("socketpair: {e}"));
         let (ikev2_pfkey_a, ikev2_pfkey_b) = pair()?;
@@ -403,7 +412,11 @@ impl Daemon {
             }
             // Our copies close here: from now on only the child holds them.
             drop(descriptors);
-            send(child.channel.fd(), &ParentToChild::DropPrivileges, &[])?;
+            send(
+                child.channel.fd(),
+                &ParentToChild::DropPrivileges { on_violation },
+                &[],
+            )?;
             match child
                 .channel
                 .recv_within::<ChildToParent>(CHILD_START_TIMEOUT)
