@@ -65,6 +65,9 @@ fn load_config(cli: &Cli, macros: &[(String, String)]) -> Result<Config, config:
 }
 
 pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
+    if cli.seccomp_log && !cli.foreground {
+        return Err("--seccomp-log is for debugging and needs -d".into());
+    }
     let macros = cli
         .macros
         .iter()
@@ -89,9 +92,6 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
     let config = loaded.map_err(|e| e.to_string())?;
     if cli.no_natt && cli.natt_only {
         return Err("-T and -t exclude each other".into());
-    }
-    if cli.seccomp_log && !cli.foreground {
-        return Err("--seccomp-log is for debugging and needs -d".into());
     }
     let user = nix::unistd::User::from_name(DEFAULT_USER)
         .map_err(|e| format!("cannot look up user {DEFAULT_USER}: {e}"))?

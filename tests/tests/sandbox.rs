@@ -6,7 +6,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Child, Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use iked_common::ipc::Role;
@@ -93,6 +93,7 @@ impl Sibling {
             .arg(role.name())
             .arg("idle")
             .arg(&root.0)
+            .stderr(Stdio::null())
             .spawn()
             .expect("start the sibling probe");
         let pid = child.id() as i32;
@@ -282,5 +283,21 @@ fn every_child_of_the_daemon_runs_under_a_seccomp_filter() {
         daemon.log_text().contains("landlock:"),
         "the children log what Landlock enforces:\n{}",
         daemon.log_text()
+    );
+}
+
+/// The log-only filter is for debugging in the foreground; a daemon in the
+/// background always kills on a forbidden call.
+#[test]
+fn seccomp_log_is_refused_without_d() {
+    let output = Command::new(binary("iked"))
+        .args(["--seccomp-log", "-f", "/nonexistent/iked.conf"])
+        .output()
+        .expect("run iked");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--seccomp-log is for debugging and needs -d"),
+        "{stderr}"
     );
 }

@@ -192,7 +192,7 @@ pub fn confine(c: &Confinement) -> Result<ConfinementReport, PrivilegeError> {
 
     // Last: from here on only the role's system calls work (tests read
     // Seccomp: 2 in /proc/PID/status).
-    seccompiler::apply_filter(&filter).map_err(|e| fail("seccomp", e))?;
+    seccompiler::apply_filter_all_threads(&filter).map_err(|e| fail("seccomp", e))?;
     Ok(ConfinementReport {
         landlock,
         landlock_fully_enforced,
