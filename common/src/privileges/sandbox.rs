@@ -157,12 +157,25 @@ fn describe(status: &landlock::RestrictionStatus) -> (String, bool) {
     }
 }
 
-/// Initialises what must be ready before the filter: OpenSSL (its
-/// configuration file is read here, before the chroot) and its DRBG.
+/// Initialises what must be ready before the filter: OpenSSL, whose
+/// configuration file is read here, before the chroot (and never again),
+/// and its DRBG when the kernel's random pool is ready. Seeding must not
+/// wait: early in a boot getrandom(2) blocks until the pool is ready, and
+/// the parent gives a child's start a few seconds only. Without a seed now
+/// OpenSSL seeds itself at first use through getrandom, which the filter
+/// allows.
 fn prepare_openssl() -> Result<(), PrivilegeError> {
     openssl::init();
-    let mut seed = [0u8; 16];
-    openssl::rand::rand_bytes(&mut seed).map_err(|e| fail("OpenSSL random generator", e))
+    let mut probe = [0u8; 1];
+    // SAFETY: writes at most one byte into a live buffer.
+    let pool_ready =
+        unsafe { nix::libc::getrandom(probe.as_mut_ptr().cast(), 1, nix::libc::GRND_NONBLOCK) }
+            == 1;
+    if pool_ready {
+        let mut seed = [0u8; 16];
+        openssl::rand::rand_bytes(&mut seed).map_err(|e| fail("OpenSSL random generator", e))?;
+    }
+    Ok(())
 }
 
 /// Confines the calling process for good: chroot, unprivileged uid, only the
