@@ -3,24 +3,31 @@
 //! allow too much. Anything else kills the process (SECCOMP_RET_KILL_PROCESS),
 //! or is only logged with `iked -d --seccomp-log`.
 //!
-//! How the lists were found: every test of the daemon (privsep, strongSwan
-//! interop, the kernel lab's PF_KEY and XFRM tunnels) was run with the
-//! filters in log mode and the kernel's audit records (type 1326, in dmesg)
-//! read for calls outside the lists; then again in kill mode. See
-//! `tests/tests/sandbox.rs` for the probe that checks what they refuse.
+//! How the lists were found: the privsep and strongSwan interop tests were
+//! run under `strace -f` with the filters in log mode, and every system
+//! call a child made after its seccomp(2) call was listed, with the
+//! arguments of fcntl, setsockopt and socket; the kernel's audit records
+//! of SECCOMP_RET_LOG (type 1326, in dmesg) over the same runs named no
+//! call outside the lists. Then everything ran again in kill mode, and
+//! the kernel lab's tunnels (XFRM and PF_KEY, real ESP). Debug builds add
+//! fcntl(F_GETFD): std checks a descriptor is open before closing it.
+//! `tests/tests/sandbox.rs` probes what the lists refuse.
 //!
 //! No child may create a socket (except ikev2's transitional route lookup
 //! below): every socket a child uses is opened by the parent and handed over
 //! before the filter is installed. No child may open a file, exec, fork,
 //! signal or trace another process, or change its credentials.
 //!
-//! OpenSSL: initialised (library init, configuration, the DRBG seeded from
-//! getrandom) before the filter, in `sandbox::confine`. Afterwards the
-//! primitives we use (HMAC, PRFs, AEAD, DH/ECDH/X25519 key generation and
-//! derivation) make no system call of their own except `getrandom` when the
-//! DRBG reseeds (OpenSSL 3 reseeds from the kernel's getrandom(2); it opens
-//! no /dev/urandom when getrandom works) and memory management through
-//! malloc (brk, mmap, munmap, mremap, madvise).
+//! OpenSSL: `sandbox::confine` initialises it before the chroot and the
+//! filter (OPENSSL_init_ssl reads the configuration file then, never
+//! again) and seeds its DRBG when the kernel's pool is ready. Afterwards
+//! the primitives we use (HMAC, PRFs, AEAD, DH/ECDH/X25519 key generation
+//! and derivation) make no system call of their own except getrandom(2),
+//! to seed the DRBG (when the pool was not ready before the filter) and to
+//! reseed it; OpenSSL 3 opens no /dev/urandom when getrandom works. Memory
+//! comes through malloc (brk, mmap, munmap, mremap, madvise), locks are
+//! futexes. Seen in the kernel lab: an ikev2 whose DRBG was seeded only
+//! after the filter ran on under the kill filter.
 
 use nix::libc;
 
