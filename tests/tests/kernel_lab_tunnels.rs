@@ -167,29 +167,18 @@ fn modprobe() {
 }
 
 fn iked_to_iked(initiator: Side) {
-    iked_to_iked_with(initiator, "t", "")
-}
-
-/// Two iked, each with `settings` (say `set kernel pfkey`) before its policy.
-fn iked_to_iked_with(initiator: Side, lab_tag: &str, settings: &str) {
     modprobe();
     let conn = PSK_GCM;
-    let lab = Lab::new(lab_tag);
+    let lab = Lab::new("t");
     let a = Daemon::start_in(
         Some(&lab.a),
         "a",
-        &format!(
-            "set passive\n{settings}{}",
-            iked_policy(conn, Side::A, false, "")
-        ),
+        &format!("set passive\n{}", iked_policy(conn, Side::A, false, "")),
     );
     let b = Daemon::start_in(
         Some(&lab.b),
         "b",
-        &format!(
-            "set passive\n{settings}{}",
-            iked_policy(conn, Side::B, false, "")
-        ),
+        &format!("set passive\n{}", iked_policy(conn, Side::B, false, "")),
     );
     let (starter, other) = if initiator == Side::A {
         (&a, &b)
@@ -213,15 +202,6 @@ fn iked_to_iked_with(initiator: Side, lab_tag: &str, settings: &str) {
         context,
     );
     assert_ping_goes_through_esp(&lab, &a, conn, &context);
-    if settings.contains("set kernel pfkey") {
-        for (side, daemon) in [("A", &a), ("B", &b)] {
-            assert!(
-                daemon.log_text().contains("kernel interface: pfkey"),
-                "side {side} did not use PF_KEY:\n{}",
-                daemon.log_text()
-            );
-        }
-    }
 }
 
 fn iked_to_strongswan(iked_initiates: bool) {
@@ -282,27 +262,6 @@ fn iked_to_iked_b_initiates() {
         return run_in_kernel_lab("iked_to_iked_b_initiates", 300);
     }
     iked_to_iked(Side::B);
-}
-
-/// The same tunnel with both daemons on PF_KEY (af_key): the confined
-/// pfkey process (its seccomp list) installs real ESP SAs and policies
-/// through the PF_KEY backend, and traffic flows.
-#[test]
-#[ignore = "needs root and the kernel lab (qemu): run by .ci/run"]
-fn iked_to_iked_over_pf_key() {
-    if !in_kernel_lab() {
-        return run_in_kernel_lab("iked_to_iked_over_pf_key", 300);
-    }
-    modprobe();
-    let _ = Command::new("modprobe").arg("af_key").status();
-    // The kernel answers each PF_KEY SADB_REGISTER only after probing every
-    // algorithm it knows, asking modprobe for each missing one
-    // (xfrm_probe_algs): 20 to 80 s in the emulated lab, far longer than a
-    // daemon's start is given. The modules this tunnel needs are loaded
-    // now; the rest may fail at once. This VM exists for this test only.
-    std::fs::write("/proc/sys/kernel/modprobe", "/bin/true\n")
-        .expect("point the kernel's modprobe at /bin/true");
-    iked_to_iked_with(Side::A, "p", "set kernel pfkey\n");
 }
 
 #[test]
