@@ -168,7 +168,11 @@ pub enum ParentToChild {
     /// Exactly one descriptor rides along.
     Descriptor(DescriptorPurpose),
     /// All descriptors were sent: drop privileges now and answer `Ready`.
-    DropPrivileges,
+    DropPrivileges {
+        /// What the seccomp filter does with a forbidden system call: kill
+        /// (production) or log (`iked -d --seccomp-log`).
+        on_violation: crate::privileges::sandbox::ViolationAction,
+    },
     /// A new configuration generation.
     Config(ChildConfig),
     SetVerbosity(Verbosity),

@@ -8,13 +8,19 @@
 //! | pfkey   | `_iked_pfkey`  | /var/empty | CAP_NET_ADMIN | kernel key sockets, NETLINK_ROUTE socket |
 //! | ca      | `_iked_ca`     | /var/empty | none          | PSKs, private keys, CA certs, CRLs      |
 //!
-//! Every child also sets PR_SET_NO_NEW_PRIVS and has no supplementary groups.
+//! Every child also sets PR_SET_NO_NEW_PRIVS and has no supplementary groups,
+//! and then confines itself further with Landlock and a seccomp filter of
+//! its own ([`syscalls`] lists what each may call; [`sandbox::confine`]
+//! applies it all).
 //! Each child has a user (and group) of its own, so that none can signal,
 //! ptrace or read the /proc entries of another: a compromised ikev2 cannot
 //! stop ca or pfkey. `_iked` keeps OpenBSD's name for the process the
 //! network reaches; the parent refuses to start if two roles' users share
 //! a uid or a gid.
 //! The table below is what the code enforces; the one above is for people.
+
+pub mod sandbox;
+pub mod syscalls;
 
 use caps::{CapSet, Capability, CapsHashSet};
 

@@ -65,6 +65,11 @@ pub struct Cli {
     #[arg(long = "log-keys")]
     pub log_keys: bool,
 
+    /// Debugging only, with -d: the children's seccomp filters log a
+    /// forbidden system call (kernel audit log) instead of killing.
+    #[arg(long = "seccomp-log")]
+    pub seccomp_log: bool,
+
     /// Internal: run as this privilege-separated child process.
     #[arg(long = "privsep-child", hide = true, value_name = "role")]
     pub child_role: Option<String>,

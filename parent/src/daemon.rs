@@ -16,6 +16,7 @@ use iked_common::ipc::{
 };
 use iked_common::kernel::{KernelEntry, KernelSocketKind};
 use iked_common::logging;
+use iked_common::privileges::sandbox::ViolationAction;
 use iked_common::privileges::DEFAULT_CHROOT;
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -65,6 +66,9 @@ fn load_config(cli: &Cli, macros: &[(String, String)]) -> Result<Config, config:
 }
 
 pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
+    if cli.seccomp_log && !cli.foreground {
+        return Err("--seccomp-log is for debugging and needs -d".into());
+    }
     let macros = cli
         .macros
         .iter()
@@ -146,7 +150,19 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
         lost: Vec::new(),
         child_send_failure: None,
     };
-    let started = daemon.start_children(cli.foreground, udp, kernel, route_socket, &users);
+    let on_violation = if cli.seccomp_log {
+        ViolationAction::Log
+    } else {
+        ViolationAction::Kill
+    };
+    let started = daemon.start_children(
+        cli.foreground,
+        udp,
+        kernel,
+        route_socket,
+        &users,
+        on_violation,
+    );
     if let Err(e) = started {
         log::error!("{e}");
         return Ok(daemon.fail_stop());
@@ -339,6 +355,7 @@ impl Daemon {
         kernel: iked_pfkey::socket::KernelSockets,
         route_socket: OwnedFd,
         users: &RoleUsers,
+        on_violation: ViolationAction,
     ) -> Result<(), String> {
         let pair = || ipc::seqpacket_pair().map_err(|e| format!("socketpair: {e}"));
         let (ikev2_pfkey_a, ikev2_pfkey_b) = pair()?;
@@ -411,7 +428,11 @@ impl Daemon {
             }
             // Our copies close here: from now on only the child holds them.
             drop(descriptors);
-            send(child.channel.fd(), &ParentToChild::DropPrivileges, &[])?;
+            send(
+                child.channel.fd(),
+                &ParentToChild::DropPrivileges { on_violation },
+                &[],
+            )?;
             match child
                 .channel
                 .recv_within::<ChildToParent>(CHILD_START_TIMEOUT)

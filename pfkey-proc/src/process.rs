@@ -61,9 +61,10 @@ fn serve(log_to_stderr: bool) -> Result<(), ChildError> {
     let mask = termination_signals();
     mask.thread_block()
         .map_err(|e| ChildError::Setup(format!("blocking SIGTERM: {e}")))?;
-    let mut started = child::start(Role::Pfkey, log_to_stderr)?;
+    // Made before the seccomp filter, which allows no signalfd4.
     let terminate = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
         .map_err(|e| ChildError::Setup(format!("signalfd: {e}")))?;
+    let mut started = child::start(Role::Pfkey, log_to_stderr)?;
     let mut ikev2 = Channel::new(
         started
             .take(DescriptorPurpose::Sibling(Role::Ikev2))

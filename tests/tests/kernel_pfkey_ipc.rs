@@ -188,7 +188,14 @@ fn pfkey_process_serves_only_the_configured_flows_over_ipc() {
             .unwrap();
         }
         drop((requests, events, pfkey_sibling, routes));
-        ipc::send(parent_end.as_fd(), &ParentToChild::DropPrivileges, &[]).unwrap();
+        ipc::send(
+            parent_end.as_fd(),
+            &ParentToChild::DropPrivileges {
+                on_violation: iked_common::privileges::sandbox::ViolationAction::Kill,
+            },
+            &[],
+        )
+        .unwrap();
         assert_eq!(from_child(&parent_end, "Ready"), ChildToParent::Ready);
         let flow = Flow {
             name: "site".into(),

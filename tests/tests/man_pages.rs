@@ -415,3 +415,24 @@ fn source_parsers_of_this_test_work_on_known_text() {
     assert_eq!(set_options(parser), ["a", "b_c"]);
     assert!(!has_item(".Op Fl s Ar socket", "Fl", "s"));
 }
+
+/// iked(8)'s table of what each process may do is the one generated from
+/// the seccomp lists in common/src/privileges/syscalls.rs, verbatim.
+#[test]
+fn the_process_table_of_iked_8_is_generated_from_the_syscall_lists() {
+    let table = iked_common::privileges::syscalls::man_page_table();
+    let page = read("man/iked.8");
+    assert!(
+        page.contains(&table),
+        "man/iked.8 does not have the table generated from \
+         common/src/privileges/syscalls.rs; put this block in its \
+         \"Privilege separation\" section, replacing the old one:\n{table}"
+    );
+}
+
+/// `--seccomp-log` is the one long option of iked; it is documented too.
+#[test]
+fn the_seccomp_log_option_is_documented() {
+    assert!(read("parent/src/cli.rs").contains("long = \"seccomp-log\""));
+    assert!(has_item(&read("man/iked.8"), "Fl", "-seccomp-log"));
+}

@@ -23,7 +23,9 @@ fn every_message_round_trips_through_postcard() {
             ipv6: true,
         }),
         ParentToChild::Descriptor(DescriptorPurpose::KernelEvents(KernelSocketKind::Xfrm)),
-        ParentToChild::DropPrivileges,
+        ParentToChild::DropPrivileges {
+            on_violation: crate::privileges::sandbox::ViolationAction::Log,
+        },
         ParentToChild::Config(ChildConfig::Ikev2 {
             generation: 7,
             mode: InitiationMode::Passive,
