@@ -133,6 +133,9 @@ pub fn route_by_hand(lab: &Lab, iked_side: Side, conn: Connection) {
 /// A pluto running in one side's namespace.
 pub struct Libreswan {
     child: Child,
+    /// IKE SPIs by state, read from the log as it grows (the debug log
+    /// runs to megabytes: polls read only what is new).
+    spi_index: std::cell::RefCell<SpiIndex>,
     dir: PathBuf,
     log: PathBuf,
     ctl: PathBuf,
@@ -145,6 +148,13 @@ impl Libreswan {
     /// ipsec.conf, none loaded yet (`add` loads one), and waits for its
     /// control socket.
     pub fn start(lab: &Lab, side: Side, sections: &[String]) -> Libreswan {
+        Libreswan::start_with_debug(lab, side, sections, "base crypt private")
+    }
+
+    /// As `start`, with pluto's debug classes: `base` at least (the IKE
+    /// SPIs of each state); `crypt private` add the keys (`libreswan_keys`),
+    /// a lot of text for an emulated machine.
+    pub fn start_with_debug(lab: &Lab, side: Side, sections: &[String], debug: &str) -> Libreswan {
         setup();
         let scratch = Scratch::new(&format!("pluto-{}", lab.ns(side)));
         let dir = scratch.0.clone();
@@ -167,7 +177,7 @@ impl Libreswan {
         );
         // base: the IKE SPIs of each state; crypt+private: the keys.
         let mut conf = format!(
-            "config setup\n    logfile={log}\n    logappend=no\n    plutodebug=\"base crypt private\"\n    dumpdir={run}\n    uniqueids=no\n\n",
+            "config setup\n    logfile={log}\n    logappend=no\n    plutodebug=\"{debug}\"\n    dumpdir={run}\n    uniqueids=no\n\n",
             log = log.display(),
             run = run.display()
         );
@@ -200,13 +210,15 @@ impl Libreswan {
             .expect("start pluto");
         let mut pluto = Libreswan {
             child,
+            spi_index: Default::default(),
             dir,
             log,
             ctl,
             ns: lab.ns(side).to_string(),
             _scratch: scratch,
         };
-        let deadline = Instant::now() + Duration::from_secs(15);
+        // pluto self-tests its algorithms first: seconds under emulation.
+        let deadline = Instant::now() + Duration::from_secs(60);
         while !(pluto.ctl.exists() && pluto.log_text().contains("listening for IKE messages")) {
             if let Ok(Some(status)) = pluto.child.try_wait() {
                 panic!(
@@ -320,33 +332,49 @@ impl Libreswan {
     /// IKE SAs pluto holds as established, as "SPIi/SPIr" in 16 hex digits
     /// each (the form `ikectl show sa` uses).
     pub fn established_ike_spis(&self) -> Vec<String> {
-        let log = self.log_text();
-        established_states(&self.showstates(), "STATE_V2_ESTABLISHED_IKE_SA")
+        let states = established_states(&self.showstates(), "STATE_V2_ESTABLISHED_IKE_SA");
+        let index = self.refreshed_spi_index();
+        states
             .into_iter()
-            .filter_map(|n| ike_spis_of_state(&log, n))
+            .filter_map(|n| index.spis.get(&n).cloned())
             .collect()
     }
 
     /// Every IKE SA pluto created so far, by state number, with its SPIs
-    /// as "SPIi/SPIr" (both known once IKE_SA_INIT is through).
+    /// as "SPIi/SPIr" (once IKE_SA_INIT is through).
     pub fn logged_ike_spis(&self) -> Vec<(u32, String)> {
-        let log = self.log_text();
-        let mut states: Vec<u32> = log
-            .lines()
-            .filter(|l| l.contains("hash_table_entries.ike_spis@"))
-            .filter_map(|l| {
-                let rest = l.split_once(" #")?.1;
-                rest.split(':').next()?.parse().ok()
-            })
-            .collect();
-        states.dedup();
-        states.sort_unstable();
-        states.dedup();
-        states
-            .into_iter()
-            .filter_map(|n| Some((n, ike_spis_of_state(&log, n)?)))
+        self.refreshed_spi_index()
+            .spis
+            .iter()
             .filter(|(_, spis)| !spis.ends_with("/0000000000000000"))
+            .map(|(n, spis)| (*n, spis.clone()))
             .collect()
+    }
+
+    fn refreshed_spi_index(&self) -> std::cell::Ref<'_, SpiIndex> {
+        {
+            use std::io::{Read, Seek, SeekFrom};
+            let mut index = self.spi_index.borrow_mut();
+            if let Ok(mut file) = std::fs::File::open(&self.log) {
+                let mut fresh = Vec::new();
+                if file.seek(SeekFrom::Start(index.offset)).is_ok()
+                    && file.read_to_end(&mut fresh).is_ok()
+                {
+                    index.offset += fresh.len() as u64;
+                    index.partial.extend_from_slice(&fresh);
+                    // Only whole lines: the last one may still be written.
+                    if let Some(end) = index.partial.iter().rposition(|&b| b == b'\n') {
+                        let whole: Vec<u8> = index.partial.drain(..=end).collect();
+                        for line in String::from_utf8_lossy(&whole).lines() {
+                            if let Some((state, spis)) = ike_spis_line(line) {
+                                index.spis.insert(state, spis);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        self.spi_index.borrow()
     }
 
     /// Established Child SAs as pluto reports them in `whack --status`.
@@ -453,26 +481,46 @@ fn established_states(showstates: &str, state: &str) -> Vec<u32> {
         .collect()
 }
 
+/// What `refreshed_spi_index` has read of pluto's log so far.
+#[derive(Default)]
+struct SpiIndex {
+    offset: u64,
+    partial: Vec<u8>,
+    spis: std::collections::BTreeMap<u32, String>,
+}
+
 /// pluto logs, at debug level base, each IKE SA's pair of SPIs when it
 /// enters its state table: `entry state hash_table_entries.ike_spis@0x...
 /// "name" #N: a2 d1 ... (16 bytes) added to hash table bucket`. The last
 /// such line for state N holds its final SPIs.
+fn ike_spis_line(line: &str) -> Option<(u32, String)> {
+    if !(line.contains("hash_table_entries.ike_spis@") && line.contains("added to hash table")) {
+        return None;
+    }
+    let rest = line.split_once("\" #")?.1;
+    let (state, rest) = rest.split_once(": ")?;
+    let bytes: String = rest
+        .split(" added")
+        .next()?
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .concat();
+    if bytes.len() != 32 {
+        return None;
+    }
+    Some((
+        state.parse().ok()?,
+        format!("{}/{}", &bytes[..16], &bytes[16..]),
+    ))
+}
+
+#[cfg(test)]
 fn ike_spis_of_state(log: &str, state: u32) -> Option<String> {
-    let needle = format!(" #{state}: ");
     log.lines()
         .rev()
-        .filter(|l| l.contains("hash_table_entries.ike_spis@") && l.contains("added to hash table"))
-        .filter_map(|l| {
-            let rest = l.split_once(&needle)?.1;
-            let bytes: String = rest
-                .split(" added")
-                .next()?
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .concat();
-            (bytes.len() == 32).then(|| format!("{}/{}", &bytes[..16], &bytes[16..]))
-        })
-        .next()
+        .filter_map(ike_spis_line)
+        .find(|(n, _)| *n == state)
+        .map(|(_, spis)| spis)
 }
 
 /// One Child SA in `whack --status`.

@@ -102,10 +102,13 @@ impl Case {
     ) -> Case {
         let lab = Lab::new(tag);
         route_by_hand(&lab, Side::A, conn);
-        let pluto = Libreswan::start(
+        // Debug class base only: the SPIs of each state, without the keys'
+        // megabytes of text, which slow an emulated machine down.
+        let pluto = Libreswan::start_with_debug(
             &lab,
             Side::B,
             &[conn_section(conn, Side::B, mode, pluto_extra)],
+            "base",
         );
         pluto.add(conn.name);
         let iked = Daemon::start_in(
@@ -161,13 +164,23 @@ impl Case {
     /// round), none of them in `old`; returns (IKE SPIs, pluto's Child SA).
     fn wait_for_shared_sas(&self, what: &str, old: &[String]) -> (String, SwanChild) {
         let mut found = None;
+        let seen = std::cell::RefCell::new(String::new());
+        let started = Instant::now();
         wait_until(
             what,
-            Duration::from_secs(40),
+            Duration::from_secs(60),
             || {
                 let ike = self.ike_spis();
                 let children = self.installed_children();
                 let theirs = self.pluto.child_sas();
+                *seen.borrow_mut() = format!(
+                    "iked: IKE {ike:?} Child {:?}; libreswan: IKE {:?} Child {theirs:?}",
+                    children
+                        .iter()
+                        .map(|c| format!("{}/{}", c["spi_in"], c["spi_out"]))
+                        .collect::<Vec<_>>(),
+                    self.pluto.established_ike_spis()
+                );
                 let ok = ike.len() == 1
                     && self.pluto.established_ike_spis() == ike
                     && children.len() == 1
@@ -181,8 +194,9 @@ impl Case {
                 }
                 ok
             },
-            || self.context(),
+            || format!("last seen: {}\n{}", seen.borrow(), self.context()),
         );
+        println!("  ({what}: {:.1} s)", started.elapsed().as_secs_f64());
         found.expect("found")
     }
 
@@ -205,6 +219,7 @@ impl Case {
                 format!("10.{}.{}.1", Side::B.inner_net(), self.conn.inner),
             ),
         };
+        let started = Instant::now();
         let captures = [
             Capture::start(&self.lab, Side::A),
             Capture::start(&self.lab, Side::B),
@@ -273,8 +288,12 @@ impl Case {
             "pluto's Child SA shows ESP in and out: {theirs:?}"
         );
         println!(
-            "  ESP both ways: SPI {} (to libreswan) and {} (to iked), pluto counted {} B in, {} B out",
-            child.spi_in, child.spi_out, theirs.bytes_in, theirs.bytes_out
+            "  ESP both ways: SPI {} (to libreswan) and {} (to iked), pluto counted {} B in, {} B out ({:.1} s)",
+            child.spi_in,
+            child.spi_out,
+            theirs.bytes_in,
+            theirs.bytes_out,
+            started.elapsed().as_secs_f64()
         );
     }
 
@@ -287,27 +306,36 @@ impl Case {
         );
     }
 
-    /// The kernel of side `side` holds no SA and no policy of the case.
+    /// The kernel of side `side` holds no ESP SA.
     fn assert_kernel_empty(&self, side: Side) {
         let states = String::from_utf8_lossy(&self.lab.exec(side, &["ip", "xfrm", "state"]).stdout)
             .into_owned();
-        let policies =
-            String::from_utf8_lossy(&self.lab.exec(side, &["ip", "xfrm", "policy"]).stdout)
-                .into_owned();
         assert!(
             !states.contains("proto esp"),
             "side {side:?} still holds ESP SAs:\n{states}\n{}",
             self.context()
         );
-        // iked's passive policy may keep nothing else either once its SA is
-        // gone; pluto removes its policies with its Child SA.
-        if side == Side::B {
-            assert!(
-                !policies.contains("tmpl"),
-                "libreswan still holds IPsec policies:\n{policies}"
-            );
-        }
+        // Policies are not compared: pluto keeps a connection's outbound
+        // policy after --terminate (a template with reqid 0 and no
+        // addresses, which holds the flow rather than let it out in clear).
     }
+}
+
+/// pluto logs each Child SA rekey as `"conn" #N: initiator (or responder)
+/// rekeyed Child SA #M using #1; IPsec tunnel ... {ESP=>0x... <0x...
+/// xfrm=AES_CBC_256-HMAC_SHA2_256_128-MODP2048 DPD=...}`: the last
+/// transform is the group of the rekey's key exchange (PFS). Returns it.
+fn assert_pfs_rekey(case: &Case, what: &str, groups: &[&str]) -> String {
+    let summary = case.pluto.log_summary();
+    let line = log_lines(&summary, what)
+        .last()
+        .map(|l| l.to_string())
+        .unwrap_or_else(|| panic!("pluto logged no '{what}'\n{}", case.context()));
+    assert!(
+        groups.iter().any(|g| line.contains(&format!("{g} "))),
+        "the Child SA rekey ran a key exchange ({groups:?}, PFS): {line}"
+    );
+    line
 }
 
 fn log_lines<'a>(log: &'a str, needle: &str) -> Vec<&'a str> {
@@ -334,16 +362,8 @@ fn cbc_iked_initiates_rekeyed_and_deleted_by_libreswan() {
         &[child.spi_in.clone(), child.spi_out.clone()],
     );
     assert_eq!(ike2, ike, "a Child SA rekey keeps the IKE SA");
-    let pfs = log_lines(
-        &case.pluto.log_summary(),
-        "sent CREATE_CHILD_SA request to rekey",
-    )
-    .join("\n");
-    assert!(
-        pfs.contains("group=MODP2048"),
-        "libreswan's Child SA rekey carried a MODP-2048 KE (PFS):\n{}",
-        case.context()
-    );
+    let rekeyed = assert_pfs_rekey(&case, "initiator rekeyed Child SA", &["-MODP2048"]);
+    println!("  pluto: {rekeyed}");
     let ours = case.installed_children();
     assert_eq!(ours[0]["pfs_group"], "modp2048", "{ours:#?}");
     println!(
@@ -386,7 +406,7 @@ fn cbc_iked_initiates_rekeyed_and_deleted_by_libreswan() {
 }
 
 /// GCM, libreswan initiates with DPD probes every 2 s; iked rekeys the Child
-/// SA (lifetime 12 s, with KE: PFS) and the IKE SA (18 s), then deletes.
+/// SA (lifetime 20 s, with KE: PFS) and the IKE SA (32 s), then deletes.
 fn gcm_libreswan_initiates_rekeyed_and_deleted_by_iked() {
     let started = Instant::now();
     println!("case: PSK AES-GCM/X25519, libreswan initiates");
@@ -394,7 +414,7 @@ fn gcm_libreswan_initiates_rekeyed_and_deleted_by_iked() {
         "lk-gcm",
         PSK_GCM,
         SwanMode::Tunnel,
-        "ikelifetime 18s lifetime 12s",
+        "ikelifetime 32s lifetime 20s",
         "    dpddelay=2s\n",
     );
     case.pluto.initiate(PSK_GCM.name);
@@ -406,23 +426,18 @@ fn gcm_libreswan_initiates_rekeyed_and_deleted_by_iked() {
     case.assert_esp_both_ways(&child);
 
     let (ike2, child2) = case.wait_for_shared_sas(
-        "the Child SA rekeyed by iked (lifetime 12 s)",
+        "the Child SA rekeyed by iked (lifetime 20 s)",
         &[child.spi_in.clone(), child.spi_out.clone()],
     );
     assert_eq!(ike2, ike, "a Child SA rekey keeps the IKE SA");
-    let requests = log_lines(
-        &case.pluto.log_text(),
-        "processing decrypted CREATE_CHILD_SA request",
-    )
-    .into_iter()
-    .filter(|l| !l.contains("| "))
-    .collect::<Vec<_>>()
-    .join("\n");
-    assert!(
-        requests.contains("KE"),
-        "iked's Child SA rekey carried a KE payload (PFS):\n{requests}\n{}",
-        case.context()
+    let rekeyed = assert_pfs_rekey(
+        &case,
+        "responder rekeyed Child SA",
+        &["-DH31", "-CURVE25519"],
     );
+    println!("  pluto: {rekeyed}");
+    let ours = case.installed_children();
+    assert_eq!(ours[0]["pfs_group"], "curve25519", "{ours:#?}");
     println!(
         "  iked rekeyed the Child SA with PFS: {}/{} -> {}/{}",
         child.spi_in, child.spi_out, child2.spi_in, child2.spi_out
@@ -430,7 +445,7 @@ fn gcm_libreswan_initiates_rekeyed_and_deleted_by_iked() {
     case.assert_esp_both_ways(&child2);
 
     let (ike3, child3) = case.wait_for_shared_sas(
-        "the IKE SA rekeyed by iked (ikelifetime 18 s)",
+        "the IKE SA rekeyed by iked (ikelifetime 32 s)",
         std::slice::from_ref(&ike),
     );
     println!(
@@ -525,7 +540,7 @@ fn boot(test_name: &str) {
     // The VM sees the host's file system read-only: unpack libreswan here.
     iked_tests::libreswan::setup();
     let started = Instant::now();
-    run_in_kernel_lab(test_name, 420);
+    run_in_kernel_lab(test_name, 600);
     println!(
         "{test_name}: the kernel lab (boot, cases, power-off) took {:.1} s",
         started.elapsed().as_secs_f64()
