@@ -130,7 +130,9 @@ impl Daemon {
             scratch,
             exited: None,
         };
-        if let Err(e) = daemon.wait_for_log("started:", Duration::from_secs(10)) {
+        // 30 s: an emulated kernel-lab machine sharing a loaded host can
+        // take more than 10 s to fork and hand-shake the three children.
+        if let Err(e) = daemon.wait_for_log("started:", Duration::from_secs(30)) {
             panic!(
                 "iked did not start: {e}\n--- log ---\n{}",
                 daemon.log_text()
