@@ -537,6 +537,7 @@ pub struct SwanChild {
 
 /// Parses `whack --status` lines such as
 /// `000 #2: "psk-cbc" esp.ef7b492a@198.18.0.1 esp.28c1305@198.18.0.2
+/// (esp:SPI@address for IPv6)
 /// tun.0@198.18.0.1 tun.0@198.18.0.2 Traffic: ESPin=84B ESPout=84B ESPmax=2^63B`
 /// (outbound SA first: at the peer's address), for established Child SAs.
 fn child_sas(status: &str) -> Vec<SwanChild> {
@@ -551,7 +552,8 @@ fn child_sas(status: &str) -> Vec<SwanChild> {
             }
             let esp: Vec<&str> = rest
                 .split_whitespace()
-                .filter_map(|t| t.strip_prefix("esp."))
+                // "esp.SPI@addr" for IPv4, "esp:SPI@addr" for IPv6.
+                .filter_map(|t| t.strip_prefix("esp.").or_else(|| t.strip_prefix("esp:")))
                 .collect();
             if esp.len() < 2 {
                 return None;
@@ -662,16 +664,27 @@ mod tests {
 000 #2: "psk-cbc" esp.ef7b492a@198.18.0.1 esp.28c1305@198.18.0.2 tun.0@198.18.0.1 tun.0@198.18.0.2 Traffic: ESPin=420B ESPout=336B ESPmax=2^63B 
 000 #3: "psk-cbc":500 STATE_V2_REKEY_CHILD_I1 (sent CREATE_CHILD_SA request to rekey IPsec SA); RETRANSMIT in 1s;
 000 #3: "psk-cbc" esp.11111111@198.18.0.1 esp.2222@198.18.0.2 Traffic: ESPin=0B ESPout=0B ESPmax=2^63B
+000 #5: "psk-v6":500 STATE_V2_ESTABLISHED_CHILD_SA (established Child SA); REKEY in 28503s; newest; eroute owner; isakmp#4; idle;
+000 #5: "psk-v6" esp:958bb8c0@fd00:18::1 esp:c001@fd00:18::2 tun:0@fd00:18::1 tun:0@fd00:18::2 Traffic: ESPin=1B ESPout=2B ESPmax=2^63B
 "#;
         assert_eq!(
             child_sas(status),
-            vec![SwanChild {
-                state: 2,
-                spi_out: "ef7b492a".into(),
-                spi_in: "028c1305".into(),
-                bytes_in: 420,
-                bytes_out: 336,
-            }]
+            vec![
+                SwanChild {
+                    state: 2,
+                    spi_out: "ef7b492a".into(),
+                    spi_in: "028c1305".into(),
+                    bytes_in: 420,
+                    bytes_out: 336,
+                },
+                SwanChild {
+                    state: 5,
+                    spi_out: "958bb8c0".into(),
+                    spi_in: "0000c001".into(),
+                    bytes_in: 1,
+                    bytes_out: 2,
+                }
+            ]
         );
     }
 
