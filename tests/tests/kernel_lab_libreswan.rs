@@ -163,12 +163,21 @@ impl Case {
     /// same ones (iked's inbound SPI is pluto's outbound and the other way
     /// round), none of them in `old`; returns (IKE SPIs, pluto's Child SA).
     fn wait_for_shared_sas(&self, what: &str, old: &[String]) -> (String, SwanChild) {
+        self.wait_for_shared_sas_within(what, old, Duration::from_secs(60))
+    }
+
+    fn wait_for_shared_sas_within(
+        &self,
+        what: &str,
+        old: &[String],
+        timeout: Duration,
+    ) -> (String, SwanChild) {
         let mut found = None;
         let seen = std::cell::RefCell::new(String::new());
         let started = Instant::now();
         wait_until(
             what,
-            Duration::from_secs(60),
+            timeout,
             || {
                 let ike = self.ike_spis();
                 let children = self.installed_children();
@@ -403,7 +412,7 @@ fn cbc_iked_initiates_rekeyed_and_deleted_by_libreswan() {
     case.pluto.terminate(PSK_CBC.name);
     wait_until(
         "iked to remove the SAs on libreswan's DELETE",
-        Duration::from_secs(20),
+        Duration::from_secs(60),
         || case.ike_spis().is_empty() && case.installed_children().is_empty(),
         || case.context(),
     );
@@ -440,34 +449,27 @@ fn gcm_libreswan_initiates_rekeyed_and_deleted_by_iked() {
     );
     case.assert_esp_both_ways(&child);
 
-    let (ike2, child2) = case.wait_for_shared_sas(
-        "the Child SA rekeyed by iked (lifetime 20 s)",
-        &[child.spi_in.clone(), child.spi_out.clone()],
+    // iked's Child SA rekey (at about 18 s) and IKE SA rekey (about 29 s)
+    // come in either order on a loaded emulated machine: wait for both.
+    let (ike2, child2) = case.wait_for_shared_sas_within(
+        "the Child SA (lifetime 20 s) and the IKE SA (32 s) rekeyed by iked",
+        &[ike.clone(), child.spi_in.clone(), child.spi_out.clone()],
+        Duration::from_secs(90),
     );
-    assert_eq!(ike2, ike, "a Child SA rekey keeps the IKE SA");
-    let rekeyed = assert_pfs_rekey(
-        &case,
-        "responder rekeyed Child SA",
-        &["-DH31", "-CURVE25519"],
-    );
+    let rekeyed = assert_pfs_rekey(&case, "rekeyed Child SA", &["-DH31", "-CURVE25519"]);
     println!("  pluto: {rekeyed}");
     let ours = case.installed_children();
     assert_eq!(ours[0]["pfs_group"], "curve25519", "{ours:#?}");
+    assert!(
+        !log_lines(&case.pluto.log_summary(), "rekeyed IKE SA").is_empty(),
+        "pluto logged the IKE SA rekey iked started:\n{}",
+        case.context()
+    );
     println!(
-        "  iked rekeyed the Child SA with PFS: {}/{} -> {}/{}",
+        "  iked rekeyed the Child SA with PFS, {}/{} -> {}/{}, and the IKE SA, {ike} -> {ike2}",
         child.spi_in, child.spi_out, child2.spi_in, child2.spi_out
     );
     case.assert_esp_both_ways(&child2);
-
-    let (ike3, child3) = case.wait_for_shared_sas(
-        "the IKE SA rekeyed by iked (ikelifetime 32 s)",
-        std::slice::from_ref(&ike),
-    );
-    println!(
-        "  iked rekeyed the IKE SA: {ike} -> {ike3} (Child SA now {}/{})",
-        child3.spi_in, child3.spi_out
-    );
-    case.assert_esp_both_ways(&child3);
 
     // pluto 4.10 logs (debug base) "liveness: #N queueing liveness probe"
     // for each probe it sends and "received an INFORMATIONAL liveness check
@@ -485,13 +487,13 @@ fn gcm_libreswan_initiates_rekeyed_and_deleted_by_iked() {
         "pluto probed iked and iked answered ({probes} probes, {answered} answers):\n{}",
         log_lines(&pluto_log, "liveness").join("\n")
     );
-    assert_eq!(case.ike_spis(), vec![ike3.clone()], "{}", case.context());
+    assert_eq!(case.ike_spis().len(), 1, "{}", case.context());
 
     let out = case.iked.ikectl(&["terminate", PSK_GCM.name]);
     assert!(out.status.success());
     wait_until(
         "libreswan to remove the SAs on iked's DELETE",
-        Duration::from_secs(20),
+        Duration::from_secs(60),
         || case.pluto.established_ike_spis().is_empty() && case.pluto.child_sas().is_empty(),
         || case.context(),
     );
@@ -519,7 +521,7 @@ fn v6_iked_initiates() {
     assert!(out.status.success());
     wait_until(
         "libreswan to remove the IPv6 SAs on iked's DELETE",
-        Duration::from_secs(20),
+        Duration::from_secs(60),
         || case.pluto.established_ike_spis().is_empty(),
         || case.context(),
     );
@@ -544,7 +546,7 @@ fn transport_libreswan_initiates() {
     case.pluto.terminate(PSK_CBC.name);
     wait_until(
         "iked to remove the transport SAs on libreswan's DELETE",
-        Duration::from_secs(20),
+        Duration::from_secs(60),
         || case.ike_spis().is_empty() && case.installed_children().is_empty(),
         || case.context(),
     );
