@@ -294,11 +294,17 @@ impl Case {
                 "side {side:?} sent more than ESP and IKE:\n{clear:?}\nall:\n{wire}"
             );
         }
+        // The kernels' counters, unless a rekey during the pings replaced
+        // the Child SA (the new one may not have carried traffic yet; the
+        // wire above proved it).
         let ours = self.installed_children();
         let counted = |c: &Value, key: &str| c[key].as_u64().is_some_and(|n| n > 0);
+        let rekeyed = !ours.iter().any(|c| c["spi_in"] == child.spi_out.as_str());
         assert!(
-            ours.iter()
-                .any(|c| counted(c, "bytes_in") && counted(c, "bytes_out")),
+            rekeyed
+                || ours
+                    .iter()
+                    .any(|c| counted(c, "bytes_in") && counted(c, "bytes_out")),
             "iked's Child SA shows bytes in and out: {ours:#?}"
         );
         let theirs = self
@@ -308,9 +314,12 @@ impl Case {
             .max_by_key(|c| c.bytes_in.min(c.bytes_out))
             .expect("pluto's Child SA");
         assert!(
-            theirs.bytes_in > 0 && theirs.bytes_out > 0,
+            rekeyed || (theirs.bytes_in > 0 && theirs.bytes_out > 0),
             "pluto's Child SA shows ESP in and out: {theirs:?}"
         );
+        if rekeyed {
+            println!("  (the Child SA was rekeyed during the pings: counters not compared)");
+        }
         println!(
             "  ESP both ways: SPI {} (to libreswan) and {} (to iked), pluto counted {} B in, {} B out ({:.1} s)",
             child.spi_in,
@@ -430,7 +439,7 @@ fn cbc_iked_initiates_rekeyed_and_deleted_by_libreswan() {
 }
 
 /// GCM, libreswan initiates with DPD probes every 2 s; iked rekeys the Child
-/// SA (lifetime 20 s, with KE: PFS) and the IKE SA (32 s), then deletes.
+/// SA (lifetime 30 s, with KE: PFS) and the IKE SA (48 s), then deletes.
 fn gcm_libreswan_initiates_rekeyed_and_deleted_by_iked() {
     let started = Instant::now();
     println!("case: PSK AES-GCM/X25519, libreswan initiates");
@@ -438,7 +447,7 @@ fn gcm_libreswan_initiates_rekeyed_and_deleted_by_iked() {
         "lk-gcm",
         PSK_GCM,
         SwanMode::Tunnel,
-        "ikelifetime 32s lifetime 20s",
+        "ikelifetime 48s lifetime 30s",
         "    dpddelay=2s\n",
     );
     case.pluto.initiate(PSK_GCM.name);
@@ -449,12 +458,12 @@ fn gcm_libreswan_initiates_rekeyed_and_deleted_by_iked() {
     );
     case.assert_esp_both_ways(&child);
 
-    // iked's Child SA rekey (at about 18 s) and IKE SA rekey (about 29 s)
+    // iked's Child SA rekey (at about 27 s) and IKE SA rekey (about 43 s)
     // come in either order on a loaded emulated machine: wait for both.
     let (ike2, child2) = case.wait_for_shared_sas_within(
-        "the Child SA (lifetime 20 s) and the IKE SA (32 s) rekeyed by iked",
+        "the Child SA (lifetime 30 s) and the IKE SA (48 s) rekeyed by iked",
         &[ike.clone(), child.spi_in.clone(), child.spi_out.clone()],
-        Duration::from_secs(90),
+        Duration::from_secs(120),
     );
     let rekeyed = assert_pfs_rekey(&case, "rekeyed Child SA", &["-DH31", "-CURVE25519"]);
     println!("  pluto: {rekeyed}");
