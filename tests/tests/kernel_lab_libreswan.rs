@@ -519,12 +519,40 @@ fn gcm_libreswan_initiates_rekeyed_and_deleted_by_iked() {
     );
     assert_eq!(case.ike_spis().len(), 1, "{}", case.context());
 
+    let deleted = case.ike_spis();
     let out = case.iked.ikectl(&["terminate", PSK_GCM.name]);
     assert!(out.status.success());
     wait_until(
-        "libreswan to remove the SAs on iked's DELETE",
+        "libreswan to remove the IKE SA iked deleted",
         Duration::from_secs(60),
-        || case.pluto.established_ike_spis().is_empty() && case.pluto.child_sas().is_empty(),
+        || {
+            !case
+                .pluto
+                .established_ike_spis()
+                .iter()
+                .any(|spis| deleted.contains(spis))
+        },
+        || case.context(),
+    );
+    // pluto revives a connection it was told to initiate when the peer
+    // deletes its IKE SA ("must remain up per local policy"): unloading the
+    // connection stops that (and deletes whatever the revival built).
+    if case
+        .pluto
+        .log_summary()
+        .contains("must remain up per local policy")
+    {
+        println!("  pluto honoured iked's DELETE, then revived the connection it had initiated");
+    }
+    case.pluto.delete(PSK_GCM.name);
+    wait_until(
+        "no SA left on either side",
+        Duration::from_secs(60),
+        || {
+            case.ike_spis().is_empty()
+                && case.pluto.established_ike_spis().is_empty()
+                && case.pluto.child_sas().is_empty()
+        },
         || case.context(),
     );
     case.assert_kernel_empty(Side::A);
