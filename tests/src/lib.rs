@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 pub mod flood;
 pub mod lab;
+pub mod libreswan;
 pub mod xfrm_listing;
 
 /// Fails the test, with the reason, unless we are root: tests that need root
