@@ -40,6 +40,12 @@ else
     echo "all present"
 fi
 
+step "libreswan 4.10 peer (downloaded and unpacked once, cached)"
+# Its Debian package conflicts with strongSwan's: tests/lab/libreswan.sh
+# unpacks it beside it. The tests would do this themselves; here its
+# download shows in the log with its own time.
+run tests/lab/libreswan.sh setup
+
 step "unprivileged users"
 # One user per child process (iked(8)): ikev2 runs as _iked, pfkey as
 # _iked_pfkey, ca as _iked_ca, each with a group of its own.
