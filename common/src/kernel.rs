@@ -433,26 +433,21 @@ pub struct SaCounters {
 /// Documented in iked(8): other software must not use these reqids.
 pub const IKED_REQIDS: std::ops::RangeInclusive<u32> = 0x3000..=0x3fff;
 
+/// More reqids of ours, for XFRM only (its reqids are 32 bits wide): a
+/// gateway with more than 4,095 flows and Child SAs at once takes them from
+/// here once [`IKED_REQIDS`] is full. Far above what strongSwan (upwards
+/// from 1) and libreswan (upwards from 0x4000) use.
+pub const IKED_WIDE_REQIDS: std::ops::RangeInclusive<u32> = 0x6900_0000..=0x69ff_ffff;
+
 /// The reqid of a larval SA (an SPI allocated before its Child SA has a
 /// reqid of its own): marked as ours like every other entry. The update
 /// that completes the SA gives it its real reqid. Never a Child SA's.
 pub const LARVAL_REQID: u32 = *IKED_REQIDS.start();
 
-/// Whether `reqid` marks an entry as iked's ([`IKED_REQIDS`]).
+/// Whether `reqid` marks an entry as iked's ([`IKED_REQIDS`] or
+/// [`IKED_WIDE_REQIDS`]).
 pub fn reqid_is_ours(reqid: u32) -> bool {
-    IKED_REQIDS.contains(&reqid)
-}
-
-/// The reqid after `reqid` in the part of [`IKED_REQIDS`] Child SAs and
-/// traps use (all but [`LARVAL_REQID`]), wrapping round: reuse after
-/// 4,095 others is harmless, as policies and SAs also match on addresses
-/// and selectors.
-pub fn next_reqid(reqid: u32) -> u32 {
-    if reqid >= *IKED_REQIDS.end() || reqid < LARVAL_REQID + 1 {
-        LARVAL_REQID + 1
-    } else {
-        reqid + 1
-    }
+    IKED_REQIDS.contains(&reqid) || IKED_WIDE_REQIDS.contains(&reqid)
 }
 
 /// Everything needed to install one SA.
@@ -587,22 +582,15 @@ mod tests {
     }
 
     #[test]
-    fn child_reqids_stay_in_our_range_and_never_take_the_larval_one() {
-        let first = next_reqid(0);
-        assert_eq!(first, LARVAL_REQID + 1);
-        assert_eq!(next_reqid(first), first + 1);
-        assert_eq!(next_reqid(*IKED_REQIDS.end()), first, "wraps round");
-        assert_eq!(next_reqid(LARVAL_REQID), first);
-        assert_eq!(next_reqid(u32::MAX), first);
-        let mut reqid = first;
-        for _ in 0..10_000 {
-            assert!(reqid_is_ours(reqid) && reqid != LARVAL_REQID, "{reqid:#x}");
-            reqid = next_reqid(reqid);
-        }
+    fn our_reqid_ranges_are_recognised_and_the_narrow_one_fits_pf_key() {
         assert!(reqid_is_ours(LARVAL_REQID));
+        assert!(reqid_is_ours(*IKED_REQIDS.end()));
+        assert!(reqid_is_ours(*IKED_WIDE_REQIDS.start()) && reqid_is_ours(*IKED_WIDE_REQIDS.end()));
         // PF_KEY keeps no reqid above IPSEC_MANUAL_REQID_MAX.
         assert!(*IKED_REQIDS.end() <= 0x3fff);
-        assert!(!reqid_is_ours(1) && !reqid_is_ours(0x4000));
+        for foreign in [0, 1, 0x2fff, 0x4000, 0x68ff_ffff, 0x6a00_0000, u32::MAX] {
+            assert!(!reqid_is_ours(foreign), "{foreign:#x}");
+        }
     }
 
     #[test]

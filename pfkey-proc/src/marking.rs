@@ -15,7 +15,7 @@ use std::os::fd::BorrowedFd;
 
 use iked_common::kernel::{
     reqid_is_ours, FailureKind, KernelEvent, KernelFailure, KernelSocketKind, PolicyDirection,
-    PolicyParams, SaCounters, SaId, SaParams, Selector, IKED_REQIDS,
+    PolicyParams, SaCounters, SaId, SaParams, Selector, IKED_REQIDS, IKED_WIDE_REQIDS,
 };
 
 use crate::backend::{
@@ -41,11 +41,36 @@ fn check_mark(operation: &str, reqid: u32) -> Result<(), KernelFailure> {
     Err(local_failure(
         FailureKind::NotPermitted,
         format!(
-            "refused: {operation} with reqid {reqid}: iked's entries carry reqids {}..={} only",
+            "refused: {operation} with reqid {reqid}: iked's entries carry reqids {}..={} \
+             or {}..={} only",
             IKED_REQIDS.start(),
-            IKED_REQIDS.end()
+            IKED_REQIDS.end(),
+            IKED_WIDE_REQIDS.start(),
+            IKED_WIDE_REQIDS.end()
         ),
     ))
+}
+
+/// PF_KEY carries policy reqids only up to 0x3fff (above it Linux picks
+/// its own, and the mark would be lost): an entry from the wide range is
+/// refused there, with the limit named.
+fn check_fits_kernel(
+    kind: KernelSocketKind,
+    operation: &str,
+    reqid: u32,
+) -> Result<(), KernelFailure> {
+    if kind == KernelSocketKind::Pfkey && !IKED_REQIDS.contains(&reqid) {
+        return Err(local_failure(
+            FailureKind::NotPermitted,
+            format!(
+                "refused: {operation} with reqid {reqid}: PF_KEY carries reqids up to {} only, \
+                 so iked holds at most 4095 flows and Child SAs at once over PF_KEY \
+                 (XFRM has no such limit)",
+                IKED_REQIDS.end()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 impl KernelBackend for MarkedBackend {
@@ -63,7 +88,9 @@ impl KernelBackend for MarkedBackend {
     }
 
     fn add_sa(&mut self, sa: &SaParams, update: bool) -> Result<(), KernelFailure> {
-        check_mark(if update { "update SA" } else { "add SA" }, sa.reqid)?;
+        let operation = if update { "update SA" } else { "add SA" };
+        check_mark(operation, sa.reqid)?;
+        check_fits_kernel(self.inner.kind(), operation, sa.reqid)?;
         self.inner.add_sa(sa, update)
     }
 
@@ -77,6 +104,7 @@ impl KernelBackend for MarkedBackend {
 
     fn add_policy(&mut self, policy: &PolicyParams) -> Result<(), KernelFailure> {
         check_mark("add policy", policy.template.reqid)?;
+        check_fits_kernel(self.inner.kind(), "add policy", policy.template.reqid)?;
         self.inner.add_policy(policy)
     }
 

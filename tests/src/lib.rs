@@ -552,3 +552,66 @@ pub fn wait_until(
     }
     panic!("timed out waiting for {what}\n{}", context());
 }
+
+/// A process frozen by the cgroup freezer until this is dropped: it stops
+/// running (and reading) as a hung process would, without the SIGSTOP that
+/// its parent sees through waitpid(WUNTRACED) and treats as a lost child.
+/// Uses cgroup v1's freezer where mounted, else cgroup v2's cgroup.freeze.
+pub struct Frozen {
+    dir: PathBuf,
+    v2: bool,
+}
+
+impl Frozen {
+    pub fn freeze(pid: i32, tag: &str) -> Frozen {
+        let name = format!("iked-test-{tag}-{}", std::process::id());
+        let v1 = Path::new("/sys/fs/cgroup/freezer");
+        let v2 = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
+            .into_iter()
+            .map(Path::new)
+            .find(|d| d.join("cgroup.controllers").exists());
+        let (dir, is_v2) = if v1.join("freezer.state").exists() {
+            (v1.join(&name), false)
+        } else if let Some(root) = v2 {
+            (root.join(&name), true)
+        } else {
+            panic!("no cgroup freezer (v1 freezer or cgroup v2) is mounted: cannot freeze a child");
+        };
+        std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+        let frozen = Frozen { dir, v2: is_v2 };
+        let procs = if frozen.v2 { "cgroup.procs" } else { "tasks" };
+        std::fs::write(frozen.dir.join(procs), pid.to_string())
+            .unwrap_or_else(|e| panic!("move {pid} into {}: {e}", frozen.dir.display()));
+        let (file, value) = if frozen.v2 {
+            ("cgroup.freeze", "1")
+        } else {
+            ("freezer.state", "FROZEN")
+        };
+        std::fs::write(frozen.dir.join(file), value)
+            .unwrap_or_else(|e| panic!("freeze {}: {e}", frozen.dir.display()));
+        frozen
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        let (file, value) = if self.v2 {
+            ("cgroup.freeze", "0")
+        } else {
+            ("freezer.state", "THAWED")
+        };
+        let _ = std::fs::write(self.dir.join(file), value);
+        // The process may still be in it (or gone): move what is left back
+        // to the root, then remove the group.
+        let procs = if self.v2 { "cgroup.procs" } else { "tasks" };
+        if let (Ok(text), Some(root)) = (
+            std::fs::read_to_string(self.dir.join(procs)),
+            self.dir.parent(),
+        ) {
+            for pid in text.split_whitespace() {
+                let _ = std::fs::write(root.join(procs), pid);
+            }
+        }
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}

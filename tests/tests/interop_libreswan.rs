@@ -70,13 +70,15 @@ impl Pair {
             &[conn_section(conn, Side::B, SwanMode::Tunnel, pluto_extra)],
         );
         pluto.add(conn.name);
-        let iked = Daemon::start_in(
+        // --log-keys: the keys are compared with pluto's.
+        let iked = Daemon::start_with(
             Some(&lab.a),
             tag,
             &format!(
                 "set passive\n{iked_settings}{}",
                 iked_policy(conn, Side::A, SwanMode::Tunnel, iked_extra)
             ),
+            &["--log-keys"],
         );
         Pair {
             iked,

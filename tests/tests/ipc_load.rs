@@ -18,7 +18,7 @@ use iked_common::wire::{
     DhId, EncrId, ExchangeType, Flags, Header, KeyExchange, Message, Nonce, Notify, NotifyType,
     Payload, PrfId, Proposal, ProtocolId, SecurityAssociation, Transform, TransformId,
 };
-use iked_tests::{cpu_seconds, require_root, Daemon};
+use iked_tests::{cpu_seconds, require_root, Daemon, Frozen};
 use nix::sys::signal::Signal;
 
 const NS: &str = "iked-ipc-load";
@@ -456,7 +456,7 @@ fn thousands_of_policies_queued_kernel_requests_and_a_huge_show_sa_never_stall_i
     let _ = Command::new("ip").args(["netns", "del", NS]).status();
 }
 
-/// A child that stops reading (SIGSTOP) while the parent keeps sending to
+/// A child that stops reading (hung: frozen by the cgroup freezer) while the parent keeps sending to
 /// it: the parent's queue for it grows to its bound, and then the parent
 /// fails closed as for a lost child, naming the reason, instead of blocking
 /// or queueing without end. Each reload queues a configuration of 1,500
@@ -485,7 +485,9 @@ fn a_child_that_stops_reading_makes_the_parent_fail_closed_at_the_queue_bound() 
             Duration::from_secs(30),
         )
         .unwrap_or_else(|e| panic!("{e}\n{}", daemon.log_text()));
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(ikev2), Signal::SIGSTOP).expect("SIGSTOP");
+    // Frozen, not SIGSTOPped: a stopped child is lost at once (waitpid
+    // WUNTRACED); a hung one is found only by its queue reaching the bound.
+    let mut frozen = Some(Frozen::freeze(ikev2, "ipc-stuck"));
     let started = Instant::now();
     let mut reloads = 0;
     while daemon.is_running() {
@@ -494,9 +496,24 @@ fn a_child_that_stops_reading_makes_the_parent_fail_closed_at_the_queue_bound() 
             "still running after {reloads} reloads queued for a stopped ikev2\n{}",
             daemon.log_text()
         );
-        let _ = daemon.ikectl(&["reload"]);
-        reloads += 1;
+        // Once the parent has given up on it, ikev2 is thawed so that the
+        // SIGTERM and SIGKILL of failing closed reach it.
+        if frozen.is_some()
+            && daemon
+                .log_text()
+                .contains("ikev2 channel: peer not reading")
+        {
+            frozen = None;
+            continue;
+        }
+        if frozen.is_some() {
+            let _ = daemon.ikectl(&["reload"]);
+            reloads += 1;
+        } else {
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
+    drop(frozen);
     let status = daemon
         .wait_exit(Duration::from_secs(10))
         .expect("iked stopped");

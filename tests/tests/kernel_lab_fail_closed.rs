@@ -269,10 +269,15 @@ fn parent_and_pfkey_killed_then_fresh_start(lab: &Lab) {
         .wait_for_log(&expected, Duration::from_secs(10))
         .unwrap_or_else(|e| panic!("{e}\n{}", fresh.log_text()));
     println!("lab: (b) fresh start: {expected}");
-    assert_clean_and_foreign_intact(lab, "(b) after the fresh start", &|| fresh.log_text());
+    // The fresh instance keeps trap policies of its own for its flows
+    // (issue 17), with the same reqids the dead one used: what is left of
+    // the dead one shows once the fresh one has stopped and removed its own.
     fresh.signal(Signal::SIGTERM);
     let status = fresh.wait_exit(Duration::from_secs(5)).expect("stopped");
     assert!(status.success(), "{status}\n{}", fresh.log_text());
+    assert_clean_and_foreign_intact(lab, "(b) after the fresh start and its stop", &|| {
+        fresh.log_text()
+    });
     stop(b);
 }
 

@@ -199,7 +199,7 @@ impl Engine {
             children_by_policy: HashMap::new(),
             waits: HashMap::new(),
             next_ipc_id: 1,
-            next_reqid: iked_common::kernel::next_reqid(0),
+            reqids: Default::default(),
             timers: BinaryHeap::new(),
             actions: VecDeque::new(),
             cookie_secrets,

@@ -179,6 +179,7 @@ impl Engine {
             );
         }
         self.flow_children.entry(flow).or_default().insert(spi_in);
+        self.reqids.take(child.reqid);
         self.children.insert(spi_in, child);
         self.install_child(spi_in);
     }
@@ -441,6 +442,7 @@ impl Engine {
         let Some(child) = self.children.remove(&spi_in) else {
             return;
         };
+        self.reqids.release(child.reqid);
         if let Some(count) = self.children_by_policy.get_mut(&child.policy) {
             *count = count.saturating_sub(1);
             if *count == 0 {

@@ -80,6 +80,7 @@ impl Engine {
             .collect();
         for key in stale {
             if let Some(trap) = self.traps.remove(&key) {
+                self.reqids.release(trap.reqid);
                 let (selector, direction) = (trap.policy.selector, trap.policy.direction);
                 self.ask_pfkey(0, Wait::Other, |id| Ikev2ToPfkey::DeletePolicy {
                     id,
@@ -104,6 +105,7 @@ impl Engine {
                 id,
                 policy: install,
             });
+            self.reqids.take(policy.template.reqid);
             self.traps.insert(
                 key,
                 Trap {

@@ -79,6 +79,7 @@ pub use keys::{enable_key_log, key_log_enabled};
 mod message;
 mod nat;
 pub mod proposals;
+mod reqids;
 mod sa_table;
 pub mod selectors;
 mod state;
@@ -252,7 +253,8 @@ pub struct Engine {
     children_by_policy: HashMap<String, usize>,
     waits: HashMap<u64, (u64, Wait)>,
     next_ipc_id: u64,
-    next_reqid: u32,
+    /// Reqids of traps and Child SAs (never one in use).
+    reqids: reqids::ReqidPool,
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
     actions: VecDeque<Action>,
     cookie_secrets: CookieSecrets,

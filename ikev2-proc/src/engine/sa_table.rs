@@ -125,12 +125,12 @@ impl Engine {
         self.schedule(to);
     }
 
-    /// A reqid for a new trap or Child SA, from iked's own range: pfkey
-    /// installs nothing else, and a fresh start recognises our entries by it.
+    /// A reqid for a new trap or Child SA, from iked's own ranges and used
+    /// by nothing else now: pfkey installs nothing else, and a fresh start
+    /// recognises our entries by it. Counted once its trap or Child SA is
+    /// stored.
     pub(super) fn new_reqid(&mut self) -> u32 {
-        let reqid = self.next_reqid;
-        self.next_reqid = iked_common::kernel::next_reqid(reqid);
-        reqid
+        self.reqids.fresh()
     }
 
     /// Forgets an IKE SA and its Child SAs (kernel entries removed).

@@ -452,8 +452,7 @@ fn traffic_selectors_are_narrowed_only_after_the_peer_is_authenticated() {
         assert!(answer.child_offer.is_some(), "the offer is kept for later");
         // B's only reqid so far is its passive policy's trap.
         assert_eq!(
-            w.b.engine.next_reqid,
-            iked_common::kernel::next_reqid(iked_common::kernel::next_reqid(0)),
+            w.b.engine.reqids.handed_out, 1,
             "no reqid taken before AUTH"
         );
         if !right_psk {
@@ -473,8 +472,7 @@ fn traffic_selectors_are_narrowed_only_after_the_peer_is_authenticated() {
         } else {
             assert_eq!(w.b.engine.ike_sa_count(), 0);
             assert_eq!(
-                w.b.engine.next_reqid,
-                iked_common::kernel::next_reqid(iked_common::kernel::next_reqid(0)),
+                w.b.engine.reqids.handed_out, 1,
                 "nothing narrowed for a failed peer"
             );
             assert!(w.b.sas.is_empty());
