@@ -166,7 +166,7 @@ fn iked_initiates_round(tag: &str, conn: Connection) {
     wait_until(
         "iked to report the peer's refusal of the Child SA",
         Duration::from_secs(10),
-        || pair.iked.log_text().contains("peer says TS_UNACCEPTABLE"),
+        || pair.iked.log_text().contains("no Child SA: peer refused it: TS_UNACCEPTABLE"),
         || pair.context(),
     );
     let summary = pair.pluto.log_summary();
