@@ -10,10 +10,12 @@
 //! On the build machine each test boots the VM and runs itself inside it,
 //! where IKED_KERNEL_LAB is set.
 
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::Duration;
 
-use iked_tests::lab::{Connection, Lab, Side, Strongswan, SwanKernel, PSK_CAMELLIA, PSK_GCM};
+use iked_tests::lab::{
+    Capture, Connection, Lab, Side, Strongswan, SwanKernel, PSK_CAMELLIA, PSK_GCM,
+};
 use iked_tests::{in_kernel_lab, run_in_kernel_lab, show_sa, wait_until, Daemon};
 use serde_json::Value;
 
@@ -26,51 +28,9 @@ fn installed_children(daemon: &Daemon, name: &str) -> Vec<Value> {
         .collect()
 }
 
-/// tcpdump of what one side sends on its veth (`-Q out`: Linux also shows
-/// decrypted inbound tunnel packets on the interface, which never crossed
-/// the wire in the clear), until stopped.
-struct Capture {
-    child: Child,
-    file: std::path::PathBuf,
-}
-
-impl Capture {
-    fn start(lab: &Lab, side: Side) -> Capture {
-        let ns = lab.ns(side);
-        let dev = if side == Side::A { "veth-a" } else { "veth-b" };
-        let file = std::env::temp_dir().join(format!("capture-{ns}.txt"));
-        let child = Command::new("ip")
-            .args([
-                "netns", "exec", ns, "tcpdump", "-n", "-l", "-Q", "out", "-i", dev,
-            ])
-            .args(["not", "arp", "and", "not", "icmp6"])
-            .stdout(std::fs::File::create(&file).expect("capture file"))
-            .stderr(std::fs::File::create(file.with_extension("err")).expect("capture log"))
-            .spawn()
-            .expect("tcpdump");
-        // tcpdump says "listening on" once the capture is in place.
-        wait_until(
-            "tcpdump to start",
-            Duration::from_secs(10),
-            || {
-                std::fs::read_to_string(file.with_extension("err"))
-                    .is_ok_and(|t| t.contains("listening on"))
-            },
-            String::new,
-        );
-        Capture { child, file }
-    }
-
-    fn stop(mut self) -> String {
-        std::thread::sleep(Duration::from_millis(300));
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGINT,
-        );
-        let _ = self.child.wait();
-        std::fs::read_to_string(&self.file).unwrap_or_default()
-    }
-}
+/// What the captures on each veth keep: all but ARP and ICMPv6 (neighbour
+/// discovery).
+const CAPTURE_FILTER: &[&str] = &["not", "arp", "and", "not", "icmp6"];
 
 fn ping(lab: &Lab, conn: Connection, count: u32, interval: &str) -> (u32, String) {
     ping_from(lab, Side::A, conn, count, interval, true)
@@ -134,7 +94,10 @@ fn assert_ping_from_goes_through_esp(
     bind_source: bool,
     context: &dyn Fn() -> String,
 ) {
-    let captures = [Capture::start(lab, Side::A), Capture::start(lab, Side::B)];
+    let captures = [
+        Capture::start(lab, Side::A, CAPTURE_FILTER),
+        Capture::start(lab, Side::B, CAPTURE_FILTER),
+    ];
     let (received, text) = ping_from(lab, from, conn, 5, "0.2", bind_source);
     assert_eq!(
         received,
@@ -465,7 +428,7 @@ fn passive_policy_sends_nothing_in_clear_until_strongswan_initiates_camellia() {
     wait_for_trap(&lab, &a, conn);
     assert!(show_sa(&a).is_empty(), "no SA yet\n{}", a.log_text());
 
-    let capture = Capture::start(&lab, Side::A);
+    let capture = Capture::start(&lab, Side::A, CAPTURE_FILTER);
     let (received, text) = ping(&lab, conn, 3, "0.3");
     let wire = capture.stop();
     assert_eq!(received, 0, "nothing answers without a tunnel:\n{text}");
