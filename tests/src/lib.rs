@@ -324,6 +324,36 @@ pub fn status_field(pid: i32, field: &str) -> String {
         .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
 }
 
+/// Waits until none of `pids` (role, pid) runs any more (gone or a
+/// zombie), failing with the role of one still running after `timeout`.
+pub fn wait_gone(pids: &[(String, i32)], timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    for (role, pid) in pids {
+        while std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok()
+            && !status_field(*pid, "State").starts_with('Z')
+        {
+            assert!(Instant::now() < deadline, "{role} still runs");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// `ip -n NS ARGS...` (ARGS split on whitespace): its output, failing the
+/// test with ip's error when it fails.
+pub fn ip_in(ns: &str, args: &str) -> String {
+    let out = Command::new("ip")
+        .args(["-n", ns])
+        .args(args.split_whitespace())
+        .output()
+        .expect("ip");
+    assert!(
+        out.status.success(),
+        "ip {args}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// User and system CPU time of a process, in seconds.
 pub fn cpu_seconds(pid: i32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -533,6 +563,27 @@ pub fn show_sa(daemon: &Daemon) -> Vec<serde_json::Value> {
     let out = daemon.ikectl(&["--json", "show", "sa"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
     v["sas"].as_array().cloned().unwrap_or_default()
+}
+
+/// Like `wait_until`, checking every `poll` (short, for tests that must
+/// act as soon as the kernel shows the first entry); fails with "no WHAT
+/// within TIMEOUT" and `context`.
+pub fn wait_for_every(
+    what: &str,
+    timeout: Duration,
+    poll: Duration,
+    mut check: impl FnMut() -> bool,
+    context: &dyn Fn() -> String,
+) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(
+            Instant::now() < deadline,
+            "no {what} within {timeout:?}\n{}",
+            context()
+        );
+        std::thread::sleep(poll);
+    }
 }
 
 /// Polls `check` until it holds; panics with `what` and `context()` after

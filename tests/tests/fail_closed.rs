@@ -5,11 +5,14 @@
 //! same with SAs is in kernel_lab_fail_closed.rs.
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use iked_tests::{require_root, status_field, xfrm_listing, Daemon};
+use iked_tests::{ip_in, require_root, wait_for_every, wait_gone, xfrm_listing, Daemon};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+
+/// How often the tests look at the kernel's policies while waiting.
+const POLL: Duration = Duration::from_millis(5);
 
 /// A network namespace of this test, removed at drop.
 struct Netns(String);
@@ -26,17 +29,7 @@ impl Netns {
     }
 
     fn ip(&self, args: &str) -> String {
-        let out = Command::new("ip")
-            .args(["-n", &self.0])
-            .args(args.split_whitespace())
-            .output()
-            .expect("ip");
-        assert!(
-            out.status.success(),
-            "ip {args}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        ip_in(&self.0, args)
     }
 }
 
@@ -88,37 +81,6 @@ fn active_policies(count: u32) -> String {
     config
 }
 
-fn wait_for(
-    what: &str,
-    timeout: Duration,
-    mut check: impl FnMut() -> bool,
-    context: &dyn Fn() -> String,
-) {
-    let deadline = Instant::now() + timeout;
-    while !check() {
-        assert!(
-            Instant::now() < deadline,
-            "no {what} within {timeout:?}\n{}",
-            context()
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-/// Waits until none of `pids` runs any more (gone or a zombie).
-fn wait_gone(pids: &[(String, i32)], timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    for (role, pid) in pids {
-        while std::path::Path::new(&format!("/proc/{pid}")).exists()
-            && std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok()
-            && !status_field(*pid, "State").starts_with('Z')
-        {
-            assert!(Instant::now() < deadline, "{role} still runs");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
 /// kill -9 of pfkey while it installs 600 trap policies, its reports to
 /// the parent held up (the parent is stopped as soon as the first policy
 /// is seen, so that reports may still be in pfkey's queue when it dies:
@@ -138,17 +100,19 @@ fn pfkey_killed_while_installing_leaves_no_policy_of_ours() {
     );
     let pfkey = daemon.children()["pfkey"];
     let parent = Pid::from_raw(daemon.pid());
-    wait_for(
+    wait_for_every(
         "first trap policy",
         Duration::from_secs(10),
+        POLL,
         || !our_policies(&ns).is_empty(),
         &|| daemon.log_text(),
     );
     kill(parent, Signal::SIGSTOP).expect("stop parent");
     let stopped_at = our_policies(&ns).len();
-    wait_for(
+    wait_for_every(
         "all trap policies",
         Duration::from_secs(30),
+        POLL,
         || our_policies(&ns).len() == POLICIES,
         &|| daemon.log_text(),
     );
@@ -203,9 +167,10 @@ fn a_fresh_start_removes_what_a_killed_parent_and_pfkey_left() {
     let ns = Netns::new("fc-stale");
     add_foreign_policies(&ns);
     let mut daemon = Daemon::start_in(Some(&ns.0), "fc-stale-1", &active_policies(3));
-    wait_for(
+    wait_for_every(
         "three trap policies",
         Duration::from_secs(10),
+        POLL,
         || our_policies(&ns).len() == 3,
         &|| daemon.log_text(),
     );
@@ -250,9 +215,10 @@ fn pfkey_flushes_its_policies_on_sigterm() {
     let ns = Netns::new("fc-term-pfkey");
     add_foreign_policies(&ns);
     let mut daemon = Daemon::start_in(Some(&ns.0), "fc-term-pfkey", &active_policies(2));
-    wait_for(
+    wait_for_every(
         "two trap policies",
         Duration::from_secs(10),
+        POLL,
         || our_policies(&ns).len() == 2,
         &|| daemon.log_text(),
     );
