@@ -238,6 +238,12 @@ impl Daemon {
         Err(format!("no {needle:?} in the log within {timeout:?}"))
     }
 
+    /// `wait_for_log`, failing the test with the reason and the log.
+    pub fn expect_log(&mut self, needle: &str, timeout: Duration) {
+        self.wait_for_log(needle, timeout)
+            .unwrap_or_else(|e| panic!("{e}\n{}", self.log_text()));
+    }
+
     /// Waits for the daemon to exit; None if it is still running at timeout.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         if self.exited.is_some() {
@@ -294,6 +300,30 @@ impl Daemon {
             .args(args)
             .output()
             .expect("run ikectl")
+    }
+
+    /// SIGTERM, then waits up to `timeout` for a clean exit; fails the
+    /// test with the status and the log otherwise.
+    pub fn stop_within(&mut self, timeout: Duration) {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        let status = self.wait_exit(timeout).unwrap_or_else(|| {
+            panic!(
+                "iked still running {timeout:?} after SIGTERM\n{}",
+                self.log_text()
+            )
+        });
+        assert!(status.success(), "{status}\n{}", self.log_text());
+    }
+
+    /// `ikectl`, failing the test with its stderr unless it succeeds.
+    pub fn ikectl_ok(&self, args: &[&str]) -> std::process::Output {
+        let out = self.ikectl(args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
     }
 }
 
@@ -352,6 +382,23 @@ pub fn ip_in(ns: &str, args: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// SIGTERM to `child` (a peer daemon of a test), then up to `timeout` for
+/// it to exit; whether it did.
+pub fn terminate_within(child: &mut Child, timeout: Duration) -> bool {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
 }
 
 /// User and system CPU time of a process, in seconds.
@@ -555,6 +602,19 @@ pub fn run_in_kernel_lab(test_name: &str, timeout_secs: u32) {
         status.success(),
         "{test_name} failed inside the kernel lab: {status}"
     );
+}
+
+/// The keys in iked's log (`--log-keys`, or trace level `-vv`): `key
+/// LABEL HEX` lines, with labels in strongSwan's naming so that lists from
+/// a peer compare directly.
+pub fn iked_keys(log: &str) -> Vec<(String, String)> {
+    log.lines()
+        .filter_map(|line| {
+            let rest = line.split_once("ikev2: key ")?.1;
+            let (label, hex) = rest.rsplit_once(' ')?;
+            Some((label.to_string(), hex.to_string()))
+        })
+        .collect()
 }
 
 /// `ikectl --json show sa` of `daemon`: its list of IKE SAs (empty when the

@@ -614,12 +614,10 @@ fn only_root_and_the_control_group_may_use_the_control_socket() {
         "{}",
         stderr(&out)
     );
-    daemon
-        .wait_for_log(
-            &format!("refused uid {NOBODY} pid {pid}:"),
-            Duration::from_secs(2),
-        )
-        .unwrap_or_else(|e| panic!("{e}\n{}", daemon.log_text()));
+    daemon.expect_log(
+        &format!("refused uid {NOBODY} pid {pid}:"),
+        Duration::from_secs(2),
+    );
     println!("refused without control_group: {}", stderr(&out).trim());
 
     // With control_group: the file is root:GROUP 0660 and members get in,
@@ -648,12 +646,10 @@ fn only_root_and_the_control_group_may_use_the_control_socket() {
         group.name
     );
     assert!(stderr(&out).contains(&expected), "{}", stderr(&out));
-    daemon
-        .wait_for_log(
-            &format!("refused uid {NOBODY} pid {pid}:"),
-            Duration::from_secs(2),
-        )
-        .unwrap_or_else(|e| panic!("{e}\n{}", daemon.log_text()));
+    daemon.expect_log(
+        &format!("refused uid {NOBODY} pid {pid}:"),
+        Duration::from_secs(2),
+    );
     println!("refused a non-member: {}", stderr(&out).trim());
 
     // A reload naming a group that does not exist fails and changes nothing.

@@ -191,18 +191,14 @@ fn a_fresh_start_removes_what_a_killed_parent_and_pfkey_left() {
 
     // A fresh start with a configuration that installs nothing of its own.
     let mut fresh = Daemon::start_in(Some(&ns.0), "fc-stale-2", "set passive\n");
-    fresh
-        .wait_for_log(
-            "removed 0 SAs and 3 policies left in the kernel by a previous instance",
-            Duration::from_secs(5),
-        )
-        .unwrap_or_else(|e| panic!("{e}\n{}", fresh.log_text()));
+    fresh.expect_log(
+        "removed 0 SAs and 3 policies left in the kernel by a previous instance",
+        Duration::from_secs(5),
+    );
     let left = our_policies(&ns);
     assert!(left.is_empty(), "stale policies of ours left:\n{left:#?}");
     assert_foreign_intact(&ns, "after the fresh start");
-    fresh.signal(Signal::SIGTERM);
-    let status = fresh.wait_exit(Duration::from_secs(3)).expect("stopped");
-    assert!(status.success(), "{status}\n{}", fresh.log_text());
+    fresh.stop_within(Duration::from_secs(3));
     assert_foreign_intact(&ns, "after the fresh instance stopped");
 }
 

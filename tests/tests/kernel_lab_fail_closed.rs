@@ -127,12 +127,7 @@ fn installed_children(daemon: &Daemon) -> usize {
 }
 
 fn initiate(daemon: &Daemon) {
-    let out = daemon.ikectl(&["initiate", PSK_GCM.name]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    daemon.ikectl_ok(&["initiate", PSK_GCM.name]);
 }
 
 /// (a) kill -9 of A's pfkey as soon as the first keyed SA of the Child SA
@@ -235,25 +230,17 @@ fn parent_and_pfkey_killed_then_fresh_start(lab: &Lab) {
         sas.len(),
         policies.len()
     );
-    fresh
-        .wait_for_log(&expected, Duration::from_secs(10))
-        .unwrap_or_else(|e| panic!("{e}\n{}", fresh.log_text()));
+    fresh.expect_log(&expected, Duration::from_secs(10));
     println!("lab: (b) fresh start: {expected}");
     assert_clean_and_foreign_intact(lab, "(b) after the fresh start", &|| fresh.log_text());
-    fresh.signal(Signal::SIGTERM);
-    let status = fresh.wait_exit(Duration::from_secs(5)).expect("stopped");
-    assert!(status.success(), "{status}\n{}", fresh.log_text());
+    fresh.stop_within(Duration::from_secs(5));
     stop(b);
 }
 
 /// Stops a daemon in order and waits for it: its children (and its IKE
 /// ports) are gone when this returns.
 fn stop(mut daemon: Daemon) {
-    daemon.signal(Signal::SIGTERM);
-    let status = daemon
-        .wait_exit(Duration::from_secs(10))
-        .expect("daemon still running 10 s after SIGTERM");
-    assert!(status.success(), "{status}\n{}", daemon.log_text());
+    daemon.stop_within(Duration::from_secs(10));
 }
 
 /// (c) strongSwan as B chooses the foreign SA's SPI for its inbound SA:

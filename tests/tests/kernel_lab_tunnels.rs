@@ -180,12 +180,7 @@ fn iked_to_iked(initiator: Side) {
     } else {
         (&b, &a)
     };
-    let out = starter.ikectl(&["initiate", conn.name]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    starter.ikectl_ok(&["initiate", conn.name]);
     let context = || format!("--- A ---\n{}\n--- B ---\n{}", a.log_text(), b.log_text());
     wait_until(
         "installed Child SAs on both iked",
@@ -211,12 +206,7 @@ fn iked_to_strongswan(iked_initiates: bool) {
         &format!("set passive\n{}", iked_policy(conn, Side::A, false, "")),
     );
     if iked_initiates {
-        let out = a.ikectl(&["initiate", conn.name]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        a.ikectl_ok(&["initiate", conn.name]);
     } else {
         let out = swan.swanctl(&["--initiate", "--child", conn.name, "--timeout", "30"]);
         assert!(
@@ -527,12 +517,7 @@ fn iked_routes_its_tunnel_to_strongswan_and_removes_the_route_at_terminate() {
         "a",
         &format!("set passive\n{}", iked_policy(conn, Side::A, false, "")),
     );
-    let out = a.ikectl(&["initiate", conn.name]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    a.ikectl_ok(&["initiate", conn.name]);
     let context = || {
         format!(
             "--- iked ---\n{}\n--- strongSwan ---\n{}\n--- A's routes ---\n{}\n--- B's routes ---\n{}",
@@ -581,12 +566,7 @@ fn iked_routes_its_tunnel_to_strongswan_and_removes_the_route_at_terminate() {
     assert_ping_from_goes_through_esp(&lab, &a, conn, Side::A, false, &context);
     assert_ping_from_goes_through_esp(&lab, &a, conn, Side::B, false, &context);
 
-    let out = a.ikectl(&["terminate", conn.name]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    a.ikectl_ok(&["terminate", conn.name]);
     wait_until(
         "the IKE SA gone after terminate",
         Duration::from_secs(15),

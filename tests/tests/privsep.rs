@@ -262,9 +262,7 @@ fn a_broken_config_on_sighup_keeps_the_daemon_and_the_old_config() {
         daemon.config.display()
     );
     daemon.signal(Signal::SIGHUP);
-    daemon
-        .wait_for_log(&expected, Duration::from_secs(3))
-        .unwrap_or_else(|e| panic!("{e}\n{}", daemon.log_text()));
+    daemon.expect_log(&expected, Duration::from_secs(3));
     assert!(daemon
         .log_text()
         .contains("keeping the current configuration"));
@@ -288,15 +286,8 @@ fn a_broken_config_on_sighup_keeps_the_daemon_and_the_old_config() {
     assert!(!reload.status.success());
     assert!(String::from_utf8_lossy(&reload.stderr).contains(&expected));
     daemon.rewrite_config("set active\n");
-    let reload = daemon.ikectl(&["reload"]);
-    assert!(
-        reload.status.success(),
-        "{}",
-        String::from_utf8_lossy(&reload.stderr)
-    );
-    daemon
-        .wait_for_log("initiation mode: active", Duration::from_secs(3))
-        .unwrap_or_else(|e| panic!("{e}\n{}", daemon.log_text()));
+    daemon.ikectl_ok(&["reload"]);
+    daemon.expect_log("initiation mode: active", Duration::from_secs(3));
 }
 
 #[test]
@@ -304,12 +295,7 @@ fn a_broken_config_on_sighup_keeps_the_daemon_and_the_old_config() {
 fn ikectl_log_level_reaches_every_process() {
     require_root("ikectl_log_level_reaches_every_process");
     let mut daemon = Daemon::start("loglevel", "set passive\n");
-    let out = daemon.ikectl(&["log", "brief"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    daemon.ikectl_ok(&["log", "brief"]);
     daemon
         .wait_for_log("log level set to brief", Duration::from_secs(2))
         .unwrap();
@@ -327,12 +313,10 @@ fn ikectl_log_level_reaches_every_process() {
     assert_eq!(reply["ok"], true);
     assert!(daemon.ikectl(&["reload"]).status.success());
     for role in ["ikev2", "pfkey", "ca"] {
-        daemon
-            .wait_for_log(
-                &format!("parent: {role} applied configuration 3"),
-                Duration::from_secs(2),
-            )
-            .unwrap_or_else(|e| panic!("{e}\n{}", daemon.log_text()));
+        daemon.expect_log(
+            &format!("parent: {role} applied configuration 3"),
+            Duration::from_secs(2),
+        );
     }
     daemon
         .wait_for_log("ikev2: initiation mode", Duration::from_secs(1))
@@ -449,9 +433,7 @@ fn our_kernel_entries_are_flushed_on_stop_and_when_pfkey_is_lost() {
             std::thread::sleep(Duration::from_millis(50));
         }
         if how == "sigterm" {
-            daemon.signal(Signal::SIGTERM);
-            let status = daemon.wait_exit(Duration::from_secs(3)).expect("stopped");
-            assert!(status.success());
+            daemon.stop_within(Duration::from_secs(3));
         } else {
             let pfkey = daemon.children()["pfkey"];
             nix::sys::signal::kill(nix::unistd::Pid::from_raw(pfkey), Signal::SIGKILL).unwrap();

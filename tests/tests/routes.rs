@@ -78,9 +78,7 @@ const CONFIG: &str = "set passive\nikev2 \"t\" passive esp from 10.1.1.0/24 to 1
                       local 198.18.0.1 peer 198.18.0.2 psk \"k\"\n";
 
 fn wait_for_config(daemon: &mut Daemon) {
-    daemon
-        .wait_for_log("pfkey applied configuration 1", Duration::from_secs(10))
-        .unwrap_or_else(|e| panic!("{e}\n{}", daemon.log_text()));
+    daemon.expect_log("pfkey applied configuration 1", Duration::from_secs(10));
 }
 
 #[test]
@@ -95,9 +93,7 @@ fn our_routes_and_rule_go_on_stop_and_when_pfkey_is_lost() {
         plant_routes(&ns, DEFAULT_ROUTING_TABLE);
         assert!(ours(&ns, DEFAULT_ROUTING_TABLE).contains("10.2.1.0/24"));
         if how == "sigterm" {
-            daemon.signal(Signal::SIGTERM);
-            let status = daemon.wait_exit(Duration::from_secs(5)).expect("stopped");
-            assert!(status.success(), "{}", daemon.log_text());
+            daemon.stop_within(Duration::from_secs(5));
         } else {
             let pfkey = daemon.children()["pfkey"];
             nix::sys::signal::kill(nix::unistd::Pid::from_raw(pfkey), Signal::SIGKILL).unwrap();
@@ -131,22 +127,14 @@ fn a_new_start_clears_what_an_earlier_run_left_and_noroutes_leaves_the_table_alo
         "{log}"
     );
     assert!(ours(ns, DEFAULT_ROUTING_TABLE).is_empty());
-    daemon.signal(Signal::SIGTERM);
-    assert!(daemon
-        .wait_exit(Duration::from_secs(5))
-        .expect("stopped")
-        .success());
+    daemon.stop_within(Duration::from_secs(5));
 
     // With `set noroutes` the table may be the operator's: untouched at
     // start and at stop. Another table number is honoured too.
     plant_routes(ns, DEFAULT_ROUTING_TABLE);
     let mut daemon = Daemon::start_in(Some(ns), "rt-noroutes", &format!("set noroutes\n{CONFIG}"));
     wait_for_config(&mut daemon);
-    daemon.signal(Signal::SIGTERM);
-    assert!(daemon
-        .wait_exit(Duration::from_secs(5))
-        .expect("stopped")
-        .success());
+    daemon.stop_within(Duration::from_secs(5));
     assert!(
         ours(ns, DEFAULT_ROUTING_TABLE).contains("10.2.1.0/24"),
         "set noroutes must leave table 222 alone"
@@ -157,11 +145,7 @@ fn a_new_start_clears_what_an_earlier_run_left_and_noroutes_leaves_the_table_alo
         &format!("set routing_table 100\n{CONFIG}"),
     );
     wait_for_config(&mut daemon);
-    daemon.signal(Signal::SIGTERM);
-    assert!(daemon
-        .wait_exit(Duration::from_secs(5))
-        .expect("stopped")
-        .success());
+    daemon.stop_within(Duration::from_secs(5));
     assert!(
         ours(ns, DEFAULT_ROUTING_TABLE).contains("10.2.1.0/24"),
         "table 100 is ours now, not 222"
@@ -191,12 +175,7 @@ fn an_initiation_without_a_local_address_takes_its_source_from_pfkey() {
         psk = iked_tests::lab::LAB_PSK,
     );
     let iked = Daemon::start_in(Some(&lab.a), "rtsrc", &format!("set passive\n{policy}"));
-    let out = iked.ikectl(&["initiate", conn.name]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    iked.ikectl_ok(&["initiate", conn.name]);
     let context = || {
         format!(
             "--- iked ---\n{}\n--- strongSwan ---\n{}",
