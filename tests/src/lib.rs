@@ -315,6 +315,20 @@ impl Daemon {
         assert!(status.success(), "{status}\n{}", self.log_text());
     }
 
+    /// SIGKILL to child `role`, then up to `timeout` for the daemon to stop
+    /// on the loss, with a failure status as it must; returns the log.
+    pub fn lose_child(&mut self, role: &str, timeout: Duration) -> String {
+        let pid = self.children()[role];
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        let status = self.wait_exit(timeout).expect("stopped");
+        assert!(!status.success());
+        self.log_text()
+    }
+
     /// `ikectl`, failing the test with its stderr unless it succeeds.
     pub fn ikectl_ok(&self, args: &[&str]) -> std::process::Output {
         let out = self.ikectl(args);

@@ -137,6 +137,41 @@ fn assert_ping_from_goes_through_esp(
     );
 }
 
+/// iked's log and strongSwan's SAs, for a failure's message.
+fn iked_and_swan(a: &Daemon, swan: &Strongswan) -> String {
+    format!(
+        "--- iked ---\n{}\n--- strongSwan ---\n{}",
+        a.log_text(),
+        swan.list_sas()
+    )
+}
+
+/// strongSwan initiates `conn`'s Child SA (and its IKE SA) with iked.
+fn swan_initiates(swan: &Strongswan, conn: Connection, a: &Daemon) {
+    let out = swan.swanctl(&["--initiate", "--child", conn.name, "--timeout", "30"]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        a.log_text()
+    );
+}
+
+/// Waits until iked and strongSwan both show `conn`'s Child SA installed.
+fn wait_installed_on_both(
+    a: &Daemon,
+    swan: &Strongswan,
+    conn: Connection,
+    context: &dyn Fn() -> String,
+) {
+    wait_until(
+        "installed Child SAs on iked and strongSwan",
+        Duration::from_secs(30),
+        || !installed_children(a, conn.name).is_empty() && swan.list_sas().contains("INSTALLED"),
+        context,
+    );
+}
+
 fn iked_policy(conn: Connection, side: Side, active: bool, extra: &str) -> String {
     conn.iked_policy(side, active)
         .replace(" psk ", &format!(" {extra} psk "))
@@ -208,27 +243,10 @@ fn iked_to_strongswan(iked_initiates: bool) {
     if iked_initiates {
         a.ikectl_ok(&["initiate", conn.name]);
     } else {
-        let out = swan.swanctl(&["--initiate", "--child", conn.name, "--timeout", "30"]);
-        assert!(
-            out.status.success(),
-            "{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            a.log_text()
-        );
+        swan_initiates(&swan, conn, &a);
     }
-    let context = || {
-        format!(
-            "--- iked ---\n{}\n--- strongSwan ---\n{}",
-            a.log_text(),
-            swan.list_sas()
-        )
-    };
-    wait_until(
-        "installed Child SAs on iked and strongSwan",
-        Duration::from_secs(30),
-        || !installed_children(&a, conn.name).is_empty() && swan.list_sas().contains("INSTALLED"),
-        context,
-    );
+    let context = || iked_and_swan(&a, &swan);
+    wait_installed_on_both(&a, &swan, conn, &context);
     assert_ping_goes_through_esp(&lab, &a, conn, &context);
 }
 
@@ -432,26 +450,9 @@ fn passive_policy_sends_nothing_in_clear_until_strongswan_initiates_camellia() {
         icmp.len()
     );
 
-    let out = swan.swanctl(&["--initiate", "--child", conn.name, "--timeout", "30"]);
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        a.log_text()
-    );
-    let context = || {
-        format!(
-            "--- iked ---\n{}\n--- strongSwan ---\n{}",
-            a.log_text(),
-            swan.list_sas()
-        )
-    };
-    wait_until(
-        "installed Child SAs on iked and strongSwan",
-        Duration::from_secs(30),
-        || !installed_children(&a, conn.name).is_empty() && swan.list_sas().contains("INSTALLED"),
-        context,
-    );
+    swan_initiates(&swan, conn, &a);
+    let context = || iked_and_swan(&a, &swan);
+    wait_installed_on_both(&a, &swan, conn, &context);
     let children = installed_children(&a, conn.name);
     assert_eq!(children[0]["encryption"], "camellia-256", "{children:#?}");
     let states = lab.exec(Side::A, &["ip", "xfrm", "state", "list"]);
@@ -527,12 +528,7 @@ fn iked_routes_its_tunnel_to_strongswan_and_removes_the_route_at_terminate() {
             routing_state(&lab, Side::B)
         )
     };
-    wait_until(
-        "installed Child SAs on iked and strongSwan",
-        Duration::from_secs(30),
-        || !installed_children(&a, conn.name).is_empty() && swan.list_sas().contains("INSTALLED"),
-        context,
-    );
+    wait_installed_on_both(&a, &swan, conn, &context);
     let table = String::from_utf8_lossy(
         &lab.exec(Side::A, &["ip", "route", "show", "table", "222"])
             .stdout,

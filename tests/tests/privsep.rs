@@ -435,16 +435,10 @@ fn our_kernel_entries_are_flushed_on_stop_and_when_pfkey_is_lost() {
         if how == "sigterm" {
             daemon.stop_within(Duration::from_secs(3));
         } else {
-            let pfkey = daemon.children()["pfkey"];
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pfkey), Signal::SIGKILL).unwrap();
-            let status = daemon.wait_exit(Duration::from_secs(3)).expect("stopped");
-            assert!(!status.success());
+            let log = daemon.lose_child("pfkey", Duration::from_secs(3));
             assert!(
-                daemon
-                    .log_text()
-                    .contains("flushing 1 kernel entries left by pfkey"),
-                "{}",
-                daemon.log_text()
+                log.contains("flushing 1 kernel entries left by pfkey"),
+                "{log}"
             );
         }
         let left = xfrm_policies(&ns);

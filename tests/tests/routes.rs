@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use iked_common::routing::{DEFAULT_ROUTING_TABLE, ROUTING_RULE_PRIORITY};
 use iked_tests::{require_root, Daemon};
-use nix::sys::signal::Signal;
 
 fn ip(ns: &str, args: &[&str]) -> String {
     let out = Command::new("ip")
@@ -95,11 +94,7 @@ fn our_routes_and_rule_go_on_stop_and_when_pfkey_is_lost() {
         if how == "sigterm" {
             daemon.stop_within(Duration::from_secs(5));
         } else {
-            let pfkey = daemon.children()["pfkey"];
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pfkey), Signal::SIGKILL).unwrap();
-            let status = daemon.wait_exit(Duration::from_secs(5)).expect("stopped");
-            assert!(!status.success());
-            let log = daemon.log_text();
+            let log = daemon.lose_child("pfkey", Duration::from_secs(5));
             assert!(
                 log.contains("removed 2 routes pfkey left in table 222"),
                 "the parent flushed them:\n{log}"
