@@ -78,6 +78,20 @@ impl Scratch {
         self.0.join(name)
     }
 
+    /// `iked -d -f CONFIG -s SCRATCH/iked.sock`, stdin closed: for tests
+    /// that run iked themselves to see how it refuses to start.
+    pub fn iked_command(&self, config: &Path) -> Command {
+        let mut command = Command::new(binary("iked"));
+        command
+            .arg("-d")
+            .arg("-f")
+            .arg(config)
+            .arg("-s")
+            .arg(self.file("iked.sock"))
+            .stdin(Stdio::null());
+        command
+    }
+
     /// Writes the configuration file `name` here with [`write_config`].
     pub fn config(&self, name: &str, text: &str) -> PathBuf {
         let path = self.file(name);

@@ -728,16 +728,8 @@ fn only_root_and_the_control_group_may_use_the_control_socket() {
     // At start, an unknown group stops iked with a clear error.
     let scratch = iked_tests::Scratch::new("ctl-nogroup");
     let config = scratch.config("iked.conf", "set control_group \"no-such-group-here\"\n");
-    let mut command = Command::new(binary("iked"));
-    command
-        .arg("-d")
-        .arg("-f")
-        .arg(&config)
-        .arg("-s")
-        .arg(scratch.file("iked.sock"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut command = scratch.iked_command(&config);
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
     // SAFETY: unshare(2) is async-signal-safe.
     unsafe {
         command.pre_exec(|| {
