@@ -396,6 +396,17 @@ pub fn wait_gone(pids: &[(String, i32)], timeout: Duration) {
     }
 }
 
+/// A network namespace `name` of a test, new and empty: one left by an
+/// earlier run is deleted first.
+pub fn fresh_netns(name: &str) {
+    let _ = Command::new("ip").args(["netns", "del", name]).output();
+    let ok = Command::new("ip")
+        .args(["netns", "add", name])
+        .status()
+        .expect("ip netns add");
+    assert!(ok.success(), "ip netns add {name}");
+}
+
 /// `ip -n NS ARGS...` (ARGS split on whitespace): its output, failing the
 /// test with ip's error when it fails.
 pub fn ip_in(ns: &str, args: &str) -> String {

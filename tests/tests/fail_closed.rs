@@ -7,7 +7,9 @@
 use std::process::Command;
 use std::time::Duration;
 
-use iked_tests::{ip_in, require_root, wait_for_every, wait_gone, xfrm_listing, Daemon};
+use iked_tests::{
+    fresh_netns, ip_in, require_root, wait_for_every, wait_gone, xfrm_listing, Daemon,
+};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -19,12 +21,7 @@ struct Netns(String);
 
 impl Netns {
     fn new(name: &str) -> Netns {
-        let _ = Command::new("ip").args(["netns", "del", name]).output();
-        let ok = Command::new("ip")
-            .args(["netns", "add", name])
-            .status()
-            .expect("ip netns add");
-        assert!(ok.success(), "ip netns add {name}");
+        fresh_netns(name);
         Netns(name.to_string())
     }
 

@@ -7,7 +7,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use iked_tests::{
-    binary, net_table_inodes, require_root, socket_inodes, sockets_of, status_field, Daemon,
+    binary, fresh_netns, net_table_inodes, require_root, socket_inodes, sockets_of, status_field,
+    Daemon,
 };
 use nix::sys::signal::Signal;
 
@@ -394,12 +395,7 @@ fn our_kernel_entries_are_flushed_on_stop_and_when_pfkey_is_lost() {
     require_root("our_kernel_entries_are_flushed_on_stop_and_when_pfkey_is_lost");
     for how in ["sigterm", "lose-pfkey"] {
         let ns = format!("iked-flush-{how}");
-        let _ = Command::new("ip").args(["netns", "del", &ns]).status();
-        assert!(Command::new("ip")
-            .args(["netns", "add", &ns])
-            .status()
-            .unwrap()
-            .success());
+        fresh_netns(&ns);
         // Another program's policy, which must survive us.
         let foreign = Command::new("ip")
             .args([
@@ -461,12 +457,7 @@ fn our_kernel_entries_are_flushed_on_stop_and_when_pfkey_is_lost() {
 fn children_exit_and_flush_when_the_parent_is_killed() {
     require_root("children_exit_and_flush_when_the_parent_is_killed");
     let ns = "iked-orphans";
-    let _ = Command::new("ip").args(["netns", "del", ns]).status();
-    assert!(Command::new("ip")
-        .args(["netns", "add", ns])
-        .status()
-        .unwrap()
-        .success());
+    fresh_netns(ns);
     let config = "set passive\nikev2 \"t\" active esp from 10.1.0.0/24 to 10.2.0.0/24 \
                   local 198.18.0.1 peer 198.18.0.2 psk \"k\"\n";
     let mut daemon = Daemon::start_in(Some(ns), "orphans", config);

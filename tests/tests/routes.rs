@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use iked_common::routing::{DEFAULT_ROUTING_TABLE, ROUTING_RULE_PRIORITY};
-use iked_tests::{require_root, Daemon};
+use iked_tests::{fresh_netns, require_root, Daemon};
 
 fn ip(ns: &str, args: &[&str]) -> String {
     let out = Command::new("ip")
@@ -20,15 +20,6 @@ fn ip(ns: &str, args: &[&str]) -> String {
         .output()
         .expect("ip");
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn fresh_namespace(ns: &str) {
-    let _ = Command::new("ip").args(["netns", "del", ns]).status();
-    assert!(Command::new("ip")
-        .args(["netns", "add", ns])
-        .status()
-        .unwrap()
-        .success());
 }
 
 /// Puts a route in our table and our rule, as pfkey would have.
@@ -86,7 +77,7 @@ fn our_routes_and_rule_go_on_stop_and_when_pfkey_is_lost() {
     require_root("our_routes_and_rule_go_on_stop_and_when_pfkey_is_lost");
     for how in ["sigterm", "lose-pfkey"] {
         let ns = format!("rt-flush-{how}");
-        fresh_namespace(&ns);
+        fresh_netns(&ns);
         let mut daemon = Daemon::start_in(Some(&ns), &format!("rt-{how}"), CONFIG);
         wait_for_config(&mut daemon);
         plant_routes(&ns, DEFAULT_ROUTING_TABLE);
@@ -111,7 +102,7 @@ fn our_routes_and_rule_go_on_stop_and_when_pfkey_is_lost() {
 fn a_new_start_clears_what_an_earlier_run_left_and_noroutes_leaves_the_table_alone() {
     require_root("a_new_start_clears_what_an_earlier_run_left_and_noroutes_leaves_the_table_alone");
     let ns = "rt-restart";
-    fresh_namespace(ns);
+    fresh_netns(ns);
     // Left by a run that died with its pfkey.
     plant_routes(ns, DEFAULT_ROUTING_TABLE);
     let mut daemon = Daemon::start_in(Some(ns), "rt-restart", CONFIG);
