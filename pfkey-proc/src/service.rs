@@ -650,6 +650,20 @@ mod tests {
         }
     }
 
+    /// ikev2's request for an inbound ESP SPI from 192.0.2.2 (the peer) to
+    /// 192.0.2.1, in 0x1000..=0x1fff.
+    fn allocate_spi(id: u64, reqid: u32) -> Ikev2ToPfkey {
+        Ikev2ToPfkey::AllocateSpi {
+            id,
+            src: ip("192.0.2.2"),
+            dst: ip("192.0.2.1"),
+            protocol: IpsecProtocol::Esp,
+            reqid,
+            min: 0x1000,
+            max: 0x1fff,
+        }
+    }
+
     #[derive(Debug, Clone, PartialEq)]
     enum Call {
         AllocateSpi(IpAddr, IpAddr),
@@ -799,15 +813,7 @@ mod tests {
     #[test]
     fn an_allocated_spi_is_completed_by_update_and_tracked_once() {
         let mut h = harness();
-        let o = h.service.handle_request(Ikev2ToPfkey::AllocateSpi {
-            id: 1,
-            src: ip("192.0.2.2"),
-            dst: ip("192.0.2.1"),
-            protocol: IpsecProtocol::Esp,
-            reqid: REQID,
-            min: 0x1000,
-            max: 0x1fff,
-        });
+        let o = h.service.handle_request(allocate_spi(1, REQID));
         assert_eq!(
             o.to_ikev2,
             vec![PfkeyToIkev2::SpiAllocated { id: 1, spi: 0x1000 }]
@@ -842,15 +848,7 @@ mod tests {
             id: 1,
             sa: ours.clone(),
         });
-        let larval = h.service.handle_request(Ikev2ToPfkey::AllocateSpi {
-            id: 2,
-            src: ip("192.0.2.2"),
-            dst: ip("192.0.2.1"),
-            protocol: IpsecProtocol::Esp,
-            reqid: REQID,
-            min: 0x1000,
-            max: 0x1fff,
-        });
+        let larval = h.service.handle_request(allocate_spi(2, REQID));
         assert_eq!(
             larval.to_ikev2,
             vec![PfkeyToIkev2::SpiAllocated { id: 2, spi: 0x1000 }]
@@ -1233,15 +1231,7 @@ mod tests {
         assert!(
             matches!(&o.to_ikev2[..], [PfkeyToIkev2::Failed { id: 2, failure }] if failure.kind == FailureKind::NotPermitted)
         );
-        let o = h.service.handle_request(Ikev2ToPfkey::AllocateSpi {
-            id: 3,
-            src: ip("192.0.2.2"),
-            dst: ip("192.0.2.1"),
-            protocol: IpsecProtocol::Esp,
-            reqid: 0,
-            min: 0x1000,
-            max: 0x1fff,
-        });
+        let o = h.service.handle_request(allocate_spi(3, 0));
         assert!(
             matches!(&o.to_ikev2[..], [PfkeyToIkev2::Failed { id: 3, failure }] if failure.kind == FailureKind::NotPermitted)
         );
@@ -1251,15 +1241,9 @@ mod tests {
         );
         assert_eq!(h.service.installed().count(), 0);
         // The larval reqid is ours: a new Child SA's SPI is allocated with it.
-        let o = h.service.handle_request(Ikev2ToPfkey::AllocateSpi {
-            id: 4,
-            src: ip("192.0.2.2"),
-            dst: ip("192.0.2.1"),
-            protocol: IpsecProtocol::Esp,
-            reqid: iked_common::kernel::LARVAL_REQID,
-            min: 0x1000,
-            max: 0x1fff,
-        });
+        let o = h
+            .service
+            .handle_request(allocate_spi(4, iked_common::kernel::LARVAL_REQID));
         assert_eq!(
             o.to_ikev2,
             vec![PfkeyToIkev2::SpiAllocated { id: 4, spi: 0x1000 }]
@@ -1345,15 +1329,9 @@ mod tests {
     #[test]
     fn the_half_of_a_pair_that_went_in_can_be_removed_and_is_untracked() {
         let mut h = harness();
-        let o = h.service.handle_request(Ikev2ToPfkey::AllocateSpi {
-            id: 1,
-            src: ip("192.0.2.2"),
-            dst: ip("192.0.2.1"),
-            protocol: IpsecProtocol::Esp,
-            reqid: iked_common::kernel::LARVAL_REQID,
-            min: 0x1000,
-            max: 0x1fff,
-        });
+        let o = h
+            .service
+            .handle_request(allocate_spi(1, iked_common::kernel::LARVAL_REQID));
         assert_eq!(o.to_parent.len(), 1);
         let inbound = sa("192.0.2.2", "192.0.2.1", 0x1000, site().reversed());
         let inbound_id = inbound.id;

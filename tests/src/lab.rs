@@ -170,6 +170,56 @@ impl Drop for Lab {
     }
 }
 
+/// tcpdump of what one side sends on its veth (`-Q out`: Linux also shows
+/// decrypted inbound tunnel packets on the interface, which never crossed
+/// the wire in the clear), until stopped.
+pub struct Capture {
+    child: Child,
+    file: PathBuf,
+}
+
+impl Capture {
+    /// Starts tcpdump on `side`'s veth with the pcap `filter` (e.g.
+    /// `["not", "arp"]`) and waits until it listens.
+    pub fn start(lab: &Lab, side: Side, filter: &[&str]) -> Capture {
+        let ns = lab.ns(side);
+        let dev = if side == Side::A { "veth-a" } else { "veth-b" };
+        let file = std::env::temp_dir().join(format!("capture-{ns}.txt"));
+        let child = Command::new("ip")
+            .args([
+                "netns", "exec", ns, "tcpdump", "-n", "-l", "-Q", "out", "-i", dev,
+            ])
+            .args(filter)
+            .stdout(std::fs::File::create(&file).expect("capture file"))
+            .stderr(std::fs::File::create(file.with_extension("err")).expect("capture log"))
+            .spawn()
+            .expect("tcpdump");
+        // tcpdump says "listening on" once the capture is in place.
+        crate::wait_until(
+            "tcpdump to start",
+            Duration::from_secs(10),
+            || {
+                std::fs::read_to_string(file.with_extension("err"))
+                    .is_ok_and(|t| t.contains("listening on"))
+            },
+            String::new,
+        );
+        Capture { child, file }
+    }
+
+    /// Stops the capture (after a short grace for packets in flight) and
+    /// returns tcpdump's text.
+    pub fn stop(mut self) -> String {
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGINT,
+        );
+        let _ = self.child.wait();
+        std::fs::read_to_string(&self.file).unwrap_or_default()
+    }
+}
+
 /// How strongSwan installs Child SAs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SwanKernel {
@@ -550,16 +600,8 @@ swanctl {{
 
 impl Drop for Strongswan {
     fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if crate::terminate_within(&mut self.child, Duration::from_secs(5)) {
+            return;
         }
         let _ = self.child.kill();
         let _ = self.child.wait();

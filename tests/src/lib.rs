@@ -78,6 +78,20 @@ impl Scratch {
         self.0.join(name)
     }
 
+    /// `iked -d -f CONFIG -s SCRATCH/iked.sock`, stdin closed: for tests
+    /// that run iked themselves to see how it refuses to start.
+    pub fn iked_command(&self, config: &Path) -> Command {
+        let mut command = Command::new(binary("iked"));
+        command
+            .arg("-d")
+            .arg("-f")
+            .arg(config)
+            .arg("-s")
+            .arg(self.file("iked.sock"))
+            .stdin(Stdio::null());
+        command
+    }
+
     /// Writes the configuration file `name` here with [`write_config`].
     pub fn config(&self, name: &str, text: &str) -> PathBuf {
         let path = self.file(name);
@@ -238,6 +252,12 @@ impl Daemon {
         Err(format!("no {needle:?} in the log within {timeout:?}"))
     }
 
+    /// `wait_for_log`, failing the test with the reason and the log.
+    pub fn expect_log(&mut self, needle: &str, timeout: Duration) {
+        self.wait_for_log(needle, timeout)
+            .unwrap_or_else(|e| panic!("{e}\n{}", self.log_text()));
+    }
+
     /// Waits for the daemon to exit; None if it is still running at timeout.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         if self.exited.is_some() {
@@ -295,6 +315,44 @@ impl Daemon {
             .output()
             .expect("run ikectl")
     }
+
+    /// SIGTERM, then waits up to `timeout` for a clean exit; fails the
+    /// test with the status and the log otherwise.
+    pub fn stop_within(&mut self, timeout: Duration) {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        let status = self.wait_exit(timeout).unwrap_or_else(|| {
+            panic!(
+                "iked still running {timeout:?} after SIGTERM\n{}",
+                self.log_text()
+            )
+        });
+        assert!(status.success(), "{status}\n{}", self.log_text());
+    }
+
+    /// SIGKILL to child `role`, then up to `timeout` for the daemon to stop
+    /// on the loss, with a failure status as it must; returns the log.
+    pub fn lose_child(&mut self, role: &str, timeout: Duration) -> String {
+        let pid = self.children()[role];
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        let status = self.wait_exit(timeout).expect("stopped");
+        assert!(!status.success());
+        self.log_text()
+    }
+
+    /// `ikectl`, failing the test with its stderr unless it succeeds.
+    pub fn ikectl_ok(&self, args: &[&str]) -> std::process::Output {
+        let out = self.ikectl(args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
 }
 
 impl Drop for Daemon {
@@ -322,6 +380,64 @@ pub fn status_field(pid: i32, field: &str) -> String {
         .find_map(|l| l.strip_prefix(&format!("{field}:")))
         .map(|v| v.trim().to_string())
         .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+/// Waits until none of `pids` (role, pid) runs any more (gone or a
+/// zombie), failing with the role of one still running after `timeout`.
+pub fn wait_gone(pids: &[(String, i32)], timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    for (role, pid) in pids {
+        while std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok()
+            && !status_field(*pid, "State").starts_with('Z')
+        {
+            assert!(Instant::now() < deadline, "{role} still runs");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A network namespace `name` of a test, new and empty: one left by an
+/// earlier run is deleted first.
+pub fn fresh_netns(name: &str) {
+    let _ = Command::new("ip").args(["netns", "del", name]).output();
+    let ok = Command::new("ip")
+        .args(["netns", "add", name])
+        .status()
+        .expect("ip netns add");
+    assert!(ok.success(), "ip netns add {name}");
+}
+
+/// `ip -n NS ARGS...` (ARGS split on whitespace): its output, failing the
+/// test with ip's error when it fails.
+pub fn ip_in(ns: &str, args: &str) -> String {
+    let out = Command::new("ip")
+        .args(["-n", ns])
+        .args(args.split_whitespace())
+        .output()
+        .expect("ip");
+    assert!(
+        out.status.success(),
+        "ip {args}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// SIGTERM to `child` (a peer daemon of a test), then up to `timeout` for
+/// it to exit; whether it did.
+pub fn terminate_within(child: &mut Child, timeout: Duration) -> bool {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
 }
 
 /// User and system CPU time of a process, in seconds.
@@ -527,12 +643,46 @@ pub fn run_in_kernel_lab(test_name: &str, timeout_secs: u32) {
     );
 }
 
+/// The keys in iked's log (`--log-keys`, or trace level `-vv`): `key
+/// LABEL HEX` lines, with labels in strongSwan's naming so that lists from
+/// a peer compare directly.
+pub fn iked_keys(log: &str) -> Vec<(String, String)> {
+    log.lines()
+        .filter_map(|line| {
+            let rest = line.split_once("ikev2: key ")?.1;
+            let (label, hex) = rest.rsplit_once(' ')?;
+            Some((label.to_string(), hex.to_string()))
+        })
+        .collect()
+}
+
 /// `ikectl --json show sa` of `daemon`: its list of IKE SAs (empty when the
 /// daemon gives no answer).
 pub fn show_sa(daemon: &Daemon) -> Vec<serde_json::Value> {
     let out = daemon.ikectl(&["--json", "show", "sa"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
     v["sas"].as_array().cloned().unwrap_or_default()
+}
+
+/// Like `wait_until`, checking every `poll` (short, for tests that must
+/// act as soon as the kernel shows the first entry); fails with "no WHAT
+/// within TIMEOUT" and `context`.
+pub fn wait_for_every(
+    what: &str,
+    timeout: Duration,
+    poll: Duration,
+    mut check: impl FnMut() -> bool,
+    context: &dyn Fn() -> String,
+) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(
+            Instant::now() < deadline,
+            "no {what} within {timeout:?}\n{}",
+            context()
+        );
+        std::thread::sleep(poll);
+    }
 }
 
 /// Polls `check` until it holds; panics with `what` and `context()` after

@@ -4,7 +4,7 @@
 //! configuration (iked(8), "Starting up").
 
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use iked_tests::{binary, require_root, write_config, Daemon, Scratch};
@@ -19,15 +19,7 @@ fn a_config_others_can_read_is_refused_at_start_naming_the_file() {
     for (mode, owner) in [(0o644, 0), (0o660, 0), (0o600, 65534)] {
         std::fs::set_permissions(&config, std::fs::Permissions::from_mode(mode)).unwrap();
         std::os::unix::fs::chown(&config, Some(owner), None).unwrap();
-        let out = Command::new(binary("iked"))
-            .arg("-d")
-            .arg("-f")
-            .arg(&config)
-            .arg("-s")
-            .arg(scratch.file("iked.sock"))
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
+        let out = scratch.iked_command(&config).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         println!("mode {mode:04o} owner {owner}: {}", stderr.trim());
         assert_eq!(out.status.code(), Some(1), "{stderr}");
@@ -73,9 +65,7 @@ fn a_reload_of_a_file_others_can_read_is_refused_and_the_old_config_stays() {
         daemon.config.display()
     );
     daemon.signal(Signal::SIGHUP);
-    daemon
-        .wait_for_log(&expected, Duration::from_secs(3))
-        .unwrap_or_else(|e| panic!("{e}\n{}", daemon.log_text()));
+    daemon.expect_log(&expected, Duration::from_secs(3));
     let reload = daemon.ikectl(&["reload"]);
     assert!(!reload.status.success());
     let stderr = String::from_utf8_lossy(&reload.stderr);
@@ -90,14 +80,7 @@ fn a_reload_of_a_file_others_can_read_is_refused_and_the_old_config_stays() {
     );
     // Fixed, the same file loads.
     daemon.rewrite_config("set active\n");
-    let reload = daemon.ikectl(&["reload"]);
-    assert!(
-        reload.status.success(),
-        "{}",
-        String::from_utf8_lossy(&reload.stderr)
-    );
-    daemon
-        .wait_for_log("initiation mode: active", Duration::from_secs(3))
-        .unwrap_or_else(|e| panic!("{e}\n{}", daemon.log_text()));
+    daemon.ikectl_ok(&["reload"]);
+    daemon.expect_log("initiation mode: active", Duration::from_secs(3));
     println!("refused reload: {expected}");
 }

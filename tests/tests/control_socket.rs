@@ -614,12 +614,10 @@ fn only_root_and_the_control_group_may_use_the_control_socket() {
         "{}",
         stderr(&out)
     );
-    daemon
-        .wait_for_log(
-            &format!("refused uid {NOBODY} pid {pid}:"),
-            Duration::from_secs(2),
-        )
-        .unwrap_or_else(|e| panic!("{e}\n{}", daemon.log_text()));
+    daemon.expect_log(
+        &format!("refused uid {NOBODY} pid {pid}:"),
+        Duration::from_secs(2),
+    );
     println!("refused without control_group: {}", stderr(&out).trim());
 
     // With control_group: the file is root:GROUP 0660 and members get in,
@@ -648,12 +646,10 @@ fn only_root_and_the_control_group_may_use_the_control_socket() {
         group.name
     );
     assert!(stderr(&out).contains(&expected), "{}", stderr(&out));
-    daemon
-        .wait_for_log(
-            &format!("refused uid {NOBODY} pid {pid}:"),
-            Duration::from_secs(2),
-        )
-        .unwrap_or_else(|e| panic!("{e}\n{}", daemon.log_text()));
+    daemon.expect_log(
+        &format!("refused uid {NOBODY} pid {pid}:"),
+        Duration::from_secs(2),
+    );
     println!("refused a non-member: {}", stderr(&out).trim());
 
     // A reload naming a group that does not exist fails and changes nothing.
@@ -732,16 +728,8 @@ fn only_root_and_the_control_group_may_use_the_control_socket() {
     // At start, an unknown group stops iked with a clear error.
     let scratch = iked_tests::Scratch::new("ctl-nogroup");
     let config = scratch.config("iked.conf", "set control_group \"no-such-group-here\"\n");
-    let mut command = Command::new(binary("iked"));
-    command
-        .arg("-d")
-        .arg("-f")
-        .arg(&config)
-        .arg("-s")
-        .arg(scratch.file("iked.sock"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut command = scratch.iked_command(&config);
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
     // SAFETY: unshare(2) is async-signal-safe.
     unsafe {
         command.pre_exec(|| {

@@ -5,38 +5,28 @@
 //! same with SAs is in kernel_lab_fail_closed.rs.
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use iked_tests::{require_root, status_field, xfrm_listing, Daemon};
+use iked_tests::{
+    fresh_netns, ip_in, require_root, wait_for_every, wait_gone, xfrm_listing, Daemon,
+};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+
+/// How often the tests look at the kernel's policies while waiting.
+const POLL: Duration = Duration::from_millis(5);
 
 /// A network namespace of this test, removed at drop.
 struct Netns(String);
 
 impl Netns {
     fn new(name: &str) -> Netns {
-        let _ = Command::new("ip").args(["netns", "del", name]).output();
-        let ok = Command::new("ip")
-            .args(["netns", "add", name])
-            .status()
-            .expect("ip netns add");
-        assert!(ok.success(), "ip netns add {name}");
+        fresh_netns(name);
         Netns(name.to_string())
     }
 
     fn ip(&self, args: &str) -> String {
-        let out = Command::new("ip")
-            .args(["-n", &self.0])
-            .args(args.split_whitespace())
-            .output()
-            .expect("ip");
-        assert!(
-            out.status.success(),
-            "ip {args}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        ip_in(&self.0, args)
     }
 }
 
@@ -88,37 +78,6 @@ fn active_policies(count: u32) -> String {
     config
 }
 
-fn wait_for(
-    what: &str,
-    timeout: Duration,
-    mut check: impl FnMut() -> bool,
-    context: &dyn Fn() -> String,
-) {
-    let deadline = Instant::now() + timeout;
-    while !check() {
-        assert!(
-            Instant::now() < deadline,
-            "no {what} within {timeout:?}\n{}",
-            context()
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-/// Waits until none of `pids` runs any more (gone or a zombie).
-fn wait_gone(pids: &[(String, i32)], timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    for (role, pid) in pids {
-        while std::path::Path::new(&format!("/proc/{pid}")).exists()
-            && std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok()
-            && !status_field(*pid, "State").starts_with('Z')
-        {
-            assert!(Instant::now() < deadline, "{role} still runs");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
 /// kill -9 of pfkey while it installs 600 trap policies, its reports to
 /// the parent held up (the parent is stopped as soon as the first policy
 /// is seen, so that reports may still be in pfkey's queue when it dies:
@@ -138,17 +97,19 @@ fn pfkey_killed_while_installing_leaves_no_policy_of_ours() {
     );
     let pfkey = daemon.children()["pfkey"];
     let parent = Pid::from_raw(daemon.pid());
-    wait_for(
+    wait_for_every(
         "first trap policy",
         Duration::from_secs(10),
+        POLL,
         || !our_policies(&ns).is_empty(),
         &|| daemon.log_text(),
     );
     kill(parent, Signal::SIGSTOP).expect("stop parent");
     let stopped_at = our_policies(&ns).len();
-    wait_for(
+    wait_for_every(
         "all trap policies",
         Duration::from_secs(30),
+        POLL,
         || our_policies(&ns).len() == POLICIES,
         &|| daemon.log_text(),
     );
@@ -203,9 +164,10 @@ fn a_fresh_start_removes_what_a_killed_parent_and_pfkey_left() {
     let ns = Netns::new("fc-stale");
     add_foreign_policies(&ns);
     let mut daemon = Daemon::start_in(Some(&ns.0), "fc-stale-1", &active_policies(3));
-    wait_for(
+    wait_for_every(
         "three trap policies",
         Duration::from_secs(10),
+        POLL,
         || our_policies(&ns).len() == 3,
         &|| daemon.log_text(),
     );
@@ -226,18 +188,14 @@ fn a_fresh_start_removes_what_a_killed_parent_and_pfkey_left() {
 
     // A fresh start with a configuration that installs nothing of its own.
     let mut fresh = Daemon::start_in(Some(&ns.0), "fc-stale-2", "set passive\n");
-    fresh
-        .wait_for_log(
-            "removed 0 SAs and 3 policies left in the kernel by a previous instance",
-            Duration::from_secs(5),
-        )
-        .unwrap_or_else(|e| panic!("{e}\n{}", fresh.log_text()));
+    fresh.expect_log(
+        "removed 0 SAs and 3 policies left in the kernel by a previous instance",
+        Duration::from_secs(5),
+    );
     let left = our_policies(&ns);
     assert!(left.is_empty(), "stale policies of ours left:\n{left:#?}");
     assert_foreign_intact(&ns, "after the fresh start");
-    fresh.signal(Signal::SIGTERM);
-    let status = fresh.wait_exit(Duration::from_secs(3)).expect("stopped");
-    assert!(status.success(), "{status}\n{}", fresh.log_text());
+    fresh.stop_within(Duration::from_secs(3));
     assert_foreign_intact(&ns, "after the fresh instance stopped");
 }
 
@@ -250,9 +208,10 @@ fn pfkey_flushes_its_policies_on_sigterm() {
     let ns = Netns::new("fc-term-pfkey");
     add_foreign_policies(&ns);
     let mut daemon = Daemon::start_in(Some(&ns.0), "fc-term-pfkey", &active_policies(2));
-    wait_for(
+    wait_for_every(
         "two trap policies",
         Duration::from_secs(10),
+        POLL,
         || our_policies(&ns).len() == 2,
         &|| daemon.log_text(),
     );

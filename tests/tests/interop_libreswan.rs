@@ -16,19 +16,8 @@ use std::time::{Duration, Instant};
 
 use iked_tests::lab::{Connection, Lab, Side, PSK_CBC, PSK_GCM, PSK_V6};
 use iked_tests::libreswan::{conn_section, iked_policy, libreswan_keys, Libreswan, SwanMode};
-use iked_tests::{show_sa, wait_until, Daemon};
+use iked_tests::{iked_keys, show_sa, wait_until, Daemon};
 use serde_json::Value;
-
-/// Keys iked logs at trace level (`-vv`): `key LABEL HEX`.
-fn iked_keys(log: &str) -> Vec<(String, String)> {
-    log.lines()
-        .filter_map(|line| {
-            let rest = line.split_once("ikev2: key ")?.1;
-            let (label, hex) = rest.rsplit_once(' ')?;
-            Some((label.to_string(), hex.to_string()))
-        })
-        .collect()
-}
 
 fn established_ike_spis(iked: &Daemon, name: &str) -> Vec<String> {
     show_sa(iked)
@@ -110,23 +99,7 @@ impl Pair {
     /// Waits until iked and pluto each hold exactly one established IKE SA
     /// of the connection, the same one (same SPIs); returns its SPIs.
     fn wait_for_one_shared_ike_sa(&self, what: &str) -> String {
-        let mut shared = String::new();
-        wait_until(
-            what,
-            Duration::from_secs(30),
-            || {
-                let ours = established_ike_spis(&self.iked, self.conn.name);
-                let theirs = self.pluto.established_ike_spis();
-                if ours.len() == 1 && ours == theirs {
-                    shared = ours[0].clone();
-                    true
-                } else {
-                    false
-                }
-            },
-            || self.context(),
-        );
-        shared
+        self.wait_for_shared_ike_sa(None, what, Duration::from_secs(30))
     }
 
     fn assert_ike_keys_match(&self) {
@@ -166,7 +139,11 @@ fn iked_initiates_round(tag: &str, conn: Connection) {
     wait_until(
         "iked to report the peer's refusal of the Child SA",
         Duration::from_secs(10),
-        || pair.iked.log_text().contains("no Child SA: peer refused it: TS_UNACCEPTABLE"),
+        || {
+            pair.iked
+                .log_text()
+                .contains("no Child SA: peer refused it: TS_UNACCEPTABLE")
+        },
         || pair.context(),
     );
     let summary = pair.pluto.log_summary();
@@ -328,6 +305,13 @@ impl Pair {
         what: &str,
         timeout: Duration,
     ) -> String {
+        self.wait_for_shared_ike_sa(Some(old), what, timeout)
+    }
+
+    /// Waits until iked and pluto each hold exactly one established IKE SA
+    /// of the connection, the same one (same SPIs) and, with `old`, not
+    /// that one; returns its SPIs.
+    fn wait_for_shared_ike_sa(&self, old: Option<&str>, what: &str, timeout: Duration) -> String {
         let mut shared = String::new();
         wait_until(
             what,
@@ -335,7 +319,7 @@ impl Pair {
             || {
                 let ours = established_ike_spis(&self.iked, self.conn.name);
                 let theirs = self.pluto.established_ike_spis();
-                if ours.len() == 1 && ours == theirs && ours[0] != old {
+                if ours.len() == 1 && ours == theirs && old != Some(ours[0].as_str()) {
                     shared = ours[0].clone();
                     true
                 } else {

@@ -10,20 +10,8 @@ use iked_tests::lab::{
     strongswan_keys, Connection, Lab, Side, Strongswan, SwanKernel, PSK_CBC, PSK_GCM, PSK_HOSTS,
     PSK_V6,
 };
-use iked_tests::{show_sa, wait_until, Daemon};
+use iked_tests::{iked_keys, show_sa, wait_until, Daemon};
 use serde_json::Value;
-
-/// Keys iked logs with `--log-keys` (and only then): `key LABEL HEX`, with
-/// labels in strongSwan's naming so the two lists compare directly.
-fn iked_keys(log: &str) -> Vec<(String, String)> {
-    log.lines()
-        .filter_map(|line| {
-            let rest = line.split_once("ikev2: key ")?.1;
-            let (label, hex) = rest.rsplit_once(' ')?;
-            Some((label.to_string(), hex.to_string()))
-        })
-        .collect()
-}
 
 fn established_with_child(sas: &[Value], name: &str) -> bool {
     sas.iter().any(|sa| {

@@ -412,19 +412,12 @@ fn thousands_of_policies_queued_kernel_requests_and_a_huge_show_sa_never_stall_i
     let out = daemon.ikectl(&["log", "verbose"]);
     assert!(out.status.success(), "the daemon still answers");
     let started = Instant::now();
-    let out = daemon.ikectl(&["reload"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    daemon.ikectl_ok(&["reload"]);
     for role in ["ikev2", "pfkey", "ca"] {
-        daemon
-            .wait_for_log(
-                &format!("parent: {role} applied configuration 2"),
-                Duration::from_secs(30),
-            )
-            .unwrap_or_else(|e| panic!("{e}\n{}", daemon.log_text()));
+        daemon.expect_log(
+            &format!("parent: {role} applied configuration 2"),
+            Duration::from_secs(30),
+        );
     }
     println!(
         "part 4: reload of {} policies applied by all children in {:.2} s",
@@ -479,12 +472,10 @@ fn a_child_that_stops_reading_makes_the_parent_fail_closed_at_the_queue_bound() 
     }
     let mut daemon = Daemon::start("ipc-stuck", &text);
     let ikev2 = daemon.children()["ikev2"];
-    daemon
-        .wait_for_log(
-            "parent: ikev2 applied configuration 1",
-            Duration::from_secs(30),
-        )
-        .unwrap_or_else(|e| panic!("{e}\n{}", daemon.log_text()));
+    daemon.expect_log(
+        "parent: ikev2 applied configuration 1",
+        Duration::from_secs(30),
+    );
     // Frozen, not SIGSTOPped: a stopped child is lost at once (waitpid
     // WUNTRACED); a hung one is found only by its queue reaching the bound.
     let mut frozen = Some(Frozen::freeze(ikev2, "ipc-stuck"));

@@ -6,10 +6,13 @@
 //! a foreign SA and policy intact. One VM boot for all three.
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use iked_tests::lab::{Lab, Side, Strongswan, SwanKernel, SwanRetransmission, PSK_GCM};
-use iked_tests::{in_kernel_lab, run_in_kernel_lab, show_sa, status_field, xfrm_listing, Daemon};
+use iked_tests::{
+    in_kernel_lab, ip_in, run_in_kernel_lab, show_sa, wait_for_every, wait_gone, xfrm_listing,
+    Daemon,
+};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -18,18 +21,12 @@ use nix::unistd::Pid;
 /// with the foreign one (EEXIST).
 const FOREIGN_SPI: &str = "0xc0000001";
 
+/// How often the cases look at A's kernel and iked's log while waiting:
+/// short, so that a kill lands while the pair is still being installed.
+const POLL: Duration = Duration::from_millis(2);
+
 fn ip(lab: &Lab, side: Side, args: &str) -> String {
-    let out = Command::new("ip")
-        .args(["-n", lab.ns(side)])
-        .args(args.split_whitespace())
-        .output()
-        .expect("ip");
-    assert!(
-        out.status.success(),
-        "ip {args}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    ip_in(lab.ns(side), args)
 }
 
 /// What of ours side A's kernel holds: (SAs, policies).
@@ -129,43 +126,8 @@ fn installed_children(daemon: &Daemon) -> usize {
         .count()
 }
 
-fn wait_for(
-    what: &str,
-    timeout: Duration,
-    mut check: impl FnMut() -> bool,
-    log: &dyn Fn() -> String,
-) {
-    let deadline = Instant::now() + timeout;
-    while !check() {
-        assert!(
-            Instant::now() < deadline,
-            "no {what} within {timeout:?}\n{}",
-            log()
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
-/// Waits until none of `pids` runs any more (gone or a zombie).
-fn wait_gone(pids: &[(String, i32)], timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    for (role, pid) in pids {
-        while std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok()
-            && !status_field(*pid, "State").starts_with('Z')
-        {
-            assert!(Instant::now() < deadline, "{role} still runs");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
 fn initiate(daemon: &Daemon) {
-    let out = daemon.ikectl(&["initiate", PSK_GCM.name]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    daemon.ikectl_ok(&["initiate", PSK_GCM.name]);
 }
 
 /// (a) kill -9 of A's pfkey as soon as the first keyed SA of the Child SA
@@ -178,9 +140,10 @@ fn pfkey_killed_while_installing(lab: &Lab) {
     let pfkey = a.children()["pfkey"];
     initiate(&a);
     let mut seen = (Vec::new(), Vec::new());
-    wait_for(
+    wait_for_every(
         "keyed SA of ours in A's kernel",
         Duration::from_secs(60),
+        POLL,
         || {
             seen = ours(lab);
             seen.0.iter().any(|sa| sa.contains("aead "))
@@ -221,16 +184,18 @@ fn parent_and_pfkey_killed_then_fresh_start(lab: &Lab) {
     let b = start(lab, Side::B, "fc-b2", FLOWS);
     let log = || format!("--- A ---\n{}\n--- B ---\n{}", a.log_text(), b.log_text());
     initiate(&a);
-    wait_for(
+    wait_for_every(
         "all Child SAs installed on A",
         Duration::from_secs(60),
+        POLL,
         || installed_children(&a) == usize::from(FLOWS),
         &log,
     );
     // The policies (out, in, fwd) follow each pair of SAs.
-    wait_for(
+    wait_for_every(
         "two SAs and three policies per Child SA in A's kernel",
         Duration::from_secs(10),
+        POLL,
         || {
             let (sas, policies) = ours(lab);
             sas.len() == 2 * usize::from(FLOWS) && policies.len() == 3 * usize::from(FLOWS)
@@ -265,16 +230,12 @@ fn parent_and_pfkey_killed_then_fresh_start(lab: &Lab) {
         sas.len(),
         policies.len()
     );
-    fresh
-        .wait_for_log(&expected, Duration::from_secs(10))
-        .unwrap_or_else(|e| panic!("{e}\n{}", fresh.log_text()));
+    fresh.expect_log(&expected, Duration::from_secs(10));
     println!("lab: (b) fresh start: {expected}");
     // The fresh instance keeps trap policies of its own for its flows
     // (issue 17), with the same reqids the dead one used: what is left of
     // the dead one shows once the fresh one has stopped and removed its own.
-    fresh.signal(Signal::SIGTERM);
-    let status = fresh.wait_exit(Duration::from_secs(5)).expect("stopped");
-    assert!(status.success(), "{status}\n{}", fresh.log_text());
+    fresh.stop_within(Duration::from_secs(5));
     assert_clean_and_foreign_intact(lab, "(b) after the fresh start and its stop", &|| {
         fresh.log_text()
     });
@@ -284,11 +245,7 @@ fn parent_and_pfkey_killed_then_fresh_start(lab: &Lab) {
 /// Stops a daemon in order and waits for it: its children (and its IKE
 /// ports) are gone when this returns.
 fn stop(mut daemon: Daemon) {
-    daemon.signal(Signal::SIGTERM);
-    let status = daemon
-        .wait_exit(Duration::from_secs(10))
-        .expect("daemon still running 10 s after SIGTERM");
-    assert!(status.success(), "{status}\n{}", daemon.log_text());
+    daemon.stop_within(Duration::from_secs(10));
 }
 
 /// (c) strongSwan as B chooses the foreign SA's SPI for its inbound SA:
@@ -312,16 +269,18 @@ fn half_installed_pair(lab: &Lab) {
         )
     };
     initiate(&a);
-    wait_for(
+    wait_for_every(
         "half-installed Child SA on A",
         Duration::from_secs(30),
+        POLL,
         || a.log_text().contains("not installed whole"),
         &log,
     );
     // The removal is asked for with the log line; give pfkey its turn.
-    wait_for(
+    wait_for_every(
         "A's half removed",
         Duration::from_secs(5),
+        POLL,
         || ours(lab).0.is_empty(),
         &log,
     );

@@ -24,10 +24,10 @@
 //! for the first copy stays, unknown to iked, until its lifetime ends. The
 //! cases print such orphans and compare the pair both sides know.
 
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use iked_tests::lab::{Connection, Lab, Side, PSK_CBC, PSK_GCM, PSK_V6};
+use iked_tests::lab::{Capture, Connection, Lab, Side, PSK_CBC, PSK_GCM, PSK_V6};
 use iked_tests::libreswan::{conn_section, iked_policy, Libreswan, SwanChild, SwanMode};
 use iked_tests::{in_kernel_lab, run_in_kernel_lab, show_sa, wait_until, Daemon};
 use serde_json::Value;
@@ -51,47 +51,8 @@ fn modprobe() {
         .status();
 }
 
-/// tcpdump of what one side sends on its veth (`-Q out`), until stopped.
-struct Capture {
-    child: Child,
-    file: std::path::PathBuf,
-}
-
-impl Capture {
-    fn start(lab: &Lab, side: Side) -> Capture {
-        let ns = lab.ns(side);
-        let dev = if side == Side::A { "veth-a" } else { "veth-b" };
-        let file = std::env::temp_dir().join(format!("capture-{ns}.txt"));
-        let child = Command::new("ip")
-            .args([
-                "netns", "exec", ns, "tcpdump", "-n", "-l", "-Q", "out", "-i", dev, "not", "arp",
-            ])
-            .stdout(std::fs::File::create(&file).expect("capture file"))
-            .stderr(std::fs::File::create(file.with_extension("err")).expect("capture log"))
-            .spawn()
-            .expect("tcpdump");
-        wait_until(
-            "tcpdump to start",
-            Duration::from_secs(10),
-            || {
-                std::fs::read_to_string(file.with_extension("err"))
-                    .is_ok_and(|t| t.contains("listening on"))
-            },
-            String::new,
-        );
-        Capture { child, file }
-    }
-
-    fn stop(mut self) -> String {
-        std::thread::sleep(Duration::from_millis(300));
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGINT,
-        );
-        let _ = self.child.wait();
-        std::fs::read_to_string(&self.file).unwrap_or_default()
-    }
-}
+/// What the captures on each veth keep: all but ARP.
+const CAPTURE_FILTER: &[&str] = &["not", "arp"];
 
 /// One lab case: iked on side A, pluto on side B with one connection.
 struct Case {
@@ -253,8 +214,8 @@ impl Case {
         };
         let started = Instant::now();
         let captures = [
-            Capture::start(&self.lab, Side::A),
-            Capture::start(&self.lab, Side::B),
+            Capture::start(&self.lab, Side::A, CAPTURE_FILTER),
+            Capture::start(&self.lab, Side::B, CAPTURE_FILTER),
         ];
         let out = self.lab.exec(
             Side::A,

@@ -10,10 +10,12 @@
 //! On the build machine each test boots the VM and runs itself inside it,
 //! where IKED_KERNEL_LAB is set.
 
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::Duration;
 
-use iked_tests::lab::{Connection, Lab, Side, Strongswan, SwanKernel, PSK_CAMELLIA, PSK_GCM};
+use iked_tests::lab::{
+    Capture, Connection, Lab, Side, Strongswan, SwanKernel, PSK_CAMELLIA, PSK_GCM,
+};
 use iked_tests::{in_kernel_lab, run_in_kernel_lab, show_sa, wait_until, Daemon};
 use serde_json::Value;
 
@@ -26,51 +28,9 @@ fn installed_children(daemon: &Daemon, name: &str) -> Vec<Value> {
         .collect()
 }
 
-/// tcpdump of what one side sends on its veth (`-Q out`: Linux also shows
-/// decrypted inbound tunnel packets on the interface, which never crossed
-/// the wire in the clear), until stopped.
-struct Capture {
-    child: Child,
-    file: std::path::PathBuf,
-}
-
-impl Capture {
-    fn start(lab: &Lab, side: Side) -> Capture {
-        let ns = lab.ns(side);
-        let dev = if side == Side::A { "veth-a" } else { "veth-b" };
-        let file = std::env::temp_dir().join(format!("capture-{ns}.txt"));
-        let child = Command::new("ip")
-            .args([
-                "netns", "exec", ns, "tcpdump", "-n", "-l", "-Q", "out", "-i", dev,
-            ])
-            .args(["not", "arp", "and", "not", "icmp6"])
-            .stdout(std::fs::File::create(&file).expect("capture file"))
-            .stderr(std::fs::File::create(file.with_extension("err")).expect("capture log"))
-            .spawn()
-            .expect("tcpdump");
-        // tcpdump says "listening on" once the capture is in place.
-        wait_until(
-            "tcpdump to start",
-            Duration::from_secs(10),
-            || {
-                std::fs::read_to_string(file.with_extension("err"))
-                    .is_ok_and(|t| t.contains("listening on"))
-            },
-            String::new,
-        );
-        Capture { child, file }
-    }
-
-    fn stop(mut self) -> String {
-        std::thread::sleep(Duration::from_millis(300));
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGINT,
-        );
-        let _ = self.child.wait();
-        std::fs::read_to_string(&self.file).unwrap_or_default()
-    }
-}
+/// What the captures on each veth keep: all but ARP and ICMPv6 (neighbour
+/// discovery).
+const CAPTURE_FILTER: &[&str] = &["not", "arp", "and", "not", "icmp6"];
 
 fn ping(lab: &Lab, conn: Connection, count: u32, interval: &str) -> (u32, String) {
     ping_from(lab, Side::A, conn, count, interval, true)
@@ -134,7 +94,10 @@ fn assert_ping_from_goes_through_esp(
     bind_source: bool,
     context: &dyn Fn() -> String,
 ) {
-    let captures = [Capture::start(lab, Side::A), Capture::start(lab, Side::B)];
+    let captures = [
+        Capture::start(lab, Side::A, CAPTURE_FILTER),
+        Capture::start(lab, Side::B, CAPTURE_FILTER),
+    ];
     let (received, text) = ping_from(lab, from, conn, 5, "0.2", bind_source);
     assert_eq!(
         received,
@@ -171,6 +134,41 @@ fn assert_ping_from_goes_through_esp(
             .any(|c| counted(c, "bytes_in") && counted(c, "bytes_out")),
         "no Child SA of side A shows bytes in and out after the pings: {children:#?}\n{}",
         context()
+    );
+}
+
+/// iked's log and strongSwan's SAs, for a failure's message.
+fn iked_and_swan(a: &Daemon, swan: &Strongswan) -> String {
+    format!(
+        "--- iked ---\n{}\n--- strongSwan ---\n{}",
+        a.log_text(),
+        swan.list_sas()
+    )
+}
+
+/// strongSwan initiates `conn`'s Child SA (and its IKE SA) with iked.
+fn swan_initiates(swan: &Strongswan, conn: Connection, a: &Daemon) {
+    let out = swan.swanctl(&["--initiate", "--child", conn.name, "--timeout", "30"]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        a.log_text()
+    );
+}
+
+/// Waits until iked and strongSwan both show `conn`'s Child SA installed.
+fn wait_installed_on_both(
+    a: &Daemon,
+    swan: &Strongswan,
+    conn: Connection,
+    context: &dyn Fn() -> String,
+) {
+    wait_until(
+        "installed Child SAs on iked and strongSwan",
+        Duration::from_secs(30),
+        || !installed_children(a, conn.name).is_empty() && swan.list_sas().contains("INSTALLED"),
+        context,
     );
 }
 
@@ -217,12 +215,7 @@ fn iked_to_iked(initiator: Side) {
     } else {
         (&b, &a)
     };
-    let out = starter.ikectl(&["initiate", conn.name]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    starter.ikectl_ok(&["initiate", conn.name]);
     let context = || format!("--- A ---\n{}\n--- B ---\n{}", a.log_text(), b.log_text());
     wait_until(
         "installed Child SAs on both iked",
@@ -248,34 +241,12 @@ fn iked_to_strongswan(iked_initiates: bool) {
         &format!("set passive\n{}", iked_policy(conn, Side::A, false, "")),
     );
     if iked_initiates {
-        let out = a.ikectl(&["initiate", conn.name]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        a.ikectl_ok(&["initiate", conn.name]);
     } else {
-        let out = swan.swanctl(&["--initiate", "--child", conn.name, "--timeout", "30"]);
-        assert!(
-            out.status.success(),
-            "{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            a.log_text()
-        );
+        swan_initiates(&swan, conn, &a);
     }
-    let context = || {
-        format!(
-            "--- iked ---\n{}\n--- strongSwan ---\n{}",
-            a.log_text(),
-            swan.list_sas()
-        )
-    };
-    wait_until(
-        "installed Child SAs on iked and strongSwan",
-        Duration::from_secs(30),
-        || !installed_children(&a, conn.name).is_empty() && swan.list_sas().contains("INSTALLED"),
-        context,
-    );
+    let context = || iked_and_swan(&a, &swan);
+    wait_installed_on_both(&a, &swan, conn, &context);
     assert_ping_goes_through_esp(&lab, &a, conn, &context);
 }
 
@@ -465,7 +436,7 @@ fn passive_policy_sends_nothing_in_clear_until_strongswan_initiates_camellia() {
     wait_for_trap(&lab, &a, conn);
     assert!(show_sa(&a).is_empty(), "no SA yet\n{}", a.log_text());
 
-    let capture = Capture::start(&lab, Side::A);
+    let capture = Capture::start(&lab, Side::A, CAPTURE_FILTER);
     let (received, text) = ping(&lab, conn, 3, "0.3");
     let wire = capture.stop();
     assert_eq!(received, 0, "nothing answers without a tunnel:\n{text}");
@@ -479,26 +450,9 @@ fn passive_policy_sends_nothing_in_clear_until_strongswan_initiates_camellia() {
         icmp.len()
     );
 
-    let out = swan.swanctl(&["--initiate", "--child", conn.name, "--timeout", "30"]);
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        a.log_text()
-    );
-    let context = || {
-        format!(
-            "--- iked ---\n{}\n--- strongSwan ---\n{}",
-            a.log_text(),
-            swan.list_sas()
-        )
-    };
-    wait_until(
-        "installed Child SAs on iked and strongSwan",
-        Duration::from_secs(30),
-        || !installed_children(&a, conn.name).is_empty() && swan.list_sas().contains("INSTALLED"),
-        context,
-    );
+    swan_initiates(&swan, conn, &a);
+    let context = || iked_and_swan(&a, &swan);
+    wait_installed_on_both(&a, &swan, conn, &context);
     let children = installed_children(&a, conn.name);
     assert_eq!(children[0]["encryption"], "camellia-256", "{children:#?}");
     let states = lab.exec(Side::A, &["ip", "xfrm", "state", "list"]);
@@ -564,12 +518,7 @@ fn iked_routes_its_tunnel_to_strongswan_and_removes_the_route_at_terminate() {
         "a",
         &format!("set passive\n{}", iked_policy(conn, Side::A, false, "")),
     );
-    let out = a.ikectl(&["initiate", conn.name]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    a.ikectl_ok(&["initiate", conn.name]);
     let context = || {
         format!(
             "--- iked ---\n{}\n--- strongSwan ---\n{}\n--- A's routes ---\n{}\n--- B's routes ---\n{}",
@@ -579,12 +528,7 @@ fn iked_routes_its_tunnel_to_strongswan_and_removes_the_route_at_terminate() {
             routing_state(&lab, Side::B)
         )
     };
-    wait_until(
-        "installed Child SAs on iked and strongSwan",
-        Duration::from_secs(30),
-        || !installed_children(&a, conn.name).is_empty() && swan.list_sas().contains("INSTALLED"),
-        context,
-    );
+    wait_installed_on_both(&a, &swan, conn, &context);
     let table = String::from_utf8_lossy(
         &lab.exec(Side::A, &["ip", "route", "show", "table", "222"])
             .stdout,
@@ -618,12 +562,7 @@ fn iked_routes_its_tunnel_to_strongswan_and_removes_the_route_at_terminate() {
     assert_ping_from_goes_through_esp(&lab, &a, conn, Side::A, false, &context);
     assert_ping_from_goes_through_esp(&lab, &a, conn, Side::B, false, &context);
 
-    let out = a.ikectl(&["terminate", conn.name]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    a.ikectl_ok(&["terminate", conn.name]);
     wait_until(
         "the IKE SA gone after terminate",
         Duration::from_secs(15),

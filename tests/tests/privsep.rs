@@ -7,7 +7,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use iked_tests::{
-    binary, net_table_inodes, require_root, socket_inodes, sockets_of, status_field, Daemon,
+    binary, fresh_netns, net_table_inodes, require_root, socket_inodes, sockets_of, status_field,
+    Daemon,
 };
 use nix::sys::signal::Signal;
 
@@ -262,9 +263,7 @@ fn a_broken_config_on_sighup_keeps_the_daemon_and_the_old_config() {
         daemon.config.display()
     );
     daemon.signal(Signal::SIGHUP);
-    daemon
-        .wait_for_log(&expected, Duration::from_secs(3))
-        .unwrap_or_else(|e| panic!("{e}\n{}", daemon.log_text()));
+    daemon.expect_log(&expected, Duration::from_secs(3));
     assert!(daemon
         .log_text()
         .contains("keeping the current configuration"));
@@ -288,15 +287,8 @@ fn a_broken_config_on_sighup_keeps_the_daemon_and_the_old_config() {
     assert!(!reload.status.success());
     assert!(String::from_utf8_lossy(&reload.stderr).contains(&expected));
     daemon.rewrite_config("set active\n");
-    let reload = daemon.ikectl(&["reload"]);
-    assert!(
-        reload.status.success(),
-        "{}",
-        String::from_utf8_lossy(&reload.stderr)
-    );
-    daemon
-        .wait_for_log("initiation mode: active", Duration::from_secs(3))
-        .unwrap_or_else(|e| panic!("{e}\n{}", daemon.log_text()));
+    daemon.ikectl_ok(&["reload"]);
+    daemon.expect_log("initiation mode: active", Duration::from_secs(3));
 }
 
 #[test]
@@ -304,12 +296,7 @@ fn a_broken_config_on_sighup_keeps_the_daemon_and_the_old_config() {
 fn ikectl_log_level_reaches_every_process() {
     require_root("ikectl_log_level_reaches_every_process");
     let mut daemon = Daemon::start("loglevel", "set passive\n");
-    let out = daemon.ikectl(&["log", "brief"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    daemon.ikectl_ok(&["log", "brief"]);
     daemon
         .wait_for_log("log level set to brief", Duration::from_secs(2))
         .unwrap();
@@ -327,12 +314,10 @@ fn ikectl_log_level_reaches_every_process() {
     assert_eq!(reply["ok"], true);
     assert!(daemon.ikectl(&["reload"]).status.success());
     for role in ["ikev2", "pfkey", "ca"] {
-        daemon
-            .wait_for_log(
-                &format!("parent: {role} applied configuration 3"),
-                Duration::from_secs(2),
-            )
-            .unwrap_or_else(|e| panic!("{e}\n{}", daemon.log_text()));
+        daemon.expect_log(
+            &format!("parent: {role} applied configuration 3"),
+            Duration::from_secs(2),
+        );
     }
     daemon
         .wait_for_log("ikev2: initiation mode", Duration::from_secs(1))
@@ -410,12 +395,7 @@ fn our_kernel_entries_are_flushed_on_stop_and_when_pfkey_is_lost() {
     require_root("our_kernel_entries_are_flushed_on_stop_and_when_pfkey_is_lost");
     for how in ["sigterm", "lose-pfkey"] {
         let ns = format!("iked-flush-{how}");
-        let _ = Command::new("ip").args(["netns", "del", &ns]).status();
-        assert!(Command::new("ip")
-            .args(["netns", "add", &ns])
-            .status()
-            .unwrap()
-            .success());
+        fresh_netns(&ns);
         // Another program's policy, which must survive us.
         let foreign = Command::new("ip")
             .args([
@@ -449,20 +429,12 @@ fn our_kernel_entries_are_flushed_on_stop_and_when_pfkey_is_lost() {
             std::thread::sleep(Duration::from_millis(50));
         }
         if how == "sigterm" {
-            daemon.signal(Signal::SIGTERM);
-            let status = daemon.wait_exit(Duration::from_secs(3)).expect("stopped");
-            assert!(status.success());
+            daemon.stop_within(Duration::from_secs(3));
         } else {
-            let pfkey = daemon.children()["pfkey"];
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pfkey), Signal::SIGKILL).unwrap();
-            let status = daemon.wait_exit(Duration::from_secs(3)).expect("stopped");
-            assert!(!status.success());
+            let log = daemon.lose_child("pfkey", Duration::from_secs(3));
             assert!(
-                daemon
-                    .log_text()
-                    .contains("flushing 1 kernel entries left by pfkey"),
-                "{}",
-                daemon.log_text()
+                log.contains("flushing 1 kernel entries left by pfkey"),
+                "{log}"
             );
         }
         let left = xfrm_policies(&ns);
@@ -485,12 +457,7 @@ fn our_kernel_entries_are_flushed_on_stop_and_when_pfkey_is_lost() {
 fn children_exit_and_flush_when_the_parent_is_killed() {
     require_root("children_exit_and_flush_when_the_parent_is_killed");
     let ns = "iked-orphans";
-    let _ = Command::new("ip").args(["netns", "del", ns]).status();
-    assert!(Command::new("ip")
-        .args(["netns", "add", ns])
-        .status()
-        .unwrap()
-        .success());
+    fresh_netns(ns);
     let config = "set passive\nikev2 \"t\" active esp from 10.1.0.0/24 to 10.2.0.0/24 \
                   local 198.18.0.1 peer 198.18.0.2 psk \"k\"\n";
     let mut daemon = Daemon::start_in(Some(ns), "orphans", config);

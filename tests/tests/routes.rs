@@ -10,8 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use iked_common::routing::{DEFAULT_ROUTING_TABLE, ROUTING_RULE_PRIORITY};
-use iked_tests::{require_root, Daemon};
-use nix::sys::signal::Signal;
+use iked_tests::{fresh_netns, require_root, Daemon};
 
 fn ip(ns: &str, args: &[&str]) -> String {
     let out = Command::new("ip")
@@ -21,15 +20,6 @@ fn ip(ns: &str, args: &[&str]) -> String {
         .output()
         .expect("ip");
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn fresh_namespace(ns: &str) {
-    let _ = Command::new("ip").args(["netns", "del", ns]).status();
-    assert!(Command::new("ip")
-        .args(["netns", "add", ns])
-        .status()
-        .unwrap()
-        .success());
 }
 
 /// Puts a route in our table and our rule, as pfkey would have.
@@ -78,9 +68,7 @@ const CONFIG: &str = "set passive\nikev2 \"t\" passive esp from 10.1.1.0/24 to 1
                       local 198.18.0.1 peer 198.18.0.2 psk \"k\"\n";
 
 fn wait_for_config(daemon: &mut Daemon) {
-    daemon
-        .wait_for_log("pfkey applied configuration 1", Duration::from_secs(10))
-        .unwrap_or_else(|e| panic!("{e}\n{}", daemon.log_text()));
+    daemon.expect_log("pfkey applied configuration 1", Duration::from_secs(10));
 }
 
 #[test]
@@ -89,21 +77,15 @@ fn our_routes_and_rule_go_on_stop_and_when_pfkey_is_lost() {
     require_root("our_routes_and_rule_go_on_stop_and_when_pfkey_is_lost");
     for how in ["sigterm", "lose-pfkey"] {
         let ns = format!("rt-flush-{how}");
-        fresh_namespace(&ns);
+        fresh_netns(&ns);
         let mut daemon = Daemon::start_in(Some(&ns), &format!("rt-{how}"), CONFIG);
         wait_for_config(&mut daemon);
         plant_routes(&ns, DEFAULT_ROUTING_TABLE);
         assert!(ours(&ns, DEFAULT_ROUTING_TABLE).contains("10.2.1.0/24"));
         if how == "sigterm" {
-            daemon.signal(Signal::SIGTERM);
-            let status = daemon.wait_exit(Duration::from_secs(5)).expect("stopped");
-            assert!(status.success(), "{}", daemon.log_text());
+            daemon.stop_within(Duration::from_secs(5));
         } else {
-            let pfkey = daemon.children()["pfkey"];
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pfkey), Signal::SIGKILL).unwrap();
-            let status = daemon.wait_exit(Duration::from_secs(5)).expect("stopped");
-            assert!(!status.success());
-            let log = daemon.log_text();
+            let log = daemon.lose_child("pfkey", Duration::from_secs(5));
             assert!(
                 log.contains("removed 2 routes pfkey left in table 222"),
                 "the parent flushed them:\n{log}"
@@ -120,7 +102,7 @@ fn our_routes_and_rule_go_on_stop_and_when_pfkey_is_lost() {
 fn a_new_start_clears_what_an_earlier_run_left_and_noroutes_leaves_the_table_alone() {
     require_root("a_new_start_clears_what_an_earlier_run_left_and_noroutes_leaves_the_table_alone");
     let ns = "rt-restart";
-    fresh_namespace(ns);
+    fresh_netns(ns);
     // Left by a run that died with its pfkey.
     plant_routes(ns, DEFAULT_ROUTING_TABLE);
     let mut daemon = Daemon::start_in(Some(ns), "rt-restart", CONFIG);
@@ -131,22 +113,14 @@ fn a_new_start_clears_what_an_earlier_run_left_and_noroutes_leaves_the_table_alo
         "{log}"
     );
     assert!(ours(ns, DEFAULT_ROUTING_TABLE).is_empty());
-    daemon.signal(Signal::SIGTERM);
-    assert!(daemon
-        .wait_exit(Duration::from_secs(5))
-        .expect("stopped")
-        .success());
+    daemon.stop_within(Duration::from_secs(5));
 
     // With `set noroutes` the table may be the operator's: untouched at
     // start and at stop. Another table number is honoured too.
     plant_routes(ns, DEFAULT_ROUTING_TABLE);
     let mut daemon = Daemon::start_in(Some(ns), "rt-noroutes", &format!("set noroutes\n{CONFIG}"));
     wait_for_config(&mut daemon);
-    daemon.signal(Signal::SIGTERM);
-    assert!(daemon
-        .wait_exit(Duration::from_secs(5))
-        .expect("stopped")
-        .success());
+    daemon.stop_within(Duration::from_secs(5));
     assert!(
         ours(ns, DEFAULT_ROUTING_TABLE).contains("10.2.1.0/24"),
         "set noroutes must leave table 222 alone"
@@ -157,11 +131,7 @@ fn a_new_start_clears_what_an_earlier_run_left_and_noroutes_leaves_the_table_alo
         &format!("set routing_table 100\n{CONFIG}"),
     );
     wait_for_config(&mut daemon);
-    daemon.signal(Signal::SIGTERM);
-    assert!(daemon
-        .wait_exit(Duration::from_secs(5))
-        .expect("stopped")
-        .success());
+    daemon.stop_within(Duration::from_secs(5));
     assert!(
         ours(ns, DEFAULT_ROUTING_TABLE).contains("10.2.1.0/24"),
         "table 100 is ours now, not 222"
@@ -191,12 +161,7 @@ fn an_initiation_without_a_local_address_takes_its_source_from_pfkey() {
         psk = iked_tests::lab::LAB_PSK,
     );
     let iked = Daemon::start_in(Some(&lab.a), "rtsrc", &format!("set passive\n{policy}"));
-    let out = iked.ikectl(&["initiate", conn.name]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    iked.ikectl_ok(&["initiate", conn.name]);
     let context = || {
         format!(
             "--- iked ---\n{}\n--- strongSwan ---\n{}",

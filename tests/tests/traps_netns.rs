@@ -6,7 +6,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use iked_tests::{require_root, wait_until, Daemon};
+use iked_tests::{fresh_netns, require_root, wait_until, Daemon};
 use nix::sys::signal::Signal;
 
 const NS: &str = "nc-traps";
@@ -44,12 +44,7 @@ fn config(passive_option: &str) -> String {
 #[ignore = "needs root and network namespaces: run by .ci/run"]
 fn flows_are_trapped_while_loaded_unless_notrap_and_traps_go_on_reload_and_stop() {
     require_root("flows_are_trapped_while_loaded_unless_notrap_and_traps_go_on_reload_and_stop");
-    let _ = Command::new("ip").args(["netns", "del", NS]).status();
-    assert!(Command::new("ip")
-        .args(["netns", "add", NS])
-        .status()
-        .unwrap()
-        .success());
+    fresh_netns(NS);
     let mut daemon = Daemon::start_in(Some(NS), "nc-traps", &config(""));
     wait_until(
         "the traps of the passive and the active policy",

@@ -66,7 +66,7 @@ pub use sa::{
 pub use sk::{
     encrypted_message_prefix, encrypted_span, Encrypted, EncryptedFragment, EncryptedKind,
 };
-pub use ts::{TrafficSelector, TrafficSelectors, OPAQUE_PORTS};
+pub use ts::{AddressRange, TrafficSelector, TrafficSelectors, OPAQUE_PORTS};
 
 use payloads::{decode_chain, encode_chain, ChainContext};
 

@@ -1,6 +1,6 @@
 //! Traffic Selector payloads (RFC 7296 §3.13).
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::error::{DecodeError, EncodeError};
 use super::reader::{count_u8, length_u16, Reader};
@@ -39,7 +39,52 @@ pub enum TrafficSelector {
     Unknown { ts_type: u8, data: Vec<u8> },
 }
 
+/// The fields of an address-range selector (TS_IPV4_ADDR_RANGE or
+/// TS_IPV6_ADDR_RANGE, RFC 7296 §3.13.1), whichever the family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddressRange {
+    pub ip_protocol: u8,
+    pub start_port: u16,
+    pub end_port: u16,
+    pub start: IpAddr,
+    pub end: IpAddr,
+}
+
 impl TrafficSelector {
+    /// The address range, protocol and ports of an IPv4 or IPv6 selector;
+    /// `None` for a security label or an unknown type.
+    pub fn address_range(&self) -> Option<AddressRange> {
+        match self {
+            TrafficSelector::Ipv4 {
+                ip_protocol,
+                start_port,
+                end_port,
+                start,
+                end,
+            } => Some(AddressRange {
+                ip_protocol: *ip_protocol,
+                start_port: *start_port,
+                end_port: *end_port,
+                start: IpAddr::V4(*start),
+                end: IpAddr::V4(*end),
+            }),
+            TrafficSelector::Ipv6 {
+                ip_protocol,
+                start_port,
+                end_port,
+                start,
+                end,
+            } => Some(AddressRange {
+                ip_protocol: *ip_protocol,
+                start_port: *start_port,
+                end_port: *end_port,
+                start: IpAddr::V6(*start),
+                end: IpAddr::V6(*end),
+            }),
+            TrafficSelector::SecLabel(_) | TrafficSelector::Unknown { .. } => None,
+        }
+    }
+
     /// An IPv4 range for all protocols and ports.
     pub fn ipv4_range(start: Ipv4Addr, end: Ipv4Addr) -> Self {
         TrafficSelector::Ipv4 {

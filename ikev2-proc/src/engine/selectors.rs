@@ -140,37 +140,19 @@ impl Side {
     }
 
     fn from_wire(ts: &TrafficSelector) -> Option<Side> {
-        let (v6, protocol, port_start, port_end, start, end) = match ts {
-            TrafficSelector::Ipv4 {
-                ip_protocol,
-                start_port,
-                end_port,
-                start,
-                end,
-            } => (
-                false,
-                *ip_protocol,
-                *start_port,
-                *end_port,
-                u128::from(u32::from(*start)),
-                u128::from(u32::from(*end)),
-            ),
-            TrafficSelector::Ipv6 {
-                ip_protocol,
-                start_port,
-                end_port,
-                start,
-                end,
-            } => (
-                true,
-                *ip_protocol,
-                *start_port,
-                *end_port,
-                u128::from(*start),
-                u128::from(*end),
-            ),
-            _ => return None,
+        let range = ts.address_range()?;
+        let as_number = |address: IpAddr| match address {
+            IpAddr::V4(a) => u128::from(u32::from(a)),
+            IpAddr::V6(a) => u128::from(a),
         };
+        let (v6, protocol, port_start, port_end, start, end) = (
+            range.start.is_ipv6(),
+            range.ip_protocol,
+            range.start_port,
+            range.end_port,
+            as_number(range.start),
+            as_number(range.end),
+        );
         // OPAQUE ports (65535..0) cannot be expressed in a kernel selector.
         if start > end || port_start > port_end {
             return None;
@@ -286,38 +268,18 @@ pub fn accept_narrowed(
 /// four, and how many more.
 pub fn ts_text(list: &[TrafficSelector]) -> String {
     fn one(ts: &TrafficSelector) -> String {
-        let (range, protocol, ports) = match ts {
-            TrafficSelector::Ipv4 {
-                ip_protocol,
-                start_port,
-                end_port,
-                start,
-                end,
-            } => (
-                format!("{start}-{end}"),
-                *ip_protocol,
-                (*start_port, *end_port),
-            ),
-            TrafficSelector::Ipv6 {
-                ip_protocol,
-                start_port,
-                end_port,
-                start,
-                end,
-            } => (
-                format!("{start}-{end}"),
-                *ip_protocol,
-                (*start_port, *end_port),
-            ),
-            TrafficSelector::SecLabel(_) => return "security label".into(),
-            TrafficSelector::Unknown { ts_type, .. } => return format!("TS type {ts_type}"),
+        let Some(range) = ts.address_range() else {
+            return match ts {
+                TrafficSelector::Unknown { ts_type, .. } => format!("TS type {ts_type}"),
+                _ => "security label".into(),
+            };
         };
-        let mut text = range;
-        if protocol != 0 {
-            text.push_str(&format!(" proto {protocol}"));
+        let mut text = format!("{}-{}", range.start, range.end);
+        if range.ip_protocol != 0 {
+            text.push_str(&format!(" proto {}", range.ip_protocol));
         }
-        if ports != (0, 65535) {
-            text.push_str(&format!(" port {}-{}", ports.0, ports.1));
+        if (range.start_port, range.end_port) != (0, 65535) {
+            text.push_str(&format!(" port {}-{}", range.start_port, range.end_port));
         }
         text
     }
@@ -361,6 +323,33 @@ mod tests {
             src_port: 0,
             dst_port: 0,
         }
+    }
+
+    #[test]
+    fn ts_text_names_each_selector_kind() {
+        let v4 = TrafficSelector::Ipv4 {
+            ip_protocol: 6,
+            start_port: 80,
+            end_port: 80,
+            start: Ipv4Addr::new(10, 1, 0, 0),
+            end: Ipv4Addr::new(10, 1, 255, 255),
+        };
+        let v6 =
+            TrafficSelector::ipv6_range("fd00::".parse().unwrap(), "fd00::ff".parse().unwrap());
+        let label = TrafficSelector::SecLabel(b"system_u".to_vec());
+        let other = TrafficSelector::Unknown {
+            ts_type: 9,
+            data: vec![1],
+        };
+        assert_eq!(
+            ts_text(&[v4.clone(), v6.clone(), label, other]),
+            "10.1.0.0-10.1.255.255 proto 6 port 80-80, fd00::-fd00::ff, security label, TS type 9"
+        );
+        assert_eq!(
+            ts_text(&[v6.clone(), v6.clone(), v6.clone(), v6.clone(), v4]),
+            "fd00::-fd00::ff, fd00::-fd00::ff, fd00::-fd00::ff, fd00::-fd00::ff, 1 more"
+        );
+        assert_eq!(ts_text(&[]), "none");
     }
 
     #[test]
