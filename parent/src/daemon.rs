@@ -155,6 +155,10 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
     } else {
         ViolationAction::Kill
     };
+    // Before any child exists and before "started:" is logged: a SIGTERM
+    // that comes while the children start is then a stop in order, never
+    // the default action that would end the parent without its flush.
+    let signals = SignalPipes::register()?;
     let started = daemon.start_children(
         cli.foreground,
         udp,
@@ -167,7 +171,24 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
         log::error!("{e}");
         return Ok(daemon.fail_stop());
     }
-    daemon.run()
+    daemon.run(signals)
+}
+
+/// The parent's signals, each turned into a byte on a pipe its loop polls.
+struct SignalPipes {
+    hup: UnixStream,
+    term: UnixStream,
+    chld: UnixStream,
+}
+
+impl SignalPipes {
+    fn register() -> Result<SignalPipes, String> {
+        Ok(SignalPipes {
+            hup: signal_pipe(&[signal_hook::consts::SIGHUP])?,
+            term: signal_pipe(&[signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])?,
+            chld: signal_pipe(&[signal_hook::consts::SIGCHLD])?,
+        })
+    }
 }
 
 /// Creates the chroot directory if missing, and refuses one that others
@@ -465,10 +486,12 @@ impl Daemon {
         Ok(())
     }
 
-    fn run(&mut self) -> Result<ExitCode, String> {
-        let mut hup = signal_pipe(&[signal_hook::consts::SIGHUP])?;
-        let mut term = signal_pipe(&[signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])?;
-        let mut chld = signal_pipe(&[signal_hook::consts::SIGCHLD])?;
+    fn run(&mut self, signals: SignalPipes) -> Result<ExitCode, String> {
+        let SignalPipes {
+            mut hup,
+            mut term,
+            mut chld,
+        } = signals;
         let mut poller = Poller::new().map_err(|e| format!("epoll: {e}"))?;
         let add = |poller: &Poller, fd: BorrowedFd<'_>, token| {
             poller.add(fd, token).map_err(|e| format!("epoll: {e}"))

@@ -323,12 +323,34 @@ impl Case {
         );
     }
 
-    /// The kernel of side `side` holds no ESP SA.
+    /// The kernel of side `side` holds no ESP SA. On pluto's side a larval
+    /// SA (an SPI pluto allocated for a negotiation it was still starting
+    /// when its connection was unloaded: no keys, replay window 0) is
+    /// pluto's own and expires in the kernel by itself; only keyed SAs
+    /// count there. iked's side must hold none at all.
     fn assert_kernel_empty(&self, side: Side) {
         let states = String::from_utf8_lossy(&self.lab.exec(side, &["ip", "xfrm", "state"]).stdout)
             .into_owned();
+        let blocks = xfrm_state_blocks(&states);
+        let keyed = |b: &&String| {
+            ["\taead ", "\tenc ", "\tauth"]
+                .iter()
+                .any(|k| b.contains(k))
+        };
+        let left: Vec<&String> = if side == Side::A {
+            blocks.iter().collect()
+        } else {
+            let (keyed, larval): (Vec<&String>, Vec<&String>) = blocks.iter().partition(keyed);
+            if !larval.is_empty() {
+                println!(
+                    "  note: pluto left {} larval SA(s) without keys (its own, they expire): {larval:?}",
+                    larval.len()
+                );
+            }
+            keyed
+        };
         assert!(
-            !states.contains("proto esp"),
+            left.is_empty(),
             "side {side:?} still holds ESP SAs:\n{states}\n{}",
             self.context()
         );
@@ -606,4 +628,20 @@ fn libreswan_ipv6_tunnel_and_transport_mode() {
     modprobe();
     v6_iked_initiates();
     transport_libreswan_initiates();
+}
+
+/// `ip xfrm state` output cut into one block per ESP SA.
+fn xfrm_state_blocks(states: &str) -> Vec<String> {
+    let mut blocks: Vec<String> = Vec::new();
+    for line in states.lines() {
+        if line.starts_with("src ") {
+            blocks.push(String::new());
+        }
+        if let Some(block) = blocks.last_mut() {
+            block.push_str(line);
+            block.push('\n');
+        }
+    }
+    blocks.retain(|b| b.contains("proto esp"));
+    blocks
 }
