@@ -387,13 +387,23 @@ pub fn status_field(pid: i32, field: &str) -> String {
 pub fn wait_gone(pids: &[(String, i32)], timeout: Duration) {
     let deadline = Instant::now() + timeout;
     for (role, pid) in pids {
-        while std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok()
-            && !status_field(*pid, "State").starts_with('Z')
-        {
+        while !is_gone(*pid) {
             assert!(Instant::now() < deadline, "{role} still runs");
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// Whether process `pid` has ended (no longer there, or a zombie), from
+/// one read of its status: it may end between two reads.
+pub fn is_gone(pid: i32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return true;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("State:"))
+        .is_some_and(|state| state.trim_start().starts_with('Z'))
 }
 
 /// A network namespace `name` of a test, new and empty: one left by an
