@@ -295,7 +295,18 @@ fn half_installed_pair(lab: &Lab) {
     {
         println!("lab: (c) {line}");
     }
-    assert_clean_and_foreign_intact(lab, "(c) half-installed pair", &|| text.clone());
+    // While A runs, its policy keeps its outbound trap (issue 17: the
+    // flow's traffic never leaves in clear); nothing else of the pair may
+    // stay: no SA, no inbound or forward policy.
+    let (sas, policies) = ours(lab);
+    assert!(
+        sas.is_empty() && policies.iter().all(|p| p.contains("dir out")) && policies.len() <= 1,
+        "(c) half-installed pair: more of ours left than the flow's trap:\n{sas:#?}\n{policies:#?}\n{text}"
+    );
+    println!(
+        "lab: (c) half-installed pair: no SA of ours left, {} trap policy kept",
+        policies.len()
+    );
     let text = a.log_text();
     stop(a);
     assert_clean_and_foreign_intact(lab, "(c) after A stopped", &|| text.clone());
