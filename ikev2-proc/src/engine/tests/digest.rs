@@ -130,26 +130,8 @@ fn digest_scenarios() -> Vec<(&'static str, [u64; 4])> {
 
     // NAT in front of A, keepalives, then a child delete and IKE delete.
     let mut w = seeded_world(settings(), settings());
-    let private = "10.99.0.1";
-    let public = "198.51.100.7";
-    w.a.addr = ip(private);
-    w.nat = Some((ip(private), ip(public)));
-    let pa = policy(
-        "ab",
-        private,
-        Some(B),
-        vec![selector("10.1.0.0", 16, "10.2.0.0", 16)],
-        true,
-    );
-    let pb = policy(
-        "ba",
-        B,
-        None,
-        vec![selector("10.2.0.0", 16, "10.1.0.0", 16)],
-        false,
-    );
-    w.configure(vec![pa], vec![pb]);
-    w.settle();
+    configure_a_behind_nat(&mut w);
+    let public = NAT_PUBLIC;
     assert_one_matching_ike(&w);
     w.advance_by(Duration::from_secs(61));
     let (_, b_in) = assert_one_matching_child(&w);

@@ -546,6 +546,34 @@ fn assert_one_matching_child(w: &World) -> (u32, u32) {
     (ca.spi_in, cb.spi_in)
 }
 
+/// A's address behind the NAT of [`configure_a_behind_nat`], and what B
+/// sees instead.
+const NAT_PRIVATE: &str = "10.99.0.1";
+const NAT_PUBLIC: &str = "198.51.100.7";
+
+/// Puts A behind a NAT (NAT_PRIVATE seen as NAT_PUBLIC), gives A an active
+/// policy towards B and B a passive one for any peer, and lets them settle.
+fn configure_a_behind_nat(w: &mut World) {
+    w.a.addr = ip(NAT_PRIVATE);
+    w.nat = Some((ip(NAT_PRIVATE), ip(NAT_PUBLIC)));
+    let pa = policy(
+        "ab",
+        NAT_PRIVATE,
+        Some(B),
+        vec![selector("10.1.0.0", 16, "10.2.0.0", 16)],
+        true,
+    );
+    let pb = policy(
+        "ba",
+        B,
+        None,
+        vec![selector("10.2.0.0", 16, "10.1.0.0", 16)],
+        false,
+    );
+    w.configure(vec![pa], vec![pb]);
+    w.settle();
+}
+
 fn assert_one_matching_ike(w: &World) -> u64 {
     let a = w.a.established();
     let b = w.b.established();

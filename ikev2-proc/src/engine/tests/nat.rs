@@ -5,26 +5,8 @@ use super::*;
 #[test]
 fn nat_is_detected_and_both_sides_float_to_4500() {
     let mut w = World::new();
-    let private = "10.99.0.1";
-    let public = "198.51.100.7";
-    w.a.addr = ip(private);
-    w.nat = Some((ip(private), ip(public)));
-    let pa = policy(
-        "ab",
-        private,
-        Some(B),
-        vec![selector("10.1.0.0", 16, "10.2.0.0", 16)],
-        true,
-    );
-    let pb = policy(
-        "ba",
-        B,
-        None,
-        vec![selector("10.2.0.0", 16, "10.1.0.0", 16)],
-        false,
-    );
-    w.configure(vec![pa], vec![pb]);
-    w.settle();
+    configure_a_behind_nat(&mut w);
+    let public = NAT_PUBLIC;
     let ike = assert_one_matching_ike(&w);
     assert_one_matching_child(&w);
     let sa_a = w.a.engine.ike(ike).unwrap();
