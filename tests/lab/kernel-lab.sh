@@ -103,6 +103,16 @@ cmd_run() {
     [ -f "$LAB_CACHE/complete" ] || fail "not set up: run 'tests/lab/kernel-lab.sh setup' as root first"
     command -v qemu-system-x86_64 >/dev/null || fail "qemu-system-x86_64 missing: run setup"
     local release; release=$(cat "$LAB_CACHE/release")
+    # One VM at a time on this machine. Software emulation needs every core
+    # it is given: two VMs side by side (cargo runs a file's tests in
+    # parallel) each ran many times slower than alone, and one overran its
+    # timeout in CI. The timeout counts from here, once the VM has the
+    # machine; the wait for the lock is bounded too.
+    exec 8> "$LAB_CACHE.run-lock"
+    local waited=$SECONDS
+    flock -w 3600 8 || fail "another kernel-lab VM held the run lock for an hour"
+    waited=$((SECONDS - waited))
+    [ "$waited" -lt 2 ] || echo "kernel-lab: waited ${waited}s for another VM to finish" >&2
     control=$(mktemp -d /tmp/iked-lab.XXXXXX)
     trap 'rm -rf "$control"' EXIT
     shares=("$(pwd)" "${shares[@]}")
