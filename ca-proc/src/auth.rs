@@ -41,11 +41,13 @@ impl AuthService {
                 policy,
                 prf,
                 signed_octets,
+                ..
             } => match self.sign(&policy, prf, &signed_octets) {
                 Ok(auth_data) => CaToIkev2::Auth {
                     id,
                     auth_method: AUTH_METHOD_SHARED_KEY,
                     auth_data,
+                    certs: Vec::new(),
                 },
                 Err(reason) => {
                     log::warn!("AUTH for policy {policy}: {reason}");
@@ -59,20 +61,24 @@ impl AuthService {
                 auth_method,
                 signed_octets,
                 auth_data,
-            } => {
-                match self.verify(&policy, prf, auth_method, &signed_octets, &auth_data) {
-                    Ok(ok) => {
-                        if !ok {
-                            log::info!("policy {policy}: the peer's AUTH does not match our pre-shared key");
-                        }
-                        CaToIkev2::Verified { id, ok }
+                ..
+            } => match self.verify(&policy, prf, auth_method, &signed_octets, &auth_data) {
+                Ok(ok) => {
+                    let reason = if ok {
+                        String::new()
+                    } else {
+                        "the peer's AUTH does not match our pre-shared key".to_string()
+                    };
+                    if !ok {
+                        log::info!("policy {policy}: {reason}");
                     }
-                    Err(reason) => {
-                        log::warn!("checking AUTH for policy {policy}: {reason}");
-                        CaToIkev2::Failed { id, reason }
-                    }
+                    CaToIkev2::Verified { id, ok, reason }
                 }
-            }
+                Err(reason) => {
+                    log::warn!("checking AUTH for policy {policy}: {reason}");
+                    CaToIkev2::Failed { id, reason }
+                }
+            },
         }
     }
 
@@ -127,6 +133,7 @@ impl AuthService {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use iked_common::ipc::WireIdentity;
 
     fn service() -> AuthService {
         let mut s = AuthService::default();
@@ -145,11 +152,14 @@ mod tests {
             auth_data,
             auth_method,
             id,
+            ..
         } = s.handle(Ikev2ToCa::SignAuth {
             id: 7,
             policy: "p".into(),
             prf: 5,
             signed_octets: octets.clone(),
+            peer_hash_algorithms: Vec::new(),
+            cert_authorities: Vec::new(),
         })
         else {
             panic!("no AUTH");
@@ -170,23 +180,47 @@ mod tests {
                 auth_method: method,
                 signed_octets: octets.clone(),
                 auth_data: data,
+                peer_id: WireIdentity {
+                    id_type: 2,
+                    body: b"b.ike.test".to_vec(),
+                },
+                certs: Vec::new(),
             })
         };
         assert_eq!(
             verify(auth_data.clone(), 2),
-            CaToIkev2::Verified { id: 8, ok: true }
+            CaToIkev2::Verified {
+                id: 8,
+                ok: true,
+                reason: String::new()
+            }
         );
         let mut flipped = auth_data.clone();
         flipped[0] ^= 1;
-        assert_eq!(verify(flipped, 2), CaToIkev2::Verified { id: 8, ok: false });
-        assert_eq!(
+        assert!(matches!(
+            verify(flipped, 2),
+            CaToIkev2::Verified {
+                id: 8,
+                ok: false,
+                ..
+            }
+        ));
+        assert!(matches!(
             verify(auth_data.clone(), 1),
-            CaToIkev2::Verified { id: 8, ok: false }
-        );
-        assert_eq!(
+            CaToIkev2::Verified {
+                id: 8,
+                ok: false,
+                ..
+            }
+        ));
+        assert!(matches!(
             verify(vec![0; 4096], 2),
-            CaToIkev2::Verified { id: 8, ok: false }
-        );
+            CaToIkev2::Verified {
+                id: 8,
+                ok: false,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -198,6 +232,8 @@ mod tests {
                 policy: policy.into(),
                 prf,
                 signed_octets: vec![0; len],
+                peer_hash_algorithms: Vec::new(),
+                cert_authorities: Vec::new(),
             })
         };
         assert!(
@@ -221,6 +257,8 @@ mod tests {
                 policy: "p".into(),
                 prf: 5,
                 signed_octets: octets,
+                peer_hash_algorithms: Vec::new(),
+                cert_authorities: Vec::new(),
             })
         };
         let good = crate::signed_octets::tests::auth_input(0x20, 32, 32);

@@ -66,7 +66,9 @@ fn on_parent(started: &mut StartedChild, auth: &mut AuthService) -> Result<bool,
             }
         };
         match message {
-            ParentToChild::Config(ChildConfig::Ca { generation, psks }) => {
+            ParentToChild::Config(ChildConfig::Ca {
+                generation, psks, ..
+            }) => {
                 auth.set_keys(psks);
                 log::debug!("{} pre-shared keys loaded", auth.key_count());
                 started.tell_parent(&ChildToParent::ConfigApplied { generation })?;

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 /// Defined with the configuration it comes from; carried in [`ChildConfig`].
 pub use crate::config::InitiationMode;
-use crate::config::{Policy, PreSharedKey};
+use crate::config::{IdentitySpec, Policy, PreSharedKey, SignatureAuth};
 use crate::kernel::{
     Flow, IpsecProtocol, KernelEntry, KernelEvent, KernelFailure, KernelSocketKind,
     PolicyDirection, PolicyParams, SaCounters, SaId, SaParams, Selector,
@@ -138,7 +138,80 @@ pub enum ChildConfig {
         generation: u64,
         /// Pre-shared keys by policy name.
         psks: Vec<(String, PreSharedKey)>,
+        /// The public-key policies: what ca signs and accepts for each.
+        pubkey_policies: Vec<CaPolicy>,
+        /// The certificate store's files as the parent read them from
+        /// `set certdir`; ca parses and checks them (the parent only reads).
+        store: Box<CertStoreFiles>,
     },
+}
+
+/// What ca needs of a public-key policy (AuthSpec::PublicKey).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct CaPolicy {
+    pub name: String,
+    pub auth: SignatureAuth,
+    /// Our identity; None = the subject DN of our certificate.
+    pub srcid: Option<IdentitySpec>,
+    /// The identity the peer must prove: its certificate must name it.
+    pub dstid: Option<IdentitySpec>,
+}
+
+/// One file of the certificate store: its path (for messages) and contents.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct StoreFile {
+    pub path: String,
+    pub bytes: Vec<u8>,
+}
+
+/// The certificate store as read from disk (iked's layout under certdir).
+/// Empty when no policy uses public keys. Only ca parses these bytes.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct CertStoreFiles {
+    /// The directory, for messages.
+    pub dir: String,
+    /// `ca/*`: trusted CA certificates (PEM).
+    pub ca_certs: Vec<StoreFile>,
+    /// `certs/*`: our certificate and its intermediates (PEM).
+    pub certs: Vec<StoreFile>,
+    /// `crls/*`: revocation lists (PEM or DER).
+    pub crls: Vec<StoreFile>,
+    /// `private/local.key`: our private key (PEM). Zeroed when dropped.
+    pub private_key: Option<SecretStoreFile>,
+    /// `pubkeys/{ipv4,ipv6,fqdn,ufqdn}/ID`: raw public keys of peers.
+    pub pubkeys: Vec<PeerPublicKey>,
+}
+
+/// A private key file; its bytes are zeroed when dropped and never printed.
+#[derive(Serialize, Deserialize, Clone, PartialEq, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
+pub struct SecretStoreFile {
+    pub path: String,
+    pub bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for SecretStoreFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "SecretStoreFile({}, {} bytes)",
+            self.path,
+            self.bytes.len()
+        )
+    }
+}
+
+/// A raw public key from `pubkeys/KIND/ID`: the identity it belongs to.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct PeerPublicKey {
+    pub identity: IdentitySpec,
+    pub file: StoreFile,
+}
+
+/// An identity as it goes on the wire: ID type (RFC 7296 §3.5) and body.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct WireIdentity {
+    pub id_type: u8,
+    pub body: Vec<u8>,
 }
 
 impl ChildConfig {
@@ -389,6 +462,12 @@ pub enum Ikev2ToCa {
         policy: String,
         prf: u16,
         signed_octets: Vec<u8>,
+        /// The peer's SIGNATURE_HASH_ALGORITHMS (RFC 7427 §4); empty when
+        /// it sent none. Only public-key policies use it.
+        peer_hash_algorithms: Vec<u16>,
+        /// The peer's CERTREQ (X.509 encoding): SHA-1 hashes of the
+        /// SubjectPublicKeyInfo of the CAs it trusts, 20 bytes each.
+        cert_authorities: Vec<Vec<u8>>,
     },
     /// Is the peer's AUTH payload right for `policy`? Answered by
     /// [`CaToIkev2::Verified`].
@@ -399,6 +478,11 @@ pub enum Ikev2ToCa {
         auth_method: u8,
         signed_octets: Vec<u8>,
         auth_data: Vec<u8>,
+        /// The peer's ID payload (IDi or IDr): its certificate must name it.
+        peer_id: WireIdentity,
+        /// The peer's CERT payloads of X.509 encoding (4), in the order
+        /// received (end entity first). Others are not passed on.
+        certs: Vec<Vec<u8>>,
     },
 }
 
@@ -413,11 +497,28 @@ pub enum CaToIkev2 {
         id: u64,
         auth_method: u8,
         auth_data: Vec<u8>,
+        /// CERT payloads (X.509, encoding 4) to send before AUTH: our
+        /// certificate first, then its intermediates. Empty for PSK and
+        /// raw public keys.
+        certs: Vec<Vec<u8>>,
     },
-    /// The peer's AUTH was checked: `ok` false means AUTHENTICATION_FAILED.
+    /// The peer's AUTH was checked: `ok` false means AUTHENTICATION_FAILED,
+    /// for the `reason` given (ca logs it too).
     Verified {
         id: u64,
         ok: bool,
+        reason: String,
+    },
+    /// Sent by ca unasked after each configuration it applied: what ikev2
+    /// needs before it may ask for a signature.
+    Store {
+        generation: u64,
+        /// SHA-1 of the SubjectPublicKeyInfo of each trusted CA: the
+        /// contents of our CERTREQ payloads (RFC 7296 §3.7).
+        cert_authorities: Vec<Vec<u8>>,
+        /// Our identity per public-key policy: `srcid` when configured,
+        /// else our certificate's subject DN (ID_DER_ASN1_DN).
+        local_ids: Vec<(String, WireIdentity)>,
     },
     /// The request could not be served (no key for the policy, bad PRF).
     Failed {

@@ -24,4 +24,6 @@ pub mod limits;
 pub mod logging;
 pub mod privileges;
 pub mod routing;
+#[cfg(any(test, feature = "test-pki"))]
+pub mod test_pki;
 pub mod wire;

@@ -69,6 +69,7 @@ fn drive(
                             id,
                             auth_method: 2,
                             auth_data,
+                            certs: Vec::new(),
                         },
                     )
                     .expect("ca");
@@ -83,7 +84,14 @@ fn drive(
                 let prf = PrfAlg::from_iana(prf).expect("prf");
                 let ok = verify_psk_auth(prf, PSK, &signed_octets, &auth_data).expect("verify");
                 engine
-                    .handle_ca(now, CaToIkev2::Verified { id, ok })
+                    .handle_ca(
+                        now,
+                        CaToIkev2::Verified {
+                            id,
+                            ok,
+                            reason: String::new(),
+                        },
+                    )
                     .expect("ca");
             }
             Action::Pfkey(request) => {

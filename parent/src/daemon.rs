@@ -365,6 +365,9 @@ impl Daemon {
             _ => ChildConfig::Ca {
                 generation,
                 psks: self.config.psks.clone(),
+                // Filled from certdir by the certificate-store work (issue 13).
+                pubkey_policies: Vec::new(),
+                store: Default::default(),
             },
         }
     }

@@ -18,8 +18,8 @@ use crate::kernel::KernelSocketKind;
 pub use parser::{parse_file, parse_str};
 pub use policy::{
     AuthSpec, Encapsulation, IdentitySpec, Policy, PolicyInitiation, PreSharedKey, Prefix,
-    ProposalSpec, TransformSpec, TRANSFORM_ENCR, TRANSFORM_ESN, TRANSFORM_INTEG, TRANSFORM_KE,
-    TRANSFORM_PRF,
+    ProposalSpec, SignatureAuth, TransformSpec, TRANSFORM_ENCR, TRANSFORM_ESN, TRANSFORM_INTEG,
+    TRANSFORM_KE, TRANSFORM_PRF,
 };
 pub use policy_parser::{DEFAULT_CHILD_LIFETIME, DEFAULT_IKE_LIFETIME};
 
@@ -65,10 +65,39 @@ pub struct Config {
     pub control_group: Option<String>,
     /// `set routes|noroutes` and `set routing_table N`.
     pub routing: crate::routing::RouteSettings,
+    /// `set certdir "DIR"`: the certificate store (ca/, certs/, crls/,
+    /// private/local.key, pubkeys/), read by the parent for ca-proc only.
+    pub certdir: String,
+    /// `set fragmentation|nofragmentation` and `set fragment_size N`
+    /// (IKE fragmentation, RFC 7383).
+    pub fragmentation: FragmentationSettings,
     /// The `ikev2` policies, in file order.
     pub policies: Vec<Policy>,
     /// Pre-shared keys by policy name: for ca-proc only.
     pub psks: Vec<(String, PreSharedKey)>,
+}
+
+/// Where the certificate store is when iked.conf does not say (as OpenBSD's iked).
+pub const DEFAULT_CERTDIR: &str = "/etc/iked";
+
+/// IKE fragmentation (RFC 7383): whether we announce and use it, and the
+/// largest IP datagram an IKE message may make before it is fragmented.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FragmentationSettings {
+    pub enabled: bool,
+    /// Bytes of the whole IP datagram (IP and UDP headers included).
+    pub max_datagram: u16,
+}
+
+impl Default for FragmentationSettings {
+    /// On, as in strongSwan and libreswan (OpenBSD's iked defaults to off);
+    /// 1280 bytes fits the smallest IPv6 path (RFC 7383 §2.5.1).
+    fn default() -> Self {
+        FragmentationSettings {
+            enabled: true,
+            max_datagram: 1280,
+        }
+    }
 }
 
 impl Default for Config {
@@ -79,6 +108,8 @@ impl Default for Config {
             dpd_check_interval: 60,
             control_group: None,
             routing: crate::routing::RouteSettings::default(),
+            certdir: DEFAULT_CERTDIR.to_string(),
+            fragmentation: FragmentationSettings::default(),
             policies: Vec::new(),
             psks: Vec::new(),
         }

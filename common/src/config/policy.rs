@@ -123,6 +123,29 @@ impl std::fmt::Display for Prefix {
 pub enum AuthSpec {
     /// A pre-shared key (RFC 7296 §2.15); the key itself lives in ca-proc only.
     Psk,
+    /// Signatures: ours made with `private/local.key`, the peer's checked
+    /// against its certificate chain or a raw key from `pubkeys/`. Both
+    /// directions use public keys (iked.conf(5): no PSK on one side only).
+    PublicKey(SignatureAuth),
+}
+
+/// `ikeauth` of a public-key policy (iked.conf(5)): the AUTH method we send
+/// and the one we accept (RFC 7296 §3.8, RFC 4754, RFC 7427).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SignatureAuth {
+    /// No `ikeauth`: Digital Signature (14, RFC 7427) when the peer sent
+    /// SIGNATURE_HASH_ALGORITHMS, else the key's own method (1 for RSA, 9,
+    /// 10 or 11 for ECDSA by curve); the peer may use any of those that
+    /// fits its key.
+    Any,
+    /// `ikeauth rsa`: RSA PKCS#1 v1.5 with SHA-1 (method 1).
+    Rsa,
+    /// `ikeauth ecdsa256|ecdsa384|ecdsa521`: methods 9, 10, 11 (RFC 4754).
+    Ecdsa256,
+    Ecdsa384,
+    Ecdsa521,
+    /// `ikeauth rfc7427`: Digital Signature (14) only.
+    Rfc7427,
 }
 
 /// One `ikev2` policy of iked.conf.

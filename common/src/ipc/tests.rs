@@ -41,6 +41,24 @@ fn every_message_round_trips_through_postcard() {
         ParentToChild::Config(ChildConfig::Ca {
             generation: 7,
             psks: vec![("p".into(), crate::config::PreSharedKey::new(b"k".to_vec()))],
+            pubkey_policies: vec![CaPolicy {
+                name: "c".into(),
+                auth: crate::config::SignatureAuth::Rfc7427,
+                srcid: None,
+                dstid: Some(crate::config::IdentitySpec::Fqdn("b.example".into())),
+            }],
+            store: Box::new(CertStoreFiles {
+                dir: "/etc/iked".into(),
+                ca_certs: vec![StoreFile {
+                    path: "ca/ca.crt".into(),
+                    bytes: b"-----BEGIN".to_vec(),
+                }],
+                private_key: Some(SecretStoreFile {
+                    path: "private/local.key".into(),
+                    bytes: b"k".to_vec(),
+                }),
+                ..CertStoreFiles::default()
+            }),
         }),
         ParentToChild::Control {
             id: 3,

@@ -137,7 +137,7 @@ impl Engine {
             CaToIkev2::Auth { id, .. }
             | CaToIkev2::Verified { id, .. }
             | CaToIkev2::Failed { id, .. } => self.waits.get(id).map(|(ike, _)| *ike),
-            CaToIkev2::Pong { .. } => None,
+            CaToIkev2::Pong { .. } | CaToIkev2::Store { .. } => None,
         };
         self.dispatch_ca(message);
         if let Some(ike) = ike {

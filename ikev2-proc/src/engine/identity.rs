@@ -7,6 +7,14 @@ use iked_common::wire::Identity;
 
 use crate::engine::Engine;
 
+/// An ID payload as ca is given it.
+pub(super) fn wire_identity(id: &Identity) -> iked_common::ipc::WireIdentity {
+    iked_common::ipc::WireIdentity {
+        id_type: id.id_type().value(),
+        body: id_body(id),
+    }
+}
+
 pub(super) fn id_body(id: &Identity) -> Vec<u8> {
     let mut out = Vec::new();
     id.encode_body(&mut out);

@@ -57,6 +57,7 @@ impl Engine {
                 id,
                 auth_method,
                 auth_data,
+                ..
             } => match self.waits.remove(&id) {
                 Some((ike, Wait::RequestSign)) => {
                     self.send_auth_request(ike, auth_method, auth_data)
@@ -64,9 +65,22 @@ impl Engine {
                 Some((ike, Wait::AnswerSign)) => self.send_auth_answer(ike, auth_method, auth_data),
                 other => log::warn!("ca: AUTH for request {id} nobody waits for ({other:?})"),
             },
-            CaToIkev2::Verified { id, ok } => match self.waits.remove(&id) {
-                Some((ike, Wait::VerifyInitiator)) => self.initiator_verified(ike, ok),
-                Some((ike, Wait::VerifyResponder)) => self.responder_verified(ike, ok),
+            CaToIkev2::Store { generation, .. } => {
+                log::debug!("ca: certificate store of configuration {generation}")
+            }
+            CaToIkev2::Verified { id, ok, reason } => match self.waits.remove(&id) {
+                Some((ike, Wait::VerifyInitiator)) => {
+                    if !ok {
+                        log::info!("IKE SA {ike:016x}: the initiator's AUTH is refused: {reason}");
+                    }
+                    self.initiator_verified(ike, ok)
+                }
+                Some((ike, Wait::VerifyResponder)) => {
+                    if !ok {
+                        log::info!("IKE SA {ike:016x}: the responder's AUTH is refused: {reason}");
+                    }
+                    self.responder_verified(ike, ok)
+                }
                 other => log::warn!("ca: verdict for request {id} nobody waits for ({other:?})"),
             },
             CaToIkev2::Failed { id, reason } => match self.waits.remove(&id) {

@@ -94,7 +94,11 @@ impl World<'_> {
             } else if mode == 4 {
                 // A right id with a wrong verdict or garbage AUTH data.
                 match request {
-                    Ikev2ToCa::VerifyAuth { .. } => CaToIkev2::Verified { id, ok: false },
+                    Ikev2ToCa::VerifyAuth { .. } => CaToIkev2::Verified {
+                        id,
+                        ok: false,
+                        reason: "fuzzed".into(),
+                    },
                     _ => {
                         let mut auth_data = vec![0u8; mutate::edge_length(self.c).min(300)];
                         self.c.fill(&mut auth_data);
@@ -102,6 +106,7 @@ impl World<'_> {
                             id,
                             auth_method: [2, 1, 14, 0][self.c.below(4)],
                             auth_data,
+                            certs: Vec::new(),
                         }
                     }
                 }
@@ -218,6 +223,7 @@ impl World<'_> {
             | CaToIkev2::Auth { id, .. }
             | CaToIkev2::Verified { id, .. }
             | CaToIkev2::Failed { id, .. } => *id,
+            CaToIkev2::Store { .. } => 0,
         };
         let now = self.now;
         let result = self.nodes[index].engine.handle_ca(now, reply.clone());
@@ -297,11 +303,13 @@ impl World<'_> {
                 0 => CaToIkev2::Verified {
                     id,
                     ok: self.c.chance(2),
+                    reason: String::new(),
                 },
                 1 => CaToIkev2::Auth {
                     id,
                     auth_method: 2,
                     auth_data: vec![0; 32],
+                    certs: Vec::new(),
                 },
                 2 => CaToIkev2::Failed {
                     id,

@@ -29,6 +29,8 @@ impl Engine {
             policy,
             prf: suite.prf.iana_id(),
             signed_octets: octets,
+            peer_hash_algorithms: Vec::new(),
+            cert_authorities: Vec::new(),
         });
     }
 
@@ -172,6 +174,7 @@ impl Engine {
         let method = auth_payload.method.value();
         let data = auth_payload.data.clone();
         let prf = suite.prf.iana_id();
+        let peer_id = wire_identity(idr);
         if let Some(sa) = self.ikes.get_mut(&spi) {
             sa.peer_id = Some(idr.clone());
             if let Some(handshake) = sa.handshake.as_deref_mut() {
@@ -188,6 +191,8 @@ impl Engine {
             auth_method: method,
             signed_octets: octets,
             auth_data: data,
+            peer_id,
+            certs: Vec::new(),
         });
     }
 

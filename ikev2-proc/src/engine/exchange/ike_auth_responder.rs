@@ -117,6 +117,7 @@ impl Engine {
         let data = auth_payload.data.clone();
         let initial_contact = msg.notify(NotifyType::InitialContact).is_some();
         let peer_id = idi.clone();
+        let peer_wire_id = wire_identity(&peer_id);
         let old_policy = sa.policy.clone();
         self.move_to_policy(spi, &old_policy, &policy_name);
         let Some(sa) = self.ikes.get_mut(&spi) else {
@@ -146,6 +147,8 @@ impl Engine {
             auth_method: method,
             signed_octets: octets,
             auth_data: data,
+            peer_id: peer_wire_id,
+            certs: Vec::new(),
         });
     }
 
@@ -267,6 +270,8 @@ impl Engine {
             policy,
             prf: suite.prf.iana_id(),
             signed_octets: octets,
+            peer_hash_algorithms: Vec::new(),
+            cert_authorities: Vec::new(),
         });
     }
 

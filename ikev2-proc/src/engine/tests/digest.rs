@@ -182,36 +182,36 @@ const DIGESTS: [(&str, [u64; 4]); 4] = [
         "rekeys and terminate",
         [
             0xd7689a702fb7f2a0,
-            0x0157ff19553799ea,
+            0x5a7d4d8aab6d7c4c,
             0xa8f5fe074324ba7e,
-            0x772f04667ff20ae9,
+            0x8061fb57058ae235,
         ],
     ),
     (
         "loss and dead peer",
         [
             0xb36b134c4d8f9142,
-            0x6c04f22998627514,
+            0x325d77080f68c2df,
             0x22c9f545b9d08da0,
-            0x0cf6ff4107261fb5,
+            0x9ced60908b3e70c1,
         ],
     ),
     (
         "nat and delete",
         [
             0x1a6cd389209995ab,
-            0x1bb729ceed45a673,
+            0x81b768df00ccc46e,
             0x9de6497014d9ebe5,
-            0x5fa2cc9fab37de74,
+            0x208030b35c9ee27b,
         ],
     ),
     (
         "invalid ke and cookie",
         [
             0xc3bb79ed8fbf8108,
-            0x569c01fc3cf5e46e,
+            0x72682da687e783d1,
             0x926b858b65ae39c0,
-            0xf980f1c546caa342,
+            0x5ce13e395e1d73ae,
         ],
     ),
 ];

@@ -251,6 +251,7 @@ impl Node {
                     id,
                     auth_method: 2,
                     auth_data: psk_auth(prf, &self.psk, &signed_octets).unwrap(),
+                    certs: Vec::new(),
                 }
             }
             Ikev2ToCa::VerifyAuth {
@@ -264,7 +265,11 @@ impl Node {
                 let prf = PrfAlg::from_iana(prf).unwrap();
                 let ok = auth_method == 2
                     && verify_psk_auth(prf, &self.psk, &signed_octets, &auth_data).unwrap();
-                CaToIkev2::Verified { id, ok }
+                CaToIkev2::Verified {
+                    id,
+                    ok,
+                    reason: String::new(),
+                }
             }
         }
     }

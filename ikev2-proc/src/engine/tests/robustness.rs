@@ -77,7 +77,14 @@ fn replies_to_requests_never_made_are_errors() {
     assert!(w
         .a
         .engine
-        .handle_ca(w.now, CaToIkev2::Verified { id: 4242, ok: true })
+        .handle_ca(
+            w.now,
+            CaToIkev2::Verified {
+                id: 4242,
+                ok: true,
+                reason: String::new(),
+            }
+        )
         .is_err());
     assert!(w
         .a
