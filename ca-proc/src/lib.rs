@@ -11,3 +11,4 @@
 pub mod auth;
 pub mod process;
 pub mod signed_octets;
+pub mod store;

@@ -60,6 +60,7 @@ pub mod prf;
 pub mod random;
 pub mod secret;
 pub mod sk;
+pub mod x509_store;
 
 pub use auth::{psk_auth, signed_octets, verify_psk_auth};
 pub use kex::{KeMethod, KeyExchange};
