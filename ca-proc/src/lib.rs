@@ -9,6 +9,9 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod control;
 pub mod process;
+#[path = "signature_pending.rs"]
+pub mod signature;
 pub mod signed_octets;
 pub mod store;

@@ -218,7 +218,7 @@ pub fn check_dstid(dstid: &IdentitySpec, peer: &WireIdentity) -> Result<(), Stri
 pub fn check_certificate_names(cert: &X509Ref, peer: &WireIdentity) -> Result<(), String> {
     let sans = cert.subject_alt_names();
     let san_matches = |pick: &dyn Fn(&openssl::x509::GeneralNameRef) -> bool| {
-        sans.as_ref().is_some_and(|s| s.iter().any(|n| pick(n)))
+        sans.as_ref().is_some_and(|s| s.iter().any(pick))
     };
     let named = match peer.id_type {
         ID_DER_ASN1_DN => {
