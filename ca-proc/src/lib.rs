@@ -11,7 +11,5 @@
 pub mod auth;
 pub mod control;
 pub mod process;
-#[path = "signature_pending.rs"]
-pub mod signature;
 pub mod signed_octets;
 pub mod store;
