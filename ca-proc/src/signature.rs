@@ -231,10 +231,18 @@ pub fn key_type<T: HasPublic>(key: &PKeyRef<T>) -> Result<KeyType, SignatureErro
                 )),
             }
         }
-        other => Err(SignatureError::Unsupported(format!(
-            "key type {} (only RSA, ECDSA and Ed25519)",
-            other.as_raw()
-        ))),
+        other => {
+            let name = match other {
+                Id::DSA => "DSA".to_string(),
+                Id::DH | Id::DHX => "DH".to_string(),
+                Id::X25519 => "X25519".to_string(),
+                Id::X448 => "X448".to_string(),
+                _ => format!("number {}", other.as_raw()),
+            };
+            Err(SignatureError::Unsupported(format!(
+                "key type {name} (only RSA, ECDSA and Ed25519)"
+            )))
+        }
     }
 }
 

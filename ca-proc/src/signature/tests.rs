@@ -583,3 +583,561 @@ fn rfc8032_ed25519_vectors_through_method_14() {
         verify(&public_key, SignatureAuth::Any, 14, &expected, b"other").expect_err("other");
     }
 }
+
+// ---------------------------------------------------------------------------
+// Keys that do not fit the method: refused with the reason, never a match
+// (CVE-2020-16088).
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    Rsa,
+    P256,
+    P384,
+    P521,
+    Ed25519,
+}
+
+fn family(kind: KeyKind) -> Family {
+    match kind {
+        KeyKind::Rsa(_) => Family::Rsa,
+        KeyKind::P256 => Family::P256,
+        KeyKind::P384 => Family::P384,
+        KeyKind::P521 => Family::P521,
+        KeyKind::Ed25519 => Family::Ed25519,
+    }
+}
+
+/// A method-14 AUTH data with sha256WithRSAEncryption, made with OpenSSL
+/// directly (we sign PSS, but accept PKCS#1 v1.5 with SHA-2).
+fn rsa_pkcs1_sha256_method_14(key: &PKey<Private>, octets: &[u8]) -> Vec<u8> {
+    let mut signer =
+        openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), key).expect("signer");
+    let signature = signer.sign_oneshot_to_vec(octets).expect("sign");
+    let der = SignatureAlgorithm::RsaPkcs1(Hash::Sha256).der();
+    [&[der.len() as u8][..], der, &signature].concat()
+}
+
+#[test]
+fn every_key_that_does_not_fit_the_method_is_refused_with_its_reason() {
+    let kinds = [
+        KeyKind::Rsa(2048),
+        KeyKind::P256,
+        KeyKind::P384,
+        KeyKind::P521,
+        KeyKind::Ed25519,
+    ];
+    // Valid signatures, each made by a key of its family, with the
+    // families whose keys may check it (which then fail on the signature).
+    struct Case {
+        name: &'static str,
+        signer: KeyKind,
+        method: u8,
+        auth_data: Vec<u8>,
+        fits: &'static [Family],
+    }
+    let mut cases = Vec::new();
+    for signer in kinds {
+        let key = new_key(signer);
+        let mut add = |name, signed: Signed, fits| {
+            cases.push(Case {
+                name,
+                signer,
+                method: signed.auth_method,
+                auth_data: signed.auth_data,
+                fits,
+            })
+        };
+        match family(signer) {
+            Family::Rsa => {
+                add(
+                    "method 1",
+                    sign(&key, SignatureAuth::Rsa, &[], OCTETS).unwrap(),
+                    &[Family::Rsa],
+                );
+                add(
+                    "14 RSASSA-PSS",
+                    sign(&key, SignatureAuth::Rfc7427, &[2], OCTETS).unwrap(),
+                    &[Family::Rsa],
+                );
+                add(
+                    "14 sha256WithRSAEncryption",
+                    Signed {
+                        auth_method: 14,
+                        auth_data: rsa_pkcs1_sha256_method_14(&key, OCTETS),
+                    },
+                    &[Family::Rsa],
+                );
+            }
+            Family::P256 | Family::P384 | Family::P521 => {
+                let f = family(signer);
+                add(
+                    "classic ECDSA",
+                    sign(&key, SignatureAuth::Any, &[], OCTETS).unwrap(),
+                    match f {
+                        Family::P256 => &[Family::P256],
+                        Family::P384 => &[Family::P384],
+                        _ => &[Family::P521],
+                    },
+                );
+                add(
+                    "14 ECDSA",
+                    sign(&key, SignatureAuth::Rfc7427, &[2, 3, 4], OCTETS).unwrap(),
+                    &[Family::P256, Family::P384, Family::P521],
+                );
+            }
+            Family::Ed25519 => add(
+                "14 Ed25519",
+                sign(&key, SignatureAuth::Any, &[5], OCTETS).unwrap(),
+                &[Family::Ed25519],
+            ),
+        }
+    }
+    let mut mismatches = 0;
+    for checker in kinds {
+        // A fresh key: even one of the right family did not sign this.
+        let key = public(&new_key(checker));
+        let key_name = key_type(&key).expect("key type").to_string();
+        for case in &cases {
+            let result = verify(
+                &key,
+                SignatureAuth::Any,
+                case.method,
+                &case.auth_data,
+                OCTETS,
+            );
+            let what = format!(
+                "{} by {:?} checked with {checker:?}",
+                case.name, case.signer
+            );
+            if case.fits.contains(&family(checker)) {
+                assert!(
+                    matches!(result, Err(SignatureError::BadSignature(_))),
+                    "{what}: {result:?}"
+                );
+            } else {
+                mismatches += 1;
+                match result {
+                    Err(SignatureError::KeyMismatch(reason)) => {
+                        assert!(reason.starts_with(&format!("AUTH method {} (", case.method)));
+                        assert!(
+                            reason.ends_with(&format!("but the peer's key is {key_name}")),
+                            "{what}: {reason}"
+                        );
+                    }
+                    other => panic!("{what}: {other:?}"),
+                }
+            }
+        }
+    }
+    assert_eq!(mismatches, 34);
+}
+
+#[test]
+fn mismatch_reasons_name_method_algorithm_and_key() {
+    let rsa_key = rsa();
+    let p256 = new_key(KeyKind::P256);
+    let ed = new_key(KeyKind::Ed25519);
+    let pss = sign(&rsa_key, SignatureAuth::Rfc7427, &[2], OCTETS).unwrap();
+    let ecdsa14 = sign(&p256, SignatureAuth::Rfc7427, &[2], OCTETS).unwrap();
+    let ed14 = sign(&ed, SignatureAuth::Rfc7427, &[5], OCTETS).unwrap();
+    let rsa1 = sign(&rsa_key, SignatureAuth::Rsa, &[], OCTETS).unwrap();
+    let cases = [
+        (
+            &p256,
+            &pss,
+            "AUTH method 14 (Digital Signature) with RSASSA-PSS with SHA256 but the peer's key is ECDSA P-256",
+        ),
+        (
+            &rsa_key,
+            &ecdsa14,
+            "AUTH method 14 (Digital Signature) with ecdsa-with-SHA256 but the peer's key is RSA (2048 bits)",
+        ),
+        (
+            &rsa_key,
+            &ed14,
+            "AUTH method 14 (Digital Signature) with Ed25519 but the peer's key is RSA (2048 bits)",
+        ),
+        (
+            &ed,
+            &ecdsa14,
+            "AUTH method 14 (Digital Signature) with ecdsa-with-SHA256 but the peer's key is Ed25519",
+        ),
+        (
+            &ed,
+            &rsa1,
+            "AUTH method 1 (RSA Digital Signature with SHA-1) but the peer's key is Ed25519",
+        ),
+        (
+            &p256,
+            &rsa1,
+            "AUTH method 1 (RSA Digital Signature with SHA-1) but the peer's key is ECDSA P-256",
+        ),
+    ];
+    for (key, signed, reason) in cases {
+        let error = verify(
+            &public(key),
+            SignatureAuth::Any,
+            signed.auth_method,
+            &signed.auth_data,
+            OCTETS,
+        )
+        .expect_err(reason);
+        assert_eq!(error, SignatureError::KeyMismatch(reason.to_string()));
+        assert_eq!(error.to_string(), reason);
+    }
+}
+
+fn rsa_pss_only_key() -> PKey<Private> {
+    let mut ctx = openssl::pkey_ctx::PkeyCtx::new_id(openssl::pkey::Id::RSA_PSS).expect("ctx");
+    ctx.keygen_init().expect("keygen");
+    ctx.set_rsa_keygen_bits(2048).expect("bits");
+    ctx.keygen().expect("RSA-PSS key")
+}
+
+#[test]
+fn an_rsa_pss_key_signs_and_verifies_only_pss() {
+    let key = rsa_pss_only_key();
+    assert_eq!(key_type(&key), Ok(KeyType::RsaPss { bits: 2048 }));
+    let signed = sign(&key, SignatureAuth::Any, ALL_HASHES, OCTETS).expect("sign");
+    assert_eq!(signed.auth_method, 14);
+    let public_key = public(&key);
+    verify(
+        &public_key,
+        SignatureAuth::Any,
+        14,
+        &signed.auth_data,
+        OCTETS,
+    )
+    .expect("verify");
+    // No method 1 and no PKCS#1 v1.5 for a key restricted to PSS.
+    assert_eq!(
+        sign(&key, SignatureAuth::Any, &[], OCTETS),
+        Err(SignatureError::Refused(
+            "AUTH method 14 (Digital Signature) with our RSA-PSS (2048 bits) key needs a hash \
+             algorithm we share, but the peer sent no SIGNATURE_HASH_ALGORITHMS"
+                .into()
+        ))
+    );
+    assert!(matches!(
+        sign(&key, SignatureAuth::Rsa, &[], OCTETS),
+        Err(SignatureError::KeyMismatch(_))
+    ));
+    let other = rsa();
+    let rsa1 = sign(&other, SignatureAuth::Rsa, &[], OCTETS).unwrap();
+    assert_eq!(
+        verify(&public_key, SignatureAuth::Any, 1, &rsa1.auth_data, OCTETS),
+        Err(SignatureError::KeyMismatch(
+            "AUTH method 1 (RSA Digital Signature with SHA-1) but the peer's key is RSA-PSS (2048 bits)"
+                .into()
+        ))
+    );
+    let pkcs1 = rsa_pkcs1_sha256_method_14(&other, OCTETS);
+    assert!(matches!(
+        verify(&public_key, SignatureAuth::Any, 14, &pkcs1, OCTETS),
+        Err(SignatureError::KeyMismatch(_))
+    ));
+}
+
+#[test]
+fn keys_of_no_auth_method_are_refused() {
+    let x25519 = PKey::generate_x25519().expect("X25519");
+    let ed448 = PKey::generate_ed448().expect("Ed448");
+    let k1 = openssl::ec::EcKey::generate(
+        &openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::SECP256K1).expect("k1"),
+    )
+    .and_then(PKey::from_ec_key)
+    .expect("secp256k1");
+    for (name, key, reason) in [
+        (
+            "X25519",
+            x25519,
+            "unsupported: key type X25519 (only RSA, ECDSA and Ed25519)",
+        ),
+        (
+            "Ed448",
+            ed448,
+            "unsupported: Ed448 keys (we implement Ed25519 only)",
+        ),
+        (
+            "secp256k1",
+            k1,
+            "unsupported: EC key on curve secp256k1 (only P-256, P-384, P-521)",
+        ),
+    ] {
+        let error = sign(&key, SignatureAuth::Any, ALL_HASHES, OCTETS).expect_err(name);
+        assert_eq!(error.to_string(), reason, "{name}");
+        let error =
+            verify(&public(&key), SignatureAuth::Any, 14, &[7; 80], OCTETS).expect_err(name);
+        assert_eq!(error.to_string(), reason, "{name}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The policy's `ikeauth`: what sign() chooses, what verify() accepts.
+
+#[test]
+fn sign_chooses_the_method_from_ikeauth_key_and_peer_hashes() {
+    let rsa_key = rsa();
+    let p256 = new_key(KeyKind::P256);
+    let p384 = new_key(KeyKind::P384);
+    let p521 = new_key(KeyKind::P521);
+    let ed = new_key(KeyKind::Ed25519);
+    let method14 = |key: &PKey<Private>, hashes: &[u16]| {
+        let signed = sign(key, SignatureAuth::Any, hashes, OCTETS).expect("sign");
+        assert_eq!(signed.auth_method, 14);
+        let der_len = usize::from(signed.auth_data[0]);
+        algorithm_id::parse(&signed.auth_data[1..=der_len]).expect("our object")
+    };
+    // RSA: PSS (RFC 8247 §3.2), SHA-256 first.
+    assert_eq!(
+        method14(&rsa_key, ALL_HASHES),
+        SignatureAlgorithm::RsaPss(Hash::Sha256)
+    );
+    assert_eq!(
+        method14(&rsa_key, &[4, 3]),
+        SignatureAlgorithm::RsaPss(Hash::Sha384)
+    );
+    assert_eq!(
+        method14(&rsa_key, &[4]),
+        SignatureAlgorithm::RsaPss(Hash::Sha512)
+    );
+    // ECDSA: the curve's own hash first, else another shared one.
+    assert_eq!(
+        method14(&p256, ALL_HASHES),
+        SignatureAlgorithm::Ecdsa(Hash::Sha256)
+    );
+    assert_eq!(
+        method14(&p384, ALL_HASHES),
+        SignatureAlgorithm::Ecdsa(Hash::Sha384)
+    );
+    assert_eq!(
+        method14(&p521, ALL_HASHES),
+        SignatureAlgorithm::Ecdsa(Hash::Sha512)
+    );
+    assert_eq!(
+        method14(&p521, &[2]),
+        SignatureAlgorithm::Ecdsa(Hash::Sha256)
+    );
+    assert_eq!(method14(&ed, &[5]), SignatureAlgorithm::Ed25519);
+    // Hashes we do not share (SHA-1, unknown, Identity for a non-EdDSA
+    // key): the classic method.
+    for hashes in [&[][..], &[1], &[1, 6, 0xffff], &[5]] {
+        let method = |key: &PKey<Private>| {
+            sign(key, SignatureAuth::Any, hashes, OCTETS)
+                .unwrap()
+                .auth_method
+        };
+        assert_eq!(method(&rsa_key), 1, "{hashes:?}");
+        assert_eq!(method(&p256), 9, "{hashes:?}");
+        assert_eq!(method(&p384), 10, "{hashes:?}");
+        assert_eq!(method(&p521), 11, "{hashes:?}");
+    }
+    // Forced methods ignore the peer's hashes.
+    assert_eq!(
+        sign(&rsa_key, SignatureAuth::Rsa, ALL_HASHES, OCTETS)
+            .unwrap()
+            .auth_method,
+        1
+    );
+    assert_eq!(
+        sign(&p256, SignatureAuth::Ecdsa256, ALL_HASHES, OCTETS)
+            .unwrap()
+            .auth_method,
+        9
+    );
+    // Ed25519 without the Identity hash: no method at all.
+    for hashes in [&[][..], &[2, 3, 4]] {
+        for wanted in [SignatureAuth::Any, SignatureAuth::Rfc7427] {
+            let error = sign(&ed, wanted, hashes, OCTETS).expect_err("no Identity");
+            assert!(matches!(error, SignatureError::Refused(_)));
+            assert!(
+                error.to_string().starts_with(
+                    "our key is Ed25519, which signs only with AUTH method 14 and the Identity hash (5), but the peer"
+                ),
+                "{error}"
+            );
+        }
+    }
+    assert_eq!(
+        sign(&ed, SignatureAuth::Any, &[2, 3], OCTETS)
+            .unwrap_err()
+            .to_string(),
+        "our key is Ed25519, which signs only with AUTH method 14 and the Identity hash (5), \
+         but the peer offers hash algorithms 2 (SHA2-256), 3 (SHA2-384)"
+    );
+    // ikeauth rfc7427 with a peer that sent no SIGNATURE_HASH_ALGORITHMS.
+    assert_eq!(
+        sign(&p256, SignatureAuth::Rfc7427, &[], OCTETS)
+            .unwrap_err()
+            .to_string(),
+        "AUTH method 14 (Digital Signature) with our ECDSA P-256 key needs a hash algorithm we \
+         share, but the peer sent no SIGNATURE_HASH_ALGORITHMS"
+    );
+}
+
+#[test]
+fn forced_methods_refuse_keys_that_do_not_fit() {
+    let cases = [
+        (KeyKind::P256, SignatureAuth::Rsa, "ikeauth rsa wants AUTH method 1 (RSA Digital Signature with SHA-1) but our key is ECDSA P-256"),
+        (KeyKind::Ed25519, SignatureAuth::Rsa, "ikeauth rsa wants AUTH method 1 (RSA Digital Signature with SHA-1) but our key is Ed25519"),
+        (KeyKind::Rsa(2048), SignatureAuth::Ecdsa256, "ikeauth ecdsa256 wants AUTH method 9 (ECDSA with SHA-256 on P-256) but our key is RSA (2048 bits)"),
+        (KeyKind::P256, SignatureAuth::Ecdsa384, "ikeauth ecdsa384 wants AUTH method 10 (ECDSA with SHA-384 on P-384) but our key is ECDSA P-256"),
+        (KeyKind::P384, SignatureAuth::Ecdsa521, "ikeauth ecdsa521 wants AUTH method 11 (ECDSA with SHA-512 on P-521) but our key is ECDSA P-384"),
+        (KeyKind::P521, SignatureAuth::Ecdsa256, "ikeauth ecdsa256 wants AUTH method 9 (ECDSA with SHA-256 on P-256) but our key is ECDSA P-521"),
+        (KeyKind::Ed25519, SignatureAuth::Ecdsa256, "ikeauth ecdsa256 wants AUTH method 9 (ECDSA with SHA-256 on P-256) but our key is Ed25519"),
+    ];
+    for (kind, wanted, reason) in cases {
+        let error = sign(&new_key(kind), wanted, ALL_HASHES, OCTETS).expect_err(reason);
+        assert_eq!(error, SignatureError::KeyMismatch(reason.into()));
+    }
+}
+
+#[test]
+fn verify_accepts_only_the_methods_ikeauth_allows() {
+    let rsa_key = rsa();
+    let p256 = new_key(KeyKind::P256);
+    let rsa1 = sign(&rsa_key, SignatureAuth::Rsa, &[], OCTETS).unwrap();
+    let rsa14 = sign(&rsa_key, SignatureAuth::Rfc7427, &[2], OCTETS).unwrap();
+    let ec9 = sign(&p256, SignatureAuth::Ecdsa256, &[], OCTETS).unwrap();
+    let ec14 = sign(&p256, SignatureAuth::Rfc7427, &[2], OCTETS).unwrap();
+    let (rsa_public, p256_public) = (public(&rsa_key), public(&p256));
+    let table: [(SignatureAuth, [bool; 4]); 6] = [
+        // accepted: rsa1, rsa14, ec9, ec14
+        (SignatureAuth::Any, [true, true, true, true]),
+        (SignatureAuth::Rsa, [true, false, false, false]),
+        (SignatureAuth::Ecdsa256, [false, false, true, false]),
+        (SignatureAuth::Ecdsa384, [false, false, false, false]),
+        (SignatureAuth::Ecdsa521, [false, false, false, false]),
+        (SignatureAuth::Rfc7427, [false, true, false, true]),
+    ];
+    for (accepted, expected) in table {
+        let signed = [
+            (&rsa_public, &rsa1),
+            (&rsa_public, &rsa14),
+            (&p256_public, &ec9),
+            (&p256_public, &ec14),
+        ];
+        for ((key, signed), ok) in signed.into_iter().zip(expected) {
+            let result = verify(key, accepted, signed.auth_method, &signed.auth_data, OCTETS);
+            if ok {
+                result
+                    .unwrap_or_else(|e| panic!("{accepted:?} method {}: {e}", signed.auth_method));
+            } else {
+                match result {
+                    Err(SignatureError::NotAccepted(reason)) => assert!(
+                        reason.starts_with(&format!("AUTH method {} (", signed.auth_method))
+                            && reason.contains("but the policy has ikeauth"),
+                        "{reason}"
+                    ),
+                    other => panic!("{accepted:?} method {}: {other:?}", signed.auth_method),
+                }
+            }
+        }
+    }
+    assert_eq!(
+        verify(
+            &rsa_public,
+            SignatureAuth::Rsa,
+            14,
+            &rsa14.auth_data,
+            OCTETS
+        )
+        .unwrap_err()
+        .to_string(),
+        "AUTH method 14 (Digital Signature) but the policy has ikeauth rsa"
+    );
+    // Methods that are not signatures, or unknown.
+    for method in [0u8, 2, 3, 12, 13, 15, 255] {
+        let error = verify(
+            &rsa_public,
+            SignatureAuth::Any,
+            method,
+            &rsa1.auth_data,
+            OCTETS,
+        )
+        .expect_err("not a signature method");
+        assert!(
+            matches!(error, SignatureError::Unsupported(_)),
+            "{method}: {error}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The signature formats, checked independently of OpenSSL's verify.
+
+/// MGF1 (RFC 8017 B.2.1).
+fn mgf1(hash: openssl::hash::MessageDigest, seed: &[u8], len: usize) -> Vec<u8> {
+    let mut mask = Vec::new();
+    let mut counter: u32 = 0;
+    while mask.len() < len {
+        let block = openssl::hash::hash(hash, &[seed, &counter.to_be_bytes()].concat()).unwrap();
+        mask.extend_from_slice(&block);
+        counter += 1;
+    }
+    mask.truncate(len);
+    mask
+}
+
+fn rsa_public_raw(key: &PKey<Private>, signature: &[u8]) -> Vec<u8> {
+    let rsa = key.rsa().expect("RSA");
+    let mut em = vec![0; rsa.size() as usize];
+    let len = rsa
+        .public_decrypt(signature, &mut em, openssl::rsa::Padding::NONE)
+        .expect("raw RSA");
+    em.truncate(len);
+    em
+}
+
+#[test]
+fn method_1_is_emsa_pkcs1_v1_5_with_sha1() {
+    let key = rsa();
+    let signed = sign(&key, SignatureAuth::Rsa, &[], OCTETS).unwrap();
+    assert_eq!(signed.auth_data.len(), 256);
+    let em = rsa_public_raw(&key, &signed.auth_data);
+    // RFC 8017 §9.2: 00 01 FF.. 00 DigestInfo(SHA-1) H.
+    let digest_info = unhex("3021300906052b0e03021a05000414");
+    let hash = openssl::hash::hash(openssl::hash::MessageDigest::sha1(), OCTETS).unwrap();
+    let t = [&digest_info[..], &hash].concat();
+    let mut expected = vec![0x00, 0x01];
+    expected.resize(256 - t.len() - 1, 0xff);
+    expected.push(0x00);
+    expected.extend_from_slice(&t);
+    assert_eq!(em, expected);
+}
+
+#[test]
+fn our_pss_uses_mgf1_with_the_same_hash_and_a_salt_of_its_length() {
+    let key = rsa();
+    for (hashes, hash) in [
+        (&[2u16][..], Hash::Sha256),
+        (&[3], Hash::Sha384),
+        (&[4], Hash::Sha512),
+    ] {
+        let signed = sign(&key, SignatureAuth::Rfc7427, hashes, OCTETS).unwrap();
+        let der_len = usize::from(signed.auth_data[0]);
+        let em = rsa_public_raw(&key, &signed.auth_data[1 + der_len..]);
+        // RFC 8017 §9.1.2 for a 2048-bit modulus: emLen = 256,
+        // EM = maskedDB || H || 0xbc.
+        assert_eq!(em.len(), 256);
+        assert_eq!(em[255], 0xbc);
+        let h_len = hash.output_len();
+        let (masked_db, h) = em[..255].split_at(255 - h_len);
+        let mut db: Vec<u8> = masked_db
+            .iter()
+            .zip(mgf1(hash.digest(), h, masked_db.len()))
+            .map(|(a, b)| a ^ b)
+            .collect();
+        db[0] &= 0x7f; // the top bit beyond emBits
+        let one = db.iter().position(|&b| b != 0).expect("separator");
+        assert_eq!(db[one], 0x01);
+        let salt = &db[one + 1..];
+        assert_eq!(salt.len(), h_len, "{hash:?}: salt length");
+        let m_hash = openssl::hash::hash(hash.digest(), OCTETS).unwrap();
+        let m_prime = [&[0u8; 8][..], &m_hash, salt].concat();
+        assert_eq!(
+            &openssl::hash::hash(hash.digest(), &m_prime).unwrap()[..],
+            h
+        );
+    }
+}
