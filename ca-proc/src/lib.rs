@@ -11,5 +11,6 @@
 pub mod auth;
 pub mod control;
 pub mod process;
+pub mod signature;
 pub mod signed_octets;
 pub mod store;
