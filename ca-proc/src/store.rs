@@ -482,4 +482,4 @@ fn parse_der(der: &[u8]) -> Result<X509, String> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

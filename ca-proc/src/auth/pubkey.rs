@@ -135,3 +135,6 @@ impl AuthService {
         Ok(who)
     }
 }
+
+#[cfg(test)]
+mod tests;
