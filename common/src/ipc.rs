@@ -211,6 +211,8 @@ pub struct PeerPublicKey {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct WireIdentity {
     pub id_type: u8,
+    /// The Identification Data alone (an address's octets, a name's
+    /// ASCII, a DN's DER): not the type and reserved octets before it.
     pub body: Vec<u8>,
 }
 

@@ -332,11 +332,6 @@ fn policy_errors_are_located_and_say_what_is_wrong() {
             (1, 16),
             "hostnames are not supported",
         ),
-        (
-            "ikev2 \"x\" local 192.0.2.1",
-            (1, 1),
-            "has no authentication",
-        ),
         ("ikev2 \"x\" lifetime 5s psk \"k\"", (1, 20), "too short"),
         (
             "ikev2 \"x\" ikesa enc aes-128-gcm auth hmac-sha2-256 psk \"k\"",
