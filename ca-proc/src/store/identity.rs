@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use iked_common::config::IdentitySpec;
 use iked_common::ipc::WireIdentity;
-use openssl::x509::{X509Name, X509NameBuilder, X509NameRef, X509Ref};
+use openssl::x509::{X509Name, X509NameRef, X509Ref};
 
 /// ID types of RFC 7296 §3.5.
 pub const ID_IPV4_ADDR: u8 = 1;
@@ -20,51 +20,11 @@ pub const ID_KEY_ID: u8 = 11;
 const MAX_DN_ENTRIES: usize = 32;
 
 /// A DN in the text form iked.conf uses, "C=XX, O=Example, CN=gw" (or the
-/// OpenSSL one-line form "/C=XX/O=Example/CN=gw"), as an X509Name. Commas
-/// and slashes inside a value are escaped with a backslash.
+/// OpenBSD form "/C=XX/O=Example/CN=gw"), as an X509Name: encoded by the
+/// configuration's own DN code, so ca and the parser agree on the DER.
 pub fn dn_from_text(text: &str) -> Result<X509Name, String> {
-    let text = text.trim();
-    let (body, separator) = match text.strip_prefix('/') {
-        Some(rest) => (rest, '/'),
-        None => (text, ','),
-    };
-    let mut parts = Vec::new();
-    let mut current = String::new();
-    let mut escaped = false;
-    for c in body.chars() {
-        match c {
-            _ if escaped => {
-                current.push(c);
-                escaped = false;
-            }
-            '\\' => escaped = true,
-            c if c == separator => parts.push(std::mem::take(&mut current)),
-            c => current.push(c),
-        }
-    }
-    parts.push(current);
-    if parts.len() > MAX_DN_ENTRIES {
-        return Err(format!(
-            "DN {text:?} has more than {MAX_DN_ENTRIES} components"
-        ));
-    }
-    let mut builder = X509NameBuilder::new().map_err(|e| e.to_string())?;
-    for part in &parts {
-        let Some((field, value)) = part.split_once('=') else {
-            return Err(format!(
-                "DN {text:?}: component {:?} is not FIELD=value",
-                part.trim()
-            ));
-        };
-        let (field, value) = (field.trim(), value.trim());
-        if field.is_empty() || value.is_empty() {
-            return Err(format!("DN {text:?}: empty field or value in {part:?}"));
-        }
-        builder
-            .append_entry_by_text(field, value)
-            .map_err(|_| format!("DN {text:?}: unknown attribute {field:?} or bad value"))?;
-    }
-    Ok(builder.build())
+    let der = iked_common::config::dn::to_der(text).map_err(|e| format!("DN {text:?}: {e}"))?;
+    X509Name::from_der(&der).map_err(|e| format!("DN {text:?}: {e}"))
 }
 
 /// Whether two names have the same entries in the same order: the same
@@ -142,7 +102,7 @@ pub fn wire_of(spec: &IdentitySpec) -> Result<WireIdentity, String> {
         },
         IdentitySpec::Asn1Dn(text) => WireIdentity {
             id_type: ID_DER_ASN1_DN,
-            body: dn_from_text(text)?.to_der().map_err(|e| e.to_string())?,
+            body: iked_common::config::dn::to_der(text).map_err(|e| format!("DN {text:?}: {e}"))?,
         },
         IdentitySpec::KeyId(key) => WireIdentity {
             id_type: ID_KEY_ID,
