@@ -81,6 +81,9 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
                 // A group that does not exist would stop the start: say so now.
                 ControlGroup::resolve(config.control_group.as_deref())
                     .map_err(|e| e.to_string())?;
+                // The store's files as the daemon would read them (owner,
+                // mode, sizes); their contents are ca's to parse.
+                crate::certstore::read_for(&config)?;
                 eprintln!("configuration OK");
                 Ok(ExitCode::SUCCESS)
             }
