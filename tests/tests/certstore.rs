@@ -186,6 +186,16 @@ fn show_certstore_lists_the_store_and_a_refused_reset_or_reload_keeps_it() {
         assert!(shown.contains(&expected), "{expected}:\n{shown}");
     }
 
+    let json = daemon.ikectl_ok(&["--json", "show", "certstore"]);
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(value["ok"], true, "{value}");
+    assert_eq!(
+        value["certstore"]["local_chain"][0]["subject"],
+        "C=XX, O=iked test, CN=a.ike.test",
+        "{value}"
+    );
+    assert_eq!(value["certstore"]["local_key"], "ECDSA P-256", "{value}");
+
     // A CRL added and `reset ca`: in force.
     let crl = certdir.join("crls/root.crl");
     std::fs::create_dir_all(crl.parent().unwrap()).unwrap();
