@@ -190,8 +190,7 @@ fn show_certstore_lists_the_store_and_a_refused_reset_or_reload_keeps_it() {
     let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(value["ok"], true, "{value}");
     assert_eq!(
-        value["certstore"]["local_chain"][0]["subject"],
-        "C=XX, O=iked test, CN=a.ike.test",
+        value["certstore"]["local_chain"][0]["subject"], "C=XX, O=iked test, CN=a.ike.test",
         "{value}"
     );
     assert_eq!(value["certstore"]["local_key"], "ECDSA P-256", "{value}");
@@ -247,4 +246,122 @@ fn show_certstore_lists_the_store_and_a_refused_reset_or_reload_keeps_it() {
     let shown = show_certstore(&daemon);
     assert!(!shown.contains("last store refused"), "{shown}");
     assert!(shown.contains("(configuration 2)"), "{shown}");
+}
+
+/// Two iked with certificates of one CA, in the namespace lab: the IKE SA
+/// comes up authenticated by signatures (ca signing and verifying under
+/// its real sandbox), with FQDN identities one way and our certificate's
+/// DN the other; then a responder that trusts another CA refuses the same
+/// initiator, saying why, and nothing is established.
+#[test]
+#[ignore = "needs root and network namespaces: run by scripts/test-all.sh"]
+fn two_iked_authenticate_each_other_with_certificates_and_a_stranger_ca_is_refused() {
+    use iked_tests::lab::{Lab, Side};
+    use iked_tests::{show_sa, wait_until};
+    require_root("two_iked_authenticate_each_other_with_certificates_and_a_stranger_ca_is_refused");
+    let a_chain = chain();
+    let b_leaf = a_chain
+        .intermediate
+        .issue(&CertSpec::end_entity("b.ike.test", KeyKind::P256).serial(2));
+    let b_chain = Chain {
+        root: iked_common::test_pki::Issued {
+            cert: a_chain.root.cert.clone(),
+            key: a_chain.root.key.clone(),
+        },
+        intermediate: iked_common::test_pki::Issued {
+            cert: a_chain.intermediate.cert.clone(),
+            key: a_chain.intermediate.key.clone(),
+        },
+        leaf: b_leaf,
+    };
+    let pki = Scratch::new("certstore-pair");
+    let (dir_a, dir_b) = (pki.file("a"), pki.file("b"));
+    install_store(&dir_a, &a_chain);
+    install_store(&dir_b, &b_chain);
+    let lab = Lab::new("cst");
+    let policy = |certdir: &Path, local: Side, ids: &str| {
+        format!(
+            "set passive\nset certdir \"{}\"\n\
+             ikev2 \"cert\" passive esp local {} peer {} \\\n  \
+             ikesa enc aes-128-gcm prf hmac-sha2-256 group curve25519 {ids}\n",
+            certdir.display(),
+            local.outer_v4(),
+            local.other().outer_v4(),
+        )
+    };
+    // A names itself by FQDN; B takes the DN of its certificate (no srcid).
+    let a = Daemon::start_in(
+        Some(&lab.a),
+        "cst-a",
+        &policy(
+            &dir_a,
+            Side::A,
+            "srcid a.ike.test dstid \"C=XX, O=iked test, CN=b.ike.test\"",
+        ),
+    );
+    let mut b = Daemon::start_in(
+        Some(&lab.b),
+        "cst-b",
+        &policy(&dir_b, Side::B, "dstid a.ike.test"),
+    );
+    a.ikectl_ok(&["initiate", "cert"]);
+    let context = || format!("--- a ---\n{}\n--- b ---\n{}", a.log_text(), b.log_text());
+    wait_until(
+        "the IKE SA established on both sides",
+        Duration::from_secs(30),
+        || {
+            [&a, &b]
+                .iter()
+                .all(|d| show_sa(d).iter().any(|sa| sa["state"] == "established"))
+        },
+        context,
+    );
+    let log_b = b.log_text();
+    assert!(
+        log_b.contains(
+            "policy cert: peer authenticated by certificate C=XX, O=iked test, CN=a.ike.test"
+        ),
+        "{log_b}"
+    );
+    let log_a = a.log_text();
+    assert!(
+        log_a.contains(
+            "policy cert: peer authenticated by certificate C=XX, O=iked test, CN=b.ike.test"
+        ),
+        "{log_a}"
+    );
+    let sas = show_sa(&a);
+    println!("a: {}", serde_json::to_string(&sas[0]).unwrap());
+
+    // B now trusts another CA only: the same initiator is refused.
+    let stranger =
+        iked_common::test_pki::Issued::self_signed(&CertSpec::ca("iked test root", KeyKind::P256));
+    std::fs::write(dir_b.join("ca/root.crt"), stranger.cert_pem()).unwrap();
+    b.ikectl_ok(&["reset", "ca"]);
+    a.ikectl_ok(&["terminate", "cert"]);
+    wait_until(
+        "a's IKE SA gone",
+        Duration::from_secs(10),
+        || show_sa(&a).is_empty(),
+        || a.log_text(),
+    );
+    a.ikectl_ok(&["initiate", "cert"]);
+    b.expect_log(
+        "policy cert: peer refused: certificate chain refused: ",
+        Duration::from_secs(20),
+    );
+    let log_b = b.log_text();
+    let refusal = log_b
+        .lines()
+        .filter(|l| l.contains("peer refused"))
+        .last()
+        .unwrap_or_default()
+        .to_string();
+    println!("b: {refusal}");
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        show_sa(&b).iter().all(|sa| sa["state"] != "established"),
+        "{}",
+        b.log_text()
+    );
 }
