@@ -353,8 +353,7 @@ fn two_iked_authenticate_each_other_with_certificates_and_a_stranger_ca_is_refus
     let log_b = b.log_text();
     let refusal = log_b
         .lines()
-        .filter(|l| l.contains("peer refused"))
-        .last()
+        .rfind(|l| l.contains("peer refused"))
         .unwrap_or_default()
         .to_string();
     println!("b: {refusal}");
