@@ -242,10 +242,26 @@ fn show_certstore_lists_the_store_and_a_refused_reset_or_reload_keeps_it() {
     );
     assert!(daemon.is_running());
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
-    daemon.ikectl_ok(&["reload"]);
+    let reload = daemon.ikectl_ok(&["reload"]);
+    let said = String::from_utf8_lossy(&reload.stdout);
+    assert!(
+        said.contains("configuration 2 loaded from") && said.contains("; certificate store "),
+        "{said}"
+    );
     let shown = show_certstore(&daemon);
     assert!(!shown.contains("last store refused"), "{shown}");
     assert!(shown.contains("(configuration 2)"), "{shown}");
+
+    // A reload whose store ca refuses is not reported as a success.
+    std::fs::write(&garbled, "not a certificate\n").unwrap();
+    let reload = daemon.ikectl(&["reload"]);
+    let stderr = String::from_utf8_lossy(&reload.stderr);
+    assert!(!reload.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(", but certificate store of configuration 3 refused, keeping the previous one (of configuration 2)"),
+        "{stderr}"
+    );
+    println!("reload with a garbled CA: {}", stderr.trim());
 }
 
 /// Two iked with certificates of one CA, in the namespace lab: the IKE SA
