@@ -292,8 +292,8 @@ fn our_ecdsa_signatures_are_r_and_s_of_the_field_width() {
 // ---------------------------------------------------------------------------
 // RFC 7427 Appendix A (and RFC 8420 A.1): the AlgorithmIdentifiers.
 
-/// The objects as the RFCs print them, with what they identify (`None`:
-/// refused, with the start of the reason).
+/// The objects as the RFCs print them, with what they identify (or, for
+/// those we refuse, the start of the reason).
 const RFC7427_OBJECTS: &[(&str, &str, Result<SignatureAlgorithm, &str>)] = &[
     (
         "A.1.1 sha1WithRSAEncryption",
@@ -1139,5 +1139,337 @@ fn our_pss_uses_mgf1_with_the_same_hash_and_a_salt_of_its_length() {
             &openssl::hash::hash(hash.digest(), &m_prime).unwrap()[..],
             h
         );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Hostile AUTH data: refused, never a panic, never a match.
+
+fn assert_refused(
+    key: &PKey<Public>,
+    accepted: SignatureAuth,
+    method: u8,
+    auth_data: &[u8],
+    octets: &[u8],
+    what: &str,
+) {
+    let result = verify(key, accepted, method, auth_data, octets);
+    assert!(result.is_err(), "{what}: accepted");
+}
+
+#[test]
+fn truncated_extended_and_bit_flipped_signatures_are_refused() {
+    let mut checked = 0usize;
+    for (kind, wanted, hashes) in [
+        (KeyKind::Rsa(2048), SignatureAuth::Rsa, &[][..]),
+        (KeyKind::Rsa(2048), SignatureAuth::Rfc7427, &[2][..]),
+        (KeyKind::P256, SignatureAuth::Ecdsa256, &[]),
+        (KeyKind::P384, SignatureAuth::Ecdsa384, &[]),
+        (KeyKind::P521, SignatureAuth::Ecdsa521, &[]),
+        (KeyKind::P256, SignatureAuth::Rfc7427, &[2]),
+        (KeyKind::P521, SignatureAuth::Rfc7427, &[4]),
+        (KeyKind::Ed25519, SignatureAuth::Rfc7427, &[5]),
+    ] {
+        let key = new_key(kind);
+        let public_key = public(&key);
+        let signed = sign(&key, wanted, hashes, OCTETS).expect("sign");
+        let (method, data) = (signed.auth_method, &signed.auth_data);
+        verify(&public_key, SignatureAuth::Any, method, data, OCTETS).expect("the original");
+        for len in 0..data.len() {
+            assert_refused(
+                &public_key,
+                SignatureAuth::Any,
+                method,
+                &data[..len],
+                OCTETS,
+                "truncated",
+            );
+            checked += 1;
+        }
+        for extra in [&[0u8][..], &[0xff], &[0; 64]] {
+            let longer = [&data[..], extra].concat();
+            assert_refused(
+                &public_key,
+                SignatureAuth::Any,
+                method,
+                &longer,
+                OCTETS,
+                "extended",
+            );
+            checked += 1;
+        }
+        for bit in 0..data.len() * 8 {
+            let mut flipped = data.clone();
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            assert_refused(
+                &public_key,
+                SignatureAuth::Any,
+                method,
+                &flipped,
+                OCTETS,
+                &format!("{kind:?} bit {bit}"),
+            );
+            checked += 1;
+        }
+        // The octets changed instead, one bit at a time.
+        for bit in 0..OCTETS.len() * 8 {
+            let mut octets = OCTETS.to_vec();
+            octets[bit / 8] ^= 1 << (bit % 8);
+            assert_refused(
+                &public_key,
+                SignatureAuth::Any,
+                method,
+                data,
+                &octets,
+                "octets",
+            );
+            checked += 1;
+        }
+    }
+    println!("{checked} altered AUTH payloads refused");
+    assert!(checked > 10_000);
+}
+
+/// Garbled AlgorithmIdentifiers, each refused as malformed with its reason.
+#[test]
+fn garbled_algorithm_identifiers_are_refused_with_a_reason() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("empty", "", "ends before a DER tag"),
+        ("tag only", "30", "ends before a DER length"),
+        (
+            "not a SEQUENCE",
+            "310a 0608 2a86 48ce 3d04 0302",
+            "is DER tag 0x31, not a SEQUENCE",
+        ),
+        (
+            "indefinite length",
+            "3080 0608 2a86 48ce 3d04 0302 0000",
+            "indefinite length",
+        ),
+        (
+            "non-minimal length",
+            "3081 0a06 082a 8648 ce3d 0403 02",
+            "non-minimal DER length",
+        ),
+        (
+            "two-octet length",
+            "3082 000a 0608 2a86 48ce 3d04 0302",
+            "too long for an AlgorithmIdentifier",
+        ),
+        (
+            "length past the end",
+            "300b 0608 2a86 48ce 3d04 0302",
+            "with only 10 left",
+        ),
+        (
+            "trailing octet",
+            "300a 0608 2a86 48ce 3d04 0302 00",
+            "1 octets after the AlgorithmIdentifier",
+        ),
+        ("no OID", "3002 0500", "not an OBJECT IDENTIFIER"),
+        ("empty OID", "3002 0600", "empty OBJECT IDENTIFIER"),
+        (
+            "multi-octet tag",
+            "3f0a 0608 2a86 48ce 3d04 0302",
+            "multi-octet DER tag 0x3f",
+        ),
+        (
+            "ECDSA with NULL parameters",
+            "300c 0608 2a86 48ce 3d04 0302 0500",
+            "with parameters (they must be absent)",
+        ),
+        (
+            "Ed25519 with NULL parameters",
+            "3007 0603 2b65 7005 00",
+            "id-Ed25519 with parameters",
+        ),
+        (
+            "RSA with non-NULL parameters",
+            "300e 0609 2a86 4886 f70d 0101 0b04 0100",
+            "other than NULL",
+        ),
+        (
+            "RSA with two parameters",
+            "300f 0609 2a86 4886 f70d 0101 0b05 0005 00",
+            "octets after the parameters",
+        ),
+        (
+            "PSS without parameters",
+            "300b 0609 2a86 4886 f70d 0101 0a",
+            "RSASSA-PSS without parameters",
+        ),
+        (
+            "PSS parameters not a SEQUENCE",
+            "300d 0609 2a86 4886 f70d 0101 0a05 00",
+            "not a SEQUENCE",
+        ),
+        (
+            "PSS unknown field",
+            "300f 0609 2a86 4886 f70d 0101 0a30 02a4 00",
+            "unknown RSASSA-PSS parameter tag 0xa4",
+        ),
+        (
+            "PSS empty hash field",
+            "300f 0609 2a86 4886 f70d 0101 0a30 02a0 00",
+            "ends before a DER tag",
+        ),
+        (
+            "unknown OID",
+            "3005 0603 2a03 04",
+            "unsupported: signature algorithm OID 1.2.3.4",
+        ),
+        (
+            "bad OID arc",
+            "3005 0603 2a83 80",
+            "unsupported: signature algorithm OID 2a8380",
+        ),
+    ];
+    for &(name, text, reason) in cases {
+        let error = algorithm_id::parse(&unhex(text)).expect_err(name);
+        assert!(error.to_string().contains(reason), "{name}: {error}");
+    }
+}
+
+#[test]
+fn method_14_framing_errors_are_refused_with_a_reason() {
+    let key = public(&rsa());
+    let pss = SignatureAlgorithm::RsaPss(Hash::Sha256).der();
+    let framed = |len: u8, tail: &[u8]| [&[len][..], pss, tail].concat();
+    let cases = [
+        ("empty", vec![], "empty AUTH data"),
+        (
+            "length 0",
+            vec![0, 1, 2, 3],
+            "an AlgorithmIdentifier of 0 octets",
+        ),
+        (
+            "length past the end",
+            framed(200, &[0; 10]),
+            "an AlgorithmIdentifier of 200 octets and a signature in 82 octets",
+        ),
+        (
+            "no signature",
+            framed(72, &[]),
+            "an AlgorithmIdentifier of 72 octets and a signature in 72 octets",
+        ),
+        (
+            "length one short",
+            framed(71, &[0; 256]),
+            "DER element of 70 octets with only 69 left",
+        ),
+        (
+            "short signature",
+            framed(72, &[1; 255]),
+            "an RSA signature of 255 octets for a key of 256",
+        ),
+        (
+            "too long",
+            framed(72, &[1; MAX_AUTH_DATA]),
+            "octets of AUTH data for AUTH method 14",
+        ),
+    ];
+    for (name, data, reason) in cases {
+        let error = verify(&key, SignatureAuth::Any, 14, &data, OCTETS).expect_err(name);
+        assert!(
+            matches!(error, SignatureError::Malformed(_)),
+            "{name}: {error}"
+        );
+        assert!(error.to_string().contains(reason), "{name}: {error}");
+    }
+    // Ed25519 signatures are 64 octets.
+    let ed = public(&new_key(KeyKind::Ed25519));
+    let data = [&[7u8][..], &unhex("3005 0603 2B65 70"), &[0; 63]].concat();
+    assert!(verify(&ed, SignatureAuth::Any, 14, &data, OCTETS)
+        .unwrap_err()
+        .to_string()
+        .contains("a signature of 63 octets, not 64"));
+}
+
+mod hostile {
+    use super::*;
+    use proptest::prelude::*;
+    use std::sync::OnceLock;
+
+    /// One public key per family, made once for all cases.
+    fn keys() -> &'static [PKey<Public>] {
+        static KEYS: OnceLock<Vec<PKey<Public>>> = OnceLock::new();
+        KEYS.get_or_init(|| {
+            [
+                KeyKind::Rsa(2048),
+                KeyKind::P256,
+                KeyKind::P384,
+                KeyKind::P521,
+                KeyKind::Ed25519,
+            ]
+            .into_iter()
+            .map(|kind| public(&new_key(kind)))
+            .collect()
+        })
+    }
+
+    /// The AlgorithmIdentifiers we know, as seeds for mutation.
+    fn objects() -> Vec<Vec<u8>> {
+        RFC7427_OBJECTS
+            .iter()
+            .map(|(_, text, _)| unhex(text))
+            .collect()
+    }
+
+    fn accepted() -> impl Strategy<Value = SignatureAuth> {
+        prop_oneof![
+            Just(SignatureAuth::Any),
+            Just(SignatureAuth::Rsa),
+            Just(SignatureAuth::Ecdsa256),
+            Just(SignatureAuth::Ecdsa384),
+            Just(SignatureAuth::Ecdsa521),
+            Just(SignatureAuth::Rfc7427),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// Random bytes under any method, any key, any ikeauth.
+        #[test]
+        fn random_auth_data_is_refused(
+            method in prop_oneof![Just(1u8), Just(9), Just(10), Just(11), Just(14), any::<u8>()],
+            data in proptest::collection::vec(any::<u8>(), 0..700),
+            key in 0usize..5,
+            accepted in accepted(),
+        ) {
+            prop_assert!(verify(&keys()[key], accepted, method, &data, OCTETS).is_err());
+        }
+
+        /// Method 14 with a known AlgorithmIdentifier, mutated (octets
+        /// changed, cut, or inserted) and a random signature after it.
+        #[test]
+        fn mutated_method_14_is_refused(
+            object in 0usize..RFC7427_OBJECTS.len(),
+            edits in proptest::collection::vec((any::<usize>(), any::<u8>(), 0u8..3), 0..4),
+            length_delta in -3i16..4,
+            signature in proptest::collection::vec(any::<u8>(), 0..600),
+            key in 0usize..5,
+        ) {
+            let mut der = objects()[object].clone();
+            for (position, byte, kind) in edits {
+                let at = position % (der.len() + 1);
+                match kind {
+                    0 if at < der.len() => der[at] = byte,
+                    1 if at < der.len() => { der.remove(at); }
+                    _ => der.insert(at, byte),
+                }
+            }
+            let len = (der.len() as i16 + length_delta).clamp(0, 255) as u8;
+            let data = [&[len][..], &der, &signature].concat();
+            // The parser alone must not panic either.
+            let _ = algorithm_id::parse(&der);
+            prop_assert!(verify(&keys()[key], SignatureAuth::Any, 14, &data, OCTETS).is_err());
+        }
+
+        /// The OID printer takes any octets.
+        #[test]
+        fn dotted_takes_any_octets(oid in proptest::collection::vec(any::<u8>(), 0..40)) {
+            prop_assert!(!algorithm_id::dotted(&oid).is_empty() || oid.is_empty());
+        }
     }
 }
