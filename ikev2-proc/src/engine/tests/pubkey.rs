@@ -4,164 +4,90 @@
 //! does not fit its method, a chain of another CA, a PSK where a signature
 //! is due, too many certificates) with nothing installed.
 //!
-//! The ca here signs and verifies with ca-proc's signature code
-//! (`iked_ca::signature`) and checks chains with an OpenSSL X509 store, as
-//! ca-proc does.
+//! Public-key policies are answered by the real ca code
+//! (`iked_ca::auth::AuthService`) with a store of test_pki certificates,
+//! as ca-proc would after the parent read `certdir`.
 
 use super::*;
 
-use iked_ca::signature;
+use std::collections::HashSet;
+
+use iked_ca::auth::AuthService;
 use iked_common::config::{AuthSpec, IdentitySpec, SignatureAuth};
-use iked_common::ipc::WireIdentity;
+use iked_common::ipc::{CaPolicy, CertStoreFiles, SecretStoreFile, StoreFile, WireIdentity};
 use iked_common::test_pki::{CertSpec, Issued, KeyKind};
 use iked_common::wire::{AuthMethod, CertEncoding, PayloadType};
-use openssl::pkey::{PKey, Private};
-use openssl::stack::Stack;
-use openssl::x509::store::X509StoreBuilder;
-use openssl::x509::{X509StoreContext, X509};
+use openssl::x509::X509;
 
-/// What each test's ca saw and how it behaves.
+/// ca for the public-key policies, and what it saw.
 pub(super) struct TestCa {
-    /// Public-key policies and their `ikeauth`; other policies are PSK.
-    policies: HashMap<String, SignatureAuth>,
-    key: PKey<Private>,
-    /// Our chain, end entity first (DER).
-    chain: Vec<Vec<u8>>,
-    trusted: Vec<X509>,
+    service: AuthService,
+    /// The public-key policies; other policies' requests get the
+    /// harness's PSK answers.
+    policies: HashSet<String>,
     /// SignAuth requests: (peer hash algorithms, CERTREQ authorities).
     signs: Vec<(Vec<u16>, Vec<Vec<u8>>)>,
     /// VerifyAuth requests: (AUTH method, peer ID, CERT count).
     verifies: Vec<(u8, WireIdentity, usize)>,
     /// Verdicts given: (ok, reason).
     verdicts: Vec<(bool, String)>,
-    /// A lying signer: claim this AUTH method whatever was signed.
+    /// A lying signer: claim this AUTH method whatever ca signed.
     claim_method: Option<u8>,
-    /// Send the chain this many times over (too many CERT payloads).
+    /// Send our chain this many times over (too many CERT payloads).
     chain_copies: usize,
 }
 
-fn spki_sha1(cert: &X509) -> Vec<u8> {
-    let spki = cert.public_key().unwrap().public_key_to_der().unwrap();
-    openssl::hash::hash(openssl::hash::MessageDigest::sha1(), &spki)
-        .unwrap()
-        .to_vec()
-}
-
 impl TestCa {
-    /// The answer to a request of a public-key policy; PSK policies' requests back.
+    /// ca's answer to a request of a public-key policy; None for others.
     pub(super) fn answer(&mut self, request: &Ikev2ToCa) -> Option<CaToIkev2> {
-        match *request {
+        match request {
             Ikev2ToCa::SignAuth {
-                id,
-                ref policy,
-                ref signed_octets,
-                ref peer_hash_algorithms,
-                ref cert_authorities,
+                policy,
+                peer_hash_algorithms,
+                cert_authorities,
                 ..
-            } if self.policies.contains_key(policy) => {
+            } if self.policies.contains(policy) => {
                 self.signs
                     .push((peer_hash_algorithms.clone(), cert_authorities.clone()));
-                let auth = self.policies[policy];
-                Some(
-                    match signature::sign(&self.key, auth, peer_hash_algorithms, signed_octets) {
-                        Ok(signed) => CaToIkev2::Auth {
-                            id,
-                            auth_method: self.claim_method.unwrap_or(signed.auth_method),
-                            auth_data: signed.auth_data,
-                            certs: (0..self.chain_copies.max(1))
-                                .flat_map(|_| self.chain.iter().cloned())
-                                .collect(),
-                        },
-                        Err(e) => CaToIkev2::Failed {
-                            id,
-                            reason: e.to_string(),
-                        },
+                Some(match self.service.handle(request.clone()) {
+                    CaToIkev2::Auth {
+                        id,
+                        auth_method,
+                        auth_data,
+                        certs,
+                    } => CaToIkev2::Auth {
+                        id,
+                        auth_method: self.claim_method.unwrap_or(auth_method),
+                        auth_data,
+                        certs: (0..self.chain_copies.max(1))
+                            .flat_map(|_| certs.iter().cloned())
+                            .collect(),
                     },
-                )
+                    other => other,
+                })
             }
             Ikev2ToCa::VerifyAuth {
-                id,
-                ref policy,
+                policy,
                 auth_method,
-                ref signed_octets,
-                ref auth_data,
-                ref peer_id,
-                ref certs,
+                peer_id,
+                certs,
                 ..
-            } if self.policies.contains_key(policy) => {
+            } if self.policies.contains(policy) => {
                 self.verifies
-                    .push((auth_method, peer_id.clone(), certs.len()));
-                let auth = self.policies[policy];
-                let verdict =
-                    self.check(auth, auth_method, signed_octets, auth_data, peer_id, certs);
-                let (ok, reason) = match verdict {
-                    Ok(()) => (true, String::new()),
-                    Err(reason) => (false, reason),
-                };
-                self.verdicts.push((ok, reason.clone()));
-                Some(CaToIkev2::Verified { id, ok, reason })
+                    .push((*auth_method, peer_id.clone(), certs.len()));
+                let reply = self.service.handle(request.clone());
+                if let CaToIkev2::Verified { ok, reason, .. } = &reply {
+                    self.verdicts.push((*ok, reason.clone()));
+                }
+                Some(reply)
             }
             _ => None,
         }
     }
 
-    fn check(
-        &self,
-        auth: SignatureAuth,
-        method: u8,
-        octets: &[u8],
-        data: &[u8],
-        peer_id: &WireIdentity,
-        certs: &[Vec<u8>],
-    ) -> Result<(), String> {
-        let leaf = X509::from_der(certs.first().ok_or("no certificate")?)
-            .map_err(|_| "garbled certificate")?;
-        let mut untrusted = Stack::new().unwrap();
-        for der in &certs[1..] {
-            untrusted
-                .push(X509::from_der(der).map_err(|_| "garbled certificate")?)
-                .unwrap();
-        }
-        let mut store = X509StoreBuilder::new().unwrap();
-        for ca in &self.trusted {
-            store.add_cert(ca.clone()).unwrap();
-        }
-        let store = store.build();
-        let mut context = X509StoreContext::new().unwrap();
-        let chain_ok = context
-            .init(&store, &leaf, &untrusted, |c| {
-                Ok(c.verify_cert()?.then_some(()).ok_or(c.error()))
-            })
-            .unwrap();
-        chain_ok.map_err(|e| format!("certificate chain: {e}"))?;
-        if peer_id.id_type != 9 || peer_id.body != leaf.subject_name().to_der().unwrap() {
-            return Err("the peer's ID is not its certificate's subject".into());
-        }
-        let key = leaf.public_key().unwrap();
-        signature::verify(&key, auth, method, data, octets).map_err(|e| e.to_string())
-    }
-
-    /// ca's Store message: our trusted CAs and our identity per policy.
+    /// ca's Store message after its configuration.
     fn store(&self) -> CaToIkev2 {
-        let leaf = X509::from_der(&self.chain[0]).unwrap();
-        let subject = leaf.subject_name().to_der().unwrap();
-        CaToIkev2::Store {
-            generation: 1,
-            cert_authorities: self.trusted.iter().map(spki_sha1).collect(),
-            local_ids: self
-                .policies
-                .keys()
-                .map(|p| {
-                    (
-                        p.clone(),
-                        WireIdentity {
-                            id_type: 9,
-                            body: subject.clone(),
-                        },
-                    )
-                })
-                .collect(),
-        }
+        self.service.store_announcement(1)
     }
 }
 
@@ -197,23 +123,51 @@ fn signed(mut policy: Policy, auth: SignatureAuth, peer_cn: &str) -> Policy {
     policy
 }
 
-/// Gives `node` a ca for `policies` (all with `auth`) holding `leaf` under
-/// `pki`, trusting `trusts`; ca's Store reaches the engine at once unless
-/// `store` is false.
+/// Gives `node` a ca for `policies` (name, ikeauth, the peer's CN for
+/// dstid) holding `leaf` under `pki`, trusting `trusts`; ca's Store
+/// reaches the engine at once unless `store` is false.
 fn give_ca(
     node: &mut Node,
     now: Instant,
     pki: &Pki,
     leaf: &Issued,
     trusts: &Pki,
-    policies: &[(&str, SignatureAuth)],
+    policies: &[(&str, SignatureAuth, &str)],
     store: bool,
 ) {
+    let file = |path: &str, bytes: Vec<u8>| StoreFile {
+        path: format!("/etc/iked/{path}"),
+        bytes,
+    };
+    let files = CertStoreFiles {
+        dir: "/etc/iked".into(),
+        ca_certs: vec![file("ca/ca.crt", trusts.root.cert_pem())],
+        certs: vec![
+            file("certs/local.crt", leaf.cert_pem()),
+            file("certs/intermediate.crt", pki.intermediate.cert_pem()),
+        ],
+        private_key: Some(SecretStoreFile {
+            path: "/etc/iked/private/local.key".into(),
+            bytes: leaf.key_pem(),
+        }),
+        ..CertStoreFiles::default()
+    };
+    let ca_policies = policies
+        .iter()
+        .map(|(name, auth, peer)| CaPolicy {
+            name: name.to_string(),
+            auth: *auth,
+            srcid: None,
+            dstid: Some(dn(peer)),
+        })
+        .collect();
+    let mut service = AuthService::default();
+    service
+        .apply(1, Vec::new(), ca_policies, &files)
+        .expect("the store applies");
     let ca = TestCa {
-        policies: policies.iter().map(|(p, a)| (p.to_string(), *a)).collect(),
-        key: leaf.key.clone(),
-        chain: vec![leaf.cert_der(), pki.intermediate.cert_der()],
-        trusted: vec![trusts.root.cert.clone()],
+        service,
+        policies: policies.iter().map(|(p, ..)| p.to_string()).collect(),
         signs: Vec::new(),
         verifies: Vec::new(),
         verdicts: Vec::new(),
@@ -252,7 +206,7 @@ fn cert_world_started_by(
         &pki,
         &pki.leaf("a.ike.test", a_key, 10),
         &pki,
-        &[("ab", a_auth)],
+        &[("ab", a_auth, "b.ike.test")],
         true,
     );
     give_ca(
@@ -261,7 +215,7 @@ fn cert_world_started_by(
         &pki,
         &pki.leaf("b.ike.test", b_key, 11),
         &pki,
-        &[("ba", b_auth)],
+        &[("ba", b_auth, "a.ike.test")],
         true,
     );
     let (mut pa, mut pb) = (
@@ -578,7 +532,7 @@ fn a_chain_of_another_ca_is_refused_and_nothing_installed() {
         &theirs,
         &theirs.leaf("a.ike.test", KeyKind::P256, 10),
         &ours,
-        &[("ab", SignatureAuth::Any)],
+        &[("ab", SignatureAuth::Any, "b.ike.test")],
         true,
     );
     give_ca(
@@ -587,7 +541,7 @@ fn a_chain_of_another_ca_is_refused_and_nothing_installed() {
         &ours,
         &ours.leaf("b.ike.test", KeyKind::P256, 11),
         &ours,
-        &[("ba", SignatureAuth::Any)],
+        &[("ba", SignatureAuth::Any, "a.ike.test")],
         true,
     );
     w.configure(
@@ -621,7 +575,7 @@ fn a_psk_where_a_signature_is_due_and_the_reverse_fail_naming_both() {
                 &p,
                 &p.leaf("b.ike.test", KeyKind::P256, 11),
                 &p,
-                &[("ba", SignatureAuth::Any)],
+                &[("ba", SignatureAuth::Any, "a.ike.test")],
                 true,
             );
             pb.auth = AuthSpec::PublicKey(SignatureAuth::Any);
@@ -632,7 +586,7 @@ fn a_psk_where_a_signature_is_due_and_the_reverse_fail_naming_both() {
                 &p,
                 &p.leaf("a.ike.test", KeyKind::P256, 10),
                 &p,
-                &[("ab", SignatureAuth::Any)],
+                &[("ab", SignatureAuth::Any, "b.ike.test")],
                 true,
             );
             pa.auth = AuthSpec::PublicKey(SignatureAuth::Any);
@@ -695,7 +649,7 @@ fn psk_and_certificate_policies_side_by_side() {
         &p,
         &p.leaf("a.ike.test", KeyKind::P384, 10),
         &p,
-        &[("cert-ab", SignatureAuth::Any)],
+        &[("cert-ab", SignatureAuth::Any, "b.ike.test")],
         true,
     );
     give_ca(
@@ -704,7 +658,7 @@ fn psk_and_certificate_policies_side_by_side() {
         &p,
         &p.leaf("b.ike.test", KeyKind::Rsa(2048), 11),
         &p,
-        &[("cert-ba", SignatureAuth::Any)],
+        &[("cert-ba", SignatureAuth::Any, "a.ike.test")],
         true,
     );
     // B lists the PSK policy first: the DN IDi must still pick cert-ba.
@@ -745,7 +699,7 @@ fn without_ca_store_ike_auth_waits_and_the_retry_succeeds() {
         &p,
         &p.leaf("a.ike.test", KeyKind::P256, 10),
         &p,
-        &[("ab", SignatureAuth::Any)],
+        &[("ab", SignatureAuth::Any, "b.ike.test")],
         false,
     );
     give_ca(
@@ -754,7 +708,7 @@ fn without_ca_store_ike_auth_waits_and_the_retry_succeeds() {
         &p,
         &p.leaf("b.ike.test", KeyKind::P256, 11),
         &p,
-        &[("ba", SignatureAuth::Any)],
+        &[("ba", SignatureAuth::Any, "a.ike.test")],
         true,
     );
     w.configure(
