@@ -9,6 +9,7 @@ mod handshake;
 mod ike_rekey;
 mod loss_retransmit;
 mod nat;
+mod pubkey;
 mod refusals;
 mod robustness;
 mod source_lookup;
@@ -110,6 +111,11 @@ struct Node {
     source_lookups: SourceLookups,
     /// Lookups held unanswered: (request id, peer).
     held_source_lookups: Vec<(u64, IpAddr)>,
+    /// The ca of public-key policies (certificates, signatures); PSK
+    /// policies get the PSK answers below.
+    pki: Option<pubkey::TestCa>,
+    /// AddSa and UpdateSa requests pfkey got, refused or not.
+    sa_requests: usize,
 }
 
 /// How the test's pfkey answers `LookupSource`.
@@ -193,6 +199,8 @@ impl Node {
             ipc_sent: Vec::new(),
             source_lookups: SourceLookups::Answer,
             held_source_lookups: Vec::new(),
+            pki: None,
+            sa_requests: 0,
         }
     }
 
@@ -238,6 +246,9 @@ impl Node {
     }
 
     fn ca(&mut self, request: Ikev2ToCa) -> CaToIkev2 {
+        if let Some(reply) = self.pki.as_mut().and_then(|pki| pki.answer(&request)) {
+            return reply;
+        }
         match request {
             Ikev2ToCa::Ping { id } => CaToIkev2::Pong { id },
             Ikev2ToCa::SignAuth {
@@ -285,6 +296,7 @@ impl Node {
                 }
             }
             Ikev2ToPfkey::AddSa { id, sa } | Ikev2ToPfkey::UpdateSa { id, sa } => {
+                self.sa_requests += 1;
                 if self.refuse {
                     PfkeyToIkev2::Failed {
                         id,
