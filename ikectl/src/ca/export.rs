@@ -41,26 +41,31 @@ impl Archive {
         }
     }
 
-    fn header(&self, kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+    fn header(&self, kind: tar::EntryType, mode: u32, size: u64) -> Result<tar::Header, String> {
         let mut header = tar::Header::new_ustar();
         header.set_entry_type(kind);
         header.set_mode(mode);
         header.set_size(size);
+        // Root's, as iked wants its keys, when unpacked by root with -p.
         header.set_uid(0);
         header.set_gid(0);
-        header.set_mtime(self.mtime);
         header
+            .set_username("root")
+            .and_then(|()| header.set_groupname("root"))
+            .map_err(|e| format!("archive header: {e}"))?;
+        header.set_mtime(self.mtime);
+        Ok(header)
     }
 
     fn dir(&mut self, path: &str, mode: u32) -> Result<(), String> {
-        let mut header = self.header(tar::EntryType::Directory, mode, 0);
+        let mut header = self.header(tar::EntryType::Directory, mode, 0)?;
         self.builder
             .append_data(&mut header, path, std::io::empty())
             .map_err(|e| format!("archive {path}: {e}"))
     }
 
     fn file(&mut self, path: &str, bytes: &[u8], mode: u32) -> Result<(), String> {
-        let mut header = self.header(tar::EntryType::Regular, mode, bytes.len() as u64);
+        let mut header = self.header(tar::EntryType::Regular, mode, bytes.len() as u64)?;
         self.builder
             .append_data(&mut header, path, bytes)
             .map_err(|e| format!("archive {path}: {e}"))
