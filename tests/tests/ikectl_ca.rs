@@ -506,6 +506,13 @@ fn revoke_puts_the_serial_in_a_crl_the_ca_signed_and_openssl_refuses_the_certifi
     pki.ok(&["ca", "vpn", "certificate", "gw.example.org", "revoke"]);
     let crl = X509Crl::from_pem(&fs::read(dir.join("ca.crl")).unwrap()).unwrap();
     assert_eq!(crl.get_revoked().unwrap().len(), 2);
+    // `crl` signs it again with the same serials.
+    let out = pki.ok(&["ca", "vpn", "crl"]);
+    assert!(out.contains("2 revoked serial(s)"), "{out}");
+    let renewed = X509Crl::from_pem(&fs::read(dir.join("ca.crl")).unwrap()).unwrap();
+    assert!(renewed.verify(&ca.public_key().unwrap()).unwrap());
+    assert_eq!(renewed.get_revoked().unwrap().len(), 2);
+    assert_eq!(crl_number(), "05\n");
     // A new certificate for bob after the delete gets a new serial.
     pki.ok(&["ca", "vpn", "certificate", "bob@example.org", "create"]);
     let bob2 = pki.cert(&dir.join("bob@example.org.crt"));

@@ -828,6 +828,21 @@ impl Ca {
         ))
     }
 
+    /// `ca NAME crl`: a new CRL with the same revoked serials, valid
+    /// CRL_DAYS from now.
+    pub fn renew_crl(&self) -> Result<String, String> {
+        self.require()?;
+        let _lock = self.lock()?;
+        let crl = self.write_crl(&self.certificate()?, &self.private_key()?)?;
+        Ok(format!(
+            "{} signed, {} revoked serial(s), next update {}",
+            self.crl_path().display(),
+            crl.get_revoked().map_or(0, |r| r.len()),
+            crl.next_update()
+                .map_or("none".to_string(), |t| t.to_string())
+        ))
+    }
+
     /// `ca NAME certificate HOST delete`: its certificate and key (a
     /// revoked serial stays in the CRL).
     pub fn delete_host(&self, host: &HostId) -> Result<String, String> {
@@ -1096,5 +1111,98 @@ mod tests {
             .unwrap_err()
             .contains("does not sign"));
         assert!(check_key_type(&PKey::generate_ed25519().unwrap(), "f").is_ok());
+    }
+}
+
+/// The commands end to end in-process, on a scratch directory.
+#[cfg(test)]
+mod cycle_tests {
+    use super::*;
+    use crate::ca::options::{parse_ca, parse_certificate};
+
+    fn serial_of(cert: &X509) -> String {
+        serial_hex(cert.serial_number()).unwrap()
+    }
+
+    #[test]
+    fn create_issue_revoke_and_renew_keep_index_serials_and_crl_in_step() {
+        let base = tempfile::tempdir().unwrap();
+        let ca = Ca::at(base.path(), "t").unwrap();
+        assert!(ca.require().unwrap_err().contains("does not exist"));
+        ca.create(&parse_ca(&[]).unwrap()).unwrap();
+        let host = HostId::parse("gw.example.org").unwrap();
+        ca.issue(&host, &parse_certificate(&[]).unwrap()).unwrap();
+        let cert = ca.host_certificate(&host).unwrap();
+        assert_eq!(serial_of(&cert), "02");
+        let index = ca.index().unwrap();
+        assert_eq!(
+            index
+                .iter()
+                .map(|e| (e.status, e.serial.as_str(), e.host.as_str()))
+                .collect::<Vec<_>>(),
+            [('V', "01", "ca"), ('V', "02", "gw.example.org")]
+        );
+        ca.revoke(&host).unwrap();
+        let crl = X509Crl::from_pem(&fs::read(ca.crl_path()).unwrap()).unwrap();
+        let ca_cert = ca.certificate().unwrap();
+        assert!(crl.verify(&ca_cert.public_key().unwrap()).unwrap());
+        let revoked = crl.get_revoked().unwrap();
+        assert_eq!(revoked.len(), 1);
+        assert_eq!(
+            serial_hex(revoked.get(0).unwrap().serial_number()).unwrap(),
+            "02"
+        );
+        // The revocation time recorded is the CRL's.
+        let entry = &ca.index().unwrap()[1];
+        assert_eq!(entry.status, 'R');
+        let recorded = Asn1Time::from_str(&entry.revoked_at).unwrap();
+        let in_crl = revoked.get(0).unwrap().revocation_date();
+        let diff = recorded.diff(in_crl).unwrap();
+        assert_eq!((diff.days, diff.secs), (0, 0));
+        // A renewed CRL keeps the serial, with a higher number.
+        let before = fs::read_to_string(ca.dir.join("crlnumber")).unwrap();
+        ca.renew_crl().unwrap();
+        let renewed = X509Crl::from_pem(&fs::read(ca.crl_path()).unwrap()).unwrap();
+        assert_eq!(renewed.get_revoked().unwrap().len(), 1);
+        let after = fs::read_to_string(ca.dir.join("crlnumber")).unwrap();
+        assert_eq!((before.trim(), after.trim()), ("03", "04"));
+    }
+
+    #[test]
+    fn concurrent_issues_get_distinct_serials() {
+        let base = tempfile::tempdir().unwrap();
+        let ca = Ca::at(base.path(), "t").unwrap();
+        ca.create(&parse_ca(&[]).unwrap()).unwrap();
+        let dir = base.path().to_path_buf();
+        let threads: Vec<_> = (0..6)
+            .map(|n| {
+                let dir = dir.clone();
+                std::thread::spawn(move || {
+                    let ca = Ca::at(&dir, "t").unwrap();
+                    let host = HostId::parse(&format!("h{n}.example.org")).unwrap();
+                    ca.issue(&host, &parse_certificate(&[]).unwrap()).unwrap();
+                    serial_of(&ca.host_certificate(&host).unwrap())
+                })
+            })
+            .collect();
+        let mut serials: Vec<String> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        serials.sort();
+        assert_eq!(serials, ["02", "03", "04", "05", "06", "07"]);
+        assert_eq!(ca.index().unwrap().len(), 7);
+    }
+
+    #[test]
+    fn a_replaced_host_key_is_noticed_before_install() {
+        let base = tempfile::tempdir().unwrap();
+        let ca = Ca::at(base.path(), "t").unwrap();
+        ca.create(&parse_ca(&[]).unwrap()).unwrap();
+        let host = HostId::parse("198.18.0.3").unwrap();
+        ca.issue(&host, &parse_certificate(&[]).unwrap()).unwrap();
+        fs::remove_file(ca.host_key_path(&host)).unwrap();
+        ca.create_key(&host, KeyType::EcdsaP256).unwrap();
+        let certdir = base.path().join("certdir");
+        let error = ca.install_host(&host, &certdir).unwrap_err();
+        assert!(error.contains("does not belong to"), "{error}");
+        assert!(!certdir.join("private/local.key").exists());
     }
 }

@@ -40,6 +40,8 @@ pub enum CaAction {
     Delete,
     /// Install the CA certificate and CRL into a certdir.
     Install { path: Option<PathBuf> },
+    /// Sign a new CRL, before the current one runs out.
+    Crl,
     /// Certificates of a host: an FQDN, an IP address or user@fqdn.
     Certificate {
         host: String,
@@ -121,6 +123,7 @@ pub fn run_in(
         CaAction::Create { options } => ca.create(&options::parse_ca(options)?),
         CaAction::Delete => ca.delete(),
         CaAction::Install { path } => ca.install(certdir(path)),
+        CaAction::Crl => ca.renew_crl(),
         CaAction::Certificate { host, action } => {
             let host = HostId::parse(host)?;
             match action {
