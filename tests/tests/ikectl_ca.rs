@@ -80,6 +80,35 @@ impl Pki {
         stderr
     }
 
+    /// Runs ikectl with `input` on its standard input; fails unless it
+    /// exits 0.
+    fn ok_with_input(&self, args: &[&str], input: &str) -> String {
+        use std::io::Write;
+        let mut child = Command::new(binary("ikectl"))
+            .args(args)
+            .env("IKECTL_CA_DIR", self.base())
+            .current_dir(&self.scratch.0)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run ikectl");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "ikectl {args:?}: {}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).to_string()
+    }
+
     fn cert(&self, path: &Path) -> X509 {
         X509::from_pem(&fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -528,17 +557,21 @@ fn export_is_a_tarball_laid_out_as_a_certdir_with_optional_pkcs12() {
     let pki = Pki::new("export");
     pki.ok(&["ca", "vpn", "create"]);
     pki.ok(&["ca", "vpn", "certificate", "2001:db8::7", "create"]);
-    let out = pki.ok(&[
-        "ca",
-        "vpn",
-        "certificate",
-        "2001:db8::7",
-        "export",
-        "peer",
-        "gw.example.org",
-        "password",
-        "export-pass",
-    ]);
+    // The password from standard input, out of the process list.
+    let out = pki.ok_with_input(
+        &[
+            "ca",
+            "vpn",
+            "certificate",
+            "2001:db8::7",
+            "export",
+            "peer",
+            "gw.example.org",
+            "password",
+            "-",
+        ],
+        "export-pass\n",
+    );
     let archive = pki.scratch.file("2001_db8__7.tgz");
     assert!(out.contains("2001_db8__7.tgz"), "{out}");
     assert_eq!(mode(&archive), 0o600);
@@ -735,6 +768,13 @@ fn bad_input_is_refused_with_a_reason_and_delete_removes_the_ca() {
     assert!(error.contains("does not exist"), "{error}");
     let error = pki.fails(&["ca", "../etc", "create"]);
     assert!(error.contains("the CA name '../etc'"), "{error}");
+
+    // A directory holding something else is not made a CA.
+    fs::create_dir_all(pki.ca_dir("certs")).unwrap();
+    fs::write(pki.ca_dir("certs").join("system.pem"), b"x").unwrap();
+    let error = pki.fails(&["ca", "certs", "create"]);
+    assert!(error.contains("exists and is not empty"), "{error}");
+    assert_eq!(fs::read_dir(pki.ca_dir("certs")).unwrap().count(), 1);
 
     pki.ok(&["ca", "vpn", "create"]);
     let error = pki.fails(&["ca", "vpn", "create"]);

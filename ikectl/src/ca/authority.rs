@@ -328,6 +328,17 @@ impl Ca {
                 self.name
             ));
         }
+        // Never a CA inside a directory that holds something else (on
+        // Debian, /etc/ssl/certs and /etc/ssl/private are the system's).
+        if let Ok(mut entries) = fs::read_dir(&self.dir) {
+            if entries.next().is_some() {
+                return Err(format!(
+                    "{} exists and is not empty: choose another CA name (or set {})",
+                    self.dir.display(),
+                    super::CA_BASE_ENV
+                ));
+            }
+        }
         files::make_dir(&self.dir, PUBLIC_DIR)?;
         files::make_dir(&self.dir.join("private"), PRIVATE_DIR)?;
         let _lock = self.lock()?;

@@ -110,6 +110,27 @@ fn certdir(path: &Option<PathBuf>) -> &Path {
     path.as_deref().unwrap_or(Path::new(DEFAULT_CERTDIR))
 }
 
+/// `password -` reads the password from the first line of standard
+/// input, out of the process list.
+fn resolve_password(password: &mut Option<String>) -> Result<(), String> {
+    if password.as_deref() != Some("-") {
+        return Ok(());
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+    let line = line.trim_end_matches(['\n', '\r']);
+    if line.len() < options::MIN_PASSWORD {
+        return Err(format!(
+            "the password read from standard input must have at least {} characters",
+            options::MIN_PASSWORD
+        ));
+    }
+    *password = Some(line.to_string());
+    Ok(())
+}
+
 /// Carries out `ikectl ca NAME ACTION` on the CAs under `base`, exports
 /// going to `out_dir`.
 pub fn run_in(
@@ -120,7 +141,11 @@ pub fn run_in(
 ) -> Result<String, String> {
     let ca = Ca::at(base, name)?;
     match action {
-        CaAction::Create { options } => ca.create(&options::parse_ca(options)?),
+        CaAction::Create { options } => {
+            let mut options = options::parse_ca(options)?;
+            resolve_password(&mut options.password)?;
+            ca.create(&options)
+        }
         CaAction::Delete => ca.delete(),
         CaAction::Install { path } => ca.install(certdir(path)),
         CaAction::Crl => ca.renew_crl(),
@@ -133,7 +158,9 @@ pub fn run_in(
                 CertificateAction::Delete => ca.delete_host(&host),
                 CertificateAction::Install { path } => ca.install_host(&host, certdir(path)),
                 CertificateAction::Export { options } => {
-                    export::export(&ca, &host, &options::parse_export(options)?, out_dir)
+                    let mut options = options::parse_export(options)?;
+                    resolve_password(&mut options.password)?;
+                    export::export(&ca, &host, &options, out_dir)
                 }
                 CertificateAction::Revoke => ca.revoke(&host),
             }

@@ -177,9 +177,15 @@ fn key_word(word: &str, words: &mut Words<'_>) -> Result<Option<KeyType>, String
     })
 }
 
+/// The shortest password taken.
+pub const MIN_PASSWORD: usize = 4;
+
+/// A password, or "-" for one read from standard input.
 fn password(text: &str) -> Result<String, String> {
-    if text.len() < 4 {
-        return Err("the password must have at least 4 characters".into());
+    if text != "-" && text.len() < MIN_PASSWORD {
+        return Err(format!(
+            "the password must have at least {MIN_PASSWORD} characters"
+        ));
     }
     Ok(text.to_string())
 }
