@@ -10,6 +10,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use iked_tests::lab::{Lab, Side};
 use iked_tests::{binary, require_root, Scratch};
 use openssl::nid::Nid;
 use openssl::pkey::{Id, PKey};
@@ -833,4 +834,207 @@ fn bad_input_is_refused_with_a_reason_and_delete_removes_the_ca() {
     assert!(!pki.ca_dir("vpn").exists());
     let error = pki.fails(&["show", "ca", "vpn", "certificates"]);
     assert!(error.contains("does not exist"), "{error}");
+}
+
+/// A charon of strongSwan in one side of a [`Lab`], authenticating with
+/// the `local` certificate of CA `lab` made by ikectl and expecting the
+/// peer `remote`, the CA certificate and its CRL loaded.
+struct Charon {
+    child: std::process::Child,
+    dir: PathBuf,
+}
+
+impl Charon {
+    fn start(lab: &Lab, side: Side, pki: &Pki, local: &str, remote: &str) -> Charon {
+        let dir = pki.scratch.file(&format!("swan-{side:?}"));
+        let swanctl = dir.join("swanctl");
+        for sub in ["x509", "x509ca", "x509crl", "private"] {
+            fs::create_dir_all(swanctl.join(sub)).unwrap();
+        }
+        let ca_dir = pki.ca_dir("lab");
+        fs::copy(ca_dir.join("ca.crt"), swanctl.join("x509ca/ca.crt")).unwrap();
+        fs::copy(ca_dir.join("ca.crl"), swanctl.join("x509crl/ca.crl")).unwrap();
+        fs::copy(
+            ca_dir.join(format!("{local}.crt")),
+            swanctl.join("x509/local.crt"),
+        )
+        .unwrap();
+        fs::copy(
+            ca_dir.join(format!("private/{local}.key")),
+            swanctl.join("private/local.key"),
+        )
+        .unwrap();
+        let vici = dir.join("vici");
+        fs::write(
+            dir.join("strongswan.conf"),
+            format!(
+                "charon-systemd {{\n journal {{\n  default = -1\n }}\n}}\n\
+                 charon {{\n load_modular = no\n \
+                 load = random nonce openssl aes sha1 sha2 hmac gcm kdf curve25519 pem pkcs1 \
+                 pkcs8 x509 revocation constraints pubkey kernel-libipsec kernel-netlink \
+                 socket-default vici\n retransmit_tries = 2\n retransmit_timeout = 2.0\n \
+                 plugins {{\n  vici {{\n   socket = unix://{vici}\n  }}\n }}\n \
+                 filelog {{\n  lab {{\n   path = {log}\n   flush_line = yes\n   default = 1\n   ike = 2\n   cfg = 2\n  }}\n }}\n}}\n\
+                 swanctl {{\n load = random nonce openssl aes sha1 sha2 hmac pem pkcs1 pkcs8 x509 pubkey\n}}\n",
+                vici = vici.display(),
+                log = dir.join("charon.log").display(),
+            ),
+        )
+        .unwrap();
+        fs::write(
+            swanctl.join("swanctl.conf"),
+            format!(
+                "connections {{\n c {{\n  version = 2\n  local_addrs = {la}\n  remote_addrs = {ra}\n  \
+                 proposals = aes256-sha256-ecp256\n  \
+                 local {{\n   auth = pubkey\n   certs = local.crt\n   id = {local}\n  }}\n  \
+                 remote {{\n   auth = pubkey\n   id = {remote}\n  }}\n  \
+                 children {{\n   c {{\n    local_ts = {la}/32\n    remote_ts = {ra}/32\n    \
+                 esp_proposals = aes256gcm16\n    start_action = none\n   }}\n  }}\n }}\n}}\n",
+                la = side.outer_v4(),
+                ra = side.other().outer_v4(),
+            ),
+        )
+        .unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", lab.ns(side), "/usr/sbin/charon-systemd"])
+            .env("STRONGSWAN_CONF", dir.join("strongswan.conf"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("charon-systemd (apt-get install charon-systemd strongswan-swanctl)");
+        let mut charon = Charon { child, dir };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !vici.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "strongSwan's vici socket did not appear"
+            );
+            assert!(charon.child.try_wait().unwrap().is_none(), "charon exited");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let loaded = charon.swanctl(&["--load-all", "--noprompt"]);
+        assert!(
+            loaded.status.success(),
+            "swanctl --load-all: {}{}",
+            String::from_utf8_lossy(&loaded.stdout),
+            String::from_utf8_lossy(&loaded.stderr)
+        );
+        charon
+    }
+
+    fn swanctl(&self, args: &[&str]) -> Output {
+        Command::new("timeout")
+            .arg("40")
+            .arg("swanctl")
+            .args(args)
+            .arg("--uri")
+            .arg(format!("unix://{}", self.dir.join("vici").display()))
+            .env("STRONGSWAN_CONF", self.dir.join("strongswan.conf"))
+            .env("SWANCTL_DIR", self.dir.join("swanctl"))
+            .output()
+            .expect("swanctl")
+    }
+
+    fn sas(&self) -> String {
+        String::from_utf8_lossy(&self.swanctl(&["--list-sas"]).stdout).to_string()
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("charon.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Charon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Two strongSwan peers authenticate each other with what ikectl made;
+/// `revoke` revokes B's certificate first, which A must then refuse.
+fn strongswan_pair(tag: &str, a: (&str, &[&str]), b: (&str, &[&str]), ca: &[&str], revoke: bool) {
+    let pki = Pki::new(tag);
+    let mut create = vec!["ca", "lab", "create"];
+    create.extend(ca);
+    pki.ok(&create);
+    for (host, options) in [a, b] {
+        let mut args = vec!["ca", "lab", "certificate", host, "create"];
+        args.extend(options);
+        pki.ok(&args);
+    }
+    if revoke {
+        pki.ok(&["ca", "lab", "certificate", b.0, "revoke"]);
+    }
+    let lab = Lab::new(&format!("ikca-{tag}"));
+    let charon_b = Charon::start(&lab, Side::B, &pki, b.0, a.0);
+    let charon_a = Charon::start(&lab, Side::A, &pki, a.0, b.0);
+    // The IKE SA is what the certificates decide; the Child SA is not
+    // this test's business.
+    let _ = charon_a.swanctl(&["--initiate", "--child", "c", "--timeout", "15"]);
+    let sas = (charon_a.sas(), charon_b.sas());
+    let logs = (charon_a.log(), charon_b.log());
+    drop((charon_a, charon_b));
+    drop(lab);
+    let established = |sas: &str| sas.contains("ESTABLISHED");
+    if revoke {
+        assert!(!established(&sas.0) && !established(&sas.1), "{sas:?}");
+        assert!(logs.0.contains("certificate was revoked"), "{}", logs.0);
+    } else {
+        assert!(
+            established(&sas.0) && established(&sas.1),
+            "A: {}\nB: {}\nlog A: {}",
+            sas.0,
+            sas.1,
+            logs.0
+        );
+        for (log, peer) in [(&logs.0, b.0), (&logs.1, a.0)] {
+            assert!(
+                log.contains("crl correctly signed by \"O=iked, CN=lab CA\""),
+                "{log}"
+            );
+            assert!(log.contains("certificate status is good"), "{log}");
+            assert!(
+                log.contains(&format!("authentication of '{peer}' with")),
+                "{log}"
+            );
+        }
+        assert!(sas.0.contains(&format!("remote '{}'", b.0)), "{}", sas.0);
+    }
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and strongSwan: run by scripts/test-all.sh"]
+fn strongswan_accepts_an_ikectl_pki_with_ecdsa_rsa_fqdn_ip_and_user_identities() {
+    require_root("strongSwan peers in namespaces");
+    // ECDSA P-256 CA; an ECDSA FQDN gateway and an RSA IP gateway.
+    strongswan_pair(
+        "ec",
+        ("gw-a.example.org", &[]),
+        ("198.18.0.2", &["rsa"]),
+        &[],
+        false,
+    );
+    // RSA CA; a user@fqdn road warrior and an FQDN gateway.
+    strongswan_pair(
+        "rsa",
+        ("alice@example.org", &["client"]),
+        ("gw-b.example.org", &["server"]),
+        &["rsa"],
+        false,
+    );
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and strongSwan: run by scripts/test-all.sh"]
+fn strongswan_refuses_a_certificate_revoked_by_ikectl() {
+    require_root("strongSwan peers in namespaces");
+    strongswan_pair(
+        "rev",
+        ("gw-a.example.org", &[]),
+        ("gw-b.example.org", &[]),
+        &[],
+        true,
+    );
 }
