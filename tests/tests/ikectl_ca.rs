@@ -808,6 +808,15 @@ fn bad_input_is_refused_with_a_reason_and_delete_removes_the_ca() {
         "bogus",
     ]);
     assert!(error.contains("unknown option 'bogus'"), "{error}");
+    // "ca" would be the CA's own files.
+    for args in [
+        &["ca", "vpn", "certificate", "CA", "delete"][..],
+        &["ca", "vpn", "key", "ca", "delete"][..],
+    ] {
+        let error = pki.fails(args);
+        assert!(error.contains("names the CA's own files"), "{error}");
+    }
+    assert!(pki.ca_dir("vpn").join("private/ca.key").exists());
     let error = pki.fails(&[
         "ca",
         "vpn",

@@ -339,6 +339,15 @@ impl Ca {
                 ));
             }
         }
+        let made = self.make(options);
+        if made.is_err() {
+            // The directory was empty or missing: leave nothing half made.
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+        made
+    }
+
+    fn make(&self, options: &CaOptions) -> Result<String, String> {
         files::make_dir(&self.dir, PUBLIC_DIR)?;
         files::make_dir(&self.dir.join("private"), PRIVATE_DIR)?;
         let _lock = self.lock()?;
@@ -451,7 +460,11 @@ impl Ca {
 
     /// `ca NAME delete`: the whole CA directory, once it is known to be one.
     pub fn delete(&self) -> Result<String, String> {
-        self.require()?;
+        // A CA missing one of its two files (a crash while it was made) can
+        // still be deleted; a directory with neither is not a CA.
+        if !self.cert_path().is_file() && !self.key_path().is_file() {
+            self.require()?;
+        }
         fs::remove_dir_all(&self.dir)
             .map_err(|e| format!("cannot delete {}: {e}", self.dir.display()))?;
         Ok(format!(
@@ -1200,6 +1213,21 @@ mod cycle_tests {
         serials.sort();
         assert_eq!(serials, ["02", "03", "04", "05", "06", "07"]);
         assert_eq!(ca.index().unwrap().len(), 7);
+    }
+
+    #[test]
+    fn a_half_made_ca_can_be_deleted_and_a_stranger_directory_cannot() {
+        let base = tempfile::tempdir().unwrap();
+        let ca = Ca::at(base.path(), "t").unwrap();
+        ca.create(&parse_ca(&[]).unwrap()).unwrap();
+        fs::remove_file(ca.cert_path()).unwrap();
+        assert!(ca.require().is_err());
+        ca.delete().unwrap();
+        assert!(!ca.dir.exists());
+        let stranger = Ca::at(base.path(), "other").unwrap();
+        fs::create_dir_all(stranger.dir.join("private")).unwrap();
+        assert!(stranger.delete().unwrap_err().contains("does not exist"));
+        assert!(stranger.dir.join("private").exists());
     }
 
     #[test]

@@ -110,6 +110,18 @@ fn certdir(path: &Option<PathBuf>) -> &Path {
     path.as_deref().unwrap_or(Path::new(DEFAULT_CERTDIR))
 }
 
+/// The host a command names; "ca" is refused, since its files would be
+/// the CA's own (ca.crt, private/ca.key).
+fn host(text: &str) -> Result<HostId, String> {
+    let host = HostId::parse(text)?;
+    if host == HostId::Fqdn("ca".into()) {
+        return Err("'ca' names the CA's own files (ca.crt, private/ca.key): \
+                    choose another host name"
+            .into());
+    }
+    Ok(host)
+}
+
 /// `password -` reads the password from the first line of standard
 /// input, out of the process list.
 fn resolve_password(password: &mut Option<String>) -> Result<(), String> {
@@ -149,8 +161,8 @@ pub fn run_in(
         CaAction::Delete => ca.delete(),
         CaAction::Install { path } => ca.install(certdir(path)),
         CaAction::Crl => ca.renew_crl(),
-        CaAction::Certificate { host, action } => {
-            let host = HostId::parse(host)?;
+        CaAction::Certificate { host: name, action } => {
+            let host = host(name)?;
             match action {
                 CertificateAction::Create { options } => {
                     ca.issue(&host, &options::parse_certificate(options)?)
@@ -165,8 +177,8 @@ pub fn run_in(
                 CertificateAction::Revoke => ca.revoke(&host),
             }
         }
-        CaAction::Key { host, action } => {
-            let host = HostId::parse(host)?;
+        CaAction::Key { host: name, action } => {
+            let host = host(name)?;
             match action {
                 KeyAction::Create { options } => {
                     ca.create_key(&host, options::parse_key(options)?.key)
@@ -189,7 +201,7 @@ pub fn run(name: &str, action: &CaAction) -> Result<String, String> {
 /// `ikectl show ca NAME certificates [HOST]`.
 pub fn show_certificates_in(base: &Path, name: &str, host: Option<&str>) -> Result<String, String> {
     let ca = Ca::at(base, name)?;
-    let host = host.map(HostId::parse).transpose()?;
+    let host = host.map(self::host).transpose()?;
     show::show(&ca, host.as_ref())
 }
 
