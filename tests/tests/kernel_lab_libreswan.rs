@@ -283,7 +283,12 @@ impl Case {
         // wire above proved it).
         let ours = self.installed_children();
         let counted = |c: &Value, key: &str| c[key].as_u64().is_some_and(|n| n > 0);
-        let rekeyed = !ours.iter().any(|c| c["spi_in"] == child.spi_out.as_str());
+        // Either side may have replaced it: iked keeps the old pair until
+        // its DELETE is answered while pluto has already dropped it (seen in
+        // CI: pluto listed only the new pair, with nothing counted yet).
+        let theirs_now = self.pluto.child_sas();
+        let rekeyed = !ours.iter().any(|c| c["spi_in"] == child.spi_out.as_str())
+            || !theirs_now.iter().any(|c| c.spi_out == child.spi_out);
         assert!(
             rekeyed
                 || ours
@@ -291,11 +296,10 @@ impl Case {
                     .any(|c| counted(c, "bytes_in") && counted(c, "bytes_out")),
             "iked's Child SA shows bytes in and out: {ours:#?}"
         );
-        let theirs = self
-            .pluto
-            .child_sas()
-            .into_iter()
-            .max_by_key(|c| c.bytes_in.min(c.bytes_out))
+        let theirs = theirs_now
+            .iter()
+            .find(|c| c.spi_out == child.spi_out)
+            .or_else(|| theirs_now.iter().max_by_key(|c| c.bytes_in.min(c.bytes_out)))
             .expect("pluto's Child SA");
         assert!(
             rekeyed || (theirs.bytes_in > 0 && theirs.bytes_out > 0),
