@@ -8,8 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use crate::lab::{Lab, Side, SwanKernel, SwanSetup};
-use crate::pki::GatewayPki;
+use serde_json::Value;
+
+use crate::lab::{Lab, Side, Strongswan, SwanKernel, SwanSetup};
+use crate::pki::{write_iked_certdir, GatewayPki};
+use crate::{show_sa, wait_until, Daemon, Scratch};
 
 /// A connection authenticated with certificates, configured alike on both
 /// sides. Identities are FQDNs (a.ike.test / b.ike.test, in the
@@ -151,7 +154,10 @@ impl CertConnection {
         config + &self.iked_policy(side, false, extra)
     }
 
-    /// strongSwan's swanctl.conf section for `side`.
+    /// strongSwan's swanctl.conf section for `side`. (strongSwan 5.9.8
+    /// sends its end-entity certificate only, not the intermediates in its
+    /// x509ca/, with or without a local `cacerts` trust anchor: a peer
+    /// needs strongSwan's intermediate in its own store.)
     pub fn swanctl_section(&self, side: Side) -> String {
         format!(
             r#"    {name} {{
@@ -217,6 +223,110 @@ impl CertConnection {
             credentials: Some(credentials),
             ..SwanSetup::default()
         }
+    }
+}
+
+/// The last `lines` lines of `text`.
+pub fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Whether `sas` (`ikectl show sa`) hold policy `name`'s IKE SA with a
+/// Child SA.
+pub fn established_with_child(sas: &[Value], name: &str) -> bool {
+    sas.iter().any(|sa| {
+        sa["policy"] == name
+            && sa["state"] == "established"
+            && sa["children"].as_array().is_some_and(|c| !c.is_empty())
+    })
+}
+
+/// iked on side A, strongSwan on side B, with certificates.
+pub struct CertPair {
+    pub swan: Strongswan,
+    pub iked: Daemon,
+    pub lab: Lab,
+    _certdir: Scratch,
+}
+
+impl CertPair {
+    /// Starts both sides for `conn` in a new lab (hand-added routes, as
+    /// interop_strongswan.rs): strongSwan (kernel-libipsec) holding `b`,
+    /// iked holding `a` in a certdir of its own.
+    pub fn start(tag: &str, conn: CertConnection, a: &GatewayPki, b: &GatewayPki) -> CertPair {
+        CertPair::start_in(Lab::new(tag), SwanKernel::Libipsec, tag, conn, a, b)
+    }
+
+    /// [`CertPair::start`] in `lab`, strongSwan with `kernel`.
+    pub fn start_in(
+        lab: Lab,
+        kernel: SwanKernel,
+        tag: &str,
+        conn: CertConnection,
+        a: &GatewayPki,
+        b: &GatewayPki,
+    ) -> CertPair {
+        let swan = Strongswan::start_setup(&lab, Side::B, &conn.swan_setup(Side::B, kernel, b));
+        let certdir = Scratch::new(&format!("{tag}-certdir"));
+        let dir = write_iked_certdir(&certdir.file("iked"), a, Side::A.id());
+        let iked = Daemon::start_with(
+            Some(&lab.a),
+            tag,
+            &conn.iked_config(Side::A, &dir, ""),
+            &["--log-keys"],
+        );
+        CertPair {
+            swan,
+            iked,
+            _certdir: certdir,
+            lab,
+        }
+    }
+
+    pub fn context(&self) -> String {
+        format!(
+            "--- iked log ---\n{}\n--- swanctl --list-sas ---\n{}\n--- charon log (tail) ---\n{}",
+            self.iked.log_text(),
+            self.swan.list_sas(),
+            tail(&self.swan.log_text(), 120)
+        )
+    }
+
+    /// Starts the IKE SA with `conn`'s Child SA from iked or strongSwan.
+    pub fn initiate(&self, conn: CertConnection, iked_initiates: bool) {
+        if iked_initiates {
+            let out = self.iked.ikectl(&["initiate", conn.name]);
+            assert!(
+                out.status.success(),
+                "ikectl initiate: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        } else {
+            let out = self
+                .swan
+                .swanctl(&["--initiate", "--child", conn.name, "--timeout", "30"]);
+            assert!(
+                out.status.success(),
+                "swanctl --initiate failed: {}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                self.context()
+            );
+        }
+    }
+
+    pub fn wait_established(&self, conn: CertConnection) {
+        wait_until(
+            "IKE and Child SA established on both sides",
+            Duration::from_secs(30),
+            || {
+                let swan = self.swan.list_sas();
+                established_with_child(&show_sa(&self.iked), conn.name)
+                    && swan.contains("ESTABLISHED")
+                    && swan.contains("INSTALLED")
+            },
+            || self.context(),
+        );
     }
 }
 
@@ -394,7 +504,16 @@ impl PcapCapture {
         let log = file.with_extension("err");
         let child = Command::new("ip")
             .args([
-                "netns", "exec", ns, "tcpdump", "-n", "-U", "-Q", "out", "-i",
+                "netns",
+                "exec",
+                ns,
+                "tcpdump",
+                "-n",
+                "-U",
+                "--immediate-mode",
+                "-Q",
+                "out",
+                "-i",
             ])
             .arg(dev)
             .arg("-w")
@@ -404,7 +523,7 @@ impl PcapCapture {
             .stderr(std::fs::File::create(&log).expect("capture log"))
             .spawn()
             .expect("tcpdump");
-        crate::wait_until(
+        wait_until(
             "tcpdump to start",
             Duration::from_secs(10),
             || std::fs::read_to_string(&log).is_ok_and(|t| t.contains("listening on")),

@@ -125,6 +125,11 @@ pub fn swanctl_cert_name(local_id: &str) -> String {
     format!("{local_id}.crt")
 }
 
+/// The name of trusted root `i` under swanctl's `x509ca/`.
+pub fn swanctl_ca_name(i: usize) -> String {
+    format!("ca-{i}.crt")
+}
+
 /// Writes `pki` under a swanctl directory (`SWANCTL_DIR`): the trusted
 /// roots and our intermediates in `x509ca/` (strongSwan sends the
 /// intermediates of its own chain from there), our certificate in
@@ -136,7 +141,7 @@ pub fn write_swanctl_credentials(swanctl: &Path, pki: &GatewayPki, local_id: &st
     }
     mkdir(&swanctl.join("private"), 0o700);
     for (i, pem) in pki.trusted.iter().enumerate() {
-        write_file(&swanctl.join(format!("x509ca/ca-{i}.crt")), pem, 0o644);
+        write_file(&swanctl.join("x509ca").join(swanctl_ca_name(i)), pem, 0o644);
     }
     for (i, pem) in pki.chain.iter().enumerate() {
         let path = if i == 0 {

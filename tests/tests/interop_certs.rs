@@ -18,18 +18,12 @@ mod certs;
 use std::time::Duration;
 
 use iked_common::test_pki::{CertSpec, Issued, KeyKind};
-use iked_tests::certlab::{CertConnection, ECDSA256, ED25519, RSA, RSA_7427};
+use iked_tests::certlab::{tail, CertConnection, CertPair, ECDSA256, ED25519, RSA, RSA_7427};
 use iked_tests::lab::{compare_keys, Lab, Side, Strongswan, SwanKernel};
-use iked_tests::pki::{gen_pki_sh, write_iked_certdir, GatewayPki};
-use iked_tests::{show_sa, wait_until, Daemon, Scratch};
-use serde_json::Value;
+use iked_tests::pki::{gen_pki_sh, GatewayPki};
+use iked_tests::{show_sa, wait_until, Scratch};
 
 use certs::{gateway, gateway_spec, TwoLevel};
-
-fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
 
 /// How strongSwan 5.9.8 names, in "authentication of 'ID' with METHOD
 /// successful", the AUTH method a connection's peers use.
@@ -56,94 +50,6 @@ fn pki_for(conn: CertConnection, scratch: &Scratch) -> (GatewayPki, GatewayPki) 
     };
     let pki = TwoLevel::new(key);
     (pki.side(Side::A), pki.side(Side::B))
-}
-
-fn established_with_child(sas: &[Value], name: &str) -> bool {
-    sas.iter().any(|sa| {
-        sa["policy"] == name
-            && sa["state"] == "established"
-            && sa["children"].as_array().is_some_and(|c| !c.is_empty())
-    })
-}
-
-/// iked on side A, strongSwan on side B, with certificates.
-struct CertPair {
-    swan: Strongswan,
-    iked: Daemon,
-    _certdir: Scratch,
-    lab: Lab,
-}
-
-impl CertPair {
-    /// Starts both sides for `conn`: strongSwan holding `b`, iked holding
-    /// `a` in a certdir of its own.
-    fn start(tag: &str, conn: CertConnection, a: &GatewayPki, b: &GatewayPki) -> CertPair {
-        let lab = Lab::new(tag);
-        let swan = Strongswan::start_setup(
-            &lab,
-            Side::B,
-            &conn.swan_setup(Side::B, SwanKernel::Libipsec, b),
-        );
-        let certdir = Scratch::new(&format!("{tag}-certdir"));
-        let dir = write_iked_certdir(&certdir.file("iked"), a, Side::A.id());
-        let iked = Daemon::start_with(
-            Some(&lab.a),
-            tag,
-            &conn.iked_config(Side::A, &dir, ""),
-            &["--log-keys"],
-        );
-        CertPair {
-            swan,
-            iked,
-            _certdir: certdir,
-            lab,
-        }
-    }
-
-    fn context(&self) -> String {
-        format!(
-            "--- iked log ---\n{}\n--- swanctl --list-sas ---\n{}\n--- charon log (tail) ---\n{}",
-            self.iked.log_text(),
-            self.swan.list_sas(),
-            tail(&self.swan.log_text(), 80)
-        )
-    }
-
-    /// Starts the IKE SA with `conn`'s Child SA from iked or strongSwan.
-    fn initiate(&self, conn: CertConnection, iked_initiates: bool) {
-        if iked_initiates {
-            let out = self.iked.ikectl(&["initiate", conn.name]);
-            assert!(
-                out.status.success(),
-                "ikectl initiate: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        } else {
-            let out = self
-                .swan
-                .swanctl(&["--initiate", "--child", conn.name, "--timeout", "30"]);
-            assert!(
-                out.status.success(),
-                "swanctl --initiate failed: {}\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                self.context()
-            );
-        }
-    }
-
-    fn wait_established(&self, conn: CertConnection) {
-        wait_until(
-            "IKE and Child SA established on both sides",
-            Duration::from_secs(30),
-            || {
-                let swan = self.swan.list_sas();
-                established_with_child(&show_sa(&self.iked), conn.name)
-                    && swan.contains("ESTABLISHED")
-                    && swan.contains("INSTALLED")
-            },
-            || self.context(),
-        );
-    }
 }
 
 /// `conn` up between iked and strongSwan, started by `iked_initiates`'s

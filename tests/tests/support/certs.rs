@@ -84,8 +84,15 @@ impl ThreeLevel {
         }
     }
 
+    /// `side`'s material: it sends its leaf and the intermediate, and
+    /// trusts the root and (as strongSwan 5.9.8 sends no intermediate) the
+    /// intermediate too.
     pub fn side(&self, side: Side) -> GatewayPki {
         let leaf = if side == Side::A { &self.a } else { &self.b };
-        gateway(&[&self.root], &[&self.intermediate], leaf)
+        gateway(
+            &[&self.root, &self.intermediate],
+            &[&self.intermediate],
+            leaf,
+        )
     }
 }
