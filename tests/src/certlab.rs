@@ -247,7 +247,7 @@ pub struct CertPair {
     pub swan: Strongswan,
     pub iked: Daemon,
     pub lab: Lab,
-    _certdir: Scratch,
+    _certdir: Option<Scratch>,
 }
 
 impl CertPair {
@@ -267,20 +267,35 @@ impl CertPair {
         a: &GatewayPki,
         b: &GatewayPki,
     ) -> CertPair {
-        let swan = Strongswan::start_setup(&lab, Side::B, &conn.swan_setup(Side::B, kernel, b));
         let certdir = Scratch::new(&format!("{tag}-certdir"));
         let dir = write_iked_certdir(&certdir.file("iked"), a, Side::A.id());
+        let mut pair = CertPair::start_with_certdir(lab, kernel, tag, conn, &dir, b);
+        pair._certdir = Some(certdir);
+        pair
+    }
+
+    /// [`CertPair::start_in`] with iked's certdir as it is at `certdir`
+    /// (made by `ikectl ca ... install`, say).
+    pub fn start_with_certdir(
+        lab: Lab,
+        kernel: SwanKernel,
+        tag: &str,
+        conn: CertConnection,
+        certdir: &Path,
+        b: &GatewayPki,
+    ) -> CertPair {
+        let swan = Strongswan::start_setup(&lab, Side::B, &conn.swan_setup(Side::B, kernel, b));
         let iked = Daemon::start_with(
             Some(&lab.a),
             tag,
-            &conn.iked_config(Side::A, &dir, ""),
+            &conn.iked_config(Side::A, certdir, ""),
             &["--log-keys"],
         );
         CertPair {
             swan,
             iked,
-            _certdir: certdir,
             lab,
+            _certdir: None,
         }
     }
 

@@ -59,7 +59,12 @@ fn full_round(tag: &str, conn: CertConnection, iked_initiates: bool) {
     iked_tests::require_root(tag);
     let scratch = Scratch::new(&format!("{tag}-pki"));
     let (a, b) = pki_for(conn, &scratch);
-    let mut pair = CertPair::start(tag, conn, &a, &b);
+    let pair = CertPair::start(tag, conn, &a, &b);
+    round(tag, conn, pair, iked_initiates);
+}
+
+/// [`full_round`] on a started pair.
+fn round(tag: &str, conn: CertConnection, mut pair: CertPair, iked_initiates: bool) {
     pair.initiate(conn, iked_initiates);
     pair.wait_established(conn);
 
@@ -201,6 +206,73 @@ fn ed25519_iked_initiates() {
 #[ignore = "needs root, namespaces and strongSwan: run by scripts/test-all.sh"]
 fn ed25519_strongswan_initiates() {
     full_round("ci13-ed-r", ED25519, false);
+}
+
+/// `ikectl ca` (built on the openssl crate) makes the PKI: a CA with its
+/// default ECDSA P-256 key, certificates for a.ike.test and b.ike.test.
+/// `ikectl ca lab install` and `ikectl ca lab certificate a.ike.test
+/// install` write iked's certdir (its CRL included); strongSwan gets the
+/// CA's certificate and CRL and b.ike.test's certificate and key from the
+/// CA directory. Each side accepts the other's ikectl-made certificate.
+fn ikectl_pki_round(tag: &str, iked_initiates: bool) {
+    iked_tests::require_root(tag);
+    let scratch = Scratch::new(&format!("{tag}-ikectl"));
+    let base = scratch.file("ssl");
+    let certdir = scratch.file("iked");
+    let ikectl = |args: &[&str]| {
+        let out = std::process::Command::new(iked_tests::binary("ikectl"))
+            .args(args)
+            .env("IKECTL_CA_DIR", &base)
+            .current_dir(&scratch.0)
+            .output()
+            .expect("run ikectl");
+        assert!(
+            out.status.success(),
+            "ikectl {args:?}: {}\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let dir = certdir.to_str().expect("path");
+    ikectl(&["ca", "lab", "create"]);
+    for side in [Side::A, Side::B] {
+        ikectl(&["ca", "lab", "certificate", side.id(), "create"]);
+    }
+    ikectl(&["ca", "lab", "install", dir]);
+    ikectl(&["ca", "lab", "certificate", Side::A.id(), "install", dir]);
+    let ca_dir = base.join("lab");
+    let read = |p: &str| {
+        std::fs::read(ca_dir.join(p)).unwrap_or_else(|e| panic!("{}/{p}: {e}", ca_dir.display()))
+    };
+    let b = GatewayPki {
+        trusted: vec![read("ca.crt")],
+        chain: vec![read(&format!("{}.crt", Side::B.id()))],
+        key: read(&format!("private/{}.key", Side::B.id())),
+        crls: vec![read("ca.crl")],
+    };
+    let pair = CertPair::start_with_certdir(
+        Lab::new(tag),
+        SwanKernel::Libipsec,
+        tag,
+        ECDSA256,
+        &certdir,
+        &b,
+    );
+    round(tag, ECDSA256, pair, iked_initiates);
+}
+
+#[test]
+#[ignore = "needs root, namespaces and strongSwan: run by scripts/test-all.sh"]
+fn an_ikectl_made_pki_works_with_strongswan_iked_initiates() {
+    ikectl_pki_round("ci13-ikca-i", true);
+}
+
+#[test]
+#[ignore = "needs root, namespaces and strongSwan: run by scripts/test-all.sh"]
+fn an_ikectl_made_pki_works_with_strongswan_strongswan_initiates() {
+    ikectl_pki_round("ci13-ikca-r", false);
 }
 
 /// The harness itself: strongSwan on both sides with the same PKIs and
