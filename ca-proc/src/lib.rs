@@ -10,4 +10,5 @@
 
 pub mod auth;
 pub mod process;
+pub mod signature;
 pub mod signed_octets;

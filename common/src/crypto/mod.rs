@@ -13,6 +13,7 @@
 //! - [`auth`]: AUTH signed octets and shared-key AUTH (section 2.15).
 //! - [`secret`]: the zeroizing byte buffer every key lives in.
 //! - [`random`]: the injectable randomness source for IVs.
+//! - [`signature_hash`]: the RFC 7427 hash algorithm identifiers we announce.
 //!
 //! The initiator's side of IKE_SA_INIT and IKE_AUTH, as the engine uses it
 //! (the responder calls [`kex::respond`] instead of generate/complete):
@@ -59,6 +60,7 @@ pub mod keys;
 pub mod prf;
 pub mod random;
 pub mod secret;
+pub mod signature_hash;
 pub mod sk;
 
 pub use auth::{psk_auth, signed_octets, verify_psk_auth};
