@@ -1,13 +1,19 @@
-//! AUTH payloads for pre-shared keys (RFC 7296 §2.15), computed and checked
-//! here because only this process holds the keys. ikev2 sends the signed
-//! octets; the key never leaves.
+//! AUTH payloads, computed and checked here because only this process
+//! holds the keys: pre-shared keys (RFC 7296 §2.15) and, for public-key
+//! policies, signatures with `private/local.key` and the peer's chain or
+//! raw key checked against the certificate store ([`pubkey`]). ikev2 sends
+//! the signed octets; no key ever leaves.
+
+mod pubkey;
 
 use std::collections::HashMap;
 
 use iked_common::config::PreSharedKey;
 use iked_common::crypto::auth::{psk_auth, verify_psk_auth};
 use iked_common::crypto::PrfAlg;
-use iked_common::ipc::{CaToIkev2, Ikev2ToCa};
+use iked_common::ipc::{CaPolicy, CaToIkev2, CertStoreFiles, Ikev2ToCa};
+
+use crate::store::CertStore;
 
 /// Shared Key Message Integrity Code (RFC 7296 §3.8).
 pub const AUTH_METHOD_SHARED_KEY: u8 = 2;
@@ -21,6 +27,14 @@ const MAX_AUTH_DATA: usize = 64;
 #[derive(Default)]
 pub struct AuthService {
     psks: HashMap<String, PreSharedKey>,
+    /// The public-key policies by name.
+    pubkey_policies: HashMap<String, CaPolicy>,
+    /// The store in force: the last one that loaded.
+    store: CertStore,
+    /// The configuration generation of the store in force, and why the
+    /// last one offered was refused (None when it loaded).
+    store_generation: u64,
+    store_refusal: Option<String>,
 }
 
 impl AuthService {
@@ -33,9 +47,164 @@ impl AuthService {
         self.psks.len()
     }
 
+    /// Applies a configuration: its keys and policies always, its store
+    /// only if every file parses and checks; else the store in force
+    /// stays, and the refusal (naming the file) is returned and logged.
+    pub fn apply(
+        &mut self,
+        generation: u64,
+        psks: Vec<(String, PreSharedKey)>,
+        pubkey_policies: Vec<CaPolicy>,
+        files: &CertStoreFiles,
+    ) -> Result<(), String> {
+        self.set_keys(psks);
+        self.pubkey_policies = pubkey_policies
+            .into_iter()
+            .map(|p| (p.name.clone(), p))
+            .collect();
+        match CertStore::load(files) {
+            Ok(store) => {
+                self.store = store;
+                self.store_generation = generation;
+                self.store_refusal = None;
+                log::info!("{}", self.store_summary());
+                Ok(())
+            }
+            Err(reason) => {
+                let reason = format!(
+                    "certificate store of configuration {generation} refused, keeping the \
+                     previous one: {reason}"
+                );
+                log::error!("{reason}");
+                self.store_refusal = Some(reason.clone());
+                Err(reason)
+            }
+        }
+    }
+
+    /// "certificate store /etc/iked: 2 CAs, our certificate CN=..., 1 CRL, 0 raw keys"
+    pub fn store_summary(&self) -> String {
+        let s = &self.store;
+        let ours = match &s.local {
+            None => "no private key".to_string(),
+            Some(l) => match l.chain.first() {
+                Some(leaf) => format!(
+                    "our certificate {} (chain of {})",
+                    crate::store::identity::name_text(leaf.subject_name()),
+                    l.chain.len()
+                ),
+                None => "our raw key (no certificate)".to_string(),
+            },
+        };
+        format!(
+            "certificate store {}: {} trusted CAs, {ours}, {} CRLs, {} raw public keys",
+            if s.dir.is_empty() { "(none)" } else { &s.dir },
+            s.trusted.len(),
+            s.crls.len(),
+            s.raw_keys.len()
+        )
+    }
+
+    pub fn store(&self) -> &CertStore {
+        &self.store
+    }
+
+    /// The configuration generation the store in force came with.
+    pub fn store_generation(&self) -> u64 {
+        self.store_generation
+    }
+
+    /// Why the last store offered was refused, if it was.
+    pub fn store_refusal(&self) -> Option<&str> {
+        self.store_refusal.as_deref()
+    }
+
+    /// What ikev2 is told after each configuration (RFC 7296 §3.7: our
+    /// CERTREQ contents; our ID per public-key policy).
+    pub fn store_announcement(&self, generation: u64) -> CaToIkev2 {
+        let mut local_ids = Vec::new();
+        let mut names: Vec<&String> = self.pubkey_policies.keys().collect();
+        names.sort();
+        for name in names {
+            let policy = &self.pubkey_policies[name];
+            match self.store.local_identity(policy.srcid.as_ref()) {
+                Ok(id) => local_ids.push((name.clone(), id)),
+                Err(e) => log::warn!("policy {name}: no identity of ours: {e}"),
+            }
+        }
+        CaToIkev2::Store {
+            generation,
+            cert_authorities: self.store.cert_authorities(),
+            local_ids,
+        }
+    }
+
     pub fn handle(&self, request: Ikev2ToCa) -> CaToIkev2 {
         match request {
             Ikev2ToCa::Ping { id } => CaToIkev2::Pong { id },
+            Ikev2ToCa::SignAuth {
+                id,
+                policy,
+                prf,
+                signed_octets,
+                peer_hash_algorithms,
+                cert_authorities,
+            } if self.pubkey_policies.contains_key(&policy) => {
+                match self.sign_with_key(
+                    &self.pubkey_policies[&policy],
+                    prf,
+                    &signed_octets,
+                    &peer_hash_algorithms,
+                    &cert_authorities,
+                ) {
+                    Ok(ours) => CaToIkev2::Auth {
+                        id,
+                        auth_method: ours.auth_method,
+                        auth_data: ours.auth_data,
+                        certs: ours.certs,
+                    },
+                    Err(reason) => {
+                        log::warn!("AUTH for policy {policy}: {reason}");
+                        CaToIkev2::Failed { id, reason }
+                    }
+                }
+            }
+            Ikev2ToCa::VerifyAuth {
+                id,
+                policy,
+                auth_method,
+                signed_octets,
+                auth_data,
+                peer_id,
+                certs,
+                ..
+            } if self.pubkey_policies.contains_key(&policy) => {
+                match self.verify_signature(
+                    &self.pubkey_policies[&policy],
+                    auth_method,
+                    &signed_octets,
+                    &auth_data,
+                    &peer_id,
+                    &certs,
+                ) {
+                    Ok(who) => {
+                        log::info!("policy {policy}: peer authenticated by {who}");
+                        CaToIkev2::Verified {
+                            id,
+                            ok: true,
+                            reason: String::new(),
+                        }
+                    }
+                    Err(reason) => {
+                        log::warn!("policy {policy}: peer refused: {reason}");
+                        CaToIkev2::Verified {
+                            id,
+                            ok: false,
+                            reason,
+                        }
+                    }
+                }
+            }
             Ikev2ToCa::SignAuth {
                 id,
                 policy,

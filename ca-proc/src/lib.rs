@@ -9,6 +9,8 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod control;
 pub mod process;
 pub mod signature;
 pub mod signed_octets;
+pub mod store;

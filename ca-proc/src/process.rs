@@ -39,7 +39,7 @@ fn serve(log_to_stderr: bool) -> Result<(), ChildError> {
         for token in poller.wait(None)? {
             match token {
                 PARENT => {
-                    if !on_parent(&mut started, &mut auth)? {
+                    if !on_parent(&mut started, &mut auth, &mut ikev2)? {
                         return Ok(());
                     }
                 }
@@ -55,7 +55,11 @@ fn serve(log_to_stderr: bool) -> Result<(), ChildError> {
 }
 
 /// Handles what the parent sent; false means shut down.
-fn on_parent(started: &mut StartedChild, auth: &mut AuthService) -> Result<bool, ChildError> {
+fn on_parent(
+    started: &mut StartedChild,
+    auth: &mut AuthService,
+    ikev2: &mut Channel,
+) -> Result<bool, ChildError> {
     for _ in 0..MESSAGES_PER_WAKEUP {
         let message = match started.next_from_parent()? {
             FromParent::Message(message) => message,
@@ -67,11 +71,28 @@ fn on_parent(started: &mut StartedChild, auth: &mut AuthService) -> Result<bool,
         };
         match message {
             ParentToChild::Config(ChildConfig::Ca {
-                generation, psks, ..
+                generation,
+                psks,
+                pubkey_policies,
+                store,
             }) => {
-                auth.set_keys(psks);
+                let applied = auth.apply(generation, psks, pubkey_policies, &store);
+                // The private key's bytes go now; only the parsed key stays.
+                drop(store);
                 log::debug!("{} pre-shared keys loaded", auth.key_count());
-                started.tell_parent(&ChildToParent::ConfigApplied { generation })?;
+                // Told after every configuration, the store refused or not:
+                // ikev2 learns the generation and what is in force.
+                ikev2
+                    .send(&auth.store_announcement(generation))
+                    .map_err(ChildError::on("ikev2"))?;
+                started.tell_parent(&match applied {
+                    Ok(()) => ChildToParent::ConfigApplied { generation },
+                    Err(reason) => ChildToParent::StoreRefused { generation, reason },
+                })?;
+            }
+            ParentToChild::CaControl { id, command } => {
+                let reply = crate::control::answer(auth, command);
+                started.tell_parent(&ChildToParent::ControlResult { id, reply })?;
             }
             ParentToChild::SetVerbosity(v) => logging::set_verbosity(v),
             ParentToChild::Shutdown => {

@@ -211,6 +211,8 @@ pub struct PeerPublicKey {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct WireIdentity {
     pub id_type: u8,
+    /// The Identification Data alone (an address's octets, a name's
+    /// ASCII, a DN's DER): not the type and reserved octets before it.
     pub body: Vec<u8>,
 }
 
@@ -258,6 +260,12 @@ pub enum ParentToChild {
         id: u64,
         command: ControlCommand,
     },
+    /// ca: an operator's command about the certificate store; answered by
+    /// [`ChildToParent::ControlResult`] with the same id.
+    CaControl {
+        id: u64,
+        command: CaCommand,
+    },
 }
 
 /// Any child → parent.
@@ -272,13 +280,21 @@ pub enum ChildToParent {
     ConfigApplied {
         generation: u64,
     },
+    /// ca: the configuration's keys and policies are applied, but its
+    /// certificate store was refused (`reason` names the file); the
+    /// previous store stays in force.
+    StoreRefused {
+        generation: u64,
+        reason: String,
+    },
     /// pfkey: an entry now exists in the kernel because of us. The parent keeps
     /// the list so it can flush our entries even if pfkey dies (fail closed).
     KernelEntryAdded(KernelEntry),
     /// pfkey: that entry is gone again.
     KernelEntryRemoved(KernelEntry),
     ShutdownComplete,
-    /// ikev2: the answer to [`ParentToChild::Control`].
+    /// ikev2 or ca: the answer to [`ParentToChild::Control`] or
+    /// [`ParentToChild::CaControl`].
     ControlResult {
         id: u64,
         reply: ControlReply,
@@ -295,6 +311,62 @@ pub enum ControlCommand {
     /// `ikectl terminate NAME`: delete every IKE SA of policy NAME (with
     /// INFORMATIONAL DELETE to the peer) and its Child SAs.
     Terminate { policy: String },
+}
+
+/// What the parent forwards from ikectl to ca.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaCommand {
+    /// `ikectl show certstore`: what ca has loaded.
+    ShowCertStore,
+    /// `ikectl reset ca`: the parent has just sent the store re-read from
+    /// certdir (a [`ChildConfig::Ca`]); ca answers whether it took it.
+    StoreStatus,
+}
+
+/// `ikectl show certstore`: the store ca has in force.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct CertStoreInfo {
+    pub dir: String,
+    /// The configuration generation the store came with.
+    pub generation: u64,
+    /// Why the last store offered was refused (the one shown stays).
+    pub refusal: Option<String>,
+    /// `ca/`.
+    pub cas: Vec<CertificateInfo>,
+    /// `private/local.key`: its key type, when loaded.
+    pub local_key: Option<String>,
+    /// Our certificate and the intermediates we send, end entity first.
+    pub local_chain: Vec<CertificateInfo>,
+    /// The rest of `certs/`.
+    pub other_certs: Vec<CertificateInfo>,
+    pub crls: Vec<CrlInfo>,
+    /// `pubkeys/`: identity, key type, file.
+    pub raw_keys: Vec<(String, String, String)>,
+}
+
+/// One certificate as `show certstore` prints it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct CertificateInfo {
+    pub file: String,
+    pub subject: String,
+    pub issuer: String,
+    /// "DNS:gw.example", "email:a@b", "IP:198.18.0.1".
+    pub sans: Vec<String>,
+    pub serial: String,
+    pub not_before: String,
+    pub not_after: String,
+    /// "RSA 3072", "ECDSA P-256", "Ed25519".
+    pub key: String,
+}
+
+/// One CRL as `show certstore` prints it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct CrlInfo {
+    pub file: String,
+    pub issuer: String,
+    pub last_update: String,
+    pub next_update: Option<String>,
+    pub revoked: u64,
 }
 
 /// One IKE SA as `ikectl show sa` prints it.
@@ -537,6 +609,11 @@ pub enum ControlRequest {
     Reload,
     /// Forwarded to ikev2.
     Ikev2(ControlCommand),
+    /// `ikectl show certstore`, forwarded to ca.
+    ShowCertStore,
+    /// `ikectl reset ca`: the parent re-reads the certificate store and
+    /// gives it to ca, as a reload does.
+    ResetCa,
 }
 
 /// parent → ikectl.
@@ -554,6 +631,8 @@ pub enum ControlReply {
         sas: Vec<IkeSaInfo>,
         total: u64,
     },
+    /// `show certstore`.
+    CertStore(Box<CertStoreInfo>),
 }
 
 /// Why a message could not be sent or received.

@@ -2,6 +2,8 @@
 
 #![forbid(unsafe_code)]
 
+mod certstore;
+
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,6 +42,11 @@ enum Command {
     },
     /// Reload the configuration file; on an error the current one stays.
     Reload,
+    /// Reset a part of the daemon: `reset ca` re-reads the certificate store.
+    Reset {
+        #[arg(value_enum)]
+        what: ResetWhat,
+    },
     /// Show state.
     Show {
         #[command(subcommand)]
@@ -53,8 +60,17 @@ enum Command {
 
 #[derive(Subcommand, Debug)]
 enum Show {
+    /// What the ca process has loaded from the certificate store.
+    Certstore,
+
     /// IKE SAs with their Child SAs.
     Sa,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum ResetWhat {
+    /// Re-read the certificate store (certdir), as a reload does.
+    Ca,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -139,10 +155,17 @@ fn run(cli: &Cli) -> Result<Answer, String> {
         Command::Terminate { ref policy } => ControlRequest::Ikev2(ControlCommand::Terminate {
             policy: policy.clone(),
         }),
+        Command::Show {
+            what: Show::Certstore,
+        } => ControlRequest::ShowCertStore,
+        Command::Reset {
+            what: ResetWhat::Ca,
+        } => ControlRequest::ResetCa,
     };
     match exchange(&fd, &request)? {
         ControlReply::Done(message) => Ok(Answer::Message(message)),
         ControlReply::SaList { sas, total } => Ok(Answer::Sas { sas, total }),
+        ControlReply::CertStore(info) => Ok(Answer::Message(certstore::render(&info))),
         ControlReply::Failed(message) => Err(message),
         other => Err(format!("unexpected reply {other:?}")),
     }

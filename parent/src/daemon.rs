@@ -91,6 +91,9 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
         return Err("need root privileges".into());
     }
     let config = loaded.map_err(|e| e.to_string())?;
+    // Read before anything starts: a refused store stops iked here, with
+    // the file named.
+    let store = crate::certstore::read_for(&config)?;
     if cli.no_natt && cli.natt_only {
         return Err("-T and -t exclude each other".into());
     }
@@ -149,6 +152,9 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
         verbosity,
         lost: Vec::new(),
         child_send_failure: None,
+        pending_store: Some(Box::new(store)),
+        ca_store_in_force: false,
+        fatal: None,
     };
     let on_violation = if cli.seccomp_log {
         ViolationAction::Log
@@ -323,6 +329,14 @@ struct Daemon {
     /// A send to a child failed (it is gone, or stuck past its queue
     /// bound): the loop fails closed at its next turn.
     child_send_failure: Option<(Role, ipc::IpcError)>,
+    /// The certificate store's files read for the next configuration ca
+    /// gets: taken (and forgotten) when that is sent.
+    pending_store: Option<Box<ipc::CertStoreFiles>>,
+    /// Whether ca has taken a store of ours yet; one refused before that
+    /// (at startup) stops the daemon.
+    ca_store_in_force: bool,
+    /// Why the daemon must stop, found while handling a message.
+    fatal: Option<String>,
 }
 
 fn signal_pipe(signals: &[i32]) -> Result<UnixStream, String> {
@@ -348,7 +362,7 @@ fn drain(pipe: &mut UnixStream) {
 impl Daemon {
     /// The share of the configuration `role` gets: policies without
     /// secrets to ikev2, keys to ca, flows to pfkey.
-    fn child_config(&self, role: Role) -> ChildConfig {
+    fn child_config(&mut self, role: Role) -> ChildConfig {
         let generation = self.generation;
         match role {
             Role::Ikev2 => ChildConfig::Ikev2 {
@@ -365,9 +379,10 @@ impl Daemon {
             _ => ChildConfig::Ca {
                 generation,
                 psks: self.config.psks.clone(),
-                // Filled from certdir by the certificate-store work (issue 13).
-                pubkey_policies: Vec::new(),
-                store: Default::default(),
+                pubkey_policies: crate::certstore::pubkey_policies(&self.config),
+                // Read with the configuration (or by `ikectl reset ca`);
+                // the parent keeps no copy of the bytes once sent.
+                store: self.pending_store.take().unwrap_or_default(),
             },
         }
     }
@@ -558,6 +573,11 @@ impl Daemon {
                     }
                 }
             }
+            if let Some(reason) = self.fatal.take() {
+                log::error!("{reason}");
+                let _ = self.shutdown();
+                return Ok(ExitCode::FAILURE);
+            }
             // Sends to children never wait: what their sockets did not take
             // goes out when they are writable again, while we keep reading.
             if let Err((role, e)) = self.flush_children(&poller) {
@@ -628,7 +648,18 @@ impl Daemon {
     ) -> Result<(), ipc::IpcError> {
         match message {
             ChildToParent::ConfigApplied { generation } => {
+                if role == Role::Ca {
+                    self.ca_store_in_force = true;
+                }
                 log::debug!("{role} applied configuration {generation}")
+            }
+            ChildToParent::StoreRefused { generation, reason } if role == Role::Ca => {
+                if self.ca_store_in_force {
+                    log::error!("ca: {reason}");
+                } else {
+                    self.fatal = Some(format!("ca: {reason}"));
+                }
+                log::debug!("ca applied configuration {generation} without its store");
             }
             ChildToParent::KernelEntryAdded(entry) if role == Role::Pfkey => {
                 self.installed.insert(entry);
@@ -636,7 +667,9 @@ impl Daemon {
             ChildToParent::KernelEntryRemoved(entry) if role == Role::Pfkey => {
                 self.installed.remove(&entry);
             }
-            ChildToParent::ControlResult { id, reply } if role == Role::Ikev2 => {
+            ChildToParent::ControlResult { id, reply }
+                if matches!(role, Role::Ikev2 | Role::Ca) =>
+            {
                 // An answer for a connection that has gone away is dropped.
                 self.control.answer(id, &reply);
             }
@@ -894,6 +927,15 @@ impl Daemon {
                 return Err(message);
             }
         };
+        let store = match crate::certstore::read_for(&config) {
+            Ok(store) => store,
+            Err(e) => {
+                let message = format!("reload failed, keeping the current configuration: {e}");
+                log::error!("{message}");
+                return Err(message);
+            }
+        };
+        self.pending_store = Some(Box::new(store));
         if let Err(e) = self.control.set_group(control_group) {
             log::error!("{e}");
         }
@@ -952,6 +994,14 @@ impl Daemon {
                 Ok(message) => ControlReply::Done(message),
                 Err(message) => ControlReply::Failed(message),
             },
+            ControlRequest::ShowCertStore => {
+                return self.forward_to_ca(id, ipc::CaCommand::ShowCertStore);
+            }
+            ControlRequest::ResetCa => match self.reset_ca() {
+                // ca answers whether it took the store it was just sent.
+                Ok(()) => return self.forward_to_ca(id, ipc::CaCommand::StoreStatus),
+                Err(message) => ControlReply::Failed(message),
+            },
             ControlRequest::Ikev2(command) => {
                 // ikev2 answers later with a ControlResult carrying this id.
                 let request_id = self.control.forwarding(id);
@@ -978,5 +1028,53 @@ impl Daemon {
             }
         };
         self.control.reply(id, &reply);
+    }
+}
+
+impl Daemon {
+    /// `ikectl reset ca`: re-reads the certificate store of the current
+    /// configuration and sends it to ca (same generation: the rest of the
+    /// configuration is unchanged). A refused read keeps ca's store.
+    fn reset_ca(&mut self) -> Result<(), String> {
+        let store = crate::certstore::read_for(&self.config).map_err(|e| {
+            let message = format!("reset ca failed, keeping the current store: {e}");
+            log::error!("{message}");
+            message
+        })?;
+        let index = self
+            .children
+            .iter()
+            .position(|c| c.role == Role::Ca)
+            .ok_or("the ca process is not available")?;
+        self.pending_store = Some(Box::new(store));
+        let message = ParentToChild::Config(self.child_config(Role::Ca));
+        self.send_to_child(index, &message)?;
+        log::info!("certificate store re-read from {}", self.config.certdir);
+        Ok(())
+    }
+
+    /// Sends a command to ca; its ControlResult answers client `id`.
+    fn forward_to_ca(&mut self, id: u64, command: ipc::CaCommand) {
+        let request_id = self.control.forwarding(id);
+        let sent = self
+            .children
+            .iter()
+            .position(|c| c.role == Role::Ca)
+            .map(|index| {
+                self.send_to_child(
+                    index,
+                    &ParentToChild::CaControl {
+                        id: request_id,
+                        command,
+                    },
+                )
+            });
+        if !matches!(sent, Some(Ok(()))) {
+            self.control.forget(request_id);
+            self.control.reply(
+                id,
+                &ControlReply::Failed("the ca process is not available".into()),
+            );
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! iked: the parent process, and the entry point of every child (each child
 //! is this same binary, exec'ed with a hidden role argument).
 
+mod certstore;
 mod cli;
 mod control;
 mod daemon;

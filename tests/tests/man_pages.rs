@@ -207,7 +207,7 @@ fn every_ikectl_command_and_option_is_documented() {
     let commands = enum_variants(&source, "Command");
     assert_eq!(
         commands,
-        ["log", "reload", "show", "initiate", "terminate"],
+        ["log", "reload", "reset", "show", "initiate", "terminate"],
         "commands parsed from ikectl"
     );
     let shown = enum_variants(&source, "Show");

@@ -3,6 +3,7 @@
 //! The whole file is parsed before anything is applied; an error names
 //! `file:line:col` and the old configuration stays in force.
 
+pub mod dn;
 mod lexer;
 mod parser;
 mod policy;
@@ -208,3 +209,5 @@ fn read_capped(path: &Path) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_auth;

@@ -286,6 +286,27 @@ impl Parser {
                     })?;
                 1
             }
+            "certdir" => {
+                let (dir, value_at) = match argument {
+                    Some((TokenKind::Word(dir) | TokenKind::Quoted(dir), value_at)) => {
+                        (dir, value_at)
+                    }
+                    Some((_, value_at)) => {
+                        return Err(error(value_at, "set certdir needs a directory"))
+                    }
+                    None => return Err(error(at, "set certdir needs a directory")),
+                };
+                // Absolute: the daemon reads it from / and ikectl shows it;
+                // a relative one would depend on where iked was started.
+                if !dir.starts_with('/') || dir.contains('\0') {
+                    return Err(error(
+                        value_at,
+                        format!("invalid certdir {dir:?}: expected an absolute directory path"),
+                    ));
+                }
+                self.config.certdir = dir.clone();
+                1
+            }
             "kernel" => {
                 let kind = match argument {
                     Some((TokenKind::Word(v), _)) if v == "xfrm" => KernelSocketKind::Xfrm,

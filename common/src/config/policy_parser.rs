@@ -4,8 +4,14 @@
 //! ikev2 ["name"] [active|passive] [esp] [tunnel|transport] [natt] [notrap] [inet|inet6]
 //!       [proto P] {from SRC [port P] to DST [port P]} [local ADDR] [peer ADDR]
 //!       {ikesa {enc X|auth X|prf X|group X}} {childsa {enc X|auth X|group X|esn|noesn}}
-//!       [srcid ID] [dstid ID] [ikelifetime T] [lifetime T [bytes B]] [psk "S"|psk 0xHEX]
+//!       [srcid ID] [dstid ID] [ikelifetime T] [lifetime T [bytes B]]
+//!       [[ikeauth] psk "S"|psk 0xHEX|rsa|ecdsa256|ecdsa384|ecdsa521|rfc7427|signature]
 //! ```
+//!
+//! The authentication method is written as in OpenBSD (a bare `psk ...`,
+//! `rsa`, ...), optionally after the word `ikeauth`; without one the
+//! policy uses public keys, any signature method that fits the key
+//! (OpenBSD's default).
 //!
 //! Keywords after the name may come in any order. Every error names the
 //! position of the offending word.
@@ -278,18 +284,44 @@ fn prefix(word: &str, at: &Location, any_family: Option<bool>) -> Result<Prefix,
     Ok(Prefix { addr, len })
 }
 
-fn identity(word: &str) -> IdentitySpec {
-    if let Ok(addr) = word.parse::<IpAddr>() {
+/// The type of an identity follows from how it is written (iked.conf(5)):
+/// an address, `@fqdn`, a DN (OpenBSD's leading `/`, or `ATTR=value, ...`:
+/// a name or mail address never holds `=`), `user@domain`, else an FQDN.
+fn identity(word: &str, at: &Location) -> Result<IdentitySpec, ConfigError> {
+    Ok(if let Ok(addr) = word.parse::<IpAddr>() {
         IdentitySpec::Address(addr)
     } else if let Some(fqdn) = word.strip_prefix('@') {
         IdentitySpec::Fqdn(fqdn.to_string())
+    } else if word.starts_with('/') || word.contains('=') {
+        let dn = super::dn::canonical(word).map_err(|why| {
+            error(
+                at,
+                format!("'{word}' is not a distinguished name: {why} (write \"C=DE, O=Example, CN=gw-a\" or /C=DE/O=Example/CN=gw-a)"),
+            )
+        })?;
+        IdentitySpec::Asn1Dn(dn)
     } else if word.contains('@') {
         IdentitySpec::UserFqdn(word.to_string())
-    } else if word.contains('=') {
-        IdentitySpec::Asn1Dn(word.to_string())
     } else {
         IdentitySpec::Fqdn(word.to_string())
-    }
+    })
+}
+
+/// `rsa`, `ecdsa256`, ... (OpenBSD's `methodxfs`): the signature method of
+/// a public-key policy.
+const SIGNATURE_METHODS: &[(&str, SignatureAuth)] = &[
+    ("rsa", SignatureAuth::Rsa),
+    ("ecdsa256", SignatureAuth::Ecdsa256),
+    ("ecdsa384", SignatureAuth::Ecdsa384),
+    ("ecdsa521", SignatureAuth::Ecdsa521),
+    ("rfc7427", SignatureAuth::Rfc7427),
+    ("signature", SignatureAuth::Any),
+];
+
+/// How a policy authenticates as written, before the default applies.
+enum AuthWritten {
+    Psk(Vec<u8>),
+    Signature(SignatureAuth),
 }
 
 /// `10`, `30s`, `10m`, `8h`, `1d`.
@@ -395,6 +427,45 @@ fn psk(kind: &TokenKind, at: &Location) -> Result<Vec<u8>, ConfigError> {
     Ok(bytes)
 }
 
+fn auth_methods_expected() -> String {
+    let names: Vec<&str> = SIGNATURE_METHODS.iter().map(|(n, _)| *n).collect();
+    format!("expected psk \"KEY\" or one of {}", names.join(", "))
+}
+
+/// `ikeauth METHOD`, or the method alone as OpenBSD writes it, from
+/// `keyword` on: a PSK with its key, or a signature method.
+fn auth_method(
+    keyword: &str,
+    at: &Location,
+    w: &mut Words<'_>,
+) -> Result<AuthWritten, ConfigError> {
+    let (method, method_at) = if keyword == "ikeauth" {
+        match w.take() {
+            Some((TokenKind::Word(m), l)) => (m.as_str(), *l),
+            Some((_, l)) => return Err(error(l, auth_methods_expected())),
+            None => return Err(error(at, auth_methods_expected())),
+        }
+    } else {
+        (keyword, at)
+    };
+    if method == "psk" {
+        return match w.take() {
+            Some((kind, vat)) => Ok(AuthWritten::Psk(psk(kind, vat)?)),
+            None => Err(error(method_at, "psk needs a quoted string or 0xHEX")),
+        };
+    }
+    SIGNATURE_METHODS
+        .iter()
+        .find(|(name, _)| *name == method)
+        .map(|(_, m)| AuthWritten::Signature(*m))
+        .ok_or_else(|| {
+            error(
+                method_at,
+                format!("unknown ikeauth '{method}': {}", auth_methods_expected()),
+            )
+        })
+}
+
 /// A cursor over the words of one statement.
 struct Words<'a> {
     words: &'a [(TokenKind, &'a Location)],
@@ -484,7 +555,7 @@ pub fn parse_policy(
     let mut ike_lifetime = DEFAULT_IKE_LIFETIME;
     let mut child_lifetime = DEFAULT_CHILD_LIFETIME;
     let mut child_bytes = 0;
-    let mut secret = None;
+    let mut auth: Option<AuthWritten> = None;
     let mut seen: Vec<&str> = Vec::new();
 
     while let Some((kind, at)) = w.take() {
@@ -663,8 +734,8 @@ pub fn parse_policy(
                     &mut seen,
                     if keyword == "srcid" { "srcid" } else { "dstid" },
                 )?;
-                let (value, _) = w.value(keyword, at)?;
-                let id = Some(identity(value));
+                let (value, vat) = w.value(keyword, at)?;
+                let id = Some(identity(value, vat)?);
                 if keyword == "srcid" {
                     srcid = id
                 } else {
@@ -689,12 +760,13 @@ pub fn parse_policy(
                     child_bytes = byte_count(value, vat)?;
                 }
             }
-            "psk" => {
-                once(&mut seen, "psk")?;
-                match w.take() {
-                    Some((kind, vat)) => secret = Some(psk(kind, vat)?),
-                    None => return Err(error(at, "psk needs a quoted string or 0xHEX")),
-                }
+            "ikeauth" | "psk" | "signature" => {
+                once(&mut seen, "ikeauth")?;
+                auth = Some(auth_method(keyword, at, &mut w)?);
+            }
+            "rsa" | "ecdsa256" | "ecdsa384" | "ecdsa521" | "rfc7427" => {
+                once(&mut seen, "ikeauth")?;
+                auth = Some(auth_method(keyword, at, &mut w)?);
             }
             other => {
                 return Err(error(
@@ -705,12 +777,12 @@ pub fn parse_policy(
         }
     }
 
-    if secret.is_none() {
-        return Err(error(
-            w.start,
-            format!("policy '{name}' has no authentication: add psk \"...\" (certificates are not supported yet)"),
-        ));
-    }
+    // No method: public keys, any signature that fits the key (iked.conf(5)).
+    let (auth, secret) = match auth {
+        Some(AuthWritten::Psk(secret)) => (AuthSpec::Psk, Some(secret)),
+        Some(AuthWritten::Signature(method)) => (AuthSpec::PublicKey(method), None),
+        None => (AuthSpec::PublicKey(SignatureAuth::Any), None),
+    };
     if let (Some(l), Some(p)) = (local, peer) {
         if l.addr.is_ipv4() != p.addr.is_ipv4() {
             return Err(error(
@@ -758,7 +830,7 @@ pub fn parse_policy(
         ike_lifetime_secs: ike_lifetime,
         child_lifetime_secs: child_lifetime,
         child_lifetime_bytes: child_bytes,
-        auth: AuthSpec::Psk,
+        auth,
     };
     Ok((policy, secret))
 }

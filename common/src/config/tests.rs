@@ -332,11 +332,6 @@ fn policy_errors_are_located_and_say_what_is_wrong() {
             (1, 16),
             "hostnames are not supported",
         ),
-        (
-            "ikev2 \"x\" local 192.0.2.1",
-            (1, 1),
-            "has no authentication",
-        ),
         ("ikev2 \"x\" lifetime 5s psk \"k\"", (1, 20), "too short"),
         (
             "ikev2 \"x\" ikesa enc aes-128-gcm auth hmac-sha2-256 psk \"k\"",
@@ -461,6 +456,30 @@ fn routes_are_on_by_default_and_set_routes_noroutes_and_routing_table_change_the
     let (_, _, message) = error_at("set noroutes please\n");
     assert!(
         message.contains("unexpected text after 'set noroutes'"),
+        "{message}"
+    );
+}
+
+#[test]
+fn set_certdir_takes_an_absolute_directory_and_defaults_to_etc_iked() {
+    assert_eq!(parse("").unwrap().certdir, super::DEFAULT_CERTDIR);
+    assert_eq!(
+        parse("set certdir \"/etc/iked/pki\"\n").unwrap().certdir,
+        "/etc/iked/pki"
+    );
+    assert_eq!(
+        parse("d = \"/srv/ike\"\nset certdir $d\n").unwrap().certdir,
+        "/srv/ike"
+    );
+    let (line, col, message) = error_at("set certdir\n");
+    assert_eq!((line, col), (1, 5), "{message}");
+    assert!(message.contains("needs a directory"), "{message}");
+    let (_, col, message) = error_at("set certdir \"etc/iked\"\n");
+    assert_eq!(col, 13, "{message}");
+    assert!(message.contains("absolute directory path"), "{message}");
+    let (_, _, message) = error_at("set certdir \"/a\" \"/b\"\n");
+    assert!(
+        message.contains("unexpected text after 'set certdir'"),
         "{message}"
     );
 }

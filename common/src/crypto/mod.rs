@@ -62,6 +62,7 @@ pub mod random;
 pub mod secret;
 pub mod signature_hash;
 pub mod sk;
+pub mod x509_store;
 
 pub use auth::{psk_auth, signed_octets, verify_psk_auth};
 pub use kex::{KeMethod, KeyExchange};

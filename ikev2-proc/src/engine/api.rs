@@ -210,6 +210,7 @@ impl Engine {
             counter_queries: HashMap::new(),
             expired_counter_ids: VecDeque::new(),
             unauthenticated_log: RateLimit::new(UNAUTHENTICATED_LOG_BURST, Duration::from_secs(1)),
+            ca_store: None,
             #[cfg(test)]
             test_ke_stream: None,
         })

@@ -7,11 +7,12 @@ use iked_common::wire::Identity;
 
 use crate::engine::Engine;
 
-/// An ID payload as ca is given it.
+/// An ID payload as ca is given it: its type and Identification Data
+/// (without the type and reserved octets that `id_body` signs).
 pub(super) fn wire_identity(id: &Identity) -> iked_common::ipc::WireIdentity {
     iked_common::ipc::WireIdentity {
         id_type: id.id_type().value(),
-        body: id_body(id),
+        body: id.data(),
     }
 }
 
@@ -21,14 +22,30 @@ pub(super) fn id_body(id: &Identity) -> Vec<u8> {
     out
 }
 
+/// Whether the configured `dstid` may name the peer's ID payload `id`:
+/// equal, or both DNs (compared as names by ca, never as bytes here: the
+/// same name has several DER encodings).
+pub(super) fn dstid_may_name(dstid: &IdentitySpec, id: &Identity) -> bool {
+    match (dstid, id) {
+        (IdentitySpec::Asn1Dn(_), Identity::DerAsn1Dn(_)) => true,
+        _ => &identity_of(dstid) == id,
+    }
+}
+
 /// The wire form of a configured identity (RFC 7296 §3.5).
 pub(super) fn identity_of(spec: &IdentitySpec) -> Identity {
     match spec {
         IdentitySpec::Fqdn(name) => Identity::Fqdn(name.clone()),
         IdentitySpec::UserFqdn(name) => Identity::Rfc822(name.clone()),
         IdentitySpec::Address(addr) => address_identity(*addr),
-        // A textual DN would need DER encoding; certificates are not supported yet.
-        IdentitySpec::Asn1Dn(dn) => Identity::DerAsn1Dn(dn.as_bytes().to_vec()),
+        // The parser checked the text; DER through OpenSSL (config::dn).
+        IdentitySpec::Asn1Dn(dn) => match iked_common::config::dn::to_der(dn) {
+            Ok(der) => Identity::DerAsn1Dn(der),
+            Err(why) => {
+                log::warn!("DN identity {dn:?} cannot be encoded: {why}");
+                Identity::DerAsn1Dn(dn.as_bytes().to_vec())
+            }
+        },
         IdentitySpec::KeyId(key) => Identity::KeyId(key.clone()),
     }
 }
@@ -50,6 +67,9 @@ pub(super) fn identity_text(id: &Identity) -> String {
             k.iter().map(|b| format!("{b:02x}")).collect::<String>()
         ),
         Identity::Null => "(null)".into(),
+        // Rendering it would parse the peer's DER here; ca names DNs in
+        // its messages.
+        Identity::DerAsn1Dn(der) => format!("a DN of {} octets", der.len()),
         other => format!("{:?}", other.id_type()),
     }
 }

@@ -57,17 +57,21 @@ impl Engine {
                 id,
                 auth_method,
                 auth_data,
-                ..
+                certs,
             } => match self.waits.remove(&id) {
                 Some((ike, Wait::RequestSign)) => {
-                    self.send_auth_request(ike, auth_method, auth_data)
+                    self.send_auth_request(ike, auth_method, auth_data, certs)
                 }
-                Some((ike, Wait::AnswerSign)) => self.send_auth_answer(ike, auth_method, auth_data),
+                Some((ike, Wait::AnswerSign)) => {
+                    self.send_auth_answer(ike, auth_method, auth_data, certs)
+                }
                 other => log::warn!("ca: AUTH for request {id} nobody waits for ({other:?})"),
             },
-            CaToIkev2::Store { generation, .. } => {
-                log::debug!("ca: certificate store of configuration {generation}")
-            }
+            CaToIkev2::Store {
+                generation,
+                cert_authorities,
+                local_ids,
+            } => self.on_ca_store(generation, cert_authorities, local_ids),
             CaToIkev2::Verified { id, ok, reason } => match self.waits.remove(&id) {
                 Some((ike, Wait::VerifyInitiator)) => {
                     if !ok {

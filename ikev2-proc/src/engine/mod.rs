@@ -82,6 +82,7 @@ pub mod proposals;
 mod reqids;
 mod sa_table;
 pub mod selectors;
+mod signature_auth;
 mod state;
 mod tasks;
 #[cfg(test)]
@@ -277,6 +278,9 @@ pub struct Engine {
     /// KE group) that anyone can repeat at line rate from forged
     /// addresses: rate-limited, so the log cannot be flooded.
     unauthenticated_log: RateLimit,
+    /// ca's certificate store summary (`CaToIkev2::Store`), once it came:
+    /// public-key policies need it for IKE_AUTH.
+    ca_store: Option<signature_auth::CaStore>,
     /// Tests only: draw key-exchange private keys from this counter instead
     /// of OpenSSL's generator, so that seeded runs are byte for byte
     /// reproducible (the datagram digest test).

@@ -218,6 +218,10 @@ pub(crate) struct Handshake {
     pub init_response: Vec<u8>,
     /// Initiator: the IKE_AUTH response while ca checks its AUTH.
     pub auth_check: Option<AuthCheck>,
+    /// The peer's SIGNATURE_HASH_ALGORITHMS (RFC 7427 §4), for ca.
+    pub peer_hash_algorithms: Vec<u16>,
+    /// The CA hashes of the peer's CERTREQ payloads (RFC 7296 §3.7), for ca.
+    pub peer_cert_authorities: Vec<Vec<u8>>,
     /// Counted in the half-open total (responder, not yet established).
     pub half_open: bool,
     /// Its IKE_SA_INIT carried a valid cookie: counted in the

@@ -8,6 +8,7 @@ use crate::engine::Engine;
 use crate::engine::digest::*;
 use crate::engine::identity::*;
 use crate::engine::keys::*;
+use crate::engine::signature_auth::*;
 use crate::engine::state::*;
 
 impl Engine {
@@ -24,13 +25,14 @@ impl Engine {
             return;
         };
         let policy = sa.policy.clone();
+        let (peer_hash_algorithms, cert_authorities) = self.signature_hints(sa);
         self.ask_ca(spi, Wait::RequestSign, |id| Ikev2ToCa::SignAuth {
             id,
             policy,
             prf: suite.prf.iana_id(),
             signed_octets: octets,
-            peer_hash_algorithms: Vec::new(),
-            cert_authorities: Vec::new(),
+            peer_hash_algorithms,
+            cert_authorities,
         });
     }
 
@@ -39,7 +41,14 @@ impl Engine {
         spi: u64,
         auth_method: u8,
         auth_data: Vec<u8>,
+        certs: Vec<Vec<u8>>,
     ) {
+        let certreq = self
+            .ikes
+            .get(&spi)
+            .and_then(|sa| self.policy(&sa.policy))
+            .filter(|p| uses_public_keys(p))
+            .and_then(|_| self.our_certreq());
         let has_other = {
             let Some(sa) = self.ikes.get(&spi) else {
                 return;
@@ -60,7 +69,9 @@ impl Engine {
         let Some(Prep::Auth { child, .. }) = sa.prep.take() else {
             return;
         };
+        // RFC 7296 §1.2: IDi, [CERT,] [CERTREQ,] [IDr,] AUTH, SAi2, TSi, TSr.
         let mut inner = vec![Payload::IdInitiator(sa.local_id.clone())];
+        inner.extend(cert_payloads(certs));
         if !has_other {
             // RFC 7296 §2.4: we hold no other IKE SA with this peer.
             inner.push(Payload::Notify(Notify::new(
@@ -68,6 +79,7 @@ impl Engine {
                 Vec::new(),
             )));
         }
+        inner.extend(certreq);
         // IDr tells a responder with several identities which one we expect.
         let wanted_idr = self
             .policies
@@ -122,7 +134,7 @@ impl Engine {
         };
         let idr = msg.idr;
         let auth = msg.auth;
-        let (Some(idr), Some(auth_payload), Some(suite), Some(keys)) =
+        let (Some(idr), Some(auth_payload), Some(suite), Some(_)) =
             (idr, auth, sa.suite, sa.keys.as_ref())
         else {
             // An answer with an error notify and no IDr or AUTH is the
@@ -148,30 +160,58 @@ impl Engine {
             self.delete_ike_local(spi, &reason);
             return;
         };
-        // The responder must be who the policy says (dstid), if it says.
-        let expected = self
-            .policy(&sa.policy)
-            .and_then(|p| p.dstid.as_ref())
-            .map(identity_of);
-        if let Some(expected) = expected {
-            if &expected != idr {
+        // The responder must be who the policy says (dstid), if it says;
+        // a DN is compared by ca, against the certificate too.
+        let Some(policy_config) = self.policy(&sa.policy).cloned() else {
+            return;
+        };
+        if let Some(dstid) = policy_config.dstid.as_ref() {
+            if !dstid_may_name(dstid, idr) {
                 log::warn!(
                     "policy {}: responder identifies as {}, expected {}",
                     sa.policy,
                     identity_text(idr),
-                    identity_text(&expected)
+                    identity_text(&identity_of(dstid))
                 );
                 self.release_draft(spi, child);
                 self.delete_ike_local(spi, "wrong responder identity");
                 return;
             }
         }
+        let method = auth_payload.method.value();
+        let certs = match peer_auth_inputs(&policy_config, method, &inner) {
+            Ok(certs) => certs,
+            Err(why) => {
+                log::warn!(
+                    "policy {}: responder {} refused (AUTHENTICATION_FAILED): {why}",
+                    sa.policy,
+                    sa.peer
+                );
+                if let Some(handshake) = self
+                    .ikes
+                    .get_mut(&spi)
+                    .and_then(|sa| sa.handshake.as_deref_mut())
+                {
+                    handshake.auth_check = Some(AuthCheck {
+                        message: Vec::new(),
+                        child,
+                    });
+                }
+                self.responder_verified(spi, false);
+                return;
+            }
+        };
+        let Some(sa) = self.ikes.get(&spi) else {
+            return;
+        };
+        let Some(keys) = sa.keys.as_ref() else {
+            return;
+        };
         let Ok(octets) = auth_octets(suite.prf, sa, keys, Signer::Responder, &id_body(idr)) else {
             self.release_draft(spi, child);
             return;
         };
         let policy = sa.policy.clone();
-        let method = auth_payload.method.value();
         let data = auth_payload.data.clone();
         let prf = suite.prf.iana_id();
         let peer_id = wire_identity(idr);
@@ -192,7 +232,7 @@ impl Engine {
             signed_octets: octets,
             auth_data: data,
             peer_id,
-            certs: Vec::new(),
+            certs,
         });
     }
 

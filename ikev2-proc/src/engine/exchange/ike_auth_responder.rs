@@ -17,6 +17,7 @@ use crate::engine::digest::*;
 use crate::engine::identity::*;
 use crate::engine::keys::*;
 use crate::engine::message::*;
+use crate::engine::signature_auth::*;
 use crate::engine::state::*;
 
 impl Engine {
@@ -46,15 +47,19 @@ impl Engine {
                 })
             })
             .collect();
-        let by_id = candidates.iter().find(|name| {
-            self.policy(name)
-                .and_then(|p| p.dstid.as_ref())
-                .is_some_and(|d| &identity_of(d) == idi)
-        });
+        let dstid_of = |name: &String| self.policy(name).and_then(|p| p.dstid.as_ref());
+        let by_id = candidates
+            .iter()
+            .find(|name| dstid_of(name).is_some_and(|d| &identity_of(d) == idi));
+        // A DN dstid of another DER encoding than the peer's may still be
+        // the same name: ca decides, against the certificate.
+        let by_dn = candidates
+            .iter()
+            .find(|name| dstid_of(name).is_some_and(|d| dstid_may_name(d, idi)));
         let any_id = candidates
             .iter()
             .find(|name| self.policy(name).is_some_and(|p| p.dstid.is_none()));
-        by_id.or(any_id).cloned()
+        by_id.or(by_dn).or(any_id).cloned()
     }
 
     pub(in crate::engine) fn on_auth_request(
@@ -93,6 +98,27 @@ impl Engine {
         let Some(policy) = self.policy(&policy_name).cloned() else {
             return;
         };
+        let method = auth_payload.method.value();
+        let certs = match peer_auth_inputs(&policy, method, &inner) {
+            Ok(certs) => certs,
+            Err(why) => {
+                self.refuse(request, NotifyType::AuthenticationFailed, &why);
+                self.delete_ike_local(spi, "AUTHENTICATION_FAILED");
+                return;
+            }
+        };
+        let our_id = if uses_public_keys(&policy) {
+            match self.signing_identity(&policy, sa.local.ip()) {
+                Ok(id) => id,
+                Err(why) => {
+                    self.refuse(request, NotifyType::AuthenticationFailed, &why);
+                    self.delete_ike_local(spi, "no certificate store from ca");
+                    return;
+                }
+            }
+        } else {
+            Engine::local_identity(Some(&policy), sa.local.ip())
+        };
         let Ok(octets) = auth_octets(suite.prf, sa, keys, Signer::Initiator, &id_body(idi)) else {
             return;
         };
@@ -110,10 +136,8 @@ impl Engine {
             }),
             _ => None,
         };
-        let our_id = Engine::local_identity(Some(&policy), sa.local.ip());
         let id_body_ours = id_body(&our_id);
         let prf = suite.prf.iana_id();
-        let method = auth_payload.method.value();
         let data = auth_payload.data.clone();
         let initial_contact = msg.notify(NotifyType::InitialContact).is_some();
         let peer_id = idi.clone();
@@ -125,6 +149,10 @@ impl Engine {
         };
         sa.policy = policy_name.clone();
         sa.local_id = our_id;
+        if let (true, Some(handshake)) = (uses_public_keys(&policy), sa.handshake.as_deref_mut()) {
+            // The initiator's CERTREQ comes in IKE_AUTH (RFC 7296 §1.2).
+            note_peer_hints(handshake, &inner);
+        }
         sa.peer_id = Some(peer_id.clone());
         sa.state = IkeState::AuthResponding;
         sa.answering = Some(Answer {
@@ -148,7 +176,7 @@ impl Engine {
             signed_octets: octets,
             auth_data: data,
             peer_id: peer_wire_id,
-            certs: Vec::new(),
+            certs,
         });
     }
 
@@ -265,13 +293,14 @@ impl Engine {
             return;
         };
         let policy = sa.policy.clone();
+        let (peer_hash_algorithms, cert_authorities) = self.signature_hints(sa);
         self.ask_ca(spi, Wait::AnswerSign, |id| Ikev2ToCa::SignAuth {
             id,
             policy,
             prf: suite.prf.iana_id(),
             signed_octets: octets,
-            peer_hash_algorithms: Vec::new(),
-            cert_authorities: Vec::new(),
+            peer_hash_algorithms,
+            cert_authorities,
         });
     }
 
@@ -280,6 +309,7 @@ impl Engine {
         spi: u64,
         auth_method: u8,
         auth_data: Vec<u8>,
+        certs: Vec<Vec<u8>>,
     ) {
         // Checked again: other IKE SAs of the policy may have filled it
         // while this one waited for its SPI.
@@ -294,13 +324,13 @@ impl Engine {
         else {
             return;
         };
-        let mut inner = vec![
-            Payload::IdResponder(sa.local_id.clone()),
-            Payload::Authentication(Authentication {
-                method: AuthMethod::from_value(auth_method),
-                data: auth_data,
-            }),
-        ];
+        // RFC 7296 §1.2: IDr, [CERT,] AUTH, SAr2, TSi, TSr.
+        let mut inner = vec![Payload::IdResponder(sa.local_id.clone())];
+        inner.extend(cert_payloads(certs));
+        inner.push(Payload::Authentication(Authentication {
+            method: AuthMethod::from_value(auth_method),
+            data: auth_data,
+        }));
         let (ni, nr) = sa
             .handshake
             .as_deref()

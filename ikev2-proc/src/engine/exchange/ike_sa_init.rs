@@ -18,6 +18,7 @@ use crate::engine::identity::*;
 use crate::engine::keys::*;
 use crate::engine::message::*;
 use crate::engine::nat::*;
+use crate::engine::signature_auth::*;
 use crate::engine::state::*;
 
 impl Engine {
@@ -170,6 +171,7 @@ impl Engine {
             true => Some(self.random_bytes(20).map_err(|e| e.to_string())?),
             false => None,
         };
+        let signature_payloads = self.sa_init_signature_payloads(uses_public_keys(&policy), false);
         let sa = self.ikes.get_mut(&spi).ok_or("IKE SA vanished")?;
         let handshake = sa.handshake.as_deref_mut().ok_or("IKE SA established")?;
         let offered = proposals::offer(&policy.ike_proposals, ProtocolId::Ike, &[], Some(ke), true);
@@ -195,6 +197,7 @@ impl Engine {
             NotifyType::NatDetectionDestinationIp,
             nat_hash(sa.spi_i, 0, sa.peer),
         )));
+        payloads.extend(signature_payloads);
         let message = Message {
             header: Header {
                 initiator_spi: sa.spi_i,
@@ -318,6 +321,7 @@ impl Engine {
         sa.suite = Some(suite);
         handshake.nr = nr.clone();
         handshake.init_response = datagram.to_vec();
+        note_peer_hints(handshake, payloads);
         handshake.kex = None;
         sa.keys = Some(keys);
         sa.out_cipher = Some(out_cipher);
@@ -411,6 +415,25 @@ impl Engine {
         };
         // IKE_AUTH's first Child SA needs its inbound SPI first.
         let Some(policy) = self.policies.iter().find(|p| p.name == sa.policy).cloned() else {
+            return;
+        };
+        if uses_public_keys(&policy) {
+            // Signed as IDi (RFC 7296 §2.15): ca's identity for the policy.
+            let local = sa.local.ip();
+            match self.signing_identity(&policy, local) {
+                Ok(id) => {
+                    if let Some(sa) = self.ikes.get_mut(&spi) {
+                        sa.local_id = id;
+                    }
+                }
+                Err(why) => {
+                    log::warn!("IKE SA {spi:016x}: IKE_AUTH not started: {why}");
+                    self.delete_ike_local(spi, "no certificate store from ca");
+                    return;
+                }
+            }
+        }
+        let Some(sa) = self.ikes.get_mut(&spi) else {
             return;
         };
         let id_body = id_body(&sa.local_id);

@@ -16,6 +16,7 @@ use crate::engine::digest::*;
 use crate::engine::keys::*;
 use crate::engine::message::*;
 use crate::engine::nat::*;
+use crate::engine::signature_auth::*;
 use crate::engine::state::*;
 
 impl Engine {
@@ -80,6 +81,8 @@ impl Engine {
         let peer_behind_nat = seen.supported && !seen.source_matches;
         let we_behind_nat = seen.destination_present && !seen.destination_matches;
         let nat_supported = seen.supported;
+        let (signature_payloads, peer_hints) =
+            self.sa_init_signature_answer(local, remote, payloads);
         let Some(response_bytes) = sa_init_response(
             &header,
             spi_r,
@@ -88,6 +91,7 @@ impl Engine {
             &our_public,
             &nr,
             (local, remote, nat_supported),
+            signature_payloads,
         ) else {
             return;
         };
@@ -113,7 +117,7 @@ impl Engine {
                 init_response: response_bytes.clone(),
                 half_open: true,
                 half_open_cookie: with_cookie,
-                ..Handshake::default()
+                ..peer_hints
             })),
             keys: Some(keys),
             out_cipher: Some(out_cipher),
@@ -138,6 +142,27 @@ impl Engine {
         );
         self.send_datagram(local, remote, response_bytes);
         self.schedule(spi_r);
+    }
+
+    /// Public-key authentication in our IKE_SA_INIT response, when a
+    /// public-key policy may apply to these addresses (the policy is
+    /// chosen in IKE_AUTH): our CERTREQ and SIGNATURE_HASH_ALGORITHMS; and
+    /// the initiator's hash algorithms, in a handshake to build on.
+    fn sa_init_signature_answer(
+        &self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        payloads: &[Payload],
+    ) -> (Vec<Payload>, Handshake) {
+        let pubkey = self
+            .policy_candidates(local.ip(), remote.ip())
+            .iter()
+            .any(|name| self.policy(name).is_some_and(uses_public_keys));
+        let mut hints = Handshake::default();
+        if pubkey {
+            note_peer_hints(&mut hints, payloads);
+        }
+        (self.sa_init_signature_payloads(pubkey, true), hints)
     }
 
     /// Whether an IKE_SA_INIT request is a new one to process: well formed,
@@ -321,7 +346,9 @@ impl Engine {
 }
 
 /// Our IKE_SA_INIT response (RFC 7296 §1.2): SA, KE, Nonce, and the NAT
-/// detection notifies when the initiator sent them (§2.23).
+/// detection notifies when the initiator sent them (§2.23), then
+/// `signature_payloads` (CERTREQ, SIGNATURE_HASH_ALGORITHMS).
+#[allow(clippy::too_many_arguments)]
 fn sa_init_response(
     header: &Header,
     spi_r: u64,
@@ -330,6 +357,7 @@ fn sa_init_response(
     our_public: &[u8],
     nr: &[u8],
     (local, remote, nat_supported): (SocketAddr, SocketAddr, bool),
+    signature_payloads: Vec<Payload>,
 ) -> Option<Vec<u8>> {
     let response_payloads = vec![
         Payload::SecurityAssociation(SecurityAssociation {
@@ -353,6 +381,7 @@ fn sa_init_response(
     if !nat_supported {
         response_payloads.truncate(3);
     }
+    response_payloads.extend(signature_payloads);
     let response = Message {
         header: sa_init_response_header(header.initiator_spi, spi_r),
         payloads: response_payloads,

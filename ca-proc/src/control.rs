@@ -1,0 +1,107 @@
+//! ca's answers to the operator (`ikectl show certstore`, `ikectl reset
+//! ca`): what the store in force holds, as text fields ikectl prints.
+
+use iked_common::ipc::{CaCommand, CertStoreInfo, CertificateInfo, ControlReply, CrlInfo};
+use openssl::nid::Nid;
+use openssl::pkey::{HasPublic, Id, PKeyRef};
+use openssl::x509::X509Ref;
+
+use crate::auth::AuthService;
+use crate::store::identity::{name_text, san_texts};
+
+pub fn answer(auth: &AuthService, command: CaCommand) -> ControlReply {
+    match command {
+        CaCommand::ShowCertStore => ControlReply::CertStore(Box::new(info(auth))),
+        CaCommand::StoreStatus => match auth.store_refusal() {
+            Some(reason) => ControlReply::Failed(reason.to_string()),
+            None => ControlReply::Done(auth.store_summary()),
+        },
+    }
+}
+
+/// "RSA 3072", "ECDSA P-256", "Ed25519".
+pub fn key_type<T: HasPublic>(key: &PKeyRef<T>) -> String {
+    match key.id() {
+        Id::RSA => format!("RSA {}", key.bits()),
+        Id::EC => {
+            let curve = key
+                .ec_key()
+                .ok()
+                .and_then(|k| k.group().curve_name())
+                .map(|nid| match nid {
+                    Nid::X9_62_PRIME256V1 => "P-256".to_string(),
+                    Nid::SECP384R1 => "P-384".to_string(),
+                    Nid::SECP521R1 => "P-521".to_string(),
+                    other => other.short_name().unwrap_or("?").to_string(),
+                })
+                .unwrap_or_else(|| "?".into());
+            format!("ECDSA {curve}")
+        }
+        Id::ED25519 => "Ed25519".into(),
+        Id::ED448 => "Ed448".into(),
+        other => format!("key type {}", other.as_raw()),
+    }
+}
+
+fn certificate(cert: &X509Ref, file: &str) -> CertificateInfo {
+    CertificateInfo {
+        file: file.to_string(),
+        subject: name_text(cert.subject_name()),
+        issuer: name_text(cert.issuer_name()),
+        sans: san_texts(cert),
+        serial: cert
+            .serial_number()
+            .to_bn()
+            .ok()
+            .and_then(|b| b.to_hex_str().ok().map(|s| s.to_string()))
+            .unwrap_or_default(),
+        not_before: cert.not_before().to_string(),
+        not_after: cert.not_after().to_string(),
+        key: cert
+            .public_key()
+            .map(|k| key_type(&k))
+            .unwrap_or_else(|_| "unusable key".into()),
+    }
+}
+
+fn info(auth: &AuthService) -> CertStoreInfo {
+    let store = auth.store();
+    CertStoreInfo {
+        dir: store.dir.clone(),
+        generation: auth.store_generation(),
+        refusal: auth.store_refusal().map(str::to_string),
+        cas: store
+            .trusted
+            .iter()
+            .map(|ca| certificate(&ca.cert, &ca.file))
+            .collect(),
+        local_key: store.local.as_ref().map(|l| key_type(&l.key)),
+        local_chain: store
+            .local
+            .iter()
+            .flat_map(|l| l.chain.iter())
+            .map(|c| certificate(c, "certs/"))
+            .collect(),
+        other_certs: store
+            .others
+            .iter()
+            .map(|(c, file)| certificate(c, file))
+            .collect(),
+        crls: store
+            .crls
+            .iter()
+            .map(|c| CrlInfo {
+                file: c.file.clone(),
+                issuer: name_text(c.crl.issuer_name()),
+                last_update: c.crl.last_update().to_string(),
+                next_update: c.crl.next_update().map(|t| t.to_string()),
+                revoked: c.crl.get_revoked().map_or(0, |r| r.len() as u64),
+            })
+            .collect(),
+        raw_keys: store
+            .raw_keys
+            .iter()
+            .map(|k| (k.identity.to_string(), key_type(&k.key), k.file.clone()))
+            .collect(),
+    }
+}
