@@ -18,10 +18,9 @@ use crate::engine::state::{Handshake, IkeSa};
 use crate::engine::Engine;
 
 /// The hash algorithms we announce in SIGNATURE_HASH_ALGORITHMS (RFC 7427
-/// §4): SHA2-256, SHA2-384, SHA2-512 and Identity (RFC 8420), no SHA-1
-/// (RFC 8247 §3.2). The one place that names them in the engine.
-// TODO(h-sig merge): iked_common::crypto::signature_hash::OUR_HASH_ALGORITHMS.
-pub(super) const ANNOUNCED_HASH_ALGORITHMS: &[u16] = &[2, 3, 4, 5];
+/// §4): the list ca signs and verifies with (SHA2-256/384/512 and Identity
+/// for Ed25519, RFC 8420; no SHA-1, RFC 8247 §3.2).
+pub(super) use iked_common::crypto::signature_hash::OUR_HASH_ALGORITHMS as ANNOUNCED_HASH_ALGORITHMS;
 
 /// A peer's SIGNATURE_HASH_ALGORITHMS beyond this many entries are not
 /// kept (the registry has nine values).

@@ -41,7 +41,142 @@ pub(super) fn failure(c: &mut Choices) -> KernelFailure {
     }
 }
 
+/// The ca of public-key runs: both nodes sign with one Ed25519 key
+/// (deterministic signatures, so a seed replays byte for byte) through
+/// ca-proc's signature code and send a stand-in certificate; the engine
+/// carries certificates without reading them.
+pub(super) struct PubkeyCa {
+    policy: String,
+    key: openssl::pkey::PKey<openssl::pkey::Private>,
+    /// Our identity (a DN) and our "certificate".
+    subject: Vec<u8>,
+}
+
+impl PubkeyCa {
+    pub(super) fn new(policy: &str, index: usize) -> PubkeyCa {
+        let key = openssl::pkey::PKey::private_key_from_raw_bytes(
+            &[0x5a; 32],
+            openssl::pkey::Id::ED25519,
+        )
+        .expect("an Ed25519 key from 32 bytes");
+        let subject =
+            iked_common::config::dn::to_der(&format!("O=iked fuzz, CN=node{index}")).expect("a DN");
+        PubkeyCa {
+            policy: policy.to_string(),
+            key,
+            subject,
+        }
+    }
+
+    pub(super) fn store(&self) -> CaToIkev2 {
+        CaToIkev2::Store {
+            generation: 1,
+            cert_authorities: vec![vec![0xca; 20]],
+            local_ids: vec![(
+                self.policy.clone(),
+                iked_common::ipc::WireIdentity {
+                    id_type: 9,
+                    body: self.subject.clone(),
+                },
+            )],
+        }
+    }
+
+    /// The answer to a request of our policy (None: the PSK service's).
+    pub(super) fn answer(&self, request: &Ikev2ToCa) -> Option<CaToIkev2> {
+        use iked_ca::signature;
+        use iked_common::config::SignatureAuth;
+        Some(match request {
+            Ikev2ToCa::SignAuth {
+                id,
+                policy,
+                signed_octets,
+                peer_hash_algorithms,
+                ..
+            } if *policy == self.policy => {
+                match signature::sign(
+                    &self.key,
+                    SignatureAuth::Any,
+                    peer_hash_algorithms,
+                    signed_octets,
+                ) {
+                    Ok(signed) => CaToIkev2::Auth {
+                        id: *id,
+                        auth_method: signed.auth_method,
+                        auth_data: signed.auth_data,
+                        certs: vec![self.subject.clone()],
+                    },
+                    Err(e) => CaToIkev2::Failed {
+                        id: *id,
+                        reason: e.to_string(),
+                    },
+                }
+            }
+            Ikev2ToCa::VerifyAuth {
+                id,
+                policy,
+                auth_method,
+                signed_octets,
+                auth_data,
+                certs,
+                ..
+            } if *policy == self.policy => {
+                let public = openssl::pkey::PKey::public_key_from_raw_bytes(
+                    &self.key.raw_public_key().expect("raw key"),
+                    openssl::pkey::Id::ED25519,
+                )
+                .expect("Ed25519 public key");
+                let verdict = if certs.is_empty() {
+                    Err("no certificate".to_string())
+                } else {
+                    signature::verify(
+                        &public,
+                        SignatureAuth::Any,
+                        *auth_method,
+                        auth_data,
+                        signed_octets,
+                    )
+                    .map_err(|e| e.to_string())
+                };
+                CaToIkev2::Verified {
+                    id: *id,
+                    ok: verdict.is_ok(),
+                    reason: verdict.err().unwrap_or_default(),
+                }
+            }
+            _ => return None,
+        })
+    }
+}
+
 impl World<'_> {
+    /// A Store ca never sent like this: identities of any type and body,
+    /// CA hashes of any length, for policies that may not exist.
+    fn bogus_store(&mut self) -> CaToIkev2 {
+        let bytes = |c: &mut Choices| {
+            let mut b = vec![0u8; c.below(40)];
+            c.fill(&mut b);
+            b
+        };
+        let cert_authorities = (0..self.c.below(4)).map(|_| bytes(self.c)).collect();
+        let local_ids = (0..self.c.below(3))
+            .map(|_| {
+                (
+                    ["ab", "ba", "other"][self.c.below(3)].to_string(),
+                    iked_common::ipc::WireIdentity {
+                        id_type: [1, 2, 3, 5, 9, 11, 0, 200][self.c.below(8)],
+                        body: bytes(self.c),
+                    },
+                )
+            })
+            .collect();
+        CaToIkev2::Store {
+            generation: self.c.u64(),
+            cert_authorities,
+            local_ids,
+        }
+    }
+
     /// Answers one pending ca or pfkey request: mostly right, sometimes
     /// failed, twice, or never; out of order one time in four.
     pub(super) fn answer_ipc(&mut self) -> Result<(), Failure> {
@@ -102,16 +237,29 @@ impl World<'_> {
                     _ => {
                         let mut auth_data = vec![0u8; mutate::edge_length(self.c).min(300)];
                         self.c.fill(&mut auth_data);
+                        // Sometimes with certificates: garbage, or more
+                        // than the peer takes.
+                        let certs = (0..[0, 0, 1, 3, 20][self.c.below(5)])
+                            .map(|_| {
+                                let mut cert = vec![0u8; 1 + self.c.below(64)];
+                                self.c.fill(&mut cert);
+                                cert
+                            })
+                            .collect();
                         CaToIkev2::Auth {
                             id,
                             auth_method: [2, 1, 14, 0][self.c.below(4)],
                             auth_data,
-                            certs: Vec::new(),
+                            certs,
                         }
                     }
                 }
             } else {
-                self.nodes[index].ca.handle(request)
+                let node = &mut self.nodes[index];
+                match node.pubkey_ca.as_ref().and_then(|ca| ca.answer(&request)) {
+                    Some(reply) => reply,
+                    None => node.ca.handle(request),
+                }
             };
             self.send_ca(index, reply.clone(), true)?;
             if twice {
@@ -315,6 +463,7 @@ impl World<'_> {
                     id,
                     reason: "bogus".into(),
                 },
+                3 if self.c.chance(2) => self.bogus_store(),
                 _ => CaToIkev2::Pong { id },
             };
             let now = self.now;

@@ -33,8 +33,8 @@ use std::time::{Duration, Instant};
 
 use iked_ca::auth::AuthService;
 use iked_common::config::{
-    Encapsulation, Policy, PreSharedKey, Prefix, ProposalSpec, TRANSFORM_ENCR, TRANSFORM_ESN,
-    TRANSFORM_INTEG, TRANSFORM_KE, TRANSFORM_PRF,
+    AuthSpec, Encapsulation, Policy, PreSharedKey, Prefix, ProposalSpec, SignatureAuth,
+    TRANSFORM_ENCR, TRANSFORM_ESN, TRANSFORM_INTEG, TRANSFORM_KE, TRANSFORM_PRF,
 };
 use iked_common::crypto::RandomSource;
 use iked_common::ipc::{
@@ -139,6 +139,9 @@ struct Shape {
     /// The initiator's policy names no local address: pfkey's source
     /// lookup comes first.
     no_local: bool,
+    /// Both policies use public keys (Ed25519 signatures, CERT payloads,
+    /// ca's Store) instead of the PSK.
+    pubkey: bool,
 }
 
 fn shape(c: &mut Choices) -> Shape {
@@ -155,6 +158,7 @@ fn shape(c: &mut Choices) -> Shape {
         // Derived, not drawn, so that every seed's other choices stay as
         // they were: one run in five.
         no_local: false,
+        pubkey: false,
     }
     .with_derived()
 }
@@ -162,6 +166,8 @@ fn shape(c: &mut Choices) -> Shape {
 impl Shape {
     fn with_derived(mut self) -> Shape {
         self.no_local = self.child_lifetime == 45;
+        // One run in ten.
+        self.pubkey = self.ike_lifetime == 600 && self.pfs;
         self
     }
 }
@@ -213,6 +219,11 @@ fn policy(
         child_proposals: vec![ProposalSpec { transforms: child }],
         ike_lifetime_secs: s.ike_lifetime,
         child_lifetime_secs: s.child_lifetime,
+        auth: if s.pubkey {
+            AuthSpec::PublicKey(SignatureAuth::Any)
+        } else {
+            AuthSpec::Psk
+        },
         ..psk_tunnel_policy(name, IpAddr::V4(local), None, flows, active)
     }
 }
@@ -230,6 +241,8 @@ struct Node {
     policies: Vec<Policy>,
     mode: InitiationMode,
     ca: AuthService,
+    /// The signing key of public-key runs (ipc_peers::PubkeyCa).
+    pubkey_ca: Option<ipc_peers::PubkeyCa>,
     /// Requests not answered yet, oldest first.
     ca_pending: Vec<Ikev2ToCa>,
     pfkey_pending: Vec<Ikev2ToPfkey>,
@@ -250,6 +263,7 @@ impl Node {
             policies: Vec::new(),
             mode: InitiationMode::Passive,
             ca: AuthService::default(),
+            pubkey_ca: None,
             ca_pending: Vec::new(),
             pfkey_pending: Vec::new(),
             answered: VecDeque::new(),
@@ -384,6 +398,13 @@ impl World<'_> {
                 InitiationMode::Passive
             };
             let (policies, mode) = (node.policies.clone(), node.mode);
+            if s.pubkey {
+                let ca = ipc_peers::PubkeyCa::new(&node.policies[0].name, index);
+                // ca's Store, as it sends it after each configuration.
+                let store = ca.store();
+                node.pubkey_ca = Some(ca);
+                let _ = node.engine.handle_ca(self.now, store);
+            }
             node.engine.set_config(self.now, policies, mode, s.dpd);
             let _ = self.after(index);
         }

@@ -9,6 +9,7 @@ mod handshake;
 mod ike_rekey;
 mod loss_retransmit;
 mod nat;
+mod pubkey;
 mod refusals;
 mod robustness;
 mod source_lookup;
@@ -110,6 +111,9 @@ struct Node {
     source_lookups: SourceLookups,
     /// Lookups held unanswered: (request id, peer).
     held_source_lookups: Vec<(u64, IpAddr)>,
+    /// The ca of public-key policies (certificates, signatures); PSK
+    /// policies get the PSK answers below.
+    pki: Option<pubkey::TestCa>,
 }
 
 /// How the test's pfkey answers `LookupSource`.
@@ -193,6 +197,7 @@ impl Node {
             ipc_sent: Vec::new(),
             source_lookups: SourceLookups::Answer,
             held_source_lookups: Vec::new(),
+            pki: None,
         }
     }
 
@@ -238,6 +243,9 @@ impl Node {
     }
 
     fn ca(&mut self, request: Ikev2ToCa) -> CaToIkev2 {
+        if let Some(reply) = self.pki.as_mut().and_then(|pki| pki.answer(&request)) {
+            return reply;
+        }
         match request {
             Ikev2ToCa::Ping { id } => CaToIkev2::Pong { id },
             Ikev2ToCa::SignAuth {

@@ -1,0 +1,771 @@
+//! Issue 13: public-key authentication between two engines: certificates
+//! of every key kind (test_pki), AUTH methods 1, 9, 10, 11 and 14, CERT and
+//! CERTREQ on the wire in RFC 7296 order, and the refusals (a key that
+//! does not fit its method, a chain of another CA, a PSK where a signature
+//! is due, too many certificates) with nothing installed.
+//!
+//! Public-key policies are answered by the real ca code
+//! (`iked_ca::auth::AuthService`) with a store of test_pki certificates,
+//! as ca-proc would after the parent read `certdir`.
+
+use super::*;
+
+use std::collections::HashSet;
+
+use iked_ca::auth::AuthService;
+use iked_common::config::{AuthSpec, IdentitySpec, SignatureAuth};
+use iked_common::ipc::{CaPolicy, CertStoreFiles, SecretStoreFile, StoreFile, WireIdentity};
+use iked_common::test_pki::{CertSpec, Issued, KeyKind};
+use iked_common::wire::{AuthMethod, CertEncoding, PayloadType};
+use openssl::x509::X509;
+
+/// ca for the public-key policies, and what it saw.
+pub(super) struct TestCa {
+    service: AuthService,
+    /// The public-key policies; other policies' requests get the
+    /// harness's PSK answers.
+    policies: HashSet<String>,
+    /// SignAuth requests: (peer hash algorithms, CERTREQ authorities).
+    signs: Vec<(Vec<u16>, Vec<Vec<u8>>)>,
+    /// VerifyAuth requests: (AUTH method, peer ID, CERT count).
+    verifies: Vec<(u8, WireIdentity, usize)>,
+    /// Verdicts given: (ok, reason).
+    verdicts: Vec<(bool, String)>,
+    /// A lying signer: claim this AUTH method whatever ca signed.
+    claim_method: Option<u8>,
+    /// Send our chain this many times over (too many CERT payloads).
+    chain_copies: usize,
+}
+
+impl TestCa {
+    /// ca's answer to a request of a public-key policy; None for others.
+    pub(super) fn answer(&mut self, request: &Ikev2ToCa) -> Option<CaToIkev2> {
+        match request {
+            Ikev2ToCa::SignAuth {
+                policy,
+                peer_hash_algorithms,
+                cert_authorities,
+                ..
+            } if self.policies.contains(policy) => {
+                self.signs
+                    .push((peer_hash_algorithms.clone(), cert_authorities.clone()));
+                Some(match self.service.handle(request.clone()) {
+                    CaToIkev2::Auth {
+                        id,
+                        auth_method,
+                        auth_data,
+                        certs,
+                    } => CaToIkev2::Auth {
+                        id,
+                        auth_method: self.claim_method.unwrap_or(auth_method),
+                        auth_data,
+                        certs: (0..self.chain_copies.max(1))
+                            .flat_map(|_| certs.iter().cloned())
+                            .collect(),
+                    },
+                    other => other,
+                })
+            }
+            Ikev2ToCa::VerifyAuth {
+                policy,
+                auth_method,
+                peer_id,
+                certs,
+                ..
+            } if self.policies.contains(policy) => {
+                self.verifies
+                    .push((*auth_method, peer_id.clone(), certs.len()));
+                let reply = self.service.handle(request.clone());
+                if let CaToIkev2::Verified { ok, reason, .. } = &reply {
+                    self.verdicts.push((*ok, reason.clone()));
+                }
+                Some(reply)
+            }
+            _ => None,
+        }
+    }
+
+    /// ca's Store message after its configuration.
+    fn store(&self) -> CaToIkev2 {
+        self.service.store_announcement(1)
+    }
+}
+
+/// A root and an intermediate CA; end entities issued under them.
+struct Pki {
+    root: Issued,
+    intermediate: Issued,
+}
+
+impl Pki {
+    fn new(name: &str) -> Pki {
+        let root = Issued::self_signed(&CertSpec::ca(&format!("{name} root"), KeyKind::P256));
+        let intermediate =
+            root.issue(&CertSpec::ca(&format!("{name} intermediate"), KeyKind::P256).serial(2));
+        Pki { root, intermediate }
+    }
+
+    fn leaf(&self, common_name: &str, kind: KeyKind, serial: u32) -> Issued {
+        self.intermediate
+            .issue(&CertSpec::end_entity(common_name, kind).serial(serial))
+    }
+}
+
+/// The subject DN test_pki gives `common_name`, as iked.conf writes it.
+fn dn(common_name: &str) -> IdentitySpec {
+    IdentitySpec::Asn1Dn(format!("C=XX, O=iked test, CN={common_name}"))
+}
+
+/// A public-key version of `policy`: `ikeauth`, the peer's DN as dstid.
+fn signed(mut policy: Policy, auth: SignatureAuth, peer_cn: &str) -> Policy {
+    policy.auth = AuthSpec::PublicKey(auth);
+    policy.dstid = Some(dn(peer_cn));
+    policy
+}
+
+/// Gives `node` a ca for `policies` (name, ikeauth, the peer's CN for
+/// dstid) holding `leaf` under `pki`, trusting `trusts`; ca's Store
+/// reaches the engine at once unless `store` is false.
+fn give_ca(
+    node: &mut Node,
+    now: Instant,
+    pki: &Pki,
+    leaf: &Issued,
+    trusts: &Pki,
+    policies: &[(&str, SignatureAuth, &str)],
+    store: bool,
+) {
+    let file = |path: &str, bytes: Vec<u8>| StoreFile {
+        path: format!("/etc/iked/{path}"),
+        bytes,
+    };
+    let files = CertStoreFiles {
+        dir: "/etc/iked".into(),
+        ca_certs: vec![file("ca/ca.crt", trusts.root.cert_pem())],
+        certs: vec![
+            file("certs/local.crt", leaf.cert_pem()),
+            file("certs/intermediate.crt", pki.intermediate.cert_pem()),
+        ],
+        private_key: Some(SecretStoreFile {
+            path: "/etc/iked/private/local.key".into(),
+            bytes: leaf.key_pem(),
+        }),
+        ..CertStoreFiles::default()
+    };
+    let ca_policies = policies
+        .iter()
+        .map(|(name, auth, peer)| CaPolicy {
+            name: name.to_string(),
+            auth: *auth,
+            srcid: None,
+            dstid: Some(dn(peer)),
+        })
+        .collect();
+    let mut service = AuthService::default();
+    service
+        .apply(1, Vec::new(), ca_policies, &files)
+        .expect("the store applies");
+    let ca = TestCa {
+        service,
+        policies: policies.iter().map(|(p, ..)| p.to_string()).collect(),
+        signs: Vec::new(),
+        verifies: Vec::new(),
+        verdicts: Vec::new(),
+        claim_method: None,
+        chain_copies: 1,
+    };
+    if store {
+        node.engine.handle_ca(now, ca.store()).unwrap();
+    }
+    node.pki = Some(ca);
+}
+
+/// A with `a_key`/`a_auth`, B with `b_key`/`b_auth`, one PKI, the usual
+/// policies (A active) made public-key; configured, not yet settled.
+fn cert_world(
+    a_key: KeyKind,
+    a_auth: SignatureAuth,
+    b_key: KeyKind,
+    b_auth: SignatureAuth,
+) -> (World, Pki) {
+    cert_world_started_by(true, (a_key, a_auth), (b_key, b_auth))
+}
+
+/// [`cert_world`] where A initiates (`a_starts`) or B does.
+fn cert_world_started_by(
+    a_starts: bool,
+    (a_key, a_auth): (KeyKind, SignatureAuth),
+    (b_key, b_auth): (KeyKind, SignatureAuth),
+) -> (World, Pki) {
+    let pki = Pki::new("iked");
+    let mut w = World::new();
+    let now = w.now;
+    give_ca(
+        &mut w.a,
+        now,
+        &pki,
+        &pki.leaf("a.ike.test", a_key, 10),
+        &pki,
+        &[("ab", a_auth, "b.ike.test")],
+        true,
+    );
+    give_ca(
+        &mut w.b,
+        now,
+        &pki,
+        &pki.leaf("b.ike.test", b_key, 11),
+        &pki,
+        &[("ba", b_auth, "a.ike.test")],
+        true,
+    );
+    let (mut pa, mut pb) = (
+        signed(a_policy(), a_auth, "b.ike.test"),
+        signed(b_policy(), b_auth, "a.ike.test"),
+    );
+    if !a_starts {
+        pa.initiation = iked_common::config::PolicyInitiation::Passive;
+        pb.initiation = iked_common::config::PolicyInitiation::Active;
+    }
+    w.b.engine
+        .set_config(w.now, vec![pb], InitiationMode::Active, 0);
+    w.a.engine
+        .set_config(w.now, vec![pa], InitiationMode::Active, 0);
+    (w, pki)
+}
+
+fn ca_of(node: &Node) -> &TestCa {
+    node.pki.as_ref().expect("a ca with certificates")
+}
+
+/// The decrypted payloads of the IKE_AUTH messages `from` sent, opened by
+/// `to` (whose IKE SA is still there).
+fn auth_messages(from: &Node, to: &Node, response: bool) -> Vec<Vec<Payload>> {
+    auth_messages_of(from, to, None, response)
+}
+
+/// [`auth_messages`] of `to`'s IKE SA `spi` only, when given.
+fn auth_messages_of(
+    from: &Node,
+    to: &Node,
+    only: Option<u64>,
+    response: bool,
+) -> Vec<Vec<Payload>> {
+    from.sent
+        .iter()
+        .filter_map(|(_, _, d)| {
+            let h = Header::decode(d).ok()?.header;
+            if h.exchange != ExchangeType::IkeAuth || h.flags.response != response {
+                return None;
+            }
+            // The receiver's SPI: the responder's if the initiator sent it.
+            let spi = if h.flags.initiator {
+                h.responder_spi
+            } else {
+                h.initiator_spi
+            };
+            if only.is_some_and(|o| o != spi) {
+                return None;
+            }
+            open_with(to, spi, d)
+        })
+        .collect()
+}
+
+/// The payloads of the IKE_SA_INIT messages `node` sent.
+fn sa_init_messages(node: &Node, response: bool) -> Vec<Vec<Payload>> {
+    node.sent
+        .iter()
+        .filter_map(|(_, _, d)| Message::decode(d).ok())
+        .filter(|m| {
+            m.header.exchange == ExchangeType::IkeSaInit && m.header.flags.response == response
+        })
+        .map(|m| m.payloads)
+        .collect()
+}
+
+fn auth_method(payloads: &[Payload]) -> Option<u8> {
+    payloads.iter().find_map(|p| match p {
+        Payload::Authentication(a) => Some(a.method.value()),
+        _ => None,
+    })
+}
+
+fn established_with_child(w: &World) {
+    assert_one_matching_ike(w);
+    assert_one_matching_child(w);
+    assert_eq!(w.a.sas.len(), 2);
+    assert_eq!(w.b.sas.len(), 2);
+}
+
+/// Nothing came about: no IKE SA, and no SA ever asked of pfkey.
+fn nothing_installed(w: &World) {
+    assert!(w.a.established().is_empty() && w.b.established().is_empty());
+    assert!(
+        w.a.sas.is_empty() && w.b.sas.is_empty(),
+        "no SA in the kernel"
+    );
+    assert!(w.a.deleted_sas.iter().chain(&w.b.deleted_sas).all(|sa| {
+        // Released larval SPIs only: never an installed SA.
+        !w.a.sas.contains_key(&sa.spi) && !w.b.sas.contains_key(&sa.spi)
+    }));
+}
+
+#[test]
+fn every_key_kind_and_method_authenticates_both_ways() {
+    use SignatureAuth::*;
+    // (A's key, A's ikeauth, B's key, B's ikeauth, method A sends, method B sends).
+    let cases = [
+        (KeyKind::Rsa(2048), Rsa, KeyKind::Rsa(2048), Rsa, 1, 1),
+        (KeyKind::P256, Ecdsa256, KeyKind::P256, Ecdsa256, 9, 9),
+        (KeyKind::P384, Ecdsa384, KeyKind::P384, Ecdsa384, 10, 10),
+        (KeyKind::P521, Ecdsa521, KeyKind::P521, Ecdsa521, 11, 11),
+        (KeyKind::Ed25519, Any, KeyKind::Ed25519, Any, 14, 14),
+        (KeyKind::Rsa(2048), Rfc7427, KeyKind::P256, Rfc7427, 14, 14),
+        (KeyKind::P384, Any, KeyKind::Rsa(2048), Any, 14, 14),
+        (KeyKind::Ed25519, Rfc7427, KeyKind::P521, Any, 14, 14),
+    ];
+    for (a_key, a_auth, b_key, b_auth, a_method, b_method) in cases {
+        let what = format!("{a_key:?}/{a_auth:?} - {b_key:?}/{b_auth:?}");
+        let (mut w, pki) = cert_world(a_key, a_auth, b_key, b_auth);
+        w.settle();
+        established_with_child(&w);
+        let request = auth_messages(&w.a, &w.b, false);
+        let response = auth_messages(&w.b, &w.a, true);
+        assert_eq!(auth_method(&request[0]), Some(a_method), "{what}");
+        assert_eq!(auth_method(&response[0]), Some(b_method), "{what}");
+        // Each ca was told the other's hash algorithms and CA.
+        for node in [&w.a, &w.b] {
+            assert_eq!(
+                ca_of(node).signs,
+                vec![(vec![2, 3, 4, 5], vec![pki.root.spki_sha1()])],
+                "{what}"
+            );
+            assert_eq!(ca_of(node).verdicts, vec![(true, String::new())], "{what}");
+        }
+        let (method, peer_id, certs) = ca_of(&w.b).verifies[0].clone();
+        assert_eq!((method, peer_id.id_type, certs), (a_method, 9, 2), "{what}");
+        assert_eq!(
+            peer_id.body,
+            iked_common::config::dn::to_der("C=XX, O=iked test, CN=a.ike.test").unwrap()
+        );
+    }
+}
+
+#[test]
+fn either_side_may_initiate() {
+    let (mut w, _) = cert_world_started_by(
+        false,
+        (KeyKind::P256, SignatureAuth::Any),
+        (KeyKind::Ed25519, SignatureAuth::Rfc7427),
+    );
+    w.settle();
+    established_with_child(&w);
+    let spi = w.b.established()[0];
+    assert!(w.b.engine.ike(spi).unwrap().initiator, "B initiated");
+    assert_eq!(auth_method(&auth_messages(&w.b, &w.a, false)[0]), Some(14));
+    assert_eq!(auth_method(&auth_messages(&w.a, &w.b, true)[0]), Some(14));
+}
+
+#[test]
+fn cert_and_certreq_travel_where_rfc_7296_puts_them() {
+    let (mut w, pki) = cert_world(
+        KeyKind::P256,
+        SignatureAuth::Any,
+        KeyKind::P256,
+        SignatureAuth::Any,
+    );
+    w.settle();
+    established_with_child(&w);
+    let kinds = |payloads: &[Payload]| -> Vec<PayloadType> {
+        payloads.iter().map(|p| p.payload_type()).collect()
+    };
+    // IKE_SA_INIT: the initiator announces its hash algorithms; the
+    // responder too, and asks for certificates of its CA.
+    let hash_algorithms = |payloads: &[Payload]| {
+        payloads.iter().find_map(|p| match p {
+            Payload::Notify(n) => n.signature_hash_algorithms(),
+            _ => None,
+        })
+    };
+    let init_request = &sa_init_messages(&w.a, false)[0];
+    assert_eq!(hash_algorithms(init_request), Some(vec![2, 3, 4, 5]));
+    assert!(!kinds(init_request).contains(&PayloadType::CertificateRequest));
+    let init_response = &sa_init_messages(&w.b, true)[0];
+    assert_eq!(hash_algorithms(init_response), Some(vec![2, 3, 4, 5]));
+    let certreq = |payloads: &[Payload]| {
+        payloads.iter().find_map(|p| match p {
+            Payload::CertificateRequest(r) => Some((r.encoding, r.authorities.clone())),
+            _ => None,
+        })
+    };
+    assert_eq!(
+        certreq(init_response),
+        Some((CertEncoding::X509Signature, pki.root.spki_sha1()))
+    );
+    // IKE_AUTH request: IDi, CERT (leaf, intermediate), N(INITIAL_CONTACT),
+    // CERTREQ, IDr, AUTH, then the Child SA.
+    let spi = w.a.established()[0];
+    let request = &auth_messages(&w.a, &w.b, false)[0];
+    assert_eq!(
+        kinds(request)[..7],
+        [
+            PayloadType::IdInitiator,
+            PayloadType::Certificate,
+            PayloadType::Certificate,
+            PayloadType::Notify,
+            PayloadType::CertificateRequest,
+            PayloadType::IdResponder,
+            PayloadType::Authentication,
+        ]
+    );
+    assert_eq!(
+        certreq(request),
+        Some((CertEncoding::X509Signature, pki.root.spki_sha1()))
+    );
+    let certs: Vec<&Vec<u8>> = request
+        .iter()
+        .filter_map(|p| match p {
+            Payload::Certificate(c) if c.encoding == CertEncoding::X509Signature => Some(&c.data),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(certs[1], &pki.intermediate.cert_der());
+    assert_eq!(
+        X509::from_der(certs[0])
+            .unwrap()
+            .subject_name()
+            .to_der()
+            .unwrap(),
+        iked_common::config::dn::to_der("C=XX, O=iked test, CN=a.ike.test").unwrap()
+    );
+    // IKE_AUTH response: IDr, CERT, CERT, AUTH, then the Child SA.
+    let response = &auth_messages(&w.b, &w.a, true)[0];
+    assert_eq!(
+        kinds(response)[..4],
+        [
+            PayloadType::IdResponder,
+            PayloadType::Certificate,
+            PayloadType::Certificate,
+            PayloadType::Authentication,
+        ]
+    );
+    // Our IDs are the DNs ca named (no srcid).
+    let sa = w.a.engine.ike(spi).unwrap();
+    assert_eq!(
+        sa.local_id,
+        iked_common::wire::Identity::DerAsn1Dn(
+            iked_common::config::dn::to_der("C=XX, O=iked test, CN=a.ike.test").unwrap()
+        )
+    );
+}
+
+#[test]
+fn a_psk_policy_sends_no_signature_payloads() {
+    let mut w = World::new();
+    w.handshake();
+    assert_one_matching_ike(&w);
+    for payloads in sa_init_messages(&w.a, false)
+        .iter()
+        .chain(&sa_init_messages(&w.b, true))
+    {
+        assert!(payloads.iter().all(|p| !matches!(
+            p,
+            Payload::CertificateRequest(_) | Payload::Certificate(_)
+        ) && !matches!(p, Payload::Notify(n) if n.notify_type == NotifyType::SignatureHashAlgorithms)));
+    }
+}
+
+#[test]
+fn a_key_that_does_not_fit_its_claimed_method_is_refused_and_nothing_installed() {
+    // A signs with RSA and claims ECDSA P-256 (CVE-2020-16088's shape).
+    let (mut w, _) = cert_world(
+        KeyKind::Rsa(2048),
+        SignatureAuth::Rsa,
+        KeyKind::P256,
+        SignatureAuth::Any,
+    );
+    w.a.pki.as_mut().unwrap().claim_method = Some(9);
+    let log = capture_info_log(|| w.settle());
+    nothing_installed(&w);
+    let (ok, reason) = ca_of(&w.b).verdicts[0].clone();
+    assert!(!ok);
+    assert!(reason.contains("RSA"), "{reason}");
+    assert!(
+        log.iter()
+            .any(|l| l.contains("the initiator's AUTH is refused") && l.contains("RSA")),
+        "{log:#?}"
+    );
+    assert_eq!(exchanges_sent(&w.b, ExchangeType::IkeAuth, true), 1);
+    assert!(log.iter().any(|l| l.contains("AUTHENTICATION_FAILED")));
+}
+
+#[test]
+fn a_method_the_policy_does_not_accept_is_refused_before_ca_is_asked() {
+    // B wants ECDSA P-256 (9); A sends RSA (1).
+    let (mut w, _) = cert_world(
+        KeyKind::Rsa(2048),
+        SignatureAuth::Rsa,
+        KeyKind::P256,
+        SignatureAuth::Ecdsa256,
+    );
+    let log = capture_info_log(|| w.settle());
+    nothing_installed(&w);
+    assert!(ca_of(&w.b).verifies.is_empty(), "ca was not asked");
+    assert!(
+        log.iter().any(|l| l.contains("AUTHENTICATION_FAILED")
+            && l.contains("AUTH method is 1")
+            && l.contains("'ecdsa256'")),
+        "{log:#?}"
+    );
+}
+
+#[test]
+fn a_chain_of_another_ca_is_refused_and_nothing_installed() {
+    let ours = Pki::new("iked");
+    let theirs = Pki::new("elsewhere");
+    let mut w = World::new();
+    let now = w.now;
+    // A's certificate is of another PKI than the one B trusts.
+    give_ca(
+        &mut w.a,
+        now,
+        &theirs,
+        &theirs.leaf("a.ike.test", KeyKind::P256, 10),
+        &ours,
+        &[("ab", SignatureAuth::Any, "b.ike.test")],
+        true,
+    );
+    give_ca(
+        &mut w.b,
+        now,
+        &ours,
+        &ours.leaf("b.ike.test", KeyKind::P256, 11),
+        &ours,
+        &[("ba", SignatureAuth::Any, "a.ike.test")],
+        true,
+    );
+    w.configure(
+        vec![signed(a_policy(), SignatureAuth::Any, "b.ike.test")],
+        vec![signed(b_policy(), SignatureAuth::Any, "a.ike.test")],
+    );
+    let log = capture_info_log(|| w.settle());
+    nothing_installed(&w);
+    let (ok, reason) = ca_of(&w.b).verdicts[0].clone();
+    assert!(!ok && reason.contains("certificate chain"), "{reason}");
+    assert!(
+        log.iter()
+            .any(|l| l.contains("refused") && l.contains("AUTHENTICATION_FAILED")),
+        "{log:#?}"
+    );
+    // A heard of it: its attempt failed (and is to be retried).
+    assert!(w.a.engine.ike_spis().is_empty());
+}
+
+#[test]
+fn a_psk_where_a_signature_is_due_and_the_reverse_fail_naming_both() {
+    for pubkey_side_is_b in [true, false] {
+        let p = Pki::new("iked");
+        let mut w = World::new();
+        let now = w.now;
+        let (mut pa, mut pb) = (a_policy(), b_policy());
+        if pubkey_side_is_b {
+            give_ca(
+                &mut w.b,
+                now,
+                &p,
+                &p.leaf("b.ike.test", KeyKind::P256, 11),
+                &p,
+                &[("ba", SignatureAuth::Any, "a.ike.test")],
+                true,
+            );
+            pb.auth = AuthSpec::PublicKey(SignatureAuth::Any);
+        } else {
+            give_ca(
+                &mut w.a,
+                now,
+                &p,
+                &p.leaf("a.ike.test", KeyKind::P256, 10),
+                &p,
+                &[("ab", SignatureAuth::Any, "b.ike.test")],
+                true,
+            );
+            pa.auth = AuthSpec::PublicKey(SignatureAuth::Any);
+        }
+        w.configure(vec![pa], vec![pb]);
+        let log = capture_info_log(|| w.settle());
+        nothing_installed(&w);
+        let expected = if pubkey_side_is_b {
+            "the peer's AUTH method is 2 (Shared Key Message Integrity Code), policy ba is 'signature'"
+        } else {
+            // B announced no hash algorithms (a PSK policy): A signs with
+            // its key's own method.
+            "the peer's AUTH method is 9 (ECDSA with SHA-256 on the P-256 curve), policy ba is 'psk' (accepts 2)"
+        };
+        assert!(
+            log.iter()
+                .any(|l| l.contains(expected) && l.contains("AUTHENTICATION_FAILED")),
+            "{pubkey_side_is_b}: {log:#?}"
+        );
+    }
+}
+
+#[test]
+fn psk_and_certificate_policies_side_by_side() {
+    let p = Pki::new("iked");
+    let mut w = World::new();
+    let now = w.now;
+    let mut psk_a = a_policy();
+    psk_a.name = "psk-ab".into();
+    psk_a.srcid = Some(IdentitySpec::Fqdn("psk-a.ike.test".into()));
+    let mut cert_a = signed(
+        policy(
+            "cert-ab",
+            A,
+            Some(B),
+            vec![selector("10.3.0.0", 16, "10.4.0.0", 16)],
+            true,
+        ),
+        SignatureAuth::Any,
+        "b.ike.test",
+    );
+    cert_a.srcid = None;
+    let mut psk_b = b_policy();
+    psk_b.name = "psk-ba".into();
+    psk_b.dstid = Some(IdentitySpec::Fqdn("psk-a.ike.test".into()));
+    let cert_b = signed(
+        policy(
+            "cert-ba",
+            B,
+            Some(A),
+            vec![selector("10.4.0.0", 16, "10.3.0.0", 16)],
+            false,
+        ),
+        SignatureAuth::Any,
+        "a.ike.test",
+    );
+    give_ca(
+        &mut w.a,
+        now,
+        &p,
+        &p.leaf("a.ike.test", KeyKind::P384, 10),
+        &p,
+        &[("cert-ab", SignatureAuth::Any, "b.ike.test")],
+        true,
+    );
+    give_ca(
+        &mut w.b,
+        now,
+        &p,
+        &p.leaf("b.ike.test", KeyKind::Rsa(2048), 11),
+        &p,
+        &[("cert-ba", SignatureAuth::Any, "a.ike.test")],
+        true,
+    );
+    // B lists the PSK policy first: the DN IDi must still pick cert-ba.
+    w.configure(vec![psk_a, cert_a], vec![psk_b, cert_b]);
+    w.settle();
+    let mut policies: Vec<(String, Option<u8>)> =
+        w.b.established()
+            .iter()
+            .map(|s| {
+                let sa = w.b.engine.ike(*s).unwrap();
+                let requests = auth_messages_of(&w.a, &w.b, Some(*s), false);
+                (
+                    sa.policy.clone(),
+                    requests.first().and_then(|r| auth_method(r)),
+                )
+            })
+            .collect();
+    policies.sort();
+    assert_eq!(
+        policies,
+        vec![
+            ("cert-ba".to_string(), Some(14)),
+            ("psk-ba".to_string(), Some(2))
+        ]
+    );
+    assert_eq!(w.a.sas.len(), 4);
+    assert_eq!(w.b.sas.len(), 4);
+}
+
+#[test]
+fn without_ca_store_ike_auth_waits_and_the_retry_succeeds() {
+    let p = Pki::new("iked");
+    let mut w = World::new();
+    let now = w.now;
+    give_ca(
+        &mut w.a,
+        now,
+        &p,
+        &p.leaf("a.ike.test", KeyKind::P256, 10),
+        &p,
+        &[("ab", SignatureAuth::Any, "b.ike.test")],
+        false,
+    );
+    give_ca(
+        &mut w.b,
+        now,
+        &p,
+        &p.leaf("b.ike.test", KeyKind::P256, 11),
+        &p,
+        &[("ba", SignatureAuth::Any, "a.ike.test")],
+        true,
+    );
+    w.configure(
+        vec![signed(a_policy(), SignatureAuth::Any, "b.ike.test")],
+        vec![signed(b_policy(), SignatureAuth::Any, "a.ike.test")],
+    );
+    let log = capture_info_log(|| w.settle());
+    assert!(
+        log.iter().any(|l| l.contains("IKE_AUTH not started")
+            && l.contains("ca has not sent its certificate store yet")),
+        "{log:#?}"
+    );
+    assert_eq!(exchanges_sent(&w.a, ExchangeType::IkeAuth, false), 0);
+    assert!(w.a.established().is_empty());
+    // ca's Store comes; the restart succeeds.
+    let store = ca_of(&w.a).store();
+    w.a.engine.handle_ca(w.now, store).unwrap();
+    w.advance_by(Settings::default().restart_delay + Duration::from_secs(1));
+    established_with_child(&w);
+}
+
+#[test]
+fn more_than_sixteen_certificates_are_refused() {
+    let (mut w, _) = cert_world(
+        KeyKind::P256,
+        SignatureAuth::Any,
+        KeyKind::P256,
+        SignatureAuth::Any,
+    );
+    // Leaf and intermediate nine times over: 18 CERT payloads.
+    w.a.pki.as_mut().unwrap().chain_copies = 9;
+    let log = capture_info_log(|| w.settle());
+    nothing_installed(&w);
+    assert!(ca_of(&w.b).verifies.is_empty());
+    assert!(
+        log.iter().any(
+            |l| l.contains("more than 16 CERT payloads") && l.contains("AUTHENTICATION_FAILED")
+        ),
+        "{log:#?}"
+    );
+}
+
+#[test]
+fn certificates_of_other_encodings_are_not_passed_to_ca() {
+    let payloads = vec![
+        Payload::Certificate(iked_common::wire::Certificate {
+            encoding: CertEncoding::from_value(12),
+            data: b"http://example/cert".to_vec(),
+        }),
+        Payload::Certificate(iked_common::wire::Certificate {
+            encoding: CertEncoding::X509Signature,
+            data: vec![0x30, 0x00],
+        }),
+    ];
+    assert_eq!(
+        crate::engine::signature_auth::peer_certificates(&payloads),
+        Ok(vec![vec![0x30, 0x00]])
+    );
+    assert_eq!(AuthMethod::from_value(14).value(), 14);
+}
