@@ -7,6 +7,7 @@ use iked_common::wire::{
     SecurityAssociation,
 };
 
+use crate::engine::fragments;
 use crate::engine::proposals::{self, IkeSuite};
 use crate::engine::Engine;
 use iked_common::crypto::SecretBytes;
@@ -80,6 +81,7 @@ impl Engine {
         let peer_behind_nat = seen.supported && !seen.source_matches;
         let we_behind_nat = seen.destination_present && !seen.destination_matches;
         let nat_supported = seen.supported;
+        let fragmentation = fragments::agreed(self.settings.fragmentation.enabled, payloads);
         let Some(response_bytes) = sa_init_response(
             &header,
             spi_r,
@@ -88,6 +90,7 @@ impl Engine {
             &our_public,
             &nr,
             (local, remote, nat_supported),
+            fragmentation,
         ) else {
             return;
         };
@@ -127,6 +130,7 @@ impl Engine {
                 Some(self.now + self.settings.half_open_timeout),
             ),
             half_open_key: Some((header.initiator_spi, remote)),
+            fragments: Fragments::negotiated(fragmentation),
             ..IkeSa::new(policy_name.clone(), local, remote, local_id, self.now)
         };
         self.insert_ike(spi_r, sa);
@@ -320,8 +324,10 @@ impl Engine {
     }
 }
 
-/// Our IKE_SA_INIT response (RFC 7296 §1.2): SA, KE, Nonce, and the NAT
-/// detection notifies when the initiator sent them (§2.23).
+/// Our IKE_SA_INIT response (RFC 7296 §1.2): SA, KE, Nonce, the NAT
+/// detection notifies when the initiator sent them (§2.23), and
+/// IKEV2_FRAGMENTATION_SUPPORTED when both support it (RFC 7383 §2.3).
+#[allow(clippy::too_many_arguments)]
 fn sa_init_response(
     header: &Header,
     spi_r: u64,
@@ -330,6 +336,7 @@ fn sa_init_response(
     our_public: &[u8],
     nr: &[u8],
     (local, remote, nat_supported): (SocketAddr, SocketAddr, bool),
+    fragmentation: bool,
 ) -> Option<Vec<u8>> {
     let response_payloads = vec![
         Payload::SecurityAssociation(SecurityAssociation {
@@ -353,6 +360,7 @@ fn sa_init_response(
     if !nat_supported {
         response_payloads.truncate(3);
     }
+    response_payloads.extend(fragments::supported_notify(fragmentation));
     let response = Message {
         header: sa_init_response_header(header.initiator_spi, spi_r),
         payloads: response_payloads,
