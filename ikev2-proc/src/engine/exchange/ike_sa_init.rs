@@ -9,6 +9,7 @@ use iked_common::wire::{
     NotifyType, Payload, ProtocolId,
 };
 
+use crate::engine::fragments;
 use crate::engine::proposals::{self};
 use crate::engine::Engine;
 use iked_common::ipc::Ikev2ToPfkey;
@@ -198,6 +199,9 @@ impl Engine {
             nat_hash(sa.spi_i, 0, sa.peer),
         )));
         payloads.extend(signature_payloads);
+        payloads.extend(fragments::supported_notify(
+            self.settings.fragmentation.enabled,
+        ));
         let message = Message {
             header: Header {
                 initiator_spi: sa.spi_i,
@@ -326,6 +330,10 @@ impl Engine {
         sa.keys = Some(keys);
         sa.out_cipher = Some(out_cipher);
         sa.in_cipher = Some(in_cipher);
+        sa.fragments = Fragments::negotiated(fragments::agreed(
+            self.settings.fragmentation.enabled,
+            payloads,
+        ));
         sa_init_answered(sa);
         sa.last_heard = self.now;
         if (sa.nat_detected || force) && nat_supported {
