@@ -8,6 +8,8 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod ca;
+
 use clap::{Parser, Subcommand, ValueEnum};
 use iked_common::ipc::{
     self, ControlCommand, ControlReply, ControlRequest, IkeSaInfo, Verbosity, IPC_VERSION,
@@ -56,6 +58,13 @@ enum Command {
     Initiate { policy: String },
     /// Delete the IKE SAs of a policy (and their Child SAs), telling the peer.
     Terminate { policy: String },
+    /// Maintain a certificate authority for iked and its peers (files only,
+    /// no daemon needed).
+    Ca {
+        name: String,
+        #[command(subcommand)]
+        action: ca::CaAction,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -65,6 +74,18 @@ enum Show {
 
     /// IKE SAs with their Child SAs.
     Sa,
+    /// The certificates a CA made (`show ca NAME certificates [HOST]`).
+    Ca {
+        name: String,
+        #[arg(value_enum)]
+        what: CaShow,
+        host: Option<String>,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum CaShow {
+    Certificates,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -126,6 +147,19 @@ fn cut_note(shown: usize, total: u64) -> Option<String> {
 }
 
 fn run(cli: &Cli) -> Result<Answer, String> {
+    // The CA commands work on files, without the daemon.
+    match &cli.command {
+        Command::Ca { name, action } => return ca::run(name, action).map(Answer::Message),
+        Command::Show {
+            what:
+                Show::Ca {
+                    name,
+                    what: CaShow::Certificates,
+                    host,
+                },
+        } => return ca::show_certificates(name, host.as_deref()).map(Answer::Message),
+        _ => {}
+    }
     let fd = connect_to(&cli.socket)?;
     let timeout = nix::sys::time::TimeVal::new(REPLY_TIMEOUT.as_secs() as i64, 0);
     nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::ReceiveTimeout, &timeout)
@@ -149,6 +183,12 @@ fn run(cli: &Cli) -> Result<Answer, String> {
         } => ControlRequest::SetVerbosity(Verbosity::Verbose),
         Command::Reload => ControlRequest::Reload,
         Command::Show { what: Show::Sa } => ControlRequest::Ikev2(ControlCommand::ShowSa),
+        Command::Ca { .. }
+        | Command::Show {
+            what: Show::Ca { .. },
+        } => {
+            unreachable!("answered above without the daemon")
+        }
         Command::Initiate { ref policy } => ControlRequest::Ikev2(ControlCommand::Initiate {
             policy: policy.clone(),
         }),

@@ -207,7 +207,7 @@ fn every_ikectl_command_and_option_is_documented() {
     let commands = enum_variants(&source, "Command");
     assert_eq!(
         commands,
-        ["log", "reload", "reset", "show", "initiate", "terminate"],
+        ["log", "reload", "reset", "show", "initiate", "terminate", "ca"],
         "commands parsed from ikectl"
     );
     let shown = enum_variants(&source, "Show");
@@ -260,6 +260,82 @@ fn every_ikectl_command_and_option_is_documented() {
             "ikectl.8 has no '.It Fl -{option}' entry"
         );
     }
+}
+
+/// The keywords of the `"word" =>` arms in `source`: the words the `ca`
+/// option parser (ikectl/src/ca/options.rs) takes.
+fn match_arm_words(source: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    for line in source.lines() {
+        let trimmed = line.trim();
+        let Some((pattern, _)) = trimmed.split_once("=>") else {
+            continue;
+        };
+        if !trimmed.starts_with('"') {
+            continue;
+        }
+        for alternative in pattern.split('|') {
+            let word = alternative.trim().trim_matches('"');
+            if !word.is_empty() && !words.iter().any(|w| w == word) {
+                words.push(word.to_string());
+            }
+        }
+    }
+    words
+}
+
+#[test]
+fn every_ikectl_ca_command_and_option_is_documented() {
+    let source = read("ikectl/src/ca/mod.rs");
+    let page = read("man/ikectl.8");
+    let forms = [
+        ("CaAction", ".It Cm ca Ar name Cm "),
+        (
+            "CertificateAction",
+            ".It Cm ca Ar name Cm certificate Ar host Cm ",
+        ),
+        ("KeyAction", ".It Cm ca Ar name Cm key Ar host Cm "),
+    ];
+    let mut count = 0;
+    for (enumeration, entry) in forms {
+        for action in enum_variants(&source, enumeration) {
+            // `certificate` and `key` head their own lists.
+            if enumeration == "CaAction" && (action == "certificate" || action == "key") {
+                continue;
+            }
+            count += 1;
+            assert!(
+                page.lines().any(|line| line
+                    .strip_prefix(entry)
+                    .is_some_and(|rest| rest.split_whitespace().next() == Some(action.as_str()))),
+                "ikectl.8 has no '{entry}{action}' entry"
+            );
+        }
+    }
+    assert!(
+        count >= 13,
+        "only {count} ca commands parsed from ikectl/src/ca/mod.rs"
+    );
+    assert!(page.contains(".It Cm show ca Ar name Cm certificates"));
+    let words = match_arm_words(&read("ikectl/src/ca/options.rs"));
+    for expected in [
+        "password", "rsa", "ecdsa", "server", "client", "altname", "peer", "days", "cn",
+    ] {
+        assert!(
+            words.iter().any(|w| w == expected),
+            "'{expected}' not parsed from ikectl/src/ca/options.rs: {words:?}"
+        );
+    }
+    let missing: Vec<&String> = words
+        .iter()
+        .filter(|w| !has_macro_argument(&page, "Cm", w))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "ikectl.8 lacks 'Cm word' for ca options {missing:?}"
+    );
+    assert!(page.contains(".It Ev IKECTL_CA_DIR"));
+    assert!(source.contains("\"IKECTL_CA_DIR\""));
 }
 
 #[test]
