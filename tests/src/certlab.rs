@@ -314,8 +314,9 @@ impl CertPair {
             let out = self.iked.ikectl(&["initiate", conn.name]);
             assert!(
                 out.status.success(),
-                "ikectl initiate: {}",
-                String::from_utf8_lossy(&out.stderr)
+                "ikectl initiate: {}\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                self.context()
             );
         } else {
             let out = self

@@ -30,7 +30,8 @@ use certs::{gateway, gateway_spec, TwoLevel};
 fn swan_method_name(conn: CertConnection) -> &'static str {
     match conn.name {
         "rsa" => "RSA signature",
-        "rsa-7427" => "RSA_EMSA_PKCS1_SHA2_",
+        // PKCS#1 v1.5 or PSS with a SHA-2 (RFC 8017, RFC 4055).
+        "rsa-7427" => "RSA_EMSA_",
         "ecdsa256" => "ECDSA-256 signature",
         "ed25519" => "ED25519",
         other => panic!("no AUTH method name for {other}"),
