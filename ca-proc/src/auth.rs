@@ -71,10 +71,16 @@ impl AuthService {
                 Ok(())
             }
             Err(reason) => {
-                let reason = format!(
-                    "certificate store of configuration {generation} refused, keeping the \
-                     previous one: {reason}"
-                );
+                // Generation 0: no store was ever in force (the start).
+                let reason = if self.store_generation == 0 {
+                    format!("certificate store of configuration {generation} refused: {reason}")
+                } else {
+                    format!(
+                        "certificate store of configuration {generation} refused, keeping the \
+                         previous one (of configuration {}): {reason}",
+                        self.store_generation
+                    )
+                };
                 log::error!("{reason}");
                 self.store_refusal = Some(reason.clone());
                 Err(reason)

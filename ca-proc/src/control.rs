@@ -79,8 +79,8 @@ fn info(auth: &AuthService) -> CertStoreInfo {
         local_chain: store
             .local
             .iter()
-            .flat_map(|l| l.chain.iter())
-            .map(|c| certificate(c, "certs/"))
+            .flat_map(|l| l.chain.iter().zip(&l.chain_files))
+            .map(|(c, file)| certificate(c, file))
             .collect(),
         other_certs: store
             .others

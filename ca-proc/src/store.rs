@@ -54,6 +54,8 @@ pub struct LocalCredential {
     pub chain: Vec<X509>,
     /// The same, DER-encoded, as ikev2 sends them (CERT encoding 4).
     pub chain_der: Vec<Vec<u8>>,
+    /// The file each came from.
+    pub chain_files: Vec<String>,
 }
 
 /// A raw public key of `pubkeys/`.
@@ -284,10 +286,12 @@ impl CertStore {
                 key_file: key_file.to_string(),
                 chain: Vec::new(),
                 chain_der: Vec::new(),
+                chain_files: Vec::new(),
             });
         };
-        let (leaf, _) = certs.remove(position);
+        let (leaf, leaf_file) = certs.remove(position);
         let mut chain = vec![leaf];
+        let mut chain_files = vec![leaf_file];
         while chain.len() <= MAX_LOCAL_INTERMEDIATES {
             let last = chain.last().expect("the leaf");
             let next = certs.iter().find(|(c, _)| {
@@ -296,7 +300,10 @@ impl CertStore {
                     && !chain.iter().any(|x| x.to_der().ok() == c.to_der().ok())
             });
             match next {
-                Some((c, _)) => chain.push(c.clone()),
+                Some((c, file)) => {
+                    chain_files.push(file.clone());
+                    chain.push(c.clone());
+                }
                 None => break,
             }
         }
@@ -309,6 +316,7 @@ impl CertStore {
             key_file: key_file.to_string(),
             chain,
             chain_der,
+            chain_files,
         })
     }
 

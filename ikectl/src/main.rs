@@ -139,6 +139,8 @@ enum Answer {
         sas: Vec<IkeSaInfo>,
         total: u64,
     },
+    /// `show certstore`.
+    CertStore(Box<ipc::CertStoreInfo>),
 }
 
 /// Said when the daemon listed fewer IKE SAs than it has.
@@ -205,7 +207,7 @@ fn run(cli: &Cli) -> Result<Answer, String> {
     match exchange(&fd, &request)? {
         ControlReply::Done(message) => Ok(Answer::Message(message)),
         ControlReply::SaList { sas, total } => Ok(Answer::Sas { sas, total }),
-        ControlReply::CertStore(info) => Ok(Answer::Message(certstore::render(&info))),
+        ControlReply::CertStore(info) => Ok(Answer::CertStore(info)),
         ControlReply::Failed(message) => Err(message),
         other => Err(format!("unexpected reply {other:?}")),
     }
@@ -313,6 +315,7 @@ fn json_answer(result: &Result<Answer, String>) -> serde_json::Value {
             }
             value
         }
+        Ok(Answer::CertStore(info)) => serde_json::json!({ "ok": true, "certstore": info }),
         Err(message) => serde_json::json!({ "ok": false, "error": message }),
     }
 }
@@ -332,6 +335,7 @@ fn main() -> ExitCode {
                     println!("{note}");
                 }
             }
+            Ok(Answer::CertStore(info)) => println!("{}", certstore::render(info)),
             Err(message) => eprintln!("ikectl: {message}"),
         }
     }

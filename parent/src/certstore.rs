@@ -262,13 +262,18 @@ impl Reader {
 /// The private key and its directory: closed to group and others, owned
 /// by root (iked.conf's rule, `check_secret_file_mode`).
 fn check_private(meta: &std::fs::Metadata) -> Result<(), String> {
-    iked_common::config::check_secret_file_mode(meta).map_err(|e| {
-        if meta.is_dir() {
-            e.replace("chmod 600", "chmod 700")
-        } else {
-            e
-        }
-    })
+    if !meta.is_dir() {
+        return iked_common::config::check_secret_file_mode(meta);
+    }
+    check_not_writable_by_others(meta)?;
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "mode {mode:04o} lets group or others into the directory of our private key \
+             (chmod 700)"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -81,6 +81,9 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
                 // A group that does not exist would stop the start: say so now.
                 ControlGroup::resolve(config.control_group.as_deref())
                     .map_err(|e| e.to_string())?;
+                // The store's files as the daemon would read them (owner,
+                // mode, sizes); their contents are ca's to parse.
+                crate::certstore::read_for(&config)?;
                 eprintln!("configuration OK");
                 Ok(ExitCode::SUCCESS)
             }
@@ -155,6 +158,7 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
         pending_store: Some(Box::new(store)),
         ca_store_in_force: false,
         fatal: None,
+        ca_reply_prefixes: Default::default(),
     };
     let on_violation = if cli.seccomp_log {
         ViolationAction::Log
@@ -337,6 +341,9 @@ struct Daemon {
     ca_store_in_force: bool,
     /// Why the daemon must stop, found while handling a message.
     fatal: Option<String>,
+    /// Text that goes before ca's answer to a forwarded request (the
+    /// reload's own message), by request id.
+    ca_reply_prefixes: std::collections::HashMap<u64, String>,
 }
 
 fn signal_pipe(signals: &[i32]) -> Result<UnixStream, String> {
@@ -671,6 +678,15 @@ impl Daemon {
             ChildToParent::ControlResult { id, reply }
                 if matches!(role, Role::Ikev2 | Role::Ca) =>
             {
+                let reply = match (self.ca_reply_prefixes.remove(&id), reply) {
+                    (Some(prefix), ControlReply::Done(m)) => {
+                        ControlReply::Done(format!("{prefix}; {m}"))
+                    }
+                    (Some(prefix), ControlReply::Failed(m)) => {
+                        ControlReply::Failed(format!("{prefix}, but {m}"))
+                    }
+                    (_, reply) => reply,
+                };
                 // An answer for a connection that has gone away is dropped.
                 self.control.answer(id, &reply);
             }
@@ -992,7 +1008,12 @@ impl Daemon {
                 ControlReply::Done(format!("logging {verbosity:?}").to_lowercase())
             }
             ControlRequest::Reload => match self.reload() {
-                Ok(message) => ControlReply::Done(message),
+                // With public-key policies, ca's answer on the store
+                // completes the reply: a store it refused is no success.
+                Ok(message) if !self.config_uses_public_keys() => ControlReply::Done(message),
+                Ok(message) => {
+                    return self.forward_to_ca_after(id, ipc::CaCommand::StoreStatus, Some(message))
+                }
                 Err(message) => ControlReply::Failed(message),
             },
             ControlRequest::ShowCertStore => {
@@ -1054,9 +1075,24 @@ impl Daemon {
         Ok(())
     }
 
+    fn config_uses_public_keys(&self) -> bool {
+        self.config
+            .policies
+            .iter()
+            .any(|p| matches!(p.auth, config::AuthSpec::PublicKey(_)))
+    }
+
     /// Sends a command to ca; its ControlResult answers client `id`.
     fn forward_to_ca(&mut self, id: u64, command: ipc::CaCommand) {
+        self.forward_to_ca_after(id, command, None)
+    }
+
+    /// As [`Daemon::forward_to_ca`], ca's answer put after `prefix`.
+    fn forward_to_ca_after(&mut self, id: u64, command: ipc::CaCommand, prefix: Option<String>) {
         let request_id = self.control.forwarding(id);
+        if let Some(prefix) = prefix {
+            self.ca_reply_prefixes.insert(request_id, prefix);
+        }
         let sent = self
             .children
             .iter()
@@ -1072,6 +1108,7 @@ impl Daemon {
             });
         if !matches!(sent, Some(Ok(()))) {
             self.control.forget(request_id);
+            self.ca_reply_prefixes.remove(&request_id);
             self.control.reply(
                 id,
                 &ControlReply::Failed("the ca process is not available".into()),

@@ -546,3 +546,75 @@ fn bad_files_are_refused_naming_the_file() {
         "{e}"
     );
 }
+
+#[test]
+fn an_expired_crl_refuses_the_chain_it_covers() {
+    let chain = Chain::new(
+        KeyKind::P256,
+        &CertSpec::end_entity("b.ike.test", KeyKind::P256).serial(5),
+    );
+    let store = CertStore::load(&{
+        let mut f = files_trusting(
+            &[&chain.root],
+            &[chain.root.crl(&[], 30), chain.intermediate.crl(&[], -1)],
+        );
+        f.certs.push(file(
+            "certs/intermediate.crt",
+            chain.intermediate.cert_pem(),
+        ));
+        f
+    })
+    .expect("store");
+    let reason = refusal(&store, &sent(&chain));
+    assert!(reason.contains("CRL has expired"), "{reason}");
+}
+
+mod hostile {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn store() -> &'static (CertStore, Vec<u8>) {
+        static STORE: std::sync::OnceLock<(CertStore, Vec<u8>)> = std::sync::OnceLock::new();
+        STORE.get_or_init(|| {
+            let chain = Chain::new(
+                KeyKind::P256,
+                &CertSpec::end_entity("b.ike.test", KeyKind::P256),
+            );
+            (
+                CertStore::load(&files_trusting(&[&chain.root], &[])).expect("store"),
+                chain.leaf.cert_der(),
+            )
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Any bytes as certificates, mutated certificates and any ID
+        /// payload: a verdict, never a panic, and never an accept.
+        #[test]
+        fn random_and_mutated_certificates_are_refused_without_panic(
+            noise in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..600), 0..4),
+            flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8),
+            id_type in any::<u8>(),
+            id_body in proptest::collection::vec(any::<u8>(), 0..64),
+        ) {
+            let (store, leaf) = store();
+            prop_assert!(store.verify_chain(&noise).is_err());
+            let mut mutated = leaf.clone();
+            for (at, xor) in flips {
+                let at = at % mutated.len();
+                mutated[at] ^= xor.max(1);
+            }
+            // Without its intermediate the leaf never verifies; mutated,
+            // its parse and check must not panic either.
+            prop_assert!(store.verify_chain(&[mutated.clone()]).is_err());
+            let id = WireIdentity { id_type, body: id_body };
+            if let Ok(cert) = X509::from_der(&mutated) {
+                let _ = check_certificate_names(&cert, &id);
+            }
+            let _ = describe(&id);
+            let _ = store.raw_key_for(&id);
+        }
+    }
+}

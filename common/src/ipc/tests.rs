@@ -250,3 +250,53 @@ fn route_settings_and_source_lookups_round_trip_through_postcard() {
         answer
     );
 }
+
+#[test]
+fn certificate_store_control_messages_round_trip_through_postcard() {
+    let to_ca = ParentToChild::CaControl {
+        id: 9,
+        command: CaCommand::StoreStatus,
+    };
+    assert_eq!(
+        decode::<ParentToChild>(&encode(&to_ca).unwrap()).unwrap(),
+        to_ca
+    );
+    let refused = ChildToParent::StoreRefused {
+        generation: 4,
+        reason: "/etc/iked/ca/x.crt: not a PEM certificate".into(),
+    };
+    assert_eq!(
+        decode::<ChildToParent>(&encode(&refused).unwrap()).unwrap(),
+        refused
+    );
+    let shown = ControlReply::CertStore(Box::new(CertStoreInfo {
+        dir: "/etc/iked".into(),
+        generation: 4,
+        cas: vec![CertificateInfo {
+            subject: "C=XX, CN=root".into(),
+            sans: vec!["DNS:gw.example".into()],
+            ..CertificateInfo::default()
+        }],
+        crls: vec![CrlInfo {
+            revoked: 3,
+            next_update: None,
+            ..CrlInfo::default()
+        }],
+        raw_keys: vec![(
+            "b.example".into(),
+            "Ed25519".into(),
+            "pubkeys/fqdn/b.example".into(),
+        )],
+        ..CertStoreInfo::default()
+    }));
+    assert_eq!(
+        decode::<ControlReply>(&encode(&shown).unwrap()).unwrap(),
+        shown
+    );
+    for request in [ControlRequest::ShowCertStore, ControlRequest::ResetCa] {
+        assert_eq!(
+            decode::<ControlRequest>(&encode(&request).unwrap()).unwrap(),
+            request
+        );
+    }
+}

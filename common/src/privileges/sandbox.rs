@@ -166,6 +166,11 @@ fn describe(status: &landlock::RestrictionStatus) -> (String, bool) {
 /// allows.
 fn prepare_openssl() -> Result<(), PrivilegeError> {
     openssl::init();
+    // Certificate checks convert times with gmtime_r(3), whose first call
+    // in glibc loads the time zone (opens /etc/localtime): done here, once,
+    // so that ca's first validity check makes no openat(2) the filter
+    // refuses.
+    openssl::asn1::Asn1Time::days_from_now(0).map_err(|e| fail("OpenSSL time", e))?;
     let mut probe = [0u8; 1];
     // SAFETY: writes at most one byte into a live buffer.
     let pool_ready =

@@ -19,7 +19,9 @@
 //!
 //! OpenSSL: `sandbox::confine` initialises it before the chroot and the
 //! filter (OPENSSL_init_ssl reads the configuration file then, never
-//! again) and seeds its DRBG when the kernel's pool is ready. Afterwards
+//! again), lets glibc load its time zone (the first gmtime_r opens
+//! /etc/localtime; certificate validity checks call it), and seeds its
+//! DRBG when the kernel's pool is ready. Afterwards
 //! the primitives we use (HMAC, PRFs, AEAD, DH/ECDH/X25519 key generation
 //! and derivation) make no system call of their own except getrandom(2),
 //! to seed the DRBG (when the pool was not ready before the filter) and to

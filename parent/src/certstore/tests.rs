@@ -106,7 +106,10 @@ fn a_private_key_or_directory_others_can_read_is_refused_naming_it() {
     std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o750)).unwrap();
     let e = read(&dir.0).expect_err("refused");
     assert!(
-        e.starts_with(&format!("{}: mode 0750 lets group", private.display())),
+        e.starts_with(&format!(
+            "{}: mode 0750 lets group or others into the directory of our private key",
+            private.display()
+        )),
         "{e}"
     );
     assert!(e.contains("chmod 700"), "{e}");
