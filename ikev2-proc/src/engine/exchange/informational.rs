@@ -1,6 +1,6 @@
 //! INFORMATIONAL: deletes and liveness checks (RFC 7296 §1.4, §2.4), and local deletes.
 
-use iked_common::wire::{Delete, ExchangeType, Payload, ProtocolId};
+use iked_common::wire::{Delete, ExchangeType, NotifyType, Payload, ProtocolId};
 
 use crate::engine::Engine;
 
@@ -20,12 +20,38 @@ impl Engine {
         );
     }
 
+    /// RFC 7296 §2.21.2: an initiator that cannot verify our AUTH tells
+    /// us in an INFORMATIONAL with AUTHENTICATION_FAILED and forgets the
+    /// IKE SA; so do we (with its Child SA), instead of holding it until
+    /// DPD. True when that was the message.
+    fn peer_refused_our_auth(&mut self, spi: u64, message_id: u32, inner: &[Payload]) -> bool {
+        let refused = inner.iter().any(|p| {
+            matches!(p, Payload::Notify(n) if n.notify_type == NotifyType::AuthenticationFailed)
+        });
+        if !refused {
+            return false;
+        }
+        if let Some(sa) = self.ikes.get(&spi) {
+            log::warn!(
+                "policy {}: peer {} refused our authentication (AUTHENTICATION_FAILED in INFORMATIONAL)",
+                sa.policy,
+                sa.peer
+            );
+        }
+        self.send_response(spi, ExchangeType::Informational, message_id, Vec::new());
+        self.delete_ike_local(spi, "the peer refused our AUTH");
+        true
+    }
+
     pub(in crate::engine) fn on_informational_request(
         &mut self,
         spi: u64,
         message_id: u32,
         inner: Vec<Payload>,
     ) {
+        if self.peer_refused_our_auth(spi, message_id, &inner) {
+            return;
+        }
         let mut delete_ike = false;
         let mut ours_deleted = Vec::new();
         for payload in &inner {

@@ -115,6 +115,8 @@ struct Node {
     /// The ca of public-key policies (certificates, signatures); PSK
     /// policies get the PSK answers below.
     pki: Option<pubkey::TestCa>,
+    /// AddSa and UpdateSa requests pfkey got, refused or not.
+    sa_requests: usize,
 }
 
 /// How the test's pfkey answers `LookupSource`.
@@ -199,6 +201,7 @@ impl Node {
             source_lookups: SourceLookups::Answer,
             held_source_lookups: Vec::new(),
             pki: None,
+            sa_requests: 0,
         }
     }
 
@@ -294,6 +297,7 @@ impl Node {
                 }
             }
             Ikev2ToPfkey::AddSa { id, sa } | Ikev2ToPfkey::UpdateSa { id, sa } => {
+                self.sa_requests += 1;
                 if self.refuse {
                     PfkeyToIkev2::Failed {
                         id,

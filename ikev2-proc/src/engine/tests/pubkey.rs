@@ -297,17 +297,15 @@ fn established_with_child(w: &World) {
     assert_eq!(w.b.sas.len(), 2);
 }
 
-/// Nothing came about: no IKE SA, and no SA ever asked of pfkey.
+/// Nothing came about: no IKE SA left, and no SA ever asked of pfkey.
 fn nothing_installed(w: &World) {
-    assert!(w.a.established().is_empty() && w.b.established().is_empty());
-    assert!(
-        w.a.sas.is_empty() && w.b.sas.is_empty(),
-        "no SA in the kernel"
+    assert!(w.a.engine.ike_spis().is_empty() && w.b.engine.ike_spis().is_empty());
+    assert_eq!(
+        (w.a.sa_requests, w.b.sa_requests),
+        (0, 0),
+        "no SA install asked"
     );
-    assert!(w.a.deleted_sas.iter().chain(&w.b.deleted_sas).all(|sa| {
-        // Released larval SPIs only: never an installed SA.
-        !w.a.sas.contains_key(&sa.spi) && !w.b.sas.contains_key(&sa.spi)
-    }));
+    assert!(w.a.sas.is_empty() && w.b.sas.is_empty());
 }
 
 #[test]
@@ -768,4 +766,123 @@ fn certificates_of_other_encodings_are_not_passed_to_ca() {
         Ok(vec![vec![0x30, 0x00]])
     );
     assert_eq!(AuthMethod::from_value(14).value(), 14);
+}
+
+/// `leaf`'s certificate again, its subject's O and CN as PrintableString
+/// instead of UTF8String: the same name, another DER encoding.
+fn with_printable_subject(pki: &Pki, leaf: Issued) -> Issued {
+    use openssl::asn1::{Asn1Time, Asn1Type};
+    use openssl::x509::extension::{BasicConstraints, KeyUsage};
+    use openssl::x509::{X509Builder, X509NameBuilder};
+    let mut name = X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("C", "XX").unwrap();
+    for (field, value) in [("O", "iked test"), ("CN", "b.ike.test")] {
+        name.append_entry_by_text_with_type(field, value, Asn1Type::PRINTABLESTRING)
+            .unwrap();
+    }
+    let name = name.build();
+    let mut b = X509Builder::new().unwrap();
+    b.set_version(2).unwrap();
+    b.set_serial_number(leaf.cert.serial_number()).unwrap();
+    b.set_subject_name(&name).unwrap();
+    b.set_issuer_name(pki.intermediate.cert.subject_name())
+        .unwrap();
+    b.set_pubkey(&leaf.key).unwrap();
+    b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::days_from_now(30).unwrap())
+        .unwrap();
+    b.append_extension(BasicConstraints::new().build().unwrap())
+        .unwrap();
+    b.append_extension(
+        KeyUsage::new()
+            .critical()
+            .digital_signature()
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    b.sign(
+        &pki.intermediate.key,
+        openssl::hash::MessageDigest::sha256(),
+    )
+    .unwrap();
+    Issued {
+        cert: b.build(),
+        key: leaf.key,
+    }
+}
+
+#[test]
+fn a_dn_of_another_encoding_is_compared_as_a_name_not_refused_as_bytes() {
+    let p = Pki::new("iked");
+    let mut w = World::new();
+    let now = w.now;
+    let b_leaf = with_printable_subject(&p, p.leaf("b.ike.test", KeyKind::P256, 11));
+    let subject = b_leaf.cert.subject_name().to_der().unwrap();
+    let configured = iked_common::config::dn::to_der("C=XX, O=iked test, CN=b.ike.test").unwrap();
+    assert_ne!(subject, configured, "two encodings of one name");
+    give_ca(
+        &mut w.a,
+        now,
+        &p,
+        &p.leaf("a.ike.test", KeyKind::P256, 10),
+        &p,
+        &[("ab", SignatureAuth::Any, "b.ike.test")],
+        true,
+    );
+    give_ca(
+        &mut w.b,
+        now,
+        &p,
+        &b_leaf,
+        &p,
+        &[("ba", SignatureAuth::Any, "a.ike.test")],
+        true,
+    );
+    w.configure(
+        vec![signed(a_policy(), SignatureAuth::Any, "b.ike.test")],
+        vec![signed(b_policy(), SignatureAuth::Any, "a.ike.test")],
+    );
+    w.settle();
+    established_with_child(&w);
+    // B presented its certificate's own encoding; A's ca found the name
+    // equal to A's dstid.
+    let spi = w.a.established()[0];
+    assert_eq!(
+        w.a.engine.ike(spi).unwrap().peer_id,
+        Some(iked_common::wire::Identity::DerAsn1Dn(subject))
+    );
+    assert_eq!(ca_of(&w.a).verdicts, vec![(true, String::new())]);
+}
+
+#[test]
+fn the_initiator_refuses_a_responder_method_its_policy_does_not_accept() {
+    // A takes only ECDSA P-256 (9); B signs with RSA under Digital
+    // Signature (14).
+    let (mut w, _) = cert_world(
+        KeyKind::P256,
+        SignatureAuth::Ecdsa256,
+        KeyKind::Rsa(2048),
+        SignatureAuth::Any,
+    );
+    let log = capture_info_log(|| w.settle());
+    assert!(ca_of(&w.a).verifies.is_empty(), "A's ca was not asked");
+    assert!(
+        log.iter().any(|l| l.contains("responder")
+            && l.contains("AUTHENTICATION_FAILED")
+            && l.contains("the peer's AUTH method is 14 (Digital Signature), policy ab is 'ecdsa256' (accepts 9)")),
+        "{log:#?}"
+    );
+    // A asked for no SA; B, which had answered and installed its Child
+    // SA, drops it and the IKE SA on A's AUTHENTICATION_FAILED (RFC 7296
+    // §2.21.2).
+    assert_eq!(w.a.sa_requests, 0);
+    assert!(w.a.engine.ike_spis().is_empty() && w.b.engine.ike_spis().is_empty());
+    assert!(w.b.sas.is_empty(), "{:?}", w.b.sas.keys());
+    assert!(
+        log.iter()
+            .any(|l| l
+                .contains("refused our authentication (AUTHENTICATION_FAILED in INFORMATIONAL)"))
+    );
 }
