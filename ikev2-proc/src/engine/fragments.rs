@@ -40,6 +40,10 @@ const IPV6_HEADER_LEN: usize = 40;
 const UDP_HEADER_LEN: usize = 8;
 /// The non-ESP marker before IKE on the NAT-T port (RFC 3948 §2.2).
 const NON_ESP_MARKER_LEN: usize = 4;
+/// The smallest peer fragment size a response follows: the IKE message of
+/// a 576-byte IPv4 datagram (RFC 7383 §2.5.1). A peer sending tinier
+/// fragments cannot make us cut a response into hundreds.
+const MIN_PEER_FRAGMENT_LEN: usize = 576 - IPV4_HEADER_LEN - UDP_HEADER_LEN;
 
 /// Which of an IKE SA's two inbound messages a fragment belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -344,7 +348,7 @@ impl Engine {
         let mut limit = self.ike_message_limit(sa);
         if header.flags.response {
             if let Some(peer_size) = sa.fragments.request_fragment_size {
-                limit = limit.min(peer_size);
+                limit = limit.min(peer_size.max(MIN_PEER_FRAGMENT_LEN));
             }
         }
         let whole_len = HEADER_LEN + GENERIC_HEADER_LEN + transform.sealed_len(plaintext.len());
