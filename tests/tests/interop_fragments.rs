@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use iked_tests::lab::{Connection, Lab, Side, Strongswan, SwanKernel, PSK_CBC, PSK_GCM};
+use iked_tests::lab::{Capture, Connection, Lab, Side, Strongswan, SwanKernel, PSK_CBC, PSK_GCM};
 use iked_tests::{show_sa, wait_until, Daemon};
 use serde_json::Value;
 
@@ -23,13 +23,20 @@ fn established_with_child(sas: &[Value], name: &str) -> bool {
 /// strongSwan's IKE fragments above this many bytes.
 const SWAN_FRAGMENT_SIZE: usize = 200;
 
-/// Brings `conn` up and returns (iked's log, strongSwan's log).
+/// A pcap filter for IKE Fragment messages: the IKE header's Next Payload
+/// (octet 16) is SKF (53), on port 500 right after the UDP header, on port
+/// 4500 after the four-octet non-ESP marker (RFC 3948 §2.2).
+const SKF_FILTER: &[&str] =
+    &["(udp port 500 and udp[24] = 53) or (udp port 4500 and udp[8:4] = 0 and udp[28] = 53)"];
+
+/// Brings `conn` up and returns (iked's log, strongSwan's log, the IKE
+/// Fragment messages strongSwan sent as tcpdump saw them on its veth).
 fn bring_up(
     tag: &str,
     conn: Connection,
     iked_initiates: bool,
     iked_settings: &str,
-) -> (String, String) {
+) -> (String, String, String) {
     let lab = Lab::new(tag);
     let swan = Strongswan::start_with_settings(
         &lab,
@@ -53,6 +60,7 @@ fn bring_up(
             swan.log_text()
         )
     };
+    let capture = Capture::start(&lab, Side::B, SKF_FILTER);
     if iked_initiates {
         let out = iked.ikectl(&["initiate", conn.name]);
         assert!(out.status.success(), "ikectl initiate failed");
@@ -74,11 +82,17 @@ fn bring_up(
         },
         context,
     );
-    (iked.log_text(), swan.log_text())
+    (iked.log_text(), swan.log_text(), capture.stop())
 }
 
 fn round(tag: &str, conn: Connection, iked_initiates: bool, iked_settings: &str) {
-    let (iked_log, swan_log) = bring_up(tag, conn, iked_initiates, iked_settings);
+    let (iked_log, swan_log, wire) = bring_up(tag, conn, iked_initiates, iked_settings);
+    let on_wire: Vec<&str> = wire.lines().filter(|l| l.contains(" > ")).collect();
+    println!(
+        "strongSwan's IKE fragments on the wire:\n{}",
+        on_wire.join("\n")
+    );
+    assert!(on_wire.len() >= 2, "no fragments seen on the wire: {wire}");
     let context = || format!("--- iked log ---\n{iked_log}\n--- charon log ---\n{swan_log}");
     let (ours, theirs) = if iked_initiates {
         ("response", "request")
@@ -127,7 +141,8 @@ fn strongswan_fragments_are_reassembled_strongswan_initiating_gcm() {
 #[test]
 #[ignore = "needs root, namespaces and strongSwan: run by .ci/run"]
 fn with_nofragmentation_strongswan_sends_its_ike_auth_whole() {
-    let (iked_log, swan_log) = bring_up("frg-off", PSK_GCM, false, "set nofragmentation\n");
+    let (iked_log, swan_log, wire) = bring_up("frg-off", PSK_GCM, false, "set nofragmentation\n");
+    assert!(!wire.contains(" > "), "fragments on the wire: {wire}");
     assert!(iked_log.contains("IKE fragmentation off"), "{iked_log}");
     assert!(
         !swan_log.contains("splitting IKE message"),
