@@ -315,7 +315,7 @@ impl Engine {
     /// The largest IKE message (IKE header on) that fits `max_datagram`
     /// from `sa.local`: the IP and UDP headers and, on the NAT-T port,
     /// the non-ESP marker come off.
-    fn ike_message_limit(&self, sa: &IkeSa) -> usize {
+    pub(super) fn ike_message_limit(&self, sa: &IkeSa) -> usize {
         let ip = if sa.peer.is_ipv6() {
             IPV6_HEADER_LEN
         } else {
