@@ -22,6 +22,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use zeroize::Zeroizing;
+
 use iked_common::wire::sk::FRAGMENT_FIELDS_LEN;
 use iked_common::wire::{
     decode_payloads, encode_payloads, encrypted_message_prefix, encrypted_span, EncryptedFragment,
@@ -145,8 +147,9 @@ struct Reassembly {
     total: u16,
     /// The first inner payload, from fragment 1's Next Payload field.
     first_inner: Option<PayloadType>,
-    /// The decrypted content of each fragment, by number - 1.
-    chunks: Vec<Option<Vec<u8>>>,
+    /// The decrypted content of each fragment, by number - 1 (zeroed when
+    /// dropped: it holds nonces and key exchange values).
+    chunks: Vec<Option<Zeroizing<Vec<u8>>>>,
     received: u16,
     /// Plaintext bytes held.
     bytes: usize,
@@ -205,7 +208,7 @@ impl Reassembly {
         }
         self.bytes += plaintext.len();
         self.charge.add(plaintext.len());
-        *slot = Some(plaintext);
+        *slot = Some(Zeroizing::new(plaintext));
         self.received += 1;
         self.largest = self.largest.max(datagram_len);
     }
@@ -216,9 +219,9 @@ impl Reassembly {
 
     /// The content of the original Encrypted payload and its first inner
     /// payload type, once every fragment is there.
-    fn into_content(self) -> Option<(PayloadType, Vec<u8>)> {
+    fn into_content(self) -> Option<(PayloadType, Zeroizing<Vec<u8>>)> {
         let first = self.first_inner?;
-        let mut content = Vec::with_capacity(self.bytes);
+        let mut content = Zeroizing::new(Vec::with_capacity(self.bytes));
         for chunk in &self.chunks {
             content.extend_from_slice(chunk.as_ref()?);
         }

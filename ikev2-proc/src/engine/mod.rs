@@ -58,7 +58,8 @@
 //!   timers in a table whose only writers are its methods there
 //!   (`IkeTimer`: half-open, preparing, replaced, rekey; `ChildTimer`:
 //!   rekey, delete-replaced; a request's `RetransmitTimer`, held by the
-//!   request so that it goes with it).
+//!   request so that it goes with it, and a fragment reassembly's
+//!   `ReassemblyTimer`, held by the reassembly).
 //! - Items are `pub(super)` (`pub(in crate::engine)` under `exchange/`);
 //!   the only `pub fn`s are in `api.rs`, and only the types of `state.rs`
 //!   (the timer tables of `timers.rs` among them, re-exported there) and
