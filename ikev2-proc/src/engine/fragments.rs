@@ -22,6 +22,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use zeroize::Zeroizing;
+
 use iked_common::wire::sk::FRAGMENT_FIELDS_LEN;
 use iked_common::wire::{
     decode_payloads, encode_payloads, encrypted_message_prefix, encrypted_span, EncryptedFragment,
@@ -40,6 +42,10 @@ const IPV6_HEADER_LEN: usize = 40;
 const UDP_HEADER_LEN: usize = 8;
 /// The non-ESP marker before IKE on the NAT-T port (RFC 3948 §2.2).
 const NON_ESP_MARKER_LEN: usize = 4;
+/// The smallest peer fragment size a response follows: the IKE message of
+/// a 576-byte IPv4 datagram (RFC 7383 §2.5.1). A peer sending tinier
+/// fragments cannot make us cut a response into hundreds.
+const MIN_PEER_FRAGMENT_LEN: usize = 576 - IPV4_HEADER_LEN - UDP_HEADER_LEN;
 
 /// Which of an IKE SA's two inbound messages a fragment belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,8 +147,9 @@ struct Reassembly {
     total: u16,
     /// The first inner payload, from fragment 1's Next Payload field.
     first_inner: Option<PayloadType>,
-    /// The decrypted content of each fragment, by number - 1.
-    chunks: Vec<Option<Vec<u8>>>,
+    /// The decrypted content of each fragment, by number - 1 (zeroed when
+    /// dropped: it holds nonces and key exchange values).
+    chunks: Vec<Option<Zeroizing<Vec<u8>>>>,
     received: u16,
     /// Plaintext bytes held.
     bytes: usize,
@@ -201,7 +208,7 @@ impl Reassembly {
         }
         self.bytes += plaintext.len();
         self.charge.add(plaintext.len());
-        *slot = Some(plaintext);
+        *slot = Some(Zeroizing::new(plaintext));
         self.received += 1;
         self.largest = self.largest.max(datagram_len);
     }
@@ -212,9 +219,9 @@ impl Reassembly {
 
     /// The content of the original Encrypted payload and its first inner
     /// payload type, once every fragment is there.
-    fn into_content(self) -> Option<(PayloadType, Vec<u8>)> {
+    fn into_content(self) -> Option<(PayloadType, Zeroizing<Vec<u8>>)> {
         let first = self.first_inner?;
-        let mut content = Vec::with_capacity(self.bytes);
+        let mut content = Zeroizing::new(Vec::with_capacity(self.bytes));
         for chunk in &self.chunks {
             content.extend_from_slice(chunk.as_ref()?);
         }
@@ -311,7 +318,7 @@ impl Engine {
     /// The largest IKE message (IKE header on) that fits `max_datagram`
     /// from `sa.local`: the IP and UDP headers and, on the NAT-T port,
     /// the non-ESP marker come off.
-    fn ike_message_limit(&self, sa: &IkeSa) -> usize {
+    pub(super) fn ike_message_limit(&self, sa: &IkeSa) -> usize {
         let ip = if sa.peer.is_ipv6() {
             IPV6_HEADER_LEN
         } else {
@@ -344,7 +351,7 @@ impl Engine {
         let mut limit = self.ike_message_limit(sa);
         if header.flags.response {
             if let Some(peer_size) = sa.fragments.request_fragment_size {
-                limit = limit.min(peer_size);
+                limit = limit.min(peer_size.max(MIN_PEER_FRAGMENT_LEN));
             }
         }
         let whole_len = HEADER_LEN + GENERIC_HEADER_LEN + transform.sealed_len(plaintext.len());

@@ -29,7 +29,9 @@
 //!   SA coming up, both roles), `child_create`, `ike_rekey`,
 //!   `informational`, with `_responder` files where a role is long.
 //! - Below the exchanges: `message.rs` (outbound half: seal, send request
-//!   or response, retransmit, `refuse`), `digest.rs` (payload lookup and
+//!   or response, retransmit, `refuse`), `fragments.rs` (IKE
+//!   fragmentation, RFC 7383: what `message.rs` seals into fragments and
+//!   the bounded reassembly of a peer's), `digest.rs` (payload lookup and
 //!   builders), `keys.rs`, `nat.rs`, `identity.rs`, `admission.rs` (what an
 //!   unauthenticated peer may cost: cookies, half-open counts),
 //!   `sa_table.rs`, `child_sa.rs`, `state.rs` (the SA types; what only
@@ -56,7 +58,8 @@
 //!   timers in a table whose only writers are its methods there
 //!   (`IkeTimer`: half-open, preparing, replaced, rekey; `ChildTimer`:
 //!   rekey, delete-replaced; a request's `RetransmitTimer`, held by the
-//!   request so that it goes with it).
+//!   request so that it goes with it, and a fragment reassembly's
+//!   `ReassemblyTimer`, held by the reassembly).
 //! - Items are `pub(super)` (`pub(in crate::engine)` under `exchange/`);
 //!   the only `pub fn`s are in `api.rs`, and only the types of `state.rs`
 //!   (the timer tables of `timers.rs` among them, re-exported there) and

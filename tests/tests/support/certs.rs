@@ -1,5 +1,5 @@
 //! Test PKIs for the certificate tests (interop_certs.rs,
-//! interop_fragments.rs, kernel_lab_certs.rs), made with
+//! interop_cert_fragments.rs, kernel_lab_certs.rs), made with
 //! `iked_common::test_pki` and handed to the layout writers of
 //! `iked_tests::pki` as PEM. Included by each of those files with
 //! `#[path = "support/certs.rs"] mod certs;`: test_pki is a dev-dependency

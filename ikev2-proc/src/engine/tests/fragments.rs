@@ -743,3 +743,46 @@ fn an_sa_keeps_little_for_fragmentation_when_idle() {
     println!("per-SA fragmentation state: {size} bytes");
     assert!(size <= 48, "{size} bytes");
 }
+
+#[test]
+fn the_fragment_size_counts_ip_udp_and_the_non_esp_marker() {
+    let w = World::new();
+    let engine = &w.a.engine;
+    let limit = |local: &str, peer: &str| {
+        let sa = super::super::state::IkeSa::new(
+            "p".into(),
+            local.parse().unwrap(),
+            peer.parse().unwrap(),
+            iked_common::wire::Identity::Fqdn("a".into()),
+            w.now,
+        );
+        engine.ike_message_limit(&sa)
+    };
+    // 1280 bytes less IPv4 (20) or IPv6 (40), UDP (8), and on the NAT-T
+    // port the four-octet non-ESP marker.
+    assert_eq!(limit("192.0.2.1:500", "192.0.2.2:500"), 1280 - 28);
+    assert_eq!(limit("192.0.2.1:4500", "192.0.2.2:4500"), 1280 - 32);
+    assert_eq!(limit("[2001:db8::1]:500", "[2001:db8::2]:500"), 1280 - 48);
+    assert_eq!(limit("[2001:db8::1]:4500", "[2001:db8::2]:4500"), 1280 - 52);
+}
+
+#[test]
+fn behind_a_nat_fragments_go_on_the_natt_port_within_the_size_with_the_marker() {
+    let mut w = World::with(fragmenting(SMALL), fragmenting(SMALL));
+    configure_a_behind_nat(&mut w);
+    assert_one_matching_ike(&w);
+    let on_natt: Vec<Vec<u8>> =
+        w.a.sent
+            .iter()
+            .filter(|(local, _, d)| {
+                local.port() == 4500 && is_exchange(d, ExchangeType::IkeAuth, false)
+            })
+            .map(|(_, _, d)| d.clone())
+            .collect();
+    // The shell adds the four-octet non-ESP marker: 4 bytes less for IKE.
+    assert_fragments(&on_natt, Some(PayloadType::IdInitiator), SMALL - 4);
+    assert_eq!(
+        on_natt.len(),
+        sent_of(&w.a, ExchangeType::IkeAuth, false).len()
+    );
+}
