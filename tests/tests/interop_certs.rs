@@ -418,6 +418,30 @@ fn with_b_from_another_ca() -> (GatewayPki, GatewayPki) {
     (good.side(Side::A), gateway(&[&good.root, &other], &[], &b))
 }
 
+/// A PKI where iked's crls/ holds the root's CRL, which revokes
+/// b.ike.test's certificate (and strongSwan, without the CRL, accepts
+/// iked's).
+fn with_b_revoked() -> (GatewayPki, GatewayPki) {
+    let good = TwoLevel::new(KeyKind::Rsa(2048));
+    let crl = good.root.crl(&[&good.b], 30).to_pem().expect("crl pem");
+    let mut a = good.side(Side::A);
+    a.crls.push(crl);
+    (a, good.side(Side::B))
+}
+
+#[test]
+#[ignore = "needs root, namespaces and strongSwan: run by scripts/test-all.sh"]
+fn a_certificate_of_the_initiator_revoked_by_a_crl_is_refused() {
+    let (a, b) = with_b_revoked();
+    refused(
+        "ci13-revoked-r",
+        &a,
+        &b,
+        &["peer refused", "revoked", "CN=b.ike.test"],
+        false,
+    );
+}
+
 #[test]
 #[ignore = "needs root, namespaces and strongSwan: run by scripts/test-all.sh"]
 fn an_expired_certificate_of_the_initiator_is_refused() {
