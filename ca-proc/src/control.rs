@@ -2,8 +2,7 @@
 //! ca`): what the store in force holds, as text fields ikectl prints.
 
 use iked_common::ipc::{CaCommand, CertStoreInfo, CertificateInfo, ControlReply, CrlInfo};
-use openssl::nid::Nid;
-use openssl::pkey::{HasPublic, Id, PKeyRef};
+use openssl::pkey::{HasPublic, PKeyRef};
 use openssl::x509::X509Ref;
 
 use crate::auth::AuthService;
@@ -19,27 +18,11 @@ pub fn answer(auth: &AuthService, command: CaCommand) -> ControlReply {
     }
 }
 
-/// "RSA 3072", "ECDSA P-256", "Ed25519".
+/// "RSA (3072 bits)", "ECDSA P-256", "Ed25519": the signature code's names.
 pub fn key_type<T: HasPublic>(key: &PKeyRef<T>) -> String {
-    match key.id() {
-        Id::RSA => format!("RSA {}", key.bits()),
-        Id::EC => {
-            let curve = key
-                .ec_key()
-                .ok()
-                .and_then(|k| k.group().curve_name())
-                .map(|nid| match nid {
-                    Nid::X9_62_PRIME256V1 => "P-256".to_string(),
-                    Nid::SECP384R1 => "P-384".to_string(),
-                    Nid::SECP521R1 => "P-521".to_string(),
-                    other => other.short_name().unwrap_or("?").to_string(),
-                })
-                .unwrap_or_else(|| "?".into());
-            format!("ECDSA {curve}")
-        }
-        Id::ED25519 => "Ed25519".into(),
-        Id::ED448 => "Ed448".into(),
-        other => format!("key type {}", other.as_raw()),
+    match crate::signature::key_type(key) {
+        Ok(kind) => kind.to_string(),
+        Err(e) => e.to_string(),
     }
 }
 

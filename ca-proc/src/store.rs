@@ -240,14 +240,19 @@ impl CertStore {
                     PKey::private_key_from_pem(&file.bytes)
                 }
                 .map_err(|e| format!("{}: not a private key ({})", file.path, ssl_error(e)))?;
+                // A key no AUTH method can use is refused now, not at the
+                // first exchange.
+                crate::signature::key_type(&key).map_err(|e| format!("{}: {e}", file.path))?;
                 Some(Self::local_credential(key, &file.path, &mut certs)?)
             }
         };
         let mut raw_keys = Vec::new();
         for entry in &files.pubkeys {
+            let key = public_key_of(&entry.file)?;
+            crate::signature::key_type(&key).map_err(|e| format!("{}: {e}", entry.file.path))?;
             raw_keys.push(RawPublicKey {
                 identity: entry.identity.clone(),
-                key: public_key_of(&entry.file)?,
+                key,
                 file: entry.file.path.clone(),
             });
         }

@@ -358,7 +358,7 @@ pub struct CertificateInfo {
     pub serial: String,
     pub not_before: String,
     pub not_after: String,
-    /// "RSA 3072", "ECDSA P-256", "Ed25519".
+    /// "RSA (3072 bits)", "ECDSA P-256", "Ed25519".
     pub key: String,
 }
 

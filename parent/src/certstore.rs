@@ -110,6 +110,15 @@ pub fn read(dir: &Path) -> Result<CertStoreFiles, String> {
     files.certs = reader.directory(&dir.join("certs"))?;
     files.crls = reader.directory(&dir.join("crls"))?;
     files.private_key = Some(reader.private_key(&dir.join("private"))?);
+    // pubkeys/ itself: whoever may write it may replace the directories
+    // below it.
+    let pubkeys = dir.join("pubkeys");
+    if let Ok(meta) = std::fs::metadata(&pubkeys) {
+        if !meta.is_dir() {
+            return Err(named(&pubkeys, "not a directory".into()));
+        }
+        check_not_writable_by_others(&meta).map_err(|e| named(&pubkeys, e))?;
+    }
     for (kind, identity) in [
         ("ipv4", identity_ipv4 as fn(&str) -> Option<IdentitySpec>),
         ("ipv6", identity_ipv6),

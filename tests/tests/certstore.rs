@@ -267,8 +267,9 @@ fn show_certstore_lists_the_store_and_a_refused_reset_or_reload_keeps_it() {
 /// Two iked with certificates of one CA, in the namespace lab: the IKE SA
 /// comes up authenticated by signatures (ca signing and verifying under
 /// its real sandbox), with FQDN identities one way and our certificate's
-/// DN the other; then a responder that trusts another CA refuses the same
-/// initiator, saying why, and nothing is established.
+/// DN the other; then a responder given a CRL revoking the initiator's
+/// certificate, and one that trusts another CA, refuse the same initiator,
+/// saying why, and nothing is established.
 #[test]
 #[ignore = "needs root and network namespaces: run by scripts/test-all.sh"]
 fn two_iked_authenticate_each_other_with_certificates_and_a_stranger_ca_is_refused() {
@@ -349,10 +350,24 @@ fn two_iked_authenticate_each_other_with_certificates_and_a_stranger_ca_is_refus
     let sas = show_sa(&a);
     println!("a: {}", serde_json::to_string(&sas[0]).unwrap());
 
-    // B now trusts another CA only: the same initiator is refused.
-    let stranger =
-        iked_common::test_pki::Issued::self_signed(&CertSpec::ca("iked test root", KeyKind::P256));
-    std::fs::write(dir_b.join("ca/root.crt"), stranger.cert_pem()).unwrap();
+    // B gets CRLs revoking a's certificate: the next IKE_AUTH is refused.
+    let crls = dir_b.join("crls");
+    std::fs::create_dir_all(&crls).unwrap();
+    std::fs::set_permissions(&crls, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(
+        crls.join("root.crl"),
+        a_chain.root.crl(&[], 30).to_pem().unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        crls.join("intermediate.crl"),
+        a_chain
+            .intermediate
+            .crl(&[&a_chain.leaf], 30)
+            .to_pem()
+            .unwrap(),
+    )
+    .unwrap();
     b.ikectl_ok(&["reset", "ca"]);
     a.ikectl_ok(&["terminate", "cert"]);
     wait_until(
@@ -363,7 +378,34 @@ fn two_iked_authenticate_each_other_with_certificates_and_a_stranger_ca_is_refus
     );
     a.ikectl_ok(&["initiate", "cert"]);
     b.expect_log(
-        "policy cert: peer refused: certificate chain refused: ",
+        "policy cert: peer refused: certificate chain refused: certificate revoked",
+        Duration::from_secs(20),
+    );
+    assert!(
+        show_sa(&b).iter().all(|sa| sa["state"] != "established"),
+        "a revoked peer got an IKE SA: {}",
+        b.log_text()
+    );
+    std::fs::remove_file(crls.join("root.crl")).unwrap();
+    std::fs::remove_file(crls.join("intermediate.crl")).unwrap();
+
+    // B now trusts another CA only: the same initiator is refused.
+    let stranger =
+        iked_common::test_pki::Issued::self_signed(&CertSpec::ca("iked test root", KeyKind::P256));
+    std::fs::write(dir_b.join("ca/root.crt"), stranger.cert_pem()).unwrap();
+    b.ikectl_ok(&["reset", "ca"]);
+    // The refused attempt may still be winding down on a's side.
+    let _ = a.ikectl(&["terminate", "cert"]);
+    wait_until(
+        "a's IKE SA gone",
+        Duration::from_secs(10),
+        || show_sa(&a).is_empty(),
+        || a.log_text(),
+    );
+    a.ikectl_ok(&["initiate", "cert"]);
+    b.expect_log(
+        "policy cert: peer refused: certificate chain refused: unable to get local issuer \
+         certificate",
         Duration::from_secs(20),
     );
     let log_b = b.log_text();

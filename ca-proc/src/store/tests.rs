@@ -545,6 +545,18 @@ fn bad_files_are_refused_naming_the_file() {
         e.starts_with("/etc/iked/pubkeys/fqdn/x: not a public key"),
         "{e}"
     );
+    // A key no AUTH method can use: refused when loading.
+    files.pubkeys.clear();
+    let ed448 = openssl::pkey::PKey::generate_ed448().unwrap();
+    files.private_key = Some(SecretStoreFile {
+        path: "/etc/iked/private/local.key".into(),
+        bytes: ed448.private_key_to_pem_pkcs8().unwrap(),
+    });
+    let e = CertStore::load(&files).err().unwrap();
+    assert_eq!(
+        e,
+        "/etc/iked/private/local.key: unsupported: Ed448 keys (we implement Ed25519 only)"
+    );
 }
 
 #[test]

@@ -144,6 +144,14 @@ fn a_ca_directory_or_certificate_others_can_write_is_refused() {
         "{e}"
     );
     std::fs::set_permissions(&ca, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let pubkeys = dir.0.join("pubkeys");
+    std::fs::set_permissions(&pubkeys, std::fs::Permissions::from_mode(0o775)).unwrap();
+    let e = read(&dir.0).expect_err("refused");
+    assert!(
+        e.starts_with(&format!("{}: mode 0775", pubkeys.display())),
+        "{e}"
+    );
+    std::fs::set_permissions(&pubkeys, std::fs::Permissions::from_mode(0o755)).unwrap();
     read(&dir.0).expect("fixed");
 }
 
