@@ -70,6 +70,7 @@ mod api;
 mod child_sa;
 mod control;
 mod digest;
+mod dn_text;
 mod exchange;
 mod identity;
 mod ipc;
