@@ -235,7 +235,7 @@ impl Engine {
             }
             if sa.handshake.as_ref().is_some_and(|h| h.awaiting_store) {
                 log::warn!(
-                    "policy {}: IKE_AUTH not started: ca sent no certificate store within {} s",
+                    "policy {}: IKE_AUTH not started: no identity of ours from ca's certificate store within {} s",
                     sa.policy,
                     self.settings.half_open_timeout.as_secs()
                 );

@@ -747,7 +747,7 @@ fn without_cas_store_the_attempt_fails_in_time_and_is_retried() {
     let log = capture_info_log(|| w.advance_by(Settings::default().half_open_timeout));
     assert!(
         log.iter().any(|l| l
-            .contains("policy ab: IKE_AUTH not started: ca sent no certificate store within 30 s")),
+            .contains("policy ab: IKE_AUTH not started: no identity of ours from ca's certificate store within 30 s")),
         "{log:#?}"
     );
     assert!(w.a.engine.ike_spis().is_empty());
@@ -916,4 +916,36 @@ fn the_initiator_refuses_a_responder_method_its_policy_does_not_accept() {
             .any(|l| l
                 .contains("refused our authentication (AUTHENTICATION_FAILED in INFORMATIONAL)"))
     );
+}
+
+#[test]
+fn a_store_naming_no_identity_for_the_policy_is_waited_past() {
+    // As after a reload that added the policy, before ca's new Store.
+    let mut w = world_without_a_store();
+    let CaToIkev2::Store {
+        generation,
+        cert_authorities,
+        ..
+    } = ca_of(&w.a).store()
+    else {
+        panic!("a Store");
+    };
+    let stale = CaToIkev2::Store {
+        generation,
+        cert_authorities,
+        local_ids: Vec::new(),
+    };
+    w.a.engine.handle_ca(w.now, stale).unwrap();
+    let log = capture_info_log(|| w.settle());
+    assert!(
+        log.iter().any(|l| l.contains(
+            "IKE_AUTH waits: ca's certificate store names no identity of ours for policy ab"
+        )),
+        "{log:#?}"
+    );
+    assert_eq!(exchanges_sent(&w.a, ExchangeType::IkeAuth, false), 0);
+    let store = ca_of(&w.a).store();
+    w.a.engine.handle_ca(w.now, store).unwrap();
+    w.settle();
+    established_with_child(&w);
 }
