@@ -30,7 +30,10 @@
 //!   `informational`, with `_responder` files where a role is long.
 //! - Below the exchanges: `message.rs` (outbound half: seal, send request
 //!   or response, retransmit, `refuse`), `digest.rs` (payload lookup and
-//!   builders), `keys.rs`, `nat.rs`, `identity.rs`, `admission.rs` (what an
+//!   builders), `keys.rs`, `nat.rs`, `identity.rs` (with `dn_text.rs`, a
+//!   DN shown as text), `signature_auth.rs` (what public keys add to
+//!   IKE_SA_INIT and IKE_AUTH: SIGNATURE_HASH_ALGORITHMS, CERTREQ, CERT,
+//!   the AUTH methods a policy takes, ca's Store), `admission.rs` (what an
 //!   unauthenticated peer may cost: cookies, half-open counts),
 //!   `sa_table.rs`, `child_sa.rs`, `state.rs` (the SA types; what only
 //!   IKE_SA_INIT and IKE_AUTH need is an IKE SA's `Handshake`, dropped
