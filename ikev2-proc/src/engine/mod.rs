@@ -32,7 +32,10 @@
 //!   or response, retransmit, `refuse`), `fragments.rs` (IKE
 //!   fragmentation, RFC 7383: what `message.rs` seals into fragments and
 //!   the bounded reassembly of a peer's), `digest.rs` (payload lookup and
-//!   builders), `keys.rs`, `nat.rs`, `identity.rs`, `admission.rs` (what an
+//!   builders), `keys.rs`, `nat.rs`, `identity.rs` (with `dn_text.rs`, a
+//!   DN shown as text), `signature_auth.rs` (what public keys add to
+//!   IKE_SA_INIT and IKE_AUTH: SIGNATURE_HASH_ALGORITHMS, CERTREQ, CERT,
+//!   the AUTH methods a policy takes, ca's Store), `admission.rs` (what an
 //!   unauthenticated peer may cost: cookies, half-open counts),
 //!   `sa_table.rs`, `child_sa.rs`, `state.rs` (the SA types; what only
 //!   IKE_SA_INIT and IKE_AUTH need is an IKE SA's `Handshake`, dropped
@@ -73,6 +76,7 @@ mod api;
 mod child_sa;
 mod control;
 mod digest;
+mod dn_text;
 mod exchange;
 mod fragments;
 mod identity;

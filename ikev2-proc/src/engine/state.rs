@@ -221,6 +221,9 @@ pub(crate) struct Handshake {
     pub init_response: Vec<u8>,
     /// Initiator: the IKE_AUTH response while ca checks its AUTH.
     pub auth_check: Option<AuthCheck>,
+    /// Initiator of a public-key policy: IKE_AUTH waits for ca's first
+    /// certificate store (`CaToIkev2::Store`), within the Preparing timer.
+    pub awaiting_store: bool,
     /// The peer's SIGNATURE_HASH_ALGORITHMS (RFC 7427 §4), for ca.
     pub peer_hash_algorithms: Vec<u16>,
     /// The CA hashes of the peer's CERTREQ payloads (RFC 7296 §3.7), for ca.

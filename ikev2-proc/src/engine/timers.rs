@@ -257,6 +257,15 @@ impl Engine {
                 self.delete_ike_local(spi, "source address lookup timed out");
                 return;
             }
+            if sa.handshake.as_ref().is_some_and(|h| h.awaiting_store) {
+                log::warn!(
+                    "policy {}: IKE_AUTH not started: no identity of ours from ca's certificate store within {} s",
+                    sa.policy,
+                    self.settings.half_open_timeout.as_secs()
+                );
+                self.delete_ike_local(spi, "no certificate store from ca");
+                return;
+            }
             let reason = if sa.state == IkeState::Rekeyed {
                 "replaced by rekey"
             } else {

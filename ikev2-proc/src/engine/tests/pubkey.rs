@@ -686,8 +686,8 @@ fn psk_and_certificate_policies_side_by_side() {
     assert_eq!(w.b.sas.len(), 4);
 }
 
-#[test]
-fn without_ca_store_ike_auth_waits_and_the_retry_succeeds() {
+/// A and B with certificates; A's ca has not sent its Store yet.
+fn world_without_a_store() -> World {
     let p = Pki::new("iked");
     let mut w = World::new();
     let now = w.now;
@@ -713,15 +713,46 @@ fn without_ca_store_ike_auth_waits_and_the_retry_succeeds() {
         vec![signed(a_policy(), SignatureAuth::Any, "b.ike.test")],
         vec![signed(b_policy(), SignatureAuth::Any, "a.ike.test")],
     );
+    w
+}
+
+#[test]
+fn ike_auth_waits_for_cas_store_and_goes_on_when_it_comes() {
+    // As at start-up: the peer answers IKE_SA_INIT before ca has read
+    // the certificate store.
+    let mut w = world_without_a_store();
     let log = capture_info_log(|| w.settle());
     assert!(
-        log.iter().any(|l| l.contains("IKE_AUTH not started")
-            && l.contains("ca has not sent its certificate store yet")),
+        log.iter().any(|l| l.contains("IKE_AUTH waits")
+            && l.contains(
+                "policy ab uses public keys, and ca has not sent its certificate store yet"
+            )),
         "{log:#?}"
     );
     assert_eq!(exchanges_sent(&w.a, ExchangeType::IkeAuth, false), 0);
-    assert!(w.a.established().is_empty());
-    // ca's Store comes; the restart succeeds.
+    assert_eq!(w.a.engine.ike_spis().len(), 1, "the IKE SA waits");
+    // ca's Store comes a little later: IKE_AUTH goes out at once.
+    w.advance_by(Duration::from_secs(2));
+    let store = ca_of(&w.a).store();
+    w.a.engine.handle_ca(w.now, store).unwrap();
+    w.settle();
+    established_with_child(&w);
+    assert_eq!(exchanges_sent(&w.a, ExchangeType::IkeSaInit, false), 1);
+}
+
+#[test]
+fn without_cas_store_the_attempt_fails_in_time_and_is_retried() {
+    let mut w = world_without_a_store();
+    w.settle();
+    let log = capture_info_log(|| w.advance_by(Settings::default().half_open_timeout));
+    assert!(
+        log.iter().any(|l| l
+            .contains("policy ab: IKE_AUTH not started: no identity of ours from ca's certificate store within 30 s")),
+        "{log:#?}"
+    );
+    assert!(w.a.engine.ike_spis().is_empty());
+    assert_eq!(exchanges_sent(&w.a, ExchangeType::IkeAuth, false), 0);
+    // The Store comes; the policy's restart gets through.
     let store = ca_of(&w.a).store();
     w.a.engine.handle_ca(w.now, store).unwrap();
     w.advance_by(Settings::default().restart_delay + Duration::from_secs(1));
@@ -885,4 +916,36 @@ fn the_initiator_refuses_a_responder_method_its_policy_does_not_accept() {
             .any(|l| l
                 .contains("refused our authentication (AUTHENTICATION_FAILED in INFORMATIONAL)"))
     );
+}
+
+#[test]
+fn a_store_naming_no_identity_for_the_policy_is_waited_past() {
+    // As after a reload that added the policy, before ca's new Store.
+    let mut w = world_without_a_store();
+    let CaToIkev2::Store {
+        generation,
+        cert_authorities,
+        ..
+    } = ca_of(&w.a).store()
+    else {
+        panic!("a Store");
+    };
+    let stale = CaToIkev2::Store {
+        generation,
+        cert_authorities,
+        local_ids: Vec::new(),
+    };
+    w.a.engine.handle_ca(w.now, stale).unwrap();
+    let log = capture_info_log(|| w.settle());
+    assert!(
+        log.iter().any(|l| l.contains(
+            "IKE_AUTH waits: ca's certificate store names no identity of ours for policy ab"
+        )),
+        "{log:#?}"
+    );
+    assert_eq!(exchanges_sent(&w.a, ExchangeType::IkeAuth, false), 0);
+    let store = ca_of(&w.a).store();
+    w.a.engine.handle_ca(w.now, store).unwrap();
+    w.settle();
+    established_with_child(&w);
 }
