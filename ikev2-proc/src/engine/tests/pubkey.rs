@@ -198,7 +198,7 @@ fn cert_world_started_by(
     (b_key, b_auth): (KeyKind, SignatureAuth),
 ) -> (World, Pki) {
     let pki = Pki::new("iked");
-    let mut w = World::new();
+    let mut w = unfragmented_world();
     let now = w.now;
     give_ca(
         &mut w.a,
@@ -231,6 +231,17 @@ fn cert_world_started_by(
     w.a.engine
         .set_config(w.now, vec![pa], InitiationMode::Active, 0);
     (w, pki)
+}
+
+/// Two engines with IKE fragmentation off: these tests read IKE_AUTH's
+/// payloads from its SK message, and with fragmentation on (the default)
+/// a certificate chain's IKE_AUTH goes as SKF fragments instead.
+/// Fragmented certificate exchanges are tested in fragments.rs and
+/// against strongSwan (tests/tests/interop_cert_fragments.rs).
+fn unfragmented_world() -> World {
+    let mut s = settings();
+    s.fragmentation.enabled = false;
+    World::with(s.clone(), s)
 }
 
 fn ca_of(node: &Node) -> &TestCa {
@@ -459,7 +470,7 @@ fn cert_and_certreq_travel_where_rfc_7296_puts_them() {
 
 #[test]
 fn a_psk_policy_sends_no_signature_payloads() {
-    let mut w = World::new();
+    let mut w = unfragmented_world();
     w.handshake();
     assert_one_matching_ike(&w);
     for payloads in sa_init_messages(&w.a, false)
@@ -521,7 +532,7 @@ fn a_method_the_policy_does_not_accept_is_refused_before_ca_is_asked() {
 fn a_chain_of_another_ca_is_refused_and_nothing_installed() {
     let ours = Pki::new("iked");
     let theirs = Pki::new("elsewhere");
-    let mut w = World::new();
+    let mut w = unfragmented_world();
     let now = w.now;
     // A's certificate is of another PKI than the one B trusts.
     give_ca(
@@ -563,7 +574,7 @@ fn a_chain_of_another_ca_is_refused_and_nothing_installed() {
 fn a_psk_where_a_signature_is_due_and_the_reverse_fail_naming_both() {
     for pubkey_side_is_b in [true, false] {
         let p = Pki::new("iked");
-        let mut w = World::new();
+        let mut w = unfragmented_world();
         let now = w.now;
         let (mut pa, mut pb) = (a_policy(), b_policy());
         if pubkey_side_is_b {
@@ -610,7 +621,7 @@ fn a_psk_where_a_signature_is_due_and_the_reverse_fail_naming_both() {
 #[test]
 fn psk_and_certificate_policies_side_by_side() {
     let p = Pki::new("iked");
-    let mut w = World::new();
+    let mut w = unfragmented_world();
     let now = w.now;
     let mut psk_a = a_policy();
     psk_a.name = "psk-ab".into();
@@ -689,7 +700,7 @@ fn psk_and_certificate_policies_side_by_side() {
 /// A and B with certificates; A's ca has not sent its Store yet.
 fn world_without_a_store() -> World {
     let p = Pki::new("iked");
-    let mut w = World::new();
+    let mut w = unfragmented_world();
     let now = w.now;
     give_ca(
         &mut w.a,
@@ -847,7 +858,7 @@ fn with_printable_subject(pki: &Pki, leaf: Issued) -> Issued {
 #[test]
 fn a_dn_of_another_encoding_is_compared_as_a_name_not_refused_as_bytes() {
     let p = Pki::new("iked");
-    let mut w = World::new();
+    let mut w = unfragmented_world();
     let now = w.now;
     let b_leaf = with_printable_subject(&p, p.leaf("b.ike.test", KeyKind::P256, 11));
     let subject = b_leaf.cert.subject_name().to_der().unwrap();
