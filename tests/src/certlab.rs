@@ -36,6 +36,9 @@ pub struct CertConnection {
     /// Fragmentation on both sides (`fragmentation = yes`; iked's `set
     /// fragmentation` and `set fragment_size 1280`).
     pub fragmentation: bool,
+    /// Raw public keys instead of certificates: strongSwan's `pubkeys =`
+    /// (its own and iked's), iked's `pubkeys/fqdn/b.ike.test`.
+    pub raw_keys: bool,
 }
 
 const CBC_IKE: &str = "aes256-sha256-modp2048";
@@ -53,6 +56,7 @@ pub const RSA: CertConnection = CertConnection {
     ikeauth: Some("rsa"),
     swan_rfc7427: false,
     fragmentation: false,
+    raw_keys: false,
 };
 
 /// RSA certificates with RFC 7427 Digital Signatures (method 14), iked
@@ -65,6 +69,7 @@ pub const RSA_7427: CertConnection = CertConnection {
     ikeauth: None,
     swan_rfc7427: true,
     fragmentation: false,
+    raw_keys: false,
 };
 
 /// ECDSA P-256 certificates, AUTH method 9 (RFC 4754, `ikeauth ecdsa256`).
@@ -76,6 +81,7 @@ pub const ECDSA256: CertConnection = CertConnection {
     ikeauth: Some("ecdsa256"),
     swan_rfc7427: false,
     fragmentation: false,
+    raw_keys: false,
 };
 
 /// Ed25519 certificates: RFC 8420 signatures in Digital Signature
@@ -88,6 +94,7 @@ pub const ED25519: CertConnection = CertConnection {
     ikeauth: Some("rfc7427"),
     swan_rfc7427: true,
     fragmentation: false,
+    raw_keys: false,
 };
 
 /// A 3-certificate RSA-4096 chain: IKE_AUTH far over 1280 bytes, sent in
@@ -100,6 +107,20 @@ pub const FRAGMENTED: CertConnection = CertConnection {
     ikeauth: None,
     swan_rfc7427: true,
     fragmentation: true,
+    raw_keys: false,
+};
+
+/// ECDSA P-256 raw public keys, no certificate on either side (RFC 7427
+/// signatures; iked's `pubkeys/`).
+pub const RAW_P256: CertConnection = CertConnection {
+    name: "raw-p256",
+    ike_proposal: GCM_IKE,
+    esp_proposals: GCM_ESP,
+    inner: 1,
+    ikeauth: None,
+    swan_rfc7427: true,
+    fragmentation: false,
+    raw_keys: true,
 };
 
 impl CertConnection {
@@ -171,11 +192,11 @@ impl CertConnection {
         fragmentation = {fragmentation}
         local {{
             auth = pubkey
-            certs = {cert}
+            {local_key}
             id = {lid}
         }}
         remote {{
-            auth = pubkey
+            auth = pubkey{remote_key}
             id = {rid}
         }}
         children {{
@@ -195,7 +216,19 @@ impl CertConnection {
             remote = side.other().outer_v4(),
             ike = self.ike_proposal,
             fragmentation = if self.fragmentation { "yes" } else { "no" },
-            cert = crate::pki::swanctl_cert_name(side.id()),
+            local_key = if self.raw_keys {
+                format!("pubkeys = {}", crate::pki::swanctl_pubkey_name(side.id()))
+            } else {
+                format!("certs = {}", crate::pki::swanctl_cert_name(side.id()))
+            },
+            remote_key = if self.raw_keys {
+                format!(
+                    "\n            pubkeys = {}",
+                    crate::pki::swanctl_pubkey_name(side.other().id())
+                )
+            } else {
+                String::new()
+            },
             lid = side.id(),
             rid = side.other().id(),
             lts = self.local_ts(side),

@@ -23,6 +23,9 @@ pub struct GatewayPki {
     pub key: Vec<u8>,
     /// Revocation lists (PEM or DER).
     pub crls: Vec<Vec<u8>>,
+    /// Raw public keys (SubjectPublicKeyInfo PEM) by FQDN identity: our
+    /// own and our peers', for authentication without certificates.
+    pub raw_keys: Vec<(String, Vec<u8>)>,
 }
 
 /// The kinds of identity under iked's `pubkeys/` (OpenBSD's iked(8)).
@@ -109,6 +112,11 @@ pub fn write_iked_certdir(dir: &Path, pki: &GatewayPki, local_id: &str) -> PathB
     if !pki.key.is_empty() {
         write_file(&dir.join("private/local.key"), &pki.key, 0o600);
     }
+    for (id, pem) in &pki.raw_keys {
+        if id != local_id {
+            write_iked_pubkey(dir, PubkeyKind::Fqdn, id, pem);
+        }
+    }
     dir.to_path_buf()
 }
 
@@ -128,6 +136,12 @@ pub fn swanctl_cert_name(local_id: &str) -> String {
 /// The name of trusted root `i` under swanctl's `x509ca/`.
 pub fn swanctl_ca_name(i: usize) -> String {
     format!("ca-{i}.crt")
+}
+
+/// The name swanctl.conf's `pubkeys =` gives identity `id`'s raw key
+/// under `pubkey/`.
+pub fn swanctl_pubkey_name(id: &str) -> String {
+    format!("{id}.pub")
 }
 
 /// Writes `pki` under a swanctl directory (`SWANCTL_DIR`): the trusted
@@ -153,6 +167,16 @@ pub fn write_swanctl_credentials(swanctl: &Path, pki: &GatewayPki, local_id: &st
     }
     for (i, crl) in pki.crls.iter().enumerate() {
         write_file(&swanctl.join(format!("x509crl/crl-{i}.pem")), crl, 0o644);
+    }
+    if !pki.raw_keys.is_empty() {
+        mkdir(&swanctl.join("pubkey"), 0o755);
+    }
+    for (id, pem) in &pki.raw_keys {
+        write_file(
+            &swanctl.join("pubkey").join(swanctl_pubkey_name(id)),
+            pem,
+            0o644,
+        );
     }
     if !pki.key.is_empty() {
         write_file(
@@ -189,7 +213,7 @@ pub fn gen_pki_sh(lab_dir: &Path) -> (GatewayPki, GatewayPki) {
         trusted: vec![read("ca.crt")],
         chain: vec![read(&format!("{name}.crt"))],
         key: read(&format!("{name}.key")),
-        crls: Vec::new(),
+        ..GatewayPki::default()
     };
     (side("a"), side("b"))
 }
@@ -207,6 +231,7 @@ mod tests {
             chain: vec![b"LEAF".to_vec(), b"INTER".to_vec()],
             key: b"KEY".to_vec(),
             crls: vec![b"CRL".to_vec()],
+            raw_keys: vec![("b.ike.test".to_string(), b"PEER".to_vec())],
         };
         let dir = write_iked_certdir(&scratch.file("certdir"), &pki, "a.ike.test");
         let mode = |p: &str| std::fs::metadata(dir.join(p)).unwrap().mode() & 0o7777;
@@ -225,9 +250,13 @@ mod tests {
         for kind in ["ipv4", "ipv6", "fqdn", "ufqdn"] {
             assert!(dir.join("pubkeys").join(kind).is_dir());
         }
-        write_iked_pubkey(&dir, PubkeyKind::Fqdn, "b.ike.test", b"PUB");
         assert_eq!(
             std::fs::read(dir.join("pubkeys/fqdn/b.ike.test")).unwrap(),
+            b"PEER"
+        );
+        write_iked_pubkey(&dir, PubkeyKind::Ipv4, "198.18.0.2", b"PUB");
+        assert_eq!(
+            std::fs::read(dir.join("pubkeys/ipv4/198.18.0.2")).unwrap(),
             b"PUB"
         );
 
@@ -244,6 +273,10 @@ mod tests {
         assert_eq!(
             std::fs::read(swanctl.join("x509ca/ca-0.crt")).unwrap(),
             b"ROOT"
+        );
+        assert_eq!(
+            std::fs::read(swanctl.join("pubkey/b.ike.test.pub")).unwrap(),
+            b"PEER"
         );
         assert_eq!(
             std::fs::metadata(swanctl.join("private/b.ike.test.key"))

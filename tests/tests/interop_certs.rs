@@ -2,10 +2,13 @@
 //! namespaces on this machine's kernel (issue 13): RSA (the interop lab's
 //! `rsa` connection, AUTH method 1, with strongSwan's own openssl-made
 //! PKI), RSA with RFC 7427 signatures, ECDSA P-256 (method 9) and Ed25519
-//! (RFC 8420 in method 14), each started by either side; the IKE and Child
+//! (RFC 8420 in method 14), and ECDSA P-256 raw public keys without any
+//! certificate (iked's pubkeys/, strongSwan's `pubkeys =`), each started
+//! by either side; the IKE and Child
 //! SAs as both see them, the AUTH method strongSwan verified, the keys
-//! byte for byte; and certificates iked must refuse (expired, issued by a
-//! CA it does not trust), with the reason in its log and nothing installed.
+//! byte for byte; a PKI made by `ikectl ca`; and certificates iked must
+//! refuse (expired, issued by a CA it does not trust, revoked by a CRL),
+//! with the reason in its log and nothing installed.
 //!
 //! strongSwan runs with kernel-libipsec, as in interop_strongswan.rs: the
 //! exchange moves to port 4500, and our own Child SA install fails here
@@ -17,8 +20,10 @@ mod certs;
 
 use std::time::Duration;
 
-use iked_common::test_pki::{CertSpec, Issued, KeyKind};
-use iked_tests::certlab::{tail, CertConnection, CertPair, ECDSA256, ED25519, RSA, RSA_7427};
+use iked_common::test_pki::{new_key, CertSpec, Issued, KeyKind};
+use iked_tests::certlab::{
+    tail, CertConnection, CertPair, ECDSA256, ED25519, RAW_P256, RSA, RSA_7427,
+};
 use iked_tests::lab::{compare_keys, Lab, Side, Strongswan, SwanKernel};
 use iked_tests::pki::{gen_pki_sh, GatewayPki};
 use iked_tests::{show_sa, wait_until, Scratch};
@@ -34,6 +39,8 @@ fn swan_method_name(conn: CertConnection) -> &'static str {
         "rsa-7427" => "RSA_EMSA_",
         "ecdsa256" => "ECDSA-256 signature",
         "ed25519" => "ED25519",
+        // ECDSA in Digital Signature authentication (RFC 7427 §3).
+        "raw-p256" => "ECDSA_WITH_SHA",
         other => panic!("no AUTH method name for {other}"),
     }
 }
@@ -47,10 +54,32 @@ fn pki_for(conn: CertConnection, scratch: &Scratch) -> (GatewayPki, GatewayPki) 
         "rsa-7427" => KeyKind::Rsa(2048),
         "ecdsa256" => KeyKind::P256,
         "ed25519" => KeyKind::Ed25519,
+        "raw-p256" => return raw_keys(KeyKind::P256),
         other => panic!("no PKI for {other}"),
     };
     let pki = TwoLevel::new(key);
     (pki.side(Side::A), pki.side(Side::B))
+}
+
+/// Each side's key and both public keys, no certificate anywhere.
+fn raw_keys(kind: KeyKind) -> (GatewayPki, GatewayPki) {
+    let (a, b) = (new_key(kind), new_key(kind));
+    let public = vec![
+        (
+            Side::A.id().to_string(),
+            a.public_key_to_pem().expect("spki"),
+        ),
+        (
+            Side::B.id().to_string(),
+            b.public_key_to_pem().expect("spki"),
+        ),
+    ];
+    let side = |key: &openssl::pkey::PKey<openssl::pkey::Private>| GatewayPki {
+        key: key.private_key_to_pem_pkcs8().expect("pkcs8"),
+        raw_keys: public.clone(),
+        ..GatewayPki::default()
+    };
+    (side(&a), side(&b))
 }
 
 /// `conn` up between iked and strongSwan, started by `iked_initiates`'s
@@ -128,10 +157,12 @@ fn round(tag: &str, conn: CertConnection, mut pair: CertPair, iked_initiates: bo
         .find(|l| l.contains("authentication of 'b.ike.test' (myself) with"))
         .unwrap_or_else(|| panic!("strongSwan signed nothing\n{}", pair.context()));
     assert!(signed.contains(method), "strongSwan signed with: {signed}");
-    // strongSwan received iked's certificate (it asked with CERTREQ).
-    assert!(
+    // strongSwan received iked's certificate (it asked with CERTREQ), or,
+    // with raw keys, none.
+    assert_eq!(
         log.contains("received end entity cert"),
-        "iked sent no certificate\n{}",
+        !conn.raw_keys,
+        "CERT payloads from iked\n{}",
         pair.context()
     );
     let compared = compare_keys(&log, &pair.iked.log_text())
@@ -209,6 +240,18 @@ fn ed25519_strongswan_initiates() {
     full_round("ci13-ed-r", ED25519, false);
 }
 
+#[test]
+#[ignore = "needs root, namespaces and strongSwan: run by scripts/test-all.sh"]
+fn raw_p256_public_keys_iked_initiates() {
+    full_round("ci13-raw-i", RAW_P256, true);
+}
+
+#[test]
+#[ignore = "needs root, namespaces and strongSwan: run by scripts/test-all.sh"]
+fn raw_p256_public_keys_strongswan_initiates() {
+    full_round("ci13-raw-r", RAW_P256, false);
+}
+
 /// `ikectl ca` (built on the openssl crate) makes the PKI: a CA with its
 /// default ECDSA P-256 key, certificates for a.ike.test and b.ike.test.
 /// `ikectl ca lab install` and `ikectl ca lab certificate a.ike.test
@@ -252,6 +295,7 @@ fn ikectl_pki_round(tag: &str, iked_initiates: bool) {
         chain: vec![read(&format!("{}.crt", Side::B.id()))],
         key: read(&format!("private/{}.key", Side::B.id())),
         crls: vec![read("ca.crl")],
+        ..GatewayPki::default()
     };
     let pair = CertPair::start_with_certdir(
         Lab::new(tag),

@@ -35,7 +35,7 @@ pub fn gateway(trusted: &[&Issued], intermediates: &[&Issued], leaf: &Issued) ->
         trusted: trusted.iter().map(|t| t.cert_pem()).collect(),
         chain,
         key: leaf.key_pem(),
-        crls: Vec::new(),
+        ..GatewayPki::default()
     }
 }
 
