@@ -4,9 +4,9 @@
 //! PKI), RSA with RFC 7427 signatures, ECDSA P-256 (method 9) and Ed25519
 //! (RFC 8420 in method 14), and ECDSA P-256 raw public keys without any
 //! certificate (iked's pubkeys/, strongSwan's `pubkeys =`), each started
-//! by either side; the IKE and Child
-//! SAs as both see them, the AUTH method strongSwan verified, the keys
-//! byte for byte; a PKI made by `ikectl ca`; and certificates iked must
+//! by either side; the IKE and Child SAs as both see them, the AUTH
+//! method strongSwan verified, the keys byte for byte; a PKI made by
+//! `ikectl ca`; and certificates iked must
 //! refuse (expired, issued by a CA it does not trust, revoked by a CRL),
 //! with the reason in its log and nothing installed.
 //!
