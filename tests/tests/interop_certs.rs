@@ -377,8 +377,19 @@ fn strongswan_accepts_the_test_pkis_between_two_strongswans() {
 /// it on one line), and no Child SA exists on either side (nothing in the
 /// kernel's SAD).
 fn refused(tag: &str, a: &GatewayPki, b: &GatewayPki, reason: &[&str], iked_initiates: bool) {
+    refused_on(tag, RSA_7427, a, b, reason, iked_initiates)
+}
+
+/// [`refused`] on connection `conn`.
+fn refused_on(
+    tag: &str,
+    conn: CertConnection,
+    a: &GatewayPki,
+    b: &GatewayPki,
+    reason: &[&str],
+    iked_initiates: bool,
+) {
     iked_tests::require_root(tag);
-    let conn = RSA_7427;
     let pair = CertPair::start(tag, conn, a, b);
     if iked_initiates {
         let out = pair.iked.ikectl(&["initiate", conn.name]);
@@ -482,6 +493,32 @@ fn a_certificate_of_the_initiator_revoked_by_a_crl_is_refused() {
         &a,
         &b,
         &["peer refused", "revoked", "CN=b.ike.test"],
+        false,
+    );
+}
+
+/// Key-type mismatch end to end (CVE-2020-16088 was one in OpenIKED):
+/// iked's policy takes ECDSA P-256 (`ikeauth ecdsa256`), strongSwan signs
+/// with its RSA certificate (method 1): refused, never a match.
+#[test]
+#[ignore = "needs root, namespaces and strongSwan: run by scripts/test-all.sh"]
+fn an_rsa_signature_where_the_policy_takes_ecdsa256_is_refused() {
+    let pki = TwoLevel::new(KeyKind::Rsa(2048));
+    let conn = CertConnection {
+        name: "mismatch",
+        ikeauth: Some("ecdsa256"),
+        ..RSA
+    };
+    refused_on(
+        "ci13-keytype-r",
+        conn,
+        &pki.side(Side::A),
+        &pki.side(Side::B),
+        &[
+            "refused with AUTHENTICATION_FAILED",
+            "AUTH method is 1",
+            "accepts 9",
+        ],
         false,
     );
 }
