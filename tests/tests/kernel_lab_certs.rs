@@ -179,3 +179,79 @@ fn certificate_tunnel_to_strongswan_carries_a_ping_both_ways_started() {
     assert_eq!(sas[0]["peer_id"], "b.ike.test", "{sas:?}");
     assert_ping_goes_through_esp(&pair, conn);
 }
+
+/// On a kernel that can hold ESP SAs, a refused certificate installs
+/// nothing: strongSwan (kernel XFRM) initiates with a certificate that
+/// expired yesterday; iked refuses it with the reason, and neither
+/// kernel holds an SA. The same lab then brings the tunnel up with a valid
+/// certificate, so the emptiness is the refusal's doing, not the kernel's.
+#[test]
+#[ignore = "needs root, strongSwan and the kernel lab (qemu): run by scripts/test-all.sh"]
+fn an_expired_certificate_installs_nothing_in_a_kernel_with_esp() {
+    if !in_kernel_lab() {
+        return run_in_kernel_lab(
+            "an_expired_certificate_installs_nothing_in_a_kernel_with_esp",
+            400,
+        );
+    }
+    modprobe();
+    let conn = ECDSA256;
+    let pki = TwoLevel::new(KeyKind::P256);
+    let expired = pki.root.issue(
+        &certs::gateway_spec(Side::B, KeyKind::P256)
+            .valid_days(-30, -1)
+            .serial(7),
+    );
+    let states = |pair: &CertPair, side: Side| {
+        let out = pair.lab.exec(side, &["ip", "xfrm", "state", "list"]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    {
+        let pair = CertPair::start_in(
+            Lab::with_hand_routes("ci13-kx", &[]),
+            SwanKernel::Netlink,
+            "ci13-kx",
+            conn,
+            &pki.side(Side::A),
+            &certs::gateway(&[&pki.root], &[], &expired),
+        );
+        let out = pair
+            .swan
+            .swanctl(&["--initiate", "--child", conn.name, "--timeout", "20"]);
+        assert!(
+            !out.status.success(),
+            "strongSwan's IKE SA must fail\n{}",
+            pair.context()
+        );
+        let reason = "certificate has expired";
+        wait_until(
+            "iked's refusal",
+            Duration::from_secs(30),
+            || pair.iked.log_text().contains(reason),
+            || pair.context(),
+        );
+        let log = pair.iked.log_text();
+        let line = log.lines().find(|l| l.contains(reason)).unwrap_or_default();
+        println!("iked: {}", line.trim());
+        for side in [Side::A, Side::B] {
+            let s = states(&pair, side);
+            assert!(s.trim().is_empty(), "SAs in {side:?}'s kernel:\n{s}");
+        }
+        assert!(show_sa(&pair.iked).is_empty(), "{}", pair.context());
+        println!("after the refusal: no SA in either kernel, none in ikectl show sa");
+    }
+    // The control: the valid certificate, the same setup.
+    let pair = CertPair::start_in(
+        Lab::with_hand_routes("ci13-kx", &[]),
+        SwanKernel::Netlink,
+        "ci13-kx",
+        conn,
+        &pki.side(Side::A),
+        &pki.side(Side::B),
+    );
+    pair.initiate(conn, false);
+    wait_installed_on_both(&pair, conn);
+    let s = states(&pair, Side::A);
+    assert_eq!(s.matches("proto esp").count(), 2, "{s}");
+    println!("with the valid certificate: 2 ESP SAs in side A's kernel");
+}
