@@ -33,9 +33,10 @@ pub struct CertConnection {
     /// so that both sides use the key's own method (1 for RSA, 9 for
     /// ECDSA P-256).
     pub swan_rfc7427: bool,
-    /// Fragmentation on both sides (`fragmentation = yes`; iked's `set
-    /// fragmentation` and `set fragment_size 1280`).
+    /// strongSwan's `fragmentation = yes` (else `no`).
     pub fragmentation: bool,
+    /// Global lines of iked.conf (`set fragmentation`, ...).
+    pub iked_settings: &'static str,
     /// Raw public keys instead of certificates: strongSwan's `pubkeys =`
     /// (its own and iked's), iked's `pubkeys/fqdn/b.ike.test`.
     pub raw_keys: bool,
@@ -56,6 +57,7 @@ pub const RSA: CertConnection = CertConnection {
     ikeauth: Some("rsa"),
     swan_rfc7427: false,
     fragmentation: false,
+    iked_settings: "",
     raw_keys: false,
 };
 
@@ -69,6 +71,7 @@ pub const RSA_7427: CertConnection = CertConnection {
     ikeauth: None,
     swan_rfc7427: true,
     fragmentation: false,
+    iked_settings: "",
     raw_keys: false,
 };
 
@@ -81,6 +84,7 @@ pub const ECDSA256: CertConnection = CertConnection {
     ikeauth: Some("ecdsa256"),
     swan_rfc7427: false,
     fragmentation: false,
+    iked_settings: "",
     raw_keys: false,
 };
 
@@ -94,6 +98,7 @@ pub const ED25519: CertConnection = CertConnection {
     ikeauth: Some("rfc7427"),
     swan_rfc7427: true,
     fragmentation: false,
+    iked_settings: "",
     raw_keys: false,
 };
 
@@ -107,7 +112,17 @@ pub const FRAGMENTED: CertConnection = CertConnection {
     ikeauth: None,
     swan_rfc7427: true,
     fragmentation: true,
+    iked_settings: "set fragmentation\nset fragment_size 1280\n",
     raw_keys: false,
+};
+
+/// [`FRAGMENTED`] with iked's `set nofragmentation`: iked does not
+/// announce IKE fragmentation, so neither side may use it (RFC 7383 §2.3)
+/// and the IKE_AUTH messages cross the 1280-byte link in IP fragments.
+pub const UNFRAGMENTED: CertConnection = CertConnection {
+    name: "nofrag",
+    iked_settings: "set nofragmentation\n",
+    ..FRAGMENTED
 };
 
 /// ECDSA P-256 raw public keys, no certificate on either side (RFC 7427
@@ -120,6 +135,7 @@ pub const RAW_P256: CertConnection = CertConnection {
     ikeauth: None,
     swan_rfc7427: true,
     fragmentation: false,
+    iked_settings: "",
     raw_keys: true,
 };
 
@@ -168,11 +184,12 @@ impl CertConnection {
     /// A whole iked.conf for `side`: global settings (`set passive`, `set
     /// certdir`, fragmentation) and the policy.
     pub fn iked_config(&self, side: Side, certdir: &Path, extra: &str) -> String {
-        let mut config = format!("set passive\nset certdir \"{}\"\n", certdir.display());
-        if self.fragmentation {
-            config += "set fragmentation\nset fragment_size 1280\n";
-        }
-        config + &self.iked_policy(side, false, extra)
+        format!(
+            "set passive\nset certdir \"{}\"\n{}{}",
+            certdir.display(),
+            self.iked_settings,
+            self.iked_policy(side, false, extra)
+        )
     }
 
     /// strongSwan's swanctl.conf section for `side`. (strongSwan 5.9.8

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use iked_common::test_pki::KeyKind;
 use iked_tests::certlab::{
-    set_veth_mtu, summarize, tail, CertPair, FragmentSummary, PcapCapture, FRAGMENTED,
+    set_veth_mtu, summarize, tail, CertPair, FragmentSummary, PcapCapture, FRAGMENTED, UNFRAGMENTED,
 };
 use iked_tests::lab::{Lab, Side, Strongswan, SwanKernel};
 use iked_tests::show_sa;
@@ -148,6 +148,49 @@ fn rsa4096_chain_in_fragments_iked_initiates() {
 #[ignore = "needs root, namespaces and strongSwan: run by scripts/test-all.sh"]
 fn rsa4096_chain_in_fragments_strongswan_initiates() {
     fragmented_round("ci13-frag-r", false);
+}
+
+/// The control: with iked's `set nofragmentation`, iked announces no IKE
+/// fragmentation, strongSwan (`fragmentation = yes`) must then send its
+/// IKE_AUTH whole too, and both messages, over 1280 bytes, cross the link
+/// in IP fragments, which the capture sees. So the fragmented rounds'
+/// "no IP fragment" is the IKE fragmentation's doing.
+#[test]
+#[ignore = "needs root, namespaces and strongSwan: run by scripts/test-all.sh"]
+fn with_nofragmentation_the_chain_crosses_in_ip_fragments() {
+    let tag = "ci13-nofrag";
+    iked_tests::require_root(tag);
+    let conn = UNFRAGMENTED;
+    let pki = ThreeLevel::new(KeyKind::Rsa(4096));
+    let pair = CertPair::start(tag, conn, &pki.side(Side::A), &pki.side(Side::B));
+    set_veth_mtu(&pair.lab, MTU as u32);
+    let captures = [
+        PcapCapture::start(&pair.lab, Side::A),
+        PcapCapture::start(&pair.lab, Side::B),
+    ];
+    pair.initiate(conn, true);
+    pair.wait_established(conn);
+    let [a, b] = captures;
+    for (who, summary) in [
+        ("iked", summarize(&a.stop())),
+        ("strongSwan", summarize(&b.stop())),
+    ] {
+        println!(
+            "{who}: {} IKE_AUTH fragments, {} whole IKE_AUTH datagrams, {} IP fragments, largest datagram {} bytes",
+            summary.ike_auth_fragments.len(),
+            summary.ike_auth_whole,
+            summary.ip_fragments,
+            summary.largest
+        );
+        assert!(summary.ike_auth_fragments.is_empty(), "{who}: {summary:?}");
+        assert_eq!(summary.ike_auth_whole, 1, "{who}: {summary:?}");
+        assert!(summary.ip_fragments >= 2, "{who}: {summary:?}");
+    }
+    assert!(
+        !pair.swan.log_text().contains("splitting IKE message"),
+        "{}",
+        pair.context()
+    );
 }
 
 /// The harness itself: two strongSwans with the same chain, connection
