@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 /// Defined with the configuration it comes from; carried in [`ChildConfig`].
 pub use crate::config::InitiationMode;
-use crate::config::{IdentitySpec, Policy, PreSharedKey, SignatureAuth};
+use crate::config::{FragmentationSettings, IdentitySpec, Policy, PreSharedKey, SignatureAuth};
 use crate::kernel::{
     Flow, IpsecProtocol, KernelEntry, KernelEvent, KernelFailure, KernelSocketKind,
     PolicyDirection, PolicyParams, SaCounters, SaId, SaParams, Selector,
@@ -125,6 +125,9 @@ pub enum ChildConfig {
         policies: Vec<Policy>,
         /// `set dpd_check_interval` in seconds; 0 disables DPD.
         dpd_check_interval: u32,
+        /// `set fragmentation|nofragmentation`, `set fragment_size`
+        /// (RFC 7383).
+        fragmentation: FragmentationSettings,
     },
     Pfkey {
         generation: u64,

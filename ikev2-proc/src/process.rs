@@ -249,6 +249,7 @@ impl Ikev2Process {
                 mode,
                 policies,
                 dpd_check_interval,
+                fragmentation,
                 ..
             }) => {
                 if self.mode != Some(mode) {
@@ -262,16 +263,22 @@ impl Ikev2Process {
                     );
                 }
                 log::info!(
-                    "configuration {generation}: {} policies, DPD {}",
+                    "configuration {generation}: {} policies, DPD {}, IKE fragmentation {}",
                     policies.len(),
                     if dpd_check_interval == 0 {
                         "off".to_string()
                     } else {
                         format!("every {dpd_check_interval} s")
+                    },
+                    if fragmentation.enabled {
+                        format!("on above {} bytes", fragmentation.max_datagram)
+                    } else {
+                        "off".to_string()
                     }
                 );
                 self.mode = Some(mode);
                 self.generation = generation;
+                self.engine.set_fragmentation(fragmentation);
                 self.engine
                     .set_config(Instant::now(), policies, mode, dpd_check_interval);
                 self.started

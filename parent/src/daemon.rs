@@ -377,6 +377,7 @@ impl Daemon {
                 mode: self.config.mode,
                 policies: self.config.policies.clone(),
                 dpd_check_interval: self.config.dpd_check_interval,
+                fragmentation: self.config.fragmentation,
             },
             Role::Pfkey => ChildConfig::Pfkey {
                 generation,

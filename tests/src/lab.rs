@@ -411,6 +411,35 @@ pub enum SwanRetransmission {
     Default,
 }
 
+/// What a strongSwan instance is started with.
+#[derive(Clone)]
+pub struct SwanSetup<'a> {
+    pub kernel: SwanKernel,
+    /// The PSK connections, configured as iked's [`Connection::iked_policy`].
+    pub connections: &'a [Connection],
+    pub retransmission: SwanRetransmission,
+    /// Lines added to strongswan.conf's charon section.
+    pub charon_settings: &'a str,
+    /// More swanctl.conf connection sections, written as they are
+    /// (certificate connections: [`crate::certlab::CertConnection`]).
+    pub extra_sections: Vec<String>,
+    /// Our certificates and key, written under the swanctl directory.
+    pub credentials: Option<&'a crate::pki::GatewayPki>,
+}
+
+impl Default for SwanSetup<'_> {
+    fn default() -> Self {
+        SwanSetup {
+            kernel: SwanKernel::Libipsec,
+            connections: &[],
+            retransmission: SwanRetransmission::Lab,
+            charon_settings: "",
+            extra_sections: Vec::new(),
+            credentials: None,
+        }
+    }
+}
+
 impl Strongswan {
     pub fn start(
         lab: &Lab,
@@ -441,6 +470,32 @@ impl Strongswan {
         retransmission: SwanRetransmission,
         charon_settings: &str,
     ) -> Strongswan {
+        Strongswan::start_setup(
+            lab,
+            side,
+            &SwanSetup {
+                kernel,
+                connections,
+                retransmission,
+                charon_settings,
+                ..SwanSetup::default()
+            },
+        )
+    }
+
+    /// strongSwan as `setup` says: its PSK connections and, with
+    /// credentials, its certificate connections (the x509 and key plugins
+    /// are then loaded into charon).
+    pub fn start_setup(lab: &Lab, side: Side, setup: &SwanSetup) -> Strongswan {
+        let SwanSetup {
+            kernel,
+            connections,
+            retransmission,
+            charon_settings,
+            extra_sections,
+            credentials,
+        } = setup;
+        let (kernel, retransmission) = (*kernel, *retransmission);
         let scratch = Scratch::new(&format!("swan-{}", lab.ns(side)));
         let dir = scratch.0.clone();
         let log = dir.join("charon.log");
@@ -460,7 +515,7 @@ impl Strongswan {
 }}
 charon {{
     load_modular = no
-    load = random nonce openssl aes sha1 sha2 hmac gcm kdf curve25519 {plugins} socket-default vici
+    load = random nonce openssl aes sha1 sha2 hmac gcm kdf curve25519 {cert_plugins}{plugins} socket-default vici
     install_routes = yes
 {retransmit}{charon_settings}    plugins {{
         vici {{
@@ -489,6 +544,13 @@ swanctl {{
 "#,
                 vici = vici.display(),
                 log = log.display(),
+                // Certificates and keys reach charon as PEM blobs over vici;
+                // revocation checks them against x509crl/'s CRLs.
+                cert_plugins = if credentials.is_some() {
+                    "pem pkcs1 pkcs8 x509 revocation constraints pubkey "
+                } else {
+                    ""
+                },
                 charon_settings = charon_settings,
                 // libipsec routes a Child SA's remote selectors into its TUN
                 // device (table 220): for host-to-host selectors, the IKE
@@ -513,12 +575,18 @@ swanctl {{
         )
         .expect("strongswan.conf");
         let swanctl = dir.join("swanctl");
-        for sub in ["conf.d", "x509", "x509ca", "private"] {
+        for sub in ["conf.d", "x509", "x509ca", "x509crl", "private"] {
             std::fs::create_dir_all(swanctl.join(sub)).expect("swanctl dir");
         }
+        if let Some(pki) = credentials {
+            crate::pki::write_swanctl_credentials(&swanctl, pki, side.id());
+        }
         let mut conf = String::from("connections {\n");
-        for c in connections {
+        for c in connections.iter() {
             conf += &c.swanctl_section(side);
+        }
+        for section in extra_sections {
+            conf += section;
         }
         conf += &format!(
             "}}\nsecrets {{\n    ike-lab {{\n        id-a = a.ike.test\n        id-b = b.ike.test\n        secret = \"{LAB_PSK}\"\n    }}\n}}\n"
@@ -637,6 +705,62 @@ pub fn strongswan_keys(log: &str) -> Vec<(String, String)> {
         keys.push((label, hex));
     }
     keys
+}
+
+/// The labels of the keys both strongSwan and iked log for an IKE SA and
+/// its first Child SA.
+pub const KEY_LABELS: &[&str] = &[
+    "SKEYSEED",
+    "Sk_d secret",
+    "Sk_ai secret",
+    "Sk_ar secret",
+    "Sk_ei secret",
+    "Sk_er secret",
+    "Sk_pi secret",
+    "Sk_pr secret",
+    "encryption initiator key",
+    "encryption responder key",
+    "integrity initiator key",
+    "integrity responder key",
+];
+
+/// Compares every key strongSwan derived for the first IKE SA and its first
+/// Child SA (its log at `ike = 4`, `chd = 4`) with iked's (`--log-keys`):
+/// the number compared, or what differs or is missing. With AEAD there are
+/// no integrity keys: SK_a* are empty and strongSwan logs no Child
+/// integrity keys; iked's must be absent too.
+pub fn compare_keys(swan_log: &str, iked_log: &str) -> Result<usize, String> {
+    let theirs = strongswan_keys(swan_log);
+    let ours = crate::iked_keys(iked_log);
+    let first = |keys: &[(String, String)], label: &str| {
+        keys.iter()
+            .find(|(l, _)| l == label)
+            .map(|(_, v)| v.clone())
+    };
+    let mut compared = 0;
+    for label in KEY_LABELS {
+        let Some(their) = first(&theirs, label) else {
+            if label.starts_with("Sk_a") || label.starts_with("integrity") {
+                let our = first(&ours, label);
+                if our.is_some() && our.as_deref() != Some("") {
+                    return Err(format!(
+                        "iked has {label} {our:?} where strongSwan has none"
+                    ));
+                }
+                continue;
+            }
+            return Err(format!("strongSwan logged no {label}"));
+        };
+        let our = first(&ours, label).ok_or_else(|| format!("iked logged no {label}"))?;
+        if our.is_empty() {
+            return Err(format!("{label} is empty"));
+        }
+        if our != their {
+            return Err(format!("{label} differs: iked {our}, strongSwan {their}"));
+        }
+        compared += 1;
+    }
+    Ok(compared)
 }
 
 fn key_header(line: &str) -> Option<(String, usize)> {

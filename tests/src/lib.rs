@@ -8,9 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod certlab;
 pub mod flood;
 pub mod lab;
 pub mod libreswan;
+pub mod pki;
 pub mod xfrm_listing;
 
 /// Fails the test, with the reason, unless we are root: tests that need root

@@ -380,6 +380,9 @@ fn every_set_option_of_the_parser_is_documented() {
         "dpd_check_interval",
         "kernel",
         "control_group",
+        "fragmentation",
+        "nofragmentation",
+        "fragment_size",
     ] {
         assert!(
             options.iter().any(|o| o == expected),

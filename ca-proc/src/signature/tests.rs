@@ -1473,3 +1473,56 @@ mod hostile {
         }
     }
 }
+
+#[test]
+fn method_14_ecdsa_takes_every_sha2_on_every_curve_and_only_canonical_der() {
+    for kind in [KeyKind::P256, KeyKind::P384, KeyKind::P521] {
+        let key = new_key(kind);
+        let public_key = public(&key);
+        for (hash_id, hash) in [(2u16, Hash::Sha256), (3, Hash::Sha384), (4, Hash::Sha512)] {
+            let signed = sign(&key, SignatureAuth::Rfc7427, &[hash_id], OCTETS).unwrap();
+            let der_len = usize::from(signed.auth_data[0]);
+            let (object, signature) = signed.auth_data[1..].split_at(der_len);
+            assert_eq!(
+                algorithm_id::parse(object),
+                Ok(SignatureAlgorithm::Ecdsa(hash))
+            );
+            verify(
+                &public_key,
+                SignatureAuth::Rfc7427,
+                14,
+                &signed.auth_data,
+                OCTETS,
+            )
+            .unwrap_or_else(|e| panic!("{kind:?} {hash:?}: {e}"));
+            // The same Ecdsa-Sig-Value in BER (a long-form length where
+            // the short form fits) is refused: only DER is a signature.
+            assert_eq!(signature[0], 0x30);
+            if signature[1] < 0x80 {
+                let ber = [&[0x30, 0x81][..], &signature[1..]].concat();
+                let data = [&signed.auth_data[..=der_len], &ber].concat();
+                assert!(
+                    matches!(
+                        verify(&public_key, SignatureAuth::Any, 14, &data, OCTETS),
+                        Err(SignatureError::BadSignature(_))
+                    ),
+                    "{kind:?} {hash:?}: BER accepted"
+                );
+            }
+            // And r||s, the classic methods' form, is not method 14's.
+            let sig = openssl::ecdsa::EcdsaSig::from_der(signature).unwrap();
+            let width = key_type(&key).map(|t| match t {
+                KeyType::Ecdsa(curve) => curve.field_len() as i32,
+                _ => unreachable!(),
+            });
+            let width = width.unwrap();
+            let rs = [
+                sig.r().to_vec_padded(width).unwrap(),
+                sig.s().to_vec_padded(width).unwrap(),
+            ]
+            .concat();
+            let data = [&signed.auth_data[..=der_len], &rs].concat();
+            assert!(verify(&public_key, SignatureAuth::Any, 14, &data, OCTETS).is_err());
+        }
+    }
+}

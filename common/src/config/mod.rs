@@ -90,6 +90,11 @@ pub struct FragmentationSettings {
     pub max_datagram: u16,
 }
 
+/// What `set fragment_size` accepts: from the 576 bytes every IPv4 host
+/// must take (RFC 7383 §2.5.1 recommends it for IPv4) to the largest UDP
+/// datagram.
+pub const FRAGMENT_SIZE_RANGE: std::ops::RangeInclusive<u16> = 576..=65535;
+
 impl Default for FragmentationSettings {
     /// On, as in strongSwan and libreswan (OpenBSD's iked defaults to off);
     /// 1280 bytes fits the smallest IPv6 path (RFC 7383 §2.5.1).

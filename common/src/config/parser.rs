@@ -307,6 +307,35 @@ impl Parser {
                 self.config.certdir = dir.clone();
                 1
             }
+            "fragmentation" => {
+                self.config.fragmentation.enabled = true;
+                0
+            }
+            "nofragmentation" => {
+                self.config.fragmentation.enabled = false;
+                0
+            }
+            "fragment_size" => {
+                let Some((TokenKind::Word(value), value_at)) = argument else {
+                    return Err(error(at, "fragment_size needs a number of bytes"));
+                };
+                self.config.fragmentation.max_datagram = value
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|n| super::FRAGMENT_SIZE_RANGE.contains(n))
+                    .ok_or_else(|| {
+                        error(
+                            value_at,
+                            format!(
+                                "invalid fragment_size '{value}': expected {}..{} bytes \
+                                 (the largest IP datagram of an IKE message, headers included)",
+                                super::FRAGMENT_SIZE_RANGE.start(),
+                                super::FRAGMENT_SIZE_RANGE.end()
+                            ),
+                        )
+                    })?;
+                1
+            }
             "kernel" => {
                 let kind = match argument {
                     Some((TokenKind::Word(v), _)) if v == "xfrm" => KernelSocketKind::Xfrm,

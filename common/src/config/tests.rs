@@ -483,3 +483,33 @@ fn set_certdir_takes_an_absolute_directory_and_defaults_to_etc_iked() {
         "{message}"
     );
 }
+
+#[test]
+fn fragmentation_is_on_at_1280_by_default_and_set_fragmentation_options_change_it() {
+    let c = parse("").unwrap();
+    assert!(c.fragmentation.enabled);
+    assert_eq!(c.fragmentation.max_datagram, 1280);
+    let c = parse("set nofragmentation\nset fragment_size 576").unwrap();
+    assert!(!c.fragmentation.enabled);
+    assert_eq!(c.fragmentation.max_datagram, 576);
+    let c = parse("set nofragmentation\nset fragmentation\nset fragment_size 65535").unwrap();
+    assert!(c.fragmentation.enabled);
+    assert_eq!(c.fragmentation.max_datagram, 65535);
+    for bad in ["575", "0", "65536", "-1", "1280b", "large"] {
+        let (line, col, message) = error_at(&format!("set fragment_size {bad}\n"));
+        assert_eq!((line, col), (1, 19), "{bad}: {message}");
+        assert!(
+            message.contains(&format!(
+                "invalid fragment_size '{bad}': expected 576..65535"
+            )),
+            "{message}"
+        );
+    }
+    let (_, _, message) = error_at("set fragment_size\n");
+    assert!(message.contains("needs a number of bytes"), "{message}");
+    let (_, _, message) = error_at("set fragmentation yes\n");
+    assert!(
+        message.contains("unexpected text after 'set fragmentation'"),
+        "{message}"
+    );
+}

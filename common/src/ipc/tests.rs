@@ -37,6 +37,10 @@ fn every_message_round_trips_through_postcard() {
             .unwrap()
             .policies,
             dpd_check_interval: 30,
+            fragmentation: crate::config::FragmentationSettings {
+                enabled: false,
+                max_datagram: 576,
+            },
         }),
         ParentToChild::Config(ChildConfig::Ca {
             generation: 7,
@@ -208,6 +212,7 @@ fn a_configuration_of_ten_thousand_policies_fits_one_message() {
         mode: InitiationMode::Active,
         policies: config.policies,
         dpd_check_interval: 0,
+        fragmentation: config.fragmentation,
     });
     let size = encode(&message).unwrap().len();
     println!("10,000 policies: {size} bytes");

@@ -5,7 +5,7 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use iked_common::config::{Policy, PolicyInitiation};
+use iked_common::config::{FragmentationSettings, Policy, PolicyInitiation};
 use iked_common::crypto::RandomSource;
 use iked_common::ipc::{CaToIkev2, ControlCommand, ControlReply, InitiationMode, PfkeyToIkev2};
 use iked_common::logging::RateLimit;
@@ -211,6 +211,7 @@ impl Engine {
             expired_counter_ids: VecDeque::new(),
             unauthenticated_log: RateLimit::new(UNAUTHENTICATED_LOG_BURST, Duration::from_secs(1)),
             ca_store: None,
+            fragment_memory: Default::default(),
             #[cfg(test)]
             test_ke_stream: None,
         })
@@ -311,6 +312,14 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// IKE fragmentation settings of a new configuration (RFC 7383): the
+    /// size applies to every message sent from now on; whether we
+    /// announce it, to IKE SAs negotiated from now on (an SA keeps what
+    /// its IKE_SA_INIT agreed).
+    pub fn set_fragmentation(&mut self, fragmentation: FragmentationSettings) {
+        self.settings.fragmentation = fragmentation;
     }
 
     /// An operator's command (`ikectl show sa|initiate|terminate`).

@@ -67,9 +67,9 @@ pub(super) fn identity_text(id: &Identity) -> String {
             k.iter().map(|b| format!("{b:02x}")).collect::<String>()
         ),
         Identity::Null => "(null)".into(),
-        // Rendering it would parse the peer's DER here; ca names DNs in
-        // its messages.
-        Identity::DerAsn1Dn(der) => format!("a DN of {} octets", der.len()),
+        // For display only (ca compares names): "C=XX, O=..., CN=...".
+        Identity::DerAsn1Dn(der) => crate::engine::dn_text::dn_text(der)
+            .unwrap_or_else(|| format!("a DN of {} octets that is no plain Name", der.len())),
         other => format!("{:?}", other.id_type()),
     }
 }

@@ -71,7 +71,10 @@ impl Engine {
                 generation,
                 cert_authorities,
                 local_ids,
-            } => self.on_ca_store(generation, cert_authorities, local_ids),
+            } => {
+                self.on_ca_store(generation, cert_authorities, local_ids);
+                self.resume_after_store();
+            }
             CaToIkev2::Verified { id, ok, reason } => match self.waits.remove(&id) {
                 Some((ike, Wait::VerifyInitiator)) => {
                     if !ok {

@@ -5,13 +5,14 @@
 use std::net::SocketAddr;
 
 use iked_common::wire::{
-    decode_payloads, encode_payloads, encrypted_message_prefix, encrypted_span, EncryptedKind,
-    ExchangeType, Flags, Header, Message, Notify, NotifyType, Payload, PayloadType, ProtocolId,
+    decode_payloads, encrypted_message_prefix, encrypted_span, EncryptedKind, ExchangeType, Flags,
+    Header, Message, Notify, NotifyType, Payload, PayloadType, ProtocolId,
 };
 
 use crate::engine::{Action, Engine};
 
 use crate::engine::digest::Inbound;
+use crate::engine::fragments::Direction;
 use crate::engine::state::*;
 
 /// A peer's request on one of our IKE SAs, as far as answering it needs.
@@ -73,7 +74,7 @@ impl Engine {
         let (local, peer) = (sa.local, sa.peer);
         sa.outstanding = Some(Outstanding {
             message_id: 0,
-            datagram: datagram.clone(),
+            datagrams: vec![datagram.clone()],
             transmissions: 1,
             deadline: RetransmitTimer::first(now, base),
             ctx: RequestCtx::SaInit,
@@ -99,11 +100,6 @@ impl Engine {
                 datagram,
             });
         }
-    }
-
-    pub(super) fn seal(&mut self, spi: u64, header: Header, inner: &[Payload]) -> Option<Vec<u8>> {
-        let (first, plaintext) = encode_payloads(inner).ok()?;
-        self.seal_encoded(spi, &header, first, &plaintext)
     }
 
     /// An SK message of IKE SA `spi` around payloads already encoded, the
@@ -173,7 +169,7 @@ impl Engine {
         };
         let message_id = sa.next_message_id;
         let header = self.header_for(sa, exchange, message_id, false);
-        let Some(datagram) = self.seal(spi, header, &inner) else {
+        let Some(datagrams) = self.seal_message(spi, header, &inner) else {
             log::warn!("IKE SA {spi:016x}: cannot seal {exchange} request");
             return;
         };
@@ -183,19 +179,16 @@ impl Engine {
         };
         sa.next_message_id = sa.next_message_id.wrapping_add(1);
         sa.last_sent = self.now;
+        let (local, peer) = (sa.local, sa.peer);
         sa.outstanding = Some(Outstanding {
             message_id,
-            datagram: datagram.clone(),
+            datagrams: datagrams.clone(),
             transmissions: 1,
             deadline,
             ctx,
         });
         log::debug!("IKE SA {spi:016x}: {exchange} request {message_id} sent");
-        self.actions.push_back(Action::Send {
-            local: sa.local,
-            remote: sa.peer,
-            datagram,
-        });
+        self.send_all(local, peer, datagrams);
     }
 
     /// Sends and caches a response to request `message_id`.
@@ -210,22 +203,19 @@ impl Engine {
             return;
         };
         let header = self.header_for(sa, exchange, message_id, true);
-        let Some(datagram) = self.seal(spi, header, &inner) else {
+        let Some(datagrams) = self.seal_message(spi, header, &inner) else {
             log::warn!("IKE SA {spi:016x}: cannot seal {exchange} response");
             return;
         };
         let Some(sa) = self.ikes.get_mut(&spi) else {
             return;
         };
-        sa.cached_response = Some((message_id, datagram.clone()));
+        sa.cached_response = Some((message_id, datagrams.clone()));
         sa.last_sent = self.now;
         sa.expected_message_id = message_id.wrapping_add(1);
         sa.answering = None;
-        self.actions.push_back(Action::Send {
-            local: sa.local,
-            remote: sa.peer,
-            datagram,
-        });
+        let (local, peer) = (sa.local, sa.peer);
+        self.send_all(local, peer, datagrams);
     }
 
     pub(super) fn on_request(
@@ -262,14 +252,13 @@ impl Engine {
         if header.message_id == previous && sa.answering.is_none() {
             if let Some((id, response)) = &sa.cached_response {
                 if *id == previous {
-                    // Authenticate it first so forged copies cannot make us send.
-                    if self.open(spi, datagram, message).is_some() {
+                    // Authenticate it first so forged copies cannot make us
+                    // send; of a fragmented request only fragment 1 counts
+                    // (RFC 7383 §2.6.1).
+                    if self.is_authentic_retransmission(spi, datagram, message) {
                         log::debug!("IKE SA {spi:016x}: request {previous} retransmitted, answering from cache");
-                        self.actions.push_back(Action::Send {
-                            local: sa.local,
-                            remote,
-                            datagram: response.clone(),
-                        });
+                        let (local, response) = (sa.local, response.clone());
+                        self.send_all(local, remote, response);
                     }
                 }
             }
@@ -284,8 +273,8 @@ impl Engine {
             );
             return;
         }
-        let Some(inner) = self.open(spi, datagram, message) else {
-            log::debug!("IKE SA {spi:016x}: request failed integrity check, dropped");
+        let Some(inner) = self.open_or_reassemble(spi, Direction::Request, datagram, message)
+        else {
             return;
         };
         let Some(sa) = self.ikes.get_mut(&spi) else {
@@ -344,8 +333,8 @@ impl Engine {
             );
             return;
         }
-        let Some(inner) = self.open(spi, datagram, message) else {
-            log::debug!("IKE SA {spi:016x}: response failed integrity check, dropped");
+        let Some(inner) = self.open_or_reassemble(spi, Direction::Response, datagram, message)
+        else {
             return;
         };
         let Some(sa) = self.ikes.get_mut(&spi) else {
@@ -497,14 +486,22 @@ impl Engine {
                     out.message_id,
                     out.transmissions
                 );
-                self.actions.push_back(Action::Send {
-                    local: sa.local,
-                    remote: sa.peer,
-                    datagram: out.datagram.clone(),
-                });
+                let (local, peer, datagrams) = (sa.local, sa.peer, out.datagrams.clone());
+                self.send_all(local, peer, datagrams);
             }
         }
         true
+    }
+
+    /// Sends a message's datagrams (one, or its fragments in order).
+    fn send_all(&mut self, local: SocketAddr, remote: SocketAddr, datagrams: Vec<Vec<u8>>) {
+        for datagram in datagrams {
+            self.actions.push_back(Action::Send {
+                local,
+                remote,
+                datagram,
+            });
+        }
     }
 
     /// Sends a datagram that is not a request or response on an IKE SA

@@ -29,8 +29,13 @@
 //!   SA coming up, both roles), `child_create`, `ike_rekey`,
 //!   `informational`, with `_responder` files where a role is long.
 //! - Below the exchanges: `message.rs` (outbound half: seal, send request
-//!   or response, retransmit, `refuse`), `digest.rs` (payload lookup and
-//!   builders), `keys.rs`, `nat.rs`, `identity.rs`, `admission.rs` (what an
+//!   or response, retransmit, `refuse`), `fragments.rs` (IKE
+//!   fragmentation, RFC 7383: what `message.rs` seals into fragments and
+//!   the bounded reassembly of a peer's), `digest.rs` (payload lookup and
+//!   builders), `keys.rs`, `nat.rs`, `identity.rs` (with `dn_text.rs`, a
+//!   DN shown as text), `signature_auth.rs` (what public keys add to
+//!   IKE_SA_INIT and IKE_AUTH: SIGNATURE_HASH_ALGORITHMS, CERTREQ, CERT,
+//!   the AUTH methods a policy takes, ca's Store), `admission.rs` (what an
 //!   unauthenticated peer may cost: cookies, half-open counts),
 //!   `sa_table.rs`, `child_sa.rs`, `state.rs` (the SA types; what only
 //!   IKE_SA_INIT and IKE_AUTH need is an IKE SA's `Handshake`, dropped
@@ -56,7 +61,8 @@
 //!   timers in a table whose only writers are its methods there
 //!   (`IkeTimer`: half-open, preparing, replaced, rekey; `ChildTimer`:
 //!   rekey, delete-replaced; a request's `RetransmitTimer`, held by the
-//!   request so that it goes with it).
+//!   request so that it goes with it, and a fragment reassembly's
+//!   `ReassemblyTimer`, held by the reassembly).
 //! - Items are `pub(super)` (`pub(in crate::engine)` under `exchange/`);
 //!   the only `pub fn`s are in `api.rs`, and only the types of `state.rs`
 //!   (the timer tables of `timers.rs` among them, re-exported there) and
@@ -70,7 +76,9 @@ mod api;
 mod child_sa;
 mod control;
 mod digest;
+mod dn_text;
 mod exchange;
+mod fragments;
 mod identity;
 mod ipc;
 mod kernel_events;
@@ -94,7 +102,7 @@ use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use iked_common::config::Policy;
+use iked_common::config::{FragmentationSettings, Policy};
 use iked_common::crypto::RandomSource;
 use iked_common::ipc::{ControlReply, Ikev2ToCa, Ikev2ToPfkey, InitiationMode};
 use iked_common::kernel::Selector;
@@ -157,6 +165,25 @@ pub struct Settings {
     /// pfkey's source address lookup before it fails (pfkey answers at once
     /// unless it is stuck).
     pub source_lookup_timeout: Duration,
+    /// IKE fragmentation (RFC 7383): announced or not, and the largest IP
+    /// datagram an encrypted message may make before it is fragmented
+    /// (`set fragmentation|nofragmentation`, `set fragment_size`; the
+    /// shell sets it from each configuration).
+    pub fragmentation: FragmentationSettings,
+    /// A peer's message in more fragments than this is dropped (RFC 7383
+    /// §2.6 leaves the bound to us).
+    pub max_fragments: u16,
+    /// A peer's message whose fragments hold more than this many bytes is
+    /// discarded.
+    pub max_reassembled_len: usize,
+    /// A message not complete this long after its first fragment is
+    /// discarded (RFC 7383 §2.6; shorter than a requester's give-up time,
+    /// to free memory, and longer than its first retransmissions, which
+    /// fill the gaps).
+    pub fragment_timeout: Duration,
+    /// What the reassembly buffers of all IKE SAs may hold together:
+    /// past it new fragments are dropped.
+    pub fragment_memory_cap: usize,
 }
 
 impl Default for Settings {
@@ -188,6 +215,14 @@ impl Default for Settings {
             nat_keepalive: Duration::from_secs(20),
             restart_delay: Duration::from_secs(30),
             source_lookup_timeout: Duration::from_secs(5),
+            fragmentation: FragmentationSettings::default(),
+            // A chain of three RSA-4096 certificates with its IKE_AUTH is
+            // about 8 KiB: 8 fragments at 1280 bytes, 16 at 576.
+            max_fragments: 32,
+            max_reassembled_len: 64 * 1024,
+            fragment_timeout: Duration::from_secs(30),
+            // 512 messages of 64 KiB, thousands of real IKE_AUTHs at once.
+            fragment_memory_cap: 32 * 1024 * 1024,
         }
     }
 }
@@ -281,6 +316,9 @@ pub struct Engine {
     /// ca's certificate store summary (`CaToIkev2::Store`), once it came:
     /// public-key policies need it for IKE_AUTH.
     ca_store: Option<signature_auth::CaStore>,
+    /// Bytes the reassembly buffers of all IKE SAs hold (RFC 7383), each
+    /// SA's share given back when its buffer goes.
+    fragment_memory: fragments::FragmentMemory,
     /// Tests only: draw key-exchange private keys from this counter instead
     /// of OpenSSL's generator, so that seeded runs are byte for byte
     /// reproducible (the datagram digest test).
@@ -338,7 +376,7 @@ impl Engine {
 /// Names of the bits of [`Engine::fuzz_states`].
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
-pub const FUZZ_STATES: [&str; 24] = [
+pub const FUZZ_STATES: [&str; 26] = [
     "half-open SAs, cookies not required",
     "half-open SAs, cookies required",
     "IKE: SA_INIT sent",
@@ -363,6 +401,8 @@ pub const FUZZ_STATES: [&str; 24] = [
     "waiting for pfkey (SPI, SA install)",
     "cookies required (half-open count at the threshold)",
     "IKE: source lookup",
+    "fragments: a message being reassembled",
+    "fragments: a fragmented request outstanding",
 ];
 
 /// The stateful fuzzer's view (src/fuzzing/): which states the SAs and
@@ -394,6 +434,16 @@ impl Engine {
                     IkeState::Rekeyed => 8,
                     IkeState::Deleting => 9,
                 };
+            if sa.fragments.reassembling() {
+                bits |= 1 << 24;
+            }
+            if sa
+                .outstanding
+                .as_ref()
+                .is_some_and(|o| o.datagrams.len() > 1)
+            {
+                bits |= 1 << 25;
+            }
             if let Some(out) = &sa.outstanding {
                 bits |= 1
                     << match &out.ctx {
@@ -469,5 +519,42 @@ impl Engine {
         let header = Header::decode(&clear).map_or(h, |d| d.header);
         let first = PayloadType::from_value(*clear.get(16)?);
         self.seal_encoded(spi, &header, first, clear.get(28..)?)
+    }
+
+    /// For the stateful fuzzer: opens the IKE Fragment message `datagram`
+    /// (RFC 7383 §2.5), which this engine sent, lets `edit` change the
+    /// fragment's content, and seals it again as fragment `number` of
+    /// `total` (any numbers: a newer or older set, a replay, too many),
+    /// so that the peer's reassembly sees authenticated hostile fragments.
+    #[doc(hidden)]
+    pub fn fuzz_reseal_fragment(
+        &mut self,
+        datagram: &[u8],
+        (number, total): (u16, u16),
+        edit: &mut dyn FnMut(&mut Vec<u8>),
+    ) -> Option<Vec<u8>> {
+        use iked_common::wire::{encrypted_span, Message, PayloadType};
+        let message = Message::decode(datagram).ok()?;
+        let h = message.header;
+        let spi = if h.flags.initiator {
+            h.initiator_spi
+        } else {
+            h.responder_spi
+        };
+        let skf = fragments::fragment_of(&message)?;
+        let first = if number == 1 && skf.fragment_number == 1 {
+            skf.first_inner
+        } else if number == 1 {
+            // Not known from a later fragment: what a lying peer might say.
+            PayloadType::Notify
+        } else {
+            PayloadType::NoNextPayload
+        };
+        let cipher = self.ikes.get(&spi)?.out_cipher.as_ref()?;
+        let span = encrypted_span(datagram).ok()?;
+        let (aad, body) = datagram.split_at_checked(span)?;
+        let mut chunk = cipher.open(aad, body).ok()?;
+        edit(&mut chunk);
+        self.seal_fragment(spi, &h, (number, total), first, &chunk)
     }
 }

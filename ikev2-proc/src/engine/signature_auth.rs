@@ -286,9 +286,11 @@ impl Engine {
     }
 
     /// Our identity under a public-key policy: ca's (srcid, or our
-    /// certificate's subject DN), else srcid or our address. An error when
-    /// ca has not sent its store yet: without it there is no chain to
-    /// offer and no CERTREQ.
+    /// certificate's subject DN), else srcid. An error when ca has not sent
+    /// its store yet (without it there is no chain to offer and no
+    /// CERTREQ), or when its store names no identity for the policy (a
+    /// reloaded configuration whose store is still coming, or no
+    /// certificate and no srcid).
     pub(super) fn signing_identity(
         &self,
         policy: &Policy,
@@ -300,9 +302,14 @@ impl Engine {
                 policy.name
             ));
         };
-        Ok(match store.local_ids.get(&policy.name) {
-            Some(id) => id.clone(),
-            None => Engine::local_identity(Some(policy), local),
-        })
+        match (store.local_ids.get(&policy.name), policy.srcid.as_ref()) {
+            (Some(id), _) => Ok(id.clone()),
+            (None, Some(_)) => Ok(Engine::local_identity(Some(policy), local)),
+            (None, None) => Err(format!(
+                "ca's certificate store names no identity of ours for policy {} \
+                 (no certificate in certs/, and no srcid)",
+                policy.name
+            )),
+        }
     }
 }

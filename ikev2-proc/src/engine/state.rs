@@ -13,6 +13,7 @@ use iked_common::ipc::IkeSaInfo;
 use iked_common::kernel::{SaId, Selector};
 use iked_common::wire::{Identity, SecurityAssociation};
 
+pub(crate) use crate::engine::fragments::Fragments;
 use crate::engine::proposals::{ChildSuite, IkeSuite};
 pub(crate) use crate::engine::timers::{
     ChildTimer, ChildTimers, IkeTimer, IkeTimers, RetransmitTimer,
@@ -104,7 +105,9 @@ pub(crate) enum RequestCtx {
 
 pub(crate) struct Outstanding {
     pub message_id: u32,
-    pub datagram: Vec<u8>,
+    /// The request as sent: one datagram, or its fragments (RFC 7383),
+    /// all sent again on each retransmission (§2.6: the same fragments).
+    pub datagrams: Vec<Vec<u8>>,
     pub transmissions: u32,
     /// When it is sent again.
     pub deadline: RetransmitTimer,
@@ -218,6 +221,9 @@ pub(crate) struct Handshake {
     pub init_response: Vec<u8>,
     /// Initiator: the IKE_AUTH response while ca checks its AUTH.
     pub auth_check: Option<AuthCheck>,
+    /// Initiator of a public-key policy: IKE_AUTH waits for ca's first
+    /// certificate store (`CaToIkev2::Store`), within the Preparing timer.
+    pub awaiting_store: bool,
     /// The peer's SIGNATURE_HASH_ALGORITHMS (RFC 7427 §4), for ca.
     pub peer_hash_algorithms: Vec<u16>,
     /// The CA hashes of the peer's CERTREQ payloads (RFC 7296 §3.7), for ca.
@@ -257,8 +263,9 @@ pub(crate) struct IkeSa {
     pub outstanding: Option<Outstanding>,
     pub prep: Option<Prep>,
     pub queue: VecDeque<Task>,
-    /// Last response sent: (message ID, datagram), for retransmitted requests.
-    pub cached_response: Option<(u32, Vec<u8>)>,
+    /// Last response sent: (message ID, its datagram or fragments), for
+    /// retransmitted requests.
+    pub cached_response: Option<(u32, Vec<Vec<u8>>)>,
     pub answering: Option<Answer>,
     pub children: Vec<u32>,
     pub established: Option<Instant>,
@@ -284,6 +291,9 @@ pub(crate) struct IkeSa {
     pub child_ke_hint: Option<KeMethod>,
     /// KE group a peer asked for when we rekeyed this IKE SA.
     pub rekey_ke_hint: Option<KeMethod>,
+    /// IKE fragmentation (RFC 7383): negotiated or not, and the peer's
+    /// messages being reassembled.
+    pub fragments: Fragments,
 }
 
 impl IkeSa {
@@ -338,6 +348,7 @@ impl IkeSa {
             no_restart: false,
             child_ke_hint: None,
             rekey_ke_hint: None,
+            fragments: Fragments::default(),
         }
     }
 }

@@ -138,6 +138,30 @@ impl RetransmitTimer {
     }
 }
 
+/// When a message being reassembled from a peer's fragments is given up
+/// (RFC 7383 §2.6). Held by the reassembly, so it goes with it, and set
+/// only here; the SA's `schedule` pushes it to the heap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ReassemblyTimer {
+    at: Instant,
+}
+
+impl ReassemblyTimer {
+    /// `timeout` after the set's first fragment kept, at `now`: later
+    /// fragments do not extend it, so a trickle cannot hold the buffer.
+    pub(super) fn start(now: Instant, timeout: Duration) -> ReassemblyTimer {
+        ReassemblyTimer { at: now + timeout }
+    }
+
+    pub(super) fn at(&self) -> Instant {
+        self.at
+    }
+
+    pub(super) fn is_due(&self, now: Instant) -> bool {
+        self.at <= now
+    }
+}
+
 /// What can come due on a Child SA (what one `rekey_at` field once meant
 /// two ways).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,6 +257,15 @@ impl Engine {
                 self.delete_ike_local(spi, "source address lookup timed out");
                 return;
             }
+            if sa.handshake.as_ref().is_some_and(|h| h.awaiting_store) {
+                log::warn!(
+                    "policy {}: IKE_AUTH not started: no identity of ours from ca's certificate store within {} s",
+                    sa.policy,
+                    self.settings.half_open_timeout.as_secs()
+                );
+                self.delete_ike_local(spi, "no certificate store from ca");
+                return;
+            }
             let reason = if sa.state == IkeState::Rekeyed {
                 "replaced by rekey"
             } else {
@@ -241,6 +274,7 @@ impl Engine {
             self.delete_ike_local(spi, reason);
             return;
         }
+        self.expire_fragments(spi);
         if !self.retransmit_if_due(spi) {
             return;
         }
@@ -403,6 +437,7 @@ impl Engine {
         };
         consider(sa.outstanding.as_ref().map(|o| o.deadline.at()));
         consider(sa.timers.removal());
+        consider(sa.fragments.deadline());
         if sa.behind_nat && sa.natt {
             consider(Some(sa.last_sent + keepalive));
         }

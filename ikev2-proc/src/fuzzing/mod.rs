@@ -282,6 +282,19 @@ impl Node {
     }
 }
 
+/// The payload type of an Encrypted Fragment (SKF, RFC 7383 §2.5).
+const SKF: u8 = 53;
+
+/// (Fragment Number, Total Fragments) of an IKE Fragment message whose
+/// SKF payload comes first, as ours do.
+fn fragment_numbers(data: &[u8]) -> Option<(u16, u16)> {
+    let fields = data.get(mutate::HEADER_LEN + 4..mutate::HEADER_LEN + 8)?;
+    Some((
+        u16::from_be_bytes([fields[0], fields[1]]),
+        u16::from_be_bytes([fields[2], fields[3]]),
+    ))
+}
+
 const MAX_CORPUS: usize = 96;
 const MAX_NET: usize = 256;
 
@@ -328,6 +341,17 @@ pub fn run(c: &mut Choices, opts: &Options, stats: &mut Stats) -> Result<(), Fai
         initiator.cookie_threshold = c.below(3);
     }
     let (seed_i, seed_r) = (c.u64(), c.u64());
+    // IKE fragmentation (RFC 7383), derived from the seeds rather than
+    // drawn so that the other runs' choices stay as they were: one run in
+    // three with a datagram size small enough that a PSK IKE_AUTH goes in
+    // a few fragments, and in some of those the responder without
+    // fragmentation (no fragments then, both ways).
+    if seed_i % 3 == 0 {
+        let size = 160 + (seed_r % 200) as u16;
+        initiator.fragmentation.max_datagram = size;
+        responder.fragmentation.max_datagram = size;
+        responder.fragmentation.enabled = seed_r % 7 != 0;
+    }
     let mut shape = shape(c);
     if flood {
         // Third parties must match a policy to get half-open SAs.
@@ -628,6 +652,12 @@ impl World<'_> {
             // sender's keys, so the receiver authenticates the mutation.
             _ => {
                 let sender = self.node_at(packet.from.ip());
+                if let Some(sender) = sender {
+                    let fragment = packet.data.len() > mutate::HEADER_LEN && packet.data[16] == SKF;
+                    if fragment && !self.c.chance(4) {
+                        return self.fragment_fault(index, sender, packet);
+                    }
+                }
                 let mut data = packet.data.clone();
                 let sealed = data.len() > mutate::HEADER_LEN && data[16] == 46;
                 let resealed = match sender {
@@ -654,7 +684,7 @@ impl World<'_> {
         let sealed: Vec<usize> = (0..self.net.len())
             .filter(|&i| {
                 let d = &self.net[i].data;
-                d.len() > mutate::HEADER_LEN && d[16] == 46
+                d.len() > mutate::HEADER_LEN && (d[16] == 46 || d[16] == SKF)
             })
             .collect();
         if sealed.is_empty() {
@@ -667,11 +697,92 @@ impl World<'_> {
         else {
             return Ok(());
         };
+        if packet.data[16] == SKF {
+            return self.fragment_fault(index, sender, packet);
+        }
         let Some(data) = self.reseal(sender, &packet.data) else {
             return Ok(());
         };
         let from = packet.from;
         if self.c.chance(3) {
+            self.net.push(packet);
+        }
+        self.deliver(index, from, data)
+    }
+
+    /// A fragment in flight (RFC 7383) made hostile, sealed again with its
+    /// sender's keys where it must pass the ICV: delivered twice, renumbered
+    /// into a newer set (more fragments: the reassembly restarts), an older
+    /// one (fewer: dropped), past the cap on fragments, its content mutated,
+    /// or its ICV broken. The original is lost or delivered later.
+    fn fragment_fault(
+        &mut self,
+        index: usize,
+        sender: usize,
+        packet: Packet,
+    ) -> Result<(), Failure> {
+        let from = packet.from;
+        let Some((number, total)) = fragment_numbers(&packet.data) else {
+            return Ok(());
+        };
+        let renumbered = match self.c.below(6) {
+            0 => {
+                let copy = packet.data.clone();
+                self.net.push(packet);
+                return self.deliver(index, from, copy);
+            }
+            1 => {
+                let total = total.saturating_add(1 + self.c.below(3) as u16);
+                (1 + self.c.below(usize::from(total)) as u16, total)
+            }
+            2 if total > 1 => (number.min(total - 1), total - 1),
+            3 => {
+                let total = 33 + self.c.below(200) as u16;
+                (1 + self.c.below(usize::from(total)) as u16, total)
+            }
+            4 => (number, total),
+            _ => {
+                let mut data = packet.data.clone();
+                let last = data.len() - 1;
+                data[last] ^= 1 + self.c.below(255) as u8;
+                if self.c.chance(2) {
+                    self.net.push(packet);
+                }
+                return self.deliver(index, from, data);
+            }
+        };
+        let mutate_content = renumbered == (number, total) || self.c.chance(4);
+        let c = &mut *self.c;
+        let resealed = self.nodes[sender].engine.fuzz_reseal_fragment(
+            &packet.data,
+            renumbered,
+            &mut |chunk| {
+                // The content is a piece of a payload chain cut anywhere
+                // (§2.5): bytes flipped, cut short or grown.
+                if !mutate_content || chunk.is_empty() {
+                    return;
+                }
+                match c.below(3) {
+                    0 => {
+                        for _ in 0..1 + c.below(3) {
+                            let at = c.below(chunk.len());
+                            chunk[at] ^= 1 << c.below(8);
+                        }
+                    }
+                    1 => chunk.truncate(c.below(chunk.len())),
+                    _ => {
+                        let mut extra = vec![0u8; 1 + c.below(64)];
+                        c.fill(&mut extra);
+                        chunk.extend_from_slice(&extra);
+                    }
+                }
+            },
+        );
+        let Some(data) = resealed else {
+            return Ok(());
+        };
+        self.stats.wire(6);
+        if self.c.chance(2) {
             self.net.push(packet);
         }
         self.deliver(index, from, data)

@@ -5,13 +5,14 @@ use crate::engine::FUZZ_STATES;
 
 /// Observations made on the wire and on the IPC channels, next to the
 /// engine's own states.
-pub const WIRE_STATES: [&str; 6] = [
+pub const WIRE_STATES: [&str; 7] = [
     "wire: responder demanded a COOKIE",
     "wire: IKE_SA_INIT with a COOKIE answered while cookies required",
     "wire: IKE_AUTH response with AUTH sent",
     "ipc: reply refused (not asked, or answered twice)",
     "wire: encrypted message mutated inside and sealed again",
     "flood: half-open SAs past the default threshold (runs)",
+    "wire: fragment renumbered or mutated and sealed again",
 ];
 
 /// What the runs did, summed over runs.

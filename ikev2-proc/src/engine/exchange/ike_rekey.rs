@@ -130,6 +130,9 @@ impl Engine {
             in_cipher: Some(in_cipher),
             peer_id: old_sa.peer_id.clone(),
             natt: old_sa.natt,
+            // RFC 7383 §2.3 negotiates it for the IKE SA; its rekeyed
+            // successor goes on with it, as strongSwan's does.
+            fragments: Fragments::negotiated(old_sa.fragments.is_negotiated()),
             nat_detected: old_sa.nat_detected,
             behind_nat: old_sa.behind_nat,
             established: Some(self.now),

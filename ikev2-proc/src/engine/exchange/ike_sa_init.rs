@@ -9,6 +9,7 @@ use iked_common::wire::{
     NotifyType, Payload, ProtocolId,
 };
 
+use crate::engine::fragments;
 use crate::engine::proposals::{self};
 use crate::engine::Engine;
 use iked_common::ipc::Ikev2ToPfkey;
@@ -198,6 +199,9 @@ impl Engine {
             nat_hash(sa.spi_i, 0, sa.peer),
         )));
         payloads.extend(signature_payloads);
+        payloads.extend(fragments::supported_notify(
+            self.settings.fragmentation.enabled,
+        ));
         let message = Message {
             header: Header {
                 initiator_spi: sa.spi_i,
@@ -326,6 +330,10 @@ impl Engine {
         sa.keys = Some(keys);
         sa.out_cipher = Some(out_cipher);
         sa.in_cipher = Some(in_cipher);
+        sa.fragments = Fragments::negotiated(fragments::agreed(
+            self.settings.fragmentation.enabled,
+            payloads,
+        ));
         sa_init_answered(sa);
         sa.last_heard = self.now;
         if (sa.nat_detected || force) && nat_supported {
@@ -407,6 +415,31 @@ impl Engine {
         false
     }
 
+    /// ca's certificate store came: the IKE SAs that waited for it to
+    /// start IKE_AUTH go on.
+    pub(in crate::engine) fn resume_after_store(&mut self) {
+        let waiting: Vec<u64> = self
+            .ikes
+            .iter()
+            .filter(|(_, sa)| {
+                sa.state == IkeState::AuthPreparing
+                    && sa.handshake.as_ref().is_some_and(|h| h.awaiting_store)
+            })
+            .map(|(spi, _)| *spi)
+            .collect();
+        for spi in waiting {
+            if let Some(handshake) = self
+                .ikes
+                .get_mut(&spi)
+                .and_then(|sa| sa.handshake.as_deref_mut())
+            {
+                handshake.awaiting_store = false;
+            }
+            log::debug!("IKE SA {spi:016x}: ca's certificate store came, IKE_AUTH goes on");
+            self.prepare_auth_request(spi);
+        }
+    }
+
     /// After IKE_SA_INIT: asks pfkey for the first Child SA's inbound SPI
     /// (unless there is to be no Child SA) before IKE_AUTH is signed.
     fn prepare_auth_request(&mut self, spi: u64) {
@@ -427,8 +460,17 @@ impl Engine {
                     }
                 }
                 Err(why) => {
-                    log::warn!("IKE SA {spi:016x}: IKE_AUTH not started: {why}");
-                    self.delete_ike_local(spi, "no certificate store from ca");
+                    // At start-up ca may still be reading the store while
+                    // the peer already answered: wait for it (bounded by
+                    // the Preparing timer), then go on.
+                    log::info!("IKE SA {spi:016x}: IKE_AUTH waits: {why}");
+                    if let Some(handshake) = self
+                        .ikes
+                        .get_mut(&spi)
+                        .and_then(|sa| sa.handshake.as_deref_mut())
+                    {
+                        handshake.awaiting_store = true;
+                    }
                     return;
                 }
             }

@@ -7,6 +7,7 @@ use iked_common::wire::{
     SecurityAssociation,
 };
 
+use crate::engine::fragments;
 use crate::engine::proposals::{self, IkeSuite};
 use crate::engine::Engine;
 use iked_common::crypto::SecretBytes;
@@ -83,6 +84,7 @@ impl Engine {
         let nat_supported = seen.supported;
         let (signature_payloads, peer_hints) =
             self.sa_init_signature_answer(local, remote, payloads);
+        let fragmentation = fragments::agreed(self.settings.fragmentation.enabled, payloads);
         let Some(response_bytes) = sa_init_response(
             &header,
             spi_r,
@@ -92,6 +94,7 @@ impl Engine {
             &nr,
             (local, remote, nat_supported),
             signature_payloads,
+            fragmentation,
         ) else {
             return;
         };
@@ -131,6 +134,7 @@ impl Engine {
                 Some(self.now + self.settings.half_open_timeout),
             ),
             half_open_key: Some((header.initiator_spi, remote)),
+            fragments: Fragments::negotiated(fragmentation),
             ..IkeSa::new(policy_name.clone(), local, remote, local_id, self.now)
         };
         self.insert_ike(spi_r, sa);
@@ -345,9 +349,10 @@ impl Engine {
     }
 }
 
-/// Our IKE_SA_INIT response (RFC 7296 §1.2): SA, KE, Nonce, and the NAT
-/// detection notifies when the initiator sent them (§2.23), then
-/// `signature_payloads` (CERTREQ, SIGNATURE_HASH_ALGORITHMS).
+/// Our IKE_SA_INIT response (RFC 7296 §1.2): SA, KE, Nonce, the NAT
+/// detection notifies when the initiator sent them (§2.23),
+/// `signature_payloads` (CERTREQ, SIGNATURE_HASH_ALGORITHMS), and
+/// IKEV2_FRAGMENTATION_SUPPORTED when both support it (RFC 7383 §2.3).
 #[allow(clippy::too_many_arguments)]
 fn sa_init_response(
     header: &Header,
@@ -358,6 +363,7 @@ fn sa_init_response(
     nr: &[u8],
     (local, remote, nat_supported): (SocketAddr, SocketAddr, bool),
     signature_payloads: Vec<Payload>,
+    fragmentation: bool,
 ) -> Option<Vec<u8>> {
     let response_payloads = vec![
         Payload::SecurityAssociation(SecurityAssociation {
@@ -382,6 +388,7 @@ fn sa_init_response(
         response_payloads.truncate(3);
     }
     response_payloads.extend(signature_payloads);
+    response_payloads.extend(fragments::supported_notify(fragmentation));
     let response = Message {
         header: sa_init_response_header(header.initiator_spi, spi_r),
         payloads: response_payloads,

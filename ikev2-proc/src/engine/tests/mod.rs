@@ -5,6 +5,7 @@
 mod child;
 mod config_control;
 mod digest;
+mod fragments;
 mod handshake;
 mod ike_rekey;
 mod loss_retransmit;

@@ -198,7 +198,7 @@ fn cert_world_started_by(
     (b_key, b_auth): (KeyKind, SignatureAuth),
 ) -> (World, Pki) {
     let pki = Pki::new("iked");
-    let mut w = World::new();
+    let mut w = unfragmented_world();
     let now = w.now;
     give_ca(
         &mut w.a,
@@ -231,6 +231,17 @@ fn cert_world_started_by(
     w.a.engine
         .set_config(w.now, vec![pa], InitiationMode::Active, 0);
     (w, pki)
+}
+
+/// Two engines with IKE fragmentation off: these tests read IKE_AUTH's
+/// payloads from its SK message, and with fragmentation on (the default)
+/// a certificate chain's IKE_AUTH goes as SKF fragments instead.
+/// Fragmented certificate exchanges are tested in fragments.rs and
+/// against strongSwan (tests/tests/interop_cert_fragments.rs).
+fn unfragmented_world() -> World {
+    let mut s = settings();
+    s.fragmentation.enabled = false;
+    World::with(s.clone(), s)
 }
 
 fn ca_of(node: &Node) -> &TestCa {
@@ -459,7 +470,7 @@ fn cert_and_certreq_travel_where_rfc_7296_puts_them() {
 
 #[test]
 fn a_psk_policy_sends_no_signature_payloads() {
-    let mut w = World::new();
+    let mut w = unfragmented_world();
     w.handshake();
     assert_one_matching_ike(&w);
     for payloads in sa_init_messages(&w.a, false)
@@ -521,7 +532,7 @@ fn a_method_the_policy_does_not_accept_is_refused_before_ca_is_asked() {
 fn a_chain_of_another_ca_is_refused_and_nothing_installed() {
     let ours = Pki::new("iked");
     let theirs = Pki::new("elsewhere");
-    let mut w = World::new();
+    let mut w = unfragmented_world();
     let now = w.now;
     // A's certificate is of another PKI than the one B trusts.
     give_ca(
@@ -563,7 +574,7 @@ fn a_chain_of_another_ca_is_refused_and_nothing_installed() {
 fn a_psk_where_a_signature_is_due_and_the_reverse_fail_naming_both() {
     for pubkey_side_is_b in [true, false] {
         let p = Pki::new("iked");
-        let mut w = World::new();
+        let mut w = unfragmented_world();
         let now = w.now;
         let (mut pa, mut pb) = (a_policy(), b_policy());
         if pubkey_side_is_b {
@@ -610,7 +621,7 @@ fn a_psk_where_a_signature_is_due_and_the_reverse_fail_naming_both() {
 #[test]
 fn psk_and_certificate_policies_side_by_side() {
     let p = Pki::new("iked");
-    let mut w = World::new();
+    let mut w = unfragmented_world();
     let now = w.now;
     let mut psk_a = a_policy();
     psk_a.name = "psk-ab".into();
@@ -686,10 +697,10 @@ fn psk_and_certificate_policies_side_by_side() {
     assert_eq!(w.b.sas.len(), 4);
 }
 
-#[test]
-fn without_ca_store_ike_auth_waits_and_the_retry_succeeds() {
+/// A and B with certificates; A's ca has not sent its Store yet.
+fn world_without_a_store() -> World {
     let p = Pki::new("iked");
-    let mut w = World::new();
+    let mut w = unfragmented_world();
     let now = w.now;
     give_ca(
         &mut w.a,
@@ -713,15 +724,46 @@ fn without_ca_store_ike_auth_waits_and_the_retry_succeeds() {
         vec![signed(a_policy(), SignatureAuth::Any, "b.ike.test")],
         vec![signed(b_policy(), SignatureAuth::Any, "a.ike.test")],
     );
+    w
+}
+
+#[test]
+fn ike_auth_waits_for_cas_store_and_goes_on_when_it_comes() {
+    // As at start-up: the peer answers IKE_SA_INIT before ca has read
+    // the certificate store.
+    let mut w = world_without_a_store();
     let log = capture_info_log(|| w.settle());
     assert!(
-        log.iter().any(|l| l.contains("IKE_AUTH not started")
-            && l.contains("ca has not sent its certificate store yet")),
+        log.iter().any(|l| l.contains("IKE_AUTH waits")
+            && l.contains(
+                "policy ab uses public keys, and ca has not sent its certificate store yet"
+            )),
         "{log:#?}"
     );
     assert_eq!(exchanges_sent(&w.a, ExchangeType::IkeAuth, false), 0);
-    assert!(w.a.established().is_empty());
-    // ca's Store comes; the restart succeeds.
+    assert_eq!(w.a.engine.ike_spis().len(), 1, "the IKE SA waits");
+    // ca's Store comes a little later: IKE_AUTH goes out at once.
+    w.advance_by(Duration::from_secs(2));
+    let store = ca_of(&w.a).store();
+    w.a.engine.handle_ca(w.now, store).unwrap();
+    w.settle();
+    established_with_child(&w);
+    assert_eq!(exchanges_sent(&w.a, ExchangeType::IkeSaInit, false), 1);
+}
+
+#[test]
+fn without_cas_store_the_attempt_fails_in_time_and_is_retried() {
+    let mut w = world_without_a_store();
+    w.settle();
+    let log = capture_info_log(|| w.advance_by(Settings::default().half_open_timeout));
+    assert!(
+        log.iter().any(|l| l
+            .contains("policy ab: IKE_AUTH not started: no identity of ours from ca's certificate store within 30 s")),
+        "{log:#?}"
+    );
+    assert!(w.a.engine.ike_spis().is_empty());
+    assert_eq!(exchanges_sent(&w.a, ExchangeType::IkeAuth, false), 0);
+    // The Store comes; the policy's restart gets through.
     let store = ca_of(&w.a).store();
     w.a.engine.handle_ca(w.now, store).unwrap();
     w.advance_by(Settings::default().restart_delay + Duration::from_secs(1));
@@ -816,7 +858,7 @@ fn with_printable_subject(pki: &Pki, leaf: Issued) -> Issued {
 #[test]
 fn a_dn_of_another_encoding_is_compared_as_a_name_not_refused_as_bytes() {
     let p = Pki::new("iked");
-    let mut w = World::new();
+    let mut w = unfragmented_world();
     let now = w.now;
     let b_leaf = with_printable_subject(&p, p.leaf("b.ike.test", KeyKind::P256, 11));
     let subject = b_leaf.cert.subject_name().to_der().unwrap();
@@ -885,4 +927,36 @@ fn the_initiator_refuses_a_responder_method_its_policy_does_not_accept() {
             .any(|l| l
                 .contains("refused our authentication (AUTHENTICATION_FAILED in INFORMATIONAL)"))
     );
+}
+
+#[test]
+fn a_store_naming_no_identity_for_the_policy_is_waited_past() {
+    // As after a reload that added the policy, before ca's new Store.
+    let mut w = world_without_a_store();
+    let CaToIkev2::Store {
+        generation,
+        cert_authorities,
+        ..
+    } = ca_of(&w.a).store()
+    else {
+        panic!("a Store");
+    };
+    let stale = CaToIkev2::Store {
+        generation,
+        cert_authorities,
+        local_ids: Vec::new(),
+    };
+    w.a.engine.handle_ca(w.now, stale).unwrap();
+    let log = capture_info_log(|| w.settle());
+    assert!(
+        log.iter().any(|l| l.contains(
+            "IKE_AUTH waits: ca's certificate store names no identity of ours for policy ab"
+        )),
+        "{log:#?}"
+    );
+    assert_eq!(exchanges_sent(&w.a, ExchangeType::IkeAuth, false), 0);
+    let store = ca_of(&w.a).store();
+    w.a.engine.handle_ca(w.now, store).unwrap();
+    w.settle();
+    established_with_child(&w);
 }
