@@ -34,7 +34,7 @@ pub use zeroizing::SecretBuffer;
 /// Version 3: framed messages (see [`channel`]); `SaList` carries the total.
 /// Version 4: routes (pfkey's route socket and settings) and source
 /// address lookups answered by pfkey.
-pub const IPC_VERSION: u32 = 4;
+pub const IPC_VERSION: u32 = 5;
 
 /// Largest message a process accepts, reassembled from its frames;
 /// anything larger is refused, never truncated. A policy takes about 170

@@ -299,7 +299,11 @@ impl Case {
         let theirs = theirs_now
             .iter()
             .find(|c| c.spi_out == child.spi_out)
-            .or_else(|| theirs_now.iter().max_by_key(|c| c.bytes_in.min(c.bytes_out)))
+            .or_else(|| {
+                theirs_now
+                    .iter()
+                    .max_by_key(|c| c.bytes_in.min(c.bytes_out))
+            })
             .expect("pluto's Child SA");
         assert!(
             rekeyed || (theirs.bytes_in > 0 && theirs.bytes_out > 0),

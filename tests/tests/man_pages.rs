@@ -207,7 +207,15 @@ fn every_ikectl_command_and_option_is_documented() {
     let commands = enum_variants(&source, "Command");
     assert_eq!(
         commands,
-        ["log", "reload", "reset", "show", "initiate", "terminate", "ca"],
+        [
+            "log",
+            "reload",
+            "reset",
+            "show",
+            "initiate",
+            "terminate",
+            "ca"
+        ],
         "commands parsed from ikectl"
     );
     let shown = enum_variants(&source, "Show");
