@@ -294,30 +294,7 @@ fn reordered_and_duplicated_fragments_reassemble_once() {
     let mut w = World::with(fragmenting(SMALL), fragmenting(SMALL));
     w.configure(vec![a_policy()], vec![b_policy()]);
     // Every batch delivered backwards and twice, pairs swapped.
-    for _ in 0..200 {
-        let (pa, _) = w.a.step(w.now);
-        let (pb, _) = w.b.step(w.now);
-        let mut batch: Vec<Packet> = pa.into_iter().chain(pb).collect();
-        batch.reverse();
-        for p in batch {
-            w.net.push_back(Packet {
-                from: p.from,
-                to: p.to,
-                data: p.data.clone(),
-            });
-            w.net.push_back(p);
-        }
-        if w.net.is_empty() {
-            break;
-        }
-        let mut items: Vec<Packet> = w.net.drain(..).collect();
-        if items.len() >= 2 {
-            items.swap(0, 1);
-        }
-        for p in items {
-            w.deliver(p);
-        }
-    }
+    w.deliver_backwards_twice_swapped();
     w.settle();
     assert_one_matching_ike(&w);
     assert_one_matching_child(&w);

@@ -527,6 +527,36 @@ impl World {
         panic!("too many timer events");
     }
 
+    /// Steps both engines (bounded) delivering each batch of datagrams
+    /// backwards and twice over, the first two swapped in flight: a
+    /// network that duplicates and reorders.
+    fn deliver_backwards_twice_swapped(&mut self) {
+        for _ in 0..200 {
+            let (pa, _) = self.a.step(self.now);
+            let (pb, _) = self.b.step(self.now);
+            let mut batch: Vec<Packet> = pa.into_iter().chain(pb).collect();
+            batch.reverse();
+            for p in batch {
+                self.net.push_back(Packet {
+                    from: p.from,
+                    to: p.to,
+                    data: p.data.clone(),
+                });
+                self.net.push_back(p);
+            }
+            if self.net.is_empty() {
+                break;
+            }
+            let mut items: Vec<Packet> = self.net.drain(..).collect();
+            if items.len() >= 2 {
+                items.swap(0, 1);
+            }
+            for p in items {
+                self.deliver(p);
+            }
+        }
+    }
+
     fn handshake(&mut self) {
         self.configure(vec![a_policy()], vec![b_policy()]);
         self.settle();

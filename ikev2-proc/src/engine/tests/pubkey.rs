@@ -180,6 +180,42 @@ fn give_ca(
     node.pki = Some(ca);
 }
 
+/// Gives A a ca for policy ab and B one for policy ba (`auths`), each
+/// holding its leaf under its issuer's intermediate and trusting
+/// `trusts`; A's Store reaches its engine at once unless `a_store` is
+/// false (B's always does).
+fn give_both_cas(
+    w: &mut World,
+    (a_issuer, a_leaf): (&Pki, &Issued),
+    (b_issuer, b_leaf): (&Pki, &Issued),
+    trusts: &Pki,
+    (a_auth, b_auth): (SignatureAuth, SignatureAuth),
+    a_store: bool,
+) {
+    let now = w.now;
+    let a_policies = [("ab", a_auth, "b.ike.test")];
+    give_ca(
+        &mut w.a,
+        now,
+        a_issuer,
+        a_leaf,
+        trusts,
+        &a_policies,
+        a_store,
+    );
+    let b_policies = [("ba", b_auth, "a.ike.test")];
+    give_ca(&mut w.b, now, b_issuer, b_leaf, trusts, &b_policies, true);
+}
+
+/// Configures the usual policies (A active) made public-key with
+/// `a_auth` and `b_auth`, each naming the other's DN as dstid.
+fn configure_signed(w: &mut World, a_auth: SignatureAuth, b_auth: SignatureAuth) {
+    w.configure(
+        vec![signed(a_policy(), a_auth, "b.ike.test")],
+        vec![signed(b_policy(), b_auth, "a.ike.test")],
+    );
+}
+
 /// A with `a_key`/`a_auth`, B with `b_key`/`b_auth`, one PKI, the usual
 /// policies (A active) made public-key; configured, not yet settled.
 fn cert_world(
@@ -199,23 +235,12 @@ fn cert_world_started_by(
 ) -> (World, Pki) {
     let pki = Pki::new("iked");
     let mut w = unfragmented_world();
-    let now = w.now;
-    give_ca(
-        &mut w.a,
-        now,
+    give_both_cas(
+        &mut w,
+        (&pki, &pki.leaf("a.ike.test", a_key, 10)),
+        (&pki, &pki.leaf("b.ike.test", b_key, 11)),
         &pki,
-        &pki.leaf("a.ike.test", a_key, 10),
-        &pki,
-        &[("ab", a_auth, "b.ike.test")],
-        true,
-    );
-    give_ca(
-        &mut w.b,
-        now,
-        &pki,
-        &pki.leaf("b.ike.test", b_key, 11),
-        &pki,
-        &[("ba", b_auth, "a.ike.test")],
+        (a_auth, b_auth),
         true,
     );
     let (mut pa, mut pb) = (
@@ -533,30 +558,16 @@ fn a_chain_of_another_ca_is_refused_and_nothing_installed() {
     let ours = Pki::new("iked");
     let theirs = Pki::new("elsewhere");
     let mut w = unfragmented_world();
-    let now = w.now;
     // A's certificate is of another PKI than the one B trusts.
-    give_ca(
-        &mut w.a,
-        now,
-        &theirs,
-        &theirs.leaf("a.ike.test", KeyKind::P256, 10),
+    give_both_cas(
+        &mut w,
+        (&theirs, &theirs.leaf("a.ike.test", KeyKind::P256, 10)),
+        (&ours, &ours.leaf("b.ike.test", KeyKind::P256, 11)),
         &ours,
-        &[("ab", SignatureAuth::Any, "b.ike.test")],
+        (SignatureAuth::Any, SignatureAuth::Any),
         true,
     );
-    give_ca(
-        &mut w.b,
-        now,
-        &ours,
-        &ours.leaf("b.ike.test", KeyKind::P256, 11),
-        &ours,
-        &[("ba", SignatureAuth::Any, "a.ike.test")],
-        true,
-    );
-    w.configure(
-        vec![signed(a_policy(), SignatureAuth::Any, "b.ike.test")],
-        vec![signed(b_policy(), SignatureAuth::Any, "a.ike.test")],
-    );
+    configure_signed(&mut w, SignatureAuth::Any, SignatureAuth::Any);
     let log = capture_info_log(|| w.settle());
     nothing_installed(&w);
     let (ok, reason) = ca_of(&w.b).verdicts[0].clone();
@@ -701,29 +712,15 @@ fn psk_and_certificate_policies_side_by_side() {
 fn world_without_a_store() -> World {
     let p = Pki::new("iked");
     let mut w = unfragmented_world();
-    let now = w.now;
-    give_ca(
-        &mut w.a,
-        now,
+    give_both_cas(
+        &mut w,
+        (&p, &p.leaf("a.ike.test", KeyKind::P256, 10)),
+        (&p, &p.leaf("b.ike.test", KeyKind::P256, 11)),
         &p,
-        &p.leaf("a.ike.test", KeyKind::P256, 10),
-        &p,
-        &[("ab", SignatureAuth::Any, "b.ike.test")],
+        (SignatureAuth::Any, SignatureAuth::Any),
         false,
     );
-    give_ca(
-        &mut w.b,
-        now,
-        &p,
-        &p.leaf("b.ike.test", KeyKind::P256, 11),
-        &p,
-        &[("ba", SignatureAuth::Any, "a.ike.test")],
-        true,
-    );
-    w.configure(
-        vec![signed(a_policy(), SignatureAuth::Any, "b.ike.test")],
-        vec![signed(b_policy(), SignatureAuth::Any, "a.ike.test")],
-    );
+    configure_signed(&mut w, SignatureAuth::Any, SignatureAuth::Any);
     w
 }
 
@@ -859,33 +856,19 @@ fn with_printable_subject(pki: &Pki, leaf: Issued) -> Issued {
 fn a_dn_of_another_encoding_is_compared_as_a_name_not_refused_as_bytes() {
     let p = Pki::new("iked");
     let mut w = unfragmented_world();
-    let now = w.now;
     let b_leaf = with_printable_subject(&p, p.leaf("b.ike.test", KeyKind::P256, 11));
     let subject = b_leaf.cert.subject_name().to_der().unwrap();
     let configured = iked_common::config::dn::to_der("C=XX, O=iked test, CN=b.ike.test").unwrap();
     assert_ne!(subject, configured, "two encodings of one name");
-    give_ca(
-        &mut w.a,
-        now,
+    give_both_cas(
+        &mut w,
+        (&p, &p.leaf("a.ike.test", KeyKind::P256, 10)),
+        (&p, &b_leaf),
         &p,
-        &p.leaf("a.ike.test", KeyKind::P256, 10),
-        &p,
-        &[("ab", SignatureAuth::Any, "b.ike.test")],
+        (SignatureAuth::Any, SignatureAuth::Any),
         true,
     );
-    give_ca(
-        &mut w.b,
-        now,
-        &p,
-        &b_leaf,
-        &p,
-        &[("ba", SignatureAuth::Any, "a.ike.test")],
-        true,
-    );
-    w.configure(
-        vec![signed(a_policy(), SignatureAuth::Any, "b.ike.test")],
-        vec![signed(b_policy(), SignatureAuth::Any, "a.ike.test")],
-    );
+    configure_signed(&mut w, SignatureAuth::Any, SignatureAuth::Any);
     w.settle();
     established_with_child(&w);
     // B presented its certificate's own encoding; A's ca found the name
