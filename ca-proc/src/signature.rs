@@ -403,50 +403,48 @@ pub fn sign(
 }
 
 fn sign_rsa_sha1(key: &PKeyRef<Private>, octets: &[u8]) -> Result<Signed, SignatureError> {
-    let auth_data = rsa_pkcs1_sign(key, Hash::Sha1, octets)?;
+    let auth_data = sign_hashed(key, Scheme::RsaPkcs1, Hash::Sha1, octets)?;
     Ok(Signed {
         auth_method: AUTH_RSA_SIG,
         auth_data,
     })
 }
 
-fn rsa_pkcs1_sign(
-    key: &PKeyRef<Private>,
-    hash: Hash,
-    octets: &[u8],
-) -> Result<Vec<u8>, SignatureError> {
-    let mut signer = Signer::new(hash.digest(), key).map_err(openssl_error)?;
-    signer
-        .set_rsa_padding(Padding::PKCS1)
-        .map_err(openssl_error)?;
-    signer.sign_oneshot_to_vec(octets).map_err(openssl_error)
+/// How a signature over a hash is made and checked: RSA with PKCS#1
+/// v1.5 padding, RSA-PSS (MGF1 with the same hash, a salt as long as
+/// the hash: RFC 7427 §3 via RFC 4055), or ECDSA (a DER Ecdsa-Sig-Value,
+/// as OpenSSL makes it; it refuses non-DER encodings).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    RsaPkcs1,
+    RsaPss,
+    Ecdsa,
 }
 
-fn rsa_pss_sign(
+fn sign_hashed(
     key: &PKeyRef<Private>,
+    scheme: Scheme,
     hash: Hash,
     octets: &[u8],
 ) -> Result<Vec<u8>, SignatureError> {
     let mut signer = Signer::new(hash.digest(), key).map_err(openssl_error)?;
-    signer
-        .set_rsa_padding(Padding::PKCS1_PSS)
-        .map_err(openssl_error)?;
-    signer
-        .set_rsa_mgf1_md(hash.digest())
-        .map_err(openssl_error)?;
-    signer
-        .set_rsa_pss_saltlen(RsaPssSaltlen::DIGEST_LENGTH)
-        .map_err(openssl_error)?;
-    signer.sign_oneshot_to_vec(octets).map_err(openssl_error)
-}
-
-/// ECDSA over `octets`: OpenSSL's DER Ecdsa-Sig-Value.
-fn ecdsa_sign_der(
-    key: &PKeyRef<Private>,
-    hash: Hash,
-    octets: &[u8],
-) -> Result<Vec<u8>, SignatureError> {
-    let mut signer = Signer::new(hash.digest(), key).map_err(openssl_error)?;
+    match scheme {
+        Scheme::RsaPkcs1 => signer
+            .set_rsa_padding(Padding::PKCS1)
+            .map_err(openssl_error)?,
+        Scheme::RsaPss => {
+            signer
+                .set_rsa_padding(Padding::PKCS1_PSS)
+                .map_err(openssl_error)?;
+            signer
+                .set_rsa_mgf1_md(hash.digest())
+                .map_err(openssl_error)?;
+            signer
+                .set_rsa_pss_saltlen(RsaPssSaltlen::DIGEST_LENGTH)
+                .map_err(openssl_error)?;
+        }
+        Scheme::Ecdsa => {}
+    }
     signer.sign_oneshot_to_vec(octets).map_err(openssl_error)
 }
 
@@ -457,7 +455,7 @@ fn sign_ecdsa_classic(
     octets: &[u8],
 ) -> Result<Signed, SignatureError> {
     let (auth_method, hash) = curve.method();
-    let der = ecdsa_sign_der(key, hash, octets)?;
+    let der = sign_hashed(key, Scheme::Ecdsa, hash, octets)?;
     let signature = EcdsaSig::from_der(&der).map_err(openssl_error)?;
     let width = i32::try_from(curve.field_len())
         .map_err(|_| SignatureError::Openssl("field width out of range".into()))?;
@@ -477,9 +475,9 @@ fn sign_rfc7427(
 ) -> Result<Signed, SignatureError> {
     fits_rfc7427(key_type, algorithm, "our")?;
     let signature = match algorithm {
-        SignatureAlgorithm::RsaPkcs1(hash) => rsa_pkcs1_sign(key, hash, octets)?,
-        SignatureAlgorithm::RsaPss(hash) => rsa_pss_sign(key, hash, octets)?,
-        SignatureAlgorithm::Ecdsa(hash) => ecdsa_sign_der(key, hash, octets)?,
+        SignatureAlgorithm::RsaPkcs1(hash) => sign_hashed(key, Scheme::RsaPkcs1, hash, octets)?,
+        SignatureAlgorithm::RsaPss(hash) => sign_hashed(key, Scheme::RsaPss, hash, octets)?,
+        SignatureAlgorithm::Ecdsa(hash) => sign_hashed(key, Scheme::Ecdsa, hash, octets)?,
         SignatureAlgorithm::Ed25519 => Signer::new_without_digest(key)
             .and_then(|mut signer| signer.sign_oneshot_to_vec(octets))
             .map_err(openssl_error)?,
@@ -579,7 +577,14 @@ pub fn verify(
             if !matches!(key_type, KeyType::Rsa { .. }) {
                 return Err(mismatch());
             }
-            verify_rsa_pkcs1(key, Hash::Sha1, auth_data, octets, &described(auth_method))
+            verify_hashed(
+                key,
+                Scheme::RsaPkcs1,
+                Hash::Sha1,
+                auth_data,
+                octets,
+                &described(auth_method),
+            )
         }
         AUTH_ECDSA_SHA256_P256 | AUTH_ECDSA_SHA384_P384 | AUTH_ECDSA_SHA512_P521 => {
             let curve = match auth_method {
@@ -629,49 +634,32 @@ fn check_rsa_length<T: HasPublic>(
     Ok(())
 }
 
-fn verify_rsa_pkcs1(
+/// Checks a signature of `scheme` (see [`Scheme`]); an RSA signature
+/// must be as long as the key's modulus.
+fn verify_hashed(
     key: &PKeyRef<Public>,
+    scheme: Scheme,
     hash: Hash,
     signature: &[u8],
     octets: &[u8],
     what: &str,
 ) -> Result<(), SignatureError> {
-    check_rsa_length(key, signature, what)?;
-    let result = Verifier::new(hash.digest(), key).and_then(|mut verifier| {
-        verifier.set_rsa_padding(Padding::PKCS1)?;
-        verifier.verify_oneshot(signature, octets)
-    });
-    verified(result, what)
-}
-
-fn verify_rsa_pss(
-    key: &PKeyRef<Public>,
-    hash: Hash,
-    signature: &[u8],
-    octets: &[u8],
-    what: &str,
-) -> Result<(), SignatureError> {
-    check_rsa_length(key, signature, what)?;
+    if scheme != Scheme::Ecdsa {
+        check_rsa_length(key, signature, what)?;
+    }
     let salt_len = i32::try_from(hash.output_len()).unwrap_or(i32::MAX);
     let result = Verifier::new(hash.digest(), key).and_then(|mut verifier| {
-        verifier.set_rsa_padding(Padding::PKCS1_PSS)?;
-        verifier.set_rsa_mgf1_md(hash.digest())?;
-        verifier.set_rsa_pss_saltlen(RsaPssSaltlen::custom(salt_len))?;
+        match scheme {
+            Scheme::RsaPkcs1 => verifier.set_rsa_padding(Padding::PKCS1)?,
+            Scheme::RsaPss => {
+                verifier.set_rsa_padding(Padding::PKCS1_PSS)?;
+                verifier.set_rsa_mgf1_md(hash.digest())?;
+                verifier.set_rsa_pss_saltlen(RsaPssSaltlen::custom(salt_len))?;
+            }
+            Scheme::Ecdsa => {}
+        }
         verifier.verify_oneshot(signature, octets)
     });
-    verified(result, what)
-}
-
-/// ECDSA with a DER Ecdsa-Sig-Value (OpenSSL refuses non-DER encodings).
-fn verify_ecdsa_der(
-    key: &PKeyRef<Public>,
-    hash: Hash,
-    signature: &[u8],
-    octets: &[u8],
-    what: &str,
-) -> Result<(), SignatureError> {
-    let result = Verifier::new(hash.digest(), key)
-        .and_then(|mut verifier| verifier.verify_oneshot(signature, octets));
     verified(result, what)
 }
 
@@ -697,7 +685,7 @@ fn verify_ecdsa_classic(
         .and_then(|(r, s)| EcdsaSig::from_private_components(r, s))
         .and_then(|signature| signature.to_der())
         .map_err(|_| bad_signature(&what))?;
-    verify_ecdsa_der(key, hash, &der, octets, &what)
+    verify_hashed(key, Scheme::Ecdsa, hash, &der, octets, &what)
 }
 
 /// Method 14: length octet, AlgorithmIdentifier, signature (RFC 7427 §3).
@@ -738,9 +726,15 @@ fn verify_rfc7427(
     }
     let what = format!("{method} with {}", algorithm.name());
     match algorithm {
-        SignatureAlgorithm::RsaPkcs1(hash) => verify_rsa_pkcs1(key, hash, signature, octets, &what),
-        SignatureAlgorithm::RsaPss(hash) => verify_rsa_pss(key, hash, signature, octets, &what),
-        SignatureAlgorithm::Ecdsa(hash) => verify_ecdsa_der(key, hash, signature, octets, &what),
+        SignatureAlgorithm::RsaPkcs1(hash) => {
+            verify_hashed(key, Scheme::RsaPkcs1, hash, signature, octets, &what)
+        }
+        SignatureAlgorithm::RsaPss(hash) => {
+            verify_hashed(key, Scheme::RsaPss, hash, signature, octets, &what)
+        }
+        SignatureAlgorithm::Ecdsa(hash) => {
+            verify_hashed(key, Scheme::Ecdsa, hash, signature, octets, &what)
+        }
         SignatureAlgorithm::Ed25519 => {
             if signature.len() != 64 {
                 return Err(SignatureError::Malformed(format!(
