@@ -123,26 +123,28 @@ const TAG_PSS_TRAILER: u8 = 0xa3;
 
 // The AlgorithmIdentifiers we emit (RFC 7427 Appendix A, whose bytes the
 // tests compare with ours).
+/// Copies `part` into `der` at `at`; returns where the next part goes.
+const fn put<const N: usize>(der: &mut [u8; N], at: usize, part: &[u8]) -> usize {
+    let mut i = 0;
+    while i < part.len() {
+        der[at + i] = part[i];
+        i += 1;
+    }
+    at + part.len()
+}
+
+/// An AlgorithmIdentifier of the 9-octet `oid` with parameters NULL.
+const fn with_null_parameters(oid: [u8; 9]) -> [u8; 15] {
+    let mut der = [0; 15];
+    let at = put(&mut der, 0, &[TAG_SEQUENCE, 13, TAG_OID, 9]);
+    let at = put(&mut der, at, &oid);
+    put(&mut der, at, &[TAG_NULL, 0]);
+    der
+}
+
 /// sha*WithRSAEncryption: parameters NULL (RFC 7427 A.1).
 const fn rsa_pkcs1_der(arc: u8) -> [u8; 15] {
-    let oid = pkcs1(arc);
-    [
-        TAG_SEQUENCE,
-        13,
-        TAG_OID,
-        9,
-        oid[0],
-        oid[1],
-        oid[2],
-        oid[3],
-        oid[4],
-        oid[5],
-        oid[6],
-        oid[7],
-        oid[8],
-        TAG_NULL,
-        0,
-    ]
+    with_null_parameters(pkcs1(arc))
 }
 const SHA1_WITH_RSA_DER: [u8; 15] = rsa_pkcs1_der(0x05);
 const SHA256_WITH_RSA_DER: [u8; 15] = rsa_pkcs1_der(0x0b);
@@ -173,83 +175,34 @@ const PSS_DEFAULT_DER: [u8; 64] = [
 /// RSASSA-PSS with a SHA-2 hash, MGF1 with the same hash, a salt of the
 /// hash's length and trailerField 1, as RFC 7427 A.4.3 writes it for SHA-256.
 const fn pss_der(hash_arc: u8, salt_len: u8) -> [u8; 72] {
-    let hash = nist_hash(hash_arc);
-    let mgf1 = pkcs1(0x08);
-    let pss = pkcs1(0x0a);
-    [
-        TAG_SEQUENCE,
-        0x46,
-        TAG_OID,
-        0x09,
-        pss[0],
-        pss[1],
-        pss[2],
-        pss[3],
-        pss[4],
-        pss[5],
-        pss[6],
-        pss[7],
-        pss[8],
-        TAG_SEQUENCE,
-        0x39,
-        TAG_PSS_HASH,
-        0x0f,
-        TAG_SEQUENCE,
-        0x0d,
-        TAG_OID,
-        0x09,
-        hash[0],
-        hash[1],
-        hash[2],
-        hash[3],
-        hash[4],
-        hash[5],
-        hash[6],
-        hash[7],
-        hash[8],
-        TAG_NULL,
-        0x00,
-        TAG_PSS_MGF,
-        0x1c,
-        TAG_SEQUENCE,
-        0x1a,
-        TAG_OID,
-        0x09,
-        mgf1[0],
-        mgf1[1],
-        mgf1[2],
-        mgf1[3],
-        mgf1[4],
-        mgf1[5],
-        mgf1[6],
-        mgf1[7],
-        mgf1[8],
-        TAG_SEQUENCE,
-        0x0d,
-        TAG_OID,
-        0x09,
-        hash[0],
-        hash[1],
-        hash[2],
-        hash[3],
-        hash[4],
-        hash[5],
-        hash[6],
-        hash[7],
-        hash[8],
-        TAG_NULL,
-        0x00,
-        TAG_PSS_SALT,
-        0x03,
-        TAG_INTEGER,
-        0x01,
-        salt_len,
-        TAG_PSS_TRAILER,
-        0x03,
-        TAG_INTEGER,
-        0x01,
-        0x01,
-    ]
+    let hash = with_null_parameters(nist_hash(hash_arc));
+    let mut der = [0; 72];
+    let at = put(&mut der, 0, &[TAG_SEQUENCE, 0x46, TAG_OID, 0x09]);
+    let at = put(&mut der, at, &pkcs1(0x0a));
+    // RSASSA-PSS-params (RFC 4055 §3.1): hashAlgorithm,
+    let at = put(&mut der, at, &[TAG_SEQUENCE, 0x39, TAG_PSS_HASH, 0x0f]);
+    let at = put(&mut der, at, &hash);
+    // maskGenAlgorithm (MGF1 with the same hash),
+    let at = put(
+        &mut der,
+        at,
+        &[TAG_PSS_MGF, 0x1c, TAG_SEQUENCE, 0x1a, TAG_OID, 0x09],
+    );
+    let at = put(&mut der, at, &pkcs1(0x08));
+    let at = put(&mut der, at, &hash);
+    // saltLength and trailerField.
+    let at = put(
+        &mut der,
+        at,
+        &[TAG_PSS_SALT, 0x03, TAG_INTEGER, 0x01, salt_len],
+    );
+    let at = put(
+        &mut der,
+        at,
+        &[TAG_PSS_TRAILER, 0x03, TAG_INTEGER, 0x01, 0x01],
+    );
+    assert!(at == der.len(), "pss_der fills its 72 octets");
+    der
 }
 const PSS_SHA256_DER: [u8; 72] = pss_der(0x01, 32);
 const PSS_SHA384_DER: [u8; 72] = pss_der(0x02, 48);
