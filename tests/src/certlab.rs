@@ -197,61 +197,35 @@ impl CertConnection {
     /// x509ca/, with or without a local `cacerts` trust anchor: a peer
     /// needs strongSwan's intermediate in its own store.)
     pub fn swanctl_section(&self, side: Side) -> String {
-        format!(
-            r#"    {name} {{
-        version = 2
-        local_addrs = {local}
-        remote_addrs = {remote}
-        proposals = {ike}
-        unique = never
-        dpd_delay = 0
-        rekey_time = 0
-        fragmentation = {fragmentation}
-        local {{
-            auth = pubkey
-            {local_key}
-            id = {lid}
-        }}
-        remote {{
-            auth = pubkey{remote_key}
-            id = {rid}
-        }}
-        children {{
-            {name} {{
-                local_ts = {lts}
-                remote_ts = {rts}
-                esp_proposals = {esp}
-                mode = tunnel
-                start_action = none
-                rekey_time = 0
-            }}
-        }}
-    }}
-"#,
-            name = self.name,
-            local = side.outer_v4(),
-            remote = side.other().outer_v4(),
-            ike = self.ike_proposal,
-            fragmentation = if self.fragmentation { "yes" } else { "no" },
-            local_key = if self.raw_keys {
-                format!("pubkeys = {}", crate::pki::swanctl_pubkey_name(side.id()))
-            } else {
-                format!("certs = {}", crate::pki::swanctl_cert_name(side.id()))
-            },
-            remote_key = if self.raw_keys {
+        let fragmentation = if self.fragmentation { "yes" } else { "no" };
+        let (local_key, remote_key) = if self.raw_keys {
+            (
+                format!("pubkeys = {}", crate::pki::swanctl_pubkey_name(side.id())),
                 format!(
                     "\n            pubkeys = {}",
                     crate::pki::swanctl_pubkey_name(side.other().id())
-                )
-            } else {
-                String::new()
-            },
-            lid = side.id(),
-            rid = side.other().id(),
-            lts = self.local_ts(side),
-            rts = self.local_ts(side.other()),
-            esp = self.esp_proposals,
-        )
+                ),
+            )
+        } else {
+            (
+                format!("certs = {}", crate::pki::swanctl_cert_name(side.id())),
+                String::new(),
+            )
+        };
+        crate::lab::swanctl_tunnel_section(&crate::lab::SwanctlTunnel {
+            name: self.name,
+            local: side.outer_v4(),
+            remote: side.other().outer_v4(),
+            ike: self.ike_proposal,
+            ike_extra: &format!("        fragmentation = {fragmentation}\n"),
+            local_auth: &format!("auth = pubkey\n            {local_key}"),
+            remote_auth: &format!("auth = pubkey{remote_key}"),
+            local_id: side.id(),
+            remote_id: side.other().id(),
+            local_ts: &self.local_ts(side),
+            remote_ts: &self.local_ts(side.other()),
+            esp: self.esp_proposals,
+        })
     }
 
     /// What strongSwan on `side` is started with for this connection,
@@ -276,6 +250,36 @@ impl CertConnection {
     }
 }
 
+/// Two strongSwans (userspace ESP) for `conn` in `lab`, each with its
+/// side's credentials: B (the responder) started first, then A.
+pub fn start_strongswan_pair(
+    lab: &Lab,
+    conn: CertConnection,
+    a: &GatewayPki,
+    b: &GatewayPki,
+) -> (Strongswan, Strongswan) {
+    let swan_b = Strongswan::start_setup(
+        lab,
+        Side::B,
+        &conn.swan_setup(Side::B, SwanKernel::Libipsec, b),
+    );
+    let swan_a = Strongswan::start_setup(
+        lab,
+        Side::A,
+        &conn.swan_setup(Side::A, SwanKernel::Libipsec, a),
+    );
+    (swan_a, swan_b)
+}
+
+/// The last lines of both strongSwans' logs, for a failure's message.
+pub fn strongswan_pair_context(swan_a: &Strongswan, swan_b: &Strongswan) -> String {
+    format!(
+        "--- A ---\n{}\n--- B ---\n{}",
+        tail(&swan_a.log_text(), 60),
+        tail(&swan_b.log_text(), 60)
+    )
+}
+
 /// The last `lines` lines of `text`.
 pub fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
@@ -290,6 +294,28 @@ pub fn established_with_child(sas: &[Value], name: &str) -> bool {
             && sa["state"] == "established"
             && sa["children"].as_array().is_some_and(|c| !c.is_empty())
     })
+}
+
+/// Waits (30 s at most) until iked's `ikectl show sa` holds policy
+/// `name`'s IKE SA with a Child SA and strongSwan lists an established IKE
+/// SA and an installed Child SA.
+pub fn wait_established_on_both(
+    iked: &Daemon,
+    swan: &Strongswan,
+    name: &str,
+    context: impl Fn() -> String,
+) {
+    wait_until(
+        "IKE and Child SA established on both sides",
+        Duration::from_secs(30),
+        || {
+            let swan = swan.list_sas();
+            established_with_child(&show_sa(iked), name)
+                && swan.contains("ESTABLISHED")
+                && swan.contains("INSTALLED")
+        },
+        context,
+    );
 }
 
 /// iked on side A, strongSwan on side B, with certificates.
@@ -382,17 +408,7 @@ impl CertPair {
     }
 
     pub fn wait_established(&self, conn: CertConnection) {
-        wait_until(
-            "IKE and Child SA established on both sides",
-            Duration::from_secs(30),
-            || {
-                let swan = self.swan.list_sas();
-                established_with_child(&show_sa(&self.iked), conn.name)
-                    && swan.contains("ESTABLISHED")
-                    && swan.contains("INSTALLED")
-            },
-            || self.context(),
-        );
+        wait_established_on_both(&self.iked, &self.swan, conn.name, || self.context());
     }
 }
 

@@ -348,45 +348,20 @@ impl Connection {
     }
 
     fn swanctl_section(&self, side: Side) -> String {
-        format!(
-            r#"    {name} {{
-        version = 2
-        local_addrs = {local}
-        remote_addrs = {remote}
-        proposals = {ike}
-        unique = never
-        dpd_delay = 0
-        rekey_time = 0
-        local {{
-            auth = psk
-            id = {lid}
-        }}
-        remote {{
-            auth = psk
-            id = {rid}
-        }}
-        children {{
-            {name} {{
-                local_ts = {lts}
-                remote_ts = {rts}
-                esp_proposals = {esp}
-                mode = tunnel
-                start_action = none
-                rekey_time = 0
-            }}
-        }}
-    }}
-"#,
-            name = self.name,
-            local = self.address(side),
-            remote = self.address(side.other()),
-            ike = self.ike_proposal,
-            lid = side.id(),
-            rid = side.other().id(),
-            lts = self.local_ts(side),
-            rts = self.local_ts(side.other()),
-            esp = self.esp_proposals,
-        )
+        swanctl_tunnel_section(&SwanctlTunnel {
+            name: self.name,
+            local: self.address(side),
+            remote: self.address(side.other()),
+            ike: self.ike_proposal,
+            ike_extra: "",
+            local_auth: "auth = psk",
+            remote_auth: "auth = psk",
+            local_id: side.id(),
+            remote_id: side.other().id(),
+            local_ts: &self.local_ts(side),
+            remote_ts: &self.local_ts(side.other()),
+            esp: self.esp_proposals,
+        })
     }
 }
 
@@ -783,6 +758,105 @@ fn key_header(line: &str) -> Option<(String, usize)> {
         .find(|l| line.contains(&format!("> {} =>", l)))?;
     let len = line.split("=> ").nth(1)?.split(' ').next()?.parse().ok()?;
     Some((label.to_string(), len))
+}
+
+/// Loads the kernel `modules` a kernel-lab test needs (`modprobe -a`);
+/// one that is built in or missing shows later, in the test's own checks.
+pub fn modprobe(modules: &[&str]) {
+    let _ = Command::new("modprobe").arg("-a").args(modules).status();
+}
+
+/// Asserts that `side`'s capture `wire` (tcpdump's lines) holds at least
+/// `at_least` ESP packets (printing how many, for `what`) and nothing in
+/// the clear but IKE.
+pub fn assert_esp_and_ike_only(side: Side, wire: &str, at_least: usize, what: &str) {
+    let esp = wire.lines().filter(|l| l.contains("ESP(spi=")).count();
+    println!("side {side:?} sent {esp} ESP packets for {what}");
+    assert!(
+        esp >= at_least,
+        "side {side:?} sent {esp} ESP packets:\n{wire}"
+    );
+    let clear: Vec<&str> = wire
+        .lines()
+        .filter(|l| {
+            !l.trim().is_empty()
+                && !l.contains("ESP(spi=")
+                && !l.contains(".500:")
+                && !l.contains(".4500:")
+                && !l.contains("isakmp")
+        })
+        .collect();
+    assert!(
+        clear.is_empty(),
+        "side {side:?} sent more than ESP and IKE:\n{clear:?}\nall:\n{wire}"
+    );
+}
+
+/// One swanctl.conf connection with a tunnel-mode child of the same name,
+/// neither rekeyed nor probed (DPD), started by the test: what the PSK and
+/// the certificate labs share.
+pub(crate) struct SwanctlTunnel<'a> {
+    pub name: &'a str,
+    pub local: &'a str,
+    pub remote: &'a str,
+    pub ike: &'a str,
+    /// More lines of the connection (each indented by 8 and ended by a
+    /// newline), after `rekey_time`.
+    pub ike_extra: &'a str,
+    /// The `local` and `remote` blocks' lines before `id` (further lines
+    /// indented by 12).
+    pub local_auth: &'a str,
+    pub remote_auth: &'a str,
+    pub local_id: &'a str,
+    pub remote_id: &'a str,
+    pub local_ts: &'a str,
+    pub remote_ts: &'a str,
+    pub esp: &'a str,
+}
+
+pub(crate) fn swanctl_tunnel_section(c: &SwanctlTunnel<'_>) -> String {
+    format!(
+        r#"    {name} {{
+        version = 2
+        local_addrs = {local}
+        remote_addrs = {remote}
+        proposals = {ike}
+        unique = never
+        dpd_delay = 0
+        rekey_time = 0
+{ike_extra}        local {{
+            {local_auth}
+            id = {lid}
+        }}
+        remote {{
+            {remote_auth}
+            id = {rid}
+        }}
+        children {{
+            {name} {{
+                local_ts = {lts}
+                remote_ts = {rts}
+                esp_proposals = {esp}
+                mode = tunnel
+                start_action = none
+                rekey_time = 0
+            }}
+        }}
+    }}
+"#,
+        name = c.name,
+        local = c.local,
+        remote = c.remote,
+        ike = c.ike,
+        ike_extra = c.ike_extra,
+        local_auth = c.local_auth,
+        remote_auth = c.remote_auth,
+        lid = c.local_id,
+        rid = c.remote_id,
+        lts = c.local_ts,
+        rts = c.remote_ts,
+        esp = c.esp,
+    )
 }
 
 #[cfg(test)]

@@ -16,9 +16,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use iked_common::test_pki::KeyKind;
 use iked_tests::certlab::{
-    set_veth_mtu, summarize, tail, CertPair, FragmentSummary, PcapCapture, FRAGMENTED, UNFRAGMENTED,
+    set_veth_mtu, start_strongswan_pair, strongswan_pair_context, summarize, CertConnection,
+    CertPair, FragmentSummary, PcapCapture, FRAGMENTED, UNFRAGMENTED,
 };
-use iked_tests::lab::{Lab, Side, Strongswan, SwanKernel};
+use iked_tests::lab::{Lab, Side};
 use iked_tests::show_sa;
 
 use certs::ThreeLevel;
@@ -72,9 +73,14 @@ fn assert_fragmented(who: &str, summary: &FragmentSummary) -> BTreeMap<(u32, boo
         .collect()
 }
 
-fn fragmented_round(tag: &str, iked_initiates: bool) {
-    iked_tests::require_root(tag);
-    let conn = FRAGMENTED;
+/// iked (A) and strongSwan (B) with an RSA 4096 chain over the link of
+/// MTU bytes, `conn` established (iked initiating or not) while both
+/// sides' captures ran: the pair and what A and B sent, summarized.
+fn captured_round(
+    tag: &str,
+    conn: CertConnection,
+    iked_initiates: bool,
+) -> (CertPair, [FragmentSummary; 2]) {
     let pki = ThreeLevel::new(KeyKind::Rsa(4096));
     let pair = CertPair::start(tag, conn, &pki.side(Side::A), &pki.side(Side::B));
     set_veth_mtu(&pair.lab, MTU as u32);
@@ -85,7 +91,13 @@ fn fragmented_round(tag: &str, iked_initiates: bool) {
     pair.initiate(conn, iked_initiates);
     pair.wait_established(conn);
     let [a, b] = captures;
-    let (from_iked, from_swan) = (summarize(&a.stop()), summarize(&b.stop()));
+    (pair, [summarize(&a.stop()), summarize(&b.stop())])
+}
+
+fn fragmented_round(tag: &str, iked_initiates: bool) {
+    iked_tests::require_root(tag);
+    let conn = FRAGMENTED;
+    let (pair, [from_iked, from_swan]) = captured_round(tag, conn, iked_initiates);
     let iked_messages = assert_fragmented("iked", &from_iked);
     let swan_messages = assert_fragmented("strongSwan", &from_swan);
     // Each side fragmented its own IKE_AUTH message: the initiator its
@@ -160,21 +172,8 @@ fn rsa4096_chain_in_fragments_strongswan_initiates() {
 fn with_nofragmentation_the_chain_crosses_in_ip_fragments() {
     let tag = "ci13-nofrag";
     iked_tests::require_root(tag);
-    let conn = UNFRAGMENTED;
-    let pki = ThreeLevel::new(KeyKind::Rsa(4096));
-    let pair = CertPair::start(tag, conn, &pki.side(Side::A), &pki.side(Side::B));
-    set_veth_mtu(&pair.lab, MTU as u32);
-    let captures = [
-        PcapCapture::start(&pair.lab, Side::A),
-        PcapCapture::start(&pair.lab, Side::B),
-    ];
-    pair.initiate(conn, true);
-    pair.wait_established(conn);
-    let [a, b] = captures;
-    for (who, summary) in [
-        ("iked", summarize(&a.stop())),
-        ("strongSwan", summarize(&b.stop())),
-    ] {
+    let (pair, [from_iked, from_swan]) = captured_round(tag, UNFRAGMENTED, true);
+    for (who, summary) in [("iked", from_iked), ("strongSwan", from_swan)] {
         println!(
             "{who}: {} IKE_AUTH fragments, {} whole IKE_AUTH datagrams, {} IP fragments, largest datagram {} bytes",
             summary.ike_auth_fragments.len(),
@@ -204,28 +203,13 @@ fn two_strongswans_fragment_the_rsa4096_chain_as_the_capture_shows() {
     let (pki_a, pki_b) = (pki.side(Side::A), pki.side(Side::B));
     let lab = Lab::new("ci13-frag2");
     set_veth_mtu(&lab, MTU as u32);
-    let swan_b = Strongswan::start_setup(
-        &lab,
-        Side::B,
-        &conn.swan_setup(Side::B, SwanKernel::Libipsec, &pki_b),
-    );
-    let swan_a = Strongswan::start_setup(
-        &lab,
-        Side::A,
-        &conn.swan_setup(Side::A, SwanKernel::Libipsec, &pki_a),
-    );
+    let (swan_a, swan_b) = start_strongswan_pair(&lab, conn, &pki_a, &pki_b);
     let captures = [
         PcapCapture::start(&lab, Side::A),
         PcapCapture::start(&lab, Side::B),
     ];
     let out = swan_a.swanctl(&["--initiate", "--child", conn.name, "--timeout", "30"]);
-    let context = || {
-        format!(
-            "--- A ---\n{}\n--- B ---\n{}",
-            tail(&swan_a.log_text(), 60),
-            tail(&swan_b.log_text(), 60)
-        )
-    };
+    let context = || strongswan_pair_context(&swan_a, &swan_b);
     assert!(
         out.status.success(),
         "{}\n{}",

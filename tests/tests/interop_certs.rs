@@ -22,9 +22,10 @@ use std::time::Duration;
 
 use iked_common::test_pki::{new_key, CertSpec, Issued, KeyKind};
 use iked_tests::certlab::{
-    tail, CertConnection, CertPair, ECDSA256, ED25519, RAW_P256, RSA, RSA_7427,
+    start_strongswan_pair, strongswan_pair_context, CertConnection, CertPair, ECDSA256, ED25519,
+    RAW_P256, RSA, RSA_7427,
 };
-use iked_tests::lab::{compare_keys, Lab, Side, Strongswan, SwanKernel};
+use iked_tests::lab::{compare_keys, Lab, Side, SwanKernel};
 use iked_tests::pki::{gen_pki_sh, GatewayPki};
 use iked_tests::{show_sa, wait_until, Scratch};
 
@@ -330,24 +331,9 @@ fn strongswan_accepts_the_test_pkis_between_two_strongswans() {
         let scratch = Scratch::new("ci13-swan2-pki");
         let (a, b) = pki_for(conn, &scratch);
         let lab = Lab::new("ci13-swan2");
-        let swan_b = Strongswan::start_setup(
-            &lab,
-            Side::B,
-            &conn.swan_setup(Side::B, SwanKernel::Libipsec, &b),
-        );
-        let swan_a = Strongswan::start_setup(
-            &lab,
-            Side::A,
-            &conn.swan_setup(Side::A, SwanKernel::Libipsec, &a),
-        );
+        let (swan_a, swan_b) = start_strongswan_pair(&lab, conn, &a, &b);
         let out = swan_a.swanctl(&["--initiate", "--child", conn.name, "--timeout", "30"]);
-        let context = || {
-            format!(
-                "--- A ---\n{}\n--- B ---\n{}",
-                tail(&swan_a.log_text(), 60),
-                tail(&swan_b.log_text(), 60)
-            )
-        };
+        let context = || strongswan_pair_context(&swan_a, &swan_b);
         assert!(
             out.status.success(),
             "{}: {}\n{}",

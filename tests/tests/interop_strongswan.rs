@@ -6,20 +6,12 @@
 
 use std::time::Duration;
 
+use iked_tests::certlab::{established_with_child, tail, wait_established_on_both};
 use iked_tests::lab::{
     strongswan_keys, Connection, Lab, Side, Strongswan, SwanKernel, PSK_CBC, PSK_GCM, PSK_HOSTS,
     PSK_V6,
 };
 use iked_tests::{iked_keys, show_sa, wait_until, Daemon};
-use serde_json::Value;
-
-fn established_with_child(sas: &[Value], name: &str) -> bool {
-    sas.iter().any(|sa| {
-        sa["policy"] == name
-            && sa["state"] == "established"
-            && sa["children"].as_array().is_some_and(|c| !c.is_empty())
-    })
-}
 
 struct Pair {
     swan: Strongswan,
@@ -36,11 +28,6 @@ impl Pair {
             tail(&self.swan.log_text(), 60)
         )
     }
-}
-
-fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 /// Brings `conn` up between iked (side A) and strongSwan (side B), started
@@ -91,17 +78,7 @@ fn bring_up_with(
             pair.context()
         );
     }
-    wait_until(
-        "IKE and Child SA established on both sides",
-        Duration::from_secs(30),
-        || {
-            let swan = pair.swan.list_sas();
-            established_with_child(&show_sa(&pair.iked), conn.name)
-                && swan.contains("ESTABLISHED")
-                && swan.contains("INSTALLED")
-        },
-        || pair.context(),
-    );
+    wait_established_on_both(&pair.iked, &pair.swan, conn.name, || pair.context());
     pair
 }
 
