@@ -12,30 +12,26 @@
 #[path = "support/certs.rs"]
 mod certs;
 
-use std::process::Command;
 use std::time::Duration;
 
 use iked_common::test_pki::KeyKind;
 use iked_tests::certlab::{CertConnection, CertPair, ECDSA256};
-use iked_tests::lab::{Capture, Lab, Side, SwanKernel};
+use iked_tests::lab::{assert_esp_and_ike_only, Capture, Lab, Side, SwanKernel};
 use iked_tests::{in_kernel_lab, run_in_kernel_lab, show_sa, wait_until};
 use serde_json::Value;
 
 use certs::TwoLevel;
 
 fn modprobe() {
-    let _ = Command::new("modprobe")
-        .args([
-            "-a",
-            "esp4",
-            "xfrm_user",
-            "xfrm4_tunnel",
-            "veth",
-            "aes",
-            "gcm",
-            "sha256",
-        ])
-        .status();
+    iked_tests::lab::modprobe(&[
+        "esp4",
+        "xfrm_user",
+        "xfrm4_tunnel",
+        "veth",
+        "aes",
+        "gcm",
+        "sha256",
+    ]);
 }
 
 fn installed_children(pair: &CertPair, name: &str) -> Vec<Value> {
@@ -45,6 +41,12 @@ fn installed_children(pair: &CertPair, name: &str) -> Vec<Value> {
         .flat_map(|sa| sa["children"].as_array().cloned().unwrap_or_default())
         .filter(|c| c["installed"] == true)
         .collect()
+}
+
+/// `ip xfrm state list` in `side`'s namespace.
+fn xfrm_states(pair: &CertPair, side: Side) -> String {
+    let out = pair.lab.exec(side, &["ip", "xfrm", "state", "list"]);
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// What the captures keep: all but ARP and ICMPv6 (neighbour discovery).
@@ -81,23 +83,7 @@ fn assert_ping_goes_through_esp(pair: &CertPair, conn: CertConnection) {
     );
     for (side, capture) in [Side::A, Side::B].into_iter().zip(captures) {
         let wire = capture.stop();
-        let esp = wire.lines().filter(|l| l.contains("ESP(spi=")).count();
-        println!("side {side:?} sent {esp} ESP packets for 5 pings");
-        assert!(esp >= 5, "side {side:?} sent {esp} ESP packets:\n{wire}");
-        let clear: Vec<&str> = wire
-            .lines()
-            .filter(|l| {
-                !l.trim().is_empty()
-                    && !l.contains("ESP(spi=")
-                    && !l.contains(".500:")
-                    && !l.contains(".4500:")
-                    && !l.contains("isakmp")
-            })
-            .collect();
-        assert!(
-            clear.is_empty(),
-            "side {side:?} sent more than ESP and IKE:\n{clear:?}\nall:\n{wire}"
-        );
+        assert_esp_and_ike_only(side, &wire, 5, "5 pings");
     }
     let children = installed_children(pair, conn.name);
     let counted = |c: &Value, key: &str| c[key].as_u64().is_some_and(|n| n > 0);
@@ -155,8 +141,7 @@ fn certificate_tunnel_to_strongswan_carries_a_ping_both_ways_started() {
         .unwrap_or_default();
     println!("strongSwan: {}", verified.trim());
     assert!(verified.contains("successful"), "{}", pair.context());
-    let states = pair.lab.exec(Side::A, &["ip", "xfrm", "state", "list"]);
-    let states = String::from_utf8_lossy(&states.stdout).into_owned();
+    let states = xfrm_states(&pair, Side::A);
     assert_eq!(
         states.matches("proto esp").count(),
         2,
@@ -202,10 +187,6 @@ fn an_expired_certificate_installs_nothing_in_a_kernel_with_esp() {
             .valid_days(-30, -1)
             .serial(7),
     );
-    let states = |pair: &CertPair, side: Side| {
-        let out = pair.lab.exec(side, &["ip", "xfrm", "state", "list"]);
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
     {
         let pair = CertPair::start_in(
             Lab::with_hand_routes("ci13-kx", &[]),
@@ -234,7 +215,7 @@ fn an_expired_certificate_installs_nothing_in_a_kernel_with_esp() {
         let line = log.lines().find(|l| l.contains(reason)).unwrap_or_default();
         println!("iked: {}", line.trim());
         for side in [Side::A, Side::B] {
-            let s = states(&pair, side);
+            let s = xfrm_states(&pair, side);
             assert!(s.trim().is_empty(), "SAs in {side:?}'s kernel:\n{s}");
         }
         assert!(show_sa(&pair.iked).is_empty(), "{}", pair.context());
@@ -251,7 +232,7 @@ fn an_expired_certificate_installs_nothing_in_a_kernel_with_esp() {
     );
     pair.initiate(conn, false);
     wait_installed_on_both(&pair, conn);
-    let s = states(&pair, Side::A);
+    let s = xfrm_states(&pair, Side::A);
     assert_eq!(s.matches("proto esp").count(), 2, "{s}");
     println!("with the valid certificate: 2 ESP SAs in side A's kernel");
 }

@@ -5,7 +5,6 @@
 //! ends with `ip xfrm state` and `ip xfrm policy` free of our entries and
 //! a foreign SA and policy intact. One VM boot for all three.
 
-use std::process::Command;
 use std::time::Duration;
 
 use iked_tests::lab::{Lab, Side, Strongswan, SwanKernel, SwanRetransmission, PSK_GCM};
@@ -79,17 +78,7 @@ fn assert_clean_and_foreign_intact(lab: &Lab, context: &str, log: &dyn Fn() -> S
 }
 
 fn modprobe() {
-    let _ = Command::new("modprobe")
-        .args([
-            "-a",
-            "esp4",
-            "xfrm_user",
-            "xfrm4_tunnel",
-            "veth",
-            "aes",
-            "gcm",
-        ])
-        .status();
+    iked_tests::lab::modprobe(&["esp4", "xfrm_user", "xfrm4_tunnel", "veth", "aes", "gcm"]);
 }
 
 /// Flows of the multi-flow policy: one Child SA each, negotiated one after

@@ -24,7 +24,6 @@
 //! for the first copy stays, unknown to iked, until its lifetime ends. The
 //! cases print such orphans and compare the pair both sides know.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use iked_tests::lab::{Capture, Connection, Lab, Side, PSK_CBC, PSK_GCM, PSK_V6};
@@ -33,22 +32,19 @@ use iked_tests::{in_kernel_lab, run_in_kernel_lab, show_sa, wait_until, Daemon};
 use serde_json::Value;
 
 fn modprobe() {
-    let _ = Command::new("modprobe")
-        .args([
-            "-a",
-            "esp4",
-            "esp6",
-            "xfrm_user",
-            "xfrm4_tunnel",
-            "xfrm6_tunnel",
-            "tunnel6",
-            "veth",
-            "aes",
-            "gcm",
-            "sha256",
-            "curve25519-generic",
-        ])
-        .status();
+    iked_tests::lab::modprobe(&[
+        "esp4",
+        "esp6",
+        "xfrm_user",
+        "xfrm4_tunnel",
+        "xfrm6_tunnel",
+        "tunnel6",
+        "veth",
+        "aes",
+        "gcm",
+        "sha256",
+        "curve25519-generic",
+    ]);
 }
 
 /// What the captures on each veth keep: all but ARP.

@@ -10,11 +10,11 @@
 //! On the build machine each test boots the VM and runs itself inside it,
 //! where IKED_KERNEL_LAB is set.
 
-use std::process::Command;
 use std::time::Duration;
 
 use iked_tests::lab::{
-    Capture, Connection, Lab, Side, Strongswan, SwanKernel, PSK_CAMELLIA, PSK_GCM,
+    assert_esp_and_ike_only, Capture, Connection, Lab, Side, Strongswan, SwanKernel, PSK_CAMELLIA,
+    PSK_GCM,
 };
 use iked_tests::{in_kernel_lab, run_in_kernel_lab, show_sa, wait_until, Daemon};
 use serde_json::Value;
@@ -107,23 +107,7 @@ fn assert_ping_from_goes_through_esp(
     );
     for (side, capture) in [Side::A, Side::B].into_iter().zip(captures) {
         let wire = capture.stop();
-        let esp = wire.lines().filter(|l| l.contains("ESP(spi=")).count();
-        println!("side {side:?} sent {esp} ESP packets for 5 pings from {from:?}");
-        assert!(esp >= 5, "side {side:?} sent {esp} ESP packets:\n{wire}");
-        let clear: Vec<&str> = wire
-            .lines()
-            .filter(|l| {
-                !l.trim().is_empty()
-                    && !l.contains("ESP(spi=")
-                    && !l.contains(".500:")
-                    && !l.contains(".4500:")
-                    && !l.contains("isakmp")
-            })
-            .collect();
-        assert!(
-            clear.is_empty(),
-            "side {side:?} sent more than ESP and IKE:\n{clear:?}\nall:\n{wire}"
-        );
+        assert_esp_and_ike_only(side, &wire, 5, &format!("5 pings from {from:?}"));
     }
     // The kernel counted the echo requests out and the replies in.
     let children = installed_children(a, conn.name);
@@ -178,21 +162,18 @@ fn iked_policy(conn: Connection, side: Side, active: bool, extra: &str) -> Strin
 }
 
 fn modprobe() {
-    let _ = Command::new("modprobe")
-        .args([
-            "-a",
-            "esp4",
-            "esp6",
-            "xfrm_user",
-            "xfrm4_tunnel",
-            "veth",
-            "aes",
-            "gcm",
-            "chacha20poly1305",
-            "sha256",
-            "camellia_generic",
-        ])
-        .status();
+    iked_tests::lab::modprobe(&[
+        "esp4",
+        "esp6",
+        "xfrm_user",
+        "xfrm4_tunnel",
+        "veth",
+        "aes",
+        "gcm",
+        "chacha20poly1305",
+        "sha256",
+        "camellia_generic",
+    ]);
 }
 
 fn iked_to_iked(initiator: Side) {
