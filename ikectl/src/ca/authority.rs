@@ -268,6 +268,19 @@ impl Ca {
         self.dir.join("private").join(format!("{host}.key"))
     }
 
+    /// `host_key_path`, or why there is no key there.
+    fn existing_host_key_path(&self, host: &HostId) -> Result<PathBuf, String> {
+        let path = self.host_key_path(host);
+        if !path.exists() {
+            return Err(format!(
+                "CA '{}' has no key for '{host}' (no {})",
+                self.name,
+                path.display()
+            ));
+        }
+        Ok(path)
+    }
+
     fn index_path(&self) -> PathBuf {
         self.dir.join("index.txt")
     }
@@ -787,14 +800,7 @@ impl Ca {
     }
 
     fn read_host_key(&self, host: &HostId) -> Result<PKey<Private>, String> {
-        let path = self.host_key_path(host);
-        if !path.exists() {
-            return Err(format!(
-                "CA '{}' has no key for '{host}' (no {})",
-                self.name,
-                path.display()
-            ));
-        }
+        let path = self.existing_host_key_path(host)?;
         PKey::private_key_from_pem(&files::read(&path)?)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))
     }
@@ -991,14 +997,7 @@ impl Ca {
     /// `ca NAME key HOST delete`.
     pub fn delete_key(&self, host: &HostId) -> Result<String, String> {
         self.require()?;
-        let path = self.host_key_path(host);
-        if !path.exists() {
-            return Err(format!(
-                "CA '{}' has no key for '{host}' (no {})",
-                self.name,
-                path.display()
-            ));
-        }
+        let path = self.existing_host_key_path(host)?;
         fs::remove_file(&path).map_err(|e| format!("cannot delete {}: {e}", path.display()))?;
         Ok(format!("key for '{host}' deleted ({})", path.display()))
     }
