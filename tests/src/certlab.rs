@@ -407,6 +407,28 @@ impl CertPair {
         }
     }
 
+    /// strongSwan starts `conn` (20 s at most) and must fail: iked
+    /// refuses it.
+    pub fn swan_initiation_fails(&self, conn: CertConnection) {
+        let out = self
+            .swan
+            .swanctl(&["--initiate", "--child", conn.name, "--timeout", "20"]);
+        assert!(
+            !out.status.success(),
+            "strongSwan's IKE SA must fail\n{}",
+            self.context()
+        );
+    }
+
+    /// iked's IKE SA of policy `name` in `ikectl show sa` (panics when
+    /// there is none).
+    pub fn iked_sa(&self, name: &str) -> Value {
+        show_sa(&self.iked)
+            .into_iter()
+            .find(|sa| sa["policy"] == name)
+            .expect("iked's IKE SA")
+    }
+
     pub fn wait_established(&self, conn: CertConnection) {
         wait_established_on_both(&self.iked, &self.swan, conn.name, || self.context());
     }

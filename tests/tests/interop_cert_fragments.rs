@@ -20,7 +20,6 @@ use iked_tests::certlab::{
     CertPair, FragmentSummary, PcapCapture, FRAGMENTED, UNFRAGMENTED,
 };
 use iked_tests::lab::{Lab, Side};
-use iked_tests::show_sa;
 
 use certs::ThreeLevel;
 
@@ -138,11 +137,7 @@ fn fragmented_round(tag: &str, iked_initiates: bool) {
     {
         println!("strongSwan: {}", line.trim());
     }
-    let sas = show_sa(&pair.iked);
-    let sa = sas
-        .iter()
-        .find(|sa| sa["policy"] == conn.name)
-        .expect("iked's IKE SA");
+    let sa = &pair.iked_sa(conn.name);
     assert_eq!(sa["initiator"], iked_initiates, "{sa}");
     assert_eq!(sa["peer_id"], "b.ike.test", "{sa}");
     let compared = iked_tests::lab::compare_keys(&log, &pair.iked.log_text())

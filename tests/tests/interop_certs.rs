@@ -100,11 +100,7 @@ fn round(tag: &str, conn: CertConnection, mut pair: CertPair, iked_initiates: bo
     pair.wait_established(conn);
 
     // iked's view.
-    let sas = show_sa(&pair.iked);
-    let sa = sas
-        .iter()
-        .find(|sa| sa["policy"] == conn.name)
-        .expect("iked's IKE SA");
+    let sa = &pair.iked_sa(conn.name);
     assert_eq!(sa["initiator"], iked_initiates, "{sa}");
     assert_eq!(sa["local_id"], "a.ike.test", "{sa}");
     assert_eq!(sa["peer_id"], "b.ike.test", "{sa}");
@@ -385,14 +381,7 @@ fn refused_on(
             String::from_utf8_lossy(&out.stderr)
         );
     } else {
-        let out = pair
-            .swan
-            .swanctl(&["--initiate", "--child", conn.name, "--timeout", "20"]);
-        assert!(
-            !out.status.success(),
-            "strongSwan's IKE SA must fail\n{}",
-            pair.context()
-        );
+        pair.swan_initiation_fails(conn);
     }
     let has_reason = |log: &str| {
         log.lines()

@@ -196,14 +196,7 @@ fn an_expired_certificate_installs_nothing_in_a_kernel_with_esp() {
             &pki.side(Side::A),
             &certs::gateway(&[&pki.root], &[], &expired),
         );
-        let out = pair
-            .swan
-            .swanctl(&["--initiate", "--child", conn.name, "--timeout", "20"]);
-        assert!(
-            !out.status.success(),
-            "strongSwan's IKE SA must fail\n{}",
-            pair.context()
-        );
+        pair.swan_initiation_fails(conn);
         let reason = "certificate has expired";
         wait_until(
             "iked's refusal",
