@@ -526,12 +526,39 @@ fn gcm_libreswan_initiates_rekeyed_and_deleted_by_iked() {
     // pluto revives a connection it was told to initiate when the peer
     // deletes its IKE SA ("must remain up per local policy"): unloading the
     // connection stops that (and deletes whatever the revival built).
-    if case
-        .pluto
-        .log_summary()
-        .contains("must remain up per local policy")
-    {
+    // pluto logs the revival as it drops the old IKE SA; a moment may pass
+    // before the line is in its log.
+    let revival_seen = Instant::now() + Duration::from_secs(5);
+    let revived = loop {
+        if case
+            .pluto
+            .log_summary()
+            .contains("must remain up per local policy")
+        {
+            break true;
+        }
+        if Instant::now() >= revival_seen {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    if revived {
         println!("  pluto honoured iked's DELETE, then revived the connection it had initiated");
+        // Unloading the connection while the revival sits between its
+        // IKE_AUTH request and the answer drops pluto's half silently (it
+        // has no IKE SA yet to send a DELETE with), and iked, whose half
+        // is complete, learns of that only when its retransmissions run
+        // out (seen in CI). So the revival finishes first: the unload's
+        // DELETE then reaches iked.
+        wait_until(
+            "pluto's revived IKE SA, established on both sides",
+            Duration::from_secs(60),
+            || {
+                let theirs = case.pluto.established_ike_spis();
+                case.ike_spis().iter().any(|spis| theirs.contains(spis))
+            },
+            || case.context(),
+        );
     }
     case.pluto.delete(PSK_GCM.name);
     wait_until(
