@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use iked_common::config::PreSharedKey;
 use iked_common::crypto::auth::{psk_auth, verify_psk_auth};
 use iked_common::crypto::PrfAlg;
-use iked_common::ipc::{CaPolicy, CaToIkev2, CertStoreFiles, Ikev2ToCa};
+use iked_common::ipc::{CaPolicy, CaToIkev2, CertStoreFiles, EapStep, Ikev2ToCa};
 
 use crate::store::CertStore;
 
@@ -145,9 +145,44 @@ impl AuthService {
         }
     }
 
+    /// One request of ikev2; None for those that take no answer.
+    pub fn handle_message(&self, request: Ikev2ToCa) -> Option<CaToIkev2> {
+        match request {
+            Ikev2ToCa::EapEnd { .. } => None,
+            request => Some(self.handle(request)),
+        }
+    }
+
     pub fn handle(&self, request: Ikev2ToCa) -> CaToIkev2 {
         match request {
             Ikev2ToCa::Ping { id } => CaToIkev2::Pong { id },
+            // EAP (RFC 7296 §2.16) is not served yet: refused, never
+            // mistaken for a PSK or signature request.
+            Ikev2ToCa::SignAuth {
+                id,
+                eap_session: Some(_),
+                ..
+            }
+            | Ikev2ToCa::VerifyAuth {
+                id,
+                eap_session: Some(_),
+                ..
+            } => CaToIkev2::Failed {
+                id,
+                reason: "EAP is not supported".into(),
+            },
+            Ikev2ToCa::Eap { id, session, .. } => CaToIkev2::Eap {
+                id,
+                session,
+                step: EapStep::Failed {
+                    message: Vec::new(),
+                    reason: "EAP is not supported".into(),
+                },
+            },
+            Ikev2ToCa::EapEnd { session } => CaToIkev2::Failed {
+                id: session,
+                reason: "EapEnd takes no answer (handle_message drops it)".into(),
+            },
             Ikev2ToCa::SignAuth {
                 id,
                 policy,
@@ -155,6 +190,7 @@ impl AuthService {
                 signed_octets,
                 peer_hash_algorithms,
                 cert_authorities,
+                ..
             } if self.pubkey_policies.contains_key(&policy) => {
                 match self.sign_with_key(
                     &self.pubkey_policies[&policy],
@@ -335,6 +371,7 @@ mod tests {
             signed_octets: octets.clone(),
             peer_hash_algorithms: Vec::new(),
             cert_authorities: Vec::new(),
+            eap_session: None,
         })
         else {
             panic!("no AUTH");
@@ -360,6 +397,7 @@ mod tests {
                     body: b"b.ike.test".to_vec(),
                 },
                 certs: Vec::new(),
+                eap_session: None,
             })
         };
         assert_eq!(
@@ -409,6 +447,7 @@ mod tests {
                 signed_octets: vec![0; len],
                 peer_hash_algorithms: Vec::new(),
                 cert_authorities: Vec::new(),
+                eap_session: None,
             })
         };
         assert!(
@@ -434,6 +473,7 @@ mod tests {
                 signed_octets: octets,
                 peer_hash_algorithms: Vec::new(),
                 cert_authorities: Vec::new(),
+                eap_session: None,
             })
         };
         let good = crate::signed_octets::tests::auth_input(0x20, 32, 32);

@@ -75,6 +75,7 @@ fn on_parent(
                 psks,
                 pubkey_policies,
                 store,
+                ..
             }) => {
                 let applied = auth.apply(generation, psks, pubkey_policies, &store);
                 // The private key's bytes go now; only the parsed key stays.
@@ -115,8 +116,9 @@ fn on_ikev2(ikev2: &mut Channel, auth: &AuthService) -> Result<(), ChildError> {
         else {
             break;
         };
-        let reply = auth.handle(request);
-        ikev2.send(&reply).map_err(ChildError::on("ikev2"))?;
+        if let Some(reply) = auth.handle_message(request) {
+            ikev2.send(&reply).map_err(ChildError::on("ikev2"))?;
+        }
     }
     Ok(())
 }

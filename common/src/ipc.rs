@@ -16,9 +16,12 @@ use serde::{Deserialize, Serialize};
 
 /// Defined with the configuration it comes from; carried in [`ChildConfig`].
 pub use crate::config::InitiationMode;
-use crate::config::{FragmentationSettings, IdentitySpec, Policy, PreSharedKey, SignatureAuth};
+use crate::config::{
+    EapMethod, FragmentationSettings, IdentitySpec, Policy, PreSharedKey, SignatureAuth,
+    UserCredential,
+};
 use crate::kernel::{
-    Flow, IpsecProtocol, KernelEntry, KernelEvent, KernelFailure, KernelSocketKind,
+    Flow, IpsecProtocol, KernelEntry, KernelEvent, KernelFailure, KernelSocketKind, Migration,
     PolicyDirection, PolicyParams, SaCounters, SaId, SaParams, Selector,
 };
 use crate::routing::RouteSettings;
@@ -34,7 +37,7 @@ pub use zeroizing::SecretBuffer;
 /// Version 3: framed messages (see [`channel`]); `SaList` carries the total.
 /// Version 4: routes (pfkey's route socket and settings) and source
 /// address lookups answered by pfkey.
-pub const IPC_VERSION: u32 = 5;
+pub const IPC_VERSION: u32 = 6;
 
 /// Largest message a process accepts, reassembled from its frames;
 /// anything larger is refused, never truncated. A policy takes about 170
@@ -128,6 +131,8 @@ pub enum ChildConfig {
         /// `set fragmentation|nofragmentation`, `set fragment_size`
         /// (RFC 7383).
         fragmentation: FragmentationSettings,
+        /// `set mobike|nomobike` (RFC 4555).
+        mobike: bool,
     },
     Pfkey {
         generation: u64,
@@ -146,7 +151,22 @@ pub enum ChildConfig {
         /// The certificate store's files as the parent read them from
         /// `set certdir`; ca parses and checks them (the parent only reads).
         store: Box<CertStoreFiles>,
+        /// The policies with `eap`: the method, and for an initiator the
+        /// user whose credentials it authenticates with.
+        eap_policies: Vec<CaEapPolicy>,
+        /// `user "name" "password"`: the EAP users (secrets, ca only).
+        users: Vec<UserCredential>,
     },
+}
+
+/// What ca needs of a policy with `eap` (RemoteAccess::eap).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct CaEapPolicy {
+    pub name: String,
+    pub method: EapMethod,
+    /// As EAP client (an initiator policy): the `user` we authenticate
+    /// as, named by the policy's `srcid`. None for a gateway's policy.
+    pub client_user: Option<String>,
 }
 
 /// What ca needs of a public-key policy (AuthSpec::PublicKey).
@@ -395,6 +415,14 @@ pub struct IkeSaInfo {
     pub established_secs: Option<u64>,
     /// Seconds until the IKE SA rekeys; None if not scheduled.
     pub rekey_in_secs: Option<u64>,
+    /// Addresses from a Configuration payload: as gateway, those leased
+    /// to this peer; as client, those the gateway gave us.
+    pub virtual_ips: Vec<std::net::IpAddr>,
+    /// The identity the peer proved with EAP (RFC 7296 §2.16), when it
+    /// differs from its IKE identity or the policy uses EAP.
+    pub eap_identity: Option<String>,
+    /// Whether both sides announced MOBIKE_SUPPORTED (RFC 4555 §3.1).
+    pub mobike: bool,
     pub children: Vec<ChildSaInfo>,
 }
 
@@ -481,6 +509,28 @@ pub enum Ikev2ToPfkey {
         id: u64,
         peer: IpAddr,
     },
+    /// A client's address from the gateway's CFG_REPLY, put on the flow's
+    /// `virtual_ip_interface` (RTM_NEWADDR, as a /32 or /128) so that
+    /// traffic from it matches the Child SA. pfkey refuses it for a
+    /// policy without `request address`. Answered by Done or Failed.
+    AddAddress {
+        id: u64,
+        policy: String,
+        address: IpAddr,
+    },
+    /// Remove an address added by [`Ikev2ToPfkey::AddAddress`] (the IKE
+    /// SA that got it is gone). Answered by Done or Failed.
+    DeleteAddress {
+        id: u64,
+        policy: String,
+        address: IpAddr,
+    },
+    /// Move a Child SA's SAs and policies to new outer addresses (MOBIKE,
+    /// NAT mapping change). Answered by Done or Failed.
+    Migrate {
+        id: u64,
+        migration: Migration,
+    },
 }
 
 /// At most this many SAs in one [`Ikev2ToPfkey::GetCounters`]; pfkey
@@ -543,6 +593,9 @@ pub enum Ikev2ToCa {
         /// The peer's CERTREQ (X.509 encoding): SHA-1 hashes of the
         /// SubjectPublicKeyInfo of the CAs it trusts, 20 bytes each.
         cert_authorities: Vec<Vec<u8>>,
+        /// Some: our AUTH after EAP as client, made with this EAP
+        /// session's MSK (RFC 7296 §2.16) instead of the policy's key.
+        eap_session: Option<u64>,
     },
     /// Is the peer's AUTH payload right for `policy`? Answered by
     /// [`CaToIkev2::Verified`].
@@ -558,7 +611,54 @@ pub enum Ikev2ToCa {
         /// The peer's CERT payloads of X.509 encoding (4), in the order
         /// received (end entity first). Others are not passed on.
         certs: Vec<Vec<u8>>,
+        /// Some: the AUTH is the peer's MSK-based one after EAP (RFC 7296
+        /// §2.16), checked with the MSK of this EAP session instead of a
+        /// PSK or a certificate.
+        eap_session: Option<u64>,
     },
+    /// One step of an EAP conversation (RFC 3748) run by ca: as server,
+    /// `message` is the peer's EAP Response (empty to start: ca answers
+    /// with its first Request, EAP-Identity); as client, the gateway's
+    /// EAP Request, Success or Failure. Answered by [`CaToIkev2::Eap`].
+    /// `session` is ikev2's name for the conversation (the IKE SA's SPI).
+    Eap {
+        id: u64,
+        session: u64,
+        policy: String,
+        role: EapRole,
+        message: Vec<u8>,
+    },
+    /// The EAP conversation is over (its IKE SA is established or gone):
+    /// ca forgets it and its MSK. No answer.
+    EapEnd {
+        session: u64,
+    },
+}
+
+/// Which side of EAP ca plays for a session.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EapRole {
+    /// We are the gateway (EAP server, RFC 3748 authenticator).
+    Server,
+    /// We are the client (EAP peer).
+    Client,
+}
+
+/// What ca says after an EAP step.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum EapStep {
+    /// Send this EAP packet to the peer in the next IKE_AUTH message and
+    /// pass its answer back.
+    Send(Vec<u8>),
+    /// The method succeeded and ca holds the MSK. As server, `message` is
+    /// the EAP-Success to send, `identity` the name the peer proved. As
+    /// client, the gateway's EAP-Success was accepted (only after the
+    /// method completed and the gateway proved itself, CVE-2021-45079's
+    /// class); `message` is empty. Next comes the MSK-based AUTH.
+    Succeeded { message: Vec<u8>, identity: String },
+    /// Authentication failed: `message` is what to send (an EAP-Failure
+    /// as server; empty as client), then AUTHENTICATION_FAILED.
+    Failed { message: Vec<u8>, reason: String },
 }
 
 /// ca → ikev2.
@@ -594,6 +694,12 @@ pub enum CaToIkev2 {
         /// Our identity per public-key policy: `srcid` when configured,
         /// else our certificate's subject DN (ID_DER_ASN1_DN).
         local_ids: Vec<(String, WireIdentity)>,
+    },
+    /// The answer to [`Ikev2ToCa::Eap`].
+    Eap {
+        id: u64,
+        session: u64,
+        step: EapStep,
     },
     /// The request could not be served (no key for the policy, bad PRF).
     Failed {

@@ -321,13 +321,83 @@ pub struct Flow {
     pub selector: Selector,
     /// Our gateway address (outer source of outbound ESP).
     pub local: IpAddr,
-    /// The peer's gateway address.
-    pub peer: IpAddr,
+    /// The peer's gateway address: one, or any in a range for a policy
+    /// with `peer any` or `peer NET` (road warriors).
+    pub peer: FlowPeer,
     pub mode: IpsecMode,
     pub encryption: Vec<Encryption>,
     pub integrity: Vec<Integrity>,
     /// What else an SA of this flow must keep to (pfkey checks each).
     pub limits: SaLimits,
+    /// The policy's address pools (`config address NET`): the remote
+    /// side of an SA's traffic may also be one single address inside one
+    /// of them (the lease ikev2 handed the peer), besides lying inside
+    /// the selector's remote side.
+    pub pools: Vec<crate::config::Prefix>,
+    /// A client policy with `request address any`: the interface on
+    /// which ikev2 may ask pfkey to put the address the gateway gave us
+    /// (`iface`, default `lo`). None: ikev2 may install no address for it.
+    pub virtual_ip_interface: Option<String>,
+}
+
+/// The peer side of a [`Flow`].
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FlowPeer {
+    /// A configured peer address (`peer ADDR`).
+    Address(IpAddr),
+    /// Any address inside this prefix (`peer NET`; `peer any` is the
+    /// family's /0). SAs and policies still name one peer address each.
+    Range(crate::config::Prefix),
+}
+
+impl FlowPeer {
+    /// Whether `addr` may be this flow's peer.
+    pub fn admits(&self, addr: IpAddr) -> bool {
+        match self {
+            FlowPeer::Address(a) => *a == addr,
+            FlowPeer::Range(prefix) => prefix.contains(addr),
+        }
+    }
+
+    /// The one configured address, if there is one.
+    pub fn address(&self) -> Option<IpAddr> {
+        match self {
+            FlowPeer::Address(a) => Some(*a),
+            FlowPeer::Range(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for FlowPeer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FlowPeer::Address(a) => write!(f, "{a}"),
+            FlowPeer::Range(p) => write!(f, "{p}"),
+        }
+    }
+}
+
+/// Moving the outer addresses of one Child SA's kernel state (both SAs
+/// and the policies whose templates name them) to new gateway
+/// addresses: MOBIKE's UPDATE_SA_ADDRESSES (RFC 4555 §3.5) or a NAT
+/// mapping change (RFC 7296 §2.23). pfkey does it with XFRM_MSG_MIGRATE
+/// or, where that is missing, by adding the SAs anew and replacing the
+/// policies; only when a flow admits the new peer address.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Migration {
+    /// The two SAs as installed now (inbound: peer -> us; outbound).
+    pub inbound: SaId,
+    pub outbound: SaId,
+    pub reqid: u32,
+    pub mode: IpsecMode,
+    /// The policies (out, in, fwd) whose templates carry the old addresses.
+    pub policies: Vec<(Selector, PolicyDirection)>,
+    /// The gateway addresses after the move.
+    pub new_local: IpAddr,
+    pub new_peer: IpAddr,
+    /// ESP in UDP after the move (RFC 3948), with the peer's new port;
+    /// None: plain ESP.
+    pub encap: Option<UdpEncap>,
 }
 
 /// Smallest anti-replay window pfkey installs, in packets: RFC 4303

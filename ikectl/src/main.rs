@@ -368,6 +368,9 @@ mod tests {
             nat_t: false,
             established_secs: None,
             rekey_in_secs: None,
+            virtual_ips: Vec::new(),
+            eap_identity: None,
+            mobike: false,
             children: Vec::new(),
         }
     }

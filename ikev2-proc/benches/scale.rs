@@ -104,7 +104,10 @@ fn drive(
                     | Ikev2ToPfkey::UpdateSa { id, .. }
                     | Ikev2ToPfkey::DeleteSa { id, .. }
                     | Ikev2ToPfkey::AddPolicy { id, .. }
-                    | Ikev2ToPfkey::DeletePolicy { id, .. } => PfkeyToIkev2::Done { id },
+                    | Ikev2ToPfkey::DeletePolicy { id, .. }
+                    | Ikev2ToPfkey::AddAddress { id, .. }
+                    | Ikev2ToPfkey::DeleteAddress { id, .. }
+                    | Ikev2ToPfkey::Migrate { id, .. } => PfkeyToIkev2::Done { id },
                     Ikev2ToPfkey::Ping { id } => PfkeyToIkev2::Pong { id },
                     Ikev2ToPfkey::GetCounters { id, sas } => PfkeyToIkev2::Counters {
                         id,

@@ -68,5 +68,6 @@ pub fn psk_tunnel_policy(
         child_lifetime_secs: 1200,
         child_lifetime_bytes: 0,
         auth: AuthSpec::Psk,
+        remote_access: Default::default(),
     }
 }

@@ -378,6 +378,7 @@ impl Daemon {
                 policies: self.config.policies.clone(),
                 dpd_check_interval: self.config.dpd_check_interval,
                 fragmentation: self.config.fragmentation,
+                mobike: self.config.mobike,
             },
             Role::Pfkey => ChildConfig::Pfkey {
                 generation,
@@ -391,6 +392,8 @@ impl Daemon {
                 // Read with the configuration (or by `ikectl reset ca`);
                 // the parent keeps no copy of the bytes once sent.
                 store: self.pending_store.take().unwrap_or_default(),
+                eap_policies: Vec::new(),
+                users: self.config.users.clone(),
             },
         }
     }

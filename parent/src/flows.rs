@@ -92,7 +92,7 @@ pub fn flows_of(policies: &[Policy], natt_port: Option<u16>) -> Vec<Flow> {
                 name: policy.name.clone(),
                 selector,
                 local: local.addr,
-                peer: peer.addr,
+                peer: iked_common::kernel::FlowPeer::Address(peer.addr),
                 mode: match policy.encapsulation {
                     Encapsulation::Tunnel => IpsecMode::Tunnel,
                     Encapsulation::Transport => IpsecMode::Transport,
@@ -100,6 +100,8 @@ pub fn flows_of(policies: &[Policy], natt_port: Option<u16>) -> Vec<Flow> {
                 encryption: ciphers.clone(),
                 integrity: integrities.clone(),
                 limits: limits.clone(),
+                pools: Vec::new(),
+                virtual_ip_interface: None,
             });
         }
     }

@@ -25,9 +25,9 @@ pub enum SaDirection {
 }
 
 fn sa_direction(flow: &Flow, src: IpAddr, dst: IpAddr) -> Option<SaDirection> {
-    if src == flow.local && dst == flow.peer {
+    if src == flow.local && flow.peer.admits(dst) {
         Some(SaDirection::Outbound)
-    } else if src == flow.peer && dst == flow.local {
+    } else if flow.peer.admits(src) && dst == flow.local {
         Some(SaDirection::Inbound)
     } else {
         None
@@ -126,19 +126,23 @@ pub fn check_policy<'f>(flows: &'f [Flow], p: &PolicyParams) -> Result<&'f Flow,
     }
     let mut reasons = Vec::new();
     for flow in flows {
-        let (allowed, src, dst) = match p.direction {
-            PolicyDirection::Out => (flow.selector, flow.local, flow.peer),
-            PolicyDirection::In | PolicyDirection::Fwd => {
-                (flow.selector.reversed(), flow.peer, flow.local)
-            }
+        let (allowed, gateways_match) = match p.direction {
+            PolicyDirection::Out => (
+                flow.selector,
+                p.template.src == flow.local && flow.peer.admits(p.template.dst),
+            ),
+            PolicyDirection::In | PolicyDirection::Fwd => (
+                flow.selector.reversed(),
+                flow.peer.admits(p.template.src) && p.template.dst == flow.local,
+            ),
         };
         if !allowed.contains(&p.selector) {
             continue;
         }
-        if p.template.src != src || p.template.dst != dst {
+        if !gateways_match {
             reasons.push(format!(
-                "flow {} protects it between {src} and {dst}, not {} and {}",
-                flow.name, p.template.src, p.template.dst
+                "flow {} protects it between {} and {}, not {} and {}",
+                flow.name, flow.local, flow.peer, p.template.src, p.template.dst
             ));
         } else if p.template.mode != flow.mode {
             reasons.push(format!("flow {} wants {:?} mode", flow.name, flow.mode));
@@ -168,11 +172,13 @@ mod tests {
             name: "site".into(),
             selector: net("10.1.0.0", 16, "10.2.0.0", 16),
             local: ip("192.0.2.1"),
-            peer: ip("192.0.2.2"),
+            peer: iked_common::kernel::FlowPeer::Address(ip("192.0.2.2")),
             mode: IpsecMode::Tunnel,
             encryption: vec![Encryption::AesGcm16],
             integrity: vec![],
             limits: iked_common::kernel::SaLimits::default(),
+            pools: Vec::new(),
+            virtual_ip_interface: None,
         }]
     }
 

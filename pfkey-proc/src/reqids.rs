@@ -20,7 +20,7 @@ use crate::backend::local_failure;
 pub struct ReqidOwner {
     pub policy: String,
     pub local: IpAddr,
-    pub peer: IpAddr,
+    pub peer: iked_common::kernel::FlowPeer,
 }
 
 impl ReqidOwner {
@@ -111,11 +111,13 @@ mod tests {
             name: name.into(),
             selector: flow_selector(),
             local: ip("192.0.2.1"),
-            peer: ip(peer),
+            peer: iked_common::kernel::FlowPeer::Address(ip(peer)),
             mode: IpsecMode::Tunnel,
             encryption: vec![Encryption::AesGcm16],
             integrity: vec![],
             limits: SaLimits::default(),
+            pools: Vec::new(),
+            virtual_ip_interface: None,
         }
     }
 

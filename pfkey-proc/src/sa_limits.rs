@@ -167,7 +167,7 @@ mod tests {
             name: "site".into(),
             selector: flow_selector(),
             local: ip("192.0.2.1"),
-            peer: ip("192.0.2.2"),
+            peer: iked_common::kernel::FlowPeer::Address(ip("192.0.2.2")),
             mode: IpsecMode::Tunnel,
             encryption: vec![Encryption::AesGcm16, Encryption::AesCbc],
             integrity: vec![Integrity::HmacSha256_128],
@@ -178,6 +178,8 @@ mod tests {
                 max_bytes: 0,
                 natt_port: Some(4500),
             },
+            pools: Vec::new(),
+            virtual_ip_interface: None,
         }
     }
 

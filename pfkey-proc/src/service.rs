@@ -194,7 +194,8 @@ impl PfkeyService {
     fn entry_allowed(&self, entry: &KernelEntry) -> bool {
         match entry {
             KernelEntry::Sa(id) => self.flows.iter().any(|f| {
-                (id.src == f.local && id.dst == f.peer) || (id.src == f.peer && id.dst == f.local)
+                (id.src == f.local && f.peer.admits(id.dst))
+                    || (f.peer.admits(id.src) && id.dst == f.local)
             }),
             KernelEntry::Policy {
                 selector,
@@ -299,6 +300,16 @@ impl PfkeyService {
         }
         let (id, result) = match request {
             Ikev2ToPfkey::Ping { id } => (id, Ok(PfkeyToIkev2::Pong { id })),
+            // Virtual addresses and MOBIKE moves are not carried out yet.
+            Ikev2ToPfkey::AddAddress { id, .. }
+            | Ikev2ToPfkey::DeleteAddress { id, .. }
+            | Ikev2ToPfkey::Migrate { id, .. } => (
+                id,
+                Err(local_failure(
+                    FailureKind::Unsupported,
+                    "virtual addresses and SA migration are not supported".into(),
+                )),
+            ),
             Ikev2ToPfkey::AllocateSpi {
                 id,
                 src,
@@ -421,7 +432,7 @@ impl PfkeyService {
         let outbound = self
             .flows
             .iter()
-            .any(|f| f.local == sa.id.src && f.peer == sa.id.dst && f.local != f.peer);
+            .any(|f| f.local == sa.id.src && f.peer.admits(sa.id.dst) && sa.id.src != sa.id.dst);
         if !outbound || sa.mode != iked_common::kernel::IpsecMode::Tunnel {
             return;
         }
@@ -529,7 +540,7 @@ impl PfkeyService {
             } => self
                 .flows
                 .iter()
-                .any(|f| f.local == *src && f.peer == *dst && f.selector.contains(selector)),
+                .any(|f| f.local == *src && f.peer.admits(*dst) && f.selector.contains(selector)),
             KernelEvent::Expire { sa, .. } => self.installed.contains(&KernelEntry::Sa(*sa)),
             KernelEvent::PolicyExpire {
                 selector,
@@ -756,11 +767,13 @@ mod tests {
             name: "site".into(),
             selector: site(),
             local: ip("192.0.2.1"),
-            peer: ip("192.0.2.2"),
+            peer: iked_common::kernel::FlowPeer::Address(ip("192.0.2.2")),
             mode: IpsecMode::Tunnel,
             encryption: vec![Encryption::AesGcm16],
             integrity: vec![Integrity::HmacSha256_128],
             limits: iked_common::kernel::SaLimits::default(),
+            pools: Vec::new(),
+            virtual_ip_interface: None,
         }
     }
 
@@ -1104,7 +1117,7 @@ mod tests {
                 dst: ip("10.4.0.0"),
                 ..site()
             },
-            peer: ip("192.0.2.3"),
+            peer: iked_common::kernel::FlowPeer::Address(ip("192.0.2.3")),
             ..flow()
         };
         h.service.apply_config(&ChildConfig::Pfkey {
@@ -1371,7 +1384,7 @@ mod tests {
         let mut h = harness();
         let other = Flow {
             name: "other".into(),
-            peer: ip("192.0.2.3"),
+            peer: iked_common::kernel::FlowPeer::Address(ip("192.0.2.3")),
             ..flow()
         };
         h.service.apply_config(&ChildConfig::Pfkey {

@@ -201,11 +201,13 @@ fn pfkey_process_serves_only_the_configured_flows_over_ipc() {
             name: "site".into(),
             selector: site(),
             local: ip("192.0.2.1"),
-            peer: ip("192.0.2.2"),
+            peer: iked_common::kernel::FlowPeer::Address(ip("192.0.2.2")),
             mode: IpsecMode::Tunnel,
             encryption: vec![Encryption::AesCbc],
             integrity: vec![Integrity::HmacSha256_128],
             limits: iked_common::kernel::SaLimits::default(),
+            pools: Vec::new(),
+            virtual_ip_interface: None,
         };
         ipc::send(
             parent_end.as_fd(),

@@ -18,9 +18,10 @@ use crate::kernel::KernelSocketKind;
 
 pub use parser::{parse_file, parse_str};
 pub use policy::{
-    AuthSpec, Encapsulation, IdentitySpec, Policy, PolicyInitiation, PreSharedKey, Prefix,
-    ProposalSpec, SignatureAuth, TransformSpec, TRANSFORM_ENCR, TRANSFORM_ESN, TRANSFORM_INTEG,
-    TRANSFORM_KE, TRANSFORM_PRF,
+    AuthSpec, ConfigAttributeSpec, EapMethod, Encapsulation, IdentitySpec, Policy,
+    PolicyInitiation, PreSharedKey, Prefix, ProposalSpec, RemoteAccess, SignatureAuth,
+    TransformSpec, UserCredential, TRANSFORM_ENCR, TRANSFORM_ESN, TRANSFORM_INTEG, TRANSFORM_KE,
+    TRANSFORM_PRF,
 };
 pub use policy_parser::{DEFAULT_CHILD_LIFETIME, DEFAULT_IKE_LIFETIME};
 
@@ -72,6 +73,12 @@ pub struct Config {
     /// `set fragmentation|nofragmentation` and `set fragment_size N`
     /// (IKE fragmentation, RFC 7383).
     pub fragmentation: FragmentationSettings,
+    /// `set mobike|nomobike` (RFC 4555): whether we announce
+    /// MOBIKE_SUPPORTED and follow a peer's UPDATE_SA_ADDRESSES. On by
+    /// default, as in OpenBSD iked and strongSwan.
+    pub mobike: bool,
+    /// `user "name" "password"` lines: EAP users, for ca-proc only.
+    pub users: Vec<UserCredential>,
     /// The `ikev2` policies, in file order.
     pub policies: Vec<Policy>,
     /// Pre-shared keys by policy name: for ca-proc only.
@@ -116,6 +123,8 @@ impl Default for Config {
             routing: crate::routing::RouteSettings::default(),
             certdir: DEFAULT_CERTDIR.to_string(),
             fragmentation: FragmentationSettings::default(),
+            mobike: true,
+            users: Vec::new(),
             policies: Vec::new(),
             psks: Vec::new(),
         }

@@ -181,6 +181,88 @@ pub struct Policy {
     /// `lifetime ... bytes`: bytes until a Child SA is rekeyed; 0 = no limit.
     pub child_lifetime_bytes: u64,
     pub auth: AuthSpec,
+    /// Road warriors and virtual addresses: `config ...` (what we hand
+    /// out as a gateway), `request ...` and `iface` (what we ask for as a
+    /// client), `eap ...`. Empty for a site-to-site policy.
+    pub remote_access: RemoteAccess,
+}
+
+/// The remote-access part of a policy (RFC 7296 §2.16, §3.15; OpenBSD
+/// iked.conf(5) `config`, `request`, `iface`, `eap`).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+pub struct RemoteAccess {
+    /// `config OPTION VALUE` lines, in file order: what a gateway sends in
+    /// its CFG_REPLY. `config address NET` are the pools.
+    pub config: Vec<ConfigAttributeSpec>,
+    /// `request address any`: as initiator, ask the gateway for an
+    /// address (INTERNAL_IP4_ADDRESS / INTERNAL_IP6_ADDRESS, by the
+    /// family of the policy's flows) and use it as our traffic selector.
+    pub request_address: bool,
+    /// `request name-server any`: also ask for DNS servers (logged; iked
+    /// does not rewrite resolv.conf).
+    pub request_name_server: bool,
+    /// `iface NAME`: where a client installs the address it was given
+    /// (by pfkey, which holds CAP_NET_ADMIN). None: `lo`.
+    pub iface: Option<String>,
+    /// `eap "mschap-v2"`: as responder, the initiator authenticates with
+    /// EAP (RFC 7296 §2.16) while we sign with our certificate; as
+    /// initiator, we authenticate with EAP as the `user` named by our
+    /// `srcid` and check the gateway's certificate.
+    pub eap: Option<EapMethod>,
+}
+
+impl RemoteAccess {
+    /// The address pools (`config address NET`), in file order.
+    pub fn pools(&self) -> impl Iterator<Item = &Prefix> {
+        self.config.iter().filter_map(|c| match c {
+            ConfigAttributeSpec::AddressPool(p) => Some(p),
+            _ => None,
+        })
+    }
+
+    /// Whether this policy hands out addresses (then the peer's traffic
+    /// selector is narrowed to its lease, RFC 7296 §2.9).
+    pub fn hands_out_addresses(&self) -> bool {
+        self.pools().next().is_some()
+    }
+}
+
+/// One `config` line of iked.conf(5): an attribute of the Configuration
+/// payload a gateway sends (RFC 7296 §3.15.1).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConfigAttributeSpec {
+    /// `config address NET`: a pool to lease single addresses from
+    /// (INTERNAL_IP4_ADDRESS / INTERNAL_IP6_ADDRESS). The network and
+    /// broadcast addresses of an IPv4 pool are not leased.
+    AddressPool(Prefix),
+    /// `config netmask ADDR` (INTERNAL_IP4_NETMASK).
+    Netmask(IpAddr),
+    /// `config name-server ADDR` (INTERNAL_IP4_DNS / INTERNAL_IP6_DNS).
+    NameServer(IpAddr),
+    /// `config netbios-server ADDR` (INTERNAL_IP4_NBNS).
+    NetbiosServer(IpAddr),
+    /// `config dhcp-server ADDR` (INTERNAL_IP4_DHCP / INTERNAL_IP6_DHCP).
+    DhcpServer(IpAddr),
+    /// `config protected-subnet NET` (INTERNAL_IP4_SUBNET / INTERNAL_IP6_SUBNET).
+    ProtectedSubnet(Prefix),
+    /// `config access-server ADDR` (INTERNAL_IP4_SERVER / INTERNAL_IP6_SERVER,
+    /// RFC 4306 §3.15.1, as OpenBSD iked).
+    AccessServer(IpAddr),
+}
+
+/// `eap "METHOD"`: the EAP method a policy's initiators authenticate with.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EapMethod {
+    /// EAP-MSCHAPv2 (draft-kamath-pppext-eap-mschapv2, RFC 2759), EAP type 26.
+    MsChapV2,
+}
+
+/// A `user "name" "password"` line: an EAP user, for ca-proc only. The
+/// password is zeroed when dropped and never printed.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
+pub struct UserCredential {
+    pub name: String,
+    pub password: PreSharedKey,
 }
 
 /// A pre-shared key, for ca-proc only. Zeroed when dropped; never printed.

@@ -831,6 +831,7 @@ pub fn parse_policy(
         child_lifetime_secs: child_lifetime,
         child_lifetime_bytes: child_bytes,
         auth,
+        remote_access: Default::default(),
     };
     Ok((policy, secret))
 }

@@ -41,6 +41,7 @@ fn every_message_round_trips_through_postcard() {
                 enabled: false,
                 max_datagram: 576,
             },
+            mobike: true,
         }),
         ParentToChild::Config(ChildConfig::Ca {
             generation: 7,
@@ -63,6 +64,8 @@ fn every_message_round_trips_through_postcard() {
                 }),
                 ..CertStoreFiles::default()
             }),
+            eap_policies: Vec::new(),
+            users: Vec::new(),
         }),
         ParentToChild::Control {
             id: 3,
@@ -213,6 +216,7 @@ fn a_configuration_of_ten_thousand_policies_fits_one_message() {
         policies: config.policies,
         dpd_check_interval: 0,
         fragmentation: config.fragmentation,
+        mobike: true,
     });
     let size = encode(&message).unwrap().len();
     println!("10,000 policies: {size} bytes");

@@ -127,7 +127,8 @@ impl Engine {
         self.now = now;
         if let CaToIkev2::Auth { id, .. }
         | CaToIkev2::Verified { id, .. }
-        | CaToIkev2::Failed { id, .. } = &message
+        | CaToIkev2::Failed { id, .. }
+        | CaToIkev2::Eap { id, .. } = &message
         {
             if !self.waits.contains_key(id) {
                 return Err(ReplyError::NeverAsked { id: *id });
@@ -136,7 +137,8 @@ impl Engine {
         let ike = match &message {
             CaToIkev2::Auth { id, .. }
             | CaToIkev2::Verified { id, .. }
-            | CaToIkev2::Failed { id, .. } => self.waits.get(id).map(|(ike, _)| *ike),
+            | CaToIkev2::Failed { id, .. }
+            | CaToIkev2::Eap { id, .. } => self.waits.get(id).map(|(ike, _)| *ike),
             CaToIkev2::Pong { .. } | CaToIkev2::Store { .. } => None,
         };
         self.dispatch_ca(message);

@@ -274,6 +274,9 @@ impl Engine {
                 .timers
                 .get(IkeTimer::Rekey)
                 .map(|t| t.saturating_duration_since(self.now).as_secs()),
+            virtual_ips: Vec::new(),
+            eap_identity: None,
+            mobike: false,
             children,
         }
     }

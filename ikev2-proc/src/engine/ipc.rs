@@ -90,6 +90,11 @@ impl Engine {
                 }
                 other => log::warn!("ca: verdict for request {id} nobody waits for ({other:?})"),
             },
+            // The engine asks for no EAP step yet (EAP is not built).
+            CaToIkev2::Eap { id, .. } => match self.waits.remove(&id) {
+                Some((ike, _)) => self.abort_negotiation(ike, "unexpected EAP answer"),
+                None => log::warn!("ca: EAP answer for unknown request {id}"),
+            },
             CaToIkev2::Failed { id, reason } => match self.waits.remove(&id) {
                 Some((ike, Wait::VerifyInitiator)) => {
                     log::warn!("ca cannot check AUTH: {reason}");

@@ -8,7 +8,10 @@ pub(super) fn ca_id(request: &Ikev2ToCa) -> u64 {
     match request {
         Ikev2ToCa::Ping { id }
         | Ikev2ToCa::SignAuth { id, .. }
-        | Ikev2ToCa::VerifyAuth { id, .. } => *id,
+        | Ikev2ToCa::VerifyAuth { id, .. }
+        | Ikev2ToCa::Eap { id, .. } => *id,
+        // Takes no answer: never pending (see `Action::Ca`).
+        Ikev2ToCa::EapEnd { .. } => 0,
     }
 }
 
@@ -22,7 +25,10 @@ pub(super) fn pfkey_id(request: &Ikev2ToPfkey) -> u64 {
         | Ikev2ToPfkey::AddPolicy { id, .. }
         | Ikev2ToPfkey::DeletePolicy { id, .. }
         | Ikev2ToPfkey::GetCounters { id, .. }
-        | Ikev2ToPfkey::LookupSource { id, .. } => *id,
+        | Ikev2ToPfkey::LookupSource { id, .. }
+        | Ikev2ToPfkey::AddAddress { id, .. }
+        | Ikev2ToPfkey::DeleteAddress { id, .. }
+        | Ikev2ToPfkey::Migrate { id, .. } => *id,
     }
 }
 
@@ -322,9 +328,11 @@ impl World<'_> {
                 node.installed.retain(|s| *s != sa);
                 PfkeyToIkev2::Done { id }
             }
-            Ikev2ToPfkey::AddPolicy { id, .. } | Ikev2ToPfkey::DeletePolicy { id, .. } => {
-                PfkeyToIkev2::Done { id }
-            }
+            Ikev2ToPfkey::AddPolicy { id, .. }
+            | Ikev2ToPfkey::DeletePolicy { id, .. }
+            | Ikev2ToPfkey::AddAddress { id, .. }
+            | Ikev2ToPfkey::DeleteAddress { id, .. }
+            | Ikev2ToPfkey::Migrate { id, .. } => PfkeyToIkev2::Done { id },
             Ikev2ToPfkey::GetCounters { id, sas } => {
                 let counters = sas
                     .into_iter()
@@ -370,7 +378,8 @@ impl World<'_> {
             CaToIkev2::Pong { id }
             | CaToIkev2::Auth { id, .. }
             | CaToIkev2::Verified { id, .. }
-            | CaToIkev2::Failed { id, .. } => *id,
+            | CaToIkev2::Failed { id, .. }
+            | CaToIkev2::Eap { id, .. } => *id,
             CaToIkev2::Store { .. } => 0,
         };
         let now = self.now;

@@ -578,6 +578,7 @@ impl World<'_> {
                     });
                 }
             }
+            Action::Ca(Ikev2ToCa::EapEnd { .. }) => {}
             Action::Ca(request) => {
                 let node = &mut self.nodes[index];
                 node.highest_id = node.highest_id.max(ca_id(&request));

@@ -78,7 +78,7 @@ pub fn flow(name: &str, selector: Selector, local: &str, peer: &str, mode: Ipsec
         name: name.into(),
         selector,
         local: ip(local),
-        peer: ip(peer),
+        peer: iked_common::kernel::FlowPeer::Address(ip(peer)),
         mode,
         encryption: vec![
             Encryption::AesCbc,
@@ -98,6 +98,8 @@ pub fn flow(name: &str, selector: Selector, local: &str, peer: &str, mode: Ipsec
             esn: vec![false, true],
             ..SaLimits::default()
         },
+        pools: Vec::new(),
+        virtual_ip_interface: None,
     }
 }
 

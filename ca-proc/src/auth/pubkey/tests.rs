@@ -60,6 +60,7 @@ fn sign(s: &AuthService, policy: &str, peer_hashes: Vec<u16>) -> (u8, Vec<u8>, V
         signed_octets: octets(),
         peer_hash_algorithms: peer_hashes,
         cert_authorities: Vec::new(),
+        eap_session: None,
     }) {
         CaToIkev2::Auth {
             id: 1,
@@ -90,6 +91,7 @@ fn verdict(s: &AuthService, policy: &str, check: Check<'_>) -> Result<(), String
         auth_data: check.auth_data.to_vec(),
         peer_id: check.peer_id,
         certs: check.certs,
+        eap_session: None,
     }) {
         CaToIkev2::Verified {
             id: 2,
@@ -435,6 +437,7 @@ fn a_refused_store_keeps_the_previous_one_and_says_why() {
         signed_octets: b"anything ikev2 would like signed".to_vec(),
         peer_hash_algorithms: vec![2],
         cert_authorities: Vec::new(),
+        eap_session: None,
     });
     assert!(
         matches!(reply, CaToIkev2::Failed { id: 5, ref reason } if reason.starts_with("refusing to sign")),

@@ -33,6 +33,7 @@ impl Engine {
             signed_octets: octets,
             peer_hash_algorithms,
             cert_authorities,
+            eap_session: None,
         });
     }
 
@@ -233,6 +234,7 @@ impl Engine {
             auth_data: data,
             peer_id,
             certs,
+            eap_session: None,
         });
     }
 

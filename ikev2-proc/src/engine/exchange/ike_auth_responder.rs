@@ -177,6 +177,7 @@ impl Engine {
             auth_data: data,
             peer_id: peer_wire_id,
             certs,
+            eap_session: None,
         });
     }
 
@@ -301,6 +302,7 @@ impl Engine {
             signed_octets: octets,
             peer_hash_algorithms,
             cert_authorities,
+            eap_session: None,
         });
     }
 

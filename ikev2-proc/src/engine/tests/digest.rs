@@ -189,36 +189,36 @@ const DIGESTS: [(&str, [u64; 4]); 4] = [
         "rekeys and terminate",
         [
             0x5b8b0d659497c8df,
-            0xa4f36299823dcfe7,
+            0x0d2b8125b0d85f7b,
             0x29856e11b71ffc9d,
-            0x3facdc94af367e0d,
+            0x92b36b2271aa01c1,
         ],
     ),
     (
         "loss and dead peer",
         [
             0xcb2d00f7fc033cb3,
-            0xb2b539b866a23902,
+            0x4f4e4212b509ab28,
             0x8e7f0435199dc11e,
-            0xd8d69db164ad4864,
+            0xa10c295a3f73500e,
         ],
     ),
     (
         "nat and delete",
         [
             0x9f2b09d2964f3bda,
-            0x971b6a542d6e6752,
+            0xfcc5da40a0d9f078,
             0xf63bd498606338e5,
-            0xdbb2f91911decbed,
+            0x0c9af0b32b6742ef,
         ],
     ),
     (
         "invalid ke and cookie",
         [
             0xb9fe1011f1c728f3,
-            0x8a25446d1db62beb,
+            0xb994f50edeff0b97,
             0x3519ee07c51fe0c7,
-            0x95c6f5cd62b3459c,
+            0x363aab3b060028c0,
         ],
     ),
 ];

@@ -252,6 +252,18 @@ impl Node {
         }
         match request {
             Ikev2ToCa::Ping { id } => CaToIkev2::Pong { id },
+            Ikev2ToCa::Eap { id, session, .. } => CaToIkev2::Eap {
+                id,
+                session,
+                step: iked_common::ipc::EapStep::Failed {
+                    message: Vec::new(),
+                    reason: "the harness runs no EAP".into(),
+                },
+            },
+            Ikev2ToCa::EapEnd { session } => CaToIkev2::Failed {
+                id: session,
+                reason: "EapEnd takes no answer".into(),
+            },
             Ikev2ToCa::SignAuth {
                 id,
                 prf,
@@ -289,6 +301,9 @@ impl Node {
     fn pfkey(&mut self, request: Ikev2ToPfkey) -> Option<PfkeyToIkev2> {
         Some(match request {
             Ikev2ToPfkey::Ping { id } => PfkeyToIkev2::Pong { id },
+            Ikev2ToPfkey::AddAddress { id, .. }
+            | Ikev2ToPfkey::DeleteAddress { id, .. }
+            | Ikev2ToPfkey::Migrate { id, .. } => PfkeyToIkev2::Done { id },
             Ikev2ToPfkey::AllocateSpi { id, .. } => {
                 self.next_spi += 1;
                 PfkeyToIkev2::SpiAllocated {
