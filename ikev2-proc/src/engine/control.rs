@@ -275,7 +275,7 @@ impl Engine {
                 .get(IkeTimer::Rekey)
                 .map(|t| t.saturating_duration_since(self.now).as_secs()),
             virtual_ips: Vec::new(),
-            eap_identity: None,
+            eap_identity: sa.eap_identity.clone(),
             mobike: false,
             children,
         }

@@ -13,6 +13,7 @@ use iked_common::ipc::IkeSaInfo;
 use iked_common::kernel::{SaId, Selector};
 use iked_common::wire::{Identity, SecurityAssociation};
 
+pub(crate) use crate::engine::exchange::eap::EapExchange;
 pub(crate) use crate::engine::fragments::Fragments;
 use crate::engine::proposals::{ChildSuite, IkeSuite};
 pub(crate) use crate::engine::timers::{
@@ -294,6 +295,13 @@ pub(crate) struct IkeSa {
     /// IKE fragmentation (RFC 7383): negotiated or not, and the peer's
     /// messages being reassembled.
     pub fragments: Fragments,
+    /// The EAP conversation of IKE_AUTH (RFC 7296 §2.16) while it runs:
+    /// dropped when the SA is established (`exchange/eap.rs`).
+    pub eap: Option<Box<EapExchange>>,
+    /// The identity the peer proved with EAP (as gateway), or we proved
+    /// (as client): kept for the SA's life and its rekeyed successors
+    /// (leases, `show sa`).
+    pub eap_identity: Option<String>,
 }
 
 impl IkeSa {
@@ -349,6 +357,8 @@ impl IkeSa {
             child_ke_hint: None,
             rekey_ke_hint: None,
             fragments: Fragments::default(),
+            eap: None,
+            eap_identity: None,
         }
     }
 }
@@ -448,6 +458,11 @@ pub(crate) enum Wait {
     /// The source address towards the peer (initiator without a
     /// configured local address).
     SourceAddress,
+    /// A step of the EAP conversation ca runs (RFC 7296 §2.16), either role.
+    Eap,
+    /// Our AUTH within EAP: the gateway's certificate AUTH of its first
+    /// answer, or the client's MSK-based AUTH.
+    EapSign,
     /// A policy install, a delete: only the outcome is logged.
     Other,
 }
