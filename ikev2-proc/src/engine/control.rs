@@ -274,7 +274,7 @@ impl Engine {
                 .timers
                 .get(IkeTimer::Rekey)
                 .map(|t| t.saturating_duration_since(self.now).as_secs()),
-            virtual_ips: Vec::new(),
+            virtual_ips: sa.virtual_ips.clone(),
             eap_identity: sa.eap_identity.clone(),
             mobike: false,
             children,

@@ -229,6 +229,9 @@ pub(crate) struct Handshake {
     pub peer_hash_algorithms: Vec<u16>,
     /// The CA hashes of the peer's CERTREQ payloads (RFC 7296 §3.7), for ca.
     pub peer_cert_authorities: Vec<Vec<u8>>,
+    /// Responder: the initiator's CFG_REQUEST (RFC 7296 §3.15), kept until
+    /// it is authenticated (engine/exchange/config_payload.rs).
+    pub peer_config_request: Option<crate::engine::exchange::config_payload::ConfigRequest>,
     /// Counted in the half-open total (responder, not yet established).
     pub half_open: bool,
     /// Its IKE_SA_INIT carried a valid cookie: counted in the
@@ -298,9 +301,12 @@ pub(crate) struct IkeSa {
     /// The EAP conversation of IKE_AUTH (RFC 7296 §2.16) while it runs:
     /// dropped when the SA is established (`exchange/eap.rs`).
     pub eap: Option<Box<EapExchange>>,
-    /// The identity the peer proved with EAP (as gateway), or we proved
-    /// (as client): kept for the SA's life and its rekeyed successors
-    /// (leases, `show sa`).
+    /// Addresses of the Configuration payload (RFC 7296 §3.15): as
+    /// gateway, the peer's lease; as client, what the gateway gave us.
+    pub virtual_ips: Vec<std::net::IpAddr>,
+    /// The name the peer proved with EAP (RFC 7296 §2.16), set by the EAP
+    /// rounds once ca says Succeeded: leases are keyed by it. As client,
+    /// the name we proved (for `show sa`).
     pub eap_identity: Option<String>,
 }
 
@@ -358,6 +364,7 @@ impl IkeSa {
             rekey_ke_hint: None,
             fragments: Fragments::default(),
             eap: None,
+            virtual_ips: Vec::new(),
             eap_identity: None,
         }
     }

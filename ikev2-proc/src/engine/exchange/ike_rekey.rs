@@ -138,7 +138,6 @@ impl Engine {
             established: Some(self.now),
             timers: IkeTimers::starting(IkeTimer::Rekey, rekey_at),
             first_flow: old_sa.first_flow,
-            eap_identity: old_sa.eap_identity.clone(),
             ..IkeSa::new(
                 old_sa.policy.clone(),
                 old_sa.local,
@@ -150,6 +149,7 @@ impl Engine {
         let policy = sa.policy.clone();
         self.insert_ike(our_spi, sa);
         self.index_identity(our_spi);
+        self.inherit_remote_access(old, our_spi);
         log::info!("policy {policy}: IKE SA rekeyed: {old:016x} -> {spi_i:016x}/{spi_r:016x}");
         Some(our_spi)
     }

@@ -2,6 +2,7 @@
 
 pub(super) mod child_create;
 pub(super) mod child_create_responder;
+pub(super) mod config_payload;
 pub(super) mod eap;
 pub(super) mod eap_initiator;
 pub(super) mod eap_responder;

@@ -556,3 +556,42 @@ fn scripted_eap_round_lost_is_retransmitted_and_answered_from_the_cache() {
         "{steps:?}"
     );
 }
+
+/// A road warrior: EAP, an address from the gateway's pool (h-ra's
+/// Configuration payload), the Child SA narrowed to it.
+#[test]
+fn scripted_eap_road_warrior_gets_its_address_from_the_pool() {
+    use iked_common::config::{ConfigAttributeSpec, Prefix};
+    let mut client = client_policy();
+    client.flows = vec![selector("0.0.0.0", 0, "10.2.0.0", 16)];
+    client.remote_access.request_address = true;
+    let mut gateway = gateway_policy();
+    gateway.flows = vec![selector("10.2.0.0", 16, "10.9.0.0", 24)];
+    gateway.remote_access.config = vec![ConfigAttributeSpec::AddressPool(Prefix {
+        addr: ip("10.9.0.0"),
+        len: 24,
+    })];
+    let mut w = eap_world(
+        scripted(ServerScript::Honest, &[], Some(("alice", "wonderland"))),
+        scripted(ServerScript::Honest, &[("alice", "wonderland")], None),
+    );
+    w.configure(vec![client], vec![gateway]);
+    w.settle();
+    assert_one_matching_ike(&w);
+    assert_one_matching_child(&w);
+    let b_spi = w.b.established()[0];
+    let b_sa = w.b.engine.ike(b_spi).unwrap();
+    assert_eq!(b_sa.eap_identity.as_deref(), Some("alice"));
+    assert_eq!(b_sa.virtual_ips, vec![ip("10.9.0.1")]);
+    let a_spi = w.a.established()[0];
+    assert_eq!(
+        w.a.engine.ike(a_spi).unwrap().virtual_ips,
+        vec![ip("10.9.0.1")]
+    );
+    let child = w.b.engine.child(w.b.engine.child_spis()[0]).unwrap();
+    assert_eq!(child.flow, selector("10.2.0.0", 16, "10.9.0.1", 32));
+    // The CFG_REPLY came in the gateway's last answer (after EAP).
+    let responses = super::pubkey::auth_messages(&w.b, &w.a, true);
+    assert!(has(responses.last().unwrap(), PayloadType::Configuration));
+    assert!(!has(&responses[0], PayloadType::Configuration));
+}
