@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod control;
+pub mod eap;
 pub mod process;
 pub mod signature;
 pub mod signed_octets;
