@@ -897,3 +897,30 @@ fn mschapv2_rounds_lost_are_retransmitted_and_the_sa_comes_up() {
         "{asked:?}"
     );
 }
+
+/// INITIAL_CONTACT after EAP drops the stale SAs of the same EAP user
+/// only: another user behind the same IKE ID keeps its SA.
+#[test]
+fn initial_contact_after_eap_is_scoped_to_the_eap_identity() {
+    for (old_user, dropped) in [("alice", true), ("bob", false)] {
+        let mut w = mschap_world("alice", "wonderland");
+        w.settle();
+        assert_one_matching_ike(&w);
+        let old = w.b.established()[0];
+        // The gateway's SA as if another user had proved itself on it.
+        w.b.engine.ikes.get_mut(&old).unwrap().eap_identity = Some(old_user.into());
+        // The client starts afresh (as after a reboot): its SA forgotten
+        // without a DELETE, its next IKE_AUTH carries INITIAL_CONTACT.
+        let a_spi = w.a.established()[0];
+        w.a.engine.delete_ike_local(a_spi, "test: client restarts");
+        w.advance_by(settings().restart_delay + Duration::from_secs(1));
+        let established = w.b.established();
+        assert!(
+            established.len() == 1 + usize::from(!dropped),
+            "{old_user}: gateway SAs {established:x?}"
+        );
+        assert_eq!(established.contains(&old), !dropped, "{old_user}");
+        let requests = super::pubkey::auth_messages(&w.a, &w.b, false);
+        assert!(notify_types(&requests[requests.len() - 5]).contains(&NotifyType::InitialContact));
+    }
+}
