@@ -289,19 +289,10 @@ fn a_client_and_a_gateway_authenticate_and_both_msk_auths_check() {
         ),
         Ok(true)
     );
-    // Each once.
+    // Both AUTHs done: the MSK is forgotten at once.
+    assert_eq!((gw.eap().session_count(), cl.eap().session_count()), (0, 0));
     let again = sign(&mut gw, now, session, GATEWAY_POLICY, &responder_octets).unwrap_err();
-    assert!(again.contains("already used"), "{again}");
-    let again = verify(
-        &mut cl,
-        now,
-        session,
-        CLIENT_POLICY,
-        &responder_octets,
-        gateway_auth,
-    )
-    .unwrap_err();
-    assert!(again.contains("already used"), "{again}");
+    assert!(again.contains("no EAP session"), "{again}");
     // The MSK is not the policy's PSK or any key of a fresh conversation:
     // an AUTH made with a zero key does not match.
     let zero = psk_auth(PrfAlg::HmacSha256, &[0u8; 64], &initiator_octets).unwrap();
@@ -326,11 +317,18 @@ fn a_wrong_msk_auth_is_refused() {
     assert!(matches!(ending.gateway, EapStep::Succeeded { .. }));
     let octets = auth_octets(0x08);
     let mut auth = sign(&mut cl, now, 9, CLIENT_POLICY, &octets).unwrap();
+    // Each AUTH once.
+    let again = sign(&mut cl, now, 9, CLIENT_POLICY, &octets).unwrap_err();
+    assert!(again.contains("already used to sign"), "{again}");
     auth[3] ^= 0x40;
     assert_eq!(
-        verify(&mut gw, now, 9, GATEWAY_POLICY, &octets, auth),
+        verify(&mut gw, now, 9, GATEWAY_POLICY, &octets, auth.clone()),
         Ok(false)
     );
+    // One try: the right AUTH after a wrong one is refused too.
+    auth[3] ^= 0x40;
+    let again = verify(&mut gw, now, 9, GATEWAY_POLICY, &octets, auth).unwrap_err();
+    assert!(again.contains("already used to check"), "{again}");
 }
 
 #[test]
@@ -656,6 +654,35 @@ fn sessions_are_capped_and_expire() {
     );
     assert!(matches!(step, EapStep::Failed { .. }));
     assert_eq!(gw.eap().session_count(), 0);
+
+    // A flood of new conversations never pushes out one that succeeded.
+    let mut gw = gateway(gateway_users());
+    let mut cl = client("alice", "alice-secret");
+    let session = u64::MAX;
+    assert!(matches!(
+        converse(&mut gw, &mut cl, t0, session).gateway,
+        EapStep::Succeeded { .. }
+    ));
+    for flood in 0..=MAX_SESSIONS as u64 {
+        assert!(matches!(
+            to_gateway(
+                &mut gw,
+                t0 + Duration::from_millis(flood),
+                flood,
+                Vec::new()
+            ),
+            EapStep::Send(_)
+        ));
+    }
+    assert_eq!(gw.eap().session_count(), MAX_SESSIONS + 1);
+    assert!(sign(
+        &mut gw,
+        t0 + Duration::from_secs(5),
+        session,
+        GATEWAY_POLICY,
+        &auth_octets(0x20)
+    )
+    .is_ok());
 
     // A succeeded session's MSK goes with the timeout too.
     let mut gw = gateway(gateway_users());
