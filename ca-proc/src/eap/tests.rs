@@ -814,6 +814,36 @@ proptest! {
         prop_assert!(sign(ca, now, session, policy, &octets).is_err());
     }
 
+    /// Any user name and passwords: the conversation succeeds on both
+    /// sides exactly when the passwords are the same, and then both MSK
+    /// AUTHs check.
+    #[test]
+    fn success_exactly_when_the_passwords_match(
+        name in "[A-Za-z0-9._@\\\\-]{1,40}",
+        ours in "\\PC{0,30}",
+        theirs in "\\PC{0,30}",
+        same in any::<bool>(),
+        session in any::<u64>(),
+    ) {
+        let theirs = if same { ours.clone() } else { theirs };
+        let now = Instant::now();
+        let mut gw = gateway(vec![user(&name, &ours)]);
+        let mut cl = client(&name, &theirs);
+        let ending = converse(&mut gw, &mut cl, now, session);
+        if ours == theirs {
+            let gateway_ok = matches!(&ending.gateway, EapStep::Succeeded { identity, .. } if *identity == name);
+            let client_ok = matches!(ending.client, EapStep::Succeeded { .. });
+            prop_assert!(gateway_ok && client_ok, "{:?} / {:?}", ending.gateway, ending.client);
+            let octets = auth_octets(0x08);
+            let auth = sign(&mut cl, now, session, CLIENT_POLICY, &octets).unwrap();
+            prop_assert_eq!(verify(&mut gw, now, session, GATEWAY_POLICY, &octets, auth), Ok(true));
+        } else {
+            let gateway_refused = matches!(&ending.gateway, EapStep::Failed { reason, .. } if reason.ends_with("wrong password"));
+            let client_refused = matches!(ending.client, EapStep::Failed { .. });
+            prop_assert!(gateway_refused && client_refused, "{:?} / {:?}", ending.gateway, ending.client);
+        }
+    }
+
     #[test]
     fn random_bytes_never_panic_the_decoders(bytes in proptest::collection::vec(any::<u8>(), 0..1100)) {
         let _ = codec::parse(&bytes);
