@@ -99,11 +99,6 @@ impl AuthService {
         self.eap.apply(policies, users);
     }
 
-    /// The EAP side: its randomness can be replaced in tests.
-    pub fn eap_mut(&mut self) -> &mut EapService {
-        &mut self.eap
-    }
-
     /// Replaces the randomness of EAP (challenges, Identifiers).
     pub fn set_eap_random(&mut self, random: Box<dyn RandomSource + Send>) {
         self.eap.set_random(random);
@@ -397,8 +392,11 @@ impl AuthService {
             ));
         }
         crate::signed_octets::check_auth_input(signed_octets, prf.output_len())?;
-        let msk = self.eap.msk_for(now, session, policy, MskUse::Sign)?;
-        psk_auth(prf, msk, signed_octets).map_err(|e| e.to_string())
+        self.eap
+            .with_msk(now, session, policy, MskUse::Sign, |msk| {
+                psk_auth(prf, msk, signed_octets)
+            })?
+            .map_err(|e| e.to_string())
     }
 
     /// Checks the peer's AUTH after EAP against the session's MSK.
@@ -422,11 +420,16 @@ impl AuthService {
         }
         // Taken (and so used up) even when the AUTH is malformed: a peer
         // gets one try per EAP authentication.
-        let msk = self.eap.msk_for(now, session, policy, MskUse::Verify)?;
-        if auth_method != AUTH_METHOD_SHARED_KEY || auth_data.len() > MAX_AUTH_DATA {
-            return Ok(false);
-        }
-        verify_psk_auth(prf, msk, signed_octets, auth_data).map_err(|e| e.to_string())
+        let well_formed = auth_method == AUTH_METHOD_SHARED_KEY && auth_data.len() <= MAX_AUTH_DATA;
+        self.eap
+            .with_msk(now, session, policy, MskUse::Verify, |msk| {
+                if well_formed {
+                    verify_psk_auth(prf, msk, signed_octets, auth_data)
+                } else {
+                    Ok(false)
+                }
+            })?
+            .map_err(|e| e.to_string())
     }
 
     fn key_and_prf(

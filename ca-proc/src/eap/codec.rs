@@ -164,7 +164,7 @@ pub fn parse_mschapv2(request: bool, data: &[u8]) -> Result<MsChapV2<'_>, String
         return Err("EAP-MSCHAPv2 packet without an OpCode".into());
     };
     // A peer's Success and Failure Responses are the OpCode alone
-    // (draft-kamath §2.3, §2.4); a trailing octet or two is tolerated.
+    // (draft-kamath §2.3, §2.4); octets after it are ignored.
     if !request && (opcode == OP_SUCCESS || opcode == OP_FAILURE) {
         return Ok(if opcode == OP_SUCCESS {
             MsChapV2::SuccessResponse

@@ -52,11 +52,12 @@ pub(crate) enum Next {
 enum Conversation {
     Server(server::Server),
     Client(client::Client),
-    /// The method succeeded: the MSK for the two AUTH payloads.
-    Done(Done),
 }
 
+/// A conversation whose method succeeded: the MSK for the two AUTH
+/// payloads.
 struct Done {
+    policy: String,
     /// The user proved (server) or the one we are (client).
     user: String,
     msk: Msk,
@@ -76,7 +77,6 @@ impl Session {
         match &self.conversation {
             Conversation::Server(s) => s.user(),
             Conversation::Client(c) => Some(c.user()),
-            Conversation::Done(d) => Some(&d.user),
         }
     }
 }
@@ -93,7 +93,12 @@ pub enum MskUse {
 pub struct EapService {
     users: Users,
     policies: HashMap<String, CaEapPolicy>,
+    /// Conversations in progress.
     sessions: Sessions<Session>,
+    /// Conversations that succeeded, until their MSK is used, ended or
+    /// idle: apart from those in progress, so that a flood of new
+    /// conversations can never push out a client that authenticated.
+    succeeded: Sessions<Done>,
     random: Box<dyn RandomSource + Send>,
 }
 
@@ -103,6 +108,7 @@ impl Default for EapService {
             users: Users::new(),
             policies: HashMap::new(),
             sessions: Sessions::default(),
+            succeeded: Sessions::default(),
             random: Box::new(OpensslRandom),
         }
     }
@@ -140,7 +146,9 @@ impl EapService {
         let old_users = &self.users;
         let dropped = self.sessions.remove_where(|s| {
             !new_policies.contains_key(&s.policy) || s.user().is_some_and(|u| changed(u, old_users))
-        });
+        }) + self
+            .succeeded
+            .remove_where(|d| !new_policies.contains_key(&d.policy) || changed(&d.user, old_users));
         if dropped > 0 {
             log::info!("new configuration: {dropped} EAP conversations of changed users or policies dropped");
         }
@@ -152,8 +160,9 @@ impl EapService {
         self.users.len()
     }
 
+    /// Conversations in progress and succeeded ones holding an MSK.
     pub fn session_count(&self) -> usize {
-        self.sessions.len()
+        self.sessions.len() + self.succeeded.len()
     }
 
     /// One step of the conversation `session` (RFC 3748; RFC 7296 §2.16).
@@ -165,7 +174,7 @@ impl EapService {
         role: EapRole,
         message: &[u8],
     ) -> EapStep {
-        let expired = self.sessions.expire(now);
+        let expired = self.sessions.expire(now) + self.succeeded.expire(now);
         if expired > 0 {
             log::debug!("{expired} idle EAP conversations forgotten");
         }
@@ -183,6 +192,9 @@ impl EapService {
             EapMethod::MsChapV2 => {}
         }
         let client_user = eap_policy.client_user.clone();
+        if self.succeeded.get_mut(session).is_some() {
+            return failed("the EAP method already succeeded".into());
+        }
         if self.sessions.get_mut(session).is_none() {
             let conversation = match role {
                 EapRole::Server if message.is_empty() => {
@@ -227,9 +239,6 @@ impl EapService {
         let next = match &mut entry.conversation {
             Conversation::Server(s) => s.step(policy, message, &self.users, self.random.as_mut()),
             Conversation::Client(c) => c.step(message, &self.users, self.random.as_mut()),
-            Conversation::Done(_) => {
-                return failed("the EAP method already succeeded".into());
-            }
         };
         match next {
             Next::Send(packet) => EapStep::Send(packet),
@@ -239,12 +248,20 @@ impl EapService {
                 msk,
             } => {
                 log::info!("policy {policy}: EAP-MSCHAPv2 succeeded as \"{identity}\" ({role:?})");
-                entry.conversation = Conversation::Done(Done {
+                self.sessions.remove(session);
+                let done = Done {
+                    policy: policy.to_string(),
                     user: identity.clone(),
                     msk,
                     signed: false,
                     verified: false,
-                });
+                };
+                if let Some(evicted) = self.succeeded.insert(session, done, now) {
+                    log::warn!(
+                        "{} EAP authentications not yet used: the least recent ({evicted:#x}) dropped",
+                        sessions::MAX_SESSIONS
+                    );
+                }
                 EapStep::Succeeded { message, identity }
             }
             Next::Failed { message, reason } => {
@@ -258,34 +275,35 @@ impl EapService {
     /// Forgets a conversation and its MSK (its IKE SA is up or gone).
     pub fn end(&mut self, session: u64) {
         self.sessions.remove(session);
+        self.succeeded.remove(session);
     }
 
-    /// The MSK of a conversation that succeeded, for one AUTH payload of
-    /// `policy` (RFC 7296 §2.16): each of Sign and Verify once only.
-    pub fn msk_for(
+    /// Runs `auth` with the MSK of a conversation that succeeded, for one
+    /// AUTH payload of `policy` (RFC 7296 §2.16): each of Sign and Verify
+    /// once only. Once both are done the MSK is forgotten.
+    pub fn with_msk<R>(
         &mut self,
         now: Instant,
         session: u64,
         policy: &str,
         usage: MskUse,
-    ) -> Result<&[u8], String> {
+        auth: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, String> {
         self.sessions.expire(now);
-        let Some(entry) = self.sessions.get_mut(session) else {
-            return Err(format!(
-                "no EAP session {session:#x} (never started, expired or ended)"
-            ));
+        self.succeeded.expire(now);
+        let Some(done) = self.succeeded.get_mut(session) else {
+            return Err(if self.sessions.get_mut(session).is_some() {
+                format!("EAP session {session:#x} has not succeeded: no MSK to authenticate with")
+            } else {
+                format!("no EAP session {session:#x} (never started, expired or ended)")
+            });
         };
-        if entry.policy != policy {
+        if done.policy != policy {
             return Err(format!(
                 "EAP session {session:#x} belongs to policy {}, not {policy}",
-                entry.policy
+                done.policy
             ));
         }
-        let Conversation::Done(done) = &mut entry.conversation else {
-            return Err(format!(
-                "EAP session {session:#x} has not succeeded: no MSK to authenticate with"
-            ));
-        };
         let used = match usage {
             MskUse::Sign => &mut done.signed,
             MskUse::Verify => &mut done.verified,
@@ -300,6 +318,10 @@ impl EapService {
             ));
         }
         *used = true;
-        Ok(&done.msk[..])
+        let result = auth(&done.msk[..]);
+        if done.signed && done.verified {
+            self.succeeded.remove(session);
+        }
+        Ok(result)
     }
 }

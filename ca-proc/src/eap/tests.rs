@@ -289,19 +289,10 @@ fn a_client_and_a_gateway_authenticate_and_both_msk_auths_check() {
         ),
         Ok(true)
     );
-    // Each once.
+    // Both AUTHs done: the MSK is forgotten at once.
+    assert_eq!((gw.eap().session_count(), cl.eap().session_count()), (0, 0));
     let again = sign(&mut gw, now, session, GATEWAY_POLICY, &responder_octets).unwrap_err();
-    assert!(again.contains("already used"), "{again}");
-    let again = verify(
-        &mut cl,
-        now,
-        session,
-        CLIENT_POLICY,
-        &responder_octets,
-        gateway_auth,
-    )
-    .unwrap_err();
-    assert!(again.contains("already used"), "{again}");
+    assert!(again.contains("no EAP session"), "{again}");
     // The MSK is not the policy's PSK or any key of a fresh conversation:
     // an AUTH made with a zero key does not match.
     let zero = psk_auth(PrfAlg::HmacSha256, &[0u8; 64], &initiator_octets).unwrap();
@@ -326,11 +317,18 @@ fn a_wrong_msk_auth_is_refused() {
     assert!(matches!(ending.gateway, EapStep::Succeeded { .. }));
     let octets = auth_octets(0x08);
     let mut auth = sign(&mut cl, now, 9, CLIENT_POLICY, &octets).unwrap();
+    // Each AUTH once.
+    let again = sign(&mut cl, now, 9, CLIENT_POLICY, &octets).unwrap_err();
+    assert!(again.contains("already used to sign"), "{again}");
     auth[3] ^= 0x40;
     assert_eq!(
-        verify(&mut gw, now, 9, GATEWAY_POLICY, &octets, auth),
+        verify(&mut gw, now, 9, GATEWAY_POLICY, &octets, auth.clone()),
         Ok(false)
     );
+    // One try: the right AUTH after a wrong one is refused too.
+    auth[3] ^= 0x40;
+    let again = verify(&mut gw, now, 9, GATEWAY_POLICY, &octets, auth).unwrap_err();
+    assert!(again.contains("already used to check"), "{again}");
 }
 
 #[test]
@@ -657,6 +655,35 @@ fn sessions_are_capped_and_expire() {
     assert!(matches!(step, EapStep::Failed { .. }));
     assert_eq!(gw.eap().session_count(), 0);
 
+    // A flood of new conversations never pushes out one that succeeded.
+    let mut gw = gateway(gateway_users());
+    let mut cl = client("alice", "alice-secret");
+    let session = u64::MAX;
+    assert!(matches!(
+        converse(&mut gw, &mut cl, t0, session).gateway,
+        EapStep::Succeeded { .. }
+    ));
+    for flood in 0..=MAX_SESSIONS as u64 {
+        assert!(matches!(
+            to_gateway(
+                &mut gw,
+                t0 + Duration::from_millis(flood),
+                flood,
+                Vec::new()
+            ),
+            EapStep::Send(_)
+        ));
+    }
+    assert_eq!(gw.eap().session_count(), MAX_SESSIONS + 1);
+    assert!(sign(
+        &mut gw,
+        t0 + Duration::from_secs(5),
+        session,
+        GATEWAY_POLICY,
+        &auth_octets(0x20)
+    )
+    .is_ok());
+
     // A succeeded session's MSK goes with the timeout too.
     let mut gw = gateway(gateway_users());
     let mut cl = client("alice", "alice-secret");
@@ -785,6 +812,36 @@ proptest! {
         let ca = if as_gateway { &mut gw } else { &mut cl };
         let policy = if as_gateway { GATEWAY_POLICY } else { CLIENT_POLICY };
         prop_assert!(sign(ca, now, session, policy, &octets).is_err());
+    }
+
+    /// Any user name and passwords: the conversation succeeds on both
+    /// sides exactly when the passwords are the same, and then both MSK
+    /// AUTHs check.
+    #[test]
+    fn success_exactly_when_the_passwords_match(
+        name in "[A-Za-z0-9._@\\\\-]{1,40}",
+        ours in "\\PC{0,30}",
+        theirs in "\\PC{0,30}",
+        same in any::<bool>(),
+        session in any::<u64>(),
+    ) {
+        let theirs = if same { ours.clone() } else { theirs };
+        let now = Instant::now();
+        let mut gw = gateway(vec![user(&name, &ours)]);
+        let mut cl = client(&name, &theirs);
+        let ending = converse(&mut gw, &mut cl, now, session);
+        if ours == theirs {
+            let gateway_ok = matches!(&ending.gateway, EapStep::Succeeded { identity, .. } if *identity == name);
+            let client_ok = matches!(ending.client, EapStep::Succeeded { .. });
+            prop_assert!(gateway_ok && client_ok, "{:?} / {:?}", ending.gateway, ending.client);
+            let octets = auth_octets(0x08);
+            let auth = sign(&mut cl, now, session, CLIENT_POLICY, &octets).unwrap();
+            prop_assert_eq!(verify(&mut gw, now, session, GATEWAY_POLICY, &octets, auth), Ok(true));
+        } else {
+            let gateway_refused = matches!(&ending.gateway, EapStep::Failed { reason, .. } if reason.ends_with("wrong password"));
+            let client_refused = matches!(ending.client, EapStep::Failed { .. });
+            prop_assert!(gateway_refused && client_refused, "{:?} / {:?}", ending.gateway, ending.client);
+        }
     }
 
     #[test]
