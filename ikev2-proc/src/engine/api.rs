@@ -217,6 +217,8 @@ impl Engine {
             leases: Default::default(),
             #[cfg(test)]
             test_ke_stream: None,
+            #[cfg(test)]
+            test_requested_address: None,
         })
     }
 
