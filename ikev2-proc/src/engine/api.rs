@@ -290,7 +290,9 @@ impl Engine {
             }
         }
         self.policies = policies;
-        self.leases.sync(&self.policies);
+        for reqid in self.leases.sync(&self.policies) {
+            self.reqids.release(reqid);
+        }
         self.mode = mode;
         self.sync_traps();
         self.dpd_interval =
