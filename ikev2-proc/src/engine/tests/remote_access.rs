@@ -619,3 +619,45 @@ fn an_ipv6_pool_leases_single_addresses() {
     assert_eq!(child.flow.dst_prefix, 128);
     assert_eq!(added_addresses(&fleet.clients[a]), va);
 }
+
+#[test]
+fn leases_survive_a_reload_with_the_same_pools_and_go_with_changed_ones() {
+    let gw = gateway_policy("10.99.0.0/24");
+    let mut fleet = Fleet::new(gw.clone());
+    let a = fleet.add_client("198.18.2.1");
+    let b = fleet.add_client("198.18.2.2");
+    fleet.start(a, client_policy("198.18.2.1", "alice.example", false));
+    fleet.start(b, client_policy("198.18.2.2", "bob.example", false));
+    fleet.settle();
+    let (_, va, _) = client_state(&fleet.clients[a]);
+    let (_, vb, _) = client_state(&fleet.clients[b]);
+    // The same configuration again: SAs and leases stay.
+    fleet
+        .gateway
+        .engine
+        .set_config(fleet.now, vec![gw], InitiationMode::Passive, 0);
+    fleet.settle();
+    assert_eq!(fleet.gateway.established().len(), 2);
+    assert_eq!(fleet.gateway.engine.leases.leased("rw"), 2);
+    let c = fleet.add_client("198.18.2.3");
+    fleet.start(c, client_policy("198.18.2.3", "carol.example", false));
+    fleet.settle();
+    let (_, vc, _) = client_state(&fleet.clients[c]);
+    assert!(vc != va && vc != vb, "{vc:?} was leased already");
+    // Another pool: the policy changed, its IKE SAs are deleted and
+    // their leases go with them.
+    fleet.gateway.engine.set_config(
+        fleet.now,
+        vec![gateway_policy("10.98.0.0/24")],
+        InitiationMode::Passive,
+        0,
+    );
+    fleet.settle();
+    assert_eq!(fleet.gateway.engine.ike_sa_count(), 0);
+    assert_eq!(fleet.gateway.engine.leases.leased("rw"), 0);
+    for client in &fleet.clients {
+        assert!(client.established().is_empty());
+        let vips = added_addresses(client);
+        assert_eq!(deleted_addresses(client), vips, "address taken off");
+    }
+}
