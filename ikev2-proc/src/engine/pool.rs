@@ -271,9 +271,11 @@ impl PolicyLeases {
     ) -> Result<Vec<IpAddr>, LeaseRefusal> {
         // Named addresses must lie in a pool of their family, even when the
         // owner already holds one: a client is told its request is wrong.
+        // (A family the policy has no pool of is not handed out at all.)
         for wish in wishes {
             if let Some(addr) = wish.requested {
-                if self.pool_of(addr).is_none() {
+                let family_pooled = self.pools.iter().any(|p| p.v6 == addr.is_ipv6());
+                if family_pooled && self.pool_of(addr).is_none() {
                     return Err(LeaseRefusal::OutsidePool(addr));
                 }
             }
@@ -664,6 +666,28 @@ mod tests {
             t.lease(&owner(500), 0, &V4).unwrap(),
             vec![ip("198.18.7.78")]
         );
+    }
+
+    #[test]
+    fn a_family_without_a_pool_is_ignored_not_refused() {
+        let mut t = table(&["198.18.10.0/24"]);
+        let wishes = [
+            V4[0],
+            AddressWish {
+                v6: true,
+                requested: Some(ip("2001:db8::5")),
+            },
+        ];
+        assert_eq!(
+            t.lease(&owner(1), 1, &wishes).unwrap(),
+            vec![ip("198.18.10.1")]
+        );
+        let only_v6 = [AddressWish {
+            v6: true,
+            requested: None,
+        }];
+        assert_eq!(t.lease(&owner(2), 2, &only_v6), Err(LeaseRefusal::NoPool));
+        assert_eq!(t.by_address.len(), 1);
     }
 
     #[test]
