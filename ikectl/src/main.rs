@@ -250,6 +250,15 @@ fn render_sas(sas: &[IkeSaInfo]) -> String {
             sa.peer_id,
             if sa.nat_t { " NAT-T" } else { "" }
         );
+        // Road warriors (RFC 7296 §3.15, §2.16): the address leased to the
+        // peer (gateway) or given to us (client), and the EAP identity.
+        if !sa.virtual_ips.is_empty() {
+            let ips: Vec<String> = sa.virtual_ips.iter().map(|a| a.to_string()).collect();
+            out += &format!("  virtual ip {}\n", ips.join(", "));
+        }
+        if let Some(name) = &sa.eap_identity {
+            out += &format!("  eap identity {name}\n");
+        }
         out += &format!("  spi i {} r {}\n", sa.spi_i, sa.spi_r);
         let integrity = sa
             .integrity
@@ -373,6 +382,22 @@ mod tests {
             mobike: false,
             children: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_road_warrior_is_shown_with_its_virtual_ip_and_eap_identity() {
+        let mut rw = sa(1);
+        rw.virtual_ips = vec!["10.99.0.7".parse().unwrap()];
+        rw.eap_identity = Some("alice".into());
+        let text = render_sas(&[rw.clone(), sa(2)]);
+        assert!(text.contains("  virtual ip 10.99.0.7\n"), "{text}");
+        assert!(text.contains("  eap identity alice\n"), "{text}");
+        assert_eq!(text.matches("virtual ip").count(), 1, "{text}");
+        let value = json_answer(&Ok(Answer::Sas {
+            sas: vec![rw],
+            total: 1,
+        }));
+        assert_eq!(value["sas"][0]["virtual_ips"][0], "10.99.0.7");
     }
 
     #[test]

@@ -146,6 +146,11 @@ struct Shape {
     /// the initiator authenticates with EAP-MSCHAPv2 as alice, answered by
     /// ca's real EAP code in both roles.
     eap: bool,
+    /// Road warrior (issue 14): the wide responder hands out addresses
+    /// from a pool, the initiator asks for one (`request address any`,
+    /// `from dynamic`): Configuration payloads to mutate and splice,
+    /// leases, TS narrowing to the lease.
+    remote_access: bool,
 }
 
 fn shape(c: &mut Choices) -> Shape {
@@ -164,6 +169,7 @@ fn shape(c: &mut Choices) -> Shape {
         no_local: false,
         pubkey: false,
         eap: false,
+        remote_access: false,
     }
     .with_derived()
 }
@@ -175,6 +181,8 @@ impl Shape {
         self.pubkey = self.ike_lifetime == 600 && self.pfs;
         // Half of those.
         self.eap = self.pubkey && self.dpd == 0;
+        // About one run in six.
+        self.remote_access = self.wide && !self.both_active && self.dpd == 10;
         self
     }
 }
@@ -425,11 +433,28 @@ impl World<'_> {
         if s.no_local {
             i_policy.local = None;
         }
-        let r_policy = if s.wide && !s.both_active {
+        let mut r_policy = if s.wide && !s.both_active {
             policy("ba", RESPONDER, wide, false, s, true)
         } else {
             policy("ba", RESPONDER, host(INITIATOR), s.both_active, s, true)
         };
+        if s.remote_access {
+            use iked_common::config::ConfigAttributeSpec;
+            let pool = Prefix {
+                addr: IpAddr::V4(Ipv4Addr::new(10, 1, 0, 0)),
+                len: 16,
+            };
+            r_policy.remote_access.config = vec![
+                ConfigAttributeSpec::AddressPool(pool),
+                ConfigAttributeSpec::NameServer(IpAddr::V4(Ipv4Addr::new(10, 2, 0, 53))),
+            ];
+            for flow in &mut i_policy.flows {
+                flow.src = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+                flow.src_prefix = 0;
+            }
+            i_policy.remote_access.request_address = true;
+            i_policy.remote_access.request_name_server = true;
+        }
         for (index, p) in [(1, r_policy), (0, i_policy)] {
             let node = &mut self.nodes[index];
             node.ca

@@ -238,16 +238,24 @@ impl Engine {
     /// Responder narrowing of a new Child SA's selectors (RFC 7296 §2.9):
     /// for a policy that hands out addresses the peer's side is its lease
     /// alone (a /32 or /128 of each family it holds), never the rest of
-    /// the flow's `to`; otherwise the policy's flows.
+    /// the flow's `to`; otherwise the policy's flows. Err: why the peer
+    /// gets TS_UNACCEPTABLE.
     pub(in crate::engine) fn narrow_peer_selectors(
         &self,
         spi: u64,
         policy: &Policy,
         tsi: &[TrafficSelector],
         tsr: &[TrafficSelector],
-    ) -> Option<(Selector, usize)> {
+    ) -> Result<(Selector, usize), String> {
+        let outside_flows = || {
+            format!(
+                "traffic selectors {} / {} are outside the policy's flows",
+                selectors::ts_text(tsi),
+                selectors::ts_text(tsr)
+            )
+        };
         if !policy.remote_access.hands_out_addresses() {
-            return selectors::narrow(&policy.flows, tsi, tsr);
+            return selectors::narrow(&policy.flows, tsi, tsr).ok_or_else(outside_flows);
         }
         let leases = self
             .ikes
@@ -262,21 +270,24 @@ impl Engine {
                 index_of.push(index);
             }
         }
-        let narrowed = selectors::narrow(&restricted, tsi, tsr);
-        if narrowed.is_none() && selectors::narrow(&policy.flows, tsi, tsr).is_some() {
-            let lease: Vec<String> = leases.iter().map(|a| a.to_string()).collect();
-            log::warn!(
-                "policy {}: the peer's traffic selectors {} lie outside its lease ({})",
-                policy.name,
-                selectors::ts_text(tsi),
-                if lease.is_empty() {
-                    "it asked for no address".to_string()
-                } else {
-                    lease.join(", ")
-                }
-            );
+        if let Some((flow, i)) = selectors::narrow(&restricted, tsi, tsr) {
+            if let Some(index) = index_of.get(i) {
+                return Ok((flow, *index));
+            }
         }
-        narrowed.and_then(|(flow, i)| index_of.get(i).map(|index| (flow, *index)))
+        if selectors::narrow(&policy.flows, tsi, tsr).is_none() {
+            return Err(outside_flows());
+        }
+        let lease: Vec<String> = leases.iter().map(|a| a.to_string()).collect();
+        Err(format!(
+            "traffic selectors {} lie outside its lease ({})",
+            selectors::ts_text(tsi),
+            if lease.is_empty() {
+                "it asked for no address".to_string()
+            } else {
+                lease.join(", ")
+            }
+        ))
     }
 
     /// The reqid of a new Child SA of flow `flow_index` on IKE SA `spi`:
@@ -352,14 +363,22 @@ impl Engine {
         let mut attributes = Vec::new();
         for v6 in families_of(policy) {
             if ra.request_address {
-                attributes.push(CpAttribute::new(
+                #[allow(unused_mut)]
+                let mut attribute = CpAttribute::new(
                     if v6 {
                         CpAttributeType::InternalIp6Address
                     } else {
                         CpAttributeType::InternalIp4Address
                     },
                     Vec::new(),
-                ));
+                );
+                #[cfg(test)]
+                if let Some(named) = self.test_requested_address {
+                    if named.is_ipv6() == v6 {
+                        attribute = address_attribute(named);
+                    }
+                }
+                attributes.push(attribute);
             }
             if ra.request_name_server {
                 attributes.push(CpAttribute::new(
@@ -479,15 +498,21 @@ impl Engine {
     }
 
     /// A Child SA we negotiated as a client with an assigned address: our
-    /// side must be that address (the gateway narrowed our /0 to it).
-    pub(in crate::engine) fn our_side_is_assigned(&self, spi: u64, flow: &Selector) -> bool {
+    /// side of a `from dynamic` flow (we proposed the family's /0) must be
+    /// that address (the gateway narrowed our /0 to it).
+    pub(in crate::engine) fn our_side_is_assigned(
+        &self,
+        spi: u64,
+        proposed: &Selector,
+        flow: &Selector,
+    ) -> bool {
         let Some(sa) = self.ikes.get(&spi) else {
             return false;
         };
         let asked = self
             .policy(&sa.policy)
             .is_some_and(|p| p.remote_access.request_address);
-        if !asked {
+        if !asked || proposed.src_prefix != 0 {
             return true;
         }
         let ok = sa
@@ -506,7 +531,8 @@ impl Engine {
     }
 
     /// A flow of a client policy as we propose it in CREATE_CHILD_SA: our
-    /// side is the address the gateway gave us, once we have one.
+    /// side of a `from dynamic` flow (the family's /0) is the address the
+    /// gateway gave us, once we have one; other flows stay as configured.
     pub(in crate::engine) fn client_flow(&self, spi: u64, flow: Selector) -> Selector {
         let Some(sa) = self.ikes.get(&spi) else {
             return flow;
@@ -519,7 +545,7 @@ impl Engine {
             .iter()
             .find(|a| a.is_ipv6() == flow.src.is_ipv6())
         {
-            Some(addr) if asked => host(flow, true, *addr),
+            Some(addr) if asked && flow.src_prefix == 0 => host(flow, true, *addr),
             _ => flow,
         }
     }

@@ -8,8 +8,7 @@ use crate::engine::state::*;
 
 impl Engine {
     /// RFC 7296 §2.4: INITIAL_CONTACT: other IKE SAs of the same policy
-    /// with the same peer identity (and EAP identity, if any) are stale;
-    /// delete them without DELETE.
+    /// with the same peer identity are stale; delete them without DELETE.
     pub(in crate::engine) fn drop_stale_sas(&mut self, spi: u64) {
         let Some(sa) = self.ikes.get(&spi) else {
             return;
@@ -24,6 +23,14 @@ impl Engine {
                 set.iter()
                     .copied()
                     .filter(|other| *other != spi)
+                    // Road warriors: two EAP users may send one IKE ID
+                    // (their private address behind a NAT); only the
+                    // user's own SAs are stale.
+                    .filter(|other| {
+                        self.ikes
+                            .get(other)
+                            .is_some_and(|o| o.eap_identity == sa.eap_identity)
+                    })
                     // Only SAs that existed before this one began: one
                     // established meanwhile (both sides initiating at once)
                     // is not stale, and the peer holds it too.
@@ -32,14 +39,6 @@ impl Engine {
                             .get(other)
                             .and_then(|o| o.established)
                             .is_some_and(|t| t < sa.created)
-                    })
-                    // After EAP the identity is the EAP one (RFC 7296
-                    // §2.16): another user with the same IKE ID (road
-                    // warriors often send their address) is not stale.
-                    .filter(|other| {
-                        self.ikes
-                            .get(other)
-                            .is_some_and(|o| o.eap_identity == sa.eap_identity)
                     })
                     .collect()
             })
