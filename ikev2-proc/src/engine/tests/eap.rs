@@ -1027,3 +1027,58 @@ fn eap_and_non_eap_policies_do_not_stand_in_for_each_other() {
         "{log:#?}"
     );
 }
+
+/// The whole EAP conversation is bounded in time on both sides: a client
+/// whose ca never answers (nothing outstanding, so no retransmission
+/// ends it) and the gateway waiting for it both give the SA up at the
+/// half-open timeout.
+#[test]
+fn eap_is_bounded_by_the_half_open_time_on_both_sides() {
+    let mut w = mschap_world("alice", "wonderland");
+    let (filter, held) = hold_first(|p| {
+        p.from.ip() == ip(B)
+            && Header::decode(&p.data).is_ok_and(|h| {
+                h.header.exchange == ExchangeType::IkeAuth && h.header.flags.response
+            })
+    });
+    w.filter = filter;
+    w.settle();
+    let packet = held
+        .borrow_mut()
+        .pop()
+        .expect("the gateway's first IKE_AUTH answer");
+    w.a.hold_ca = true;
+    w.deliver(packet);
+    w.settle();
+    assert_eq!(
+        w.a.held_ca.len(),
+        1,
+        "the gateway's certificate AUTH check, held"
+    );
+    assert_eq!(w.a.engine.ike_spis().len(), 1);
+    assert_eq!(w.b.engine.ike_spis().len(), 1);
+    let log =
+        capture_info_log(|| w.advance_by(settings().half_open_timeout + Duration::from_secs(1)));
+    assert!(
+        w.a.engine.ike_spis().is_empty(),
+        "the client waits for ever"
+    );
+    assert!(
+        w.b.engine.ike_spis().is_empty(),
+        "the gateway waits for ever"
+    );
+    assert_nothing_installed(&w.a, "client");
+    assert_nothing_installed(&w.b, "gateway");
+    for policy in ["policy ab:", "policy ba:"] {
+        assert!(
+            log.iter()
+                .any(|l| l.starts_with(policy) && l.contains("removed: half-open timeout")),
+            "{policy} {log:#?}"
+        );
+    }
+    assert_eq!(
+        w.a.eap_ends.len() + w.b.eap_ends.len(),
+        1,
+        "only the gateway's ca had a session"
+    );
+}
