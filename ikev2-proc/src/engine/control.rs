@@ -276,7 +276,7 @@ impl Engine {
                 .map(|t| t.saturating_duration_since(self.now).as_secs()),
             virtual_ips: Vec::new(),
             eap_identity: None,
-            mobike: false,
+            mobike: sa.mobike.negotiated(),
             children,
         }
     }

@@ -13,6 +13,7 @@ use iked_common::ipc::IkeSaInfo;
 use iked_common::kernel::{SaId, Selector};
 use iked_common::wire::{Identity, SecurityAssociation};
 
+pub(crate) use crate::engine::exchange::mobike::{Mobike, MobikeRequest, MobikeTask};
 pub(crate) use crate::engine::fragments::Fragments;
 use crate::engine::proposals::{ChildSuite, IkeSuite};
 pub(crate) use crate::engine::timers::{
@@ -101,6 +102,8 @@ pub(crate) enum RequestCtx {
     },
     DeleteIke,
     Dpd,
+    /// MOBIKE (RFC 4555): our UPDATE_SA_ADDRESSES or return-routability check.
+    Mobike(MobikeRequest),
 }
 
 pub(crate) struct Outstanding {
@@ -190,12 +193,20 @@ pub(crate) struct AuthCheck {
 /// Work an IKE SA has to do as the requester, one at a time (window 1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Task {
-    CreateChild { flow_index: usize },
-    RekeyChild { spi_in: u32 },
+    CreateChild {
+        flow_index: usize,
+    },
+    RekeyChild {
+        spi_in: u32,
+    },
     RekeyIke,
-    DeleteChildren { spis: Vec<u32> },
+    DeleteChildren {
+        spis: Vec<u32>,
+    },
     DeleteIke,
     Dpd,
+    /// MOBIKE (RFC 4555, `exchange/mobike.rs`).
+    Mobike(MobikeTask),
 }
 
 /// What an IKE SA holds only while IKE_SA_INIT and IKE_AUTH run (RFC 7296
@@ -294,6 +305,9 @@ pub(crate) struct IkeSa {
     /// IKE fragmentation (RFC 7383): negotiated or not, and the peer's
     /// messages being reassembled.
     pub fragments: Fragments,
+    /// MOBIKE (RFC 4555): negotiated or not, the peer's other addresses,
+    /// an address update in progress.
+    pub mobike: Mobike,
 }
 
 impl IkeSa {
@@ -349,6 +363,7 @@ impl IkeSa {
             child_ke_hint: None,
             rekey_ke_hint: None,
             fragments: Fragments::default(),
+            mobike: Mobike::default(),
         }
     }
 }

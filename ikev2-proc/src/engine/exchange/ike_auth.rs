@@ -64,6 +64,7 @@ impl Engine {
                 })
             })
         };
+        let mobike = self.mobike_announcement(spi);
         let Some(sa) = self.ikes.get_mut(&spi) else {
             return;
         };
@@ -100,6 +101,7 @@ impl Engine {
             inner.push(Payload::SecurityAssociation(draft.offered.clone()));
             inner.extend(traffic_selectors(&draft.flow, true));
         }
+        inner.extend(mobike);
         sa.state = IkeState::AuthSent;
         sa.timers.stop_removal();
         self.send_request(
@@ -118,6 +120,7 @@ impl Engine {
         child: Option<ChildDraft>,
     ) {
         let msg = Inbound::of(&inner);
+        self.note_peer_mobike(spi, &inner);
         if let Some(NotifyType::AuthenticationFailed) = msg.error {
             if let Some(sa) = self.ikes.get(&spi) {
                 log::warn!(

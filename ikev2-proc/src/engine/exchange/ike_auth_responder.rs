@@ -76,6 +76,10 @@ impl Engine {
         if sa.initiator || sa.state != IkeState::InitDone {
             return;
         }
+        self.note_peer_mobike(spi, &inner);
+        let Some(sa) = self.ikes.get(&spi) else {
+            return;
+        };
         let idi = msg.idi;
         let auth_payload = msg.auth;
         let (Some(idi), Some(auth_payload), Some(suite), Some(keys)) =
@@ -316,6 +320,7 @@ impl Engine {
         // Checked again: other IKE SAs of the policy may have filled it
         // while this one waited for its SPI.
         let cap_reached = self.child_cap_reached(spi, false);
+        let mobike = self.mobike_announcement(spi);
         let Some(sa) = self.ikes.get_mut(&spi) else {
             return;
         };
@@ -372,6 +377,7 @@ impl Engine {
             }
             _ => {}
         }
+        inner.extend(mobike);
         let initial_contact = answer.initial_contact;
         self.send_response(spi, ExchangeType::IkeAuth, message_id, inner);
         if let Some(spi_in) = unused_spi {
