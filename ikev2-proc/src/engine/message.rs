@@ -490,8 +490,9 @@ impl Engine {
                     out.message_id,
                     out.transmissions
                 );
-                let datagrams = out.datagrams.clone();
+                let (datagrams, transmissions) = (out.datagrams.clone(), out.transmissions);
                 self.send_all(local, peer, datagrams);
+                self.mobike_check_source(spi, transmissions);
             }
         }
         true

@@ -486,7 +486,8 @@ impl Engine {
                     Wait::RequestSpi
                     | Wait::AnswerSpi
                     | Wait::InstallSa { .. }
-                    | Wait::SourceAddress => 21,
+                    | Wait::SourceAddress
+                    | Wait::MobikeSource => 21,
                     Wait::Other => continue,
                 };
         }

@@ -463,6 +463,9 @@ pub(crate) enum Wait {
     /// The source address towards the peer (initiator without a
     /// configured local address).
     SourceAddress,
+    /// The source address towards the peer now (MOBIKE initiator whose
+    /// requests go unanswered: has our address changed?).
+    MobikeSource,
     /// A policy install, a delete: only the outcome is logged.
     Other,
 }

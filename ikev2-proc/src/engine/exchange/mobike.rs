@@ -20,6 +20,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use iked_common::ipc::Ikev2ToPfkey;
 use iked_common::wire::{ExchangeType, Notify, NotifyType, Payload};
 
 use crate::engine::migration::{path_acceptable, Path};
@@ -32,6 +33,11 @@ const MAX_ADDITIONAL_ADDRESSES: usize = 16;
 
 /// Peer addresses proven by return-routability checks kept per IKE SA.
 const MAX_VERIFIED_ADDRESSES: usize = 8;
+
+/// After this many transmissions of a request a MOBIKE initiator checks
+/// whether its source address changed (RFC 4555 §3.5): the second is 2 s
+/// after the first with the default settings.
+const SOURCE_CHECK_AFTER: u32 = 2;
 
 /// Octets of our COOKIE2 (RFC 4555 §4.2.5: 8 to 64, unpredictable).
 const COOKIE2_LEN: usize = 16;
@@ -58,6 +64,8 @@ pub(crate) struct Mobike {
     pub request_path: Option<(SocketAddr, SocketAddr)>,
     /// Peer addresses proven to reach the peer on this IKE SA.
     pub verified: Vec<IpAddr>,
+    /// A source address lookup is out ([`Engine::mobike_check_source`]).
+    pub looking_up_source: bool,
 }
 
 impl Mobike {
@@ -72,6 +80,7 @@ impl Mobike {
         Mobike {
             pending: None,
             request_path: None,
+            looking_up_source: false,
             ..self.clone()
         }
     }
@@ -282,6 +291,51 @@ impl Engine {
             self.schedule(*spi);
         }
         moving.len()
+    }
+
+    /// RFC 4555 §3.5: a request retransmitted several times without an
+    /// answer suggests the path is gone. A MOBIKE initiator then asks
+    /// pfkey which source address the kernel would use towards the peer
+    /// now; if it is another than ours, the IKE SA moves there. (No
+    /// address events reach ikev2: this is how it learns that its address
+    /// went, one retransmission after it did.)
+    pub(in crate::engine) fn mobike_check_source(&mut self, spi: u64, transmissions: u32) {
+        let Some(sa) = self.ikes.get_mut(&spi) else {
+            return;
+        };
+        if transmissions < SOURCE_CHECK_AFTER
+            || sa.state != IkeState::Established
+            || !sa.mobike.negotiated()
+            || !sa.mobike.original_initiator
+            || sa.mobike.looking_up_source
+        {
+            return;
+        }
+        sa.mobike.looking_up_source = true;
+        let peer = sa.ike_path().1.ip();
+        self.ask_pfkey(spi, Wait::MobikeSource, |id| Ikev2ToPfkey::LookupSource {
+            id,
+            peer,
+        });
+    }
+
+    /// pfkey's answer to [`Engine::mobike_check_source`].
+    pub(in crate::engine) fn mobike_source_found(&mut self, spi: u64, source: Option<IpAddr>) {
+        let Some(sa) = self.ikes.get_mut(&spi) else {
+            return;
+        };
+        sa.mobike.looking_up_source = false;
+        let ours = sa.ike_path().0.ip();
+        match source {
+            Some(source) if source != ours && !source.is_unspecified() => {
+                log::info!(
+                    "policy {}: IKE SA {spi:016x}: requests unanswered and the route to the peer now leaves from {source}, not {ours}",
+                    sa.policy
+                );
+                self.move_local_address(ours, source);
+            }
+            _ => {}
+        }
     }
 
     /// A queued MOBIKE request: sent, or false when nothing is left to do.

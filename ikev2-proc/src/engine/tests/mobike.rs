@@ -480,3 +480,28 @@ fn with_mobike_a_nat_mapping_change_waits_for_update_sa_addresses() {
     let sb = w.b.engine.ike(b_ike).unwrap();
     assert!(sb.natt && sb.nat_detected && !sb.behind_nat);
 }
+
+#[test]
+fn unanswered_requests_find_the_new_source_address() {
+    // A's address changes under it and nobody tells the engine: its DPD
+    // goes unanswered, the second transmission makes it ask pfkey for the
+    // source towards B (now 192.0.2.9), and it moves there with MOBIKE.
+    let mut w = roaming_world(settings(), settings());
+    let ike = assert_one_matching_ike(&w);
+    let b_ike = w.b.established()[0];
+    w.a.addr = ip(A2);
+    w.a.engine.run_task(ike, Task::Dpd);
+    w.settle();
+    assert!(
+        w.a.migrations.is_empty(),
+        "nothing moves before a retransmission"
+    );
+    w.advance_by(Duration::from_secs(10));
+    assert_eq!(w.a.migrations.len(), 1, "{:?}", w.a.migrations);
+    assert_eq!(w.a.migrations[0].new_local, ip(A2));
+    assert_eq!(w.b.migrations.len(), 1, "{:?}", w.b.migrations);
+    assert_eq!(w.b.migrations[0].new_peer, ip(A2));
+    assert_eq!(w.a.engine.ike(ike).unwrap().local, sock(A2, 4500));
+    assert_eq!(w.b.engine.ike(b_ike).unwrap().peer, sock(A2, 4500));
+    assert_eq!(w.a.established(), vec![ike]);
+}
