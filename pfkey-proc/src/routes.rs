@@ -105,6 +105,12 @@ fn family_index(addr: IpAddr) -> usize {
 }
 
 impl RouteManager {
+    /// The route socket, for what else pfkey does on it (virtual
+    /// addresses, crate::addresses).
+    pub fn socket_mut(&mut self) -> &mut RouteSocket {
+        &mut self.socket
+    }
+
     /// Takes the socket. Routes stay off until [`Self::apply_settings`].
     pub fn new(socket: RouteSocket) -> RouteManager {
         RouteManager {
@@ -210,6 +216,26 @@ impl RouteManager {
             entry.need = need;
             self.install(need.remote);
         }
+    }
+
+    /// Outbound SA `old` now is `new` (the same SA at new gateway
+    /// addresses): its network is routed towards the new peer, and the
+    /// old route goes if no other SA needs it.
+    pub fn sa_moved(&mut self, old: &SaId, new: SaId) {
+        let Some(need) = self
+            .by_sa
+            .get(old)
+            .and_then(|net| self.routed.get(net))
+            .map(|r| r.need)
+        else {
+            return;
+        };
+        self.sa_removed(old);
+        self.sa_installed(RouteNeed {
+            sa: new,
+            peer: new.dst,
+            ..need
+        });
     }
 
     /// SA `sa` is gone: its network's route goes with the last SA needing it.
