@@ -487,7 +487,8 @@ impl Engine {
                     | Wait::AnswerSpi
                     | Wait::InstallSa { .. }
                     | Wait::SourceAddress
-                    | Wait::MobikeSource => 21,
+                    | Wait::MobikeSource
+                    | Wait::Migrate { .. } => 21,
                     Wait::Other => continue,
                 };
         }

@@ -463,6 +463,8 @@ pub(crate) enum Wait {
     /// The source address towards the peer (initiator without a
     /// configured local address).
     SourceAddress,
+    /// pfkey's answer to a Child SA's migration (migration.rs).
+    Migrate { child: u32 },
     /// The source address towards the peer now (MOBIKE initiator whose
     /// requests go unanswered: has our address changed?).
     MobikeSource,

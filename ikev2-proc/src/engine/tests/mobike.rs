@@ -505,3 +505,43 @@ fn unanswered_requests_find_the_new_source_address() {
     assert_eq!(w.b.engine.ike(b_ike).unwrap().peer, sock(A2, 4500));
     assert_eq!(w.a.established(), vec![ike]);
 }
+
+#[test]
+fn a_child_sa_pfkey_cannot_move_is_replaced_on_the_new_path() {
+    let mut w = roaming_world(settings(), settings());
+    let ike = assert_one_matching_ike(&w);
+    let (a_in, a_out) = assert_one_matching_child(&w);
+    w.a.refuse_migrations = true;
+    w.a.addr = ip(A2);
+    let log = capture_info_log(|| {
+        w.a.engine.local_address_changed(w.now, ip(A), ip(A2));
+        w.settle();
+    });
+    assert!(
+        log.iter().any(|l| l.contains("could not be moved")),
+        "{log:#?}"
+    );
+    // A removed its old pair at the old addresses and told B.
+    assert!(
+        w.a.deleted_sas.contains(&esp(B, A, a_in)),
+        "{:?}",
+        w.a.deleted_sas
+    );
+    assert!(w.a.deleted_sas.contains(&esp(A, B, a_out)));
+    assert!(w.a.engine.child(a_in).is_none() && w.b.engine.child(a_out).is_none());
+    // A's active policy made a new Child SA on the new path.
+    let (n_in, _) = assert_one_matching_child(&w);
+    assert_ne!(n_in, a_in);
+    assert_eq!(w.a.sas.len(), 2, "{:?}", w.a.sas.keys());
+    assert!(w
+        .a
+        .sas
+        .values()
+        .all(|s| [s.id.src, s.id.dst].contains(&ip(A2))));
+    assert!(w
+        .b
+        .sas
+        .values()
+        .all(|s| [s.id.src, s.id.dst].contains(&ip(A2))));
+    assert_eq!(w.a.established(), vec![ike]);
+}
