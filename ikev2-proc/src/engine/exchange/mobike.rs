@@ -108,12 +108,15 @@ pub(crate) enum MobikeRequest {
 
 /// Whether an INFORMATIONAL request is MOBIKE's (an address update, a
 /// return-routability check, NAT detection, address lists), not a
-/// DELETE or a plain liveness check.
+/// DELETE, an AUTHENTICATION_FAILED or a plain liveness check.
 pub(in crate::engine) fn is_mobike_request(inner: &[Payload]) -> bool {
     let mut mobike = false;
     for payload in inner {
         match payload {
             Payload::Delete(_) => return false,
+            Payload::Notify(n) if n.notify_type == NotifyType::AuthenticationFailed => {
+                return false
+            }
             Payload::Notify(n) => {
                 mobike |= matches!(
                     n.notify_type,

@@ -545,3 +545,54 @@ fn a_child_sa_pfkey_cannot_move_is_replaced_on_the_new_path() {
         .all(|s| [s.id.src, s.id.dst].contains(&ip(A2))));
     assert_eq!(w.a.established(), vec![ike]);
 }
+
+#[test]
+fn the_peers_additional_addresses_are_recorded_and_replaced() {
+    let mut w = roaming_world(settings(), settings());
+    let ike = assert_one_matching_ike(&w);
+    let b_ike = w.b.established()[0];
+    let announce = |w: &mut World, notifies: Vec<Notify>| {
+        w.b.engine.send_request(
+            b_ike,
+            ExchangeType::Informational,
+            notifies.into_iter().map(Payload::Notify).collect(),
+            crate::engine::state::RequestCtx::Dpd,
+        );
+        w.settle();
+    };
+    announce(
+        &mut w,
+        vec![
+            Notify::new(NotifyType::AdditionalIp4Address, vec![192, 0, 2, 77]),
+            Notify::new(
+                NotifyType::AdditionalIp6Address,
+                "2001:db8::7"
+                    .parse::<std::net::Ipv6Addr>()
+                    .unwrap()
+                    .octets()
+                    .to_vec(),
+            ),
+            // Malformed: ignored, the others kept.
+            Notify::new(NotifyType::AdditionalIp4Address, vec![1, 2, 3]),
+        ],
+    );
+    assert_eq!(
+        w.a.engine.ike(ike).unwrap().mobike.peer_additional,
+        vec![ip("192.0.2.77"), ip("2001:db8::7")]
+    );
+    announce(
+        &mut w,
+        vec![Notify::new(NotifyType::NoAdditionalAddresses, Vec::new())],
+    );
+    assert!(w
+        .a
+        .engine
+        .ike(ike)
+        .unwrap()
+        .mobike
+        .peer_additional
+        .is_empty());
+    // Neither moved anything; both answered.
+    assert!(w.a.migrations.is_empty() && w.b.migrations.is_empty());
+    assert_eq!(w.b.established(), vec![b_ike]);
+}
