@@ -596,3 +596,26 @@ fn the_peers_additional_addresses_are_recorded_and_replaced() {
     assert!(w.a.migrations.is_empty() && w.b.migrations.is_empty());
     assert_eq!(w.b.established(), vec![b_ike]);
 }
+
+#[test]
+fn mobike_roles_survive_an_ike_rekey_by_the_responder() {
+    // B rekeys the IKE SA: B is the new SA's initiator (RFC 7296 2.18),
+    // but A initiated the IKE SA and stays the side that moves (RFC 4555
+    // 3.5), with MOBIKE still negotiated.
+    let mut w = roaming_world(settings(), settings());
+    let b_ike = w.b.established()[0];
+    w.b.engine.run_task(b_ike, Task::RekeyIke);
+    w.settle();
+    w.advance_by(Duration::from_secs(1));
+    let new_a = assert_one_matching_ike(&w);
+    let sa = w.a.engine.ike(new_a).unwrap();
+    assert!(!sa.initiator, "B initiated the rekey");
+    assert!(sa.mobike.negotiated() && sa.mobike.original_initiator);
+    w.a.addr = ip(A2);
+    assert_eq!(w.a.engine.local_address_changed(w.now, ip(A), ip(A2)), 1);
+    w.settle();
+    assert_eq!(w.a.migrations.len(), 1);
+    assert_eq!(w.b.migrations.len(), 1);
+    let new_b = w.b.established()[0];
+    assert_eq!(w.b.engine.ike(new_b).unwrap().peer, sock(A2, 4500));
+}
