@@ -243,13 +243,12 @@ fn render_sas(sas: &[IkeSaInfo]) -> String {
             .unwrap_or_default();
         out += &format!("{}: {} ({role}), {when}{rekey}\n", sa.policy, sa.state);
         out += &format!(
-            "  {} {} <=> {} {}{}{}\n",
+            "  {} {} <=> {} {}{}\n",
             sa.local,
             sa.local_id,
             sa.peer,
             sa.peer_id,
-            if sa.nat_t { " NAT-T" } else { "" },
-            if sa.mobike { " MOBIKE" } else { "" }
+            if sa.nat_t { " NAT-T" } else { "" }
         );
         out += &format!("  spi i {} r {}\n", sa.spi_i, sa.spi_r);
         let integrity = sa
