@@ -39,7 +39,8 @@
 //!   the AUTH methods a policy takes, ca's Store), `admission.rs` (what an
 //!   unauthenticated peer may cost: cookies, half-open counts),
 //!   `migration.rs` (an established IKE SA and its Child SAs moved to new
-//!   addresses: MOBIKE, NAT mapping changes), `sa_table.rs`, `child_sa.rs`, `state.rs` (the SA types; what only
+//!   addresses: MOBIKE, NAT mapping changes),
+//!   `sa_table.rs`, `child_sa.rs`, `state.rs` (the SA types; what only
 //!   IKE_SA_INIT and IKE_AUTH need is an IKE SA's `Handshake`, dropped
 //!   whole at establishment, as rustls keeps each handshake state's data
 //!   in that state).
