@@ -68,6 +68,10 @@ impl Engine {
         message_id: u32,
         inner: Vec<Payload>,
     ) {
+        // First, before any other handling of the message (EAP's rounds
+        // among them): MOBIKE_SUPPORTED is in the request with the SA
+        // payload (RFC 4555 §3.2), the first one.
+        self.note_peer_mobike(spi, &inner);
         let msg = Inbound::of(&inner);
         let request = PeerRequest::new(spi, ExchangeType::IkeAuth, message_id);
         let Some(sa) = self.ikes.get(&spi) else {
@@ -76,10 +80,6 @@ impl Engine {
         if sa.initiator || sa.state != IkeState::InitDone {
             return;
         }
-        self.note_peer_mobike(spi, &inner);
-        let Some(sa) = self.ikes.get(&spi) else {
-            return;
-        };
         let idi = msg.idi;
         let auth_payload = msg.auth;
         let (Some(idi), Some(auth_payload), Some(suite), Some(keys)) =
