@@ -247,8 +247,6 @@ impl Engine {
     /// The gateway's last answer: its MSK AUTH, checked by ca, then the
     /// Child SA by `responder_verified` (its SA and TS are in this answer).
     fn check_gateway_msk_auth(&mut self, spi: u64, inner: Vec<Payload>, child: Option<ChildDraft>) {
-        // A gateway answers MOBIKE_SUPPORTED in its last IKE_AUTH answer.
-        self.note_peer_mobike(spi, &inner);
         let msg = Inbound::of(&inner);
         let Some(auth) = msg.auth else {
             return self.abandon_eap_client(spi, child, "the gateway's last answer has no AUTH");
