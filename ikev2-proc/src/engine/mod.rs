@@ -30,7 +30,10 @@
 //!   `informational`, `mobike` (RFC 4555, both roles), `eap` with
 //!   `eap_initiator` and `eap_responder` (the EAP rounds of IKE_AUTH, RFC
 //!   7296 §2.16: the engine carries EAP packets, ca runs EAP and holds
-//!   the MSK), with `_responder` files where a role is long.
+//!   the MSK), with `_responder` files where a role is long;
+//!   `config_payload` is the Configuration payload of IKE_AUTH (RFC 7296
+//!   §3.15) for road warriors, both roles, called in one line from each
+//!   IKE_AUTH step.
 //! - Below the exchanges: `message.rs` (outbound half: seal, send request
 //!   or response, retransmit, `refuse`), `fragments.rs` (IKE
 //!   fragmentation, RFC 7383: what `message.rs` seals into fragments and
@@ -42,6 +45,8 @@
 //!   unauthenticated peer may cost: cookies, half-open counts),
 //!   `migration.rs` (an established IKE SA and its Child SAs moved to new
 //!   addresses: MOBIKE, NAT mapping changes),
+//!   `pool.rs` (address pools and the leases of road warriors, keyed by
+//!   the authenticated identity; the addresses a gateway gave us),
 //!   `sa_table.rs`, `child_sa.rs`, `state.rs` (the SA types; what only
 //!   IKE_SA_INIT and IKE_AUTH need is an IKE SA's `Handshake`, dropped
 //!   whole at establishment, as rustls keeps each handshake state's data
