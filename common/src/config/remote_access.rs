@@ -189,14 +189,17 @@ impl Written {
             Some((_, l)) => return Err(error(l, expected())),
             None => return Err(error(at, expected())),
         };
-        if !CONFIG_OPTIONS.iter().any(|(name, _)| *name == option) {
-            return Err(error(
+        let unknown = || {
+            error(
                 option_at,
                 format!(
                     "unknown config option '{option}': expected one of {}",
                     option_names(CONFIG_OPTIONS)
                 ),
-            ));
+            )
+        };
+        if !CONFIG_OPTIONS.iter().any(|(name, _)| *name == option) {
+            return Err(unknown());
         }
         let what = format!("config {option}");
         let (value, value_at) = w.value(&what, option_at)?;
@@ -253,7 +256,7 @@ impl Written {
                 ConfigAttributeSpec::ProtectedSubnet(network(value, value_at, &what)?)
             }
             "access-server" => ConfigAttributeSpec::AccessServer(address(value, value_at, &what)?),
-            _ => unreachable!("checked against CONFIG_OPTIONS above"),
+            _ => return Err(unknown()),
         };
         if self.access.config.contains(&attribute) {
             return Err(error(
