@@ -46,6 +46,10 @@ pub const MAX_USER_NAME: usize = 255;
 pub const MAX_USER_PASSWORD: usize = 256;
 /// Most `user` lines: ca holds them all in memory.
 pub const MAX_USERS: usize = 100_000;
+/// Most bytes of user names and passwords in all: ca gets them with its
+/// configuration in one IPC message (`ipc::MAX_MESSAGE`, 16 MiB, which
+/// the certificate store shares).
+pub const MAX_USERS_BYTES: usize = 4 << 20;
 /// Longest Linux interface name (IFNAMSIZ - 1).
 pub const MAX_INTERFACE_NAME: usize = 15;
 
