@@ -215,10 +215,17 @@ impl Written {
                     IpAddr::V6(_) => ("IPv6", IPV6_POOL_PREFIX),
                 };
                 if !range.contains(&pool.len) {
+                    // OpenBSD takes one address as a static lease; ours
+                    // are pools, leased per identity.
+                    let hint = if pool.is_host() {
+                        " (one address is not a pool: give the network to lease from)"
+                    } else {
+                        ""
+                    };
                     return Err(error(
                         value_at,
                         format!(
-                            "address pool {pool}: an {family} pool must be a /{} to /{}",
+                            "address pool {pool}: an {family} pool must be a /{} to /{}{hint}",
                             range.start(),
                             range.end()
                         ),

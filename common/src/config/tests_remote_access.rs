@@ -190,7 +190,7 @@ fn config_lines_are_checked_and_located() {
         (
             "config address 10.9.0.1",
             53,
-            "an IPv4 pool must be a /8 to /30",
+            "an IPv4 pool must be a /8 to /30 (one address is not a pool",
         ),
         (
             "config address fd00::/48",
