@@ -161,10 +161,12 @@ impl PfkeyService {
                 });
             }
             if done.is_empty() {
-                // The kernel moved something: the client's lease follows.
+                // The kernel moved something: the client's lease and
+                // reqid follow.
                 for lease in &leases {
                     self.leases.move_peer(*lease, old_peer, m.new_peer);
                 }
+                self.reqids.move_peer(m.reqid, old_peer, m.new_peer);
             }
             done.push(format!("policy {selector} dir {direction:?}"));
             if outbound && !outbound_moved {
