@@ -180,6 +180,13 @@ fn refused_migrations_never_reach_the_kernel() {
         (migration(NEW_PEER, natt(4500, 0)), "to the peer's port 0"),
         (
             Migration {
+                mode: IpsecMode::Transport,
+                ..migration(NEW_PEER, None)
+            },
+            "transport mode: the selectors name the old addresses",
+        ),
+        (
+            Migration {
                 reqid: REQID + 5,
                 ..migration(NEW_PEER, None)
             },
