@@ -281,9 +281,11 @@ impl PfkeyService {
             KernelEntry::Policy {
                 selector,
                 direction,
-            } => self.flows.iter().any(|f| match direction {
-                iked_common::kernel::PolicyDirection::Out => f.selector.contains(selector),
-                _ => f.selector.reversed().contains(selector),
+            } => self.flows.iter().any(|f| {
+                // The same traffic rule as at install: a lease of a pool
+                // stays allowed while the pool does.
+                let outbound = *direction == iked_common::kernel::PolicyDirection::Out;
+                flows::check_traffic(f, selector, outbound).is_ok()
             }),
         }
     }
@@ -449,12 +451,13 @@ impl PfkeyService {
                 let update = self.allocated.contains(&sa.id) || self.installed.contains(&entry);
                 let result = flows::check_sa(&self.flows, &sa)
                     .and_then(|flow| {
-                        let lease =
-                            flows::sa_lease(flow, &sa).map(|l| (l, flows::sa_peer(flow, &sa)));
+                        let peer = flows::sa_peer(flow, &sa);
+                        let lease = flows::sa_lease(flow, &sa).map(|l| (l, peer));
+                        let owner = ReqidOwner::of_entry(flow, peer);
                         self.reqids
-                            .check(sa.reqid, flow)
+                            .check_owner(sa.reqid, &owner)
                             .and_then(|()| self.check_lease(lease, &entry))
-                            .map(|()| (flow.name.clone(), ReqidOwner::of(flow), lease))
+                            .map(|()| (flow.name.clone(), owner, lease))
                     })
                     .and_then(|(policy, owner, lease)| {
                         self.check_policy_room(&policy, &sa.id)
@@ -489,12 +492,13 @@ impl PfkeyService {
                 };
                 let result = flows::check_policy(&self.flows, &policy)
                     .and_then(|flow| {
-                        let lease = flows::policy_lease(flow, &policy)
-                            .map(|l| (l, flows::policy_peer(&policy)));
+                        let peer = flows::policy_peer(&policy);
+                        let lease = flows::policy_lease(flow, &policy).map(|l| (l, peer));
+                        let owner = ReqidOwner::of_entry(flow, peer);
                         self.reqids
-                            .check(policy.template.reqid, flow)
+                            .check_owner(policy.template.reqid, &owner)
                             .and_then(|()| self.check_lease(lease, &entry))
-                            .map(|()| (ReqidOwner::of(flow), lease))
+                            .map(|()| (owner, lease))
                     })
                     .and_then(|found| self.backend.add_policy(&policy).map(|()| found))
                     .map(|(owner, lease)| {
@@ -670,10 +674,11 @@ impl PfkeyService {
         match event {
             KernelEvent::Acquire {
                 selector, src, dst, ..
-            } => self
-                .flows
-                .iter()
-                .any(|f| f.local == *src && f.peer.admits(*dst) && f.selector.contains(selector)),
+            } => self.flows.iter().any(|f| {
+                f.local == *src
+                    && f.peer.admits(*dst)
+                    && flows::check_traffic(f, selector, true).is_ok()
+            }),
             KernelEvent::Expire { sa, .. } => self.installed.contains(&KernelEntry::Sa(*sa)),
             KernelEvent::PolicyExpire {
                 selector,

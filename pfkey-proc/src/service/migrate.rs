@@ -4,13 +4,14 @@
 //!
 //! Checked like an install, since the result is one: both SAs and every
 //! policy must be ours, with the migration's reqid, admitted under one
-//! flow; that flow must admit the new peer address, and the new local
-//! address must be the flow's own `local` (pfkey installs only from a
-//! configured address, so a client whose own address changes cannot move
-//! its SAs: its flows name one local address; it needs a new IKE SA from
-//! its new address, which its policy's `local` must allow). A lease the
+//! flow; a flow of the same policy must admit the new peer address and
+//! have the new local address as its `local` (pfkey installs only from
+//! configured addresses: a gateway's local stays, its road warriors' peer
+//! addresses change inside the `peer` range; a client may move only
+//! between local addresses its policy names, one flow each). A lease the
 //! SAs carry must belong to the old (or already the new) peer address.
-//! UDP encapsulation only on our NAT-T port; XFRM_MSG_MIGRATE keeps an
+//! Tunnel mode only (transport-mode selectors name the old addresses,
+//! which MIGRATE does not change). UDP encapsulation only on our NAT-T port; XFRM_MSG_MIGRATE keeps an
 //! SA's encapsulation when asked for none, so a move from ESP in UDP back
 //! to plain ESP is refused (the Child SA must be rekeyed).
 //!
@@ -30,8 +31,8 @@ use std::net::IpAddr;
 
 use iked_common::ipc::ChildToParent;
 use iked_common::kernel::{
-    FailureKind, Flow, IpsecProtocol, KernelEntry, KernelFailure, KernelSocketKind, Migration,
-    PolicyDirection, SaId, UdpEncap,
+    FailureKind, Flow, IpsecMode, IpsecProtocol, KernelEntry, KernelFailure, KernelSocketKind,
+    Migration, PolicyDirection, SaId, UdpEncap,
 };
 
 use super::{Outcome, PfkeyService};
@@ -161,10 +162,12 @@ impl PfkeyService {
                 });
             }
             if done.is_empty() {
-                // The kernel moved something: the client's lease follows.
+                // The kernel moved something: the client's lease and
+                // reqid follow.
                 for lease in &leases {
                     self.leases.move_peer(*lease, old_peer, m.new_peer);
                 }
+                self.reqids.move_peer(m.reqid, old_peer, m.new_peer);
             }
             done.push(format!("policy {selector} dir {direction:?}"));
             if outbound && !outbound_moved {
@@ -194,6 +197,16 @@ impl PfkeyService {
     /// The flow the migration stays inside, or why it may not be done.
     fn check_migration(&self, m: &Migration) -> Result<Flow, KernelFailure> {
         let (out, inb) = (&m.outbound, &m.inbound);
+        if m.mode != IpsecMode::Tunnel {
+            // Transport-mode SAs and policies select the gateways' own
+            // addresses, which MIGRATE leaves as they are.
+            return Err(refused(
+                m,
+                "transport mode: the selectors name the old addresses and MIGRATE keeps them; \
+                 the Child SA must be rekeyed"
+                    .into(),
+            ));
+        }
         if out.src != inb.dst || out.dst != inb.src {
             return Err(refused(
                 m,
@@ -269,15 +282,19 @@ impl PfkeyService {
         if of_policy.is_empty() {
             return Err(refused(m, format!("policy {policy} has no flow any more")));
         }
+        if !of_policy
+            .iter()
+            .any(|f| f.local == out.src && f.peer.admits(out.dst))
+        {
+            return Err(refused(
+                m,
+                format!("{out} does not leave from a local address of policy {policy}: not its outbound SA"),
+            ));
+        }
         let mut reasons = Vec::new();
         for flow in of_policy {
             if flow.mode != m.mode {
                 reasons.push(format!("flow {} wants {:?} mode", flow.name, flow.mode));
-            } else if out.src != flow.local {
-                reasons.push(format!(
-                    "{out} does not leave from flow {}'s local {}: not its outbound SA",
-                    flow.name, flow.local
-                ));
             } else if m.new_local != flow.local {
                 reasons.push(format!(
                     "flow {} installs SAs from {} only, not {}",
