@@ -32,6 +32,13 @@ enum State {
     AwaitEapSuccess {
         msk: Msk,
     },
+    /// The gateway refused us with an MS-CHAPv2 Failure-Request, which we
+    /// acknowledged so that it can end the conversation with EAP-Failure
+    /// at once (draft-kamath-pppext-eap-mschapv2 §2) instead of waiting
+    /// for its timeout. Nothing but that EAP-Failure may follow.
+    Refused {
+        reason: String,
+    },
     Finished,
 }
 
@@ -68,6 +75,13 @@ impl Client {
             },
             (Code::Success, _) => {
                 self.fail("EAP-Success before the method completed (refused)".into())
+            }
+            (Code::Failure, State::Refused { reason }) => {
+                self.state = State::Finished;
+                Next::Failed {
+                    message: Vec::new(),
+                    reason,
+                }
             }
             (Code::Failure, _) => self.fail("the gateway sent EAP-Failure".into()),
             (Code::Response, _) => self.fail("an EAP Response from the gateway".into()),
@@ -185,10 +199,15 @@ impl Client {
                 self.state = State::AwaitEapSuccess { msk };
                 Next::Send(codec::encode_result_response(identifier, true))
             }
-            (MsChapV2::FailureRequest { message, .. }, _) => self.fail(format!(
-                "the gateway refused our password: \"{}\"",
-                codec::printable(message)
-            )),
+            (MsChapV2::FailureRequest { message, .. }, _) => {
+                let reason = format!(
+                    "the gateway refused our password: \"{}\"",
+                    codec::printable(message)
+                );
+                log::warn!("EAP as user \"{}\": {reason}", self.user);
+                self.state = State::Refused { reason };
+                Next::Send(codec::encode_result_response(identifier, false))
+            }
             (other, _) => self.fail(format!(
                 "MS-CHAPv2 {} from the gateway at this point of the conversation",
                 match other {
