@@ -410,6 +410,9 @@ pub struct SwanSetup<'a> {
     /// More sections of swanctl.conf's `secrets` block, written as they
     /// are (EAP users: `eap-NAME { id = NAME secret = ... }`).
     pub secrets: Vec<String>,
+    /// More top-level blocks of swanctl.conf (`pools { ... }`), written
+    /// as they are after `secrets`.
+    pub blocks: Vec<String>,
 }
 
 impl Default for SwanSetup<'_> {
@@ -423,6 +426,7 @@ impl Default for SwanSetup<'_> {
             credentials: None,
             plugins: "",
             secrets: Vec::new(),
+            blocks: Vec::new(),
         }
     }
 }
@@ -499,6 +503,7 @@ impl Strongswan {
             credentials,
             plugins: extra_plugins,
             secrets,
+            blocks,
         } = setup;
         let (kernel, retransmission) = (*kernel, *retransmission);
         let scratch = Scratch::new(&format!("swan-{ns}"));
@@ -605,6 +610,9 @@ swanctl {{
             conf += section;
         }
         conf += "}\n";
+        for block in blocks {
+            conf += block;
+        }
         std::fs::write(swanctl.join("swanctl.conf"), conf).expect("swanctl.conf");
 
         let child = Command::new("ip")

@@ -465,6 +465,90 @@ impl RwClient {
     }
 }
 
+/// strongSwan as the gateway in `net` (for iked as the client): the
+/// same policy as [`gateway_config`], in swanctl.conf: its certificate
+/// ([`GW_ID`], `pki`), EAP-MSCHAPv2 for the clients (`eap_id = %any`,
+/// the `users` as EAP secrets), virtual IPs from a `pools` range of
+/// `pool` with [`NAME_SERVER`].
+pub fn start_strongswan_gateway(
+    net: &RwNet,
+    pki: &GatewayPki,
+    users: &[User],
+    pool: &str,
+    kernel: SwanKernel,
+) -> Strongswan {
+    let section = format!(
+        r#"    {POLICY} {{
+        version = 2
+        local_addrs = {GW_WAN}
+        proposals = {SWAN_IKE}
+        pools = rwpool
+        unique = never
+        dpd_delay = 0
+        rekey_time = 0
+        local {{
+            auth = pubkey
+            certs = {cert}
+            id = {GW_ID}
+        }}
+        remote {{
+            auth = eap-mschapv2
+            eap_id = %any
+        }}
+        children {{
+            {POLICY} {{
+                local_ts = {PROTECTED_NET}
+                esp_proposals = {SWAN_ESP}
+                mode = tunnel
+                start_action = none
+                rekey_time = 0
+            }}
+        }}
+    }}
+"#,
+        cert = crate::pki::swanctl_cert_name(GW_ID),
+    );
+    let secrets = users
+        .iter()
+        .map(|u| {
+            format!(
+                "    eap-{name} {{\n        id = {name}\n        secret = \"{password}\"\n    }}\n",
+                name = u.name,
+                password = u.password
+            )
+        })
+        .collect();
+    Strongswan::start_in_netns(
+        &net.gw,
+        GW_ID,
+        &SwanSetup {
+            kernel,
+            extra_sections: vec![section],
+            credentials: Some(pki),
+            plugins: "eap-identity eap-mschapv2 attr",
+            secrets,
+            blocks: vec![format!(
+                "pools {{\n    rwpool {{\n        addrs = {pool}\n        dns = {NAME_SERVER}\n    }}\n}}\n"
+            )],
+            ..SwanSetup::default()
+        },
+    )
+}
+
+/// The iked.conf of iked as a road-warrior client of the gateway at
+/// [`GW_WAN`]: `local` its own address, EAP-MSCHAPv2 as `user` (its
+/// `srcid`, with the `user` line), the gateway's certificate checked
+/// against the CA in `certdir`, `request address any` and `iface`
+/// `iface`, `from dynamic to PROTECTED_NET`.
+pub fn client_config(certdir: &Path, local: &str, user: &User, iface: &str) -> String {
+    format!(
+        "set passive\nset certdir \"{certdir}\"\nuser \"{name}\" \"{password}\"\nikev2 \"{POLICY}\" active esp tunnel from dynamic to {PROTECTED_NET} \\\n  local {local} peer {GW_WAN} \\\n  {GATEWAY_PROPOSALS} \\\n  srcid \"{name}\" dstid \"{GW_ID}\" \\\n  eap \"mschap-v2\" \\\n  request address any iface {iface}\n",
+        certdir = certdir.display(),
+        name = user.name,
+        password = user.password,
+    )
+}
+
 /// The virtual IP in `swanctl --list-sas` output: the bracketed address
 /// after the local endpoint.
 pub fn virtual_ip_of(list_sas: &str) -> Option<IpAddr> {
@@ -565,6 +649,15 @@ mod tests {
             "198.19.200.4".parse().unwrap(),
             "198.19.200.0/30"
         ));
+    }
+
+    #[test]
+    fn the_client_config_requests_an_address() {
+        let conf = client_config(Path::new("/c"), "198.18.1.10", &User::lab(2), "vip0");
+        assert!(conf.contains("user \"user2\" \"secret-2-of-the-lab\"\n"));
+        assert!(conf.contains("from dynamic to 198.19.10.0/24"));
+        assert!(conf.contains("request address any iface vip0\n"));
+        assert!(conf.contains("srcid \"user2\" dstid \"gw.ike.test\""));
     }
 
     #[test]
