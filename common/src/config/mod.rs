@@ -8,6 +8,7 @@ mod lexer;
 mod parser;
 mod policy;
 mod policy_parser;
+mod remote_access;
 
 use std::fmt;
 use std::path::Path;
@@ -225,3 +226,5 @@ fn read_capped(path: &Path) -> Result<String, String> {
 mod tests;
 #[cfg(test)]
 mod tests_auth;
+#[cfg(test)]
+mod tests_remote_access;

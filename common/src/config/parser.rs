@@ -12,13 +12,20 @@ struct Parser {
     macros: HashMap<String, String>,
     /// Names defined with `-D`: as in OpenBSD, they win over the file's.
     command_line: std::collections::HashSet<String>,
+    /// Every policy's `config address` pools: (policy, pool, where).
+    pools: Vec<(String, super::Prefix, Location)>,
+    /// The users EAP client policies authenticate as, checked once the
+    /// whole file (and what it includes) is read: `user` may come later.
+    eap_client_users: Vec<(String, String, Location)>,
+    /// The names of `config.users`, for the duplicate check.
+    user_names: std::collections::HashSet<String>,
 }
 
 /// Parses the file at `path` with `-D` macros already defined.
 pub fn parse_file(path: &Path, macros: &[(String, String)]) -> Result<Config, ConfigError> {
     let mut parser = Parser::new(macros);
     parser.file(path, 0, None)?;
-    Ok(parser.config)
+    parser.finish()
 }
 
 /// Parses `text` as if read from a file called `name` (includes are resolved
@@ -30,7 +37,7 @@ pub fn parse_str(
 ) -> Result<Config, ConfigError> {
     let mut parser = Parser::new(macros);
     parser.text(name, text, Path::new("."), 0)?;
-    Ok(parser.config)
+    parser.finish()
 }
 
 fn error(location: &Location, message: impl Into<String>) -> ConfigError {
@@ -46,7 +53,52 @@ impl Parser {
             config: Config::default(),
             macros: macros.iter().cloned().collect(),
             command_line: macros.iter().map(|(name, _)| name.clone()).collect(),
+            pools: Vec::new(),
+            eap_client_users: Vec::new(),
+            user_names: Default::default(),
         }
+    }
+
+    /// The checks that need the whole file.
+    fn finish(self) -> Result<Config, ConfigError> {
+        for (policy, user, srcid_at) in &self.eap_client_users {
+            if !self.user_names.contains(user) {
+                return Err(error(
+                    srcid_at,
+                    format!(
+                        "policy '{policy}': as initiator, 'eap' authenticates as the user its \
+                         srcid names, but there is no line 'user \"{user}\" \"PASSWORD\"'"
+                    ),
+                ));
+            }
+        }
+        Ok(self.config)
+    }
+
+    /// Whether a new policy's pools overlap another policy's: leases are
+    /// per policy, so two policies would hand one address to two clients.
+    fn check_pools(
+        &self,
+        policy: &str,
+        pools: &[(super::Prefix, Location)],
+    ) -> Result<(), ConfigError> {
+        for (pool, at) in pools {
+            if let Some((other, other_pool, other_at)) = self
+                .pools
+                .iter()
+                .find(|(_, p, _)| super::remote_access::overlap(p, pool))
+            {
+                return Err(error(
+                    at,
+                    format!(
+                        "policy '{policy}': address pool {pool} overlaps pool {other_pool} of \
+                         policy '{other}' ({other_at}): the two would hand one address to two \
+                         clients"
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn file(
@@ -177,20 +229,46 @@ impl Parser {
             }
             "ikev2" => {
                 let index = self.config.policies.len();
-                let (policy, secret) =
-                    super::policy_parser::parse_policy(&words[1..], location, index)?;
+                let super::policy_parser::ParsedPolicy {
+                    policy,
+                    secret,
+                    pools,
+                    later,
+                } = super::policy_parser::parse_policy(&words[1..], location, index)?;
                 if self.config.policies.iter().any(|p| p.name == policy.name) {
                     return Err(error(
                         location,
                         format!("duplicate policy name '{}'", policy.name),
                     ));
                 }
+                self.check_pools(&policy.name, &pools)?;
+                self.pools.extend(
+                    pools
+                        .into_iter()
+                        .map(|(pool, at)| (policy.name.clone(), pool, at)),
+                );
+                self.eap_client_users.extend(later.eap_client_user);
                 if let Some(secret) = secret {
                     self.config
                         .psks
                         .push((policy.name.clone(), super::PreSharedKey::new(secret)));
                 }
                 self.config.policies.push(policy);
+                Ok(())
+            }
+            "user" => {
+                let user = super::remote_access::parse_user(&words[1..], location)?;
+                if self.user_names.contains(&user.name) {
+                    return Err(error(location, format!("user {:?} given twice", user.name)));
+                }
+                if self.config.users.len() >= super::remote_access::MAX_USERS {
+                    return Err(error(
+                        location,
+                        format!("more than {} 'user' lines", super::remote_access::MAX_USERS),
+                    ));
+                }
+                self.user_names.insert(user.name.clone());
+                self.config.users.push(user);
                 Ok(())
             }
             other => Err(error(
@@ -335,6 +413,14 @@ impl Parser {
                         )
                     })?;
                 1
+            }
+            "mobike" => {
+                self.config.mobike = true;
+                0
+            }
+            "nomobike" => {
+                self.config.mobike = false;
+                0
             }
             "kernel" => {
                 let kind = match argument {

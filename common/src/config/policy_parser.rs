@@ -249,7 +249,11 @@ fn proposals(blocks: &[Block], ike: bool) -> Result<Vec<ProposalSpec>, ConfigErr
 }
 
 /// Parses `word` as an address with an optional prefix, or `any`.
-fn prefix(word: &str, at: &Location, any_family: Option<bool>) -> Result<Prefix, ConfigError> {
+pub(super) fn prefix(
+    word: &str,
+    at: &Location,
+    any_family: Option<bool>,
+) -> Result<Prefix, ConfigError> {
     if word == "any" {
         let v6 = any_family.unwrap_or(false);
         return Ok(Prefix {
@@ -467,7 +471,7 @@ fn auth_method(
 }
 
 /// A cursor over the words of one statement.
-struct Words<'a> {
+pub(super) struct Words<'a> {
     words: &'a [(TokenKind, &'a Location)],
     next: usize,
     /// Where the statement started, for errors about what is missing.
@@ -479,7 +483,7 @@ impl<'a> Words<'a> {
         self.words.get(self.next)
     }
 
-    fn take(&mut self) -> Option<&'a (TokenKind, &'a Location)> {
+    pub(super) fn take(&mut self) -> Option<&'a (TokenKind, &'a Location)> {
         let word = self.words.get(self.next);
         if word.is_some() {
             self.next += 1;
@@ -489,7 +493,7 @@ impl<'a> Words<'a> {
 
     /// The next word as a bare word (or quoted string), or an error saying
     /// what `after` needs.
-    fn value(
+    pub(super) fn value(
         &mut self,
         after: &str,
         at: &Location,
@@ -521,12 +525,34 @@ impl<'a> Words<'a> {
     }
 }
 
+/// The remote side of one `from ... to ...` as written.
+enum FlowRemote<'a> {
+    Net(Prefix),
+    /// `to dynamic`: the policy's pools, known once the statement is read.
+    /// Whether our side was `any` (then one flow per pool of either family).
+    Dynamic {
+        src_any: bool,
+        at: &'a Location,
+    },
+}
+
+/// One parsed `ikev2` statement.
+pub(super) struct ParsedPolicy {
+    pub policy: Policy,
+    /// The PSK, for ca only.
+    pub secret: Option<Vec<u8>>,
+    /// The `config address` pools with where each was written, for the
+    /// file-wide check that no two policies share an address.
+    pub pools: Vec<(Prefix, Location)>,
+    pub later: super::remote_access::LaterChecks,
+}
+
 /// Parses the words of an `ikev2` statement (after the keyword).
-pub fn parse_policy(
+pub(super) fn parse_policy(
     words: &[(TokenKind, &Location)],
     start: &Location,
     index: usize,
-) -> Result<(Policy, Option<Vec<u8>>), ConfigError> {
+) -> Result<ParsedPolicy, ConfigError> {
     let mut w = Words {
         words,
         next: 0,
@@ -545,9 +571,16 @@ pub fn parse_policy(
     let mut trap = true;
     let mut family: Option<bool> = None; // Some(true) = inet6
     let mut proto = 0u8;
-    let mut raw_flows: Vec<(Prefix, u16, Prefix, u16, &Location)> = Vec::new();
+    let mut raw_flows: Vec<(Prefix, u16, FlowRemote<'_>, u16)> = Vec::new();
+    let mut from_dynamic_at: Option<&Location> = None;
     let mut local = None;
     let mut peer = None;
+    // `peer any` / `peer NET` as written: where, and the word.
+    let mut unknown_peer: Option<(&Location, &str)> = None;
+    let mut initiation_at: Option<&Location> = None;
+    let mut auth_at: Option<&Location> = None;
+    let mut srcid_at: Option<&Location> = None;
+    let mut remote = super::remote_access::Written::default();
     let mut ike_blocks: Vec<Block> = Vec::new();
     let mut child_blocks: Vec<Block> = Vec::new();
     let mut srcid = None;
@@ -576,6 +609,7 @@ pub fn parse_policy(
         match keyword.as_str() {
             "active" | "passive" => {
                 once(&mut seen, "active/passive")?;
+                initiation_at = Some(at);
                 initiation = if keyword == "active" {
                     PolicyInitiation::Active
                 } else {
@@ -627,15 +661,45 @@ pub fn parse_policy(
                         .or_else(|| other.split('/').next()?.parse().ok())
                         .map(|a: IpAddr| a.is_ipv6())
                 };
-                let src = prefix(src_word, src_at, family.or_else(|| hint(dst_word)))?;
-                let dst = prefix(dst_word, dst_at, family.or_else(|| hint(src_word)))?;
-                if src.addr.is_ipv4() != dst.addr.is_ipv4() {
-                    return Err(error(
-                        dst_at,
-                        format!("'{src_word}' and '{dst_word}' are of different address families"),
-                    ));
+                match (src_word == "dynamic", dst_word == "dynamic") {
+                    (true, true) => {
+                        return Err(error(
+                            dst_at,
+                            "'from dynamic to dynamic': only one side can be dynamic",
+                        ))
+                    }
+                    (false, true) => {
+                        // Our side of a gateway's flow towards the
+                        // addresses it hands out (RFC 7296 §3.15).
+                        let src = prefix(src_word, src_at, family)?;
+                        let remote = FlowRemote::Dynamic {
+                            src_any: src_word == "any" && family.is_none(),
+                            at: dst_at,
+                        };
+                        raw_flows.push((src, src_port, remote, dst_port));
+                    }
+                    (true, false) => {
+                        // A client's side: the family's /0 until the
+                        // gateway names our address.
+                        let dst = prefix(dst_word, dst_at, family)?;
+                        from_dynamic_at.get_or_insert(src_at);
+                        let src = super::remote_access::any_of_family(dst.addr);
+                        raw_flows.push((src, src_port, FlowRemote::Net(dst), dst_port));
+                    }
+                    (false, false) => {
+                        let src = prefix(src_word, src_at, family.or_else(|| hint(dst_word)))?;
+                        let dst = prefix(dst_word, dst_at, family.or_else(|| hint(src_word)))?;
+                        if src.addr.is_ipv4() != dst.addr.is_ipv4() {
+                            return Err(error(
+                                dst_at,
+                                format!(
+                                    "'{src_word}' and '{dst_word}' are of different address families"
+                                ),
+                            ));
+                        }
+                        raw_flows.push((src, src_port, FlowRemote::Net(dst), dst_port));
+                    }
                 }
-                raw_flows.push((src, src_port, dst, dst_port, at));
             }
             "local" | "peer" => {
                 once(&mut seen, if keyword == "local" { "local" } else { "peer" })?;
@@ -645,6 +709,9 @@ pub fn parse_policy(
                 } else {
                     Some(prefix(value, vat, family)?)
                 };
+                if keyword == "peer" && p.is_none_or(|p| !p.is_host()) {
+                    unknown_peer = Some((vat, value));
+                }
                 if keyword == "local" {
                     if let Some(p) = p {
                         if !p.is_host() {
@@ -737,7 +804,8 @@ pub fn parse_policy(
                 let (value, vat) = w.value(keyword, at)?;
                 let id = Some(identity(value, vat)?);
                 if keyword == "srcid" {
-                    srcid = id
+                    srcid = id;
+                    srcid_at = Some(vat);
                 } else {
                     dstid = id
                 }
@@ -762,12 +830,19 @@ pub fn parse_policy(
             }
             "ikeauth" | "psk" | "signature" => {
                 once(&mut seen, "ikeauth")?;
+                auth_at = Some(at);
                 auth = Some(auth_method(keyword, at, &mut w)?);
             }
             "rsa" | "ecdsa256" | "ecdsa384" | "ecdsa521" | "rfc7427" => {
                 once(&mut seen, "ikeauth")?;
                 auth = Some(auth_method(keyword, at, &mut w)?);
             }
+            // Road warriors (remote_access.rs): what a gateway hands out,
+            // what a client asks for, where it puts its address, EAP.
+            "config" => remote.config(&mut w, at)?,
+            "request" => remote.request(&mut w, at)?,
+            "iface" => remote.iface(&mut w, at)?,
+            "eap" => remote.eap(&mut w, at)?,
             other => {
                 return Err(error(
                     at,
@@ -791,9 +866,26 @@ pub fn parse_policy(
             ));
         }
     }
-    let mut flows: Vec<Selector> = raw_flows
-        .into_iter()
-        .map(|(src, src_port, dst, dst_port, _)| Selector {
+    let later = remote.check(&super::remote_access::PolicyFacts {
+        name: &name,
+        initiation,
+        initiation_at,
+        unknown_peer,
+        local,
+        auth,
+        auth_at,
+        srcid: srcid.as_ref().zip(srcid_at),
+        from_dynamic_at,
+    })?;
+    let mut flows: Vec<Selector> = Vec::new();
+    for (src, src_port, dst, dst_port) in raw_flows {
+        let pairs = match dst {
+            FlowRemote::Net(dst) => vec![(src, dst)],
+            FlowRemote::Dynamic { src_any, at } => {
+                super::remote_access::dynamic_flows(&name, src, src_any, &remote.pools, at)?
+            }
+        };
+        flows.extend(pairs.into_iter().map(|(src, dst)| Selector {
             src: src.addr,
             src_prefix: src.len,
             dst: dst.addr,
@@ -801,8 +893,8 @@ pub fn parse_policy(
             protocol: proto,
             src_port,
             dst_port,
-        })
-        .collect();
+        }));
+    }
     // A policy without `from ... to` protects the traffic between the two
     // gateways themselves: one flow, the same for the engine (what it
     // proposes and accepts) and for pfkey (what it may install).
@@ -831,7 +923,12 @@ pub fn parse_policy(
         child_lifetime_secs: child_lifetime,
         child_lifetime_bytes: child_bytes,
         auth,
-        remote_access: Default::default(),
+        remote_access: remote.access,
     };
-    Ok((policy, secret))
+    Ok(ParsedPolicy {
+        policy,
+        secret,
+        pools: remote.pools,
+        later,
+    })
 }

@@ -383,7 +383,7 @@ fn policy_errors_are_located_and_say_what_is_wrong() {
 fn a_policy_without_from_to_protects_the_two_gateways() {
     let c = parse(
         "ikev2 \"h\" transport proto udp local 198.18.0.1 peer 198.18.0.2 psk \"k\"\n\
-         ikev2 \"any\" peer any psk \"k\"\n\
+         ikev2 \"any\" local 198.18.0.1 peer any psk \"k\"\n\
          ikev2 \"v6\" local fd00:18::1 peer fd00:18::2 psk \"k\"\n",
     )
     .unwrap();
