@@ -315,6 +315,18 @@ pub enum ChildToParent {
     KernelEntryAdded(KernelEntry),
     /// pfkey: that entry is gone again.
     KernelEntryRemoved(KernelEntry),
+    /// pfkey: it put this host address (/32 or /128) on the interface of
+    /// this index ([`Ikev2ToPfkey::AddAddress`]). The parent keeps the list
+    /// so it can remove them even if pfkey dies, as for kernel entries.
+    AddressAdded {
+        interface: u32,
+        address: IpAddr,
+    },
+    /// pfkey: that address is gone again.
+    AddressRemoved {
+        interface: u32,
+        address: IpAddr,
+    },
     ShutdownComplete,
     /// ikev2 or ca: the answer to [`ParentToChild::Control`] or
     /// [`ParentToChild::CaControl`].

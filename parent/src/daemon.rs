@@ -152,6 +152,7 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
         children: Vec::new(),
         control,
         installed: HashSet::new(),
+        installed_addresses: HashSet::new(),
         verbosity,
         lost: Vec::new(),
         child_send_failure: None,
@@ -327,6 +328,9 @@ struct Daemon {
     control: ControlServer,
     /// Kernel entries pfkey reported as ours: flushed by us if pfkey dies.
     installed: HashSet<KernelEntry>,
+    /// pfkey's client virtual addresses (interface index, address), kept
+    /// like `installed` so that they go even if pfkey dies.
+    installed_addresses: HashSet<(u32, std::net::IpAddr)>,
     verbosity: Verbosity,
     /// Children reaped but not yet reported.
     lost: Vec<(Role, WaitStatus)>,
@@ -678,6 +682,12 @@ impl Daemon {
             ChildToParent::KernelEntryRemoved(entry) if role == Role::Pfkey => {
                 self.installed.remove(&entry);
             }
+            ChildToParent::AddressAdded { interface, address } if role == Role::Pfkey => {
+                self.installed_addresses.insert((interface, address));
+            }
+            ChildToParent::AddressRemoved { interface, address } if role == Role::Pfkey => {
+                self.installed_addresses.remove(&(interface, address));
+            }
             ChildToParent::ControlResult { id, reply }
                 if matches!(role, Role::Ikev2 | Role::Ca) =>
             {
@@ -811,6 +821,12 @@ impl Daemon {
                     ChildToParent::KernelEntryRemoved(entry) => {
                         self.installed.remove(&entry);
                     }
+                    ChildToParent::AddressAdded { interface, address } => {
+                        self.installed_addresses.insert((interface, address));
+                    }
+                    ChildToParent::AddressRemoved { interface, address } => {
+                        self.installed_addresses.remove(&(interface, address));
+                    }
                     ChildToParent::ShutdownComplete => break,
                     _ => {}
                 }
@@ -873,6 +889,12 @@ impl Daemon {
                     ChildToParent::KernelEntryRemoved(entry) => {
                         self.installed.remove(&entry);
                     }
+                    ChildToParent::AddressAdded { interface, address } => {
+                        self.installed_addresses.insert((interface, address));
+                    }
+                    ChildToParent::AddressRemoved { interface, address } => {
+                        self.installed_addresses.remove(&(interface, address));
+                    }
                     _ => {}
                 },
                 // Closed, or garbage: what we know is all we will know.
@@ -887,6 +909,17 @@ impl Daemon {
     /// answer and its report). Called when every child has exited.
     fn flush_installed(&mut self) {
         self.flush_routes();
+        if !self.installed_addresses.is_empty() {
+            let addresses: Vec<(u32, std::net::IpAddr)> =
+                self.installed_addresses.drain().collect();
+            log::warn!(
+                "removing {} virtual addresses left by pfkey",
+                addresses.len()
+            );
+            if let Err(e) = iked_pfkey::addresses::remove_addresses(&addresses) {
+                log::error!("removing virtual addresses: {e}");
+            }
+        }
         if !self.installed.is_empty() {
             let entries: Vec<KernelEntry> = self.installed.drain().collect();
             log::warn!("flushing {} kernel entries left by pfkey", entries.len());

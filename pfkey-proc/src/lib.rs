@@ -15,11 +15,13 @@
 //! remote networks of tunnel-mode SAs and answers source lookups, over
 //! [`route_socket`] with its codec [`rtnetlink_codec`].
 
+pub mod addresses;
 pub mod backend;
 pub mod bypass;
 pub mod bytes;
 pub mod flows;
 pub mod key_socket;
+pub mod leases;
 pub mod marking;
 pub mod pfkey;
 pub mod pfkey_codec;

@@ -17,8 +17,9 @@ use crate::backend::local_failure;
 use crate::bytes::Writer;
 use crate::key_socket::{set_int_option, set_receive_timeout, REPLY_TIMEOUT_SECS};
 use crate::rtnetlink_codec::{
-    decode_address, decode_route, encode_dump_addresses, encode_dump_routes, encode_get_route,
-    encode_route, encode_rule, AddressInfo, RouteInfo, RouteSpec, MAX_DUMP_ENTRIES,
+    decode_address, decode_link, decode_route, encode_address, encode_dump_addresses,
+    encode_dump_routes, encode_get_link, encode_get_route, encode_route, encode_rule,
+    valid_interface_name, AddressInfo, AddressSpec, RouteInfo, RouteSpec, MAX_DUMP_ENTRIES,
 };
 use crate::xfrm_codec::{
     decode_ack, split_messages, NetlinkMessage, NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP,
@@ -254,6 +255,65 @@ impl RouteSocket {
             },
         )?;
         Ok(addresses)
+    }
+
+    /// The index of the interface called `name`.
+    pub fn link_index(&mut self, name: &str) -> Result<u32, KernelFailure> {
+        let operation = format!("interface {name}");
+        if !valid_interface_name(name) {
+            return Err(local_failure(
+                FailureKind::Invalid,
+                format!("{operation}: not a valid interface name"),
+            ));
+        }
+        let mut index = None;
+        let result = self.exchange(
+            &operation,
+            |seq| encode_get_link(name, seq),
+            |m| {
+                index = Some(decode_link(m).map_err(|e| malformed(&operation, e))?.index);
+                Ok(true)
+            },
+        );
+        match result {
+            // ENODEV: the kernel's answer for a name it does not know.
+            Err(f) if f.errno == nix::libc::ENODEV => Err(KernelFailure {
+                kind: FailureKind::NotFound,
+                message: format!("{operation}: no such interface"),
+                ..f
+            }),
+            Err(f) => Err(f),
+            Ok(()) => index.ok_or_else(|| malformed(&operation, "no link in the answer")),
+        }
+    }
+
+    /// Puts `spec` on its interface; an address already there is refused
+    /// (AlreadyExists): it is not ours.
+    pub fn add_address(&mut self, spec: &AddressSpec) -> Result<(), KernelFailure> {
+        let operation = format!(
+            "add address {}/{} on interface {}",
+            spec.address, spec.prefix, spec.index
+        );
+        self.acknowledged(&operation, |seq| encode_address(spec, true, seq))
+    }
+
+    /// Removes `spec` from its interface (NotFound when it is not there).
+    pub fn delete_address(&mut self, spec: &AddressSpec) -> Result<(), KernelFailure> {
+        let operation = format!(
+            "delete address {}/{} on interface {}",
+            spec.address, spec.prefix, spec.index
+        );
+        match self.acknowledged(&operation, |seq| encode_address(spec, false, seq)) {
+            // EADDRNOTAVAIL: no such address on that interface; ENODEV: the
+            // interface itself is gone, and the address with it.
+            Err(f) if f.errno == nix::libc::EADDRNOTAVAIL || f.errno == nix::libc::ENODEV => {
+                Err(KernelFailure {
+                    kind: FailureKind::NotFound,
+                    ..f
+                })
+            }
+            other => other,
+        }
     }
 
     pub fn add_route(&mut self, route: &RouteSpec) -> Result<(), KernelFailure> {

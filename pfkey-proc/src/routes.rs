@@ -105,6 +105,12 @@ fn family_index(addr: IpAddr) -> usize {
 }
 
 impl RouteManager {
+    /// The route socket, for what else pfkey does on it (virtual
+    /// addresses, crate::addresses).
+    pub fn socket_mut(&mut self) -> &mut RouteSocket {
+        &mut self.socket
+    }
+
     /// Takes the socket. Routes stay off until [`Self::apply_settings`].
     pub fn new(socket: RouteSocket) -> RouteManager {
         RouteManager {

@@ -16,7 +16,10 @@ use crate::xfrm_codec::{
 };
 
 // <linux/rtnetlink.h> message types.
+pub const RTM_NEWLINK: u16 = 16;
+pub const RTM_GETLINK: u16 = 18;
 pub const RTM_NEWADDR: u16 = 20;
+pub const RTM_DELADDR: u16 = 21;
 pub const RTM_GETADDR: u16 = 22;
 pub const RTM_NEWROUTE: u16 = 24;
 pub const RTM_DELROUTE: u16 = 25;
@@ -44,6 +47,16 @@ pub const FR_ACT_TO_TBL: u8 = 1;
 // Address attributes (<linux/if_addr.h>).
 pub const IFA_ADDRESS: u16 = 1;
 pub const IFA_LOCAL: u16 = 2;
+/// ifa_flags: no duplicate address detection (an IPv6 address from the
+/// gateway's pool is usable at once, never "tentative").
+pub const IFA_F_NODAD: u8 = 0x02;
+
+// Link attributes (<linux/if_link.h>).
+pub const IFLA_IFNAME: u16 = 3;
+/// IFNAMSIZ, the terminating NUL included.
+pub const IFNAMSIZ: usize = 16;
+/// `struct ifinfomsg`.
+pub const IFINFOMSG_LEN: usize = 16;
 
 pub const RTN_UNICAST: u8 = 1;
 pub const RTPROT_STATIC: u8 = 4;
@@ -365,6 +378,115 @@ pub fn decode_address(m: &NetlinkMessage) -> Result<AddressInfo, DecodeError> {
         prefix,
         index,
     })
+}
+
+/// Whether `name` can be an interface name: 1 to 15 octets, none of them
+/// NUL, '/', ':' or white space (what the kernel's dev_valid_name takes,
+/// minus the alias separator), and not "." or "..".
+pub fn valid_interface_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() < IFNAMSIZ
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b != 0 && b != b'/' && b != b':' && !b.is_ascii_whitespace())
+}
+
+/// RTM_GETLINK by name: answered by the link (RTM_NEWLINK), whose index
+/// addresses take. The caller checks the name ([`valid_interface_name`]).
+pub fn encode_get_link(name: &str, seq: u32) -> Writer {
+    let mut b = MessageBuilder::new(RTM_GETLINK, NLM_F_REQUEST, seq);
+    // ifinfomsg: AF_UNSPEC, type, index 0 (look up by name), flags, change.
+    b.body().u8(0).u8(0).u16_ne(0).u32_ne(0).u32_ne(0).u32_ne(0);
+    b.attribute(IFLA_IFNAME, |w| {
+        w.raw(name.as_bytes()).u8(0);
+    });
+    b.finish()
+}
+
+/// A link as the kernel reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkInfo {
+    pub index: u32,
+    pub name: Option<String>,
+}
+
+pub fn decode_link(m: &NetlinkMessage) -> Result<LinkInfo, DecodeError> {
+    if m.message_type != RTM_NEWLINK {
+        return Err(decode_error(format!(
+            "expected RTM_NEWLINK, got type {}",
+            m.message_type
+        )));
+    }
+    let (fixed, attrs) = m
+        .payload
+        .split_at_checked(IFINFOMSG_LEN)
+        .ok_or_else(|| decode_error("ifinfomsg truncated"))?;
+    let mut r = Reader::new(fixed);
+    r.skip(4, "ifi_family/type")?;
+    let index = r.i32_ne("ifi_index")?;
+    let index = u32::try_from(index)
+        .ok()
+        .filter(|i| *i > 0)
+        .ok_or_else(|| decode_error(format!("link index {index}")))?;
+    let mut name = None;
+    for (attr_type, value) in split_attributes(attrs)? {
+        if attr_type == IFLA_IFNAME {
+            let text = value.split(|b| *b == 0).next().unwrap_or_default();
+            if text.len() >= IFNAMSIZ {
+                return Err(decode_error(format!(
+                    "IFLA_IFNAME of {} octets",
+                    text.len()
+                )));
+            }
+            name = Some(String::from_utf8_lossy(text).into_owned());
+        }
+    }
+    Ok(LinkInfo { index, name })
+}
+
+/// One host address of ours on a link: `address/prefix` on link `index`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AddressSpec {
+    pub address: IpAddr,
+    pub prefix: u8,
+    pub index: u32,
+}
+
+/// RTM_NEWADDR (only if the address is not there yet: NLM_F_EXCL, so that
+/// we never take over an address someone else configured) or
+/// RTM_DELADDR, acknowledged. IPv6 addresses skip duplicate address
+/// detection.
+pub fn encode_address(spec: &AddressSpec, add: bool, seq: u32) -> Writer {
+    let (message_type, flags) = if add {
+        (
+            RTM_NEWADDR,
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+        )
+    } else {
+        (RTM_DELADDR, NLM_F_REQUEST | NLM_F_ACK)
+    };
+    let mut b = MessageBuilder::new(message_type, flags, seq);
+    let ifa_flags = if spec.address.is_ipv6() && add {
+        IFA_F_NODAD
+    } else {
+        0
+    };
+    b.body()
+        .u8(family_number(spec.address))
+        .u8(spec.prefix)
+        .u8(ifa_flags)
+        .u8(RT_SCOPE_UNIVERSE)
+        .u32_ne(spec.index);
+    let octets = address_octets(spec.address);
+    b.attribute(IFA_LOCAL, |w| {
+        w.raw(&octets);
+    });
+    b.attribute(IFA_ADDRESS, |w| {
+        w.raw(&octets);
+    });
+    b.finish()
 }
 
 #[cfg(test)]

@@ -307,3 +307,129 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn a_link_lookup_by_name_is_encoded_as_iproute2_sends_it() {
+    let bytes = encode_get_link("lo", 4).bytes.clone();
+    let mut body = vec![0u8; IFINFOMSG_LEN];
+    body.extend(attribute(IFLA_IFNAME, b"lo\0"));
+    assert_eq!(bytes, message(RTM_GETLINK, NLM_F_REQUEST, 4, &body));
+}
+
+#[test]
+fn interface_names_are_checked() {
+    for good in ["lo", "eth0", "wg-road.1", "abcdefghijklmno"] {
+        assert!(valid_interface_name(good), "{good}");
+    }
+    for bad in [
+        "",
+        ".",
+        "..",
+        "a/b",
+        "eth0:1",
+        "a b",
+        "abcdefghijklmnop",
+        "x\0y",
+    ] {
+        assert!(!valid_interface_name(bad), "{bad:?}");
+    }
+}
+
+fn ifinfomsg(index: i32) -> Vec<u8> {
+    let mut h = vec![0, 0];
+    h.extend(ne16(772)); // ARPHRD_LOOPBACK
+    h.extend(index.to_ne_bytes());
+    h.extend(ne32(0x49));
+    h.extend(ne32(0));
+    h
+}
+
+#[test]
+fn a_link_answer_is_decoded_and_lies_are_refused() {
+    let mut body = ifinfomsg(1);
+    body.extend(attribute(IFLA_IFNAME, b"lo\0"));
+    body.extend(attribute(4, &ne32(65536))); // IFLA_MTU, ignored
+    let bytes = message(RTM_NEWLINK, 0, 4, &body);
+    let m = &split_messages(&bytes).unwrap()[0];
+    assert_eq!(
+        decode_link(m).unwrap(),
+        LinkInfo {
+            index: 1,
+            name: Some("lo".into())
+        }
+    );
+    // Index 0 or negative, a truncated header, a name too long, the
+    // wrong type: errors, never a panic.
+    for index in [0, -3] {
+        let bytes = message(RTM_NEWLINK, 0, 4, &ifinfomsg(index));
+        let m = &split_messages(&bytes).unwrap()[0];
+        assert!(decode_link(m).is_err());
+    }
+    let bytes = message(RTM_NEWLINK, 0, 4, &ifinfomsg(1)[..10]);
+    let m = &split_messages(&bytes).unwrap()[0];
+    assert!(decode_link(m)
+        .unwrap_err()
+        .to_string()
+        .contains("ifinfomsg truncated"));
+    let mut long = ifinfomsg(1);
+    long.extend(attribute(IFLA_IFNAME, b"abcdefghijklmnopq\0"));
+    let bytes = message(RTM_NEWLINK, 0, 4, &long);
+    let m = &split_messages(&bytes).unwrap()[0];
+    assert!(decode_link(m).is_err());
+    let bytes = message(RTM_NEWADDR, 0, 4, &ifinfomsg(1));
+    let m = &split_messages(&bytes).unwrap()[0];
+    assert!(decode_link(m).is_err());
+}
+
+#[test]
+fn a_virtual_address_is_added_exclusively_and_deleted() {
+    let spec = AddressSpec {
+        address: ip("10.9.0.5"),
+        prefix: 32,
+        index: 1,
+    };
+    let bytes = encode_address(&spec, true, 11).bytes.clone();
+    let mut body = vec![2, 32, 0, RT_SCOPE_UNIVERSE];
+    body.extend(ne32(1));
+    body.extend(attribute(IFA_LOCAL, &[10, 9, 0, 5]));
+    body.extend(attribute(IFA_ADDRESS, &[10, 9, 0, 5]));
+    assert_eq!(
+        bytes,
+        message(
+            RTM_NEWADDR,
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+            11,
+            &body
+        )
+    );
+    let bytes = encode_address(&spec, false, 12).bytes.clone();
+    assert_eq!(
+        bytes,
+        message(RTM_DELADDR, NLM_F_REQUEST | NLM_F_ACK, 12, &body)
+    );
+    // IPv6: a /128 without duplicate address detection.
+    let v6 = AddressSpec {
+        address: ip("2001:db8:9::5"),
+        prefix: 128,
+        index: 3,
+    };
+    let bytes = encode_address(&v6, true, 13).bytes.clone();
+    let octets = ip6_octets("2001:db8:9::5");
+    let mut body = vec![10, 128, IFA_F_NODAD, RT_SCOPE_UNIVERSE];
+    body.extend(ne32(3));
+    body.extend(attribute(IFA_LOCAL, &octets));
+    body.extend(attribute(IFA_ADDRESS, &octets));
+    assert_eq!(
+        bytes,
+        message(
+            RTM_NEWADDR,
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+            13,
+            &body
+        )
+    );
+}
+
+fn ip6_octets(s: &str) -> [u8; 16] {
+    s.parse::<std::net::Ipv6Addr>().unwrap().octets()
+}

@@ -13,8 +13,10 @@ use iked_common::kernel::{
     FailureKind, Flow, KernelEntry, KernelEvent, KernelFailure, KernelSocketKind, SaId,
 };
 
+use crate::addresses::VirtualAddresses;
 use crate::backend::{local_failure, BackendError, KernelBackend, SpiRequest};
 use crate::flows;
+use crate::leases::LeaseOwners;
 use crate::marking::{sweep_marked, MarkedBackend, Swept};
 use crate::pfkey::PfkeyBackend;
 use crate::reqids::{ReqidOwner, ReqidOwners};
@@ -54,6 +56,10 @@ pub struct PfkeyService {
     sas_by_policy: HashMap<String, usize>,
     /// The policy each reqid of our entries belongs to (crate::reqids).
     reqids: ReqidOwners,
+    /// The peer each pool address of our entries belongs to (crate::leases).
+    leases: LeaseOwners,
+    /// Client virtual addresses we put on interfaces (crate::addresses).
+    addresses: VirtualAddresses,
     /// Routes for tunnel-mode SAs and source lookups (see [`crate::routes`]);
     /// None only in tests of the bookkeeping alone.
     routes: Option<RouteManager>,
@@ -124,6 +130,8 @@ impl PfkeyService {
             sa_policy: HashMap::new(),
             sas_by_policy: HashMap::new(),
             reqids: ReqidOwners::default(),
+            leases: LeaseOwners::default(),
+            addresses: VirtualAddresses::default(),
             routes: None,
         })
     }
@@ -188,7 +196,74 @@ impl PfkeyService {
             log::info!("pfkey: removing {entry}: no longer in any configured flow");
             self.remove_entry(&entry, &mut outcome);
         }
+        for (policy, address) in self.addresses.stale(&self.flows) {
+            log::info!(
+                "pfkey: removing address {address} of policy {policy}: its policy no longer \
+                 requests one there"
+            );
+            let _ = self.remove_address(&policy, address, &mut outcome);
+        }
         outcome
+    }
+
+    /// Puts a client's virtual address on its flow's interface.
+    fn add_address(
+        &mut self,
+        policy: &str,
+        address: std::net::IpAddr,
+        outcome: &mut Outcome,
+    ) -> Result<(), KernelFailure> {
+        let interface = crate::addresses::check_address(&self.flows, policy, address)?.to_string();
+        let Some(routes) = self.routes.as_mut() else {
+            return Err(local_failure(
+                FailureKind::Unsupported,
+                "virtual address: pfkey has no route socket".into(),
+            ));
+        };
+        if let Some(added) = self
+            .addresses
+            .add(routes.socket_mut(), policy, &interface, address)?
+        {
+            log::info!("pfkey: address {address} of policy {policy} put on {interface}");
+            outcome.to_parent.push(ChildToParent::AddressAdded {
+                interface: added.spec.index,
+                address,
+            });
+        }
+        Ok(())
+    }
+
+    fn remove_address(
+        &mut self,
+        policy: &str,
+        address: std::net::IpAddr,
+        outcome: &mut Outcome,
+    ) -> Result<(), KernelFailure> {
+        let Some(routes) = self.routes.as_mut() else {
+            return Err(local_failure(
+                FailureKind::Unsupported,
+                "virtual address: pfkey has no route socket".into(),
+            ));
+        };
+        match self.addresses.delete(routes.socket_mut(), policy, address) {
+            Ok(added) => {
+                log::info!(
+                    "pfkey: address {address} of policy {policy} removed from {}",
+                    added.interface
+                );
+                outcome.to_parent.push(ChildToParent::AddressRemoved {
+                    interface: added.spec.index,
+                    address,
+                });
+                Ok(())
+            }
+            Err(f) => {
+                if f.kind != FailureKind::NotPermitted {
+                    log::error!("pfkey: {}", f.message);
+                }
+                Err(f)
+            }
+        }
     }
 
     fn entry_allowed(&self, entry: &KernelEntry) -> bool {
@@ -217,6 +292,7 @@ impl PfkeyService {
 
     fn forget(&mut self, entry: &KernelEntry, outcome: &mut Outcome) {
         self.reqids.release(entry);
+        self.leases.release(entry);
         if let KernelEntry::Sa(id) = entry {
             if let Some(routes) = self.routes.as_mut() {
                 routes.sa_removed(id);
@@ -300,14 +376,29 @@ impl PfkeyService {
         }
         let (id, result) = match request {
             Ikev2ToPfkey::Ping { id } => (id, Ok(PfkeyToIkev2::Pong { id })),
-            // Virtual addresses and MOBIKE moves are not carried out yet.
-            Ikev2ToPfkey::AddAddress { id, .. }
-            | Ikev2ToPfkey::DeleteAddress { id, .. }
-            | Ikev2ToPfkey::Migrate { id, .. } => (
+            Ikev2ToPfkey::AddAddress {
+                id,
+                policy,
+                address,
+            } => (
+                id,
+                self.add_address(&policy, address, &mut outcome)
+                    .map(|()| PfkeyToIkev2::Done { id }),
+            ),
+            Ikev2ToPfkey::DeleteAddress {
+                id,
+                policy,
+                address,
+            } => (
+                id,
+                self.remove_address(&policy, address, &mut outcome)
+                    .map(|()| PfkeyToIkev2::Done { id }),
+            ),
+            Ikev2ToPfkey::Migrate { id, .. } => (
                 id,
                 Err(local_failure(
                     FailureKind::Unsupported,
-                    "virtual addresses and SA migration are not supported".into(),
+                    "SA migration is not supported".into(),
                 )),
             ),
             Ikev2ToPfkey::AllocateSpi {
@@ -353,18 +444,22 @@ impl PfkeyService {
                 let update = self.allocated.contains(&sa.id) || self.installed.contains(&entry);
                 let result = flows::check_sa(&self.flows, &sa)
                     .and_then(|flow| {
+                        let lease =
+                            flows::sa_lease(flow, &sa).map(|l| (l, flows::sa_peer(flow, &sa)));
                         self.reqids
                             .check(sa.reqid, flow)
-                            .map(|()| (flow.name.clone(), ReqidOwner::of(flow)))
+                            .and_then(|()| self.check_lease(lease, &entry))
+                            .map(|()| (flow.name.clone(), ReqidOwner::of(flow), lease))
                     })
-                    .and_then(|(policy, owner)| {
+                    .and_then(|(policy, owner, lease)| {
                         self.check_policy_room(&policy, &sa.id)
-                            .map(|()| (policy, owner))
+                            .map(|()| (policy, owner, lease))
                     })
                     .and_then(|found| self.backend.add_sa(&sa, update).map(|()| found))
-                    .map(|(policy, owner)| {
+                    .map(|(policy, owner, lease)| {
                         self.allocated.remove(&sa.id);
                         self.reqids.bind(sa.reqid, owner, entry.clone());
+                        self.bind_lease(lease, &entry);
                         self.added(entry, &mut outcome);
                         self.route_sa(&sa);
                         if self.sa_policy.insert(sa.id, policy.clone()).is_none() {
@@ -378,20 +473,24 @@ impl PfkeyService {
                 (id, self.delete_ours(id, KernelEntry::Sa(sa), &mut outcome))
             }
             Ikev2ToPfkey::AddPolicy { id, policy } => {
+                let entry = KernelEntry::Policy {
+                    selector: policy.selector,
+                    direction: policy.direction,
+                };
                 let result = flows::check_policy(&self.flows, &policy)
                     .and_then(|flow| {
+                        let lease = flows::policy_lease(flow, &policy)
+                            .map(|l| (l, flows::policy_peer(&policy)));
                         self.reqids
                             .check(policy.template.reqid, flow)
-                            .map(|()| ReqidOwner::of(flow))
+                            .and_then(|()| self.check_lease(lease, &entry))
+                            .map(|()| (ReqidOwner::of(flow), lease))
                     })
-                    .and_then(|owner| self.backend.add_policy(&policy).map(|()| owner))
-                    .map(|owner| {
-                        let entry = KernelEntry::Policy {
-                            selector: policy.selector,
-                            direction: policy.direction,
-                        };
+                    .and_then(|found| self.backend.add_policy(&policy).map(|()| found))
+                    .map(|(owner, lease)| {
                         self.reqids
                             .bind(policy.template.reqid, owner, entry.clone());
+                        self.bind_lease(lease, &entry);
                         self.added(entry, &mut outcome);
                         PfkeyToIkev2::Done { id }
                     });
@@ -438,6 +537,30 @@ impl PfkeyService {
         }
         if let Some(routes) = self.routes.as_mut() {
             routes.sa_installed(RouteNeed::of(sa.id, &sa.selector));
+        }
+    }
+
+    /// Whether `entry` may name the pool address `lease` for its peer.
+    fn check_lease(
+        &self,
+        lease: Option<(std::net::IpAddr, std::net::IpAddr)>,
+        entry: &KernelEntry,
+    ) -> Result<(), KernelFailure> {
+        match lease {
+            Some((lease, peer)) => self.leases.check(lease, peer, entry),
+            None => Ok(()),
+        }
+    }
+
+    fn bind_lease(
+        &mut self,
+        lease: Option<(std::net::IpAddr, std::net::IpAddr)>,
+        entry: &KernelEntry,
+    ) {
+        match lease {
+            Some((lease, peer)) => self.leases.bind(lease, peer, entry.clone()),
+            // Replaced by one that names no lease.
+            None => self.leases.release(entry),
         }
     }
 
@@ -592,6 +715,9 @@ impl PfkeyService {
         for entry in entries {
             self.remove_entry(&entry, &mut outcome);
         }
+        for (policy, address) in self.addresses.all() {
+            let _ = self.remove_address(&policy, address, &mut outcome);
+        }
         if let Some(routes) = self.routes.as_mut() {
             routes.remove_all();
         }
@@ -649,6 +775,9 @@ mod tests {
     };
     use std::net::IpAddr;
     use std::sync::{Arc, Mutex};
+
+    /// Road warriors (src/service/tests/ra.rs).
+    mod ra;
 
     /// A Child SA's reqid, marked as ours.
     const REQID: u32 = iked_common::kernel::LARVAL_REQID + 1;
