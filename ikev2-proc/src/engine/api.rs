@@ -214,6 +214,7 @@ impl Engine {
             unauthenticated_log: RateLimit::new(UNAUTHENTICATED_LOG_BURST, Duration::from_secs(1)),
             ca_store: None,
             fragment_memory: Default::default(),
+            leases: Default::default(),
             #[cfg(test)]
             test_ke_stream: None,
         })
@@ -287,6 +288,7 @@ impl Engine {
             }
         }
         self.policies = policies;
+        self.leases.sync(&self.policies);
         self.mode = mode;
         self.sync_traps();
         self.dpd_interval =

@@ -602,6 +602,9 @@ impl Engine {
             );
             return None;
         };
+        if !self.our_side_is_assigned(spi, &flow) {
+            return None;
+        }
         let transport = msg.notify(NotifyType::UseTransportMode).is_some();
         if transport != draft.transport {
             log::warn!("policy {policy_name}: peer disagrees on transport mode");

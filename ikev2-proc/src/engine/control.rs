@@ -274,8 +274,8 @@ impl Engine {
                 .timers
                 .get(IkeTimer::Rekey)
                 .map(|t| t.saturating_duration_since(self.now).as_secs()),
-            virtual_ips: Vec::new(),
-            eap_identity: None,
+            virtual_ips: sa.virtual_ips.clone(),
+            eap_identity: sa.eap_identity.clone(),
             mobike: false,
             children,
         }

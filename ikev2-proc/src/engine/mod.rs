@@ -86,6 +86,7 @@ mod keys;
 pub use keys::{enable_key_log, key_log_enabled};
 mod message;
 mod nat;
+mod pool;
 pub mod proposals;
 mod reqids;
 mod sa_table;
@@ -319,6 +320,9 @@ pub struct Engine {
     /// Bytes the reassembly buffers of all IKE SAs hold (RFC 7383), each
     /// SA's share given back when its buffer goes.
     fragment_memory: fragments::FragmentMemory,
+    /// Address pools and leases of remote-access policies, and the
+    /// addresses gateways gave us (`pool.rs`).
+    leases: pool::Leases,
     /// Tests only: draw key-exchange private keys from this counter instead
     /// of OpenSSL's generator, so that seeded runs are byte for byte
     /// reproducible (the datagram digest test).

@@ -150,6 +150,7 @@ impl Engine {
         let Some(sa) = self.remove_ike(spi) else {
             return;
         };
+        self.release_remote_access(spi, &sa);
         // Replies to its pending requests will still come: consume them quietly.
         for (ike, wait) in self.waits.values_mut() {
             if *ike == spi {

@@ -228,6 +228,9 @@ pub(crate) struct Handshake {
     pub peer_hash_algorithms: Vec<u16>,
     /// The CA hashes of the peer's CERTREQ payloads (RFC 7296 §3.7), for ca.
     pub peer_cert_authorities: Vec<Vec<u8>>,
+    /// Responder: the initiator's CFG_REQUEST (RFC 7296 §3.15), kept until
+    /// it is authenticated (engine/exchange/config_payload.rs).
+    pub peer_config_request: Option<crate::engine::exchange::config_payload::ConfigRequest>,
     /// Counted in the half-open total (responder, not yet established).
     pub half_open: bool,
     /// Its IKE_SA_INIT carried a valid cookie: counted in the
@@ -294,6 +297,12 @@ pub(crate) struct IkeSa {
     /// IKE fragmentation (RFC 7383): negotiated or not, and the peer's
     /// messages being reassembled.
     pub fragments: Fragments,
+    /// Addresses of the Configuration payload (RFC 7296 §3.15): as
+    /// gateway, the peer's lease; as client, what the gateway gave us.
+    pub virtual_ips: Vec<std::net::IpAddr>,
+    /// The name the peer proved with EAP (RFC 7296 §2.16), set by the EAP
+    /// rounds once ca says Succeeded: leases are keyed by it.
+    pub eap_identity: Option<String>,
 }
 
 impl IkeSa {
@@ -349,6 +358,8 @@ impl IkeSa {
             child_ke_hint: None,
             rekey_ke_hint: None,
             fragments: Fragments::default(),
+            virtual_ips: Vec::new(),
+            eap_identity: None,
         }
     }
 }

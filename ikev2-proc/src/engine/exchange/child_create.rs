@@ -38,6 +38,12 @@ impl Engine {
         let hint = sa
             .child_ke_hint
             .filter(|m| proposals::offers_ke(&policy.child_proposals, *m));
+        // A client's new Child SA: our side is the address we were given.
+        let flow = if rekey_of.is_none() {
+            self.client_flow(spi, flow)
+        } else {
+            flow
+        };
         let reqid = if reqid == 0 {
             self.reqid_for(&policy.name, flow_index)
         } else {

@@ -77,7 +77,7 @@ impl Engine {
         let narrowed = match rekey_of.and_then(|old| self.children.get(&old)) {
             // §2.8: a rekeyed SA keeps its selectors.
             Some(old) => Some((old.flow, old.flow_index)),
-            None => selectors::narrow(&policy.flows, &tsi.selectors, &tsr.selectors),
+            None => self.narrow_peer_selectors(spi, &policy, &tsi.selectors, &tsr.selectors),
         };
         let Some((flow, flow_index)) = narrowed else {
             let why = format!(
@@ -93,7 +93,7 @@ impl Engine {
         let (peer, local) = (sa.peer.ip(), sa.local.ip());
         let reqid = match rekey_of.and_then(|old| self.children.get(&old)) {
             Some(old) => old.reqid,
-            None => self.reqid_for(&policy.name, flow_index),
+            None => self.child_reqid(spi, &policy.name, flow_index),
         };
         let peer_ke = suite.ke.and(peer_ke.map(|k| k.data.clone()));
         if let Some(sa) = self.ikes.get_mut(&spi) {

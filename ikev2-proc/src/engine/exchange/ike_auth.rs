@@ -64,6 +64,7 @@ impl Engine {
                 })
             })
         };
+        let config_request = self.config_request(spi);
         let Some(sa) = self.ikes.get_mut(&spi) else {
             return;
         };
@@ -95,6 +96,7 @@ impl Engine {
             method: AuthMethod::from_value(auth_method),
             data: auth_data,
         }));
+        inner.extend(config_request);
         if let Some(draft) = &child {
             inner.extend(use_transport_mode(draft.transport));
             inner.push(Payload::SecurityAssociation(draft.offered.clone()));
@@ -272,6 +274,12 @@ impl Engine {
             return;
         }
         self.establish(spi);
+        if let Err(why) = self.take_config_reply(spi, &check.message) {
+            log::warn!("IKE SA {spi:016x}: {why}: deleting it");
+            self.release_draft(spi, check.child);
+            self.request_delete_ike(spi);
+            return;
+        }
         let Some(sa) = self.ikes.get(&spi) else {
             return;
         };

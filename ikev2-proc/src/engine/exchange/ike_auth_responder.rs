@@ -76,6 +76,10 @@ impl Engine {
         if sa.initiator || sa.state != IkeState::InitDone {
             return;
         }
+        self.note_config_request(spi, &inner);
+        let Some(sa) = self.ikes.get(&spi) else {
+            return;
+        };
         let idi = msg.idi;
         let auth_payload = msg.auth;
         let (Some(idi), Some(auth_payload), Some(suite), Some(keys)) =
@@ -223,7 +227,8 @@ impl Engine {
             );
             return Err(NotifyType::NoProposalChosen);
         }
-        let Some((flow, index)) = selectors::narrow(&policy.flows, &offer.tsi, &offer.tsr) else {
+        let Some((flow, index)) = self.narrow_peer_selectors(spi, policy, &offer.tsi, &offer.tsr)
+        else {
             log::warn!(
                 "policy {policy_name}: the peer's traffic selectors {} / {} are outside the policy's flows",
                 selectors::ts_text(&offer.tsi),
@@ -247,13 +252,18 @@ impl Engine {
     }
 
     pub(in crate::engine) fn auth_answer_without_child(&mut self, spi: u64) {
+        self.refuse_auth_child(spi, NotifyType::NoProposalChosen);
+    }
+
+    /// The IKE_AUTH answer goes out without a Child SA, with `error`.
+    pub(in crate::engine) fn refuse_auth_child(&mut self, spi: u64, error: NotifyType) {
         if let Some(sa) = self.ikes.get_mut(&spi) {
             if let Some(Answer {
                 kind: AnswerKind::Auth(answer),
                 ..
             }) = sa.answering.as_mut()
             {
-                answer.child = Some(Err(NotifyType::NoProposalChosen));
+                answer.child = Some(Err(error));
             }
         }
         self.answer_auth_signature(spi);
@@ -316,6 +326,7 @@ impl Engine {
         // Checked again: other IKE SAs of the policy may have filled it
         // while this one waited for its SPI.
         let cap_reached = self.child_cap_reached(spi, false);
+        let config_reply = self.config_reply(spi);
         let Some(sa) = self.ikes.get_mut(&spi) else {
             return;
         };
@@ -333,6 +344,8 @@ impl Engine {
             method: AuthMethod::from_value(auth_method),
             data: auth_data,
         }));
+        // RFC 7296 §1.2 (and strongSwan's order): CP before SAr2.
+        inner.extend(config_reply);
         let (ni, nr) = sa
             .handshake
             .as_deref()
@@ -381,6 +394,12 @@ impl Engine {
         if initial_contact {
             self.drop_stale_sas(spi);
         }
+        if let Some(Err(NotifyType::InternalAddressFailure)) = answer.child {
+            // No address, no Child SA: the IKE SA has no use (strongSwan
+            // deletes it too).
+            self.request_delete_ike(spi);
+            return;
+        }
         if let Some((spi_in, spi_out, suite, flow, index)) = new_child {
             let Some(sa) = self.ikes.get(&spi) else {
                 return;
@@ -424,9 +443,17 @@ impl Engine {
             self.answer_auth_failed(spi);
             return;
         }
-        // Authenticated: now the Child SA it asked for.
-        let policy_name = sa.policy.clone();
+        // Authenticated: its address (CFG_REQUEST), then the Child SA it
+        // asked for.
         let transport = answer.transport;
+        if self.lease_for_peer(spi).is_err() {
+            self.refuse_auth_child(spi, NotifyType::InternalAddressFailure);
+            return;
+        }
+        let Some(sa) = self.ikes.get(&spi) else {
+            return;
+        };
+        let policy_name = sa.policy.clone();
         let (peer, local) = (sa.peer.ip(), sa.local.ip());
         let offer = self
             .ikes
@@ -440,7 +467,7 @@ impl Engine {
             });
         let child = self.choose_auth_child(spi, &policy_name, offer, transport);
         let reqid = match &child {
-            Ok((_, _, _, index)) => self.reqid_for(&policy_name, *index),
+            Ok((_, _, _, index)) => self.child_reqid(spi, &policy_name, *index),
             Err(_) => 0,
         };
         let child_ok = child.is_ok();

@@ -149,6 +149,7 @@ impl Engine {
         let policy = sa.policy.clone();
         self.insert_ike(our_spi, sa);
         self.index_identity(our_spi);
+        self.inherit_remote_access(old, our_spi);
         log::info!("policy {policy}: IKE SA rekeyed: {old:016x} -> {spi_i:016x}/{spi_r:016x}");
         Some(our_spi)
     }
