@@ -51,6 +51,9 @@ impl Engine {
     }
 
     pub(super) fn dispatch_ca(&mut self, message: CaToIkev2) {
+        let Some(message) = self.dispatch_eap_reply(message) else {
+            return;
+        };
         match message {
             CaToIkev2::Pong { id } => log::debug!("ca channel up (pong {id})"),
             CaToIkev2::Auth {
@@ -90,7 +93,7 @@ impl Engine {
                 }
                 other => log::warn!("ca: verdict for request {id} nobody waits for ({other:?})"),
             },
-            // The engine asks for no EAP step yet (EAP is not built).
+            // EAP steps for EAP waits went to dispatch_eap_reply.
             CaToIkev2::Eap { id, .. } => match self.waits.remove(&id) {
                 Some((ike, _)) => self.abort_negotiation(ike, "unexpected EAP answer"),
                 None => log::warn!("ca: EAP answer for unknown request {id}"),

@@ -476,7 +476,9 @@ impl Engine {
                     Wait::RequestSign
                     | Wait::AnswerSign
                     | Wait::VerifyResponder
-                    | Wait::VerifyInitiator => 20,
+                    | Wait::VerifyInitiator
+                    | Wait::Eap
+                    | Wait::EapSign => 20,
                     Wait::RequestSpi
                     | Wait::AnswerSpi
                     | Wait::InstallSa { .. }

@@ -29,6 +29,7 @@ impl Engine {
             }
         }
         self.uncount_half_open(HalfOpenRecord::take(&mut sa));
+        self.end_eap_session(spi, sa.eap.take());
         if let Some(set) = self.by_policy.get_mut(&sa.policy) {
             set.remove(&spi);
             if set.is_empty() {

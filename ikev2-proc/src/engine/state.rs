@@ -13,6 +13,7 @@ use iked_common::ipc::IkeSaInfo;
 use iked_common::kernel::{SaId, Selector};
 use iked_common::wire::{Identity, SecurityAssociation};
 
+pub(crate) use crate::engine::exchange::eap::EapExchange;
 pub(crate) use crate::engine::fragments::Fragments;
 use crate::engine::proposals::{ChildSuite, IkeSuite};
 pub(crate) use crate::engine::timers::{
@@ -300,8 +301,12 @@ pub(crate) struct IkeSa {
     /// Addresses of the Configuration payload (RFC 7296 §3.15): as
     /// gateway, the peer's lease; as client, what the gateway gave us.
     pub virtual_ips: Vec<std::net::IpAddr>,
-    /// The name the peer proved with EAP (RFC 7296 §2.16), set by the EAP
-    /// rounds once ca says Succeeded: leases are keyed by it.
+    /// The EAP conversation of IKE_AUTH (RFC 7296 §2.16) while it runs:
+    /// dropped when the SA is established (`exchange/eap.rs`).
+    pub eap: Option<Box<EapExchange>>,
+    /// The identity the peer proved with EAP (as gateway), or we proved
+    /// (as client): kept for the SA's life and its rekeyed successors
+    /// (leases, `show sa`); leases are keyed by it.
     pub eap_identity: Option<String>,
 }
 
@@ -359,6 +364,7 @@ impl IkeSa {
             rekey_ke_hint: None,
             fragments: Fragments::default(),
             virtual_ips: Vec::new(),
+            eap: None,
             eap_identity: None,
         }
     }
@@ -459,6 +465,11 @@ pub(crate) enum Wait {
     /// The source address towards the peer (initiator without a
     /// configured local address).
     SourceAddress,
+    /// A step of the EAP conversation ca runs (RFC 7296 §2.16), either role.
+    Eap,
+    /// Our AUTH within EAP: the gateway's certificate AUTH of its first
+    /// answer, or the client's MSK-based AUTH.
+    EapSign,
     /// A policy install, a delete: only the outcome is logged.
     Other,
 }

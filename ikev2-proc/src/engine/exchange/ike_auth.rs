@@ -13,6 +13,9 @@ use crate::engine::state::*;
 
 impl Engine {
     pub(in crate::engine) fn request_auth_signature(&mut self, spi: u64) {
+        if self.start_eap_client(spi) {
+            return;
+        }
         let Some(sa) = self.ikes.get(&spi) else {
             return;
         };
@@ -42,6 +45,21 @@ impl Engine {
         spi: u64,
         auth_method: u8,
         auth_data: Vec<u8>,
+        certs: Vec<Vec<u8>>,
+    ) {
+        let auth = Authentication {
+            method: AuthMethod::from_value(auth_method),
+            data: auth_data,
+        };
+        self.send_first_auth_request(spi, Some(auth), certs);
+    }
+
+    /// Our first IKE_AUTH request; without AUTH when we authenticate
+    /// with EAP (RFC 7296 §2.16).
+    pub(in crate::engine) fn send_first_auth_request(
+        &mut self,
+        spi: u64,
+        auth: Option<Authentication>,
         certs: Vec<Vec<u8>>,
     ) {
         let certreq = self
@@ -92,10 +110,7 @@ impl Engine {
         if let Some(idr) = wanted_idr {
             inner.push(Payload::IdResponder(idr));
         }
-        inner.push(Payload::Authentication(Authentication {
-            method: AuthMethod::from_value(auth_method),
-            data: auth_data,
-        }));
+        inner.extend(auth.map(Payload::Authentication));
         inner.extend(config_request);
         if let Some(draft) = &child {
             inner.extend(use_transport_mode(draft.transport));
@@ -119,6 +134,9 @@ impl Engine {
         inner: Vec<Payload>,
         child: Option<ChildDraft>,
     ) {
+        let Some((inner, child)) = self.on_eap_auth_response(spi, inner, child) else {
+            return;
+        };
         let msg = Inbound::of(&inner);
         if let Some(NotifyType::AuthenticationFailed) = msg.error {
             if let Some(sa) = self.ikes.get(&spi) {
@@ -273,6 +291,9 @@ impl Engine {
             self.delete_ike_local(spi, "responder AUTH wrong");
             return;
         }
+        let Some(check) = self.eap_after_gateway_verified(spi, check) else {
+            return;
+        };
         self.establish(spi);
         if let Err(why) = self.take_config_reply(spi, &check.message) {
             log::warn!("IKE SA {spi:016x}: {why}: deleting it");

@@ -21,8 +21,15 @@ use crate::engine::signature_auth::*;
 use crate::engine::state::*;
 
 impl Engine {
-    /// The policy an authenticating initiator falls under.
-    fn policy_for_initiator(&self, sa: &IkeSa, idi: &Identity) -> Option<String> {
+    /// The policy an authenticating initiator falls under: among those
+    /// with `eap` when it asks for EAP (no AUTH, RFC 7296 §2.16), else
+    /// among those without.
+    pub(in crate::engine) fn policy_for_initiator(
+        &self,
+        sa: &IkeSa,
+        idi: &Identity,
+        eap: bool,
+    ) -> Option<String> {
         // Policy by peer address, local address and IDi: an exact dstid
         // match wins over a policy without dstid.
         // Only policies that accept the IKE SA's negotiated transforms: a
@@ -33,6 +40,10 @@ impl Engine {
         let candidates: Vec<String> = self
             .policy_candidates(sa.local.ip(), sa.peer.ip())
             .into_iter()
+            .filter(|name| {
+                self.policy(name)
+                    .is_some_and(|p| p.remote_access.eap.is_some() == eap)
+            })
             .filter(|name| {
                 self.policy(name).is_some_and(|p| {
                     accepted.as_ref().is_none_or(|a| {
@@ -68,6 +79,9 @@ impl Engine {
         message_id: u32,
         inner: Vec<Payload>,
     ) {
+        if self.on_eap_auth_request(spi, message_id, &inner) {
+            return;
+        }
         let msg = Inbound::of(&inner);
         let request = PeerRequest::new(spi, ExchangeType::IkeAuth, message_id);
         let Some(sa) = self.ikes.get(&spi) else {
@@ -93,7 +107,7 @@ impl Engine {
             self.delete_ike_local(spi, "no AUTH");
             return;
         };
-        let Some(policy_name) = self.policy_for_initiator(sa, idi) else {
+        let Some(policy_name) = self.policy_for_initiator(sa, idi, false) else {
             let why = format!("no policy for identity {}", identity_text(idi));
             self.refuse(request, NotifyType::AuthenticationFailed, &why);
             self.delete_ike_local(spi, "no policy for the identity");
@@ -305,6 +319,7 @@ impl Engine {
         };
         let policy = sa.policy.clone();
         let (peer_hash_algorithms, cert_authorities) = self.signature_hints(sa);
+        let eap_session = self.eap_msk_session(spi);
         self.ask_ca(spi, Wait::AnswerSign, |id| Ikev2ToCa::SignAuth {
             id,
             policy,
@@ -312,7 +327,7 @@ impl Engine {
             signed_octets: octets,
             peer_hash_algorithms,
             cert_authorities,
-            eap_session: None,
+            eap_session,
         });
     }
 
@@ -327,6 +342,7 @@ impl Engine {
         // while this one waited for its SPI.
         let cap_reached = self.child_cap_reached(spi, false);
         let config_reply = self.config_reply(spi);
+        let after_eap = self.eap_msk_session(spi).is_some();
         let Some(sa) = self.ikes.get_mut(&spi) else {
             return;
         };
@@ -337,8 +353,12 @@ impl Engine {
         else {
             return;
         };
-        // RFC 7296 §1.2: IDr, [CERT,] AUTH, SAr2, TSi, TSr.
-        let mut inner = vec![Payload::IdResponder(sa.local_id.clone())];
+        // RFC 7296 §1.2: IDr, [CERT,] AUTH, SAr2, TSi, TSr; after EAP
+        // (§2.16) IDr and CERT went in the first answer.
+        let mut inner = Vec::new();
+        if !after_eap {
+            inner.push(Payload::IdResponder(sa.local_id.clone()));
+        }
         inner.extend(cert_payloads(certs));
         inner.push(Payload::Authentication(Authentication {
             method: AuthMethod::from_value(auth_method),

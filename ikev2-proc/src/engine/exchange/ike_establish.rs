@@ -107,6 +107,7 @@ impl Engine {
         // Only IKE_SA_INIT and IKE_AUTH needed it (the signed octets are
         // most of an SA's memory).
         sa.handshake = None;
+        let eap = sa.eap.take();
         log::info!(
             "policy {}: IKE SA {:016x}/{:016x} established with {} ({}){}",
             sa.policy,
@@ -117,6 +118,7 @@ impl Engine {
             if sa.natt { ", NAT-T" } else { "" }
         );
         self.uncount_half_open(record);
+        self.end_eap_session(spi, eap);
         self.index_identity(spi);
         self.resolve_duplicate(spi);
     }

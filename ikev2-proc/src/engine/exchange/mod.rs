@@ -3,6 +3,9 @@
 pub(super) mod child_create;
 pub(super) mod child_create_responder;
 pub(super) mod config_payload;
+pub(super) mod eap;
+pub(super) mod eap_initiator;
+pub(super) mod eap_responder;
 pub(super) mod ike_auth;
 pub(super) mod ike_auth_responder;
 pub(super) mod ike_establish;

@@ -5,6 +5,7 @@
 mod child;
 mod config_control;
 mod digest;
+mod eap;
 mod fragments;
 mod handshake;
 mod ike_rekey;
@@ -117,6 +118,10 @@ struct Node {
     pki: Option<pubkey::TestCa>,
     /// AddSa and UpdateSa requests pfkey got, refused or not.
     sa_requests: usize,
+    /// The ca side of EAP (eap.rs): asked before `pki`.
+    eap_ca: Option<eap::EapCa>,
+    /// The sessions of the `EapEnd` messages ca got (they take no answer).
+    eap_ends: Vec<u64>,
 }
 
 /// How the test's pfkey answers `LookupSource`.
@@ -202,6 +207,8 @@ impl Node {
             held_source_lookups: Vec::new(),
             pki: None,
             sa_requests: 0,
+            eap_ca: None,
+            eap_ends: Vec::new(),
         }
     }
 
@@ -223,6 +230,14 @@ impl Node {
                         to: remote,
                         data: datagram,
                     });
+                }
+                Action::Ca(Ikev2ToCa::EapEnd { session }) => {
+                    let request = Ikev2ToCa::EapEnd { session };
+                    self.ipc_sent.push(postcard::to_allocvec(&request).unwrap());
+                    if let Some(ca) = self.eap_ca.as_mut() {
+                        ca.end(session);
+                    }
+                    self.eap_ends.push(session);
                 }
                 Action::Ca(request) if self.hold_ca => {
                     self.ipc_sent.push(postcard::to_allocvec(&request).unwrap());
@@ -247,6 +262,9 @@ impl Node {
     }
 
     fn ca(&mut self, request: Ikev2ToCa) -> CaToIkev2 {
+        if let Some(reply) = self.eap_ca.as_mut().and_then(|ca| ca.answer(&request)) {
+            return reply;
+        }
         if let Some(reply) = self.pki.as_mut().and_then(|pki| pki.answer(&request)) {
             return reply;
         }

@@ -92,32 +92,32 @@ impl TestCa {
 }
 
 /// A root and an intermediate CA; end entities issued under them.
-struct Pki {
+pub(super) struct Pki {
     root: Issued,
     intermediate: Issued,
 }
 
 impl Pki {
-    fn new(name: &str) -> Pki {
+    pub(super) fn new(name: &str) -> Pki {
         let root = Issued::self_signed(&CertSpec::ca(&format!("{name} root"), KeyKind::P256));
         let intermediate =
             root.issue(&CertSpec::ca(&format!("{name} intermediate"), KeyKind::P256).serial(2));
         Pki { root, intermediate }
     }
 
-    fn leaf(&self, common_name: &str, kind: KeyKind, serial: u32) -> Issued {
+    pub(super) fn leaf(&self, common_name: &str, kind: KeyKind, serial: u32) -> Issued {
         self.intermediate
             .issue(&CertSpec::end_entity(common_name, kind).serial(serial))
     }
 }
 
 /// The subject DN test_pki gives `common_name`, as iked.conf writes it.
-fn dn(common_name: &str) -> IdentitySpec {
+pub(super) fn dn(common_name: &str) -> IdentitySpec {
     IdentitySpec::Asn1Dn(format!("C=XX, O=iked test, CN={common_name}"))
 }
 
 /// A public-key version of `policy`: `ikeauth`, the peer's DN as dstid.
-fn signed(mut policy: Policy, auth: SignatureAuth, peer_cn: &str) -> Policy {
+pub(super) fn signed(mut policy: Policy, auth: SignatureAuth, peer_cn: &str) -> Policy {
     policy.auth = AuthSpec::PublicKey(auth);
     policy.dstid = Some(dn(peer_cn));
     policy
@@ -126,7 +126,7 @@ fn signed(mut policy: Policy, auth: SignatureAuth, peer_cn: &str) -> Policy {
 /// Gives `node` a ca for `policies` (name, ikeauth, the peer's CN for
 /// dstid) holding `leaf` under `pki`, trusting `trusts`; ca's Store
 /// reaches the engine at once unless `store` is false.
-fn give_ca(
+pub(super) fn give_ca(
     node: &mut Node,
     now: Instant,
     pki: &Pki,
@@ -263,7 +263,7 @@ fn cert_world_started_by(
 /// a certificate chain's IKE_AUTH goes as SKF fragments instead.
 /// Fragmented certificate exchanges are tested in fragments.rs and
 /// against strongSwan (tests/tests/interop_cert_fragments.rs).
-fn unfragmented_world() -> World {
+pub(super) fn unfragmented_world() -> World {
     let mut s = settings();
     s.fragmentation.enabled = false;
     World::with(s.clone(), s)
@@ -275,7 +275,7 @@ fn ca_of(node: &Node) -> &TestCa {
 
 /// The decrypted payloads of the IKE_AUTH messages `from` sent, opened by
 /// `to` (whose IKE SA is still there).
-fn auth_messages(from: &Node, to: &Node, response: bool) -> Vec<Vec<Payload>> {
+pub(super) fn auth_messages(from: &Node, to: &Node, response: bool) -> Vec<Vec<Payload>> {
     auth_messages_of(from, to, None, response)
 }
 
@@ -319,7 +319,7 @@ fn sa_init_messages(node: &Node, response: bool) -> Vec<Vec<Payload>> {
         .collect()
 }
 
-fn auth_method(payloads: &[Payload]) -> Option<u8> {
+pub(super) fn auth_method(payloads: &[Payload]) -> Option<u8> {
     payloads.iter().find_map(|p| match p {
         Payload::Authentication(a) => Some(a.method.value()),
         _ => None,
