@@ -232,3 +232,14 @@ fn files_root_does_not_own_are_refused() {
     }
     read(&dir.0).expect("all root's again");
 }
+
+#[test]
+fn a_store_for_eap_clients_alone_needs_no_private_key() {
+    let dir = Dir::new("eap-client");
+    dir.put("ca/root.crt", b"root pem", 0o644);
+    let files = read_with(&dir.0, false).expect("no key needed");
+    assert!(files.private_key.is_none());
+    assert_eq!(files.ca_certs.len(), 1);
+    let e = read_with(&dir.0, true).expect_err("a signing policy needs the key");
+    assert!(e.contains("private/local.key"), "{e}");
+}
