@@ -7,12 +7,15 @@
 mod pubkey;
 
 use std::collections::HashMap;
+use std::time::Instant;
 
-use iked_common::config::PreSharedKey;
+use iked_common::config::{PreSharedKey, UserCredential};
 use iked_common::crypto::auth::{psk_auth, verify_psk_auth};
+use iked_common::crypto::random::RandomSource;
 use iked_common::crypto::PrfAlg;
-use iked_common::ipc::{CaPolicy, CaToIkev2, CertStoreFiles, EapStep, Ikev2ToCa};
+use iked_common::ipc::{CaEapPolicy, CaPolicy, CaToIkev2, CertStoreFiles, Ikev2ToCa};
 
+use crate::eap::{EapService, MskUse};
 use crate::store::CertStore;
 
 /// Shared Key Message Integrity Code (RFC 7296 §3.8).
@@ -35,6 +38,8 @@ pub struct AuthService {
     /// last one offered was refused (None when it loaded).
     store_generation: u64,
     store_refusal: Option<String>,
+    /// EAP conversations, the users' NT hashes and the MSKs (RFC 7296 §2.16).
+    eap: EapService,
 }
 
 impl AuthService {
@@ -86,6 +91,21 @@ impl AuthService {
                 Err(reason)
             }
         }
+    }
+
+    /// Applies a configuration's EAP policies and `user` lines (replaced
+    /// at once; see [`EapService::apply`]).
+    pub fn apply_eap(&mut self, policies: Vec<CaEapPolicy>, users: Vec<UserCredential>) {
+        self.eap.apply(policies, users);
+    }
+
+    /// Replaces the randomness of EAP (challenges, Identifiers).
+    pub fn set_eap_random(&mut self, random: Box<dyn RandomSource + Send>) {
+        self.eap.set_random(random);
+    }
+
+    pub fn eap(&self) -> &EapService {
+        &self.eap
     }
 
     /// "certificate store /etc/iked: 2 CAs, our certificate CN=..., 1 CRL, 0 raw keys"
@@ -146,42 +166,103 @@ impl AuthService {
     }
 
     /// One request of ikev2; None for those that take no answer.
-    pub fn handle_message(&self, request: Ikev2ToCa) -> Option<CaToIkev2> {
+    pub fn handle_message(&mut self, request: Ikev2ToCa) -> Option<CaToIkev2> {
+        self.handle_message_at(Instant::now(), request)
+    }
+
+    /// [`AuthService::handle_message`] at `now` (EAP sessions expire
+    /// against it: tests pass their own clock).
+    pub fn handle_message_at(&mut self, now: Instant, request: Ikev2ToCa) -> Option<CaToIkev2> {
         match request {
-            Ikev2ToCa::EapEnd { .. } => None,
-            request => Some(self.handle(request)),
+            Ikev2ToCa::EapEnd { session } => {
+                self.eap.end(session);
+                None
+            }
+            request => Some(self.handle_at(now, request)),
         }
     }
 
-    pub fn handle(&self, request: Ikev2ToCa) -> CaToIkev2 {
+    pub fn handle(&mut self, request: Ikev2ToCa) -> CaToIkev2 {
+        self.handle_at(Instant::now(), request)
+    }
+
+    pub fn handle_at(&mut self, now: Instant, request: Ikev2ToCa) -> CaToIkev2 {
         match request {
             Ikev2ToCa::Ping { id } => CaToIkev2::Pong { id },
-            // EAP (RFC 7296 §2.16) is not served yet: refused, never
-            // mistaken for a PSK or signature request.
-            Ikev2ToCa::SignAuth {
-                id,
-                eap_session: Some(_),
-                ..
-            }
-            | Ikev2ToCa::VerifyAuth {
-                id,
-                eap_session: Some(_),
-                ..
-            } => CaToIkev2::Failed {
-                id,
-                reason: "EAP is not supported".into(),
-            },
-            Ikev2ToCa::Eap { id, session, .. } => CaToIkev2::Eap {
+            Ikev2ToCa::Eap {
                 id,
                 session,
-                step: EapStep::Failed {
-                    message: Vec::new(),
-                    reason: "EAP is not supported".into(),
-                },
+                policy,
+                role,
+                message,
+            } => CaToIkev2::Eap {
+                id,
+                session,
+                step: self.eap.step(now, session, &policy, role, &message),
             },
-            Ikev2ToCa::EapEnd { session } => CaToIkev2::Failed {
-                id: session,
-                reason: "EapEnd takes no answer (handle_message drops it)".into(),
+            Ikev2ToCa::EapEnd { session } => {
+                // handle_message answers nothing; a direct call is told.
+                self.eap.end(session);
+                CaToIkev2::Failed {
+                    id: session,
+                    reason: "EapEnd takes no answer".into(),
+                }
+            }
+            // The AUTH payloads after EAP (RFC 7296 §2.16): the session's
+            // MSK is the key, never the policy's PSK or certificate.
+            Ikev2ToCa::SignAuth {
+                id,
+                policy,
+                prf,
+                signed_octets,
+                eap_session: Some(session),
+                ..
+            } => match self.sign_with_msk(now, session, &policy, prf, &signed_octets) {
+                Ok(auth_data) => CaToIkev2::Auth {
+                    id,
+                    auth_method: AUTH_METHOD_SHARED_KEY,
+                    auth_data,
+                    certs: Vec::new(),
+                },
+                Err(reason) => {
+                    log::warn!("MSK AUTH for policy {policy}: {reason}");
+                    CaToIkev2::Failed { id, reason }
+                }
+            },
+            Ikev2ToCa::VerifyAuth {
+                id,
+                policy,
+                prf,
+                auth_method,
+                signed_octets,
+                auth_data,
+                eap_session: Some(session),
+                ..
+            } => match self.verify_with_msk(
+                now,
+                session,
+                &policy,
+                prf,
+                auth_method,
+                &signed_octets,
+                &auth_data,
+            ) {
+                Ok(ok) => {
+                    let reason = if ok {
+                        String::new()
+                    } else {
+                        "the peer's AUTH does not match the MSK of its EAP authentication"
+                            .to_string()
+                    };
+                    if !ok {
+                        log::warn!("policy {policy}: {reason}");
+                    }
+                    CaToIkev2::Verified { id, ok, reason }
+                }
+                Err(reason) => {
+                    log::warn!("checking the MSK AUTH for policy {policy}: {reason}");
+                    CaToIkev2::Failed { id, reason }
+                }
             },
             Ikev2ToCa::SignAuth {
                 id,
@@ -293,6 +374,64 @@ impl AuthService {
         }
     }
 
+    /// Our AUTH after EAP: prf(prf(MSK, "Key Pad for IKEv2"), octets)
+    /// (RFC 7296 §2.15, §2.16), over octets shaped as AUTH input only.
+    fn sign_with_msk(
+        &mut self,
+        now: Instant,
+        session: u64,
+        policy: &str,
+        prf: u16,
+        signed_octets: &[u8],
+    ) -> Result<Vec<u8>, String> {
+        let prf = PrfAlg::from_iana(prf).ok_or_else(|| format!("unsupported PRF {prf}"))?;
+        if signed_octets.len() > MAX_SIGNED_OCTETS {
+            return Err(format!(
+                "{} signed octets exceed the {MAX_SIGNED_OCTETS} cap",
+                signed_octets.len()
+            ));
+        }
+        crate::signed_octets::check_auth_input(signed_octets, prf.output_len())?;
+        self.eap
+            .with_msk(now, session, policy, MskUse::Sign, |msk| {
+                psk_auth(prf, msk, signed_octets)
+            })?
+            .map_err(|e| e.to_string())
+    }
+
+    /// Checks the peer's AUTH after EAP against the session's MSK.
+    #[allow(clippy::too_many_arguments)]
+    fn verify_with_msk(
+        &mut self,
+        now: Instant,
+        session: u64,
+        policy: &str,
+        prf: u16,
+        auth_method: u8,
+        signed_octets: &[u8],
+        auth_data: &[u8],
+    ) -> Result<bool, String> {
+        let prf = PrfAlg::from_iana(prf).ok_or_else(|| format!("unsupported PRF {prf}"))?;
+        if signed_octets.len() > MAX_SIGNED_OCTETS {
+            return Err(format!(
+                "{} signed octets exceed the {MAX_SIGNED_OCTETS} cap",
+                signed_octets.len()
+            ));
+        }
+        // Taken (and so used up) even when the AUTH is malformed: a peer
+        // gets one try per EAP authentication.
+        let well_formed = auth_method == AUTH_METHOD_SHARED_KEY && auth_data.len() <= MAX_AUTH_DATA;
+        self.eap
+            .with_msk(now, session, policy, MskUse::Verify, |msk| {
+                if well_formed {
+                    verify_psk_auth(prf, msk, signed_octets, auth_data)
+                } else {
+                    Ok(false)
+                }
+            })?
+            .map_err(|e| e.to_string())
+    }
+
     fn key_and_prf(
         &self,
         policy: &str,
@@ -357,7 +496,7 @@ mod tests {
 
     #[test]
     fn sign_then_verify_round_trips_and_a_wrong_auth_fails() {
-        let s = service();
+        let mut s = service();
         let octets = crate::signed_octets::tests::auth_input(0x08, 32, 32);
         let CaToIkev2::Auth {
             auth_data,
@@ -384,7 +523,7 @@ mod tests {
         let expected = PrfAlg::HmacSha256.prf(pad.expose(), &octets).unwrap();
         assert_eq!(auth_data, expected.expose());
 
-        let verify = |data: Vec<u8>, method: u8| {
+        let mut verify = |data: Vec<u8>, method: u8| {
             s.handle(Ikev2ToCa::VerifyAuth {
                 id: 8,
                 policy: "p".into(),
@@ -438,8 +577,8 @@ mod tests {
 
     #[test]
     fn unknown_policy_prf_and_oversized_input_are_refused() {
-        let s = service();
-        let sign = |policy: &str, prf: u16, len: usize| {
+        let mut s = service();
+        let mut sign = |policy: &str, prf: u16, len: usize| {
             s.handle(Ikev2ToCa::SignAuth {
                 id: 1,
                 policy: policy.into(),
@@ -464,8 +603,8 @@ mod tests {
 
     #[test]
     fn octets_that_are_not_auth_input_are_not_signed() {
-        let s = service();
-        let sign = |octets: Vec<u8>| {
+        let mut s = service();
+        let mut sign = |octets: Vec<u8>| {
             s.handle(Ikev2ToCa::SignAuth {
                 id: 3,
                 policy: "p".into(),

@@ -43,7 +43,7 @@ fn serve(log_to_stderr: bool) -> Result<(), ChildError> {
                         return Ok(());
                     }
                 }
-                _ => on_ikev2(&mut ikev2, &auth)?,
+                _ => on_ikev2(&mut ikev2, &mut auth)?,
             }
         }
         // Sends never wait: what the sockets did not take goes out when
@@ -75,12 +75,19 @@ fn on_parent(
                 psks,
                 pubkey_policies,
                 store,
-                ..
+                eap_policies,
+                users,
             }) => {
                 let applied = auth.apply(generation, psks, pubkey_policies, &store);
+                // Users and EAP policies apply whatever became of the store.
+                auth.apply_eap(eap_policies, users);
                 // The private key's bytes go now; only the parsed key stays.
                 drop(store);
-                log::debug!("{} pre-shared keys loaded", auth.key_count());
+                log::debug!(
+                    "{} pre-shared keys, {} EAP users loaded",
+                    auth.key_count(),
+                    auth.eap().user_count()
+                );
                 // Told after every configuration, the store refused or not:
                 // ikev2 learns the generation and what is in force.
                 ikev2
@@ -108,7 +115,7 @@ fn on_parent(
 }
 
 /// Answers ikev2's requests; replies queue when ikev2 is not reading.
-fn on_ikev2(ikev2: &mut Channel, auth: &AuthService) -> Result<(), ChildError> {
+fn on_ikev2(ikev2: &mut Channel, auth: &mut AuthService) -> Result<(), ChildError> {
     for _ in 0..MESSAGES_PER_WAKEUP {
         let Some(request) = ikev2
             .try_recv_message::<Ikev2ToCa>()

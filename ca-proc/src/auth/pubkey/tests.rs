@@ -52,7 +52,7 @@ fn octets() -> Vec<u8> {
     crate::signed_octets::tests::auth_input(0x08, 32, 32)
 }
 
-fn sign(s: &AuthService, policy: &str, peer_hashes: Vec<u16>) -> (u8, Vec<u8>, Vec<Vec<u8>>) {
+fn sign(s: &mut AuthService, policy: &str, peer_hashes: Vec<u16>) -> (u8, Vec<u8>, Vec<Vec<u8>>) {
     match s.handle(Ikev2ToCa::SignAuth {
         id: 1,
         policy: policy.into(),
@@ -81,7 +81,7 @@ struct Check<'a> {
 }
 
 /// ca's verdict: Ok(()) or the reason of the refusal.
-fn verdict(s: &AuthService, policy: &str, check: Check<'_>) -> Result<(), String> {
+fn verdict(s: &mut AuthService, policy: &str, check: Check<'_>) -> Result<(), String> {
     match s.handle(Ikev2ToCa::VerifyAuth {
         id: 2,
         policy: policy.into(),
@@ -119,14 +119,14 @@ fn rsa_p256_and_ed25519_certificates_sign_and_verify_with_their_chains() {
     for kind in [KeyKind::Rsa(2048), KeyKind::P256, KeyKind::Ed25519] {
         let a = Chain::new(kind, &CertSpec::end_entity("a.ike.test", kind).serial(3));
         let b = Chain::new(kind, &CertSpec::end_entity("b.ike.test", kind).serial(4));
-        let signer = service(
+        let mut signer = service(
             &a.root,
             &a.leaf,
             &[&a.intermediate],
             vec![policy("p", SignatureAuth::Any, None)],
         );
         // The verifier trusts a's root.
-        let checker = service(
+        let mut checker = service(
             &a.root,
             &b.leaf,
             &[],
@@ -143,7 +143,7 @@ fn rsa_p256_and_ed25519_certificates_sign_and_verify_with_their_chains() {
             [vec![], vec![2, 3, 4]]
         };
         for hashes in offers {
-            let (method, data, certs) = sign(&signer, "p", hashes.clone());
+            let (method, data, certs) = sign(&mut signer, "p", hashes.clone());
             assert_eq!(
                 certs,
                 vec![a.leaf.cert_der(), a.intermediate.cert_der()],
@@ -156,16 +156,17 @@ fn rsa_p256_and_ed25519_certificates_sign_and_verify_with_their_chains() {
                 peer_id,
                 certs: certs.clone(),
             };
-            verdict(&checker, "p", check(octets(), fqdn("a.ike.test")))
+            verdict(&mut checker, "p", check(octets(), fqdn("a.ike.test")))
                 .unwrap_or_else(|e| panic!("{kind:?} method {method}: {e}"));
             // A valid signature over other octets.
             let mut other = octets();
             other[40] ^= 1;
-            let e =
-                verdict(&checker, "p", check(other, fqdn("a.ike.test"))).expect_err("wrong octets");
+            let e = verdict(&mut checker, "p", check(other, fqdn("a.ike.test")))
+                .expect_err("wrong octets");
             println!("{kind:?} method {method}, wrong octets: {e}");
             // An ID the certificate does not name, and one dstid refuses.
-            let e = verdict(&checker, "p", check(octets(), fqdn("b.ike.test"))).expect_err("dstid");
+            let e =
+                verdict(&mut checker, "p", check(octets(), fqdn("b.ike.test"))).expect_err("dstid");
             assert!(e.contains("is not the policy's dstid"), "{e}");
         }
     }
@@ -182,21 +183,21 @@ fn an_rsa_key_where_ecdsa_is_claimed_and_the_reverse_is_a_failure() {
         &CertSpec::end_entity("a.ike.test", KeyKind::P256),
     );
     for (signer_chain, claimed) in [(&rsa, 9u8), (&ec, 1u8)] {
-        let signer = service(
+        let mut signer = service(
             &signer_chain.root,
             &signer_chain.leaf,
             &[&signer_chain.intermediate],
             vec![policy("p", SignatureAuth::Any, None)],
         );
-        let checker = service(
+        let mut checker = service(
             &signer_chain.root,
             &ec.leaf,
             &[],
             vec![policy("p", SignatureAuth::Any, None)],
         );
-        let (_, data, certs) = sign(&signer, "p", Vec::new());
+        let (_, data, certs) = sign(&mut signer, "p", Vec::new());
         let e = verdict(
-            &checker,
+            &mut checker,
             "p",
             Check {
                 auth_method: claimed,
@@ -223,19 +224,19 @@ fn chain_and_identity_refusals_reach_ikev2_with_their_reason() {
             .valid_days(-30, -1)
             .serial(9),
     );
-    let checker = service(
+    let mut checker = service(
         &good.root,
         &good.leaf,
         &[],
         vec![policy("p", SignatureAuth::Any, None)],
     );
-    let signer = service(
+    let mut signer = service(
         &good.root,
         &good.leaf,
         &[&good.intermediate],
         vec![policy("p", SignatureAuth::Any, None)],
     );
-    let (method, data, certs) = sign(&signer, "p", Vec::new());
+    let (method, data, certs) = sign(&mut signer, "p", Vec::new());
     let check = |peer_id, certs| Check {
         auth_method: method,
         auth_data: &data,
@@ -243,10 +244,10 @@ fn chain_and_identity_refusals_reach_ikev2_with_their_reason() {
         peer_id,
         certs,
     };
-    let e = verdict(&checker, "p", check(fqdn("x.ike.test"), certs.clone())).expect_err("id");
+    let e = verdict(&mut checker, "p", check(fqdn("x.ike.test"), certs.clone())).expect_err("id");
     assert!(e.contains("is not named by its certificate"), "{e}");
     let e = verdict(
-        &checker,
+        &mut checker,
         "p",
         check(
             fqdn("a.ike.test"),
@@ -256,20 +257,20 @@ fn chain_and_identity_refusals_reach_ikev2_with_their_reason() {
     .expect_err("expired");
     assert!(e.contains("certificate has expired"), "{e}");
     let e = verdict(
-        &checker,
+        &mut checker,
         "p",
         check(fqdn("a.ike.test"), vec![certs[0][..100].to_vec()]),
     )
     .expect_err("truncated");
     assert!(e.starts_with("certificate 1: not a DER certificate"), "{e}");
     let e = verdict(
-        &checker,
+        &mut checker,
         "p",
         check(fqdn("a.ike.test"), vec![certs[0].clone(); 100]),
     )
     .expect_err("flood");
     assert_eq!(e, "100 certificates sent, at most 16 accepted");
-    let e = verdict(&checker, "p", check(fqdn("a.ike.test"), Vec::new())).expect_err("no cert");
+    let e = verdict(&mut checker, "p", check(fqdn("a.ike.test"), Vec::new())).expect_err("no cert");
     assert!(
         e.contains("no raw public key in pubkeys/ for fqdn a.ike.test"),
         "{e}"
@@ -282,7 +283,7 @@ fn a_dn_identity_and_the_store_announcement() {
         KeyKind::P256,
         &CertSpec::end_entity("a.ike.test", KeyKind::P256),
     );
-    let s = service(
+    let mut s = service(
         &chain.root,
         &chain.leaf,
         &[&chain.intermediate],
@@ -317,7 +318,7 @@ fn a_dn_identity_and_the_store_announcement() {
     );
     // Our DN as our ID is accepted by a peer with the same CA, and with a
     // dstid of the DN's text.
-    let checker = service(
+    let mut checker = service(
         &chain.root,
         &chain.leaf,
         &[],
@@ -329,9 +330,9 @@ fn a_dn_identity_and_the_store_announcement() {
             )),
         )],
     );
-    let (method, data, certs) = sign(&s, "by-dn", vec![2]);
+    let (method, data, certs) = sign(&mut s, "by-dn", vec![2]);
     verdict(
-        &checker,
+        &mut checker,
         "p",
         Check {
             auth_method: method,
@@ -369,7 +370,7 @@ fn a_raw_public_key_from_pubkeys_authenticates_a_peer_without_certificate() {
             },
         )
         .unwrap();
-    let (method, data, certs) = sign(&signer, "p", vec![2, 5]);
+    let (method, data, certs) = sign(&mut signer, "p", vec![2, 5]);
     assert!(certs.is_empty(), "a raw key sends no certificate");
     let mut checker = AuthService::default();
     checker
@@ -393,8 +394,8 @@ fn a_raw_public_key_from_pubkeys_authenticates_a_peer_without_certificate() {
         peer_id,
         certs: Vec::new(),
     };
-    verdict(&checker, "p", check(fqdn("b.ike.test"))).expect("raw key");
-    let e = verdict(&checker, "p", check(fqdn("c.ike.test"))).expect_err("unknown");
+    verdict(&mut checker, "p", check(fqdn("b.ike.test"))).expect("raw key");
+    let e = verdict(&mut checker, "p", check(fqdn("c.ike.test"))).expect_err("unknown");
     assert!(e.contains("no raw public key"), "{e}");
 }
 
@@ -427,7 +428,7 @@ fn a_refused_store_keeps_the_previous_one_and_says_why() {
     assert_eq!(s.store_refusal(), Some(e.as_str()));
     assert_eq!(s.store_generation(), 1);
     // Still signs with the old store.
-    let (_, _, certs) = sign(&s, "p", vec![2]);
+    let (_, _, certs) = sign(&mut s, "p", vec![2]);
     assert_eq!(certs.len(), 2);
     // Octets that are not AUTH input are not signed.
     let reply = s.handle(Ikev2ToCa::SignAuth {
