@@ -396,7 +396,7 @@ impl Daemon {
                 // Read with the configuration (or by `ikectl reset ca`);
                 // the parent keeps no copy of the bytes once sent.
                 store: self.pending_store.take().unwrap_or_default(),
-                eap_policies: Vec::new(),
+                eap_policies: crate::eap::eap_policies(&self.config),
                 users: self.config.users.clone(),
             },
         }

@@ -5,6 +5,7 @@ mod certstore;
 mod cli;
 mod control;
 mod daemon;
+mod eap;
 mod flows;
 mod spawn;
 mod users;

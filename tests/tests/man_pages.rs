@@ -364,6 +364,37 @@ fn every_algorithm_name_of_the_parser_is_documented() {
     }
 }
 
+/// The options of `config`, `request` and the methods of `eap`
+/// (common/src/config/remote_access.rs) are documented, and so is the
+/// top-level `user` statement.
+#[test]
+fn every_remote_access_option_of_the_parser_is_documented() {
+    let source = read("common/src/config/remote_access.rs");
+    let page = read("man/iked.conf.5");
+    let config = table_names(&source, "CONFIG_OPTIONS");
+    assert!(config.len() >= 7, "config options parsed as {config:?}");
+    for option in &config {
+        assert!(
+            has_macro_argument(&page, "Cm", option),
+            "iked.conf.5 lacks 'Cm {option}' for 'config {option}'"
+        );
+    }
+    let request = table_names(&source, "REQUEST_OPTIONS");
+    assert_eq!(request, ["address", "name-server"]);
+    for option in &request {
+        assert!(
+            page.contains(&format!(".It Cm request {option} any")),
+            "iked.conf.5 lacks '.It Cm request {option} any'"
+        );
+    }
+    let methods = table_names(&source, "EAP_METHODS");
+    assert_eq!(methods, ["mschap-v2"]);
+    for method in &methods {
+        assert!(page.contains(&format!(".Qq {method}")), "eap {method}");
+    }
+    assert!(page.contains(".Ic user Ar name password"));
+}
+
 /// The options of `set` the parser knows: the strings its `fn set(`
 /// matches on (`"name" => ...` arms).
 fn set_options(source: &str) -> Vec<String> {

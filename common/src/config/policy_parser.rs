@@ -537,7 +537,7 @@ enum FlowRemote<'a> {
 }
 
 /// One parsed `ikev2` statement.
-pub(super) struct ParsedPolicy {
+pub struct ParsedPolicy {
     pub policy: Policy,
     /// The PSK, for ca only.
     pub secret: Option<Vec<u8>>,
@@ -548,7 +548,7 @@ pub(super) struct ParsedPolicy {
 }
 
 /// Parses the words of an `ikev2` statement (after the keyword).
-pub(super) fn parse_policy(
+pub fn parse_policy(
     words: &[(TokenKind, &Location)],
     start: &Location,
     index: usize,

@@ -61,10 +61,18 @@ pub const CONFIG_OPTIONS: &[(&str, &str)] = &[
 ];
 
 /// The options of `request` (each takes `any`).
-pub const REQUEST_OPTIONS: &[(&str, &str)] = &[("address", "any"), ("name-server", "any")];
+pub const REQUEST_OPTIONS: &[(&str, &str)] = &[
+    // INTERNAL_IP4_ADDRESS / INTERNAL_IP6_ADDRESS
+    ("address", "any"),
+    // INTERNAL_IP4_DNS / INTERNAL_IP6_DNS
+    ("name-server", "any"),
+];
 
 /// The EAP methods `eap` takes.
-pub const EAP_METHODS: &[(&str, EapMethod)] = &[("mschap-v2", EapMethod::MsChapV2)];
+pub const EAP_METHODS: &[(&str, EapMethod)] = &[
+    // EAP type 26 (RFC 2759, draft-kamath-pppext-eap-mschapv2)
+    ("mschap-v2", EapMethod::MsChapV2),
+];
 
 fn error(location: &Location, message: impl Into<String>) -> ConfigError {
     ConfigError {
@@ -374,7 +382,7 @@ pub(super) struct PolicyFacts<'a> {
 /// What can only be checked once the whole file is read: the `user` an
 /// EAP client policy authenticates as, named by its srcid.
 #[derive(Debug, Default)]
-pub(super) struct LaterChecks {
+pub struct LaterChecks {
     /// (policy, user name, where the srcid was).
     pub eap_client_user: Option<(String, String, Location)>,
 }

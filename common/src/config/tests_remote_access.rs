@@ -523,3 +523,28 @@ fn user_lines_are_checked_and_their_passwords_never_shown() {
     let c = ok(&format!("user alice \"{}\"\n", "é".repeat(256)));
     assert_eq!(c.users[0].password.expose().len(), 512);
 }
+
+/// Every literal example of iked.conf(5) parses, the road-warrior
+/// gateway and client among them, as an operator would copy it.
+#[test]
+fn the_man_page_examples_parse() {
+    let page = include_str!("../../../man/iked.conf.5");
+    let mut examples = 0;
+    let mut rest = page;
+    while let Some(start) = rest.find(".Bd -literal -offset indent\n") {
+        let body = &rest[start + ".Bd -literal -offset indent\n".len()..];
+        let end = body.find(".Ed\n").expect("an example ends with .Ed");
+        // mdoc writes a backslash as \e.
+        let text = body[..end].replace("\\e", "\\");
+        let c = ok(&text);
+        if text.contains("eap \"mschap-v2\"") {
+            assert!(c.policies.iter().any(|p| p.remote_access.eap.is_some()));
+        }
+        examples += 1;
+        rest = &body[end..];
+    }
+    assert!(
+        examples >= 7,
+        "only {examples} examples found in iked.conf.5"
+    );
+}
