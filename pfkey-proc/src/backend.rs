@@ -49,6 +49,11 @@ pub trait KernelBackend: Send {
         direction: PolicyDirection,
     ) -> Result<(), KernelFailure>;
 
+    /// Moves one policy's template, and the SAs it names, to new gateway
+    /// addresses (XFRM_MSG_MIGRATE). Unsupported where the interface has
+    /// no such request.
+    fn migrate(&mut self, request: &MigrateRequest) -> Result<(), KernelFailure>;
+
     /// Every SA in the kernel (ours and others'), with its reqid.
     fn dump_sas(&mut self) -> Result<Vec<DumpedSa>, KernelFailure>;
 
@@ -73,6 +78,26 @@ pub struct SpiRequest {
     pub reqid: u32,
     pub min: u32,
     pub max: u32,
+}
+
+/// One policy's share of a migration (RFC 4555 §3.5, RFC 7296 §2.23):
+/// the policy, its template's tunnel endpoints before and after (in the
+/// policy's direction: out is local to peer, in and fwd peer to local),
+/// and the UDP encapsulation the SAs it moves get (ports in the same
+/// direction). The kernel finds the SAs by those addresses, protocol,
+/// mode and reqid, not by SPI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MigrateRequest {
+    pub selector: Selector,
+    pub direction: PolicyDirection,
+    pub old_src: IpAddr,
+    pub old_dst: IpAddr,
+    pub new_src: IpAddr,
+    pub new_dst: IpAddr,
+    pub protocol: IpsecProtocol,
+    pub mode: IpsecMode,
+    pub reqid: u32,
+    pub encap: Option<iked_common::kernel::UdpEncap>,
 }
 
 /// An SA found in a dump: what deletes it, and the reqid that says whose

@@ -84,6 +84,21 @@ impl LeaseOwners {
         }
     }
 
+    /// The client holding `lease` moved from `old` to `new` (MOBIKE, a
+    /// NAT mapping change): the lease and every entry naming it go with
+    /// it, so that its entries not yet moved can follow and no other peer
+    /// can claim it meanwhile.
+    pub fn move_peer(&mut self, lease: IpAddr, old: IpAddr, new: IpAddr) {
+        if let Some(owner) = self.owners.get_mut(&lease).filter(|o| o.0 == old) {
+            owner.0 = new;
+            for (l, peer) in self.entries.values_mut() {
+                if *l == lease && *peer == old {
+                    *peer = new;
+                }
+            }
+        }
+    }
+
     /// The lease `entry` names, if any.
     pub fn lease_of(&self, entry: &KernelEntry) -> Option<IpAddr> {
         self.entries.get(entry).map(|(lease, _)| *lease)

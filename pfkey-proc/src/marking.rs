@@ -19,7 +19,7 @@ use iked_common::kernel::{
 };
 
 use crate::backend::{
-    local_failure, BackendError, DumpedPolicy, DumpedSa, KernelBackend, SpiRequest,
+    local_failure, BackendError, DumpedPolicy, DumpedSa, KernelBackend, MigrateRequest, SpiRequest,
     SupportedAlgorithms,
 };
 
@@ -114,6 +114,12 @@ impl KernelBackend for MarkedBackend {
         direction: PolicyDirection,
     ) -> Result<(), KernelFailure> {
         self.inner.delete_policy(selector, direction)
+    }
+
+    fn migrate(&mut self, request: &MigrateRequest) -> Result<(), KernelFailure> {
+        // The moved entries keep their reqid: it must be ours already.
+        check_mark("migrate", request.reqid)?;
+        self.inner.migrate(request)
     }
 
     fn dump_sas(&mut self) -> Result<Vec<DumpedSa>, KernelFailure> {

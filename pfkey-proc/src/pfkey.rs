@@ -357,6 +357,20 @@ impl KernelBackend for PfkeyBackend {
         })
     }
 
+    /// PF_KEY's SADB_X_MIGRATE is not in our codec, and pfkey keeps no
+    /// key material with which to add the SAs anew at the new addresses:
+    /// refused, so that ikev2 rekeys the Child SA instead.
+    fn migrate(&mut self, request: &crate::backend::MigrateRequest) -> Result<(), KernelFailure> {
+        Err(crate::backend::local_failure(
+            FailureKind::Unsupported,
+            format!(
+                "migrate policy {} dir {:?}: PF_KEY: iked moves SAs to new addresses only over \
+                 XFRM (XFRM_MSG_MIGRATE); the Child SA must be rekeyed instead",
+                request.selector, request.direction
+            ),
+        ))
+    }
+
     fn add_policy(&mut self, policy: &PolicyParams) -> Result<(), KernelFailure> {
         const OP: &str = "add policy";
         let seq = self.sockets.next_seq();

@@ -90,6 +90,16 @@ impl ReqidOwners {
         }
     }
 
+    /// The reqid `entry` was installed with.
+    pub fn reqid_of(&self, entry: &KernelEntry) -> Option<u32> {
+        self.entries.get(entry).copied()
+    }
+
+    /// The owner of `reqid`, while an entry of ours uses it.
+    pub fn owner_of(&self, reqid: u32) -> Option<&ReqidOwner> {
+        self.owners.get(&reqid).map(|(owner, _)| owner)
+    }
+
     /// How many reqids are in use (tests, diagnostics).
     pub fn len(&self) -> usize {
         self.owners.len()

@@ -218,6 +218,26 @@ impl RouteManager {
         }
     }
 
+    /// Outbound SA `old` now is `new` (the same SA at new gateway
+    /// addresses): its network is routed towards the new peer, and the
+    /// old route goes if no other SA needs it.
+    pub fn sa_moved(&mut self, old: &SaId, new: SaId) {
+        let Some(need) = self
+            .by_sa
+            .get(old)
+            .and_then(|net| self.routed.get(net))
+            .map(|r| r.need)
+        else {
+            return;
+        };
+        self.sa_removed(old);
+        self.sa_installed(RouteNeed {
+            sa: new,
+            peer: new.dst,
+            ..need
+        });
+    }
+
     /// SA `sa` is gone: its network's route goes with the last SA needing it.
     pub fn sa_removed(&mut self, sa: &SaId) {
         let Some(net) = self.by_sa.remove(sa) else {

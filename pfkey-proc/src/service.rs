@@ -23,6 +23,8 @@ use crate::reqids::{ReqidOwner, ReqidOwners};
 use crate::routes::{RouteManager, RouteNeed};
 use crate::xfrm::XfrmBackend;
 
+mod migrate;
+
 /// Most kernel entries pfkey keeps at once for ikev2: a compromised or
 /// confused ikev2 cannot fill the kernel with SAs (each SPI allocation
 /// leaves a larval SA for the kernel's acquire timeout).
@@ -58,6 +60,9 @@ pub struct PfkeyService {
     reqids: ReqidOwners,
     /// The peer each pool address of our entries belongs to (crate::leases).
     leases: LeaseOwners,
+    /// Our SAs that are UDP-encapsulated (RFC 3948): a migration cannot
+    /// take that away (service/migrate.rs).
+    encapsulated: HashSet<SaId>,
     /// Client virtual addresses we put on interfaces (crate::addresses).
     addresses: VirtualAddresses,
     /// Routes for tunnel-mode SAs and source lookups (see [`crate::routes`]);
@@ -131,6 +136,7 @@ impl PfkeyService {
             sas_by_policy: HashMap::new(),
             reqids: ReqidOwners::default(),
             leases: LeaseOwners::default(),
+            encapsulated: HashSet::new(),
             addresses: VirtualAddresses::default(),
             routes: None,
         })
@@ -298,6 +304,7 @@ impl PfkeyService {
                 routes.sa_removed(id);
             }
             self.allocated.remove(id);
+            self.encapsulated.remove(id);
             if let Some(policy) = self.sa_policy.remove(id) {
                 if let Some(count) = self.sas_by_policy.get_mut(&policy) {
                     *count = count.saturating_sub(1);
@@ -394,12 +401,10 @@ impl PfkeyService {
                 self.remove_address(&policy, address, &mut outcome)
                     .map(|()| PfkeyToIkev2::Done { id }),
             ),
-            Ikev2ToPfkey::Migrate { id, .. } => (
+            Ikev2ToPfkey::Migrate { id, migration } => (
                 id,
-                Err(local_failure(
-                    FailureKind::Unsupported,
-                    "SA migration is not supported".into(),
-                )),
+                self.migrate(&migration, &mut outcome)
+                    .map(|()| PfkeyToIkev2::Done { id }),
             ),
             Ikev2ToPfkey::AllocateSpi {
                 id,
@@ -460,6 +465,11 @@ impl PfkeyService {
                         self.allocated.remove(&sa.id);
                         self.reqids.bind(sa.reqid, owner, entry.clone());
                         self.bind_lease(lease, &entry);
+                        if sa.encap.is_some() {
+                            self.encapsulated.insert(sa.id);
+                        } else {
+                            self.encapsulated.remove(&sa.id);
+                        }
                         self.added(entry, &mut outcome);
                         self.route_sa(&sa);
                         if self.sa_policy.insert(sa.id, policy.clone()).is_none() {
@@ -776,6 +786,8 @@ mod tests {
     use std::net::IpAddr;
     use std::sync::{Arc, Mutex};
 
+    /// SA migration (src/service/tests/migrate.rs).
+    mod migrate;
     /// Road warriors (src/service/tests/ra.rs).
     mod ra;
 
@@ -812,6 +824,13 @@ mod tests {
         Counters(u32),
         AddPolicy(PolicyDirection),
         DeletePolicy(PolicyDirection),
+        /// Direction, new template source and destination, encap.
+        Migrate(
+            PolicyDirection,
+            IpAddr,
+            IpAddr,
+            Option<iked_common::kernel::UdpEncap>,
+        ),
     }
 
     struct Recording {
@@ -867,6 +886,9 @@ mod tests {
         }
         fn delete_policy(&mut self, _: &Selector, d: PolicyDirection) -> Result<(), KernelFailure> {
             self.record(Call::DeletePolicy(d))
+        }
+        fn migrate(&mut self, r: &crate::backend::MigrateRequest) -> Result<(), KernelFailure> {
+            self.record(Call::Migrate(r.direction, r.new_src, r.new_dst, r.encap))
         }
         fn dump_sas(&mut self) -> Result<Vec<DumpedSa>, KernelFailure> {
             Ok(self.dumped_sas.lock().unwrap().clone())

@@ -243,6 +243,12 @@ impl KernelBackend for XfrmBackend {
         })
     }
 
+    fn migrate(&mut self, request: &crate::backend::MigrateRequest) -> Result<(), KernelFailure> {
+        let seq = self.sockets.next_seq();
+        let message = codec::encode_migrate(request, seq);
+        self.transact("migrate", message, seq, false).map(drop)
+    }
+
     fn add_policy(&mut self, policy: &PolicyParams) -> Result<(), KernelFailure> {
         let seq = self.sockets.next_seq();
         let message = codec::encode_add_policy(policy, seq);

@@ -45,6 +45,7 @@ pub const XFRM_MSG_UPDSA: u16 = 0x1a;
 pub const XFRM_MSG_POLEXPIRE: u16 = 0x1b;
 pub const XFRM_MSG_FLUSHSA: u16 = 0x1c;
 pub const XFRM_MSG_FLUSHPOLICY: u16 = 0x1d;
+pub const XFRM_MSG_MIGRATE: u16 = 0x21;
 
 // Attributes.
 pub const XFRMA_ALG_AUTH: u16 = 1;
@@ -52,6 +53,7 @@ pub const XFRMA_ALG_CRYPT: u16 = 2;
 pub const XFRMA_ENCAP: u16 = 4;
 pub const XFRMA_TMPL: u16 = 5;
 pub const XFRMA_SRCADDR: u16 = 13;
+pub const XFRMA_MIGRATE: u16 = 17;
 pub const XFRMA_ALG_AEAD: u16 = 18;
 pub const XFRMA_ALG_AUTH_TRUNC: u16 = 20;
 pub const XFRMA_REPLAY_ESN_VAL: u16 = 23;
@@ -691,6 +693,45 @@ pub fn encode_add_policy(p: &PolicyParams, seq: u32) -> Writer {
         .u8(0) // share
         .zeros(4);
     m.attribute(XFRMA_TMPL, |w| put_template(w, &p.template));
+    m.finish()
+}
+
+/// `struct xfrm_user_migrate` (76 octets).
+pub const USER_MIGRATE_LEN: usize = 76;
+
+/// XFRM_MSG_MIGRATE for one policy (`struct xfrm_userpolicy_id`: its
+/// selector and direction) with one `xfrm_user_migrate` (old and new
+/// endpoints of its template and of the SAs the kernel finds by them, the
+/// protocol, mode and reqid) and, when the moved SAs are to be
+/// UDP-encapsulated, XFRMA_ENCAP (`struct xfrm_encap_tmpl`).
+pub fn encode_migrate(request: &crate::backend::MigrateRequest, seq: u32) -> Writer {
+    let mut m = MessageBuilder::new(XFRM_MSG_MIGRATE, NLM_F_REQUEST | NLM_F_ACK, seq);
+    put_selector(m.body(), &request.selector);
+    m.body()
+        .u32_ne(0) // index: look up by selector
+        .u8(direction_number(request.direction))
+        .zeros(3);
+    m.attribute(XFRMA_MIGRATE, |w| {
+        w.address16(request.old_dst)
+            .address16(request.old_src)
+            .address16(request.new_dst)
+            .address16(request.new_src)
+            .u8(protocol_number(request.protocol))
+            .u8(mode_number(request.mode))
+            .u16_ne(0) // reserved
+            .u32_ne(request.reqid)
+            .u16_ne(family_of(request.old_dst))
+            .u16_ne(family_of(request.new_dst));
+    });
+    if let Some(encap) = request.encap {
+        m.attribute(XFRMA_ENCAP, |w| {
+            w.u16_ne(UDP_ENCAP_ESPINUDP)
+                .u16_be(encap.src_port)
+                .u16_be(encap.dst_port)
+                .zeros(2)
+                .zeros(16);
+        });
+    }
     m.finish()
 }
 

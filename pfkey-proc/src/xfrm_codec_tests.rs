@@ -678,3 +678,79 @@ mod captured {
         }
     }
 }
+
+fn migrate_request(encap: Option<UdpEncap>) -> crate::backend::MigrateRequest {
+    crate::backend::MigrateRequest {
+        selector: flow_selector(),
+        direction: PolicyDirection::Out,
+        old_src: ip("192.0.2.1"),
+        old_dst: ip("192.0.2.2"),
+        new_src: ip("192.0.2.1"),
+        new_dst: ip("198.18.0.2"),
+        protocol: IpsecProtocol::Esp,
+        mode: IpsecMode::Tunnel,
+        reqid: 7,
+        encap,
+    }
+}
+
+#[test]
+fn migrate_is_byte_exact() {
+    // xfrm_userpolicy_id (selector, index 0, dir out), then XFRMA_MIGRATE
+    // (XFRM_POLICY_OUT is 1) with one xfrm_user_migrate: old daddr, old saddr, new daddr, new
+    // saddr, ESP, tunnel, reqid 7, both families AF_INET.
+    let expected = bytes(&format!(
+        "a0000000 2100 0500 07000000 00000000 {FLOW_SELECTOR} 00000000 01 z3 \
+         5000 1100 c0000202 z12 c0000201 z12 c6120002 z12 c0000201 z12 \
+         32 01 0000 07000000 0200 0200"
+    ));
+    assert_eq!(
+        hex::encode(&encode_migrate(&migrate_request(None), 7).bytes),
+        hex::encode(expected)
+    );
+    assert_eq!(USER_MIGRATE_LEN, 76);
+}
+
+#[test]
+fn migrate_to_udp_encapsulation_carries_the_encap_template() {
+    let encap = UdpEncap {
+        src_port: 4500,
+        dst_port: 31000,
+    };
+    let message = encode_migrate(&migrate_request(Some(encap)), 8);
+    let m = split_messages(&message.bytes).unwrap()[0];
+    assert_eq!(m.message_type, XFRM_MSG_MIGRATE);
+    let attrs = split_attributes(&m.payload[64..]).unwrap();
+    assert_eq!(attrs.len(), 2);
+    assert_eq!(attrs[0].0, XFRMA_MIGRATE);
+    assert_eq!(attrs[0].1.len(), USER_MIGRATE_LEN);
+    assert_eq!(attrs[1].0, XFRMA_ENCAP);
+    assert_eq!(
+        hex::encode(attrs[1].1),
+        hex::encode(bytes("0200 1194 7918 0000 z16"))
+    );
+}
+
+#[test]
+fn migrate_between_families_names_both() {
+    let mut request = migrate_request(None);
+    request.direction = PolicyDirection::Fwd;
+    request.new_src = ip("2001:db8::2");
+    request.new_dst = ip("2001:db8::1");
+    let message = encode_migrate(&request, 9);
+    let m = split_messages(&message.bytes).unwrap()[0];
+    assert_eq!(m.payload[60], 2, "dir fwd");
+    let attrs = split_attributes(&m.payload[64..]).unwrap();
+    let migrate = attrs[0].1;
+    assert_eq!(&migrate[32..48], &ip6("2001:db8::1")[..], "new daddr");
+    assert_eq!(&migrate[48..64], &ip6("2001:db8::2")[..], "new saddr");
+    assert_eq!(
+        &migrate[72..76],
+        &bytes("0200 0a00")[..],
+        "AF_INET then AF_INET6"
+    );
+}
+
+fn ip6(s: &str) -> [u8; 16] {
+    s.parse::<std::net::Ipv6Addr>().unwrap().octets()
+}

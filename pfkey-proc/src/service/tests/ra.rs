@@ -6,10 +6,10 @@ use super::*;
 use iked_common::config::Prefix;
 use iked_common::kernel::FlowPeer;
 
-const GATEWAY: &str = "198.18.0.1";
+pub(super) const GATEWAY: &str = "198.18.0.1";
 
 /// `from 10.1.0.0/16 to dynamic`, `config address 10.9.0.0/24`, peer any.
-fn road_warriors() -> Flow {
+pub(super) fn road_warriors() -> Flow {
     Flow {
         name: "rw".into(),
         selector: Selector::between(ip("10.1.0.0"), 16, ip("10.9.0.0"), 24),
@@ -26,7 +26,7 @@ fn road_warriors() -> Flow {
     }
 }
 
-fn rw_harness() -> Harness {
+pub(super) fn rw_harness() -> Harness {
     let mut h = harness();
     h.service.apply_config(&ChildConfig::Pfkey {
         generation: 2,
@@ -37,7 +37,7 @@ fn rw_harness() -> Harness {
 }
 
 /// A client's Child SA pair and policies: outbound to `lease` via `peer`.
-fn client_sas(peer: &str, lease: &str, spi: u32, reqid: u32) -> (SaParams, SaParams) {
+pub(super) fn client_sas(peer: &str, lease: &str, spi: u32, reqid: u32) -> (SaParams, SaParams) {
     let out_sel = Selector::between(ip("10.1.0.0"), 16, ip(lease), 32);
     let out = SaParams {
         reqid,
@@ -50,7 +50,12 @@ fn client_sas(peer: &str, lease: &str, spi: u32, reqid: u32) -> (SaParams, SaPar
     (out, inb)
 }
 
-fn client_policy(peer: &str, lease: &str, direction: PolicyDirection, reqid: u32) -> PolicyParams {
+pub(super) fn client_policy(
+    peer: &str,
+    lease: &str,
+    direction: PolicyDirection,
+    reqid: u32,
+) -> PolicyParams {
     let out_sel = Selector::between(ip("10.1.0.0"), 16, ip(lease), 32);
     let (selector, src, dst) = match direction {
         PolicyDirection::Out => (out_sel, GATEWAY, peer),
@@ -70,7 +75,7 @@ fn client_policy(peer: &str, lease: &str, direction: PolicyDirection, reqid: u32
     }
 }
 
-fn failed(o: &Outcome) -> &KernelFailure {
+pub(super) fn failed(o: &Outcome) -> &KernelFailure {
     match &o.to_ikev2[..] {
         [PfkeyToIkev2::Failed { failure, .. }] => failure,
         other => panic!("expected a failure: {other:?}"),
