@@ -217,6 +217,8 @@ impl Engine {
             leases: Default::default(),
             #[cfg(test)]
             test_ke_stream: None,
+            #[cfg(test)]
+            test_requested_address: None,
         })
     }
 
@@ -288,7 +290,9 @@ impl Engine {
             }
         }
         self.policies = policies;
-        self.leases.sync(&self.policies);
+        for reqid in self.leases.sync(&self.policies) {
+            self.reqids.release(reqid);
+        }
         self.mode = mode;
         self.sync_traps();
         self.dpd_interval =

@@ -602,7 +602,7 @@ impl Engine {
             );
             return None;
         };
-        if !self.our_side_is_assigned(spi, &flow) {
+        if !self.our_side_is_assigned(spi, &draft.flow, &flow) {
             return None;
         }
         let transport = msg.notify(NotifyType::UseTransportMode).is_some();

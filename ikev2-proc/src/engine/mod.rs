@@ -328,6 +328,10 @@ pub struct Engine {
     /// reproducible (the datagram digest test).
     #[cfg(test)]
     test_ke_stream: Option<u64>,
+    /// Tests only: the address our CFG_REQUEST names instead of asking
+    /// for any (a client that wants a particular one, RFC 7296 §3.15.1).
+    #[cfg(test)]
+    test_requested_address: Option<IpAddr>,
 }
 
 #[cfg(test)]
@@ -350,6 +354,11 @@ impl Engine {
     /// Key exchanges from a seeded stream from now on (see `test_ke_stream`).
     pub(crate) fn use_seeded_key_exchanges(&mut self, seed: u64) {
         self.test_ke_stream = Some(seed.max(1));
+    }
+
+    /// Our CFG_REQUEST names `address` from now on (see `test_requested_address`).
+    pub(crate) fn request_address_in_tests(&mut self, address: IpAddr) {
+        self.test_requested_address = Some(address);
     }
 
     pub(crate) fn ike_spis(&self) -> Vec<u64> {

@@ -341,7 +341,10 @@ impl Leases {
     /// leases; one whose pools changed starts afresh, keeping the leases
     /// (of IKE SAs still draining) whose addresses lie in the new pools so
     /// that none is handed out twice; a policy without pools has none.
-    pub(crate) fn sync(&mut self, policies: &[Policy]) {
+    /// Returns the reqids held by leases that went with their policy's
+    /// pools (the caller gives them back).
+    #[must_use]
+    pub(crate) fn sync(&mut self, policies: &[Policy]) -> Vec<u32> {
         let mut next = HashMap::new();
         for policy in policies {
             let prefixes: Vec<Prefix> = policy.remote_access.pools().copied().collect();
@@ -373,7 +376,16 @@ impl Leases {
             };
             next.insert(policy.name.clone(), table);
         }
-        self.policies = next;
+        let mut freed = Vec::new();
+        for (_, gone) in std::mem::replace(&mut self.policies, next) {
+            for lease in gone.by_owner.into_values() {
+                freed.extend(lease.reqids.into_iter().map(|(_, r)| r));
+            }
+        }
+        let kept = &self.policies;
+        self.holders
+            .retain(|_, (policy, _)| kept.contains_key(policy));
+        freed
     }
 
     /// A lease for `owner` on `policy`, held by IKE SA `holder`: the
@@ -567,7 +579,7 @@ mod tests {
         policy.remote_access.config = vec![iked_common::config::ConfigAttributeSpec::AddressPool(
             prefix("198.18.6.0/30"),
         )];
-        leases.sync(std::slice::from_ref(&policy));
+        assert!(leases.sync(std::slice::from_ref(&policy)).is_empty());
         let a = leases.lease("rw", &owner(1), 100, &V4).unwrap();
         // A second IKE SA of the same identity, then a rekey: one lease.
         assert_eq!(leases.lease("rw", &owner(1), 101, &V4).unwrap(), a);
@@ -585,9 +597,24 @@ mod tests {
         assert_eq!(leases.leased("rw"), 1);
         assert_eq!(leases.lease("rw", &owner(3), 300, &V4).unwrap(), a);
         // A reload with the same pools keeps the leases.
-        leases.sync(std::slice::from_ref(&policy));
+        assert!(leases.sync(std::slice::from_ref(&policy)).is_empty());
         assert_eq!(leases.leased("rw"), 2);
         assert_eq!(leases.lease("rw", &owner(2), 201, &V4).unwrap(), b);
+        leases.set_reqid(201, 0, 0x77);
+        // Other pools: leases that fit stay (their SAs drain), the rest go.
+        policy.remote_access.config = vec![iked_common::config::ConfigAttributeSpec::AddressPool(
+            prefix("198.18.6.0/31"),
+        )];
+        assert!(leases.sync(std::slice::from_ref(&policy)).is_empty());
+        assert_eq!(
+            leases.leased("rw"),
+            1,
+            "198.18.6.1 fits the /31, .2 does not"
+        );
+        // The policy gone: its leases' reqids are given back.
+        assert_eq!(leases.sync(&[]), vec![0x77]);
+        assert_eq!(leases.leased("rw"), 0);
+        assert!(leases.release(201).is_empty());
     }
 
     #[test]

@@ -305,6 +305,9 @@ impl World<'_> {
             });
         }
         let weird = self.c.chance(30);
+        if matches!(request, Ikev2ToPfkey::AddAddress { .. }) {
+            self.stats.wire(7);
+        }
         let node = &mut self.nodes[index];
         Some(match request {
             Ikev2ToPfkey::Ping { id } => PfkeyToIkev2::Pong { id },

@@ -142,6 +142,11 @@ struct Shape {
     /// Both policies use public keys (Ed25519 signatures, CERT payloads,
     /// ca's Store) instead of the PSK.
     pubkey: bool,
+    /// Road warrior (issue 14): the wide responder hands out addresses
+    /// from a pool, the initiator asks for one (`request address any`,
+    /// `from dynamic`): Configuration payloads to mutate and splice,
+    /// leases, TS narrowing to the lease.
+    remote_access: bool,
 }
 
 fn shape(c: &mut Choices) -> Shape {
@@ -159,6 +164,7 @@ fn shape(c: &mut Choices) -> Shape {
         // they were: one run in five.
         no_local: false,
         pubkey: false,
+        remote_access: false,
     }
     .with_derived()
 }
@@ -168,6 +174,8 @@ impl Shape {
         self.no_local = self.child_lifetime == 45;
         // One run in ten.
         self.pubkey = self.ike_lifetime == 600 && self.pfs;
+        // About one run in six.
+        self.remote_access = self.wide && !self.both_active && self.dpd == 10;
         self
     }
 }
@@ -406,11 +414,28 @@ impl World<'_> {
         if s.no_local {
             i_policy.local = None;
         }
-        let r_policy = if s.wide && !s.both_active {
+        let mut r_policy = if s.wide && !s.both_active {
             policy("ba", RESPONDER, wide, false, s, true)
         } else {
             policy("ba", RESPONDER, host(INITIATOR), s.both_active, s, true)
         };
+        if s.remote_access {
+            use iked_common::config::ConfigAttributeSpec;
+            let pool = Prefix {
+                addr: IpAddr::V4(Ipv4Addr::new(10, 1, 0, 0)),
+                len: 16,
+            };
+            r_policy.remote_access.config = vec![
+                ConfigAttributeSpec::AddressPool(pool),
+                ConfigAttributeSpec::NameServer(IpAddr::V4(Ipv4Addr::new(10, 2, 0, 53))),
+            ];
+            for flow in &mut i_policy.flows {
+                flow.src = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+                flow.src_prefix = 0;
+            }
+            i_policy.remote_access.request_address = true;
+            i_policy.remote_access.request_name_server = true;
+        }
         for (index, p) in [(1, r_policy), (0, i_policy)] {
             let node = &mut self.nodes[index];
             node.ca

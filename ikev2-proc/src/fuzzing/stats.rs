@@ -5,7 +5,7 @@ use crate::engine::FUZZ_STATES;
 
 /// Observations made on the wire and on the IPC channels, next to the
 /// engine's own states.
-pub const WIRE_STATES: [&str; 7] = [
+pub const WIRE_STATES: [&str; 8] = [
     "wire: responder demanded a COOKIE",
     "wire: IKE_SA_INIT with a COOKIE answered while cookies required",
     "wire: IKE_AUTH response with AUTH sent",
@@ -13,6 +13,7 @@ pub const WIRE_STATES: [&str; 7] = [
     "wire: encrypted message mutated inside and sealed again",
     "flood: half-open SAs past the default threshold (runs)",
     "wire: fragment renumbered or mutated and sealed again",
+    "ipc: client put the address of a CFG_REPLY on its interface",
 ];
 
 /// What the runs did, summed over runs.

@@ -352,14 +352,22 @@ impl Engine {
         let mut attributes = Vec::new();
         for v6 in families_of(policy) {
             if ra.request_address {
-                attributes.push(CpAttribute::new(
+                #[allow(unused_mut)]
+                let mut attribute = CpAttribute::new(
                     if v6 {
                         CpAttributeType::InternalIp6Address
                     } else {
                         CpAttributeType::InternalIp4Address
                     },
                     Vec::new(),
-                ));
+                );
+                #[cfg(test)]
+                if let Some(named) = self.test_requested_address {
+                    if named.is_ipv6() == v6 {
+                        attribute = address_attribute(named);
+                    }
+                }
+                attributes.push(attribute);
             }
             if ra.request_name_server {
                 attributes.push(CpAttribute::new(
@@ -479,15 +487,21 @@ impl Engine {
     }
 
     /// A Child SA we negotiated as a client with an assigned address: our
-    /// side must be that address (the gateway narrowed our /0 to it).
-    pub(in crate::engine) fn our_side_is_assigned(&self, spi: u64, flow: &Selector) -> bool {
+    /// side of a `from dynamic` flow (we proposed the family's /0) must be
+    /// that address (the gateway narrowed our /0 to it).
+    pub(in crate::engine) fn our_side_is_assigned(
+        &self,
+        spi: u64,
+        proposed: &Selector,
+        flow: &Selector,
+    ) -> bool {
         let Some(sa) = self.ikes.get(&spi) else {
             return false;
         };
         let asked = self
             .policy(&sa.policy)
             .is_some_and(|p| p.remote_access.request_address);
-        if !asked {
+        if !asked || proposed.src_prefix != 0 {
             return true;
         }
         let ok = sa
@@ -506,7 +520,8 @@ impl Engine {
     }
 
     /// A flow of a client policy as we propose it in CREATE_CHILD_SA: our
-    /// side is the address the gateway gave us, once we have one.
+    /// side of a `from dynamic` flow (the family's /0) is the address the
+    /// gateway gave us, once we have one; other flows stay as configured.
     pub(in crate::engine) fn client_flow(&self, spi: u64, flow: Selector) -> Selector {
         let Some(sa) = self.ikes.get(&spi) else {
             return flow;
@@ -519,7 +534,7 @@ impl Engine {
             .iter()
             .find(|a| a.is_ipv6() == flow.src.is_ipv6())
         {
-            Some(addr) if asked => host(flow, true, *addr),
+            Some(addr) if asked && flow.src_prefix == 0 => host(flow, true, *addr),
             _ => flow,
         }
     }

@@ -23,6 +23,14 @@ impl Engine {
                 set.iter()
                     .copied()
                     .filter(|other| *other != spi)
+                    // Road warriors: two EAP users may send one IKE ID
+                    // (their private address behind a NAT); only the
+                    // user's own SAs are stale.
+                    .filter(|other| {
+                        self.ikes
+                            .get(other)
+                            .is_some_and(|o| o.eap_identity == sa.eap_identity)
+                    })
                     // Only SAs that existed before this one began: one
                     // established meanwhile (both sides initiating at once)
                     // is not stale, and the peer holds it too.

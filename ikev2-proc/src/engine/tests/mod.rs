@@ -13,6 +13,7 @@ mod loss_retransmit;
 mod nat;
 mod pubkey;
 mod refusals;
+mod remote_access;
 mod robustness;
 mod source_lookup;
 
