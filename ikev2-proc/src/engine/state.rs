@@ -298,15 +298,15 @@ pub(crate) struct IkeSa {
     /// IKE fragmentation (RFC 7383): negotiated or not, and the peer's
     /// messages being reassembled.
     pub fragments: Fragments,
-    /// Addresses of the Configuration payload (RFC 7296 §3.15): as
-    /// gateway, the peer's lease; as client, what the gateway gave us.
-    pub virtual_ips: Vec<std::net::IpAddr>,
     /// The EAP conversation of IKE_AUTH (RFC 7296 §2.16) while it runs:
     /// dropped when the SA is established (`exchange/eap.rs`).
     pub eap: Option<Box<EapExchange>>,
-    /// The identity the peer proved with EAP (as gateway), or we proved
-    /// (as client): kept for the SA's life and its rekeyed successors
-    /// (leases, `show sa`); leases are keyed by it.
+    /// Addresses of the Configuration payload (RFC 7296 §3.15): as
+    /// gateway, the peer's lease; as client, what the gateway gave us.
+    pub virtual_ips: Vec<std::net::IpAddr>,
+    /// The name the peer proved with EAP (RFC 7296 §2.16), set by the EAP
+    /// rounds once ca says Succeeded: leases are keyed by it. As client,
+    /// the name we proved (for `show sa`).
     pub eap_identity: Option<String>,
 }
 
@@ -363,8 +363,8 @@ impl IkeSa {
             child_ke_hint: None,
             rekey_ke_hint: None,
             fragments: Fragments::default(),
-            virtual_ips: Vec::new(),
             eap: None,
+            virtual_ips: Vec::new(),
             eap_identity: None,
         }
     }

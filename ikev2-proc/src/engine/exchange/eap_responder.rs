@@ -156,6 +156,8 @@ impl Engine {
             return;
         };
         let (peer_hash_algorithms, cert_authorities) = self.signature_hints(sa);
+        // Its CFG_REQUEST waits for the end of EAP, like the Child SA offer.
+        self.note_config_request(spi, inner);
         self.ask_ca(spi, Wait::EapSign, |id| Ikev2ToCa::SignAuth {
             id,
             policy: policy_name,

@@ -341,8 +341,8 @@ impl Engine {
         // Checked again: other IKE SAs of the policy may have filled it
         // while this one waited for its SPI.
         let cap_reached = self.child_cap_reached(spi, false);
-        let config_reply = self.config_reply(spi);
         let after_eap = self.eap_msk_session(spi).is_some();
+        let config_reply = self.config_reply(spi);
         let Some(sa) = self.ikes.get_mut(&spi) else {
             return;
         };

@@ -138,7 +138,6 @@ impl Engine {
             established: Some(self.now),
             timers: IkeTimers::starting(IkeTimer::Rekey, rekey_at),
             first_flow: old_sa.first_flow,
-            eap_identity: old_sa.eap_identity.clone(),
             ..IkeSa::new(
                 old_sa.policy.clone(),
                 old_sa.local,

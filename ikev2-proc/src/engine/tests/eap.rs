@@ -229,15 +229,55 @@ impl Scripted {
     }
 }
 
+/// ca's real EAP code (`iked_ca`, EAP-MSCHAPv2) for the EAP requests of
+/// its policy; the certificate requests go to the node's `pki`.
+pub(super) struct RealEap {
+    service: iked_ca::auth::AuthService,
+    /// ca's clock for its sessions (they expire after a minute idle).
+    now: Instant,
+    asked: Vec<String>,
+    /// What ca answered to each EAP step and MSK request, in order.
+    answers: Vec<String>,
+}
+
+impl RealEap {
+    fn answer(&mut self, request: &Ikev2ToCa) -> Option<CaToIkev2> {
+        let what = match request {
+            Ikev2ToCa::Eap { role, .. } => format!("eap {role:?}"),
+            Ikev2ToCa::SignAuth {
+                eap_session: Some(_),
+                ..
+            } => "sign msk".into(),
+            Ikev2ToCa::VerifyAuth {
+                eap_session: Some(_),
+                ..
+            } => "verify msk".into(),
+            _ => return None,
+        };
+        self.asked.push(what);
+        let reply = self.service.handle_at(self.now, request.clone());
+        self.answers.push(match &reply {
+            CaToIkev2::Eap { step, .. } => crate::engine::exchange::eap_responder::step_text(step),
+            CaToIkev2::Auth { auth_method, .. } => format!("auth {auth_method}"),
+            CaToIkev2::Verified { ok, reason, .. } => format!("verified {ok} {reason}"),
+            CaToIkev2::Failed { reason, .. } => format!("failed {reason}"),
+            other => format!("{other:?}"),
+        });
+        Some(reply)
+    }
+}
+
 /// The ca side of EAP for a [`Node`].
 pub(super) enum EapCa {
     Scripted(Scripted),
+    Real(Box<RealEap>),
 }
 
 impl EapCa {
     pub(super) fn answer(&mut self, request: &Ikev2ToCa) -> Option<CaToIkev2> {
         match self {
             EapCa::Scripted(s) => s.answer(request),
+            EapCa::Real(r) => r.answer(request),
         }
     }
 
@@ -246,14 +286,72 @@ impl EapCa {
             EapCa::Scripted(s) => {
                 s.sessions.remove(&session);
             }
+            EapCa::Real(r) => {
+                let end = Ikev2ToCa::EapEnd { session };
+                assert!(r.service.handle_message_at(r.now, end).is_none());
+            }
         }
     }
 
     fn asked(&self) -> &[String] {
         match self {
             EapCa::Scripted(s) => &s.asked,
+            EapCa::Real(r) => &r.asked,
         }
     }
+
+    fn answers(&self) -> &[String] {
+        match self {
+            EapCa::Scripted(_) => &[],
+            EapCa::Real(r) => &r.answers,
+        }
+    }
+
+    /// EAP sessions ca holds now (real ca only).
+    fn sessions(&self) -> usize {
+        match self {
+            EapCa::Scripted(s) => s.sessions.len(),
+            EapCa::Real(r) => r.service.eap().session_count(),
+        }
+    }
+}
+
+/// ca's real EAP-MSCHAPv2 for `policy`: as gateway with `users`, or as
+/// the client `client_user` (whose password is among `users`, as the
+/// `user` line of a client's iked.conf).
+fn real(now: Instant, policy: &str, users: &[(&str, &str)], client_user: Option<&str>) -> EapCa {
+    use iked_common::config::{PreSharedKey, UserCredential};
+    let mut service = iked_ca::auth::AuthService::default();
+    service.apply_eap(
+        vec![iked_common::ipc::CaEapPolicy {
+            name: policy.into(),
+            method: EapMethod::MsChapV2,
+            client_user: client_user.map(str::to_string),
+        }],
+        users
+            .iter()
+            .map(|(name, password)| UserCredential {
+                name: name.to_string(),
+                password: PreSharedKey::new(password.as_bytes().to_vec()),
+            })
+            .collect(),
+    );
+    // Seeded challenges: the same run every time.
+    let mut state = 0x5eed_u64 ^ policy.len() as u64;
+    service.set_eap_random(Box::new(move |buf: &mut [u8]| {
+        for byte in buf.iter_mut() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            *byte = (state >> 24) as u8;
+        }
+    }));
+    EapCa::Real(Box::new(RealEap {
+        service,
+        now,
+        asked: Vec::new(),
+        answers: Vec::new(),
+    }))
 }
 
 fn scripted(script: ServerScript, users: &[(&str, &str)], me: Option<(&str, &str)>) -> EapCa {
@@ -290,8 +388,12 @@ fn gateway_policy() -> Policy {
 /// A (client) and B (gateway) with certificates from one PKI, their EAP
 /// cas given, configured, not yet settled.
 fn eap_world(client_ca: EapCa, gateway_ca: EapCa) -> World {
+    eap_world_in(unfragmented_world(), client_ca, gateway_ca)
+}
+
+/// [`eap_world`] in `w`.
+fn eap_world_in(mut w: World, client_ca: EapCa, gateway_ca: EapCa) -> World {
     let pki = Pki::new("iked");
-    let mut w = unfragmented_world();
     let now = w.now;
     let a_leaf = pki.leaf("a.ike.test", KeyKind::P256, 10);
     let b_leaf = pki.leaf("b.ike.test", KeyKind::P256, 11);
@@ -554,5 +656,244 @@ fn scripted_eap_round_lost_is_retransmitted_and_answered_from_the_cache() {
         steps.iter().filter(|s| s.starts_with("eap")).count(),
         3,
         "{steps:?}"
+    );
+}
+
+/// A road warrior: EAP, an address from the gateway's pool (h-ra's
+/// Configuration payload), the Child SA narrowed to it.
+#[test]
+fn scripted_eap_road_warrior_gets_its_address_from_the_pool() {
+    use iked_common::config::{ConfigAttributeSpec, Prefix};
+    let mut client = client_policy();
+    client.flows = vec![selector("0.0.0.0", 0, "10.2.0.0", 16)];
+    client.remote_access.request_address = true;
+    let mut gateway = gateway_policy();
+    gateway.flows = vec![selector("10.2.0.0", 16, "10.9.0.0", 24)];
+    gateway.remote_access.config = vec![ConfigAttributeSpec::AddressPool(Prefix {
+        addr: ip("10.9.0.0"),
+        len: 24,
+    })];
+    let mut w = eap_world(
+        scripted(ServerScript::Honest, &[], Some(("alice", "wonderland"))),
+        scripted(ServerScript::Honest, &[("alice", "wonderland")], None),
+    );
+    w.configure(vec![client], vec![gateway]);
+    w.settle();
+    assert_one_matching_ike(&w);
+    assert_one_matching_child(&w);
+    let b_spi = w.b.established()[0];
+    let b_sa = w.b.engine.ike(b_spi).unwrap();
+    assert_eq!(b_sa.eap_identity.as_deref(), Some("alice"));
+    assert_eq!(b_sa.virtual_ips, vec![ip("10.9.0.1")]);
+    let a_spi = w.a.established()[0];
+    assert_eq!(
+        w.a.engine.ike(a_spi).unwrap().virtual_ips,
+        vec![ip("10.9.0.1")]
+    );
+    let child = w.b.engine.child(w.b.engine.child_spis()[0]).unwrap();
+    assert_eq!(child.flow, selector("10.2.0.0", 16, "10.9.0.1", 32));
+    // The CFG_REPLY came in the gateway's last answer (after EAP).
+    let responses = super::pubkey::auth_messages(&w.b, &w.a, true);
+    assert!(has(responses.last().unwrap(), PayloadType::Configuration));
+    assert!(!has(&responses[0], PayloadType::Configuration));
+}
+
+// ----------------------------------------------------------------------
+// EAP-MSCHAPv2 with the real ca code on both sides (iked_ca::eap).
+// ----------------------------------------------------------------------
+
+/// Client A as `user` with `password`; gateway B knowing alice's password.
+fn mschap_world(user: &str, password: &str) -> World {
+    mschap_world_in(unfragmented_world(), user, password)
+}
+
+fn mschap_world_in(w: World, user: &str, password: &str) -> World {
+    let now = w.now;
+    let mut w = eap_world_in(
+        w,
+        real(now, "ab", &[(user, password)], Some(user)),
+        real(now, "ba", &[("alice", "wonderland")], None),
+    );
+    let mut client = client_policy();
+    client.srcid = Some(IdentitySpec::Fqdn(user.into()));
+    w.configure(vec![client], vec![gateway_policy()]);
+    w
+}
+
+#[test]
+fn mschapv2_client_and_gateway_establish_with_equal_keys_and_a_child() {
+    let mut w = mschap_world("alice", "wonderland");
+    w.settle();
+    let ike = assert_one_matching_ike(&w);
+    assert_one_matching_child(&w);
+    assert_eq!(w.a.sas.len(), 2, "both ESP SAs in the client's kernel");
+    assert_eq!(w.b.sas.len(), 2, "both ESP SAs in the gateway's kernel");
+    // First request, EAP-Identity, the MSCHAPv2 Response, the ack of the
+    // Success-Request, then the MSK AUTH.
+    let requests = super::pubkey::auth_messages(&w.a, &w.b, false);
+    assert_eq!(requests.len(), 5, "{requests:#?}");
+    assert!(!has(&requests[0], PayloadType::Authentication));
+    assert_eq!(super::pubkey::auth_method(&requests[4]), Some(2));
+    let b_spi = w.b.established()[0];
+    for (node, spi) in [(&w.a, ike), (&w.b, b_spi)] {
+        assert_eq!(
+            node.engine.ike(spi).unwrap().eap_identity.as_deref(),
+            Some("alice")
+        );
+        let ca = node.eap_ca.as_ref().unwrap();
+        assert_eq!(node.eap_ends, vec![spi], "EapEnd once established");
+        assert_eq!(ca.sessions(), 0, "ca forgot the session and its MSK");
+        let asked = ca.asked();
+        assert_eq!(
+            asked.iter().filter(|a| *a == "sign msk").count(),
+            1,
+            "{asked:?}"
+        );
+        assert_eq!(
+            asked.iter().filter(|a| *a == "verify msk").count(),
+            1,
+            "{asked:?}"
+        );
+    }
+    // The client's ca was asked for EAP steps only after the gateway's
+    // certificate AUTH was verified (pki's verdict comes first).
+    let verdicts = &super::pubkey::ca_of(&w.a).verdicts;
+    assert_eq!(verdicts.len(), 1);
+    assert!(verdicts[0].0, "{verdicts:?}");
+    // show sa names the EAP identity.
+    let info = w.b.engine.ike_info(w.b.engine.ike(b_spi).unwrap());
+    assert_eq!(info.eap_identity.as_deref(), Some("alice"));
+}
+
+/// A refused EAP-MSCHAPv2 authentication: no SA left, nothing installed
+/// on either side, the reason logged with the user, no MSK AUTH made.
+/// ca's client gives up on the gateway's Failure-Request without
+/// acknowledging it, so the gateway's SA goes with its half-open timer
+/// (the whole EAP is bounded by it) rather than on an EAP-Failure.
+fn assert_mschap_refused(user: &str, password: &str) {
+    // One attempt: the client's policy would start again after a while.
+    let mut client_settings = settings();
+    client_settings.fragmentation.enabled = false;
+    client_settings.restart_delay = Duration::from_secs(3600);
+    let mut gateway_settings = settings();
+    gateway_settings.fragmentation.enabled = false;
+    let world = World::with(client_settings, gateway_settings);
+    let mut w = mschap_world_in(world, user, password);
+    let log = capture_info_log(|| {
+        w.settle();
+        w.advance_by(settings().half_open_timeout + Duration::from_secs(1));
+    });
+    assert!(w.a.engine.ike_spis().is_empty(), "client SAs left");
+    assert!(w.b.engine.ike_spis().is_empty(), "gateway SAs left");
+    assert_nothing_installed(&w.a, "client");
+    assert_nothing_installed(&w.b, "gateway");
+    assert_eq!(w.a.sa_requests + w.b.sa_requests, 0);
+    assert!(
+        log.iter()
+            .any(|l| l.contains("EAP") && l.contains(&format!("\"{user}\""))
+                || l.contains(&format!("'{user}'"))),
+        "the gateway names the user: {log:#?}"
+    );
+    assert!(
+        log.iter()
+            .any(|l| l.contains("EAP with gateway") && l.contains("refused our password")),
+        "the client says why: {log:#?}"
+    );
+    for node in [&w.a, &w.b] {
+        let ca = node.eap_ca.as_ref().unwrap();
+        assert!(
+            !ca.asked().iter().any(|a| a.contains("msk")),
+            "{:?}",
+            ca.asked()
+        );
+        assert_eq!(ca.sessions(), 0, "ca's session ended");
+        assert_eq!(node.eap_ends.len(), 1);
+    }
+}
+
+#[test]
+fn mschapv2_wrong_password_is_authentication_failed_and_installs_nothing() {
+    assert_mschap_refused("alice", "looking-glass");
+}
+
+#[test]
+fn mschapv2_unknown_user_is_authentication_failed_and_installs_nothing() {
+    assert_mschap_refused("bob", "wonderland");
+}
+
+#[test]
+fn mschapv2_client_refuses_an_early_eap_success_from_a_hostile_gateway() {
+    let now = Instant::now();
+    let mut w = eap_world(
+        real(now, "ab", &[("alice", "wonderland")], Some("alice")),
+        scripted(ServerScript::EarlySuccess, &[], None),
+    );
+    let mut client = client_policy();
+    client.srcid = Some(IdentitySpec::Fqdn("alice".into()));
+    w.configure(vec![client], vec![gateway_policy()]);
+    let log = capture_info_log(|| w.settle());
+    assert!(w.a.engine.ike_spis().is_empty(), "the client keeps its SA");
+    assert_nothing_installed(&w.a, "client");
+    assert!(w.b.sas.is_empty());
+    let ca = w.a.eap_ca.as_ref().unwrap();
+    assert!(
+        !ca.asked().iter().any(|a| a.contains("msk")),
+        "{:?}",
+        ca.asked()
+    );
+    // ca's verdict on the EAP-Success, and the engine's refusal.
+    assert!(
+        ca.answers().last().is_some_and(|a| a.starts_with("failed")),
+        "{:?}",
+        ca.answers()
+    );
+    assert!(
+        log.iter()
+            .any(|l| l.contains("EAP with gateway") && l.contains("failed")),
+        "{log:#?}"
+    );
+    // Only IDi and the EAP-Identity Response went to the gateway: no AUTH.
+    let requests = exchanges_sent(&w.a, ExchangeType::IkeAuth, false);
+    assert_eq!(requests, 2);
+}
+
+#[test]
+fn mschapv2_rounds_lost_are_retransmitted_and_the_sa_comes_up() {
+    let mut w = mschap_world("alice", "wonderland");
+    // Lose the gateway's MSCHAPv2 Challenge answer (message 1) and the
+    // client's Response (message 2), once each.
+    let lost = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let seen = lost.clone();
+    w.filter = Box::new(move |p: &Packet| {
+        let Ok(h) = Header::decode(&p.data) else {
+            return true;
+        };
+        let h = h.header;
+        let key = (h.message_id, h.flags.response);
+        if h.exchange == ExchangeType::IkeAuth
+            && (key == (1, true) || key == (2, false))
+            && !seen.borrow().contains(&key)
+        {
+            seen.borrow_mut().push(key);
+            return false;
+        }
+        true
+    });
+    w.settle();
+    for _ in 0..20 {
+        if !w.a.established().is_empty() && !w.b.established().is_empty() {
+            break;
+        }
+        w.advance();
+    }
+    assert_eq!(lost.borrow().len(), 2, "both losses happened");
+    assert_one_matching_ike(&w);
+    assert_one_matching_child(&w);
+    // Each EAP step reached the gateway's ca once.
+    let asked = w.b.eap_ca.as_ref().unwrap().asked();
+    assert_eq!(
+        asked.iter().filter(|a| a.starts_with("eap")).count(),
+        4,
+        "{asked:?}"
     );
 }

@@ -30,7 +30,7 @@ pub(super) struct TestCa {
     /// VerifyAuth requests: (AUTH method, peer ID, CERT count).
     verifies: Vec<(u8, WireIdentity, usize)>,
     /// Verdicts given: (ok, reason).
-    verdicts: Vec<(bool, String)>,
+    pub(super) verdicts: Vec<(bool, String)>,
     /// A lying signer: claim this AUTH method whatever ca signed.
     claim_method: Option<u8>,
     /// Send our chain this many times over (too many CERT payloads).
@@ -269,7 +269,7 @@ pub(super) fn unfragmented_world() -> World {
     World::with(s.clone(), s)
 }
 
-fn ca_of(node: &Node) -> &TestCa {
+pub(super) fn ca_of(node: &Node) -> &TestCa {
     node.pki.as_ref().expect("a ca with certificates")
 }
 
