@@ -250,6 +250,7 @@ impl Ikev2Process {
                 policies,
                 dpd_check_interval,
                 fragmentation,
+                mobike,
                 ..
             }) => {
                 if self.mode != Some(mode) {
@@ -279,6 +280,7 @@ impl Ikev2Process {
                 self.mode = Some(mode);
                 self.generation = generation;
                 self.engine.set_fragmentation(fragmentation);
+                self.engine.set_mobike(mobike);
                 self.engine
                     .set_config(Instant::now(), policies, mode, dpd_check_interval);
                 self.started

@@ -330,6 +330,27 @@ impl Engine {
         self.settings.fragmentation = fragmentation;
     }
 
+    /// `set mobike|nomobike` of a new configuration (RFC 4555): whether
+    /// IKE SAs negotiated from now on announce MOBIKE_SUPPORTED, and
+    /// whether UPDATE_SA_ADDRESSES is followed.
+    pub fn set_mobike(&mut self, enabled: bool) {
+        self.settings.mobike = enabled;
+    }
+
+    /// Our address `gone` went away (the shell learnt it from the kernel)
+    /// and `replacement` is to be used instead: each IKE SA we initiated
+    /// with MOBIKE on `gone` moves there with UPDATE_SA_ADDRESSES (RFC 4555
+    /// §3.5), its Child SAs once the peer answers. Returns how many move.
+    pub fn local_address_changed(
+        &mut self,
+        now: Instant,
+        gone: std::net::IpAddr,
+        replacement: std::net::IpAddr,
+    ) -> usize {
+        self.now = now;
+        self.move_local_address(gone, replacement)
+    }
+
     /// An operator's command (`ikectl show sa|initiate|terminate`).
     pub fn handle_control(&mut self, now: Instant, id: u64, command: ControlCommand) {
         self.now = now;

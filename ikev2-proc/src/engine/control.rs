@@ -276,7 +276,7 @@ impl Engine {
                 .map(|t| t.saturating_duration_since(self.now).as_secs()),
             virtual_ips: sa.virtual_ips.clone(),
             eap_identity: sa.eap_identity.clone(),
-            mobike: false,
+            mobike: sa.mobike.negotiated(),
             children,
         }
     }

@@ -22,6 +22,7 @@ impl Engine {
             }
             PfkeyToIkev2::SourceAddress { id, source } => match self.waits.remove(&id) {
                 Some((ike, Wait::SourceAddress)) => self.source_found(ike, source),
+                Some((ike, Wait::MobikeSource)) => self.mobike_source_found(ike, Some(source)),
                 other => log::warn!("pfkey: source for request {id} nobody waits for ({other:?})"),
             },
             PfkeyToIkev2::Failed { id, failure } => match self.waits.remove(&id) {
@@ -29,6 +30,10 @@ impl Engine {
                     self.sa_install_done(ike, child, inbound, Some(failure))
                 }
                 Some((ike, Wait::SourceAddress)) => self.source_lookup_failed(ike, &failure),
+                Some((ike, Wait::MobikeSource)) => {
+                    log::debug!("IKE SA {ike:016x}: no source address towards the peer: {failure}");
+                    self.mobike_source_found(ike, None)
+                }
                 Some((ike, Wait::AnswerSpi)) if self.answering_auth(ike) => {
                     // The IKE SA can still come up, without its Child SA.
                     log::warn!("cannot allocate an SPI: {failure}");

@@ -12,6 +12,7 @@ use iked_common::wire::{
 use crate::engine::{Action, Engine};
 
 use crate::engine::digest::Inbound;
+use crate::engine::exchange::mobike::is_mobike_request;
 use crate::engine::fragments::Direction;
 use crate::engine::state::*;
 
@@ -179,7 +180,7 @@ impl Engine {
         };
         sa.next_message_id = sa.next_message_id.wrapping_add(1);
         sa.last_sent = self.now;
-        let (local, peer) = (sa.local, sa.peer);
+        let (local, peer) = sa.ike_path();
         sa.outstanding = Some(Outstanding {
             message_id,
             datagrams: datagrams.clone(),
@@ -214,7 +215,12 @@ impl Engine {
         sa.last_sent = self.now;
         sa.expected_message_id = message_id.wrapping_add(1);
         sa.answering = None;
-        let (local, peer) = (sa.local, sa.peer);
+        // RFC 7296 §2.11: to where the request came from.
+        let (local, peer) = sa
+            .mobike
+            .request_path
+            .take()
+            .unwrap_or_else(|| sa.ike_path());
         self.send_all(local, peer, datagrams);
     }
 
@@ -281,18 +287,9 @@ impl Engine {
             return;
         };
         sa.last_heard = self.now;
-        // Follow the peer's address: a NAT may have changed it, and after
-        // IKE_SA_INIT the initiator may have floated to port 4500 (§2.23).
-        if sa.peer != remote || sa.local != local {
-            if !sa.local.ip().is_unspecified() && sa.local.ip() != local.ip() {
-                log::debug!(
-                    "IKE SA {spi:016x}: request arrived at {local}, expected {}",
-                    sa.local
-                );
-            }
-            sa.peer = remote;
-            sa.local = local;
-        }
+        // Where to answer, and whether the SA follows the peer (IKE_AUTH's
+        // float to port 4500, a NAT mapping change: migration.rs).
+        self.note_request_path(spi, local, remote);
         // IKE on port 4500 alone does not mean ESP in UDP: a MOBIKE peer
         // floats without a NAT (RFC 4555 §3). Encapsulation follows NAT
         // detection (RFC 7296 §2.23) or `natt`, decided at IKE_SA_INIT.
@@ -300,6 +297,9 @@ impl Engine {
             ExchangeType::IkeAuth => self.on_auth_request(spi, header.message_id, inner),
             ExchangeType::CreateChildSa => {
                 self.on_create_child_sa_request(spi, header.message_id, inner)
+            }
+            ExchangeType::Informational if is_mobike_request(&inner) => {
+                self.on_mobike_request(spi, header.message_id, inner)
             }
             ExchangeType::Informational => {
                 self.on_informational_request(spi, header.message_id, inner)
@@ -373,6 +373,9 @@ impl Engine {
             }
             (ExchangeType::Informational, RequestCtx::Dpd) => {
                 log::debug!("IKE SA {spi:016x}: peer alive");
+            }
+            (ExchangeType::Informational, RequestCtx::Mobike(request)) => {
+                self.on_mobike_response(spi, remote, inner, request)
             }
             (exchange, _) => {
                 log::debug!("IKE SA {spi:016x}: {exchange} response does not fit the request");
@@ -462,6 +465,7 @@ impl Engine {
         let Some(sa) = self.ikes.get_mut(&spi) else {
             return false;
         };
+        let (local, peer) = sa.ike_path();
         if let Some(out) = sa.outstanding.as_mut() {
             if out.deadline.is_due(now) {
                 if out.transmissions >= tries {
@@ -486,8 +490,9 @@ impl Engine {
                     out.message_id,
                     out.transmissions
                 );
-                let (local, peer, datagrams) = (sa.local, sa.peer, out.datagrams.clone());
+                let (datagrams, transmissions) = (out.datagrams.clone(), out.transmissions);
                 self.send_all(local, peer, datagrams);
+                self.mobike_check_source(spi, transmissions);
             }
         }
         true

@@ -85,6 +85,7 @@ mod kernel_events;
 mod keys;
 pub use keys::{enable_key_log, key_log_enabled};
 mod message;
+mod migration;
 mod nat;
 mod pool;
 pub mod proposals;
@@ -166,6 +167,11 @@ pub struct Settings {
     /// pfkey's source address lookup before it fails (pfkey answers at once
     /// unless it is stuck).
     pub source_lookup_timeout: Duration,
+    /// MOBIKE (RFC 4555): announced in IKE_AUTH and UPDATE_SA_ADDRESSES
+    /// followed (`set mobike`, the default), or neither (`set nomobike`);
+    /// the shell sets it from each configuration, for IKE SAs negotiated
+    /// from then on.
+    pub mobike: bool,
     /// IKE fragmentation (RFC 7383): announced or not, and the largest IP
     /// datagram an encrypted message may make before it is fragmented
     /// (`set fragmentation|nofragmentation`, `set fragment_size`; the
@@ -216,6 +222,7 @@ impl Default for Settings {
             nat_keepalive: Duration::from_secs(20),
             restart_delay: Duration::from_secs(30),
             source_lookup_timeout: Duration::from_secs(5),
+            mobike: true,
             fragmentation: FragmentationSettings::default(),
             // A chain of three RSA-4096 certificates with its IKE_AUTH is
             // about 8 KiB: 8 fragments at 1280 bytes, 16 at 576.
@@ -467,6 +474,9 @@ impl Engine {
                         RequestCtx::DeleteChildren { .. } => 13,
                         RequestCtx::DeleteIke => 14,
                         RequestCtx::Dpd => 15,
+                        // Not a fuzz state of its own yet: the fuzzer
+                        // makes no address changes.
+                        RequestCtx::Mobike(_) => continue,
                     };
             }
         }
@@ -491,7 +501,8 @@ impl Engine {
                     Wait::RequestSpi
                     | Wait::AnswerSpi
                     | Wait::InstallSa { .. }
-                    | Wait::SourceAddress => 21,
+                    | Wait::SourceAddress
+                    | Wait::MobikeSource => 21,
                     Wait::Other => continue,
                 };
         }

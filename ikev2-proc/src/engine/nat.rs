@@ -76,6 +76,21 @@ pub(super) fn float_to_natt(spi: u64, sa: &mut IkeSa, settings: &Settings) {
     );
 }
 
+/// RFC 4555 §3.3: an initiator that offers MOBIKE to a peer doing NAT-T
+/// moves IKE to the NAT-T port from IKE_AUTH on even without a NAT, so
+/// that a NAT met on another path later needs no port change; ESP stays
+/// plain until a NAT is detected.
+pub(super) fn float_for_mobike(spi: u64, sa: &mut IkeSa, settings: &Settings) {
+    sa.local.set_port(settings.natt_port);
+    if sa.peer.port() == settings.ike_port {
+        sa.peer.set_port(settings.natt_port);
+    }
+    log::debug!(
+        "IKE SA {spi:016x}: MOBIKE offered, IKE moves to port {} (RFC 4555 §3.3)",
+        settings.natt_port
+    );
+}
+
 impl Engine {
     /// Keeps our NAT mapping alive when we are behind a NAT (RFC 3948 §2.3).
     pub(super) fn keepalive_if_due(&mut self, spi: u64) {

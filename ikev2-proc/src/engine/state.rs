@@ -14,6 +14,7 @@ use iked_common::kernel::{SaId, Selector};
 use iked_common::wire::{Identity, SecurityAssociation};
 
 pub(crate) use crate::engine::exchange::eap::EapExchange;
+pub(crate) use crate::engine::exchange::mobike::{Mobike, MobikeRequest, MobikeTask};
 pub(crate) use crate::engine::fragments::Fragments;
 use crate::engine::proposals::{ChildSuite, IkeSuite};
 pub(crate) use crate::engine::timers::{
@@ -102,6 +103,8 @@ pub(crate) enum RequestCtx {
     },
     DeleteIke,
     Dpd,
+    /// MOBIKE (RFC 4555): our UPDATE_SA_ADDRESSES or return-routability check.
+    Mobike(MobikeRequest),
 }
 
 pub(crate) struct Outstanding {
@@ -191,12 +194,20 @@ pub(crate) struct AuthCheck {
 /// Work an IKE SA has to do as the requester, one at a time (window 1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Task {
-    CreateChild { flow_index: usize },
-    RekeyChild { spi_in: u32 },
+    CreateChild {
+        flow_index: usize,
+    },
+    RekeyChild {
+        spi_in: u32,
+    },
     RekeyIke,
-    DeleteChildren { spis: Vec<u32> },
+    DeleteChildren {
+        spis: Vec<u32>,
+    },
     DeleteIke,
     Dpd,
+    /// MOBIKE (RFC 4555, `exchange/mobike.rs`).
+    Mobike(MobikeTask),
 }
 
 /// What an IKE SA holds only while IKE_SA_INIT and IKE_AUTH run (RFC 7296
@@ -308,6 +319,9 @@ pub(crate) struct IkeSa {
     /// rounds once ca says Succeeded: leases are keyed by it. As client,
     /// the name we proved (for `show sa`).
     pub eap_identity: Option<String>,
+    /// MOBIKE (RFC 4555): negotiated or not, the peer's other addresses,
+    /// an address update in progress.
+    pub mobike: Mobike,
 }
 
 impl IkeSa {
@@ -366,6 +380,7 @@ impl IkeSa {
             eap: None,
             virtual_ips: Vec::new(),
             eap_identity: None,
+            mobike: Mobike::default(),
         }
     }
 }
@@ -470,6 +485,9 @@ pub(crate) enum Wait {
     /// Our AUTH within EAP: the gateway's certificate AUTH of its first
     /// answer, or the client's MSK-based AUTH.
     EapSign,
+    /// The source address towards the peer now (MOBIKE initiator whose
+    /// requests go unanswered: has our address changed?).
+    MobikeSource,
     /// A policy install, a delete: only the outcome is logged.
     Other,
 }

@@ -82,6 +82,11 @@ impl Engine {
                     );
                 }
                 Task::RekeyIke => self.send_rekey_ike(spi),
+                Task::Mobike(task) => {
+                    if !self.start_mobike_task(spi, task) {
+                        continue;
+                    }
+                }
                 Task::CreateChild { flow_index } => {
                     // Our own new Child SAs keep to the caps we impose.
                     if let Some(why) = self.child_cap_reached(spi, false) {

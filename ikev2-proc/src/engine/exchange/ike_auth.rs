@@ -83,6 +83,7 @@ impl Engine {
             })
         };
         let config_request = self.config_request(spi);
+        let mobike = self.mobike_announcement(spi);
         let Some(sa) = self.ikes.get_mut(&spi) else {
             return;
         };
@@ -117,6 +118,7 @@ impl Engine {
             inner.push(Payload::SecurityAssociation(draft.offered.clone()));
             inner.extend(traffic_selectors(&draft.flow, true));
         }
+        inner.extend(mobike);
         sa.state = IkeState::AuthSent;
         sa.timers.stop_removal();
         self.send_request(
@@ -138,6 +140,7 @@ impl Engine {
             return;
         };
         let msg = Inbound::of(&inner);
+        self.note_peer_mobike(spi, &inner);
         if let Some(NotifyType::AuthenticationFailed) = msg.error {
             if let Some(sa) = self.ikes.get(&spi) {
                 log::warn!(

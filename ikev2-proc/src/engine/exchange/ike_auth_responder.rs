@@ -91,6 +91,7 @@ impl Engine {
             return;
         }
         self.note_config_request(spi, &inner);
+        self.note_peer_mobike(spi, &inner);
         let Some(sa) = self.ikes.get(&spi) else {
             return;
         };
@@ -343,6 +344,7 @@ impl Engine {
         let cap_reached = self.child_cap_reached(spi, false);
         let after_eap = self.eap_msk_session(spi).is_some();
         let config_reply = self.config_reply(spi);
+        let mobike = self.mobike_announcement(spi);
         let Some(sa) = self.ikes.get_mut(&spi) else {
             return;
         };
@@ -405,6 +407,7 @@ impl Engine {
             }
             _ => {}
         }
+        inner.extend(mobike);
         let initial_contact = answer.initial_contact;
         self.send_response(spi, ExchangeType::IkeAuth, message_id, inner);
         if let Some(spi_in) = unused_spi {

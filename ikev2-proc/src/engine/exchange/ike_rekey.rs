@@ -138,6 +138,7 @@ impl Engine {
             established: Some(self.now),
             timers: IkeTimers::starting(IkeTimer::Rekey, rekey_at),
             first_flow: old_sa.first_flow,
+            mobike: old_sa.mobike.inherited(),
             ..IkeSa::new(
                 old_sa.policy.clone(),
                 old_sa.local,

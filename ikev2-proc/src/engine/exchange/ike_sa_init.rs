@@ -338,6 +338,8 @@ impl Engine {
         sa.last_heard = self.now;
         if (sa.nat_detected || force) && nat_supported {
             float_to_natt(spi, sa, &self.settings);
+        } else if nat_supported && self.settings.mobike {
+            float_for_mobike(spi, sa, &self.settings);
         }
         sa.state = IkeState::AuthPreparing;
         // Bounded wait for pfkey and ca; cleared once IKE_AUTH is sent.

@@ -13,3 +13,4 @@ pub(super) mod ike_rekey;
 pub(super) mod ike_sa_init;
 pub(super) mod ike_sa_init_responder;
 pub(super) mod informational;
+pub(super) mod mobike;

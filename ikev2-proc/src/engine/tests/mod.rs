@@ -10,6 +10,7 @@ mod fragments;
 mod handshake;
 mod ike_rekey;
 mod loss_retransmit;
+mod mobike;
 mod nat;
 mod pubkey;
 mod refusals;
@@ -123,6 +124,9 @@ struct Node {
     eap_ca: Option<eap::EapCa>,
     /// The sessions of the `EapEnd` messages ca got (they take no answer).
     eap_ends: Vec<u64>,
+    /// Migrate requests pfkey got (MOBIKE, NAT mapping changes), applied
+    /// to `sas` and `policies` as the kernel would.
+    migrations: Vec<iked_common::kernel::Migration>,
 }
 
 /// How the test's pfkey answers `LookupSource`.
@@ -210,6 +214,7 @@ impl Node {
             sa_requests: 0,
             eap_ca: None,
             eap_ends: Vec::new(),
+            migrations: Vec::new(),
         }
     }
 
@@ -320,9 +325,14 @@ impl Node {
     fn pfkey(&mut self, request: Ikev2ToPfkey) -> Option<PfkeyToIkev2> {
         Some(match request {
             Ikev2ToPfkey::Ping { id } => PfkeyToIkev2::Pong { id },
-            Ikev2ToPfkey::AddAddress { id, .. }
-            | Ikev2ToPfkey::DeleteAddress { id, .. }
-            | Ikev2ToPfkey::Migrate { id, .. } => PfkeyToIkev2::Done { id },
+            Ikev2ToPfkey::AddAddress { id, .. } | Ikev2ToPfkey::DeleteAddress { id, .. } => {
+                PfkeyToIkev2::Done { id }
+            }
+            Ikev2ToPfkey::Migrate { id, migration } => {
+                self.migrate(&migration);
+                self.migrations.push(migration);
+                PfkeyToIkev2::Done { id }
+            }
             Ikev2ToPfkey::AllocateSpi { id, .. } => {
                 self.next_spi += 1;
                 PfkeyToIkev2::SpiAllocated {
@@ -417,6 +427,40 @@ impl Node {
                 PfkeyToIkev2::Counters { id, counters }
             }
         })
+    }
+
+    /// What XFRM_MSG_MIGRATE does to the "kernel": the two SAs and the
+    /// policies' templates get the new outer addresses and encapsulation.
+    fn migrate(&mut self, m: &iked_common::kernel::Migration) {
+        for (id, inbound) in [(m.inbound, true), (m.outbound, false)] {
+            let Some(sa) = self.sas.get_mut(&id.spi).filter(|sa| sa.id == id) else {
+                continue;
+            };
+            let (src, dst) = if inbound {
+                (m.new_peer, m.new_local)
+            } else {
+                (m.new_local, m.new_peer)
+            };
+            sa.id.src = src;
+            sa.id.dst = dst;
+            sa.encap = m.encap.map(|e| {
+                if inbound {
+                    iked_common::kernel::UdpEncap {
+                        src_port: e.dst_port,
+                        dst_port: e.src_port,
+                    }
+                } else {
+                    e
+                }
+            });
+        }
+        for policy in &mut self.policies {
+            if m.policies.contains(&(policy.selector, policy.direction)) {
+                let out = policy.direction == iked_common::kernel::PolicyDirection::Out;
+                policy.template.src = if out { m.new_local } else { m.new_peer };
+                policy.template.dst = if out { m.new_peer } else { m.new_local };
+            }
+        }
     }
 
     fn established(&self) -> Vec<u64> {

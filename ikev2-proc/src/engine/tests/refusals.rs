@@ -229,7 +229,8 @@ fn an_ike_auth_response_with_only_an_error_is_the_peers_refusal() {
     assert_eq!(w.a.deleted_sas, vec![larval(B, A, 0x1000_0001)]);
     assert!(
         log.iter()
-            .any(|l| l.contains("peer 192.0.2.2:500 refused IKE_AUTH: NO_PROPOSAL_CHOSEN")),
+            // On the NAT-T port: the initiator offers MOBIKE (RFC 4555 §3.3).
+            .any(|l| l.contains("peer 192.0.2.2:4500 refused IKE_AUTH: NO_PROPOSAL_CHOSEN")),
         "{log:#?}"
     );
     assert!(
