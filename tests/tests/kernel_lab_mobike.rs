@@ -115,7 +115,10 @@ fn replies(text: &str) -> Vec<u64> {
 #[ignore = "needs root, strongSwan and the kernel lab (qemu): run by .ci/run"]
 fn strongswan_client_changes_its_address_and_keeps_its_tunnel() {
     if !in_kernel_lab() {
-        return run_in_kernel_lab("strongswan_client_changes_its_address_and_keeps_its_tunnel", 420);
+        return run_in_kernel_lab(
+            "strongswan_client_changes_its_address_and_keeps_its_tunnel",
+            420,
+        );
     }
     modprobe();
     // iked and strongSwan (install_routes) route their own tunnels.
@@ -161,7 +164,9 @@ fn strongswan_client_changes_its_address_and_keeps_its_tunnel() {
     let count = (30_000 / PING_INTERVAL_MS).to_string();
     let interval = format!("{:.1}", PING_INTERVAL_MS as f64 / 1000.0);
     let ping = Command::new("ip")
-        .args(["netns", "exec", &lab.b, "ping", "-n", "-c", &count, "-i", &interval])
+        .args([
+            "netns", "exec", &lab.b, "ping", "-n", "-c", &count, "-i", &interval,
+        ])
         .args(["-W", "1", "-I", "10.2.1.1", "10.1.1.1"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -215,7 +220,11 @@ fn strongswan_client_changes_its_address_and_keeps_its_tunnel() {
         seqs.len(),
         gap.as_secs_f64()
     );
-    assert!(before > 0, "the tunnel carried the ping before the move:\n{text}\n{}", context());
+    assert!(
+        before > 0,
+        "the tunnel carried the ping before the move:\n{text}\n{}",
+        context()
+    );
     assert!(
         after >= 50,
         "the ping carries on after the move ({after} replies after it):\n{text}\n{}",
@@ -238,8 +247,8 @@ fn strongswan_client_changes_its_address_and_keeps_its_tunnel() {
         );
     }
     // The kernel SAs on iked's side name the new address.
-    let states = String::from_utf8_lossy(&lab.exec(Side::A, &["ip", "xfrm", "state"]).stdout)
-        .into_owned();
+    let states =
+        String::from_utf8_lossy(&lab.exec(Side::A, &["ip", "xfrm", "state"]).stdout).into_owned();
     assert!(
         states.contains(&format!("src 198.18.0.1 dst {B_MOVED}"))
             && states.contains(&format!("src {B_MOVED} dst 198.18.0.1"))
