@@ -107,8 +107,8 @@ pub fn read(dir: &Path) -> Result<CertStoreFiles, String> {
     read_with(dir, true)
 }
 
-/// [`read`]; without `need_key`, a missing `private/` is no error (no
-/// key is then sent to ca).
+/// [`read`]; without `need_key`, a missing `private/local.key` is no
+/// error (no key is then sent to ca).
 fn read_with(dir: &Path, need_key: bool) -> Result<CertStoreFiles, String> {
     let named = |path: &Path, e: String| format!("{}: {e}", path.display());
     let meta = std::fs::metadata(dir).map_err(|e| named(dir, format!("cannot open: {e}")))?;
@@ -125,7 +125,7 @@ fn read_with(dir: &Path, need_key: bool) -> Result<CertStoreFiles, String> {
     files.certs = reader.directory(&dir.join("certs"))?;
     files.crls = reader.directory(&dir.join("crls"))?;
     let private = dir.join("private");
-    files.private_key = if need_key || private.exists() {
+    files.private_key = if need_key || private.join("local.key").exists() {
         Some(reader.private_key(&private)?)
     } else {
         None

@@ -226,7 +226,10 @@ fn iked_client_gets_an_address_from_a_strongswan_gateway_on_its_interface_until_
     let listing = swan.list_sas();
     println!("strongSwan gateway: swanctl --list-sas:\n{listing}");
     for needle in [
-        format!("EAP: '{}' [{vip}]", user.name),
+        // The EAP identity is our IKE identity (srcid), so strongSwan
+        // shows it once.
+        format!("remote '{}' @ {}[", user.name, net.clients[0].address),
+        format!("] [{vip}]"),
         format!("remote {vip}/32"),
         format!("local  {PROTECTED_NET}"),
         "INSTALLED".to_string(),
