@@ -84,6 +84,11 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
                 // The store's files as the daemon would read them (owner,
                 // mode, sizes); their contents are ca's to parse.
                 crate::certstore::read_for(&config)?;
+                // -n -v, as OpenBSD's iked: the configuration as read,
+                // defaults filled in; never a secret.
+                if cli.verbose > 0 {
+                    print!("{}", config::normalized(&config));
+                }
                 eprintln!("configuration OK");
                 Ok(ExitCode::SUCCESS)
             }

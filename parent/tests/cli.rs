@@ -72,6 +72,71 @@ fn check_mode_accepts_a_good_file_and_locates_errors() {
     );
 }
 
+/// `-n -v` prints the configuration back, the road-warrior keywords
+/// among it, and never a secret; `-n` alone prints nothing on stdout.
+#[test]
+fn check_mode_with_v_prints_the_configuration_without_secrets() {
+    use std::os::unix::fs::PermissionsExt;
+    let scratch = Scratch::new("check-print");
+    // An empty store: the gateway's policy uses public keys.
+    let store = scratch.0.join("store");
+    std::fs::create_dir(&store).unwrap();
+    std::fs::set_permissions(&store, std::fs::Permissions::from_mode(0o700)).unwrap();
+    // iked -n reads the store's files but leaves their contents to ca.
+    let private = store.join("private");
+    std::fs::create_dir(&private).unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(private.join("local.key"), "parsed by ca, not by iked -n\n").unwrap();
+    std::fs::set_permissions(
+        private.join("local.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let conf = scratch.write(
+        "iked.conf",
+        &(format!("set certdir \"{}\"\n", store.display())
+            + "set nomobike\nuser \"alice\" \"alice-password-9f3\"\n\
+         ikev2 \"rw\" from 10.1.0.0/16 to dynamic local 198.18.0.1 peer any \
+         eap \"mschap-v2\" config address 10.9.0.0/24 config name-server 10.1.0.53\n\
+         ikev2 \"s2s\" active local 198.18.0.1 peer 198.18.0.2 psk \"psk-secret-7c1\"\n"),
+    );
+    let out = Command::new(IKED)
+        .args(["-n", "-v", "-f"])
+        .arg(&conf)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("configuration OK"), "{stderr}");
+    for expected in [
+        "set nomobike\n",
+        "user \"alice\" \"(not shown)\"\n",
+        "\tfrom 10.1.0.0/16 to 10.9.0.0/24 \\\n",
+        "\tpeer any \\\n",
+        "\teap \"mschap-v2\" \\\n",
+        "\tconfig address 10.9.0.0/24 \\\n",
+        "\tconfig name-server 10.1.0.53\n",
+        "\tpsk \"(not shown)\"\n",
+    ] {
+        assert!(stdout.contains(expected), "{expected:?} not in:\n{stdout}");
+    }
+    for secret in ["alice-password-9f3", "psk-secret-7c1"] {
+        assert!(
+            !stdout.contains(secret) && !stderr.contains(secret),
+            "{secret} printed"
+        );
+    }
+    let quiet = Command::new(IKED)
+        .arg("-n")
+        .arg("-f")
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert!(quiet.status.success());
+    assert!(quiet.stdout.is_empty(), "-n alone printed on stdout");
+}
+
 #[test]
 fn check_mode_looks_up_the_control_group() {
     let scratch = Scratch::new("check-group");

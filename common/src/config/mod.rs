@@ -8,6 +8,7 @@ mod lexer;
 mod parser;
 mod policy;
 mod policy_parser;
+mod print;
 mod remote_access;
 
 use std::fmt;
@@ -25,6 +26,7 @@ pub use policy::{
     TRANSFORM_PRF,
 };
 pub use policy_parser::{DEFAULT_CHILD_LIFETIME, DEFAULT_IKE_LIFETIME};
+pub use print::{normalized, HIDDEN_SECRET};
 
 /// Largest configuration file read, so a runaway include cannot eat memory.
 pub const MAX_FILE_SIZE: u64 = 4 << 20;
@@ -226,5 +228,7 @@ fn read_capped(path: &Path) -> Result<String, String> {
 mod tests;
 #[cfg(test)]
 mod tests_auth;
+#[cfg(test)]
+mod tests_print;
 #[cfg(test)]
 mod tests_remote_access;

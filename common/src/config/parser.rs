@@ -19,6 +19,8 @@ struct Parser {
     eap_client_users: Vec<(String, String, Location)>,
     /// The names of `config.users`, for the duplicate check.
     user_names: std::collections::HashSet<String>,
+    /// Bytes of names and passwords of `config.users`.
+    users_bytes: usize,
 }
 
 /// Parses the file at `path` with `-D` macros already defined.
@@ -56,6 +58,7 @@ impl Parser {
             pools: Vec::new(),
             eap_client_users: Vec::new(),
             user_names: Default::default(),
+            users_bytes: 0,
         }
     }
 
@@ -265,6 +268,16 @@ impl Parser {
                     return Err(error(
                         location,
                         format!("more than {} 'user' lines", super::remote_access::MAX_USERS),
+                    ));
+                }
+                self.users_bytes += user.name.len() + user.password.expose().len();
+                if self.users_bytes > super::remote_access::MAX_USERS_BYTES {
+                    return Err(error(
+                        location,
+                        format!(
+                            "the 'user' lines hold more than {} MiB of names and passwords",
+                            super::remote_access::MAX_USERS_BYTES >> 20
+                        ),
                     ));
                 }
                 self.user_names.insert(user.name.clone());

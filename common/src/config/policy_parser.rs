@@ -46,7 +46,7 @@ const ENCR_CAMELLIA_CBC: u16 = 23;
 const ENCR_CHACHA20_POLY1305: u16 = 28;
 
 /// `enc` names: (name, transform ID, key length in bits, combined mode).
-const CIPHERS: &[(&str, u16, Option<u16>, bool)] = &[
+pub(super) const CIPHERS: &[(&str, u16, Option<u16>, bool)] = &[
     ("aes-128", ENCR_AES_CBC, Some(128), false),
     ("aes-192", ENCR_AES_CBC, Some(192), false),
     ("aes-256", ENCR_AES_CBC, Some(256), false),
@@ -64,7 +64,7 @@ const CIPHERS: &[(&str, u16, Option<u16>, bool)] = &[
 ];
 
 /// `auth` names: integrity transform IDs.
-const INTEGRITY: &[(&str, u16)] = &[
+pub(super) const INTEGRITY: &[(&str, u16)] = &[
     ("hmac-sha1", 2),
     ("hmac-sha2-256", 12),
     ("hmac-sha2-384", 13),
@@ -72,7 +72,7 @@ const INTEGRITY: &[(&str, u16)] = &[
 ];
 
 /// `prf` names: PRF transform IDs.
-const PRFS: &[(&str, u16)] = &[
+pub(super) const PRFS: &[(&str, u16)] = &[
     ("hmac-sha1", 2),
     ("hmac-sha2-256", 5),
     ("hmac-sha2-384", 6),
@@ -80,7 +80,7 @@ const PRFS: &[(&str, u16)] = &[
 ];
 
 /// `group` names: key exchange method IDs.
-const GROUPS: &[(&str, u16)] = &[
+pub(super) const GROUPS: &[(&str, u16)] = &[
     ("modp2048", 14),
     ("modp3072", 15),
     ("modp4096", 16),
@@ -313,7 +313,7 @@ fn identity(word: &str, at: &Location) -> Result<IdentitySpec, ConfigError> {
 
 /// `rsa`, `ecdsa256`, ... (OpenBSD's `methodxfs`): the signature method of
 /// a public-key policy.
-const SIGNATURE_METHODS: &[(&str, SignatureAuth)] = &[
+pub(super) const SIGNATURE_METHODS: &[(&str, SignatureAuth)] = &[
     ("rsa", SignatureAuth::Rsa),
     ("ecdsa256", SignatureAuth::Ecdsa256),
     ("ecdsa384", SignatureAuth::Ecdsa384),

@@ -46,6 +46,10 @@ pub const MAX_USER_NAME: usize = 255;
 pub const MAX_USER_PASSWORD: usize = 256;
 /// Most `user` lines: ca holds them all in memory.
 pub const MAX_USERS: usize = 100_000;
+/// Most bytes of user names and passwords in all: ca gets them with its
+/// configuration in one IPC message (`ipc::MAX_MESSAGE`, 16 MiB, which
+/// the certificate store shares).
+pub const MAX_USERS_BYTES: usize = 4 << 20;
 /// Longest Linux interface name (IFNAMSIZ - 1).
 pub const MAX_INTERFACE_NAME: usize = 15;
 
@@ -189,14 +193,17 @@ impl Written {
             Some((_, l)) => return Err(error(l, expected())),
             None => return Err(error(at, expected())),
         };
-        if !CONFIG_OPTIONS.iter().any(|(name, _)| *name == option) {
-            return Err(error(
+        let unknown = || {
+            error(
                 option_at,
                 format!(
                     "unknown config option '{option}': expected one of {}",
                     option_names(CONFIG_OPTIONS)
                 ),
-            ));
+            )
+        };
+        if !CONFIG_OPTIONS.iter().any(|(name, _)| *name == option) {
+            return Err(unknown());
         }
         let what = format!("config {option}");
         let (value, value_at) = w.value(&what, option_at)?;
@@ -208,10 +215,17 @@ impl Written {
                     IpAddr::V6(_) => ("IPv6", IPV6_POOL_PREFIX),
                 };
                 if !range.contains(&pool.len) {
+                    // OpenBSD takes one address as a static lease; ours
+                    // are pools, leased per identity.
+                    let hint = if pool.is_host() {
+                        " (one address is not a pool: give the network to lease from)"
+                    } else {
+                        ""
+                    };
                     return Err(error(
                         value_at,
                         format!(
-                            "address pool {pool}: an {family} pool must be a /{} to /{}",
+                            "address pool {pool}: an {family} pool must be a /{} to /{}{hint}",
                             range.start(),
                             range.end()
                         ),
@@ -253,7 +267,7 @@ impl Written {
                 ConfigAttributeSpec::ProtectedSubnet(network(value, value_at, &what)?)
             }
             "access-server" => ConfigAttributeSpec::AccessServer(address(value, value_at, &what)?),
-            _ => unreachable!("checked against CONFIG_OPTIONS above"),
+            _ => return Err(unknown()),
         };
         if self.access.config.contains(&attribute) {
             return Err(error(

@@ -190,7 +190,7 @@ fn config_lines_are_checked_and_located() {
         (
             "config address 10.9.0.1",
             53,
-            "an IPv4 pool must be a /8 to /30",
+            "an IPv4 pool must be a /8 to /30 (one address is not a pool",
         ),
         (
             "config address fd00::/48",
@@ -547,4 +547,36 @@ fn the_man_page_examples_parse() {
         examples >= 7,
         "only {examples} examples found in iked.conf.5"
     );
+}
+
+/// The users go to ca in one IPC message: their names and passwords are
+/// capped in all, and the 100,000 users that fit parse quickly (a set,
+/// not a scan, finds duplicates).
+#[test]
+fn many_users_parse_and_their_total_size_is_capped() {
+    let many: String = (0..100_000)
+        .map(|i| format!("user \"user-{i}\" \"password-{i}\"\n"))
+        .collect();
+    let started = std::time::Instant::now();
+    let c = ok(&many);
+    println!("100000 user lines parsed in {:?}", started.elapsed());
+    assert_eq!(c.users.len(), 100_000);
+    let (line, _, message) = error_at(&(many.clone() + "user \"one-more\" \"pw\"\n"));
+    assert_eq!(line, 100_001);
+    assert!(
+        message.contains("more than 100000 'user' lines"),
+        "{message}"
+    );
+    let big_password = "p".repeat(256);
+    let heavy: String = (0..20_000)
+        .map(|i| format!("user \"user-{i:0>200}\" \"{big_password}\"\n"))
+        .collect();
+    let (line, col, message) = error_at(&heavy);
+    assert_eq!(col, 1);
+    assert!(line > 8_000 && line < 10_000, "{line}");
+    assert!(
+        message.contains("the 'user' lines hold more than 4 MiB"),
+        "{message}"
+    );
+    assert!(!message.contains(&big_password));
 }
