@@ -281,9 +281,11 @@ impl PfkeyService {
             KernelEntry::Policy {
                 selector,
                 direction,
-            } => self.flows.iter().any(|f| match direction {
-                iked_common::kernel::PolicyDirection::Out => f.selector.contains(selector),
-                _ => f.selector.reversed().contains(selector),
+            } => self.flows.iter().any(|f| {
+                // The same traffic rule as at install: a lease of a pool
+                // stays allowed while the pool does.
+                let outbound = *direction == iked_common::kernel::PolicyDirection::Out;
+                flows::check_traffic(f, selector, outbound).is_ok()
             }),
         }
     }
@@ -670,10 +672,11 @@ impl PfkeyService {
         match event {
             KernelEvent::Acquire {
                 selector, src, dst, ..
-            } => self
-                .flows
-                .iter()
-                .any(|f| f.local == *src && f.peer.admits(*dst) && f.selector.contains(selector)),
+            } => self.flows.iter().any(|f| {
+                f.local == *src
+                    && f.peer.admits(*dst)
+                    && flows::check_traffic(f, selector, true).is_ok()
+            }),
             KernelEvent::Expire { sa, .. } => self.installed.contains(&KernelEntry::Sa(*sa)),
             KernelEvent::PolicyExpire {
                 selector,

@@ -4,11 +4,11 @@
 //!
 //! Checked like an install, since the result is one: both SAs and every
 //! policy must be ours, with the migration's reqid, admitted under one
-//! flow; that flow must admit the new peer address, and the new local
-//! address must be the flow's own `local` (pfkey installs only from a
-//! configured address, so a client whose own address changes cannot move
-//! its SAs: its flows name one local address; it needs a new IKE SA from
-//! its new address, which its policy's `local` must allow). A lease the
+//! flow; a flow of the same policy must admit the new peer address and
+//! have the new local address as its `local` (pfkey installs only from
+//! configured addresses: a gateway's local stays, its road warriors' peer
+//! addresses change inside the `peer` range; a client may move only
+//! between local addresses its policy names, one flow each). A lease the
 //! SAs carry must belong to the old (or already the new) peer address.
 //! UDP encapsulation only on our NAT-T port; XFRM_MSG_MIGRATE keeps an
 //! SA's encapsulation when asked for none, so a move from ESP in UDP back
@@ -269,15 +269,19 @@ impl PfkeyService {
         if of_policy.is_empty() {
             return Err(refused(m, format!("policy {policy} has no flow any more")));
         }
+        if !of_policy
+            .iter()
+            .any(|f| f.local == out.src && f.peer.admits(out.dst))
+        {
+            return Err(refused(
+                m,
+                format!("{out} does not leave from a local address of policy {policy}: not its outbound SA"),
+            ));
+        }
         let mut reasons = Vec::new();
         for flow in of_policy {
             if flow.mode != m.mode {
                 reasons.push(format!("flow {} wants {:?} mode", flow.name, flow.mode));
-            } else if out.src != flow.local {
-                reasons.push(format!(
-                    "{out} does not leave from flow {}'s local {}: not its outbound SA",
-                    flow.name, flow.local
-                ));
             } else if m.new_local != flow.local {
                 reasons.push(format!(
                     "flow {} installs SAs from {} only, not {}",

@@ -232,3 +232,39 @@ fn a_reload_keeps_range_entries_its_flows_still_admit() {
     assert_eq!(o.to_parent.len(), 1, "{o:?}");
     assert_eq!(h.service.installed().count(), 0);
 }
+
+#[test]
+fn a_reload_keeps_lease_policies_of_a_pool_beside_the_flows_networks() {
+    // `to 10.2.0.0/16` and `config address 10.9.0.0/24`: the lease's
+    // policy lies outside the flow's selector but inside its pool.
+    let beside = Flow {
+        selector: Selector::between(ip("10.1.0.0"), 16, ip("10.2.0.0"), 16),
+        ..road_warriors()
+    };
+    let mut h = harness();
+    let apply = |h: &mut Harness, generation, flows| {
+        h.service.apply_config(&ChildConfig::Pfkey {
+            generation,
+            flows,
+            routing: Default::default(),
+        })
+    };
+    apply(&mut h, 2, vec![beside.clone()]);
+    let policy = client_policy("203.0.113.7", "10.9.0.5", PolicyDirection::Out, REQID);
+    let o = h
+        .service
+        .handle_request(Ikev2ToPfkey::AddPolicy { id: 1, policy });
+    assert_eq!(o.to_ikev2, vec![PfkeyToIkev2::Done { id: 1 }]);
+    let o = apply(&mut h, 3, vec![beside.clone()]);
+    assert!(o.to_parent.is_empty(), "kept: {o:?}");
+    // Without the pool the lease's policy is outside every flow: removed.
+    let o = apply(
+        &mut h,
+        4,
+        vec![Flow {
+            pools: Vec::new(),
+            ..beside
+        }],
+    );
+    assert_eq!(o.to_parent.len(), 1, "{o:?}");
+}
