@@ -189,7 +189,16 @@ impl Server {
             .ok()
             .and_then(|n| users.get(n).map(|hash| (n, hash)));
         let verdict = match known {
-            None => Err(format!("EAP user \"{shown}\": unknown user")),
+            None => {
+                // The same work as for a known user, so that the time to
+                // answer does not tell which names exist (the packets are
+                // the same: E=691 either way).
+                let dummy = [0u8; 16];
+                let expected =
+                    mschapv2::generate_nt_response(challenge, &peer_challenge, name, &dummy);
+                let _ = ct_eq(&expected, &nt_response);
+                Err(format!("EAP user \"{shown}\": unknown user"))
+            }
             Some((user, nt_hash)) => {
                 let expected =
                     mschapv2::generate_nt_response(challenge, &peer_challenge, name, nt_hash);
