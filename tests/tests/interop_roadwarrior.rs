@@ -223,7 +223,8 @@ fn strongswan_road_warriors_beside_and_behind_a_nat_get_distinct_pool_addresses_
     for client in &clients {
         let vip = client.virtual_ip().unwrap().to_string();
         assert!(
-            text.contains(&format!("eap {}, virtual ip {vip}", client.spec.user.name)),
+            text.contains(&format!("virtual ip {vip}\n"))
+                && text.contains(&format!("eap identity {}\n", client.spec.user.name)),
             "ikectl show sa lacks {} / {vip}:\n{text}",
             client.spec.user.name
         );

@@ -27,7 +27,10 @@
 //! - `exchange/`: the protocol, one file per exchange and role, as
 //!   strongSwan's tasks: `ike_sa_init`, `ike_auth`, `ike_establish` (an IKE
 //!   SA coming up, both roles), `child_create`, `ike_rekey`,
-//!   `informational`, with `_responder` files where a role is long.
+//!   `informational`, with `_responder` files where a role is long;
+//!   `config_payload` is the Configuration payload of IKE_AUTH (RFC 7296
+//!   §3.15) for road warriors, both roles, called in one line from each
+//!   IKE_AUTH step.
 //! - Below the exchanges: `message.rs` (outbound half: seal, send request
 //!   or response, retransmit, `refuse`), `fragments.rs` (IKE
 //!   fragmentation, RFC 7383: what `message.rs` seals into fragments and
@@ -37,6 +40,8 @@
 //!   IKE_SA_INIT and IKE_AUTH: SIGNATURE_HASH_ALGORITHMS, CERTREQ, CERT,
 //!   the AUTH methods a policy takes, ca's Store), `admission.rs` (what an
 //!   unauthenticated peer may cost: cookies, half-open counts),
+//!   `pool.rs` (address pools and the leases of road warriors, keyed by
+//!   the authenticated identity; the addresses a gateway gave us),
 //!   `sa_table.rs`, `child_sa.rs`, `state.rs` (the SA types; what only
 //!   IKE_SA_INIT and IKE_AUTH need is an IKE SA's `Handshake`, dropped
 //!   whole at establishment, as rustls keeps each handshake state's data

@@ -7,7 +7,6 @@ use iked_common::wire::{
 };
 
 use crate::engine::proposals::{self};
-use crate::engine::selectors;
 use crate::engine::Engine;
 
 use crate::engine::digest::*;
@@ -76,16 +75,12 @@ impl Engine {
         }
         let narrowed = match rekey_of.and_then(|old| self.children.get(&old)) {
             // §2.8: a rekeyed SA keeps its selectors.
-            Some(old) => Some((old.flow, old.flow_index)),
+            Some(old) => Ok((old.flow, old.flow_index)),
             None => self.narrow_peer_selectors(spi, &policy, &tsi.selectors, &tsr.selectors),
         };
-        let Some((flow, flow_index)) = narrowed else {
-            let why = format!(
-                "traffic selectors {} / {} are outside the policy's flows",
-                selectors::ts_text(&tsi.selectors),
-                selectors::ts_text(&tsr.selectors)
-            );
-            return self.refuse(request, NotifyType::TsUnacceptable, &why);
+        let (flow, flow_index) = match narrowed {
+            Ok(narrowed) => narrowed,
+            Err(why) => return self.refuse(request, NotifyType::TsUnacceptable, &why),
         };
         let Some(sa) = self.ikes.get(&spi) else {
             return;

@@ -238,16 +238,24 @@ impl Engine {
     /// Responder narrowing of a new Child SA's selectors (RFC 7296 §2.9):
     /// for a policy that hands out addresses the peer's side is its lease
     /// alone (a /32 or /128 of each family it holds), never the rest of
-    /// the flow's `to`; otherwise the policy's flows.
+    /// the flow's `to`; otherwise the policy's flows. Err: why the peer
+    /// gets TS_UNACCEPTABLE.
     pub(in crate::engine) fn narrow_peer_selectors(
         &self,
         spi: u64,
         policy: &Policy,
         tsi: &[TrafficSelector],
         tsr: &[TrafficSelector],
-    ) -> Option<(Selector, usize)> {
+    ) -> Result<(Selector, usize), String> {
+        let outside_flows = || {
+            format!(
+                "traffic selectors {} / {} are outside the policy's flows",
+                selectors::ts_text(tsi),
+                selectors::ts_text(tsr)
+            )
+        };
         if !policy.remote_access.hands_out_addresses() {
-            return selectors::narrow(&policy.flows, tsi, tsr);
+            return selectors::narrow(&policy.flows, tsi, tsr).ok_or_else(outside_flows);
         }
         let leases = self
             .ikes
@@ -262,21 +270,24 @@ impl Engine {
                 index_of.push(index);
             }
         }
-        let narrowed = selectors::narrow(&restricted, tsi, tsr);
-        if narrowed.is_none() && selectors::narrow(&policy.flows, tsi, tsr).is_some() {
-            let lease: Vec<String> = leases.iter().map(|a| a.to_string()).collect();
-            log::warn!(
-                "policy {}: the peer's traffic selectors {} lie outside its lease ({})",
-                policy.name,
-                selectors::ts_text(tsi),
-                if lease.is_empty() {
-                    "it asked for no address".to_string()
-                } else {
-                    lease.join(", ")
-                }
-            );
+        if let Some((flow, i)) = selectors::narrow(&restricted, tsi, tsr) {
+            if let Some(index) = index_of.get(i) {
+                return Ok((flow, *index));
+            }
         }
-        narrowed.and_then(|(flow, i)| index_of.get(i).map(|index| (flow, *index)))
+        if selectors::narrow(&policy.flows, tsi, tsr).is_none() {
+            return Err(outside_flows());
+        }
+        let lease: Vec<String> = leases.iter().map(|a| a.to_string()).collect();
+        Err(format!(
+            "traffic selectors {} lie outside its lease ({})",
+            selectors::ts_text(tsi),
+            if lease.is_empty() {
+                "it asked for no address".to_string()
+            } else {
+                lease.join(", ")
+            }
+        ))
     }
 
     /// The reqid of a new Child SA of flow `flow_index` on IKE SA `spi`:

@@ -9,7 +9,6 @@ use iked_common::wire::{
 };
 
 use crate::engine::proposals::{self, ChildSuite};
-use crate::engine::selectors;
 use crate::engine::Engine;
 
 use crate::engine::child_sa::*;
@@ -242,14 +241,12 @@ impl Engine {
             );
             return Err(NotifyType::NoProposalChosen);
         }
-        let Some((flow, index)) = self.narrow_peer_selectors(spi, policy, &offer.tsi, &offer.tsr)
-        else {
-            log::warn!(
-                "policy {policy_name}: the peer's traffic selectors {} / {} are outside the policy's flows",
-                selectors::ts_text(&offer.tsi),
-                selectors::ts_text(&offer.tsr)
-            );
-            return Err(NotifyType::TsUnacceptable);
+        let (flow, index) = match self.narrow_peer_selectors(spi, policy, &offer.tsi, &offer.tsr) {
+            Ok(narrowed) => narrowed,
+            Err(why) => {
+                log::warn!("policy {policy_name}: the peer's {why}");
+                return Err(NotifyType::TsUnacceptable);
+            }
         };
         Ok((proposal, suite, flow, index))
     }
