@@ -401,7 +401,7 @@ impl Engine {
 /// Names of the bits of [`Engine::fuzz_states`].
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
-pub const FUZZ_STATES: [&str; 26] = [
+pub const FUZZ_STATES: [&str; 27] = [
     "half-open SAs, cookies not required",
     "half-open SAs, cookies required",
     "IKE: SA_INIT sent",
@@ -428,6 +428,7 @@ pub const FUZZ_STATES: [&str; 26] = [
     "IKE: source lookup",
     "fragments: a message being reassembled",
     "fragments: a fragmented request outstanding",
+    "EAP: a conversation under way (RFC 7296 §2.16)",
 ];
 
 /// The stateful fuzzer's view (src/fuzzing/): which states the SAs and
@@ -461,6 +462,9 @@ impl Engine {
                 };
             if sa.fragments.reassembling() {
                 bits |= 1 << 24;
+            }
+            if sa.eap.is_some() {
+                bits |= 1 << 26;
             }
             if sa
                 .outstanding

@@ -3,6 +3,7 @@
 //! replies nobody asked for.
 
 use super::*;
+use iked_common::ipc::EapStep;
 
 pub(super) fn ca_id(request: &Ikev2ToCa) -> u64 {
     match request {
@@ -98,6 +99,7 @@ impl PubkeyCa {
                 policy,
                 signed_octets,
                 peer_hash_algorithms,
+                eap_session: None,
                 ..
             } if *policy == self.policy => {
                 match signature::sign(
@@ -125,6 +127,7 @@ impl PubkeyCa {
                 signed_octets,
                 auth_data,
                 certs,
+                eap_session: None,
                 ..
             } if *policy == self.policy => {
                 let public = openssl::pkey::PKey::public_key_from_raw_bytes(
@@ -240,6 +243,31 @@ impl World<'_> {
                         ok: false,
                         reason: "fuzzed".into(),
                     },
+                    // A lying EAP step: an EAP packet of any shape, or a
+                    // success ca never reached.
+                    Ikev2ToCa::Eap { session, .. } => {
+                        let mut packet = vec![0u8; mutate::edge_length(self.c).min(300)];
+                        self.c.fill(&mut packet);
+                        CaToIkev2::Eap {
+                            id,
+                            session: if self.c.chance(8) {
+                                session ^ 1
+                            } else {
+                                session
+                            },
+                            step: match self.c.below(3) {
+                                0 => EapStep::Send(packet),
+                                1 => EapStep::Succeeded {
+                                    message: packet,
+                                    identity: "fuzzed".into(),
+                                },
+                                _ => EapStep::Failed {
+                                    message: packet,
+                                    reason: "fuzzed".into(),
+                                },
+                            },
+                        }
+                    }
                     _ => {
                         let mut auth_data = vec![0u8; mutate::edge_length(self.c).min(300)];
                         self.c.fill(&mut auth_data);
@@ -264,7 +292,7 @@ impl World<'_> {
                 let node = &mut self.nodes[index];
                 match node.pubkey_ca.as_ref().and_then(|ca| ca.answer(&request)) {
                     Some(reply) => reply,
-                    None => node.ca.handle(request),
+                    None => node.ca.handle_at(self.now, request),
                 }
             };
             self.send_ca(index, reply.clone(), true)?;

@@ -142,6 +142,10 @@ struct Shape {
     /// Both policies use public keys (Ed25519 signatures, CERT payloads,
     /// ca's Store) instead of the PSK.
     pubkey: bool,
+    /// On top of public keys: both policies have `eap` (RFC 7296 §2.16),
+    /// the initiator authenticates with EAP-MSCHAPv2 as alice, answered by
+    /// ca's real EAP code in both roles.
+    eap: bool,
     /// Road warrior (issue 14): the wide responder hands out addresses
     /// from a pool, the initiator asks for one (`request address any`,
     /// `from dynamic`): Configuration payloads to mutate and splice,
@@ -164,6 +168,7 @@ fn shape(c: &mut Choices) -> Shape {
         // they were: one run in five.
         no_local: false,
         pubkey: false,
+        eap: false,
         remote_access: false,
     }
     .with_derived()
@@ -174,6 +179,8 @@ impl Shape {
         self.no_local = self.child_lifetime == 45;
         // One run in ten.
         self.pubkey = self.ike_lifetime == 600 && self.pfs;
+        // Half of those.
+        self.eap = self.pubkey && self.dpd == 0;
         // About one run in six.
         self.remote_access = self.wide && !self.both_active && self.dpd == 10;
         self
@@ -232,9 +239,21 @@ fn policy(
         } else {
             AuthSpec::Psk
         },
+        srcid: s
+            .eap
+            .then(|| iked_common::config::IdentitySpec::Fqdn(EAP_USER.into())),
+        remote_access: iked_common::config::RemoteAccess {
+            eap: s.eap.then_some(iked_common::config::EapMethod::MsChapV2),
+            ..Default::default()
+        },
         ..psk_tunnel_policy(name, IpAddr::V4(local), None, flows, active)
     }
 }
+
+/// The EAP user of EAP runs, and its password (both nodes know it: each
+/// can be the client, when both initiate, and the gateway).
+const EAP_USER: &str = "alice";
+const EAP_PASSWORD: &[u8] = b"engine fuzzing EAP password";
 
 struct Packet {
     from: SocketAddr,
@@ -440,6 +459,29 @@ impl World<'_> {
             let node = &mut self.nodes[index];
             node.ca
                 .set_keys(vec![(p.name.clone(), PreSharedKey::new(PSK.to_vec()))]);
+            if s.eap {
+                node.ca.apply_eap(
+                    vec![iked_common::ipc::CaEapPolicy {
+                        name: p.name.clone(),
+                        method: iked_common::config::EapMethod::MsChapV2,
+                        client_user: Some(EAP_USER.into()),
+                    }],
+                    vec![iked_common::config::UserCredential {
+                        name: EAP_USER.into(),
+                        password: PreSharedKey::new(EAP_PASSWORD.to_vec()),
+                    }],
+                );
+                // Challenges from a fixed stream: a seed replays exactly.
+                let mut state = 0x0e1a_9000_u64 + index as u64;
+                node.ca.set_eap_random(Box::new(move |buf: &mut [u8]| {
+                    for byte in buf.iter_mut() {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        *byte = (state >> 24) as u8;
+                    }
+                }));
+            }
             node.policies = vec![p];
             node.mode = if index == 0 || s.both_active {
                 InitiationMode::Active
@@ -603,7 +645,11 @@ impl World<'_> {
                     });
                 }
             }
-            Action::Ca(Ikev2ToCa::EapEnd { .. }) => {}
+            // No answer: ca forgets the session at once.
+            Action::Ca(end @ Ikev2ToCa::EapEnd { .. }) => {
+                let now = self.now;
+                let _ = self.nodes[index].ca.handle_message_at(now, end);
+            }
             Action::Ca(request) => {
                 let node = &mut self.nodes[index];
                 node.highest_id = node.highest_id.max(ca_id(&request));

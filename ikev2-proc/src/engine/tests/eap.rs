@@ -391,33 +391,61 @@ fn eap_world(client_ca: EapCa, gateway_ca: EapCa) -> World {
     eap_world_in(unfragmented_world(), client_ca, gateway_ca)
 }
 
-/// [`eap_world`] in `w`.
-fn eap_world_in(mut w: World, client_ca: EapCa, gateway_ca: EapCa) -> World {
+/// [`eap_world`] with these policies (client, gateway).
+fn eap_world_with(client_ca: EapCa, gateway_ca: EapCa, policies: (Policy, Policy)) -> World {
     let pki = Pki::new("iked");
+    eap_world_of(
+        unfragmented_world(),
+        client_ca,
+        gateway_ca,
+        &pki,
+        &pki,
+        policies,
+    )
+}
+
+/// [`eap_world`] in `w`.
+fn eap_world_in(w: World, client_ca: EapCa, gateway_ca: EapCa) -> World {
+    let pki = Pki::new("iked");
+    let policies = (client_policy(), gateway_policy());
+    eap_world_of(w, client_ca, gateway_ca, &pki, &pki, policies)
+}
+
+/// [`eap_world_in`] where the gateway's certificate comes from `gateway_pki`
+/// and the client trusts `client_trusts`.
+fn eap_world_of(
+    mut w: World,
+    client_ca: EapCa,
+    gateway_ca: EapCa,
+    client_trusts: &Pki,
+    gateway_pki: &Pki,
+    (client, gateway): (Policy, Policy),
+) -> World {
+    let pki = client_trusts;
     let now = w.now;
     let a_leaf = pki.leaf("a.ike.test", KeyKind::P256, 10);
-    let b_leaf = pki.leaf("b.ike.test", KeyKind::P256, 11);
+    let b_leaf = gateway_pki.leaf("b.ike.test", KeyKind::P256, 11);
     give_ca(
         &mut w.a,
         now,
-        &pki,
+        pki,
         &a_leaf,
-        &pki,
+        pki,
         &[("ab", SignatureAuth::Any, "b.ike.test")],
         true,
     );
     give_ca(
         &mut w.b,
         now,
-        &pki,
+        gateway_pki,
         &b_leaf,
-        &pki,
+        gateway_pki,
         &[("ba", SignatureAuth::Any, "a.ike.test")],
         true,
     );
     w.a.eap_ca = Some(client_ca);
     w.b.eap_ca = Some(gateway_ca);
-    w.configure(vec![client_policy()], vec![gateway_policy()]);
+    w.configure(vec![client], vec![gateway]);
     w
 }
 
@@ -673,11 +701,11 @@ fn scripted_eap_road_warrior_gets_its_address_from_the_pool() {
         addr: ip("10.9.0.0"),
         len: 24,
     })];
-    let mut w = eap_world(
+    let mut w = eap_world_with(
         scripted(ServerScript::Honest, &[], Some(("alice", "wonderland"))),
         scripted(ServerScript::Honest, &[("alice", "wonderland")], None),
+        (client, gateway),
     );
-    w.configure(vec![client], vec![gateway]);
     w.settle();
     assert_one_matching_ike(&w);
     assert_one_matching_child(&w);
@@ -709,15 +737,17 @@ fn mschap_world(user: &str, password: &str) -> World {
 
 fn mschap_world_in(w: World, user: &str, password: &str) -> World {
     let now = w.now;
-    let mut w = eap_world_in(
+    let pki = Pki::new("iked");
+    let mut client = client_policy();
+    client.srcid = Some(IdentitySpec::Fqdn(user.into()));
+    eap_world_of(
         w,
         real(now, "ab", &[(user, password)], Some(user)),
         real(now, "ba", &[("alice", "wonderland")], None),
-    );
-    let mut client = client_policy();
-    client.srcid = Some(IdentitySpec::Fqdn(user.into()));
-    w.configure(vec![client], vec![gateway_policy()]);
-    w
+        &pki,
+        &pki,
+        (client, gateway_policy()),
+    )
 }
 
 #[test]
@@ -828,9 +858,6 @@ fn mschapv2_client_refuses_an_early_eap_success_from_a_hostile_gateway() {
         real(now, "ab", &[("alice", "wonderland")], Some("alice")),
         scripted(ServerScript::EarlySuccess, &[], None),
     );
-    let mut client = client_policy();
-    client.srcid = Some(IdentitySpec::Fqdn("alice".into()));
-    w.configure(vec![client], vec![gateway_policy()]);
     let log = capture_info_log(|| w.settle());
     assert!(w.a.engine.ike_spis().is_empty(), "the client keeps its SA");
     assert_nothing_installed(&w.a, "client");
@@ -895,5 +922,163 @@ fn mschapv2_rounds_lost_are_retransmitted_and_the_sa_comes_up() {
         asked.iter().filter(|a| a.starts_with("eap")).count(),
         4,
         "{asked:?}"
+    );
+}
+
+/// INITIAL_CONTACT after EAP drops the stale SAs of the same EAP user
+/// only: another user behind the same IKE ID keeps its SA.
+#[test]
+fn initial_contact_after_eap_is_scoped_to_the_eap_identity() {
+    for (old_user, dropped) in [("alice", true), ("bob", false)] {
+        let mut w = mschap_world("alice", "wonderland");
+        w.settle();
+        assert_one_matching_ike(&w);
+        let old = w.b.established()[0];
+        // The gateway's SA as if another user had proved itself on it.
+        w.b.engine.ikes.get_mut(&old).unwrap().eap_identity = Some(old_user.into());
+        // The client starts afresh (as after a reboot): its SA forgotten
+        // without a DELETE, its next IKE_AUTH carries INITIAL_CONTACT.
+        let a_spi = w.a.established()[0];
+        w.a.engine.delete_ike_local(a_spi, "test: client restarts");
+        w.advance_by(settings().restart_delay + Duration::from_secs(1));
+        let established = w.b.established();
+        assert!(
+            established.len() == 1 + usize::from(!dropped),
+            "{old_user}: gateway SAs {established:x?}"
+        );
+        assert_eq!(established.contains(&old), !dropped, "{old_user}");
+        let requests = super::pubkey::auth_messages(&w.a, &w.b, false);
+        assert!(notify_types(&requests[requests.len() - 5]).contains(&NotifyType::InitialContact));
+    }
+}
+
+/// The client checks the gateway's certificate AUTH before any EAP: a
+/// gateway whose certificate it does not trust gets no EAP Response, and
+/// the client's ca runs no EAP step at all.
+#[test]
+fn mschapv2_client_sends_no_eap_to_a_gateway_it_does_not_trust() {
+    let now = Instant::now();
+    let (ours, theirs) = (Pki::new("iked"), Pki::new("rogue"));
+    let mut w = eap_world_of(
+        unfragmented_world(),
+        real(now, "ab", &[("alice", "wonderland")], Some("alice")),
+        real(now, "ba", &[("alice", "wonderland")], None),
+        &ours,
+        &theirs,
+        (client_policy(), gateway_policy()),
+    );
+    w.settle();
+    assert!(w.a.engine.ike_spis().is_empty(), "the client keeps its SA");
+    assert_nothing_installed(&w.a, "client");
+    let verdicts = &super::pubkey::ca_of(&w.a).verdicts;
+    assert_eq!(verdicts.len(), 1);
+    assert!(
+        !verdicts[0].0,
+        "the rogue certificate is refused: {verdicts:?}"
+    );
+    assert!(
+        w.a.eap_ca.as_ref().unwrap().asked().is_empty(),
+        "no EAP step on the client"
+    );
+    // Only the first IKE_AUTH (without AUTH) went out, then the
+    // INFORMATIONAL with AUTHENTICATION_FAILED (RFC 7296 §2.21.2).
+    assert_eq!(exchanges_sent(&w.a, ExchangeType::IkeAuth, false), 1);
+}
+
+/// An initiator asking for EAP (no AUTH) under a gateway without `eap`
+/// is refused with the reason; one with AUTH under an `eap` policy finds
+/// no policy (a certificate does not stand in for the user's EAP).
+#[test]
+fn eap_and_non_eap_policies_do_not_stand_in_for_each_other() {
+    // The client wants EAP; the gateway's only policy has none.
+    let now = Instant::now();
+    let mut gateway = gateway_policy();
+    gateway.remote_access.eap = None;
+    let mut w = eap_world_with(
+        real(now, "ab", &[("alice", "wonderland")], Some("alice")),
+        real(now, "ba", &[("alice", "wonderland")], None),
+        (client_policy(), gateway),
+    );
+    let log = capture_info_log(|| w.settle());
+    assert!(w.a.engine.ike_spis().is_empty() && w.b.engine.ike_spis().is_empty());
+    assert_nothing_installed(&w.a, "client");
+    assert_nothing_installed(&w.b, "gateway");
+    assert!(
+        log.iter()
+            .any(|l| l.contains("refused with AUTHENTICATION_FAILED")
+                && l.contains("sent no AUTH (it asks for EAP")),
+        "{log:#?}"
+    );
+    // The client signs with its certificate; the gateway's policy has eap.
+    let mut client = client_policy();
+    client.remote_access.eap = None;
+    let mut w = eap_world_with(
+        real(now, "ab", &[], None),
+        real(now, "ba", &[("alice", "wonderland")], None),
+        (client, gateway_policy()),
+    );
+    let log = capture_info_log(|| w.settle());
+    assert!(w.b.engine.ike_spis().is_empty());
+    assert_nothing_installed(&w.b, "gateway");
+    assert!(
+        log.iter()
+            .any(|l| l.contains("refused with AUTHENTICATION_FAILED")
+                && l.contains("no policy for identity")),
+        "{log:#?}"
+    );
+}
+
+/// The whole EAP conversation is bounded in time on both sides: a client
+/// whose ca never answers (nothing outstanding, so no retransmission
+/// ends it) and the gateway waiting for it both give the SA up at the
+/// half-open timeout.
+#[test]
+fn eap_is_bounded_by_the_half_open_time_on_both_sides() {
+    let mut w = mschap_world("alice", "wonderland");
+    let (filter, held) = hold_first(|p| {
+        p.from.ip() == ip(B)
+            && Header::decode(&p.data).is_ok_and(|h| {
+                h.header.exchange == ExchangeType::IkeAuth && h.header.flags.response
+            })
+    });
+    w.filter = filter;
+    w.settle();
+    let packet = held
+        .borrow_mut()
+        .pop()
+        .expect("the gateway's first IKE_AUTH answer");
+    w.a.hold_ca = true;
+    w.deliver(packet);
+    w.settle();
+    assert_eq!(
+        w.a.held_ca.len(),
+        1,
+        "the gateway's certificate AUTH check, held"
+    );
+    assert_eq!(w.a.engine.ike_spis().len(), 1);
+    assert_eq!(w.b.engine.ike_spis().len(), 1);
+    let log =
+        capture_info_log(|| w.advance_by(settings().half_open_timeout + Duration::from_secs(1)));
+    assert!(
+        w.a.engine.ike_spis().is_empty(),
+        "the client waits for ever"
+    );
+    assert!(
+        w.b.engine.ike_spis().is_empty(),
+        "the gateway waits for ever"
+    );
+    assert_nothing_installed(&w.a, "client");
+    assert_nothing_installed(&w.b, "gateway");
+    for policy in ["policy ab:", "policy ba:"] {
+        assert!(
+            log.iter()
+                .any(|l| l.starts_with(policy) && l.contains("removed: half-open timeout")),
+            "{policy} {log:#?}"
+        );
+    }
+    assert_eq!(
+        w.a.eap_ends.len() + w.b.eap_ends.len(),
+        1,
+        "only the gateway's ca had a session"
     );
 }
