@@ -15,11 +15,13 @@ impl Engine {
                 Some((ike, Wait::AnswerSpi)) => self.answer_spi_ready(ike, spi),
                 other => log::warn!("pfkey: SPI for request {id} nobody waits for ({other:?})"),
             },
-            PfkeyToIkev2::Done { id } => {
-                if let Some((ike, Wait::InstallSa { child, inbound })) = self.waits.remove(&id) {
-                    self.sa_install_done(ike, child, inbound, None);
+            PfkeyToIkev2::Done { id } => match self.waits.remove(&id) {
+                Some((ike, Wait::InstallSa { child, inbound })) => {
+                    self.sa_install_done(ike, child, inbound, None)
                 }
-            }
+                Some((ike, Wait::Migrate { child })) => self.migration_done(ike, child, None),
+                _ => {}
+            },
             PfkeyToIkev2::SourceAddress { id, source } => match self.waits.remove(&id) {
                 Some((ike, Wait::SourceAddress)) => self.source_found(ike, source),
                 Some((ike, Wait::MobikeSource)) => self.mobike_source_found(ike, Some(source)),
@@ -30,6 +32,9 @@ impl Engine {
                     self.sa_install_done(ike, child, inbound, Some(failure))
                 }
                 Some((ike, Wait::SourceAddress)) => self.source_lookup_failed(ike, &failure),
+                Some((ike, Wait::Migrate { child })) => {
+                    self.migration_done(ike, child, Some(failure))
+                }
                 Some((ike, Wait::MobikeSource)) => {
                     log::debug!("IKE SA {ike:016x}: no source address towards the peer: {failure}");
                     self.mobike_source_found(ike, None)

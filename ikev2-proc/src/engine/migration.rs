@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 
 use iked_common::config::Policy;
 use iked_common::ipc::Ikev2ToPfkey;
-use iked_common::kernel::{IpsecMode, IpsecProtocol, Migration, SaId, UdpEncap};
+use iked_common::kernel::{IpsecMode, IpsecProtocol, Migration, PolicyDirection, SaId, UdpEncap};
 
 use crate::engine::child_sa::policy_entries;
 use crate::engine::state::*;
@@ -71,11 +71,15 @@ impl Engine {
     /// and the kernel policies it holds are migrated by pfkey (keys, SPIs
     /// and selectors unchanged; new outer addresses and encapsulation),
     /// then the IKE SA takes the new path.
-    pub(super) fn migrate_ike_sa(&mut self, spi: u64, to: Path, why: &str) {
+    pub(super) fn migrate_ike_sa(&mut self, spi: u64, mut to: Path, why: &str) {
         let Some(sa) = self.ikes.get(&spi) else {
             return;
         };
         let from = sa.kernel_path();
+        // XFRM_MSG_MIGRATE can change the ports of ESP in UDP but not take
+        // the encapsulation away; ESP in UDP without a NAT is still valid
+        // (RFC 3948), so it stays.
+        to.natt |= from.natt;
         if from == to {
             if let Some(sa) = self.ikes.get_mut(&spi) {
                 sa.mobike.pending = None;
@@ -93,40 +97,49 @@ impl Engine {
             if child.install_failed {
                 continue;
             }
-            let policies = policy_entries(sa, child)
+            let mut policies: Vec<_> = policy_entries(sa, child)
                 .into_iter()
                 .map(|p| (p.selector, p.direction))
                 .filter(|key| self.policy_owner.get(key) == Some(child_spi))
                 .collect();
-            moves.push(Migration {
-                inbound: SaId {
-                    src: old_peer,
-                    dst: old_local,
-                    protocol: IpsecProtocol::Esp,
-                    spi: child.spi_in,
+            // The flow's trap is its outbound policy (same reqid): it moves
+            // the outbound SA. Only the ports can change then: a trap has a
+            // configured peer address.
+            if child.trap_out {
+                policies.insert(0, (child.flow, PolicyDirection::Out));
+            }
+            moves.push((
+                *child_spi,
+                Migration {
+                    inbound: SaId {
+                        src: old_peer,
+                        dst: old_local,
+                        protocol: IpsecProtocol::Esp,
+                        spi: child.spi_in,
+                    },
+                    outbound: SaId {
+                        src: old_local,
+                        dst: old_peer,
+                        protocol: IpsecProtocol::Esp,
+                        spi: child.spi_out,
+                    },
+                    reqid: child.reqid,
+                    mode: if child.transport {
+                        IpsecMode::Transport
+                    } else {
+                        IpsecMode::Tunnel
+                    },
+                    policies,
+                    new_local: to.local.ip(),
+                    new_peer: to.peer.ip(),
+                    // Outbound orientation, as SaParams' encap of our
+                    // outbound SA: our port, then the peer's.
+                    encap: to.natt.then(|| UdpEncap {
+                        src_port: to.local.port(),
+                        dst_port: to.peer.port(),
+                    }),
                 },
-                outbound: SaId {
-                    src: old_local,
-                    dst: old_peer,
-                    protocol: IpsecProtocol::Esp,
-                    spi: child.spi_out,
-                },
-                reqid: child.reqid,
-                mode: if child.transport {
-                    IpsecMode::Transport
-                } else {
-                    IpsecMode::Tunnel
-                },
-                policies,
-                new_local: to.local.ip(),
-                new_peer: to.peer.ip(),
-                // Outbound orientation, as SaParams' encap of our
-                // outbound SA: our port, then the peer's.
-                encap: to.natt.then(|| UdpEncap {
-                    src_port: to.local.port(),
-                    dst_port: to.peer.port(),
-                }),
-            });
+            ));
         }
         let policy = sa.policy.clone();
         let Some(sa) = self.ikes.get_mut(&spi) else {
@@ -157,13 +170,89 @@ impl Engine {
             if to.natt { ", ESP in UDP" } else { "" },
             moves.len()
         );
-        for migration in moves {
-            self.ask_pfkey(spi, Wait::Other, |id| Ikev2ToPfkey::Migrate {
+        for (child, migration) in moves {
+            if let Some(sa) = self.ikes.get_mut(&spi) {
+                sa.mobike.migrating.insert(child, migration.clone());
+            }
+            self.ask_pfkey(spi, Wait::Migrate { child }, |id| Ikev2ToPfkey::Migrate {
                 id,
                 migration,
             });
         }
         self.schedule(spi);
+    }
+
+    /// pfkey moved a Child SA, or could not. Then its SAs and policies are
+    /// still at the old addresses, where they carry nothing: they are
+    /// removed, the peer is told the Child SA is gone, and the initiator
+    /// of an active policy negotiates it anew on the new path.
+    pub(super) fn migration_done(
+        &mut self,
+        ike: u64,
+        child: u32,
+        failure: Option<iked_common::kernel::KernelFailure>,
+    ) {
+        let Some(sa) = self.ikes.get_mut(&ike) else {
+            return;
+        };
+        let Some(old) = sa.mobike.migrating.remove(&child) else {
+            return;
+        };
+        let Some(failure) = failure else {
+            log::debug!(
+                "Child SA {child:08x} moved to {} -> {}",
+                old.new_local,
+                old.new_peer
+            );
+            return;
+        };
+        let policy = sa.policy.clone();
+        log::warn!(
+            "policy {policy}: Child SA {child:08x} could not be moved to {} -> {}: {}; \
+             removing it at its old addresses and deleting it with the peer",
+            old.new_local,
+            old.new_peer,
+            failure.message
+        );
+        let Some(c) = self.children.get_mut(&child) else {
+            return;
+        };
+        // remove_child must not delete at the new addresses what is not there.
+        c.installed = false;
+        c.pending_sa_installs = 0;
+        c.sas_in_kernel = (false, false);
+        let (flow_index, trap_out) = (c.flow_index, c.trap_out);
+        for sa_id in [old.inbound, old.outbound] {
+            self.ask_pfkey(ike, Wait::Other, |id| Ikev2ToPfkey::DeleteSa {
+                id,
+                sa: sa_id,
+            });
+        }
+        for (selector, direction) in old.policies {
+            if trap_out && direction == PolicyDirection::Out {
+                continue;
+            }
+            if self.policy_owner.get(&(selector, direction)) == Some(&child) {
+                self.policy_owner.remove(&(selector, direction));
+            }
+            self.ask_pfkey(ike, Wait::Other, |id| Ikev2ToPfkey::DeletePolicy {
+                id,
+                selector,
+                direction,
+            });
+        }
+        let active = self
+            .policy(&policy)
+            .is_some_and(|p| p.initiation == iked_common::config::PolicyInitiation::Active);
+        if let Some(sa) = self.ikes.get_mut(&ike) {
+            sa.queue
+                .push_back(Task::DeleteChildren { spis: vec![child] });
+            if active {
+                sa.queue.push_back(Task::CreateChild { flow_index });
+            }
+        }
+        self.pump(ike);
+        self.schedule(ike);
     }
 
     /// Where an authenticated request of the peer came from (RFC 7296

@@ -27,7 +27,8 @@
 //! - `exchange/`: the protocol, one file per exchange and role, as
 //!   strongSwan's tasks: `ike_sa_init`, `ike_auth`, `ike_establish` (an IKE
 //!   SA coming up, both roles), `child_create`, `ike_rekey`,
-//!   `informational`, with `_responder` files where a role is long;
+//!   `informational`, `mobike` (RFC 4555, both roles), with `_responder`
+//!   files where a role is long;
 //!   `config_payload` is the Configuration payload of IKE_AUTH (RFC 7296
 //!   §3.15) for road warriors, both roles, called in one line from each
 //!   IKE_AUTH step.
@@ -42,6 +43,8 @@
 //!   unauthenticated peer may cost: cookies, half-open counts),
 //!   `pool.rs` (address pools and the leases of road warriors, keyed by
 //!   the authenticated identity; the addresses a gateway gave us),
+//!   `migration.rs` (an established IKE SA and its Child SAs moved to new
+//!   addresses: MOBIKE, NAT mapping changes),
 //!   `sa_table.rs`, `child_sa.rs`, `state.rs` (the SA types; what only
 //!   IKE_SA_INIT and IKE_AUTH need is an IKE SA's `Handshake`, dropped
 //!   whole at establishment, as rustls keeps each handshake state's data
@@ -60,7 +63,9 @@
 //!   `by_identity`, `by_init`) and removes an IKE SA; only `child_sa.rs`
 //!   writes the Child SA map, its counts and the kernel-policy owners.
 //! - Only `child_sa.rs` and `kernel_events.rs` ask pfkey to add or delete
-//!   an SA or a policy.
+//!   an SA or a policy, and `migration.rs` to move or (when a move
+//!   failed) delete them; only `migration.rs` changes an established IKE
+//!   SA's addresses.
 //! - Deadlines only through `timers.rs`: it alone reads and writes the
 //!   timer heap and acts on what is due, and an SA's deadlines are named
 //!   timers in a table whose only writers are its methods there
@@ -511,7 +516,8 @@ impl Engine {
                     | Wait::AnswerSpi
                     | Wait::InstallSa { .. }
                     | Wait::SourceAddress
-                    | Wait::MobikeSource => 21,
+                    | Wait::MobikeSource
+                    | Wait::Migrate { .. } => 21,
                     Wait::Other => continue,
                 };
         }

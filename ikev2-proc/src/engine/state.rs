@@ -485,6 +485,8 @@ pub(crate) enum Wait {
     /// Our AUTH within EAP: the gateway's certificate AUTH of its first
     /// answer, or the client's MSK-based AUTH.
     EapSign,
+    /// pfkey's answer to a Child SA's migration (migration.rs).
+    Migrate { child: u32 },
     /// The source address towards the peer now (MOBIKE initiator whose
     /// requests go unanswered: has our address changed?).
     MobikeSource,

@@ -66,6 +66,9 @@ pub(crate) struct Mobike {
     pub verified: Vec<IpAddr>,
     /// A source address lookup is out ([`Engine::mobike_check_source`]).
     pub looking_up_source: bool,
+    /// Child SAs being moved by pfkey (MOBIKE or a NAT mapping change),
+    /// by inbound SPI: what they held before, to clean up if pfkey fails.
+    pub migrating: std::collections::HashMap<u32, iked_common::kernel::Migration>,
 }
 
 impl Mobike {
@@ -81,6 +84,7 @@ impl Mobike {
             pending: None,
             request_path: None,
             looking_up_source: false,
+            migrating: Default::default(),
             ..self.clone()
         }
     }
@@ -104,12 +108,15 @@ pub(crate) enum MobikeRequest {
 
 /// Whether an INFORMATIONAL request is MOBIKE's (an address update, a
 /// return-routability check, NAT detection, address lists), not a
-/// DELETE or a plain liveness check.
+/// DELETE, an AUTHENTICATION_FAILED or a plain liveness check.
 pub(in crate::engine) fn is_mobike_request(inner: &[Payload]) -> bool {
     let mut mobike = false;
     for payload in inner {
         match payload {
             Payload::Delete(_) => return false,
+            Payload::Notify(n) if n.notify_type == NotifyType::AuthenticationFailed => {
+                return false
+            }
             Payload::Notify(n) => {
                 mobike |= matches!(
                     n.notify_type,

@@ -505,3 +505,117 @@ fn unanswered_requests_find_the_new_source_address() {
     assert_eq!(w.b.engine.ike(b_ike).unwrap().peer, sock(A2, 4500));
     assert_eq!(w.a.established(), vec![ike]);
 }
+
+#[test]
+fn a_child_sa_pfkey_cannot_move_is_replaced_on_the_new_path() {
+    let mut w = roaming_world(settings(), settings());
+    let ike = assert_one_matching_ike(&w);
+    let (a_in, a_out) = assert_one_matching_child(&w);
+    w.a.refuse_migrations = true;
+    w.a.addr = ip(A2);
+    let log = capture_info_log(|| {
+        w.a.engine.local_address_changed(w.now, ip(A), ip(A2));
+        w.settle();
+    });
+    assert!(
+        log.iter().any(|l| l.contains("could not be moved")),
+        "{log:#?}"
+    );
+    // A removed its old pair at the old addresses and told B.
+    assert!(
+        w.a.deleted_sas.contains(&esp(B, A, a_in)),
+        "{:?}",
+        w.a.deleted_sas
+    );
+    assert!(w.a.deleted_sas.contains(&esp(A, B, a_out)));
+    assert!(w.a.engine.child(a_in).is_none() && w.b.engine.child(a_out).is_none());
+    // A's active policy made a new Child SA on the new path.
+    let (n_in, _) = assert_one_matching_child(&w);
+    assert_ne!(n_in, a_in);
+    assert_eq!(w.a.sas.len(), 2, "{:?}", w.a.sas.keys());
+    assert!(w
+        .a
+        .sas
+        .values()
+        .all(|s| [s.id.src, s.id.dst].contains(&ip(A2))));
+    assert!(w
+        .b
+        .sas
+        .values()
+        .all(|s| [s.id.src, s.id.dst].contains(&ip(A2))));
+    assert_eq!(w.a.established(), vec![ike]);
+}
+
+#[test]
+fn the_peers_additional_addresses_are_recorded_and_replaced() {
+    let mut w = roaming_world(settings(), settings());
+    let ike = assert_one_matching_ike(&w);
+    let b_ike = w.b.established()[0];
+    let announce = |w: &mut World, notifies: Vec<Notify>| {
+        w.b.engine.send_request(
+            b_ike,
+            ExchangeType::Informational,
+            notifies.into_iter().map(Payload::Notify).collect(),
+            crate::engine::state::RequestCtx::Dpd,
+        );
+        w.settle();
+    };
+    announce(
+        &mut w,
+        vec![
+            Notify::new(NotifyType::AdditionalIp4Address, vec![192, 0, 2, 77]),
+            Notify::new(
+                NotifyType::AdditionalIp6Address,
+                "2001:db8::7"
+                    .parse::<std::net::Ipv6Addr>()
+                    .unwrap()
+                    .octets()
+                    .to_vec(),
+            ),
+            // Malformed: ignored, the others kept.
+            Notify::new(NotifyType::AdditionalIp4Address, vec![1, 2, 3]),
+        ],
+    );
+    assert_eq!(
+        w.a.engine.ike(ike).unwrap().mobike.peer_additional,
+        vec![ip("192.0.2.77"), ip("2001:db8::7")]
+    );
+    announce(
+        &mut w,
+        vec![Notify::new(NotifyType::NoAdditionalAddresses, Vec::new())],
+    );
+    assert!(w
+        .a
+        .engine
+        .ike(ike)
+        .unwrap()
+        .mobike
+        .peer_additional
+        .is_empty());
+    // Neither moved anything; both answered.
+    assert!(w.a.migrations.is_empty() && w.b.migrations.is_empty());
+    assert_eq!(w.b.established(), vec![b_ike]);
+}
+
+#[test]
+fn mobike_roles_survive_an_ike_rekey_by_the_responder() {
+    // B rekeys the IKE SA: B is the new SA's initiator (RFC 7296 2.18),
+    // but A initiated the IKE SA and stays the side that moves (RFC 4555
+    // 3.5), with MOBIKE still negotiated.
+    let mut w = roaming_world(settings(), settings());
+    let b_ike = w.b.established()[0];
+    w.b.engine.run_task(b_ike, Task::RekeyIke);
+    w.settle();
+    w.advance_by(Duration::from_secs(1));
+    let new_a = assert_one_matching_ike(&w);
+    let sa = w.a.engine.ike(new_a).unwrap();
+    assert!(!sa.initiator, "B initiated the rekey");
+    assert!(sa.mobike.negotiated() && sa.mobike.original_initiator);
+    w.a.addr = ip(A2);
+    assert_eq!(w.a.engine.local_address_changed(w.now, ip(A), ip(A2)), 1);
+    w.settle();
+    assert_eq!(w.a.migrations.len(), 1);
+    assert_eq!(w.b.migrations.len(), 1);
+    let new_b = w.b.established()[0];
+    assert_eq!(w.b.engine.ike(new_b).unwrap().peer, sock(A2, 4500));
+}

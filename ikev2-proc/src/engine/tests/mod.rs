@@ -127,6 +127,9 @@ struct Node {
     /// Migrate requests pfkey got (MOBIKE, NAT mapping changes), applied
     /// to `sas` and `policies` as the kernel would.
     migrations: Vec<iked_common::kernel::Migration>,
+    /// Simulate a pfkey that cannot migrate (PF_KEY, a kernel without
+    /// XFRM_MIGRATE).
+    refuse_migrations: bool,
 }
 
 /// How the test's pfkey answers `LookupSource`.
@@ -215,6 +218,7 @@ impl Node {
             eap_ca: None,
             eap_ends: Vec::new(),
             migrations: Vec::new(),
+            refuse_migrations: false,
         }
     }
 
@@ -328,6 +332,14 @@ impl Node {
             Ikev2ToPfkey::AddAddress { id, .. } | Ikev2ToPfkey::DeleteAddress { id, .. } => {
                 PfkeyToIkev2::Done { id }
             }
+            Ikev2ToPfkey::Migrate { id, .. } if self.refuse_migrations => PfkeyToIkev2::Failed {
+                id,
+                failure: KernelFailure {
+                    kind: FailureKind::Unsupported,
+                    errno: 0,
+                    message: "migrate: not supported over PF_KEY".into(),
+                },
+            },
             Ikev2ToPfkey::Migrate { id, migration } => {
                 self.migrate(&migration);
                 self.migrations.push(migration);
