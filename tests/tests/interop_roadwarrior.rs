@@ -178,6 +178,9 @@ fn strongswan_road_warriors_beside_and_behind_a_nat_get_distinct_pool_addresses_
             .unwrap_or_else(|| panic!("peer of {sa}"));
         assert_eq!(peer.ip().to_string(), client.ns.public_address(), "{sa}");
         assert_eq!(sa["nat_t"], true, "{sa}");
+        // Both announced MOBIKE_SUPPORTED (strongSwan's default, and
+        // iked's `set mobike`), RFC 4555 §3.1.
+        assert_eq!(sa["mobike"], true, "{sa}");
         if client.ns.attachment == Attachment::BehindNat {
             assert!(nat_ports.insert(peer.port()), "two clients on {peer}");
         }

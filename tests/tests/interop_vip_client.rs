@@ -116,6 +116,9 @@ impl IkedClient {
             "client: ip addr show dev {IFACE}: {:?}",
             self.iface_addresses()
         );
+        // Both announced MOBIKE_SUPPORTED (RFC 4555 §3.1): iked's `set
+        // mobike` default, strongSwan's too.
+        assert_eq!(sa["mobike"], true, "{sa}");
         let vip: IpAddr = sa["virtual_ips"][0].as_str().unwrap().parse().unwrap();
         assert!(in_prefix(vip, POOL), "{vip} outside {POOL}");
         // Our selector is the address we were given, theirs the network.
@@ -173,6 +176,7 @@ fn iked_client_gets_an_address_from_an_iked_gateway_on_its_interface_until_termi
         .unwrap_or_else(|| panic!("the gateway's SA of {}\n{}", user.name, gateway_context()));
     println!("gateway: ikectl show sa:\n{}", gateway.show_sa_text());
     assert_eq!(sa["virtual_ips"][0], vip.to_string(), "{sa}");
+    assert_eq!(sa["mobike"], true, "{sa}");
     assert!(
         sa["peer"]
             .as_str()
