@@ -7,11 +7,15 @@
 //! gateways; an SA or policy of another with the same reqid is refused, and
 //! reqid 0 (which a template matches to any SA) always is. A policy may
 //! use several reqids (one per flow, a new one per passive Child SA).
+//! For a flow of a peer range (road warriors) the pair of gateways is the
+//! one peer address the entry names: the many clients of one flow each
+//! have reqids of their own (ikev2 picks them), and a client's reqid is
+//! not another peer address's; a migration moves it with its client.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use iked_common::kernel::{FailureKind, Flow, KernelEntry, KernelFailure};
+use iked_common::kernel::{FailureKind, Flow, FlowPeer, KernelEntry, KernelFailure};
 
 use crate::backend::local_failure;
 
@@ -31,6 +35,18 @@ impl ReqidOwner {
             peer: flow.peer,
         }
     }
+
+    /// The owner of an entry of `flow` that names peer address `peer`:
+    /// for a range flow, that one address.
+    pub fn of_entry(flow: &Flow, peer: IpAddr) -> ReqidOwner {
+        ReqidOwner {
+            peer: match flow.peer {
+                FlowPeer::Range(_) => FlowPeer::Address(peer),
+                single => single,
+            },
+            ..ReqidOwner::of(flow)
+        }
+    }
 }
 
 /// The reqids of our installed entries: bounded by the entries pfkey
@@ -46,6 +62,11 @@ pub struct ReqidOwners {
 impl ReqidOwners {
     /// Whether an entry of `flow` may use `reqid`.
     pub fn check(&self, reqid: u32, flow: &Flow) -> Result<(), KernelFailure> {
+        self.check_owner(reqid, &ReqidOwner::of(flow))
+    }
+
+    /// Whether an entry of `wanted` may use `reqid`.
+    pub fn check_owner(&self, reqid: u32, wanted: &ReqidOwner) -> Result<(), KernelFailure> {
         if reqid == 0 {
             return Err(local_failure(
                 FailureKind::NotPermitted,
@@ -53,11 +74,11 @@ impl ReqidOwners {
             ));
         }
         match self.owners.get(&reqid) {
-            Some((owner, _)) if *owner != ReqidOwner::of(flow) => Err(local_failure(
+            Some((owner, _)) if owner != wanted => Err(local_failure(
                 FailureKind::NotPermitted,
                 format!(
                     "refused: reqid {reqid} belongs to policy {} ({} - {}), not to {} ({} - {})",
-                    owner.policy, owner.local, owner.peer, flow.name, flow.local, flow.peer
+                    owner.policy, owner.local, owner.peer, wanted.policy, wanted.local, wanted.peer
                 ),
             )),
             _ => Ok(()),
@@ -86,6 +107,16 @@ impl ReqidOwners {
             *count = count.saturating_sub(1);
             if *count == 0 {
                 self.owners.remove(&reqid);
+            }
+        }
+    }
+
+    /// The client that uses `reqid` moved from peer address `old` to
+    /// `new` (a migration): the reqid goes with it.
+    pub fn move_peer(&mut self, reqid: u32, old: IpAddr, new: IpAddr) {
+        if let Some((owner, _)) = self.owners.get_mut(&reqid) {
+            if owner.peer == FlowPeer::Address(old) {
+                owner.peer = FlowPeer::Address(new);
             }
         }
     }
@@ -163,6 +194,44 @@ mod tests {
         owners.release(&sa(0x101));
         assert!(owners.is_empty());
         assert!(owners.check(7, &other).is_ok(), "free again");
+    }
+
+    #[test]
+    fn clients_of_a_range_flow_each_keep_their_reqids() {
+        let rw = Flow {
+            peer: FlowPeer::Range(iked_common::config::Prefix {
+                addr: ip("0.0.0.0"),
+                len: 0,
+            }),
+            ..flow("rw", "192.0.2.2")
+        };
+        let (p1, p2) = (ip("198.18.1.1"), ip("198.18.1.2"));
+        let mut owners = ReqidOwners::default();
+        owners.bind(7, ReqidOwner::of_entry(&rw, p1), sa(0x100));
+        owners.bind(8, ReqidOwner::of_entry(&rw, p2), sa(0x200));
+        assert!(owners
+            .check_owner(7, &ReqidOwner::of_entry(&rw, p1))
+            .is_ok());
+        let e = owners
+            .check_owner(7, &ReqidOwner::of_entry(&rw, p2))
+            .unwrap_err();
+        assert_eq!(
+            e.message,
+            "refused: reqid 7 belongs to policy rw (192.0.2.1 - 198.18.1.1), \
+             not to rw (192.0.2.1 - 198.18.1.2)"
+        );
+        // The first client moves: its reqid goes with it.
+        let p3 = ip("198.18.1.3");
+        owners.move_peer(7, p1, p3);
+        assert!(owners
+            .check_owner(7, &ReqidOwner::of_entry(&rw, p3))
+            .is_ok());
+        assert!(owners
+            .check_owner(7, &ReqidOwner::of_entry(&rw, p1))
+            .is_err());
+        // A static flow's owner is its configured peer whatever the entry.
+        let site = flow("site", "192.0.2.2");
+        assert_eq!(ReqidOwner::of_entry(&site, p1), ReqidOwner::of(&site));
     }
 
     #[test]

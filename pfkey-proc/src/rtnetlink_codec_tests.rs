@@ -271,6 +271,18 @@ mod properties {
         }
 
         #[test]
+        fn arbitrary_link_answers_never_panic(
+            data in proptest::collection::vec(any::<u8>(), 0..300),
+        ) {
+            let datagram = message(RTM_NEWLINK, 0, 1, &data);
+            let messages = split_messages(&datagram).unwrap();
+            if let Ok(link) = decode_link(&messages[0]) {
+                prop_assert!(link.index > 0);
+                prop_assert!(link.name.is_none_or(|n| n.len() < IFNAMSIZ));
+            }
+        }
+
+        #[test]
         fn routes_we_encode_decode_to_what_we_asked(
             v6 in any::<bool>(),
             raw in any::<[u8; 16]>(),

@@ -451,12 +451,13 @@ impl PfkeyService {
                 let update = self.allocated.contains(&sa.id) || self.installed.contains(&entry);
                 let result = flows::check_sa(&self.flows, &sa)
                     .and_then(|flow| {
-                        let lease =
-                            flows::sa_lease(flow, &sa).map(|l| (l, flows::sa_peer(flow, &sa)));
+                        let peer = flows::sa_peer(flow, &sa);
+                        let lease = flows::sa_lease(flow, &sa).map(|l| (l, peer));
+                        let owner = ReqidOwner::of_entry(flow, peer);
                         self.reqids
-                            .check(sa.reqid, flow)
+                            .check_owner(sa.reqid, &owner)
                             .and_then(|()| self.check_lease(lease, &entry))
-                            .map(|()| (flow.name.clone(), ReqidOwner::of(flow), lease))
+                            .map(|()| (flow.name.clone(), owner, lease))
                     })
                     .and_then(|(policy, owner, lease)| {
                         self.check_policy_room(&policy, &sa.id)
@@ -491,12 +492,13 @@ impl PfkeyService {
                 };
                 let result = flows::check_policy(&self.flows, &policy)
                     .and_then(|flow| {
-                        let lease = flows::policy_lease(flow, &policy)
-                            .map(|l| (l, flows::policy_peer(&policy)));
+                        let peer = flows::policy_peer(&policy);
+                        let lease = flows::policy_lease(flow, &policy).map(|l| (l, peer));
+                        let owner = ReqidOwner::of_entry(flow, peer);
                         self.reqids
-                            .check(policy.template.reqid, flow)
+                            .check_owner(policy.template.reqid, &owner)
                             .and_then(|()| self.check_lease(lease, &entry))
-                            .map(|()| (ReqidOwner::of(flow), lease))
+                            .map(|()| (owner, lease))
                     })
                     .and_then(|found| self.backend.add_policy(&policy).map(|()| found))
                     .map(|(owner, lease)| {

@@ -10,7 +10,8 @@
 //! addresses change inside the `peer` range; a client may move only
 //! between local addresses its policy names, one flow each). A lease the
 //! SAs carry must belong to the old (or already the new) peer address.
-//! UDP encapsulation only on our NAT-T port; XFRM_MSG_MIGRATE keeps an
+//! Tunnel mode only (transport-mode selectors name the old addresses,
+//! which MIGRATE does not change). UDP encapsulation only on our NAT-T port; XFRM_MSG_MIGRATE keeps an
 //! SA's encapsulation when asked for none, so a move from ESP in UDP back
 //! to plain ESP is refused (the Child SA must be rekeyed).
 //!
@@ -30,8 +31,8 @@ use std::net::IpAddr;
 
 use iked_common::ipc::ChildToParent;
 use iked_common::kernel::{
-    FailureKind, Flow, IpsecProtocol, KernelEntry, KernelFailure, KernelSocketKind, Migration,
-    PolicyDirection, SaId, UdpEncap,
+    FailureKind, Flow, IpsecMode, IpsecProtocol, KernelEntry, KernelFailure, KernelSocketKind,
+    Migration, PolicyDirection, SaId, UdpEncap,
 };
 
 use super::{Outcome, PfkeyService};
@@ -161,10 +162,12 @@ impl PfkeyService {
                 });
             }
             if done.is_empty() {
-                // The kernel moved something: the client's lease follows.
+                // The kernel moved something: the client's lease and
+                // reqid follow.
                 for lease in &leases {
                     self.leases.move_peer(*lease, old_peer, m.new_peer);
                 }
+                self.reqids.move_peer(m.reqid, old_peer, m.new_peer);
             }
             done.push(format!("policy {selector} dir {direction:?}"));
             if outbound && !outbound_moved {
@@ -194,6 +197,16 @@ impl PfkeyService {
     /// The flow the migration stays inside, or why it may not be done.
     fn check_migration(&self, m: &Migration) -> Result<Flow, KernelFailure> {
         let (out, inb) = (&m.outbound, &m.inbound);
+        if m.mode != IpsecMode::Tunnel {
+            // Transport-mode SAs and policies select the gateways' own
+            // addresses, which MIGRATE leaves as they are.
+            return Err(refused(
+                m,
+                "transport mode: the selectors name the old addresses and MIGRATE keeps them; \
+                 the Child SA must be rekeyed"
+                    .into(),
+            ));
+        }
         if out.src != inb.dst || out.dst != inb.src {
             return Err(refused(
                 m,

@@ -120,6 +120,11 @@ fn a_client_moves_behind_a_nat_with_its_sas_policies_and_lease() {
     );
     assert_eq!(h.service.installed().count(), 5);
     assert_eq!(h.service.leases.owner(ip(LEASE)), Some(ip(NEW_PEER)));
+    assert_eq!(
+        h.service.reqids.owner_of(REQID).map(|o| o.peer),
+        Some(iked_common::kernel::FlowPeer::Address(ip(NEW_PEER))),
+        "the client's reqid moved with it"
+    );
     assert!(h.service.encapsulated.contains(&new_out));
     // The lease went with its client: the old address may not claim it.
     let (stale, _) = client_sas(OLD_PEER, LEASE, 0x7000, REQID + 1);
@@ -173,6 +178,13 @@ fn refused_migrations_never_reach_the_kernel() {
             "not the NAT-T port 4500",
         ),
         (migration(NEW_PEER, natt(4500, 0)), "to the peer's port 0"),
+        (
+            Migration {
+                mode: IpsecMode::Transport,
+                ..migration(NEW_PEER, None)
+            },
+            "transport mode: the selectors name the old addresses",
+        ),
         (
             Migration {
                 reqid: REQID + 5,

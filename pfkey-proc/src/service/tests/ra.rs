@@ -126,8 +126,20 @@ fn many_clients_share_one_flow_each_with_its_lease_and_reqid() {
         h.service.leases.owner(ip("10.9.0.6")),
         Some(ip("203.0.113.7"))
     );
-    // Each client's reqid is bound to the flow, one per client.
+    // Each client's reqid is its own: another peer address may not use it,
+    // even with a free lease.
     assert_eq!(h.service.reqids.len(), 3);
+    let (stolen, _) = client_sas("198.51.100.3", "10.9.0.8", 0x4000, REQID);
+    let o = h
+        .service
+        .handle_request(Ikev2ToPfkey::AddSa { id: 99, sa: stolen });
+    assert_eq!(
+        failed(&o).message,
+        format!(
+            "refused: reqid {REQID} belongs to policy rw (198.18.0.1 - 203.0.113.7), \
+             not to rw (198.18.0.1 - 198.51.100.3)"
+        )
+    );
     h.service.flush_ours();
     assert!(h.service.leases.is_empty(), "released with the entries");
     assert!(h.service.reqids.is_empty());
