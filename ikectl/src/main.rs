@@ -243,13 +243,12 @@ fn render_sas(sas: &[IkeSaInfo]) -> String {
             .unwrap_or_default();
         out += &format!("{}: {} ({role}), {when}{rekey}\n", sa.policy, sa.state);
         out += &format!(
-            "  {} {} <=> {} {}{}{}\n",
+            "  {} {} <=> {} {}{}\n",
             sa.local,
             sa.local_id,
             sa.peer,
             sa.peer_id,
-            if sa.nat_t { " NAT-T" } else { "" },
-            if sa.mobike { " MOBIKE" } else { "" }
+            if sa.nat_t { " NAT-T" } else { "" }
         );
         // Road warriors (RFC 7296 §3.15, §2.16): the address leased to the
         // peer (gateway) or given to us (client), and the EAP identity.

@@ -27,8 +27,10 @@
 //! - `exchange/`: the protocol, one file per exchange and role, as
 //!   strongSwan's tasks: `ike_sa_init`, `ike_auth`, `ike_establish` (an IKE
 //!   SA coming up, both roles), `child_create`, `ike_rekey`,
-//!   `informational`, `mobike` (RFC 4555, both roles), with `_responder`
-//!   files where a role is long;
+//!   `informational`, `mobike` (RFC 4555, both roles), `eap` with
+//!   `eap_initiator` and `eap_responder` (the EAP rounds of IKE_AUTH, RFC
+//!   7296 §2.16: the engine carries EAP packets, ca runs EAP and holds
+//!   the MSK), with `_responder` files where a role is long;
 //!   `config_payload` is the Configuration payload of IKE_AUTH (RFC 7296
 //!   §3.15) for road warriors, both roles, called in one line from each
 //!   IKE_AUTH step.

@@ -93,12 +93,7 @@ impl Engine {
                 let packet = packet.to_vec();
                 self.eap_to_ca(spi, child, packet);
             }
-            EapPhase::ClientFinalSent => {
-                // The gateway's MOBIKE_SUPPORTED comes with its last answer
-                // (RFC 4555 §3.1; the first went through on_auth_response).
-                self.note_peer_mobike(spi, &inner);
-                self.check_gateway_msk_auth(spi, inner, child)
-            }
+            EapPhase::ClientFinalSent => self.check_gateway_msk_auth(spi, inner, child),
             other => {
                 let why = format!("IKE_AUTH response in EAP phase {other:?}");
                 self.abandon_eap_client(spi, child, &why);

@@ -158,8 +158,6 @@ impl Engine {
         let (peer_hash_algorithms, cert_authorities) = self.signature_hints(sa);
         // Its CFG_REQUEST waits for the end of EAP, like the Child SA offer.
         self.note_config_request(spi, inner);
-        // So is its MOBIKE_SUPPORTED (RFC 4555 §3.1): answered in the last.
-        self.note_peer_mobike(spi, inner);
         self.ask_ca(spi, Wait::EapSign, |id| Ikev2ToCa::SignAuth {
             id,
             policy: policy_name,

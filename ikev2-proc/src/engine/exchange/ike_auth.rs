@@ -136,11 +136,14 @@ impl Engine {
         inner: Vec<Payload>,
         child: Option<ChildDraft>,
     ) {
+        // First, before any other handling of the response (EAP's rounds
+        // among them): with EAP the gateway's MOBIKE_SUPPORTED comes in
+        // the last IKE_AUTH response, the one with the SA payload.
+        self.note_peer_mobike(spi, &inner);
         let Some((inner, child)) = self.on_eap_auth_response(spi, inner, child) else {
             return;
         };
         let msg = Inbound::of(&inner);
-        self.note_peer_mobike(spi, &inner);
         if let Some(NotifyType::AuthenticationFailed) = msg.error {
             if let Some(sa) = self.ikes.get(&spi) {
                 log::warn!(

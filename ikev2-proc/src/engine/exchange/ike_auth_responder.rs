@@ -78,6 +78,10 @@ impl Engine {
         message_id: u32,
         inner: Vec<Payload>,
     ) {
+        // First, before any other handling of the message (EAP's rounds
+        // among them): MOBIKE_SUPPORTED is in the request with the SA
+        // payload (RFC 4555 §3.2), the first one.
+        self.note_peer_mobike(spi, &inner);
         if self.on_eap_auth_request(spi, message_id, &inner) {
             return;
         }
@@ -90,7 +94,6 @@ impl Engine {
             return;
         }
         self.note_config_request(spi, &inner);
-        self.note_peer_mobike(spi, &inner);
         let Some(sa) = self.ikes.get(&spi) else {
             return;
         };

@@ -793,6 +793,14 @@ fn mschapv2_client_and_gateway_establish_with_equal_keys_and_a_child() {
     // show sa names the EAP identity.
     let info = w.b.engine.ike_info(w.b.engine.ike(b_spi).unwrap());
     assert_eq!(info.eap_identity.as_deref(), Some("alice"));
+    // MOBIKE (RFC 4555 §3.2) negotiated across the EAP rounds: offered in
+    // the first request, answered in the last answer.
+    assert!(w.a.engine.ike(ike).unwrap().mobike.negotiated(), "client");
+    assert!(
+        w.b.engine.ike(b_spi).unwrap().mobike.negotiated(),
+        "gateway"
+    );
+    assert!(info.mobike);
 }
 
 /// A refused EAP-MSCHAPv2 authentication: no SA left, nothing installed
