@@ -13,7 +13,10 @@
 //! the gateway's certificate AUTH and the EAP-MSCHAPv2 MSK AUTH checked by
 //! strongSwan; and the refusals, each with its reason in iked's log and
 //! nothing installed: wrong password, unknown user, an address asked for
-//! outside the pool, selectors claimed outside the lease, an empty pool.
+//! outside the pool, selectors claimed outside the lease, an empty pool;
+//! and a client behind the NAT that crashes and reconnects: its old IKE
+//! SA replaced (INITIAL_CONTACT of that identity only, not its
+//! neighbour's behind the same address), its address the same again.
 //!
 //! strongSwan runs with kernel-libipsec (userspace ESP, UDP-encapsulated),
 //! as in interop_strongswan.rs; iked's Child SA install fails here (no ESP
@@ -444,4 +447,87 @@ fn an_empty_pool_refuses_the_next_client() {
     for client in &first_two {
         assert!(gateway.sa_of(&client.spec.user.name).is_some());
     }
+}
+
+/// A road warrior behind the NAT crashes (its charon killed, no Delete
+/// sent) and comes back while the gateway still holds its old IKE SA:
+/// the new IKE SA's INITIAL_CONTACT (RFC 7296 §2.4) replaces the old one
+/// of the same identity only, not the other client's behind the same
+/// public address, and the lease, held by the user throughout, gives it
+/// the same address again.
+#[test]
+#[ignore = "needs root, namespaces and strongSwan: run by scripts/test-all.sh"]
+fn a_client_behind_the_nat_that_crashes_and_reconnects_gets_its_address_back_and_its_neighbour_keeps_its_sa(
+) {
+    iked_tests::require_root("road-warrior reconnect");
+    let tag = "rw14-c";
+    let net = RwNet::new(tag, 0, 2);
+    let pki = rw_pki::rw_pki();
+    let users: Vec<User> = (0..2).map(User::lab).collect();
+    let gateway = Gateway::start(&net, tag, &pki.gateway, &users, POOL, "");
+    let specs: Vec<ClientSpec> = users
+        .iter()
+        .map(|u| ClientSpec::new(u.clone(), SwanKernel::Libipsec))
+        .collect();
+    let mut clients = start_clients(&net, specs.clone(), &pki);
+    for client in &clients {
+        let (ok, out) = client.initiate();
+        assert!(ok, "{out}\n{}", context(&gateway, &[client]));
+    }
+    {
+        let all: Vec<&RwClient> = clients.iter().collect();
+        wait_all_up(&gateway, &all, Duration::from_secs(30));
+    }
+    let vip_before = clients[0].virtual_ip().unwrap();
+    let crashed_sa = gateway.sa_of(&users[0].name).unwrap();
+    let neighbour_sa = gateway.sa_of(&users[1].name).unwrap();
+    println!(
+        "before: {} has {vip_before} (IKE SA {}), {} has {} (IKE SA {})",
+        users[0].name,
+        crashed_sa["spi_i"],
+        users[1].name,
+        leased(&neighbour_sa)[0],
+        neighbour_sa["spi_i"]
+    );
+
+    // The crash: SIGKILL, so no Delete reaches the gateway.
+    let mut crashed = clients.remove(0);
+    crashed.swan.child.kill().expect("kill charon");
+    let _ = crashed.swan.child.wait();
+    drop(crashed);
+    let back = RwClient::start(&net.clients[0], specs[0].clone(), &pki.client_trust);
+    let (ok, out) = back.initiate();
+    assert!(ok, "{out}\n{}", context(&gateway, &[&back]));
+    wait_until(
+        "one IKE SA of the user again, the new one",
+        Duration::from_secs(20),
+        || {
+            let of_user: Vec<Value> = gateway
+                .sas()
+                .into_iter()
+                .filter(|sa| sa["eap_identity"] == users[0].name.as_str())
+                .collect();
+            of_user.len() == 1
+                && of_user[0]["spi_i"] != crashed_sa["spi_i"]
+                && of_user[0]["state"] == "established"
+        },
+        || context(&gateway, &[&back]),
+    );
+    let vip_after = back.virtual_ip().expect("virtual IP");
+    let new_sa = gateway.sa_of(&users[0].name).unwrap();
+    println!(
+        "after: {} has {vip_after} (IKE SA {})",
+        users[0].name, new_sa["spi_i"]
+    );
+    assert_eq!(vip_after, vip_before, "{}", context(&gateway, &[&back]));
+    assert_eq!(leased(&new_sa), vec![vip_before], "{new_sa}");
+    let neighbour_now = gateway
+        .sa_of(&users[1].name)
+        .unwrap_or_else(|| panic!("the neighbour lost its SA\n{}", context(&gateway, &[&back])));
+    assert_eq!(
+        neighbour_now["spi_i"], neighbour_sa["spi_i"],
+        "{neighbour_now}"
+    );
+    assert_eq!(leased(&neighbour_now), leased(&neighbour_sa));
+    assert_eq!(gateway.sas().len(), 2, "{}", gateway.show_sa_text());
 }
