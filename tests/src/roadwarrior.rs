@@ -549,6 +549,126 @@ pub fn client_config(certdir: &Path, local: &str, user: &User, iface: &str) -> S
     )
 }
 
+/// The client's interface for its virtual address: one end of a veth
+/// pair of its own (this machine's kernel has no dummy devices).
+pub const IFACE: &str = "vip0";
+
+/// iked as the client in `client`'s namespace, trusting the CA of
+/// `trust`, as `user`, with [`IFACE`] made for it.
+pub struct IkedClient {
+    pub iked: Daemon,
+    pub ns: String,
+    _certdir: Scratch,
+}
+
+impl IkedClient {
+    pub fn start(tag: &str, client: &ClientNs, trust: &GatewayPki, user: &User) -> IkedClient {
+        ip_in(
+            &client.ns,
+            &format!("link add {IFACE} type veth peer name {IFACE}-peer"),
+        );
+        ip_in(&client.ns, &format!("link set {IFACE}-peer up"));
+        ip_in(&client.ns, &format!("link set {IFACE} up"));
+        let certdir = Scratch::new(&format!("{tag}-client-certdir"));
+        let dir = crate::pki::write_iked_certdir(&certdir.file("iked"), trust, &user.name);
+        let iked = Daemon::start_in(
+            Some(&client.ns),
+            &format!("{tag}-client"),
+            &client_config(&dir, &client.address, user, IFACE),
+        );
+        IkedClient {
+            iked,
+            ns: client.ns.clone(),
+            _certdir: certdir,
+        }
+    }
+
+    /// The client's SA of [`POLICY`], once established with an address.
+    pub fn sa(&self) -> Option<Value> {
+        show_sa(&self.iked).into_iter().find(|sa| {
+            sa["policy"] == POLICY
+                && sa["state"] == "established"
+                && sa["virtual_ips"].as_array().is_some_and(|v| !v.is_empty())
+        })
+    }
+
+    /// The IPv4 addresses on [`IFACE`] (`ip -4 -o addr show dev`).
+    pub fn iface_addresses(&self) -> Vec<String> {
+        ip_in(&self.ns, &format!("-4 -o addr show dev {IFACE}"))
+            .lines()
+            .filter_map(|l| {
+                let words: Vec<&str> = l.split_whitespace().collect();
+                let at = words.iter().position(|w| *w == "inet")?;
+                words.get(at + 1).map(|a| a.to_string())
+            })
+            .collect()
+    }
+
+    pub fn context(&self) -> String {
+        format!(
+            "--- client iked log (tail) ---\n{}\n--- client ip addr ---\n{}",
+            crate::certlab::tail(&self.iked.log_text(), 150),
+            ip_in(&self.ns, "addr show")
+        )
+    }
+
+    /// `ikectl initiate`, then waits (30 s) for the SA with its address
+    /// and the address on the interface: returns the address.
+    pub fn connect(&self, gateway_context: &dyn Fn() -> String) -> IpAddr {
+        self.iked.ikectl_ok(&["initiate", POLICY]);
+        wait_until(
+            "the client's IKE SA with an address, the address on its interface",
+            Duration::from_secs(30),
+            || {
+                self.sa().is_some_and(|sa| {
+                    let vip = sa["virtual_ips"][0]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string();
+                    self.iface_addresses().contains(&format!("{vip}/32"))
+                })
+            },
+            || format!("{}\n{}", self.context(), gateway_context()),
+        );
+        let sa = self.sa().unwrap();
+        println!(
+            "client: ikectl show sa:\n{}",
+            String::from_utf8_lossy(&self.iked.ikectl(&["show", "sa"]).stdout)
+        );
+        println!(
+            "client: ip addr show dev {IFACE}: {:?}",
+            self.iface_addresses()
+        );
+        // Both announced MOBIKE_SUPPORTED (RFC 4555 §3.1): iked's `set
+        // mobike` default, strongSwan's too.
+        assert_eq!(sa["mobike"], true, "{sa}");
+        let vip: IpAddr = sa["virtual_ips"][0].as_str().unwrap().parse().unwrap();
+        assert!(in_prefix(vip, POOL), "{vip} outside {POOL}");
+        // Our selector is the address we were given, theirs the network.
+        let child = &sa["children"][0];
+        let local_ts = child["local_ts"][0].as_str().unwrap_or_default();
+        assert!(
+            local_ts == vip.to_string() || local_ts == format!("{vip}/32"),
+            "our selector is not {vip}: {sa}"
+        );
+        assert_eq!(child["remote_ts"][0], PROTECTED_NET, "{sa}");
+        vip
+    }
+
+    /// `ikectl terminate`, then waits (15 s) until the SA and the address
+    /// are gone.
+    pub fn terminate(&self, vip: IpAddr, gateway_context: &dyn Fn() -> String) {
+        self.iked.ikectl_ok(&["terminate", POLICY]);
+        wait_until(
+            "the client's SA and its address gone",
+            Duration::from_secs(15),
+            || show_sa(&self.iked).is_empty() && self.iface_addresses().is_empty(),
+            || format!("{}\n{}", self.context(), gateway_context()),
+        );
+        println!("after ikectl terminate: no SA, {vip} no longer on {IFACE}");
+    }
+}
+
 /// The virtual IP in `swanctl --list-sas` output: the bracketed address
 /// after the local endpoint.
 pub fn virtual_ip_of(list_sas: &str) -> Option<IpAddr> {

@@ -13,6 +13,11 @@
 //! The gateway's route to the pool (on-link on its outside bridge) is
 //! added by the lab (`iked_tests::roadwarrior`), as iked installs none.
 //!
+//! And iked as the client of an iked gateway: the leased address on its
+//! interface, a ping from it through ESP (pfkey's own route, table 222,
+//! carries it with that source: no hand route on the client), the
+//! address gone on terminate.
+//!
 //! On the build machine the test boots the VM and runs itself inside it,
 //! where IKED_KERNEL_LAB is set.
 
@@ -25,8 +30,8 @@ use std::time::Duration;
 
 use iked_tests::lab::{assert_wire_esp_and_ike_only, Capture, SwanKernel};
 use iked_tests::roadwarrior::{
-    context, in_prefix, wait_all_up, xfrm_states, Attachment, ClientSpec, Gateway, RwClient, RwNet,
-    User, NAT_PUBLIC, POOL, PROTECTED_HOST,
+    context, in_prefix, wait_all_up, xfrm_states, Attachment, ClientSpec, Gateway, IkedClient,
+    RwClient, RwNet, User, NAT_PUBLIC, POOL, PROTECTED_HOST,
 };
 use iked_tests::{in_kernel_lab, run_in_kernel_lab, wait_until};
 
@@ -252,4 +257,85 @@ fn four_road_warriors_two_behind_one_nat_ping_the_protected_host_through_esp_at_
         });
         assert!(counted, "{}'s Child SA counts no bytes: {sa}", client.ns.ns);
     }
+}
+
+/// iked as the client of an iked gateway, with ESP: the address the
+/// gateway leases it goes on its interface, the Child SA (our selector
+/// that address) into both kernels, and a ping from it to the host behind
+/// the gateway crosses as ESP; `ikectl terminate` takes the address off.
+#[test]
+#[ignore = "needs root and the kernel lab (qemu): run by scripts/test-all.sh"]
+fn iked_client_of_an_iked_gateway_pings_from_its_leased_address_through_esp() {
+    const NAME: &str = "iked_client_of_an_iked_gateway_pings_from_its_leased_address_through_esp";
+    if !in_kernel_lab() {
+        return run_in_kernel_lab(NAME, 400);
+    }
+    modprobe();
+    let tag = "rw14-kv";
+    let net = RwNet::new(tag, 1, 0);
+    let pki = rw_pki::rw_pki();
+    let user = User::lab(0);
+    let gateway = Gateway::start(
+        &net,
+        &format!("{tag}-gw"),
+        &pki.gateway,
+        std::slice::from_ref(&user),
+        POOL,
+        "",
+    );
+    let client = IkedClient::start(tag, &net.clients[0], &pki.client_trust, &user);
+    let gateway_context = || {
+        format!(
+            "--- gateway iked log (tail) ---\n{}\n--- gateway show sa ---\n{}",
+            iked_tests::certlab::tail(&gateway.iked.log_text(), 150),
+            gateway.show_sa_text()
+        )
+    };
+    let vip = client.connect(&gateway_context);
+    let installed = |sa: Option<serde_json::Value>| {
+        sa.is_some_and(|sa| {
+            sa["children"]
+                .as_array()
+                .is_some_and(|ch| ch.iter().any(|c| c["installed"] == true))
+        })
+    };
+    wait_until(
+        "the Child SA installed on both sides",
+        Duration::from_secs(60),
+        || installed(client.sa()) && installed(gateway.sa_of(&user.name)),
+        || format!("{}\n{}", client.context(), gateway_context()),
+    );
+    let ns = &net.clients[0].ns;
+    println!(
+        "client routes:\n{}",
+        String::from_utf8_lossy(&RwNet::exec(ns, &["ip", "route", "show", "table", "all"]).stdout)
+    );
+    let capture = Capture::start_on(ns, "eth0", CAPTURE_FILTER);
+    let vip_text = vip.to_string();
+    let out = RwNet::exec(
+        ns,
+        &[
+            "ping",
+            "-c",
+            "5",
+            "-i",
+            "0.2",
+            "-W",
+            "2",
+            "-I",
+            &vip_text,
+            PROTECTED_HOST,
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    println!("{}", text.trim());
+    assert_eq!(
+        received(&text),
+        5,
+        "pings from {vip}:\n{text}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        client.context()
+    );
+    assert_wire_esp_and_ike_only("the iked client", &capture.stop(), 5, "5 pings");
+    client.terminate(vip, &gateway_context);
 }
