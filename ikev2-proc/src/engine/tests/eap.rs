@@ -1090,3 +1090,99 @@ fn eap_is_bounded_by_the_half_open_time_on_both_sides() {
         "only the gateway's ca had a session"
     );
 }
+
+/// Many road warriors over EAP-MSCHAPv2 (real ca code on every side) with
+/// one IKE ID for all (as clients that send a fixed name or their private
+/// address do), each its own EAP user: each gets its own pool address
+/// (leases by EAP identity), and one's INITIAL_CONTACT drops none of the
+/// others. Timings printed, not asserted.
+#[test]
+fn fifty_eap_road_warriors_behind_one_ike_id_each_get_their_own_lease() {
+    use super::remote_access::{client_addr, client_policy as rw_client, client_state, Fleet};
+    use std::collections::HashSet;
+    const CLIENTS: usize = 50;
+    let pki = Pki::new("iked");
+    let gateway_leaf = pki.leaf("b.ike.test", KeyKind::P256, 11);
+    let client_leaf = pki.leaf("a.ike.test", KeyKind::P256, 10);
+    let mut gateway = super::remote_access::gateway_policy("10.99.0.0/24");
+    gateway.auth = iked_common::config::AuthSpec::PublicKey(SignatureAuth::Any);
+    gateway.remote_access.eap = Some(EapMethod::MsChapV2);
+    let mut fleet = Fleet::new(gateway);
+    let now = fleet.now;
+    let a_second_later = now + Duration::from_secs(1);
+    let users: Vec<(String, String)> = (0..CLIENTS)
+        .map(|i| (format!("user-{i}"), format!("password {i}")))
+        .collect();
+    let user_refs: Vec<(&str, &str)> = users
+        .iter()
+        .map(|(u, p)| (u.as_str(), p.as_str()))
+        .collect();
+    give_ca(
+        &mut fleet.gateway,
+        now,
+        &pki,
+        &gateway_leaf,
+        &pki,
+        &[("rw", SignatureAuth::Any, "a.ike.test")],
+        true,
+    );
+    fleet.gateway.eap_ca = Some(real(now, "rw", &user_refs, None));
+    let started = std::time::Instant::now();
+    for (i, (user, password)) in users.iter().enumerate() {
+        if i == CLIENTS / 2 {
+            // A second wave a second later: the first wave's SAs are
+            // older than its INITIAL_CONTACTs (RFC 7296 §2.4).
+            fleet.settle();
+            fleet.now += Duration::from_secs(1);
+        }
+        let index = fleet.add_client(&client_addr(i));
+        let client = &mut fleet.clients[index];
+        give_ca(
+            client,
+            now,
+            &pki,
+            &client_leaf,
+            &pki,
+            &[("gw", SignatureAuth::Any, "b.ike.test")],
+            true,
+        );
+        let ca_now = if i < CLIENTS / 2 { now } else { a_second_later };
+        client.eap_ca = Some(real(ca_now, "gw", &[(user, password)], Some(user)));
+        let mut policy = rw_client(&client_addr(i), "laptop.example", false);
+        policy.auth = iked_common::config::AuthSpec::PublicKey(SignatureAuth::Any);
+        policy.dstid = Some(super::pubkey::dn("b.ike.test"));
+        policy.remote_access.eap = Some(EapMethod::MsChapV2);
+        fleet.start(index, policy);
+    }
+    fleet.settle();
+    println!(
+        "{CLIENTS} EAP-MSCHAPv2 road warriors with certificates established in {:?}",
+        started.elapsed()
+    );
+    let mut addresses = HashSet::new();
+    for (i, client) in fleet.clients.iter().enumerate() {
+        let (spi, vips, _) = client_state(client);
+        assert_eq!(vips.len(), 1, "client {i}");
+        assert!(
+            addresses.insert(vips[0]),
+            "client {i}: {} leased twice",
+            vips[0]
+        );
+        let sa = client.engine.ike(spi).unwrap();
+        assert_eq!(sa.eap_identity.as_deref(), Some(users[i].0.as_str()));
+    }
+    let established = fleet.gateway.established();
+    assert_eq!(
+        established.len(),
+        CLIENTS,
+        "INITIAL_CONTACT dropped another user"
+    );
+    let identities: HashSet<String> = established
+        .iter()
+        .filter_map(|s| fleet.gateway.engine.ike(*s)?.eap_identity.clone())
+        .collect();
+    assert_eq!(identities.len(), CLIENTS);
+    assert_eq!(fleet.gateway.engine.leases.leased("rw"), CLIENTS);
+    assert_eq!(fleet.gateway.eap_ends.len(), CLIENTS);
+    assert_eq!(fleet.gateway.eap_ca.as_ref().unwrap().sessions(), 0);
+}

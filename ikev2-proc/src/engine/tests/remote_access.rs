@@ -21,7 +21,7 @@ fn prefix(s: &str) -> Prefix {
 
 /// The gateway's policy: any peer, our 10.1.0.0/16 (or 2001:db8:1::/48)
 /// to the pool (`to dynamic`), DNS and a protected subnet handed out.
-fn gateway_policy(pool: &str) -> Policy {
+pub(super) fn gateway_policy(pool: &str) -> Policy {
     let pool = prefix(pool);
     let flow = if pool.addr.is_ipv6() {
         Selector::between(ip("2001:db8:1::"), 48, pool.addr, pool.len)
@@ -39,7 +39,7 @@ fn gateway_policy(pool: &str) -> Policy {
 
 /// A client's policy: `from dynamic to 10.1.0.0/16` (or the IPv6
 /// network), `request address any`, `request name-server any`, `srcid`.
-fn client_policy(local: &str, name: &str, v6: bool) -> Policy {
+pub(super) fn client_policy(local: &str, name: &str, v6: bool) -> Policy {
     let flow = if v6 {
         Selector::between(ip("::"), 0, ip("2001:db8:1::"), 48)
     } else {
@@ -53,10 +53,10 @@ fn client_policy(local: &str, name: &str, v6: bool) -> Policy {
 }
 
 /// One gateway, many clients, an optional NAT in front of some clients.
-struct Fleet {
-    now: Instant,
-    gateway: Node,
-    clients: Vec<Node>,
+pub(super) struct Fleet {
+    pub(super) now: Instant,
+    pub(super) gateway: Node,
+    pub(super) clients: Vec<Node>,
     by_addr: HashMap<IpAddr, usize>,
     net: VecDeque<Packet>,
     /// NAT: (private address, port) <-> (public address, port).
@@ -67,7 +67,7 @@ struct Fleet {
 }
 
 impl Fleet {
-    fn new(gateway_policy: Policy) -> Fleet {
+    pub(super) fn new(gateway_policy: Policy) -> Fleet {
         let now = Instant::now();
         let mut gateway = Node::new(GATEWAY, 0x6a7e, 0x2000_0000, settings(), now);
         gateway
@@ -86,7 +86,7 @@ impl Fleet {
     }
 
     /// A client engine at `addr` (not yet configured); its index.
-    fn add_client(&mut self, addr: &str) -> usize {
+    pub(super) fn add_client(&mut self, addr: &str) -> usize {
         let index = self.clients.len();
         let seed = 0x1000 + index as u64;
         let spi_base = 0x4000_0000 + (index as u32) * 0x1000;
@@ -97,7 +97,7 @@ impl Fleet {
     }
 
     /// Client `index` starts: its policy, active.
-    fn start(&mut self, index: usize, policy: Policy) {
+    pub(super) fn start(&mut self, index: usize, policy: Policy) {
         self.clients[index]
             .engine
             .set_config(self.now, vec![policy], InitiationMode::Active, 0);
@@ -119,7 +119,7 @@ impl Fleet {
         p
     }
 
-    fn settle(&mut self) {
+    pub(super) fn settle(&mut self) {
         for _ in 0..10_000 {
             let mut busy = false;
             let (out, b) = self.gateway.step(self.now);
@@ -191,7 +191,7 @@ fn deleted_addresses(node: &Node) -> Vec<IpAddr> {
 }
 
 /// The client's one established IKE SA and its one Child SA.
-fn client_state(node: &Node) -> (u64, Vec<IpAddr>, Selector) {
+pub(super) fn client_state(node: &Node) -> (u64, Vec<IpAddr>, Selector) {
     let established = node.established();
     assert_eq!(established.len(), 1, "client IKE SAs: {established:x?}");
     let sa = node.engine.ike(established[0]).unwrap();
@@ -201,7 +201,7 @@ fn client_state(node: &Node) -> (u64, Vec<IpAddr>, Selector) {
     (established[0], sa.virtual_ips.clone(), child.flow)
 }
 
-fn client_addr(i: usize) -> String {
+pub(super) fn client_addr(i: usize) -> String {
     format!("198.18.{}.{}", 2 + i / 250, 1 + i % 250)
 }
 
