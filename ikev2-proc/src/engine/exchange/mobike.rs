@@ -127,6 +127,7 @@ pub(in crate::engine) fn is_mobike_request(inner: &[Payload]) -> bool {
                         | NotifyType::NoAdditionalAddresses
                         | NotifyType::NatDetectionSourceIp
                         | NotifyType::NatDetectionDestinationIp
+                        | NotifyType::NoNatsAllowed
                 )
             }
             _ => {}
@@ -487,6 +488,22 @@ impl Engine {
         let (local, remote) = sa.mobike.request_path.unwrap_or_else(|| sa.ike_path());
         let spis = (sa.spi_i, sa.spi_r);
         let policy_name = sa.policy.clone();
+        // RFC 4555 §3.9: a peer without NAT-T protects the addresses it
+        // sent from; a path that changed them gets UNEXPECTED_NAT_DETECTED
+        // and nothing of the request is used.
+        if let Some(sent) = notify_data(&inner, NotifyType::NoNatsAllowed) {
+            if sent != no_nats_allowed(remote, local).as_slice() {
+                log::warn!(
+                    "policy {policy_name}: IKE SA {spi:016x}: the peer forbids NATs but its request from {remote} to {local} was translated on the way: UNEXPECTED_NAT_DETECTED (RFC 4555 §3.9)"
+                );
+                let response = vec![Payload::Notify(Notify::new(
+                    NotifyType::UnexpectedNatDetected,
+                    Vec::new(),
+                ))];
+                self.send_response(spi, ExchangeType::Informational, message_id, response);
+                return;
+            }
+        }
         if let Some(addresses) = additional_addresses(&inner) {
             sa.mobike.peer_additional = addresses;
         }
@@ -586,6 +603,21 @@ impl Engine {
             }
         }
     }
+}
+
+/// NO_NATS_ALLOWED's data for a packet from `source` to `destination`
+/// (RFC 4555 §4.2.6): both addresses, then both ports.
+fn no_nats_allowed(source: SocketAddr, destination: SocketAddr) -> Vec<u8> {
+    let mut data = Vec::with_capacity(36);
+    for address in [source.ip(), destination.ip()] {
+        match address {
+            IpAddr::V4(a) => data.extend_from_slice(&a.octets()),
+            IpAddr::V6(a) => data.extend_from_slice(&a.octets()),
+        }
+    }
+    data.extend_from_slice(&source.port().to_be_bytes());
+    data.extend_from_slice(&destination.port().to_be_bytes());
+    data
 }
 
 fn remember_verified(sa: &mut IkeSa, address: IpAddr) {

@@ -619,3 +619,57 @@ fn mobike_roles_survive_an_ike_rekey_by_the_responder() {
     let new_b = w.b.established()[0];
     assert_eq!(w.b.engine.ike(new_b).unwrap().peer, sock(A2, 4500));
 }
+
+#[test]
+fn no_nats_allowed_refuses_a_translated_update() {
+    // RFC 4555 3.9: A says it sent from 192.0.2.1:4500 to B:4500, but the
+    // packet arrives from 192.0.2.9: UNEXPECTED_NAT_DETECTED, nothing moves.
+    let mut w = roaming_world(settings(), settings());
+    let ike = assert_one_matching_ike(&w);
+    let b_ike = w.b.established()[0];
+    let mut claimed = vec![192, 0, 2, 1, 192, 0, 2, 2];
+    claimed.extend_from_slice(&4500u16.to_be_bytes());
+    claimed.extend_from_slice(&4500u16.to_be_bytes());
+    let b_sent = w.b.sent.len();
+    w.a.engine.send_request(
+        ike,
+        ExchangeType::Informational,
+        vec![
+            Payload::Notify(Notify::new(NotifyType::UpdateSaAddresses, Vec::new())),
+            Payload::Notify(Notify::new(NotifyType::NoNatsAllowed, claimed.clone())),
+        ],
+        crate::engine::state::RequestCtx::Dpd,
+    );
+    // The "NAT" rewrites A's source on the way.
+    let (packets, _) = w.a.step(w.now);
+    for mut p in packets {
+        p.from = sock(A2, 4500);
+        w.deliver(p);
+    }
+    w.settle();
+    let answer = informationals(&w.b, &w.a, ike, b_sent, true);
+    assert_eq!(answer[0].1, sock(A2, 4500), "answered where it came from");
+    assert_eq!(
+        notifies(&answer[0].2, NotifyType::UnexpectedNatDetected).len(),
+        1
+    );
+    assert!(w.b.migrations.is_empty());
+    assert_eq!(w.b.engine.ike(b_ike).unwrap().peer, sock(A, 4500));
+    assert!(w.b.engine.ike(b_ike).unwrap().mobike.pending.is_none());
+    // The same claim on the real path is accepted (and moves nothing:
+    // it is the current path).
+    w.a.engine.send_request(
+        ike,
+        ExchangeType::Informational,
+        vec![
+            Payload::Notify(Notify::new(NotifyType::UpdateSaAddresses, Vec::new())),
+            Payload::Notify(Notify::new(NotifyType::NoNatsAllowed, claimed)),
+        ],
+        crate::engine::state::RequestCtx::Dpd,
+    );
+    let b_sent = w.b.sent.len();
+    w.settle();
+    let answer = informationals(&w.b, &w.a, ike, b_sent, true);
+    assert!(notifies(&answer[0].2, NotifyType::UnexpectedNatDetected).is_empty());
+    assert!(w.b.migrations.is_empty());
+}
