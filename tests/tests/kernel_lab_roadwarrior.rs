@@ -16,7 +16,9 @@
 //! And iked as the client of an iked gateway: the leased address on its
 //! interface, a ping from it through ESP (pfkey's own route, table 222,
 //! carries it with that source: no hand route on the client), the
-//! address gone on terminate.
+//! address gone on terminate. And refusals (wrong password, selectors
+//! outside the lease) that leave both kernels without SA or policy, where
+//! a correct client then gets its two ESP SAs.
 //!
 //! On the build machine the test boots the VM and runs itself inside it,
 //! where IKED_KERNEL_LAB is set.
@@ -338,4 +340,93 @@ fn iked_client_of_an_iked_gateway_pings_from_its_leased_address_through_esp() {
     );
     assert_wire_esp_and_ike_only("the iked client", &capture.stop(), 5, "5 pings");
     client.terminate(vip, &gateway_context);
+}
+
+/// In a kernel that can hold ESP SAs, refused road warriors install
+/// nothing: a wrong EAP password (no IKE SA), and selectors inside the
+/// pool but outside the lease (the IKE SA stands, its Child SA refused
+/// with TS_UNACCEPTABLE); neither kernel holds an SA or a policy for
+/// them. Then a correct client of the same gateway gets its two ESP SAs,
+/// so the emptiness is the refusals' doing.
+#[test]
+#[ignore = "needs root, strongSwan and the kernel lab (qemu): run by scripts/test-all.sh"]
+fn refused_road_warriors_install_nothing_in_a_kernel_with_esp() {
+    const NAME: &str = "refused_road_warriors_install_nothing_in_a_kernel_with_esp";
+    if !in_kernel_lab() {
+        return run_in_kernel_lab(NAME, 400);
+    }
+    modprobe();
+    let tag = "rw14-kr";
+    let net = RwNet::new(tag, 3, 0);
+    let pki = rw_pki::rw_pki();
+    let users: Vec<User> = (0..3).map(User::lab).collect();
+    let gateway = Gateway::start(&net, tag, &pki.gateway, &users, POOL, "");
+    let wrong_password = ClientSpec::new(
+        User {
+            password: "not-the-password".to_string(),
+            ..User::lab(0)
+        },
+        SwanKernel::Netlink,
+    );
+    let outside_lease = ClientSpec {
+        local_ts: Some("198.19.200.250/32".to_string()),
+        ..ClientSpec::new(User::lab(1), SwanKernel::Netlink)
+    };
+    let control = ClientSpec::new(User::lab(2), SwanKernel::Netlink);
+    let clients: Vec<RwClient> = net
+        .clients
+        .iter()
+        .zip([wrong_password, outside_lease, control])
+        .map(|(ns, spec)| RwClient::start(ns, spec, &pki.client_trust))
+        .collect();
+    let all: Vec<&RwClient> = clients.iter().collect();
+    for (client, reason) in clients[..2]
+        .iter()
+        .zip(["wrong password", "outside its lease"])
+    {
+        let (ok, out) = client.initiate();
+        assert!(!ok, "{} must be refused:\n{out}", client.ns.ns);
+        wait_until(
+            "iked's reason",
+            Duration::from_secs(30),
+            || gateway.iked.log_text().contains(reason),
+            || context(&gateway, &all),
+        );
+        let log = gateway.iked.log_text();
+        println!(
+            "{}: iked: {}",
+            client.ns.ns,
+            log.lines()
+                .find(|l| l.contains(reason))
+                .unwrap_or("")
+                .trim()
+        );
+        for ns in [net.gw.as_str(), client.ns.ns.as_str()] {
+            let states = xfrm_states(ns);
+            assert!(states.trim().is_empty(), "SAs in {ns}:\n{states}");
+            let policies = iked_tests::roadwarrior::xfrm_policies(ns);
+            assert!(
+                !policies.contains("198.19.200."),
+                "a policy for a pool address in {ns}:\n{policies}"
+            );
+        }
+        println!(
+            "{}: no SA and no pool policy in either kernel",
+            client.ns.ns
+        );
+    }
+    let control = &clients[2];
+    let (ok, out) = control.initiate();
+    assert!(ok, "{out}\n{}", context(&gateway, &all));
+    wait_until(
+        "the control client's two ESP SAs on the gateway",
+        Duration::from_secs(60),
+        || xfrm_states(&net.gw).matches("proto esp").count() == 2,
+        || context(&gateway, &all),
+    );
+    println!(
+        "the control client {} got {:?}: 2 ESP SAs in the gateway's kernel",
+        control.spec.user.name,
+        control.virtual_ip()
+    );
 }
