@@ -243,12 +243,13 @@ fn render_sas(sas: &[IkeSaInfo]) -> String {
             .unwrap_or_default();
         out += &format!("{}: {} ({role}), {when}{rekey}\n", sa.policy, sa.state);
         out += &format!(
-            "  {} {} <=> {} {}{}\n",
+            "  {} {} <=> {} {}{}{}\n",
             sa.local,
             sa.local_id,
             sa.peer,
             sa.peer_id,
-            if sa.nat_t { " NAT-T" } else { "" }
+            if sa.nat_t { " NAT-T" } else { "" },
+            if sa.mobike { " MOBIKE" } else { "" }
         );
         // Road warriors (RFC 7296 §3.15, §2.16): the address leased to the
         // peer (gateway) or given to us (client), and the EAP identity.
@@ -382,6 +383,16 @@ mod tests {
             mobike: false,
             children: Vec::new(),
         }
+    }
+
+    #[test]
+    fn mobike_is_shown_beside_nat_t_when_negotiated() {
+        let mut moving = sa(1);
+        moving.nat_t = true;
+        moving.mobike = true;
+        let text = render_sas(&[moving, sa(2)]);
+        assert!(text.contains(" NAT-T MOBIKE\n"), "{text}");
+        assert_eq!(text.matches("MOBIKE").count(), 1, "{text}");
     }
 
     #[test]

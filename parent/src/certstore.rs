@@ -58,9 +58,17 @@ pub fn read_for(config: &Config) -> Result<CertStoreFiles, String> {
         .filter(|p| matches!(p.auth, AuthSpec::PublicKey(_)))
         .map(|p| p.name.as_str())
         .collect();
+    // An EAP client (an active policy with `eap`) proves itself with the
+    // MSK (RFC 7296 §2.16), never with our key: a store for EAP clients
+    // alone needs none.
+    let signs = config.policies.iter().any(|p| {
+        matches!(p.auth, AuthSpec::PublicKey(_))
+            && !(p.remote_access.eap.is_some()
+                && p.initiation == iked_common::config::PolicyInitiation::Active)
+    });
     match users.first() {
         None => Ok(CertStoreFiles::default()),
-        Some(first) => read(Path::new(&config.certdir)).map_err(|e| {
+        Some(first) => read_with(Path::new(&config.certdir), signs).map_err(|e| {
             format!(
                 "certificate store for policy {first}{}: {e}",
                 if users.len() > 1 { " and others" } else { "" }
@@ -94,7 +102,14 @@ fn check_not_writable_by_others(meta: &std::fs::Metadata) -> Result<(), String> 
 }
 
 /// Reads the layout under `dir`.
+#[cfg(test)]
 pub fn read(dir: &Path) -> Result<CertStoreFiles, String> {
+    read_with(dir, true)
+}
+
+/// [`read`]; without `need_key`, a missing `private/local.key` is no
+/// error (no key is then sent to ca).
+fn read_with(dir: &Path, need_key: bool) -> Result<CertStoreFiles, String> {
     let named = |path: &Path, e: String| format!("{}: {e}", path.display());
     let meta = std::fs::metadata(dir).map_err(|e| named(dir, format!("cannot open: {e}")))?;
     if !meta.is_dir() {
@@ -109,7 +124,12 @@ pub fn read(dir: &Path) -> Result<CertStoreFiles, String> {
     files.ca_certs = reader.directory(&dir.join("ca"))?;
     files.certs = reader.directory(&dir.join("certs"))?;
     files.crls = reader.directory(&dir.join("crls"))?;
-    files.private_key = Some(reader.private_key(&dir.join("private"))?);
+    let private = dir.join("private");
+    files.private_key = if need_key || private.join("local.key").exists() {
+        Some(reader.private_key(&private)?)
+    } else {
+        None
+    };
     // pubkeys/ itself: whoever may write it may replace the directories
     // below it.
     let pubkeys = dir.join("pubkeys");

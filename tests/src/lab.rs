@@ -182,9 +182,13 @@ impl Capture {
     /// Starts tcpdump on `side`'s veth with the pcap `filter` (e.g.
     /// `["not", "arp"]`) and waits until it listens.
     pub fn start(lab: &Lab, side: Side, filter: &[&str]) -> Capture {
-        let ns = lab.ns(side);
         let dev = if side == Side::A { "veth-a" } else { "veth-b" };
-        let file = std::env::temp_dir().join(format!("capture-{ns}.txt"));
+        Capture::start_on(lab.ns(side), dev, filter)
+    }
+
+    /// As [`Capture::start`], on device `dev` of namespace `ns`.
+    pub fn start_on(ns: &str, dev: &str, filter: &[&str]) -> Capture {
+        let file = std::env::temp_dir().join(format!("capture-{ns}-{dev}.txt"));
         let child = Command::new("ip")
             .args([
                 "netns", "exec", ns, "tcpdump", "-n", "-l", "-Q", "out", "-i", dev,
@@ -400,6 +404,15 @@ pub struct SwanSetup<'a> {
     pub extra_sections: Vec<String>,
     /// Our certificates and key, written under the swanctl directory.
     pub credentials: Option<&'a crate::pki::GatewayPki>,
+    /// More charon plugins (`eap-mschapv2 eap-identity`, ...), loaded
+    /// before the kernel and socket plugins.
+    pub plugins: &'a str,
+    /// More sections of swanctl.conf's `secrets` block, written as they
+    /// are (EAP users: `eap-NAME { id = NAME secret = ... }`).
+    pub secrets: Vec<String>,
+    /// More top-level blocks of swanctl.conf (`pools { ... }`), written
+    /// as they are after `secrets`.
+    pub blocks: Vec<String>,
 }
 
 impl Default for SwanSetup<'_> {
@@ -411,6 +424,9 @@ impl Default for SwanSetup<'_> {
             charon_settings: "",
             extra_sections: Vec::new(),
             credentials: None,
+            plugins: "",
+            secrets: Vec::new(),
+            blocks: Vec::new(),
         }
     }
 }
@@ -462,6 +478,22 @@ impl Strongswan {
     /// credentials, its certificate connections (the x509 and key plugins
     /// are then loaded into charon).
     pub fn start_setup(lab: &Lab, side: Side, setup: &SwanSetup) -> Strongswan {
+        Strongswan::start_full(lab.ns(side), side.id(), Some(side), setup)
+    }
+
+    /// strongSwan as `setup` says in namespace `ns`, its certificate and
+    /// key (if any) named after `local_id`: any topology's peer, such as
+    /// the road-warrior clients of [`crate::roadwarrior`]. `setup` holds
+    /// no PSK [`Connection`]s (they are the two-sided lab's).
+    pub fn start_in_netns(ns: &str, local_id: &str, setup: &SwanSetup) -> Strongswan {
+        assert!(
+            setup.connections.is_empty(),
+            "PSK lab connections need a side of the lab"
+        );
+        Strongswan::start_full(ns, local_id, None, setup)
+    }
+
+    fn start_full(ns: &str, local_id: &str, side: Option<Side>, setup: &SwanSetup) -> Strongswan {
         let SwanSetup {
             kernel,
             connections,
@@ -469,9 +501,12 @@ impl Strongswan {
             charon_settings,
             extra_sections,
             credentials,
+            plugins: extra_plugins,
+            secrets,
+            blocks,
         } = setup;
         let (kernel, retransmission) = (*kernel, *retransmission);
-        let scratch = Scratch::new(&format!("swan-{}", lab.ns(side)));
+        let scratch = Scratch::new(&format!("swan-{ns}"));
         let dir = scratch.0.clone();
         let log = dir.join("charon.log");
         let vici = dir.join("charon.vici");
@@ -490,7 +525,7 @@ impl Strongswan {
 }}
 charon {{
     load_modular = no
-    load = random nonce openssl aes sha1 sha2 hmac gcm kdf curve25519 {cert_plugins}{plugins} socket-default vici
+    load = random nonce openssl aes sha1 sha2 hmac gcm kdf curve25519 {cert_plugins}{extra_plugins}{plugins} socket-default vici
     install_routes = yes
 {retransmit}{charon_settings}    plugins {{
         vici {{
@@ -527,6 +562,11 @@ swanctl {{
                     ""
                 },
                 charon_settings = charon_settings,
+                extra_plugins = if extra_plugins.is_empty() {
+                    String::new()
+                } else {
+                    format!("{extra_plugins} ")
+                },
                 // libipsec routes a Child SA's remote selectors into its TUN
                 // device (table 220): for host-to-host selectors, the IKE
                 // peer itself, it refuses the Child SA unless allow_peer_ts,
@@ -554,22 +594,29 @@ swanctl {{
             std::fs::create_dir_all(swanctl.join(sub)).expect("swanctl dir");
         }
         if let Some(pki) = credentials {
-            crate::pki::write_swanctl_credentials(&swanctl, pki, side.id());
+            crate::pki::write_swanctl_credentials(&swanctl, pki, local_id);
         }
         let mut conf = String::from("connections {\n");
         for c in connections.iter() {
-            conf += &c.swanctl_section(side);
+            conf += &c.swanctl_section(side.expect("a side for PSK connections"));
         }
         for section in extra_sections {
             conf += section;
         }
         conf += &format!(
-            "}}\nsecrets {{\n    ike-lab {{\n        id-a = a.ike.test\n        id-b = b.ike.test\n        secret = \"{LAB_PSK}\"\n    }}\n}}\n"
+            "}}\nsecrets {{\n    ike-lab {{\n        id-a = a.ike.test\n        id-b = b.ike.test\n        secret = \"{LAB_PSK}\"\n    }}\n"
         );
+        for section in secrets {
+            conf += section;
+        }
+        conf += "}\n";
+        for block in blocks {
+            conf += block;
+        }
         std::fs::write(swanctl.join("swanctl.conf"), conf).expect("swanctl.conf");
 
         let child = Command::new("ip")
-            .args(["netns", "exec", lab.ns(side), "/usr/sbin/charon-systemd"])
+            .args(["netns", "exec", ns, "/usr/sbin/charon-systemd"])
             .env("STRONGSWAN_CONF", dir.join("strongswan.conf"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -580,7 +627,7 @@ swanctl {{
             child,
             dir,
             log,
-            ns: lab.ns(side).to_string(),
+            ns: ns.to_string(),
             _scratch: scratch,
         };
         // Longer in the emulated kernel lab, whose VMs share the host's
@@ -770,12 +817,14 @@ pub fn modprobe(modules: &[&str]) {
 /// `at_least` ESP packets (printing how many, for `what`) and nothing in
 /// the clear but IKE.
 pub fn assert_esp_and_ike_only(side: Side, wire: &str, at_least: usize, what: &str) {
+    assert_wire_esp_and_ike_only(&format!("side {side:?}"), wire, at_least, what);
+}
+
+/// [`assert_esp_and_ike_only`] for any capture: `who` names its sender.
+pub fn assert_wire_esp_and_ike_only(who: &str, wire: &str, at_least: usize, what: &str) {
     let esp = wire.lines().filter(|l| l.contains("ESP(spi=")).count();
-    println!("side {side:?} sent {esp} ESP packets for {what}");
-    assert!(
-        esp >= at_least,
-        "side {side:?} sent {esp} ESP packets:\n{wire}"
-    );
+    println!("{who} sent {esp} ESP packets for {what}");
+    assert!(esp >= at_least, "{who} sent {esp} ESP packets:\n{wire}");
     let clear: Vec<&str> = wire
         .lines()
         .filter(|l| {
@@ -788,7 +837,7 @@ pub fn assert_esp_and_ike_only(side: Side, wire: &str, at_least: usize, what: &s
         .collect();
     assert!(
         clear.is_empty(),
-        "side {side:?} sent more than ESP and IKE:\n{clear:?}\nall:\n{wire}"
+        "{who} sent more than ESP and IKE:\n{clear:?}\nall:\n{wire}"
     );
 }
 

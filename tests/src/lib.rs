@@ -13,6 +13,7 @@ pub mod flood;
 pub mod lab;
 pub mod libreswan;
 pub mod pki;
+pub mod roadwarrior;
 pub mod xfrm_listing;
 
 /// Fails the test, with the reason, unless we are root: tests that need root

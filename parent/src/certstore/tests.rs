@@ -232,3 +232,24 @@ fn files_root_does_not_own_are_refused() {
     }
     read(&dir.0).expect("all root's again");
 }
+
+#[test]
+fn a_store_for_eap_clients_alone_needs_no_private_key() {
+    let dir = Dir::new("eap-client");
+    dir.put("ca/root.crt", b"root pem", 0o644);
+    let files = read_with(&dir.0, false).expect("no key needed");
+    assert!(files.private_key.is_none());
+    assert_eq!(files.ca_certs.len(), 1);
+    let e = read_with(&dir.0, true).expect_err("a signing policy needs the key");
+    assert!(e.contains("private/local.key"), "{e}");
+    // An empty private/ is no key either; a key there is still read.
+    std::fs::create_dir(dir.0.join("private")).unwrap();
+    std::fs::set_permissions(
+        dir.0.join("private"),
+        std::fs::Permissions::from_mode(0o700),
+    )
+    .unwrap();
+    assert!(read_with(&dir.0, false).unwrap().private_key.is_none());
+    dir.put("private/local.key", b"key", 0o600);
+    assert!(read_with(&dir.0, false).unwrap().private_key.is_some());
+}
