@@ -154,9 +154,18 @@ impl Engine {
         &mut self,
         method: KeMethod,
     ) -> Result<KeyExchange, iked_common::crypto::CryptoError> {
+        // Tests: private keys from a stream seeded by the injected random
+        // source (unless a test set its own seed), so that an engine test
+        // runs the same bytes every time; OpenSSL's own generator would
+        // make the keys, and all that is sealed with them, differ per run.
         #[cfg(test)]
-        if let Some(stream) = self.test_ke_stream.as_mut() {
-            return KeyExchange::from_private_key(method, &test_private_key(stream, method));
+        {
+            if self.test_ke_stream.is_none() {
+                self.test_ke_stream = Some(self.random_u64()?.max(1));
+            }
+            if let Some(stream) = self.test_ke_stream.as_mut() {
+                return KeyExchange::from_private_key(method, &test_private_key(stream, method));
+            }
         }
         KeyExchange::generate(method)
     }

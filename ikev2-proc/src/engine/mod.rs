@@ -344,7 +344,8 @@ pub struct Engine {
     leases: pool::Leases,
     /// Tests only: draw key-exchange private keys from this counter instead
     /// of OpenSSL's generator, so that seeded runs are byte for byte
-    /// reproducible (the datagram digest test).
+    /// reproducible. Seeded from the injected random source at the first
+    /// key exchange unless a test set it (the datagram digest test).
     #[cfg(test)]
     test_ke_stream: Option<u64>,
     /// Tests only: the address our CFG_REQUEST names instead of asking

@@ -109,8 +109,14 @@ struct Node {
     hold_ca: bool,
     held_ca: Vec<Ikev2ToCa>,
     /// Every request to ca and pfkey, in order, as postcard bytes (for the
-    /// digest test).
+    /// digest test only: the two enums share variant indices and postcard
+    /// ignores trailing bytes, so a pfkey request can decode as a ca one;
+    /// tests look at `ca_requests` and `pfkey_requests`).
     ipc_sent: Vec<Vec<u8>>,
+    /// Every request to ca, in order.
+    ca_requests: Vec<Ikev2ToCa>,
+    /// Every request to pfkey, in order.
+    pfkey_requests: Vec<Ikev2ToPfkey>,
     /// How pfkey answers source address lookups.
     source_lookups: SourceLookups,
     /// Lookups held unanswered: (request id, peer).
@@ -211,6 +217,8 @@ impl Node {
             hold_ca: false,
             held_ca: Vec::new(),
             ipc_sent: Vec::new(),
+            ca_requests: Vec::new(),
+            pfkey_requests: Vec::new(),
             source_lookups: SourceLookups::Answer,
             held_source_lookups: Vec::new(),
             pki: None,
@@ -244,6 +252,7 @@ impl Node {
                 Action::Ca(Ikev2ToCa::EapEnd { session }) => {
                     let request = Ikev2ToCa::EapEnd { session };
                     self.ipc_sent.push(postcard::to_allocvec(&request).unwrap());
+                    self.ca_requests.push(request);
                     if let Some(ca) = self.eap_ca.as_mut() {
                         ca.end(session);
                     }
@@ -251,15 +260,18 @@ impl Node {
                 }
                 Action::Ca(request) if self.hold_ca => {
                     self.ipc_sent.push(postcard::to_allocvec(&request).unwrap());
+                    self.ca_requests.push(request.clone());
                     self.held_ca.push(request)
                 }
                 Action::Ca(request) => {
                     self.ipc_sent.push(postcard::to_allocvec(&request).unwrap());
+                    self.ca_requests.push(request.clone());
                     let reply = self.ca(request);
                     self.engine.handle_ca(now, reply).unwrap();
                 }
                 Action::Pfkey(request) => {
                     self.ipc_sent.push(postcard::to_allocvec(&request).unwrap());
+                    self.pfkey_requests.push(request.clone());
                     if let Some(reply) = self.pfkey(request) {
                         self.engine.handle_pfkey(now, reply).unwrap();
                     }

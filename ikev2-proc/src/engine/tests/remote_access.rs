@@ -162,12 +162,9 @@ impl Fleet {
     }
 }
 
-/// The requests a node sent pfkey, decoded again.
+/// The requests a node sent pfkey.
 fn pfkey_requests(node: &Node) -> Vec<Ikev2ToPfkey> {
-    node.ipc_sent
-        .iter()
-        .filter_map(|b| postcard::from_bytes::<Ikev2ToPfkey>(b).ok())
-        .collect()
+    node.pfkey_requests.clone()
 }
 
 fn added_addresses(node: &Node) -> Vec<IpAddr> {
