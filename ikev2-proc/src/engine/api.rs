@@ -1,7 +1,7 @@
 //! The public entry points: every event enters here, and only here is `now` set.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -261,7 +261,9 @@ impl Engine {
         dpd_check_interval: u32,
     ) {
         self.now = now;
-        let old: HashMap<String, Policy> = self
+        // In name order, each policy's SAs in SPI order: what is deleted
+        // goes out in the same order every run (the maps' order is random).
+        let old: BTreeMap<String, Policy> = self
             .policies
             .drain(..)
             .map(|p| (p.name.clone(), p))
@@ -269,11 +271,12 @@ impl Engine {
         for (name, old_policy) in &old {
             let unchanged = policies.iter().any(|p| p == old_policy);
             if !unchanged {
-                let spis: Vec<u64> = self
+                let mut spis: Vec<u64> = self
                     .by_policy
                     .get(name)
                     .map(|s| s.iter().copied().collect())
                     .unwrap_or_default();
+                spis.sort_unstable();
                 if !spis.is_empty() {
                     log::info!(
                         "policy {name} changed or removed: deleting its {} IKE SA(s)",

@@ -65,7 +65,7 @@ impl Engine {
                 );
             }
         }
-        let stale: Vec<(String, usize)> = self
+        let mut stale: Vec<(String, usize)> = self
             .traps
             .iter()
             .filter(|(key, trap)| {
@@ -78,6 +78,9 @@ impl Engine {
             })
             .map(|(key, _)| key.clone())
             .collect();
+        // Key order, as for the new traps below: the same requests and
+        // reqids every run.
+        stale.sort();
         for key in stale {
             if let Some(trap) = self.traps.remove(&key) {
                 self.reqids.release(trap.reqid);
@@ -172,11 +175,13 @@ impl Engine {
             log::debug!("ACQUIRE for {selector}: no active policy covers it; its traffic waits for the peer");
             return;
         };
-        let existing: Vec<u64> = self
+        let mut existing: Vec<u64> = self
             .by_policy
             .get(&name)
             .map(|s| s.iter().copied().collect())
             .unwrap_or_default();
+        // SPI order, not the set's (random) order: the same run every time.
+        existing.sort_unstable();
         for spi in &existing {
             let Some(sa) = self.ikes.get(spi) else {
                 continue;

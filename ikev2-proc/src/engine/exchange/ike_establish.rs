@@ -16,7 +16,7 @@ impl Engine {
         let Some(peer_id) = sa.peer_id.clone() else {
             return;
         };
-        let stale: Vec<u64> = self
+        let mut stale: Vec<u64> = self
             .by_identity
             .get(&(sa.policy.clone(), peer_id))
             .map(|set| {
@@ -43,6 +43,8 @@ impl Engine {
                     .collect()
             })
             .unwrap_or_default();
+        // SPI order, not the set's (random) order.
+        stale.sort_unstable();
         for other in stale {
             log::info!("IKE SA {other:016x}: peer sent INITIAL_CONTACT, dropping the stale SA");
             self.delete_ike_local(other, "INITIAL_CONTACT");
@@ -63,7 +65,7 @@ impl Engine {
         };
         let mine = (sa.spi_i, sa.spi_r);
         let role = sa.initiator;
-        let twins: Vec<(u64, (u64, u64), bool)> = self
+        let mut twins: Vec<(u64, (u64, u64), bool)> = self
             .by_identity
             .get(&(sa.policy.clone(), peer_id))
             .map(|set| {
@@ -75,6 +77,7 @@ impl Engine {
                     .collect()
             })
             .unwrap_or_default();
+        twins.sort_unstable();
         for (other, theirs, other_is_ours) in twins {
             let (loser, loser_is_ours) = if mine < theirs {
                 (other, other_is_ours)

@@ -250,7 +250,14 @@ impl Engine {
         }
         let mut moving = Vec::new();
         let policies = &self.policies;
-        for (spi, sa) in self.ikes.iter_mut() {
+        // SPI order, not the map's (random) order: the same log lines and
+        // requests every run. O(n log n) on an address loss, a rare event.
+        let mut spis: Vec<u64> = self.ikes.keys().copied().collect();
+        spis.sort_unstable();
+        for spi in &spis {
+            let Some(sa) = self.ikes.get_mut(spi) else {
+                continue;
+            };
             if sa.state != IkeState::Established || sa.ike_path().0.ip() != gone {
                 continue;
             }
