@@ -1230,7 +1230,7 @@ fn stalled_after_failure_request() -> (World, u64, u64) {
     (w, a_spi, b_spi)
 }
 
-/// `from`'s request of `exchange` on its SA `spi`, message `message_id`,
+/// `from`'s INFORMATIONAL request on its SA `spi`, message `message_id`,
 /// sealed with its keys (one datagram).
 fn sealed_request(from: &mut Node, spi: u64, message_id: u32, inner: &[Payload]) -> Packet {
     let sa = from.engine.ike(spi).unwrap();
