@@ -89,6 +89,20 @@ fn names_destination(policies: &str, address: &str) -> bool {
         .any(|w| w[0] == "dst" && w[1].split('/').next() == Some(address))
 }
 
+/// The gateway's IKE SAs (any state) with the peer at `address`.
+fn sas_from(gateway: &Gateway, address: &str) -> Vec<Value> {
+    gateway
+        .sas()
+        .into_iter()
+        .filter(|sa| {
+            sa["peer"]
+                .as_str()
+                .and_then(|peer| peer.parse::<std::net::SocketAddr>().ok())
+                .is_some_and(|peer| peer.ip().to_string() == address)
+        })
+        .collect()
+}
+
 /// Asserts that `client` got no Child SA: none installed in its
 /// strongSwan, none on the gateway's SAs of its user, no XFRM policy on
 /// the gateway toward its address; unless `lease_kept` (the IKE SA
@@ -338,12 +352,44 @@ fn wrong_password_unknown_user_address_outside_the_pool_and_selectors_outside_th
     ];
     for (client, reason, notify, lease_kept) in cases {
         let (ok, out) = client.initiate();
+        let gave_up = std::time::Instant::now();
         assert!(
             !ok,
             "{} must be refused:\n{out}\n{}",
             client.ns.ns,
             context(&gateway, &[client])
         );
+        if notify == eap_failed {
+            // strongSwan gives up during EAP with AUTHENTICATION_FAILED in
+            // an INFORMATIONAL (RFC 7296 §2.21.2): iked's half-open SA and
+            // ca's session end then, not at the half-open timeout.
+            wait_until(
+                "the gateway holds no SA for the client",
+                Duration::from_secs(5),
+                || sas_from(&gateway, client.ns.public_address()).is_empty(),
+                || context(&gateway, &[client]),
+            );
+            let log = gateway.iked.log_text();
+            let ended = line_with(
+                &log,
+                &[
+                    client.ns.public_address(),
+                    "gave up during EAP",
+                    "AUTHENTICATION_FAILED",
+                ],
+            );
+            println!(
+                "{}: no SA on the gateway {:?} after swanctl --initiate returned; iked: {}",
+                client.ns.ns,
+                gave_up.elapsed(),
+                ended.unwrap_or("(no line)").trim()
+            );
+            assert!(
+                ended.is_some(),
+                "iked does not say the client gave up\n{}",
+                context(&gateway, &[client])
+            );
+        }
         wait_until(
             "iked's reason",
             Duration::from_secs(15),

@@ -246,7 +246,12 @@ impl Engine {
             sa.state,
             IkeState::Established | IkeState::Rekeyed | IkeState::Deleting
         );
-        if !authenticated && header.exchange != ExchangeType::IkeAuth {
+        // RFC 7296 §2.21.2: an initiator that gives up during EAP may say
+        // so in a separate INFORMATIONAL; that one is opened (ICV checked)
+        // and may end the half-open SA (eap.rs), nothing else.
+        let during_eap =
+            !authenticated && header.exchange == ExchangeType::Informational && sa.eap.is_some();
+        if !authenticated && header.exchange != ExchangeType::IkeAuth && !during_eap {
             log::debug!(
                 "IKE SA {spi:016x}: {} request before IKE_AUTH completed, dropped",
                 header.exchange
@@ -283,6 +288,9 @@ impl Engine {
         else {
             return;
         };
+        if during_eap {
+            return self.on_informational_during_eap(spi, local, remote, header.message_id, inner);
+        }
         let Some(sa) = self.ikes.get_mut(&spi) else {
             return;
         };

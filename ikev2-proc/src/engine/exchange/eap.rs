@@ -10,8 +10,11 @@
 //! `eap_responder.rs`, the client's `eap_initiator.rs`.
 
 use iked_common::ipc::{CaToIkev2, EapRole, EapStep, Ikev2ToCa};
-use iked_common::wire::{AuthMethod, Payload};
+use std::net::SocketAddr;
 
+use iked_common::wire::{AuthMethod, Delete, ExchangeType, NotifyType, Payload, ProtocolId};
+
+use crate::engine::identity::identity_text;
 use crate::engine::state::*;
 use crate::engine::{Action, Engine};
 
@@ -68,6 +71,9 @@ pub(crate) struct EapExchange {
     /// Gateway: our certificate AUTH (method, data, chain) until ca's
     /// first EAP Request goes out with it.
     pub first_auth: Option<(u8, Vec<u8>, Vec<Vec<u8>>)>,
+    /// Gateway: the identity the peer's EAP-Identity Response names, for
+    /// logs only (not authenticated until ca says `Succeeded`).
+    pub claimed_identity: Option<String>,
 }
 
 impl EapExchange {
@@ -78,6 +84,7 @@ impl EapExchange {
             ca_session: false,
             kept: None,
             first_auth: None,
+            claimed_identity: None,
         }
     }
 }
@@ -88,6 +95,17 @@ pub(crate) fn eap_payload(payloads: &[Payload]) -> Option<&[u8]> {
         Payload::Eap(eap) => Some(eap.0.as_slice()),
         _ => None,
     })
+}
+
+/// The identity of an EAP-Identity Response (RFC 3748 §4, §5.1: code 2,
+/// type 1), as text for logs, at most 64 characters.
+pub(crate) fn eap_identity_response(packet: &[u8]) -> Option<String> {
+    let [2, _, hi, lo, 1, ..] = *packet else {
+        return None;
+    };
+    let length = usize::from(u16::from_be_bytes([hi, lo]));
+    let identity = packet.get(5..length.min(packet.len()))?;
+    Some(String::from_utf8_lossy(identity).chars().take(64).collect())
 }
 
 /// An EAP packet's code for logs (RFC 3748 §4).
@@ -165,6 +183,73 @@ impl Engine {
             self.actions
                 .push_back(Action::Ca(Ikev2ToCa::EapEnd { session: spi }));
         }
+    }
+
+    /// An INFORMATIONAL request on an IKE SA whose EAP conversation runs
+    /// (either role), opened and its ICV checked. RFC 7296 §2.21.2: "If
+    /// the error occurs on the initiator, the notification MAY be returned
+    /// in a separate INFORMATIONAL exchange", and AUTHENTICATION_FAILED
+    /// there deletes the IKE SA without a Delete payload. So a peer that
+    /// gives up (strongSwan after a wrong password: it does not answer the
+    /// MS-CHAPv2 Failure-Request) ends the half-open SA and ca's session
+    /// at once, as does a Delete of the IKE SA (§1.4.1); we answer with an
+    /// empty INFORMATIONAL (§1.4, §1.5) and install nothing. Anything else
+    /// before IKE_AUTH completes stays dropped (§1.2, security review L4).
+    pub(in crate::engine) fn on_informational_during_eap(
+        &mut self,
+        spi: u64,
+        local: SocketAddr,
+        remote: SocketAddr,
+        message_id: u32,
+        inner: Vec<Payload>,
+    ) {
+        let refused = inner.iter().any(|p| {
+            matches!(p, Payload::Notify(n) if n.notify_type == NotifyType::AuthenticationFailed)
+        });
+        let deleted = inner.iter().any(|p| {
+            matches!(
+                p,
+                Payload::Delete(Delete {
+                    protocol: ProtocolId::Ike,
+                    ..
+                })
+            )
+        });
+        let Some(sa) = self.ikes.get_mut(&spi) else {
+            return;
+        };
+        if !refused && !deleted {
+            log::debug!(
+                "IKE SA {spi:016x}: INFORMATIONAL request {message_id} before IKE_AUTH completed \
+                 (EAP under way) without AUTHENTICATION_FAILED or Delete, dropped"
+            );
+            return;
+        }
+        let what = if refused {
+            "AUTHENTICATION_FAILED"
+        } else {
+            "Delete of the IKE SA"
+        };
+        let role = if sa.initiator { "gateway" } else { "client" };
+        let ike_id = sa
+            .peer_id
+            .as_ref()
+            .map_or_else(|| "unknown".into(), identity_text);
+        let eap_user = sa
+            .eap_identity
+            .clone()
+            .or_else(|| sa.eap.as_ref().and_then(|e| e.claimed_identity.clone()))
+            .map_or_else(|| "unknown".into(), |u| format!("'{}'", u.escape_debug()));
+        log::warn!(
+            "policy {}: EAP {role} {remote} (IKE ID {ike_id}, EAP user {eap_user}) gave up during \
+             EAP: {what} in INFORMATIONAL, IKE SA {spi:016x} ended",
+            sa.policy,
+        );
+        // The answer goes back to where the request came from (§2.11),
+        // without moving the half-open SA.
+        sa.mobike.request_path = Some((local, remote));
+        self.send_response(spi, ExchangeType::Informational, message_id, Vec::new());
+        self.delete_ike_local(spi, &format!("the peer gave up during EAP ({what})"));
     }
 
     /// ca's answers to EAP waits, taken here; every other message is given

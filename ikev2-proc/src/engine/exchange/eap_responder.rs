@@ -199,6 +199,11 @@ impl Engine {
             );
         };
         let packet = packet.to_vec();
+        if let Some(claimed) = eap_identity_response(&packet) {
+            if let Some(eap) = self.ikes.get_mut(&spi).and_then(|sa| sa.eap.as_mut()) {
+                eap.claimed_identity = Some(claimed);
+            }
+        }
         if !self.resume_eap_answer(spi, message_id) {
             return;
         }

@@ -18,6 +18,8 @@ use iked_common::ipc::{EapRole, EapStep};
 use iked_common::test_pki::KeyKind;
 use iked_common::wire::PayloadType;
 
+use crate::engine::exchange::eap::EapPhase;
+
 /// The toy method's EAP type (experimental, RFC 3748 §5.8... is 255; any
 /// unassigned value does for a test).
 const TOY_TYPE: u8 = 99;
@@ -1188,4 +1190,191 @@ fn fifty_eap_road_warriors_behind_one_ike_id_each_get_their_own_lease() {
     assert_eq!(fleet.gateway.engine.leases.leased("rw"), CLIENTS);
     assert_eq!(fleet.gateway.eap_ends.len(), CLIENTS);
     assert_eq!(fleet.gateway.eap_ca.as_ref().unwrap().sessions(), 0);
+}
+
+// A peer that gives up during EAP (RFC 7296 §2.21.2): an INFORMATIONAL
+// request with AUTHENTICATION_FAILED (or a Delete of the IKE SA) ends the
+// half-open SA at once; anything else before IKE_AUTH completes is dropped.
+// ----------------------------------------------------------------------
+
+/// A wrong-password client whose acknowledgement of the gateway's
+/// MS-CHAPv2 Failure-Request (IKE_AUTH request 4) is lost, as strongSwan
+/// never sends it: the gateway holds its half-open SA mid-EAP. Returns
+/// the world with the client's and the gateway's SPIs.
+fn stalled_after_failure_request() -> (World, u64, u64) {
+    let mut client_settings = settings();
+    client_settings.fragmentation.enabled = false;
+    client_settings.restart_delay = Duration::from_secs(3600);
+    let mut gateway_settings = settings();
+    gateway_settings.fragmentation.enabled = false;
+    let world = World::with(client_settings, gateway_settings);
+    let mut w = mschap_world_in(world, "alice", "looking-glass");
+    w.filter = Box::new(|p| {
+        !(is_request_from(p, ip(A), ExchangeType::IkeAuth)
+            && Header::decode(&p.data).is_ok_and(|h| h.header.message_id == 4))
+    });
+    w.settle();
+    w.filter = Box::new(|_| true);
+    let a_spi = w.a.engine.ike_spis()[0];
+    let b_spis = w.b.engine.ike_spis();
+    assert_eq!(b_spis.len(), 1, "the gateway holds the half-open SA");
+    let b_spi = b_spis[0];
+    let sa = w.b.engine.ike(b_spi).unwrap();
+    assert_eq!(
+        sa.eap.as_ref().map(|e| e.phase),
+        Some(EapPhase::ServerConversing)
+    );
+    assert_eq!(sa.expected_message_id, 4, "the Failure-Request was sent");
+    assert!(w.b.eap_ends.is_empty());
+    assert_eq!(w.b.eap_ca.as_ref().unwrap().sessions(), 1);
+    (w, a_spi, b_spi)
+}
+
+/// `from`'s INFORMATIONAL request on its SA `spi`, message `message_id`,
+/// sealed with its keys (one datagram).
+fn sealed_request(from: &mut Node, spi: u64, message_id: u32, inner: &[Payload]) -> Packet {
+    let sa = from.engine.ike(spi).unwrap();
+    let header = from
+        .engine
+        .header_for(sa, ExchangeType::Informational, message_id, false);
+    let (local, peer) = (sa.local, sa.peer);
+    let mut datagrams = from.engine.seal_message(spi, header, inner).unwrap();
+    assert_eq!(datagrams.len(), 1);
+    Packet {
+        from: local,
+        to: peer,
+        data: datagrams.remove(0),
+    }
+}
+
+fn authentication_failed() -> Vec<Payload> {
+    vec![Payload::Notify(Notify::new(
+        NotifyType::AuthenticationFailed,
+        Vec::new(),
+    ))]
+}
+
+fn ike_delete() -> Vec<Payload> {
+    vec![Payload::Delete(iked_common::wire::Delete {
+        protocol: iked_common::wire::ProtocolId::Ike,
+        spis: Vec::new(),
+    })]
+}
+
+/// The INFORMATIONAL responses `node` sent, opened with the peer's keys.
+fn informational_responses(node: &Node) -> Vec<Vec<u8>> {
+    node.sent
+        .iter()
+        .filter(|(_, _, d)| {
+            Header::decode(d).is_ok_and(|h| {
+                h.header.exchange == ExchangeType::Informational && h.header.flags.response
+            })
+        })
+        .map(|(_, _, d)| d.clone())
+        .collect()
+}
+
+/// The client gives up with `inner` in an INFORMATIONAL request: the
+/// gateway answers it empty, ends the SA and ca's session at once (no
+/// timer runs), installs nothing and says why, naming the peer and the
+/// EAP user.
+fn assert_gateway_ends_on(inner: Vec<Payload>, what: &str) {
+    let (mut w, a_spi, b_spi) = stalled_after_failure_request();
+    let packet = sealed_request(&mut w.a, a_spi, 4, &inner);
+    let log = capture_info_log(|| {
+        w.deliver(packet);
+        w.b.step(w.now);
+    });
+    assert!(w.b.engine.ike_spis().is_empty(), "gateway SA left");
+    assert_nothing_installed(&w.b, "gateway");
+    assert_eq!(w.b.sa_requests, 0);
+    assert_eq!(w.b.eap_ends, vec![b_spi], "EapEnd for the session");
+    assert_eq!(w.b.eap_ca.as_ref().unwrap().sessions(), 0);
+    let responses = informational_responses(&w.b);
+    assert_eq!(responses.len(), 1, "one INFORMATIONAL response");
+    let answer = open_with(&w.a, a_spi, &responses[0]).expect("sealed with the SA's keys");
+    assert!(answer.is_empty(), "empty answer: {answer:?}");
+    assert_eq!(
+        Header::decode(&responses[0]).unwrap().header.message_id,
+        4,
+        "the request's message ID"
+    );
+    assert!(
+        log.iter().any(|l| l.contains("gave up during EAP")
+            && l.contains(what)
+            && l.contains(&format!("{}", ip(A)))
+            && l.contains("'alice'")),
+        "the reason, the peer and the EAP user logged: {log:#?}"
+    );
+}
+
+#[test]
+fn authentication_failed_in_informational_during_eap_ends_the_gateways_half_open_sa() {
+    assert_gateway_ends_on(authentication_failed(), "AUTHENTICATION_FAILED");
+}
+
+#[test]
+fn a_delete_of_the_ike_sa_during_eap_ends_the_gateways_half_open_sa() {
+    assert_gateway_ends_on(ike_delete(), "Delete of the IKE SA");
+}
+
+#[test]
+fn other_informational_and_a_bad_icv_during_eap_are_dropped() {
+    let (mut w, a_spi, b_spi) = stalled_after_failure_request();
+    // Other content: an empty one (a liveness check), a status notify, a
+    // Delete of a Child SA. Each at the expected message ID, authentic.
+    let others = [
+        Vec::new(),
+        vec![Payload::Notify(Notify::new(
+            NotifyType::from_value(40_000),
+            Vec::new(),
+        ))],
+        vec![Payload::Delete(iked_common::wire::Delete {
+            protocol: iked_common::wire::ProtocolId::Esp,
+            spis: vec![0x1234_5678],
+        })],
+    ];
+    for inner in others {
+        let packet = sealed_request(&mut w.a, a_spi, 4, &inner);
+        w.deliver(packet);
+        w.b.step(w.now);
+    }
+    // AUTHENTICATION_FAILED whose ICV (the last bytes) is wrong.
+    let mut forged = sealed_request(&mut w.a, a_spi, 4, &authentication_failed());
+    *forged.data.last_mut().unwrap() ^= 0x01;
+    w.deliver(forged);
+    w.b.step(w.now);
+    assert_eq!(w.b.engine.ike_spis(), vec![b_spi], "the SA stays");
+    let sa = w.b.engine.ike(b_spi).unwrap();
+    assert_eq!(
+        sa.eap.as_ref().map(|e| e.phase),
+        Some(EapPhase::ServerConversing)
+    );
+    assert_eq!(sa.expected_message_id, 4, "no message ID consumed");
+    assert!(informational_responses(&w.b).is_empty(), "nothing answered");
+    assert!(w.b.eap_ends.is_empty());
+    assert_eq!(w.b.eap_ca.as_ref().unwrap().sessions(), 1);
+    // The genuine one still ends it.
+    let packet = sealed_request(&mut w.a, a_spi, 4, &authentication_failed());
+    w.deliver(packet);
+    w.b.step(w.now);
+    assert!(w.b.engine.ike_spis().is_empty());
+    assert_eq!(w.b.eap_ends, vec![b_spi]);
+}
+
+#[test]
+fn a_gateways_delete_of_the_ike_sa_during_eap_ends_the_clients_sa() {
+    let (mut w, a_spi, b_spi) = stalled_after_failure_request();
+    // The gateway's requests start at message 0 (RFC 7296 §2.2).
+    let packet = sealed_request(&mut w.b, b_spi, 0, &ike_delete());
+    w.deliver(packet);
+    w.a.step(w.now);
+    assert!(w.a.engine.ike_spis().is_empty(), "client SA left");
+    assert_nothing_installed(&w.a, "client");
+    assert_eq!(w.a.eap_ends, vec![a_spi]);
+    assert_eq!(w.a.eap_ca.as_ref().unwrap().sessions(), 0);
+    let responses = informational_responses(&w.a);
+    assert_eq!(responses.len(), 1);
+    let answer = open_with(&w.b, b_spi, &responses[0]).expect("sealed with the SA's keys");
+    assert!(answer.is_empty(), "{answer:?}");
 }
