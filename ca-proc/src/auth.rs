@@ -217,18 +217,10 @@ impl AuthService {
                 signed_octets,
                 eap_session: Some(session),
                 ..
-            } => match self.sign_with_msk(now, session, &policy, prf, &signed_octets) {
-                Ok(auth_data) => CaToIkev2::Auth {
-                    id,
-                    auth_method: AUTH_METHOD_SHARED_KEY,
-                    auth_data,
-                    certs: Vec::new(),
-                },
-                Err(reason) => {
-                    log::warn!("MSK AUTH for policy {policy}: {reason}");
-                    CaToIkev2::Failed { id, reason }
-                }
-            },
+            } => {
+                let signed = self.sign_with_msk(now, session, &policy, prf, &signed_octets);
+                SharedKey::Msk.signed_reply(id, &policy, signed)
+            }
             Ikev2ToCa::VerifyAuth {
                 id,
                 policy,
@@ -238,32 +230,18 @@ impl AuthService {
                 auth_data,
                 eap_session: Some(session),
                 ..
-            } => match self.verify_with_msk(
-                now,
-                session,
-                &policy,
-                prf,
-                auth_method,
-                &signed_octets,
-                &auth_data,
-            ) {
-                Ok(ok) => {
-                    let reason = if ok {
-                        String::new()
-                    } else {
-                        "the peer's AUTH does not match the MSK of its EAP authentication"
-                            .to_string()
-                    };
-                    if !ok {
-                        log::warn!("policy {policy}: {reason}");
-                    }
-                    CaToIkev2::Verified { id, ok, reason }
-                }
-                Err(reason) => {
-                    log::warn!("checking the MSK AUTH for policy {policy}: {reason}");
-                    CaToIkev2::Failed { id, reason }
-                }
-            },
+            } => {
+                let checked = self.verify_with_msk(
+                    now,
+                    session,
+                    &policy,
+                    prf,
+                    auth_method,
+                    &signed_octets,
+                    &auth_data,
+                );
+                SharedKey::Msk.verified_reply(id, &policy, checked)
+            }
             Ikev2ToCa::SignAuth {
                 id,
                 policy,
@@ -334,18 +312,10 @@ impl AuthService {
                 prf,
                 signed_octets,
                 ..
-            } => match self.sign(&policy, prf, &signed_octets) {
-                Ok(auth_data) => CaToIkev2::Auth {
-                    id,
-                    auth_method: AUTH_METHOD_SHARED_KEY,
-                    auth_data,
-                    certs: Vec::new(),
-                },
-                Err(reason) => {
-                    log::warn!("AUTH for policy {policy}: {reason}");
-                    CaToIkev2::Failed { id, reason }
-                }
-            },
+            } => {
+                let signed = self.sign(&policy, prf, &signed_octets);
+                SharedKey::Psk.signed_reply(id, &policy, signed)
+            }
             Ikev2ToCa::VerifyAuth {
                 id,
                 policy,
@@ -354,23 +324,10 @@ impl AuthService {
                 signed_octets,
                 auth_data,
                 ..
-            } => match self.verify(&policy, prf, auth_method, &signed_octets, &auth_data) {
-                Ok(ok) => {
-                    let reason = if ok {
-                        String::new()
-                    } else {
-                        "the peer's AUTH does not match our pre-shared key".to_string()
-                    };
-                    if !ok {
-                        log::info!("policy {policy}: {reason}");
-                    }
-                    CaToIkev2::Verified { id, ok, reason }
-                }
-                Err(reason) => {
-                    log::warn!("checking AUTH for policy {policy}: {reason}");
-                    CaToIkev2::Failed { id, reason }
-                }
-            },
+            } => {
+                let checked = self.verify(&policy, prf, auth_method, &signed_octets, &auth_data);
+                SharedKey::Psk.verified_reply(id, &policy, checked)
+            }
         }
     }
 
@@ -384,14 +341,7 @@ impl AuthService {
         prf: u16,
         signed_octets: &[u8],
     ) -> Result<Vec<u8>, String> {
-        let prf = PrfAlg::from_iana(prf).ok_or_else(|| format!("unsupported PRF {prf}"))?;
-        if signed_octets.len() > MAX_SIGNED_OCTETS {
-            return Err(format!(
-                "{} signed octets exceed the {MAX_SIGNED_OCTETS} cap",
-                signed_octets.len()
-            ));
-        }
-        crate::signed_octets::check_auth_input(signed_octets, prf.output_len())?;
+        let prf = prf_for_signing(prf, signed_octets)?;
         self.eap
             .with_msk(now, session, policy, MskUse::Sign, |msk| {
                 psk_auth(prf, msk, signed_octets)
@@ -411,13 +361,7 @@ impl AuthService {
         signed_octets: &[u8],
         auth_data: &[u8],
     ) -> Result<bool, String> {
-        let prf = PrfAlg::from_iana(prf).ok_or_else(|| format!("unsupported PRF {prf}"))?;
-        if signed_octets.len() > MAX_SIGNED_OCTETS {
-            return Err(format!(
-                "{} signed octets exceed the {MAX_SIGNED_OCTETS} cap",
-                signed_octets.len()
-            ));
-        }
+        let prf = prf_for(prf, signed_octets)?;
         // Taken (and so used up) even when the AUTH is malformed: a peer
         // gets one try per EAP authentication.
         let well_formed = auth_method == AUTH_METHOD_SHARED_KEY && auth_data.len() <= MAX_AUTH_DATA;
@@ -432,31 +376,15 @@ impl AuthService {
             .map_err(|e| e.to_string())
     }
 
-    fn key_and_prf(
-        &self,
-        policy: &str,
-        prf: u16,
-        signed_octets: &[u8],
-    ) -> Result<(&PreSharedKey, PrfAlg), String> {
-        let key = self
-            .psks
+    fn psk(&self, policy: &str) -> Result<&PreSharedKey, String> {
+        self.psks
             .get(policy)
-            .ok_or_else(|| format!("no pre-shared key for policy {policy}"))?;
-        let prf = PrfAlg::from_iana(prf).ok_or_else(|| format!("unsupported PRF {prf}"))?;
-        if signed_octets.len() > MAX_SIGNED_OCTETS {
-            return Err(format!(
-                "{} signed octets exceed the {MAX_SIGNED_OCTETS} cap",
-                signed_octets.len()
-            ));
-        }
-        Ok((key, prf))
+            .ok_or_else(|| format!("no pre-shared key for policy {policy}"))
     }
 
     fn sign(&self, policy: &str, prf: u16, signed_octets: &[u8]) -> Result<Vec<u8>, String> {
-        let (key, prf) = self.key_and_prf(policy, prf, signed_octets)?;
-        // Only octets shaped as RFC 7296 §2.15 AUTH input: never a MAC of
-        // whatever ikev2 asks for.
-        crate::signed_octets::check_auth_input(signed_octets, prf.output_len())?;
+        let key = self.psk(policy)?;
+        let prf = prf_for_signing(prf, signed_octets)?;
         psk_auth(prf, key.expose(), signed_octets).map_err(|e| e.to_string())
     }
 
@@ -468,7 +396,8 @@ impl AuthService {
         signed_octets: &[u8],
         auth_data: &[u8],
     ) -> Result<bool, String> {
-        let (key, prf) = self.key_and_prf(policy, prf, signed_octets)?;
+        let key = self.psk(policy)?;
+        let prf = prf_for(prf, signed_octets)?;
         if auth_method != AUTH_METHOD_SHARED_KEY {
             // The policy says PSK: any other method is a failed authentication.
             return Ok(false);
@@ -477,6 +406,99 @@ impl AuthService {
             return Ok(false);
         }
         verify_psk_auth(prf, key.expose(), signed_octets, auth_data).map_err(|e| e.to_string())
+    }
+}
+
+/// The PRF ikev2 names, for `signed_octets` no larger than the cap.
+pub(super) fn prf_for(prf: u16, signed_octets: &[u8]) -> Result<PrfAlg, String> {
+    let prf = PrfAlg::from_iana(prf).ok_or_else(|| format!("unsupported PRF {prf}"))?;
+    check_signed_octets_size(signed_octets)?;
+    Ok(prf)
+}
+
+/// Refuses signed octets above `MAX_SIGNED_OCTETS`.
+pub(super) fn check_signed_octets_size(signed_octets: &[u8]) -> Result<(), String> {
+    if signed_octets.len() > MAX_SIGNED_OCTETS {
+        return Err(format!(
+            "{} signed octets exceed the {MAX_SIGNED_OCTETS} cap",
+            signed_octets.len()
+        ));
+    }
+    Ok(())
+}
+
+/// [`prf_for`], and only for octets shaped as RFC 7296 §2.15 AUTH input:
+/// we never sign or MAC whatever ikev2 asks for.
+pub(super) fn prf_for_signing(prf: u16, signed_octets: &[u8]) -> Result<PrfAlg, String> {
+    let prf = prf_for(prf, signed_octets)?;
+    crate::signed_octets::check_auth_input(signed_octets, prf.output_len())?;
+    Ok(prf)
+}
+
+/// The shared key of an AUTH payload (RFC 7296 §2.15): the policy's PSK,
+/// or after EAP the session's MSK (§2.16). The answers to ikev2 are the
+/// same for both; only what the log says differs.
+#[derive(Clone, Copy)]
+enum SharedKey {
+    Psk,
+    Msk,
+}
+
+impl SharedKey {
+    /// The answer to a SignAuth.
+    fn signed_reply(self, id: u64, policy: &str, signed: Result<Vec<u8>, String>) -> CaToIkev2 {
+        match signed {
+            Ok(auth_data) => CaToIkev2::Auth {
+                id,
+                auth_method: AUTH_METHOD_SHARED_KEY,
+                auth_data,
+                certs: Vec::new(),
+            },
+            Err(reason) => {
+                let what = match self {
+                    SharedKey::Psk => "AUTH",
+                    SharedKey::Msk => "MSK AUTH",
+                };
+                log::warn!("{what} for policy {policy}: {reason}");
+                CaToIkev2::Failed { id, reason }
+            }
+        }
+    }
+
+    /// The answer to a VerifyAuth: a mismatch is a refused peer, an error
+    /// a failed request.
+    fn verified_reply(self, id: u64, policy: &str, checked: Result<bool, String>) -> CaToIkev2 {
+        match checked {
+            Ok(ok) => {
+                let reason = if ok {
+                    String::new()
+                } else {
+                    match self {
+                        SharedKey::Psk => "the peer's AUTH does not match our pre-shared key",
+                        SharedKey::Msk => {
+                            "the peer's AUTH does not match the MSK of its EAP authentication"
+                        }
+                    }
+                    .to_string()
+                };
+                if !ok {
+                    let level = match self {
+                        SharedKey::Psk => log::Level::Info,
+                        SharedKey::Msk => log::Level::Warn,
+                    };
+                    log::log!(level, "policy {policy}: {reason}");
+                }
+                CaToIkev2::Verified { id, ok, reason }
+            }
+            Err(reason) => {
+                let what = match self {
+                    SharedKey::Psk => "AUTH",
+                    SharedKey::Msk => "the MSK AUTH",
+                };
+                log::warn!("checking {what} for policy {policy}: {reason}");
+                CaToIkev2::Failed { id, reason }
+            }
+        }
     }
 }
 

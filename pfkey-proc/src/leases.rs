@@ -15,6 +15,7 @@ use std::net::IpAddr;
 use iked_common::kernel::{FailureKind, KernelEntry, KernelFailure};
 
 use crate::backend::local_failure;
+use crate::reqids::release_one;
 
 #[derive(Debug, Default)]
 pub struct LeaseOwners {
@@ -56,7 +57,7 @@ impl LeaseOwners {
     pub fn bind(&mut self, lease: IpAddr, peer: IpAddr, entry: KernelEntry) {
         match self.entries.insert(entry, (lease, peer)) {
             Some(old) if old == (lease, peer) => return,
-            Some((old_lease, _)) => self.release_lease(old_lease),
+            Some((old_lease, _)) => release_one(&mut self.owners, &old_lease),
             None => {}
         }
         let owner = self.owners.entry(lease).or_insert((peer, 0));
@@ -71,16 +72,7 @@ impl LeaseOwners {
     /// `entry` is gone from the kernel.
     pub fn release(&mut self, entry: &KernelEntry) {
         if let Some((lease, _)) = self.entries.remove(entry) {
-            self.release_lease(lease);
-        }
-    }
-
-    fn release_lease(&mut self, lease: IpAddr) {
-        if let Some((_, count)) = self.owners.get_mut(&lease) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                self.owners.remove(&lease);
-            }
+            release_one(&mut self.owners, &lease);
         }
     }
 

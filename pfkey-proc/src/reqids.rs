@@ -13,6 +13,7 @@
 //! not another peer address's; a migration moves it with its client.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::IpAddr;
 
 use iked_common::kernel::{FailureKind, Flow, FlowPeer, KernelEntry, KernelFailure};
@@ -45,6 +46,18 @@ impl ReqidOwner {
                 single => single,
             },
             ..ReqidOwner::of(flow)
+        }
+    }
+}
+
+/// One entry fewer uses `key` of `owners` (an owner and a count of
+/// entries): the last one gone, so is the owner. Shared with
+/// crate::leases, whose pool addresses are held the same way.
+pub(crate) fn release_one<K: Eq + Hash, O>(owners: &mut HashMap<K, (O, usize)>, key: &K) {
+    if let Some((_, count)) = owners.get_mut(key) {
+        *count = count.saturating_sub(1);
+        if *count == 0 {
+            owners.remove(key);
         }
     }
 }
@@ -89,7 +102,7 @@ impl ReqidOwners {
     pub fn bind(&mut self, reqid: u32, owner: ReqidOwner, entry: KernelEntry) {
         match self.entries.insert(entry, reqid) {
             Some(old) if old == reqid => return,
-            Some(old) => self.release_reqid(old),
+            Some(old) => release_one(&mut self.owners, &old),
             None => {}
         }
         self.owners.entry(reqid).or_insert((owner, 0)).1 += 1;
@@ -98,16 +111,7 @@ impl ReqidOwners {
     /// `entry` is gone from the kernel.
     pub fn release(&mut self, entry: &KernelEntry) {
         if let Some(reqid) = self.entries.remove(entry) {
-            self.release_reqid(reqid);
-        }
-    }
-
-    fn release_reqid(&mut self, reqid: u32) {
-        if let Some((_, count)) = self.owners.get_mut(&reqid) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                self.owners.remove(&reqid);
-            }
+            release_one(&mut self.owners, &reqid);
         }
     }
 

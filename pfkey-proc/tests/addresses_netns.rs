@@ -49,6 +49,14 @@ fn config(generation: u64, flows: Vec<Flow>) -> ChildConfig {
     }
 }
 
+/// In a fresh namespace: lo up, and veth pair vip0 - vip0p, both up.
+fn add_vip0() {
+    sh(
+        "ip link set lo up && ip link add vip0 type veth peer name vip0p \
+        && ip link set vip0 up && ip link set vip0p up",
+    );
+}
+
 fn service() -> PfkeyService {
     let mut service = common::open_service(KernelSocketKind::Xfrm);
     let fd = iked_pfkey::route_socket::open_route_socket().expect("route socket");
@@ -101,10 +109,7 @@ fn index_of(dev: &str) -> u32 {
 fn a_virtual_address_is_added_reported_and_removed() {
     require_root();
     in_new_netns(|| {
-        sh(
-            "ip link set lo up && ip link add vip0 type veth peer name vip0p \
-            && ip link set vip0 up && ip link set vip0p up",
-        );
+        add_vip0();
         let index = index_of("vip0");
         let mut s = service();
         s.apply_config(&config(1, vec![client_flow(Some("vip0"))]));
@@ -176,10 +181,7 @@ fn a_virtual_address_is_added_reported_and_removed() {
 fn an_ipv6_virtual_address_is_a_128_without_dad() {
     require_root();
     in_new_netns(|| {
-        sh(
-            "ip link set lo up && ip link add vip0 type veth peer name vip0p \
-            && ip link set vip0 up && ip link set vip0p up",
-        );
+        add_vip0();
         let mut s = service();
         s.apply_config(&config(1, vec![client_flow6("vip0")]));
         let o = add(&mut s, 1, "vpn", "2001:db8:9::5");
@@ -201,11 +203,8 @@ fn an_ipv6_virtual_address_is_a_128_without_dad() {
 fn refused_addresses_leave_the_host_untouched() {
     require_root();
     in_new_netns(|| {
-        sh(
-            "ip link set lo up && ip link add vip0 type veth peer name vip0p \
-            && ip link set vip0 up && ip link set vip0p up \
-            && ip addr add 10.9.0.9/32 dev vip0",
-        );
+        add_vip0();
+        sh("ip addr add 10.9.0.9/32 dev vip0");
         let before = addresses("vip0");
         let mut narrow = client_flow(Some("vip0"));
         narrow.selector = net("10.9.0.0", 24, "10.1.0.0", 16);

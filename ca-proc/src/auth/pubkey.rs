@@ -2,10 +2,9 @@
 //! `private/local.key` (sent with our chain), the peer's checked against
 //! its chain and identity, or its raw key from `pubkeys/`.
 
-use iked_common::crypto::PrfAlg;
 use iked_common::ipc::{CaPolicy, WireIdentity};
 
-use super::{AuthService, MAX_SIGNED_OCTETS};
+use super::{check_signed_octets_size, prf_for_signing, AuthService};
 use crate::signature;
 use crate::store::identity::{check_certificate_names, check_dstid, describe, name_text};
 
@@ -31,16 +30,9 @@ impl AuthService {
         peer_hash_algorithms: &[u16],
         cert_authorities: &[Vec<u8>],
     ) -> Result<OurAuth, String> {
-        let prf = PrfAlg::from_iana(prf).ok_or_else(|| format!("unsupported PRF {prf}"))?;
-        if signed_octets.len() > MAX_SIGNED_OCTETS {
-            return Err(format!(
-                "{} signed octets exceed the {MAX_SIGNED_OCTETS} cap",
-                signed_octets.len()
-            ));
-        }
         // Only RFC 7296 §2.15 AUTH input: never a signature over whatever
         // ikev2 asks for.
-        crate::signed_octets::check_auth_input(signed_octets, prf.output_len())?;
+        prf_for_signing(prf, signed_octets)?;
         let local = self.store.local.as_ref().ok_or_else(|| {
             format!(
                 "no private key: {}/private/local.key was not loaded",
@@ -91,12 +83,7 @@ impl AuthService {
         peer_id: &WireIdentity,
         certs: &[Vec<u8>],
     ) -> Result<String, String> {
-        if signed_octets.len() > MAX_SIGNED_OCTETS {
-            return Err(format!(
-                "{} signed octets exceed the {MAX_SIGNED_OCTETS} cap",
-                signed_octets.len()
-            ));
-        }
+        check_signed_octets_size(signed_octets)?;
         if auth_data.len() > MAX_SIGNATURE_AUTH_DATA {
             return Err(format!(
                 "AUTH data of {} octets, at most {MAX_SIGNATURE_AUTH_DATA} accepted",

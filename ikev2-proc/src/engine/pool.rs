@@ -547,6 +547,32 @@ mod tests {
         requested: None,
     }];
 
+    fn pool_config(pool: &str) -> Vec<iked_common::config::ConfigAttributeSpec> {
+        vec![iked_common::config::ConfigAttributeSpec::AddressPool(
+            prefix(pool),
+        )]
+    }
+
+    /// Policy "rw" of 198.18.0.1 leasing from `pool`.
+    fn rw_policy(pool: &str) -> Policy {
+        let mut policy = crate::test_fixtures::psk_tunnel_policy(
+            "rw",
+            "198.18.0.1".parse().unwrap(),
+            None,
+            Vec::new(),
+            false,
+        );
+        policy.remote_access.config = pool_config(pool);
+        policy
+    }
+
+    /// Leases of the one policy `policy`.
+    fn leases_for(policy: &Policy) -> Leases {
+        let mut leases = Leases::default();
+        assert!(leases.sync(std::slice::from_ref(policy)).is_empty());
+        leases
+    }
+
     fn table(pools: &[&str]) -> PolicyLeases {
         let prefixes: Vec<Prefix> = pools.iter().map(|p| prefix(p)).collect();
         PolicyLeases::new(&prefixes)
@@ -570,18 +596,8 @@ mod tests {
 
     #[test]
     fn same_owner_same_address_and_freed_addresses_come_back() {
-        let mut leases = Leases::default();
-        let mut policy = crate::test_fixtures::psk_tunnel_policy(
-            "rw",
-            "198.18.0.1".parse().unwrap(),
-            None,
-            Vec::new(),
-            false,
-        );
-        policy.remote_access.config = vec![iked_common::config::ConfigAttributeSpec::AddressPool(
-            prefix("198.18.6.0/30"),
-        )];
-        assert!(leases.sync(std::slice::from_ref(&policy)).is_empty());
+        let mut policy = rw_policy("198.18.6.0/30");
+        let mut leases = leases_for(&policy);
         let a = leases.lease("rw", &owner(1), 100, &V4).unwrap();
         // A second IKE SA of the same identity, then a rekey: one lease.
         assert_eq!(leases.lease("rw", &owner(1), 101, &V4).unwrap(), a);
@@ -604,9 +620,7 @@ mod tests {
         assert_eq!(leases.lease("rw", &owner(2), 201, &V4).unwrap(), b);
         leases.set_reqid(201, 0, 0x77);
         // Other pools: leases that fit stay (their SAs drain), the rest go.
-        policy.remote_access.config = vec![iked_common::config::ConfigAttributeSpec::AddressPool(
-            prefix("198.18.6.0/31"),
-        )];
+        policy.remote_access.config = pool_config("198.18.6.0/31");
         assert!(leases.sync(std::slice::from_ref(&policy)).is_empty());
         assert_eq!(
             leases.leased("rw"),
@@ -715,18 +729,7 @@ mod tests {
     /// printed, not asserted.
     #[test]
     fn a_hundred_thousand_leases_on_one_pool() {
-        let mut leases = Leases::default();
-        let mut policy = crate::test_fixtures::psk_tunnel_policy(
-            "rw",
-            "198.18.0.1".parse().unwrap(),
-            None,
-            Vec::new(),
-            false,
-        );
-        policy.remote_access.config = vec![iked_common::config::ConfigAttributeSpec::AddressPool(
-            prefix("10.128.0.0/15"),
-        )];
-        assert!(leases.sync(std::slice::from_ref(&policy)).is_empty());
+        let mut leases = leases_for(&rw_policy("10.128.0.0/15"));
         let started = std::time::Instant::now();
         let mut seen = HashSet::new();
         for n in 0..100_000u32 {

@@ -119,6 +119,14 @@ impl Fleet {
         p
     }
 
+    /// [`Fleet::start`] then [`Fleet::settle`], with the info log of both.
+    fn start_logged(&mut self, index: usize, policy: Policy) -> Vec<String> {
+        capture_info_log(|| {
+            self.start(index, policy);
+            self.settle();
+        })
+    }
+
     pub(super) fn settle(&mut self) {
         for _ in 0..10_000 {
             let mut busy = false;
@@ -168,20 +176,20 @@ fn pfkey_requests(node: &Node) -> Vec<Ikev2ToPfkey> {
 }
 
 fn added_addresses(node: &Node) -> Vec<IpAddr> {
-    pfkey_requests(node)
-        .into_iter()
-        .filter_map(|r| match r {
-            Ikev2ToPfkey::AddAddress { address, .. } => Some(address),
-            _ => None,
-        })
-        .collect()
+    addresses_asked(node, true)
 }
 
 fn deleted_addresses(node: &Node) -> Vec<IpAddr> {
+    addresses_asked(node, false)
+}
+
+/// The addresses a node asked pfkey to add (`added`) or to delete.
+fn addresses_asked(node: &Node, added: bool) -> Vec<IpAddr> {
     pfkey_requests(node)
         .into_iter()
         .filter_map(|r| match r {
-            Ikev2ToPfkey::DeleteAddress { address, .. } => Some(address),
+            Ikev2ToPfkey::AddAddress { address, .. } if added => Some(address),
+            Ikev2ToPfkey::DeleteAddress { address, .. } if !added => Some(address),
             _ => None,
         })
         .collect()
@@ -339,10 +347,7 @@ fn an_empty_pool_answers_internal_address_failure_and_installs_nothing() {
     fleet.settle();
     let installed_before = fleet.gateway.sa_requests;
     let policies_before = fleet.gateway.policies.len();
-    let log = capture_info_log(|| {
-        fleet.start(6, client_policy(&client_addr(6), "late.example", false));
-        fleet.settle();
-    });
+    let log = fleet.start_logged(6, client_policy(&client_addr(6), "late.example", false));
     assert!(
         log.iter().any(|l| l.contains("no address for late.example")
             && l.contains("pool is empty")
@@ -374,10 +379,7 @@ fn a_client_asking_for_an_address_outside_the_pool_is_refused() {
     fleet.clients[c]
         .engine
         .request_address_in_tests(ip("10.1.2.3"));
-    let log = capture_info_log(|| {
-        fleet.start(c, client_policy("198.18.2.1", "mallory.example", false));
-        fleet.settle();
-    });
+    let log = fleet.start_logged(c, client_policy("198.18.2.1", "mallory.example", false));
     assert!(
         log.iter()
             .any(|l| l.contains("it asks for 10.1.2.3, which lies outside the policy's pools")),
@@ -412,10 +414,7 @@ fn a_client_claiming_selectors_outside_its_lease_is_refused() {
     // IKE_AUTH: TSi 10.77.0.0/24 (a static `from`), not the lease.
     let mut p = client_policy("198.18.2.1", "carol.example", false);
     p.flows = vec![Selector::between(ip("10.77.0.0"), 24, ip("10.1.0.0"), 16)];
-    let log = capture_info_log(|| {
-        fleet.start(c, p);
-        fleet.settle();
-    });
+    let log = fleet.start_logged(c, p);
     assert!(
         log.iter().any(|l| l.contains("10.77.0.0-10.77.0.255")
             && l.contains("lie outside its lease (10.99.0.1)")),
@@ -430,10 +429,7 @@ fn a_client_claiming_selectors_outside_its_lease_is_refused() {
     let mut p = client_policy("198.18.2.2", "dan.example", false);
     p.flows
         .push(Selector::between(ip("10.77.0.0"), 24, ip("10.1.0.0"), 16));
-    let log = capture_info_log(|| {
-        fleet.start(d, p);
-        fleet.settle();
-    });
+    let log = fleet.start_logged(d, p);
     assert!(
         log.iter().any(|l| l.contains("lie outside its lease")),
         "{log:#?}"
@@ -517,10 +513,7 @@ fn two_clients_behind_one_nat_are_distinct_with_their_own_ports() {
 fn the_client_adds_its_address_keeps_it_across_a_rekey_and_removes_it_when_the_sa_goes() {
     let mut fleet = Fleet::new(gateway_policy("10.99.0.0/24"));
     let c = fleet.add_client("198.18.2.1");
-    let log = capture_info_log(|| {
-        fleet.start(c, client_policy("198.18.2.1", "alice.example", false));
-        fleet.settle();
-    });
+    let log = fleet.start_logged(c, client_policy("198.18.2.1", "alice.example", false));
     assert!(
         log.iter()
             .any(|l| l.contains("names DNS servers 10.1.0.53")),
@@ -576,10 +569,7 @@ fn a_gateway_that_gives_no_address_fails_the_client_with_the_reason() {
     gw.flows = vec![Selector::between(ip("10.1.0.0"), 16, ip("0.0.0.0"), 0)];
     let mut fleet = Fleet::new(gw);
     let c = fleet.add_client("198.18.2.1");
-    let log = capture_info_log(|| {
-        fleet.start(c, client_policy("198.18.2.1", "alice.example", false));
-        fleet.settle();
-    });
+    let log = fleet.start_logged(c, client_policy("198.18.2.1", "alice.example", false));
     assert!(
         log.iter()
             .any(|l| l.contains("answered our address request without an address")),

@@ -3,7 +3,7 @@
 //! direction), how our records follow (new SA ids reported to the parent,
 //! the lease moved with its client), and every refusal before the kernel.
 
-use super::ra::{client_policy, client_sas, failed, rw_harness, GATEWAY};
+use super::ra::{client_policy, client_sas, failed, install_client, rw_harness, GATEWAY};
 use super::*;
 use iked_common::kernel::{Migration, UdpEncap};
 
@@ -15,25 +15,7 @@ const LEASE: &str = "10.9.0.5";
 /// policies, installed.
 fn installed_client() -> Harness {
     let mut h = rw_harness();
-    let (out, inb) = client_sas(OLD_PEER, LEASE, 0x1000, REQID);
-    let mut id = 0;
-    for sa in [out, inb] {
-        id += 1;
-        let o = h.service.handle_request(Ikev2ToPfkey::AddSa { id, sa });
-        assert_eq!(o.to_ikev2, vec![PfkeyToIkev2::Done { id }]);
-    }
-    for d in [
-        PolicyDirection::Out,
-        PolicyDirection::In,
-        PolicyDirection::Fwd,
-    ] {
-        id += 1;
-        let policy = client_policy(OLD_PEER, LEASE, d, REQID);
-        let o = h
-            .service
-            .handle_request(Ikev2ToPfkey::AddPolicy { id, policy });
-        assert_eq!(o.to_ikev2, vec![PfkeyToIkev2::Done { id }]);
-    }
+    install_client(&mut h, 0, OLD_PEER, LEASE, 0x1000, REQID);
     h.calls.lock().unwrap().clear();
     h
 }

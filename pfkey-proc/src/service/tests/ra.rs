@@ -75,6 +75,47 @@ pub(super) fn client_policy(
     }
 }
 
+/// Installs a client's Child SA pair (SPIs `spi` out, `spi` + 1 in) and
+/// its three policies with request ids after `last_id`, each done; the
+/// last id used is returned.
+pub(super) fn install_client(
+    h: &mut Harness,
+    last_id: u64,
+    peer: &str,
+    lease: &str,
+    spi: u32,
+    reqid: u32,
+) -> u64 {
+    let mut id = last_id;
+    let (out, inb) = client_sas(peer, lease, spi, reqid);
+    for sa in [out, inb] {
+        id += 1;
+        let o = h.service.handle_request(Ikev2ToPfkey::AddSa { id, sa });
+        assert_eq!(
+            o.to_ikev2,
+            vec![PfkeyToIkev2::Done { id }],
+            "{peer} {lease}"
+        );
+    }
+    for direction in [
+        PolicyDirection::Out,
+        PolicyDirection::In,
+        PolicyDirection::Fwd,
+    ] {
+        id += 1;
+        let policy = client_policy(peer, lease, direction, reqid);
+        let o = h
+            .service
+            .handle_request(Ikev2ToPfkey::AddPolicy { id, policy });
+        assert_eq!(
+            o.to_ikev2,
+            vec![PfkeyToIkev2::Done { id }],
+            "{peer} {lease}"
+        );
+    }
+    id
+}
+
 pub(super) fn failed(o: &Outcome) -> &KernelFailure {
     match &o.to_ikev2[..] {
         [PfkeyToIkev2::Failed { failure, .. }] => failure,
@@ -93,32 +134,7 @@ fn many_clients_share_one_flow_each_with_its_lease_and_reqid() {
     ];
     let mut id = 0;
     for (peer, lease, spi, reqid) in clients {
-        let (out, inb) = client_sas(peer, lease, spi, reqid);
-        for sa in [out, inb] {
-            id += 1;
-            let o = h.service.handle_request(Ikev2ToPfkey::AddSa { id, sa });
-            assert_eq!(
-                o.to_ikev2,
-                vec![PfkeyToIkev2::Done { id }],
-                "{peer} {lease}"
-            );
-        }
-        for direction in [
-            PolicyDirection::Out,
-            PolicyDirection::In,
-            PolicyDirection::Fwd,
-        ] {
-            id += 1;
-            let policy = client_policy(peer, lease, direction, reqid);
-            let o = h
-                .service
-                .handle_request(Ikev2ToPfkey::AddPolicy { id, policy });
-            assert_eq!(
-                o.to_ikev2,
-                vec![PfkeyToIkev2::Done { id }],
-                "{peer} {lease}"
-            );
-        }
+        id = install_client(&mut h, id, peer, lease, spi, reqid);
     }
     assert_eq!(h.service.installed().count(), 15);
     assert_eq!(h.service.leases.len(), 3);
