@@ -67,11 +67,13 @@ pub struct Scratch(pub PathBuf);
 
 impl Scratch {
     pub fn new(tag: &str) -> Scratch {
-        let path = std::env::temp_dir().join(format!(
-            "iked-test-{tag}-{}-{}",
-            std::process::id(),
-            Instant::now().elapsed().as_nanos()
-        ));
+        // Tests of one binary run in threads of one process: the pid alone
+        // is shared, so a process-wide counter keeps each directory its own
+        // (two tests on one path removed each other's files at drop).
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let serial = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("iked-test-{tag}-{}-{serial}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).expect("scratch dir");
         Scratch(path)
