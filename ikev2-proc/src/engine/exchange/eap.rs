@@ -12,9 +12,12 @@
 use iked_common::ipc::{CaToIkev2, EapRole, EapStep, Ikev2ToCa};
 use std::net::SocketAddr;
 
-use iked_common::wire::{AuthMethod, Delete, ExchangeType, NotifyType, Payload, ProtocolId};
+use iked_common::wire::{
+    AuthMethod, Authentication, Delete, ExchangeType, NotifyType, Payload, ProtocolId,
+};
 
-use crate::engine::identity::identity_text;
+use crate::engine::identity::{id_body, identity_text, wire_identity};
+use crate::engine::keys::{auth_octets, Signer};
 use crate::engine::state::*;
 use crate::engine::{Action, Engine};
 
@@ -332,4 +335,40 @@ pub(crate) fn auth_payload(method: u8, data: Vec<u8>) -> Payload {
         method: AuthMethod::from_value(method),
         data,
     })
+}
+
+impl Engine {
+    /// The ca request that checks the peer's MSK-based AUTH (RFC 7296
+    /// §2.16) over the octets `signer` (the peer's role) signed, both roles
+    /// alike; None when the SA is gone or lacks its keys or the peer's ID.
+    pub(in crate::engine) fn msk_verify_request(
+        &self,
+        spi: u64,
+        signer: Signer,
+        auth: &Authentication,
+    ) -> Option<impl FnOnce(u64) -> Ikev2ToCa> {
+        let sa = self.ikes.get(&spi)?;
+        let (Some(suite), Some(keys), Some(peer_id)) =
+            (sa.suite, sa.keys.as_ref(), sa.peer_id.as_ref())
+        else {
+            return None;
+        };
+        let signed_octets = auth_octets(suite.prf, sa, keys, signer, &id_body(peer_id)).ok()?;
+        let policy = sa.policy.clone();
+        let prf = suite.prf.iana_id();
+        let peer_id = wire_identity(peer_id);
+        let auth_method = auth.method.value();
+        let auth_data = auth.data.clone();
+        Some(move |id| Ikev2ToCa::VerifyAuth {
+            id,
+            policy,
+            prf,
+            auth_method,
+            signed_octets,
+            auth_data,
+            peer_id,
+            certs: Vec::new(),
+            eap_session: Some(spi),
+        })
+    }
 }

@@ -258,22 +258,9 @@ impl Engine {
             );
             return self.abandon_eap_client(spi, child, &why);
         }
-        let Some(sa) = self.ikes.get(&spi) else {
+        let Some(request) = self.msk_verify_request(spi, Signer::Responder, auth) else {
             return;
         };
-        let (Some(suite), Some(keys), Some(peer_id)) =
-            (sa.suite, sa.keys.as_ref(), sa.peer_id.as_ref())
-        else {
-            return;
-        };
-        let Ok(octets) = auth_octets(suite.prf, sa, keys, Signer::Responder, &id_body(peer_id))
-        else {
-            return;
-        };
-        let policy = sa.policy.clone();
-        let peer_wire_id = wire_identity(peer_id);
-        let data = auth.data.clone();
-        let prf = suite.prf.iana_id();
         if let Some(handshake) = self
             .ikes
             .get_mut(&spi)
@@ -284,16 +271,6 @@ impl Engine {
                 child,
             });
         }
-        self.ask_ca(spi, Wait::VerifyResponder, |id| Ikev2ToCa::VerifyAuth {
-            id,
-            policy,
-            prf,
-            auth_method: method,
-            signed_octets: octets,
-            auth_data: data,
-            peer_id: peer_wire_id,
-            certs: Vec::new(),
-            eap_session: Some(spi),
-        });
+        self.ask_ca(spi, Wait::VerifyResponder, request);
     }
 }
