@@ -289,6 +289,17 @@ pub enum ParentToChild {
         id: u64,
         command: CaCommand,
     },
+    /// Reload, phase one: check this configuration and keep it aside
+    /// without applying it; answer [`ChildToParent::ConfigPrepared`] or
+    /// [`ChildToParent::ConfigRefused`]. Nothing changes until
+    /// [`ParentToChild::CommitConfig`] of the same generation.
+    PrepareConfig(ChildConfig),
+    /// Reload, phase two: every child prepared `generation`; switch to it
+    /// and answer [`ChildToParent::ConfigApplied`].
+    CommitConfig { generation: u64 },
+    /// Reload abandoned (a child refused or did not answer in time): drop
+    /// the prepared `generation`, the current configuration stays.
+    AbortConfig { generation: u64 },
 }
 
 /// Any child → parent.
@@ -334,6 +345,13 @@ pub enum ChildToParent {
         id: u64,
         reply: ControlReply,
     },
+    /// The answer to [`ParentToChild::PrepareConfig`]: checked and kept
+    /// aside, ready to commit.
+    ConfigPrepared { generation: u64 },
+    /// The answer to [`ParentToChild::PrepareConfig`]: this child cannot
+    /// take the configuration (`reason` says why); the reload is aborted
+    /// for all and the current configuration stays.
+    ConfigRefused { generation: u64, reason: String },
 }
 
 /// What the parent forwards from ikectl to ikev2.

@@ -251,8 +251,10 @@ impl Engine {
     }
 
     /// A new configuration (RFC-independent: `iked.conf` reload). SAs of
-    /// policies that are unchanged stay up; SAs of removed or changed
-    /// policies are deleted; active policies without an SA are started.
+    /// policies that are unchanged, or changed only in lifetimes, trap or
+    /// initiation, stay up; SAs of removed policies, and of policies changed
+    /// in what was negotiated, are deleted with the peer; active policies
+    /// without an SA are started (see engine/reload.rs).
     pub fn set_config(
         &mut self,
         now: Instant,
@@ -269,8 +271,17 @@ impl Engine {
             .map(|p| (p.name.clone(), p))
             .collect();
         for (name, old_policy) in &old {
-            let unchanged = policies.iter().any(|p| p == old_policy);
-            if !unchanged {
+            let change = crate::engine::reload::policy_change(
+                Some(old_policy),
+                policies.iter().find(|p| &p.name == name),
+            );
+            if change == crate::engine::reload::PolicyChange::Adjusted {
+                log::info!(
+                    "policy {name} changed in lifetimes, trap or initiation only: its SAs \
+                     stay, new lifetimes apply from their next rekey"
+                );
+            }
+            if change.deletes_sas() {
                 let mut spis: Vec<u64> = self
                     .by_policy
                     .get(name)
@@ -279,7 +290,12 @@ impl Engine {
                 spis.sort_unstable();
                 if !spis.is_empty() {
                     log::info!(
-                        "policy {name} changed or removed: deleting its {} IKE SA(s)",
+                        "policy {name} {}: deleting its {} IKE SA(s) with the peer",
+                        if change == crate::engine::reload::PolicyChange::Removed {
+                            "removed"
+                        } else {
+                            "changed"
+                        },
                         spis.len()
                     );
                 }

@@ -101,6 +101,7 @@ mod migration;
 mod nat;
 mod pool;
 pub mod proposals;
+pub mod reload;
 mod reqids;
 mod sa_table;
 pub mod selectors;

@@ -211,7 +211,8 @@ fn reload_replaces_the_sas_of_a_changed_policy() {
     w.handshake();
     let old = assert_one_matching_ike(&w);
     let mut changed = a_policy();
-    changed.child_lifetime_secs = 600;
+    // A changed flow: what the SA was negotiated with (reload.rs).
+    changed.flows = vec![selector("10.1.0.0", 24, "10.2.0.0", 16)];
     w.a.engine
         .set_config(w.now, vec![changed], InitiationMode::Active, 0);
     w.settle();

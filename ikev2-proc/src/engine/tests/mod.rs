@@ -14,6 +14,7 @@ mod mobike;
 mod nat;
 mod pubkey;
 mod refusals;
+mod reload;
 mod remote_access;
 mod robustness;
 mod source_lookup;
