@@ -407,6 +407,26 @@ impl AuthService {
         }
         verify_psk_auth(prf, key.expose(), signed_octets, auth_data).map_err(|e| e.to_string())
     }
+
+    /// A reload's commit (ca-proc/src/reload.rs): keys, policies and a
+    /// store already parsed and checked at prepare, all put in force.
+    pub fn install(
+        &mut self,
+        generation: u64,
+        psks: Vec<(String, PreSharedKey)>,
+        pubkey_policies: Vec<CaPolicy>,
+        store: CertStore,
+    ) {
+        self.set_keys(psks);
+        self.pubkey_policies = pubkey_policies
+            .into_iter()
+            .map(|p| (p.name.clone(), p))
+            .collect();
+        self.store = store;
+        self.store_generation = generation;
+        self.store_refusal = None;
+        log::info!("{}", self.store_summary());
+    }
 }
 
 /// The PRF ikev2 names, for `signed_octets` no larger than the cap.

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod control;
 pub mod eap;
 pub mod process;
+pub mod reload;
 pub mod signature;
 pub mod signed_octets;
 pub mod store;

@@ -32,6 +32,8 @@ fn serve(log_to_stderr: bool) -> Result<(), ChildError> {
         )));
     }
     let mut auth = AuthService::default();
+    // Reload: the configuration prepared, until commit or abort.
+    let mut staged = iked_common::reload::Staged::new();
     let mut poller = Poller::new()?;
     started.register_parent(&poller, PARENT)?;
     ikev2.register(&poller, IKEV2)?;
@@ -39,7 +41,7 @@ fn serve(log_to_stderr: bool) -> Result<(), ChildError> {
         for token in poller.wait(None)? {
             match token {
                 PARENT => {
-                    if !on_parent(&mut started, &mut auth, &mut ikev2)? {
+                    if !on_parent(&mut started, &mut auth, &mut ikev2, &mut staged)? {
                         return Ok(());
                     }
                 }
@@ -59,6 +61,7 @@ fn on_parent(
     started: &mut StartedChild,
     auth: &mut AuthService,
     ikev2: &mut Channel,
+    staged: &mut iked_common::reload::Staged<crate::reload::PreparedCa>,
 ) -> Result<bool, ChildError> {
     for _ in 0..MESSAGES_PER_WAKEUP {
         let message = match started.next_from_parent()? {
@@ -101,6 +104,34 @@ fn on_parent(
             ParentToChild::CaControl { id, command } => {
                 let reply = crate::control::answer(auth, command);
                 started.tell_parent(&ChildToParent::ControlResult { id, reply })?;
+            }
+            ParentToChild::PrepareConfig(config) => {
+                let generation = config.generation();
+                let answer = match crate::reload::prepare(config) {
+                    Ok(prepared) => {
+                        staged.prepare(generation, prepared);
+                        ChildToParent::ConfigPrepared { generation }
+                    }
+                    Err(reason) => {
+                        log::error!("{reason}");
+                        ChildToParent::ConfigRefused { generation, reason }
+                    }
+                };
+                started.tell_parent(&answer)?;
+            }
+            ParentToChild::CommitConfig { generation } => {
+                let prepared = staged.commit(generation).map_err(ChildError::Setup)?;
+                crate::reload::commit(auth, prepared);
+                // As after every configuration: ikev2 learns what is in force.
+                ikev2
+                    .send(&auth.store_announcement(generation))
+                    .map_err(ChildError::on("ikev2"))?;
+                started.tell_parent(&ChildToParent::ConfigApplied { generation })?;
+            }
+            ParentToChild::AbortConfig { generation } => {
+                if staged.abort(generation) {
+                    log::info!("configuration {generation} dropped: the reload was aborted");
+                }
             }
             ParentToChild::SetVerbosity(v) => logging::set_verbosity(v),
             ParentToChild::Shutdown => {

@@ -23,6 +23,7 @@ pub mod kernel;
 pub mod limits;
 pub mod logging;
 pub mod privileges;
+pub mod reload;
 pub mod routing;
 #[cfg(any(test, feature = "test-pki"))]
 pub mod test_pki;

@@ -66,6 +66,8 @@ struct Ikev2Process {
     natt_port: u16,
     buffer: Vec<u8>,
     send_failure_log: RateLimit,
+    /// Reload: the configuration prepared, until commit or abort.
+    staged: iked_common::reload::Staged<ChildConfig>,
 }
 
 /// Entry point after exec; returns the exit status.
@@ -122,6 +124,7 @@ fn serve(log_to_stderr: bool) -> Result<(), ChildError> {
         natt_port,
         buffer: vec![0u8; MAX_DATAGRAM + 1],
         send_failure_log: RateLimit::new(5, std::time::Duration::from_secs(1)),
+        staged: iked_common::reload::Staged::new(),
     };
     process.run()
 }
@@ -241,50 +244,86 @@ impl Ikev2Process {
         Ok(true)
     }
 
+    /// Puts a configuration in force (at start, and at a reload's commit).
+    fn apply_config(&mut self, config: ChildConfig) -> Result<(), ChildError> {
+        let ChildConfig::Ikev2 {
+            generation,
+            mode,
+            policies,
+            dpd_check_interval,
+            fragmentation,
+            mobike,
+            ..
+        } = config
+        else {
+            return Err(ChildError::unexpected("parent", &"a configuration not for ikev2"));
+        };
+        if self.mode != Some(mode) {
+            log::info!(
+                "initiation mode: {}",
+                if mode == InitiationMode::Active {
+                    "active"
+                } else {
+                    "passive"
+                }
+            );
+        }
+        log::info!(
+            "configuration {generation}: {} policies, DPD {}, IKE fragmentation {}",
+            policies.len(),
+            if dpd_check_interval == 0 {
+                "off".to_string()
+            } else {
+                format!("every {dpd_check_interval} s")
+            },
+            if fragmentation.enabled {
+                format!("on above {} bytes", fragmentation.max_datagram)
+            } else {
+                "off".to_string()
+            }
+        );
+        self.mode = Some(mode);
+        self.generation = generation;
+        self.engine.set_fragmentation(fragmentation);
+        self.engine.set_mobike(mobike);
+        self.engine
+            .set_config(Instant::now(), policies, mode, dpd_check_interval);
+        self.started
+            .tell_parent(&ChildToParent::ConfigApplied { generation })?;
+        Ok(())
+    }
+
     /// Handles one parent message; false means shut down.
     fn on_parent_message(&mut self, message: ParentToChild) -> Result<bool, ChildError> {
         match message {
-            ParentToChild::Config(ChildConfig::Ikev2 {
-                generation,
-                mode,
-                policies,
-                dpd_check_interval,
-                fragmentation,
-                mobike,
-                ..
-            }) => {
-                if self.mode != Some(mode) {
-                    log::info!(
-                        "initiation mode: {}",
-                        if mode == InitiationMode::Active {
-                            "active"
-                        } else {
-                            "passive"
-                        }
-                    );
-                }
-                log::info!(
-                    "configuration {generation}: {} policies, DPD {}, IKE fragmentation {}",
-                    policies.len(),
-                    if dpd_check_interval == 0 {
-                        "off".to_string()
-                    } else {
-                        format!("every {dpd_check_interval} s")
-                    },
-                    if fragmentation.enabled {
-                        format!("on above {} bytes", fragmentation.max_datagram)
-                    } else {
-                        "off".to_string()
+            ParentToChild::Config(config @ ChildConfig::Ikev2 { .. }) => {
+                self.apply_config(config)?;
+            }
+            ParentToChild::PrepareConfig(config) => {
+                let generation = config.generation();
+                let checked = match &config {
+                    ChildConfig::Ikev2 { policies, .. } => {
+                        crate::engine::reload::check_policies(policies)
                     }
-                );
-                self.mode = Some(mode);
-                self.generation = generation;
-                self.engine.set_fragmentation(fragmentation);
-                self.engine.set_mobike(mobike);
-                self.engine
-                    .set_config(Instant::now(), policies, mode, dpd_check_interval);
-                self.started
-                    .tell_parent(&ChildToParent::ConfigApplied { generation })?;
+                    _ => Err("not a configuration for ikev2".to_string()),
+                };
+                let answer = match checked {
+                    Ok(()) => {
+                        self.staged.prepare(generation, config);
+                        ChildToParent::ConfigPrepared { generation }
+                    }
+                    Err(reason) => ChildToParent::ConfigRefused { generation, reason },
+                };
+                self.started.tell_parent(&answer)?;
+            }
+            ParentToChild::CommitConfig { generation } => {
+                let config = self.staged.commit(generation).map_err(ChildError::Setup)?;
+                self.apply_config(config)?;
+            }
+            ParentToChild::AbortConfig { generation } => {
+                if self.staged.abort(generation) {
+                    log::info!("configuration {generation} dropped: the reload was aborted");
+                }
             }
             ParentToChild::Control { id, command } => {
                 self.engine.handle_control(Instant::now(), id, command);

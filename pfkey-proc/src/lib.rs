@@ -26,6 +26,7 @@ pub mod marking;
 pub mod pfkey;
 pub mod pfkey_codec;
 pub mod process;
+pub mod reload;
 pub mod reqids;
 pub mod route_socket;
 pub mod routes;

@@ -142,6 +142,8 @@ fn serve_loop(
 ) -> Result<(), ChildError> {
     let parent = nix::unistd::getppid();
     let mut ikev2_watched = false;
+    // Reload: the configuration prepared, until commit or abort.
+    let mut staged = iked_common::reload::Staged::new();
     loop {
         let mut tokens = poller.wait(None)?;
         // A termination request goes before anything else of this wakeup:
@@ -162,7 +164,7 @@ fn serve_loop(
                     return Ok(());
                 }
                 PARENT => {
-                    if !on_parent(started, ikev2, service)? {
+                    if !on_parent(started, ikev2, service, &mut staged)? {
                         return Ok(());
                     }
                     // The flows come from the parent, ikev2's requests on
@@ -245,6 +247,7 @@ fn on_parent(
     started: &mut StartedChild,
     ikev2: &mut Channel,
     service: &mut PfkeyService,
+    staged: &mut iked_common::reload::Staged<ipc::ChildConfig>,
 ) -> Result<bool, ChildError> {
     for _ in 0..MESSAGES_PER_WAKEUP {
         let message = match started.next_from_parent()? {
@@ -264,6 +267,30 @@ fn on_parent(
                     generation: config.generation(),
                 });
                 deliver(started, ikev2, outcome)?;
+            }
+            ParentToChild::PrepareConfig(config) => {
+                let generation = config.generation();
+                let answer = match crate::reload::check(&config) {
+                    Ok(()) => {
+                        staged.prepare(generation, config);
+                        ChildToParent::ConfigPrepared { generation }
+                    }
+                    Err(reason) => ChildToParent::ConfigRefused { generation, reason },
+                };
+                started.tell_parent(&answer)?;
+            }
+            ParentToChild::CommitConfig { generation } => {
+                let config = staged.commit(generation).map_err(ChildError::Setup)?;
+                let mut outcome = service.apply_config(&config);
+                outcome
+                    .to_parent
+                    .push(ChildToParent::ConfigApplied { generation });
+                deliver(started, ikev2, outcome)?;
+            }
+            ParentToChild::AbortConfig { generation } => {
+                if staged.abort(generation) {
+                    log::info!("configuration {generation} dropped: the reload was aborted");
+                }
             }
             ParentToChild::SetVerbosity(v) => logging::set_verbosity(v),
             ParentToChild::Shutdown => {
