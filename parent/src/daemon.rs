@@ -26,6 +26,8 @@ use crate::control::{ControlGroup, ControlServer};
 use crate::spawn::{describe_exit, spawn, Child};
 use crate::users::RoleUsers;
 
+mod reload;
+
 /// How long a child may take to start, and to stop when told.
 const CHILD_START_TIMEOUT: Duration = Duration::from_secs(5);
 const CHILD_STOP_TIMEOUT: Duration = Duration::from_secs(2);
@@ -165,6 +167,7 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
         ca_store_in_force: false,
         fatal: None,
         ca_reply_prefixes: Default::default(),
+        pending_reload: None,
     };
     let on_violation = if cli.seccomp_log {
         ViolationAction::Log
@@ -353,6 +356,8 @@ struct Daemon {
     /// Text that goes before ca's answer to a forwarded request (the
     /// reload's own message), by request id.
     ca_reply_prefixes: std::collections::HashMap<u64, String>,
+    /// A reload between prepare and commit (daemon/reload.rs).
+    pending_reload: Option<reload::PendingReload>,
 }
 
 fn signal_pipe(signals: &[i32]) -> Result<UnixStream, String> {
@@ -549,12 +554,14 @@ impl Daemon {
             return Ok(code);
         }
         loop {
-            for token in poller.wait(None).map_err(|e| format!("epoll: {e}"))? {
+            let wait = self.reload_wait();
+            for token in poller.wait(wait).map_err(|e| format!("epoll: {e}"))? {
                 match token {
                     SIGNAL_HUP => {
                         drain(&mut hup);
                         log::info!("SIGHUP: reloading {}", self.config_path.display());
-                        let _ = self.reload();
+                        let path = self.config_path.clone();
+                        let _ = self.begin_reload(&path, None);
                     }
                     SIGNAL_TERM => {
                         drain(&mut term);
@@ -593,6 +600,7 @@ impl Daemon {
                     }
                 }
             }
+            self.check_reload_deadline();
             if let Some(reason) = self.fatal.take() {
                 log::error!("{reason}");
                 let _ = self.shutdown();
@@ -680,6 +688,12 @@ impl Daemon {
                     self.fatal = Some(format!("ca: {reason}"));
                 }
                 log::debug!("ca applied configuration {generation} without its store");
+            }
+            ChildToParent::ConfigPrepared { generation } => {
+                self.on_prepare_answer(role, generation, reload::Answer::Prepared);
+            }
+            ChildToParent::ConfigRefused { generation, reason } => {
+                self.on_prepare_answer(role, generation, reload::Answer::Refused(reason));
             }
             ChildToParent::KernelEntryAdded(entry) if role == Role::Pfkey => {
                 self.installed.insert(entry);
@@ -960,61 +974,6 @@ impl Daemon {
         }
     }
 
-    /// Parses the whole file; only if that succeeds is the new configuration
-    /// sent. On error the old one stays in force.
-    fn reload(&mut self) -> Result<String, String> {
-        let mut config = match config::parse_file(&self.config_path, &self.macros) {
-            Ok(config) => config,
-            Err(e) => {
-                let message = format!("reload failed, keeping the current configuration: {e}");
-                log::error!("{message}");
-                return Err(message);
-            }
-        };
-        if self.passive_override {
-            config.mode = InitiationMode::Passive;
-        }
-        if config.kernel.is_some() && config.kernel != Some(self.kernel_kind) {
-            log::warn!("a change of 'set kernel' takes effect only at restart");
-        }
-        let control_group = match ControlGroup::resolve(config.control_group.as_deref()) {
-            Ok(group) => group,
-            Err(e) => {
-                let message = format!("reload failed, keeping the current configuration: {e}");
-                log::error!("{message}");
-                return Err(message);
-            }
-        };
-        let store = match crate::certstore::read_for(&config) {
-            Ok(store) => store,
-            Err(e) => {
-                let message = format!("reload failed, keeping the current configuration: {e}");
-                log::error!("{message}");
-                return Err(message);
-            }
-        };
-        self.pending_store = Some(Box::new(store));
-        if let Err(e) = self.control.set_group(control_group) {
-            log::error!("{e}");
-        }
-        self.config = config;
-        self.generation += 1;
-        for index in 0..self.children.len() {
-            let role = self.children[index].role;
-            let message = ParentToChild::Config(self.child_config(role));
-            if let Err(e) = self.send_to_child(index, &message) {
-                log::error!("sending configuration to {role}: {e}");
-            }
-        }
-        let message = format!(
-            "configuration {} loaded from {}",
-            self.generation,
-            self.config_path.display()
-        );
-        log::info!("{message}");
-        Ok(message)
-    }
-
     /// One request from control client `id`; every request gets one reply.
     fn on_control(&mut self, id: u64, request: ControlRequest) {
         let reply = match request {
@@ -1048,15 +1007,15 @@ impl Daemon {
                 );
                 ControlReply::Done(format!("logging {verbosity:?}").to_lowercase())
             }
-            ControlRequest::Reload => match self.reload() {
-                // With public-key policies, ca's answer on the store
-                // completes the reply: a store it refused is no success.
-                Ok(message) if !self.config_uses_public_keys() => ControlReply::Done(message),
-                Ok(message) => {
-                    return self.forward_to_ca_after(id, ipc::CaCommand::StoreStatus, Some(message))
+            ControlRequest::Reload => {
+                // Answered when every child has prepared and committed, or
+                // the round is aborted (daemon/reload.rs).
+                let path = self.config_path.clone();
+                match self.begin_reload(&path, Some(id)) {
+                    Ok(()) => return,
+                    Err(message) => ControlReply::Failed(message),
                 }
-                Err(message) => ControlReply::Failed(message),
-            },
+            }
             ControlRequest::ShowCertStore => {
                 return self.forward_to_ca(id, ipc::CaCommand::ShowCertStore);
             }
@@ -1114,13 +1073,6 @@ impl Daemon {
         self.send_to_child(index, &message)?;
         log::info!("certificate store re-read from {}", self.config.certdir);
         Ok(())
-    }
-
-    fn config_uses_public_keys(&self) -> bool {
-        self.config
-            .policies
-            .iter()
-            .any(|p| matches!(p.auth, config::AuthSpec::PublicKey(_)))
     }
 
     /// Sends a command to ca; its ControlResult answers client `id`.
