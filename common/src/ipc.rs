@@ -296,10 +296,14 @@ pub enum ParentToChild {
     PrepareConfig(ChildConfig),
     /// Reload, phase two: every child prepared `generation`; switch to it
     /// and answer [`ChildToParent::ConfigApplied`].
-    CommitConfig { generation: u64 },
+    CommitConfig {
+        generation: u64,
+    },
     /// Reload abandoned (a child refused or did not answer in time): drop
     /// the prepared `generation`, the current configuration stays.
-    AbortConfig { generation: u64 },
+    AbortConfig {
+        generation: u64,
+    },
 }
 
 /// Any child → parent.
@@ -347,11 +351,16 @@ pub enum ChildToParent {
     },
     /// The answer to [`ParentToChild::PrepareConfig`]: checked and kept
     /// aside, ready to commit.
-    ConfigPrepared { generation: u64 },
+    ConfigPrepared {
+        generation: u64,
+    },
     /// The answer to [`ParentToChild::PrepareConfig`]: this child cannot
     /// take the configuration (`reason` says why); the reload is aborted
     /// for all and the current configuration stays.
-    ConfigRefused { generation: u64, reason: String },
+    ConfigRefused {
+        generation: u64,
+        reason: String,
+    },
 }
 
 /// What the parent forwards from ikectl to ikev2.

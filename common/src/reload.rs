@@ -62,7 +62,10 @@ mod tests {
         let mut staged = Staged::new();
         assert!(staged.commit(1).is_err());
         staged.prepare(2, "two");
-        assert!(staged.commit(3).unwrap_err().contains("2 is the one prepared"));
+        assert!(staged
+            .commit(3)
+            .unwrap_err()
+            .contains("2 is the one prepared"));
         assert_eq!(staged.commit(2), Ok("two"));
         assert!(staged.is_empty());
     }

@@ -256,7 +256,10 @@ impl Ikev2Process {
             ..
         } = config
         else {
-            return Err(ChildError::unexpected("parent", &"a configuration not for ikev2"));
+            return Err(ChildError::unexpected(
+                "parent",
+                &"a configuration not for ikev2",
+            ));
         };
         if self.mode != Some(mode) {
             log::info!(

@@ -168,6 +168,7 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
         fatal: None,
         ca_reply_prefixes: Default::default(),
         pending_reload: None,
+        last_round: 1,
     };
     let on_violation = if cli.seccomp_log {
         ViolationAction::Log
@@ -358,6 +359,8 @@ struct Daemon {
     ca_reply_prefixes: std::collections::HashMap<u64, String>,
     /// A reload between prepare and commit (daemon/reload.rs).
     pending_reload: Option<reload::PendingReload>,
+    /// The generation of the last reload round begun, committed or not.
+    last_round: u64,
 }
 
 fn signal_pipe(signals: &[i32]) -> Result<UnixStream, String> {

@@ -125,7 +125,10 @@ mod tests {
             addr: "192.0.2.3".parse().unwrap(),
             len: 32,
         });
-        assert_eq!(policy_change(Some(&old), Some(&peer)), PolicyChange::Replaced);
+        assert_eq!(
+            policy_change(Some(&old), Some(&peer)),
+            PolicyChange::Replaced
+        );
         let mut flows = old.clone();
         flows.flows.push(iked_common::kernel::Selector::between(
             "10.1.0.0".parse().unwrap(),
@@ -133,7 +136,10 @@ mod tests {
             "10.2.0.0".parse().unwrap(),
             16,
         ));
-        assert_eq!(policy_change(Some(&old), Some(&flows)), PolicyChange::Replaced);
+        assert_eq!(
+            policy_change(Some(&old), Some(&flows)),
+            PolicyChange::Replaced
+        );
         assert!(PolicyChange::Replaced.deletes_sas() && PolicyChange::Removed.deletes_sas());
         assert!(!PolicyChange::Adjusted.deletes_sas());
     }

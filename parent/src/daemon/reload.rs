@@ -125,18 +125,16 @@ impl Daemon {
     /// for `ikectl load FILE`): parses and checks it, and sends each child
     /// its prepare. `requester` is the control client to answer when the
     /// round ends. Err: nothing was sent, the old configuration stays.
-    pub(super) fn begin_reload(&mut self, path: &Path, requester: Option<u64>) -> Result<(), String> {
+    pub(super) fn begin_reload(
+        &mut self,
+        path: &Path,
+        requester: Option<u64>,
+    ) -> Result<(), String> {
         let failed = |e: &dyn std::fmt::Display| {
             let message = format!("reload failed, keeping the current configuration: {e}");
             log::error!("{message}");
             message
         };
-        if let Some(pending) = &self.pending_reload {
-            return Err(failed(&format!(
-                "configuration {} is still being prepared",
-                pending.round.generation
-            )));
-        }
         let mut config = config::parse_file(path, &self.macros).map_err(|e| failed(&e))?;
         if self.passive_override {
             config.mode = InitiationMode::Passive;
@@ -148,7 +146,20 @@ impl Daemon {
         let control_group =
             ControlGroup::resolve(config.control_group.as_deref()).map_err(|e| failed(&e))?;
         let store = crate::certstore::read_for(&config).map_err(|e| failed(&e))?;
-        let generation = self.generation + 1;
+        // The newest file wins: a round still waiting is abandoned (an
+        // operator who edits again and reloads means the new text).
+        if let Some(pending) = &self.pending_reload {
+            let reason = format!(
+                "superseded by a newer reload of {} before every process had prepared it",
+                path.display()
+            );
+            log::info!("configuration {}: {reason}", pending.round.generation);
+            self.abort_reload(&reason);
+        }
+        // Never a number already used by an abandoned round, so that a
+        // late answer to it cannot count for this one.
+        let generation = self.generation.max(self.last_round) + 1;
+        self.last_round = generation;
         let prepares = self.shares_of(config, generation, store);
         let (config, messages) = prepares;
         for (role, message) in messages {
@@ -156,7 +167,8 @@ impl Daemon {
                 return Err(failed(&format!("the {role} process is not available")));
             };
             // A failed send is fatal for the daemon anyway (fail closed).
-            self.send_to_child(index, &message).map_err(|e| failed(&e))?;
+            self.send_to_child(index, &message)
+                .map_err(|e| failed(&e))?;
         }
         log::info!(
             "configuration {generation} from {}: prepared by the parent, asking the children",
