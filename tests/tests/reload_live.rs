@@ -8,6 +8,10 @@
 //! and the XFRM policies in A's namespace, which must be exactly the
 //! configured flows.
 //!
+//! A child that does not answer the prepare in time (pfkey, frozen) aborts
+//! the reload for all, and the daemon keeps serving with the old
+//! configuration.
+//!
 //! This kernel has no ESP: Child SA installs fail and the IKE SAs stay up
 //! (interop_strongswan.rs); the kernel lab proves traffic. The steps build
 //! on each other: one test.
@@ -20,7 +24,9 @@ use std::time::Duration;
 
 use iked_common::test_pki::{CertSpec, Chain, KeyKind};
 use iked_tests::lab::Lab;
-use iked_tests::{require_root, show_sa, wait_until, xfrm_listing, Daemon, Scratch};
+use iked_tests::{
+    fresh_netns, require_root, show_sa, wait_until, xfrm_listing, Daemon, Frozen, Scratch,
+};
 
 const PSK: &str = "reload-live-psk-0123456789";
 
@@ -295,4 +301,69 @@ fn reload_adds_changes_and_removes_policies_with_live_sas_atomically() {
             && our_out_policies(&lab.a) == flows(&[0, 5])
     });
     assert_eq!(spi_of(&established(&a), "one"), one_spi);
+}
+
+/// A passive policy whose trap is installed: the XFRM policies show
+/// which configuration pfkey and ikev2 have in force.
+fn trapped(net: u8) -> String {
+    format!(
+        "ikev2 \"t{net}\" passive esp from 10.1.{net}.0/24 to 10.2.{net}.0/24 \
+         local 198.18.0.1 peer 198.18.0.2 psk \"{PSK}\"\n"
+    )
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and a cgroup freezer: run by .ci/run"]
+fn a_child_that_does_not_answer_the_prepare_aborts_the_reload_for_all() {
+    require_root("a_child_that_does_not_answer_the_prepare_aborts_the_reload_for_all");
+    const NS: &str = "iked-rl-silent";
+    fresh_netns(NS);
+    let mut daemon = Daemon::start_in(
+        Some(NS),
+        "reload-silent",
+        &format!("set passive\n{}", trapped(1)),
+    );
+    wait_until(
+        "the trap of configuration 1",
+        Duration::from_secs(10),
+        || our_out_policies(NS) == flows(&[1]),
+        || format!("{:?}\n{}", our_out_policies(NS), daemon.log_text()),
+    );
+    let pfkey = daemon.children()["pfkey"];
+    let frozen = Frozen::freeze(pfkey, "reload-silent");
+    let started = std::time::Instant::now();
+    let out = reload(&daemon, &format!("set passive\n{}", trapped(2)));
+    let waited = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("reload failed, keeping the current configuration: configuration 2")
+            && stderr.contains("pfkey did not answer within 5 s"),
+        "{stderr}"
+    );
+    println!("with pfkey frozen, after {waited:?}: {}", stderr.trim());
+    drop(frozen);
+    // ikev2 had prepared it and dropped it: its trap never comes.
+    daemon.expect_log(
+        "ikev2: configuration 2 dropped: the reload was aborted",
+        Duration::from_secs(5),
+    );
+    // pfkey, thawed, reads the prepare and then the abort.
+    daemon.expect_log(
+        "pfkey: configuration 2 dropped: the reload was aborted",
+        Duration::from_secs(5),
+    );
+    assert!(daemon.is_running(), "{}", daemon.log_text());
+    assert_eq!(our_out_policies(NS), flows(&[1]), "{}", daemon.log_text());
+    // The next reload goes through, with a number the aborted one never used.
+    let said = reload_ok(&daemon, &format!("set passive\n{}", trapped(3)));
+    assert!(said.contains("configuration 3 loaded"), "{said}");
+    wait_until(
+        "the trap of configuration 3 alone",
+        Duration::from_secs(10),
+        || our_out_policies(NS) == flows(&[3]),
+        || format!("{:?}\n{}", our_out_policies(NS), daemon.log_text()),
+    );
+    daemon.stop_within(Duration::from_secs(10));
+    let _ = Command::new("ip").args(["netns", "del", NS]).status();
 }
