@@ -304,3 +304,35 @@ fn certificate_store_control_messages_round_trip_through_postcard() {
         );
     }
 }
+
+#[test]
+fn the_messages_of_a_two_phase_reload_round_trip() {
+    let to_child = [
+        ParentToChild::PrepareConfig(ChildConfig::Pfkey {
+            generation: 5,
+            flows: vec![],
+            routing: Default::default(),
+        }),
+        ParentToChild::CommitConfig { generation: 5 },
+        ParentToChild::AbortConfig { generation: 6 },
+    ];
+    for message in to_child {
+        assert_eq!(
+            decode::<ParentToChild>(&encode(&message).unwrap()).unwrap(),
+            message
+        );
+    }
+    let to_parent = [
+        ChildToParent::ConfigPrepared { generation: 5 },
+        ChildToParent::ConfigRefused {
+            generation: 5,
+            reason: "/etc/iked/private/local.key: not a private key".into(),
+        },
+    ];
+    for message in to_parent {
+        assert_eq!(
+            decode::<ChildToParent>(&encode(&message).unwrap()).unwrap(),
+            message
+        );
+    }
+}
