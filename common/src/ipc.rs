@@ -334,6 +334,8 @@ pub enum ChildToParent {
         id: u64,
         reply: ControlReply,
     },
+    /// ikev2: an SA event for `ikectl monitor` clients.
+    Event(Box<crate::stats::SaEvent>),
 }
 
 /// What the parent forwards from ikectl to ikev2.
@@ -346,6 +348,9 @@ pub enum ControlCommand {
     /// `ikectl terminate NAME`: delete every IKE SA of policy NAME (with
     /// INFORMATIONAL DELETE to the peer) and its Child SAs.
     Terminate { policy: String },
+    /// `ikectl show stats`: the engine's counters, answered with
+    /// [`ControlReply::Stats`] (the parent adds its own).
+    ShowStats,
 }
 
 /// What the parent forwards from ikectl to ca.
@@ -735,6 +740,9 @@ pub enum ControlRequest {
     /// `ikectl reset ca`: the parent re-reads the certificate store and
     /// gives it to ca, as a reload does.
     ResetCa,
+    /// `ikectl monitor`: answered with `Done`, then a stream of
+    /// [`ControlReply::Event`] until the client leaves.
+    Monitor,
 }
 
 /// parent → ikectl.
@@ -754,6 +762,10 @@ pub enum ControlReply {
     },
     /// `show certstore`.
     CertStore(Box<CertStoreInfo>),
+    /// `show stats`.
+    Stats(Box<crate::stats::StatsReport>),
+    /// One event of `ikectl monitor`.
+    Event(Box<crate::stats::SaEvent>),
 }
 
 /// Why a message could not be sent or received.

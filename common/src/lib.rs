@@ -24,6 +24,7 @@ pub mod limits;
 pub mod logging;
 pub mod privileges;
 pub mod routing;
+pub mod stats;
 #[cfg(any(test, feature = "test-pki"))]
 pub mod test_pki;
 pub mod wire;

@@ -62,6 +62,7 @@ impl Engine {
             );
         }
         self.release_draft(spi, child);
+        self.stats.auth_failed(iked_common::stats::AuthFailure::Eap);
         self.delete_ike_local(spi, "EAP authentication failed");
     }
 

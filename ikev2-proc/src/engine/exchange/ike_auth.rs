@@ -153,6 +153,7 @@ impl Engine {
                 );
             }
             self.release_draft(spi, child);
+            self.stats.auth_failed(iked_common::stats::AuthFailure::RefusedByPeer);
             self.delete_ike_local(spi, "AUTHENTICATION_FAILED");
             return;
         }
@@ -201,6 +202,7 @@ impl Engine {
                     identity_text(&identity_of(dstid))
                 );
                 self.release_draft(spi, child);
+                self.stats.auth_failed(iked_common::stats::AuthFailure::Identity);
                 self.delete_ike_local(spi, "wrong responder identity");
                 return;
             }
@@ -294,6 +296,7 @@ impl Engine {
                 ))],
                 RequestCtx::DeleteIke,
             );
+            self.stats.auth_failed(iked_common::stats::AuthFailure::PeerAuthInvalid);
             self.delete_ike_local(spi, "responder AUTH wrong");
             return;
         }
