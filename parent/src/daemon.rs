@@ -165,6 +165,8 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
         ca_store_in_force: false,
         fatal: None,
         ca_reply_prefixes: Default::default(),
+        monitors: Default::default(),
+        stats: Default::default(),
     };
     let on_violation = if cli.seccomp_log {
         ViolationAction::Log
@@ -353,6 +355,10 @@ struct Daemon {
     /// Text that goes before ca's answer to a forwarded request (the
     /// reload's own message), by request id.
     ca_reply_prefixes: std::collections::HashMap<u64, String>,
+    /// `ikectl monitor` clients (monitor.rs).
+    monitors: crate::monitor::Monitors,
+    /// The parent's part of `ikectl show stats` (stats.rs).
+    stats: crate::stats::ParentStats,
 }
 
 fn signal_pipe(signals: &[i32]) -> Result<UnixStream, String> {
@@ -705,8 +711,12 @@ impl Daemon {
                     }
                     (_, reply) => reply,
                 };
+                let reply = self.complete_stats(reply);
                 // An answer for a connection that has gone away is dropped.
                 self.control.answer(id, &reply);
+            }
+            ChildToParent::Event(event) if role == Role::Ikev2 => {
+                self.monitors.publish(&mut self.control, *event);
             }
             other => {
                 return Err(ipc::IpcError::Malformed {
@@ -1012,6 +1022,8 @@ impl Daemon {
             self.config_path.display()
         );
         log::info!("{message}");
+        self.stats.config_loads += 1;
+        self.monitors.config_loaded(&mut self.control, &message);
         Ok(message)
     }
 
@@ -1060,6 +1072,7 @@ impl Daemon {
             ControlRequest::ShowCertStore => {
                 return self.forward_to_ca(id, ipc::CaCommand::ShowCertStore);
             }
+            ControlRequest::Monitor => self.monitors.subscribe(id),
             ControlRequest::ResetCa => match self.reset_ca() {
                 // ca answers whether it took the store it was just sent.
                 Ok(()) => return self.forward_to_ca(id, ipc::CaCommand::StoreStatus),
@@ -1155,5 +1168,16 @@ impl Daemon {
                 &ControlReply::Failed("the ca process is not available".into()),
             );
         }
+    }
+}
+
+impl Daemon {
+    /// ikev2's `show stats` answer with the parent's part added.
+    fn complete_stats(&self, reply: ControlReply) -> ControlReply {
+        let queues = self
+            .children
+            .iter()
+            .map(|c| (c.role.to_string(), c.channel.queued_bytes()));
+        self.stats.complete(reply, queues, &self.monitors)
     }
 }
