@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod ca;
+mod stats;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use iked_common::ipc::{
@@ -65,6 +66,13 @@ enum Command {
         #[command(subcommand)]
         action: ca::CaAction,
     },
+    /// Print SA events as they happen (up, down, rekeyed, failed, peer
+    /// dead, configuration reloaded), one line each.
+    Monitor {
+        /// Exit after this many events.
+        #[arg(long)]
+        count: Option<u64>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -81,6 +89,8 @@ enum Show {
         what: CaShow,
         host: Option<String>,
     },
+    /// Counters: SAs by state, messages, retransmits, failures, queues.
+    Stats,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -186,8 +196,9 @@ fn run(cli: &Cli) -> Result<Answer, String> {
         Command::Reload => ControlRequest::Reload,
         Command::Show { what: Show::Sa } => ControlRequest::Ikev2(ControlCommand::ShowSa),
         Command::Ca { .. }
+        | Command::Monitor { .. }
         | Command::Show {
-            what: Show::Ca { .. },
+            what: Show::Ca { .. } | Show::Stats,
         } => {
             unreachable!("answered above without the daemon")
         }
@@ -332,6 +343,11 @@ fn json_answer(result: &Result<Answer, String>) -> serde_json::Value {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    match cli.command {
+        Command::Show { what: Show::Stats } => return stats::show_stats(&cli),
+        Command::Monitor { count } => return stats::monitor(&cli, count),
+        _ => {}
+    }
     let result = run(&cli);
     if cli.json {
         let value = json_answer(&result);
