@@ -317,7 +317,7 @@ mod tests {
     fn utc_time_is_civil_time() {
         assert_eq!(utc_time(0), "1970-01-01T00:00:00Z");
         assert_eq!(utc_time(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(utc_time(1_796_256_000 + 3661), "2026-12-02T01:01:01Z");
+        assert_eq!(utc_time(1_796_256_000 + 3661), "2026-12-03T01:01:01Z");
     }
 
     #[test]

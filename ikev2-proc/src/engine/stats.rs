@@ -7,7 +7,7 @@
 //! negotiations are the one kind a remote party can cause at will, so
 //! their events are rate-limited (and the ones held back counted).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use iked_common::ipc::PfkeyToIkev2;
@@ -40,6 +40,10 @@ pub(super) struct Counters {
     /// that the removal is reported as a dead peer.
     peer_dead: bool,
     failed_events: RateLimit,
+    /// Child SAs a rekey replaced (by inbound SPI), whose removal is no
+    /// "down": each leaves the set when it is removed, so the set is never
+    /// larger than the Child SA map.
+    replaced_children: HashSet<u32>,
 }
 
 impl Default for Counters {
@@ -57,6 +61,7 @@ impl Default for Counters {
             events: 0,
             peer_dead: false,
             failed_events: RateLimit::new(FAILED_EVENTS_PER_SECOND, Duration::from_secs(1)),
+            replaced_children: HashSet::new(),
         }
     }
 }
@@ -190,9 +195,13 @@ impl Engine {
     /// failed if it never came up, nothing if a rekey replaced it.
     pub(super) fn on_ike_removed(&mut self, sa: &IkeSa, reason: &str) {
         let dead = std::mem::take(&mut self.stats.peer_dead);
+        if sa.successor.is_some() {
+            // Replaced by a rekey, which was the event.
+            return;
+        }
         let kind = match (sa.state, sa.established.is_some()) {
             (IkeState::Rekeyed, _) => return,
-            _ if dead => EventKind::PeerDead,
+            (_, true) if dead => EventKind::PeerDead,
             (_, true) => EventKind::Down,
             // A responder's half-open SA that timed out is what a spoofed
             // flood makes by the thousand: counted, never an event.
@@ -233,6 +242,9 @@ impl Engine {
     /// a rekey is one event, not an SA coming up. Rekeys are rare, so the
     /// look back through the queued actions costs nothing per packet.
     pub(super) fn on_child_rekeyed(&mut self, old: u32, new: u32) {
+        if self.children.contains_key(&old) {
+            self.stats.replaced_children.insert(old);
+        }
         let replaces = self
             .children
             .get(&old)
@@ -265,10 +277,11 @@ impl Engine {
     /// Child SA `spi_in` is about to be removed: down, unless a rekey
     /// replaced it (its successor's event said so).
     pub(super) fn on_child_removed(&mut self, spi_in: u32) {
+        let replaced = self.stats.replaced_children.remove(&spi_in);
         let Some(child) = self.children.get(&spi_in) else {
             return;
         };
-        if child.state == ChildState::Rekeyed {
+        if replaced || child.state == ChildState::Rekeyed {
             return;
         }
         if let Some(event) = self.child_event(spi_in, EventKind::Down) {
