@@ -1173,11 +1173,12 @@ impl Daemon {
 
 impl Daemon {
     /// ikev2's `show stats` answer with the parent's part added.
-    fn complete_stats(&self, reply: ControlReply) -> ControlReply {
+    fn complete_stats(&mut self, reply: ControlReply) -> ControlReply {
+        let monitors = (self.monitors.count(&self.control), self.monitors.dropped);
         let queues = self
             .children
             .iter()
             .map(|c| (c.role.to_string(), c.channel.queued_bytes()));
-        self.stats.complete(reply, queues, &self.monitors)
+        self.stats.complete(reply, queues, monitors)
     }
 }

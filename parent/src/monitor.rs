@@ -40,8 +40,10 @@ impl Monitors {
         ControlReply::Done("monitoring".into())
     }
 
-    /// Monitor clients connected now.
-    pub fn count(&self) -> usize {
+    /// Monitor clients connected now (one that left is forgotten here,
+    /// or at the next event).
+    pub fn count(&mut self, control: &ControlServer) -> usize {
+        self.clients.retain(|m| control.peer(m.client).is_some());
         self.clients.len()
     }
 

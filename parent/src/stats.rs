@@ -30,15 +30,15 @@ impl ParentStats {
         &self,
         reply: ControlReply,
         queues: impl Iterator<Item = (String, usize)>,
-        monitors: &crate::monitor::Monitors,
+        (monitor_clients, monitor_events_dropped): (usize, u64),
     ) -> ControlReply {
         let ControlReply::Stats(mut report) = reply else {
             return reply;
         };
         report.uptime_secs = self.started.elapsed().as_secs();
         report.config_loads = self.config_loads;
-        report.monitor_clients = monitors.count() as u64;
-        report.monitor_events_dropped = monitors.dropped;
+        report.monitor_clients = monitor_clients as u64;
+        report.monitor_events_dropped = monitor_events_dropped;
         let parent: Vec<QueueDepth> = queues
             .map(|(to, bytes)| QueueDepth {
                 from: "parent".into(),
