@@ -122,6 +122,9 @@ pub struct EngineStats {
     pub kernel_errors: u64,
     /// Events sent towards the parent for `ikectl monitor`.
     pub events: u64,
+    /// Failed-negotiation events not sent: past the rate limit (a remote
+    /// party can cause those at will).
+    pub events_held_back: u64,
 }
 
 impl EngineStats {

@@ -102,6 +102,7 @@ pub fn stats_json(report: &StatsReport) -> Value {
             "clients": report.monitor_clients,
             "events_sent": e.events,
             "events_dropped": report.monitor_events_dropped,
+            "events_held_back": e.events_held_back,
         },
         "config_loads": report.config_loads,
     })
@@ -185,8 +186,8 @@ pub fn render_stats(report: &StatsReport) -> String {
     line(
         "monitors:",
         format!(
-            "{} (events sent {}, dropped {})",
-            report.monitor_clients, e.events, report.monitor_events_dropped
+            "{} (events sent {}, dropped {}, held back {})",
+            report.monitor_clients, e.events, report.monitor_events_dropped, e.events_held_back
         ),
     );
     line("config loads:", report.config_loads.to_string());
@@ -197,14 +198,15 @@ pub fn render_stats(report: &StatsReport) -> String {
 pub fn monitor(cli: &Cli, count: Option<u64>) -> ExitCode {
     // Events come when they happen: after the hello and the subscription
     // (bounded as every answer), the wait for the next one is not.
-    let fd = match session(cli, None).and_then(|fd| match exchange(&fd, &ControlRequest::Monitor)? {
-        ControlReply::Done(_) => Ok(fd),
-        ControlReply::Failed(message) => Err(message),
-        other => Err(format!("unexpected reply {other:?}")),
-    }) {
-        Ok(fd) => fd,
-        Err(message) => return fail(cli, &message),
-    };
+    let fd =
+        match session(cli, None).and_then(|fd| match exchange(&fd, &ControlRequest::Monitor)? {
+            ControlReply::Done(_) => Ok(fd),
+            ControlReply::Failed(message) => Err(message),
+            other => Err(format!("unexpected reply {other:?}")),
+        }) {
+            Ok(fd) => fd,
+            Err(message) => return fail(cli, &message),
+        };
     let _ = nix::sys::socket::setsockopt(
         &fd,
         nix::sys::socket::sockopt::ReceiveTimeout,
@@ -353,6 +355,9 @@ mod tests {
         assert_eq!(value["ike_sas"]["established"], 3);
         assert_eq!(value["ike_sas"]["total"], 3);
         let text = render_stats(&report);
-        assert!(text.contains("auth failures:        2 (peer_auth_invalid 2)"), "{text}");
+        assert!(
+            text.contains("auth failures:        2 (peer_auth_invalid 2)"),
+            "{text}"
+        );
     }
 }

@@ -406,7 +406,10 @@ impl Ikev2Process {
 
 impl Ikev2Process {
     /// `show stats`: ikev2's channel queues go into the engine's report.
-    fn with_queue_depths(&self, reply: iked_common::ipc::ControlReply) -> iked_common::ipc::ControlReply {
+    fn with_queue_depths(
+        &self,
+        reply: iked_common::ipc::ControlReply,
+    ) -> iked_common::ipc::ControlReply {
         use iked_common::ipc::ControlReply;
         let ControlReply::Stats(mut report) = reply else {
             return reply;

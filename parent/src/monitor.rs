@@ -31,9 +31,7 @@ impl Monitors {
             return ControlReply::Done("monitoring".into());
         }
         if self.clients.len() >= MAX_MONITORS {
-            return ControlReply::Failed(format!(
-                "{MAX_MONITORS} monitors are connected already"
-            ));
+            return ControlReply::Failed(format!("{MAX_MONITORS} monitors are connected already"));
         }
         self.clients.push(Monitor { client, missed: 0 });
         log::debug!("control client {client}: monitoring events");
@@ -61,7 +59,10 @@ impl Monitors {
             let mut event = event.clone();
             if monitor.missed > 0 {
                 // The stream says where it has a hole.
-                let note = format!("{} earlier event(s) dropped: monitor too slow", monitor.missed);
+                let note = format!(
+                    "{} earlier event(s) dropped: monitor too slow",
+                    monitor.missed
+                );
                 event.reason = Some(match event.reason.take() {
                     Some(reason) => format!("{reason}; {note}"),
                     None => note,

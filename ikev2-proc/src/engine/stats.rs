@@ -36,6 +36,7 @@ pub(super) struct Counters {
     auth_failures: [u64; 5],
     kernel_errors: u64,
     events: u64,
+    events_held_back: u64,
     /// Set by the retransmission give-up just before it removes the SA, so
     /// that the removal is reported as a dead peer.
     peer_dead: bool,
@@ -59,6 +60,7 @@ impl Default for Counters {
             auth_failures: [0; 5],
             kernel_errors: 0,
             events: 0,
+            events_held_back: 0,
             peer_dead: false,
             failed_events: RateLimit::new(FAILED_EVENTS_PER_SECOND, Duration::from_secs(1)),
             replaced_children: HashSet::new(),
@@ -97,10 +99,35 @@ impl Counters {
         self.peer_dead = true;
     }
 
-    pub(super) fn auth_failed(&mut self, reason: AuthFailure) {
+    fn auth_failed(&mut self, reason: AuthFailure) {
         if let Some(index) = AuthFailure::ALL.iter().position(|r| *r == reason) {
             self.auth_failures[index] += 1;
         }
+    }
+
+    /// We refused the peer's AUTH: it did not verify (a wrong PSK, a bad
+    /// signature) or was missing.
+    pub(super) fn auth_invalid(&mut self) {
+        self.auth_failed(AuthFailure::PeerAuthInvalid);
+    }
+
+    /// The peer refused our AUTH (AUTHENTICATION_FAILED).
+    pub(super) fn auth_refused_by_peer(&mut self) {
+        self.auth_failed(AuthFailure::RefusedByPeer);
+    }
+
+    /// No policy for the peer's identity, or not the one expected.
+    pub(super) fn auth_identity_refused(&mut self) {
+        self.auth_failed(AuthFailure::Identity);
+    }
+
+    /// The peer's certificate or its inputs did not pass.
+    pub(super) fn auth_certificate_refused(&mut self) {
+        self.auth_failed(AuthFailure::Certificate);
+    }
+
+    pub(super) fn auth_eap_failed(&mut self) {
+        self.auth_failed(AuthFailure::Eap);
     }
 
     /// A pfkey reply: failures the kernel (or pfkey) reported are kernel
@@ -155,6 +182,7 @@ impl Engine {
             auth_failures: c.auth_failures,
             kernel_errors: c.kernel_errors,
             events: c.events,
+            events_held_back: c.events_held_back,
         }
     }
 
@@ -205,12 +233,11 @@ impl Engine {
             (_, true) => EventKind::Down,
             // A responder's half-open SA that timed out is what a spoofed
             // flood makes by the thousand: counted, never an event.
-            (IkeState::InitDone, false) if !sa.initiator && reason == "half-open timeout" => {
-                return
-            }
+            (IkeState::InitDone, false) if !sa.initiator && reason == "half-open timeout" => return,
             (_, false) => EventKind::Failed,
         };
         if kind == EventKind::Failed && self.stats.failed_events.allow(self.now).is_none() {
+            self.stats.events_held_back += 1;
             return;
         }
         let mut event = Self::ike_event(sa, kind);
@@ -250,19 +277,23 @@ impl Engine {
             .get(&old)
             .map(|c| format!("{:08x}/{:08x}", c.spi_in, c.spi_out));
         let prefix = format!("{new:08x}/");
-        let queued = self.actions.iter_mut().rev().find_map(|action| match action {
-            Action::Event(event)
-                if event.level == SaLevel::Child
-                    && event.kind == EventKind::Up
-                    && event
-                        .child_sa
-                        .as_deref()
-                        .is_some_and(|s| s.starts_with(&prefix)) =>
-            {
-                Some(event)
-            }
-            _ => None,
-        });
+        let queued = self
+            .actions
+            .iter_mut()
+            .rev()
+            .find_map(|action| match action {
+                Action::Event(event)
+                    if event.level == SaLevel::Child
+                        && event.kind == EventKind::Up
+                        && event
+                            .child_sa
+                            .as_deref()
+                            .is_some_and(|s| s.starts_with(&prefix)) =>
+                {
+                    Some(event)
+                }
+                _ => None,
+            });
         if let Some(event) = queued {
             event.kind = EventKind::Rekeyed;
             event.replaces = replaces;

@@ -62,7 +62,7 @@ impl Engine {
             );
         }
         self.release_draft(spi, child);
-        self.stats.auth_failed(iked_common::stats::AuthFailure::Eap);
+        self.stats.auth_eap_failed();
         self.delete_ike_local(spi, "EAP authentication failed");
     }
 

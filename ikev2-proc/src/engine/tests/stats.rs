@@ -39,7 +39,10 @@ fn a_handshake_is_counted_and_reported_up_in_order() {
     assert_eq!(a.child_sas_up, 1);
     assert_eq!(a.ike_sas.get("established"), Some(&1));
     assert_eq!(a.child_sas.get("established"), Some(&1));
-    assert_eq!((a.retransmits, a.timeouts, a.auth_failures_total()), (0, 0, 0));
+    assert_eq!(
+        (a.retransmits, a.timeouts, a.auth_failures_total()),
+        (0, 0, 0)
+    );
     assert_eq!(a.half_open, 0);
     let b = stats_of(&mut w, false);
     assert_eq!(b.messages_in.get("IKE_SA_INIT"), 1);
@@ -47,7 +50,10 @@ fn a_handshake_is_counted_and_reported_up_in_order() {
     assert_eq!(b.ike_sas_up, 1);
     assert_eq!(
         kinds(&w.a.events),
-        [(EventKind::Up, SaLevel::Ike), (EventKind::Up, SaLevel::Child)]
+        [
+            (EventKind::Up, SaLevel::Ike),
+            (EventKind::Up, SaLevel::Child)
+        ]
     );
     let sa = w.a.engine.ike(ike).unwrap();
     let ike_text = format!("{:016x}/{:016x}", sa.spi_i, sa.spi_r);
@@ -115,7 +121,10 @@ fn rekeys_are_one_event_each_and_a_delete_takes_children_first() {
     w.settle();
     assert_eq!(
         kinds(&w.a.events),
-        [(EventKind::Down, SaLevel::Child), (EventKind::Down, SaLevel::Ike)]
+        [
+            (EventKind::Down, SaLevel::Child),
+            (EventKind::Down, SaLevel::Ike)
+        ]
     );
     assert_eq!(w.a.events[1].reason.as_deref(), Some("deleted"));
     let a = stats_of(&mut w, true);
@@ -175,7 +184,10 @@ fn retransmits_and_a_dead_peer_are_counted_and_reported() {
     assert_eq!(a.retransmits, 5);
     assert_eq!(
         kinds(&w.a.events[..2]),
-        [(EventKind::Down, SaLevel::Child), (EventKind::PeerDead, SaLevel::Ike)]
+        [
+            (EventKind::Down, SaLevel::Child),
+            (EventKind::PeerDead, SaLevel::Ike)
+        ]
     );
     assert_eq!(
         w.a.events[1].reason.as_deref(),
