@@ -865,6 +865,9 @@ impl ControlServer {
         let Some(client) = self.clients.get_mut(&id) else {
             return Streamed::Gone;
         };
+        // A monitor being sent events is in use, not idle.
+        self.clock += 1;
+        client.last_active = self.clock;
         if client.outbound.len() >= MAX_QUEUED_REPLIES {
             return Streamed::Dropped;
         }
