@@ -336,6 +336,8 @@ pub enum ChildToParent {
     },
     /// ikev2: an SA event for `ikectl monitor` clients.
     Event(Box<crate::stats::SaEvent>),
+    /// pfkey: its counters, sent when they change (`ikectl show stats`).
+    PfkeyStats(crate::stats::PfkeyStats),
 }
 
 /// What the parent forwards from ikectl to ikev2.

@@ -151,6 +151,33 @@ pub struct QueueDepth {
     pub bytes: u64,
 }
 
+/// pfkey's failure kinds as `show stats` names them, in
+/// [`crate::kernel::FailureKind`] order.
+pub const PFKEY_FAILURE_NAMES: [&str; 6] = [
+    "not_permitted",
+    "invalid",
+    "unsupported",
+    "already_exists",
+    "not_found",
+    "kernel",
+];
+
+/// What pfkey counts (pfkey-proc/src/stats.rs): the requests it answered
+/// with a failure, by kind, as it last reported them to the parent.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PfkeyStats {
+    pub failures: [u64; 6],
+}
+
+impl PfkeyStats {
+    pub fn named(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        PFKEY_FAILURE_NAMES
+            .iter()
+            .copied()
+            .zip(self.failures.iter().copied())
+    }
+}
+
 /// The whole `show stats` answer: the engine's counters and what the
 /// parent and ikev2's shell add.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
@@ -165,6 +192,7 @@ pub struct StatsReport {
     pub monitor_events_dropped: u64,
     /// Configurations loaded (the first one and every reload).
     pub config_loads: u64,
+    pub pfkey: PfkeyStats,
 }
 
 /// What happened, in an [`SaEvent`].

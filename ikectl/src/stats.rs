@@ -105,6 +105,7 @@ pub fn stats_json(report: &StatsReport) -> Value {
             "events_held_back": e.events_held_back,
         },
         "config_loads": report.config_loads,
+        "pfkey": {"failures": counts_json(report.pfkey.named())},
     })
 }
 
@@ -191,6 +192,15 @@ pub fn render_stats(report: &StatsReport) -> String {
         ),
     );
     line("config loads:", report.config_loads.to_string());
+    let failures = report.pfkey.named();
+    line(
+        "pfkey failures:",
+        format!(
+            "{} ({})",
+            report.pfkey.failures.iter().sum::<u64>(),
+            counts_text(failures)
+        ),
+    );
     out
 }
 

@@ -718,6 +718,7 @@ impl Daemon {
             ChildToParent::Event(event) if role == Role::Ikev2 => {
                 self.monitors.publish(&mut self.control, *event);
             }
+            ChildToParent::PfkeyStats(stats) if role == Role::Pfkey => self.stats.pfkey = stats,
             other => {
                 return Err(ipc::IpcError::Malformed {
                     len: 0,

@@ -12,6 +12,8 @@ pub struct ParentStats {
     started: Instant,
     /// Configurations loaded: the first and every reload that took.
     pub config_loads: u64,
+    /// pfkey's counters as it last sent them.
+    pub pfkey: iked_common::stats::PfkeyStats,
 }
 
 impl Default for ParentStats {
@@ -19,6 +21,7 @@ impl Default for ParentStats {
         ParentStats {
             started: Instant::now(),
             config_loads: 1,
+            pfkey: Default::default(),
         }
     }
 }
@@ -37,6 +40,7 @@ impl ParentStats {
         };
         report.uptime_secs = self.started.elapsed().as_secs();
         report.config_loads = self.config_loads;
+        report.pfkey = self.pfkey;
         report.monitor_clients = monitor_clients as u64;
         report.monitor_events_dropped = monitor_events_dropped;
         let parent: Vec<QueueDepth> = queues

@@ -243,6 +243,23 @@ fn monitor_sees_a_handshake_rekey_delete_and_failure_in_order_and_stats_count_th
         "kernel errors against show sa: {sa}"
     );
 
+    // pfkey counts the same refusals on its side, by kind (reported to the
+    // parent on their own channel, so possibly a moment later).
+    wait_until(
+        "pfkey's failures to match ikev2's kernel errors",
+        Duration::from_secs(5),
+        || {
+            let s = stats(&a);
+            n(&s, &["pfkey", "failures", "total"]) - n(&s, &["pfkey", "failures", "not_found"])
+                == n(&s, &["kernel_errors"])
+        },
+        || format!("{}", stats(&a)),
+    );
+    if !installed {
+        let s = stats(&a);
+        assert!(n(&s, &["pfkey", "failures", "unsupported"]) >= 1, "{s}");
+    }
+
     // The text form says the same.
     let text = a.ikectl_ok(&["show", "stats"]);
     let text = String::from_utf8_lossy(&text.stdout);
