@@ -196,7 +196,7 @@ fn retransmits_and_a_dead_peer_are_counted_and_reported() {
 }
 
 #[test]
-fn a_spoofed_half_open_flood_makes_no_events() {
+fn a_half_open_sa_that_times_out_makes_no_event() {
     let mut w = World::new();
     w.configure(vec![a_policy()], vec![b_policy()]);
     w.filter = Box::new(|p| {
@@ -209,4 +209,23 @@ fn a_spoofed_half_open_flood_makes_no_events() {
     w.advance_by(Duration::from_secs(40));
     assert_eq!(stats_of(&mut w, false).half_open, 0);
     assert!(w.b.events.is_empty(), "{:?}", w.b.events);
+}
+
+#[test]
+fn a_cookie_challenge_is_counted_and_is_no_retransmission() {
+    let mut sb = settings();
+    sb.cookie_threshold = 0;
+    let mut w = World::with(settings(), sb);
+    w.handshake();
+    assert_one_matching_ike(&w);
+    let a = stats_of(&mut w, true);
+    let b = stats_of(&mut w, false);
+    assert_eq!(b.cookies_sent, 1);
+    assert_eq!(a.cookies_sent, 0);
+    // A's second IKE_SA_INIT (with the cookie) is a new request.
+    assert_eq!(a.messages_out.get("IKE_SA_INIT"), 2);
+    assert_eq!(a.retransmits, 0);
+    assert_eq!(b.messages_in.get("IKE_SA_INIT"), 2);
+    assert_eq!(b.messages_out.get("IKE_SA_INIT"), 2);
+    assert_eq!(b.ike_sas_up, 1);
 }
