@@ -196,11 +196,13 @@ fn run(cli: &Cli) -> Result<Answer, String> {
         Command::Reload => ControlRequest::Reload,
         Command::Show { what: Show::Sa } => ControlRequest::Ikev2(ControlCommand::ShowSa),
         Command::Ca { .. }
-        | Command::Monitor { .. }
         | Command::Show {
-            what: Show::Ca { .. } | Show::Stats,
+            what: Show::Ca { .. },
         } => {
             unreachable!("answered above without the daemon")
+        }
+        Command::Monitor { .. } | Command::Show { what: Show::Stats } => {
+            unreachable!("answered by stats.rs, from main")
         }
         Command::Initiate { ref policy } => ControlRequest::Ikev2(ControlCommand::Initiate {
             policy: policy.clone(),
