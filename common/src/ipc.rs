@@ -361,6 +361,10 @@ pub enum ChildToParent {
         generation: u64,
         reason: String,
     },
+    /// ikev2: an SA event for `ikectl monitor` clients.
+    Event(Box<crate::stats::SaEvent>),
+    /// pfkey: its counters, sent when they change (`ikectl show stats`).
+    PfkeyStats(crate::stats::PfkeyStats),
 }
 
 /// What the parent forwards from ikectl to ikev2.
@@ -373,6 +377,9 @@ pub enum ControlCommand {
     /// `ikectl terminate NAME`: delete every IKE SA of policy NAME (with
     /// INFORMATIONAL DELETE to the peer) and its Child SAs.
     Terminate { policy: String },
+    /// `ikectl show stats`: the engine's counters, answered with
+    /// [`ControlReply::Stats`] (the parent adds its own).
+    ShowStats,
 }
 
 /// What the parent forwards from ikectl to ca.
@@ -762,6 +769,9 @@ pub enum ControlRequest {
     /// `ikectl reset ca`: the parent re-reads the certificate store and
     /// gives it to ca, as a reload does.
     ResetCa,
+    /// `ikectl monitor`: answered with `Done`, then a stream of
+    /// [`ControlReply::Event`] until the client leaves.
+    Monitor,
 }
 
 /// parent → ikectl.
@@ -781,6 +791,10 @@ pub enum ControlReply {
     },
     /// `show certstore`.
     CertStore(Box<CertStoreInfo>),
+    /// `show stats`.
+    Stats(Box<crate::stats::StatsReport>),
+    /// One event of `ikectl monitor`.
+    Event(Box<crate::stats::SaEvent>),
 }
 
 /// Why a message could not be sent or received.

@@ -25,6 +25,7 @@ pub mod logging;
 pub mod privileges;
 pub mod reload;
 pub mod routing;
+pub mod stats;
 #[cfg(any(test, feature = "test-pki"))]
 pub mod test_pki;
 pub mod wire;

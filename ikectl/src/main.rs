@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod ca;
+mod stats;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use iked_common::ipc::{
@@ -65,6 +66,13 @@ enum Command {
         #[command(subcommand)]
         action: ca::CaAction,
     },
+    /// Print SA events as they happen (up, down, rekeyed, failed, peer
+    /// dead, configuration reloaded), one line each.
+    Monitor {
+        /// Exit after this many events.
+        #[arg(long)]
+        count: Option<u64>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -81,6 +89,8 @@ enum Show {
         what: CaShow,
         host: Option<String>,
     },
+    /// Counters: SAs by state, messages, retransmits, failures, queues.
+    Stats,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -190,6 +200,9 @@ fn run(cli: &Cli) -> Result<Answer, String> {
             what: Show::Ca { .. },
         } => {
             unreachable!("answered above without the daemon")
+        }
+        Command::Monitor { .. } | Command::Show { what: Show::Stats } => {
+            unreachable!("answered by stats.rs, from main")
         }
         Command::Initiate { ref policy } => ControlRequest::Ikev2(ControlCommand::Initiate {
             policy: policy.clone(),
@@ -332,6 +345,11 @@ fn json_answer(result: &Result<Answer, String>) -> serde_json::Value {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    match cli.command {
+        Command::Show { what: Show::Stats } => return stats::show_stats(&cli),
+        Command::Monitor { count } => return stats::monitor(&cli, count),
+        _ => {}
+    }
     let result = run(&cli);
     if cli.json {
         let value = json_answer(&result);

@@ -218,9 +218,12 @@ impl Ikev2Process {
                     .ca
                     .send(&message)
                     .map_err(ChildError::on("ca channel"))?,
-                Action::Control { id, reply } => self
-                    .started
-                    .tell_parent(&ChildToParent::ControlResult { id, reply })?,
+                Action::Control { id, reply } => {
+                    let reply = self.with_queue_depths(reply);
+                    self.started
+                        .tell_parent(&ChildToParent::ControlResult { id, reply })?
+                }
+                Action::Event(event) => self.started.tell_parent(&ChildToParent::Event(event))?,
             }
         }
         Ok(())
@@ -440,6 +443,31 @@ impl Ikev2Process {
                 );
             }
         }
+    }
+}
+
+impl Ikev2Process {
+    /// `show stats`: ikev2's channel queues go into the engine's report.
+    fn with_queue_depths(
+        &self,
+        reply: iked_common::ipc::ControlReply,
+    ) -> iked_common::ipc::ControlReply {
+        use iked_common::ipc::ControlReply;
+        let ControlReply::Stats(mut report) = reply else {
+            return reply;
+        };
+        for (to, channel) in [
+            ("parent", &self.started.parent),
+            ("pfkey", &self.pfkey),
+            ("ca", &self.ca),
+        ] {
+            report.ipc_queues.push(iked_common::stats::QueueDepth {
+                from: "ikev2".into(),
+                to: to.into(),
+                bytes: channel.queued_bytes() as u64,
+            });
+        }
+        ControlReply::Stats(report)
     }
 }
 

@@ -857,6 +857,58 @@ impl ControlServer {
     pub fn remove_socket_file(&self) {
         let _ = std::fs::remove_file(&self.path);
     }
+
+    /// Sends `reply` to `id` outside request and answer: a monitor event
+    /// (monitor.rs). Never waits and never closes the client for being
+    /// slow: what its socket and a short queue cannot take is dropped.
+    pub fn stream(&mut self, id: u64, reply: &ControlReply) -> Streamed {
+        let Some(client) = self.clients.get_mut(&id) else {
+            return Streamed::Gone;
+        };
+        // A monitor being sent events is in use, not idle.
+        self.clock += 1;
+        client.last_active = self.clock;
+        if client.outbound.len() >= MAX_QUEUED_REPLIES {
+            return Streamed::Dropped;
+        }
+        let Ok(frames) = encode_frames(reply) else {
+            return Streamed::Dropped;
+        };
+        let mut frames: VecDeque<Vec<u8>> = frames.into();
+        if client.outbound.is_empty() {
+            while let Some(frame) = frames.front() {
+                match send_datagram(client.fd.as_fd(), frame) {
+                    Sent::Done => {
+                        frames.pop_front();
+                    }
+                    Sent::Later => break,
+                    Sent::Failed(e) => {
+                        log::debug!("control client {id}: {e}; closing it");
+                        self.close(id);
+                        return Streamed::Gone;
+                    }
+                }
+            }
+            if frames.is_empty() {
+                return Streamed::Sent;
+            }
+        }
+        client.queued_bytes += frames.iter().map(Vec::len).sum::<usize>();
+        client.outbound.push_back(frames);
+        self.update_interest(id);
+        Streamed::Sent
+    }
+}
+
+/// What [`ControlServer::stream`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Streamed {
+    /// Sent, or queued to go when the socket has room.
+    Sent,
+    /// The client's queue is full: this one is not sent.
+    Dropped,
+    /// The client has gone.
+    Gone,
 }
 
 /// A connection told why it is closed, kept until it closes or

@@ -169,6 +169,8 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
         ca_reply_prefixes: Default::default(),
         pending_reload: None,
         last_round: 1,
+        monitors: Default::default(),
+        stats: Default::default(),
     };
     let on_violation = if cli.seccomp_log {
         ViolationAction::Log
@@ -361,6 +363,10 @@ struct Daemon {
     pending_reload: Option<reload::PendingReload>,
     /// The generation of the last reload round begun, committed or not.
     last_round: u64,
+    /// `ikectl monitor` clients (monitor.rs).
+    monitors: crate::monitor::Monitors,
+    /// The parent's part of `ikectl show stats` (stats.rs).
+    stats: crate::stats::ParentStats,
 }
 
 fn signal_pipe(signals: &[i32]) -> Result<UnixStream, String> {
@@ -722,9 +728,14 @@ impl Daemon {
                     }
                     (_, reply) => reply,
                 };
+                let reply = self.complete_stats(reply);
                 // An answer for a connection that has gone away is dropped.
                 self.control.answer(id, &reply);
             }
+            ChildToParent::Event(event) if role == Role::Ikev2 => {
+                self.monitors.publish(&mut self.control, *event);
+            }
+            ChildToParent::PfkeyStats(stats) if role == Role::Pfkey => self.stats.pfkey = stats,
             other => {
                 return Err(ipc::IpcError::Malformed {
                     len: 0,
@@ -1022,6 +1033,7 @@ impl Daemon {
             ControlRequest::ShowCertStore => {
                 return self.forward_to_ca(id, ipc::CaCommand::ShowCertStore);
             }
+            ControlRequest::Monitor => self.monitors.subscribe(id),
             ControlRequest::ResetCa => match self.reset_ca() {
                 // ca answers whether it took the store it was just sent.
                 Ok(()) => return self.forward_to_ca(id, ipc::CaCommand::StoreStatus),
@@ -1110,5 +1122,17 @@ impl Daemon {
                 &ControlReply::Failed("the ca process is not available".into()),
             );
         }
+    }
+}
+
+impl Daemon {
+    /// ikev2's `show stats` answer with the parent's part added.
+    fn complete_stats(&mut self, reply: ControlReply) -> ControlReply {
+        let monitors = (self.monitors.count(&self.control), self.monitors.dropped);
+        let queues = self
+            .children
+            .iter()
+            .map(|c| (c.role.to_string(), c.channel.queued_bytes()));
+        self.stats.complete(reply, queues, monitors)
     }
 }

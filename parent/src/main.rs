@@ -7,7 +7,9 @@ mod control;
 mod daemon;
 mod eap;
 mod flows;
+mod monitor;
 mod spawn;
+mod stats;
 mod users;
 
 use std::process::ExitCode;

@@ -34,6 +34,7 @@ pub mod rtnetlink_codec;
 pub mod sa_limits;
 pub mod service;
 pub mod socket;
+pub mod stats;
 #[cfg(test)]
 mod test_fixtures;
 pub mod xfrm;

@@ -236,6 +236,9 @@ fn deliver(
     for message in &outcome.to_parent {
         started.tell_parent(message)?;
     }
+    if let Some(report) = crate::stats::count_replies(&outcome.to_ikev2) {
+        started.tell_parent(&report)?;
+    }
     for message in &outcome.to_ikev2 {
         ikev2.send(message).map_err(ChildError::on("ikev2"))?;
     }

@@ -214,7 +214,8 @@ fn every_ikectl_command_and_option_is_documented() {
             "show",
             "initiate",
             "terminate",
-            "ca"
+            "ca",
+            "monitor"
         ],
         "commands parsed from ikectl"
     );
@@ -261,7 +262,11 @@ fn every_ikectl_command_and_option_is_documented() {
             long_options.push(field.split(':').next().unwrap_or("").trim().to_string());
         }
     }
-    assert_eq!(long_options, ["json"], "long options parsed from ikectl");
+    assert_eq!(
+        long_options,
+        ["json", "count"],
+        "long options parsed from ikectl"
+    );
     for option in long_options {
         assert!(
             has_item(&page, "Fl", &format!("-{option}")),

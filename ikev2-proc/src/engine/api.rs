@@ -27,6 +27,7 @@ impl Engine {
         datagram: &[u8],
     ) {
         self.now = now;
+        self.stats.count_received(datagram);
         let message = match Message::decode(datagram) {
             Ok(m) => m,
             Err(e) => {
@@ -90,6 +91,7 @@ impl Engine {
         message: PfkeyToIkev2,
     ) -> Result<(), ReplyError> {
         self.now = now;
+        self.stats.count_pfkey_reply(&message);
         let Some(message) = self.take_counter_reply(message)? else {
             return Ok(());
         };
@@ -215,6 +217,7 @@ impl Engine {
             ca_store: None,
             fragment_memory: Default::default(),
             leases: Default::default(),
+            stats: Default::default(),
             #[cfg(test)]
             test_ke_stream: None,
             #[cfg(test)]
@@ -224,12 +227,18 @@ impl Engine {
 
     /// The next action for the shell, if any.
     pub fn poll_action(&mut self) -> Option<Action> {
-        self.actions.pop_front()
+        let action = self.actions.pop_front()?;
+        self.stats.count_action(&action);
+        Some(action)
     }
 
     /// All pending actions.
     pub fn drain_actions(&mut self) -> Vec<Action> {
-        self.actions.drain(..).collect()
+        let stats = &mut self.stats;
+        self.actions
+            .drain(..)
+            .inspect(|action| stats.count_action(action))
+            .collect()
     }
 
     /// When [`Engine::handle_timeout`] should next be called.
@@ -420,6 +429,12 @@ impl Engine {
                         spis.len()
                     ))
                 }
+            }
+            ControlCommand::ShowStats => {
+                ControlReply::Stats(Box::new(iked_common::stats::StatsReport {
+                    engine: self.engine_stats(),
+                    ..Default::default()
+                }))
             }
         };
         self.actions.push_back(Action::Control { id, reply });

@@ -181,6 +181,7 @@ impl Engine {
         self.flow_children.entry(flow).or_default().insert(spi_in);
         self.reqids.take(child.reqid);
         self.children.insert(spi_in, child);
+        self.on_child_up(spi_in);
         self.install_child(spi_in);
     }
 
@@ -439,6 +440,7 @@ impl Engine {
 
     /// Removes a Child SA and its kernel entries.
     pub(super) fn remove_child(&mut self, spi_in: u32) {
+        self.on_child_removed(spi_in);
         let Some(child) = self.children.remove(&spi_in) else {
             return;
         };

@@ -477,6 +477,7 @@ impl Engine {
         if let Some(out) = sa.outstanding.as_mut() {
             if out.deadline.is_due(now) {
                 if out.transmissions >= tries {
+                    self.stats.timed_out();
                     let what = match out.ctx {
                         RequestCtx::Dpd => "peer is dead (no answer to DPD)",
                         RequestCtx::DeleteIke => "no answer to DELETE",
@@ -493,6 +494,7 @@ impl Engine {
                 }
                 out.transmissions += 1;
                 out.deadline = RetransmitTimer::after(now, base, out.transmissions);
+                self.stats.retransmitted();
                 log::debug!(
                     "IKE SA {spi:016x}: retransmitting request {} (try {})",
                     out.message_id,

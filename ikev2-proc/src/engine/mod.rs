@@ -107,6 +107,7 @@ mod sa_table;
 pub mod selectors;
 mod signature_auth;
 mod state;
+mod stats;
 mod tasks;
 #[cfg(test)]
 mod tests;
@@ -284,6 +285,8 @@ pub enum Action {
         id: u64,
         reply: ControlReply,
     },
+    /// An SA event for `ikectl monitor` (stats.rs), for the parent.
+    Event(Box<iked_common::stats::SaEvent>),
 }
 
 /// The IKEv2 engine.
@@ -343,6 +346,8 @@ pub struct Engine {
     /// Address pools and leases of remote-access policies, and the
     /// addresses gateways gave us (`pool.rs`).
     leases: pool::Leases,
+    /// `show stats` counters (stats.rs).
+    stats: stats::Counters,
     /// Tests only: draw key-exchange private keys from this counter instead
     /// of OpenSSL's generator, so that seeded runs are byte for byte
     /// reproducible. Seeded from the injected random source at the first

@@ -114,7 +114,11 @@ impl Engine {
             return;
         };
         let moved = std::mem::take(&mut old.children);
+        let first_move = old.successor != Some(to);
         old.successor = Some(to);
+        if first_move {
+            self.on_ike_rekeyed(from, to);
+        }
         for spi in &moved {
             if let Some(child) = self.children.get_mut(spi) {
                 child.ike = to;
@@ -151,6 +155,7 @@ impl Engine {
         let Some(sa) = self.remove_ike(spi) else {
             return;
         };
+        self.on_ike_removed(&sa, reason);
         self.release_remote_access(spi, &sa);
         // Replies to its pending requests will still come: consume them quietly.
         for (ike, wait) in self.waits.values_mut() {

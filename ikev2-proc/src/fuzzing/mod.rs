@@ -660,7 +660,7 @@ impl World<'_> {
                 node.highest_id = node.highest_id.max(pfkey_id(&request));
                 node.pfkey_pending.push(request);
             }
-            Action::Control { .. } | Action::NatKeepalive { .. } => {}
+            Action::Control { .. } | Action::NatKeepalive { .. } | Action::Event(_) => {}
         }
     }
 

@@ -378,3 +378,85 @@ fn a_reply_larger_than_the_default_socket_buffer_goes_out_whole() {
     assert_eq!(got, Some(big));
     assert_eq!(server.client_count(), 1);
 }
+
+#[test]
+fn a_monitor_that_does_not_read_loses_events_counted_and_stays_connected() {
+    use crate::monitor::Monitors;
+    use iked_common::stats::{EventKind, SaEvent, SaLevel};
+    let scratch = Scratch::new("monitor");
+    let mut server = server(&scratch);
+    let mut monitors = Monitors::default();
+    let client = connect_to(&server);
+    send(client.as_raw_fd(), &hello(), MsgFlags::empty()).unwrap();
+    send(
+        client.as_raw_fd(),
+        &record(&ControlRequest::Monitor),
+        MsgFlags::empty(),
+    )
+    .unwrap();
+    let mut subscribed = 0;
+    for _ in 0..1000 {
+        for (id, request) in server.service() {
+            let reply = match request {
+                ControlRequest::Monitor => monitors.subscribe(id),
+                _ => ControlReply::Hello {
+                    version: IPC_VERSION,
+                },
+            };
+            server.reply(id, &reply);
+            subscribed += 1;
+        }
+        if subscribed == 2 {
+            break;
+        }
+    }
+    assert_eq!(subscribed, 2);
+    assert_eq!(monitors.count(&server), 1);
+    // Far more events than the socket buffer and the queue hold, unread.
+    let event = |n: u32| SaEvent::new(EventKind::Up, SaLevel::Ike, &format!("p{n}"));
+    for n in 0..20_000 {
+        monitors.publish(&mut server, event(n));
+    }
+    assert!(monitors.dropped > 0, "nothing dropped");
+    assert_eq!(server.client_count(), 1, "a slow monitor is not closed");
+    assert_eq!(monitors.count(&server), 1);
+    // It reads now: the hello, the subscription, then events in order.
+    let mut events = Vec::new();
+    let mut idle_rounds = 0;
+    for _ in 0..100_000 {
+        match check(&client) {
+            Inbox::Reply(ControlReply::Event(e)) => {
+                events.push(e.policy.clone());
+                idle_rounds = 0;
+            }
+            Inbox::Reply(_) => {}
+            Inbox::Nothing if idle_rounds < 3 => {
+                // The queued rest goes out when the server sees room.
+                server.service();
+                idle_rounds += 1;
+            }
+            Inbox::Nothing => break,
+            Inbox::Closed => panic!("closed"),
+        }
+    }
+    let received = events.len() as u64;
+    assert!(received > 0);
+    assert_eq!(received + monitors.dropped, 20_000);
+    let numbers: Vec<u32> = events.iter().map(|p| p[1..].parse().unwrap()).collect();
+    assert!(numbers.windows(2).all(|w| w[0] < w[1]), "in order");
+    // The next event it gets says how many it missed.
+    monitors.publish(&mut server, event(20_000));
+    let Inbox::Reply(ControlReply::Event(next)) = check(&client) else {
+        panic!("no event after reading up");
+    };
+    let dropped = monitors.dropped;
+    assert_eq!(
+        next.reason.as_deref(),
+        Some(format!("{dropped} earlier event(s) dropped: monitor too slow").as_str())
+    );
+    // Gone: forgotten.
+    drop(client);
+    server.service();
+    monitors.publish(&mut server, event(20_001));
+    assert_eq!(monitors.count(&server), 0);
+}

@@ -265,6 +265,8 @@ impl Daemon {
         );
         log::info!("{message}");
         // Hooks at commit: a "config reloaded" event, sd_notify READY=1.
+        self.stats.config_loads += 1;
+        self.monitors.config_loaded(&mut self.control, &message);
         for request in pending.requests {
             self.control
                 .answer(request, &ControlReply::Done(message.clone()));

@@ -267,6 +267,7 @@ impl Engine {
     /// is redundant and is deleted by whoever created it; the survivor's
     /// creator deletes the old SA.
     pub(in crate::engine) fn child_rekeyed(&mut self, spi: u64, old: u32, new: u32) {
+        self.on_child_rekeyed(old, new);
         let Some(old_child) = self.children.get_mut(&old) else {
             return;
         };

@@ -279,6 +279,7 @@ impl Engine {
             lower_nonce(&answer.peer_nonce, &nonce).to_vec(),
         );
         if let Some(old) = answer.rekey_of {
+            self.on_child_rekeyed(old, spi_in);
             if let Some(old_child) = self.children.get_mut(&old) {
                 if old_child.state == ChildState::Rekeying {
                     // Collision: our own rekey of it is in flight (§2.8.1).

@@ -62,6 +62,7 @@ impl Engine {
             );
         }
         self.release_draft(spi, child);
+        self.stats.auth_eap_failed();
         self.delete_ike_local(spi, "EAP authentication failed");
     }
 

@@ -68,6 +68,7 @@ impl Engine {
     fn refuse_eap(&mut self, spi: u64, message_id: u32, why: &str) {
         let request = PeerRequest::new(spi, ExchangeType::IkeAuth, message_id);
         self.refuse(request, NotifyType::AuthenticationFailed, why);
+        self.stats.auth_eap_failed();
         self.delete_ike_local(spi, "AUTHENTICATION_FAILED (EAP)");
     }
 
@@ -286,6 +287,7 @@ impl Engine {
                     refusal.push(Payload::Eap(Eap(message)));
                 }
                 self.send_response(spi, ExchangeType::IkeAuth, message_id, refusal);
+                self.stats.auth_eap_failed();
                 self.delete_ike_local(spi, "EAP authentication failed");
                 return;
             }

@@ -107,12 +107,14 @@ impl Engine {
                 NotifyType::AuthenticationFailed,
                 "no IDi or no AUTH (EAP is not supported)",
             );
+            self.stats.auth_invalid();
             self.delete_ike_local(spi, "no AUTH");
             return;
         };
         let Some(policy_name) = self.policy_for_initiator(sa, idi, false) else {
             let why = format!("no policy for identity {}", identity_text(idi));
             self.refuse(request, NotifyType::AuthenticationFailed, &why);
+            self.stats.auth_identity_refused();
             self.delete_ike_local(spi, "no policy for the identity");
             return;
         };
@@ -124,6 +126,7 @@ impl Engine {
             Ok(certs) => certs,
             Err(why) => {
                 self.refuse(request, NotifyType::AuthenticationFailed, &why);
+                self.stats.auth_certificate_refused();
                 self.delete_ike_local(spi, "AUTHENTICATION_FAILED");
                 return;
             }
@@ -296,6 +299,7 @@ impl Engine {
             NotifyType::AuthenticationFailed,
             "the peer's AUTH does not verify",
         );
+        self.stats.auth_invalid();
         self.delete_ike_local(spi, "AUTHENTICATION_FAILED");
     }
 

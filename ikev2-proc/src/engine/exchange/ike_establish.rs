@@ -131,6 +131,7 @@ impl Engine {
         self.uncount_half_open(record);
         self.end_eap_session(spi, eap);
         self.index_identity(spi);
+        self.on_ike_up(spi);
         self.resolve_duplicate(spi);
     }
 

@@ -246,6 +246,7 @@ impl Engine {
             );
             let version = self.cookie_secrets.version;
             if let Some(cookie) = self.cookie_for(version, ni, remote, header.initiator_spi) {
+                self.stats.cookie_sent();
                 self.send_clear_notify(
                     local,
                     remote,

@@ -39,6 +39,7 @@ impl Engine {
             );
         }
         self.send_response(spi, ExchangeType::Informational, message_id, Vec::new());
+        self.stats.auth_refused_by_peer();
         self.delete_ike_local(spi, "the peer refused our AUTH");
         true
     }

@@ -18,6 +18,7 @@ mod reload;
 mod remote_access;
 mod robustness;
 mod source_lookup;
+mod stats;
 
 use super::{Action, Engine, IkeState, Settings, Task};
 use iked_common::config::{
@@ -104,6 +105,8 @@ struct Node {
     /// Counter reads asked for: (request id, SAs).
     counter_requests: Vec<(u64, Vec<SaId>)>,
     control_replies: Vec<(u64, ControlReply)>,
+    /// Monitor events, in order (stats.rs).
+    events: Vec<iked_common::stats::SaEvent>,
     sent: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
     keepalives: Vec<(SocketAddr, SocketAddr)>,
     /// Keep ca's requests unanswered (in `held_ca`) until the test lets go.
@@ -213,6 +216,7 @@ impl Node {
             counters_unanswered: false,
             counter_requests: Vec::new(),
             control_replies: Vec::new(),
+            events: Vec::new(),
             sent: Vec::new(),
             keepalives: Vec::new(),
             hold_ca: false,
@@ -279,6 +283,7 @@ impl Node {
                 }
                 Action::Control { id, reply } => self.control_replies.push((id, reply)),
                 Action::NatKeepalive { local, remote } => self.keepalives.push((local, remote)),
+                Action::Event(event) => self.events.push(*event),
             }
         }
         (out, busy)
