@@ -128,6 +128,11 @@ pub fn configure_syslog(settings: SyslogSettings) {
     let _ = SYSLOG_SETTINGS.set(settings);
 }
 
+/// The settings [`configure_syslog`] set, or the defaults.
+pub fn syslog_settings() -> SyslogSettings {
+    SYSLOG_SETTINGS.get_or_init(SyslogSettings::default).clone()
+}
+
 /// Lines the syslog socket did not take (full, or gone) since start.
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 /// Of those, how many have already been said on a later line.

@@ -17,6 +17,10 @@ use iked_common::ipc::{Role, Verbosity};
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    iked_common::logging::configure_syslog(iked_common::logging::SyslogSettings {
+        facility: cli.syslog_facility,
+        socket: cli.syslog_socket.clone(),
+    });
     if let Some(name) = &cli.child_role {
         let status = match Role::from_name(name) {
             Some(Role::Ikev2) => {

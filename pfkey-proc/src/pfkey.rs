@@ -107,7 +107,7 @@ impl PfkeyBackend {
             let m = match codec::decode(&datagram) {
                 Ok(m) => m,
                 Err(e) => {
-                    log::warn!("pfkey: malformed message skipped: {e}");
+                    log::warn!("malformed message skipped: {e}");
                     continue;
                 }
             };
@@ -157,7 +157,7 @@ impl PfkeyBackend {
                     m.seq == 0,
                 ),
                 Err(e) => {
-                    log::warn!("pfkey: malformed message skipped: {e}");
+                    log::warn!("malformed message skipped: {e}");
                     (false, 0, false)
                 }
             };
@@ -192,6 +192,12 @@ impl PfkeyBackend {
 
     /// Refuses transforms the kernel did not list at registration.
     fn check_supported(&self, sa: &SaParams) -> Result<(), KernelFailure> {
+        // Linux's af_key looks encryption up among the plain ciphers only
+        // (xfrm_ealg_get_byid): a combined-mode cipher can never be added,
+        // whatever the registration listed; say so, not "ENOSYS".
+        if sa.encryption.is_aead() {
+            return Err(aead_refused(sa));
+        }
         let Some((auth, encrypt)) = &self.supported else {
             return Ok(());
         };
@@ -318,7 +324,7 @@ impl KernelBackend for PfkeyBackend {
             .map_err(|e| unexpressible(operation, e))?;
         if sa.replay_window > codec::PFKEY_MAX_REPLAY_WINDOW {
             log::info!(
-                "pfkey: {}: replay window {} reduced to {} (PF_KEY limit)",
+                "{}: replay window {} reduced to {} (PF_KEY limit)",
                 sa.id,
                 sa.replay_window,
                 codec::PFKEY_MAX_REPLAY_WINDOW
@@ -449,7 +455,7 @@ fn decode_events(
     let m = match codec::decode(datagram) {
         Ok(m) => m,
         Err(e) => {
-            log::warn!("pfkey: malformed event ignored: {e}");
+            log::warn!("malformed event ignored: {e}");
             return;
         }
     };
@@ -470,6 +476,20 @@ fn decode_events(
     };
     match event {
         Ok(event) => events.push(event),
-        Err(message) => log::warn!("pfkey: {message}"),
+        Err(message) => log::warn!("{message}"),
     }
+}
+
+/// Why PF_KEY cannot install `sa`'s combined-mode cipher, and what to do.
+fn aead_refused(sa: &SaParams) -> KernelFailure {
+    local_failure(
+        FailureKind::Unsupported,
+        format!(
+            "add SA {}: Linux PF_KEY cannot install combined-mode ciphers such as {}; \
+             use `set kernel xfrm`, or a non-AEAD transform (e.g. `childsa enc aes-256 \
+             auth hmac-sha2-256`) for this policy",
+            sa.id,
+            sa.encryption.name()
+        ),
+    )
 }
