@@ -41,6 +41,7 @@ mod payloads;
 mod reader;
 pub mod registries;
 mod render;
+mod render_offer;
 mod sa;
 pub mod sk;
 mod ts;
@@ -66,6 +67,7 @@ pub use sa::{
 pub use sk::{
     encrypted_message_prefix, encrypted_span, Encrypted, EncryptedFragment, EncryptedKind,
 };
+pub use render_offer::Offered;
 pub use ts::{AddressRange, TrafficSelector, TrafficSelectors, OPAQUE_PORTS};
 
 use payloads::{decode_chain, encode_chain, ChainContext};
