@@ -395,7 +395,11 @@ fn push_escaped(line: &mut String, c: char) {
         c if c.is_control() => {
             let _ = write!(line, "\\x{:02x}", u32::from(c));
         }
-        '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}'
+        '\u{2028}'
+        | '\u{2029}'
+        | '\u{200e}'
+        | '\u{200f}'
+        | '\u{202a}'..='\u{202e}'
         | '\u{2066}'..='\u{2069}' => {
             let _ = write!(line, "\\u{{{:04x}}}", u32::from(c));
         }

@@ -88,7 +88,10 @@ fn facilities_by_name() {
     assert_eq!(Facility::from_name("log_authpriv").unwrap().code(), 10);
     assert_eq!(Facility::from_name("local7").unwrap().name(), "local7");
     let error = Facility::from_name("local8").unwrap_err();
-    assert!(error.contains("local8") && error.contains("local0"), "{error}");
+    assert!(
+        error.contains("local8") && error.contains("local0"),
+        "{error}"
+    );
 }
 
 #[test]

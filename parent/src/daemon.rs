@@ -675,7 +675,9 @@ impl Daemon {
             }
             ChildToParent::StoreRefused { generation, reason } if role == Role::Ca => {
                 if self.ca_store_in_force {
-                    log::error!("ca refused the certificate store of configuration {generation}: {reason}");
+                    log::error!(
+                        "ca refused the certificate store of configuration {generation}: {reason}"
+                    );
                 } else {
                     self.fatal = Some(format!("ca refused the certificate store: {reason}"));
                 }

@@ -207,10 +207,7 @@ fn every_line_is_whole_under_load_with_one_prefix() {
         .lines()
         .find(|l| l.contains("refused with AUTHENTICATION_FAILED"))
         .expect("AUTH refusal");
-    assert!(
-        auth.contains(A) && auth.contains("policy resp"),
-        "{auth}"
-    );
+    assert!(auth.contains(A) && auth.contains("policy resp"), "{auth}");
     let proposal = responder_log
         .lines()
         .find(|l| l.contains("NO_PROPOSAL_CHOSEN"))
@@ -315,7 +312,10 @@ fn refusals_reach_syslog_at_the_default_level_under_the_chosen_facility() {
         });
     }
     let status = command.status().expect("run iked");
-    assert!(status.success(), "iked did not go to the background: {status}");
+    assert!(
+        status.success(),
+        "iked did not go to the background: {status}"
+    );
     let mut daemon = Daemonized(None);
 
     let mut lines: Vec<SyslogLine> = Vec::new();
@@ -344,7 +344,9 @@ fn refusals_reach_syslog_at_the_default_level_under_the_chosen_facility() {
         }
     };
     receive_until(&mut lines, &|lines| {
-        lines.iter().any(|l| l.role == "parent" && l.message.starts_with("started:"))
+        lines
+            .iter()
+            .any(|l| l.role == "parent" && l.message.starts_with("started:"))
     });
     let parent_pid = lines
         .iter()
@@ -422,7 +424,9 @@ fn refusals_reach_syslog_at_the_default_level_under_the_chosen_facility() {
         assert!(Instant::now() < deadline, "no ca line at verbose level");
         ikectl(&["reload"]);
         let until = Instant::now() + Duration::from_secs(2);
-        receive_until(&mut lines, &|lines| ca_line(lines) || Instant::now() > until);
+        receive_until(&mut lines, &|lines| {
+            ca_line(lines) || Instant::now() > until
+        });
     }
     assert!(
         ROLES
@@ -457,7 +461,10 @@ fn refusals_reach_syslog_at_the_default_level_under_the_chosen_facility() {
     .expect("SIGTERM to iked");
     let deadline = Instant::now() + Duration::from_secs(10);
     while !pids.iter().all(|(_, pid)| is_gone(*pid)) {
-        assert!(Instant::now() < deadline, "iked still running after SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "iked still running after SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     daemon.0 = None;

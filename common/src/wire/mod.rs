@@ -60,6 +60,7 @@ pub use registries::{
     AuthMethod, CertEncoding, CfgType, CpAttributeType, DhId, EncrId, EsnId, ExchangeType, IdType,
     IntegId, NotifyType, PayloadType, PrfId, ProtocolId, TransformType, TsType,
 };
+pub use render_offer::Offered;
 pub use sa::{
     AttributeValue, Proposal, SecurityAssociation, Transform, TransformAttribute, TransformId,
     ATTRIBUTE_KEY_LENGTH, MAX_PROPOSALS,
@@ -67,7 +68,6 @@ pub use sa::{
 pub use sk::{
     encrypted_message_prefix, encrypted_span, Encrypted, EncryptedFragment, EncryptedKind,
 };
-pub use render_offer::Offered;
 pub use ts::{AddressRange, TrafficSelector, TrafficSelectors, OPAQUE_PORTS};
 
 use payloads::{decode_chain, encode_chain, ChainContext};

@@ -35,7 +35,12 @@ impl fmt::Display for Offered<'_> {
 
 fn write_proposal(f: &mut fmt::Formatter<'_>, proposal: &Proposal) -> fmt::Result {
     write!(f, "{}:", proposal.protocol)?;
-    for (index, transform) in proposal.transforms.iter().take(SHOWN_TRANSFORMS).enumerate() {
+    for (index, transform) in proposal
+        .transforms
+        .iter()
+        .take(SHOWN_TRANSFORMS)
+        .enumerate()
+    {
         if index > 0 {
             f.write_str("/")?;
         }

@@ -25,7 +25,9 @@ impl Engine {
             PfkeyToIkev2::SourceAddress { id, source } => match self.waits.remove(&id) {
                 Some((ike, Wait::SourceAddress)) => self.source_found(ike, source),
                 Some((ike, Wait::MobikeSource)) => self.mobike_source_found(ike, Some(source)),
-                other => log::warn!("source address from pfkey for request {id} nobody waits for ({other:?})"),
+                other => log::warn!(
+                    "source address from pfkey for request {id} nobody waits for ({other:?})"
+                ),
             },
             PfkeyToIkev2::Failed { id, failure } => match self.waits.remove(&id) {
                 Some((ike, Wait::InstallSa { child, inbound })) => {
@@ -101,7 +103,9 @@ impl Engine {
                     }
                     self.responder_verified(ike, ok)
                 }
-                other => log::warn!("verdict from ca for request {id} nobody waits for ({other:?})"),
+                other => {
+                    log::warn!("verdict from ca for request {id} nobody waits for ({other:?})")
+                }
             },
             // EAP steps for EAP waits went to dispatch_eap_reply.
             CaToIkev2::Eap { id, .. } => match self.waits.remove(&id) {
