@@ -287,6 +287,14 @@ impl Logger {
     }
 }
 
+/// `iked: MESSAGE` on stderr in one write(2), for the errors that stop
+/// iked before or outside its logger (eprintln! writes in pieces, which
+/// the children's lines could split).
+pub fn print_fatal(message: &str) {
+    let line = format_line("iked: ", &message, "\n");
+    write_stderr(line.as_bytes());
+}
+
 /// One write(2) for the whole line; only a partial write (a signal, a
 /// full pipe of a line longer than PIPE_BUF, which [`MAX_LINE`] rules
 /// out) makes a second one for the rest.

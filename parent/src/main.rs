@@ -32,7 +32,7 @@ fn main() -> ExitCode {
             Some(Role::Pfkey) => iked_pfkey::process::run(cli.foreground),
             Some(Role::Ca) => iked_ca::process::run(cli.foreground),
             _ => {
-                eprintln!("iked: unknown child role {name:?}");
+                iked_common::logging::print_fatal(&format!("unknown child role {name:?}"));
                 2
             }
         };
@@ -50,7 +50,7 @@ fn main() -> ExitCode {
     match daemon::run(&cli, verbosity) {
         Ok(code) => code,
         Err(message) => {
-            eprintln!("iked: {message}");
+            iked_common::logging::print_fatal(&message);
             log::error!("{message}");
             ExitCode::FAILURE
         }
