@@ -493,3 +493,24 @@ fn aead_refused(sa: &SaParams) -> KernelFailure {
         ),
     )
 }
+
+#[cfg(test)]
+mod aead_tests {
+    use super::*;
+    use crate::test_fixtures::{esp_gcm_sa, flow_selector};
+
+    #[test]
+    fn a_combined_mode_cipher_is_refused_with_what_to_do_instead() {
+        let sa = esp_gcm_sa("192.0.2.1", "192.0.2.2", 0x1234, flow_selector());
+        let failure = aead_refused(&sa);
+        assert_eq!(failure.kind, FailureKind::Unsupported);
+        let text = &failure.message;
+        assert!(
+            text.contains("PF_KEY cannot install combined-mode"),
+            "{text}"
+        );
+        assert!(text.contains(sa.encryption.name()), "{text}");
+        assert!(text.contains("set kernel xfrm"), "{text}");
+        assert!(!text.contains("no ESP support"), "{text}");
+    }
+}
