@@ -37,20 +37,20 @@ pub enum ChildError {
     /// A channel failed, or carried something that does not decode: `peer`
     /// is "parent" (receiving), "parent channel" (sending), "startup" (the
     /// descriptors), or a sibling's name.
-    #[error("{peer}: {error}")]
+    #[error("{peer} channel: {error}")]
     Channel { peer: &'static str, error: IpcError },
     /// The event loop's epoll failed.
     #[error("epoll: {0}")]
     Poll(#[from] std::io::Error),
     /// A well-formed message this process never takes from that peer.
-    #[error("{from}: unexpected {message}")]
+    #[error("unexpected {message} from {from}")]
     Unexpected { from: &'static str, message: String },
     /// The confinement failed, or did not hold when checked.
     #[error(transparent)]
     Confinement(#[from] PrivilegeError),
     /// A sibling's message that decoded but is refused (the engine's checks:
     /// an answer to nothing asked, say).
-    #[error("{peer}: {reason}")]
+    #[error("{peer} channel: {reason}")]
     Refused { peer: &'static str, reason: String },
     /// The process could not be set up as it must be (logging, the
     /// descriptors it was given, confinement, its sockets or engine).
@@ -273,7 +273,7 @@ mod tests {
     fn child_errors_read_as_the_strings_they_replaced() {
         assert_eq!(
             ChildError::on("ikev2")(IpcError::Closed).to_string(),
-            "ikev2: peer closed the channel"
+            "ikev2 channel: peer closed the channel"
         );
         assert_eq!(
             ChildError::Version { parent: 2 }.to_string(),
@@ -281,11 +281,11 @@ mod tests {
         );
         assert_eq!(
             ChildError::unexpected("parent", &Role::Ca).to_string(),
-            "parent: unexpected Ca"
+            "unexpected Ca from parent"
         );
         assert_eq!(
             ChildError::refused("pfkey")("reply to nothing".into()).to_string(),
-            "pfkey: reply to nothing"
+            "pfkey channel: reply to nothing"
         );
         let epoll = std::io::Error::from_raw_os_error(9);
         assert!(ChildError::from(epoll).to_string().starts_with("epoll: "));

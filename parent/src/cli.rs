@@ -73,4 +73,21 @@ pub struct Cli {
     /// Internal: run as this privilege-separated child process.
     #[arg(long = "privsep-child", hide = true, value_name = "role")]
     pub child_role: Option<String>,
+
+    /// Syslog facility of every line (daemon, local0 ... local7, auth, ...).
+    #[arg(
+        long = "syslog-facility",
+        value_name = "facility",
+        default_value = "daemon",
+        value_parser = iked_common::logging::Facility::from_name
+    )]
+    pub syslog_facility: iked_common::logging::Facility,
+
+    /// The local syslog daemon's socket.
+    #[arg(
+        long = "syslog-socket",
+        value_name = "path",
+        default_value = iked_common::logging::DEFAULT_SYSLOG_SOCKET
+    )]
+    pub syslog_socket: PathBuf,
 }

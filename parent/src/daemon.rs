@@ -692,9 +692,11 @@ impl Daemon {
             }
             ChildToParent::StoreRefused { generation, reason } if role == Role::Ca => {
                 if self.ca_store_in_force {
-                    log::error!("ca: {reason}");
+                    log::error!(
+                        "ca refused the certificate store of configuration {generation}: {reason}"
+                    );
                 } else {
-                    self.fatal = Some(format!("ca: {reason}"));
+                    self.fatal = Some(format!("ca refused the certificate store: {reason}"));
                 }
                 log::debug!("ca applied configuration {generation} without its store");
             }

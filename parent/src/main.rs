@@ -19,6 +19,10 @@ use iked_common::ipc::{Role, Verbosity};
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    iked_common::logging::configure_syslog(iked_common::logging::SyslogSettings {
+        facility: cli.syslog_facility,
+        socket: cli.syslog_socket.clone(),
+    });
     if let Some(name) = &cli.child_role {
         let status = match Role::from_name(name) {
             Some(Role::Ikev2) => {
@@ -30,7 +34,7 @@ fn main() -> ExitCode {
             Some(Role::Pfkey) => iked_pfkey::process::run(cli.foreground),
             Some(Role::Ca) => iked_ca::process::run(cli.foreground),
             _ => {
-                eprintln!("iked: unknown child role {name:?}");
+                iked_common::logging::print_fatal(&format!("unknown child role {name:?}"));
                 2
             }
         };
@@ -48,7 +52,7 @@ fn main() -> ExitCode {
     match daemon::run(&cli, verbosity) {
         Ok(code) => code,
         Err(message) => {
-            eprintln!("iked: {message}");
+            iked_common::logging::print_fatal(&message);
             log::error!("{message}");
             ExitCode::FAILURE
         }

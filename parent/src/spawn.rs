@@ -41,6 +41,13 @@ pub fn spawn(
     if log_keys && role == Role::Ikev2 {
         command.arg("--log-keys");
     }
+    // The children log as the parent does: same facility, same socket.
+    let syslog = iked_common::logging::syslog_settings();
+    command
+        .arg("--syslog-facility")
+        .arg(syslog.facility.name())
+        .arg("--syslog-socket")
+        .arg(&syslog.socket);
     command.stdin(Stdio::null()).env_clear();
     let raw = child_end.as_raw_fd();
     // SAFETY: only async-signal-safe calls (dup2, fcntl, close_range)

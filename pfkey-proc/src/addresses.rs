@@ -179,7 +179,7 @@ impl VirtualAddresses {
             Ok(()) => {}
             Err(f) if f.kind == FailureKind::NotFound => {
                 log::info!(
-                    "pfkey: address {address} was already gone from {}",
+                    "address {address} was already gone from {}",
                     added.interface
                 );
             }

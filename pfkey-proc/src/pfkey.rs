@@ -107,7 +107,7 @@ impl PfkeyBackend {
             let m = match codec::decode(&datagram) {
                 Ok(m) => m,
                 Err(e) => {
-                    log::warn!("pfkey: malformed message skipped: {e}");
+                    log::warn!("malformed message skipped: {e}");
                     continue;
                 }
             };
@@ -157,7 +157,7 @@ impl PfkeyBackend {
                     m.seq == 0,
                 ),
                 Err(e) => {
-                    log::warn!("pfkey: malformed message skipped: {e}");
+                    log::warn!("malformed message skipped: {e}");
                     (false, 0, false)
                 }
             };
@@ -192,6 +192,12 @@ impl PfkeyBackend {
 
     /// Refuses transforms the kernel did not list at registration.
     fn check_supported(&self, sa: &SaParams) -> Result<(), KernelFailure> {
+        // Linux's af_key looks encryption up among the plain ciphers only
+        // (xfrm_ealg_get_byid): a combined-mode cipher can never be added,
+        // whatever the registration listed; say so, not "ENOSYS".
+        if sa.encryption.is_aead() {
+            return Err(aead_refused(sa));
+        }
         let Some((auth, encrypt)) = &self.supported else {
             return Ok(());
         };
@@ -318,7 +324,7 @@ impl KernelBackend for PfkeyBackend {
             .map_err(|e| unexpressible(operation, e))?;
         if sa.replay_window > codec::PFKEY_MAX_REPLAY_WINDOW {
             log::info!(
-                "pfkey: {}: replay window {} reduced to {} (PF_KEY limit)",
+                "{}: replay window {} reduced to {} (PF_KEY limit)",
                 sa.id,
                 sa.replay_window,
                 codec::PFKEY_MAX_REPLAY_WINDOW
@@ -449,7 +455,7 @@ fn decode_events(
     let m = match codec::decode(datagram) {
         Ok(m) => m,
         Err(e) => {
-            log::warn!("pfkey: malformed event ignored: {e}");
+            log::warn!("malformed event ignored: {e}");
             return;
         }
     };
@@ -470,6 +476,41 @@ fn decode_events(
     };
     match event {
         Ok(event) => events.push(event),
-        Err(message) => log::warn!("pfkey: {message}"),
+        Err(message) => log::warn!("{message}"),
+    }
+}
+
+/// Why PF_KEY cannot install `sa`'s combined-mode cipher, and what to do.
+fn aead_refused(sa: &SaParams) -> KernelFailure {
+    local_failure(
+        FailureKind::Unsupported,
+        format!(
+            "add SA {}: Linux PF_KEY cannot install combined-mode ciphers such as {}; \
+             use `set kernel xfrm`, or a non-AEAD transform (e.g. `childsa enc aes-256 \
+             auth hmac-sha2-256`) for this policy",
+            sa.id,
+            sa.encryption.name()
+        ),
+    )
+}
+
+#[cfg(test)]
+mod aead_tests {
+    use super::*;
+    use crate::test_fixtures::{esp_gcm_sa, flow_selector};
+
+    #[test]
+    fn a_combined_mode_cipher_is_refused_with_what_to_do_instead() {
+        let sa = esp_gcm_sa("192.0.2.1", "192.0.2.2", 0x1234, flow_selector());
+        let failure = aead_refused(&sa);
+        assert_eq!(failure.kind, FailureKind::Unsupported);
+        let text = &failure.message;
+        assert!(
+            text.contains("PF_KEY cannot install combined-mode"),
+            "{text}"
+        );
+        assert!(text.contains(sa.encryption.name()), "{text}");
+        assert!(text.contains("set kernel xfrm"), "{text}");
+        assert!(!text.contains("no ESP support"), "{text}");
     }
 }

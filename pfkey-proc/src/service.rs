@@ -104,7 +104,7 @@ impl PfkeyService {
                 failure,
             })?;
         log::info!(
-            "pfkey: using the {} kernel interface{}",
+            "using the {} kernel interface{}",
             backend.kind().name(),
             if supported.reported_by_kernel {
                 format!(
@@ -189,7 +189,7 @@ impl PfkeyService {
                 routes.apply_settings(*routing);
             }
         } else {
-            log::warn!("pfkey: ignoring a configuration meant for another process");
+            log::warn!("ignoring a configuration meant for another process");
             return outcome;
         }
         let stale: Vec<KernelEntry> = self
@@ -199,12 +199,12 @@ impl PfkeyService {
             .cloned()
             .collect();
         for entry in stale {
-            log::info!("pfkey: removing {entry}: no longer in any configured flow");
+            log::info!("removing {entry}: no longer in any configured flow");
             self.remove_entry(&entry, &mut outcome);
         }
         for (policy, address) in self.addresses.stale(&self.flows) {
             log::info!(
-                "pfkey: removing address {address} of policy {policy}: its policy no longer \
+                "removing address {address} of policy {policy}: its policy no longer \
                  requests one there"
             );
             let _ = self.remove_address(&policy, address, &mut outcome);
@@ -230,7 +230,7 @@ impl PfkeyService {
             .addresses
             .add(routes.socket_mut(), policy, &interface, address)?
         {
-            log::info!("pfkey: address {address} of policy {policy} put on {interface}");
+            log::info!("address {address} of policy {policy} put on {interface}");
             outcome.to_parent.push(ChildToParent::AddressAdded {
                 interface: added.spec.index,
                 address,
@@ -254,7 +254,7 @@ impl PfkeyService {
         match self.addresses.delete(routes.socket_mut(), policy, address) {
             Ok(added) => {
                 log::info!(
-                    "pfkey: address {address} of policy {policy} removed from {}",
+                    "address {address} of policy {policy} removed from {}",
                     added.interface
                 );
                 outcome.to_parent.push(ChildToParent::AddressRemoved {
@@ -265,7 +265,7 @@ impl PfkeyService {
             }
             Err(f) => {
                 if f.kind != FailureKind::NotPermitted {
-                    log::error!("pfkey: {}", f.message);
+                    log::error!("{}", f.message);
                 }
                 Err(f)
             }
@@ -347,7 +347,7 @@ impl PfkeyService {
                 Some(f)
             }
             Err(f) => {
-                log::error!("pfkey: {}", f.message);
+                log::error!("{}", f.message);
                 Some(f)
             }
         }
@@ -358,8 +358,8 @@ impl PfkeyService {
             Ok(reply) => reply,
             Err(failure) => {
                 match failure.kind {
-                    FailureKind::NotPermitted => log::warn!("pfkey: {}", failure.message),
-                    _ => log::error!("pfkey: {}", failure.message),
+                    FailureKind::NotPermitted => log::warn!("{}", failure.message),
+                    _ => log::error!("{}", failure.message),
                 }
                 PfkeyToIkev2::Failed { id, failure }
             }
@@ -617,7 +617,7 @@ impl PfkeyService {
                 match self.backend.sa_counters(&sa) {
                     Ok(c) => (sa, Some(c)),
                     Err(f) => {
-                        log::debug!("pfkey: {sa}: {}", f.message);
+                        log::debug!("{sa}: {}", f.message);
                         (sa, None)
                     }
                 }
@@ -651,7 +651,7 @@ impl PfkeyService {
         let events = match self.backend.read_events() {
             Ok(events) => events,
             Err(f) => {
-                log::error!("pfkey: {}", f.message);
+                log::error!("{}", f.message);
                 return outcome;
             }
         };
@@ -661,10 +661,10 @@ impl PfkeyService {
                     // The kernel deletes the SA itself at the hard limit.
                     self.forget(&KernelEntry::Sa(*sa), &mut outcome);
                 }
-                log::info!("pfkey: kernel event {event:?}");
+                log::info!("kernel event {event:?}");
                 outcome.to_ikev2.push(PfkeyToIkev2::Event(event));
             } else {
-                log::debug!("pfkey: kernel event for another daemon ignored: {event:?}");
+                log::debug!("kernel event for another daemon ignored: {event:?}");
             }
         }
         outcome
@@ -701,17 +701,17 @@ impl PfkeyService {
         match sweep_marked(self.backend.as_mut()) {
             Ok(swept) => {
                 if swept.total() > 0 {
-                    log::warn!("pfkey: removed {swept} left in the kernel by a previous instance");
+                    log::warn!("removed {swept} left in the kernel by a previous instance");
                 } else {
-                    log::info!("pfkey: no stale kernel entries of ours found");
+                    log::info!("no stale kernel entries of ours found");
                 }
                 for failure in &swept.failures {
-                    log::error!("pfkey: cannot remove a stale entry: {failure}");
+                    log::error!("cannot remove a stale entry: {failure}");
                 }
                 swept
             }
             Err(f) => {
-                log::error!("pfkey: cannot look for stale kernel entries: {}", f.message);
+                log::error!("cannot look for stale kernel entries: {}", f.message);
                 Swept {
                     failures: vec![f.message],
                     ..Swept::default()
@@ -738,7 +738,7 @@ impl PfkeyService {
         }
         if !self.installed.is_empty() {
             log::error!(
-                "pfkey: {} entries could not be removed from the kernel",
+                "{} entries could not be removed from the kernel",
                 self.installed.len()
             );
         }

@@ -167,7 +167,7 @@ fn round(tag: &str, conn: CertConnection, mut pair: CertPair, iked_initiates: bo
     assert!(compared >= 8, "only {compared} keys compared");
     println!("{tag}: {compared} keys equal on both sides");
     pair.iked
-        .wait_for_log("no ESP support", Duration::from_secs(5))
+        .wait_for_log("cannot install Child SA", Duration::from_secs(5))
         .unwrap_or_else(|e| panic!("{e}\n{}", pair.context()));
 
     let out = pair.iked.ikectl(&["terminate", conn.name]);

@@ -251,7 +251,7 @@ fn strongswan_road_warriors_beside_and_behind_a_nat_get_distinct_pool_addresses_
     }
     if let Err(e) = gateway
         .iked
-        .wait_for_log("no ESP support", Duration::from_secs(5))
+        .wait_for_log("cannot install Child SA", Duration::from_secs(5))
     {
         panic!("{e}\n{}", context(&gateway, &all));
     }

@@ -61,7 +61,7 @@ fn iked_client_gets_an_address_from_an_iked_gateway_on_its_interface_until_termi
     wait_until(
         "iked to say why the Child SA is not in this kernel",
         Duration::from_secs(10),
-        || client.iked.log_text().contains("no ESP support"),
+        || client.iked.log_text().contains("cannot install Child SA"),
         || client.context(),
     );
 

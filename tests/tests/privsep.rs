@@ -371,7 +371,10 @@ fn a_malformed_ipc_message_stops_the_receiver_and_the_daemon() {
         .expect("iked still running");
     assert!(!status.success());
     let log = daemon.log_text();
-    assert!(log.contains("ikev2: ca: malformed message"), "{log}");
+    assert!(
+        log.contains("ikev2: ca channel: malformed message"),
+        "{log}"
+    );
     assert!(
         log.contains("lost child ikev2: exited with status 1"),
         "{log}"

@@ -41,6 +41,7 @@ mod payloads;
 mod reader;
 pub mod registries;
 mod render;
+mod render_offer;
 mod sa;
 pub mod sk;
 mod ts;
@@ -59,6 +60,7 @@ pub use registries::{
     AuthMethod, CertEncoding, CfgType, CpAttributeType, DhId, EncrId, EsnId, ExchangeType, IdType,
     IntegId, NotifyType, PayloadType, PrfId, ProtocolId, TransformType, TsType,
 };
+pub use render_offer::Offered;
 pub use sa::{
     AttributeValue, Proposal, SecurityAssociation, Transform, TransformAttribute, TransformId,
     ATTRIBUTE_KEY_LENGTH, MAX_PROPOSALS,

@@ -304,11 +304,9 @@ impl Engine {
         }
         if let Some(failure) = failure {
             if !child.install_failed {
-                let reason = if failure.kind == FailureKind::Unsupported {
-                    format!("kernel has no ESP support ({})", failure.message)
-                } else {
-                    failure.message.clone()
-                };
+                // pfkey's message says what the kernel lacks (ESP, an
+                // algorithm, PF_KEY's combined-mode ciphers): no guess here.
+                let reason = &failure.message;
                 log::error!(
                     "cannot install Child SA {:08x}/{:08x} of policy {policy_name}: {reason}; keeping the negotiated SA",
                     child.spi_in,

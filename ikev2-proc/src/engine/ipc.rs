@@ -13,7 +13,7 @@ impl Engine {
             PfkeyToIkev2::SpiAllocated { id, spi } => match self.waits.remove(&id) {
                 Some((ike, Wait::RequestSpi)) => self.request_spi_ready(ike, spi),
                 Some((ike, Wait::AnswerSpi)) => self.answer_spi_ready(ike, spi),
-                other => log::warn!("pfkey: SPI for request {id} nobody waits for ({other:?})"),
+                other => log::warn!("SPI from pfkey for request {id} nobody waits for ({other:?})"),
             },
             PfkeyToIkev2::Done { id } => match self.waits.remove(&id) {
                 Some((ike, Wait::InstallSa { child, inbound })) => {
@@ -25,7 +25,9 @@ impl Engine {
             PfkeyToIkev2::SourceAddress { id, source } => match self.waits.remove(&id) {
                 Some((ike, Wait::SourceAddress)) => self.source_found(ike, source),
                 Some((ike, Wait::MobikeSource)) => self.mobike_source_found(ike, Some(source)),
-                other => log::warn!("pfkey: source for request {id} nobody waits for ({other:?})"),
+                other => log::warn!(
+                    "source address from pfkey for request {id} nobody waits for ({other:?})"
+                ),
             },
             PfkeyToIkev2::Failed { id, failure } => match self.waits.remove(&id) {
                 Some((ike, Wait::InstallSa { child, inbound })) => {
@@ -52,11 +54,11 @@ impl Engine {
                     log::debug!("pfkey request {id}: already gone: {failure}")
                 }
                 Some(_) => log::warn!("kernel request failed: {failure}"),
-                None => log::warn!("pfkey: failure for unknown request {id}: {failure}"),
+                None => log::warn!("failure from pfkey for unknown request {id}: {failure}"),
             },
             PfkeyToIkev2::Event(event) => self.on_kernel_event(event),
             // Taken by take_counter_reply before dispatch.
-            PfkeyToIkev2::Counters { id, .. } => log::debug!("pfkey: counters {id} ignored"),
+            PfkeyToIkev2::Counters { id, .. } => log::debug!("counters {id} from pfkey ignored"),
         }
     }
 
@@ -78,7 +80,7 @@ impl Engine {
                 Some((ike, Wait::AnswerSign)) => {
                     self.send_auth_answer(ike, auth_method, auth_data, certs)
                 }
-                other => log::warn!("ca: AUTH for request {id} nobody waits for ({other:?})"),
+                other => log::warn!("AUTH from ca for request {id} nobody waits for ({other:?})"),
             },
             CaToIkev2::Store {
                 generation,
@@ -101,12 +103,14 @@ impl Engine {
                     }
                     self.responder_verified(ike, ok)
                 }
-                other => log::warn!("ca: verdict for request {id} nobody waits for ({other:?})"),
+                other => {
+                    log::warn!("verdict from ca for request {id} nobody waits for ({other:?})")
+                }
             },
             // EAP steps for EAP waits went to dispatch_eap_reply.
             CaToIkev2::Eap { id, .. } => match self.waits.remove(&id) {
                 Some((ike, _)) => self.abort_negotiation(ike, "unexpected EAP answer"),
-                None => log::warn!("ca: EAP answer for unknown request {id}"),
+                None => log::warn!("EAP answer from ca for unknown request {id}"),
             },
             CaToIkev2::Failed { id, reason } => match self.waits.remove(&id) {
                 Some((ike, Wait::VerifyInitiator)) => {
@@ -121,7 +125,7 @@ impl Engine {
                     log::warn!("ca request failed: {reason}");
                     self.abort_negotiation(ike, "ca failed");
                 }
-                None => log::warn!("ca: failure for unknown request {id}: {reason}"),
+                None => log::warn!("failure from ca for unknown request {id}: {reason}"),
             },
         }
     }

@@ -237,7 +237,7 @@ impl Engine {
                     ids.insert(policy, identity);
                 }
                 None => log::warn!(
-                    "ca: unusable identity of type {} for policy {policy} ignored",
+                    "unusable identity of type {} from ca for policy {policy} ignored",
                     id.id_type
                 ),
             }
@@ -247,7 +247,7 @@ impl Engine {
             .filter(|h| h.len() == CA_HASH_LEN)
             .collect();
         log::info!(
-            "ca: certificate store of configuration {generation}: {} trusted CAs, identities for {} policies",
+            "certificate store from ca for configuration {generation}: {} trusted CAs, identities for {} policies",
             authorities.len(),
             ids.len()
         );

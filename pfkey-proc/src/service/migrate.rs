@@ -181,7 +181,7 @@ impl PfkeyService {
             }
         }
         log::info!(
-            "pfkey: moved {} and {} to {} - {}{}",
+            "moved {} and {} to {} - {}{}",
             m.outbound,
             m.inbound,
             m.new_local,

@@ -44,8 +44,9 @@ impl Engine {
         let Some((proposal, suite)) = proposals::select_child(&policy.child_proposals, offer, true)
         else {
             let why = format!(
-                "none of the {} proposals matches a childsa proposal",
-                offer.proposals.len()
+                "none of the {} proposals matches a childsa proposal; offered {}",
+                offer.proposals.len(),
+                iked_common::wire::Offered(offer)
             );
             return self.refuse(request, NotifyType::NoProposalChosen, &why);
         };

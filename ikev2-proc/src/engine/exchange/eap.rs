@@ -312,7 +312,7 @@ impl Engine {
             }
             (wait, other) => {
                 log::warn!(
-                    "ca: answer {other:?} does not fit what IKE SA {ike:016x} waits for ({wait:?})"
+                    "answer {other:?} from ca does not fit what IKE SA {ike:016x} waits for ({wait:?})"
                 );
                 let step = EapStep::Failed {
                     message: Vec::new(),

@@ -215,12 +215,16 @@ impl Engine {
         offer: Option<ChildOffer>,
         transport: bool,
     ) -> Result<(iked_common::wire::Proposal, ChildSuite, Selector, usize), NotifyType> {
+        let peer = self
+            .ikes
+            .get(&spi)
+            .map_or_else(|| "-".to_string(), |sa| sa.peer.to_string());
         let Some(offer) = offer else {
-            log::warn!("policy {policy_name}: the peer's IKE_AUTH asks for no Child SA (no SA, TSi or TSr)");
+            log::warn!("policy {policy_name}: the IKE_AUTH of {peer} asks for no Child SA (no SA, TSi or TSr)");
             return Err(NotifyType::NoProposalChosen);
         };
         if let Some(why) = self.child_cap_reached(spi, false) {
-            log::warn!("policy {policy_name}: no Child SA in IKE_AUTH: {why}");
+            log::warn!("policy {policy_name}: no Child SA in the IKE_AUTH of {peer}: {why}");
             return Err(NotifyType::NoAdditionalSas);
         }
         let policy = self
@@ -230,14 +234,16 @@ impl Engine {
             proposals::select_child(&policy.child_proposals, &offer.sa, false)
         else {
             log::warn!(
-                "policy {policy_name}: none of the peer's {} Child SA proposals matches a childsa proposal",
-                offer.sa.proposals.len()
+                "policy {policy_name}: none of the {} Child SA proposals of {peer} matches a childsa \
+                 proposal; offered {}",
+                offer.sa.proposals.len(),
+                iked_common::wire::Offered(&offer.sa)
             );
             return Err(NotifyType::NoProposalChosen);
         };
         if transport != offer.transport_requested {
             log::warn!(
-                "policy {policy_name}: the peer asks for {} mode, the policy is {}",
+                "policy {policy_name}: {peer} asks for {} mode, the policy is {}",
                 if offer.transport_requested {
                     "transport"
                 } else {
@@ -250,7 +256,7 @@ impl Engine {
         let (flow, index) = match self.narrow_peer_selectors(spi, policy, &offer.tsi, &offer.tsr) {
             Ok(narrowed) => narrowed,
             Err(why) => {
-                log::warn!("policy {policy_name}: the peer's {why}");
+                log::warn!("policy {policy_name}: TS_UNACCEPTABLE for {peer}: {why}");
                 return Err(NotifyType::TsUnacceptable);
             }
         };

@@ -35,7 +35,9 @@ impl Engine {
         let payloads = &message.payloads;
         let msg = Inbound::of(payloads);
         let (Some(sa_offer), Some(ke), Some(ni)) = (msg.sa, msg.ke, msg.nonce) else {
-            log::debug!("{remote}: IKE_SA_INIT without SA, KE or Nonce");
+            self.log_unauthenticated(format_args!(
+                "{remote}: IKE_SA_INIT refused: no SA, KE or Nonce payload"
+            ));
             return;
         };
         let Some(with_cookie) = self.sa_init_cookie_check(local, remote, message, ni) else {
@@ -175,17 +177,19 @@ impl Engine {
     fn sa_init_is_new(&mut self, remote: SocketAddr, datagram: &[u8], message: &Message) -> bool {
         let header = message.header;
         if header.responder_spi != 0 || header.message_id != 0 || !header.flags.initiator {
-            log::debug!("{remote}: malformed IKE_SA_INIT request header");
+            self.log_unauthenticated(format_args!(
+                "{remote}: IKE_SA_INIT refused: malformed request header (responder SPI, \
+                 message ID or initiator flag)"
+            ));
             return false;
         }
         // What we keep of a half-open SA is mostly this request (signed in
         // IKE_AUTH, RFC 7296 §2.15): refuse large ones before any work.
         if datagram.len() > self.settings.max_sa_init_request {
-            log::debug!(
-                "{remote}: IKE_SA_INIT of {} octets refused (at most {})",
-                datagram.len(),
-                self.settings.max_sa_init_request
-            );
+            let (size, cap) = (datagram.len(), self.settings.max_sa_init_request);
+            self.log_unauthenticated(format_args!(
+                "{remote}: IKE_SA_INIT of {size} octets refused (at most {cap})"
+            ));
             return false;
         }
         // A retransmission: answer from the cache (RFC 7296 §2.1). The
@@ -204,10 +208,10 @@ impl Engine {
             return false;
         }
         if self.half_open >= self.settings.half_open_cap {
-            log::debug!(
-                "{remote}: IKE_SA_INIT dropped: {} half-open SAs",
-                self.half_open
-            );
+            let half_open = self.half_open;
+            self.log_unauthenticated(format_args!(
+                "{remote}: IKE_SA_INIT dropped: {half_open} half-open SAs, the cap"
+            ));
             return false;
         }
         true
@@ -259,10 +263,10 @@ impl Engine {
         // Checked after the cookie: only requests that proved their
         // address count here, so a spoofed flood cannot lock it out.
         if from_source.with_cookie >= per_source {
-            log::debug!(
-                "{remote}: IKE_SA_INIT dropped: {} half-open SAs from this source",
-                from_source.total
-            );
+            let total = from_source.total;
+            self.log_unauthenticated(format_args!(
+                "{remote}: IKE_SA_INIT dropped: {total} half-open SAs from this source, its share"
+            ));
             return None;
         }
         Some(true)
@@ -291,8 +295,11 @@ impl Engine {
         }
         if chosen.is_none() {
             self.log_unauthenticated(format_args!(
-                "{remote}: IKE_SA_INIT: no proposal chosen ({} candidate policies)",
-                candidates.len()
+                "{remote}: IKE_SA_INIT refused with NO_PROPOSAL_CHOSEN: none of {} candidate \
+                 policies ({}) accepts the offer {}",
+                candidates.len(),
+                candidates.join(", "),
+                iked_common::wire::Offered(sa_offer)
             ));
             self.send_clear_notify(
                 local,

@@ -579,7 +579,7 @@ fn a_flood_of_unacceptable_sa_init_requests_cannot_flood_the_log() {
     });
     let refusals: Vec<&String> = lines
         .iter()
-        .filter(|l| l.contains("no proposal chosen"))
+        .filter(|l| l.contains("refused with NO_PROPOSAL_CHOSEN"))
         .collect();
     assert_eq!(
         refusals.len(),
