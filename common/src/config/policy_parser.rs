@@ -590,6 +590,7 @@ pub fn parse_policy(
     let mut child_bytes = 0;
     let mut auth: Option<AuthWritten> = None;
     let mut seen: Vec<&str> = Vec::new();
+    let mut matching = PolicyMatch::Normal;
 
     while let Some((kind, at)) = w.take() {
         let TokenKind::Word(keyword) = kind else {
@@ -644,15 +645,25 @@ pub fn parse_policy(
                 proto = protocol(value, vat)?;
             }
             "from" => {
-                let (src_word, src_at) = w.value("from", at)?;
+                let sources = super::policy_order::address_list(&mut w, "from", at)?;
                 let src_port = w.optional_port()?;
+                let last_src = sources.last().map_or(*at, |(_, l)| l);
                 match w.take() {
                     Some((TokenKind::Word(to), _)) if to == "to" => {}
                     Some((_, l)) => return Err(error(l, "expected 'to' after 'from ...'")),
-                    None => return Err(error(src_at, "expected 'to' after 'from ...'")),
+                    None => return Err(error(last_src, "expected 'to' after 'from ...'")),
                 }
-                let (dst_word, dst_at) = w.value("to", src_at)?;
+                let destinations = super::policy_order::address_list(&mut w, "to", last_src)?;
                 let dst_port = w.optional_port()?;
+                super::policy_order::check_flow_count(
+                    raw_flows.len(),
+                    sources.len() * destinations.len(),
+                    at,
+                )?;
+                for (src_word, src_at) in &sources {
+                for (dst_word, dst_at) in &destinations {
+                let (src_word, src_at, dst_word, dst_at) =
+                    (src_word.as_str(), *src_at, dst_word.as_str(), *dst_at);
                 // `any` takes the family of the other side when that is known.
                 let hint = |other: &str| {
                     other
@@ -700,6 +711,20 @@ pub fn parse_policy(
                         raw_flows.push((src, src_port, FlowRemote::Net(dst), dst_port));
                     }
                 }
+                }
+                }
+            }
+            "quick" | "skip" | "default" => {
+                once(&mut seen, "quick/skip/default")?;
+                matching = match keyword.as_str() {
+                    "quick" => PolicyMatch::Quick,
+                    "skip" => PolicyMatch::Skip,
+                    _ => PolicyMatch::Default,
+                };
+            }
+            refused if super::policy_order::refused_keyword(refused).is_some() => {
+                let why = super::policy_order::refused_keyword(refused).unwrap_or_default();
+                return Err(error(at, format!("'{refused}' is refused: {why}")));
             }
             "local" | "peer" => {
                 once(&mut seen, if keyword == "local" { "local" } else { "peer" })?;
@@ -924,6 +949,7 @@ pub fn parse_policy(
         child_lifetime_bytes: child_bytes,
         auth,
         remote_access: remote.access,
+        matching,
     };
     Ok(ParsedPolicy {
         policy,

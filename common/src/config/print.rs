@@ -80,8 +80,14 @@ fn attribute(a: &ConfigAttributeSpec) -> String {
 
 /// One policy, one keyword (or `from ... to ...` pair) per line.
 fn policy_lines(policy: &Policy) -> Vec<String> {
+    let matching = match policy.matching {
+        PolicyMatch::Normal => "",
+        PolicyMatch::Quick => " quick",
+        PolicyMatch::Skip => " skip",
+        PolicyMatch::Default => " default",
+    };
     let mut words = vec![
-        format!("ikev2 {}", quoted(&policy.name)),
+        format!("ikev2 {}{matching}", quoted(&policy.name)),
         match policy.initiation {
             PolicyInitiation::Active => "active",
             PolicyInitiation::Passive => "passive",
@@ -196,15 +202,10 @@ fn policy_lines(policy: &Policy) -> Vec<String> {
     words
 }
 
-/// The whole configuration in iked.conf(5) syntax, every setting written
-/// out, secrets replaced by [`HIDDEN_SECRET`]. Parsing it gives the same
-/// policies and settings back (only the secrets differ).
-pub fn normalized(config: &Config) -> String {
-    let mut out = String::from("# secrets (psk, user passwords) are not shown\n");
-    let mut line = |text: String| {
-        out.push_str(&text);
-        out.push('\n');
-    };
+/// The `set` lines of a configuration, every setting written out.
+fn global_lines(config: &Config) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = |text: String| lines.push(text);
     line(
         match config.mode {
             InitiationMode::Active => "set active",
@@ -258,6 +259,35 @@ pub fn normalized(config: &Config) -> String {
         }
         .into(),
     );
+    lines.extend(super::settings::print_lines(config));
+    lines
+}
+
+/// The whole configuration in iked.conf(5) syntax, every setting written
+/// out, secrets replaced by [`HIDDEN_SECRET`]. Parsing it gives the same
+/// policies and settings back (only the secrets differ).
+pub fn normalized(config: &Config) -> String {
+    normalized_with(config, true)
+}
+
+/// The configuration as [`normalized`] prints it, but only the global
+/// settings that differ from their defaults (`iked -n`; `-nv` prints all).
+pub fn normalized_brief(config: &Config) -> String {
+    normalized_with(config, false)
+}
+
+fn normalized_with(config: &Config, all: bool) -> String {
+    let defaults = global_lines(&Config::default());
+    let mut out = String::from("# secrets (psk, user passwords) are not shown\n");
+    let mut line = |text: String| {
+        out.push_str(&text);
+        out.push('\n');
+    };
+    for text in global_lines(config) {
+        if all || !defaults.contains(&text) {
+            line(text);
+        }
+    }
     for user in &config.users {
         line(format!(
             "user {} {}",
