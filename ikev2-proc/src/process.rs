@@ -251,6 +251,7 @@ impl Ikev2Process {
                 dpd_check_interval,
                 fragmentation,
                 mobike,
+                engine,
                 ..
             }) => {
                 if self.mode != Some(mode) {
@@ -281,6 +282,7 @@ impl Ikev2Process {
                 self.generation = generation;
                 self.engine.set_fragmentation(fragmentation);
                 self.engine.set_mobike(mobike);
+                self.engine.set_tunables(&engine);
                 self.engine
                     .set_config(Instant::now(), policies, mode, dpd_check_interval);
                 self.started

@@ -73,7 +73,8 @@ fn check_mode_accepts_a_good_file_and_locates_errors() {
 }
 
 /// `-n -v` prints the configuration back, the road-warrior keywords
-/// among it, and never a secret; `-n` alone prints nothing on stdout.
+/// among it and every default, and never a secret; `-n` alone prints it
+/// with only the settings that differ from their defaults.
 #[test]
 fn check_mode_with_v_prints_the_configuration_without_secrets() {
     use std::os::unix::fs::PermissionsExt;
@@ -118,6 +119,9 @@ fn check_mode_with_v_prints_the_configuration_without_secrets() {
         "\tconfig address 10.9.0.0/24 \\\n",
         "\tconfig name-server 10.1.0.53\n",
         "\tpsk \"(not shown)\"\n",
+        "set retransmit_tries 5\n",
+        "set noenforcesingleikesa\n",
+        "set couple\n",
     ] {
         assert!(stdout.contains(expected), "{expected:?} not in:\n{stdout}");
     }
@@ -134,7 +138,14 @@ fn check_mode_with_v_prints_the_configuration_without_secrets() {
         .output()
         .unwrap();
     assert!(quiet.status.success());
-    assert!(quiet.stdout.is_empty(), "-n alone printed on stdout");
+    let brief = String::from_utf8_lossy(&quiet.stdout);
+    for expected in ["set nomobike\n", "ikev2 \"rw\"", "ikev2 \"s2s\""] {
+        assert!(brief.contains(expected), "{expected:?} not in:\n{brief}");
+    }
+    for default in ["set retransmit_tries", "set couple", "set dpd_check_interval"] {
+        assert!(!brief.contains(default), "-n printed the default {default:?}:\n{brief}");
+    }
+    assert!(!brief.contains("psk-secret-7c1"), "-n printed a secret");
 }
 
 #[test]

@@ -132,6 +132,7 @@ impl Engine {
         self.end_eap_session(spi, eap);
         self.index_identity(spi);
         self.resolve_duplicate(spi);
+        self.enforce_single_ike_sa(spi);
     }
 
     pub(in crate::engine) fn queue_additional_children(&mut self, spi: u64) {
