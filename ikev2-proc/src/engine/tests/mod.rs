@@ -17,6 +17,7 @@ mod refusals;
 mod remote_access;
 mod robustness;
 mod source_lookup;
+mod tunables;
 
 use super::{Action, Engine, IkeState, Settings, Task};
 use iked_common::config::{
