@@ -142,8 +142,15 @@ fn check_mode_with_v_prints_the_configuration_without_secrets() {
     for expected in ["set nomobike\n", "ikev2 \"rw\"", "ikev2 \"s2s\""] {
         assert!(brief.contains(expected), "{expected:?} not in:\n{brief}");
     }
-    for default in ["set retransmit_tries", "set couple", "set dpd_check_interval"] {
-        assert!(!brief.contains(default), "-n printed the default {default:?}:\n{brief}");
+    for default in [
+        "set retransmit_tries",
+        "set couple",
+        "set dpd_check_interval",
+    ] {
+        assert!(
+            !brief.contains(default),
+            "-n printed the default {default:?}:\n{brief}"
+        );
     }
     assert!(!brief.contains("psk-secret-7c1"), "-n printed a secret");
 }

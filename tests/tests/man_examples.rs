@@ -66,17 +66,19 @@ fn own_group() -> String {
 fn with_existing_group(block: &str) -> String {
     block
         .lines()
-        .map(|line| match line.trim().strip_prefix("set control_group ") {
-            Some(group)
-                if nix::unistd::Group::from_name(group.trim_matches('"'))
-                    .ok()
-                    .flatten()
-                    .is_none() =>
-            {
-                format!("set control_group \"{}\"", own_group())
-            }
-            _ => line.to_string(),
-        })
+        .map(
+            |line| match line.trim().strip_prefix("set control_group ") {
+                Some(group)
+                    if nix::unistd::Group::from_name(group.trim_matches('"'))
+                        .ok()
+                        .flatten()
+                        .is_none() =>
+                {
+                    format!("set control_group \"{}\"", own_group())
+                }
+                _ => line.to_string(),
+            },
+        )
         .collect::<Vec<_>>()
         .join("\n")
         + "\n"
@@ -139,7 +141,11 @@ fn every_example_configuration_in_the_manual_passes_iked_n() {
             }
         }
     }
-    assert!(failures.is_empty(), "examples iked -n refuses:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "examples iked -n refuses:\n{}",
+        failures.join("\n")
+    );
     // iked.conf.5 alone has nine; fewer means the extraction broke.
     assert!(checked >= 9, "only {checked} example configurations found");
 }
@@ -163,4 +169,55 @@ fn the_extraction_sees_through_mdoc_escapes_and_skips_shell_sessions() {
     assert!(!is_configuration(&blocks[1].1));
     assert!(is_configuration("gw = \"198.18.0.2\"\n"));
     assert!(!is_configuration("useradd --system _iked\n"));
+}
+
+#[test]
+fn every_tunable_and_refused_option_is_in_iked_conf_5() {
+    let page = std::fs::read_to_string(workspace().join("man/iked.conf.5")).expect("read page");
+    let items: Vec<&str> = page
+        .lines()
+        .filter(|l| l.starts_with(".It Ic set "))
+        .collect();
+    for tunable in iked_common::config::TUNABLES {
+        let item = format!(".It Ic set {} Ar ", tunable.keyword);
+        assert!(
+            items.iter().any(|l| l.starts_with(&item)),
+            "iked.conf.5 has no {item:?}"
+        );
+        // The bounds are in the description.
+        let from = page.find(&item).unwrap_or(0);
+        let description = &page[from..page.len().min(from + 900)];
+        assert!(
+            description.contains(&tunable.max.to_string()),
+            "iked.conf.5 does not give the bound {} of {}",
+            tunable.max,
+            tunable.keyword
+        );
+    }
+    for (option, _) in iked_common::config::REFUSED_OPTIONS {
+        assert!(
+            page.contains(&format!(".Ic set {option}")),
+            "iked.conf.5 does not say 'set {option}' is refused"
+        );
+    }
+    for flag in [
+        "couple",
+        "decouple",
+        "enforcesingleikesa",
+        "noenforcesingleikesa",
+        "novendorid",
+    ] {
+        assert!(
+            items.contains(&format!(".It Ic set {flag}").as_str()),
+            "iked.conf.5 has no .It Ic set {flag}"
+        );
+    }
+    for keyword in [
+        "quick", "skip", "default", "tap", "rdomain", "tag", "ipcomp",
+    ] {
+        assert!(
+            page.contains(&format!(".It Cm {keyword}\n")),
+            "iked.conf.5 has no .It Cm {keyword}"
+        );
+    }
 }

@@ -32,12 +32,7 @@ fn error(location: &Location, message: impl Into<String>) -> ConfigError {
 /// those that match in every respect.
 pub fn preference_order(policies: &[Policy], matches: impl Fn(&Policy) -> bool) -> Vec<&Policy> {
     let matching: Vec<&Policy> = policies.iter().filter(|p| matches(p)).collect();
-    let of = |kind: PolicyMatch| {
-        matching
-            .iter()
-            .copied()
-            .filter(move |p| p.matching == kind)
-    };
+    let of = |kind: PolicyMatch| matching.iter().copied().filter(move |p| p.matching == kind);
     of(PolicyMatch::Quick)
         .chain(of(PolicyMatch::Normal).rev())
         .chain(of(PolicyMatch::Default))
@@ -77,9 +72,15 @@ pub(super) fn address_list<'a>(
     let (first, first_at) = w.value(after, at)?;
     if first.contains('{') && first != "{" {
         // A macro's value: `nets = "{ 10.1.0.0/24, 10.2.0.0/24 }"`.
-        let inner = first.trim().strip_prefix('{').and_then(|r| r.strip_suffix('}'));
+        let inner = first
+            .trim()
+            .strip_prefix('{')
+            .and_then(|r| r.strip_suffix('}'));
         let Some(inner) = inner else {
-            return Err(error(first_at, format!("'{first}': a list is '{{ a, b }}'")));
+            return Err(error(
+                first_at,
+                format!("'{first}': a list is '{{ a, b }}'"),
+            ));
         };
         let entries: Vec<(String, &Location)> = inner
             .split([',', ' ', '\t'])

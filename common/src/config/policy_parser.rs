@@ -661,57 +661,59 @@ pub fn parse_policy(
                     at,
                 )?;
                 for (src_word, src_at) in &sources {
-                for (dst_word, dst_at) in &destinations {
-                let (src_word, src_at, dst_word, dst_at) =
-                    (src_word.as_str(), *src_at, dst_word.as_str(), *dst_at);
-                // `any` takes the family of the other side when that is known.
-                let hint = |other: &str| {
-                    other
-                        .parse::<IpAddr>()
-                        .ok()
-                        .or_else(|| other.split('/').next()?.parse().ok())
-                        .map(|a: IpAddr| a.is_ipv6())
-                };
-                match (src_word == "dynamic", dst_word == "dynamic") {
-                    (true, true) => {
-                        return Err(error(
-                            dst_at,
-                            "'from dynamic to dynamic': only one side can be dynamic",
-                        ))
-                    }
-                    (false, true) => {
-                        // Our side of a gateway's flow towards the
-                        // addresses it hands out (RFC 7296 §3.15).
-                        let src = prefix(src_word, src_at, family)?;
-                        let remote = FlowRemote::Dynamic {
-                            src_any: src_word == "any" && family.is_none(),
-                            at: dst_at,
+                    for (dst_word, dst_at) in &destinations {
+                        let (src_word, src_at, dst_word, dst_at) =
+                            (src_word.as_str(), *src_at, dst_word.as_str(), *dst_at);
+                        // `any` takes the family of the other side when that is known.
+                        let hint = |other: &str| {
+                            other
+                                .parse::<IpAddr>()
+                                .ok()
+                                .or_else(|| other.split('/').next()?.parse().ok())
+                                .map(|a: IpAddr| a.is_ipv6())
                         };
-                        raw_flows.push((src, src_port, remote, dst_port));
-                    }
-                    (true, false) => {
-                        // A client's side: the family's /0 until the
-                        // gateway names our address.
-                        let dst = prefix(dst_word, dst_at, family)?;
-                        from_dynamic_at.get_or_insert(src_at);
-                        let src = super::remote_access::any_of_family(dst.addr);
-                        raw_flows.push((src, src_port, FlowRemote::Net(dst), dst_port));
-                    }
-                    (false, false) => {
-                        let src = prefix(src_word, src_at, family.or_else(|| hint(dst_word)))?;
-                        let dst = prefix(dst_word, dst_at, family.or_else(|| hint(src_word)))?;
-                        if src.addr.is_ipv4() != dst.addr.is_ipv4() {
-                            return Err(error(
+                        match (src_word == "dynamic", dst_word == "dynamic") {
+                            (true, true) => {
+                                return Err(error(
+                                    dst_at,
+                                    "'from dynamic to dynamic': only one side can be dynamic",
+                                ))
+                            }
+                            (false, true) => {
+                                // Our side of a gateway's flow towards the
+                                // addresses it hands out (RFC 7296 §3.15).
+                                let src = prefix(src_word, src_at, family)?;
+                                let remote = FlowRemote::Dynamic {
+                                    src_any: src_word == "any" && family.is_none(),
+                                    at: dst_at,
+                                };
+                                raw_flows.push((src, src_port, remote, dst_port));
+                            }
+                            (true, false) => {
+                                // A client's side: the family's /0 until the
+                                // gateway names our address.
+                                let dst = prefix(dst_word, dst_at, family)?;
+                                from_dynamic_at.get_or_insert(src_at);
+                                let src = super::remote_access::any_of_family(dst.addr);
+                                raw_flows.push((src, src_port, FlowRemote::Net(dst), dst_port));
+                            }
+                            (false, false) => {
+                                let src =
+                                    prefix(src_word, src_at, family.or_else(|| hint(dst_word)))?;
+                                let dst =
+                                    prefix(dst_word, dst_at, family.or_else(|| hint(src_word)))?;
+                                if src.addr.is_ipv4() != dst.addr.is_ipv4() {
+                                    return Err(error(
                                 dst_at,
                                 format!(
                                     "'{src_word}' and '{dst_word}' are of different address families"
                                 ),
                             ));
+                                }
+                                raw_flows.push((src, src_port, FlowRemote::Net(dst), dst_port));
+                            }
                         }
-                        raw_flows.push((src, src_port, FlowRemote::Net(dst), dst_port));
                     }
-                }
-                }
                 }
             }
             "quick" | "skip" | "default" => {

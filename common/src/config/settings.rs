@@ -195,9 +195,7 @@ pub(super) fn set_option(
         "couple" => return flag(config, |c| c.couple = true),
         "decouple" => return flag(config, |c| c.couple = false),
         "enforcesingleikesa" => return flag(config, |c| c.engine.enforce_single_ike_sa = true),
-        "noenforcesingleikesa" => {
-            return flag(config, |c| c.engine.enforce_single_ike_sa = false)
-        }
+        "noenforcesingleikesa" => return flag(config, |c| c.engine.enforce_single_ike_sa = false),
         // What iked does anyway: it sends no Vendor ID.
         "novendorid" => return Some(Ok(0)),
         _ => {}
@@ -206,10 +204,7 @@ pub(super) fn set_option(
         return Some(Err(error(at, format!("'set {option}' is refused: {why}"))));
     }
     let tunable = TUNABLES.iter().find(|t| t.keyword == option)?;
-    let expected = format!(
-        "expected {}..{} {}",
-        tunable.min, tunable.max, tunable.unit
-    );
+    let expected = format!("expected {}..{} {}", tunable.min, tunable.max, tunable.unit);
     let Some((TokenKind::Word(value), value_at)) = argument else {
         return Some(Err(error(
             at,
@@ -258,7 +253,12 @@ pub(super) fn check(config: &Config, written: &[(String, Location)]) -> Result<(
 /// The `set` lines of this module's options, defaults included.
 pub(super) fn print_lines(config: &Config) -> Vec<String> {
     let mut lines = vec![
-        if config.couple { "set couple" } else { "set decouple" }.to_string(),
+        if config.couple {
+            "set couple"
+        } else {
+            "set decouple"
+        }
+        .to_string(),
         if config.engine.enforce_single_ike_sa {
             "set enforcesingleikesa"
         } else {

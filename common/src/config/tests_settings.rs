@@ -27,8 +27,14 @@ fn defaults_are_the_former_constants() {
     assert_eq!(t.cookie_threshold, 500);
     assert_eq!(t.half_open_max, 20_000);
     assert_eq!(t.half_open_per_source, 5);
-    assert_eq!(t.child_sas_per_ike_sa as usize, crate::limits::MAX_CHILD_SAS_PER_IKE_SA);
-    assert_eq!(t.child_sas_per_policy as usize, crate::limits::MAX_CHILD_SAS_PER_POLICY);
+    assert_eq!(
+        t.child_sas_per_ike_sa as usize,
+        crate::limits::MAX_CHILD_SAS_PER_IKE_SA
+    );
+    assert_eq!(
+        t.child_sas_per_policy as usize,
+        crate::limits::MAX_CHILD_SAS_PER_POLICY
+    );
     assert!(!t.enforce_single_ike_sa);
     assert!(config.couple);
 }
@@ -96,14 +102,21 @@ fn a_cookie_threshold_above_the_cap_is_refused_where_written() {
     );
     // The default threshold (500) above a lowered cap: the cap is named.
     let message = refused("set half_open_max 100\n");
-    assert!(message.starts_with("t.conf:1:5: cookie_threshold 500"), "{message}");
+    assert!(
+        message.starts_with("t.conf:1:5: cookie_threshold 500"),
+        "{message}"
+    );
     let config = parse("set half_open_max 100\nset cookie_threshold 0\n");
     assert_eq!(config.engine.cookie_threshold, 0);
 }
 
 #[test]
 fn flags_enforcesingleikesa_couple_and_novendorid() {
-    assert!(parse("set enforcesingleikesa\n").engine.enforce_single_ike_sa);
+    assert!(
+        parse("set enforcesingleikesa\n")
+            .engine
+            .enforce_single_ike_sa
+    );
     assert!(
         !parse("set enforcesingleikesa\nset noenforcesingleikesa\n")
             .engine
@@ -120,10 +133,16 @@ fn flags_enforcesingleikesa_couple_and_novendorid() {
 fn unimplemented_openbsd_options_are_refused_by_name() {
     for (name, why) in REFUSED_OPTIONS {
         let message = refused(&format!("\nset {name}\n"));
-        assert_eq!(message, format!("t.conf:2:5: 'set {name}' is refused: {why}"));
+        assert_eq!(
+            message,
+            format!("t.conf:2:5: 'set {name}' is refused: {why}")
+        );
     }
     let message = refused("set ocsp \"http://ocsp.example/\"\n");
-    assert!(message.starts_with("t.conf:1:5: 'set ocsp' is refused: OCSP"), "{message}");
+    assert!(
+        message.starts_with("t.conf:1:5: 'set ocsp' is refused: OCSP"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -138,7 +157,10 @@ fn quick_skip_and_default_are_read_and_printed() {
         ));
         assert_eq!(config.policies[0].matching, kind);
         let printed = normalized(&config);
-        assert!(printed.contains(&format!("ikev2 \"p\" {word} \\\n")), "{printed}");
+        assert!(
+            printed.contains(&format!("ikev2 \"p\" {word} \\\n")),
+            "{printed}"
+        );
         assert_eq!(parse(&printed).policies, config.policies);
     }
     assert_eq!(parse(POLICY).policies[0].matching, PolicyMatch::Normal);
@@ -210,7 +232,10 @@ fn bad_lists_are_refused_where_written() {
     let message = refused("ikev2 \"p\" from { } to 10.2.0.0/24 peer 192.0.2.2 psk \"k\"\n");
     assert_eq!(message, "t.conf:1:16: empty list '{ }'");
     let message = refused("ikev2 \"p\" from { 10.1.0.0/24, nowhere } to 10.2.0.0/24 psk \"k\"\n");
-    assert!(message.starts_with("t.conf:1:31: 'nowhere' is not an address"), "{message}");
+    assert!(
+        message.starts_with("t.conf:1:31: 'nowhere' is not an address"),
+        "{message}"
+    );
     let many: Vec<String> = (0..20).map(|i| format!("10.{i}.0.0/16")).collect();
     let message = refused(&format!(
         "ikev2 \"p\" from {{ {} }} to {{ {} }} peer 192.0.2.2 psk \"k\"\n",
@@ -226,9 +251,7 @@ fn bad_lists_are_refused_where_written() {
 #[test]
 fn openbsd_only_policy_keywords_are_refused_by_name() {
     for word in ["tap", "rdomain", "tag", "ipcomp"] {
-        let message = refused(&format!(
-            "ikev2 \"p\" peer 192.0.2.2 {word} x psk \"k\"\n"
-        ));
+        let message = refused(&format!("ikev2 \"p\" peer 192.0.2.2 {word} x psk \"k\"\n"));
         assert!(
             message.starts_with(&format!("t.conf:1:26: '{word}' is refused: ")),
             "{message}"
@@ -247,7 +270,10 @@ fn brief_print_leaves_out_defaults_and_verbose_has_every_tunable() {
     assert!(brief.contains("ikev2 \"p\""), "{brief}");
     let full = normalized(&config);
     for tunable in TUNABLES {
-        assert!(full.contains(&format!("set {} ", tunable.keyword)), "{full}");
+        assert!(
+            full.contains(&format!("set {} ", tunable.keyword)),
+            "{full}"
+        );
     }
     let again = parse(&full);
     assert_eq!(again.engine, config.engine);

@@ -33,12 +33,30 @@ fn every_tunable_lands_in_the_engine_settings() {
     w.a.engine.set_tunables(&EngineTunables::default());
     let (a, d) = (&w.a.engine.settings, Settings::default());
     assert_eq!(
-        (a.retransmit_base, a.retransmit_tries, a.half_open_cap, a.cookie_threshold),
-        (d.retransmit_base, d.retransmit_tries, d.half_open_cap, d.cookie_threshold)
+        (
+            a.retransmit_base,
+            a.retransmit_tries,
+            a.half_open_cap,
+            a.cookie_threshold
+        ),
+        (
+            d.retransmit_base,
+            d.retransmit_tries,
+            d.half_open_cap,
+            d.cookie_threshold
+        )
     );
     assert_eq!(
-        (a.max_child_sas_per_ike, a.max_child_sas_per_policy, a.half_open_timeout),
-        (d.max_child_sas_per_ike, d.max_child_sas_per_policy, d.half_open_timeout)
+        (
+            a.max_child_sas_per_ike,
+            a.max_child_sas_per_policy,
+            a.half_open_timeout
+        ),
+        (
+            d.max_child_sas_per_ike,
+            d.max_child_sas_per_policy,
+            d.half_open_timeout
+        )
     );
 }
 
@@ -71,7 +89,8 @@ fn retransmit_tries_bounds_the_transmissions_of_a_request() {
 #[test]
 fn retransmit_timeout_sets_the_first_retransmission() {
     let mut w = World::new();
-    w.a.engine.set_tunables(&tunables("set retransmit_timeout 9\n"));
+    w.a.engine
+        .set_tunables(&tunables("set retransmit_timeout 9\n"));
     w.filter = Box::new(|p| p.to.ip() != ip(B));
     w.configure(vec![a_policy()], vec![b_policy()]);
     w.settle();
@@ -168,7 +187,11 @@ fn with_only_skip_policies_nothing_is_negotiated() {
 /// with B's SPI of the first.
 fn second_ike_sa(enforce: bool) -> (World, u64) {
     let mut w = World::new();
-    let config = if enforce { "set enforcesingleikesa\n" } else { "" };
+    let config = if enforce {
+        "set enforcesingleikesa\n"
+    } else {
+        ""
+    };
     w.b.engine.set_tunables(&tunables(config));
     w.handshake();
     let first = w.b.established();
