@@ -79,7 +79,8 @@ fn attribute(a: &ConfigAttributeSpec) -> String {
 }
 
 /// One policy, one keyword (or `from ... to ...` pair) per line.
-fn policy_lines(policy: &Policy) -> Vec<String> {
+/// `all`: the lifetimes also when they are the defaults.
+fn policy_lines(policy: &Policy, all: bool) -> Vec<String> {
     let matching = match policy.matching {
         PolicyMatch::Normal => "",
         PolicyMatch::Quick => " quick",
@@ -167,12 +168,19 @@ fn policy_lines(policy: &Policy) -> Vec<String> {
     if let Some(id) = &policy.dstid {
         words.push(format!("dstid {}", identity(id)));
     }
-    words.push(format!("ikelifetime {}", policy.ike_lifetime_secs));
+    if all || policy.ike_lifetime_secs != super::DEFAULT_IKE_LIFETIME {
+        words.push(format!("ikelifetime {}", policy.ike_lifetime_secs));
+    }
     let mut lifetime = format!("lifetime {}", policy.child_lifetime_secs);
     if policy.child_lifetime_bytes != 0 {
         let _ = write!(lifetime, " bytes {}", policy.child_lifetime_bytes);
     }
-    words.push(lifetime);
+    if all
+        || policy.child_lifetime_secs != super::DEFAULT_CHILD_LIFETIME
+        || policy.child_lifetime_bytes != 0
+    {
+        words.push(lifetime);
+    }
     words.push(match policy.auth {
         AuthSpec::Psk => format!("psk {}", quoted(HIDDEN_SECRET)),
         AuthSpec::PublicKey(method) => SIGNATURE_METHODS
@@ -296,7 +304,7 @@ fn normalized_with(config: &Config, all: bool) -> String {
         ));
     }
     for policy in &config.policies {
-        let lines = policy_lines(policy);
+        let lines = policy_lines(policy, all);
         let last = lines.len() - 1;
         for (i, text) in lines.into_iter().enumerate() {
             let indent = if i == 0 { "" } else { "\t" };

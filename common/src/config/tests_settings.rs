@@ -268,7 +268,10 @@ fn brief_print_leaves_out_defaults_and_verbose_has_every_tunable() {
     assert!(!brief.contains("set half_open_max"), "{brief}");
     assert!(!brief.contains("set dpd_check_interval"), "{brief}");
     assert!(brief.contains("ikev2 \"p\""), "{brief}");
+    assert!(!brief.contains("ikelifetime"), "{brief}");
+    assert_eq!(parse(&brief).policies, config.policies, "{brief}");
     let full = normalized(&config);
+    assert!(full.contains("\tikelifetime 86400 \\\n"), "{full}");
     for tunable in TUNABLES {
         assert!(
             full.contains(&format!("set {} ", tunable.keyword)),
