@@ -62,6 +62,11 @@ fn load_config(cli: &Cli, macros: &[(String, String)]) -> Result<Config, config:
     if cli.passive {
         config.mode = InitiationMode::Passive;
     }
+    if !cli.check_only {
+        for warning in config::order_warnings(&config) {
+            log::warn!("{warning}");
+        }
+    }
     Ok(config)
 }
 
@@ -84,6 +89,9 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
                 // The store's files as the daemon would read them (owner,
                 // mode, sizes); their contents are ca's to parse.
                 crate::certstore::read_for(&config)?;
+                for warning in config::order_warnings(&config) {
+                    eprintln!("iked: warning: {warning}");
+                }
                 // -n prints the configuration as read, normalized; -n -v
                 // with every default filled in (as OpenBSD's iked); never
                 // a secret.
@@ -980,6 +988,9 @@ impl Daemon {
         }
         if config.kernel.is_some() && config.kernel != Some(self.kernel_kind) {
             log::warn!("a change of 'set kernel' takes effect only at restart");
+        }
+        for warning in config::order_warnings(&config) {
+            log::warn!("{warning}");
         }
         let control_group = match ControlGroup::resolve(config.control_group.as_deref()) {
             Ok(group) => group,

@@ -27,7 +27,9 @@ pub use policy::{
     TransformSpec, UserCredential, TRANSFORM_ENCR, TRANSFORM_ESN, TRANSFORM_INTEG, TRANSFORM_KE,
     TRANSFORM_PRF,
 };
-pub use policy_order::{preference_order, MAX_FLOWS_PER_POLICY, MAX_LIST_ENTRIES};
+pub use policy_order::{
+    preference_order, warnings as order_warnings, MAX_FLOWS_PER_POLICY, MAX_LIST_ENTRIES,
+};
 pub use policy_parser::{DEFAULT_CHILD_LIFETIME, DEFAULT_IKE_LIFETIME};
 pub use print::{normalized, normalized_brief, HIDDEN_SECRET};
 pub use settings::{EngineTunables, REFUSED_OPTIONS, TUNABLES};

@@ -146,3 +146,47 @@ pub(super) fn check_flow_count(
     }
     Ok(())
 }
+
+/// Whether `outer` admits every address `inner` does (None: any).
+fn covers(outer: Option<super::Prefix>, inner: Option<super::Prefix>) -> bool {
+    match (outer, inner) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(o), Some(i)) => o.len <= i.len && o.contains(i.addr),
+    }
+}
+
+/// Warnings about the configuration's policy order (iked.conf(5): the
+/// last match wins): a policy that a later one always outmatches is never
+/// chosen for an incoming IKE SA. Conservative: the later policy must
+/// admit every address the earlier one does, have no `dstid`, the same
+/// kind of authentication and EAP, and the same IKE proposals, so that it
+/// accepts whatever the earlier one would. An active policy still
+/// initiates, so the warning says so.
+pub fn warnings(config: &super::Config) -> Vec<String> {
+    let policies = &config.policies;
+    let mut out = Vec::new();
+    for (i, earlier) in policies.iter().enumerate() {
+        if earlier.matching != PolicyMatch::Normal {
+            continue;
+        }
+        let shadow = policies[i + 1..].iter().find(|later| {
+            later.matching == PolicyMatch::Normal
+                && later.dstid.is_none()
+                && covers(later.peer, earlier.peer)
+                && covers(later.local, earlier.local)
+                && std::mem::discriminant(&later.auth) == std::mem::discriminant(&earlier.auth)
+                && later.remote_access.eap == earlier.remote_access.eap
+                && later.ike_proposals == earlier.ike_proposals
+        });
+        if let Some(later) = shadow {
+            out.push(format!(
+                "policy '{}' is never chosen for an incoming IKE SA: the later policy '{}' \
+                 matches every peer it does and the last match wins (move '{}' after it, or \
+                 mark it 'quick')",
+                earlier.name, later.name, earlier.name
+            ));
+        }
+    }
+    out
+}

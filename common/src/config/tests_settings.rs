@@ -283,3 +283,29 @@ fn brief_print_leaves_out_defaults_and_verbose_has_every_tunable() {
     assert_eq!(again.couple, config.couple);
     assert_eq!(parse(&brief).engine, config.engine);
 }
+
+#[test]
+fn a_policy_a_later_one_always_outmatches_is_warned_about() {
+    let config = parse(
+        "ikev2 \"specific\" local 198.18.0.1 peer 192.0.2.2 psk \"k\"\n\
+         ikev2 \"general\" local 198.18.0.1 peer 192.0.2.0/24 psk \"k\"\n",
+    );
+    let warnings = order_warnings(&config);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with(
+            "policy 'specific' is never chosen for an incoming IKE SA: the later policy 'general'"
+        ),
+        "{warnings:?}"
+    );
+    // In the right order, or with quick, or told apart by dstid: none.
+    for text in [
+        "ikev2 \"general\" local 198.18.0.1 peer 192.0.2.0/24 psk \"k\"\nikev2 \"specific\" local 198.18.0.1 peer 192.0.2.2 psk \"k\"\n",
+        "ikev2 \"specific\" quick local 198.18.0.1 peer 192.0.2.2 psk \"k\"\nikev2 \"general\" local 198.18.0.1 peer 192.0.2.0/24 psk \"k\"\n",
+        "ikev2 \"specific\" local 198.18.0.1 peer 192.0.2.2 psk \"k\"\nikev2 \"general\" local 198.18.0.1 peer 192.0.2.0/24 dstid gw.example psk \"k\"\n",
+        "ikev2 \"specific\" local 198.18.0.1 peer 192.0.2.2 psk \"k\"\nikev2 \"other\" local 198.18.0.1 peer 192.0.2.3 psk \"k\"\n",
+        "ikev2 \"specific\" local 198.18.0.1 peer 192.0.2.2 ikesa enc aes-256 psk \"k\"\nikev2 \"general\" local 198.18.0.1 peer 192.0.2.0/24 psk \"k\"\n",
+    ] {
+        assert!(order_warnings(&parse(text)).is_empty(), "{text}");
+    }
+}
