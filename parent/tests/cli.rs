@@ -219,3 +219,30 @@ fn without_root_the_daemon_refuses_in_one_line() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.trim(), "iked: need root privileges", "{stderr}");
 }
+
+/// A policy that a later one always outmatches (the last match wins,
+/// iked.conf(5)) is accepted with a warning naming both.
+#[test]
+fn check_mode_warns_about_a_policy_a_later_one_outmatches() {
+    let scratch = Scratch::new("check-shadow");
+    let conf = scratch.write(
+        "iked.conf",
+        "ikev2 \"specific\" local 198.18.0.1 peer 192.0.2.2 psk \"k\"\n\
+         ikev2 \"general\" local 198.18.0.1 peer 192.0.2.0/24 psk \"k\"\n",
+    );
+    let out = Command::new(IKED)
+        .arg("-n")
+        .arg("-f")
+        .arg(&conf)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "iked: warning: policy 'specific' is never chosen for an incoming IKE SA: \
+             the later policy 'general'"
+        ),
+        "{stderr}"
+    );
+}
