@@ -133,6 +133,8 @@ pub enum ChildConfig {
         fragmentation: FragmentationSettings,
         /// `set mobike|nomobike` (RFC 4555).
         mobike: bool,
+        /// The engine's tunables and `set enforcesingleikesa`.
+        engine: crate::config::EngineTunables,
     },
     Pfkey {
         generation: u64,

@@ -256,6 +256,7 @@ impl Ikev2Process {
             dpd_check_interval,
             fragmentation,
             mobike,
+            engine,
             ..
         } = config
         else {
@@ -292,6 +293,7 @@ impl Ikev2Process {
         self.generation = generation;
         self.engine.set_fragmentation(fragmentation);
         self.engine.set_mobike(mobike);
+        self.engine.set_tunables(&engine);
         self.engine
             .set_config(Instant::now(), policies, mode, dpd_check_interval);
         self.started

@@ -69,5 +69,6 @@ pub fn psk_tunnel_policy(
         child_lifetime_bytes: 0,
         auth: AuthSpec::Psk,
         remote_access: Default::default(),
+        matching: Default::default(),
     }
 }

@@ -64,6 +64,11 @@ fn load_config(cli: &Cli, macros: &[(String, String)]) -> Result<Config, config:
     if cli.passive {
         config.mode = InitiationMode::Passive;
     }
+    if !cli.check_only {
+        for warning in config::order_warnings(&config) {
+            log::warn!("{warning}");
+        }
+    }
     Ok(config)
 }
 
@@ -86,10 +91,16 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
                 // The store's files as the daemon would read them (owner,
                 // mode, sizes); their contents are ca's to parse.
                 crate::certstore::read_for(&config)?;
-                // -n -v, as OpenBSD's iked: the configuration as read,
-                // defaults filled in; never a secret.
+                for warning in config::order_warnings(&config) {
+                    eprintln!("iked: warning: {warning}");
+                }
+                // -n prints the configuration as read, normalized; -n -v
+                // with every default filled in (as OpenBSD's iked); never
+                // a secret.
                 if cli.verbose > 0 {
                     print!("{}", config::normalized(&config));
+                } else {
+                    print!("{}", config::normalized_brief(&config));
                 }
                 eprintln!("configuration OK");
                 Ok(ExitCode::SUCCESS)
@@ -402,6 +413,7 @@ impl Daemon {
                 dpd_check_interval: self.config.dpd_check_interval,
                 fragmentation: self.config.fragmentation,
                 mobike: self.config.mobike,
+                engine: self.config.engine,
             },
             Role::Pfkey => ChildConfig::Pfkey {
                 generation,

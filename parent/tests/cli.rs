@@ -73,7 +73,8 @@ fn check_mode_accepts_a_good_file_and_locates_errors() {
 }
 
 /// `-n -v` prints the configuration back, the road-warrior keywords
-/// among it, and never a secret; `-n` alone prints nothing on stdout.
+/// among it and every default, and never a secret; `-n` alone prints it
+/// with only the settings that differ from their defaults.
 #[test]
 fn check_mode_with_v_prints_the_configuration_without_secrets() {
     use std::os::unix::fs::PermissionsExt;
@@ -118,6 +119,9 @@ fn check_mode_with_v_prints_the_configuration_without_secrets() {
         "\tconfig address 10.9.0.0/24 \\\n",
         "\tconfig name-server 10.1.0.53\n",
         "\tpsk \"(not shown)\"\n",
+        "set retransmit_tries 5\n",
+        "set noenforcesingleikesa\n",
+        "set couple\n",
     ] {
         assert!(stdout.contains(expected), "{expected:?} not in:\n{stdout}");
     }
@@ -134,7 +138,21 @@ fn check_mode_with_v_prints_the_configuration_without_secrets() {
         .output()
         .unwrap();
     assert!(quiet.status.success());
-    assert!(quiet.stdout.is_empty(), "-n alone printed on stdout");
+    let brief = String::from_utf8_lossy(&quiet.stdout);
+    for expected in ["set nomobike\n", "ikev2 \"rw\"", "ikev2 \"s2s\""] {
+        assert!(brief.contains(expected), "{expected:?} not in:\n{brief}");
+    }
+    for default in [
+        "set retransmit_tries",
+        "set couple",
+        "set dpd_check_interval",
+    ] {
+        assert!(
+            !brief.contains(default),
+            "-n printed the default {default:?}:\n{brief}"
+        );
+    }
+    assert!(!brief.contains("psk-secret-7c1"), "-n printed a secret");
 }
 
 #[test]
@@ -200,4 +218,31 @@ fn without_root_the_daemon_refuses_in_one_line() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.trim(), "iked: need root privileges", "{stderr}");
+}
+
+/// A policy that a later one always outmatches (the last match wins,
+/// iked.conf(5)) is accepted with a warning naming both.
+#[test]
+fn check_mode_warns_about_a_policy_a_later_one_outmatches() {
+    let scratch = Scratch::new("check-shadow");
+    let conf = scratch.write(
+        "iked.conf",
+        "ikev2 \"specific\" local 198.18.0.1 peer 192.0.2.2 psk \"k\"\n\
+         ikev2 \"general\" local 198.18.0.1 peer 192.0.2.0/24 psk \"k\"\n",
+    );
+    let out = Command::new(IKED)
+        .arg("-n")
+        .arg("-f")
+        .arg(&conf)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "iked: warning: policy 'specific' is never chosen for an incoming IKE SA: \
+             the later policy 'general'"
+        ),
+        "{stderr}"
+    );
 }

@@ -55,6 +55,7 @@ mod tests {
             dpd_check_interval: 0,
             fragmentation: Default::default(),
             mobike: false,
+            engine: Default::default(),
         };
         assert!(check(&ikev2).is_err());
     }

@@ -306,6 +306,7 @@ fn thousands_of_policies_queued_kernel_requests_and_a_huge_show_sa_never_stall_i
         dpd_check_interval: config.dpd_check_interval,
         fragmentation: config.fragmentation,
         mobike: true,
+        engine: config.engine,
     });
     let size = ipc::encode(&message)
         .expect("the configuration fits the cap")

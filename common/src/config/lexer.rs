@@ -105,6 +105,15 @@ pub fn tokenize(file: &str, text: &str) -> Result<Vec<Token>, (Location, String)
                     location: start,
                 });
             }
+            // `{ a, b }` lists (iked.conf(5) from/to): one word each.
+            '{' | '}' | ',' => {
+                chars.next();
+                col += 1;
+                tokens.push(Token {
+                    kind: TokenKind::Word(c.to_string()),
+                    location: start,
+                });
+            }
             c if c.is_whitespace() => {
                 chars.next();
                 col += 1;

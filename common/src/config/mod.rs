@@ -7,9 +7,11 @@ pub mod dn;
 mod lexer;
 mod parser;
 mod policy;
+mod policy_order;
 mod policy_parser;
 mod print;
 mod remote_access;
+mod settings;
 
 use std::fmt;
 use std::path::Path;
@@ -21,12 +23,16 @@ use crate::kernel::KernelSocketKind;
 pub use parser::{parse_file, parse_str};
 pub use policy::{
     AuthSpec, ConfigAttributeSpec, EapMethod, Encapsulation, IdentitySpec, Policy,
-    PolicyInitiation, PreSharedKey, Prefix, ProposalSpec, RemoteAccess, SignatureAuth,
+    PolicyInitiation, PolicyMatch, PreSharedKey, Prefix, ProposalSpec, RemoteAccess, SignatureAuth,
     TransformSpec, UserCredential, TRANSFORM_ENCR, TRANSFORM_ESN, TRANSFORM_INTEG, TRANSFORM_KE,
     TRANSFORM_PRF,
 };
+pub use policy_order::{
+    preference_order, warnings as order_warnings, MAX_FLOWS_PER_POLICY, MAX_LIST_ENTRIES,
+};
 pub use policy_parser::{DEFAULT_CHILD_LIFETIME, DEFAULT_IKE_LIFETIME};
-pub use print::{normalized, HIDDEN_SECRET};
+pub use print::{normalized, normalized_brief, HIDDEN_SECRET};
+pub use settings::{EngineTunables, REFUSED_OPTIONS, TUNABLES};
 
 /// Largest configuration file read, so a runaway include cannot eat memory.
 pub const MAX_FILE_SIZE: u64 = 4 << 20;
@@ -86,6 +92,11 @@ pub struct Config {
     pub policies: Vec<Policy>,
     /// Pre-shared keys by policy name: for ca-proc only.
     pub psks: Vec<(String, PreSharedKey)>,
+    /// `set couple|decouple`: whether our kernel policies (flows) are
+    /// loaded; `ikectl couple|decouple` changes it at run time.
+    pub couple: bool,
+    /// The engine's tunables and `set enforcesingleikesa` (settings.rs).
+    pub engine: EngineTunables,
 }
 
 /// Where the certificate store is when iked.conf does not say (as OpenBSD's iked).
@@ -130,6 +141,8 @@ impl Default for Config {
             users: Vec::new(),
             policies: Vec::new(),
             psks: Vec::new(),
+            couple: true,
+            engine: EngineTunables::default(),
         }
     }
 }
@@ -232,3 +245,5 @@ mod tests_auth;
 mod tests_print;
 #[cfg(test)]
 mod tests_remote_access;
+#[cfg(test)]
+mod tests_settings;

@@ -21,6 +21,8 @@ struct Parser {
     user_names: std::collections::HashSet<String>,
     /// Bytes of names and passwords of `config.users`.
     users_bytes: usize,
+    /// The tunables `set` gave, with where, for the checks between them.
+    tunables_at: Vec<(String, Location)>,
 }
 
 /// Parses the file at `path` with `-D` macros already defined.
@@ -59,6 +61,7 @@ impl Parser {
             eap_client_users: Vec::new(),
             user_names: Default::default(),
             users_bytes: 0,
+            tunables_at: Vec::new(),
         }
     }
 
@@ -75,6 +78,7 @@ impl Parser {
                 ));
             }
         }
+        super::settings::check(&self.config, &self.tunables_at)?;
         Ok(self.config)
     }
 
@@ -447,12 +451,21 @@ impl Parser {
                 self.config.kernel = Some(kind);
                 1
             }
-            other => {
-                return Err(error(
-                    at,
-                    format!("syntax error: unknown option 'set {other}'"),
-                ))
-            }
+            other => match super::settings::set_option(&mut self.config, other, argument, at) {
+                Some(taken) => {
+                    let taken = taken?;
+                    if taken > 0 {
+                        self.tunables_at.push((other.to_string(), (*at).clone()));
+                    }
+                    taken
+                }
+                None => {
+                    return Err(error(
+                        at,
+                        format!("syntax error: unknown option 'set {other}'"),
+                    ))
+                }
+            },
         };
         if let Some((_, extra)) = words.get(1 + argument_count) {
             return Err(error(

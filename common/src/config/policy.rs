@@ -185,6 +185,23 @@ pub struct Policy {
     /// out as a gateway), `request ...` and `iface` (what we ask for as a
     /// client), `eap ...`. Empty for a site-to-site policy.
     pub remote_access: RemoteAccess,
+    /// `quick`, `skip`, `default`: how the policy takes part in choosing
+    /// the policy of an incoming IKE SA (iked.conf(5), policy_order.rs).
+    pub matching: PolicyMatch,
+}
+
+/// `ikev2 [quick|skip|default]` (OpenBSD iked.conf(5)): policies are
+/// evaluated in file order and the last matching one wins, unless a
+/// matching `quick` policy comes first (it wins at once); a `skip` policy
+/// is never chosen for an incoming IKE SA (it only initiates and installs
+/// its flows); a `default` policy is chosen only when no other matches.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PolicyMatch {
+    #[default]
+    Normal,
+    Quick,
+    Skip,
+    Default,
 }
 
 /// The remote-access part of a policy (RFC 7296 §2.16, §3.15; OpenBSD

@@ -590,6 +590,7 @@ pub fn parse_policy(
     let mut child_bytes = 0;
     let mut auth: Option<AuthWritten> = None;
     let mut seen: Vec<&str> = Vec::new();
+    let mut matching = PolicyMatch::Normal;
 
     while let Some((kind, at)) = w.take() {
         let TokenKind::Word(keyword) = kind else {
@@ -644,62 +645,88 @@ pub fn parse_policy(
                 proto = protocol(value, vat)?;
             }
             "from" => {
-                let (src_word, src_at) = w.value("from", at)?;
+                let sources = super::policy_order::address_list(&mut w, "from", at)?;
                 let src_port = w.optional_port()?;
+                let last_src = sources.last().map_or(*at, |(_, l)| l);
                 match w.take() {
                     Some((TokenKind::Word(to), _)) if to == "to" => {}
                     Some((_, l)) => return Err(error(l, "expected 'to' after 'from ...'")),
-                    None => return Err(error(src_at, "expected 'to' after 'from ...'")),
+                    None => return Err(error(last_src, "expected 'to' after 'from ...'")),
                 }
-                let (dst_word, dst_at) = w.value("to", src_at)?;
+                let destinations = super::policy_order::address_list(&mut w, "to", last_src)?;
                 let dst_port = w.optional_port()?;
-                // `any` takes the family of the other side when that is known.
-                let hint = |other: &str| {
-                    other
-                        .parse::<IpAddr>()
-                        .ok()
-                        .or_else(|| other.split('/').next()?.parse().ok())
-                        .map(|a: IpAddr| a.is_ipv6())
-                };
-                match (src_word == "dynamic", dst_word == "dynamic") {
-                    (true, true) => {
-                        return Err(error(
-                            dst_at,
-                            "'from dynamic to dynamic': only one side can be dynamic",
-                        ))
-                    }
-                    (false, true) => {
-                        // Our side of a gateway's flow towards the
-                        // addresses it hands out (RFC 7296 §3.15).
-                        let src = prefix(src_word, src_at, family)?;
-                        let remote = FlowRemote::Dynamic {
-                            src_any: src_word == "any" && family.is_none(),
-                            at: dst_at,
+                super::policy_order::check_flow_count(
+                    raw_flows.len(),
+                    sources.len() * destinations.len(),
+                    at,
+                )?;
+                for (src_word, src_at) in &sources {
+                    for (dst_word, dst_at) in &destinations {
+                        let (src_word, src_at, dst_word, dst_at) =
+                            (src_word.as_str(), *src_at, dst_word.as_str(), *dst_at);
+                        // `any` takes the family of the other side when that is known.
+                        let hint = |other: &str| {
+                            other
+                                .parse::<IpAddr>()
+                                .ok()
+                                .or_else(|| other.split('/').next()?.parse().ok())
+                                .map(|a: IpAddr| a.is_ipv6())
                         };
-                        raw_flows.push((src, src_port, remote, dst_port));
-                    }
-                    (true, false) => {
-                        // A client's side: the family's /0 until the
-                        // gateway names our address.
-                        let dst = prefix(dst_word, dst_at, family)?;
-                        from_dynamic_at.get_or_insert(src_at);
-                        let src = super::remote_access::any_of_family(dst.addr);
-                        raw_flows.push((src, src_port, FlowRemote::Net(dst), dst_port));
-                    }
-                    (false, false) => {
-                        let src = prefix(src_word, src_at, family.or_else(|| hint(dst_word)))?;
-                        let dst = prefix(dst_word, dst_at, family.or_else(|| hint(src_word)))?;
-                        if src.addr.is_ipv4() != dst.addr.is_ipv4() {
-                            return Err(error(
+                        match (src_word == "dynamic", dst_word == "dynamic") {
+                            (true, true) => {
+                                return Err(error(
+                                    dst_at,
+                                    "'from dynamic to dynamic': only one side can be dynamic",
+                                ))
+                            }
+                            (false, true) => {
+                                // Our side of a gateway's flow towards the
+                                // addresses it hands out (RFC 7296 §3.15).
+                                let src = prefix(src_word, src_at, family)?;
+                                let remote = FlowRemote::Dynamic {
+                                    src_any: src_word == "any" && family.is_none(),
+                                    at: dst_at,
+                                };
+                                raw_flows.push((src, src_port, remote, dst_port));
+                            }
+                            (true, false) => {
+                                // A client's side: the family's /0 until the
+                                // gateway names our address.
+                                let dst = prefix(dst_word, dst_at, family)?;
+                                from_dynamic_at.get_or_insert(src_at);
+                                let src = super::remote_access::any_of_family(dst.addr);
+                                raw_flows.push((src, src_port, FlowRemote::Net(dst), dst_port));
+                            }
+                            (false, false) => {
+                                let src =
+                                    prefix(src_word, src_at, family.or_else(|| hint(dst_word)))?;
+                                let dst =
+                                    prefix(dst_word, dst_at, family.or_else(|| hint(src_word)))?;
+                                if src.addr.is_ipv4() != dst.addr.is_ipv4() {
+                                    return Err(error(
                                 dst_at,
                                 format!(
                                     "'{src_word}' and '{dst_word}' are of different address families"
                                 ),
                             ));
+                                }
+                                raw_flows.push((src, src_port, FlowRemote::Net(dst), dst_port));
+                            }
                         }
-                        raw_flows.push((src, src_port, FlowRemote::Net(dst), dst_port));
                     }
                 }
+            }
+            "quick" | "skip" | "default" => {
+                once(&mut seen, "quick/skip/default")?;
+                matching = match keyword.as_str() {
+                    "quick" => PolicyMatch::Quick,
+                    "skip" => PolicyMatch::Skip,
+                    _ => PolicyMatch::Default,
+                };
+            }
+            refused if super::policy_order::refused_keyword(refused).is_some() => {
+                let why = super::policy_order::refused_keyword(refused).unwrap_or_default();
+                return Err(error(at, format!("'{refused}' is refused: {why}")));
             }
             "local" | "peer" => {
                 once(&mut seen, if keyword == "local" { "local" } else { "peer" })?;
@@ -924,6 +951,7 @@ pub fn parse_policy(
         child_lifetime_bytes: child_bytes,
         auth,
         remote_access: remote.access,
+        matching,
     };
     Ok(ParsedPolicy {
         policy,

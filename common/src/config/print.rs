@@ -79,9 +79,16 @@ fn attribute(a: &ConfigAttributeSpec) -> String {
 }
 
 /// One policy, one keyword (or `from ... to ...` pair) per line.
-fn policy_lines(policy: &Policy) -> Vec<String> {
+/// `all`: the lifetimes also when they are the defaults.
+fn policy_lines(policy: &Policy, all: bool) -> Vec<String> {
+    let matching = match policy.matching {
+        PolicyMatch::Normal => "",
+        PolicyMatch::Quick => " quick",
+        PolicyMatch::Skip => " skip",
+        PolicyMatch::Default => " default",
+    };
     let mut words = vec![
-        format!("ikev2 {}", quoted(&policy.name)),
+        format!("ikev2 {}{matching}", quoted(&policy.name)),
         match policy.initiation {
             PolicyInitiation::Active => "active",
             PolicyInitiation::Passive => "passive",
@@ -161,12 +168,19 @@ fn policy_lines(policy: &Policy) -> Vec<String> {
     if let Some(id) = &policy.dstid {
         words.push(format!("dstid {}", identity(id)));
     }
-    words.push(format!("ikelifetime {}", policy.ike_lifetime_secs));
+    if all || policy.ike_lifetime_secs != super::DEFAULT_IKE_LIFETIME {
+        words.push(format!("ikelifetime {}", policy.ike_lifetime_secs));
+    }
     let mut lifetime = format!("lifetime {}", policy.child_lifetime_secs);
     if policy.child_lifetime_bytes != 0 {
         let _ = write!(lifetime, " bytes {}", policy.child_lifetime_bytes);
     }
-    words.push(lifetime);
+    if all
+        || policy.child_lifetime_secs != super::DEFAULT_CHILD_LIFETIME
+        || policy.child_lifetime_bytes != 0
+    {
+        words.push(lifetime);
+    }
     words.push(match policy.auth {
         AuthSpec::Psk => format!("psk {}", quoted(HIDDEN_SECRET)),
         AuthSpec::PublicKey(method) => SIGNATURE_METHODS
@@ -196,15 +210,10 @@ fn policy_lines(policy: &Policy) -> Vec<String> {
     words
 }
 
-/// The whole configuration in iked.conf(5) syntax, every setting written
-/// out, secrets replaced by [`HIDDEN_SECRET`]. Parsing it gives the same
-/// policies and settings back (only the secrets differ).
-pub fn normalized(config: &Config) -> String {
-    let mut out = String::from("# secrets (psk, user passwords) are not shown\n");
-    let mut line = |text: String| {
-        out.push_str(&text);
-        out.push('\n');
-    };
+/// The `set` lines of a configuration, every setting written out.
+fn global_lines(config: &Config) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = |text: String| lines.push(text);
     line(
         match config.mode {
             InitiationMode::Active => "set active",
@@ -258,6 +267,35 @@ pub fn normalized(config: &Config) -> String {
         }
         .into(),
     );
+    lines.extend(super::settings::print_lines(config));
+    lines
+}
+
+/// The whole configuration in iked.conf(5) syntax, every setting written
+/// out, secrets replaced by [`HIDDEN_SECRET`]. Parsing it gives the same
+/// policies and settings back (only the secrets differ).
+pub fn normalized(config: &Config) -> String {
+    normalized_with(config, true)
+}
+
+/// The configuration as [`normalized`] prints it, but only the global
+/// settings that differ from their defaults (`iked -n`; `-nv` prints all).
+pub fn normalized_brief(config: &Config) -> String {
+    normalized_with(config, false)
+}
+
+fn normalized_with(config: &Config, all: bool) -> String {
+    let defaults = global_lines(&Config::default());
+    let mut out = String::from("# secrets (psk, user passwords) are not shown\n");
+    let mut line = |text: String| {
+        out.push_str(&text);
+        out.push('\n');
+    };
+    for text in global_lines(config) {
+        if all || !defaults.contains(&text) {
+            line(text);
+        }
+    }
     for user in &config.users {
         line(format!(
             "user {} {}",
@@ -266,7 +304,7 @@ pub fn normalized(config: &Config) -> String {
         ));
     }
     for policy in &config.policies {
-        let lines = policy_lines(policy);
+        let lines = policy_lines(policy, all);
         let last = lines.len() - 1;
         for (i, text) in lines.into_iter().enumerate() {
             let indent = if i == 0 { "" } else { "\t" };

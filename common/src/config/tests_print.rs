@@ -35,6 +35,8 @@ fn round_trip(text: &str, secrets: &[&str]) -> String {
             c.certdir.clone(),
             c.fragmentation,
             c.mobike,
+            c.couple,
+            c.engine,
         )
     };
     assert_eq!(settings(&again), settings(&config));

@@ -42,6 +42,7 @@ fn every_message_round_trips_through_postcard() {
                 max_datagram: 576,
             },
             mobike: true,
+            engine: crate::config::EngineTunables::default(),
         }),
         ParentToChild::Config(ChildConfig::Ca {
             generation: 7,
@@ -217,6 +218,7 @@ fn a_configuration_of_ten_thousand_policies_fits_one_message() {
         dpd_check_interval: 0,
         fragmentation: config.fragmentation,
         mobike: true,
+        engine: config.engine,
     });
     let size = encode(&message).unwrap().len();
     println!("10,000 policies: {size} bytes");

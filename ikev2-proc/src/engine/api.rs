@@ -365,6 +365,13 @@ impl Engine {
         self.settings.mobike = enabled;
     }
 
+    /// The tunables of a new configuration (iked.conf(5) `set
+    /// retransmit_timeout` ...): they apply from now on; a request already
+    /// sent keeps its schedule, SAs already held stay.
+    pub fn set_tunables(&mut self, tunables: &iked_common::config::EngineTunables) {
+        super::tunables::apply(&mut self.settings, tunables);
+    }
+
     /// Our address `gone` went away (the shell learnt it from the kernel)
     /// and `replacement` is to be used instead: each IKE SA we initiated
     /// with MOBIKE on `gone` moves there with UPDATE_SA_ADDRESSES (RFC 4555

@@ -75,16 +75,19 @@ pub(super) fn identity_text(id: &Identity) -> String {
 }
 
 impl Engine {
+    /// The policies for an incoming IKE SA between these addresses, in
+    /// the order iked.conf(5) prefers them (`quick` first, then the last
+    /// match, `default` last, never `skip`): callers take the first that
+    /// also passes their own checks.
     pub(super) fn policy_candidates(&self, local: IpAddr, peer: IpAddr) -> Vec<String> {
-        self.policies
-            .iter()
-            .filter(|p| {
-                p.peer.is_none_or(|prefix| prefix.contains(peer))
-                    && p.local
-                        .is_none_or(|prefix| prefix.contains(local) || local.is_unspecified())
-            })
-            .map(|p| p.name.clone())
-            .collect()
+        iked_common::config::preference_order(&self.policies, |p| {
+            p.peer.is_none_or(|prefix| prefix.contains(peer))
+                && p.local
+                    .is_none_or(|prefix| prefix.contains(local) || local.is_unspecified())
+        })
+        .into_iter()
+        .map(|p| p.name.clone())
+        .collect()
     }
 
     pub(super) fn policy(&self, name: &str) -> Option<&Policy> {

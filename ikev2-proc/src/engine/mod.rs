@@ -112,6 +112,7 @@ mod tasks;
 #[cfg(test)]
 mod tests;
 mod timers;
+mod tunables;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
@@ -205,6 +206,9 @@ pub struct Settings {
     /// What the reassembly buffers of all IKE SAs may hold together:
     /// past it new fragments are dropped.
     pub fragment_memory_cap: usize,
+    /// `set enforcesingleikesa`: a new IKE SA of a policy replaces the
+    /// older ones with the same peer identity (deleted with the peer).
+    pub enforce_single_ike_sa: bool,
 }
 
 impl Default for Settings {
@@ -245,6 +249,7 @@ impl Default for Settings {
             fragment_timeout: Duration::from_secs(30),
             // 512 messages of 64 KiB, thousands of real IKE_AUTHs at once.
             fragment_memory_cap: 32 * 1024 * 1024,
+            enforce_single_ike_sa: false,
         }
     }
 }

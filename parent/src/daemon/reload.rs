@@ -142,6 +142,9 @@ impl Daemon {
         if config.kernel.is_some() && config.kernel != Some(self.kernel_kind) {
             log::warn!("a change of 'set kernel' takes effect only at restart");
         }
+        for warning in config::order_warnings(&config) {
+            log::warn!("{warning}");
+        }
         self.load_time_checks(&config).map_err(|e| failed(&e))?;
         let control_group =
             ControlGroup::resolve(config.control_group.as_deref()).map_err(|e| failed(&e))?;

@@ -133,6 +133,7 @@ impl Engine {
         self.index_identity(spi);
         self.on_ike_up(spi);
         self.resolve_duplicate(spi);
+        self.enforce_single_ike_sa(spi);
     }
 
     pub(in crate::engine) fn queue_additional_children(&mut self, spi: u64) {

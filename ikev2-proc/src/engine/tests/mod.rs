@@ -19,6 +19,7 @@ mod remote_access;
 mod robustness;
 mod source_lookup;
 mod stats;
+mod tunables;
 
 use super::{Action, Engine, IkeState, Settings, Task};
 use iked_common::config::{
