@@ -3,6 +3,7 @@
 //! The whole file is parsed before anything is applied; an error names
 //! `file:line:col` and the old configuration stays in force.
 
+pub mod checks;
 pub mod dn;
 mod lexer;
 mod parser;
@@ -86,6 +87,10 @@ pub struct Config {
     pub policies: Vec<Policy>,
     /// Pre-shared keys by policy name: for ca-proc only.
     pub psks: Vec<(String, PreSharedKey)>,
+    /// Where each policy was written, for the checks after the parse
+    /// (checks.rs). Never sent: the children get no file positions.
+    #[serde(skip)]
+    pub sources: checks::SourceMap,
 }
 
 /// Where the certificate store is when iked.conf does not say (as OpenBSD's iked).
@@ -130,6 +135,7 @@ impl Default for Config {
             users: Vec::new(),
             policies: Vec::new(),
             psks: Vec::new(),
+            sources: checks::SourceMap::default(),
         }
     }
 }

@@ -75,6 +75,7 @@ impl Parser {
                 ));
             }
         }
+        super::checks::check_written(&self.config)?;
         Ok(self.config)
     }
 
@@ -256,6 +257,13 @@ impl Parser {
                         .psks
                         .push((policy.name.clone(), super::PreSharedKey::new(secret)));
                 }
+                self.config
+                    .sources
+                    .record(super::checks::PolicySource::scan(
+                        &policy.name,
+                        &words[1..],
+                        location,
+                    ));
                 self.config.policies.push(policy);
                 Ok(())
             }
