@@ -98,7 +98,11 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
     if !nix::unistd::Uid::effective().is_root() {
         return Err("need root privileges".into());
     }
-    let config = loaded.map_err(|e| e.to_string())?;
+    let mut config = loaded.map_err(|e| e.to_string())?;
+    // What the kernel can install, asked while we still hold a terminal:
+    // a refusal is seen by whoever started us.
+    crate::load_checks::probe(config.kernel.unwrap_or(KernelSocketKind::Xfrm));
+    crate::load_checks::apply(&mut config).map_err(|e| e.to_string())?;
     // Read before anything starts: a refused store stops iked here, with
     // the file named.
     let store = crate::certstore::read_for(&config)?;
@@ -139,6 +143,12 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
     let kernel =
         iked_pfkey::socket::open_kernel_sockets(config.kernel).map_err(|e| e.to_string())?;
     log::info!("kernel interface: {}", kernel.kind.name());
+    if crate::load_checks::probed_kind() != Some(kernel.kind) {
+        // XFRM was not there: PF_KEY's limits hold instead.
+        crate::load_checks::probe(kernel.kind);
+    }
+    // Again, now that the log is open: its warnings are seen.
+    crate::load_checks::apply(&mut config).map_err(|e| e.to_string())?;
     let udp = bind_udp(&ports, cli.natt_port, kernel.kind)?;
     // pfkey's routes and source lookups: opened here, as every socket a
     // child holds, so no child needs socket(2).
@@ -973,6 +983,11 @@ impl Daemon {
         };
         if self.passive_override {
             config.mode = InitiationMode::Passive;
+        }
+        if let Err(e) = crate::load_checks::apply(&mut config) {
+            let message = format!("reload failed, keeping the current configuration: {e}");
+            log::error!("{message}");
+            return Err(message);
         }
         if config.kernel.is_some() && config.kernel != Some(self.kernel_kind) {
             log::warn!("a change of 'set kernel' takes effect only at restart");

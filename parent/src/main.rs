@@ -7,6 +7,7 @@ mod control;
 mod daemon;
 mod eap;
 mod flows;
+mod load_checks;
 mod spawn;
 mod users;
 
