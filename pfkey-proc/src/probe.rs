@@ -165,7 +165,12 @@ pub fn summarize(answers: &[ProbeAnswer]) -> KernelAlgorithms {
     }
 }
 
-fn throwaway_sa(spi: u32, encryption: Encryption, key: usize, integrity: Option<Integrity>) -> SaParams {
+fn throwaway_sa(
+    spi: u32,
+    encryption: Encryption,
+    key: usize,
+    integrity: Option<Integrity>,
+) -> SaParams {
     // TEST-NET-1 (RFC 5737), in a namespace that has no interfaces anyway.
     let src = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
     let dst = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));

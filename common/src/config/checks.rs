@@ -364,7 +364,9 @@ fn check_transport(policy: &Policy, source: Option<&PolicySource>) -> Result<(),
         let problem = if flow.src_prefix != max(flow.src) {
             Some(format!("its source {src} is a network, not our address"))
         } else if flow.dst_prefix != max(flow.dst) {
-            Some(format!("its destination {dst} is a network, not the peer's address"))
+            Some(format!(
+                "its destination {dst} is a network, not the peer's address"
+            ))
         } else if let Some(local) = policy.local.filter(|l| l.addr != flow.src) {
             Some(format!(
                 "its source {} is not our address (local {})",

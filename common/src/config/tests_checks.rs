@@ -21,10 +21,15 @@ fn pfkey_refuses_combined_mode_ciphers_where_written() {
     let written = text.lines().nth(1).unwrap().find("aes-128-gcm").unwrap() as u32 + 1;
     assert_eq!((line, col), (2, written), "{message}");
     assert!(
-        message.contains("policy 'site': 'childsa enc aes-128-gcm' cannot be installed through PF_KEY"),
+        message.contains(
+            "policy 'site': 'childsa enc aes-128-gcm' cannot be installed through PF_KEY"
+        ),
         "{message}"
     );
-    assert!(message.contains("no combined-mode (AEAD) ciphers"), "{message}");
+    assert!(
+        message.contains("no combined-mode (AEAD) ciphers"),
+        "{message}"
+    );
     let (_, _, message) = refused(&format!(
         "set kernel pfkey\n{SITE} childsa enc chacha20-poly1305\n"
     ));
@@ -33,7 +38,9 @@ fn pfkey_refuses_combined_mode_ciphers_where_written() {
 
 #[test]
 fn pfkey_after_the_policy_is_still_checked() {
-    let (line, _, message) = refused(&format!("{SITE} childsa enc aes-256-gcm\nset kernel pfkey\n"));
+    let (line, _, message) = refused(&format!(
+        "{SITE} childsa enc aes-256-gcm\nset kernel pfkey\n"
+    ));
     assert_eq!(line, 1, "{message}");
 }
 
@@ -42,7 +49,10 @@ fn pfkey_refuses_hmac_sha2_256_and_esn_with_the_reason() {
     let (_, _, message) = refused(&format!(
         "set kernel pfkey\n{SITE} childsa enc aes-256 auth hmac-sha2-256\n"
     ));
-    assert!(message.contains("truncates hmac-sha2-256 to 96 bits"), "{message}");
+    assert!(
+        message.contains("truncates hmac-sha2-256 to 96 bits"),
+        "{message}"
+    );
     let text = format!("set kernel pfkey\n{SITE} childsa enc aes-256 auth hmac-sha2-512 esn\n");
     let (line, col, message) = refused(&text);
     let esn = text.lines().nth(1).unwrap().rfind("esn").unwrap() as u32 + 1;
@@ -94,7 +104,11 @@ fn pfkey_keeps_only_installable_defaults() {
         .all(|p| p.of_type(TRANSFORM_INTEG).next().is_some()));
     // XFRM, nothing known missing: the defaults stay as they are.
     let mut config = parse(&format!("{SITE}\n")).unwrap();
-    check_kernel(&mut config, &KernelAlgorithms::assumed(KernelSocketKind::Xfrm)).unwrap();
+    check_kernel(
+        &mut config,
+        &KernelAlgorithms::assumed(KernelSocketKind::Xfrm),
+    )
+    .unwrap();
     assert_eq!(config.policies[0].child_proposals, before);
 }
 
@@ -123,7 +137,10 @@ fn xfrm_refuses_what_the_kernel_refused_and_warns_when_it_cannot_tell() {
     let mut config = parse(&format!("{SITE} childsa enc aes-128-gcm\n")).unwrap();
     let warnings = check_kernel(&mut config, &unknown).unwrap();
     assert_eq!(warnings.len(), 1);
-    assert!(warnings[0].contains("the kernel has no ESP"), "{warnings:?}");
+    assert!(
+        warnings[0].contains("the kernel has no ESP"),
+        "{warnings:?}"
+    );
 }
 
 #[test]
@@ -135,12 +152,24 @@ fn transport_mode_needs_the_gateways_addresses() {
     let text = format!("{base} from 10.0.0.0/24 to 192.0.2.2\n");
     let (line, col, message) = refused(&text);
     assert_eq!((line, col), (1, text.find("from").unwrap() as u32 + 1));
-    assert!(message.contains("transport mode protects only"), "{message}");
-    assert!(message.contains("source 10.0.0.0/24 is a network"), "{message}");
+    assert!(
+        message.contains("transport mode protects only"),
+        "{message}"
+    );
+    assert!(
+        message.contains("source 10.0.0.0/24 is a network"),
+        "{message}"
+    );
     let (_, _, message) = refused(&format!("{base} from 192.0.2.1 to 10.9.0.0/16\n"));
-    assert!(message.contains("destination 10.9.0.0/16 is a network"), "{message}");
+    assert!(
+        message.contains("destination 10.9.0.0/16 is a network"),
+        "{message}"
+    );
     let (_, _, message) = refused(&format!("{base} from 192.0.2.7 to 192.0.2.2\n"));
-    assert!(message.contains("not our address (local 192.0.2.1)"), "{message}");
+    assert!(
+        message.contains("not our address (local 192.0.2.1)"),
+        "{message}"
+    );
     let (_, _, message) = refused(&format!("{base} from 192.0.2.1 to 192.0.2.9\n"));
     assert!(message.contains("not the peer's address"), "{message}");
     // The second flow is the wrong one: its `from` is named.
