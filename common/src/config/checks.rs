@@ -372,13 +372,13 @@ fn check_transport(policy: &Policy, source: Option<&PolicySource>) -> Result<(),
                 "its source {} is not our address (local {})",
                 flow.src, local.addr
             ))
-        } else if let Some(peer) = policy.peer.filter(|p| !p.contains(flow.dst)) {
-            Some(format!(
-                "its destination {} is not the peer's address (peer {peer})",
-                flow.dst
-            ))
         } else {
-            None
+            policy.peer.filter(|p| !p.contains(flow.dst)).map(|peer| {
+                format!(
+                    "its destination {} is not the peer's address (peer {peer})",
+                    flow.dst
+                )
+            })
         };
         if let Some(problem) = problem {
             return Err(refused(

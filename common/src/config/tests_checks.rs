@@ -91,7 +91,7 @@ fn pfkey_keeps_only_installable_defaults() {
     assert!(before
         .iter()
         .flat_map(|p| &p.transforms)
-        .any(|t| is_combined_mode(t)));
+        .any(is_combined_mode));
     let warnings = check_kernel(&mut config, &KernelAlgorithms::LinuxPfkey).unwrap();
     assert!(warnings.is_empty());
     let after = &config.policies[0].child_proposals;
