@@ -111,6 +111,13 @@ fn refused_configs() -> Vec<(&'static str, String, usize, &'static str, &'static
             "cannot install extended sequence numbers",
         ),
         (
+            "short-gcm-icv",
+            format!("{site} childsa enc aes-256-gcm-12\n"),
+            1,
+            "aes-256-gcm-12",
+            "iked gives the kernel AES-GCM with the 16-byte ICV only",
+        ),
+        (
             "transport-networks",
             format!(
                 "ikev2 \"tr\" active esp transport from 10.1.0.0/24 to 198.18.0.2 \

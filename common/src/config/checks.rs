@@ -235,11 +235,13 @@ fn refused(at: &Location, message: String) -> ConfigError {
     }
 }
 
-/// The checks every read of the file makes: transport-mode flows, and the
-/// algorithms of `set kernel pfkey` when the file names it.
+/// The checks every read of the file makes: transport-mode flows, ciphers
+/// iked gives no kernel, and the algorithms of `set kernel pfkey` when the
+/// file names it.
 pub fn check_written(config: &Config) -> Result<(), ConfigError> {
     for policy in &config.policies {
         check_transport(policy, config.sources.of(&policy.name))?;
+        check_installable(policy, config.sources.of(&policy.name))?;
     }
     if config.kernel == Some(KernelSocketKind::Pfkey) {
         check_algorithms(config, &KernelAlgorithms::LinuxPfkey)?;
@@ -328,6 +330,34 @@ fn check_algorithms(config: &Config, kernel: &KernelAlgorithms) -> Result<(), Co
                     ),
                 ));
             }
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a `childsa` cipher iked hands to no kernel interface (the
+/// shorter AES-GCM ICVs: kernel.rs `Encryption` has AES-GCM-16 only), so
+/// that it is never negotiated for an SA that cannot be installed.
+fn check_installable(policy: &Policy, source: Option<&PolicySource>) -> Result<(), ConfigError> {
+    let Some(source) = source else {
+        return Ok(());
+    };
+    for written in &source.child {
+        let Some(t) = written_transform(written) else {
+            continue;
+        };
+        let id = crate::wire::EncrId::from_value(t.id);
+        if t.transform_type == TRANSFORM_ENCR && crate::kernel::Encryption::from_encr(id).is_none()
+        {
+            return Err(refused(
+                &written.at,
+                format!(
+                    "policy '{}': 'childsa enc {}' cannot be installed: iked gives the kernel \
+                     AES-GCM with the 16-byte ICV only (aes-128-gcm, aes-192-gcm, aes-256-gcm); \
+                     the shorter ICVs are for 'ikesa'",
+                    policy.name, written.value
+                ),
+            ));
         }
     }
     Ok(())

@@ -186,3 +186,18 @@ fn source_maps_do_not_make_configs_differ() {
     let b = parse(&format!("\n\n{SITE}\n")).unwrap();
     assert_eq!(a, b);
 }
+
+#[test]
+fn short_gcm_icvs_are_refused_in_childsa_under_any_kernel() {
+    for cipher in ["aes-128-gcm-12", "aes-256-gcm-8"] {
+        let text = format!("{SITE} childsa enc {cipher}\n");
+        let (line, col, message) = refused(&text);
+        assert_eq!((line, col), (1, text.find(cipher).unwrap() as u32 + 1));
+        assert!(message.contains("16-byte ICV only"), "{message}");
+        // For the IKE SA, iked's own code does the cipher: accepted.
+        parse(&format!(
+            "{SITE} ikesa enc {cipher} prf hmac-sha2-256 group ecp256\n"
+        ))
+        .unwrap();
+    }
+}
