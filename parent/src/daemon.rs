@@ -77,13 +77,19 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
     let loaded = load_config(cli, &macros);
     if cli.check_only {
         return match loaded {
-            Ok(config) => {
+            Ok(mut config) => {
                 // A group that does not exist would stop the start: say so now.
                 ControlGroup::resolve(config.control_group.as_deref())
                     .map_err(|e| e.to_string())?;
                 // The store's files as the daemon would read them (owner,
                 // mode, sizes); their contents are ca's to parse.
                 crate::certstore::read_for(&config)?;
+                // What the kernel can install, as the start would ask it.
+                for warning in
+                    crate::load_checks::check_only(&mut config).map_err(|e| e.to_string())?
+                {
+                    eprintln!("warning: {warning}");
+                }
                 // -n -v, as OpenBSD's iked: the configuration as read,
                 // defaults filled in; never a secret.
                 if cli.verbose > 0 {

@@ -51,3 +51,18 @@ pub fn apply(config: &mut Config) -> Result<(), ConfigError> {
     }
     Ok(())
 }
+
+/// For `iked -n`: as root, the same questions and checks as at start, the
+/// warnings returned for standard error; unprivileged, nothing (the
+/// kernel cannot be asked, and the file's own checks already ran).
+pub fn check_only(config: &mut Config) -> Result<Vec<String>, ConfigError> {
+    if !nix::unistd::Uid::effective().is_root() {
+        return Ok(Vec::new());
+    }
+    probe(config.kernel.unwrap_or(KernelSocketKind::Xfrm));
+    let kernel = KERNEL.lock().ok().and_then(|k| k.clone());
+    match kernel {
+        Some(kernel) => check_kernel(config, &kernel),
+        None => Ok(Vec::new()),
+    }
+}

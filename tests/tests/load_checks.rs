@@ -238,8 +238,15 @@ fn xfrm_algorithms_are_asked_from_the_kernel() {
         e.contains("Protocol not supported") || e.contains("Requested type not found")
     });
     println!("kernel: cbc {cbc:?}, gcm {gcm:?}");
+    let scratch = Scratch::new("lc-xfrm-n");
+    let checked = scratch.config("iked.conf", &config_text);
+    let (n_ok, n_said) = check_only(&checked);
     match (no_esp, &gcm) {
         (true, _) => {
+            assert!(
+                n_ok && n_said.contains("warning: cannot tell which ESP algorithms"),
+                "iked -n said:\n{n_said}"
+            );
             let mut daemon = Daemon::start("lc-xfrm-noesp", &config_text);
             daemon.expect_log(
                 "cannot tell which ESP algorithms the kernel installs (the kernel has no ESP",
@@ -248,12 +255,17 @@ fn xfrm_algorithms_are_asked_from_the_kernel() {
             daemon.stop_within(Duration::from_secs(10));
         }
         (false, Ok(())) => {
+            assert!(
+                n_ok && !n_said.contains("warning"),
+                "iked -n said:\n{n_said}"
+            );
             let mut daemon = Daemon::start("lc-xfrm-gcm", &config_text);
             let log = daemon.log_text();
             assert!(!log.contains("cannot tell which ESP"), "{log}");
             daemon.stop_within(Duration::from_secs(10));
         }
         (false, Err(_)) => {
+            assert!(!n_ok, "iked -n said:\n{n_said}");
             let scratch = Scratch::new("lc-xfrm-nogcm");
             let config = scratch.config("iked.conf", &config_text);
             let (ok, said) = start_refused(&scratch, &config);

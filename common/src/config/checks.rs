@@ -285,9 +285,13 @@ pub fn check_kernel(
             ));
         }
     }
-    if let KernelAlgorithms::Xfrm {
-        unknown: Some(why), ..
-    } = kernel
+    // Only worth saying when there is a Child SA to install.
+    if let (
+        KernelAlgorithms::Xfrm {
+            unknown: Some(why), ..
+        },
+        false,
+    ) = (kernel, config.policies.is_empty())
     {
         warnings.push(format!(
             "cannot tell which ESP algorithms the kernel installs ({why}); Child SAs may be \
