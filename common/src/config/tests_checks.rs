@@ -141,6 +141,9 @@ fn xfrm_refuses_what_the_kernel_refused_and_warns_when_it_cannot_tell() {
         warnings[0].contains("the kernel has no ESP"),
         "{warnings:?}"
     );
+    // No policy, no Child SA to install: nothing to warn about.
+    let mut empty = parse("set passive\n").unwrap();
+    assert!(check_kernel(&mut empty, &unknown).unwrap().is_empty());
 }
 
 #[test]
