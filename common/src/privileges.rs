@@ -17,6 +17,10 @@
 //! stop ca or pfkey. `_iked` keeps OpenBSD's name for the process the
 //! network reaches; the parent refuses to start if two roles' users share
 //! a uid or a gid.
+//! Before any child exists the parent, as root, also asks the kernel which
+//! ESP algorithms XFRM installs, with throwaway SAs in a network namespace
+//! of its own (CAP_SYS_ADMIN and CAP_NET_ADMIN: pfkey-proc/src/probe.rs);
+//! without those capabilities it cannot tell, and warns.
 //! The table below is what the code enforces; the one above is for people.
 
 pub mod sandbox;

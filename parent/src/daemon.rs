@@ -84,7 +84,7 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
     let loaded = load_config(cli, &macros);
     if cli.check_only {
         return match loaded {
-            Ok(config) => {
+            Ok(mut config) => {
                 // A group that does not exist would stop the start: say so now.
                 ControlGroup::resolve(config.control_group.as_deref())
                     .map_err(|e| e.to_string())?;
@@ -92,6 +92,12 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
                 // mode, sizes); their contents are ca's to parse.
                 crate::certstore::read_for(&config)?;
                 for warning in config::order_warnings(&config) {
+                    eprintln!("iked: warning: {warning}");
+                }
+                // What the kernel can install, as the start would ask it.
+                for warning in
+                    crate::load_checks::check_only(&mut config).map_err(|e| e.to_string())?
+                {
                     eprintln!("iked: warning: {warning}");
                 }
                 // -n prints the configuration as read, normalized; -n -v
@@ -111,7 +117,11 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
     if !nix::unistd::Uid::effective().is_root() {
         return Err("need root privileges".into());
     }
-    let config = loaded.map_err(|e| e.to_string())?;
+    let mut config = loaded.map_err(|e| e.to_string())?;
+    // What the kernel can install, asked while we still hold a terminal:
+    // a refusal is seen by whoever started us.
+    crate::load_checks::probe(config.kernel.unwrap_or(KernelSocketKind::Xfrm));
+    crate::load_checks::apply(&mut config).map_err(|e| e.to_string())?;
     // Read before anything starts: a refused store stops iked here, with
     // the file named.
     let store = crate::certstore::read_for(&config)?;
@@ -152,6 +162,12 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
     let kernel =
         iked_pfkey::socket::open_kernel_sockets(config.kernel).map_err(|e| e.to_string())?;
     log::info!("kernel interface: {}", kernel.kind.name());
+    if crate::load_checks::probed_kind() != Some(kernel.kind) {
+        // XFRM was not there: PF_KEY's limits hold instead.
+        crate::load_checks::probe(kernel.kind);
+    }
+    // Again, now that the log is open: its warnings are seen.
+    crate::load_checks::apply(&mut config).map_err(|e| e.to_string())?;
     let udp = bind_udp(&ports, cli.natt_port, kernel.kind)?;
     // pfkey's routes and source lookups: opened here, as every socket a
     // child holds, so no child needs socket(2).

@@ -8,6 +8,7 @@ mod daemon;
 mod eap;
 mod flows;
 mod monitor;
+mod load_checks;
 mod spawn;
 mod stats;
 mod users;

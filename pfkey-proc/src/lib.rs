@@ -25,6 +25,7 @@ pub mod leases;
 pub mod marking;
 pub mod pfkey;
 pub mod pfkey_codec;
+pub mod probe;
 pub mod process;
 pub mod reload;
 pub mod reqids;

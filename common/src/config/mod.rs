@@ -3,6 +3,7 @@
 //! The whole file is parsed before anything is applied; an error names
 //! `file:line:col` and the old configuration stays in force.
 
+pub mod checks;
 pub mod dn;
 mod lexer;
 mod parser;
@@ -97,6 +98,10 @@ pub struct Config {
     pub couple: bool,
     /// The engine's tunables and `set enforcesingleikesa` (settings.rs).
     pub engine: EngineTunables,
+    /// Where each policy was written, for the checks after the parse
+    /// (checks.rs). Never sent: the children get no file positions.
+    #[serde(skip)]
+    pub sources: checks::SourceMap,
 }
 
 /// Where the certificate store is when iked.conf does not say (as OpenBSD's iked).
@@ -143,6 +148,7 @@ impl Default for Config {
             psks: Vec::new(),
             couple: true,
             engine: EngineTunables::default(),
+            sources: checks::SourceMap::default(),
         }
     }
 }

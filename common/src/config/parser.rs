@@ -79,6 +79,7 @@ impl Parser {
             }
         }
         super::settings::check(&self.config, &self.tunables_at)?;
+        super::checks::check_written(&self.config)?;
         Ok(self.config)
     }
 
@@ -260,6 +261,13 @@ impl Parser {
                         .psks
                         .push((policy.name.clone(), super::PreSharedKey::new(secret)));
                 }
+                self.config
+                    .sources
+                    .record(super::checks::PolicySource::scan(
+                        &policy.name,
+                        &words[1..],
+                        location,
+                    ));
                 self.config.policies.push(policy);
                 Ok(())
             }

@@ -115,10 +115,10 @@ fn a_client_prints_from_dynamic_request_and_iface() {
 #[test]
 fn site_to_site_policies_and_every_setting_print_back_the_same() {
     round_trip(
-        "set passive\nset kernel pfkey\nset dpd_check_interval 30\nset control_group ikeadm\n\
+        "set passive\nset kernel xfrm\nset dpd_check_interval 30\nset control_group ikeadm\n\
          set noroutes\nset routing_table 300\nset certdir \"/etc/iked-test\"\n\
          set nofragmentation\nset fragment_size 1400\n\
-         ikev2 \"cbc\" active esp transport natt notrap proto udp \
+         ikev2 \"cbc\" active esp tunnel natt notrap proto udp \
          from 10.1.0.0/24 port 53 to 10.2.0.0/24 from 10.3.0.0/24 to 10.4.0.0/24 port 123 \
          local 198.18.0.1 peer 198.18.0.2 \
          ikesa enc aes-256 auth hmac-sha2-256 prf hmac-sha2-256 group modp2048 \
@@ -126,7 +126,7 @@ fn site_to_site_policies_and_every_setting_print_back_the_same() {
          childsa enc aes-128 enc camellia-256 auth hmac-sha2-512 group ecp384 esn \
          srcid \"C=DE, O=Example, CN=gw-a\" dstid ops@example.com \
          ikelifetime 8h lifetime 1h bytes 4G psk \"psk-secret-never-shown\"\n\
-         ikev2 \"hosts\" local fd00:18::1 peer fd00:18::2 rfc7427 dstid \"@a@b\"\n\
+         ikev2 \"hosts\" transport local fd00:18::1 peer fd00:18::2 rfc7427 dstid \"@a@b\"\n\
          ikev2 \"defaults\"\n\
          ikev2 \"range\" local 198.18.0.1 peer 198.18.0.0/15 signature\n",
         &["psk-secret-never-shown"],

@@ -145,7 +145,8 @@ impl Daemon {
         for warning in config::order_warnings(&config) {
             log::warn!("{warning}");
         }
-        self.load_time_checks(&config).map_err(|e| failed(&e))?;
+        // What the kernel interface can install (load_checks.rs).
+        crate::load_checks::apply(&mut config).map_err(|e| failed(&e.to_string()))?;
         let control_group =
             ControlGroup::resolve(config.control_group.as_deref()).map_err(|e| failed(&e))?;
         let store = crate::certstore::read_for(&config).map_err(|e| failed(&e))?;
@@ -209,13 +210,6 @@ impl Daemon {
         self.generation = generation_in_force;
         let config = std::mem::replace(&mut self.config, in_force);
         (config, messages)
-    }
-
-    /// Load-time checks beyond the parser's, on the parsed configuration
-    /// (hook: what the kernel interface cannot install, modes of files).
-    /// An error refuses the reload before any child is asked.
-    fn load_time_checks(&self, _config: &Config) -> Result<(), String> {
-        Ok(())
     }
 
     /// A child's answer to a prepare (ConfigPrepared / ConfigRefused).
