@@ -405,6 +405,7 @@ impl Engine {
                     ))
                 }
             }
+            command => return self.handle_control_verb(id, command),
         };
         self.actions.push_back(Action::Control { id, reply });
     }
