@@ -761,7 +761,9 @@ pub enum ControlRequest {
     ResetCa,
     /// `ikectl load FILE`: load another configuration file, with the
     /// checks and atomicity of a reload; root only. `path` is absolute.
-    Load { path: String },
+    Load {
+        path: String,
+    },
     /// `ikectl active|passive`.
     SetMode(InitiationMode),
     /// `ikectl show flows`, `ikectl couple|decouple`: forwarded to pfkey.

@@ -77,14 +77,8 @@ impl Engine {
                     for key in &keys {
                         self.terminate_ike(*key);
                     }
-                    log::info!(
-                        "reset id {peer_id}: deleting {} IKE SA(s)",
-                        keys.len()
-                    );
-                    ControlReply::Done(format!(
-                        "deleting {} IKE SA(s) of {peer_id}",
-                        keys.len()
-                    ))
+                    log::info!("reset id {peer_id}: deleting {} IKE SA(s)", keys.len());
+                    ControlReply::Done(format!("deleting {} IKE SA(s) of {peer_id}", keys.len()))
                 }
             }
             other => ControlReply::Failed(format!("ikev2 cannot handle {other:?}")),

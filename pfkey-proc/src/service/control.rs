@@ -11,8 +11,8 @@
 use std::collections::HashMap;
 
 use iked_common::ipc::{
-    ChildToParent, ControlReply, FlowPolicyInfo, FlowSaInfo, FlowsInfo, Ikev2ToPfkey,
-    PfkeyCommand, PfkeyToIkev2, MAX_FLOWS_LISTED,
+    ChildToParent, ControlReply, FlowPolicyInfo, FlowSaInfo, FlowsInfo, Ikev2ToPfkey, PfkeyCommand,
+    PfkeyToIkev2, MAX_FLOWS_LISTED,
 };
 use iked_common::kernel::{
     IpsecMode, IpsecProtocol, KernelEntry, KernelSocketKind, PolicyDirection, PolicyParams,
