@@ -798,6 +798,8 @@ mod tests {
     use std::net::IpAddr;
     use std::sync::{Arc, Mutex};
 
+    /// `show flows`, `couple`, `decouple` (src/service/tests/coupling.rs).
+    mod coupling;
     /// SA migration (src/service/tests/migrate.rs).
     mod migrate;
     /// Road warriors (src/service/tests/ra.rs).
