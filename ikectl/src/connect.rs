@@ -93,7 +93,8 @@ pub fn explain(path: &Path, errno: Errno) -> Failure {
         Errno::EACCES | Errno::EPERM => Failure {
             kind: FailureKind::PermissionDenied,
             message: format!(
-                "permission denied on control socket {shown}: {}",
+                "control socket {shown}: {} ({})",
+                errno.desc(),
                 who_may_use(path)
             ),
         },
@@ -174,6 +175,7 @@ mod tests {
             failure.message.contains("/nonexistent/iked.sock"),
             "{failure:?}"
         );
+        assert!(failure.message.contains("Permission denied"), "{failure:?}");
         assert!(failure.message.contains("only root"), "{failure:?}");
     }
 }
