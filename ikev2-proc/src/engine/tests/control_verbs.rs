@@ -19,9 +19,11 @@ fn show_sa_filters_narrow_the_list_by_policy_and_peer() {
         policy: policy.map(str::to_string),
         peer: peer.map(str::to_string),
     };
-    w.a.engine.handle_control(w.now, 1, filtered(Some("ab"), None));
+    w.a.engine
+        .handle_control(w.now, 1, filtered(Some("ab"), None));
     assert_eq!(sa_list(&mut w, 1).len(), 1);
-    w.a.engine.handle_control(w.now, 2, filtered(Some("other"), None));
+    w.a.engine
+        .handle_control(w.now, 2, filtered(Some("other"), None));
     assert!(sa_list(&mut w, 2).is_empty());
     w.a.engine.handle_control(w.now, 3, filtered(None, Some(B)));
     assert_eq!(sa_list(&mut w, 3).len(), 1);
@@ -92,7 +94,8 @@ fn reset_sa_and_reset_id_delete_with_the_peer() {
     );
     w.settle();
     assert_one_matching_ike(&w);
-    w.a.engine.handle_control(w.now, 5, ControlCommand::ResetSas);
+    w.a.engine
+        .handle_control(w.now, 5, ControlCommand::ResetSas);
     w.settle();
     assert!(matches!(
         w.a.control_replies.last(),

@@ -41,7 +41,10 @@ fn decouple_takes_our_policies_out_and_couple_puts_them_back() {
         id: 2,
         sa: sa("192.0.2.1", "192.0.2.2", 0x4000, site()),
     });
-    h.dumped_policies.lock().unwrap().push(dumped(&out_policy()));
+    h.dumped_policies
+        .lock()
+        .unwrap()
+        .push(dumped(&out_policy()));
     let info = flows(&mut h);
     assert!(info.coupled);
     assert_eq!(info.kernel, "xfrm");
@@ -112,7 +115,10 @@ fn a_policy_deleted_while_decoupled_does_not_come_back() {
         id: 1,
         policy: out_policy(),
     });
-    h.dumped_policies.lock().unwrap().push(dumped(&out_policy()));
+    h.dumped_policies
+        .lock()
+        .unwrap()
+        .push(dumped(&out_policy()));
     h.service.control(7, PfkeyCommand::Couple(false));
     let o = h.service.handle_request(Ikev2ToPfkey::DeletePolicy {
         id: 2,
