@@ -214,7 +214,13 @@ fn every_ikectl_command_and_option_is_documented() {
             "show",
             "initiate",
             "terminate",
-            "ca"
+            "ca",
+            "load",
+            "active",
+            "passive",
+            "couple",
+            "decouple",
+            "completions"
         ],
         "commands parsed from ikectl"
     );
@@ -261,7 +267,11 @@ fn every_ikectl_command_and_option_is_documented() {
             long_options.push(field.split(':').next().unwrap_or("").trim().to_string());
         }
     }
-    assert_eq!(long_options, ["json"], "long options parsed from ikectl");
+    assert_eq!(
+        long_options,
+        ["json", "policy", "peer"],
+        "long options parsed from ikectl"
+    );
     for option in long_options {
         assert!(
             has_item(&page, "Fl", &format!("-{option}")),
