@@ -14,7 +14,17 @@ use iked_tests::{in_kernel_lab, run_in_kernel_lab, show_sa, wait_until, xfrm_lis
 use serde_json::Value;
 
 fn modprobe() {
-    iked_tests::lab::modprobe(&["esp4", "xfrm_user", "veth", "aes", "gcm", "sha256"]);
+    iked_tests::lab::modprobe(&[
+        "esp4",
+        "esp6",
+        "xfrm_user",
+        "xfrm4_tunnel",
+        "veth",
+        "aes",
+        "gcm",
+        "chacha20poly1305",
+        "sha256",
+    ]);
 }
 
 /// The installed Child SAs of `daemon`.
