@@ -570,6 +570,70 @@ fn sa_commands_delete_with_the_peer() {
     gone_on_both("the IKE SA gone after reset sa");
 }
 
+/// A member of `set control_group` may run the commands, but not `load`,
+/// which would make the root parent read any file it names.
+#[test]
+#[ignore = "needs root and network namespaces: run by .ci/run"]
+fn a_control_group_member_may_not_load_files() {
+    require_root("a_control_group_member_may_not_load_files");
+    let _serial = serial();
+    let group = format!("ikectlc{}", std::process::id() % 100_000);
+    let _ = Command::new("groupdel").arg(&group).output();
+    let out = Command::new("groupadd")
+        .arg(&group)
+        .output()
+        .expect("groupadd");
+    assert!(out.status.success(), "groupadd: {}", text(&out));
+    struct Delete(String);
+    impl Drop for Delete {
+        fn drop(&mut self) {
+            let _ = Command::new("groupdel").arg(&self.0).output();
+        }
+    }
+    let _delete = Delete(group.clone());
+    let gid = nix::unistd::Group::from_name(&group)
+        .expect("getgrnam")
+        .expect("the group just added")
+        .gid
+        .as_raw();
+    let daemon = Daemon::start(
+        "ictl-group",
+        &format!("set passive\nset control_group \"{group}\"\n"),
+    );
+    let member = |args: &[&str]| ikectl_as_nobody_in(&daemon, &[gid], args);
+    let out = member(&["--json", "passive"]);
+    assert_eq!(
+        envelope(&out, "passive", true)["message"],
+        "initiation mode passive"
+    );
+    let out = member(&["--json", "load", daemon.config.to_str().unwrap()]);
+    let value = envelope(&out, "load", false);
+    assert_eq!(value["error"], "load is for root only");
+    assert_eq!(value["error_kind"], "failed");
+    // Root may.
+    let value = json(
+        &daemon,
+        &["load", daemon.config.to_str().unwrap()],
+        "load",
+        true,
+    );
+    assert!(
+        value["message"]
+            .as_str()
+            .unwrap()
+            .contains("configuration 2 loaded"),
+        "{value}"
+    );
+    // Not a member: refused, told who may.
+    let out = ikectl_as_nobody(&daemon, &["show", "sa"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains(&format!("members of group {group}")),
+        "{}",
+        text(&out)
+    );
+}
+
 fn ikectl_at(socket: &std::path::Path, args: &[&str]) -> Output {
     Command::new(binary("ikectl"))
         .arg("-s")
@@ -582,6 +646,15 @@ fn ikectl_at(socket: &std::path::Path, args: &[&str]) -> Output {
 
 /// ikectl as nobody:nogroup, without supplementary groups.
 fn ikectl_as_nobody(daemon: &Daemon, args: &[&str]) -> Output {
+    ikectl_as_nobody_in(daemon, &[], args)
+}
+
+/// ikectl as nobody:nogroup with the supplementary `groups`.
+fn ikectl_as_nobody_in(daemon: &Daemon, groups: &[u32], args: &[&str]) -> Output {
+    let groups: Vec<nix::unistd::Gid> = groups
+        .iter()
+        .map(|&g| nix::unistd::Gid::from_raw(g))
+        .collect();
     let mut command = Command::new(binary("ikectl"));
     command
         .arg("-s")
@@ -591,12 +664,12 @@ fn ikectl_as_nobody(daemon: &Daemon, args: &[&str]) -> Output {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     // SAFETY: setgroups, setresgid and setresuid are system calls, safe
-    // between fork and exec.
+    // between fork and exec; `groups` was allocated before the fork.
     unsafe {
-        command.pre_exec(|| {
+        command.pre_exec(move || {
             let gid = nix::unistd::Gid::from_raw(NOBODY);
             let uid = nix::unistd::Uid::from_raw(NOBODY);
-            nix::unistd::setgroups(&[])?;
+            nix::unistd::setgroups(&groups)?;
             nix::unistd::setresgid(gid, gid, gid)?;
             nix::unistd::setresuid(uid, uid, uid)?;
             Ok(())
