@@ -306,6 +306,13 @@ pub enum ParentToChild {
     AbortConfig {
         generation: u64,
     },
+    /// pfkey: an operator's command about the kernel entries we installed
+    /// (`ikectl show flows|couple|decouple`); answered by
+    /// [`ChildToParent::ControlResult`] with the same id.
+    PfkeyControl {
+        id: u64,
+        command: PfkeyCommand,
+    },
 }
 
 /// Any child → parent.
@@ -382,6 +389,23 @@ pub enum ControlCommand {
     /// `ikectl show stats`: the engine's counters, answered with
     /// [`ControlReply::Stats`] (the parent adds its own).
     ShowStats,
+    /// `ikectl show sa` narrowed: only IKE SAs of policy `policy` and/or
+    /// with a peer whose address or identity is `peer`.
+    ShowSaFiltered {
+        policy: Option<String>,
+        peer: Option<String>,
+    },
+    /// `ikectl terminate --sa SPI`: delete the one IKE SA whose initiator
+    /// or responder SPI is `spi` (with INFORMATIONAL DELETE to the peer).
+    TerminateSa { spi: u64 },
+    /// `ikectl active|passive`: the initiation mode from now on; active
+    /// starts the active policies that have no IKE SA.
+    SetMode(InitiationMode),
+    /// `ikectl reset sa`: delete every IKE SA (and its Child SAs), telling
+    /// the peers; policies stay.
+    ResetSas,
+    /// `ikectl reset id ID`: delete the IKE SAs whose peer identity is ID.
+    ResetId { id: String },
 }
 
 /// What the parent forwards from ikectl to ca.
@@ -774,6 +798,17 @@ pub enum ControlRequest {
     /// `ikectl monitor`: answered with `Done`, then a stream of
     /// [`ControlReply::Event`] until the client leaves.
     Monitor,
+    /// `ikectl load FILE`: load another configuration file, with the
+    /// checks and atomicity of a reload; root only. `path` is absolute.
+    Load {
+        path: String,
+    },
+    /// `ikectl active|passive`.
+    SetMode(InitiationMode),
+    /// `ikectl show flows`, `ikectl couple|decouple`: forwarded to pfkey.
+    Pfkey(PfkeyCommand),
+    /// `ikectl reset all|policy|user` (sa and id go to ikev2, ca above).
+    Reset(ResetTarget),
 }
 
 /// parent → ikectl.
@@ -797,6 +832,79 @@ pub enum ControlReply {
     Stats(Box<crate::stats::StatsReport>),
     /// One event of `ikectl monitor`.
     Event(Box<crate::stats::SaEvent>),
+    /// `show flows`: the kernel entries pfkey installed.
+    Flows(Box<FlowsInfo>),
+}
+
+/// What the parent forwards from ikectl to pfkey.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PfkeyCommand {
+    /// `ikectl show flows`.
+    ShowFlows,
+    /// `ikectl couple` (true) or `decouple` (false): put our IPsec
+    /// policies into the kernel, or take them out while the SAs stay.
+    Couple(bool),
+}
+
+/// `ikectl reset` targets the parent handles itself.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetTarget {
+    /// Policies, SAs and users: the daemon runs with an empty
+    /// configuration until the next reload.
+    All,
+    /// Every policy (their SAs are deleted with them) until a reload.
+    Policy,
+    /// The local user database (`user` lines) until a reload.
+    User,
+}
+
+/// Most entries of each kind in a [`ControlReply::Flows`]; the totals say
+/// how many there are.
+pub const MAX_FLOWS_LISTED: usize = 4096;
+
+/// `ikectl show flows`: what pfkey installed in the kernel.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct FlowsInfo {
+    /// "xfrm" or "pfkey".
+    pub kernel: String,
+    /// False after `ikectl decouple`: the policies are held, not in the
+    /// kernel.
+    pub coupled: bool,
+    pub policies: Vec<FlowPolicyInfo>,
+    pub policies_total: u64,
+    pub sas: Vec<FlowSaInfo>,
+    pub sas_total: u64,
+}
+
+/// One IPsec policy of ours.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct FlowPolicyInfo {
+    /// "10.1.0.0/16 -> 10.2.0.0/16 proto any".
+    pub selector: String,
+    /// "in", "out" or "fwd".
+    pub direction: String,
+    /// The template's endpoints and reqid, when known.
+    pub src: Option<IpAddr>,
+    pub dst: Option<IpAddr>,
+    pub reqid: Option<u32>,
+    /// "tunnel" or "transport", when known.
+    pub mode: Option<String>,
+    /// False while decoupled.
+    pub in_kernel: bool,
+}
+
+/// One SA of ours.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct FlowSaInfo {
+    pub src: Option<IpAddr>,
+    pub dst: Option<IpAddr>,
+    /// "esp" or "ah".
+    pub protocol: String,
+    /// 8 hex digits.
+    pub spi: String,
+    /// The configured policy it was admitted under; None for a larval SA
+    /// (an SPI reserved, not yet keyed).
+    pub policy: Option<String>,
 }
 
 /// Why a message could not be sent or received.

@@ -3,6 +3,9 @@
 #![forbid(unsafe_code)]
 
 mod certstore;
+mod connect;
+mod flows;
+mod json;
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
@@ -15,7 +18,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use iked_common::ipc::{
     self, ControlCommand, ControlReply, ControlRequest, IkeSaInfo, Verbosity, IPC_VERSION,
 };
-use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
+
+use crate::connect::Failure;
 
 #[derive(Parser, Debug)]
 #[command(name = "ikectl", version, about = "Control the iked IKEv2 daemon")]
@@ -45,10 +49,14 @@ enum Command {
     },
     /// Reload the configuration file; on an error the current one stays.
     Reload,
-    /// Reset a part of the daemon: `reset ca` re-reads the certificate store.
+    /// Reset a part of the daemon (OpenBSD ikectl(8)): `all`, `sa`,
+    /// `policy`, `user`, `ca`, or `id ID` (the IKE SAs of peer identity ID).
     Reset {
         #[arg(value_enum)]
         what: ResetWhat,
+        /// The peer identity, for `reset id`, as `show sa` prints it.
+        #[arg(required_if_eq("what", "id"))]
+        id: Option<String>,
     },
     /// Show state.
     Show {
@@ -57,8 +65,14 @@ enum Command {
     },
     /// Start negotiating the IKE SA of a policy now.
     Initiate { policy: String },
-    /// Delete the IKE SAs of a policy (and their Child SAs), telling the peer.
-    Terminate { policy: String },
+    /// Delete the IKE SAs of a policy (and their Child SAs), telling the
+    /// peer; `--sa SPI` deletes one IKE SA by its SPI as `show sa` prints it.
+    Terminate {
+        #[arg(required_unless_present = "sa", conflicts_with = "sa")]
+        policy: Option<String>,
+        #[arg(long = "sa", value_name = "SPI")]
+        sa: Option<String>,
+    },
     /// Maintain a certificate authority for iked and its peers (files only,
     /// no daemon needed).
     Ca {
@@ -73,6 +87,22 @@ enum Command {
         #[arg(long)]
         count: Option<u64>,
     },
+    /// Load another configuration file, with the checks of a reload; it
+    /// becomes the file later reloads read (root only).
+    Load { file: PathBuf },
+    /// Initiate the active policies from now on.
+    Active,
+    /// Only answer peers from now on (kept through reloads).
+    Passive,
+    /// Put iked's IPsec policies (back) into the kernel.
+    Couple,
+    /// Take iked's IPsec policies out of the kernel; the SAs stay.
+    Decouple,
+    /// Print a shell completion script.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -81,7 +111,14 @@ enum Show {
     Certstore,
 
     /// IKE SAs with their Child SAs.
-    Sa,
+    Sa {
+        /// Only the IKE SAs of this policy.
+        #[arg(long)]
+        policy: Option<String>,
+        /// Only the IKE SAs with this peer (address or identity).
+        #[arg(long)]
+        peer: Option<String>,
+    },
     /// The certificates a CA made (`show ca NAME certificates [HOST]`).
     Ca {
         name: String,
@@ -91,6 +128,8 @@ enum Show {
     },
     /// Counters: SAs by state, messages, retransmits, failures, queues.
     Stats,
+    /// The kernel policies and SAs iked installed (from pfkey).
+    Flows,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -102,6 +141,16 @@ enum CaShow {
 enum ResetWhat {
     /// Re-read the certificate store (certdir), as a reload does.
     Ca,
+    /// Flush the policies (and their SAs) and the users until a reload.
+    All,
+    /// Delete every IKE SA with its Child SAs.
+    Sa,
+    /// Flush the policies (their SAs go with them) until a reload.
+    Policy,
+    /// Flush the local user database until a reload.
+    User,
+    /// Delete the IKE SAs with a peer identity.
+    Id,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -110,31 +159,13 @@ enum LogLevel {
     Verbose,
 }
 
-fn connect_to(path: &PathBuf) -> Result<OwnedFd, String> {
-    let fd = socket(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .map_err(|e| format!("socket: {}", e.desc()))?;
-    let address = UnixAddr::new(path).map_err(|e| format!("{}: {}", path.display(), e.desc()))?;
-    connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &address).map_err(|e| {
-        format!(
-            "cannot connect to {}: {} (is iked running?)",
-            path.display(),
-            e.desc()
-        )
-    })?;
-    Ok(fd)
-}
-
-fn exchange(fd: &OwnedFd, request: &ControlRequest) -> Result<ControlReply, String> {
-    ipc::send(fd.as_fd(), request, &[]).map_err(|e| format!("sending request: {e}"))?;
+fn exchange(fd: &OwnedFd, request: &ControlRequest) -> Result<ControlReply, Failure> {
+    ipc::send(fd.as_fd(), request, &[])
+        .map_err(|e| Failure::protocol(format!("sending request: {e}")))?;
     ipc::recv::<ControlReply>(fd.as_fd())
         .and_then(|r| r.expect_descriptors(0))
         .map(|(reply, _)| reply)
-        .map_err(|e| format!("reading reply: {e}"))
+        .map_err(|e| Failure::protocol(format!("reading reply: {e}")))
 }
 
 /// How long to wait for the daemon's answer.
@@ -151,6 +182,10 @@ enum Answer {
     },
     /// `show certstore`.
     CertStore(Box<ipc::CertStoreInfo>),
+    /// `show flows`.
+    Flows(Box<ipc::FlowsInfo>),
+    /// `completions`: the script, printed as it is (also with --json).
+    Script(String),
 }
 
 /// Said when the daemon listed fewer IKE SAs than it has.
@@ -158,10 +193,26 @@ fn cut_note(shown: usize, total: u64) -> Option<String> {
     (total > shown as u64).then(|| format!("showing {shown} of {total} IKE SAs (reply size limit)"))
 }
 
-fn run(cli: &Cli) -> Result<Answer, String> {
+fn run(cli: &Cli) -> Result<Answer, Failure> {
     // The CA commands work on files, without the daemon.
     match &cli.command {
-        Command::Ca { name, action } => return ca::run(name, action).map(Answer::Message),
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(
+                *shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "ikectl",
+                &mut script,
+            );
+            return Ok(Answer::Script(
+                String::from_utf8_lossy(&script).into_owned(),
+            ));
+        }
+        Command::Ca { name, action } => {
+            return ca::run(name, action)
+                .map(Answer::Message)
+                .map_err(Failure::from)
+        }
         Command::Show {
             what:
                 Show::Ca {
@@ -169,13 +220,19 @@ fn run(cli: &Cli) -> Result<Answer, String> {
                     what: CaShow::Certificates,
                     host,
                 },
-        } => return ca::show_certificates(name, host.as_deref()).map(Answer::Message),
+        } => {
+            return ca::show_certificates(name, host.as_deref())
+                .map(Answer::Message)
+                .map_err(Failure::from)
+        }
         _ => {}
     }
-    let fd = connect_to(&cli.socket)?;
+    // Checked before connecting: a bad argument is no daemon's fault.
+    let request = request_of(&cli.command)?;
+    let fd = connect::connect_to(&cli.socket)?;
     let timeout = nix::sys::time::TimeVal::new(REPLY_TIMEOUT.as_secs() as i64, 0);
     nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::ReceiveTimeout, &timeout)
-        .map_err(|e| format!("socket timeout: {e}"))?;
+        .map_err(|e| Failure::protocol(format!("socket timeout: {e}")))?;
     match exchange(
         &fd,
         &ControlRequest::Hello {
@@ -183,10 +240,30 @@ fn run(cli: &Cli) -> Result<Answer, String> {
         },
     )? {
         ControlReply::Hello { .. } => {}
-        ControlReply::Failed(message) => return Err(message),
-        other => return Err(format!("unexpected reply {other:?}")),
+        // The daemon refused us at accept (SO_PEERCRED): not a member of
+        // control_group.
+        ControlReply::Failed(message) if message.starts_with("permission denied") => {
+            return Err(Failure {
+                kind: connect::FailureKind::PermissionDenied,
+                message: format!("{}: {message}", cli.socket.display()),
+            })
+        }
+        ControlReply::Failed(message) => return Err(Failure::protocol(message)),
+        other => return Err(Failure::protocol(format!("unexpected reply {other:?}"))),
     }
-    let request = match cli.command {
+    match exchange(&fd, &request)? {
+        ControlReply::Done(message) => Ok(Answer::Message(message)),
+        ControlReply::SaList { sas, total } => Ok(Answer::Sas { sas, total }),
+        ControlReply::CertStore(info) => Ok(Answer::CertStore(info)),
+        ControlReply::Flows(info) => Ok(Answer::Flows(info)),
+        ControlReply::Failed(message) => Err(Failure::from(message)),
+        other => Err(Failure::protocol(format!("unexpected reply {other:?}"))),
+    }
+}
+
+/// The request a daemon command sends.
+fn request_of(command: &Command) -> Result<ControlRequest, Failure> {
+    Ok(match *command {
         Command::Log {
             level: LogLevel::Brief,
         } => ControlRequest::SetVerbosity(Verbosity::Brief),
@@ -194,36 +271,114 @@ fn run(cli: &Cli) -> Result<Answer, String> {
             level: LogLevel::Verbose,
         } => ControlRequest::SetVerbosity(Verbosity::Verbose),
         Command::Reload => ControlRequest::Reload,
-        Command::Show { what: Show::Sa } => ControlRequest::Ikev2(ControlCommand::ShowSa),
+        Command::Show {
+            what: Show::Sa {
+                policy: None,
+                peer: None,
+            },
+        } => ControlRequest::Ikev2(ControlCommand::ShowSa),
+        Command::Show {
+            what: Show::Sa {
+                ref policy,
+                ref peer,
+            },
+        } => ControlRequest::Ikev2(ControlCommand::ShowSaFiltered {
+            policy: policy.clone(),
+            peer: peer.clone(),
+        }),
         Command::Ca { .. }
+        | Command::Completions { .. }
         | Command::Show {
             what: Show::Ca { .. },
-        } => {
-            unreachable!("answered above without the daemon")
-        }
+        } => return Err(Failure::from("answered without the daemon".to_string())),
         Command::Monitor { .. } | Command::Show { what: Show::Stats } => {
-            unreachable!("answered by stats.rs, from main")
+            return Err(Failure::from("answered by stats.rs, from main".to_string()))
         }
         Command::Initiate { ref policy } => ControlRequest::Ikev2(ControlCommand::Initiate {
             policy: policy.clone(),
         }),
-        Command::Terminate { ref policy } => ControlRequest::Ikev2(ControlCommand::Terminate {
+        Command::Terminate {
+            sa: Some(ref spi), ..
+        } => ControlRequest::Ikev2(ControlCommand::TerminateSa {
+            spi: parse_spi(spi)?,
+        }),
+        Command::Terminate {
+            policy: Some(ref policy),
+            ..
+        } => ControlRequest::Ikev2(ControlCommand::Terminate {
             policy: policy.clone(),
         }),
+        Command::Terminate { .. } => {
+            return Err(Failure::from(
+                "terminate: name a policy or --sa SPI".to_string(),
+            ))
+        }
         Command::Show {
             what: Show::Certstore,
         } => ControlRequest::ShowCertStore,
         Command::Reset {
             what: ResetWhat::Ca,
+            ..
         } => ControlRequest::ResetCa,
-    };
-    match exchange(&fd, &request)? {
-        ControlReply::Done(message) => Ok(Answer::Message(message)),
-        ControlReply::SaList { sas, total } => Ok(Answer::Sas { sas, total }),
-        ControlReply::CertStore(info) => Ok(Answer::CertStore(info)),
-        ControlReply::Failed(message) => Err(message),
-        other => Err(format!("unexpected reply {other:?}")),
+        Command::Reset {
+            what: ResetWhat::All,
+            ..
+        } => ControlRequest::Reset(ipc::ResetTarget::All),
+        Command::Reset {
+            what: ResetWhat::Policy,
+            ..
+        } => ControlRequest::Reset(ipc::ResetTarget::Policy),
+        Command::Reset {
+            what: ResetWhat::User,
+            ..
+        } => ControlRequest::Reset(ipc::ResetTarget::User),
+        Command::Reset {
+            what: ResetWhat::Sa,
+            ..
+        } => ControlRequest::Ikev2(ControlCommand::ResetSas),
+        Command::Reset {
+            what: ResetWhat::Id,
+            ref id,
+        } => ControlRequest::Ikev2(ControlCommand::ResetId {
+            id: id
+                .clone()
+                .ok_or_else(|| Failure::from("reset id: name the identity".to_string()))?,
+        }),
+        Command::Load { ref file } => ControlRequest::Load {
+            path: absolute(file)?,
+        },
+        Command::Active => ControlRequest::SetMode(ipc::InitiationMode::Active),
+        Command::Passive => ControlRequest::SetMode(ipc::InitiationMode::Passive),
+        Command::Couple => ControlRequest::Pfkey(ipc::PfkeyCommand::Couple(true)),
+        Command::Decouple => ControlRequest::Pfkey(ipc::PfkeyCommand::Couple(false)),
+        Command::Show { what: Show::Flows } => ControlRequest::Pfkey(ipc::PfkeyCommand::ShowFlows),
+    })
+}
+
+/// An IKE SPI as `show sa` prints it: 16 hex digits (a `0x` prefix and
+/// leading zeros optional).
+fn parse_spi(text: &str) -> Result<u64, Failure> {
+    let digits = text.strip_prefix("0x").unwrap_or(text);
+    if digits.is_empty() || digits.len() > 16 {
+        return Err(Failure::from(format!(
+            "terminate --sa: {text:?} is not an IKE SPI (16 hex digits, as show sa prints)"
+        )));
     }
+    u64::from_str_radix(digits, 16).map_err(|_| {
+        Failure::from(format!(
+            "terminate --sa: {text:?} is not an IKE SPI (16 hex digits, as show sa prints)"
+        ))
+    })
+}
+
+/// `load FILE`: the daemon runs elsewhere (another working directory, a
+/// chroot for its children): it gets the absolute path.
+fn absolute(file: &std::path::Path) -> Result<String, Failure> {
+    let path = std::path::absolute(file)
+        .map_err(|e| Failure::from(format!("load {}: {e}", file.display())))?;
+    path.to_str()
+        .map(str::to_string)
+        .ok_or_else(|| Failure::from(format!("load {}: the path is not UTF-8", path.display())))
 }
 
 fn age(seconds: u64) -> String {
@@ -321,14 +476,14 @@ fn render_sas(sas: &[IkeSaInfo]) -> String {
     out.trim_end().to_string()
 }
 
-/// The `--json` form of an answer. `sas` stays the list it always was;
-/// `total`, `truncated` and (when cut) `note` tell a cut list from a whole.
-fn json_answer(result: &Result<Answer, String>) -> serde_json::Value {
-    match result {
-        Ok(Answer::Message(message)) => serde_json::json!({ "ok": true, "message": message }),
+/// The `--json` form of an answer (doc/ikectl-json.md). `sas` stays the
+/// list it always was; `total`, `truncated` and (when cut) `note` tell a
+/// cut list from a whole.
+fn json_answer(command: &str, result: &Result<Answer, Failure>) -> serde_json::Value {
+    let body = match result {
+        Ok(Answer::Message(message)) => serde_json::json!({ "message": message }),
         Ok(Answer::Sas { sas, total }) => {
             let mut value = serde_json::json!({
-                "ok": true,
                 "sas": sas,
                 "total": total,
                 "truncated": *total > sas.len() as u64,
@@ -338,9 +493,12 @@ fn json_answer(result: &Result<Answer, String>) -> serde_json::Value {
             }
             value
         }
-        Ok(Answer::CertStore(info)) => serde_json::json!({ "ok": true, "certstore": info }),
-        Err(message) => serde_json::json!({ "ok": false, "error": message }),
-    }
+        Ok(Answer::CertStore(info)) => serde_json::json!({ "certstore": info }),
+        Ok(Answer::Flows(info)) => serde_json::json!({ "flows": info }),
+        Ok(Answer::Script(script)) => serde_json::json!({ "script": script }),
+        Err(failure) => return json::failure(command, failure),
+    };
+    json::envelope(command, true, body)
 }
 
 fn main() -> ExitCode {
@@ -351,8 +509,10 @@ fn main() -> ExitCode {
         _ => {}
     }
     let result = run(&cli);
-    if cli.json {
-        let value = json_answer(&result);
+    if let (Ok(Answer::Script(script)), false) = (&result, cli.json) {
+        print!("{script}");
+    } else if cli.json {
+        let value = json_answer(&json::command_name(&cli.command), &result);
         println!("{value}");
     } else {
         match &result {
@@ -364,7 +524,9 @@ fn main() -> ExitCode {
                 }
             }
             Ok(Answer::CertStore(info)) => println!("{}", certstore::render(info)),
-            Err(message) => eprintln!("ikectl: {message}"),
+            Ok(Answer::Flows(info)) => println!("{}", flows::render(info)),
+            Ok(Answer::Script(script)) => print!("{script}"),
+            Err(failure) => eprintln!("ikectl: {}", failure.message),
         }
     }
     if result.is_ok() {
@@ -422,10 +584,13 @@ mod tests {
         assert!(text.contains("  virtual ip 10.99.0.7\n"), "{text}");
         assert!(text.contains("  eap identity alice\n"), "{text}");
         assert_eq!(text.matches("virtual ip").count(), 1, "{text}");
-        let value = json_answer(&Ok(Answer::Sas {
-            sas: vec![rw],
-            total: 1,
-        }));
+        let value = json_answer(
+            "show sa",
+            &Ok(Answer::Sas {
+                sas: vec![rw],
+                total: 1,
+            }),
+        );
         assert_eq!(value["sas"][0]["virtual_ips"][0], "10.99.0.7");
     }
 
@@ -435,7 +600,7 @@ mod tests {
             sas: vec![sa(1), sa(2)],
             total: 2,
         });
-        let value = json_answer(&whole);
+        let value = json_answer("show sa", &whole);
         assert_eq!(value["sas"].as_array().unwrap().len(), 2);
         assert_eq!(value["sas"][0]["policy"], "p1");
         assert_eq!(value["truncated"], false);
@@ -446,7 +611,7 @@ mod tests {
             sas: vec![sa(1)],
             total: 20_000,
         });
-        let value = json_answer(&cut);
+        let value = json_answer("show sa", &cut);
         assert_eq!(value["ok"], true);
         assert_eq!(value["sas"].as_array().unwrap().len(), 1);
         assert_eq!(value["total"], 20_000);

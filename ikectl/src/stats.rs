@@ -9,15 +9,16 @@ use iked_common::ipc::{ControlCommand, ControlReply, ControlRequest, IPC_VERSION
 use iked_common::stats::{AuthFailure, SaEvent, StatsReport, STATS_JSON_VERSION};
 use serde_json::{json, Map, Value};
 
-use crate::{connect_to, exchange, Cli, REPLY_TIMEOUT};
+use crate::connect::{connect_to, Failure};
+use crate::{exchange, json as envelope, Cli, REPLY_TIMEOUT};
 
 /// Connects and says hello; `timeout` bounds each wait for a reply.
-fn session(cli: &Cli, timeout: Option<std::time::Duration>) -> Result<OwnedFd, String> {
+fn session(cli: &Cli, timeout: Option<std::time::Duration>) -> Result<OwnedFd, Failure> {
     let fd = connect_to(&cli.socket)?;
     let limit = timeout.unwrap_or(REPLY_TIMEOUT);
     let tv = nix::sys::time::TimeVal::new(limit.as_secs() as i64, 0);
     nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::ReceiveTimeout, &tv)
-        .map_err(|e| format!("socket timeout: {e}"))?;
+        .map_err(|e| Failure::protocol(format!("socket timeout: {e}")))?;
     match exchange(
         &fd,
         &ControlRequest::Hello {
@@ -25,19 +26,17 @@ fn session(cli: &Cli, timeout: Option<std::time::Duration>) -> Result<OwnedFd, S
         },
     )? {
         ControlReply::Hello { .. } => Ok(fd),
-        ControlReply::Failed(message) => Err(message),
-        other => Err(format!("unexpected reply {other:?}")),
+        ControlReply::Failed(message) => Err(Failure::from(message)),
+        other => Err(Failure::protocol(format!("unexpected reply {other:?}"))),
     }
 }
 
-fn fail(cli: &Cli, message: &str) -> ExitCode {
+/// Prints `failure` as every ikectl answer does (ikectl-json.md).
+fn fail(cli: &Cli, command: &str, failure: &Failure) -> ExitCode {
     if cli.json {
-        println!(
-            "{}",
-            json!({ "version": STATS_JSON_VERSION, "ok": false, "error": message })
-        );
+        println!("{}", envelope::failure(command, failure));
     } else {
-        eprintln!("ikectl: {message}");
+        eprintln!("ikectl: {}", failure.message);
     }
     ExitCode::FAILURE
 }
@@ -47,15 +46,15 @@ pub fn show_stats(cli: &Cli) -> ExitCode {
     let report = session(cli, None).and_then(|fd| {
         match exchange(&fd, &ControlRequest::Ikev2(ControlCommand::ShowStats))? {
             ControlReply::Stats(report) => Ok(report),
-            ControlReply::Failed(message) => Err(message),
-            other => Err(format!("unexpected reply {other:?}")),
+            ControlReply::Failed(message) => Err(Failure::from(message)),
+            other => Err(Failure::protocol(format!("unexpected reply {other:?}"))),
         }
     });
     match report {
         Ok(report) if cli.json => {
             println!(
                 "{}",
-                json!({ "version": STATS_JSON_VERSION, "ok": true, "stats": stats_json(&report) })
+                envelope::envelope("show stats", true, json!({ "stats": stats_json(&report) }))
             );
             ExitCode::SUCCESS
         }
@@ -63,7 +62,7 @@ pub fn show_stats(cli: &Cli) -> ExitCode {
             print!("{}", render_stats(&report));
             ExitCode::SUCCESS
         }
-        Err(message) => fail(cli, &message),
+        Err(failure) => fail(cli, "show stats", &failure),
     }
 }
 
@@ -211,11 +210,11 @@ pub fn monitor(cli: &Cli, count: Option<u64>) -> ExitCode {
     let fd =
         match session(cli, None).and_then(|fd| match exchange(&fd, &ControlRequest::Monitor)? {
             ControlReply::Done(_) => Ok(fd),
-            ControlReply::Failed(message) => Err(message),
-            other => Err(format!("unexpected reply {other:?}")),
+            ControlReply::Failed(message) => Err(Failure::from(message)),
+            other => Err(Failure::protocol(format!("unexpected reply {other:?}"))),
         }) {
             Ok(fd) => fd,
-            Err(message) => return fail(cli, &message),
+            Err(failure) => return fail(cli, "monitor", &failure),
         };
     let _ = nix::sys::socket::setsockopt(
         &fd,
@@ -232,12 +231,21 @@ pub fn monitor(cli: &Cli, count: Option<u64>) -> ExitCode {
             .and_then(|r| r.expect_descriptors(0));
         let event = match reply {
             Ok((ControlReply::Event(event), _)) => event,
-            Ok((ControlReply::Failed(message), _)) => return fail(cli, &message),
-            Ok((other, _)) => return fail(cli, &format!("unexpected message {other:?}")),
-            Err(iked_common::ipc::IpcError::Closed) => {
-                return fail(cli, "iked closed the connection")
+            Ok((ControlReply::Failed(message), _)) => {
+                return fail(cli, "monitor", &Failure::from(message))
             }
-            Err(e) => return fail(cli, &format!("reading events: {e}")),
+            Ok((other, _)) => {
+                let message = format!("unexpected message {other:?}");
+                return fail(cli, "monitor", &Failure::protocol(message));
+            }
+            Err(iked_common::ipc::IpcError::Closed) => {
+                let message = "iked closed the connection".to_string();
+                return fail(cli, "monitor", &Failure::protocol(message));
+            }
+            Err(e) => {
+                let message = format!("reading events: {e}");
+                return fail(cli, "monitor", &Failure::protocol(message));
+            }
         };
         let line = if cli.json {
             event_json(&event).to_string()

@@ -27,6 +27,7 @@ use crate::spawn::{describe_exit, spawn, Child};
 use crate::users::RoleUsers;
 
 mod reload;
+mod control_verbs;
 
 /// How long a child may take to start, and to stop when told.
 const CHILD_START_TIMEOUT: Duration = Duration::from_secs(5);
@@ -747,7 +748,7 @@ impl Daemon {
                 self.installed_addresses.remove(&(interface, address));
             }
             ChildToParent::ControlResult { id, reply }
-                if matches!(role, Role::Ikev2 | Role::Ca) =>
+                if matches!(role, Role::Ikev2 | Role::Ca | Role::Pfkey) =>
             {
                 let reply = match (self.ca_reply_prefixes.remove(&id), reply) {
                     (Some(prefix), ControlReply::Done(m)) => {
@@ -1069,6 +1070,10 @@ impl Daemon {
                 Ok(()) => return self.forward_to_ca(id, ipc::CaCommand::StoreStatus),
                 Err(message) => ControlReply::Failed(message),
             },
+            request @ (ControlRequest::Load { .. }
+            | ControlRequest::SetMode(_)
+            | ControlRequest::Pfkey(_)
+            | ControlRequest::Reset(_)) => return self.on_control_verb(id, request),
             ControlRequest::Ikev2(command) => {
                 // ikev2 answers later with a ControlResult carrying this id.
                 let request_id = self.control.forwarding(id);

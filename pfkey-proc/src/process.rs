@@ -296,6 +296,10 @@ fn on_parent(
                 }
             }
             ParentToChild::SetVerbosity(v) => logging::set_verbosity(v),
+            ParentToChild::PfkeyControl { id, command } => {
+                let outcome = service.control(id, command);
+                deliver(started, ikev2, outcome)?;
+            }
             ParentToChild::Shutdown => {
                 let outcome = service.flush_ours();
                 for message in &outcome.to_parent {

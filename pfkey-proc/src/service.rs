@@ -23,6 +23,7 @@ use crate::reqids::{ReqidOwner, ReqidOwners};
 use crate::routes::{RouteManager, RouteNeed};
 use crate::xfrm::XfrmBackend;
 
+mod control;
 mod migrate;
 
 /// Most kernel entries pfkey keeps at once for ikev2: a compromised or
@@ -68,6 +69,8 @@ pub struct PfkeyService {
     /// Routes for tunnel-mode SAs and source lookups (see [`crate::routes`]);
     /// None only in tests of the bookkeeping alone.
     routes: Option<RouteManager>,
+    /// `ikectl couple|decouple` (service/control.rs).
+    coupling: control::Coupling,
 }
 
 /// Builds the backend for sockets the parent opened.
@@ -139,6 +142,7 @@ impl PfkeyService {
             encapsulated: HashSet::new(),
             addresses: VirtualAddresses::default(),
             routes: None,
+            coupling: control::Coupling::default(),
         })
     }
 
@@ -367,6 +371,9 @@ impl PfkeyService {
     }
 
     pub fn handle_request(&mut self, request: Ikev2ToPfkey) -> Outcome {
+        if let Some(outcome) = self.while_decoupled(&request) {
+            return outcome;
+        }
         let mut outcome = Outcome::default();
         let adds = match &request {
             Ikev2ToPfkey::AllocateSpi { id, .. } | Ikev2ToPfkey::AddPolicy { id, .. } => Some(*id),
@@ -791,6 +798,8 @@ mod tests {
     use std::net::IpAddr;
     use std::sync::{Arc, Mutex};
 
+    /// `show flows`, `couple`, `decouple` (src/service/tests/coupling.rs).
+    mod coupling;
     /// SA migration (src/service/tests/migrate.rs).
     mod migrate;
     /// Road warriors (src/service/tests/ra.rs).

@@ -215,7 +215,13 @@ fn every_ikectl_command_and_option_is_documented() {
             "initiate",
             "terminate",
             "ca",
-            "monitor"
+            "monitor",
+            "load",
+            "active",
+            "passive",
+            "couple",
+            "decouple",
+            "completions"
         ],
         "commands parsed from ikectl"
     );
@@ -264,7 +270,7 @@ fn every_ikectl_command_and_option_is_documented() {
     }
     assert_eq!(
         long_options,
-        ["json", "count"],
+        ["json", "count", "policy", "peer"],
         "long options parsed from ikectl"
     );
     for option in long_options {

@@ -443,6 +443,7 @@ impl Engine {
                     ..Default::default()
                 }))
             }
+            command => return self.handle_control_verb(id, command),
         };
         self.actions.push_back(Action::Control { id, reply });
     }

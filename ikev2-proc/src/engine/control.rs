@@ -171,7 +171,14 @@ impl Engine {
     /// thousand SAs must not make `ikectl show sa` kill the process),
     /// and how many IKE SAs there are: ikectl says when the list is cut.
     pub(super) fn show_sa_capped(&self) -> (Vec<iked_common::ipc::IkeSaInfo>, u64) {
-        let mut list = self.show_sa();
+        self.cap_sa_list(self.show_sa())
+    }
+
+    /// `list` cut to what fits into one reply, and its length before.
+    pub(super) fn cap_sa_list(
+        &self,
+        mut list: Vec<iked_common::ipc::IkeSaInfo>,
+    ) -> (Vec<iked_common::ipc::IkeSaInfo>, u64) {
         let total = list.len();
         // Leave room for the envelope around the list.
         let limit = iked_common::ipc::MAX_SA_LIST_REPLY - 4096;

@@ -87,6 +87,7 @@ mod admission;
 mod api;
 mod child_sa;
 mod control;
+mod control_verbs;
 mod digest;
 mod dn_text;
 mod exchange;

@@ -253,6 +253,8 @@ impl Daemon {
         }
         self.config = pending.config;
         self.generation = generation;
+        // `ikectl load FILE`: FILE is what later reloads read.
+        self.config_path.clone_from(&pending.path);
         if let Err(e) = self.control.set_group(pending.control_group) {
             log::error!("{e}");
         }

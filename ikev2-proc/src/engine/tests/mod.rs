@@ -4,6 +4,7 @@
 
 mod child;
 mod config_control;
+mod control_verbs;
 mod digest;
 mod eap;
 mod fragments;
