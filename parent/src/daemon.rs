@@ -113,7 +113,8 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
     let control_group =
         ControlGroup::resolve(config.control_group.as_deref()).map_err(|e| e.to_string())?;
 
-    if !cli.foreground {
+    // Under systemd (Type=notify) the unit's main process must stay ours.
+    if !cli.foreground && !crate::notify::supervised() {
         nix::unistd::daemon(false, false).map_err(|e| format!("daemon: {e}"))?;
     }
     let destination = if cli.foreground {
@@ -187,6 +188,7 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
         log::error!("{e}");
         return Ok(daemon.fail_stop());
     }
+    crate::notify::ready();
     daemon.run(signals)
 }
 
@@ -554,7 +556,9 @@ impl Daemon {
                     SIGNAL_HUP => {
                         drain(&mut hup);
                         log::info!("SIGHUP: reloading {}", self.config_path.display());
+                        crate::notify::reloading();
                         let _ = self.reload();
+                        crate::notify::reloaded();
                     }
                     SIGNAL_TERM => {
                         drain(&mut term);
@@ -778,6 +782,7 @@ impl Daemon {
 
     /// Fail closed: stop every child, flush what we installed, exit non-zero.
     fn fail_stop(&mut self) -> ExitCode {
+        crate::notify::stopping();
         let deadline = Instant::now() + CHILD_STOP_TIMEOUT;
         for child in self.children.iter().filter(|c| !c.exited) {
             let _ = kill(child.pid, Signal::SIGTERM);
@@ -799,6 +804,7 @@ impl Daemon {
 
     /// Orderly stop: children told, our kernel entries flushed, exit 0.
     fn shutdown(&mut self) -> ExitCode {
+        crate::notify::stopping();
         let deadline = Instant::now() + CHILD_STOP_TIMEOUT;
         for child in self.children.iter_mut().filter(|c| !c.exited) {
             let _ = child.channel.send(&ParentToChild::Shutdown);

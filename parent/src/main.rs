@@ -7,6 +7,7 @@ mod control;
 mod daemon;
 mod eap;
 mod flows;
+mod notify;
 mod spawn;
 mod users;
 
