@@ -109,7 +109,7 @@ Version: $debversion
 Architecture: $arch
 Maintainer: iked maintainers <iked@localhost>
 Installed-Size: $installed_size
-Depends: $depends, passwd
+Depends: $depends, passwd, procps
 Section: net
 Priority: optional
 Description: IKEv2 VPN daemon, privilege-separated (after OpenBSD iked)
