@@ -34,8 +34,9 @@ fn address_of(value: &[u8]) -> Result<SocketAddr, String> {
     use std::os::linux::net::SocketAddrExt;
     use std::os::unix::ffi::OsStrExt;
     match value.first() {
-        Some(b'/') => SocketAddr::from_pathname(std::ffi::OsStr::from_bytes(value))
-            .map_err(|e| e.to_string()),
+        Some(b'/') => {
+            SocketAddr::from_pathname(std::ffi::OsStr::from_bytes(value)).map_err(|e| e.to_string())
+        }
         Some(b'@') => SocketAddr::from_abstract_name(&value[1..]).map_err(|e| e.to_string()),
         _ => Err("neither an absolute path nor an abstract name (@...)".into()),
     }

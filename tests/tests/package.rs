@@ -199,7 +199,13 @@ fn allowed_after_purge(path: &str) -> bool {
     ]
     .iter()
     .any(|p| path.starts_with(p))
-        || ["/etc/passwd-", "/etc/group-", "/etc/shadow-", "/etc/gshadow-"].contains(&path)
+        || [
+            "/etc/passwd-",
+            "/etc/group-",
+            "/etc/shadow-",
+            "/etc/gshadow-",
+        ]
+        .contains(&path)
 }
 
 fn mode_and_owner(path: &Path) -> (u32, u32, u32) {
@@ -242,8 +248,8 @@ struct Listener {
 impl Listener {
     fn bind(path: &Path) -> Listener {
         let _ = std::fs::remove_file(path);
-        let socket = UnixDatagram::bind(path)
-            .unwrap_or_else(|e| panic!("bind {}: {e}", path.display()));
+        let socket =
+            UnixDatagram::bind(path).unwrap_or_else(|e| panic!("bind {}: {e}", path.display()));
         socket
             .set_read_timeout(Some(Duration::from_millis(100)))
             .expect("read timeout");
@@ -263,7 +269,13 @@ impl Listener {
 
     /// Waits up to `timeout` for a datagram containing `needle` among those
     /// from `from` on; returns its index.
-    fn wait_for(&mut self, needle: &str, from: usize, timeout: Duration, daemon: &mut Child) -> usize {
+    fn wait_for(
+        &mut self,
+        needle: &str,
+        from: usize,
+        timeout: Duration,
+        daemon: &mut Child,
+    ) -> usize {
         let deadline = Instant::now() + timeout;
         loop {
             self.drain();
@@ -271,7 +283,11 @@ impl Listener {
                 return from + i;
             }
             if let Ok(Some(status)) = daemon.try_wait() {
-                panic!("the daemon exited ({status}) before {needle:?}; seen: {:#?}", self.seen);
+                panic!(
+                    "the daemon exited ({status}) before {needle:?}; seen: {:#?}\nstderr: {}",
+                    self.seen,
+                    stderr_of(daemon)
+                );
             }
             assert!(
                 Instant::now() < deadline,
@@ -463,7 +479,16 @@ mount -t proc proc "$r/proc"
 exec chroot "$r" setpriv --bounding-set="$BOUNDING" --no-new-privs \
     env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin NOTIFY_SOCKET="$NOTIFY" "$@""#;
     let mut daemon = Command::new("unshare")
-        .args(["--net", "--mount", "--propagation", "private", "sh", "-c", sandbox, "sh"])
+        .args([
+            "--net",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            sandbox,
+            "sh",
+        ])
         .arg(&root)
         .args(exec_start[0].split_whitespace())
         .env("BOUNDING", format!("-all,{}", bounding.join(",")))
@@ -487,16 +512,16 @@ exec chroot "$r" setpriv --bounding-set="$BOUNDING" --no-new-privs \
     assert!(daemon.try_wait().expect("try_wait").is_none());
     syslog.wait_for("parent: started:", 0, START_TIMEOUT, &mut daemon);
     assert!(
-        syslog.seen.iter().any(|l| l.contains(&format!("iked[{main_pid}]"))),
+        syslog
+            .seen
+            .iter()
+            .any(|l| l.contains(&format!("iked[{main_pid}]"))),
         "syslog lines carry iked[pid]: {:#?}",
         syslog.seen
     );
 
     // Up: ikectl, the installed one, answers in text and JSON.
-    let text = run(
-        &mut in_root(&root, "ikectl show sa"),
-        "ikectl show sa",
-    );
+    let text = run(&mut in_root(&root, "ikectl show sa"), "ikectl show sa");
     assert!(
         String::from_utf8_lossy(&text.stdout).contains("no IKE SAs"),
         "{}",
@@ -579,7 +604,10 @@ exec chroot "$r" setpriv --bounding-set="$BOUNDING" --no-new-privs \
         .difference(&after)
         .filter(|p| !allowed_after_purge(p))
         .collect();
-    assert!(lost.is_empty(), "purge removed what was not the package's: {lost:#?}");
+    assert!(
+        lost.is_empty(),
+        "purge removed what was not the package's: {lost:#?}"
+    );
     for user in ["_iked", "_iked_pfkey", "_iked_ca"] {
         assert!(
             passwd_entry(&root, user).is_some(),
@@ -594,7 +622,12 @@ impl Listener {
         let deadline = Instant::now() + STOP_TIMEOUT;
         loop {
             self.drain();
-            if self.seen.iter().skip(from).any(|m| m.contains("STOPPING=1")) {
+            if self
+                .seen
+                .iter()
+                .skip(from)
+                .any(|m| m.contains("STOPPING=1"))
+            {
                 return;
             }
             assert!(
