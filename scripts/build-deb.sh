@@ -12,6 +12,7 @@
 # cargo-deb is not in Debian and would have to be built from crates.io on
 # every CI machine. dpkg-deb and dpkg-shlibdeps come with dpkg-dev, and
 # every file and mode of the package is visible here.
+# DEBFULLNAME and DEBEMAIL name the maintainer, as for dch(1).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -58,11 +59,13 @@ dist=$workspace/dist
 
 install -d -m 0755 "$root/usr/sbin" "$root/usr/share/man/man8" \
     "$root/usr/share/man/man5" "$root/usr/share/doc/iked" \
-    "$root/lib/systemd/system" "$root/usr/lib/tmpfiles.d" "$root/var/empty" \
-    "$root/DEBIAN"
+    "$root/lib/systemd/system" "$root/usr/lib/tmpfiles.d" \
+    "$root/usr/share/lintian/overrides" "$root/DEBIAN"
 install -m 0755 "$bin/iked" "$bin/ikectl" "$root/usr/sbin/"
-# Debug info stays in target/; the package carries the code only.
-strip --strip-debug "$root/usr/sbin/iked" "$root/usr/sbin/ikectl"
+# Debug info stays in target/; the package carries the code only (as
+# Debian's dh_strip does it).
+strip --strip-unneeded --remove-section=.comment --remove-section=.note \
+    "$root/usr/sbin/iked" "$root/usr/sbin/ikectl"
 for page in man/*.8; do
     gzip -9n <"$page" >"$root/usr/share/man/man8/$(basename "$page").gz"
 done
@@ -81,12 +84,15 @@ install -m 0600 "$dist/debian/iked.conf" "$root/etc/iked/iked.conf"
 install -m 0644 "$dist/systemd/iked.service" "$root/lib/systemd/system/"
 install -m 0644 "$dist/tmpfiles.d/iked.conf" "$root/usr/lib/tmpfiles.d/iked.conf"
 install -m 0644 "$dist/debian/copyright" "$root/usr/share/doc/iked/copyright"
+install -m 0644 "$dist/debian/lintian-overrides" "$root/usr/share/lintian/overrides/iked"
+# The maintainer as Debian's tools take it from the environment.
+maintainer="${DEBFULLNAME:-iked builder} <${DEBEMAIL:-root@localhost}>"
 {
     echo "iked ($debversion) unstable; urgency=medium"
     echo
     echo "  * Built from the iked workspace."
     echo
-    echo " -- iked maintainers <iked@localhost>  $(date -R -d @"${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}")"
+    echo " -- $maintainer  $(date -R -d @"${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}")"
 } | gzip -9n >"$root/usr/share/doc/iked/changelog.Debian.gz"
 chmod 0644 "$root/usr/share/doc/iked/changelog.Debian.gz"
 
@@ -107,7 +113,7 @@ cat >"$root/DEBIAN/control" <<CONTROL
 Package: iked
 Version: $debversion
 Architecture: $arch
-Maintainer: iked maintainers <iked@localhost>
+Maintainer: $maintainer
 Installed-Size: $installed_size
 Depends: $depends, passwd, procps
 Section: net

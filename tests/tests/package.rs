@@ -386,7 +386,7 @@ fn the_debian_package_installs_starts_reloads_stops_and_purges() {
         ("etc/iked/private", 0o700),
         ("lib/systemd/system/iked.service", 0o644),
         ("usr/lib/tmpfiles.d/iked.conf", 0o644),
-        ("var/empty", 0o755),
+        ("var/empty", 0o755), // made by postinst
     ] {
         assert_eq!(
             mode_and_owner(&root.join(path)),
