@@ -298,6 +298,19 @@ impl Listener {
     }
 }
 
+/// The daemon, killed if the test fails while it runs: no iked is left
+/// behind in its namespace holding the scratch root.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 fn stderr_of(daemon: &mut Child) -> String {
     use std::io::Read;
     let mut text = String::new();
@@ -497,11 +510,12 @@ exec chroot "$r" setpriv --bounding-set="$BOUNDING" --no-new-privs \
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
+        .map(KillOnDrop)
         .expect("start the daemon");
     // unshare, sh, chroot, setpriv and env all exec: the pid is iked's.
-    let main_pid = daemon.id();
+    let main_pid = daemon.0.id();
 
-    let ready = notify.wait_for("READY=1", 0, START_TIMEOUT, &mut daemon);
+    let ready = notify.wait_for("READY=1", 0, START_TIMEOUT, &mut daemon.0);
     assert!(
         notify.seen[ready].contains(&format!("MAINPID={main_pid}")),
         "READY=1 names the main pid {main_pid}: {:?}",
@@ -509,8 +523,8 @@ exec chroot "$r" setpriv --bounding-set="$BOUNDING" --no-new-privs \
     );
     // It stayed in the foreground (systemd tracks that pid) and logs to
     // syslog, whence the journal takes it.
-    assert!(daemon.try_wait().expect("try_wait").is_none());
-    syslog.wait_for("parent: started:", 0, START_TIMEOUT, &mut daemon);
+    assert!(daemon.0.try_wait().expect("try_wait").is_none());
+    syslog.wait_for("parent: started:", 0, START_TIMEOUT, &mut daemon.0);
     assert!(
         syslog
             .seen
@@ -556,9 +570,9 @@ exec chroot "$r" setpriv --bounding-set="$BOUNDING" --no-new-privs \
         let line = line.replace("$MAINPID", &main_pid.to_string());
         run(&mut in_root(&root, &line), &format!("ExecReload {line}"));
     }
-    let reloading = notify.wait_for("RELOADING=1", reloads_from, START_TIMEOUT, &mut daemon);
-    notify.wait_for("READY=1", reloading + 1, START_TIMEOUT, &mut daemon);
-    syslog.wait_for("configuration 2 loaded", 0, START_TIMEOUT, &mut daemon);
+    let reloading = notify.wait_for("RELOADING=1", reloads_from, START_TIMEOUT, &mut daemon.0);
+    notify.wait_for("READY=1", reloading + 1, START_TIMEOUT, &mut daemon.0);
+    syslog.wait_for("configuration 2 loaded", 0, START_TIMEOUT, &mut daemon.0);
 
     // Stop as systemd does with KillMode=mixed: SIGTERM to the main process.
     assert_eq!(unit_values(&unit, "KillMode"), ["mixed"]);
@@ -571,16 +585,15 @@ exec chroot "$r" setpriv --bounding-set="$BOUNDING" --no-new-privs \
     notify.wait_for_exit_notice(stops_from);
     let deadline = Instant::now() + STOP_TIMEOUT;
     let status = loop {
-        if let Some(status) = daemon.try_wait().expect("try_wait") {
+        if let Some(status) = daemon.0.try_wait().expect("try_wait") {
             break status;
         }
         if Instant::now() >= deadline {
-            let _ = daemon.kill();
             panic!("iked did not stop within {STOP_TIMEOUT:?} (TimeoutStopSec)");
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    let stderr = stderr_of(&mut daemon);
+    let stderr = stderr_of(&mut daemon.0);
     assert!(status.success(), "iked stopped with {status}: {stderr}");
     syslog.wait_for_line("parent: stopped");
     drop(notify);
