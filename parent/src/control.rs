@@ -806,6 +806,13 @@ impl ControlServer {
         request
     }
 
+    /// An id for the parent's own request to a child: its answer is for
+    /// no client and is dropped.
+    pub fn own_request(&mut self) -> u64 {
+        self.next_request += 1;
+        self.next_request
+    }
+
     /// ikev2's answer to forwarded request `request`.
     pub fn answer(&mut self, request: u64, reply: &ControlReply) {
         let Some(client) = self.forwarded.remove(&request) else {

@@ -26,8 +26,8 @@ use crate::control::{ControlGroup, ControlServer};
 use crate::spawn::{describe_exit, spawn, Child};
 use crate::users::RoleUsers;
 
-mod reload;
 mod control_verbs;
+mod reload;
 
 /// How long a child may take to start, and to stop when told.
 const CHILD_START_TIMEOUT: Duration = Duration::from_secs(5);
@@ -137,7 +137,8 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
     let control_group =
         ControlGroup::resolve(config.control_group.as_deref()).map_err(|e| e.to_string())?;
 
-    if !cli.foreground {
+    // Under systemd (Type=notify) the unit's main process must stay ours.
+    if !cli.foreground && !crate::notify::supervised() {
         nix::unistd::daemon(false, false).map_err(|e| format!("daemon: {e}"))?;
     }
     let destination = if cli.foreground {
@@ -221,6 +222,11 @@ pub fn run(cli: &Cli, verbosity: Verbosity) -> Result<ExitCode, String> {
         log::error!("{e}");
         return Ok(daemon.fail_stop());
     }
+    if !daemon.config.couple {
+        // `set decouple`: pfkey holds our policies out of the kernel.
+        daemon.send_coupling(false);
+    }
+    crate::notify::ready();
     daemon.run(signals)
 }
 
@@ -837,6 +843,7 @@ impl Daemon {
 
     /// Fail closed: stop every child, flush what we installed, exit non-zero.
     fn fail_stop(&mut self) -> ExitCode {
+        crate::notify::stopping();
         let deadline = Instant::now() + CHILD_STOP_TIMEOUT;
         for child in self.children.iter().filter(|c| !c.exited) {
             let _ = kill(child.pid, Signal::SIGTERM);
@@ -858,6 +865,7 @@ impl Daemon {
 
     /// Orderly stop: children told, our kernel entries flushed, exit 0.
     fn shutdown(&mut self) -> ExitCode {
+        crate::notify::stopping();
         let deadline = Instant::now() + CHILD_STOP_TIMEOUT;
         for child in self.children.iter_mut().filter(|c| !c.exited) {
             let _ = child.channel.send(&ParentToChild::Shutdown);

@@ -4,8 +4,7 @@
 
 use iked_common::config::InitiationMode;
 use iked_common::ipc::{
-    ControlCommand, ControlReply, ControlRequest, ParentToChild, PfkeyCommand, ResetTarget,
-    Role,
+    ControlCommand, ControlReply, ControlRequest, ParentToChild, PfkeyCommand, ResetTarget, Role,
 };
 
 use super::Daemon;
@@ -140,6 +139,25 @@ impl Daemon {
                 id,
                 &ControlReply::Failed(format!("the {role} process is not available")),
             );
+        }
+    }
+
+    /// Tells pfkey to load (true) or hold out (false) our kernel policies,
+    /// as `set couple|decouple` says: at start and when a reload changes
+    /// it. `ikectl couple|decouple` lasts until then.
+    pub(super) fn send_coupling(&mut self, couple: bool) {
+        let id = self.control.own_request();
+        let message = ParentToChild::PfkeyControl {
+            id,
+            command: PfkeyCommand::Couple(couple),
+        };
+        if let Some(index) = self.children.iter().position(|c| c.role == Role::Pfkey) {
+            if let Err(e) = self.send_to_child(index, &message) {
+                log::error!(
+                    "sending {} to pfkey: {e}",
+                    if couple { "couple" } else { "decouple" }
+                );
+            }
         }
     }
 }

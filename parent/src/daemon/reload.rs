@@ -130,6 +130,17 @@ impl Daemon {
         path: &Path,
         requester: Option<u64>,
     ) -> Result<(), String> {
+        // systemd (Type=notify) sees RELOADING until the round ends.
+        crate::notify::reloading();
+        let begun = self.prepare_round(path, requester);
+        if begun.is_err() {
+            crate::notify::reloaded();
+        }
+        begun
+    }
+
+    /// begin_reload's work: Err when nothing was sent.
+    fn prepare_round(&mut self, path: &Path, requester: Option<u64>) -> Result<(), String> {
         let failed = |e: &dyn std::fmt::Display| {
             let message = format!("reload failed, keeping the current configuration: {e}");
             log::error!("{message}");
@@ -251,8 +262,13 @@ impl Daemon {
             // A failed send stops the daemon at the loop's next turn.
             let _ = self.send_to_child(index, &ParentToChild::CommitConfig { generation });
         }
+        let coupling =
+            (self.config.couple != pending.config.couple).then_some(pending.config.couple);
         self.config = pending.config;
         self.generation = generation;
+        if let Some(couple) = coupling {
+            self.send_coupling(couple);
+        }
         // `ikectl load FILE`: FILE is what later reloads read.
         self.config_path.clone_from(&pending.path);
         if let Err(e) = self.control.set_group(pending.control_group) {
@@ -270,6 +286,7 @@ impl Daemon {
             self.control
                 .answer(request, &ControlReply::Done(message.clone()));
         }
+        crate::notify::reloaded();
     }
 
     /// The round failed: every child drops what it prepared; the
@@ -292,6 +309,7 @@ impl Daemon {
             self.control
                 .answer(request, &ControlReply::Failed(message.clone()));
         }
+        crate::notify::reloaded();
     }
 }
 
