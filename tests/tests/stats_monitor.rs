@@ -411,7 +411,7 @@ fn monitor_text_shows_a_reload_and_stats_fail_clearly_without_a_daemon() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("is iked running?"), "{err}");
+    assert!(err.contains("iked is not running"), "{err}");
     let out = Command::new(binary("ikectl"))
         .arg("-s")
         .arg(&daemon.socket)
@@ -422,7 +422,9 @@ fn monitor_text_shows_a_reload_and_stats_fail_clearly_without_a_daemon() {
     let value: Value = serde_json::from_slice(&out.stdout).expect("JSON error");
     assert_eq!(value["version"], 1);
     assert_eq!(value["ok"], false);
+    assert_eq!(value["command"], "monitor");
+    assert_eq!(value["error_kind"], "not_running");
     assert!(value["error"]
         .as_str()
-        .is_some_and(|e| e.contains("is iked running?")));
+        .is_some_and(|e| e.contains("iked is not running")));
 }
