@@ -1,6 +1,6 @@
 //! Counters (`ikectl show stats`) and SA events (`ikectl monitor`) as they
 //! travel between the processes and to ikectl. The JSON that ikectl prints
-//! from them is documented in doc/ikectl-json-stats.md.
+//! from them is documented in doc/ikectl-json.md.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -1,5 +1,5 @@
 //! `ikectl show stats` and `ikectl monitor`: their requests, and their
-//! answers as text and as JSON (schema: doc/ikectl-json-stats.md).
+//! answers as text and as JSON (schema: doc/ikectl-json.md).
 
 use std::io::Write;
 use std::os::fd::OwnedFd;

@@ -390,6 +390,9 @@ fn the_debian_package_installs_starts_reloads_stops_and_purges() {
         ("usr/share/man/man8/ikectl.8.gz", 0o644),
         ("usr/share/man/man5/iked.conf.5.gz", 0o644),
         ("usr/share/doc/iked/copyright", 0o644),
+        ("usr/share/bash-completion/completions/ikectl", 0o644),
+        ("usr/share/zsh/vendor-completions/_ikectl", 0o644),
+        ("usr/share/fish/vendor_completions.d/ikectl.fish", 0o644),
         ("etc/iked", 0o755),
         ("etc/iked/iked.conf", 0o600),
         ("etc/iked/ca", 0o755),
@@ -414,6 +417,12 @@ fn the_debian_package_installs_starts_reloads_stops_and_purges() {
         let bytes = std::fs::read(root.join(page)).expect("man page");
         assert_eq!(&bytes[..2], b"\x1f\x8b", "/{page} is gzipped");
     }
+    let bash = std::fs::read_to_string(root.join("usr/share/bash-completion/completions/ikectl"))
+        .expect("bash completion");
+    assert!(
+        bash.contains("ikectl") && bash.contains("decouple"),
+        "the bash completion names ikectl's commands"
+    );
     let conffiles = run(
         &mut in_root(&root, "dpkg-query -W -f='${Conffiles}' iked"),
         "dpkg-query conffiles",
