@@ -209,12 +209,8 @@ impl PfkeyBackend {
         };
         if let Some(id) = codec::encryption_id(sa.encryption) {
             if !encrypt.contains(&id) {
-                let hint = if sa.encryption.is_aead() {
-                    "Linux PF_KEY installs no combined-mode ciphers; use `set kernel xfrm`"
-                } else {
-                    "crypto module not loaded?"
-                };
-                return Err(missing(sa.encryption.name(), hint));
+                // Combined-mode ciphers were refused above.
+                return Err(missing(sa.encryption.name(), "crypto module not loaded?"));
             }
         }
         if let Some(integrity) = sa.integrity {
@@ -487,7 +483,7 @@ fn aead_refused(sa: &SaParams) -> KernelFailure {
         format!(
             "add SA {}: Linux PF_KEY cannot install combined-mode ciphers such as {}; \
              use `set kernel xfrm`, or a non-AEAD transform (e.g. `childsa enc aes-256 \
-             auth hmac-sha2-256`) for this policy",
+             auth hmac-sha2-512`; not hmac-sha2-256, which PF_KEY truncates) for this policy",
             sa.id,
             sa.encryption.name()
         ),

@@ -65,12 +65,20 @@ fn with_timeout(fd: BorrowedFd<'_>) {
         .expect("SO_RCVTIMEO");
 }
 
+/// The next message from the child other than its counters: pfkey sends
+/// `PfkeyStats` whenever a count changes (`ikectl show stats`), between
+/// the messages this test follows.
 fn from_child(fd: &OwnedFd, what: &str) -> ChildToParent {
-    ipc::recv::<ChildToParent>(fd.as_fd())
-        .unwrap_or_else(|e| panic!("waiting for {what}: {e}"))
-        .expect_descriptors(0)
-        .unwrap()
-        .0
+    loop {
+        let message = ipc::recv::<ChildToParent>(fd.as_fd())
+            .unwrap_or_else(|e| panic!("waiting for {what}: {e}"))
+            .expect_descriptors(0)
+            .unwrap()
+            .0;
+        if !matches!(message, ChildToParent::PfkeyStats(_)) {
+            return message;
+        }
+    }
 }
 
 fn to_ikev2(fd: &OwnedFd, what: &str) -> PfkeyToIkev2 {
