@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use iked_common::config::{FragmentationSettings, Policy, PolicyInitiation};
+use iked_common::config::{FragmentationSettings, Policy};
 use iked_common::crypto::RandomSource;
 use iked_common::ipc::{CaToIkev2, ControlCommand, ControlReply, InitiationMode, PfkeyToIkev2};
 use iked_common::logging::RateLimit;
@@ -326,27 +326,7 @@ impl Engine {
         self.dpd_interval =
             (dpd_check_interval > 0).then(|| Duration::from_secs(u64::from(dpd_check_interval)));
         if mode == InitiationMode::Active {
-            let names: Vec<String> = self
-                .policies
-                .iter()
-                .filter(|p| p.initiation == PolicyInitiation::Active)
-                .map(|p| p.name.clone())
-                .collect();
-            for name in names {
-                // SAs being deleted (changed policy) do not count.
-                let has_sa = self.by_policy.get(&name).is_some_and(|s| {
-                    s.iter().any(|spi| {
-                        self.ikes
-                            .get(spi)
-                            .is_some_and(|sa| sa.state != IkeState::Deleting)
-                    })
-                });
-                if !has_sa {
-                    if let Err(e) = self.initiate(&name, None, 0) {
-                        log::warn!("policy {name}: cannot initiate: {e}");
-                    }
-                }
-            }
+            self.start_idle_active_policies();
         }
     }
 

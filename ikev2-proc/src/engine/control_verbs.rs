@@ -110,9 +110,10 @@ impl Engine {
         self.request_delete_ike(key);
     }
 
-    /// After `ikectl active`: the active policies without a live IKE SA
-    /// are started, as a configuration in active mode would.
-    fn start_idle_active_policies(&mut self) {
+    /// After `ikectl active`, and at a configuration in active mode: the
+    /// active policies without a live IKE SA (one being deleted, as a
+    /// changed policy's are, does not count) are started.
+    pub(in crate::engine) fn start_idle_active_policies(&mut self) {
         let names: Vec<String> = self
             .policies
             .iter()
