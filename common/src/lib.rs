@@ -29,3 +29,4 @@ pub mod stats;
 #[cfg(any(test, feature = "test-pki"))]
 pub mod test_pki;
 pub mod wire;
+pub mod workers;
