@@ -210,6 +210,11 @@ pub struct Settings {
     /// `set enforcesingleikesa`: a new IKE SA of a policy replaces the
     /// older ones with the same peer identity (deleted with the peer).
     pub enforce_single_ike_sa: bool,
+    /// This engine's place among the gateway's ikev2 workers
+    /// (`set workers`, iked_common::workers): the SPIs it picks name it,
+    /// and work one worker must do (a policy's initiations) is its own by
+    /// `WorkerSlot::owns_key`.
+    pub worker: iked_common::workers::WorkerSlot,
 }
 
 impl Default for Settings {
@@ -251,6 +256,7 @@ impl Default for Settings {
             // 512 messages of 64 KiB, thousands of real IKE_AUTHs at once.
             fragment_memory_cap: 32 * 1024 * 1024,
             enforce_single_ike_sa: false,
+            worker: iked_common::workers::WorkerSlot::SINGLE,
         }
     }
 }
